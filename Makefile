@@ -1,0 +1,116 @@
+# qsup: QEMU/KVM guest supervisor.  See README.md.
+#
+#   make            build libqmp.a, qsupd, qsupctl and the test programs
+#   make check      install missing Debian packages, build, run every test
+#   make asan       the same suite under ASan+UBSan (objects in build/asan)
+#   make run        the main job: boot the demo guest in the foreground
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# pkg-config runs inside recipes (recursive variables), so a fresh machine can
+# install the packages first and then build in a sub-make.
+
+BUILD    ?= build
+GUESTDIR ?= build/guest
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+SAN      ?=
+PKGS      = libuv jansson inih
+OPT      ?= -O2
+
+WARN      = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+ALL_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) $(SAN) -D_GNU_SOURCE -Iqmp -Isupervisor -Itests/lib \
+	$(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+QMP_SRC   = $(wildcard qmp/*.c)
+SV_MAINS  = supervisor/main.c supervisor/qsupctl.c
+SV_SRC    = $(filter-out $(SV_MAINS),$(wildcard supervisor/*.c))
+TLIB_SRC  = $(wildcard tests/lib/*.c)
+TEST_SRC  = $(wildcard tests/unit/test-*.c tests/integration/test-*.c)
+TOOL_SRC  = $(wildcard tests/tools/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBQMP  = $(BUILD)/libqmp.a
+LIBSV   = $(BUILD)/libsv.a
+LIBTEST = $(BUILD)/libtest.a
+PROGS   = $(if $(wildcard supervisor/main.c),$(BUILD)/qsupd) \
+          $(if $(wildcard supervisor/qsupctl.c),$(BUILD)/qsupctl)
+TESTS   = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+
+.PHONY: all tests check asan run install clean deps guest
+
+all: $(LIBQMP) $(PROGS) $(TOOLS)
+
+tests: all $(TESTS)
+
+deps:
+	@sh contrib/install-deps.sh
+
+guest:
+	@sh tests/guest/build.sh $(GUESTDIR)
+
+check:
+	@sh contrib/install-deps.sh
+	@$(MAKE) --no-print-directory tests guest
+	@sh tests/run.sh $(BUILD)
+
+asan:
+	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+run:
+	@sh contrib/install-deps.sh
+	@$(MAKE) --no-print-directory all guest
+	@sh contrib/run-demo.sh $(BUILD) $(GUESTDIR)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBQMP): $(call obj,$(QMP_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBSV): $(call obj,$(SV_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $(if $^,$^,)
+
+$(LIBTEST): $(call obj,$(TLIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $(if $^,$^,)
+
+$(BUILD)/qsupd: $(call obj,supervisor/main.c) $(LIBSV) $(LIBQMP)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/qsupctl: $(call obj,supervisor/qsupctl.c) $(LIBSV) $(LIBQMP)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/include/qsup $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 $(LIBQMP) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 qmp/qmp.h $(DESTDIR)$(PREFIX)/include/qsup/
+	$(if $(wildcard $(BUILD)/qsupd),install -m 0755 $(BUILD)/qsupd $(DESTDIR)$(PREFIX)/sbin/)
+	$(if $(wildcard $(BUILD)/qsupctl),install -m 0755 $(BUILD)/qsupctl $(DESTDIR)$(PREFIX)/bin/)
+	for m in $(wildcard man/*.5); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/; done
+	for m in $(wildcard man/*.8); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/; done
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

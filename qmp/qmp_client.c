@@ -1,0 +1,716 @@
+/*
+ * libqmp client: connection, negotiation, id-matched commands with deadlines,
+ * events, fd passing, and teardown. The byte-level work is in qmp_parse.c.
+ *
+ * Teardown is the delicate part. Whatever ends the connection (the caller,
+ * EOF, a protocol error, the negotiation deadline) goes through
+ * client_teardown(), which fails every pending command once, calls ready()
+ * if it is still owed, and closes the handles. The struct is freed only in
+ * the last handle's close callback, after closed(), so a callback that calls
+ * qmp_client_close() never pulls the client from under the code that called
+ * it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "qmp.h"
+#include "qmp_parse.h"
+
+#define READ_CHUNK 65536
+#define FD_RETRY_MS 5
+
+enum client_state {
+	ST_NEW,          /* not yet connected */
+	ST_CONNECTING,   /* uv_pipe_connect() under way */
+	ST_GREETING,     /* waiting for {"QMP": ...} */
+	ST_NEGOTIATING,  /* qmp_capabilities sent */
+	ST_READY,
+	ST_CLOSING,      /* handles closing; closed() not yet called */
+};
+
+/* A command sent (or queued) and waiting for its reply. */
+struct pending {
+	struct pending *next, *prev;
+	uint64_t id;
+	uint64_t deadline;      /* in uv_now() milliseconds */
+	qmp_reply_cb cb;
+	void *arg;
+};
+
+/* A line waiting to be written. Lines go out in order; one carrying an fd
+ * waits until the writes before it have left, then goes out by sendmsg(). */
+struct outmsg {
+	struct outmsg *next;
+	struct qmp_client *c;
+	uv_write_t req;
+	char *data;
+	size_t len;
+	int fd;                 /* -1: none */
+};
+
+struct qmp_client {
+	uv_loop_t *loop;
+	struct qmp_callbacks cb;
+	void *data;
+	enum client_state state;
+	int ready_called;
+	int close_status;
+	int debug;
+
+	uv_pipe_t pipe;
+	int pipe_open;          /* pipe initialized: needs closing */
+	uv_connect_t connect_req;
+	uv_timer_t timer;       /* the earliest deadline */
+	uv_timer_t fd_retry;    /* retry of a sendmsg() that met EAGAIN */
+	int handles;            /* handles not yet through their close cb */
+
+	struct qmp_framer framer;
+	char *rbuf;
+	json_t *greeting;
+	int version;
+
+	uint64_t next_id;
+	uint64_t nego_id;
+	uint64_t nego_deadline;
+	uint64_t timeout_ms;
+	struct pending *pending; /* oldest first */
+	struct pending *pending_tail;
+	size_t npending;
+
+	struct outmsg *outq, *outq_tail;
+	int writes_in_flight;
+};
+
+static void client_teardown(struct qmp_client *c, int status);
+static void timer_rearm(struct qmp_client *c);
+static void outq_flush(struct qmp_client *c);
+
+static void client_log(struct qmp_client *c, enum qmp_log_level lvl,
+                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void client_log(struct qmp_client *c, enum qmp_log_level lvl,
+                       const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->cb.log)
+		c->cb.log(c, lvl, msg);
+	else if (lvl >= QMP_LOG_WARN)
+		fprintf(stderr, "libqmp: %s\n", msg);
+}
+
+const char *qmp_strerror(int status)
+{
+	if (status == 0)
+		return "success";
+	if (status == QMP_EREPLY)
+		return "QEMU returned an error";
+	if (status == UV_ETIMEDOUT)
+		return "no reply from QEMU before the deadline";
+	if (status == UV_EOF)
+		return "QMP connection closed by QEMU";
+	if (status == UV_EPROTO)
+		return "QMP protocol error";
+	if (status == UV_ECANCELED)
+		return "QMP connection closed";
+	return uv_strerror(status);
+}
+
+/* ---- allocation and accessors ---- */
+
+struct qmp_client *qmp_client_new(uv_loop_t *loop, const struct qmp_callbacks *cb,
+                                  void *data)
+{
+	struct qmp_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->rbuf = malloc(READ_CHUNK);
+	if (!c->rbuf) {
+		free(c);
+		return NULL;
+	}
+	c->loop = loop;
+	c->cb = *cb;
+	c->data = data;
+	c->next_id = 1;
+	c->timeout_ms = QMP_DEFAULT_TIMEOUT_MS;
+	qmp_framer_init(&c->framer, QMP_DEFAULT_MAX_LINE);
+	uv_timer_init(loop, &c->timer);
+	uv_timer_init(loop, &c->fd_retry);
+	c->timer.data = c->fd_retry.data = c;
+	c->handles = 2;
+	return c;
+}
+
+void *qmp_client_data(const struct qmp_client *c) { return c->data; }
+json_t *qmp_client_greeting(const struct qmp_client *c) { return c->greeting; }
+int qmp_client_version(const struct qmp_client *c) { return c->version; }
+int qmp_client_is_ready(const struct qmp_client *c) { return c->state == ST_READY; }
+size_t qmp_client_pending(const struct qmp_client *c) { return c->npending; }
+void qmp_client_set_debug(struct qmp_client *c, int on) { c->debug = on; }
+
+void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line)
+{
+	if (timeout_ms)
+		c->timeout_ms = timeout_ms;
+	if (max_line)
+		c->framer.max_line = max_line;
+}
+
+/* ---- pending commands ---- */
+
+static void pending_unlink(struct qmp_client *c, struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		c->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		c->pending_tail = p->prev;
+	c->npending--;
+}
+
+static struct pending *pending_find(struct qmp_client *c, uint64_t id)
+{
+	for (struct pending *p = c->pending; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+/* Take p off the list, then call its callback and free it. */
+static void pending_finish(struct qmp_client *c, struct pending *p,
+                           const struct qmp_result *r)
+{
+	pending_unlink(c, p);
+	if (p->cb)
+		p->cb(c, r, p->arg);
+	free(p);
+}
+
+static void pending_fail(struct qmp_client *c, struct pending *p, int status)
+{
+	struct qmp_result r = { .status = status };
+	pending_finish(c, p, &r);
+}
+
+/* ---- deadlines ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	struct qmp_client *c = t->data;
+	uint64_t now = uv_now(c->loop);
+
+	if (c->state != ST_READY && c->state != ST_CLOSING && c->nego_deadline &&
+	    now >= c->nego_deadline) {
+		client_log(c, QMP_LOG_ERROR, "no QMP greeting and negotiation within %llu ms",
+		           (unsigned long long)c->timeout_ms);
+		client_teardown(c, UV_ETIMEDOUT);
+		return;
+	}
+	/* Rescan after each callback: it may execute commands or close. */
+	while (c->state == ST_READY) {
+		struct pending *p = c->pending;
+		while (p && p->deadline > now)
+			p = p->next;
+		if (!p)
+			break;
+		client_log(c, QMP_LOG_WARN, "command id %llu timed out",
+		           (unsigned long long)p->id);
+		pending_fail(c, p, UV_ETIMEDOUT);
+	}
+	timer_rearm(c);
+}
+
+static void timer_rearm(struct qmp_client *c)
+{
+	if (c->state == ST_CLOSING)
+		return;
+	uint64_t earliest = 0;
+	if (c->state != ST_READY && c->state != ST_NEW)
+		earliest = c->nego_deadline;
+	for (struct pending *p = c->pending; p; p = p->next)
+		if (!earliest || p->deadline < earliest)
+			earliest = p->deadline;
+	if (!earliest) {
+		uv_timer_stop(&c->timer);
+		return;
+	}
+	uint64_t now = uv_now(c->loop);
+	uv_timer_start(&c->timer, on_timer, earliest > now ? earliest - now : 0, 0);
+}
+
+/* ---- writing ---- */
+
+static void outmsg_free(struct outmsg *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->data);
+	free(m);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct outmsg *m = req->data;
+	struct qmp_client *c = m->c;
+	c->writes_in_flight--;
+	outmsg_free(m);
+	if (status < 0 && status != UV_ECANCELED && c->state != ST_CLOSING) {
+		client_log(c, QMP_LOG_ERROR, "write failed: %s", uv_strerror(status));
+		client_teardown(c, status);
+		return;
+	}
+	if (c->state != ST_CLOSING)
+		outq_flush(c);
+}
+
+static int write_plain(struct qmp_client *c, struct outmsg *m, size_t off)
+{
+	uv_buf_t buf = uv_buf_init(m->data + off, (unsigned)(m->len - off));
+	m->req.data = m;
+	int rc = uv_write(&m->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write);
+	if (rc == 0)
+		c->writes_in_flight++;
+	return rc;
+}
+
+static void on_fd_retry(uv_timer_t *t)
+{
+	outq_flush(t->data);
+}
+
+/* Send m's first bytes with its fd attached. Returns bytes sent, 0 to retry
+ * later, or a negative error. */
+static ssize_t send_with_fd(struct qmp_client *c, struct outmsg *m)
+{
+	uv_os_fd_t sock;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &sock) < 0)
+		return UV_EBADF;
+	char ctl[CMSG_SPACE(sizeof(int))];
+	memset(ctl, 0, sizeof(ctl));
+	struct iovec iov = { .iov_base = m->data, .iov_len = m->len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	                     .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+	return n;
+}
+
+/* Push queued lines out, in order, stopping at an fd-carrying line while
+ * earlier writes are still in flight. */
+static void outq_flush(struct qmp_client *c)
+{
+	struct outmsg *m;
+	while ((m = c->outq)) {
+		size_t off = 0;
+		if (m->fd >= 0) {
+			if (c->writes_in_flight > 0)
+				return;   /* on_write() calls us again */
+			ssize_t n = send_with_fd(c, m);
+			if (n == 0) {
+				uv_timer_start(&c->fd_retry, on_fd_retry, FD_RETRY_MS, 0);
+				return;
+			}
+			if (n < 0) {
+				client_log(c, QMP_LOG_ERROR, "sendmsg: %s", uv_strerror((int)n));
+				client_teardown(c, (int)n);
+				return;
+			}
+			off = (size_t)n;
+			close(m->fd);
+			m->fd = -1;
+		}
+		c->outq = m->next;
+		if (!c->outq)
+			c->outq_tail = NULL;
+		if (off == m->len) {
+			outmsg_free(m);
+			continue;
+		}
+		int rc = write_plain(c, m, off);
+		if (rc < 0) {
+			outmsg_free(m);
+			client_log(c, QMP_LOG_ERROR, "write: %s", uv_strerror(rc));
+			client_teardown(c, rc);
+			return;
+		}
+	}
+}
+
+/* Serialize {"execute": command, "arguments": args, "id": id} and queue it. */
+static int send_command(struct qmp_client *c, const char *command, json_t *args,
+                        uint64_t id, int fd)
+{
+	json_t *req = json_pack("{s:s, s:I}", "execute", command, "id", (json_int_t)id);
+	if (!req)
+		return UV_ENOMEM;
+	if (args && json_object_set(req, "arguments", args) < 0) {
+		json_decref(req);
+		return UV_ENOMEM;
+	}
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	struct outmsg *m = calloc(1, sizeof(*m));
+	if (!text || !m) {
+		free(text);
+		free(m);
+		return UV_ENOMEM;
+	}
+	size_t n = strlen(text);
+	m->data = realloc(text, n + 2);
+	if (!m->data) {
+		free(text);
+		free(m);
+		return UV_ENOMEM;
+	}
+	m->data[n] = '\n';
+	m->data[n + 1] = '\0';
+	m->len = n + 1;
+	m->c = c;
+	m->fd = -1;
+	if (fd >= 0 && (m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		int err = -errno;
+		outmsg_free(m);
+		return err;
+	}
+	if (c->debug)
+		client_log(c, QMP_LOG_DEBUG, "-> %.*s", (int)n, m->data);
+	if (c->outq_tail)
+		c->outq_tail->next = m;
+	else
+		c->outq = m;
+	c->outq_tail = m;
+	outq_flush(c);
+	return 0;
+}
+
+static int execute(struct qmp_client *c, const char *command, json_t *args, int fd,
+                   uint64_t timeout_ms, qmp_reply_cb cb, void *arg)
+{
+	if (c->state != ST_READY)
+		return UV_ENOTCONN;
+	if (!command || !*command || (args && !json_is_object(args)))
+		return UV_EINVAL;
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return UV_ENOMEM;
+	p->id = c->next_id++;
+	p->cb = cb;
+	p->arg = arg;
+	p->deadline = uv_now(c->loop) + (timeout_ms ? timeout_ms : c->timeout_ms);
+	int rc = send_command(c, command, args, p->id, fd);
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
+	/* A write error during the send tears the client down synchronously;
+	 * the command was never pending, so its callback must not run. */
+	if (c->state != ST_READY) {
+		free(p);
+		return UV_ENOTCONN;
+	}
+	p->prev = c->pending_tail;
+	if (c->pending_tail)
+		c->pending_tail->next = p;
+	else
+		c->pending = p;
+	c->pending_tail = p;
+	c->npending++;
+	timer_rearm(c);
+	return 0;
+}
+
+int qmp_client_execute(struct qmp_client *c, const char *command, json_t *args,
+                       uint64_t timeout_ms, qmp_reply_cb cb, void *arg)
+{
+	return execute(c, command, args, -1, timeout_ms, cb, arg);
+}
+
+int qmp_client_execute_fd(struct qmp_client *c, const char *command, json_t *args,
+                          int fd, uint64_t timeout_ms, qmp_reply_cb cb, void *arg)
+{
+	if (fd < 0)
+		return UV_EBADF;
+	return execute(c, command, args, fd, timeout_ms, cb, arg);
+}
+
+/* ---- reading and dispatch ---- */
+
+static void call_ready(struct qmp_client *c, int status)
+{
+	if (c->ready_called)
+		return;
+	c->ready_called = 1;
+	c->cb.ready(c, status);
+}
+
+static void parse_version(struct qmp_client *c)
+{
+	json_t *q = json_object_get(json_object_get(c->greeting, "version"), "qemu");
+	c->version = (int)(json_integer_value(json_object_get(q, "major")) * 10000 +
+	                   json_integer_value(json_object_get(q, "minor")) * 100 +
+	                   json_integer_value(json_object_get(q, "micro")));
+}
+
+static void handle_greeting(struct qmp_client *c, json_t *msg)
+{
+	c->greeting = json_incref(json_object_get(msg, "QMP"));
+	parse_version(c);
+	c->nego_id = c->next_id++;
+	c->state = ST_NEGOTIATING;
+	int rc = send_command(c, "qmp_capabilities", NULL, c->nego_id, -1);
+	if (rc < 0 && c->state != ST_CLOSING)
+		client_teardown(c, rc);
+}
+
+static void handle_event(struct qmp_client *c, json_t *msg)
+{
+	if (!c->cb.event)
+		return;
+	json_t *ts = json_object_get(msg, "timestamp");
+	struct qmp_timestamp t = {
+		.seconds = json_integer_value(json_object_get(ts, "seconds")),
+		.microseconds = json_integer_value(json_object_get(ts, "microseconds")),
+	};
+	json_t *data = json_object_get(msg, "data");
+	c->cb.event(c, json_string_value(json_object_get(msg, "event")), data, &t);
+}
+
+static void handle_reply(struct qmp_client *c, json_t *msg, enum qmp_msg_kind kind)
+{
+	json_t *idv = json_object_get(msg, "id");
+	uint64_t id = json_is_integer(idv) ? (uint64_t)json_integer_value(idv) : 0;
+
+	if (c->state == ST_NEGOTIATING && id == c->nego_id) {
+		if (kind == QMP_MSG_ERROR) {
+			client_log(c, QMP_LOG_ERROR, "qmp_capabilities refused: %s",
+			           json_string_value(json_object_get(json_object_get(msg, "error"), "desc")));
+			client_teardown(c, UV_EPROTO);
+			return;
+		}
+		c->state = ST_READY;
+		timer_rearm(c);
+		call_ready(c, 0);
+		return;
+	}
+	struct pending *p = id ? pending_find(c, id) : NULL;
+	if (!p) {
+		char *s = json_dumps(idv ? idv : json_null(), JSON_ENCODE_ANY);
+		client_log(c, QMP_LOG_WARN, "dropping a reply with unknown id %s "
+		           "(late reply to a timed-out command, or not ours)", s ? s : "?");
+		free(s);
+		return;
+	}
+	struct qmp_result r = { .status = 0 };
+	if (kind == QMP_MSG_RETURN) {
+		r.ret = json_object_get(msg, "return");
+	} else {
+		json_t *e = json_object_get(msg, "error");
+		r.status = QMP_EREPLY;
+		r.err_class = json_string_value(json_object_get(e, "class"));
+		r.err_desc = json_string_value(json_object_get(e, "desc"));
+	}
+	pending_finish(c, p, &r);
+	timer_rearm(c);
+}
+
+/* One message from the stream. Returns non-zero to stop the feed once the
+ * client is closing, so nothing is dispatched after teardown. */
+static int on_message(json_t *msg, void *arg)
+{
+	struct qmp_client *c = arg;
+	enum qmp_msg_kind kind = qmp_msg_kind(msg);
+
+	if (c->debug) {
+		char *s = json_dumps(msg, JSON_COMPACT);
+		client_log(c, QMP_LOG_DEBUG, "<- %s", s ? s : "?");
+		free(s);
+	}
+	if (c->state == ST_GREETING) {
+		if (kind != QMP_MSG_GREETING) {
+			client_log(c, QMP_LOG_ERROR, "peer did not start with a QMP greeting");
+			client_teardown(c, UV_EPROTO);
+		} else {
+			handle_greeting(c, msg);
+		}
+	} else if (kind == QMP_MSG_EVENT) {
+		handle_event(c, msg);
+	} else if (kind == QMP_MSG_RETURN || kind == QMP_MSG_ERROR) {
+		handle_reply(c, msg, kind);
+	} else {
+		client_log(c, QMP_LOG_WARN, "ignoring a message that is neither a reply "
+		           "nor an event");
+	}
+	return c->state == ST_CLOSING;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct qmp_client *c = h->data;
+	(void)suggested;
+	*buf = uv_buf_init(c->rbuf, READ_CHUNK);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct qmp_client *c = s->data;
+	if (c->state == ST_CLOSING)
+		return;
+	if (nread < 0) {
+		/* QEMU reads its monitor input a byte at a time and stops reading
+		 * once it runs a command; when that command is quit, the newline
+		 * after it is still unread as QEMU exits, and the kernel reports a
+		 * reset. That is a hang-up like any other. */
+		if (nread == UV_ECONNRESET)
+			nread = UV_EOF;
+		if (nread != UV_EOF)
+			client_log(c, QMP_LOG_ERROR, "read: %s", uv_strerror((int)nread));
+		client_teardown(c, (int)nread);
+		return;
+	}
+	int rc = qmp_framer_feed(&c->framer, buf->base, (size_t)nread, on_message, c);
+	if (rc < 0) {
+		client_log(c, QMP_LOG_ERROR, rc == -EMSGSIZE
+		           ? "a QMP line exceeds %zu bytes; disconnecting"
+		           : "malformed JSON from QMP peer (limit %zu); disconnecting",
+		           c->framer.max_line);
+		client_teardown(c, UV_EPROTO);
+	}
+}
+
+/* ---- connecting ---- */
+
+static int start_reading(struct qmp_client *c)
+{
+	c->state = ST_GREETING;
+	int rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	if (rc < 0)
+		client_teardown(c, rc);
+	return 0;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct qmp_client *c = req->data;
+	if (c->state == ST_CLOSING)
+		return;
+	if (status < 0) {
+		client_log(c, QMP_LOG_INFO, "connect: %s", uv_strerror(status));
+		client_teardown(c, status);
+		return;
+	}
+	start_reading(c);
+}
+
+static void begin(struct qmp_client *c)
+{
+	c->nego_deadline = uv_now(c->loop) + c->timeout_ms;
+	timer_rearm(c);
+}
+
+int qmp_client_connect(struct qmp_client *c, const char *path)
+{
+	if (c->state != ST_NEW || !path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return UV_EINVAL;
+	int rc = uv_pipe_init(c->loop, &c->pipe, 0);
+	if (rc < 0)
+		return rc;
+	c->pipe.data = c;
+	c->pipe_open = 1;
+	c->handles++;
+	c->state = ST_CONNECTING;
+	c->connect_req.data = c;
+	uv_pipe_connect(&c->connect_req, &c->pipe, path, on_connect);
+	begin(c);
+	return 0;
+}
+
+int qmp_client_adopt(struct qmp_client *c, int fd)
+{
+	if (c->state != ST_NEW || fd < 0)
+		return UV_EINVAL;
+	int rc = uv_pipe_init(c->loop, &c->pipe, 0);
+	if (rc < 0)
+		return rc;
+	c->pipe.data = c;
+	c->pipe_open = 1;
+	c->handles++;
+	rc = uv_pipe_open(&c->pipe, fd);
+	if (rc < 0)
+		return rc;   /* the handle never took fd; close() releases it */
+	start_reading(c);
+	if (c->state == ST_GREETING)
+		begin(c);
+	return 0;
+}
+
+/* ---- teardown ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct qmp_client *c = h->data;
+	if (--c->handles > 0)
+		return;
+	if (c->cb.closed)
+		c->cb.closed(c, c->close_status);
+	qmp_framer_free(&c->framer);
+	json_decref(c->greeting);
+	free(c->rbuf);
+	free(c);
+}
+
+static void client_teardown(struct qmp_client *c, int status)
+{
+	if (c->state == ST_CLOSING)
+		return;
+	int was_new = c->state == ST_NEW;
+	c->state = ST_CLOSING;
+	c->close_status = status;
+	int fail = status == 0 ? UV_ECANCELED : status;
+
+	if (c->pipe_open)
+		uv_read_stop((uv_stream_t *)&c->pipe);
+	uv_timer_stop(&c->timer);
+	uv_timer_stop(&c->fd_retry);
+	while (c->pending)
+		pending_fail(c, c->pending, fail);
+	if (!was_new)
+		call_ready(c, fail);
+	while (c->outq) {
+		struct outmsg *m = c->outq;
+		c->outq = m->next;
+		outmsg_free(m);
+	}
+	c->outq_tail = NULL;
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->fd_retry, on_handle_closed);
+	if (c->pipe_open)
+		uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+}
+
+void qmp_client_close(struct qmp_client *c)
+{
+	if (c)
+		client_teardown(c, 0);
+}

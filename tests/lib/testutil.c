@@ -1,0 +1,350 @@
+/* Test helpers: see testutil.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static void on_deadline(uv_timer_t *t)
+{
+	*(int *)t->data = 1;
+}
+
+int t_run_until(uv_loop_t *loop, int (*done)(void *), void *arg, uint64_t ms)
+{
+	int expired = 0;
+	uv_timer_t timer;
+	uv_timer_init(loop, &timer);
+	timer.data = &expired;
+	/* Repeat after expiry: a timer that fires before the poll phase would
+	 * otherwise leave UV_RUN_ONCE blocked with no timeout. */
+	uv_timer_start(&timer, on_deadline, ms, 10);
+	while (!done(arg) && !expired)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return done(arg) ? 0 : -1;
+}
+
+static int flag_set(void *arg)
+{
+	return *(const int *)arg != 0;
+}
+
+int t_run_until_flag(uv_loop_t *loop, const int *flag, uint64_t ms)
+{
+	return t_run_until(loop, flag_set, (void *)flag, ms);
+}
+
+static int never(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+void t_run_for(uv_loop_t *loop, uint64_t ms)
+{
+	t_run_until(loop, never, NULL, ms);
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int t_loop_finish(uv_loop_t *loop)
+{
+	uv_walk(loop, close_any, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	return uv_loop_close(loop);
+}
+
+char *t_mkdtemp(const char *prefix)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path;
+	if (asprintf(&path, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix) < 0)
+		return NULL;
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	remove(p);
+	return 0;
+}
+
+void t_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *t_srcdir(void)
+{
+	const char *s = getenv("QSUP_SRCDIR");
+	return s && *s ? s : ".";
+}
+
+const char *t_guestdir(void)
+{
+	const char *s = getenv("QSUP_GUESTDIR");
+	return s && *s ? s : "build/guest";
+}
+
+const char *t_accel(void)
+{
+	static const char *accel;
+	if (accel)
+		return accel;
+	accel = "tcg";
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		int vm = ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION
+		         ? ioctl(fd, KVM_CREATE_VM, 0) : -1;
+		if (vm >= 0) {
+			accel = "kvm";
+			close(vm);
+		}
+		close(fd);
+	}
+	printf("# using %s (%s)\n", accel, strcmp(accel, "kvm") == 0
+	       ? "/dev/kvm can create a VM" : "/dev/kvm is missing or unusable");
+	fflush(stdout);
+	return accel;
+}
+
+/* ---- QEMU ---- */
+
+static void on_qemu_exit(uv_process_t *p, int64_t status, int sig)
+{
+	struct t_qemu *q = p->data;
+	q->exited = 1;
+	q->exit_status = status;
+	q->term_signal = sig;
+}
+
+int t_qemu_spawn(uv_loop_t *loop, struct t_qemu *q, const char *const *extra)
+{
+	memset(q, 0, sizeof(*q));
+	q->dir = t_mkdtemp("qsup-test");
+	if (!q->dir)
+		return UV_EIO;
+	snprintf(q->qmp_path, sizeof(q->qmp_path), "%s/qmp.sock", q->dir);
+	snprintf(q->serial_path, sizeof(q->serial_path), "%s/serial.sock", q->dir);
+	char qmp_opt[300], serial_opt[300], log[300];
+	snprintf(qmp_opt, sizeof(qmp_opt), "unix:%s,server=on,wait=off", q->qmp_path);
+	snprintf(serial_opt, sizeof(serial_opt), "unix:%s,server=on,wait=off", q->serial_path);
+	snprintf(log, sizeof(log), "%s/stderr.log", q->dir);
+
+	const char *args[64] = {
+		"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
+		"-qmp", qmp_opt, "-serial", serial_opt,
+	};
+	size_t n = 9;
+	for (size_t i = 0; extra && extra[i] && n < 63; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+
+	int errfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	uv_stdio_container_t stdio[3] = {
+		{ .flags = UV_IGNORE }, { .flags = UV_IGNORE },
+		{ .flags = UV_INHERIT_FD, .data.fd = errfd },
+	};
+	uv_process_options_t o = {
+		.exit_cb = on_qemu_exit, .file = args[0], .args = (char **)args,
+		.stdio = stdio, .stdio_count = 3,
+	};
+	q->proc.data = q;
+	int rc = uv_spawn(loop, &q->proc, &o);
+	close(errfd);
+	if (rc < 0) {
+		uv_close((uv_handle_t *)&q->proc, NULL);
+		return rc;
+	}
+	q->spawned = 1;
+	return 0;
+}
+
+int t_qemu_reap(uv_loop_t *loop, struct t_qemu *q, uint64_t ms)
+{
+	int by_itself = 0;
+	if (q->spawned) {
+		by_itself = t_run_until_flag(loop, &q->exited, ms) == 0;
+		if (!q->exited) {
+			uv_process_kill(&q->proc, SIGKILL);
+			t_run_until_flag(loop, &q->exited, 5000);
+		}
+		uv_close((uv_handle_t *)&q->proc, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		q->spawned = 0;
+	}
+	t_rmtree(q->dir);
+	free(q->dir);
+	q->dir = NULL;
+	return by_itself ? 0 : -1;
+}
+
+const char *t_qemu_stderr(struct t_qemu *q)
+{
+	static char buf[2048];
+	char path[300];
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/stderr.log", q->dir ? q->dir : "/nonexistent");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return buf;
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* ---- synchronous QMP ---- */
+
+static void tq_ready(struct qmp_client *c, int status)
+{
+	struct t_qmp *t = qmp_client_data(c);
+	t->ready = 1;
+	t->ready_status = status;
+}
+
+static void tq_event(struct qmp_client *c, const char *name, json_t *data,
+                     const struct qmp_timestamp *ts)
+{
+	struct t_qmp *t = qmp_client_data(c);
+	(void)ts;
+	json_array_append_new(t->events, json_pack("{s:s, s:O?}", "event", name,
+	                                           "data", data));
+}
+
+static void tq_closed(struct qmp_client *c, int status)
+{
+	struct t_qmp *t = qmp_client_data(c);
+	t->closed = 1;
+	t->closed_status = status;
+	t->c = NULL;
+}
+
+static const struct qmp_callbacks tq_callbacks = {
+	.ready = tq_ready, .event = tq_event, .closed = tq_closed,
+};
+
+int t_qmp_open(uv_loop_t *loop, struct t_qmp *t, const char *path, uint64_t ms)
+{
+	uint64_t end = uv_now(loop) + ms;
+	memset(t, 0, sizeof(*t));
+	t->loop = loop;
+	t->events = json_array();
+	for (;;) {
+		t->ready = t->closed = 0;
+		t->c = qmp_client_new(loop, &tq_callbacks, t);
+		int rc = qmp_client_connect(t->c, path);
+		if (rc < 0) {
+			qmp_client_close(t->c);
+			t_run_until_flag(loop, &t->closed, 1000);
+			return rc;
+		}
+		t_run_until_flag(loop, &t->ready, end - uv_now(loop) + 1);
+		if (t->ready && t->ready_status == 0)
+			return 0;
+		t_run_until_flag(loop, &t->closed, 1000);
+		rc = t->ready ? t->ready_status : UV_ETIMEDOUT;
+		uv_update_time(loop);
+		if ((rc != UV_ENOENT && rc != UV_ECONNREFUSED) || uv_now(loop) >= end)
+			return rc;
+		t_run_for(loop, 20);
+	}
+}
+
+struct exec_wait {
+	int done, status;
+	json_t *val;
+};
+
+static void tq_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct exec_wait *w = arg;
+	(void)c;
+	w->done = 1;
+	w->status = r->status;
+	if (r->status == 0)
+		w->val = json_incref(r->ret);
+	else if (r->status == QMP_EREPLY)
+		w->val = json_pack("{s:s, s:s}", "class", r->err_class, "desc", r->err_desc);
+}
+
+int t_qmp_exec(struct t_qmp *t, const char *cmd, json_t *args, json_t **ret)
+{
+	struct exec_wait w = { 0 };
+	if (!t->c)
+		return UV_ENOTCONN;
+	int rc = qmp_client_execute(t->c, cmd, args, 0, tq_reply, &w);
+	if (rc < 0)
+		return rc;
+	t_run_until_flag(t->loop, &w.done, QMP_DEFAULT_TIMEOUT_MS + 5000);
+	if (ret)
+		*ret = w.val;
+	else
+		json_decref(w.val);
+	return w.status;
+}
+
+struct event_wait {
+	struct t_qmp *t;
+	const char *name;
+	size_t *from;
+	json_t *found;
+};
+
+static int event_arrived(void *arg)
+{
+	struct event_wait *w = arg;
+	if (w->found)
+		return 1;
+	size_t n = json_array_size(w->t->events);
+	for (size_t i = *w->from; i < n; i++) {
+		json_t *e = json_array_get(w->t->events, i);
+		if (strcmp(json_string_value(json_object_get(e, "event")), w->name) == 0) {
+			*w->from = i + 1;
+			w->found = e;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+json_t *t_qmp_wait_event(struct t_qmp *t, const char *name, size_t *from, uint64_t ms)
+{
+	struct event_wait w = { t, name, from, NULL };
+	t_run_until(t->loop, event_arrived, &w, ms);
+	if (!w.found)
+		return NULL;
+	json_t *data = json_object_get(w.found, "data");
+	return data ? data : json_null();
+}
+
+void t_qmp_close(struct t_qmp *t)
+{
+	if (t->c) {
+		qmp_client_close(t->c);
+		t_run_until_flag(t->loop, &t->closed, 5000);
+	}
+	json_decref(t->events);
+	t->events = NULL;
+}

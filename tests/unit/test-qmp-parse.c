@@ -1,0 +1,172 @@
+/* The pure QMP framing and classification layer (qmp/qmp_parse.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "qmp_parse.h"
+
+struct sink {
+	json_t *msgs;
+	int stop_after;   /* 0: never stop */
+};
+
+static int collect(json_t *msg, void *arg)
+{
+	struct sink *s = arg;
+	json_array_append(s->msgs, msg);
+	if (s->stop_after && (int)json_array_size(s->msgs) == s->stop_after)
+		return 7;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+	s->msgs = json_array();
+	*state = s;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct sink *s = *state;
+	json_decref(s->msgs);
+	free(s);
+	return 0;
+}
+
+static int feed(struct qmp_framer *f, struct sink *s, const char *text)
+{
+	return qmp_framer_feed(f, text, strlen(text), collect, s);
+}
+
+static void test_one_line(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	qmp_framer_init(&f, 1024);
+	assert_int_equal(feed(&f, s, "{\"return\": {}, \"id\": 1}\r\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(s->msgs, 0), "id")), 1);
+	qmp_framer_free(&f);
+}
+
+static void test_byte_at_a_time(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	const char *text = "{\"event\": \"STOP\"}\n{\"event\": \"RESUME\"}\n";
+	qmp_framer_init(&f, 1024);
+	for (size_t i = 0; text[i]; i++)
+		assert_int_equal(qmp_framer_feed(&f, &text[i], 1, collect, s), 0);
+	assert_int_equal(json_array_size(s->msgs), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(s->msgs, 1), "event")), "RESUME");
+	qmp_framer_free(&f);
+}
+
+static void test_many_in_one_chunk_and_a_tail(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	qmp_framer_init(&f, 1024);
+	assert_int_equal(feed(&f, s, "{\"a\":1}\n\n  \r\n{\"a\":2}\n{\"a\""), 0);
+	assert_int_equal(json_array_size(s->msgs), 2);   /* blank lines skipped */
+	assert_int_equal(feed(&f, s, ":3}\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(s->msgs, 2), "a")), 3);
+	qmp_framer_free(&f);
+}
+
+static void test_cap_boundary(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	char line[64];
+	/* {"x":"aaaa..."} of exactly 32 bytes */
+	memset(line, 0, sizeof(line));
+	strcpy(line, "{\"x\":\"");
+	memset(line + 6, 'a', 32 - 8);
+	strcpy(line + 30, "\"}");
+	assert_int_equal(strlen(line), 32);
+	qmp_framer_init(&f, 32);
+	assert_int_equal(feed(&f, s, line), 0);            /* buffered */
+	assert_int_equal(feed(&f, s, "\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 1);
+	line[31] = 'a';
+	strcpy(line + 32, "\"}");                          /* 33 bytes now */
+	assert_int_equal(feed(&f, s, line), -EMSGSIZE);
+	assert_int_equal(feed(&f, s, "{}\n"), -EMSGSIZE);  /* sticky */
+	qmp_framer_free(&f);
+
+	qmp_framer_init(&f, 32);                           /* whole line in one chunk */
+	strcat(line, "\n");
+	assert_int_equal(feed(&f, s, line), -EMSGSIZE);
+	qmp_framer_free(&f);
+}
+
+static void test_malformed(void **state)
+{
+	struct sink *s = *state;
+	const char *bad[] = { "{\"a\":\n", "[1,2]\n", "\"str\"\n", "{\"a\":1,\"a\":2}\n",
+	                      "{\"a\":1} trailing\n", "\x01\x02\n", "{\"a\":\"\\ud800\"}\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct qmp_framer f;
+		qmp_framer_init(&f, 1024);
+		assert_int_equal(feed(&f, s, bad[i]), -EBADMSG);
+		qmp_framer_free(&f);
+	}
+	assert_int_equal(json_array_size(s->msgs), 0);
+}
+
+static void test_stop_from_callback(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	s->stop_after = 1;
+	qmp_framer_init(&f, 1024);
+	assert_int_equal(feed(&f, s, "{\"a\":1}\n{\"a\":2}\n"), 7);
+	assert_int_equal(json_array_size(s->msgs), 1);
+	qmp_framer_free(&f);
+}
+
+static void test_classify(void **state)
+{
+	(void)state;
+	struct { const char *json; enum qmp_msg_kind kind; } cases[] = {
+		{ "{\"QMP\": {\"version\": {}, \"capabilities\": []}}", QMP_MSG_GREETING },
+		{ "{\"QMP\": 1}", QMP_MSG_INVALID },
+		{ "{\"return\": {}, \"id\": 1}", QMP_MSG_RETURN },
+		{ "{\"return\": [], \"id\": 1}", QMP_MSG_RETURN },
+		{ "{\"error\": {\"class\": \"GenericError\", \"desc\": \"x\"}}", QMP_MSG_ERROR },
+		{ "{\"error\": {\"class\": 1, \"desc\": \"x\"}}", QMP_MSG_INVALID },
+		{ "{\"error\": \"x\"}", QMP_MSG_INVALID },
+		{ "{\"event\": \"STOP\", \"timestamp\": {}}", QMP_MSG_EVENT },
+		{ "{\"event\": 5}", QMP_MSG_INVALID },
+		{ "{}", QMP_MSG_INVALID },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = json_loads(cases[i].json, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(qmp_msg_kind(j), cases[i].kind);
+		json_decref(j);
+	}
+	assert_int_equal(qmp_msg_kind(NULL), QMP_MSG_INVALID);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_one_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_byte_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_in_one_chunk_and_a_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cap_boundary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_from_callback, setup, teardown),
+		cmocka_unit_test(test_classify),
+	};
+	return cmocka_run_group_tests_name("qmp-parse", tests, NULL, NULL);
+}
