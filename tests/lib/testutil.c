@@ -348,3 +348,134 @@ void t_qmp_close(struct t_qmp *t)
 	json_decref(t->events);
 	t->events = NULL;
 }
+
+/* ---- serial console ---- */
+
+static void ser_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+	static char mem[65536];
+	(void)h;
+	(void)size;
+	*buf = uv_buf_init(mem, sizeof(mem));
+}
+
+static void ser_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct t_serial *s = st->data;
+	if (n < 0) {
+		s->eof = 1;
+		uv_read_stop(st);
+		return;
+	}
+	s->buf = realloc(s->buf, s->len + (size_t)n + 1);
+	memcpy(s->buf + s->len, buf->base, (size_t)n);
+	s->len += (size_t)n;
+	s->buf[s->len] = '\0';
+	if (getenv("QSUP_TEST_VERBOSE"))
+		fwrite(buf->base, 1, (size_t)n, stderr);
+}
+
+struct ser_conn { struct t_serial *s; int done, status; };
+
+static void ser_connected(uv_connect_t *req, int status)
+{
+	struct ser_conn *w = req->data;
+	w->done = 1;
+	w->status = status;
+}
+
+int t_serial_open(uv_loop_t *loop, struct t_serial *s, const char *path, uint64_t ms)
+{
+	uint64_t end = uv_now(loop) + ms;
+	memset(s, 0, sizeof(*s));
+	s->loop = loop;
+	for (;;) {
+		struct ser_conn w = { s, 0, 0 };
+		uv_connect_t req;
+		req.data = &w;
+		uv_pipe_init(loop, &s->pipe, 0);
+		s->pipe.data = s;
+		uv_pipe_connect(&req, &s->pipe, path, ser_connected);
+		t_run_until_flag(loop, &w.done, 5000);
+		if (w.status == 0) {
+			s->open = s->connected = 1;
+			return uv_read_start((uv_stream_t *)&s->pipe, ser_alloc, ser_read);
+		}
+		uv_close((uv_handle_t *)&s->pipe, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		uv_update_time(loop);
+		if (uv_now(loop) >= end)
+			return w.status;
+		t_run_for(loop, 20);
+	}
+}
+
+struct ser_wait { struct t_serial *s; const char *text; size_t *from; int found; };
+
+static int ser_found(void *arg)
+{
+	struct ser_wait *w = arg;
+	if (w->found || !w->s->buf || *w->from > w->s->len)
+		return w->found;
+	char *p = strstr(w->s->buf + *w->from, w->text);
+	if (p) {
+		*w->from = (size_t)(p - w->s->buf) + strlen(w->text);
+		w->found = 1;
+	}
+	return w->found;
+}
+
+int t_serial_wait(struct t_serial *s, const char *text, size_t *from, uint64_t ms)
+{
+	struct ser_wait w = { s, text, from, 0 };
+	return t_run_until(s->loop, ser_found, &w, ms);
+}
+
+static void ser_written(uv_write_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+int t_serial_write(struct t_serial *s, const char *line)
+{
+	size_t n = strlen(line);
+	uv_write_t *req = malloc(sizeof(*req) + n + 1);
+	char *data = (char *)(req + 1);
+	memcpy(data, line, n);
+	data[n] = '\n';
+	uv_buf_t buf = uv_buf_init(data, (unsigned)n + 1);
+	int rc = uv_write(req, (uv_stream_t *)&s->pipe, &buf, 1, ser_written);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+void t_serial_close(struct t_serial *s)
+{
+	if (s->open) {
+		uv_close((uv_handle_t *)&s->pipe, NULL);
+		uv_run(s->loop, UV_RUN_NOWAIT);
+		s->open = 0;
+	}
+	free(s->buf);
+	s->buf = NULL;
+}
+
+const char *t_read_line(const char *path)
+{
+	static char buf[4096];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+double t_now(void)
+{
+	return (double)uv_hrtime() / 1e9;
+}

@@ -87,4 +87,33 @@ json_t *t_qmp_wait_event(struct t_qmp *t, const char *name, size_t *from, uint64
 /* Close the client and wait for closed(). */
 void t_qmp_close(struct t_qmp *t);
 
+/* A QEMU serial console read from its unix socket; output accumulates. */
+struct t_serial {
+	uv_loop_t *loop;
+	uv_pipe_t pipe;
+	int open, connected, eof;
+	char *buf;
+	size_t len;
+};
+
+/* Connect to the serial socket at path (retrying while it does not exist),
+ * within ms. Returns 0 or a negative error. */
+int t_serial_open(uv_loop_t *loop, struct t_serial *s, const char *path, uint64_t ms);
+
+/* Wait until text appears in the output after offset *from (moved past the
+ * match). Returns 0, or -1 on timeout. */
+int t_serial_wait(struct t_serial *s, const char *text, size_t *from, uint64_t ms);
+
+/* Write a line to the console (a newline is appended). */
+int t_serial_write(struct t_serial *s, const char *line);
+
+void t_serial_close(struct t_serial *s);
+
+/* Read a small text file into a static buffer, without a trailing newline;
+ * NULL if it cannot be read. */
+const char *t_read_line(const char *path);
+
+/* Seconds since an arbitrary start, as a double, for printed figures. */
+double t_now(void);
+
 #endif

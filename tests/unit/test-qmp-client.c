@@ -443,9 +443,12 @@ static void test_fd_passing(void **state)
 	assert_int_equal(read(p[0], buf, sizeof(buf)), 2);
 	assert_memory_equal(buf, "hi", 2);
 	fake_qmp_return(&x->f, nth_cmd(x, "getfd", 0), "{}");
-	assert_int_equal(t_run_until_flag(&x->loop, &r.calls, 2000), 0);
+	fake_qmp_return(&x->f, nth_cmd(x, "query-status", 0), "{}");
+	assert_int_equal(t_run_until_flag(&x->loop, &r0.calls, 2000), 0);
+	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.status, 0);
 	json_decref(r.val);
+	json_decref(r0.val);
 	close(p[0]);
 	assert_int_equal(qmp_client_execute_fd(x->c, "getfd", NULL, -1, 0, on_reply, &r), UV_EBADF);
 }
