@@ -107,6 +107,7 @@ install: all
 	install -m 0644 qmp/qmp.h $(DESTDIR)$(PREFIX)/include/qsup/
 	$(if $(wildcard $(BUILD)/qsupd),install -m 0755 $(BUILD)/qsupd $(DESTDIR)$(PREFIX)/sbin/)
 	$(if $(wildcard $(BUILD)/qsupctl),install -m 0755 $(BUILD)/qsupctl $(DESTDIR)$(PREFIX)/bin/)
+	for m in $(wildcard man/*.3); do install -d $(DESTDIR)$(PREFIX)/share/man/man3; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man3/; done
 	for m in $(wildcard man/*.5); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/; done
 	for m in $(wildcard man/*.8); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/; done
 

@@ -1,5 +1,6 @@
 #!/bin/sh
-# run.sh BUILD: run every test program under BUILD/tests, each in its own
+# run.sh BUILD: run every test program under BUILD/tests and every
+# tests/scripts/test-*.sh, each in its own
 # process with a time limit, and print one summary line:
 #   N passed, N failed[, N skipped]
 # Test programs are cmocka binaries; they report in TAP (one "ok"/"not ok"
@@ -23,7 +24,30 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 LIMIT=${QSUP_TEST_TIMEOUT:-300}
 
 pass=0; fail=0; skip=0; failed_list=""
-for t in $(find "$BUILD/tests" -type f -perm -u+x 2>/dev/null | sort); do
+# cmocka programs, then shell tests (tests/scripts/test-*.sh: one test each,
+# passing when they exit 0, skipped when they exit 77).
+for t in $(find "$BUILD/tests" -type f -perm -u+x 2>/dev/null | sort) \
+	 $(ls tests/scripts/test-*.sh 2>/dev/null); do
+	case $t in
+	*.sh)
+		name=$t
+		log=$LOGDIR/$(echo "$name" | tr / _).log
+		start=$(date +%s)
+		timeout -k 10 "$LIMIT" sh "$t" >"$log" 2>&1
+		rc=$?
+		dur=$(( $(date +%s) - start ))
+		status=ok
+		case $rc in
+		0) pass=$((pass + 1)) ;;
+		77) skip=$((skip + 1)); status=SKIP ;;
+		*) fail=$((fail + 1)); status=FAIL; failed_list="$failed_list $name" ;;
+		esac
+		printf '%-40s %4s  (%ss)\n' "$name" "$status" "$dur"
+		if [ "$status" != ok ]; then
+			tail -n 40 "$log" | sed 's/^/    | /'
+		fi
+		continue ;;
+	esac
 	name=${t#"$BUILD"/tests/}
 	log=$LOGDIR/$(echo "$name" | tr / _).log
 	start=$(date +%s)

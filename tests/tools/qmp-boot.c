@@ -8,7 +8,8 @@
  * define, sends cont, copies the serial console to stdout and prints QMP
  * events. SIGINT or SIGTERM asks the guest to power off (system_powerdown);
  * a second signal, or 30 s without a shutdown, sends quit. The exit status is
- * QEMU's.
+ * QEMU's. QEMU runs in its own session, so a terminal's Ctrl-C reaches
+ * only us.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 struct boot {
 	uv_loop_t *loop;
 	uv_process_t proc;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t retry, grace;
 	uv_pipe_t serial;
 	struct qmp_client *qmp;
@@ -167,6 +168,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 	        sig ? sig : (int)status);
 	uv_close((uv_handle_t *)&b->sigint, NULL);
 	uv_close((uv_handle_t *)&b->sigterm, NULL);
+	uv_close((uv_handle_t *)&b->sighup, NULL);
 	uv_close((uv_handle_t *)&b->retry, NULL);
 	uv_close((uv_handle_t *)&b->grace, NULL);
 	uv_close((uv_handle_t *)p, NULL);
@@ -191,8 +193,10 @@ int main(int argc, char **argv)
 	uv_process_options_t o = {
 		.exit_cb = on_exit_cb, .file = argv[4], .args = &argv[4],
 		.stdio = stdio, .stdio_count = 3,
+		/* Its own session: Ctrl-C reaches us, and we power off cleanly. */
+		.flags = UV_PROCESS_DETACHED,
 	};
-	b.proc.data = b.sigint.data = b.sigterm.data = b.retry.data = b.grace.data = &b;
+	b.proc.data = b.sigint.data = b.sigterm.data = b.sighup.data = b.retry.data = b.grace.data = &b;
 	int rc = uv_spawn(b.loop, &b.proc, &o);
 	if (rc < 0) {
 		fprintf(stderr, "qmp-boot: %s: %s\n", argv[4], uv_strerror(rc));
@@ -202,6 +206,8 @@ int main(int argc, char **argv)
 	uv_signal_init(b.loop, &b.sigterm);
 	uv_signal_start(&b.sigint, on_signal, SIGINT);
 	uv_signal_start(&b.sigterm, on_signal, SIGTERM);
+	uv_signal_init(b.loop, &b.sighup);
+	uv_signal_start(&b.sighup, on_signal, SIGHUP);
 	uv_timer_init(b.loop, &b.retry);
 	uv_timer_init(b.loop, &b.grace);
 	connect_qmp(&b);
