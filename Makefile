@@ -43,7 +43,7 @@ PROGS   = $(if $(wildcard supervisor/main.c),$(BUILD)/qsupd) \
 TESTS   = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
-.PHONY: all tests check asan run install clean deps guest
+.PHONY: all tests check asan run install clean deps guest fuzz
 
 all: $(LIBQMP) $(PROGS) $(TOOLS)
 
@@ -63,6 +63,23 @@ check:
 asan:
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+# libFuzzer harnesses (clang). Each runs FUZZ_SECONDS on its corpus; new
+# interesting inputs land in build/fuzz/corpus-NAME (copy good ones into
+# tests/fuzz/corpus/NAME so make check replays them).
+FUZZ_SECONDS ?= 60
+FUZZERS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+fuzz:
+	@mkdir -p build/fuzz
+	@for f in $(FUZZERS); do \
+		c=$${f#fuzz-}; \
+		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iqmp \
+			$(PKG_CFLAGS) -o build/fuzz/$$f tests/fuzz/$$f.c $(QMP_SRC) \
+			$(PKG_LIBS) || exit 1; \
+		mkdir -p build/fuzz/corpus-$$c; \
+		build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$c \
+			tests/fuzz/corpus/$$c || exit 1; \
+	done
 
 run:
 	@sh contrib/install-deps.sh
