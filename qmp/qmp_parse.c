@@ -51,14 +51,15 @@ static int is_blank(const char *s, size_t n)
 }
 
 /* Parse one complete line (without its newline) and hand it to cb. */
-static int framer_line(const char *line, size_t n, qmp_framer_cb cb, void *arg)
+static int framer_line(struct qmp_framer *f, const char *line, size_t n,
+                       qmp_framer_cb cb, void *arg)
 {
 	if (is_blank(line, n))
 		return 0;
 	json_t *msg = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
 	if (!msg || !json_is_object(msg)) {
 		json_decref(msg);
-		return -EBADMSG;
+		return f->on_bad_line ? f->on_bad_line(arg) : -EBADMSG;
 	}
 	int rc = cb(msg, arg);
 	json_decref(msg);
@@ -78,13 +79,13 @@ int qmp_framer_feed(struct qmp_framer *f, const char *data, size_t len,
 			rc = framer_append(f, data, n);
 		} else if (f->len == 0) {
 			/* The whole line is in this chunk: parse it in place. */
-			rc = n > f->max_line ? -EMSGSIZE : framer_line(data, n, cb, arg);
+			rc = n > f->max_line ? -EMSGSIZE : framer_line(f, data, n, cb, arg);
 		} else {
 			rc = framer_append(f, data, n);
 			if (rc == 0) {
 				size_t total = f->len;
 				f->len = 0;   /* reset first: cb may stop the feed */
-				rc = framer_line(f->buf, total, cb, arg);
+				rc = framer_line(f, f->buf, total, cb, arg);
 			}
 		}
 		if (rc < 0) {

@@ -16,13 +16,17 @@ struct qmp_framer {
 	size_t len, cap;
 	size_t max_line;  /* longest accepted line, newline excluded */
 	int error;        /* sticky: once set, the stream is unusable */
+	/* When set, a line that is not a JSON object is handed to this instead
+	 * of failing the stream (for protocols that answer a bad line and carry
+	 * on). Its return value works like the message callback's. */
+	int (*on_bad_line)(void *arg);
 };
 
 /* Called with each parsed object (borrowed; the framer drops its reference
  * after the call). A non-zero return stops the feed, which then returns it. */
 typedef int (*qmp_framer_cb)(json_t *msg, void *arg);
 
-/* Prepare f to accept lines of at most max_line bytes. */
+/* Prepare f to accept lines of at most max_line bytes (on_bad_line unset). */
 void qmp_framer_init(struct qmp_framer *f, size_t max_line);
 
 /* Release the buffered partial line. f may be reinitialized afterwards. */
@@ -31,7 +35,8 @@ void qmp_framer_free(struct qmp_framer *f);
 /* Feed len bytes. Calls cb for every complete line, in order. Returns 0 when
  * all bytes were consumed, the callback's non-zero value if it stopped the
  * feed (the remaining bytes are dropped), -EMSGSIZE when a line exceeds
- * max_line, or -EBADMSG when a line is not a JSON object. Errors are sticky:
+ * max_line, or -EBADMSG when a line is not a JSON object (unless on_bad_line
+ * is set, which then gets the line instead). Errors are sticky:
  * every later feed returns the same error. */
 int qmp_framer_feed(struct qmp_framer *f, const char *data, size_t len,
                     qmp_framer_cb cb, void *arg);

@@ -122,6 +122,31 @@ static void test_malformed(void **state)
 	assert_int_equal(json_array_size(s->msgs), 0);
 }
 
+static int count_bad(void *arg)
+{
+	struct sink *s = arg;
+	json_array_append_new(s->msgs, json_string("bad"));
+	return 0;
+}
+
+static void test_bad_line_callback(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	qmp_framer_init(&f, 1024);
+	f.on_bad_line = count_bad;
+	assert_int_equal(feed(&f, s, "garbage\n{\"a\":1}\n[1]\n{\"a\":2}\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 4);
+	assert_string_equal(json_string_value(json_array_get(s->msgs, 0)), "bad");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(s->msgs, 3), "a")), 2);
+	/* An oversized line still fails the stream. */
+	char big[1100];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(feed(&f, s, big), -EMSGSIZE);
+	qmp_framer_free(&f);
+}
+
 static void test_stop_from_callback(void **state)
 {
 	struct sink *s = *state;
@@ -166,6 +191,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cap_boundary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_line_callback, setup, teardown),
 		cmocka_unit_test(test_classify),
 	};
 	return cmocka_run_group_tests_name("qmp-parse", tests, NULL, NULL);
