@@ -100,8 +100,11 @@ const char *t_srcdir(void)
 
 const char *t_guestdir(void)
 {
+	static char abs[4096];
 	const char *s = getenv("QSUP_GUESTDIR");
-	return s && *s ? s : "build/guest";
+	if (!abs[0] && !realpath(s && *s ? s : "build/guest", abs))
+		snprintf(abs, sizeof(abs), "%s", s && *s ? s : "build/guest");
+	return abs;
 }
 
 const char *t_accel(void)

@@ -1,0 +1,195 @@
+/*
+ * The control verbs (see qsupd(8), CONTROL PROTOCOL): one handler each, one
+ * table. A handler checks its arguments, then answers now or hands the
+ * request to the guest, which answers when the operation is over.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "argv.h"
+#include "commands.h"
+#include "control.h"
+#include "daemon.h"
+#include "guest.h"
+
+/* The guest named by args.name, or NULL after answering req. */
+static struct sv_guest *guest_arg(struct sv_request *req, json_t *args)
+{
+	json_t *name = json_object_get(args, "name");
+	if (!json_is_string(name)) {
+		sv_reply_err(req, "InvalidArgument", "%s needs {\"name\": string}", req->verb);
+		return NULL;
+	}
+	struct sv_guest *g = sv_daemon_guest(req->d, json_string_value(name));
+	if (!g)
+		sv_reply_err(req, "NotFound", "no profile named %.64s", json_string_value(name));
+	return g;
+}
+
+/* Answer req with the error of a guest operation that failed at once. */
+static void reply_failed(struct sv_request *req, int rc, const struct sv_error *err)
+{
+	const char *cls = rc == -EBUSY || rc == -EEXIST || rc == -ENOTCONN ? "InvalidState"
+	                : rc == -EINVAL || rc == -ENODEV ? "InvalidArgument"
+	                : rc == -ENOENT ? "NotFound" : "GenericError";
+	sv_reply_err(req, cls, "%s", err->msg);
+}
+
+static void cmd_list(struct sv_request *req, json_t *args)
+{
+	(void)args;
+	json_t *list = json_array();
+	for (size_t i = 0; i < req->d->nguests; i++)
+		json_array_append_new(list, sv_guest_status(req->d->guests[i]));
+	sv_reply_ok(req, list);
+}
+
+static void cmd_status(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_reply_ok(req, sv_guest_status(g));
+}
+
+static void cmd_start(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (g && (rc = sv_guest_start(g, req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+static void cmd_stop(struct sv_request *req, json_t *args)
+{
+	json_t *force = json_object_get(args, "force");
+	if (force && !json_is_boolean(force)) {
+		sv_reply_err(req, "InvalidArgument", "\"force\" must be true or false");
+		return;
+	}
+	struct sv_guest *g = guest_arg(req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (g && (rc = sv_guest_stop(g, json_is_true(force), req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+static void cmd_kill(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (g && (rc = sv_guest_kill(g, req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+static void cmd_restart(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (g && (rc = sv_guest_restart(g, req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+/* pause, resume and reset differ only in the QMP command. */
+static void cmd_simple(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (g && (rc = sv_guest_simple(g, req->verb, req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+static void cmd_reload(struct sv_request *req, json_t *args)
+{
+	(void)args;
+	sv_reply_ok(req, sv_daemon_reload(req->d));
+}
+
+static void cmd_subscribe(struct sv_request *req, json_t *args)
+{
+	(void)args;
+	sv_client_subscribe(req->client);
+	sv_reply_ok(req, json_object());
+}
+
+static void cmd_qmp(struct sv_request *req, json_t *args)
+{
+	json_t *command = json_object_get(args, "command");
+	json_t *qargs = json_object_get(args, "arguments");
+	if (!json_is_string(command) || (qargs && !json_is_object(qargs))) {
+		sv_reply_err(req, "InvalidArgument", "qmp needs {\"name\": string, \"command\": "
+		             "string, \"arguments\": optional object}");
+		return;
+	}
+	struct sv_guest *g = guest_arg(req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (g && (rc = sv_guest_qmp(g, json_string_value(command), qargs, req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+static void cmd_argv(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (!g)
+		return;
+	if (!g->profile) {
+		sv_reply_err(req, "NotFound", "%s: its profile was removed", g->name);
+		return;
+	}
+	struct sv_facts f;
+	struct sv_argv av = { 0 };
+	struct sv_error err = { 0 };
+	sv_facts_init(&f, req->d->run_dir, g->name);
+	f.kvm_usable = req->d->kvm_usable;
+	f.qmp_fd = 3;
+	f.serial_fd = 4;
+	int rc = sv_argv_build(g->profile, &f, &av, &err);
+	if (rc < 0) {
+		reply_failed(req, rc, &err);
+		return;
+	}
+	json_t *list = json_array(), *warn = json_array();
+	for (size_t i = 0; i < av.argc; i++)
+		json_array_append_new(list, json_string(av.argv[i]));
+	for (size_t i = 0; i < av.warnings.n; i++)
+		json_array_append_new(warn, json_string(av.warnings.v[i]));
+	sv_argv_free(&av);
+	sv_reply_ok(req, json_pack("{s:o, s:o}", "argv", list, "warnings", warn));
+}
+
+static void cmd_console(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_reply_ok(req, json_pack("{s:s, s:s}", "path", g->serial_path,
+		                           "state", sv_state_name(g->state)));
+}
+
+static const struct sv_command commands[] = {
+	{ "argv", cmd_argv, 0 },
+	{ "console", cmd_console, 0 },
+	{ "kill", cmd_kill, SV_CMD_MUTATES },
+	{ "list", cmd_list, 0 },
+	{ "pause", cmd_simple, SV_CMD_MUTATES },
+	{ "qmp", cmd_qmp, SV_CMD_MUTATES },
+	{ "reload", cmd_reload, SV_CMD_MUTATES },
+	{ "reset", cmd_simple, SV_CMD_MUTATES },
+	{ "restart", cmd_restart, SV_CMD_MUTATES },
+	{ "resume", cmd_simple, SV_CMD_MUTATES },
+	{ "start", cmd_start, SV_CMD_MUTATES },
+	{ "status", cmd_status, 0 },
+	{ "stop", cmd_stop, SV_CMD_MUTATES },
+	{ "subscribe", cmd_subscribe, 0 },
+};
+
+const struct sv_command *sv_command_find(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, verb) == 0)
+			return &commands[i];
+	return NULL;
+}

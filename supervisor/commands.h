@@ -1,0 +1,24 @@
+/*
+ * The control verbs: one table, one handler per verb. Each handler answers
+ * its request exactly once, now or later.
+ */
+#ifndef SV_COMMANDS_H
+#define SV_COMMANDS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+struct sv_request;
+
+enum { SV_CMD_MUTATES = 1 };
+
+struct sv_command {
+	const char *name;
+	void (*fn)(struct sv_request *req, json_t *args);
+	unsigned flags;
+};
+
+/* The command named verb, or NULL. */
+const struct sv_command *sv_command_find(const char *verb);
+
+#endif

@@ -1,0 +1,389 @@
+/*
+ * The daemon: directories, profiles and guests, signals, autostart, reload,
+ * systemd notification, and the two ways of exiting (guests keep running,
+ * the default; or they are stopped first).
+ *
+ * Profiles are small files read at start-up and on reload; reading them is
+ * the only file I/O the loop does besides the runtime dir's tiny files.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "guest.h"
+#include "host.h"
+#include "log.h"
+#include "profile.h"
+
+/* ---- profiles ---- */
+
+static uint64_t fnv1a(const char *buf, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)buf[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* Read and parse one profile. Returns 0 with *out and *digest, or an error
+ * with the messages in errs. */
+static int load_profile(const char *path, struct sv_profile **out, uint64_t *digest,
+                        struct sv_strv *errs)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		sv_strv_pushf(errs, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	char *buf = malloc(SV_PROFILE_MAX_BYTES + 1);
+	ssize_t n = buf ? read(fd, buf, SV_PROFILE_MAX_BYTES + 1) : -1;
+	close(fd);
+	if (n < 0 || n > SV_PROFILE_MAX_BYTES) {
+		sv_strv_pushf(errs, "%s: %s", path, n < 0 ? strerror(errno) : "file too large");
+		free(buf);
+		return -EINVAL;
+	}
+	*digest = fnv1a(buf, (size_t)n);
+	int rc = sv_profile_parse(path, buf, (size_t)n, out, errs);
+	free(buf);
+	return rc;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct sv_guest *const *)a)->name, (*(struct sv_guest *const *)b)->name);
+}
+
+struct sv_guest *sv_daemon_guest(struct sv_daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->nguests; i++)
+		if (strcmp(d->guests[i]->name, name) == 0)
+			return d->guests[i];
+	return NULL;
+}
+
+static int add_guest(struct sv_daemon *d, struct sv_guest *g)
+{
+	struct sv_guest **v = realloc(d->guests, (d->nguests + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	d->guests = v;
+	d->guests[d->nguests++] = g;
+	qsort(d->guests, d->nguests, sizeof(*v), name_cmp);
+	return 0;
+}
+
+static void drop_guest(struct sv_daemon *d, struct sv_guest *g)
+{
+	for (size_t i = 0; i < d->nguests; i++) {
+		if (d->guests[i] == g) {
+			memmove(&d->guests[i], &d->guests[i + 1], (d->nguests - i - 1) * sizeof(g));
+			d->nguests--;
+			break;
+		}
+	}
+	sv_guest_release(g);
+}
+
+/* Replace g's profile with p (taken), keeping the one QEMU runs with. */
+static void swap_profile(struct sv_guest *g, struct sv_profile *p, uint64_t digest)
+{
+	if (g->profile != g->run_profile)
+		sv_profile_free(g->profile);
+	g->profile = p;
+	g->digest = digest;
+}
+
+/* Scan the profile dir. With result NULL (start-up) errors are only logged. */
+static void scan_profiles(struct sv_daemon *d, json_t *result)
+{
+	struct dirent **ents;
+	int n = scandir(d->profile_dir, &ents, NULL, alphasort);
+	if (n < 0) {
+		sv_log(SV_LOG_ERR, NULL, "%s: %s", d->profile_dir, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < d->nguests; i++)
+		d->guests[i]->removed = true;   /* until seen again */
+	for (int i = 0; i < n; i++) {
+		const char *f = ents[i]->d_name;
+		size_t len = strlen(f);
+		char path[PATH_MAX];
+		if (f[0] == '.' || len < 5 || strcmp(f + len - 4, ".ini") != 0 ||
+		    snprintf(path, sizeof(path), "%s/%s", d->profile_dir, f) >= (int)sizeof(path)) {
+			free(ents[i]);
+			continue;
+		}
+		free(ents[i]);
+		struct sv_profile *p = NULL;
+		struct sv_strv errs = { 0 };
+		uint64_t digest = 0;
+		char name[256];
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), f);
+		struct sv_guest *g = sv_daemon_guest(d, name);
+		if (g)
+			g->removed = false;   /* a bad edit keeps the old profile */
+		if (load_profile(path, &p, &digest, &errs) < 0) {
+			for (size_t k = 0; k < errs.n; k++) {
+				sv_log(SV_LOG_ERR, NULL, "%s", errs.v[k]);
+				json_array_append_new(json_object_get(result, "errors"), json_string(errs.v[k]));
+			}
+			sv_strv_free(&errs);
+			continue;
+		}
+		sv_strv_free(&errs);
+		if (!g) {
+			g = sv_guest_new(d, path, p, digest);
+			if (!g || add_guest(d, g) < 0) {
+				sv_profile_free(p);
+				continue;
+			}
+			json_array_append_new(json_object_get(result, "added"), json_string(name));
+		} else if (g->digest != digest) {
+			swap_profile(g, p, digest);
+			json_array_append_new(json_object_get(result, "changed"), json_string(name));
+			if (sv_guest_active(g))
+				sv_log(SV_LOG_INFO, name, "profile changed; the running guest keeps its "
+				       "configuration until restarted");
+		} else {
+			sv_profile_free(p);
+		}
+	}
+	free(ents);
+	for (size_t i = d->nguests; i-- > 0;) {
+		struct sv_guest *g = d->guests[i];
+		if (!g->removed)
+			continue;
+		json_array_append_new(json_object_get(result, "removed"), json_string(g->name));
+		if (sv_guest_active(g))
+			sv_log(SV_LOG_INFO, g->name, "profile removed; the guest is dropped once it stops");
+		else
+			drop_guest(d, g);
+	}
+}
+
+json_t *sv_daemon_reload(struct sv_daemon *d)
+{
+	json_t *r = json_pack("{s:[], s:[], s:[], s:[]}", "added", "removed", "changed", "errors");
+	scan_profiles(d, r);
+	sv_log(SV_LOG_INFO, NULL, "reloaded: %zu added, %zu removed, %zu changed, %zu errors",
+	       json_array_size(json_object_get(r, "added")),
+	       json_array_size(json_object_get(r, "removed")),
+	       json_array_size(json_object_get(r, "changed")),
+	       json_array_size(json_object_get(r, "errors")));
+	return r;
+}
+
+/* ---- exit ---- */
+
+static void finish_exit(struct sv_daemon *d)
+{
+	sv_notify("STOPPING=1");
+	sv_control_close(d);
+	for (size_t i = 0; i < d->nguests; i++) {
+		if (sv_guest_active(d->guests[i]))
+			sv_log(SV_LOG_INFO, d->guests[i]->name, "left running (pid %d)",
+			       d->guests[i]->pid);
+		sv_guest_release(d->guests[i]);
+	}
+	d->nguests = 0;
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static bool any_active(struct sv_daemon *d)
+{
+	for (size_t i = 0; i < d->nguests; i++)
+		if (sv_guest_active(d->guests[i]))
+			return true;
+	return false;
+}
+
+void sv_daemon_guest_idle(struct sv_daemon *d, struct sv_guest *g)
+{
+	if (d->exiting) {
+		if (!any_active(d))
+			finish_exit(d);
+		return;
+	}
+	if (g->removed)
+		drop_guest(d, g);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct sv_daemon *d = s->data;
+	if (signum == SIGHUP) {
+		json_decref(sv_daemon_reload(d));
+		return;
+	}
+	if (d->exiting) {
+		sv_log(SV_LOG_WARN, NULL, "second signal: exiting now, guests left as they are");
+		finish_exit(d);
+		return;
+	}
+	d->exiting = true;
+	sv_log(SV_LOG_INFO, NULL, "signal %d: exiting%s", signum,
+	       d->opts.stop_guests_on_exit ? " after stopping the guests" : "; guests keep running");
+	if (!d->opts.stop_guests_on_exit || !any_active(d)) {
+		finish_exit(d);
+		return;
+	}
+	for (size_t i = 0; i < d->nguests; i++)
+		if (sv_guest_active(d->guests[i]))
+			sv_guest_stop(d->guests[i], false, NULL, NULL);
+}
+
+/* ---- systemd ---- */
+
+void sv_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';   /* abstract namespace */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		sv_log(SV_LOG_WARN, NULL, "NOTIFY_SOCKET %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* ---- set-up ---- */
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static char *absolute(const char *path)
+{
+	if (path[0] == '/')
+		return strdup(path);
+	char cwd[PATH_MAX], *out;
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
+}
+
+int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_opts *o,
+                   struct sv_error *err)
+{
+	memset(d, 0, sizeof(*d));
+	d->loop = loop;
+	d->opts = *o;
+	d->profile_dir = absolute(o->profile_dir);
+	d->run_dir = absolute(o->run_dir);
+	if (!d->profile_dir || !d->run_dir)
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	if (o->socket_path)
+		d->socket_path = absolute(o->socket_path);
+	else if (asprintf(&d->socket_path, "%s/qsupd.sock", d->run_dir) < 0)
+		d->socket_path = NULL;
+	if (!d->socket_path)
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	int rc = mkdir_p(d->run_dir, 0755);
+	if (rc < 0)
+		return sv_error_set(err, rc, "run dir %s: %s", d->run_dir, strerror(-rc));
+	struct sv_error kerr = { 0 };
+	d->kvm_usable = sv_host_kvm_probe(NULL, &kerr) == 0;
+	snprintf(d->kvm_why, sizeof(d->kvm_why), "%s", kerr.msg);
+	if (!d->kvm_usable)
+		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
+		       "not start, kvm:tcg falls back to TCG", kerr.msg);
+	scan_profiles(d, NULL);
+	sv_log(SV_LOG_INFO, NULL, "%zu guest profiles in %s", d->nguests, d->profile_dir);
+	rc = sv_control_listen(d, d->socket_path, err);
+	if (rc < 0)
+		return rc;
+	uv_signal_init(loop, &d->sigterm);
+	uv_signal_init(loop, &d->sigint);
+	uv_signal_init(loop, &d->sighup);
+	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+	uv_signal_start(&d->sighup, on_signal, SIGHUP);
+	return 0;
+}
+
+int sv_daemon_run(struct sv_daemon *d)
+{
+	sv_log(SV_LOG_INFO, NULL, "listening on %s", d->socket_path);
+	for (size_t i = 0; i < d->nguests && !d->opts.no_autostart; i++) {
+		struct sv_guest *g = d->guests[i];
+		struct sv_error err = { 0 };
+		if (g->profile->autostart && sv_guest_start(g, NULL, &err) < 0)
+			sv_log(SV_LOG_ERR, g->name, "autostart: %s", err.msg);
+	}
+	sv_notify("READY=1");
+	uv_run(d->loop, UV_RUN_DEFAULT);
+	return d->exit_code;
+}
+
+void sv_daemon_free(struct sv_daemon *d)
+{
+	free(d->guests);
+	free(d->profile_dir);
+	free(d->run_dir);
+	free(d->socket_path);
+}
+
+int sv_daemon_main(const struct sv_daemon_opts *o)
+{
+	struct sv_daemon d;
+	struct sv_error err = { 0 };
+	uv_loop_t *loop = uv_default_loop();
+	signal(SIGPIPE, SIG_IGN);
+	if (sv_daemon_init(&d, loop, o, &err) < 0) {
+		sv_log(SV_LOG_ERR, NULL, "%s", err.msg);
+		sv_control_close(&d);
+		for (size_t i = 0; i < d.nguests; i++)
+			sv_guest_release(d.guests[i]);
+		uv_run(loop, UV_RUN_DEFAULT);
+		uv_loop_close(loop);
+		sv_daemon_free(&d);
+		return 1;
+	}
+	int rc = sv_daemon_run(&d);
+	uv_run(loop, UV_RUN_DEFAULT);   /* the last close callbacks */
+	if (uv_loop_close(loop) != 0)
+		sv_log(SV_LOG_DEBUG, NULL, "handles left open at exit");
+	sv_daemon_free(&d);
+	sv_log(SV_LOG_INFO, NULL, "exited");
+	return rc;
+}

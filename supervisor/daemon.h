@@ -1,0 +1,80 @@
+/*
+ * The daemon: its options, its one libuv loop, the guests (one per profile),
+ * the control socket and the signals. Everything qsupd does happens on
+ * d->loop; nothing here blocks it.
+ */
+#ifndef SV_DAEMON_H
+#define SV_DAEMON_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "util.h"
+
+struct sv_guest;
+struct sv_client;
+
+struct sv_daemon_opts {
+	const char *profile_dir;
+	const char *run_dir;
+	const char *socket_path;    /* NULL: RUN_DIR/qsupd.sock */
+	bool stop_guests_on_exit;   /* default: guests outlive the daemon */
+	bool no_autostart;
+};
+
+struct sv_daemon {
+	uv_loop_t *loop;
+	struct sv_daemon_opts opts;
+	char *profile_dir;          /* absolute */
+	char *run_dir;              /* absolute */
+	char *socket_path;
+	bool kvm_usable;
+	char kvm_why[256];          /* why KVM is not usable */
+
+	struct sv_guest **guests;   /* sorted by name */
+	size_t nguests;
+
+	uv_pipe_t server;
+	bool server_open;
+	struct sv_client *clients;
+	size_t nclients;
+	uv_signal_t sigterm, sigint, sighup;
+	bool exiting;
+	int exit_code;
+};
+
+/* Set up d on loop: resolve and create the dirs, probe KVM, load every
+ * profile (bad ones are logged and skipped), listen on the control socket
+ * (refusing when another qsupd answers there). Returns 0 or a negative
+ * errno with the reason in err. */
+int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop,
+                   const struct sv_daemon_opts *o, struct sv_error *err);
+
+/* Start the autostart guests, tell systemd READY=1 when NOTIFY_SOCKET is set,
+ * and run the loop until a signal ends the daemon. Returns the exit code. */
+int sv_daemon_run(struct sv_daemon *d);
+
+/* Free what sv_daemon_init() allocated (the loop must be done). */
+void sv_daemon_free(struct sv_daemon *d);
+
+/* The guest named name, or NULL. */
+struct sv_guest *sv_daemon_guest(struct sv_daemon *d, const char *name);
+
+/* Re-read the profile dir. Fills result with {"added", "removed", "changed",
+ * "errors"}; a running guest keeps the configuration it started with. */
+json_t *sv_daemon_reload(struct sv_daemon *d);
+
+/* Called by guest.c whenever a guest is stopped for good; lets the daemon
+ * finish an exit that waits for guests, or drop a guest whose profile was
+ * removed. */
+void sv_daemon_guest_idle(struct sv_daemon *d, struct sv_guest *g);
+
+/* The whole daemon: init, run until a signal, free. Logs errors; returns
+ * the process exit code (0, or 1 when it could not start). */
+int sv_daemon_main(const struct sv_daemon_opts *o);
+
+/* Send a line to systemd when NOTIFY_SOCKET is set ("READY=1"...). */
+void sv_notify(const char *state);
+
+#endif

@@ -1,0 +1,725 @@
+/*
+ * Guests: the state machine, spawning QEMU, its QMP connection, the stop
+ * ladder, and answering the control requests that wait on a guest.
+ *
+ * Start: bind the QMP and serial sockets ourselves and hand them to QEMU as
+ * fds 3 and 4 (so QMP can be connected at once, with no polling for a
+ * socket file), spawn QEMU -S in its own session with a scrubbed
+ * environment and stderr into RUNDIR/qemu.log, negotiate QMP, then cont. The
+ * guest is running only once cont has succeeded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "argv.h"
+#include "control.h"
+#include "daemon.h"
+#include "guest.h"
+#include "log.h"
+#include "qmp.h"
+
+#define QMP_FD 3
+#define SERIAL_FD 4
+#define STEP_MS 5000            /* between quit, SIGTERM and SIGKILL */
+#define START_QMP_TIMEOUT_MS 30000
+
+static const char *const state_names[] = {
+	[SV_STOPPED] = "stopped", [SV_STARTING] = "starting", [SV_RUNNING] = "running",
+	[SV_PAUSED] = "paused", [SV_STOPPING] = "stopping", [SV_BACKOFF] = "backoff",
+	[SV_FAILED] = "failed", [SV_MIGRATING] = "migrating", [SV_INCOMING] = "incoming",
+	[SV_MIGRATED] = "migrated",
+};
+
+const char *sv_state_name(enum sv_state s)
+{
+	return state_names[s];
+}
+
+bool sv_guest_active(const struct sv_guest *g)
+{
+	return g->pid > 0;
+}
+
+/* The one transition function: every state change is logged and emitted. */
+static void transition(struct sv_guest *g, enum sv_state to, const char *reason)
+{
+	enum sv_state from = g->state;
+	g->state = to;
+	snprintf(g->reason, sizeof(g->reason), "%s", reason);
+	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
+	       sv_state_name(to), reason);
+	sv_control_emit(g->d, json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}",
+	                "event", "GUEST_STATE", "data", "name", g->name,
+	                "state", sv_state_name(to), "previous", sv_state_name(from),
+	                "reason", reason));
+}
+
+json_t *sv_guest_status(struct sv_guest *g)
+{
+	bool up = sv_guest_active(g);
+	double uptime = up ? (double)(uv_now(g->d->loop) - g->started_ms) / 1000.0 : 0;
+	const struct sv_profile *p = g->profile ? g->profile : g->run_profile;
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:b, s:s, s:b, s:o, s:s, s:s}",
+	                 "name", g->name, "state", sv_state_name(g->state),
+	                 "reason", g->reason,
+	                 "pid", up ? json_integer(g->pid) : json_null(),
+	                 "uptime", up ? json_real(uptime) : json_null(),
+	                 "restarts", (int)g->restarts,
+	                 "autostart", p && p->autostart,
+	                 "profile", g->profile_path,
+	                 "config_changed", up && (g->removed || g->digest != g->run_digest),
+	                 "accel", up ? json_string(g->accel) : json_null(),
+	                 "console", g->serial_path, "qmp", g->qmp_path);
+}
+
+/* ---- waiters ---- */
+
+static void add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind)
+{
+	if (!req)
+		return;
+	struct sv_waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		sv_reply_err(req, "GenericError", "out of memory");
+		return;
+	}
+	w->req = req;
+	w->kind = kind;
+	w->next = g->waiters;
+	g->waiters = w;
+}
+
+/* Answer the waiters of kind: with the status when ok, else with an error
+ * carrying the guest's reason. */
+static void finish_waiters(struct sv_guest *g, enum sv_wait kind, bool ok)
+{
+	struct sv_waiter **pp = &g->waiters;
+	while (*pp) {
+		struct sv_waiter *w = *pp;
+		if (w->kind != kind) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (ok)
+			sv_reply_ok(w->req, sv_guest_status(g));
+		else
+			sv_reply_err(w->req, "GuestFailed", "%s: %s", g->name, g->reason);
+		free(w);
+	}
+}
+
+/* ---- files in the runtime dir ---- */
+
+static int bind_listen(const char *path, struct sv_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sv_error_set(err, -errno, "socket: %s", strerror(errno));
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+		int e = errno;
+		close(fd);
+		return sv_error_set(err, -e, "%s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+/* The last lines QEMU wrote to its log, for error messages. */
+static void log_tail(struct sv_guest *g, char *buf, size_t size)
+{
+	char path[4200], raw[2048];
+	snprintf(path, sizeof(path), "%s/qemu.log", g->rundir);
+	buf[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > (off_t)sizeof(raw) - 1 ? end - (off_t)sizeof(raw) + 1 : 0;
+	ssize_t n = pread(fd, raw, sizeof(raw) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	raw[n] = '\0';
+	while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+		raw[--n] = '\0';
+	/* Join the last lines with "; " so the reason stays one line. */
+	const char *start = raw;
+	int lines = 0;
+	for (char *p = raw + n; p > raw; p--) {
+		if (p[-1] == '\n' && ++lines == 4) {
+			start = p;
+			break;
+		}
+	}
+	size_t o = 0;
+	for (char *line = strtok((char *)start, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+		/* Harmless on nested or paravirtual KVM; it only hides the cause. */
+		if (strstr(line, "warning: host doesn't support requested feature"))
+			continue;
+		int w = snprintf(buf + o, size - o, "%s%s", o ? "; " : "", line);
+		if (w < 0 || (size_t)w >= size - o)
+			break;
+		o += (size_t)w;
+	}
+}
+
+static void write_pidfile(struct sv_guest *g)
+{
+	char path[4200], text[32];
+	snprintf(path, sizeof(path), "%s/pid", g->rundir);
+	int n = snprintf(text, sizeof(text), "%d\n", g->pid);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, text, (size_t)n) != n)
+		sv_log(SV_LOG_WARN, g->name, "cannot write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A QEMU for this guest that we do not supervise (left by an earlier
+ * qsupd): starting another would take over its sockets. */
+static int foreign_qemu(struct sv_guest *g)
+{
+	char path[4200], buf[8192], want[96];
+	snprintf(path, sizeof(path), "%s/pid", g->rundir);
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0 || kill(pid, 0) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+	snprintf(want, sizeof(want), "guest=%s,", g->name);
+	return strstr(buf, want) ? pid : 0;
+}
+
+/* ---- QMP ---- */
+
+static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg);
+
+static void on_qmp_ready(struct qmp_client *c, int status)
+{
+	struct sv_guest *g = qmp_client_data(c);
+	if (status < 0) {
+		sv_log(SV_LOG_WARN, g->name, "QMP: %s", qmp_strerror(status));
+		return;
+	}
+	sv_log(SV_LOG_DEBUG, g->name, "QMP ready");
+	if (g->state == SV_STARTING &&
+	    qmp_client_execute(c, "cont", NULL, 0, on_cont, g) < 0)
+		uv_process_kill(&g->proc, SIGKILL);
+}
+
+static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	if (g->state != SV_STARTING)
+		return;
+	if (r->status != 0) {
+		sv_log(SV_LOG_ERR, g->name, "cont failed: %s", r->err_desc ? r->err_desc
+		       : qmp_strerror(r->status));
+		uv_process_kill(&g->proc, SIGKILL);
+		return;
+	}
+	transition(g, SV_RUNNING, "started");
+	finish_waiters(g, SV_WAIT_RUNNING, true);
+}
+
+static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
+                         const struct qmp_timestamp *ts)
+{
+	struct sv_guest *g = qmp_client_data(c);
+	if (strcmp(name, "SHUTDOWN") == 0 && json_is_true(json_object_get(data, "guest")))
+		g->guest_shutdown = true;
+	else if (strcmp(name, "STOP") == 0 && g->state == SV_RUNNING)
+		transition(g, SV_PAUSED, g->expect == SV_PAUSED ? g->expect_reason
+		           : "paused (QMP STOP event)");
+	else if (strcmp(name, "RESUME") == 0 && g->state == SV_PAUSED)
+		transition(g, SV_RUNNING, g->expect == SV_RUNNING ? g->expect_reason
+		           : "resumed (QMP RESUME event)");
+	sv_control_emit(g->d, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
+	                "guest", g->name, "data", data, "qemu-timestamp",
+	                "seconds", (json_int_t)ts->seconds,
+	                "microseconds", (json_int_t)ts->microseconds));
+}
+
+static void on_qmp_closed(struct qmp_client *c, int status)
+{
+	struct sv_guest *g = qmp_client_data(c);
+	if (g->qmp == c)
+		g->qmp = NULL;
+	if (status != 0 && status != UV_EOF)
+		sv_log(SV_LOG_WARN, g->name, "QMP connection lost: %s", qmp_strerror(status));
+}
+
+static void on_qmp_log(struct qmp_client *c, enum qmp_log_level lvl, const char *msg)
+{
+	struct sv_guest *g = qmp_client_data(c);
+	static const enum sv_log_level map[] = { SV_LOG_DEBUG, SV_LOG_INFO, SV_LOG_WARN, SV_LOG_ERR };
+	sv_log(map[lvl], g->name, "QMP: %s", msg);
+}
+
+static const struct qmp_callbacks qmp_cbs = {
+	.ready = on_qmp_ready, .event = on_qmp_event, .closed = on_qmp_closed,
+	.log = on_qmp_log,
+};
+
+static void qmp_connect(struct sv_guest *g)
+{
+	g->qmp = qmp_client_new(g->d->loop, &qmp_cbs, g);
+	if (!g->qmp)
+		return;
+	qmp_client_set_limits(g->qmp, START_QMP_TIMEOUT_MS, 0);
+	qmp_client_set_debug(g->qmp, sv_log_enabled(SV_LOG_DEBUG));
+	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
+		qmp_client_close(g->qmp);
+		g->qmp = NULL;
+	}
+}
+
+/* ---- process exit ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct sv_guest *g = h->data;
+	if (--g->handles == 0 && g->freeing) {
+		if (g->run_profile != g->profile)
+			sv_profile_free(g->run_profile);
+		sv_profile_free(g->profile);
+		free(g->profile_path);
+		free(g->name);
+		free(g);
+	}
+}
+
+/* Why QEMU ended, in words, from what we saw. */
+static void exit_reason(struct sv_guest *g, enum sv_state was, int64_t status, int sig,
+                        char *buf, size_t size)
+{
+	char tail[1024], how[64];
+	if (sig)
+		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig)
+		         ? sigabbrev_np(sig) : "?");
+	else
+		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
+	if (was == SV_STARTING) {
+		log_tail(g, tail, sizeof(tail));
+		snprintf(buf, size, "start failed: QEMU %s: %s", how, tail[0] ? tail
+		         : "(nothing on stderr)");
+	} else if (g->force_kill) {
+		snprintf(buf, size, "killed by operator");
+	} else if (was == SV_STOPPING && g->guest_shutdown) {
+		snprintf(buf, size, "stopped by operator (guest powered off)");
+	} else if (was == SV_STOPPING) {
+		snprintf(buf, size, "stopped by operator (QEMU %s)", how);
+	} else if (g->guest_shutdown) {
+		snprintf(buf, size, "guest powered off");
+	} else if (sig || status != 0) {
+		snprintf(buf, size, "QEMU crashed: %s", how);
+	} else {
+		snprintf(buf, size, "QEMU quit");
+	}
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct sv_guest *g = p->data;
+	enum sv_state was = g->state;
+	char reason[sizeof(g->reason)];
+	exit_reason(g, was, status, sig, reason, sizeof(reason));
+	if (was == SV_STARTING || sig || (status && was != SV_STOPPING))
+		sv_log(SV_LOG_WARN, g->name, "%s", reason);
+	g->pid = 0;
+	uv_timer_stop(&g->timer);
+	uv_close((uv_handle_t *)&g->proc, on_handle_closed);
+	g->proc_open = false;
+	if (g->qmp)
+		qmp_client_close(g->qmp);
+	if (g->run_profile != g->profile)
+		sv_profile_free(g->run_profile);
+	g->run_profile = NULL;
+	transition(g, SV_STOPPED, reason);
+	finish_waiters(g, SV_WAIT_STOPPED, true);
+	finish_waiters(g, SV_WAIT_RUNNING, false);
+	/* A restart's second half: start again, answering its waiters then. */
+	struct sv_waiter *w = g->waiters, *rest = NULL;
+	g->waiters = NULL;
+	while (w) {
+		struct sv_waiter *next = w->next;
+		if (w->kind == SV_WAIT_RESTART) {
+			struct sv_error err = { 0 };
+			if (sv_guest_active(g))   /* an earlier restart started it */
+				add_waiter(g, w->req, SV_WAIT_RUNNING);
+			else if (sv_guest_start(g, w->req, &err) < 0)
+				sv_reply_err(w->req, "GuestFailed", "%s", err.msg);
+			free(w);
+		} else {
+			w->next = rest;
+			rest = w;
+		}
+		w = next;
+	}
+	for (w = rest; w; w = rest) {
+		rest = w->next;
+		w->next = g->waiters;
+		g->waiters = w;
+	}
+	if (!sv_guest_active(g))
+		sv_daemon_guest_idle(g->d, g);
+}
+
+/* ---- start ---- */
+
+static int prepare_rundir(struct sv_guest *g, struct sv_error *err)
+{
+	if (mkdir(g->rundir, 0750) < 0 && errno != EEXIST)
+		return sv_error_set(err, -errno, "%s: %s", g->rundir, strerror(errno));
+	return 0;
+}
+
+static int spawn(struct sv_guest *g, char **argv, int qmp_fd, int serial_fd,
+                 struct sv_error *err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/qemu.log", g->rundir);
+	int logfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (logfd < 0)
+		return sv_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	static char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	                       "LC_ALL=C", NULL };
+	uv_stdio_container_t stdio[5] = {
+		{ .flags = UV_IGNORE },
+		{ .flags = UV_INHERIT_FD, .data.fd = logfd },
+		{ .flags = UV_INHERIT_FD, .data.fd = logfd },
+		{ .flags = UV_INHERIT_FD, .data.fd = qmp_fd },
+		{ .flags = UV_INHERIT_FD, .data.fd = serial_fd },
+	};
+	uv_process_options_t o = {
+		.exit_cb = on_exit_cb, .file = argv[0], .args = argv, .env = env,
+		.stdio = stdio, .stdio_count = 5, .flags = UV_PROCESS_DETACHED,
+	};
+	g->proc.data = g;
+	int rc = uv_spawn(g->d->loop, &g->proc, &o);
+	close(logfd);
+	g->handles++;
+	g->proc_open = true;
+	if (rc < 0) {
+		uv_close((uv_handle_t *)&g->proc, on_handle_closed);
+		g->proc_open = false;
+		return sv_error_set(err, rc, "cannot run %s: %s", argv[0], uv_strerror(rc));
+	}
+	g->pid = g->proc.pid;
+	return 0;
+}
+
+int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	if (g->state != SV_STOPPED && g->state != SV_FAILED)
+		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
+	if (!g->profile)
+		return sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
+	if (prepare_rundir(g, err) < 0)
+		return err ? err->code : -EIO;
+	int other = foreign_qemu(g);
+	if (other)
+		return sv_error_set(err, -EEXIST, "%s: a QEMU for this guest is already running "
+		                    "(pid %d) outside this qsupd; stop it first", g->name, other);
+	struct sv_facts f;
+	struct sv_argv av = { 0 };
+	sv_facts_init(&f, g->d->run_dir, g->name);
+	f.kvm_usable = g->d->kvm_usable;
+	f.qmp_fd = QMP_FD;
+	f.serial_fd = SERIAL_FD;
+	int rc = sv_argv_build(g->profile, &f, &av, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < av.warnings.n; i++)
+		sv_log(SV_LOG_WARN, g->name, "%s", av.warnings.v[i]);
+	int qfd = bind_listen(g->qmp_path, err);
+	int sfd = qfd < 0 ? -1 : bind_listen(g->serial_path, err);
+	rc = sfd < 0 ? (err ? err->code : -EIO) : spawn(g, av.argv, qfd, sfd, err);
+	if (qfd >= 0)
+		close(qfd);
+	if (sfd >= 0)
+		close(sfd);
+	snprintf(g->accel, sizeof(g->accel), "%s", av.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
+	sv_argv_free(&av);
+	if (rc < 0)
+		return rc;
+	g->started_ms = uv_now(g->d->loop);
+	g->guest_shutdown = g->force_kill = false;
+	g->run_profile = g->profile;
+	g->run_digest = g->digest;
+	write_pidfile(g);
+	sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
+	transition(g, SV_STARTING, "start requested");
+	add_waiter(g, req, SV_WAIT_RUNNING);
+	qmp_connect(g);
+	return 0;
+}
+
+/* ---- stop ladder ---- */
+
+static void stop_step(struct sv_guest *g, int step);
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	stop_step(g, g->stop_step + 1);
+}
+
+static void ignore_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	if (r->status != 0 && r->status != UV_EOF && r->status != UV_ECANCELED)
+		sv_log(SV_LOG_WARN, g->name, "%s", r->err_desc ? r->err_desc : qmp_strerror(r->status));
+}
+
+/* 0: ACPI power-off, 1: quit, 2: SIGTERM, 3: SIGKILL. */
+static void stop_step(struct sv_guest *g, int step)
+{
+	if (!sv_guest_active(g))
+		return;
+	bool qmp_ok = g->qmp && qmp_client_is_ready(g->qmp);
+	if (step <= 1 && !qmp_ok)
+		step = 2;   /* no QMP to ask: go on to signals */
+	g->stop_step = step;
+	uint64_t wait = STEP_MS;
+	switch (step) {
+	case 0:
+		wait = g->run_profile ? g->run_profile->shutdown_timeout_ms : 60000;
+		sv_log(SV_LOG_INFO, g->name, "sending ACPI power-off; waiting up to %llu ms",
+		       (unsigned long long)wait);
+		qmp_client_execute(g->qmp, "system_powerdown", NULL, 0, ignore_reply, g);
+		break;
+	case 1:
+		sv_log(SV_LOG_INFO, g->name, "sending quit");
+		qmp_client_execute(g->qmp, "quit", NULL, STEP_MS, ignore_reply, g);
+		break;
+	case 2:
+		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGTERM");
+		uv_process_kill(&g->proc, SIGTERM);
+		break;
+	default:
+		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGKILL");
+		uv_process_kill(&g->proc, SIGKILL);
+		return;
+	}
+	uv_timer_start(&g->timer, on_stop_timer, wait, 0);
+}
+
+int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)
+{
+	(void)err;
+	if (!sv_guest_active(g)) {
+		if (req)
+			sv_reply_ok(req, sv_guest_status(g));
+		return 0;
+	}
+	add_waiter(g, req, SV_WAIT_STOPPED);
+	if (g->state == SV_STOPPING) {
+		if (force && g->stop_step < 1)
+			stop_step(g, 1);
+		return 0;
+	}
+	enum sv_state was = g->state;
+	transition(g, SV_STOPPING, force ? "forced stop requested" : "stop requested");
+	/* A paused or still starting guest cannot act on the power button. */
+	stop_step(g, force || was != SV_RUNNING ? 1 : 0);
+	return 0;
+}
+
+int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	(void)err;
+	if (!sv_guest_active(g)) {
+		if (req)
+			sv_reply_ok(req, sv_guest_status(g));
+		return 0;
+	}
+	add_waiter(g, req, SV_WAIT_STOPPED);
+	g->force_kill = true;
+	if (g->state != SV_STOPPING)
+		transition(g, SV_STOPPING, "kill requested");
+	uv_timer_stop(&g->timer);
+	g->stop_step = 3;
+	uv_process_kill(&g->proc, SIGKILL);
+	return 0;
+}
+
+int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	if (!sv_guest_active(g))
+		return sv_guest_start(g, req, err);
+	add_waiter(g, req, SV_WAIT_RESTART);
+	return sv_guest_stop(g, false, NULL, err);
+}
+
+/* ---- pause, resume, reset, passthrough ---- */
+
+struct qmp_op {
+	struct sv_guest *g;
+	struct sv_request *req;
+	enum sv_state to;           /* SV_STOPPED: no state change */
+	const char *reason;
+	bool raw;                   /* passthrough: answer with QEMU's reply */
+};
+
+static void on_op_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct qmp_op *op = arg;
+	struct sv_guest *g = op->g;
+	(void)c;
+	if (op->to != SV_STOPPED)
+		g->expect = SV_STOPPED;
+	if (r->status == QMP_EREPLY) {
+		sv_reply_error_obj(op->req, json_pack("{s:s, s:s, s:b}", "class", r->err_class,
+		                   "desc", r->err_desc, "qemu", 1));
+	} else if (r->status < 0) {
+		sv_reply_err(op->req, "GenericError", "%s: %s", g->name, qmp_strerror(r->status));
+	} else if (op->raw) {
+		sv_reply_ok(op->req, json_incref(r->ret));
+	} else {
+		if (op->to != SV_STOPPED && g->state != op->to &&
+		    (g->state == SV_RUNNING || g->state == SV_PAUSED))
+			transition(g, op->to, op->reason);
+		sv_reply_ok(op->req, sv_guest_status(g));
+	}
+	free(op);
+}
+
+static int qmp_op(struct sv_guest *g, const char *cmd, json_t *args, struct qmp_op *tmpl,
+                  struct sv_error *err)
+{
+	if (!g->qmp || !qmp_client_is_ready(g->qmp))
+		return sv_error_set(err, -ENOTCONN, "%s is %s: no QMP connection", g->name,
+		                    sv_state_name(g->state));
+	struct qmp_op *op = malloc(sizeof(*op));
+	if (!op)
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	*op = *tmpl;
+	op->g = g;
+	if (op->to != SV_STOPPED) {
+		/* QEMU's event usually comes before the reply: name the cause. */
+		g->expect = op->to;
+		g->expect_reason = op->reason;
+	}
+	int rc = qmp_client_execute(g->qmp, cmd, args, 0, on_op_reply, op);
+	if (rc < 0) {
+		free(op);
+		return sv_error_set(err, rc, "%s: %s", cmd, qmp_strerror(rc));
+	}
+	return 0;
+}
+
+int sv_guest_simple(struct sv_guest *g, const char *verb, struct sv_request *req,
+                    struct sv_error *err)
+{
+	struct qmp_op op = { .req = req, .to = SV_STOPPED };
+	const char *cmd;
+	enum sv_state need = SV_RUNNING;
+	if (strcmp(verb, "pause") == 0) {
+		cmd = "stop";
+		op.to = SV_PAUSED;
+		op.reason = "paused by operator";
+	} else if (strcmp(verb, "resume") == 0) {
+		cmd = "cont";
+		need = SV_PAUSED;
+		op.to = SV_RUNNING;
+		op.reason = "resumed by operator";
+	} else {
+		cmd = "system_reset";
+		sv_log(SV_LOG_INFO, g->name, "reset by operator");
+		if (g->state == SV_PAUSED)
+			need = SV_PAUSED;
+	}
+	if (g->state != need)
+		return sv_error_set(err, -EBUSY, "%s is %s; %s needs it %s", g->name,
+		                    sv_state_name(g->state), verb, sv_state_name(need));
+	return qmp_op(g, cmd, NULL, &op, err);
+}
+
+int sv_guest_qmp(struct sv_guest *g, const char *command, json_t *args,
+                 struct sv_request *req, struct sv_error *err)
+{
+	struct qmp_op op = { .req = req, .to = SV_STOPPED, .raw = true };
+	return qmp_op(g, command, args, &op, err);
+}
+
+/* ---- life of the struct ---- */
+
+struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
+                              struct sv_profile *p, uint64_t digest)
+{
+	struct sv_guest *g = calloc(1, sizeof(*g));
+	if (!g || !(g->name = strdup(p->name)) || !(g->profile_path = strdup(path))) {
+		if (g)
+			free(g->name);
+		free(g);
+		return NULL;
+	}
+	g->d = d;
+	g->profile = p;
+	g->digest = digest;
+	g->state = SV_STOPPED;
+	snprintf(g->reason, sizeof(g->reason), "not started");
+	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", d->run_dir, g->name);
+	struct sv_facts f;
+	if (sv_facts_init(&f, d->run_dir, g->name) < 0) {
+		sv_log(SV_LOG_ERR, g->name, "socket paths under %s would be too long", d->run_dir);
+		free(g->profile_path);
+		free(g->name);
+		free(g);
+		return NULL;
+	}
+	memcpy(g->qmp_path, f.qmp_path, sizeof(g->qmp_path));
+	memcpy(g->serial_path, f.serial_path, sizeof(g->serial_path));
+	uv_timer_init(d->loop, &g->timer);
+	g->timer.data = g;
+	g->handles = 1;
+	return g;
+}
+
+void sv_guest_release(struct sv_guest *g)
+{
+	g->freeing = true;
+	while (g->waiters) {
+		struct sv_waiter *w = g->waiters;
+		g->waiters = w->next;
+		sv_reply_err(w->req, "GenericError", "qsupd is exiting");
+		free(w);
+	}
+	if (g->qmp)
+		qmp_client_close(g->qmp);
+	if (g->proc_open) {
+		uv_close((uv_handle_t *)&g->proc, on_handle_closed);   /* QEMU goes on */
+		g->proc_open = false;
+	}
+	uv_close((uv_handle_t *)&g->timer, on_handle_closed);
+}

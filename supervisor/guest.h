@@ -1,0 +1,114 @@
+/*
+ * A guest: one profile, at most one QEMU process, its QMP connection, and
+ * the state machine. Every state change goes through one transition
+ * function that logs it and emits a GUEST_STATE event.
+ *
+ * Operations that take time (start, stop, kill, restart) finish through
+ * waiters: control requests that are answered when the guest reaches the
+ * state they wait for, or fails to.
+ */
+#ifndef SV_GUEST_H
+#define SV_GUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "profile.h"
+
+struct sv_daemon;
+struct sv_request;
+struct sv_error;
+
+enum sv_state {
+	SV_STOPPED, SV_STARTING, SV_RUNNING, SV_PAUSED, SV_STOPPING,
+	SV_BACKOFF, SV_FAILED, SV_MIGRATING, SV_INCOMING, SV_MIGRATED,
+};
+
+enum sv_wait { SV_WAIT_RUNNING, SV_WAIT_STOPPED, SV_WAIT_RESTART };
+
+struct sv_waiter {
+	struct sv_waiter *next;
+	struct sv_request *req;
+	enum sv_wait kind;
+};
+
+struct sv_guest {
+	struct sv_daemon *d;
+	char *name;
+	char *profile_path;
+	struct sv_profile *profile;     /* as on disk now; NULL once removed */
+	uint64_t digest;                /* of the profile file's bytes */
+	struct sv_profile *run_profile; /* the one QEMU was started with */
+	uint64_t run_digest;
+	bool removed;                   /* profile gone: drop when stopped */
+
+	enum sv_state state;
+	char reason[256];
+	char accel[8];                  /* what the running QEMU uses */
+	char rundir[4096];
+	char qmp_path[108], serial_path[108];
+
+	uv_process_t proc;
+	bool proc_open;                 /* handle needs closing */
+	int pid;
+	uint64_t started_ms;            /* uv_now() at spawn */
+	struct qmp_client *qmp;
+	bool guest_shutdown;            /* SHUTDOWN with guest: true seen */
+	bool force_kill;                /* kill requested */
+	unsigned restarts;
+	enum sv_state expect;           /* an operator's pause/resume in flight */
+	const char *expect_reason;
+
+	uv_timer_t timer;               /* the stop ladder */
+	int stop_step;
+	struct sv_waiter *waiters;
+	int handles;                    /* open handles, for freeing */
+	bool freeing;
+};
+
+/* Allocate a guest for profile p (taken) read from path, with the file's
+ * digest. Returns NULL when out of memory. */
+struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
+                              struct sv_profile *p, uint64_t digest);
+
+/* Close the guest's handles and free it once they are closed. QEMU is left
+ * running (the daemon's default on exit). */
+void sv_guest_release(struct sv_guest *g);
+
+/* The state's name: "running", "stopped"... */
+const char *sv_state_name(enum sv_state s);
+
+/* Start QEMU (the guest must be stopped or failed). req, if not NULL, is
+ * answered once the guest runs or the start fails. Returns 0, or a negative
+ * errno with the reason in err (req is then not answered). */
+int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
+
+/* Stop: ACPI power-off, then after the profile's timeout quit, SIGTERM,
+ * SIGKILL; force starts at quit. req is answered once QEMU has exited. */
+int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req,
+                  struct sv_error *err);
+
+/* SIGKILL QEMU now; req is answered once it has exited. */
+int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
+
+/* Stop if running, then start; req is answered once it runs again. */
+int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
+
+/* pause (QMP stop), resume (cont), reset (system_reset): req is answered
+ * with the status once QEMU has replied. */
+int sv_guest_simple(struct sv_guest *g, const char *verb, struct sv_request *req,
+                    struct sv_error *err);
+
+/* Pass one QMP command through; req gets QEMU's reply or error intact. */
+int sv_guest_qmp(struct sv_guest *g, const char *command, json_t *args,
+                 struct sv_request *req, struct sv_error *err);
+
+/* The status object of the control protocol (a new reference). */
+json_t *sv_guest_status(struct sv_guest *g);
+
+/* True while a QEMU process exists for the guest. */
+bool sv_guest_active(const struct sv_guest *g);
+
+#endif

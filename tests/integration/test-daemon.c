@@ -1,0 +1,411 @@
+/*
+ * qsupd for real: a daemon process with its own dirs, driven over its
+ * control socket, running real QEMU. Firmware-only guests (no OS) use KVM
+ * where /dev/kvm can create a VM and TCG otherwise; the tiny Linux guest
+ * uses TCG.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tdaemon.h"
+#include "testutil.h"
+
+#define FW_PROFILE "[guest]\nmemory = 64M\naccel = kvm:tcg\n[shutdown]\ntimeout = 1s\n"
+
+struct fx {
+	struct t_daemon d;
+	struct t_ctl c;
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	assert_int_equal(t_daemon_init(&x->d), 0);
+	x->c.fd = -1;
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	if (x->c.fd >= 0)
+		t_ctl_close(&x->c);
+	t_daemon_cleanup(&x->d);
+	free(x);
+	return 0;
+}
+
+static void start_daemon(struct fx *x, const char *const *extra)
+{
+	if (t_daemon_start(&x->d, extra) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	assert_string_equal(json_string_value(json_object_get(
+	        json_object_get(x->c.greeting, "qsup"), "version")), "0.1.0");
+}
+
+static const char *str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : "(none)";
+}
+
+/* verb on name must succeed; returns the status it answered with. */
+static json_t *must(struct fx *x, const char *verb, const char *name, int ms)
+{
+	json_t *r = t_ctl_do(&x->c, verb, name, ms, NULL);
+	if (!r)
+		fail_msg("%s %s failed; daemon log:\n%s", verb, name, t_daemon_log(&x->d));
+	return r;
+}
+
+static void expect_state(struct fx *x, const char *verb, const char *name,
+                         const char *state, int ms)
+{
+	json_t *r = must(x, verb, name, ms);
+	if (strcmp(str(r, "state"), state) != 0)
+		fail_msg("%s %s: state %s, expected %s (%s)", verb, name, str(r, "state"),
+		         state, str(r, "reason"));
+	json_decref(r);
+}
+
+static void test_lifecycle_firmware_guest(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "fw", FW_PROFILE);
+	start_daemon(x, NULL);
+	struct t_ctl ev;
+	assert_int_equal(t_ctl_open(&ev, x->d.sock), 0);
+	json_decref(t_ctl_call(&ev, "subscribe", NULL, 5000));
+
+	json_t *s = must(x, "start", "fw", 20000);
+	assert_string_equal(str(s, "state"), "running");
+	assert_true(json_integer_value(json_object_get(s, "pid")) > 0);
+	printf("# using %s (qsupd chose it for accel kvm:tcg)\n", str(s, "accel"));
+	assert_string_equal(str(s, "accel"), t_accel());
+	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	assert_true(t_pid_alive(pid));
+
+	const char *cls;
+	assert_null(t_ctl_do(&x->c, "start", "fw", 5000, &cls));
+	assert_string_equal(cls, "InvalidState");
+	expect_state(x, "status", "fw", "running", 5000);
+	expect_state(x, "pause", "fw", "paused", 5000);
+	expect_state(x, "status", "fw", "paused", 5000);
+	assert_null(t_ctl_do(&x->c, "pause", "fw", 5000, &cls));
+	assert_string_equal(cls, "InvalidState");
+	expect_state(x, "resume", "fw", "running", 5000);
+	expect_state(x, "reset", "fw", "running", 5000);
+	s = must(x, "kill", "fw", 10000);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "reason"), "killed by operator");
+	json_decref(s);
+	assert_false(t_pid_alive(pid));
+
+	/* The subscriber saw every transition, in order. */
+	const char *want[] = { "starting", "running", "paused", "running", "stopping", "stopped" };
+	for (size_t i = 0; i < 6; i++) {
+		json_t *e = t_ctl_wait_state(&ev, "fw", want[i], 5000);
+		if (!e)
+			fail_msg("no GUEST_STATE %s event", want[i]);
+		json_decref(e);
+	}
+	t_ctl_close(&ev);
+}
+
+static void test_stop_ladder_without_acpi(void **state)
+{
+	struct fx *x = *state;
+	/* Firmware only: nothing answers the power button. */
+	t_daemon_profile(&x->d, "deaf", FW_PROFILE);
+	start_daemon(x, NULL);
+	json_decref(must(x, "start", "deaf", 20000));
+	json_t *s = must(x, "stop", "deaf", 30000);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "reason"), "stopped by operator (QEMU exited with status 0)");
+	json_decref(s);
+	const char *log = t_daemon_log(&x->d);
+	assert_non_null(strstr(log, "deaf: sending ACPI power-off"));
+	assert_non_null(strstr(log, "deaf: sending quit"));
+	assert_null(strstr(log, "SIGKILL"));
+	assert_null(strstr(log, "SIGTERM"));
+
+	/* --force goes straight to quit. */
+	json_decref(must(x, "start", "deaf", 20000));
+	json_t *r = t_ctl_call(&x->c, "stop", json_pack("{s:s, s:b}", "name", "deaf", "force", 1), 10000);
+	assert_string_equal(str(json_object_get(r, "return"), "state"), "stopped");
+	json_decref(r);
+}
+
+static void write_guest_profile(struct fx *x, const char *name)
+{
+	char path[512], text[2048];
+	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
+	const char *cmdline = t_read_line(path);
+	assert_non_null(cmdline);
+	snprintf(text, sizeof(text),
+	         "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
+	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n[shutdown]\ntimeout = 60s\n",
+	         t_guestdir(), t_guestdir(), cmdline);
+	t_daemon_profile(&x->d, name, text);
+}
+
+/* The tiny guest powers off through ACPI: no quit, no signal. Its console
+ * is read through the socket that the console verb names. */
+static void test_graceful_stop_and_console(void **state)
+{
+	struct fx *x = *state;
+	write_guest_profile(x, "tiny");
+	start_daemon(x, NULL);
+	json_t *s = must(x, "start", "tiny", 30000);
+	json_decref(s);
+	json_t *con = must(x, "console", "tiny", 5000);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct t_serial ser;
+	assert_int_equal(t_serial_open(&loop, &ser, str(con, "path"), 5000), 0);
+	json_decref(con);
+	size_t seen = 0;
+	if (t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
+		fail_msg("no ready marker on the console:\n%s", ser.buf ? ser.buf : "");
+	double t0 = t_now();
+	s = must(x, "stop", "tiny", 90000);
+	printf("# note: graceful stop took %.2f s\n", t_now() - t0);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "reason"), "stopped by operator (guest powered off)");
+	json_decref(s);
+	const char *log = t_daemon_log(&x->d);
+	assert_null(strstr(log, "tiny: sending quit"));
+	assert_null(strstr(log, "SIGKILL"));
+	t_serial_close(&ser);
+	t_loop_finish(&loop);
+}
+
+static void test_ten_guests_two_clients_pipelined(void **state)
+{
+	struct fx *x = *state;
+	char name[16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		t_daemon_profile(&x->d, name, FW_PROFILE);
+	}
+	start_daemon(x, NULL);
+	struct t_ctl b;
+	assert_int_equal(t_ctl_open(&b, x->d.sock), 0);
+	long long ids[10], sids[10];
+	for (int i = 0; i < 10; i++) {   /* all sent before any reply is read */
+		snprintf(name, sizeof(name), "g%d", i);
+		ids[i] = t_ctl_send(&x->c, "start", json_pack("{s:s}", "name", name));
+		sids[i] = t_ctl_send(&b, "status", json_pack("{s:s}", "name", name));
+	}
+	for (int i = 0; i < 10; i++) {
+		json_t *r = t_ctl_reply(&b, sids[i], 10000);
+		snprintf(name, sizeof(name), "g%d", i);
+		assert_string_equal(str(json_object_get(r, "return"), "name"), name);
+		json_decref(r);
+	}
+	for (int i = 0; i < 10; i++) {
+		json_t *r = t_ctl_reply(&x->c, ids[i], 30000);
+		if (!json_object_get(r, "return"))
+			fail_msg("start g%d failed; log:\n%s", i, t_daemon_log(&x->d));
+		assert_string_equal(str(json_object_get(r, "return"), "state"), "running");
+		json_decref(r);
+	}
+	json_t *list = t_ctl_call(&b, "list", NULL, 5000);
+	json_t *arr = json_object_get(list, "return");
+	assert_int_equal(json_array_size(arr), 10);
+	size_t i;
+	json_t *g;
+	json_array_foreach(arr, i, g)
+		assert_string_equal(str(g, "state"), "running");
+	json_decref(list);
+	for (int k = 0; k < 10; k++) {
+		snprintf(name, sizeof(name), "g%d", k);
+		ids[k] = t_ctl_send(&b, "kill", json_pack("{s:s}", "name", name));
+	}
+	for (int k = 0; k < 10; k++) {
+		json_t *r = t_ctl_reply(&b, ids[k], 10000);
+		assert_string_equal(str(json_object_get(r, "return"), "state"), "stopped");
+		json_decref(r);
+	}
+	t_ctl_close(&b);
+}
+
+static void expect_error(struct t_ctl *c, const char *raw, const char *cls)
+{
+	assert_int_equal(t_ctl_send_raw(c, raw, strlen(raw)), 0);
+	json_t *r = t_ctl_next(c, 5000);
+	if (!r)
+		fail_msg("no reply to %s", raw);
+	json_t *err = json_object_get(r, "error");
+	if (!err || strcmp(str(err, "class"), cls) != 0)
+		fail_msg("%s: expected %s, got %s", raw, cls, json_dumps(r, 0));
+	json_decref(r);
+}
+
+static void test_malformed_input(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "fw", FW_PROFILE);
+	t_daemon_profile(&x->d, "fw2", FW_PROFILE);
+	start_daemon(x, NULL);
+	json_t *s = must(x, "start", "fw", 20000);
+	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+
+	expect_error(&x->c, "garbage\n", "GenericError");
+	expect_error(&x->c, "{\"execute\": \n", "GenericError");
+	expect_error(&x->c, "[1, 2]\n", "GenericError");
+	expect_error(&x->c, "{\"execute\": 5}\n", "GenericError");
+	expect_error(&x->c, "{\"arguments\": {}}\n", "GenericError");
+	expect_error(&x->c, "{\"execute\": \"status\", \"arguments\": [1]}\n", "InvalidArgument");
+	expect_error(&x->c, "{\"execute\": \"status\", \"arguments\": {\"name\": 5}}\n", "InvalidArgument");
+	expect_error(&x->c, "{\"execute\": \"status\"}\n", "InvalidArgument");
+	expect_error(&x->c, "{\"execute\": \"stop\", \"arguments\": {\"name\": \"fw\", \"force\": \"yes\"}}\n", "InvalidArgument");
+	expect_error(&x->c, "{\"execute\": \"qmp\", \"arguments\": {\"name\": \"fw\"}}\n", "InvalidArgument");
+	expect_error(&x->c, "{\"execute\": \"no-such-verb\", \"id\": 1}\n", "CommandNotFound");
+	expect_error(&x->c, "{\"execute\": \"start\", \"arguments\": {\"name\": \"nobody\"}}\n", "NotFound");
+	expect_error(&x->c, "{\"execute\": \"status\", \"arguments\": {\"name\": \"\\u0000x\"}}\n", "GenericError");
+	expect_error(&x->c, "{\"execute\": \"status\", \"arguments\": {\"name\": \"../etc\"}}\n", "NotFound");
+	/* The id is echoed whatever its type. */
+	const char *odd_id = "{\"execute\": \"list\", \"id\": {\"a\": [1]}}\n";
+	t_ctl_send_raw(&x->c, odd_id, strlen(odd_id));
+	json_t *r = t_ctl_next(&x->c, 5000);
+	assert_non_null(json_object_get(json_object_get(r, "id"), "a"));
+	json_decref(r);
+
+	/* A client that leaves mid-request, and one that leaves before its
+	 * reply: neither hurts the daemon. */
+	struct t_ctl gone;
+	assert_int_equal(t_ctl_open(&gone, x->d.sock), 0);
+	t_ctl_send_raw(&gone, "{\"execute\": \"sta", 16);
+	t_ctl_close(&gone);
+	assert_int_equal(t_ctl_open(&gone, x->d.sock), 0);
+	t_ctl_send(&gone, "start", json_pack("{s:s}", "name", "fw2"));
+	t_ctl_close(&gone);
+	json_t *st = NULL;
+	for (int i = 0; i < 200; i++) {   /* the orphaned start still completes */
+		json_decref(st);
+		st = must(x, "status", "fw2", 5000);
+		if (strcmp(str(st, "state"), "running") == 0)
+			break;
+		usleep(50000);
+	}
+	assert_string_equal(str(st, "state"), "running");
+	json_decref(st);
+	/* Over the 1 MiB cap: an error, then the connection is closed. */
+	struct t_ctl big;
+	assert_int_equal(t_ctl_open(&big, x->d.sock), 0);
+	size_t n = 1100 * 1024;
+	char *blob = malloc(n);
+	memset(blob, 'x', n);
+	t_ctl_send_raw(&big, blob, n);
+	free(blob);
+	assert_true(t_ctl_eof(&big, 5000));
+	t_ctl_close(&big);
+
+	/* Still up, guest untouched. */
+	assert_true(t_pid_alive(pid));
+	s = must(x, "status", "fw", 5000);
+	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
+	assert_string_equal(str(s, "state"), "running");
+	json_decref(s);
+}
+
+static void test_qmp_passthrough(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "fw", FW_PROFILE);
+	start_daemon(x, NULL);
+	json_decref(must(x, "start", "fw", 20000));
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "fw",
+	                       "command", "query-status"), 5000);
+	assert_string_equal(str(json_object_get(r, "return"), "status"), "running");
+	json_decref(r);
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s}}", "name", "fw",
+	               "command", "device_del", "arguments", "id", "nope"), 5000);
+	json_t *err = json_object_get(r, "error");
+	assert_string_equal(str(err, "class"), "DeviceNotFound");
+	assert_non_null(strstr(str(err, "desc"), "nope"));
+	assert_true(json_is_true(json_object_get(err, "qemu")));
+	json_decref(r);
+	r = t_ctl_call(&x->c, "argv", json_pack("{s:s}", "name", "fw"), 5000);
+	json_t *argv = json_object_get(json_object_get(r, "return"), "argv");
+	assert_true(json_array_size(argv) > 5);
+	json_decref(r);
+}
+
+static void test_start_failure_reports_qemu_stderr(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "bad", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "[qemu]\nextra-arg = -device\nextra-arg = no-such-device-model\n");
+	start_daemon(x, NULL);
+	json_t *r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "bad"), 20000);
+	json_t *err = json_object_get(r, "error");
+	assert_non_null(err);
+	printf("# note: %s\n", str(err, "desc"));
+	assert_non_null(strstr(str(err, "desc"), "start failed"));
+	assert_non_null(strstr(str(err, "desc"), "no-such-device-model"));
+	json_decref(r);
+	expect_state(x, "status", "bad", "stopped", 5000);
+}
+
+static void test_sigterm_leaves_guests_running(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "keep", FW_PROFILE);
+	t_daemon_profile(&x->d, "auto", "[guest]\nmemory = 64M\naccel = kvm:tcg\nautostart = yes\n");
+	start_daemon(x, NULL);
+	json_t *s = must(x, "start", "keep", 20000);
+	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	s = must(x, "status", "auto", 5000);
+	json_t *ap = json_object_get(s, "pid");
+	/* autostart: running, or on its way */
+	assert_true(json_is_integer(ap));
+	pid_t apid = (pid_t)json_integer_value(ap);
+	json_decref(s);
+	assert_int_equal(t_daemon_stop(&x->d), 0);
+	assert_true(t_pid_alive(pid));
+	assert_true(t_pid_alive(apid));
+	assert_non_null(strstr(t_daemon_log(&x->d), "keep: left running"));
+}
+
+static void test_second_daemon_refused(void **state)
+{
+	struct fx *x = *state;
+	start_daemon(x, NULL);
+	struct t_daemon other = x->d;
+	other.pid = 0;
+	assert_int_equal(t_daemon_exec(&other, NULL, 10000), 1);
+	assert_non_null(strstr(t_daemon_log(&x->d), "another qsupd"));
+	json_t *l = t_ctl_call(&x->c, "list", NULL, 5000);   /* the first is fine */
+	assert_non_null(json_object_get(l, "return"));
+	json_decref(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lifecycle_firmware_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_ladder_without_acpi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_graceful_stop_and_console, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ten_guests_two_clients_pipelined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qmp_passthrough, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_reports_qemu_stderr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_leaves_guests_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_daemon_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
+}

@@ -1,0 +1,368 @@
+/* Tests against a real qsupd: see tdaemon.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tdaemon.h"
+#include "testutil.h"
+
+extern char **environ;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int t_daemon_init(struct t_daemon *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->dir = t_mkdtemp("qsup-d");
+	if (!d->dir)
+		return -1;
+	snprintf(d->profiles, sizeof(d->profiles), "%s/profiles", d->dir);
+	snprintf(d->run, sizeof(d->run), "%s/run", d->dir);
+	snprintf(d->sock, sizeof(d->sock), "%s/run/qsupd.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/qsupd.log", d->dir);
+	return mkdir(d->profiles, 0755);
+}
+
+void t_daemon_profile(struct t_daemon *d, const char *name, const char *text)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s.ini", d->profiles, name);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
+{
+	char bin[600];
+	const char *b = getenv("QSUP_BUILDDIR");
+	snprintf(bin, sizeof(bin), "%s/qsupd", b && *b ? b : "build");
+	const char *args[32] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
+	                         "--socket", d->sock };
+	size_t n = 8;
+	for (size_t i = 0; extra && extra[i] && n < 31; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	int rc = posix_spawn(&d->pid, bin, &fa, NULL, (char **)args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	return rc == 0 ? 0 : -1;
+}
+
+int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms)
+{
+	int status;
+	if (spawn_qsupd(d, extra) < 0)
+		return -1;
+	for (long long end = now_ms() + ms; now_ms() < end; usleep(10000)) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, &status, 0);
+	d->pid = 0;
+	return -1;
+}
+
+int t_daemon_start(struct t_daemon *d, const char *const *extra)
+{
+	if (spawn_qsupd(d, extra) < 0)
+		return -1;
+	for (long long end = now_ms() + 10000; now_ms() < end;) {
+		struct t_ctl c;
+		if (t_ctl_open(&c, d->sock) == 0) {
+			t_ctl_close(&c);
+			return 0;
+		}
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return -1;
+		}
+		usleep(10000);
+	}
+	return -1;
+}
+
+int t_daemon_stop(struct t_daemon *d)
+{
+	int status = 0;
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		usleep(10000);
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, &status, 0);
+	d->pid = 0;
+	return -1;
+}
+
+bool t_pid_alive(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+void t_daemon_cleanup(struct t_daemon *d)
+{
+	if (d->pid > 0)
+		t_daemon_stop(d);
+	DIR *dir = opendir(d->run);
+	struct dirent *e;
+	while (dir && (e = readdir(dir))) {
+		char path[1024];
+		int pid = 0;
+		snprintf(path, sizeof(path), "%s/%s/pid", d->run, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f && fscanf(f, "%d", &pid) == 1 && pid > 0 && t_pid_alive(pid))
+			kill(pid, SIGKILL);
+		if (f)
+			fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	t_rmtree(d->dir);
+	free(d->dir);
+	d->dir = NULL;
+}
+
+const char *t_daemon_log(struct t_daemon *d)
+{
+	static char buf[4096];
+	buf[0] = '\0';
+	FILE *f = fopen(d->log, "r");
+	if (!f)
+		return buf;
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* ---- control connection ---- */
+
+int t_ctl_open(struct t_ctl *c, const char *path)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(c->fd);
+		c->fd = -1;
+		return -e;
+	}
+	c->queue = json_array();
+	c->next_id = 1;
+	c->greeting = t_ctl_next(c, 5000);
+	return c->greeting ? 0 : -EPROTO;
+}
+
+void t_ctl_close(struct t_ctl *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->buf);
+	c->buf = NULL;
+	json_decref(c->greeting);
+	json_decref(c->queue);
+	c->greeting = c->queue = NULL;
+}
+
+int t_ctl_send_raw(struct t_ctl *c, const char *bytes, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(c->fd, bytes, len, MSG_NOSIGNAL);
+		if (n < 0)
+			return -errno;
+		bytes += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+long long t_ctl_send(struct t_ctl *c, const char *verb, json_t *args)
+{
+	long long id = c->next_id++;
+	json_t *req = json_pack("{s:s, s:I}", "execute", verb, "id", (json_int_t)id);
+	if (args)
+		json_object_set_new(req, "arguments", args);
+	char *s = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	t_ctl_send_raw(c, s, strlen(s));
+	t_ctl_send_raw(c, "\n", 1);
+	free(s);
+	return id;
+}
+
+/* Read one line from the socket into a JSON object, or NULL. */
+static json_t *read_line(struct t_ctl *c, int ms)
+{
+	long long end = now_ms() + ms;
+	for (;;) {
+		char *nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+			json_t *j = json_loadb(c->buf, n, 0, NULL);
+			memmove(c->buf, nl + 1, c->len - n - 1);
+			c->len -= n + 1;
+			return j ? j : json_pack("{s:s}", "unparsable", "line");
+		}
+		int left = (int)(end - now_ms());
+		if (left <= 0 || c->fd < 0)
+			return NULL;
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		if (poll(&p, 1, left) <= 0)
+			continue;
+		char tmp[65536];
+		ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
+		if (r <= 0)
+			return NULL;
+		c->buf = realloc(c->buf, c->len + (size_t)r);
+		memcpy(c->buf + c->len, tmp, (size_t)r);
+		c->len += (size_t)r;
+	}
+}
+
+json_t *t_ctl_next(struct t_ctl *c, int ms)
+{
+	if (json_array_size(c->queue) > 0) {
+		json_t *m = json_incref(json_array_get(c->queue, 0));
+		json_array_remove(c->queue, 0);
+		return m;
+	}
+	return read_line(c, ms);
+}
+
+/* Find and take the first queued message matching pred, else read on. */
+static json_t *take(struct t_ctl *c, bool (*pred)(json_t *, const void *), const void *arg, int ms)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(c->queue, i, m) {
+		if (pred(m, arg)) {
+			json_incref(m);
+			json_array_remove(c->queue, i);
+			return m;
+		}
+	}
+	long long end = now_ms() + ms;
+	while (now_ms() < end) {
+		m = read_line(c, (int)(end - now_ms()));
+		if (!m)
+			return NULL;
+		if (pred(m, arg))
+			return m;
+		json_array_append_new(c->queue, m);
+	}
+	return NULL;
+}
+
+static bool has_id(json_t *m, const void *arg)
+{
+	json_t *id = json_object_get(m, "id");
+	return json_is_integer(id) && json_integer_value(id) == *(const long long *)arg;
+}
+
+json_t *t_ctl_reply(struct t_ctl *c, long long id, int ms)
+{
+	return take(c, has_id, &id, ms);
+}
+
+json_t *t_ctl_call(struct t_ctl *c, const char *verb, json_t *args, int ms)
+{
+	return t_ctl_reply(c, t_ctl_send(c, verb, args), ms);
+}
+
+json_t *t_ctl_do(struct t_ctl *c, const char *verb, const char *name, int ms, const char **cls)
+{
+	static char last_class[64];
+	json_t *r = t_ctl_call(c, verb, name ? json_pack("{s:s}", "name", name) : NULL, ms);
+	json_t *ret = json_incref(json_object_get(r, "return"));
+	json_t *err = json_object_get(r, "error");
+	snprintf(last_class, sizeof(last_class), "%s",
+	         err ? json_string_value(json_object_get(err, "class")) : (r ? "" : "timeout"));
+	if (cls)
+		*cls = last_class;
+	if (err)
+		fprintf(stderr, "# %s %s: %s: %s\n", verb, name ? name : "", last_class,
+		        json_string_value(json_object_get(err, "desc")));
+	json_decref(r);
+	return ret;
+}
+
+struct state_want { const char *name, *state; };
+
+static bool is_state(json_t *m, const void *arg)
+{
+	const struct state_want *w = arg;
+	json_t *data = json_object_get(m, "data");
+	const char *ev = json_string_value(json_object_get(m, "event"));
+	return ev && strcmp(ev, "GUEST_STATE") == 0 &&
+	       strcmp(json_string_value(json_object_get(data, "name")), w->name) == 0 &&
+	       strcmp(json_string_value(json_object_get(data, "state")), w->state) == 0;
+}
+
+json_t *t_ctl_wait_state(struct t_ctl *c, const char *name, const char *state, int ms)
+{
+	struct state_want w = { name, state };
+	return take(c, is_state, &w, ms);
+}
+
+bool t_ctl_eof(struct t_ctl *c, int ms)
+{
+	long long end = now_ms() + ms;
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+			continue;
+		char tmp[4096];
+		ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
+		if (r <= 0)
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,90 @@
+/*
+ * Tests against a real qsupd: start one in the foreground with its own
+ * profile dir, run dir and socket under a temp dir, and talk to its control
+ * socket synchronously (blocking reads with a deadline). Test code only.
+ */
+#ifndef TDAEMON_H
+#define TDAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+struct t_daemon {
+	pid_t pid;
+	char *dir;
+	char profiles[512], run[512], sock[512], log[512];
+};
+
+/* Create the dirs (profiles are written with t_daemon_profile()). */
+int t_daemon_init(struct t_daemon *d);
+
+/* Write DIR/profiles/NAME.ini with the given text. */
+void t_daemon_profile(struct t_daemon *d, const char *name, const char *text);
+
+/* Spawn build/qsupd -f with the dirs, plus extra args (NULL-terminated), and
+ * wait until its socket answers. Returns 0 or -1 (the log explains). */
+int t_daemon_start(struct t_daemon *d, const char *const *extra);
+
+/* Run qsupd with the dirs plus extra as above and wait (up to ms) for it to
+ * exit. Returns its exit status, or -1 if it had to be killed. */
+int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms);
+
+/* SIGTERM the daemon and wait for it (5 s, then SIGKILL). Returns its exit
+ * status, or -1 if it had to be killed. */
+int t_daemon_stop(struct t_daemon *d);
+
+/* Kill every QEMU whose pid file is in the run dir, stop the daemon if it
+ * still runs, and remove the temp dir. */
+void t_daemon_cleanup(struct t_daemon *d);
+
+/* The daemon's log (static buffer, last 4 KiB). */
+const char *t_daemon_log(struct t_daemon *d);
+
+/* True if process pid exists and is not a zombie. */
+bool t_pid_alive(pid_t pid);
+
+/* A control connection. Messages that arrive while waiting for something
+ * else are kept in order and looked at first next time. */
+struct t_ctl {
+	int fd;
+	char *buf;
+	size_t len;
+	json_t *greeting;
+	json_t *queue;          /* messages read but not yet consumed */
+	long long next_id;
+};
+
+/* Connect and read the greeting. Returns 0 or -errno. */
+int t_ctl_open(struct t_ctl *c, const char *path);
+void t_ctl_close(struct t_ctl *c);
+
+/* Write raw bytes. */
+int t_ctl_send_raw(struct t_ctl *c, const char *bytes, size_t len);
+
+/* Send {"execute": verb, "arguments": args (taken, may be NULL), "id": N};
+ * returns N. */
+long long t_ctl_send(struct t_ctl *c, const char *verb, json_t *args);
+
+/* The next message of any kind, or NULL after ms (or on EOF). */
+json_t *t_ctl_next(struct t_ctl *c, int ms);
+
+/* The reply with id (queued events and other replies are kept), or NULL. */
+json_t *t_ctl_reply(struct t_ctl *c, long long id, int ms);
+
+/* send + reply. The whole reply object: check "return" or "error". */
+json_t *t_ctl_call(struct t_ctl *c, const char *verb, json_t *args, int ms);
+
+/* call with {"name": name} and return the reply's "return" (new ref) or
+ * NULL; on error *cls gets the error class (static storage). */
+json_t *t_ctl_do(struct t_ctl *c, const char *verb, const char *name, int ms,
+                 const char **cls);
+
+/* Wait for a GUEST_STATE event for guest name entering state. Returns the
+ * event (new ref) or NULL. */
+json_t *t_ctl_wait_state(struct t_ctl *c, const char *name, const char *state, int ms);
+
+/* True when the connection was closed by the daemon (reads EOF within ms). */
+bool t_ctl_eof(struct t_ctl *c, int ms);
+
+#endif
