@@ -43,6 +43,8 @@ PROGS   = $(if $(wildcard supervisor/main.c),$(BUILD)/qsupd) \
 TESTS   = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
+.SECONDARY:
+
 .PHONY: all tests check asan run install clean deps guest fuzz
 
 all: $(LIBQMP) $(PROGS) $(TOOLS)

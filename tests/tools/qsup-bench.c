@@ -1,0 +1,299 @@
+/*
+ * qsup-bench: the figures behind bench/start, bench/rpc and bench/rss.
+ * Prints numbers; asserts nothing.
+ *
+ *   qsup-bench start [RUNS]   qsupd start-until-running vs raw QEMU
+ *   qsup-bench rpc [GUESTS]   status round trips, 1 and 8 connections
+ *   qsup-bench rss            qsupd RSS with 0, 10 and 50 guests
+ *
+ * Guests are firmware-only (-m 16), under KVM when usable, else TCG. The
+ * raw-QEMU baseline starts the identical argv the way qsupd does (sockets
+ * bound first and passed as fds 3 and 4, QMP negotiated, cont).
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "qmp.h"
+#include "tdaemon.h"
+#include "testutil.h"
+
+#define PROFILE "[guest]\nmemory = 16M\naccel = kvm:tcg\nhotplug-slots = 0\n"
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	int i = (int)(p * (n - 1) + 0.5);
+	return v[i];
+}
+
+static void fail(const char *what, struct t_daemon *d)
+{
+	fprintf(stderr, "qsup-bench: %s\n%s\n", what, d ? t_daemon_log(d) : "");
+	if (d)
+		t_daemon_cleanup(d);
+	exit(1);
+}
+
+static void start_daemon(struct t_daemon *d, struct t_ctl *c, int guests)
+{
+	char name[32];
+	if (t_daemon_init(d) < 0)
+		fail("temp dir", NULL);
+	for (int i = 0; i < guests; i++) {
+		snprintf(name, sizeof(name), "b%02d", i);
+		t_daemon_profile(d, name, PROFILE);
+	}
+	if (t_daemon_start(d, NULL) < 0 || t_ctl_open(c, d->sock) < 0)
+		fail("qsupd did not start", d);
+}
+
+/* ---- raw QEMU baseline ---- */
+
+static int listen_at(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+		return -1;
+	return fd;
+}
+
+struct raw { int exited, cont_done; };
+
+static void raw_exit(uv_process_t *p, int64_t st, int sig)
+{
+	(void)st;
+	(void)sig;
+	((struct raw *)p->data)->exited = 1;
+}
+
+static void raw_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	(void)c;
+	(void)r;
+	((struct raw *)arg)->cont_done = 1;
+}
+
+static void raw_ready(struct qmp_client *c, int status)
+{
+	if (status == 0)
+		qmp_client_execute(c, "cont", NULL, 0, raw_cont, qmp_client_data(c));
+}
+
+static const struct qmp_callbacks raw_cbs = { .ready = raw_ready };
+
+/* Start argv (with fds 3 and 4 expected) until cont returned; seconds. */
+static double raw_start(char **argv, const char *dir)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	char qpath[300], spath[300];
+	snprintf(qpath, sizeof(qpath), "%s/raw-qmp.sock", dir);
+	snprintf(spath, sizeof(spath), "%s/raw-serial.sock", dir);
+	struct raw r = { 0 };
+	double t0 = t_now();
+	int qfd = listen_at(qpath), sfd = listen_at(spath);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	uv_stdio_container_t stdio[5] = {
+		{ .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = null },
+		{ .flags = UV_INHERIT_FD, .data.fd = null },
+		{ .flags = UV_INHERIT_FD, .data.fd = qfd }, { .flags = UV_INHERIT_FD, .data.fd = sfd },
+	};
+	uv_process_t proc;
+	proc.data = &r;
+	uv_process_options_t o = { .exit_cb = raw_exit, .file = argv[0], .args = argv,
+	                           .stdio = stdio, .stdio_count = 5 };
+	if (uv_spawn(&loop, &proc, &o) < 0)
+		fail("spawn raw QEMU", NULL);
+	close(qfd);
+	close(sfd);
+	close(null);
+	struct qmp_client *c = qmp_client_new(&loop, &raw_cbs, &r);
+	qmp_client_connect(c, qpath);
+	t_run_until_flag(&loop, &r.cont_done, 10000);
+	double dt = t_now() - t0;
+	qmp_client_close(c);
+	uv_process_kill(&proc, SIGKILL);
+	t_run_until_flag(&loop, &r.exited, 5000);
+	uv_close((uv_handle_t *)&proc, NULL);
+	t_loop_finish(&loop);
+	return dt;
+}
+
+static void bench_start(int runs)
+{
+	struct t_daemon d;
+	struct t_ctl c;
+	start_daemon(&d, &c, 1);
+	double *qs = calloc((size_t)runs, sizeof(double));
+	double *raw = calloc((size_t)runs, sizeof(double));
+	json_t *r = t_ctl_call(&c, "argv", json_pack("{s:s}", "name", "b00"), 5000);
+	json_t *av = json_object_get(json_object_get(r, "return"), "argv");
+	char **argv = calloc(json_array_size(av) + 1, sizeof(char *));
+	for (size_t i = 0; i < json_array_size(av); i++)
+		argv[i] = strdup(json_string_value(json_array_get(av, i)));
+	json_decref(r);
+	for (int i = 0; i < runs; i++) {
+		double t0 = t_now();
+		json_t *s = t_ctl_do(&c, "start", "b00", 20000, NULL);
+		qs[i] = t_now() - t0;
+		if (!s)
+			fail("start failed", &d);
+		if (i == 0)
+			printf("# qsupd chose %s\n", json_string_value(json_object_get(s, "accel")));
+		json_decref(s);
+		json_decref(t_ctl_do(&c, "kill", "b00", 20000, NULL));
+		raw[i] = raw_start(argv, d.dir);
+	}
+	double mq = pct(qs, runs, 0.5), mr = pct(raw, runs, 0.5);
+	printf("start until running, median of %d:\n", runs);
+	printf("  qsupd start (control socket)  %8.1f ms\n", mq * 1e3);
+	printf("  raw QEMU, same argv, to cont  %8.1f ms\n", mr * 1e3);
+	printf("  ratio                         %8.3f  (target <= 1.10)\n", mq / mr);
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+	free(qs);
+	free(raw);
+	t_ctl_close(&c);
+	t_daemon_cleanup(&d);
+}
+
+/* ---- rpc ---- */
+
+static void rpc_round(struct t_ctl *conns, int nconn, int per_conn, double *lat)
+{
+	int k = 0;
+	for (int i = 0; i < per_conn; i++) {
+		for (int j = 0; j < nconn; j++) {
+			double t0 = t_now();
+			json_t *r = t_ctl_call(&conns[j], "status", json_pack("{s:s}", "name", "b00"), 5000);
+			lat[k++] = t_now() - t0;
+			json_decref(r);
+		}
+	}
+}
+
+/* 8 connections in parallel: each sends, then all replies are read. */
+static void rpc_parallel(struct t_ctl *conns, int nconn, int rounds, double *lat, double *wall)
+{
+	double start = t_now();
+	int k = 0;
+	for (int i = 0; i < rounds; i++) {
+		double t0 = t_now();
+		long long ids[16];
+		for (int j = 0; j < nconn; j++)
+			ids[j] = t_ctl_send(&conns[j], "status", json_pack("{s:s}", "name", "b00"));
+		for (int j = 0; j < nconn; j++) {
+			json_decref(t_ctl_reply(&conns[j], ids[j], 5000));
+			lat[k++] = t_now() - t0;
+		}
+	}
+	*wall = t_now() - start;
+}
+
+static void bench_rpc(int guests)
+{
+	struct t_daemon d;
+	struct t_ctl conns[8];
+	start_daemon(&d, &conns[0], guests);
+	for (int i = 1; i < 8; i++)
+		t_ctl_open(&conns[i], d.sock);
+	char name[32];
+	for (int i = 0; i < guests; i++) {
+		snprintf(name, sizeof(name), "b%02d", i);
+		json_decref(t_ctl_do(&conns[0], "start", name, 20000, NULL));
+		/* Paused: firmware spinning on 2 cores would measure the host's
+		 * scheduler, not qsupd. */
+		json_decref(t_ctl_do(&conns[0], "pause", name, 20000, NULL));
+	}
+	int n = 20000;
+	double *lat = calloc((size_t)n * 8, sizeof(double));
+	double t0 = t_now();
+	rpc_round(conns, 1, n, lat);
+	double wall = t_now() - t0;
+	printf("status over 1 connection, %d guests (paused):\n", guests);
+	printf("  %.0f round trips/s, p50 %.1f us, p99 %.1f us  (target p50 < 200 us)\n",
+	       n / wall, pct(lat, n, 0.5) * 1e6, pct(lat, n, 0.99) * 1e6);
+	int rounds = n / 8;
+	rpc_parallel(conns, 8, rounds, lat, &wall);
+	printf("status over 8 connections (one request in flight on each):\n");
+	printf("  %.0f requests/s, p50 %.1f us, p99 %.1f us\n", rounds * 8 / wall,
+	       pct(lat, rounds * 8, 0.5) * 1e6, pct(lat, rounds * 8, 0.99) * 1e6);
+	free(lat);
+	for (int i = 0; i < 8; i++)
+		t_ctl_close(&conns[i]);
+	t_daemon_cleanup(&d);
+}
+
+/* ---- rss ---- */
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static void bench_rss(void)
+{
+	int counts[] = { 0, 10, 50 };
+	printf("qsupd RSS (firmware-only guests, -m 16):\n");
+	for (size_t k = 0; k < 3; k++) {
+		struct t_daemon d;
+		struct t_ctl c;
+		char name[32];
+		start_daemon(&d, &c, counts[k]);
+		long long ids[64];
+		for (int i = 0; i < counts[k]; i++) {
+			snprintf(name, sizeof(name), "b%02d", i);
+			ids[i] = t_ctl_send(&c, "start", json_pack("{s:s}", "name", name));
+		}
+		for (int i = 0; i < counts[k]; i++)
+			json_decref(t_ctl_reply(&c, ids[i], 60000));
+		json_decref(t_ctl_call(&c, "list", NULL, 5000));
+		printf("  %2d guests: %6ld KiB  (target < 4096 KiB at 50)\n", counts[k], rss_kib(d.pid));
+		t_ctl_close(&c);
+		t_daemon_cleanup(&d);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *what = argc > 1 ? argv[1] : "";
+	int n = argc > 2 ? atoi(argv[2]) : 0;
+	printf("# %s\n", t_accel());
+	if (strcmp(what, "start") == 0)
+		bench_start(n > 0 ? n : 20);
+	else if (strcmp(what, "rpc") == 0)
+		bench_rpc(n > 0 ? n : 20);
+	else if (strcmp(what, "rss") == 0)
+		bench_rss();
+	else {
+		fprintf(stderr, "usage: qsup-bench start [RUNS] | rpc [GUESTS] | rss\n");
+		return 2;
+	}
+	return 0;
+}
