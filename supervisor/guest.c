@@ -231,7 +231,7 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 	sv_log(SV_LOG_DEBUG, g->name, "QMP ready");
 	if (g->state == SV_STARTING &&
 	    qmp_client_execute(c, "cont", NULL, 0, on_cont, g) < 0)
-		uv_process_kill(&g->proc, SIGKILL);
+		uv_process_kill(g->proc, SIGKILL);
 }
 
 static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
@@ -243,7 +243,7 @@ static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
 	if (r->status != 0) {
 		sv_log(SV_LOG_ERR, g->name, "cont failed: %s", r->err_desc ? r->err_desc
 		       : qmp_strerror(r->status));
-		uv_process_kill(&g->proc, SIGKILL);
+		uv_process_kill(g->proc, SIGKILL);
 		return;
 	}
 	transition(g, SV_RUNNING, "started");
@@ -304,9 +304,8 @@ static void qmp_connect(struct sv_guest *g)
 
 /* ---- process exit ---- */
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_gone(struct sv_guest *g)
 {
-	struct sv_guest *g = h->data;
 	if (--g->handles == 0 && g->freeing) {
 		if (g->run_profile != g->profile)
 			sv_profile_free(g->run_profile);
@@ -314,6 +313,27 @@ static void on_handle_closed(uv_handle_t *h)
 		free(g->profile_path);
 		free(g->name);
 		free(g);
+	}
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	handle_gone(h->data);
+}
+
+static void on_proc_closed(uv_handle_t *h)
+{
+	struct sv_guest *g = h->data;
+	free(h);
+	handle_gone(g);
+}
+
+/* Close the process handle (QEMU itself is not touched). */
+static void close_proc(struct sv_guest *g)
+{
+	if (g->proc) {
+		uv_close((uv_handle_t *)g->proc, on_proc_closed);
+		g->proc = NULL;
 	}
 }
 
@@ -356,8 +376,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 		sv_log(SV_LOG_WARN, g->name, "%s", reason);
 	g->pid = 0;
 	uv_timer_stop(&g->timer);
-	uv_close((uv_handle_t *)&g->proc, on_handle_closed);
-	g->proc_open = false;
+	close_proc(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	if (g->run_profile != g->profile)
@@ -423,17 +442,20 @@ static int spawn(struct sv_guest *g, char **argv, int qmp_fd, int serial_fd,
 		.exit_cb = on_exit_cb, .file = argv[0], .args = argv, .env = env,
 		.stdio = stdio, .stdio_count = 5, .flags = UV_PROCESS_DETACHED,
 	};
-	g->proc.data = g;
-	int rc = uv_spawn(g->d->loop, &g->proc, &o);
+	g->proc = calloc(1, sizeof(*g->proc));
+	if (!g->proc) {
+		close(logfd);
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	}
+	g->proc->data = g;
+	int rc = uv_spawn(g->d->loop, g->proc, &o);
 	close(logfd);
 	g->handles++;
-	g->proc_open = true;
 	if (rc < 0) {
-		uv_close((uv_handle_t *)&g->proc, on_handle_closed);
-		g->proc_open = false;
+		close_proc(g);
 		return sv_error_set(err, rc, "cannot run %s: %s", argv[0], uv_strerror(rc));
 	}
-	g->pid = g->proc.pid;
+	g->pid = g->proc->pid;
 	return 0;
 }
 
@@ -524,11 +546,11 @@ static void stop_step(struct sv_guest *g, int step)
 		break;
 	case 2:
 		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGTERM");
-		uv_process_kill(&g->proc, SIGTERM);
+		uv_process_kill(g->proc, SIGTERM);
 		break;
 	default:
 		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGKILL");
-		uv_process_kill(&g->proc, SIGKILL);
+		uv_process_kill(g->proc, SIGKILL);
 		return;
 	}
 	uv_timer_start(&g->timer, on_stop_timer, wait, 0);
@@ -569,7 +591,7 @@ int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *e
 		transition(g, SV_STOPPING, "kill requested");
 	uv_timer_stop(&g->timer);
 	g->stop_step = 3;
-	uv_process_kill(&g->proc, SIGKILL);
+	uv_process_kill(g->proc, SIGKILL);
 	return 0;
 }
 
@@ -717,9 +739,6 @@ void sv_guest_release(struct sv_guest *g)
 	}
 	if (g->qmp)
 		qmp_client_close(g->qmp);
-	if (g->proc_open) {
-		uv_close((uv_handle_t *)&g->proc, on_handle_closed);   /* QEMU goes on */
-		g->proc_open = false;
-	}
+	close_proc(g);   /* QEMU goes on */
 	uv_close((uv_handle_t *)&g->timer, on_handle_closed);
 }

@@ -50,8 +50,8 @@ struct sv_guest {
 	char rundir[4096];
 	char qmp_path[108], serial_path[108];
 
-	uv_process_t proc;
-	bool proc_open;                 /* handle needs closing */
+	uv_process_t *proc;             /* one per QEMU: a closing handle is
+	                                   never reused by the next start */
 	int pid;
 	uint64_t started_ms;            /* uv_now() at spawn */
 	struct qmp_client *qmp;
