@@ -56,8 +56,8 @@ static void transition(struct sv_guest *g, enum sv_state to, const char *reason)
 	snprintf(g->reason, sizeof(g->reason), "%s", reason);
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
 	       sv_state_name(to), reason);
-	sv_control_emit(g->d, json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}",
-	                "event", "GUEST_STATE", "data", "name", g->name,
+	sv_control_emit(g->d, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
+	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),
 	                "reason", reason));
 }
@@ -219,6 +219,8 @@ static int foreign_qemu(struct sv_guest *g)
 
 /* ---- QMP ---- */
 
+static void handle_gone(struct sv_guest *g);
+
 static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg);
 
 static void on_qmp_ready(struct qmp_client *c, int status)
@@ -275,6 +277,7 @@ static void on_qmp_closed(struct qmp_client *c, int status)
 		g->qmp = NULL;
 	if (status != 0 && status != UV_EOF)
 		sv_log(SV_LOG_WARN, g->name, "QMP connection lost: %s", qmp_strerror(status));
+	handle_gone(g);   /* the client counts as a handle: g outlives it */
 }
 
 static void on_qmp_log(struct qmp_client *c, enum qmp_log_level lvl, const char *msg)
@@ -294,6 +297,7 @@ static void qmp_connect(struct sv_guest *g)
 	g->qmp = qmp_client_new(g->d->loop, &qmp_cbs, g);
 	if (!g->qmp)
 		return;
+	g->handles++;
 	qmp_client_set_limits(g->qmp, START_QMP_TIMEOUT_MS, 0);
 	qmp_client_set_debug(g->qmp, sv_log_enabled(SV_LOG_DEBUG));
 	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
@@ -341,7 +345,7 @@ static void close_proc(struct sv_guest *g)
 static void exit_reason(struct sv_guest *g, enum sv_state was, int64_t status, int sig,
                         char *buf, size_t size)
 {
-	char tail[1024], how[64];
+	char tail[700], how[64];
 	if (sig)
 		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig)
 		         ? sigabbrev_np(sig) : "?");

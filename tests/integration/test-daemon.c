@@ -42,7 +42,12 @@ static int teardown(void **state)
 	struct fx *x = *state;
 	if (x->c.fd >= 0)
 		t_ctl_close(&x->c);
+	/* A clean exit on SIGTERM, every time (sanitizers report here too). */
+	int status = x->d.pid > 0 ? t_daemon_stop(&x->d) : 0;
+	if (status != 0)
+		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(&x->d));
 	t_daemon_cleanup(&x->d);
+	assert_int_equal(status, 0);
 	free(x);
 	return 0;
 }
