@@ -1,0 +1,117 @@
+/*
+ * The pieces of qsupctl, the client of qsupd's control socket, kept out of
+ * qsupctl.c so that the unit tests reach them through libsv.a:
+ *   ctl_conn_*   a blocking connection: greeting, requests with ids, replies
+ *                matched by id, events (ctl_conn.c);
+ *   ctl_fmt_*    the human-readable output, pure (ctl_fmt.c);
+ *   ctl_console  the serial console attachment (ctl_console.c).
+ * Client code only: qsupd never calls any of it.
+ */
+#ifndef SV_CTL_H
+#define SV_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "qmp_parse.h"
+#include "util.h"
+
+/* qsupctl's exit statuses, as documented in qsupctl(8). */
+enum {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_ERROR = 1,     /* qsupd answered with an error, or went away */
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_CONNECT = 3,   /* no qsupd to talk to */
+};
+
+/* Longest reply line accepted: a QMP passthrough reply can be large. */
+#define CTL_MAX_LINE (64u << 20)
+
+/* How long to wait for the greeting after connecting. */
+#define CTL_GREETING_TIMEOUT_MS 10000
+
+/* The control socket qsupctl uses: opt (-s) if set, else env (QSUP_SOCKET)
+ * if non-empty, else /run/qsup/qsupd.sock for root (euid 0), else
+ * xdg/qsup/qsupd.sock (xdg is $XDG_RUNTIME_DIR). Writes it into buf.
+ * Returns 0, -ENOENT (not root and no xdg) or -ENAMETOOLONG (the path does
+ * not fit a unix socket address), with err set. */
+int ctl_socket_path(const char *opt, const char *env, const char *xdg, uid_t euid,
+                    char *buf, size_t size, struct sv_error *err);
+
+/* One connection to qsupd. Zero-initialise, then ctl_conn_open(). */
+struct ctl_conn {
+	int fd;                 /* -1 when closed */
+	struct qmp_framer framer;
+	json_t *queue;          /* messages received but not yet taken */
+	int64_t next_id;
+};
+
+/* Connect to the unix socket path and read qsupd's greeting, waiting at
+ * most timeout_ms for it. Returns 0, or a negative errno with err set (the
+ * message names the socket); c needs ctl_conn_close() either way. */
+int ctl_conn_open(struct ctl_conn *c, const char *path, int timeout_ms,
+                  struct sv_error *err);
+
+/* Send {"execute": execute, "arguments": args, "id": N}. Takes the
+ * reference to args (NULL means {}). Stores N in *id. Returns 0, or a
+ * negative errno with err set (-EPIPE: qsupd closed the connection). */
+int ctl_conn_send(struct ctl_conn *c, const char *execute, json_t *args,
+                  int64_t *id, struct sv_error *err);
+
+/* Wait, without a time limit, for the reply carrying id; other messages
+ * stay queued for ctl_conn_next(). Returns 0 with *reply (a new reference,
+ * holding "return" or "error"), or a negative errno with err set
+ * (-ECONNRESET: qsupd closed the connection; -EBADMSG: not JSON). */
+int ctl_conn_reply(struct ctl_conn *c, int64_t id, json_t **reply,
+                   struct sv_error *err);
+
+/* The next message not yet taken (a new reference), waiting for it.
+ * Returns 0, or a negative errno as for ctl_conn_reply(). */
+int ctl_conn_next(struct ctl_conn *c, json_t **msg, struct sv_error *err);
+
+/* Close the socket and free the queue. Safe on a zeroed or closed conn. */
+void ctl_conn_close(struct ctl_conn *c);
+
+/* A duration in seconds as "45s", "3m12s", "5h02m" or "2d03h"; "-" when
+ * negative or not a number. buf holds at least 16 bytes. */
+void ctl_fmt_duration(double seconds, char *buf, size_t size);
+
+/* The `list` table: NAME STATE PID UPTIME RESTARTS, one row per status
+ * object in the array, sorted by name; missing values print as "-". */
+void ctl_fmt_list(FILE *out, json_t *list);
+
+/* A status object as aligned "key: value" lines: the known keys in a fixed
+ * order, then any others. */
+void ctl_fmt_status(FILE *out, json_t *status);
+
+/* The one-line outcome of a lifecycle verb: "web1: running (started)". */
+void ctl_fmt_outcome(FILE *out, const char *name, json_t *status);
+
+/* One event as a line: "12:00:01 web1 running (started)" for GUEST_STATE,
+ * "12:00:01 web1 STOP" (plus its data as JSON, if any) for a guest's QMP
+ * event. The time is local, from the event's timestamp. */
+void ctl_fmt_event(FILE *out, json_t *event);
+
+/* Non-zero if event concerns one of the n names (always, when n is 0). */
+bool ctl_event_match(json_t *event, char *const *names, int n);
+
+/* The reload summary on out ("added: a b" ..., or "no changes"), and each
+ * profile error on err as "qsupctl: reload: <error>". Returns the number of
+ * profile errors. */
+size_t ctl_fmt_reload(FILE *out, FILE *err, json_t *ret);
+
+/* Attach the terminal (in, out) to the serial console of guest name, the
+ * unix stream socket at path. Once connected, print a hint line on stderr,
+ * then copy bytes both ways until Ctrl-] (0x1d) is read from in, the socket
+ * closes, or in ends (then output is drained until it has been quiet for
+ * half a second). When in is a tty it is put in raw mode, and restored on
+ * every way out. SIGINT, SIGTERM, SIGHUP and SIGQUIT end the attachment
+ * too. Returns 0, the number of the signal that ended it (the caller
+ * re-raises it after cleaning up), or a negative errno with err set. */
+int ctl_console(const char *name, const char *path, int in, int out,
+                struct sv_error *err);
+
+#endif

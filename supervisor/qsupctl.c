@@ -1,0 +1,560 @@
+/*
+ * qsupctl: the command-line client of qsupd's control socket.
+ *   qsupctl [-s SOCKET] [-j|--json] VERB [ARGS]
+ * One table of verbs drives both dispatch and --help. Arguments are checked
+ * before connecting, so a usage error never reaches the daemon. Requests
+ * for several guests are pipelined on one connection and reported in the
+ * order given. Exit: 0 ok, 1 qsupd answered an error (or went away), 2 usage,
+ * 3 cannot reach qsupd.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+struct ctl;
+
+struct ctl_cmd {
+	const char *name;
+	int (*fn)(struct ctl *c, char **args, int nargs);
+	const char *args;       /* for the usage text */
+	const char *help;
+	int min, max;           /* positional arguments; max -1: no limit */
+	unsigned flags;
+};
+
+enum {
+	CTL_F_NAMES = 1,        /* every positional argument is a guest name */
+	CTL_F_NAME1 = 2,        /* the first one is */
+	CTL_F_FORCE = 4,        /* takes --force */
+};
+
+struct ctl {
+	const struct ctl_cmd *cmd;
+	const char *socket_opt;     /* -s, or NULL */
+	bool json;
+	bool force;
+	int shown;                  /* replies shown so far */
+	int signal;                 /* ended the console; main re-raises it */
+	struct ctl_conn conn;
+};
+
+static int ctl_list(struct ctl *c, char **args, int nargs);
+static int ctl_status(struct ctl *c, char **args, int nargs);
+static int ctl_lifecycle(struct ctl *c, char **args, int nargs);
+static int ctl_reload(struct ctl *c, char **args, int nargs);
+static int ctl_events(struct ctl *c, char **args, int nargs);
+static int ctl_qmp(struct ctl *c, char **args, int nargs);
+static int ctl_argv(struct ctl *c, char **args, int nargs);
+static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
+
+static const struct ctl_cmd commands[] = {
+	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
+	{ "status", ctl_status, "NAME...", "show guests' state, process, profile, sockets",
+	  1, -1, CTL_F_NAMES },
+	{ "start", ctl_lifecycle, "NAME...", "start guests and wait until they run",
+	  1, -1, CTL_F_NAMES },
+	{ "stop", ctl_lifecycle, "[-f] NAME...", "stop guests, wait until QEMU exits (-f: at once)",
+	  1, -1, CTL_F_NAMES | CTL_F_FORCE },
+	{ "kill", ctl_lifecycle, "NAME...", "kill QEMU (SIGKILL), wait until it exits",
+	  1, -1, CTL_F_NAMES },
+	{ "pause", ctl_lifecycle, "NAME...", "pause guests' vCPUs", 1, -1, CTL_F_NAMES },
+	{ "resume", ctl_lifecycle, "NAME...", "resume paused guests", 1, -1, CTL_F_NAMES },
+	{ "reset", ctl_lifecycle, "NAME...", "hard-reset guests (the reset button)",
+	  1, -1, CTL_F_NAMES },
+	{ "restart", ctl_lifecycle, "NAME...", "stop and start guests, wait until they run",
+	  1, -1, CTL_F_NAMES },
+	{ "reload", ctl_reload, "", "re-read the profiles", 0, 0, 0 },
+	{ "events", ctl_events, "[NAME...]", "stream events, of all guests or of the NAMEs",
+	  0, -1, CTL_F_NAMES },
+	{ "qmp", ctl_qmp, "NAME COMMAND [JSON-ARGS]", "run one QMP command, print QEMU's reply",
+	  2, 3, CTL_F_NAME1 },
+	{ "argv", ctl_argv, "NAME", "print the QEMU argv that start would use",
+	  1, 1, CTL_F_NAMES },
+	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
+	  1, 1, CTL_F_NAMES },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* ------------------------------------------------------------ usage */
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: qsupctl [-s SOCKET] [-j] VERB [ARGS]\n\nverbs:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "%s %s", commands[i].name, commands[i].args);
+		fprintf(out, "  %-28s  %s\n", left, commands[i].help);
+	}
+	fprintf(out, "\noptions:\n"
+	        "  -s, --socket SOCKET   qsupd's control socket (default: $QSUP_SOCKET, else\n"
+	        "                        /run/qsup/qsupd.sock for root, else\n"
+	        "                        $XDG_RUNTIME_DIR/qsup/qsupd.sock)\n"
+	        "  -j, --json            print replies (and events) as JSON, one per line\n"
+	        "  -h, --help            show this help\n"
+	        "  -V, --version         show the version\n");
+}
+
+static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
+{
+	fprintf(out, "usage: qsupctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
+	if (cmd->flags & CTL_F_FORCE)
+		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
+}
+
+static const struct ctl_cmd *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int unknown_verb(const char *verb)
+{
+	const char *best = NULL;
+	unsigned best_d = 3;
+
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		unsigned d = sv_edit_distance(verb, commands[i].name, 2);
+
+		if (d < best_d) {
+			best_d = d;
+			best = commands[i].name;
+		}
+	}
+	fprintf(stderr, "qsupctl: unknown verb '%s'", verb);
+	if (best)
+		fprintf(stderr, "; did you mean '%s'?", best);
+	fprintf(stderr, " (see qsupctl --help)\n");
+	return CTL_EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------ replies */
+
+static void print_json(json_t *v, size_t flags)
+{
+	char *text = json_dumps(v, JSON_ENCODE_ANY | flags);
+
+	if (text)
+		printf("%s\n", text);
+	free(text);
+}
+
+/* Report a reply: with --json its return value (or error object) on
+ * stdout; else show(name, return). An error also goes to stderr as
+ * "qsupctl: VERB [WHAT]: desc". Returns the exit status. */
+static int handle_reply(struct ctl *c, const char *what, json_t *reply,
+                        void (*show)(struct ctl *, const char *, json_t *))
+{
+	json_t *e = json_object_get(reply, "error");
+
+	if (!e) {
+		if (c->json)
+			print_json(json_object_get(reply, "return"), 0);
+		else if (show)
+			show(c, what, json_object_get(reply, "return"));
+		fflush(stdout);   /* each outcome as it is known, in order with stderr */
+		return CTL_EXIT_OK;
+	}
+	if (c->json)
+		print_json(e, 0);
+	fflush(stdout);
+	fprintf(stderr, "qsupctl: %s%s%s: %s\n", c->cmd->name, what ? " " : "", what ? what : "",
+	        json_string_value(json_object_get(e, "desc")) ?: "error without a description");
+	return CTL_EXIT_ERROR;
+}
+
+static int lost(struct ctl *c, const char *what, const struct sv_error *err)
+{
+	fprintf(stderr, "qsupctl: %s%s%s: %s\n", c->cmd->name, what ? " " : "", what ? what : "",
+	        err->msg);
+	return CTL_EXIT_ERROR;
+}
+
+static int ctl_connect(struct ctl *c)
+{
+	char path[SV_SOCK_PATH_MAX];
+	struct sv_error err = { 0 };
+
+	if (ctl_socket_path(c->socket_opt, getenv("QSUP_SOCKET"), getenv("XDG_RUNTIME_DIR"),
+	                    geteuid(), path, sizeof(path), &err) < 0 ||
+	    ctl_conn_open(&c->conn, path, CTL_GREETING_TIMEOUT_MS, &err) < 0) {
+		fprintf(stderr, "qsupctl: %s\n", err.msg);
+		return CTL_EXIT_CONNECT;
+	}
+	return CTL_EXIT_OK;
+}
+
+/* Connect, send one request and wait for its reply. Takes args. */
+static int call(struct ctl *c, const char *execute, json_t *args, const char *what,
+                json_t **reply)
+{
+	struct sv_error err = { 0 };
+	int64_t id;
+	int r = ctl_connect(c);
+
+	if (r) {
+		json_decref(args);
+		return r;
+	}
+	if (ctl_conn_send(&c->conn, execute, args, &id, &err) < 0 ||
+	    ctl_conn_reply(&c->conn, id, reply, &err) < 0)
+		return lost(c, what, &err);
+	return CTL_EXIT_OK;
+}
+
+/* One request without arguments, its reply handled by show. */
+static int call_simple(struct ctl *c, void (*show)(struct ctl *, const char *, json_t *))
+{
+	json_t *reply = NULL;
+	int r = call(c, c->cmd->name, NULL, NULL, &reply);
+
+	if (r == CTL_EXIT_OK)
+		r = handle_reply(c, NULL, reply, show);
+	json_decref(reply);
+	return r;
+}
+
+static int send_named(struct ctl *c, const char *name, int64_t *id)
+{
+	struct sv_error err = { 0 };
+	json_t *args = json_pack("{s:s}", "name", name);
+
+	if (c->force)
+		json_object_set_new(args, "force", json_true());
+	return ctl_conn_send(&c->conn, c->cmd->name, args, id, &err) < 0 ?
+	       lost(c, name, &err) : CTL_EXIT_OK;
+}
+
+/* Send the verb once per name, pipelined, then report the replies in the
+ * order of the names. Returns 1 if any failed. */
+static int per_name(struct ctl *c, char **names, int n,
+                    void (*show)(struct ctl *, const char *, json_t *))
+{
+	struct sv_error err = { 0 };
+	int64_t *ids = calloc((size_t)n, sizeof(*ids));
+	int r = ids ? ctl_connect(c) : CTL_EXIT_ERROR, failed = 0;
+
+	for (int i = 0; r == CTL_EXIT_OK && i < n; i++)
+		r = send_named(c, names[i], &ids[i]);
+	for (int i = 0; r == CTL_EXIT_OK && i < n; i++) {
+		json_t *reply = NULL;
+
+		if (ctl_conn_reply(&c->conn, ids[i], &reply, &err) < 0)
+			r = lost(c, names[i], &err);
+		else
+			failed |= handle_reply(c, names[i], reply, show);
+		json_decref(reply);
+	}
+	free(ids);
+	return r != CTL_EXIT_OK ? r : failed ? CTL_EXIT_ERROR : CTL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ verbs */
+
+static void show_list(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c, (void)what;
+	ctl_fmt_list(stdout, ret);
+}
+
+static int ctl_list(struct ctl *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	return call_simple(c, show_list);
+}
+
+static void show_status(struct ctl *c, const char *name, json_t *ret)
+{
+	(void)name;
+	if (c->shown++)
+		putchar('\n');
+	ctl_fmt_status(stdout, ret);
+}
+
+static int ctl_status(struct ctl *c, char **args, int nargs)
+{
+	return per_name(c, args, nargs, show_status);
+}
+
+static void show_outcome(struct ctl *c, const char *name, json_t *ret)
+{
+	(void)c;
+	ctl_fmt_outcome(stdout, name, ret);
+}
+
+static int ctl_lifecycle(struct ctl *c, char **args, int nargs)
+{
+	return per_name(c, args, nargs, show_outcome);
+}
+
+/* Profile errors fail the command (also with --json, where they are only in
+ * the printed object), so that scripts see them in the exit status. */
+static int ctl_reload(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *ret;
+	int r = call(c, "reload", NULL, NULL, &reply);
+
+	(void)args, (void)nargs;
+	if (r == CTL_EXIT_OK && !(ret = json_object_get(reply, "return"))) {
+		r = handle_reply(c, NULL, reply, NULL);
+	} else if (r == CTL_EXIT_OK) {
+		if (c->json)
+			print_json(ret, 0);
+		if (c->json ? json_array_size(json_object_get(ret, "errors")) > 0 :
+		    ctl_fmt_reload(stdout, stderr, ret) > 0)
+			r = CTL_EXIT_ERROR;
+	}
+	json_decref(reply);
+	return r;
+}
+
+static int ctl_events(struct ctl *c, char **args, int nargs)
+{
+	struct sv_error err = { 0 };
+	json_t *reply = NULL, *ev;
+	int r = call(c, "subscribe", NULL, NULL, &reply);
+
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = handle_reply(c, NULL, reply, NULL);
+	json_decref(reply);
+	if (r != CTL_EXIT_OK)
+		return r;
+	while (ctl_conn_next(&c->conn, &ev, &err) == 0) {
+		if (qmp_msg_kind(ev) == QMP_MSG_EVENT && ctl_event_match(ev, args, nargs)) {
+			if (c->json)
+				print_json(ev, 0);
+			else
+				ctl_fmt_event(stdout, ev);
+			fflush(stdout);
+		}
+		json_decref(ev);
+	}
+	return lost(c, NULL, &err);
+}
+
+/* QEMU's reply: a string (human-monitor-command) as text, else indented
+ * JSON. */
+static void show_qmp(struct ctl *c, const char *what, json_t *ret)
+{
+	const char *s = json_string_value(ret);
+
+	(void)c, (void)what;
+	if (!s) {
+		print_json(ret, JSON_INDENT(2));
+		return;
+	}
+	fputs(s, stdout);
+	if (*s && s[strlen(s) - 1] != '\n')
+		putchar('\n');
+}
+
+static int ctl_qmp(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *qargs = NULL, *req;
+	json_error_t jerr;
+	char what[160];
+	int r;
+
+	if (nargs > 2) {
+		qargs = json_loads(args[2], JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(qargs)) {
+			fprintf(stderr, "qsupctl: qmp: JSON-ARGS must be a JSON object%s%s\n",
+			        qargs ? "" : ": ", qargs ? "" : jerr.text);
+			json_decref(qargs);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	req = json_pack("{s:s, s:s}", "name", args[0], "command", args[1]);
+	if (qargs)
+		json_object_set_new(req, "arguments", qargs);
+	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
+	r = call(c, "qmp", req, what, &reply);
+	if (r == CTL_EXIT_OK)
+		r = handle_reply(c, what, reply, show_qmp);
+	json_decref(reply);
+	return r;
+}
+
+static void show_argv(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *v;
+	size_t i;
+
+	(void)c, (void)what;
+	json_array_foreach(json_object_get(ret, "argv"), i, v)
+		printf("%s\n", json_string_value(v) ?: "");
+}
+
+static int ctl_argv(struct ctl *c, char **args, int nargs)
+{
+	return per_name(c, args, nargs, show_argv);
+}
+
+/* Asks for the path, then attaches; --json does not apply. */
+static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
+{
+	struct sv_error err = { 0 };
+	json_t *reply = NULL;
+	const char *path;
+	int r = call(c, "console", json_pack("{s:s}", "name", args[0]), args[0], &reply);
+
+	(void)nargs;
+	c->json = false;
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = handle_reply(c, args[0], reply, NULL);
+	ctl_conn_close(&c->conn);   /* not needed while attached */
+	path = json_string_value(json_object_get(json_object_get(reply, "return"), "path"));
+	if (r == CTL_EXIT_OK && !path) {
+		fprintf(stderr, "qsupctl: console %s: qsupd gave no socket path\n", args[0]);
+		r = CTL_EXIT_ERROR;
+	}
+	if (r == CTL_EXIT_OK) {
+		int s = ctl_console(args[0], path, STDIN_FILENO, STDOUT_FILENO, &err);
+
+		if (s < 0) {
+			fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);
+			r = CTL_EXIT_ERROR;
+		}
+		c->signal = s > 0 ? s : 0;
+	}
+	json_decref(reply);
+	return r;
+}
+
+/* ------------------------------------------------------------ main */
+
+static const struct option global_opts[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option verb_opts[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* where: the verb, or NULL before it. */
+static int bad_option(const char *where, int opt, const char *arg)
+{
+	fprintf(stderr, "qsupctl: %s%s", where ? where : "", where ? ": " : "");
+	if (opt && opt != '?')
+		fprintf(stderr, "unknown option '-%c'\n", opt);
+	else
+		fprintf(stderr, "unknown option '%s'\n", arg);
+	return CTL_EXIT_USAGE;
+}
+
+/* Global options, up to the verb. Returns -1 to go on, or an exit status. */
+static int parse_global(struct ctl *c, int argc, char **argv)
+{
+	int o;
+
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+:s:jhV", global_opts, NULL)) != -1) {
+		switch (o) {
+		case 's': c->socket_opt = optarg; break;
+		case 'j': c->json = true; break;
+		case 'h': usage(stdout); return CTL_EXIT_OK;
+		case 'V': printf("qsupctl %s\n", SV_VERSION); return CTL_EXIT_OK;
+		case ':':
+			fprintf(stderr, "qsupctl: option '%s' needs an argument\n", argv[optind - 1]);
+			return CTL_EXIT_USAGE;
+		default: return bad_option(NULL, optopt, argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* The verb's own options (anywhere after it) and its arguments. argv[0] is
+ * the verb. Returns -1 to go on, or an exit status. */
+static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
+{
+	const struct ctl_cmd *cmd = c->cmd;
+	int o, n;
+
+	optind = 0;   /* glibc: start over on the new vector */
+	while ((o = getopt_long(argc, argv, ":s:jfh", verb_opts, NULL)) != -1) {
+		if (o == 's') {
+			c->socket_opt = optarg;
+		} else if (o == 'j') {
+			c->json = true;
+		} else if (o == 'f' && (cmd->flags & CTL_F_FORCE)) {
+			c->force = true;
+		} else if (o == 'h') {
+			cmd_usage(stdout, cmd);
+			return CTL_EXIT_OK;
+		} else if (o == ':') {
+			fprintf(stderr, "qsupctl: %s: option '%s' needs an argument\n", cmd->name,
+			        argv[optind - 1]);
+			return CTL_EXIT_USAGE;
+		} else {
+			return bad_option(cmd->name, o == 'f' ? 'f' : optopt, argv[optind - 1]);
+		}
+	}
+	n = argc - optind;
+	if (n < cmd->min || (cmd->max >= 0 && n > cmd->max)) {
+		fprintf(stderr, "qsupctl: %s: %s\n", cmd->name,
+		        n < cmd->min ? "missing arguments" : "too many arguments");
+		cmd_usage(stderr, cmd);
+		return CTL_EXIT_USAGE;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!(cmd->flags & CTL_F_NAMES) && !(i == optind && (cmd->flags & CTL_F_NAME1)))
+			continue;
+		if (!sv_name_valid(argv[i])) {
+			fprintf(stderr, "qsupctl: %s: '%s' is not a valid guest name\n",
+			        cmd->name, argv[i]);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	*first = optind;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = { .conn = { .fd = -1 } };
+	int r, first = 1;
+
+	r = parse_global(&c, argc, argv);
+	if (r >= 0)
+		return r;
+	argc -= optind;
+	argv += optind;
+	if (!(c.cmd = cmd_find(argv[0])))
+		return unknown_verb(argv[0]);
+	r = parse_verb(&c, argc, argv, &first);
+	if (r >= 0)
+		return r;
+	r = c.cmd->fn(&c, argv + first, argc - first);
+	ctl_conn_close(&c.conn);
+	if (fflush(stdout) != 0 && r == CTL_EXIT_OK) {
+		fprintf(stderr, "qsupctl: writing stdout: %s\n", strerror(errno));
+		r = CTL_EXIT_ERROR;
+	}
+	if (c.signal) {
+		signal(c.signal, SIG_DFL);
+		raise(c.signal);
+		r = 128 + c.signal;
+	}
+	return r;
+}
