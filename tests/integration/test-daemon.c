@@ -513,6 +513,40 @@ static void test_socket_access(void **state)
 	expect_state(x, "status", "fw", "stopped", 5000);
 }
 
+/* qsupctl against the real daemon, as a user types it. */
+static void test_qsupctl_with_real_daemon(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "fw", FW_PROFILE);
+	t_daemon_profile(&x->d, "fw2", FW_PROFILE);
+	start_daemon(x, NULL);
+	char out[8192];
+	const char *ctl = t_qsupctl();
+	const char *start[] = { ctl, "-s", x->d.sock, "start", "fw", "fw2", NULL };
+	int rc = t_run_capture(start, out, sizeof(out), 30000);
+	if (rc != 0)
+		fail_msg("qsupctl start: %d\n%s", rc, out);
+	const char *list[] = { ctl, "-s", x->d.sock, "list", NULL };
+	assert_int_equal(t_run_capture(list, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "NAME"));
+	assert_non_null(strstr(out, "fw2"));
+	assert_non_null(strstr(out, "running"));
+	const char *js[] = { ctl, "-s", x->d.sock, "--json", "status", "fw", NULL };
+	assert_int_equal(t_run_capture(js, out, sizeof(out), 10000), 0);
+	json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+	assert_string_equal(str(j, "state"), "running");
+	json_decref(j);
+	const char *q[] = { ctl, "-s", x->d.sock, "qmp", "fw", "query-status", NULL };
+	assert_int_equal(t_run_capture(q, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "running"));
+	const char *bad[] = { ctl, "-s", x->d.sock, "start", "nobody", NULL };
+	assert_int_equal(t_run_capture(bad, out, sizeof(out), 10000), 1);
+	assert_non_null(strstr(out, "no profile named nobody"));
+	const char *stop[] = { ctl, "-s", x->d.sock, "stop", "--force", "fw", "fw2", NULL };
+	assert_int_equal(t_run_capture(stop, out, sizeof(out), 30000), 0);
+	expect_state(x, "status", "fw2", "stopped", 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +562,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_and_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sd_notify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

@@ -127,6 +127,62 @@ int t_daemon_stop(struct t_daemon *d)
 	return -1;
 }
 
+int t_run_capture(const char *const *argv, char *out, size_t size, int ms)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	pid_t pid;
+	int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char **)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc != 0) {
+		close(p[0]);
+		return -1;
+	}
+	size_t len = 0;
+	long long end = now_ms() + ms;
+	for (;;) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		int left = (int)(end - now_ms());
+		if (left <= 0 || poll(&pf, 1, left) <= 0)
+			break;
+		char tmp[4096];
+		ssize_t n = read(p[0], tmp, sizeof(tmp));
+		if (n <= 0)
+			break;
+		size_t take = len + (size_t)n < size - 1 ? (size_t)n : size - 1 - len;
+		memcpy(out + len, tmp, take);
+		len += take;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	int status;
+	for (;;) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		if (now_ms() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(5000);
+	}
+}
+
+const char *t_qsupctl(void)
+{
+	static char bin[600];
+	const char *b = getenv("QSUP_BUILDDIR");
+	snprintf(bin, sizeof(bin), "%s/qsupctl", b && *b ? b : "build");
+	return bin;
+}
+
 bool t_pid_alive(pid_t pid)
 {
 	char path[64], buf[512];

@@ -41,6 +41,14 @@ void t_daemon_cleanup(struct t_daemon *d);
 /* The daemon's log (static buffer, last 4 KiB). */
 const char *t_daemon_log(struct t_daemon *d);
 
+/* Run argv (a program path and its arguments) with stdout and stderr
+ * captured into out (NUL-terminated, truncated to size), up to ms. Returns
+ * the exit status, or -1 on a timeout (the program is killed). */
+int t_run_capture(const char *const *argv, char *out, size_t size, int ms);
+
+/* Path of build/qsupctl (QSUP_BUILDDIR). Static storage. */
+const char *t_qsupctl(void);
+
 /* True if process pid exists and is not a zombie. */
 bool t_pid_alive(pid_t pid);
 
