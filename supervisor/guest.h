@@ -45,7 +45,7 @@ struct sv_guest {
 	bool removed;                   /* profile gone: drop when stopped */
 
 	enum sv_state state;
-	char reason[256];
+	char reason[1024];
 	char accel[8];                  /* what the running QEMU uses */
 	char rundir[4096];
 	char qmp_path[108], serial_path[108];
