@@ -1,0 +1,604 @@
+/*
+ * The pure profile -> QEMU argv builder. Devices, block nodes and netdevs use
+ * QEMU's JSON forms (-device/-blockdev/-netdev '{...}'), so no profile value
+ * can add an option; the few values that go into comma-separated option
+ * strings (socket and log paths, names, addresses) pass through
+ * sv_qemu_escape(). Paths for -kernel, -initrd, -bios and the -append text
+ * are separate argv elements that QEMU 7.2 takes whole.
+ *
+ * Device layout: on q35 every virtio disk and every NIC sits on its own
+ * pcie-root-port ("port.ID"), so that it can be hot-unplugged (ACPI hot-plug,
+ * QEMU's default), followed by hotplug-slots spare ports ("hotplug.N").
+ * Controllers and the display sit on pcie.0. On pc (i440fx) devices go on
+ * pci.0. Our own ids contain a '.', which profile ids cannot, so they never
+ * clash.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "argv.h"
+
+struct build {
+	const struct sv_profile *p;
+	const struct sv_facts *f;
+	struct sv_strv v;
+	struct sv_strv *warnings;
+	struct sv_error *err;
+	int *bootindex;         /* per device: drives, then NICs; -1 none */
+	unsigned chassis;       /* last pcie-root-port chassis number */
+	unsigned ahci, ide, scsi;       /* next free port/unit/target */
+	bool scsi_ctrl, ahci_ctrl;
+	enum sv_accel accel;
+	int r;
+};
+
+int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name)
+{
+	int a, b;
+
+	memset(f, 0, sizeof(*f));
+	f->kvm_usable = true;
+	f->qmp_fd = -1;
+	f->serial_fd = -1;
+	a = snprintf(f->qmp_path, sizeof(f->qmp_path), "%s/%s/qmp.sock", run_dir, name);
+	b = snprintf(f->serial_path, sizeof(f->serial_path), "%s/%s/serial.sock",
+	             run_dir, name);
+	if (a < 0 || b < 0 || (size_t)a >= sizeof(f->qmp_path) ||
+	    (size_t)b >= sizeof(f->serial_path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* ------------------------------------------------------------ emitting */
+
+static void add(struct build *b, const char *s)
+{
+	if (!b->r && sv_strv_push(&b->v, s) < 0)
+		b->r = -ENOMEM;
+}
+
+static void addf(struct build *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void addf(struct build *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (!b->r && sv_strv_vpushf(&b->v, fmt, ap) < 0)
+		b->r = -ENOMEM;
+	va_end(ap);
+}
+
+/* Add opt and the compact JSON text of obj (a new reference, consumed). */
+static void add_json(struct build *b, const char *opt, json_t *obj)
+{
+	char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+	json_decref(obj);
+	if (!s) {
+		b->r = b->r ? b->r : -ENOMEM;
+		return;
+	}
+	add(b, opt);
+	if (!b->r && sv_strv_push_take(&b->v, s) < 0)
+		b->r = -ENOMEM;
+}
+
+/* Set key to a string / integer / bool in obj, ignoring NULL obj. */
+static void jstr(json_t *obj, const char *key, const char *v)
+{
+	if (obj && v)
+		json_object_set_new(obj, key, json_string(v));
+}
+
+static void jint(json_t *obj, const char *key, long long v)
+{
+	if (obj)
+		json_object_set_new(obj, key, json_integer(v));
+}
+
+static void jbool(json_t *obj, const char *key, bool v)
+{
+	if (obj)
+		json_object_set_new(obj, key, json_boolean(v));
+}
+
+/* A new {"driver": driver, "id": id} object. */
+static json_t *dev_new(const char *driver, const char *id)
+{
+	json_t *o = json_object();
+
+	jstr(o, "driver", driver);
+	jstr(o, "id", id);
+	return o;
+}
+
+/* Add fmt with its one %s replaced by the escaped v. */
+static void add_escaped(struct build *b, const char *fmt, const char *v)
+{
+	char *e = sv_qemu_escape(v);
+
+	if (!e)
+		b->r = -ENOMEM;
+	else
+		addf(b, fmt, e);
+	free(e);
+}
+
+/* The same, for a format with a %s and then a %u. */
+static void add_escaped_u(struct build *b, const char *fmt, const char *v, unsigned u)
+{
+	char *e = sv_qemu_escape(v);
+
+	if (!e)
+		b->r = -ENOMEM;
+	else
+		addf(b, fmt, e, u);
+	free(e);
+}
+
+/* ------------------------------------------------------------ machine */
+
+static int accel_choose(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+	char where[32] = "";
+
+	if (p->accel_line > 0)
+		snprintf(where, sizeof(where), "%d:", p->accel_line);
+	b->accel = p->accel == SV_ACCEL_TCG ? SV_ACCEL_TCG : SV_ACCEL_KVM;
+	if (b->accel == SV_ACCEL_TCG || b->f->kvm_usable)
+		return 0;
+	if (p->accel == SV_ACCEL_KVM)
+		return sv_error_set(b->err, -ENODEV, "%s:%s [guest] accel: %s is not "
+		                    "usable on this host (/dev/kvm is missing, not "
+		                    "accessible, or cannot create a VM); use accel = "
+		                    "kvm:tcg to fall back to TCG, or accel = tcg", p->path,
+		                    where, p->accel_line ? "kvm" : "kvm (the default)");
+	if (p->cpu_model && !strcmp(p->cpu_model, "host"))
+		return sv_error_set(b->err, -ENODEV, "%s: [guest] cpu-model: host needs "
+		                    "KVM, which is not usable on this host, and accel = "
+		                    "kvm:tcg would use TCG; use max", p->path);
+	b->accel = SV_ACCEL_TCG;
+	if (sv_strv_pushf(b->warnings, "%s:%s warning: [guest] accel: KVM is not "
+	                  "usable on this host; falling back to TCG, which is much slower",
+	                  p->path, where) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static bool has_bridge(const struct sv_profile *p)
+{
+	for (size_t i = 0; i < p->nnics; i++)
+		if (p->nics[i].type == SV_NIC_BRIDGE)
+			return true;
+	return false;
+}
+
+/* -sandbox: deny everything QEMU does not need. spawn stays allowed only
+ * for qemu-bridge-helper; elevateprivileges=deny is fine because qsupd drops
+ * privileges itself before exec (QEMU's own -runas would be killed by it). */
+static void emit_sandbox(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+	bool spawn = p->sandbox_spawn == SV_SPAWN_ALLOW ||
+	             (p->sandbox_spawn == SV_SPAWN_AUTO && has_bridge(p));
+
+	if (!p->sandbox)
+		return;
+	add(b, "-sandbox");
+	addf(b, "on,obsolete=deny,elevateprivileges=deny,spawn=%s,resourcecontrol=deny",
+	     spawn ? "allow" : "deny");
+}
+
+static void emit_firmware(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+	static const char *const nodes[2][2] = {
+		{ "fw.code.file", "fw.code" }, { "fw.vars.file", "fw.vars" },
+	};
+
+	if (p->firmware == SV_FIRMWARE_BIOS) {
+		if (p->bios) {
+			add(b, "-bios");
+			add(b, p->bios);
+		}
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		json_t *file = json_object(), *fmt = json_object();
+
+		jstr(file, "driver", "file");
+		jstr(file, "filename", i ? p->uefi_vars : p->uefi_code);
+		jstr(file, "node-name", nodes[i][0]);
+		jstr(fmt, "driver", "raw");
+		jstr(fmt, "file", nodes[i][0]);
+		jstr(fmt, "node-name", nodes[i][1]);
+		if (i == 0) {
+			jbool(file, "read-only", true);
+			jbool(fmt, "read-only", true);
+		}
+		add_json(b, "-blockdev", file);
+		add_json(b, "-blockdev", fmt);
+	}
+}
+
+static void emit_machine(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+
+	emit_sandbox(b);
+	add(b, "-machine");
+	add_escaped(b, p->firmware == SV_FIRMWARE_UEFI ?
+	            "type=%s,pflash0=fw.code,pflash1=fw.vars" : "type=%s", p->machine);
+	emit_firmware(b);
+	add(b, "-accel");
+	add(b, b->accel == SV_ACCEL_KVM ? "kvm" : "tcg");
+	if (p->cpu_model) {
+		add(b, "-cpu");
+		add_escaped(b, "%s", p->cpu_model);
+	}
+	add(b, "-m");
+	if (p->max_memory)
+		addf(b, "size=%lluM,slots=%u,maxmem=%lluM",
+		     (unsigned long long)(p->memory >> 20), p->slots,
+		     (unsigned long long)(p->max_memory >> 20));
+	else
+		addf(b, "size=%lluM", (unsigned long long)(p->memory >> 20));
+	add(b, "-smp");
+	if (p->max_cpus > p->cpus)
+		addf(b, "cpus=%u,maxcpus=%u", p->cpus, p->max_cpus);
+	else
+		addf(b, "cpus=%u", p->cpus);
+}
+
+/* ------------------------------------------------------------ console */
+
+static void emit_socket(struct build *b, const char *id, const char *path, int fd,
+                        const char *log)
+{
+	char *e = NULL, *l = NULL;
+
+	add(b, "-chardev");
+	if (fd >= 0)
+		addf(b, "socket,id=%s,fd=%d,server=on,wait=off", id, fd);
+	else if (!(e = sv_qemu_escape(path)))
+		b->r = -ENOMEM;
+	else if (!log)
+		addf(b, "socket,id=%s,path=%s,server=on,wait=off", id, e);
+	else if (!(l = sv_qemu_escape(log)))
+		b->r = -ENOMEM;
+	else
+		addf(b, "socket,id=%s,path=%s,server=on,wait=off,logfile=%s,logappend=on",
+		     id, e, l);
+	free(e);
+	free(l);
+}
+
+static bool loopback(const char *a)
+{
+	return !strncmp(a, "127.", 4) || !strcmp(a, "::1") || !strcmp(a, "localhost");
+}
+
+static void emit_display(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+	json_t *tablet;
+
+	if (!p->vnc) {
+		add(b, "-display");
+		add(b, "none");
+		return;
+	}
+	add(b, "-vnc");
+	add_escaped_u(b, strchr(p->vnc_listen, ':') ? "[%s]:%u" : "%s:%u",
+	              p->vnc_listen, p->vnc_display);
+	if (!loopback(p->vnc_listen) &&
+	    sv_strv_pushf(b->warnings, "%s: warning: [display] vnc-listen: %s is not "
+	                  "a loopback address, and VNC has no password: anyone who "
+	                  "can reach it controls the guest", p->path, p->vnc_listen) < 0)
+		b->r = -ENOMEM;
+	add_json(b, "-device", dev_new("VGA", "video.0"));
+	add_json(b, "-device", dev_new("qemu-xhci", "usb.0"));
+	tablet = dev_new("usb-tablet", "tablet.0");
+	jstr(tablet, "bus", "usb.0.0");
+	add_json(b, "-device", tablet);
+}
+
+static void emit_console(struct build *b)
+{
+	json_t *serial = dev_new("isa-serial", "serial.0");
+
+	emit_display(b);
+	emit_socket(b, "qmp", b->f->qmp_path, b->f->qmp_fd, NULL);
+	add(b, "-mon");
+	add(b, "chardev=qmp,mode=control");
+	emit_socket(b, "serial0", b->f->serial_path, b->f->serial_fd, b->p->serial_log);
+	jstr(serial, "chardev", "serial0");
+	add_json(b, "-device", serial);
+	add_json(b, "-device", dev_new("pvpanic", "pvpanic.0"));
+}
+
+static void emit_kernel(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+
+	if (!p->kernel)
+		return;
+	add(b, "-kernel");
+	add(b, p->kernel);
+	if (p->initrd) {
+		add(b, "-initrd");
+		add(b, p->initrd);
+	}
+	if (p->append) {
+		add(b, "-append");
+		add(b, p->append);
+	}
+}
+
+/* ------------------------------------------------------------ devices */
+
+static void bootindex_assign(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+
+	for (size_t i = 0; i < p->ndrives; i++)
+		b->bootindex[i] = p->drives[i].boot_index;
+	for (size_t i = 0; i < p->nnics; i++)
+		b->bootindex[p->ndrives + i] = p->nics[i].boot_index;
+	for (size_t j = 0; j < p->boot_order.n; j++) {
+		int i = sv_profile_find_device(p, p->boot_order.v[j]);
+
+		if (i >= 0)     /* from 1: -kernel's option ROM takes bootindex 0 */
+			b->bootindex[i] = (int)j + 1;
+	}
+}
+
+static void emit_port(struct build *b, const char *id)
+{
+	json_t *port = dev_new("pcie-root-port", id);
+
+	jstr(port, "bus", "pcie.0");
+	jint(port, "chassis", ++b->chassis);
+	add_json(b, "-device", port);
+}
+
+/* Give a hot-pluggable device its own root port on q35 (pci.0 on pc). */
+static void place(struct build *b, json_t *dev, const char *id)
+{
+	char port[32];
+
+	if (b->p->family != SV_MACHINE_Q35)
+		return;
+	snprintf(port, sizeof(port), "port.%s", id);
+	emit_port(b, port);
+	jstr(dev, "bus", port);
+}
+
+static void emit_blockdevs(struct build *b, const struct sv_drive *d)
+{
+	json_t *file = json_object(), *fmt = json_object(), *cache = NULL;
+	bool direct = d->cache == SV_CACHE_NONE || d->cache == SV_CACHE_DIRECTSYNC;
+	bool dev = !strncmp(d->file, "/dev/", 5);
+	char fnode[32], dnode[32];
+	static const char *const aios[] = { "threads", "native", "io_uring" };
+
+	snprintf(fnode, sizeof(fnode), "file.%s", d->id);
+	snprintf(dnode, sizeof(dnode), "drive.%s", d->id);
+	jstr(file, "driver", !dev ? "file" : d->cdrom ? "host_cdrom" : "host_device");
+	jstr(file, "filename", d->file);
+	jstr(file, "node-name", fnode);
+	jstr(fmt, "driver", d->format);
+	jstr(fmt, "file", fnode);
+	jstr(fmt, "node-name", dnode);
+	if (d->read_only) {
+		jbool(file, "read-only", true);
+		jbool(fmt, "read-only", true);
+	}
+	if (d->aio != SV_AIO_THREADS)
+		jstr(file, "aio", aios[d->aio]);
+	if (direct || d->cache == SV_CACHE_UNSAFE) {
+		cache = json_pack("{s:b,s:b}", "direct", direct, "no-flush",
+		                  d->cache == SV_CACHE_UNSAFE);
+		if (file && cache)
+			json_object_set(file, "cache", cache);
+		if (fmt && cache)
+			json_object_set(fmt, "cache", cache);
+		json_decref(cache);
+	}
+	add_json(b, "-blockdev", file);
+	add_json(b, "-blockdev", fmt);
+}
+
+static void attach_ide(struct build *b, json_t *dev, const struct sv_drive *d)
+{
+	char bus[16];
+
+	if (b->p->family == SV_MACHINE_Q35) {
+		snprintf(bus, sizeof(bus), "ide.%u", b->ahci++);
+	} else if (d->bus == SV_BUS_IDE) {
+		snprintf(bus, sizeof(bus), "ide.%u", b->ide / 2);
+		jint(dev, "unit", b->ide++ % 2);
+	} else {
+		if (!b->ahci_ctrl)
+			add_json(b, "-device", dev_new("ich9-ahci", "sata.0"));
+		b->ahci_ctrl = true;
+		snprintf(bus, sizeof(bus), "sata.0.%u", b->ahci++);
+	}
+	jstr(dev, "bus", bus);
+}
+
+static void attach(struct build *b, json_t *dev, const struct sv_drive *d)
+{
+	switch (d->bus) {
+	case SV_BUS_VIRTIO:
+		place(b, dev, d->id);
+		break;
+	case SV_BUS_SCSI:
+		if (!b->scsi_ctrl)
+			add_json(b, "-device", dev_new("virtio-scsi-pci", "scsi.0"));
+		b->scsi_ctrl = true;
+		jstr(dev, "bus", "scsi.0.0");
+		jint(dev, "scsi-id", b->scsi++);
+		break;
+	case SV_BUS_IDE:
+	case SV_BUS_SATA:
+		attach_ide(b, dev, d);
+		break;
+	}
+}
+
+static void emit_drive(struct build *b, size_t i)
+{
+	const struct sv_drive *d = &b->p->drives[i];
+	static const char *const hd[] = { "virtio-blk-pci", "scsi-hd", "ide-hd", "ide-hd" };
+	static const char *const cd[] = { "", "scsi-cd", "ide-cd", "ide-cd" };
+	char node[32];
+	json_t *dev;
+
+	if (d->file)
+		emit_blockdevs(b, d);
+	dev = dev_new(d->cdrom ? cd[d->bus] : hd[d->bus], d->id);
+	attach(b, dev, d);
+	snprintf(node, sizeof(node), "drive.%s", d->id);
+	if (d->file)
+		jstr(dev, "drive", node);
+	jstr(dev, "serial", d->serial);
+	if (b->bootindex[i] >= 0)
+		jint(dev, "bootindex", b->bootindex[i]);
+	if (d->cache == SV_CACHE_WRITETHROUGH || d->cache == SV_CACHE_DIRECTSYNC)
+		jstr(dev, "write-cache", "off");
+	add_json(b, "-device", dev);
+}
+
+static json_t *netdev_new(const struct sv_nic *n, const char *id)
+{
+	static const char *const types[] = { "user", "bridge", "tap" };
+	json_t *o = json_object(), *fwds;
+	char rule[64];
+
+	jstr(o, "type", types[n->type]);
+	jstr(o, "id", id);
+	if (n->type == SV_NIC_BRIDGE) {
+		jstr(o, "br", n->bridge);
+		jstr(o, "helper", n->helper);
+	} else if (n->type == SV_NIC_TAP) {
+		jstr(o, "ifname", n->ifname);
+		jstr(o, "script", "no");
+		jstr(o, "downscript", "no");
+	} else if (n->nforwards && (fwds = json_array())) {
+		for (size_t i = 0; i < n->nforwards; i++) {
+			const struct sv_forward *f = &n->forwards[i];
+
+			snprintf(rule, sizeof(rule), "%s:%s:%u-%s:%u", f->udp ? "udp" : "tcp",
+			         f->host_addr, f->host_port, f->guest_addr, f->guest_port);
+			json_array_append_new(fwds, json_pack("{s:s}", "str", rule));
+		}
+		if (o)
+			json_object_set(o, "hostfwd", fwds);
+		json_decref(fwds);
+	}
+	return o;
+}
+
+static void emit_nic(struct build *b, size_t i)
+{
+	const struct sv_nic *n = &b->p->nics[i];
+	static const char *const models[] = { "virtio-net-pci", "e1000e", "e1000", "rtl8139" };
+	char netid[32], mac[18];
+	json_t *dev;
+
+	snprintf(netid, sizeof(netid), "net.%s", n->id);
+	sv_mac_format(n->mac, mac);
+	add_json(b, "-netdev", netdev_new(n, netid));
+	dev = dev_new(models[n->model], n->id);
+	place(b, dev, n->id);
+	jstr(dev, "netdev", netid);
+	jstr(dev, "mac", mac);
+	if (b->bootindex[b->p->ndrives + i] >= 0)
+		jint(dev, "bootindex", b->bootindex[b->p->ndrives + i]);
+	add_json(b, "-device", dev);
+}
+
+static void emit_devices(struct build *b)
+{
+	const struct sv_profile *p = b->p;
+	char id[32];
+
+	for (size_t i = 0; i < p->ndrives; i++)
+		emit_drive(b, i);
+	for (size_t i = 0; i < p->nnics; i++)
+		emit_nic(b, i);
+	for (unsigned i = 0; i < p->hotplug_slots; i++) {
+		snprintf(id, sizeof(id), "hotplug.%u", i);
+		emit_port(b, id);
+	}
+}
+
+static int check_facts(struct build *b)
+{
+	const struct sv_facts *f = b->f;
+
+	if ((f->qmp_fd < 0 && !f->qmp_path[0]) || (f->serial_fd < 0 && !f->serial_path[0]))
+		return sv_error_set(b->err, -EINVAL, "%s: no QMP or serial socket path "
+		                    "given to the argv builder", b->p->path);
+	if (strnlen(f->qmp_path, SV_SOCK_PATH_MAX) >= SV_SOCK_PATH_MAX ||
+	    strnlen(f->serial_path, SV_SOCK_PATH_MAX) >= SV_SOCK_PATH_MAX)
+		return sv_error_set(b->err, -ENAMETOOLONG, "%s: socket path too long "
+		                    "for a unix socket (at most %d bytes); use a shorter "
+		                    "run dir", b->p->path, SV_SOCK_PATH_MAX - 1);
+	return 0;
+}
+
+int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
+                  struct sv_argv *out, struct sv_error *err)
+{
+	struct build b = { .p = p, .f = f, .warnings = &out->warnings, .err = err };
+	size_t ndev = p->ndrives + p->nnics;
+
+	memset(out, 0, sizeof(*out));
+	b.r = check_facts(&b);
+	if (!b.r)
+		b.r = accel_choose(&b);
+	if (!b.r && !(b.bootindex = malloc((ndev + 1) * sizeof(int))))
+		b.r = -ENOMEM;
+	if (!b.r) {
+		bootindex_assign(&b);
+		add(&b, p->binary);
+		add(&b, "-name");
+		add_escaped(&b, "guest=%s,debug-threads=on", p->name);
+		add(&b, "-nodefaults");
+		add(&b, "-no-user-config");
+		add(&b, "-S");
+		add(&b, "-msg");
+		add(&b, "timestamp=on");
+		emit_machine(&b);
+		emit_console(&b);
+		emit_kernel(&b);
+		emit_devices(&b);
+		for (size_t i = 0; i < p->extra_args.n; i++)
+			add(&b, p->extra_args.v[i]);
+	}
+	free(b.bootindex);
+	if (b.r == -ENOMEM)
+		sv_error_set(err, -ENOMEM, "%s: out of memory building the QEMU argv", p->path);
+	if (b.r) {
+		sv_strv_free(&b.v);
+		sv_strv_free(&out->warnings);
+		return b.r;
+	}
+	out->argc = b.v.n;
+	out->argv = sv_strv_steal(&b.v);
+	out->accel = b.accel;
+	return 0;
+}
+
+void sv_argv_free(struct sv_argv *a)
+{
+	sv_strv_free_array(a->argv);
+	sv_strv_free(&a->warnings);
+	memset(a, 0, sizeof(*a));
+}

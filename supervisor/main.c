@@ -1,0 +1,321 @@
+/*
+ * qsupd: the qsup daemon, and its offline modes:
+ *   qsupd [-f] [options]         run the daemon (daemon.c), in the foreground
+ *   qsupd --check [PROFILE...]   validate profiles (all in the profile dir)
+ *   qsupd --print-argv PROFILE   print the QEMU argv, one element per line
+ * Options are one table, which drives both getopt_long and the usage text.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "argv.h"
+#include "daemon.h"
+#include "host.h"
+#include "log.h"
+#include "profile.h"
+#include "util.h"
+
+#define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
+#define DEFAULT_RUN_DIR "/run/qsup"
+
+enum mode { MODE_DAEMON, MODE_CHECK, MODE_PRINT_ARGV, MODE_HELP, MODE_VERSION };
+
+struct opts {
+	enum mode mode;
+	bool mode_given;
+	const char *profile_dir;
+	const char *run_dir;
+	const char *print_target;
+	char **targets;         /* positional PROFILE arguments */
+	int ntargets;
+	struct sv_daemon_opts daemon;
+};
+
+/* Long-only options: values above any character. */
+enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL };
+
+struct optdef {
+	const char *name;
+	int has_arg;
+	int short_name;
+	const char *arg;
+	const char *help;
+};
+
+static const struct optdef optdefs[] = {
+	{ "foreground", no_argument, 'f', NULL,
+	  "run the daemon (the default mode; it never forks into the background)" },
+	{ "socket", required_argument, 's', "PATH",
+	  "daemon: control socket (default RUN-DIR/qsupd.sock)" },
+	{ "no-autostart", no_argument, OPT_NO_AUTOSTART, NULL,
+	  "daemon: do not start the autostart guests" },
+	{ "stop-guests-on-exit", no_argument, OPT_STOP_GUESTS, NULL,
+	  "daemon: stop every guest when the daemon exits" },
+	{ "log-level", required_argument, OPT_LOG_LEVEL, "LEVEL",
+	  "daemon: debug, info (default), warning or error" },
+	{ "check", no_argument, 'n', NULL,
+	  "validate the PROFILE files given, or every *.ini in the profile dir" },
+	{ "print-argv", required_argument, 'p', "PROFILE",
+	  "print the QEMU argv for PROFILE, one element per line" },
+	{ "profiles", required_argument, 'd', "DIR",
+	  "profile directory (default " DEFAULT_PROFILE_DIR ")" },
+	{ "run-dir", required_argument, 'r', "DIR",
+	  "runtime directory (default " DEFAULT_RUN_DIR ")" },
+	{ "help", no_argument, 'h', NULL, "show this help and exit" },
+	{ "version", no_argument, 'V', NULL, "show the version and exit" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: qsupd [-f] [-d DIR] [-r DIR] [-s PATH] [options]\n"
+	             "       qsupd [-d DIR] [-r DIR] -n [PROFILE...]\n"
+	             "       qsupd [-d DIR] [-r DIR] -p PROFILE\n"
+	             "PROFILE is a file path, or a guest name looked up as DIR/NAME.ini.\n"
+	             "options:\n");
+	for (const struct optdef *o = optdefs; o->name; o++) {
+		char left[48], sh[8] = "    ";
+
+		if (o->short_name < 256)
+			snprintf(sh, sizeof(sh), "-%c, ", o->short_name);
+		snprintf(left, sizeof(left), "%s--%s%s%s", sh, o->name, o->arg ? " " : "",
+		         o->arg ? o->arg : "");
+		fprintf(out, "  %-30s %s\n", left, o->help);
+	}
+}
+
+static int log_level(const char *s)
+{
+	enum sv_log_level level;
+
+	if (sv_log_level_parse(s, &level) < 0) {
+		fprintf(stderr, "qsupd: --log-level: '%s' is not debug, info, warning "
+		        "or error\n", s);
+		return -1;
+	}
+	sv_log_set_level(level);
+	return 0;
+}
+
+static int set_mode(struct opts *o, enum mode m)
+{
+	if (o->mode_given && o->mode != m) {
+		fprintf(stderr, "qsupd: --foreground, --check and --print-argv cannot "
+		        "be combined\n");
+		return -1;
+	}
+	o->mode = m;
+	o->mode_given = true;
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	struct option lopts[sizeof(optdefs) / sizeof(optdefs[0])];
+	char shorts[32] = "";
+	size_t n = 0;
+	int c;
+
+	for (const struct optdef *d = optdefs; d->name; d++, n++) {
+		lopts[n] = (struct option){ d->name, d->has_arg, NULL, d->short_name };
+		if (d->short_name < 256)
+			snprintf(shorts + strlen(shorts), sizeof(shorts) - strlen(shorts),
+			         "%c%s", d->short_name, d->has_arg ? ":" : "");
+	}
+	lopts[n] = (struct option){ NULL, 0, NULL, 0 };
+	while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+		int r = 0;
+
+		switch (c) {
+		case 'n': r = set_mode(o, MODE_CHECK); break;
+		case 'p': r = set_mode(o, MODE_PRINT_ARGV); o->print_target = optarg; break;
+		case 'f': r = set_mode(o, MODE_DAEMON); break;
+		case 's': o->daemon.socket_path = optarg; break;
+		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
+		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
+		case OPT_LOG_LEVEL: r = log_level(optarg); break;
+		case 'd': o->profile_dir = optarg; break;
+		case 'r': o->run_dir = optarg; break;
+		case 'h': o->mode = MODE_HELP; break;
+		case 'V': o->mode = MODE_VERSION; break;
+		default: r = -1; break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	o->targets = argv + optind;
+	o->ntargets = argc - optind;
+	if (o->ntargets && o->mode != MODE_CHECK) {
+		fprintf(stderr, "qsupd: unexpected argument '%s'\n", o->targets[0]);
+		return -1;
+	}
+	return 0;
+}
+
+/* A PROFILE argument: a path when it holds '/' or ends in ".ini", else a
+ * guest name in the profile dir. Returns a malloc'd path. */
+static char *profile_path(const struct opts *o, const char *arg)
+{
+	size_t n = strlen(arg);
+	char *p = NULL;
+
+	if (strchr(arg, '/') || (n > 4 && !strcmp(arg + n - 4, ".ini")))
+		return strdup(arg);
+	if (asprintf(&p, "%s/%s.ini", o->profile_dir, arg) < 0)
+		return NULL;
+	return p;
+}
+
+static void print_lines(FILE *out, const struct sv_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		fprintf(out, "%s\n", sv->v[i]);
+}
+
+/* Whether KVM is usable here, probed once; why not in *why. */
+static bool kvm_usable(struct sv_error *why)
+{
+	static int probed = -1;
+	static struct sv_error err;
+
+	if (probed < 0)
+		probed = sv_host_kvm_probe(NULL, &err) == 0;
+	*why = err;
+	return probed;
+}
+
+/* Load path and build its argv with the host's facts. Prints errors and
+ * warnings on stderr. Returns 0 with *a filled, or -1. */
+static int load_and_build(const struct opts *o, const char *path, struct sv_argv *a)
+{
+	struct sv_strv errs = { 0 };
+	struct sv_profile *p = NULL;
+	struct sv_error err = { 0 }, kvm = { 0 };
+	struct sv_facts f;
+	int r;
+
+	r = sv_profile_load(path, &p, &errs);
+	print_lines(stderr, &errs);
+	sv_strv_free(&errs);
+	if (r < 0)
+		return -1;
+	r = sv_facts_init(&f, o->run_dir, p->name);
+	if (r < 0)
+		fprintf(stderr, "%s: run dir %s gives socket paths too long for a unix "
+		        "socket; use a shorter --run-dir\n", path, o->run_dir);
+	f.kvm_usable = kvm_usable(&kvm);
+	if (r == 0 && (r = sv_argv_build(p, &f, a, &err)) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		if (r == -ENODEV)
+			fprintf(stderr, "%s: note: %s\n", path, kvm.msg);
+	}
+	if (r == 0)
+		print_lines(stderr, &a->warnings);
+	sv_profile_free(p);
+	return r < 0 ? -1 : 0;
+}
+
+static int check_one(const struct opts *o, const char *path)
+{
+	struct sv_argv a;
+
+	if (load_and_build(o, path, &a) < 0)
+		return -1;
+	printf("%s: ok (%s)\n", path, a.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
+	sv_argv_free(&a);
+	return 0;
+}
+
+static int ini_filter(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 4 && !strcmp(d->d_name + n - 4, ".ini");
+}
+
+static int check_dir(const struct opts *o)
+{
+	struct dirent **ents;
+	int n = scandir(o->profile_dir, &ents, ini_filter, alphasort), bad = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "qsupd: %s: %s\n", o->profile_dir, strerror(errno));
+		return 1;
+	}
+	if (n == 0)
+		printf("%s: no profiles (*.ini)\n", o->profile_dir);
+	for (int i = 0; i < n; i++) {
+		char *path = NULL;
+
+		if (asprintf(&path, "%s/%s", o->profile_dir, ents[i]->d_name) < 0 ||
+		    check_one(o, path) < 0)
+			bad = 1;
+		free(path);
+		free(ents[i]);
+	}
+	free(ents);
+	return bad;
+}
+
+static int do_check(const struct opts *o)
+{
+	int bad = 0;
+
+	if (!o->ntargets)
+		return check_dir(o);
+	for (int i = 0; i < o->ntargets; i++) {
+		char *path = profile_path(o, o->targets[i]);
+
+		if (!path || check_one(o, path) < 0)
+			bad = 1;
+		free(path);
+	}
+	return bad;
+}
+
+static int do_print_argv(const struct opts *o)
+{
+	char *path = profile_path(o, o->print_target);
+	struct sv_argv a;
+	int r = path ? load_and_build(o, path, &a) : -1;
+
+	free(path);
+	if (r < 0)
+		return 1;
+	for (size_t i = 0; i < a.argc; i++)
+		printf("%s\n", a.argv[i]);
+	sv_argv_free(&a);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .mode = MODE_DAEMON, .profile_dir = DEFAULT_PROFILE_DIR,
+	                  .run_dir = DEFAULT_RUN_DIR };
+
+	if (parse_opts(argc, argv, &o) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	switch (o.mode) {
+	case MODE_HELP:
+		usage(stdout);
+		return 0;
+	case MODE_VERSION:
+		printf("qsupd %s\n", SV_VERSION);
+		return 0;
+	case MODE_CHECK:
+		return do_check(&o);
+	case MODE_PRINT_ARGV:
+		return do_print_argv(&o);
+	case MODE_DAEMON:
+		break;
+	}
+	o.daemon.profile_dir = o.profile_dir;
+	o.daemon.run_dir = o.run_dir;
+	return sv_daemon_main(&o.daemon);
+}
