@@ -86,7 +86,7 @@ fuzz:
 run:
 	@sh contrib/install-deps.sh
 	@$(MAKE) --no-print-directory all guest
-	@sh contrib/run-demo.sh $(BUILD) $(GUESTDIR)
+	@sh contrib/run-demo.sh $(BUILD)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,27 +1,20 @@
 #!/bin/sh
-# run-demo.sh BUILD GUESTDIR: what `make run` starts. Boots the demo guest
-# (the tiny test guest) in the foreground: its serial console on stdout, QMP
-# events on stderr. Ctrl-C powers the guest off through ACPI; a second
-# Ctrl-C quits QEMU.
-#
-# Until qsupd runs guests itself, the guest is driven by build/tools/qmp-boot
-# (libqmp), with the argv that qsupd --print-argv builds from
-# profiles/demo.ini when qsupd exists.
+# run-demo.sh BUILD: what `make run` starts. qsupd in the foreground with
+# the demo profile (profiles/demo.ini, which autostarts the tiny test
+# guest), its runtime files and control socket under BUILD/run. Ctrl-C stops
+# the daemon and, for the demo, the guest with it.
 set -eu
 BUILD=${1:-build}
-GUEST=${2:-build/guest}
 RUN=$BUILD/run
-mkdir -p "$RUN/demo"
-rm -f "$RUN/demo/qmp.sock" "$RUN/demo/serial.sock"
-
-accel=tcg   # the guest is a Linux kernel; TCG boots it on any host
-echo "run-demo: booting the demo guest under $accel (Ctrl-C powers it off)" >&2
-exec "$BUILD/tools/qmp-boot" "$RUN/demo/qmp.sock" "$RUN/demo/serial.sock" -- \
-	qemu-system-x86_64 -nodefaults -no-user-config -S -display none \
-	-name guest=demo -accel "$accel" -M q35 -m 256 \
-	-kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.cpio.gz" \
-	-append "$(cat "$GUEST/cmdline")" -device pvpanic \
-	-chardev "socket,id=qmp,path=$RUN/demo/qmp.sock,server=on,wait=off" \
-	-mon chardev=qmp,mode=control \
-	-chardev "socket,id=serial0,path=$RUN/demo/serial.sock,server=on,wait=off" \
-	-serial chardev:serial0
+mkdir -p "$RUN/profiles"
+# A symlink: the profile's relative paths stay relative to profiles/.
+ln -sfn "$(pwd)/profiles/demo.ini" "$RUN/profiles/demo.ini"
+cat >&2 <<MSG
+run-demo: qsupd in the foreground; the demo guest boots under TCG (a few seconds).
+run-demo: in another terminal:
+    $BUILD/qsupctl -s $RUN/qsupd.sock list
+    $BUILD/qsupctl -s $RUN/qsupd.sock console demo     (Ctrl-] detaches)
+    $BUILD/qsupctl -s $RUN/qsupd.sock stop demo
+run-demo: Ctrl-C here stops the guest and the daemon.
+MSG
+exec "$BUILD/qsupd" -f --profiles "$RUN/profiles" --run-dir "$RUN" --stop-guests-on-exit

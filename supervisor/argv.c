@@ -262,17 +262,21 @@ static void emit_socket(struct build *b, const char *id, const char *path, int f
 	char *e = NULL, *l = NULL;
 
 	add(b, "-chardev");
-	if (fd >= 0)
-		addf(b, "socket,id=%s,fd=%d,server=on,wait=off", id, fd);
-	else if (!(e = sv_qemu_escape(path)))
+	if (fd >= 0) {
+		if (asprintf(&e, "fd=%d", fd) < 0)
+			e = NULL;
+	} else {
+		char *q = sv_qemu_escape(path);
+		if (q && asprintf(&e, "path=%s", q) < 0)
+			e = NULL;
+		free(q);
+	}
+	if (!e || (log && !(l = sv_qemu_escape(log))))
 		b->r = -ENOMEM;
 	else if (!log)
-		addf(b, "socket,id=%s,path=%s,server=on,wait=off", id, e);
-	else if (!(l = sv_qemu_escape(log)))
-		b->r = -ENOMEM;
-	else
-		addf(b, "socket,id=%s,path=%s,server=on,wait=off,logfile=%s,logappend=on",
-		     id, e, l);
+		addf(b, "socket,id=%s,%s,server=on,wait=off", id, e);
+	else   /* the console log, whether QEMU got a path or an fd */
+		addf(b, "socket,id=%s,%s,server=on,wait=off,logfile=%s,logappend=on", id, e, l);
 	free(e);
 	free(l);
 }

@@ -29,40 +29,6 @@
 
 /* ---- profiles ---- */
 
-static uint64_t fnv1a(const char *buf, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)buf[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-/* Read and parse one profile. Returns 0 with *out and *digest, or an error
- * with the messages in errs. */
-static int load_profile(const char *path, struct sv_profile **out, uint64_t *digest,
-                        struct sv_strv *errs)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		sv_strv_pushf(errs, "%s: %s", path, strerror(errno));
-		return -errno;
-	}
-	char *buf = malloc(SV_PROFILE_MAX_BYTES + 1);
-	ssize_t n = buf ? read(fd, buf, SV_PROFILE_MAX_BYTES + 1) : -1;
-	close(fd);
-	if (n < 0 || n > SV_PROFILE_MAX_BYTES) {
-		sv_strv_pushf(errs, "%s: %s", path, n < 0 ? strerror(errno) : "file too large");
-		free(buf);
-		return -EINVAL;
-	}
-	*digest = fnv1a(buf, (size_t)n);
-	int rc = sv_profile_parse(path, buf, (size_t)n, out, errs);
-	free(buf);
-	return rc;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp((*(struct sv_guest *const *)a)->name, (*(struct sv_guest *const *)b)->name);
@@ -131,13 +97,12 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 		free(ents[i]);
 		struct sv_profile *p = NULL;
 		struct sv_strv errs = { 0 };
-		uint64_t digest = 0;
 		char name[256];
 		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), f);
 		struct sv_guest *g = sv_daemon_guest(d, name);
 		if (g)
 			g->removed = false;   /* a bad edit keeps the old profile */
-		if (load_profile(path, &p, &digest, &errs) < 0) {
+		if (sv_profile_load(path, &p, &errs) < 0) {
 			for (size_t k = 0; k < errs.n; k++) {
 				sv_log(SV_LOG_ERR, NULL, "%s", errs.v[k]);
 				json_array_append_new(json_object_get(result, "errors"), json_string(errs.v[k]));
@@ -146,6 +111,7 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 			continue;
 		}
 		sv_strv_free(&errs);
+		uint64_t digest = p->digest;
 		if (!g) {
 			g = sv_guest_new(d, path, p, digest);
 			if (!g || add_guest(d, g) < 0) {

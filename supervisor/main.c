@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "argv.h"
 #include "daemon.h"
@@ -62,9 +63,11 @@ static const struct optdef optdefs[] = {
 	{ "print-argv", required_argument, 'p', "PROFILE",
 	  "print the QEMU argv for PROFILE, one element per line" },
 	{ "profiles", required_argument, 'd', "DIR",
-	  "profile directory (default " DEFAULT_PROFILE_DIR ")" },
+	  "profile directory (default " DEFAULT_PROFILE_DIR " as root, "
+	  "else $XDG_CONFIG_HOME/qsup/profiles)" },
 	{ "run-dir", required_argument, 'r', "DIR",
-	  "runtime directory (default " DEFAULT_RUN_DIR ")" },
+	  "runtime directory (default " DEFAULT_RUN_DIR " as root, "
+	  "else $XDG_RUNTIME_DIR/qsup)" },
 	{ "help", no_argument, 'h', NULL, "show this help and exit" },
 	{ "version", no_argument, 'V', NULL, "show the version and exit" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -292,13 +295,49 @@ static int do_print_argv(const struct opts *o)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* Defaults for a user other than root, as systemd --user does: profiles
+ * under $XDG_CONFIG_HOME (~/.config), runtime files under $XDG_RUNTIME_DIR.
+ * Returns -1 when there is no runtime dir to use. */
+static int user_defaults(struct opts *o, char *pdir, char *rdir, size_t size)
+{
+	const char *cfg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	const char *run = getenv("XDG_RUNTIME_DIR");
+	if (cfg && *cfg)
+		snprintf(pdir, size, "%s/qsup/profiles", cfg);
+	else
+		snprintf(pdir, size, "%s/.config/qsup/profiles", home ? home : "");
+	if (o->profile_dir == NULL)
+		o->profile_dir = pdir;
+	if (o->run_dir == NULL) {
+		if ((!run || !*run) && o->mode != MODE_CHECK) {
+			fprintf(stderr, "qsupd: XDG_RUNTIME_DIR is not set; give --run-dir\n");
+			return -1;
+		}
+		if (run && *run)
+			snprintf(rdir, size, "%s/qsup", run);
+		else   /* --check only needs a plausible one */
+			snprintf(rdir, size, "/run/user/%u/qsup", (unsigned)geteuid());
+		o->run_dir = rdir;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct opts o = { .mode = MODE_DAEMON, .profile_dir = DEFAULT_PROFILE_DIR,
-	                  .run_dir = DEFAULT_RUN_DIR };
+	struct opts o = { .mode = MODE_DAEMON };
+	char pdir[4096], rdir[4096];
 
 	if (parse_opts(argc, argv, &o) < 0) {
 		usage(stderr);
+		return 2;
+	}
+	if (geteuid() == 0) {
+		if (!o.profile_dir)
+			o.profile_dir = DEFAULT_PROFILE_DIR;
+		if (!o.run_dir)
+			o.run_dir = DEFAULT_RUN_DIR;
+	} else if ((!o.profile_dir || !o.run_dir) && o.mode != MODE_HELP &&
+	           o.mode != MODE_VERSION && user_defaults(&o, pdir, rdir, sizeof(pdir)) < 0) {
 		return 2;
 	}
 	switch (o.mode) {

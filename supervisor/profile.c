@@ -556,6 +556,7 @@ int sv_profile_parse(const char *path, const char *buf, size_t len,
 		sv_profile_free(c.p);
 		return -ENOMEM;
 	}
+	c.p->digest = sv_digest(buf, len);
 	name_check(&c);
 	r = ini_parse_stream(reader, &c, handler, &c);
 	if (r > 0 && r <= c.lineno) {
@@ -573,7 +574,31 @@ int sv_profile_parse(const char *path, const char *buf, size_t len,
 	return ctx_finish(&c, out, errs);
 }
 
-int sv_profile_load(const char *path, struct sv_profile **out, struct sv_strv *errs)
+/* A profile that is a symlink takes its relative paths from the target's
+ * directory (the file's real home); the link must keep the target's name,
+ * which is the guest's. Returns the path to parse (malloc'd) or NULL with a
+ * message in errs. */
+static char *profile_real_path(const char *path, struct sv_strv *errs)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0 || !S_ISLNK(st.st_mode))
+		return strdup(path);
+	char *real = realpath(path, NULL);
+	if (!real) {
+		sv_strv_pushf(errs, "%s: cannot resolve the symlink: %s", path, strerror(errno));
+		return NULL;
+	}
+	const char *a = strrchr(path, '/'), *b = strrchr(real, '/');
+	if (strcmp(a ? a + 1 : path, b ? b + 1 : real) != 0) {
+		sv_strv_pushf(errs, "%s: a symlink to %s: the link and its target must have "
+		              "the same name (the guest's)", path, real);
+		free(real);
+		return NULL;
+	}
+	return real;
+}
+
+int sv_profile_load(const char *path_in, struct sv_profile **out, struct sv_strv *errs)
 {
 	sv_autofree char *buf = NULL;
 	size_t len = 0;
@@ -581,6 +606,9 @@ int sv_profile_load(const char *path, struct sv_profile **out, struct sv_strv *e
 	int fd, r = 0;
 
 	*out = NULL;
+	sv_autofree char *path = profile_real_path(path_in, errs);
+	if (!path)
+		return errs->n ? -EINVAL : -ENOMEM;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		r = -errno;

@@ -78,6 +78,7 @@ struct sv_profile {
 	char *path;             /* as given */
 	char *dir;              /* absolute dir of the profile: relative paths' base */
 	char *name;             /* the file stem */
+	uint64_t digest;        /* of the file's bytes: tells an edited profile */
 
 	/* [guest] */
 	int guest_line;         /* 0 when the section is absent */
@@ -143,6 +144,8 @@ int sv_profile_parse(const char *path, const char *buf, size_t len,
                      struct sv_profile **out, struct sv_strv *errs);
 
 /* Read the file at path (at most SV_PROFILE_MAX_BYTES) and parse it as above.
+ * A symlink is followed, and its target's directory is the base of relative
+ * paths (the link must have the target's name).
  * Returns 0, -EINVAL (messages in errs), or -errno when the file cannot be
  * read (with a message in errs too). */
 int sv_profile_load(const char *path, struct sv_profile **out, struct sv_strv *errs);

@@ -448,3 +448,14 @@ unsigned sv_edit_distance(const char *a, const char *b, unsigned cap)
 	}
 	return row[lb] > cap ? cap + 1 : row[lb];
 }
+
+uint64_t sv_digest(const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}

@@ -66,6 +66,10 @@ void sv_strv_free_array(char **v);
  * memory. */
 char *sv_qemu_escape(const char *s);
 
+/* A 64-bit FNV-1a digest of len bytes (not cryptographic: it tells whether
+ * a file changed). */
+uint64_t sv_digest(const void *buf, size_t len);
+
 /* Non-zero if s is a valid guest name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 bool sv_name_valid(const char *s);
 

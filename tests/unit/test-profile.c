@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "argv.h"
@@ -482,6 +483,52 @@ static void test_profile_load(void **state)
 	rmdir(dir);
 }
 
+/* A symlinked profile takes relative paths from its target's directory,
+ * and must keep the target's name; the digest follows the bytes. */
+static void test_profile_symlink_and_digest(void **state)
+{
+	char dir[] = "/tmp/qsup-test-link-XXXXXX", real[128], link[128], other[128], sub[96];
+	struct sv_strv errs = { 0 };
+	struct sv_profile *p, *q;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/vms", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(real, sizeof(real), "%s/vms/web1.ini", dir);
+	f = fopen(real, "w");
+	assert_non_null(f);
+	fputs("[guest]\nkernel = vmlinux\n", f);
+	fclose(f);
+	snprintf(link, sizeof(link), "%s/web1.ini", dir);
+	assert_int_equal(symlink(real, link), 0);
+	assert_int_equal(sv_profile_load(link, &p, &errs), 0);
+	assert_string_equal(p->name, "web1");
+	assert_string_equal(p->dir, sub);
+	assert_non_null(strstr(p->kernel, "/vms/vmlinux"));
+	assert_int_equal(sv_profile_load(real, &q, &errs), 0);
+	assert_true(p->digest == q->digest);
+	sv_profile_free(q);
+	f = fopen(real, "a");
+	fputs("cpus = 2\n", f);
+	fclose(f);
+	assert_int_equal(sv_profile_load(real, &q, &errs), 0);
+	assert_true(p->digest != q->digest);
+	sv_profile_free(p);
+	sv_profile_free(q);
+	snprintf(other, sizeof(other), "%s/web2.ini", dir);
+	assert_int_equal(symlink(real, other), 0);
+	assert_int_equal(sv_profile_load(other, &p, &errs), -EINVAL);
+	assert_non_null(strstr(errs.v[0], "must have the same name"));
+	sv_strv_free(&errs);
+	unlink(other);
+	unlink(link);
+	unlink(real);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 /* ------------------------------------------------------------ argv, host */
 
 static bool has_arg(const struct sv_argv *a, const char *s)
@@ -512,7 +559,9 @@ static void test_argv_fds_and_rundir(void **state)
 	f.serial_fd = 4;
 	assert_int_equal(sv_argv_build(p, &f, &a, &err), 0);
 	assert_true(has_arg(&a, "socket,id=qmp,fd=3,server=on,wait=off"));
-	assert_true(has_arg(&a, "socket,id=serial0,fd=4,server=on,wait=off"));
+	/* The console log is kept when QEMU gets the socket as an fd. */
+	assert_true(has_arg(&a, "socket,id=serial0,fd=4,server=on,wait=off,"
+	                    "logfile=/l,,og,logappend=on"));
 	sv_argv_free(&a);
 	assert_null(a.argv);
 	sv_profile_free(p);
@@ -570,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_profile_nul_byte),
 		cmocka_unit_test(test_profile_file_name),
 		cmocka_unit_test(test_profile_load),
+		cmocka_unit_test(test_profile_symlink_and_digest),
 		cmocka_unit_test(test_argv_fds_and_rundir),
 		cmocka_unit_test(test_facts_too_long),
 		cmocka_unit_test(test_kvm_probe),
