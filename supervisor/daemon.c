@@ -59,10 +59,10 @@ static void drop_guest(struct sv_daemon *d, struct sv_guest *g)
 		if (d->guests[i] == g) {
 			memmove(&d->guests[i], &d->guests[i + 1], (d->nguests - i - 1) * sizeof(g));
 			d->nguests--;
-			break;
+			sv_guest_release(g);
+			return;
 		}
 	}
-	sv_guest_release(g);
 }
 
 /* Replace g's profile with p (taken), keeping the one QEMU runs with. */
@@ -158,6 +158,9 @@ json_t *sv_daemon_reload(struct sv_daemon *d)
 
 static void finish_exit(struct sv_daemon *d)
 {
+	if (d->finished)
+		return;
+	d->finished = true;
 	sv_notify("STOPPING=1");
 	sv_control_close(d);
 	for (size_t i = 0; i < d->nguests; i++) {
@@ -175,7 +178,7 @@ static void finish_exit(struct sv_daemon *d)
 static bool any_active(struct sv_daemon *d)
 {
 	for (size_t i = 0; i < d->nguests; i++)
-		if (sv_guest_active(d->guests[i]))
+		if (sv_guest_active(d->guests[i]) || d->guests[i]->prepping)
 			return true;
 	return false;
 }
@@ -211,7 +214,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	for (size_t i = 0; i < d->nguests; i++)
-		if (sv_guest_active(d->guests[i]))
+		if (sv_guest_active(d->guests[i]) || d->guests[i]->prepping)
 			sv_guest_stop(d->guests[i], false, NULL, NULL);
 }
 

@@ -40,7 +40,7 @@ struct sv_daemon {
 	struct sv_client *clients;
 	size_t nclients;
 	uv_signal_t sigterm, sigint, sighup;
-	bool exiting;
+	bool exiting, finished;
 	int exit_code;
 };
 

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "guest.h"
 #include "log.h"
+#include "prepare.h"
 #include "qmp.h"
 
 #define QMP_FD 3
@@ -135,11 +136,10 @@ static int bind_listen(const char *path, struct sv_error *err)
 	return fd;
 }
 
-/* The last lines QEMU wrote to its log, for error messages. */
-static void log_tail(struct sv_guest *g, char *buf, size_t size)
+void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t size)
 {
 	char path[4200], raw[2048];
-	snprintf(path, sizeof(path), "%s/qemu.log", g->rundir);
+	snprintf(path, sizeof(path), "%s/%s", g->rundir, file);
 	buf[0] = '\0';
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -219,7 +219,6 @@ static int foreign_qemu(struct sv_guest *g)
 
 /* ---- QMP ---- */
 
-static void handle_gone(struct sv_guest *g);
 
 static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg);
 
@@ -277,7 +276,7 @@ static void on_qmp_closed(struct qmp_client *c, int status)
 		g->qmp = NULL;
 	if (status != 0 && status != UV_EOF)
 		sv_log(SV_LOG_WARN, g->name, "QMP connection lost: %s", qmp_strerror(status));
-	handle_gone(g);   /* the client counts as a handle: g outlives it */
+	sv_guest_handle_gone(g);   /* the client counts as a handle: g outlives it */
 }
 
 static void on_qmp_log(struct qmp_client *c, enum qmp_log_level lvl, const char *msg)
@@ -308,7 +307,7 @@ static void qmp_connect(struct sv_guest *g)
 
 /* ---- process exit ---- */
 
-static void handle_gone(struct sv_guest *g)
+void sv_guest_handle_gone(struct sv_guest *g)
 {
 	if (--g->handles == 0 && g->freeing) {
 		if (g->run_profile != g->profile)
@@ -322,14 +321,14 @@ static void handle_gone(struct sv_guest *g)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-	handle_gone(h->data);
+	sv_guest_handle_gone(h->data);
 }
 
 static void on_proc_closed(uv_handle_t *h)
 {
 	struct sv_guest *g = h->data;
 	free(h);
-	handle_gone(g);
+	sv_guest_handle_gone(g);
 }
 
 /* Close the process handle (QEMU itself is not touched). */
@@ -352,7 +351,7 @@ static void exit_reason(struct sv_guest *g, enum sv_state was, int64_t status, i
 	else
 		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
 	if (was == SV_STARTING) {
-		log_tail(g, tail, sizeof(tail));
+		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
 		snprintf(buf, size, "start failed: QEMU %s: %s", how, tail[0] ? tail
 		         : "(nothing on stderr)");
 	} else if (g->force_kill) {
@@ -412,7 +411,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 		w->next = g->waiters;
 		g->waiters = w;
 	}
-	if (!sv_guest_active(g))
+	if (!sv_guest_active(g) && !g->prepping)
 		sv_daemon_guest_idle(g->d, g);
 }
 
@@ -463,6 +462,57 @@ static int spawn(struct sv_guest *g, char **argv, int qmp_fd, int serial_fd,
 	return 0;
 }
 
+/* A start that ended before QEMU ran (preparation or spawn failed, or the
+ * operator cancelled it): answer everyone who waited. */
+static void fail_start(struct sv_guest *g, const char *why)
+{
+	sv_log(SV_LOG_WARN, g->name, "%s", why);
+	sv_argv_free(&g->start_argv);
+	if (g->run_profile != g->profile)
+		sv_profile_free(g->run_profile);
+	g->run_profile = NULL;
+	transition(g, SV_STOPPED, why);
+	finish_waiters(g, SV_WAIT_STOPPED, true);
+	finish_waiters(g, SV_WAIT_RUNNING, false);
+	finish_waiters(g, SV_WAIT_RESTART, false);
+	sv_daemon_guest_idle(g->d, g);
+}
+
+/* Preparation done: bind the sockets, spawn QEMU, connect QMP. */
+static void launch(struct sv_guest *g)
+{
+	struct sv_error err = { 0 };
+	int qfd = bind_listen(g->qmp_path, &err);
+	int sfd = qfd < 0 ? -1 : bind_listen(g->serial_path, &err);
+	int rc = sfd < 0 ? err.code : spawn(g, g->start_argv.argv, qfd, sfd, &err);
+	if (qfd >= 0)
+		close(qfd);
+	if (sfd >= 0)
+		close(sfd);
+	if (rc < 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "start failed: %s", err.msg);
+		fail_start(g, why);
+		return;
+	}
+	sv_argv_free(&g->start_argv);
+	g->started_ms = uv_now(g->d->loop);
+	write_pidfile(g);
+	sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
+	qmp_connect(g);
+}
+
+void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
+{
+	g->prepping = false;
+	if (status < 0)
+		fail_start(g, msg);
+	else if (g->prep_abort)
+		fail_start(g, "start cancelled by operator");
+	else
+		launch(g);
+}
+
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
 	if (g->state != SV_STOPPED && g->state != SV_FAILED)
@@ -476,36 +526,24 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 		return sv_error_set(err, -EEXIST, "%s: a QEMU for this guest is already running "
 		                    "(pid %d) outside this qsupd; stop it first", g->name, other);
 	struct sv_facts f;
-	struct sv_argv av = { 0 };
 	sv_facts_init(&f, g->d->run_dir, g->name);
 	f.kvm_usable = g->d->kvm_usable;
 	f.qmp_fd = QMP_FD;
 	f.serial_fd = SERIAL_FD;
-	int rc = sv_argv_build(g->profile, &f, &av, err);
+	int rc = sv_argv_build(g->profile, &f, &g->start_argv, err);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < av.warnings.n; i++)
-		sv_log(SV_LOG_WARN, g->name, "%s", av.warnings.v[i]);
-	int qfd = bind_listen(g->qmp_path, err);
-	int sfd = qfd < 0 ? -1 : bind_listen(g->serial_path, err);
-	rc = sfd < 0 ? (err ? err->code : -EIO) : spawn(g, av.argv, qfd, sfd, err);
-	if (qfd >= 0)
-		close(qfd);
-	if (sfd >= 0)
-		close(sfd);
-	snprintf(g->accel, sizeof(g->accel), "%s", av.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
-	sv_argv_free(&av);
-	if (rc < 0)
-		return rc;
-	g->started_ms = uv_now(g->d->loop);
+	for (size_t i = 0; i < g->start_argv.warnings.n; i++)
+		sv_log(SV_LOG_WARN, g->name, "%s", g->start_argv.warnings.v[i]);
+	snprintf(g->accel, sizeof(g->accel), "%s",
+	         g->start_argv.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
 	g->guest_shutdown = g->force_kill = false;
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
-	write_pidfile(g);
-	sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
 	transition(g, SV_STARTING, "start requested");
 	add_waiter(g, req, SV_WAIT_RUNNING);
-	qmp_connect(g);
+	g->prepping = true;
+	sv_prepare_run(g);   /* may launch, or fail, before returning */
 	return 0;
 }
 
@@ -560,9 +598,22 @@ static void stop_step(struct sv_guest *g, int step)
 	uv_timer_start(&g->timer, on_stop_timer, wait, 0);
 }
 
+/* A stop or kill while the start is still preparing files: cancel it
+ * there; the waiter is answered when preparation returns. */
+static bool cancel_prepare(struct sv_guest *g, struct sv_request *req)
+{
+	if (!g->prepping)
+		return false;
+	add_waiter(g, req, SV_WAIT_STOPPED);
+	g->prep_abort = true;
+	return true;
+}
+
 int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)
 {
 	(void)err;
+	if (cancel_prepare(g, req))
+		return 0;
 	if (!sv_guest_active(g)) {
 		if (req)
 			sv_reply_ok(req, sv_guest_status(g));
@@ -584,6 +635,8 @@ int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct
 int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
 	(void)err;
+	if (cancel_prepare(g, req))
+		return 0;
 	if (!sv_guest_active(g)) {
 		if (req)
 			sv_reply_ok(req, sv_guest_status(g));
@@ -601,6 +654,8 @@ int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *e
 
 int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
+	if (g->prepping)
+		return sv_error_set(err, -EBUSY, "%s is starting", g->name);
 	if (!sv_guest_active(g))
 		return sv_guest_start(g, req, err);
 	add_waiter(g, req, SV_WAIT_RESTART);
@@ -744,5 +799,7 @@ void sv_guest_release(struct sv_guest *g)
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	close_proc(g);   /* QEMU goes on */
+	sv_prepare_release(g);
+	sv_argv_free(&g->start_argv);
 	uv_close((uv_handle_t *)&g->timer, on_handle_closed);
 }

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "argv.h"
 #include "profile.h"
 
 struct sv_daemon;
@@ -60,6 +61,14 @@ struct sv_guest {
 	unsigned restarts;
 	enum sv_state expect;           /* an operator's pause/resume in flight */
 	const char *expect_reason;
+
+	/* Before QEMU: prepare.c's work, and the argv it will run. */
+	bool prepping;
+	bool prep_abort, prep_vars_done, prep_copying;
+	size_t prep_index;
+	uv_process_t *prep_proc;
+	uv_fs_t prep_fs;
+	struct sv_argv start_argv;
 
 	uv_timer_t timer;               /* the stop ladder */
 	int stop_step;
@@ -110,5 +119,12 @@ json_t *sv_guest_status(struct sv_guest *g);
 
 /* True while a QEMU process exists for the guest. */
 bool sv_guest_active(const struct sv_guest *g);
+
+/* For prepare.c: preparation finished (status 0) or failed (msg says why);
+ * one of g's handles or requests is done with; the last lines of a log file
+ * in g's runtime dir, joined with "; ". */
+void sv_guest_prepared(struct sv_guest *g, int status, const char *msg);
+void sv_guest_handle_gone(struct sv_guest *g);
+void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t size);
 
 #endif

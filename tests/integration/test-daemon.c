@@ -547,6 +547,49 @@ static void test_qsupctl_with_real_daemon(void **state)
 	expect_state(x, "status", "fw2", "stopped", 5000);
 }
 
+/* size = creates a missing image with qemu-img when the guest starts, and
+ * never touches it again; a failure reports qemu-img's own words. */
+static void test_disk_created_on_first_start(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "disky", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "[disk.root]\nfile = root,1.qcow2\nformat = qcow2\nsize = 64M\n"
+	                 "[shutdown]\ntimeout = 1s\n");
+	t_daemon_profile(&x->d, "nodir", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n");
+	start_daemon(x, NULL);
+	json_decref(must(x, "start", "disky", 30000));
+	char img[700];
+	snprintf(img, sizeof(img), "%s/root,1.qcow2", x->d.profiles);
+	assert_int_equal(access(img, F_OK), 0);
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "disky",
+	                       "command", "query-block"), 5000);
+	json_t *dev = NULL, *b;
+	size_t i;
+	json_array_foreach(json_object_get(r, "return"), i, b)
+		if (json_object_get(b, "inserted"))
+			dev = json_object_get(json_object_get(b, "inserted"), "image");
+	assert_non_null(dev);
+	assert_string_equal(str(dev, "filename"), img);
+	assert_string_equal(str(dev, "format"), "qcow2");
+	assert_int_equal(json_integer_value(json_object_get(dev, "virtual-size")), 64 << 20);
+	json_decref(r);
+	json_decref(must(x, "restart", "disky", 30000));
+	const char *log = t_daemon_log(&x->d);
+	const char *first = strstr(log, "disky: created");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "disky: created"));
+
+	r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "nodir"), 30000);
+	json_t *err = json_object_get(r, "error");
+	assert_non_null(err);
+	printf("# note: %s\n", str(err, "desc"));
+	assert_non_null(strstr(str(err, "desc"), "qemu-img create"));
+	assert_non_null(strstr(str(err, "desc"), "missing/root.qcow2"));
+	json_decref(r);
+	expect_state(x, "status", "nodir", "stopped", 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -563,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sd_notify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_created_on_first_start, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }
