@@ -629,16 +629,24 @@ static void begin(struct qmp_client *c)
 	timer_rearm(c);
 }
 
-int qmp_client_connect(struct qmp_client *c, const char *path)
+static int pipe_init(struct qmp_client *c)
 {
-	if (c->state != ST_NEW || !path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return UV_EINVAL;
 	int rc = uv_pipe_init(c->loop, &c->pipe, 0);
 	if (rc < 0)
 		return rc;
 	c->pipe.data = c;
 	c->pipe_open = 1;
 	c->handles++;
+	return 0;
+}
+
+int qmp_client_connect(struct qmp_client *c, const char *path)
+{
+	if (c->state != ST_NEW || !path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return UV_EINVAL;
+	int rc = pipe_init(c);
+	if (rc < 0)
+		return rc;
 	c->state = ST_CONNECTING;
 	c->connect_req.data = c;
 	uv_pipe_connect(&c->connect_req, &c->pipe, path, on_connect);
@@ -650,12 +658,9 @@ int qmp_client_adopt(struct qmp_client *c, int fd)
 {
 	if (c->state != ST_NEW || fd < 0)
 		return UV_EINVAL;
-	int rc = uv_pipe_init(c->loop, &c->pipe, 0);
+	int rc = pipe_init(c);
 	if (rc < 0)
 		return rc;
-	c->pipe.data = c;
-	c->pipe_open = 1;
-	c->handles++;
 	rc = uv_pipe_open(&c->pipe, fd);
 	if (rc < 0)
 		return rc;   /* the handle never took fd; close() releases it */

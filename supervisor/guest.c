@@ -609,17 +609,26 @@ static bool cancel_prepare(struct sv_guest *g, struct sv_request *req)
 	return true;
 }
 
-int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)
+/* What stop and kill share: cancel a start still preparing, answer at once
+ * when no QEMU runs, else wait for the exit. Returns true when done. */
+static bool stop_done_or_wait(struct sv_guest *g, struct sv_request *req)
 {
-	(void)err;
 	if (cancel_prepare(g, req))
-		return 0;
+		return true;
 	if (!sv_guest_active(g)) {
 		if (req)
 			sv_reply_ok(req, sv_guest_status(g));
-		return 0;
+		return true;
 	}
 	add_waiter(g, req, SV_WAIT_STOPPED);
+	return false;
+}
+
+int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)
+{
+	(void)err;
+	if (stop_done_or_wait(g, req))
+		return 0;
 	if (g->state == SV_STOPPING) {
 		if (force && g->stop_step < 1)
 			stop_step(g, 1);
@@ -635,14 +644,8 @@ int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct
 int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
 	(void)err;
-	if (cancel_prepare(g, req))
+	if (stop_done_or_wait(g, req))
 		return 0;
-	if (!sv_guest_active(g)) {
-		if (req)
-			sv_reply_ok(req, sv_guest_status(g));
-		return 0;
-	}
-	add_waiter(g, req, SV_WAIT_STOPPED);
 	g->force_kill = true;
 	if (g->state != SV_STOPPING)
 		transition(g, SV_STOPPING, "kill requested");

@@ -222,18 +222,7 @@ void t_daemon_cleanup(struct t_daemon *d)
 
 const char *t_daemon_log(struct t_daemon *d)
 {
-	static char buf[4096];
-	buf[0] = '\0';
-	FILE *f = fopen(d->log, "r");
-	if (!f)
-		return buf;
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return t_file_tail(d->log);
 }
 
 /* ---- control connection ---- */

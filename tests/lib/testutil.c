@@ -202,10 +202,15 @@ int t_qemu_reap(uv_loop_t *loop, struct t_qemu *q, uint64_t ms)
 
 const char *t_qemu_stderr(struct t_qemu *q)
 {
-	static char buf[2048];
 	char path[300];
-	buf[0] = '\0';
 	snprintf(path, sizeof(path), "%s/stderr.log", q->dir ? q->dir : "/nonexistent");
+	return t_file_tail(path);
+}
+
+const char *t_file_tail(const char *path)
+{
+	static char buf[4096];
+	buf[0] = '\0';
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return buf;

@@ -61,6 +61,9 @@ int t_qemu_spawn(uv_loop_t *loop, struct t_qemu *q, const char *const *extra);
  * handle and remove the temp dir. Returns 0 if it had exited by itself. */
 int t_qemu_reap(uv_loop_t *loop, struct t_qemu *q, uint64_t ms);
 
+/* The last 4 KiB of a file (static buffer; "" when unreadable). */
+const char *t_file_tail(const char *path);
+
 /* The last lines of QEMU's stderr log, for failure messages (static buffer). */
 const char *t_qemu_stderr(struct t_qemu *q);
 
