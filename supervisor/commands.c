@@ -56,8 +56,21 @@ static void cmd_start(struct sv_request *req, json_t *args)
 	struct sv_guest *g = guest_arg(req, args);
 	struct sv_error err = { 0 };
 	int rc;
-	if (g && (rc = sv_guest_start(g, req, &err)) < 0)
+	if (!g)
+		return;
+	/* The operator's start is a fresh beginning: a failed guest is re-armed,
+	 * one waiting in backoff starts now. */
+	if (g->state == SV_FAILED || g->state == SV_STOPPED)
+		sv_restart_rearm(&g->rs);
+	if ((rc = sv_guest_start(g, req, &err)) < 0)
 		reply_failed(req, rc, &err);
+}
+
+static void cmd_reset_failed(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_guest_reset_failed(g, req);
 }
 
 static void cmd_stop(struct sv_request *req, json_t *args)
@@ -178,6 +191,7 @@ static const struct sv_command commands[] = {
 	{ "qmp", cmd_qmp, SV_CMD_MUTATES },
 	{ "reload", cmd_reload, SV_CMD_MUTATES },
 	{ "reset", cmd_simple, SV_CMD_MUTATES },
+	{ "reset-failed", cmd_reset_failed, SV_CMD_MUTATES },
 	{ "restart", cmd_restart, SV_CMD_MUTATES },
 	{ "resume", cmd_simple, SV_CMD_MUTATES },
 	{ "start", cmd_start, SV_CMD_MUTATES },

@@ -23,6 +23,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "guest.h"
+#include "guest_int.h"
 #include "log.h"
 #include "prepare.h"
 #include "qmp.h"
@@ -50,7 +51,7 @@ bool sv_guest_active(const struct sv_guest *g)
 }
 
 /* The one transition function: every state change is logged and emitted. */
-static void transition(struct sv_guest *g, enum sv_state to, const char *reason)
+void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason)
 {
 	enum sv_state from = g->state;
 	g->state = to;
@@ -68,12 +69,19 @@ json_t *sv_guest_status(struct sv_guest *g)
 	bool up = sv_guest_active(g);
 	double uptime = up ? (double)(uv_now(g->d->loop) - g->started_ms) / 1000.0 : 0;
 	const struct sv_profile *p = g->profile ? g->profile : g->run_profile;
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:b, s:s, s:b, s:o, s:s, s:s}",
+	uint64_t now = uv_now(g->d->loop);
+	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
+	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
+	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
 	                 "uptime", up ? json_real(uptime) : json_null(),
-	                 "restarts", (int)g->restarts,
+	                 "restarts", (int)g->rs.total,
+	                 "reboots", (int)g->reboots,
+	                 "last_exit", sv_exit_class_name(g->last_exit),
+	                 "next_start", next,
 	                 "autostart", p && p->autostart,
 	                 "profile", g->profile_path,
 	                 "config_changed", up && (g->removed || g->digest != g->run_digest),
@@ -83,7 +91,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 
 /* ---- waiters ---- */
 
-static void add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind)
+void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind)
 {
 	if (!req)
 		return;
@@ -100,7 +108,7 @@ static void add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait 
 
 /* Answer the waiters of kind: with the status when ok, else with an error
  * carrying the guest's reason. */
-static void finish_waiters(struct sv_guest *g, enum sv_wait kind, bool ok)
+void sv_guest_finish_waiters(struct sv_guest *g, enum sv_wait kind, bool ok)
 {
 	struct sv_waiter **pp = &g->waiters;
 	while (*pp) {
@@ -247,21 +255,28 @@ static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
 		uv_process_kill(g->proc, SIGKILL);
 		return;
 	}
-	transition(g, SV_RUNNING, "started");
-	finish_waiters(g, SV_WAIT_RUNNING, true);
+	sv_guest_transition(g, SV_RUNNING, "started");
+	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, true);
 }
 
 static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
                          const struct qmp_timestamp *ts)
 {
 	struct sv_guest *g = qmp_client_data(c);
-	if (strcmp(name, "SHUTDOWN") == 0 && json_is_true(json_object_get(data, "guest")))
-		g->guest_shutdown = true;
+	if (strcmp(name, "SHUTDOWN") == 0) {
+		g->shutdown_seen = true;
+		g->guest_shutdown |= json_is_true(json_object_get(data, "guest"));
+	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
+		g->panicked = true;
+		sv_log(SV_LOG_WARN, g->name, "guest panicked");
+	} else if (strcmp(name, "RESET") == 0 && json_is_true(json_object_get(data, "guest"))) {
+		g->reboots++;
+	}
 	else if (strcmp(name, "STOP") == 0 && g->state == SV_RUNNING)
-		transition(g, SV_PAUSED, g->expect == SV_PAUSED ? g->expect_reason
+		sv_guest_transition(g, SV_PAUSED, g->expect == SV_PAUSED ? g->expect_reason
 		           : "paused (QMP STOP event)");
 	else if (strcmp(name, "RESUME") == 0 && g->state == SV_PAUSED)
-		transition(g, SV_RUNNING, g->expect == SV_RUNNING ? g->expect_reason
+		sv_guest_transition(g, SV_RUNNING, g->expect == SV_RUNNING ? g->expect_reason
 		           : "resumed (QMP RESUME event)");
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
 	                "guest", g->name, "data", data, "qemu-timestamp",
@@ -313,6 +328,7 @@ void sv_guest_handle_gone(struct sv_guest *g)
 		if (g->run_profile != g->profile)
 			sv_profile_free(g->run_profile);
 		sv_profile_free(g->profile);
+		sv_restart_state_free(&g->rs);
 		free(g->profile_path);
 		free(g->name);
 		free(g);
@@ -340,79 +356,19 @@ static void close_proc(struct sv_guest *g)
 	}
 }
 
-/* Why QEMU ended, in words, from what we saw. */
-static void exit_reason(struct sv_guest *g, enum sv_state was, int64_t status, int sig,
-                        char *buf, size_t size)
-{
-	char tail[700], how[64];
-	if (sig)
-		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig)
-		         ? sigabbrev_np(sig) : "?");
-	else
-		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
-	if (was == SV_STARTING) {
-		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
-		snprintf(buf, size, "start failed: QEMU %s: %s", how, tail[0] ? tail
-		         : "(nothing on stderr)");
-	} else if (g->force_kill) {
-		snprintf(buf, size, "killed by operator");
-	} else if (was == SV_STOPPING && g->guest_shutdown) {
-		snprintf(buf, size, "stopped by operator (guest powered off)");
-	} else if (was == SV_STOPPING) {
-		snprintf(buf, size, "stopped by operator (QEMU %s)", how);
-	} else if (g->guest_shutdown) {
-		snprintf(buf, size, "guest powered off");
-	} else if (sig || status != 0) {
-		snprintf(buf, size, "QEMU crashed: %s", how);
-	} else {
-		snprintf(buf, size, "QEMU quit");
-	}
-}
-
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
 	struct sv_guest *g = p->data;
-	enum sv_state was = g->state;
-	char reason[sizeof(g->reason)];
-	exit_reason(g, was, status, sig, reason, sizeof(reason));
-	if (was == SV_STARTING || sig || (status && was != SV_STOPPING))
-		sv_log(SV_LOG_WARN, g->name, "%s", reason);
+	char what[sizeof(g->reason)];
+	enum sv_exit_class c = sv_guest_classify(g, g->state, status, sig, what, sizeof(what));
+	if (c != SV_EXIT_OPERATOR && c != SV_EXIT_POWEROFF && c != SV_EXIT_QUIT)
+		sv_log(SV_LOG_WARN, g->name, "%s", what);
 	g->pid = 0;
 	uv_timer_stop(&g->timer);
 	close_proc(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
-	if (g->run_profile != g->profile)
-		sv_profile_free(g->run_profile);
-	g->run_profile = NULL;
-	transition(g, SV_STOPPED, reason);
-	finish_waiters(g, SV_WAIT_STOPPED, true);
-	finish_waiters(g, SV_WAIT_RUNNING, false);
-	/* A restart's second half: start again, answering its waiters then. */
-	struct sv_waiter *w = g->waiters, *rest = NULL;
-	g->waiters = NULL;
-	while (w) {
-		struct sv_waiter *next = w->next;
-		if (w->kind == SV_WAIT_RESTART) {
-			struct sv_error err = { 0 };
-			if (sv_guest_active(g))   /* an earlier restart started it */
-				add_waiter(g, w->req, SV_WAIT_RUNNING);
-			else if (sv_guest_start(g, w->req, &err) < 0)
-				sv_reply_err(w->req, "GuestFailed", "%s", err.msg);
-			free(w);
-		} else {
-			w->next = rest;
-			rest = w;
-		}
-		w = next;
-	}
-	for (w = rest; w; w = rest) {
-		rest = w->next;
-		w->next = g->waiters;
-		g->waiters = w;
-	}
-	if (!sv_guest_active(g) && !g->prepping)
-		sv_daemon_guest_idle(g->d, g);
+	sv_guest_ended(g, c, what);
 }
 
 /* ---- start ---- */
@@ -463,19 +419,12 @@ static int spawn(struct sv_guest *g, char **argv, int qmp_fd, int serial_fd,
 }
 
 /* A start that ended before QEMU ran (preparation or spawn failed, or the
- * operator cancelled it): answer everyone who waited. */
-static void fail_start(struct sv_guest *g, const char *why)
+ * operator cancelled it). */
+static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why)
 {
 	sv_log(SV_LOG_WARN, g->name, "%s", why);
 	sv_argv_free(&g->start_argv);
-	if (g->run_profile != g->profile)
-		sv_profile_free(g->run_profile);
-	g->run_profile = NULL;
-	transition(g, SV_STOPPED, why);
-	finish_waiters(g, SV_WAIT_STOPPED, true);
-	finish_waiters(g, SV_WAIT_RUNNING, false);
-	finish_waiters(g, SV_WAIT_RESTART, false);
-	sv_daemon_guest_idle(g->d, g);
+	sv_guest_ended(g, c, why);
 }
 
 /* Preparation done: bind the sockets, spawn QEMU, connect QMP. */
@@ -492,7 +441,7 @@ static void launch(struct sv_guest *g)
 	if (rc < 0) {
 		char why[600];
 		snprintf(why, sizeof(why), "start failed: %s", err.msg);
-		fail_start(g, why);
+		fail_start(g, SV_EXIT_START_FAILURE, why);
 		return;
 	}
 	sv_argv_free(&g->start_argv);
@@ -505,17 +454,17 @@ static void launch(struct sv_guest *g)
 void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
 {
 	g->prepping = false;
-	if (status < 0)
-		fail_start(g, msg);
-	else if (g->prep_abort)
-		fail_start(g, "start cancelled by operator");
+	if (g->prep_abort)
+		fail_start(g, SV_EXIT_OPERATOR, "start cancelled by operator");
+	else if (status < 0)
+		fail_start(g, SV_EXIT_START_FAILURE, msg);
 	else
 		launch(g);
 }
 
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
-	if (g->state != SV_STOPPED && g->state != SV_FAILED)
+	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF)
 		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
 	if (!g->profile)
 		return sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
@@ -537,11 +486,12 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 		sv_log(SV_LOG_WARN, g->name, "%s", g->start_argv.warnings.v[i]);
 	snprintf(g->accel, sizeof(g->accel), "%s",
 	         g->start_argv.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
-	g->guest_shutdown = g->force_kill = false;
+	uv_timer_stop(&g->timer);   /* a pending restart, if any */
+	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
-	transition(g, SV_STARTING, "start requested");
-	add_waiter(g, req, SV_WAIT_RUNNING);
+	sv_guest_transition(g, SV_STARTING, "start requested");
+	sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);
 	g->prepping = true;
 	sv_prepare_run(g);   /* may launch, or fail, before returning */
 	return 0;
@@ -604,7 +554,7 @@ static bool cancel_prepare(struct sv_guest *g, struct sv_request *req)
 {
 	if (!g->prepping)
 		return false;
-	add_waiter(g, req, SV_WAIT_STOPPED);
+	sv_guest_add_waiter(g, req, SV_WAIT_STOPPED);
 	g->prep_abort = true;
 	return true;
 }
@@ -613,14 +563,14 @@ static bool cancel_prepare(struct sv_guest *g, struct sv_request *req)
  * when no QEMU runs, else wait for the exit. Returns true when done. */
 static bool stop_done_or_wait(struct sv_guest *g, struct sv_request *req)
 {
-	if (cancel_prepare(g, req))
+	if (cancel_prepare(g, req) || sv_guest_cancel_backoff(g, req))
 		return true;
 	if (!sv_guest_active(g)) {
 		if (req)
 			sv_reply_ok(req, sv_guest_status(g));
 		return true;
 	}
-	add_waiter(g, req, SV_WAIT_STOPPED);
+	sv_guest_add_waiter(g, req, SV_WAIT_STOPPED);
 	return false;
 }
 
@@ -635,7 +585,7 @@ int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct
 		return 0;
 	}
 	enum sv_state was = g->state;
-	transition(g, SV_STOPPING, force ? "forced stop requested" : "stop requested");
+	sv_guest_transition(g, SV_STOPPING, force ? "forced stop requested" : "stop requested");
 	/* A paused or still starting guest cannot act on the power button. */
 	stop_step(g, force || was != SV_RUNNING ? 1 : 0);
 	return 0;
@@ -648,7 +598,7 @@ int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *e
 		return 0;
 	g->force_kill = true;
 	if (g->state != SV_STOPPING)
-		transition(g, SV_STOPPING, "kill requested");
+		sv_guest_transition(g, SV_STOPPING, "kill requested");
 	uv_timer_stop(&g->timer);
 	g->stop_step = 3;
 	uv_process_kill(g->proc, SIGKILL);
@@ -661,7 +611,7 @@ int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error
 		return sv_error_set(err, -EBUSY, "%s is starting", g->name);
 	if (!sv_guest_active(g))
 		return sv_guest_start(g, req, err);
-	add_waiter(g, req, SV_WAIT_RESTART);
+	sv_guest_add_waiter(g, req, SV_WAIT_RESTART);
 	return sv_guest_stop(g, false, NULL, err);
 }
 
@@ -692,7 +642,7 @@ static void on_op_reply(struct qmp_client *c, const struct qmp_result *r, void *
 	} else {
 		if (op->to != SV_STOPPED && g->state != op->to &&
 		    (g->state == SV_RUNNING || g->state == SV_PAUSED))
-			transition(g, op->to, op->reason);
+			sv_guest_transition(g, op->to, op->reason);
 		sv_reply_ok(op->req, sv_guest_status(g));
 	}
 	free(op);

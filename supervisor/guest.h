@@ -17,6 +17,7 @@
 
 #include "argv.h"
 #include "profile.h"
+#include "restart.h"
 
 struct sv_daemon;
 struct sv_request;
@@ -58,7 +59,12 @@ struct sv_guest {
 	struct qmp_client *qmp;
 	bool guest_shutdown;            /* SHUTDOWN with guest: true seen */
 	bool force_kill;                /* kill requested */
-	unsigned restarts;
+	bool panicked;                  /* GUEST_PANICKED seen */
+	bool shutdown_seen;             /* any SHUTDOWN seen */
+	unsigned reboots;               /* resets from inside the guest */
+	enum sv_exit_class last_exit;
+	struct sv_restart_state rs;
+	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */
 	const char *expect_reason;
 
@@ -104,6 +110,10 @@ int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *e
 
 /* Stop if running, then start; req is answered once it runs again. */
 int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
+
+/* Leave `failed` for `stopped`, forgetting the restart window (the state of
+ * other guests is left alone). req gets the status. */
+void sv_guest_reset_failed(struct sv_guest *g, struct sv_request *req);
 
 /* pause (QMP stop), resume (cont), reset (system_reset): req is answered
  * with the status once QEMU has replied. */

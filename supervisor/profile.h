@@ -115,6 +115,7 @@ struct sv_profile {
 	/* [restart] */
 	enum sv_restart_policy restart_policy;
 	uint64_t restart_delay_ms, restart_max_delay_ms, restart_interval_ms;
+	uint64_t restart_stable_ms;     /* uptime that resets the delay's growth */
 	unsigned restart_burst;
 
 	/* [shutdown] */

@@ -505,6 +505,8 @@ static const struct pkey restart_keys[] = {
 	  "use a number from 1 to 1000" },
 	{ "interval", k_duration, G(restart_interval_ms), SEC, 7 * 24 * 3600 * SEC,
 	  NULL, 0, "use a duration such as 300s or 1h, from 1s to 7 days" },
+	{ "stable", k_duration, G(restart_stable_ms), 0, 7 * 24 * 3600 * SEC,
+	  NULL, 0, "use a duration such as 60s or 10m, at most 7 days" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 
@@ -575,6 +577,7 @@ struct sv_profile *pc_profile_new(const char *path)
 	p->restart_max_delay_ms = 60 * SEC;
 	p->restart_burst = 5;
 	p->restart_interval_ms = 300 * SEC;
+	p->restart_stable_ms = 60 * SEC;
 	p->shutdown_timeout_ms = 60 * SEC;
 	p->sandbox = true;
 	p->sandbox_spawn = SV_SPAWN_AUTO;

@@ -69,6 +69,8 @@ static const struct ctl_cmd commands[] = {
 	  1, -1, CTL_F_NAMES },
 	{ "restart", ctl_lifecycle, "NAME...", "stop and start guests, wait until they run",
 	  1, -1, CTL_F_NAMES },
+	{ "reset-failed", ctl_lifecycle, "NAME...",
+	  "re-arm failed guests (too many restarts) without starting them", 1, -1, CTL_F_NAMES },
 	{ "reload", ctl_reload, "", "re-read the profiles", 0, 0, 0 },
 	{ "events", ctl_events, "[NAME...]", "stream events, of all guests or of the NAMEs",
 	  0, -1, CTL_F_NAMES },

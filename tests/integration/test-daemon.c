@@ -366,7 +366,16 @@ static void test_start_failure_reports_qemu_stderr(void **state)
 	assert_non_null(strstr(str(err, "desc"), "start failed"));
 	assert_non_null(strstr(str(err, "desc"), "no-such-device-model"));
 	json_decref(r);
-	expect_state(x, "status", "bad", "stopped", 5000);
+	/* on-failure (the default) retries a failed start after a delay. */
+	json_t *s = must(x, "status", "bad", 5000);
+	assert_string_equal(str(s, "state"), "backoff");
+	assert_string_equal(str(s, "last_exit"), "start-failure");
+	assert_true(json_real_value(json_object_get(s, "next_start")) >= 0);
+	json_decref(s);
+	s = must(x, "stop", "bad", 5000);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "reason"), "stopped by operator (restart cancelled)");
+	json_decref(s);
 }
 
 static void test_sigterm_leaves_guests_running(void **state)
@@ -556,7 +565,8 @@ static void test_disk_created_on_first_start(void **state)
 	                 "[disk.root]\nfile = root,1.qcow2\nformat = qcow2\nsize = 64M\n"
 	                 "[shutdown]\ntimeout = 1s\n");
 	t_daemon_profile(&x->d, "nodir", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
-	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n");
+	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n"
+	                 "[restart]\npolicy = never\n");
 	start_daemon(x, NULL);
 	json_decref(must(x, "start", "disky", 30000));
 	char img[700];

@@ -1,0 +1,34 @@
+/*
+ * Internal to guest.c and supervise.c: the transition function and the
+ * waiters, shared so that the exit handling can live in its own file.
+ */
+#ifndef SV_GUEST_INT_H
+#define SV_GUEST_INT_H
+
+#include "guest.h"
+#include "restart.h"
+
+/* The one transition function: log, set, emit GUEST_STATE. */
+void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason);
+
+/* Queue req to be answered when the guest reaches kind (req may be NULL). */
+void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind);
+
+/* Answer the waiters of kind with the status (ok) or with the reason. */
+void sv_guest_finish_waiters(struct sv_guest *g, enum sv_wait kind, bool ok);
+
+/* The guest ended (QEMU exited, or the start failed before QEMU ran) for
+ * class c, described by what: classify the next state through the restart
+ * policy (stopped, backoff or failed), answer the waiters, run a pending
+ * restart. */
+void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what);
+
+/* Describe QEMU's exit: the class and the words for it. */
+enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int64_t status,
+                                     int sig, char *what, size_t size);
+
+/* Stop or kill of a guest waiting in backoff: cancel the restart. Returns
+ * true when the guest was in backoff (req answered). */
+bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req);
+
+#endif

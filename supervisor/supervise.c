@@ -1,0 +1,169 @@
+/*
+ * What happens when a guest ends: why it ended (the exit class), what the
+ * restart policy says (restart.c does the arithmetic), the backoff timer,
+ * quarantine in `failed`, and the operator's restart that was waiting for
+ * the exit.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "guest_int.h"
+#include "log.h"
+
+enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int64_t status,
+                                     int sig, char *what, size_t size)
+{
+	char tail[700], how[64];
+	if (sig)
+		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)", sig,
+		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	else
+		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
+	if (was == SV_STARTING) {
+		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
+		snprintf(what, size, "start failed: QEMU %s: %s", how,
+		         tail[0] ? tail : "(nothing on stderr)");
+		return SV_EXIT_START_FAILURE;
+	}
+	if (g->force_kill) {
+		snprintf(what, size, "killed by operator");
+		return SV_EXIT_OPERATOR;
+	}
+	if (was == SV_STOPPING) {
+		snprintf(what, size, "stopped by operator (%s%s)", g->guest_shutdown
+		         ? "guest powered off" : "QEMU ", g->guest_shutdown ? "" : how);
+		return SV_EXIT_OPERATOR;
+	}
+	if (g->panicked) {
+		snprintf(what, size, "guest panicked (GUEST_PANICKED; QEMU %s)", how);
+		return SV_EXIT_PANIC;
+	}
+	if (g->guest_shutdown) {
+		snprintf(what, size, "guest powered off");
+		return SV_EXIT_POWEROFF;
+	}
+	if (sig || status != 0) {
+		snprintf(what, size, "QEMU crashed: %s", how);
+		return SV_EXIT_CRASH;
+	}
+	if (!g->shutdown_seen) {
+		snprintf(what, size, "QEMU crashed: QMP ended without SHUTDOWN (%s)", how);
+		return SV_EXIT_CRASH;
+	}
+	snprintf(what, size, "QEMU quit (shutdown requested over QMP)");
+	return SV_EXIT_QUIT;
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	struct sv_error err = { 0 };
+	if (g->state != SV_BACKOFF)
+		return;
+	if (sv_guest_start(g, NULL, &err) < 0) {
+		char what[600];
+		snprintf(what, sizeof(what), "start failed: %s", err.msg);
+		sv_guest_ended(g, SV_EXIT_START_FAILURE, what);
+	}
+}
+
+/* Restart waiters (an operator's restart) start the guest again now. */
+static bool run_restart_waiters(struct sv_guest *g)
+{
+	bool any = false;
+	struct sv_waiter **pp = &g->waiters;
+	while (*pp) {
+		struct sv_waiter *w = *pp;
+		if (w->kind != SV_WAIT_RESTART) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		struct sv_error err = { 0 };
+		if (any || g->state == SV_STARTING)
+			sv_guest_add_waiter(g, w->req, SV_WAIT_RUNNING);
+		else if (sv_guest_start(g, w->req, &err) < 0)
+			sv_reply_err(w->req, "GuestFailed", "%s", err.msg);
+		any = true;
+		free(w);
+		pp = &g->waiters;   /* start may have changed the list */
+	}
+	return any;
+}
+
+static void apply_policy(struct sv_guest *g, enum sv_exit_class c, const char *what,
+                         const struct sv_restart_params *pp, uint64_t uptime_ms)
+{
+	uint64_t now = uv_now(g->d->loop), delay = 0;
+	char reason[sizeof(g->reason)];
+	switch (sv_restart_decide(pp, &g->rs, c, now, uptime_ms, &delay)) {
+	case SV_RESTART_YES:
+		snprintf(reason, sizeof(reason), "%s; restarting in %.1fs (%u of %u in %llus)",
+		         what, (double)delay / 1000.0,
+		         sv_restart_recent(&g->rs, now, pp->interval_ms), pp->burst,
+		         (unsigned long long)(pp->interval_ms / 1000));
+		g->next_start_ms = now + delay;
+		sv_guest_transition(g, SV_BACKOFF, reason);
+		uv_timer_start(&g->timer, on_backoff, delay, 0);
+		break;
+	case SV_RESTART_QUARANTINE:
+		snprintf(reason, sizeof(reason), "%s; failed: %u restarts within %llus "
+		         "(reset-failed or start re-arms it)", what, pp->burst,
+		         (unsigned long long)(pp->interval_ms / 1000));
+		sv_log(SV_LOG_ERR, g->name, "too many restarts; not restarting");
+		sv_guest_transition(g, SV_FAILED, reason);
+		break;
+	default:
+		sv_guest_transition(g, SV_STOPPED, what);
+	}
+}
+
+void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
+{
+	struct sv_restart_params pp;
+	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+	uint64_t uptime = g->started_ms ? uv_now(g->d->loop) - g->started_ms : 0;
+	sv_restart_params_from(&pp, p);
+	g->last_exit = c;
+	if (g->run_profile != g->profile)
+		sv_profile_free(g->run_profile);
+	g->run_profile = NULL;
+	g->started_ms = 0;
+	bool restart_waiting = false;
+	for (struct sv_waiter *w = g->waiters; w; w = w->next)
+		restart_waiting |= w->kind == SV_WAIT_RESTART;
+	if (restart_waiting || g->d->exiting || g->removed || !g->profile)
+		sv_guest_transition(g, SV_STOPPED, what);
+	else
+		apply_policy(g, c, what, &pp, uptime);
+	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
+	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
+	run_restart_waiters(g);
+	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
+		sv_daemon_guest_idle(g->d, g);
+}
+
+bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req)
+{
+	if (g->state != SV_BACKOFF)
+		return false;
+	uv_timer_stop(&g->timer);
+	sv_guest_transition(g, SV_STOPPED, "stopped by operator (restart cancelled)");
+	if (req)
+		sv_reply_ok(req, sv_guest_status(g));
+	sv_daemon_guest_idle(g->d, g);
+	return true;
+}
+
+void sv_guest_reset_failed(struct sv_guest *g, struct sv_request *req)
+{
+	sv_restart_rearm(&g->rs);
+	if (g->state == SV_FAILED)
+		sv_guest_transition(g, SV_STOPPED, "re-armed by operator (reset-failed)");
+	if (req)
+		sv_reply_ok(req, sv_guest_status(g));
+}
