@@ -1,0 +1,300 @@
+/*
+ * Crash supervision against a real daemon and real QEMU: why a guest ended,
+ * restarts with backoff, the crash loop that ends in `failed`, guest power
+ * off and panic under each policy.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tdaemon.h"
+#include "testutil.h"
+
+struct fx {
+	struct t_daemon d;
+	struct t_ctl c, ev;
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	assert_int_equal(t_daemon_init(&x->d), 0);
+	x->c.fd = x->ev.fd = -1;
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	if (x->c.fd >= 0)
+		t_ctl_close(&x->c);
+	if (x->ev.fd >= 0)
+		t_ctl_close(&x->ev);
+	int status = x->d.pid > 0 ? t_daemon_stop(&x->d) : 0;
+	if (status != 0)
+		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(&x->d));
+	t_daemon_cleanup(&x->d);
+	assert_int_equal(status, 0);
+	free(x);
+	return 0;
+}
+
+static void start_daemon(struct fx *x)
+{
+	if (t_daemon_start(&x->d, NULL) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	assert_int_equal(t_ctl_open(&x->ev, x->d.sock), 0);
+	json_decref(t_ctl_call(&x->ev, "subscribe", NULL, 5000));
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "(none)";
+}
+
+static json_t *status(struct fx *x, const char *name)
+{
+	json_t *s = t_ctl_do(&x->c, "status", name, 5000, NULL);
+	assert_non_null(s);
+	return s;
+}
+
+static pid_t pid_of(struct fx *x, const char *name)
+{
+	json_t *s = status(x, name);
+	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	return pid;
+}
+
+/* The next GUEST_STATE event of name entering state; returns its reason
+ * (static copy). */
+static const char *wait_state(struct fx *x, const char *name, const char *state, int ms)
+{
+	static char reason[1024];
+	json_t *e = t_ctl_wait_state(&x->ev, name, state, ms);
+	if (!e)
+		fail_msg("%s never became %s; log:\n%s", name, state, t_daemon_log(&x->d));
+	snprintf(reason, sizeof(reason), "%s", str(json_object_get(e, "data"), "reason"));
+	json_decref(e);
+	return reason;
+}
+
+static void start_guest(struct fx *x, const char *name)
+{
+	json_t *s = t_ctl_do(&x->c, "start", name, 60000, NULL);
+	if (!s)
+		fail_msg("start %s failed; log:\n%s", name, t_daemon_log(&x->d));
+	json_decref(s);
+	wait_state(x, name, "starting", 1000);
+	wait_state(x, name, "running", 1000);
+}
+
+#define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+
+/* kill -9 QEMU: restarted after delay, delay doubling per consecutive crash
+ * up to max-delay, and back to delay after a stable run. */
+static void test_kill9_backoff_and_stable_reset(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "crashy", FW "[restart]\npolicy = on-failure\ndelay = 200ms\n"
+	                 "max-delay = 700ms\nburst = 10\ninterval = 60s\nstable = 2s\n");
+	start_daemon(x);
+	printf("# using %s\n", t_accel());
+	start_guest(x, "crashy");
+	const char *want[] = { "0.2s", "0.4s", "0.7s" };
+	for (int i = 0; i < 3; i++) {
+		pid_t pid = pid_of(x, "crashy");
+		kill(pid, SIGKILL);
+		const char *why = wait_state(x, "crashy", "backoff", 5000);
+		if (!strstr(why, "QEMU crashed: killed by signal 9 (SIGKILL)") ||
+		    !strstr(why, want[i]))
+			fail_msg("crash %d: reason '%s', expected a delay of %s", i + 1, why, want[i]);
+		json_t *s = status(x, "crashy");
+		assert_string_equal(str(s, "last_exit"), "crash");
+		json_decref(s);
+		wait_state(x, "crashy", "running", 10000);
+		assert_true(pid_of(x, "crashy") != pid);
+	}
+	json_t *s = status(x, "crashy");
+	assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 3);
+	json_decref(s);
+	sleep(3);   /* longer than stable = 2s */
+	kill(pid_of(x, "crashy"), SIGKILL);
+	const char *why = wait_state(x, "crashy", "backoff", 5000);
+	if (!strstr(why, "restarting in 0.2s"))
+		fail_msg("after a stable run the delay should be back to 0.2s: %s", why);
+	wait_state(x, "crashy", "running", 10000);
+}
+
+/* A QEMU that dies at once: exactly burst restarts, then failed, and no
+ * more spawns; reset-failed re-arms it. */
+static void test_crash_loop_to_failed(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "loop", FW "[qemu]\nextra-arg = -device\n"
+	                 "extra-arg = no-such-device\n"
+	                 "[restart]\ndelay = 0\nburst = 3\ninterval = 60s\n");
+	start_daemon(x);
+	json_t *r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "loop"), 10000);
+	assert_non_null(json_object_get(r, "error"));
+	json_decref(r);
+	wait_state(x, "loop", "starting", 1000);
+	for (int i = 0; i < 3; i++) {   /* the first start plus three restarts */
+		const char *why = wait_state(x, "loop", "backoff", 10000);
+		assert_non_null(strstr(why, "start failed"));
+		assert_non_null(strstr(why, "restarting in 1.0s"));   /* the minimum gap */
+		wait_state(x, "loop", "starting", 5000);
+	}
+	const char *why = wait_state(x, "loop", "failed", 10000);
+	printf("# note: %s\n", why);
+	assert_non_null(strstr(why, "3 restarts within 60s"));
+	json_t *s = status(x, "loop");
+	assert_string_equal(str(s, "state"), "failed");
+	assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 3);
+	json_decref(s);
+	/* No further spawn. */
+	json_t *e = t_ctl_wait_state(&x->ev, "loop", "starting", 2500);
+	assert_null(e);
+	s = t_ctl_do(&x->c, "reset-failed", "loop", 5000, NULL);
+	assert_string_equal(str(s, "state"), "stopped");
+	json_decref(s);
+}
+
+static void write_tiny(struct fx *x, const char *name, const char *policy)
+{
+	char path[512], text[2048];
+	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
+	const char *cmdline = t_read_line(path);
+	assert_non_null(cmdline);
+	snprintf(text, sizeof(text),
+	         "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
+	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n"
+	         "[restart]\npolicy = %s\ndelay = 0\n", t_guestdir(), t_guestdir(), cmdline, policy);
+	t_daemon_profile(&x->d, name, text);
+}
+
+/* Wait for the guest's ready marker on its console. */
+static void wait_ready(struct fx *x, const char *name)
+{
+	json_t *con = t_ctl_do(&x->c, "console", name, 5000, NULL);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct t_serial ser;
+	assert_int_equal(t_serial_open(&loop, &ser, str(con, "path"), 5000), 0);
+	json_decref(con);
+	/* The console keeps nothing for a late reader: ask until it answers. */
+	size_t seen = 0;
+	for (int i = 0; i < 30; i++) {
+		t_serial_write(&ser, "ping");
+		if (t_serial_wait(&ser, "QSUP-PONG", &seen, 2000) == 0)
+			break;
+		seen = 0;
+		if (t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 0) == 0)
+			break;
+	}
+	if (!ser.buf || (!strstr(ser.buf, "QSUP-PONG") && !strstr(ser.buf, "QSUP-GUEST-READY")))
+		fail_msg("%s: not ready:\n%s", name, ser.buf ? ser.buf : "");
+	t_serial_close(&ser);
+	t_loop_finish(&loop);
+}
+
+static void powerdown_via_qmp(struct fx *x, const char *name)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "system_powerdown"), 5000);
+	assert_non_null(json_object_get(r, "return"));
+	json_decref(r);
+}
+
+/* The guest powering itself off is no failure: on-failure leaves it off,
+ * always starts it again. */
+static void test_guest_poweroff_by_policy(void **state)
+{
+	struct fx *x = *state;
+	write_tiny(x, "calm", "on-failure");
+	write_tiny(x, "eager", "always");
+	start_daemon(x);
+	printf("# using tcg (a guest kernel)\n");
+	start_guest(x, "calm");
+	start_guest(x, "eager");
+	wait_ready(x, "calm");
+	wait_ready(x, "eager");
+	powerdown_via_qmp(x, "calm");
+	powerdown_via_qmp(x, "eager");
+	assert_string_equal(wait_state(x, "calm", "stopped", 30000), "guest powered off");
+	json_t *s = status(x, "calm");
+	assert_string_equal(str(s, "last_exit"), "poweroff");
+	json_decref(s);
+	assert_non_null(strstr(wait_state(x, "eager", "backoff", 30000), "guest powered off"));
+	wait_state(x, "eager", "running", 30000);
+	s = status(x, "eager");
+	assert_string_equal(str(s, "last_exit"), "poweroff");
+	assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 1);
+	json_decref(s);
+}
+
+/* A panic (pvpanic's GUEST_PANICKED) is a failure: restarted. */
+static void test_guest_panic_restarted(void **state)
+{
+	struct fx *x = *state;
+	write_tiny(x, "panicky", "on-failure");
+	start_daemon(x);
+	start_guest(x, "panicky");
+	json_t *con = t_ctl_do(&x->c, "console", "panicky", 5000, NULL);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct t_serial ser;
+	assert_int_equal(t_serial_open(&loop, &ser, str(con, "path"), 5000), 0);
+	json_decref(con);
+	size_t seen = 0;
+	if (t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
+		fail_msg("no ready marker:\n%s", ser.buf ? ser.buf : "");
+	assert_int_equal(t_serial_write(&ser, "panic"), 0);
+	t_run_for(&loop, 100);
+	const char *why = wait_state(x, "panicky", "backoff", 30000);
+	printf("# note: %s\n", why);
+	assert_non_null(strstr(why, "guest panicked"));
+	json_t *s = status(x, "panicky");
+	assert_string_equal(str(s, "last_exit"), "panic");
+	json_decref(s);
+	wait_state(x, "panicky", "running", 30000);
+	t_serial_close(&ser);
+	t_loop_finish(&loop);
+}
+
+/* An operator's stop never restarts, whatever the policy. */
+static void test_operator_stop_never_restarts(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "keep", FW "[restart]\npolicy = always\ndelay = 0\n"
+	                 "[shutdown]\ntimeout = 1s\n");
+	start_daemon(x);
+	start_guest(x, "keep");
+	json_t *s = t_ctl_do(&x->c, "kill", "keep", 10000, NULL);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "last_exit"), "operator");
+	json_decref(s);
+	assert_null(t_ctl_wait_state(&x->ev, "keep", "starting", 1500));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_kill9_backoff_and_stable_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_loop_to_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_operator_stop_never_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_poweroff_by_policy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_panic_restarted, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("supervise", tests, NULL, NULL);
+}
