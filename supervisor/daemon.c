@@ -26,6 +26,7 @@
 #include "host.h"
 #include "log.h"
 #include "profile.h"
+#include "state.h"
 
 /* ---- profiles ---- */
 
@@ -118,6 +119,7 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 				sv_profile_free(p);
 				continue;
 			}
+			sv_state_restore(g);   /* a QEMU left by an earlier qsupd */
 			json_array_append_new(json_object_get(result, "added"), json_string(name));
 		} else if (g->digest != digest) {
 			swap_profile(g, p, digest);
@@ -316,7 +318,8 @@ int sv_daemon_run(struct sv_daemon *d)
 	for (size_t i = 0; i < d->nguests && !d->opts.no_autostart; i++) {
 		struct sv_guest *g = d->guests[i];
 		struct sv_error err = { 0 };
-		if (g->profile->autostart && sv_guest_start(g, NULL, &err) < 0)
+		if (g->profile->autostart && g->state == SV_STOPPED &&
+		    sv_guest_start(g, NULL, &err) < 0)
 			sv_log(SV_LOG_ERR, g->name, "autostart: %s", err.msg);
 	}
 	sv_notify("READY=1");

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "guest.h"
 #include "guest_int.h"
+#include "state.h"
 #include "log.h"
 #include "prepare.h"
 #include "qmp.h"
@@ -58,6 +59,7 @@ void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 	snprintf(g->reason, sizeof(g->reason), "%s", reason);
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
 	       sv_state_name(to), reason);
+	sv_state_save(g);
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
 	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),
@@ -73,7 +75,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s}",
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -86,7 +88,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "profile", g->profile_path,
 	                 "config_changed", up && (g->removed || g->digest != g->run_digest),
 	                 "accel", up ? json_string(g->accel) : json_null(),
-	                 "console", g->serial_path, "qmp", g->qmp_path);
+	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted);
 }
 
 /* ---- waiters ---- */
@@ -238,9 +240,13 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		return;
 	}
 	sv_log(SV_LOG_DEBUG, g->name, "QMP ready");
+	if (g->adopting) {
+		sv_adopted_qmp_ready(g);
+		return;
+	}
 	if (g->state == SV_STARTING &&
 	    qmp_client_execute(c, "cont", NULL, 0, on_cont, g) < 0)
-		uv_process_kill(g->proc, SIGKILL);
+		sv_guest_signal(g, SIGKILL);
 }
 
 static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
@@ -252,7 +258,7 @@ static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
 	if (r->status != 0) {
 		sv_log(SV_LOG_ERR, g->name, "cont failed: %s", r->err_desc ? r->err_desc
 		       : qmp_strerror(r->status));
-		uv_process_kill(g->proc, SIGKILL);
+		sv_guest_signal(g, SIGKILL);
 		return;
 	}
 	sv_guest_transition(g, SV_RUNNING, "started");
@@ -266,9 +272,11 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 	if (strcmp(name, "SHUTDOWN") == 0) {
 		g->shutdown_seen = true;
 		g->guest_shutdown |= json_is_true(json_object_get(data, "guest"));
+		sv_state_save(g);   /* a later re-adoption must know */
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		g->panicked = true;
 		sv_log(SV_LOG_WARN, g->name, "guest panicked");
+		sv_state_save(g);
 	} else if (strcmp(name, "RESET") == 0 && json_is_true(json_object_get(data, "guest"))) {
 		g->reboots++;
 	}
@@ -291,6 +299,8 @@ static void on_qmp_closed(struct qmp_client *c, int status)
 		g->qmp = NULL;
 	if (status != 0 && status != UV_EOF)
 		sv_log(SV_LOG_WARN, g->name, "QMP connection lost: %s", qmp_strerror(status));
+	if (g->adopting && sv_guest_active(g))
+		sv_adopted_qmp_lost(g, status);
 	sv_guest_handle_gone(g);   /* the client counts as a handle: g outlives it */
 }
 
@@ -306,7 +316,7 @@ static const struct qmp_callbacks qmp_cbs = {
 	.log = on_qmp_log,
 };
 
-static void qmp_connect(struct sv_guest *g)
+void sv_guest_qmp_connect(struct sv_guest *g)
 {
 	g->qmp = qmp_client_new(g->d->loop, &qmp_cbs, g);
 	if (!g->qmp)
@@ -356,9 +366,16 @@ static void close_proc(struct sv_guest *g)
 	}
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+void sv_guest_signal(struct sv_guest *g, int sig)
 {
-	struct sv_guest *g = p->data;
+	if (g->proc)
+		uv_process_kill(g->proc, sig);
+	else
+		sv_adopted_signal(g, sig);   /* by pidfd: never a reused pid */
+}
+
+void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
+{
 	char what[sizeof(g->reason)];
 	enum sv_exit_class c = sv_guest_classify(g, g->state, status, sig, what, sizeof(what));
 	if (c != SV_EXIT_OPERATOR && c != SV_EXIT_POWEROFF && c != SV_EXIT_QUIT)
@@ -366,9 +383,15 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 	g->pid = 0;
 	uv_timer_stop(&g->timer);
 	close_proc(g);
+	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	sv_guest_ended(g, c, what);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	sv_guest_qemu_gone(p->data, status, sig);
 }
 
 /* ---- start ---- */
@@ -447,8 +470,10 @@ static void launch(struct sv_guest *g)
 	sv_argv_free(&g->start_argv);
 	g->started_ms = uv_now(g->d->loop);
 	write_pidfile(g);
+	g->proc_starttime = sv_proc_starttime(g->pid);
+	sv_state_save(g);
 	sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
-	qmp_connect(g);
+	sv_guest_qmp_connect(g);
 }
 
 void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
@@ -538,11 +563,11 @@ static void stop_step(struct sv_guest *g, int step)
 		break;
 	case 2:
 		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGTERM");
-		uv_process_kill(g->proc, SIGTERM);
+		sv_guest_signal(g, SIGTERM);
 		break;
 	default:
 		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGKILL");
-		uv_process_kill(g->proc, SIGKILL);
+		sv_guest_signal(g, SIGKILL);
 		return;
 	}
 	uv_timer_start(&g->timer, on_stop_timer, wait, 0);
@@ -601,7 +626,7 @@ int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *e
 		sv_guest_transition(g, SV_STOPPING, "kill requested");
 	uv_timer_stop(&g->timer);
 	g->stop_step = 3;
-	uv_process_kill(g->proc, SIGKILL);
+	sv_guest_signal(g, SIGKILL);
 	return 0;
 }
 
@@ -722,6 +747,7 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 	g->profile = p;
 	g->digest = digest;
 	g->state = SV_STOPPED;
+	g->pidfd = -1;
 	snprintf(g->reason, sizeof(g->reason), "not started");
 	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", d->run_dir, g->name);
 	struct sv_facts f;
@@ -752,6 +778,7 @@ void sv_guest_release(struct sv_guest *g)
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	close_proc(g);   /* QEMU goes on */
+	sv_adopted_release(g);
 	sv_prepare_release(g);
 	sv_argv_free(&g->start_argv);
 	uv_close((uv_handle_t *)&g->timer, on_handle_closed);

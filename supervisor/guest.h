@@ -63,6 +63,13 @@ struct sv_guest {
 	bool shutdown_seen;             /* any SHUTDOWN seen */
 	unsigned reboots;               /* resets from inside the guest */
 	enum sv_exit_class last_exit;
+	unsigned long long proc_starttime;      /* /proc/PID/stat field 22 */
+	/* Re-adoption (state.c): a QEMU started by an earlier qsupd. */
+	bool adopted;                   /* not our child: watched by pidfd */
+	bool adopting;                  /* QMP not yet back */
+	int pidfd;
+	uv_poll_t *pidfd_poll;
+	bool state_busy, state_dirty;   /* state.json write in flight / due */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */

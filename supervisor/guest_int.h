@@ -31,4 +31,15 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
  * true when the guest was in backoff (req answered). */
 bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req);
 
+/* Send sig to QEMU: through the process handle for our child, through the
+ * pidfd for an adopted one. */
+void sv_guest_signal(struct sv_guest *g, int sig);
+
+/* QEMU is gone (status and sig as libuv reports them; both 0 when unknown,
+ * for an adopted process): classify and go on as sv_guest_ended(). */
+void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig);
+
+/* Connect to the guest's QMP socket (its callbacks are guest.c's). */
+void sv_guest_qmp_connect(struct sv_guest *g);
+
 #endif

@@ -18,7 +18,9 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
                                      int sig, char *what, size_t size)
 {
 	char tail[700], how[64];
-	if (sig)
+	if (g->adopted)
+		snprintf(how, sizeof(how), "ended, exit status unknown (adopted: not our child)");
+	else if (sig)
 		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)", sig,
 		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	else
@@ -51,7 +53,7 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 		return SV_EXIT_CRASH;
 	}
 	if (!g->shutdown_seen) {
-		snprintf(what, size, "QEMU crashed: QMP ended without SHUTDOWN (%s)", how);
+		snprintf(what, size, "QEMU crashed: it ended without SHUTDOWN (%s)", how);
 		return SV_EXIT_CRASH;
 	}
 	snprintf(what, size, "QEMU quit (shutdown requested over QMP)");

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "tdaemon.h"
@@ -287,6 +289,111 @@ static void test_operator_stop_never_restarts(void **state)
 	assert_null(t_ctl_wait_state(&x->ev, "keep", "starting", 1500));
 }
 
+/* Wait (polling status) until name is in state; returns its status. */
+static json_t *poll_state(struct fx *x, const char *name, const char *state, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 50) {
+		json_t *s = status(x, name);
+		if (strcmp(str(s, "state"), state) == 0)
+			return s;
+		json_decref(s);
+		usleep(50000);
+	}
+	fail_msg("%s never became %s; log:\n%s", name, state, t_daemon_log(&x->d));
+	return NULL;
+}
+
+/* SIGKILL qsupd with 10 guests running, kill one guest while it is down,
+ * start qsupd again: 9 re-adopted with the same pids and nothing restarted;
+ * the dead one detected and restarted per its policy. */
+static void test_readopt_after_daemon_sigkill(void **state)
+{
+	struct fx *x = *state;
+	char name[16];
+	pid_t pids[10];
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		t_daemon_profile(&x->d, name, FW "[restart]\ndelay = 0\n");
+	}
+	start_daemon(x);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		start_guest(x, name);
+		pids[i] = pid_of(x, name);
+	}
+	t_ctl_close(&x->c);
+	t_ctl_close(&x->ev);
+	t_daemon_kill9(&x->d);
+	for (int i = 0; i < 10; i++)
+		assert_true(t_pid_alive(pids[i]));
+	kill(pids[3], SIGKILL);   /* dies while nobody watches */
+	double t0 = t_now();
+	start_daemon(x);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		json_t *s = poll_state(x, name, "running", 20000);
+		if (i == 3) {
+			assert_true(json_integer_value(json_object_get(s, "pid")) != pids[3]);
+			assert_string_equal(str(s, "last_exit"), "crash");
+			assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 1);
+		} else {
+			assert_int_equal(json_integer_value(json_object_get(s, "pid")), pids[i]);
+			assert_non_null(strstr(str(s, "reason"), "re-adopted"));
+			assert_true(json_is_true(json_object_get(s, "adopted")));
+			assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 0);
+		}
+		json_decref(s);
+	}
+	printf("# note: 10 guests back to running %.2f s after qsupd started again\n", t_now() - t0);
+	/* An adopted guest is still fully driven: pause over QMP, then kill. */
+	json_t *s = t_ctl_do(&x->c, "pause", "r0", 5000, NULL);
+	assert_string_equal(str(s, "state"), "paused");
+	json_decref(s);
+	s = t_ctl_do(&x->c, "kill", "r0", 10000, NULL);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "last_exit"), "operator");
+	json_decref(s);
+	assert_false(t_pid_alive(pids[0]));
+	/* And one that crashes after adoption is restarted. */
+	kill(pids[1], SIGKILL);
+	wait_state(x, "r1", "backoff", 10000);
+	wait_state(x, "r1", "running", 10000);
+}
+
+/* A state file whose pid now belongs to an unrelated process: that process
+ * is neither adopted nor signalled. */
+static void test_stale_state_file_not_adopted(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "old", FW "[restart]\npolicy = never\n");
+	pid_t other = fork();
+	if (other == 0) {
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	char dir[600], path[700], text[512];
+	snprintf(dir, sizeof(dir), "%s/old", x->d.run);
+	mkdir(x->d.run, 0755);
+	mkdir(dir, 0750);
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	snprintf(text, sizeof(text), "{\"version\": 1, \"name\": \"old\", \"pid\": %d, "
+	         "\"starttime\": 12345, \"state\": \"running\", \"restarts\": 2}\n", (int)other);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	start_daemon(x);
+	json_t *s = status(x, "old");
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_string_equal(str(s, "last_exit"), "crash");
+	assert_true(json_is_null(json_object_get(s, "pid")));
+	json_decref(s);
+	assert_non_null(strstr(t_daemon_log(&x->d), "now belongs to another process (not touched)"));
+	usleep(200000);
+	assert_true(t_pid_alive(other));
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +402,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_operator_stop_never_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_poweroff_by_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_panic_restarted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readopt_after_daemon_sigkill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_state_file_not_adopted, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("supervise", tests, NULL, NULL);
 }

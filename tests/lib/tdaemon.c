@@ -183,6 +183,15 @@ const char *t_qsupctl(void)
 	return bin;
 }
 
+void t_daemon_kill9(struct t_daemon *d)
+{
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+}
+
 bool t_pid_alive(pid_t pid)
 {
 	char path[64], buf[512];

@@ -34,6 +34,9 @@ int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms);
  * status, or -1 if it had to be killed. */
 int t_daemon_stop(struct t_daemon *d);
 
+/* SIGKILL the daemon (no chance to clean up) and reap it. */
+void t_daemon_kill9(struct t_daemon *d);
+
 /* Kill every QEMU whose pid file is in the run dir, stop the daemon if it
  * still runs, and remove the temp dir. */
 void t_daemon_cleanup(struct t_daemon *d);
