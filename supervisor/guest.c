@@ -32,7 +32,7 @@
 #define QMP_FD 3
 #define SERIAL_FD 4
 #define STEP_MS 5000            /* between quit, SIGTERM and SIGKILL */
-#define START_QMP_TIMEOUT_MS 30000
+#define QMP_TIMEOUT_MS 10000   /* negotiation, and each command */
 
 static const char *const state_names[] = {
 	[SV_STOPPED] = "stopped", [SV_STARTING] = "starting", [SV_RUNNING] = "running",
@@ -75,7 +75,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b}",
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -88,7 +88,8 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "profile", g->profile_path,
 	                 "config_changed", up && (g->removed || g->digest != g->run_digest),
 	                 "accel", up ? json_string(g->accel) : json_null(),
-	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted);
+	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted,
+	                 "unresponsive", g->unresponsive);
 }
 
 /* ---- waiters ---- */
@@ -322,7 +323,7 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	if (!g->qmp)
 		return;
 	g->handles++;
-	qmp_client_set_limits(g->qmp, START_QMP_TIMEOUT_MS, 0);
+	qmp_client_set_limits(g->qmp, QMP_TIMEOUT_MS, 0);
 	qmp_client_set_debug(g->qmp, sv_log_enabled(SV_LOG_DEBUG));
 	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
 		qmp_client_close(g->qmp);
@@ -661,6 +662,8 @@ static void on_op_reply(struct qmp_client *c, const struct qmp_result *r, void *
 		sv_reply_error_obj(op->req, json_pack("{s:s, s:s, s:b}", "class", r->err_class,
 		                   "desc", r->err_desc, "qemu", 1));
 	} else if (r->status < 0) {
+		if (r->status == UV_ETIMEDOUT)
+			sv_guest_set_unresponsive(g, true);
 		sv_reply_err(op->req, "GenericError", "%s: %s", g->name, qmp_strerror(r->status));
 	} else if (op->raw) {
 		sv_reply_ok(op->req, json_incref(r->ret));
@@ -763,6 +766,7 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 	uv_timer_init(d->loop, &g->timer);
 	g->timer.data = g;
 	g->handles = 1;
+	sv_guest_probe_init(g);
 	return g;
 }
 
@@ -782,4 +786,5 @@ void sv_guest_release(struct sv_guest *g)
 	sv_prepare_release(g);
 	sv_argv_free(&g->start_argv);
 	uv_close((uv_handle_t *)&g->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&g->probe, on_handle_closed);
 }

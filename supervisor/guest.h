@@ -21,6 +21,9 @@
 
 struct sv_daemon;
 struct sv_request;
+
+#define SV_PROBE_MS 2000u               /* health probe interval */
+#define SV_PROBE_DEADLINE_MS 3000u      /* its reply deadline */
 struct sv_error;
 
 enum sv_state {
@@ -70,6 +73,10 @@ struct sv_guest {
 	int pidfd;
 	uv_poll_t *pidfd_poll;
 	bool state_busy, state_dirty;   /* state.json write in flight / due */
+	/* Health: a query-status every SV_PROBE_MS; no reply within its
+	 * deadline marks the guest unresponsive until QEMU answers again. */
+	uv_timer_t probe;
+	bool probing, unresponsive;
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */

@@ -42,4 +42,11 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig);
 /* Connect to the guest's QMP socket (its callbacks are guest.c's). */
 void sv_guest_qmp_connect(struct sv_guest *g);
 
+/* Start the health probe timer of a new guest (its handle counts). */
+void sv_guest_probe_init(struct sv_guest *g);
+
+/* A QMP command got no reply by its deadline, or a reply came after that:
+ * mark the guest unresponsive or responsive again (logged, emitted). */
+void sv_guest_set_unresponsive(struct sv_guest *g, bool on);
+
 #endif

@@ -86,6 +86,8 @@ enum sv_restart_verdict sv_restart_decide(const struct sv_restart_params *pp,
 {
 	if (!sv_restart_wanted(pp->policy, c))
 		return SV_RESTART_NO;
+	if (pp->burst == 0)     /* no restart allowed; and a ring of 0 divides by 0 */
+		return SV_RESTART_QUARANTINE;
 	if (ring_fit(st, pp->burst) < 0)
 		return SV_RESTART_NO;
 	if (c != SV_EXIT_START_FAILURE && uptime_ms >= pp->stable_ms)

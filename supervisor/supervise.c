@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "guest_int.h"
 #include "log.h"
+#include "qmp.h"
 
 enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int64_t status,
                                      int sig, char *what, size_t size)
@@ -168,4 +169,62 @@ void sv_guest_reset_failed(struct sv_guest *g, struct sv_request *req)
 		sv_guest_transition(g, SV_STOPPED, "re-armed by operator (reset-failed)");
 	if (req)
 		sv_reply_ok(req, sv_guest_status(g));
+}
+
+/* ---- health ---- */
+
+void sv_guest_set_unresponsive(struct sv_guest *g, bool on)
+{
+	if (g->unresponsive == on)
+		return;
+	g->unresponsive = on;
+	if (on)
+		sv_log(SV_LOG_WARN, g->name, "QEMU does not answer QMP within %u ms: unresponsive",
+		       SV_PROBE_DEADLINE_MS);
+	else
+		sv_log(SV_LOG_INFO, g->name, "QEMU answers again");
+	sv_control_emit(g->d, json_pack("{s:s, s:s, s:{s:s, s:s}}", "event",
+	                on ? "GUEST_UNRESPONSIVE" : "GUEST_RESPONSIVE", "guest", g->name,
+	                "data", "name", g->name, "state", sv_state_name(g->state)));
+}
+
+static void on_probe_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	g->probing = false;
+	if (r->status == UV_ETIMEDOUT) {
+		sv_guest_set_unresponsive(g, true);
+		return;
+	}
+	if (r->status != 0)
+		return;   /* closed: the exit is handled elsewhere */
+	sv_guest_set_unresponsive(g, false);
+	/* Back to QEMU's real state, should it differ from ours. */
+	const char *st = json_string_value(json_object_get(r->ret, "status"));
+	bool running = st && strcmp(st, "running") == 0;
+	if (g->state == SV_PAUSED && running)
+		sv_guest_transition(g, SV_RUNNING, "running (QEMU says so)");
+	else if (g->state == SV_RUNNING && st && !running)
+		sv_guest_transition(g, SV_PAUSED, st);
+}
+
+static void on_probe(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	if (g->probing || !g->qmp || !qmp_client_is_ready(g->qmp) || g->adopting ||
+	    (g->state != SV_RUNNING && g->state != SV_PAUSED))
+		return;
+	if (qmp_client_execute(g->qmp, "query-status", NULL, SV_PROBE_DEADLINE_MS,
+	                       on_probe_reply, g) == 0)
+		g->probing = true;
+}
+
+void sv_guest_probe_init(struct sv_guest *g)
+{
+	uv_timer_init(g->d->loop, &g->probe);
+	g->probe.data = g;
+	g->handles++;
+	uv_timer_start(&g->probe, on_probe, SV_PROBE_MS, SV_PROBE_MS);
+	uv_unref((uv_handle_t *)&g->probe);   /* never keeps the loop alive alone */
 }

@@ -394,6 +394,71 @@ static void test_stale_state_file_not_adopted(void **state)
 	waitpid(other, NULL, 0);
 }
 
+static json_t *wait_event(struct fx *x, const char *event, const char *guest, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 100) {
+		json_t *e = t_ctl_next(&x->ev, 100);
+		if (!e)
+			continue;
+		if (strcmp(str(e, "event"), event) == 0 && strcmp(str(e, "guest"), guest) == 0)
+			return e;
+		json_decref(e);
+	}
+	fail_msg("no %s for %s; log:\n%s", event, guest, t_daemon_log(&x->d));
+	return NULL;
+}
+
+/* A SIGSTOPped QEMU becomes unresponsive without slowing anyone else; it
+ * comes back by itself after SIGCONT; kill and stop --force still end it. */
+static void test_hung_qemu(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "hung", FW "[restart]\npolicy = never\n");
+	t_daemon_profile(&x->d, "fine", FW);
+	start_daemon(x);
+	start_guest(x, "hung");
+	start_guest(x, "fine");
+	pid_t pid = pid_of(x, "hung");
+	kill(pid, SIGSTOP);
+	double t0 = t_now();
+	json_decref(wait_event(x, "GUEST_UNRESPONSIVE", "hung", 20000));
+	printf("# note: unresponsive %.1f s after SIGSTOP\n", t_now() - t0);
+	json_t *s = status(x, "hung");
+	assert_true(json_is_true(json_object_get(s, "unresponsive")));
+	json_decref(s);
+	s = status(x, "fine");   /* answered while the other one hangs */
+	assert_string_equal(str(s, "state"), "running");
+	assert_false(json_is_true(json_object_get(s, "unresponsive")));
+	json_decref(s);
+	/* A passthrough command fails by its deadline instead of hanging. */
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "hung",
+	                       "command", "query-status"), 60000);
+	assert_non_null(json_object_get(r, "error"));
+	json_decref(r);
+
+	kill(pid, SIGCONT);
+	json_decref(wait_event(x, "GUEST_RESPONSIVE", "hung", 20000));
+	s = status(x, "hung");
+	assert_string_equal(str(s, "state"), "running");
+	assert_false(json_is_true(json_object_get(s, "unresponsive")));
+	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
+	json_decref(s);
+
+	kill(pid, SIGSTOP);
+	t0 = t_now();
+	r = t_ctl_call(&x->c, "stop", json_pack("{s:s, s:b}", "name", "hung", "force", 1), 60000);
+	assert_string_equal(str(json_object_get(r, "return"), "state"), "stopped");
+	printf("# note: stop --force of a stopped QEMU took %.1f s\n", t_now() - t0);
+	json_decref(r);
+	assert_false(t_pid_alive(pid));
+
+	pid = pid_of(x, "fine");
+	kill(pid, SIGSTOP);
+	s = t_ctl_do(&x->c, "kill", "fine", 10000, NULL);
+	assert_string_equal(str(s, "state"), "stopped");
+	json_decref(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +469,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guest_panic_restarted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readopt_after_daemon_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_state_file_not_adopted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_qemu, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("supervise", tests, NULL, NULL);
 }
