@@ -5,6 +5,8 @@
  *   qsup-bench start [RUNS]   qsupd start-until-running vs raw QEMU
  *   qsup-bench rpc [GUESTS]   status round trips, 1 and 8 connections
  *   qsup-bench rss            qsupd RSS with 0, 10 and 50 guests
+ *   qsup-bench restart [RUNS] kill -9 of QEMU to running again (delay 0)
+ *   qsup-bench readopt        qsupd start to all running, 10 and 50 guests
  *
  * Guests are firmware-only (-m 16), under KVM when usable, else TCG. The
  * raw-QEMU baseline starts the identical argv the way qsupd does (sockets
@@ -12,6 +14,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +283,116 @@ static void bench_rss(void)
 	}
 }
 
+/* ---- restart ---- */
+
+static double median_of(double *v, int n)
+{
+	return pct(v, n, 0.5);
+}
+
+/* argv of guest name, as start would run it (NULL-terminated, malloc'd). */
+static char **guest_argv(struct t_ctl *c, const char *name)
+{
+	json_t *r = t_ctl_call(c, "argv", json_pack("{s:s}", "name", name), 5000);
+	json_t *av = json_object_get(json_object_get(r, "return"), "argv");
+	char **argv = calloc(json_array_size(av) + 1, sizeof(char *));
+	for (size_t i = 0; i < json_array_size(av); i++)
+		argv[i] = strdup(json_string_value(json_array_get(av, i)));
+	json_decref(r);
+	return argv;
+}
+
+static void free_argv(char **argv)
+{
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+static void bench_restart(int runs)
+{
+	struct t_daemon d;
+	struct t_ctl c, ev;
+	if (t_daemon_init(&d) < 0)
+		fail("temp dir", NULL);
+	t_daemon_profile(&d, "b00", PROFILE "[restart]\ndelay = 0\nburst = 1000\n");
+	if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0 || t_ctl_open(&ev, d.sock) < 0)
+		fail("qsupd did not start", &d);
+	json_decref(t_ctl_call(&ev, "subscribe", NULL, 5000));
+	json_decref(t_ctl_do(&c, "start", "b00", 20000, NULL));
+	json_decref(t_ctl_wait_state(&ev, "b00", "running", 5000));
+	double *v = calloc((size_t)runs, sizeof(double)), *raw = calloc((size_t)runs, sizeof(double));
+	char **argv = guest_argv(&c, "b00");
+	for (int i = 0; i < runs; i++) {
+		json_t *s = t_ctl_do(&c, "status", "b00", 5000, NULL);
+		pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+		json_decref(s);
+		double t0 = t_now();
+		kill(pid, SIGKILL);
+		json_t *e = t_ctl_wait_state(&ev, "b00", "running", 20000);
+		v[i] = t_now() - t0;
+		if (!e)
+			fail("no restart", &d);
+		json_decref(e);
+		raw[i] = raw_start(argv, d.dir);
+	}
+	double mv = median_of(v, runs), mr = median_of(raw, runs);
+	printf("kill -9 of QEMU until running again (delay 0), median of %d:\n", runs);
+	printf("  qsupd restart                 %8.1f ms\n", mv * 1e3);
+	printf("  raw QEMU start, same argv     %8.1f ms\n", mr * 1e3);
+	printf("  ratio                         %8.3f\n", mv / mr);
+	free_argv(argv);
+	free(v);
+	free(raw);
+	t_ctl_close(&c);
+	t_ctl_close(&ev);
+	t_daemon_cleanup(&d);
+}
+
+/* ---- readopt ---- */
+
+static bool all_running(struct t_ctl *c, int n)
+{
+	json_t *r = t_ctl_call(c, "list", NULL, 5000);
+	json_t *a = json_object_get(r, "return");
+	int up = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(a, i, g)
+		up += strcmp(json_string_value(json_object_get(g, "state")), "running") == 0;
+	json_decref(r);
+	return up == n;
+}
+
+static void bench_readopt(void)
+{
+	int counts[] = { 10, 50 };
+	printf("qsupd start until every guest is running again (re-adopted):\n");
+	for (size_t k = 0; k < 2; k++) {
+		struct t_daemon d;
+		struct t_ctl c;
+		char name[32];
+		start_daemon(&d, &c, counts[k]);
+		long long ids[64];
+		for (int i = 0; i < counts[k]; i++) {
+			snprintf(name, sizeof(name), "b%02d", i);
+			ids[i] = t_ctl_send(&c, "start", json_pack("{s:s}", "name", name));
+		}
+		for (int i = 0; i < counts[k]; i++)
+			json_decref(t_ctl_reply(&c, ids[i], 60000));
+		t_ctl_close(&c);
+		t_daemon_kill9(&d);
+		double t0 = t_now();
+		if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0)
+			fail("qsupd did not start again", &d);
+		while (!all_running(&c, counts[k]) && t_now() - t0 < 60)
+			usleep(2000);
+		printf("  %2d guests: %8.1f ms\n", counts[k], (t_now() - t0) * 1e3);
+		t_ctl_close(&c);
+		t_daemon_cleanup(&d);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
@@ -291,8 +404,13 @@ int main(int argc, char **argv)
 		bench_rpc(n > 0 ? n : 20);
 	else if (strcmp(what, "rss") == 0)
 		bench_rss();
+	else if (strcmp(what, "restart") == 0)
+		bench_restart(n > 0 ? n : 20);
+	else if (strcmp(what, "readopt") == 0)
+		bench_readopt();
 	else {
-		fprintf(stderr, "usage: qsup-bench start [RUNS] | rpc [GUESTS] | rss\n");
+		fprintf(stderr, "usage: qsup-bench start [RUNS] | rpc [GUESTS] | rss | "
+		        "restart [RUNS] | readopt\n");
 		return 2;
 	}
 	return 0;
