@@ -26,6 +26,12 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	else
 		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
+	if (was == SV_STARTING && g->adopted) {
+		/* It was running before we came back: an ending, not a failed start. */
+		snprintf(what, size, "QEMU crashed while being re-adopted: %s", how);
+		return g->panicked ? SV_EXIT_PANIC : g->guest_shutdown ? SV_EXIT_POWEROFF
+		                                                        : SV_EXIT_CRASH;
+	}
 	if (was == SV_STARTING) {
 		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
 		snprintf(what, size, "start failed: QEMU %s: %s", how,
