@@ -270,9 +270,12 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
                          const struct qmp_timestamp *ts)
 {
 	struct sv_guest *g = qmp_client_data(c);
-	if (strcmp(name, "SHUTDOWN") == 0) {
+	if (strcmp(name, "SHUTDOWN") == 0 && !g->shutdown_seen) {
+		/* Only the first counts: QEMU can send another after SIGTERM. */
 		g->shutdown_seen = true;
-		g->guest_shutdown |= json_is_true(json_object_get(data, "guest"));
+		g->guest_shutdown = json_is_true(json_object_get(data, "guest"));
+		snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
+		         json_string_value(json_object_get(data, "reason")) ?: "");
 		sv_state_save(g);   /* a later re-adoption must know */
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		g->panicked = true;
@@ -514,6 +517,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	         g->start_argv.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
 	uv_timer_stop(&g->timer);   /* a pending restart, if any */
 	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
+	g->shutdown_reason[0] = '\0';
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
 	sv_guest_transition(g, SV_STARTING, "start requested");

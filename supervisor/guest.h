@@ -64,6 +64,7 @@ struct sv_guest {
 	bool force_kill;                /* kill requested */
 	bool panicked;                  /* GUEST_PANICKED seen */
 	bool shutdown_seen;             /* any SHUTDOWN seen */
+	char shutdown_reason[32];       /* the first SHUTDOWN's reason */
 	unsigned reboots;               /* resets from inside the guest */
 	enum sv_exit_class last_exit;
 	unsigned long long proc_starttime;      /* /proc/PID/stat field 22 */

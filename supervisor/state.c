@@ -40,7 +40,7 @@ static json_t *state_json(struct sv_guest *g)
 	int64_t started = sv_guest_active(g) && g->started_ms
 	                ? wall_ms() - (int64_t)(uv_now(g->d->loop) - g->started_ms) : 0;
 	return json_pack("{s:i, s:s, s:i, s:I, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:s, "
-	                 "s:b, s:b, s:b}",
+	                 "s:b, s:b, s:b, s:s}",
 	                 "version", 1, "name", g->name, "pid", g->pid,
 	                 "starttime", (json_int_t)g->proc_starttime, "digest", digest,
 	                 "restarts", (int)g->rs.total, "consecutive", (int)g->rs.consecutive,
@@ -48,7 +48,7 @@ static json_t *state_json(struct sv_guest *g)
 	                 "state", sv_state_name(g->state), "reason", g->reason,
 	                 "started", (json_int_t)started, "accel", g->accel,
 	                 "guest_shutdown", g->guest_shutdown, "shutdown_seen", g->shutdown_seen,
-	                 "panicked", g->panicked);
+	                 "panicked", g->panicked, "shutdown_reason", g->shutdown_reason);
 }
 
 static void save_work(uv_work_t *w)
@@ -296,6 +296,8 @@ void sv_state_restore(struct sv_guest *g)
 	g->last_exit = class_by_name(json_string_value(json_object_get(saved, "last_exit")));
 	g->guest_shutdown = json_is_true(json_object_get(saved, "guest_shutdown"));
 	g->shutdown_seen = json_is_true(json_object_get(saved, "shutdown_seen"));
+	snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
+	         json_string_value(json_object_get(saved, "shutdown_reason")) ?: "");
 	g->panicked = json_is_true(json_object_get(saved, "panicked"));
 	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
 	unsigned long long start = (unsigned long long)json_integer_value(

@@ -63,7 +63,15 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 		snprintf(what, size, "QEMU crashed: it ended without SHUTDOWN (%s)", how);
 		return SV_EXIT_CRASH;
 	}
-	snprintf(what, size, "QEMU quit (shutdown requested over QMP)");
+	if (strcmp(g->shutdown_reason, "host-signal") == 0) {
+		/* Someone outside qsup sent QEMU SIGTERM/SIGINT/SIGHUP: QEMU shuts
+		 * down cleanly, but the guest was killed all the same. */
+		snprintf(what, size, "QEMU crashed: terminated by a signal from outside qsup "
+		         "(SHUTDOWN host-signal)");
+		return SV_EXIT_CRASH;
+	}
+	snprintf(what, size, "QEMU quit (SHUTDOWN %s)", g->shutdown_reason[0]
+	         ? g->shutdown_reason : "requested");
 	return SV_EXIT_QUIT;
 }
 

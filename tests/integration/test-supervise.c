@@ -274,6 +274,30 @@ static void test_guest_panic_restarted(void **state)
 	t_loop_finish(&loop);
 }
 
+/* SIGTERM from outside qsup: QEMU shuts down cleanly (SHUTDOWN host-signal),
+ * but the guest was killed: a crash, restarted. A quit asked over QMP is
+ * not. */
+static void test_outside_sigterm_is_a_crash(void **state)
+{
+	struct fx *x = *state;
+	t_daemon_profile(&x->d, "term", FW "[restart]\ndelay = 0\n");
+	start_daemon(x);
+	start_guest(x, "term");
+	kill(pid_of(x, "term"), SIGTERM);
+	const char *why = wait_state(x, "term", "backoff", 10000);
+	assert_non_null(strstr(why, "host-signal"));
+	wait_state(x, "term", "running", 10000);
+	json_t *s = status(x, "term");
+	assert_string_equal(str(s, "last_exit"), "crash");
+	json_decref(s);
+	json_decref(t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "term",
+	                       "command", "quit"), 5000));
+	assert_string_equal(wait_state(x, "term", "stopped", 10000), "QEMU quit (SHUTDOWN host-qmp-quit)");
+	s = status(x, "term");
+	assert_string_equal(str(s, "last_exit"), "quit");
+	json_decref(s);
+}
+
 /* An operator's stop never restarts, whatever the policy. */
 static void test_operator_stop_never_restarts(void **state)
 {
@@ -303,20 +327,20 @@ static json_t *poll_state(struct fx *x, const char *name, const char *state, int
 	return NULL;
 }
 
-/* SIGKILL qsupd with 10 guests running, kill one guest while it is down,
- * start qsupd again: 9 re-adopted with the same pids and nothing restarted;
- * the dead one detected and restarted per its policy. */
+/* SIGKILL qsupd with 10 guests running (and an 11th that is killed while
+ * qsupd is down), start qsupd again: 10 of 10 re-adopted with the same pids
+ * and nothing restarted; the dead one detected and restarted per policy. */
 static void test_readopt_after_daemon_sigkill(void **state)
 {
 	struct fx *x = *state;
 	char name[16];
-	pid_t pids[10];
-	for (int i = 0; i < 10; i++) {
+	pid_t pids[11];   /* r0..r9 live on; r10 dies while qsupd is down */
+	for (int i = 0; i < 11; i++) {
 		snprintf(name, sizeof(name), "r%d", i);
 		t_daemon_profile(&x->d, name, FW "[restart]\ndelay = 0\n");
 	}
 	start_daemon(x);
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < 11; i++) {
 		snprintf(name, sizeof(name), "r%d", i);
 		start_guest(x, name);
 		pids[i] = pid_of(x, name);
@@ -324,18 +348,18 @@ static void test_readopt_after_daemon_sigkill(void **state)
 	t_ctl_close(&x->c);
 	t_ctl_close(&x->ev);
 	t_daemon_kill9(&x->d);
-	for (int i = 0; i < 10; i++)
+	for (int i = 0; i < 11; i++)
 		assert_true(t_pid_alive(pids[i]));
-	kill(pids[3], SIGKILL);   /* dies while nobody watches */
+	kill(pids[10], SIGKILL);   /* dies while nobody watches */
 	double t0 = t_now();
 	start_daemon(x);
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < 11; i++) {
 		snprintf(name, sizeof(name), "r%d", i);
 		json_t *s = poll_state(x, name, "running", 20000);
-		if (i == 3) {
-			assert_true(json_integer_value(json_object_get(s, "pid")) != pids[3]);
+		if (i == 10) {
+			assert_true(json_integer_value(json_object_get(s, "pid")) != pids[10]);
 			if (strcmp(str(s, "last_exit"), "crash") != 0)
-				fail_msg("r3: last exit %s (%s)", str(s, "last_exit"), str(s, "reason"));
+				fail_msg("r10: last exit %s (%s)", str(s, "last_exit"), str(s, "reason"));
 			assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 1);
 		} else {
 			assert_int_equal(json_integer_value(json_object_get(s, "pid")), pids[i]);
@@ -345,7 +369,8 @@ static void test_readopt_after_daemon_sigkill(void **state)
 		}
 		json_decref(s);
 	}
-	printf("# note: 10 guests back to running %.2f s after qsupd started again\n", t_now() - t0);
+	printf("# note: 10 of 10 re-adopted, 1 restarted, %.2f s after qsupd started again\n",
+	       t_now() - t0);
 	/* An adopted guest is still fully driven: pause over QMP, then kill. */
 	json_t *s = t_ctl_do(&x->c, "pause", "r0", 5000, NULL);
 	assert_string_equal(str(s, "state"), "paused");
@@ -466,6 +491,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill9_backoff_and_stable_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_loop_to_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_operator_stop_never_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outside_sigterm_is_a_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_poweroff_by_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_panic_restarted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readopt_after_daemon_sigkill, setup, teardown),
