@@ -11,6 +11,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "guest.h"
+#include "hotplug.h"
 
 /* The guest named by args.name, or NULL after answering req. */
 static struct sv_guest *guest_arg(struct sv_request *req, json_t *args)
@@ -182,8 +183,32 @@ static void cmd_console(struct sv_request *req, json_t *args)
 		                           "state", sv_state_name(g->state)));
 }
 
+static void cmd_attach(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_hotplug_attach(g, req, args);
+}
+
+static void cmd_detach(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_hotplug_detach(g, req, args);
+}
+
+static void cmd_devices(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_reply_ok(req, sv_hotplug_list(g));
+}
+
 static const struct sv_command commands[] = {
 	{ "argv", cmd_argv, 0 },
+	{ "attach", cmd_attach, SV_CMD_MUTATES },
+	{ "detach", cmd_detach, SV_CMD_MUTATES },
+	{ "devices", cmd_devices, 0 },
 	{ "console", cmd_console, 0 },
 	{ "kill", cmd_kill, SV_CMD_MUTATES },
 	{ "list", cmd_list, 0 },

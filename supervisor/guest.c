@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "guest.h"
 #include "guest_int.h"
+#include "hotplug.h"
 #include "state.h"
 #include "log.h"
 #include "prepare.h"
@@ -290,6 +291,8 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 	else if (strcmp(name, "RESUME") == 0 && g->state == SV_PAUSED)
 		sv_guest_transition(g, SV_RUNNING, g->expect == SV_RUNNING ? g->expect_reason
 		           : "resumed (QMP RESUME event)");
+	if (strncmp(name, "DEVICE_", 7) == 0)
+		sv_hotplug_event(g, name, data);
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
 	                "guest", g->name, "data", data, "qemu-timestamp",
 	                "seconds", (json_int_t)ts->seconds,
@@ -390,6 +393,7 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
+	sv_hotplug_reset(g);
 	sv_guest_ended(g, c, what);
 }
 
@@ -785,6 +789,7 @@ void sv_guest_release(struct sv_guest *g)
 	}
 	if (g->qmp)
 		qmp_client_close(g->qmp);
+	sv_hotplug_reset(g);
 	close_proc(g);   /* QEMU goes on */
 	sv_adopted_release(g);
 	sv_prepare_release(g);

@@ -78,6 +78,7 @@ struct sv_guest {
 	 * deadline marks the guest unresponsive until QEMU answers again. */
 	uv_timer_t probe;
 	bool probing, unresponsive;
+	struct sv_hp *hp;               /* hot-plug (hotplug.c); NULL: none */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */

@@ -129,7 +129,7 @@ static const struct sect_def *sect_def_find(const char *name, const char **id)
 	return NULL;
 }
 
-static bool id_valid(const char *id)
+bool sv_device_id_valid(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -184,7 +184,7 @@ static void unknown_section(struct pctx *c, const char *name)
 /* Check that a device id is well formed and not taken by another device. */
 static bool device_id_ok(struct pctx *c, const char *name, const char *id)
 {
-	if (!id_valid(id)) {
+	if (!sv_device_id_valid(id)) {
 		pc_report(c, c->lineno, name, NULL, "bad id \"%s\"; an id is 1-%d of "
 		          "A-Z a-z 0-9 _ -, starting with a letter", id, SV_ID_MAX);
 		return false;

@@ -151,6 +151,12 @@ int sv_profile_parse(const char *path, const char *buf, size_t len,
  * read (with a message in errs too). */
 int sv_profile_load(const char *path, struct sv_profile **out, struct sv_strv *errs);
 
+/* The rules profiles apply, for hot-plug to apply the same: a disk, CD-ROM
+ * or NIC id ([A-Za-z][A-Za-z0-9_-]*, at most SV_ID_MAX), and a disk image
+ * format qsup accepts (raw, qcow2, vmdk, vdi, vhdx, vpc, qed). */
+bool sv_device_id_valid(const char *id);
+bool sv_format_valid(const char *fmt);
+
 /* Free a profile (NULL is fine). */
 void sv_profile_free(struct sv_profile *p);
 

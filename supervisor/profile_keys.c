@@ -629,3 +629,11 @@ const char *sv_bus_name(enum sv_bus b)
 {
 	return disk_buses[b];
 }
+
+bool sv_format_valid(const char *fmt)
+{
+	for (size_t i = 0; formats[i][0]; i++)
+		if (strcmp(formats[i], fmt) == 0)
+			return true;
+	return false;
+}

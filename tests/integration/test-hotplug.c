@@ -1,0 +1,301 @@
+/*
+ * Hot-plug through the real daemon: disks and NICs into the tiny guest
+ * (TCG), which reports them on its console; failures, rollback and a guest
+ * that never releases a device (firmware only: KVM when usable).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tdaemon.h"
+#include "testutil.h"
+
+struct fx {
+	struct t_daemon d;
+	struct t_ctl c;
+	uv_loop_t loop;
+	struct t_serial ser;
+	size_t seen;
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	assert_int_equal(t_daemon_init(&x->d), 0);
+	x->c.fd = -1;
+	uv_loop_init(&x->loop);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	t_serial_close(&x->ser);
+	t_loop_finish(&x->loop);
+	if (x->c.fd >= 0)
+		t_ctl_close(&x->c);
+	int status = x->d.pid > 0 ? t_daemon_stop(&x->d) : 0;
+	if (status != 0)
+		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(&x->d));
+	t_daemon_cleanup(&x->d);
+	assert_int_equal(status, 0);
+	free(x);
+	return 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "(none)";
+}
+
+static void start(struct fx *x, const char *name)
+{
+	if (t_daemon_start(&x->d, NULL) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	json_t *s = t_ctl_do(&x->c, "start", name, 60000, NULL);
+	if (!s)
+		fail_msg("start failed:\n%s", t_daemon_log(&x->d));
+	json_decref(s);
+}
+
+/* Boot the tiny guest and keep its console open. */
+static void start_tiny(struct fx *x)
+{
+	char path[512], text[2048];
+	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
+	const char *cmdline = t_read_line(path);
+	assert_non_null(cmdline);
+	snprintf(text, sizeof(text), "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
+	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n", t_guestdir(), t_guestdir(),
+	         cmdline);
+	t_daemon_profile(&x->d, "tiny", text);
+	start(x, "tiny");
+	json_t *con = t_ctl_do(&x->c, "console", "tiny", 5000, NULL);
+	assert_int_equal(t_serial_open(&x->loop, &x->ser, str(con, "path"), 5000), 0);
+	json_decref(con);
+	if (t_serial_wait(&x->ser, "QSUP-GUEST-READY", &x->seen, 60000) < 0)
+		fail_msg("no ready marker:\n%s", x->ser.buf ? x->ser.buf : "");
+	printf("# using tcg (the guest must see the devices)\n");
+}
+
+static void console_shows(struct fx *x, const char *marker)
+{
+	if (t_serial_wait(&x->ser, marker, &x->seen, 30000) < 0)
+		fail_msg("console never showed '%s':\n%s", marker, x->ser.buf ? x->ser.buf : "");
+}
+
+/* A 16 MiB raw image in the test dir. */
+static void make_image(struct fx *x, const char *name, char *path, size_t size)
+{
+	snprintf(path, size, "%s/%s", x->d.dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+}
+
+static json_t *attach_disk(struct fx *x, const char *name, const char *id,
+                           const char *file, const char *format)
+{
+	return t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name,
+	                  "kind", "disk", "id", id, "file", file, "format", format), 30000);
+}
+
+static json_t *detach(struct fx *x, const char *name, const char *id, int timeout)
+{
+	json_t *a = json_pack("{s:s, s:s}", "name", name, "id", id);
+	if (timeout)
+		json_object_set_new(a, "timeout", json_integer(timeout));
+	return t_ctl_call(&x->c, "detach", a, 60000);
+}
+
+static void expect_ok(json_t *r, const char *what)
+{
+	if (!json_object_get(r, "return"))
+		fail_msg("%s: %s", what, json_dumps(r, 0));
+}
+
+static void expect_err(json_t *r, const char *cls)
+{
+	json_t *e = json_object_get(r, "error");
+	if (!e || strcmp(str(e, "class"), cls) != 0)
+		fail_msg("expected %s, got %s", cls, json_dumps(r, 0));
+	printf("# note: %s: %s\n", cls, str(e, "desc"));
+}
+
+/* How many block nodes QEMU has whose name starts with prefix. */
+static int nodes(struct fx *x, const char *name, const char *prefix)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-named-block-nodes"), 10000);
+	int n = 0;
+	size_t i;
+	json_t *node;
+	json_array_foreach(json_object_get(r, "return"), i, node)
+		n += strncmp(str(node, "node-name"), prefix, strlen(prefix)) == 0;
+	json_decref(r);
+	return n;
+}
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_disk_and_nic_in_the_guest(void **state)
+{
+	struct fx *x = *state;
+	char img[600];
+	start_tiny(x);
+	make_image(x, "data1.img", img, sizeof(img));
+	json_t *r = attach_disk(x, "tiny", "data1", img, "raw");
+	expect_ok(r, "attach");
+	assert_string_equal(str(json_object_get(r, "return"), "state"), "attached");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG add block vda");
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "tiny"), 5000);
+	json_t *d = json_array_get(json_object_get(r, "return"), 0);
+	assert_string_equal(str(d, "id"), "data1");
+	assert_string_equal(str(d, "source"), "hotplug");
+	json_decref(r);
+	double t0 = t_now();
+	r = detach(x, "tiny", "data1", 0);
+	expect_ok(r, "detach");
+	printf("# note: detach to DEVICE_DELETED in %.2f s\n", t_now() - t0);
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG remove block vda");
+	assert_int_equal(nodes(x, "tiny", "hpdrive."), 0);
+
+	/* Cycles: nothing grows in QEMU or in qsupd. */
+	int fds0 = count_fds(x->d.pid);
+	for (int i = 0; i < 20; i++) {
+		r = attach_disk(x, "tiny", "data1", img, "raw");
+		expect_ok(r, "attach (cycle)");
+		json_decref(r);
+		r = detach(x, "tiny", "data1", 0);
+		expect_ok(r, "detach (cycle)");
+		json_decref(r);
+	}
+	assert_int_equal(nodes(x, "tiny", "hpdrive."), 0);
+	assert_int_equal(count_fds(x->d.pid), fds0);
+
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s}", "name", "tiny",
+	               "kind", "nic", "id", "lan1", "type", "user"), 30000);
+	expect_ok(r, "attach nic");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG add net eth0");
+	r = detach(x, "tiny", "lan1", 0);
+	expect_ok(r, "detach nic");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG remove net eth0");
+}
+
+#define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+
+static void test_failures_leave_nothing_behind(void **state)
+{
+	struct fx *x = *state;
+	char img[600];
+	t_daemon_profile(&x->d, "fw", FW "hotplug-slots = 3\n[nic.lan]\ntype = user\n");
+	start(x, "fw");
+	make_image(x, "a.img", img, sizeof(img));
+	expect_err(attach_disk(x, "fw", "d1", "/nonexistent/x.img", "raw"), "NotFound");
+	expect_err(attach_disk(x, "fw", "d1", img, "floppy"), "InvalidArgument");
+	expect_err(attach_disk(x, "fw", "d1", "json:{}", "raw"), "InvalidArgument");
+	expect_err(attach_disk(x, "fw", "9bad", img, "raw"), "InvalidArgument");
+	expect_err(attach_disk(x, "fw", "lan", img, "raw"), "InvalidArgument");   /* profile's */
+	/* QEMU's own refusal comes back intact: a qcow2 view of a raw file. */
+	json_t *r = attach_disk(x, "fw", "d1", img, "qcow2");
+	expect_err(r, "GenericError");
+	assert_true(json_is_true(json_object_get(json_object_get(r, "error"), "qemu")));
+	json_decref(r);
+	/* device_add fails after blockdev-add succeeded: a device named d9 was
+	 * added behind qsup's back, so QEMU refuses the id; the backend is
+	 * rolled back. */
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "fw",
+	               "command", "device_add", "arguments", "driver", "virtio-rng-pci",
+	               "id", "d9", "bus", "hotplug.2"), 10000);
+	expect_ok(r, "foreign device");
+	json_decref(r);
+	r = attach_disk(x, "fw", "d9", img, "raw");
+	expect_err(r, "GenericError");
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "d9"));
+	json_decref(r);
+	assert_int_equal(nodes(x, "fw", "hpdrive."), 0);
+	assert_non_null(strstr(t_daemon_log(&x->d), "rolling back"));
+	/* A duplicate id. */
+	expect_ok(r = attach_disk(x, "fw", "d1", img, "raw"), "d1");   /* hotplug.0 */
+	json_decref(r);
+	char img2[600];
+	make_image(x, "b.img", img2, sizeof(img2));
+	expect_ok(r = attach_disk(x, "fw", "d2", img2, "raw"), "d2");   /* hotplug.1 */
+	json_decref(r);
+	expect_err(attach_disk(x, "fw", "d2", img2, "raw"), "InvalidArgument");
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "fw"), 5000);
+	assert_int_equal(json_array_size(json_object_get(r, "return")), 3);   /* lan, d1, d2 */
+	json_decref(r);
+	expect_err(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "lan"),
+	                      5000), "InvalidArgument");
+	expect_err(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "zz"),
+	                      5000), "NotFound");
+}
+
+/* No OS answers the unplug request: pending-unplug after the timeout, and
+ * nothing left once the guest stops. */
+static void test_guest_never_releases(void **state)
+{
+	struct fx *x = *state;
+	char img[600];
+	t_daemon_profile(&x->d, "deaf", FW "hotplug-slots = 1\n[shutdown]\ntimeout = 1s\n");
+	start(x, "deaf");
+	printf("# using %s (firmware only: nothing answers the unplug)\n", t_accel());
+	make_image(x, "p.img", img, sizeof(img));
+	json_t *r = attach_disk(x, "deaf", "p1", img, "raw");
+	expect_ok(r, "attach");
+	json_decref(r);
+	expect_err(detach(x, "deaf", "p1", 1000), "PendingUnplug");
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "deaf"), 5000);
+	assert_string_equal(str(json_array_get(json_object_get(r, "return"), 0), "state"),
+	                    "pending-unplug");
+	json_decref(r);
+	expect_err(detach(x, "deaf", "p1", 1000), "InvalidState");
+	/* The queue went on; the pending device still holds the only slot. */
+	char img2[600];
+	make_image(x, "q.img", img2, sizeof(img2));
+	r = attach_disk(x, "deaf", "p2", img2, "raw");
+	expect_err(r, "InvalidState");
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "no free hot-plug slot"));
+	json_decref(r);
+	json_decref(t_ctl_do(&x->c, "stop", "deaf", 30000, NULL));
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "deaf"), 5000);
+	assert_int_equal(json_array_size(json_object_get(r, "return")), 0);
+	json_decref(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_disk_and_nic_in_the_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failures_leave_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_never_releases, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("hotplug", tests, NULL, NULL);
+}
