@@ -32,6 +32,9 @@ struct sv_client {
 	int refs;                   /* the connection + each open request */
 	bool connected;             /* pipe open, not yet closing */
 	bool subscribed;
+	bool eof;                   /* the peer is done sending */
+	unsigned open_requests;
+	uv_shutdown_t shutdown;
 };
 
 static unsigned next_client_id = 1;
@@ -122,12 +125,38 @@ static void client_send(struct sv_client *c, json_t *msg)
 
 /* ---- requests and replies ---- */
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct sv_client *c = req->data;
+	(void)status;
+	client_disconnect(c, "EOF, every reply sent");
+	client_unref(c);
+}
+
+/* The peer shut its side (as `socat` or `nc -N` do after the request):
+ * answer what it asked, flush, then close. */
+static void close_when_answered(struct sv_client *c)
+{
+	if (!c->connected || c->open_requests > 0)
+		return;
+	c->shutdown.data = c;
+	c->refs++;
+	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
+		client_unref(c);
+		client_disconnect(c, "EOF");
+	}
+}
+
 static void request_finish(struct sv_request *req, json_t *msg)
 {
+	struct sv_client *c = req->client;
 	if (req->id)
 		json_object_set(msg, "id", req->id);
-	client_send(req->client, msg);
-	client_unref(req->client);
+	client_send(c, msg);
+	c->open_requests--;
+	if (c->eof)
+		close_when_answered(c);
+	client_unref(c);
 	json_decref(req->id);
 	free(req);
 }
@@ -163,6 +192,7 @@ static struct sv_request *request_new(struct sv_client *c, json_t *id, const cha
 	req->id = json_incref(id);
 	snprintf(req->verb, sizeof(req->verb), "%s", verb);
 	c->refs++;
+	c->open_requests++;
 	return req;
 }
 
@@ -262,8 +292,14 @@ static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct sv_client *c = s->data;
+	if (n == UV_EOF) {
+		uv_read_stop(s);
+		c->eof = true;
+		close_when_answered(c);
+		return;
+	}
 	if (n < 0) {
-		client_disconnect(c, n == UV_EOF ? "EOF" : uv_strerror((int)n));
+		client_disconnect(c, uv_strerror((int)n));
 		return;
 	}
 	c->refs++;   /* dispatch may disconnect c */

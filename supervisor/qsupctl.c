@@ -51,6 +51,9 @@ static int ctl_reload(struct ctl *c, char **args, int nargs);
 static int ctl_events(struct ctl *c, char **args, int nargs);
 static int ctl_qmp(struct ctl *c, char **args, int nargs);
 static int ctl_argv(struct ctl *c, char **args, int nargs);
+static int ctl_attach(struct ctl *c, char **args, int nargs);
+static int ctl_detach(struct ctl *c, char **args, int nargs);
+static int ctl_devices(struct ctl *c, char **args, int nargs);
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
@@ -77,6 +80,13 @@ static const struct ctl_cmd commands[] = {
 	{ "qmp", ctl_qmp, "NAME COMMAND [JSON-ARGS]", "run one QMP command, print QEMU's reply",
 	  2, 3, CTL_F_NAME1 },
 	{ "argv", ctl_argv, "NAME", "print the QEMU argv that start would use",
+	  1, 1, CTL_F_NAMES },
+	{ "attach", ctl_attach, "NAME disk|nic id=ID [KEY=VALUE...]",
+	  "hot-plug a disk (file=, format=, readonly=on) or NIC (type=user|tap, tap=, mac=)",
+	  3, -1, CTL_F_NAME1 },
+	{ "detach", ctl_detach, "NAME ID [timeout=MS]",
+	  "unplug a hot-plugged device, wait until the guest released it", 2, 3, CTL_F_NAME1 },
+	{ "devices", ctl_devices, "NAME", "list a guest's devices: from the profile, hot-plugged",
 	  1, 1, CTL_F_NAMES },
 	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
 	  1, 1, CTL_F_NAMES },
@@ -399,6 +409,92 @@ static void show_argv(struct ctl *c, const char *what, json_t *ret)
 static int ctl_argv(struct ctl *c, char **args, int nargs)
 {
 	return per_name(c, args, nargs, show_argv);
+}
+
+/* KEY=VALUE words into args: on/off/yes/no/true/false become booleans,
+ * digits a number. Returns 0, or -1 for a word without '='. */
+static int kv_args(json_t *args, char **words, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char *eq = strchr(words[i], '=');
+		if (!eq || eq == words[i]) {
+			fprintf(stderr, "qsupctl: '%s' is not KEY=VALUE\n", words[i]);
+			return -1;
+		}
+		char key[64];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - words[i]), words[i]);
+		const char *v = eq + 1;
+		json_t *j;
+		if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true"))
+			j = json_true();
+		else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false"))
+			j = json_false();
+		else if (*v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 18)
+			j = json_integer(strtoll(v, NULL, 10));
+		else
+			j = json_string(v);
+		json_object_set_new(args, key, j);
+	}
+	return 0;
+}
+
+static void show_device(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c;
+	printf("%s: %s %s\n", what, json_string_value(json_object_get(ret, "id")) ?: "?",
+	       json_string_value(json_object_get(ret, "state")) ?: "?");
+}
+
+static int ctl_attach(struct ctl *c, char **args, int nargs)
+{
+	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "kind", args[1]), *reply = NULL;
+	char what[160];
+	if (kv_args(req, args + 2, nargs - 2) < 0) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	snprintf(what, sizeof(what), "attach %s", args[0]);
+	int r = call(c, "attach", req, what, &reply);
+	if (r == CTL_EXIT_OK)
+		r = handle_reply(c, what, reply, show_device);
+	json_decref(reply);
+	return r;
+}
+
+static int ctl_detach(struct ctl *c, char **args, int nargs)
+{
+	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "id", args[1]), *reply = NULL;
+	char what[160];
+	if (kv_args(req, args + 2, nargs - 2) < 0) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	snprintf(what, sizeof(what), "detach %s", args[0]);
+	int r = call(c, "detach", req, what, &reply);
+	if (r == CTL_EXIT_OK)
+		r = handle_reply(c, what, reply, show_device);
+	json_decref(reply);
+	return r;
+}
+
+static void show_devices(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *d;
+	size_t i;
+	(void)c, (void)what;
+	printf("%-20s %-6s %-8s %-15s %s\n", "ID", "KIND", "SOURCE", "STATE", "BACKEND");
+	json_array_foreach(ret, i, d)
+		printf("%-20s %-6s %-8s %-15s %s\n",
+		       json_string_value(json_object_get(d, "id")) ?: "-",
+		       json_string_value(json_object_get(d, "kind")) ?: "-",
+		       json_string_value(json_object_get(d, "source")) ?: "-",
+		       json_string_value(json_object_get(d, "state")) ?: "-",
+		       json_string_value(json_object_get(d, "backend")) ?: "-");
+}
+
+static int ctl_devices(struct ctl *c, char **args, int nargs)
+{
+	return per_name(c, args, nargs, show_devices);
 }
 
 /* Asks for the path, then attaches; --json does not apply. */

@@ -252,6 +252,16 @@ static void test_failures_leave_nothing_behind(void **state)
 	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "fw"), 5000);
 	assert_int_equal(json_array_size(json_object_get(r, "return")), 3);   /* lan, d1, d2 */
 	json_decref(r);
+	/* The same through qsupctl. */
+	char out[4096];
+	const char *devs[] = { t_qsupctl(), "-s", x->d.sock, "devices", "fw", NULL };
+	assert_int_equal(t_run_capture(devs, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "d2 "));
+	assert_non_null(strstr(out, "hotplug"));
+	const char *bad[] = { t_qsupctl(), "-s", x->d.sock, "attach", "fw", "disk", "id=d7",
+	                      "file=/nonexistent.img", "format=raw", NULL };
+	assert_int_equal(t_run_capture(bad, out, sizeof(out), 10000), 1);
+	assert_non_null(strstr(out, "/nonexistent.img"));
 	expect_err(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "lan"),
 	                      5000), "InvalidArgument");
 	expect_err(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "zz"),
