@@ -104,6 +104,9 @@ static void make_image(struct fx *x, const char *name, char *path, size_t size)
 	close(fd);
 }
 
+/* expect_err() on a reply nobody else keeps. */
+static void expect_err_take(json_t *r, const char *cls);
+
 static json_t *attach_disk(struct fx *x, const char *name, const char *id,
                            const char *file, const char *format)
 {
@@ -131,6 +134,12 @@ static void expect_err(json_t *r, const char *cls)
 	if (!e || strcmp(str(e, "class"), cls) != 0)
 		fail_msg("expected %s, got %s", cls, json_dumps(r, 0));
 	printf("# note: %s: %s\n", cls, str(e, "desc"));
+}
+
+static void expect_err_take(json_t *r, const char *cls)
+{
+	expect_err(r, cls);
+	json_decref(r);
 }
 
 /* How many block nodes QEMU has whose name starts with prefix. */
@@ -217,11 +226,11 @@ static void test_failures_leave_nothing_behind(void **state)
 	t_daemon_profile(&x->d, "fw", FW "hotplug-slots = 3\n[nic.lan]\ntype = user\n");
 	start(x, "fw");
 	make_image(x, "a.img", img, sizeof(img));
-	expect_err(attach_disk(x, "fw", "d1", "/nonexistent/x.img", "raw"), "NotFound");
-	expect_err(attach_disk(x, "fw", "d1", img, "floppy"), "InvalidArgument");
-	expect_err(attach_disk(x, "fw", "d1", "json:{}", "raw"), "InvalidArgument");
-	expect_err(attach_disk(x, "fw", "9bad", img, "raw"), "InvalidArgument");
-	expect_err(attach_disk(x, "fw", "lan", img, "raw"), "InvalidArgument");   /* profile's */
+	expect_err_take(attach_disk(x, "fw", "d1", "/nonexistent/x.img", "raw"), "NotFound");
+	expect_err_take(attach_disk(x, "fw", "d1", img, "floppy"), "InvalidArgument");
+	expect_err_take(attach_disk(x, "fw", "d1", "json:{}", "raw"), "InvalidArgument");
+	expect_err_take(attach_disk(x, "fw", "9bad", img, "raw"), "InvalidArgument");
+	expect_err_take(attach_disk(x, "fw", "lan", img, "raw"), "InvalidArgument");   /* profile's */
 	/* QEMU's own refusal comes back intact: a qcow2 view of a raw file. */
 	json_t *r = attach_disk(x, "fw", "d1", img, "qcow2");
 	expect_err(r, "GenericError");
@@ -248,7 +257,7 @@ static void test_failures_leave_nothing_behind(void **state)
 	make_image(x, "b.img", img2, sizeof(img2));
 	expect_ok(r = attach_disk(x, "fw", "d2", img2, "raw"), "d2");   /* hotplug.1 */
 	json_decref(r);
-	expect_err(attach_disk(x, "fw", "d2", img2, "raw"), "InvalidArgument");
+	expect_err_take(attach_disk(x, "fw", "d2", img2, "raw"), "InvalidArgument");
 	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "fw"), 5000);
 	assert_int_equal(json_array_size(json_object_get(r, "return")), 3);   /* lan, d1, d2 */
 	json_decref(r);
@@ -262,9 +271,9 @@ static void test_failures_leave_nothing_behind(void **state)
 	                      "file=/nonexistent.img", "format=raw", NULL };
 	assert_int_equal(t_run_capture(bad, out, sizeof(out), 10000), 1);
 	assert_non_null(strstr(out, "/nonexistent.img"));
-	expect_err(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "lan"),
+	expect_err_take(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "lan"),
 	                      5000), "InvalidArgument");
-	expect_err(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "zz"),
+	expect_err_take(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s}", "name", "fw", "id", "zz"),
 	                      5000), "NotFound");
 }
 
@@ -281,12 +290,12 @@ static void test_guest_never_releases(void **state)
 	json_t *r = attach_disk(x, "deaf", "p1", img, "raw");
 	expect_ok(r, "attach");
 	json_decref(r);
-	expect_err(detach(x, "deaf", "p1", 1000), "PendingUnplug");
+	expect_err_take(detach(x, "deaf", "p1", 1000), "PendingUnplug");
 	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "deaf"), 5000);
 	assert_string_equal(str(json_array_get(json_object_get(r, "return"), 0), "state"),
 	                    "pending-unplug");
 	json_decref(r);
-	expect_err(detach(x, "deaf", "p1", 1000), "InvalidState");
+	expect_err_take(detach(x, "deaf", "p1", 1000), "InvalidState");
 	/* The queue went on; the pending device still holds the only slot. */
 	char img2[600];
 	make_image(x, "q.img", img2, sizeof(img2));
