@@ -7,6 +7,8 @@
  *   qsup-bench rss            qsupd RSS with 0, 10 and 50 guests
  *   qsup-bench restart [RUNS] kill -9 of QEMU to running again (delay 0)
  *   qsup-bench readopt        qsupd start to all running, 10 and 50 guests
+ *   qsup-bench hotplug [RUNS] attach until device_add returned; detach until
+ *                             DEVICE_DELETED (the tiny guest, TCG)
  *
  * Guests are firmware-only (-m 16), under KVM when usable, else TCG. The
  * raw-QEMU baseline starts the identical argv the way qsupd does (sockets
@@ -393,6 +395,68 @@ static void bench_readopt(void)
 	}
 }
 
+/* ---- hotplug ---- */
+
+static void bench_hotplug(int runs)
+{
+	struct t_daemon d;
+	struct t_ctl c;
+	char path[512], text[2048], img[600];
+	if (t_daemon_init(&d) < 0)
+		fail("temp dir", NULL);
+	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
+	const char *cmdline = t_read_line(path);
+	if (!cmdline)
+		fail("no test guest: sh tests/guest/build.sh build/guest", NULL);
+	snprintf(text, sizeof(text), "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
+	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n", t_guestdir(), t_guestdir(), cmdline);
+	t_daemon_profile(&d, "tiny", text);
+	snprintf(img, sizeof(img), "%s/bench.img", d.dir);
+	FILE *f = fopen(img, "w");
+	if (!f || ftruncate(fileno(f), 16 << 20) < 0)
+		fail("image", NULL);
+	fclose(f);
+	if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0)
+		fail("qsupd did not start", &d);
+	json_decref(t_ctl_do(&c, "start", "tiny", 60000, NULL));
+	/* Wait for the guest to boot: unplug needs its ACPI handling. */
+	uv_loop_t loop;
+	struct t_serial ser;
+	size_t seen = 0;
+	uv_loop_init(&loop);
+	json_t *con = t_ctl_do(&c, "console", "tiny", 5000, NULL);
+	if (t_serial_open(&loop, &ser, json_string_value(json_object_get(con, "path")), 5000) < 0 ||
+	    t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
+		fail("the guest did not boot", &d);
+	json_decref(con);
+	double *at = calloc((size_t)runs, sizeof(double)), *de = calloc((size_t)runs, sizeof(double));
+	for (int i = 0; i < runs; i++) {
+		double t0 = t_now();
+		json_t *r = t_ctl_call(&c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+		                       "tiny", "kind", "disk", "id", "b", "file", img, "format", "raw"),
+		                       30000);
+		at[i] = t_now() - t0;
+		if (!json_object_get(r, "return"))
+			fail("attach failed", &d);
+		json_decref(r);
+		t0 = t_now();
+		r = t_ctl_call(&c, "detach", json_pack("{s:s, s:s}", "name", "tiny", "id", "b"), 60000);
+		de[i] = t_now() - t0;
+		if (!json_object_get(r, "return"))
+			fail("detach failed", &d);
+		json_decref(r);
+	}
+	printf("hot-plug of a virtio disk into the tiny guest (TCG), median of %d:\n", runs);
+	printf("  attach until device_add returned   %8.1f ms\n", median_of(at, runs) * 1e3);
+	printf("  detach until DEVICE_DELETED         %8.1f ms\n", median_of(de, runs) * 1e3);
+	free(at);
+	free(de);
+	t_serial_close(&ser);
+	t_loop_finish(&loop);
+	t_ctl_close(&c);
+	t_daemon_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
@@ -408,9 +472,11 @@ int main(int argc, char **argv)
 		bench_restart(n > 0 ? n : 20);
 	else if (strcmp(what, "readopt") == 0)
 		bench_readopt();
+	else if (strcmp(what, "hotplug") == 0)
+		bench_hotplug(n > 0 ? n : 20);
 	else {
 		fprintf(stderr, "usage: qsup-bench start [RUNS] | rpc [GUESTS] | rss | "
-		        "restart [RUNS] | readopt\n");
+		        "restart [RUNS] | readopt | hotplug [RUNS]\n");
 		return 2;
 	}
 	return 0;
