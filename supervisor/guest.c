@@ -234,6 +234,14 @@ static int foreign_qemu(struct sv_guest *g)
 
 static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg);
 
+/* The guest is set up: let it run. */
+static void send_cont(struct sv_guest *g)
+{
+	if (g->state == SV_STARTING && (!g->qmp ||
+	    qmp_client_execute(g->qmp, "cont", NULL, 0, on_cont, g) < 0))
+		sv_guest_signal(g, SIGKILL);
+}
+
 static void on_qmp_ready(struct qmp_client *c, int status)
 {
 	struct sv_guest *g = qmp_client_data(c);
@@ -246,9 +254,8 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		sv_adopted_qmp_ready(g);
 		return;
 	}
-	if (g->state == SV_STARTING &&
-	    qmp_client_execute(c, "cont", NULL, 0, on_cont, g) < 0)
-		sv_guest_signal(g, SIGKILL);
+	if (g->state == SV_STARTING && !sv_hotplug_replay(g, send_cont))
+		send_cont(g);
 }
 
 static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
@@ -393,7 +400,7 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
-	sv_hotplug_reset(g);
+	sv_hotplug_qemu_gone(g);
 	sv_guest_ended(g, c, what);
 }
 

@@ -24,6 +24,7 @@ struct hp_dev {
 	char bus[32];
 	char *desc;                     /* file, or NIC type */
 	const char *state;              /* attached, unplugging, pending-unplug */
+	json_t *spec;                   /* the attach arguments, to replay */
 };
 
 struct hp_op {
@@ -36,6 +37,7 @@ struct hp_op {
 	json_t *error;                  /* QEMU's error, kept across a rollback */
 	uv_timer_t *timer;
 	bool deleted;                   /* DEVICE_DELETED came before device_del's reply */
+	bool replay;                    /* re-adding a device after a restart: no request */
 	char id[SV_ID_MAX + 1];
 };
 
@@ -43,6 +45,7 @@ struct sv_hp {
 	struct hp_dev *devs;
 	struct hp_op *head, *tail;
 	bool busy;
+	void (*replayed)(struct sv_guest *g);   /* when the replay queue drains */
 };
 
 static void op_start(struct hp_op *op);
@@ -71,6 +74,7 @@ static void dev_unlink(struct sv_hp *hp, struct hp_dev *dev)
 		}
 	}
 	free(dev->desc);
+	json_decref(dev->spec);
 	free(dev);
 }
 
@@ -102,6 +106,10 @@ static void op_finish(struct hp_op *op)
 	if (hp->head && !g->freeing) {
 		hp->busy = true;
 		op_start(hp->head);
+	} else if (!hp->head && hp->replayed) {
+		void (*done)(struct sv_guest *) = hp->replayed;
+		hp->replayed = NULL;
+		done(g);
 	}
 }
 
@@ -109,23 +117,32 @@ static void op_fail(struct hp_op *op, const char *cls, const char *fmt, const ch
 	__attribute__((format(printf, 3, 0)));
 static void op_fail(struct hp_op *op, const char *cls, const char *fmt, const char *arg)
 {
-	sv_reply_err(op->req, cls, fmt, arg);
+	if (op->req)
+		sv_reply_err(op->req, cls, fmt, arg);
+	else
+		sv_log(SV_LOG_WARN, op->g->name, "could not re-add a hot-plugged device: %s", arg);
 	op_finish(op);
 }
 
 static void op_fail_qemu(struct hp_op *op)
 {
-	sv_reply_error_obj(op->req, json_incref(op->error));
+	if (op->req)
+		sv_reply_error_obj(op->req, json_incref(op->error));
+	else
+		sv_log(SV_LOG_WARN, op->g->name, "could not re-add a hot-plugged device: %s",
+		       json_string_value(json_object_get(op->error, "desc")));
 	op_finish(op);
 }
 
-static void enqueue(struct sv_guest *g, struct sv_request *req, json_t *args, bool detach)
+static struct hp_op *enqueue(struct sv_guest *g, struct sv_request *req, json_t *args,
+                             bool detach)
 {
 	struct sv_hp *hp = hp_of(g);
 	struct hp_op *op = hp ? calloc(1, sizeof(*op)) : NULL;
 	if (!op) {
-		sv_reply_err(req, "GenericError", "%s", "out of memory");
-		return;
+		if (req)
+			sv_reply_err(req, "GenericError", "%s", "out of memory");
+		return NULL;
 	}
 	op->g = g;
 	op->req = req;
@@ -136,10 +153,12 @@ static void enqueue(struct sv_guest *g, struct sv_request *req, json_t *args, bo
 	else
 		hp->head = op;
 	hp->tail = op;
+	op->replay = !req;
 	if (!hp->busy) {
 		hp->busy = true;
 		op_start(op);
 	}
+	return op;
 }
 
 /* ---- QMP steps ---- */
@@ -232,8 +251,12 @@ static void attach_device_added(struct hp_op *op, const struct qmp_result *r)
 	dev->next = hp->devs;
 	hp->devs = dev;
 	op->dev = NULL;
-	sv_log(SV_LOG_INFO, op->g->name, "%s attached on %s", dev->id, dev->bus);
-	sv_reply_ok(op->req, dev_json(dev, "hotplug"));
+	dev->spec = json_deep_copy(op->args);
+	json_object_del(dev->spec, "name");
+	sv_log(SV_LOG_INFO, op->g->name, "%s %s on %s", dev->id,
+	       op->replay ? "re-added" : "attached", dev->bus);
+	if (op->req)
+		sv_reply_ok(op->req, dev_json(dev, "hotplug"));
 	op_finish(op);
 }
 
@@ -450,7 +473,8 @@ static void detach_start(struct hp_op *op)
 static void op_start(struct hp_op *op)
 {
 	struct sv_guest *g = op->g;
-	if (g->state != SV_RUNNING && g->state != SV_PAUSED)
+	if (g->state != SV_RUNNING && g->state != SV_PAUSED &&
+	    !(op->replay && g->state == SV_STARTING))
 		return op_fail(op, "InvalidState", "%s is not running", sv_state_name(g->state));
 	if (op->detach)
 		detach_start(op);
@@ -514,15 +538,15 @@ void sv_hotplug_event(struct sv_guest *g, const char *name, json_t *data)
 		op->deleted = true;   /* device_del's reply finishes the operation */
 }
 
-void sv_hotplug_reset(struct sv_guest *g)
+/* Fail every queued operation (QMP is closed by now, so none of their steps
+ * is in flight). */
+static void fail_queue(struct sv_guest *g)
 {
 	struct sv_hp *hp = g->hp;
-	if (!hp)
-		return;
-	/* QMP is closed by now, so no step of these operations is in flight. */
 	struct hp_op *op = hp->head;
 	hp->head = hp->tail = NULL;
 	hp->busy = false;
+	hp->replayed = NULL;
 	while (op) {
 		struct hp_op *next = op->next;
 		if (op->timer) {
@@ -533,14 +557,62 @@ void sv_hotplug_reset(struct sv_guest *g)
 			free(op->dev->desc);
 			free(op->dev);
 		}
-		sv_reply_err(op->req, "InvalidState", "%s", "QEMU ended during the operation");
+		if (op->req)
+			sv_reply_err(op->req, "InvalidState", "%s", "QEMU ended during the operation");
 		json_decref(op->args);
 		json_decref(op->error);
 		free(op);
 		op = next;
 	}
+}
+
+void sv_hotplug_reset(struct sv_guest *g)
+{
+	struct sv_hp *hp = g->hp;
+	if (!hp)
+		return;
+	fail_queue(g);
 	while (hp->devs)
 		dev_unlink(hp, hp->devs);
 	free(hp);
 	g->hp = NULL;
+}
+
+void sv_hotplug_qemu_gone(struct sv_guest *g)
+{
+	struct sv_hp *hp = g->hp;
+	if (!hp)
+		return;
+	fail_queue(g);
+	/* Devices that were (being) unplugged are gone with QEMU; the others
+	 * come back if the guest is started again by a restart. */
+	for (struct hp_dev *d = hp->devs, *next; d; d = next) {
+		next = d->next;
+		if (strcmp(d->state, "attached") != 0 || !d->spec)
+			dev_unlink(hp, d);
+		else
+			d->state = "to-replay";
+	}
+}
+
+bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g))
+{
+	struct sv_hp *hp = g->hp;
+	if (!hp || !hp->devs)
+		return false;
+	json_t *specs = json_array();
+	while (hp->devs) {
+		json_array_append(specs, hp->devs->spec);
+		dev_unlink(hp, hp->devs);
+	}
+	hp->replayed = done;
+	size_t i;
+	json_t *spec;
+	/* The list was newest first: re-add oldest first, as they came. */
+	for (i = json_array_size(specs); i-- > 0;) {
+		spec = json_array_get(specs, i);
+		enqueue(g, NULL, spec, false);
+	}
+	json_decref(specs);
+	return true;
 }

@@ -8,12 +8,15 @@
  * blockdev-del or netdev_del; a guest that does not release the device in
  * time leaves it pending-unplug, and the cleanup runs when the event comes.
  *
- * Not yet: vCPU and memory, recording devices across restarts (--persist),
- * reconciliation after re-adoption. Devices are forgotten when QEMU ends.
+ * Hot-plugged devices come back when the guest is restarted (a crash, a
+ * restart): they are re-added over QMP while the new QEMU waits in -S,
+ * before cont. A stop drops them. Not yet: vCPU and memory, --persist,
+ * keeping them across a qsupd restart.
  */
 #ifndef SV_HOTPLUG_H
 #define SV_HOTPLUG_H
 
+#include <stdbool.h>
 #include <jansson.h>
 
 struct sv_guest;
@@ -31,7 +34,16 @@ json_t *sv_hotplug_list(struct sv_guest *g);
 /* QMP events of g (DEVICE_DELETED, DEVICE_UNPLUG_GUEST_ERROR). */
 void sv_hotplug_event(struct sv_guest *g, const char *name, json_t *data);
 
-/* QEMU is gone: fail queued operations, forget the devices. */
+/* Free everything (the guest is being released). */
 void sv_hotplug_reset(struct sv_guest *g);
+
+/* QEMU is gone: fail queued operations; attached devices are kept, to be
+ * re-added if the guest is started again by a restart. */
+void sv_hotplug_qemu_gone(struct sv_guest *g);
+
+/* Re-add the kept devices into the new QEMU (stopped with -S, before
+ * cont); done(g) is called once they are all in (failures are logged).
+ * Returns false, without calling done, when there is nothing to re-add. */
+bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g));
 
 #endif

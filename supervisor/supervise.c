@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "guest_int.h"
+#include "hotplug.h"
 #include "log.h"
 #include "qmp.h"
 
@@ -160,6 +161,8 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
 	run_restart_waiters(g);
+	if (g->state == SV_STOPPED || g->state == SV_FAILED)
+		sv_hotplug_reset(g);   /* hot-plugged devices last until a stop */
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_daemon_guest_idle(g->d, g);
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -309,12 +310,62 @@ static void test_guest_never_releases(void **state)
 	json_decref(r);
 }
 
+static json_t *status_of(struct fx *x, const char *name)
+{
+	json_t *s = t_ctl_do(&x->c, "status", name, 5000, NULL);
+	assert_non_null(s);
+	return s;
+}
+
+/* A hot-plugged disk comes back when the guest is restarted after a crash
+ * or by restart; a stop drops it. */
+static void test_devices_survive_restarts(void **state)
+{
+	struct fx *x = *state;
+	char img[600];
+	t_daemon_profile(&x->d, "dur", FW "[restart]\ndelay = 0\n[shutdown]\ntimeout = 1s\n");
+	start(x, "dur");
+	make_image(x, "dur.img", img, sizeof(img));
+	json_t *r = attach_disk(x, "dur", "keep1", img, "raw");
+	expect_ok(r, "attach");
+	json_decref(r);
+	json_t *s = status_of(x, "dur");
+	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	kill(pid, SIGKILL);
+	for (int i = 0; i < 200; i++) {   /* back, with a new QEMU */
+		s = status_of(x, "dur");
+		bool back = strcmp(str(s, "state"), "running") == 0 &&
+		            json_integer_value(json_object_get(s, "pid")) != pid;
+		json_decref(s);
+		if (back)
+			break;
+		usleep(50000);
+	}
+	assert_int_equal(nodes(x, "dur", "hpdrive.keep1"), 1);
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "dur"), 5000);
+	json_t *d = json_array_get(json_object_get(r, "return"), 0);
+	assert_string_equal(str(d, "id"), "keep1");
+	assert_string_equal(str(d, "state"), "attached");
+	json_decref(r);
+	assert_non_null(strstr(t_daemon_log(&x->d), "keep1 re-added on hotplug.0"));
+	json_decref(t_ctl_do(&x->c, "restart", "dur", 30000, NULL));
+	assert_int_equal(nodes(x, "dur", "hpdrive.keep1"), 1);
+	json_decref(t_ctl_do(&x->c, "stop", "dur", 30000, NULL));
+	json_decref(t_ctl_do(&x->c, "start", "dur", 30000, NULL));
+	assert_int_equal(nodes(x, "dur", "hpdrive."), 0);
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "dur"), 5000);
+	assert_int_equal(json_array_size(json_object_get(r, "return")), 0);
+	json_decref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_disk_and_nic_in_the_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures_leave_nothing_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_never_releases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_devices_survive_restarts, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hotplug", tests, NULL, NULL);
 }
