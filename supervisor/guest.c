@@ -202,7 +202,7 @@ static void write_pidfile(struct sv_guest *g)
  * qsupd): starting another would take over its sockets. */
 static int foreign_qemu(struct sv_guest *g)
 {
-	char path[4200], buf[8192], want[96];
+	char path[4200];
 	snprintf(path, sizeof(path), "%s/pid", g->rundir);
 	FILE *f = fopen(path, "re");
 	int pid = 0;
@@ -211,22 +211,7 @@ static int foreign_qemu(struct sv_guest *g)
 	if (fscanf(f, "%d", &pid) != 1)
 		pid = 0;
 	fclose(f);
-	if (pid <= 0 || kill(pid, 0) < 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] == '\0')
-			buf[i] = ' ';
-	buf[n] = '\0';
-	snprintf(want, sizeof(want), "guest=%s,", g->name);
-	return strstr(buf, want) ? pid : 0;
+	return pid > 0 && sv_proc_is_guest(pid, g->name) ? pid : 0;
 }
 
 /* ---- QMP ---- */

@@ -445,36 +445,34 @@ static void show_device(struct ctl *c, const char *what, json_t *ret)
 	       json_string_value(json_object_get(ret, "state")) ?: "?");
 }
 
-static int ctl_attach(struct ctl *c, char **args, int nargs)
+/* verb with req (taken) plus the KEY=VALUE words; prints the device. */
+static int device_verb(struct ctl *c, const char *verb, json_t *req, char **words, int n,
+                       const char *name)
 {
-	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "kind", args[1]), *reply = NULL;
+	json_t *reply = NULL;
 	char what[160];
-	if (kv_args(req, args + 2, nargs - 2) < 0) {
+	if (kv_args(req, words, n) < 0) {
 		json_decref(req);
 		return CTL_EXIT_USAGE;
 	}
-	snprintf(what, sizeof(what), "attach %s", args[0]);
-	int r = call(c, "attach", req, what, &reply);
+	snprintf(what, sizeof(what), "%s %s", verb, name);
+	int r = call(c, verb, req, what, &reply);
 	if (r == CTL_EXIT_OK)
 		r = handle_reply(c, what, reply, show_device);
 	json_decref(reply);
 	return r;
 }
 
+static int ctl_attach(struct ctl *c, char **args, int nargs)
+{
+	return device_verb(c, "attach", json_pack("{s:s, s:s}", "name", args[0], "kind", args[1]),
+	                   args + 2, nargs - 2, args[0]);
+}
+
 static int ctl_detach(struct ctl *c, char **args, int nargs)
 {
-	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "id", args[1]), *reply = NULL;
-	char what[160];
-	if (kv_args(req, args + 2, nargs - 2) < 0) {
-		json_decref(req);
-		return CTL_EXIT_USAGE;
-	}
-	snprintf(what, sizeof(what), "detach %s", args[0]);
-	int r = call(c, "detach", req, what, &reply);
-	if (r == CTL_EXIT_OK)
-		r = handle_reply(c, what, reply, show_device);
-	json_decref(reply);
-	return r;
+	return device_verb(c, "detach", json_pack("{s:s, s:s}", "name", args[0], "id", args[1]),
+	                   args + 2, nargs - 2, args[0]);
 }
 
 static void show_devices(struct ctl *c, const char *what, json_t *ret)

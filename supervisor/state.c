@@ -133,8 +133,7 @@ unsigned long long sv_proc_starttime(int pid)
 	return start;
 }
 
-/* Does pid's command line name guest `name` (-name guest=NAME,...)? */
-static bool proc_is_guest(int pid, const char *name)
+bool sv_proc_is_guest(int pid, const char *name)
 {
 	char path[64], buf[16384], want[96];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
@@ -308,7 +307,7 @@ void sv_state_restore(struct sv_guest *g)
 		int fd = -1;
 		if (now_start == 0)
 			ended_while_down(g, saved, pid, "is gone");
-		else if (now_start != start || !proc_is_guest(pid, g->name))
+		else if (now_start != start || !sv_proc_is_guest(pid, g->name))
 			ended_while_down(g, saved, pid, "now belongs to another process (not touched)");
 		else if ((fd = pidfd_open(pid, 0)) < 0)
 			ended_while_down(g, saved, pid, "is gone");

@@ -16,6 +16,8 @@
 #ifndef SV_STATE_H
 #define SV_STATE_H
 
+#include <stdbool.h>
+
 struct sv_guest;
 
 /* Write g's state file (coalesced: a call while a write is in flight
@@ -29,6 +31,10 @@ void sv_state_restore(struct sv_guest *g);
 
 /* /proc/PID/stat's start time (clock ticks since boot), 0 if unknown. */
 unsigned long long sv_proc_starttime(int pid);
+
+/* Does live process pid's command line name guest `name`
+ * (-name guest=NAME,...)? */
+bool sv_proc_is_guest(int pid, const char *name);
 
 /* Signal an adopted QEMU through its pidfd. */
 void sv_adopted_signal(struct sv_guest *g, int sig);

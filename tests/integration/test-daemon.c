@@ -43,10 +43,7 @@ static int teardown(void **state)
 	if (x->c.fd >= 0)
 		t_ctl_close(&x->c);
 	/* A clean exit on SIGTERM, every time (sanitizers report here too). */
-	int status = x->d.pid > 0 ? t_daemon_stop(&x->d) : 0;
-	if (status != 0)
-		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(&x->d));
-	t_daemon_cleanup(&x->d);
+	int status = t_daemon_finish(&x->d);
 	assert_int_equal(status, 0);
 	free(x);
 	return 0;
@@ -61,11 +58,7 @@ static void start_daemon(struct fx *x, const char *const *extra)
 	        json_object_get(x->c.greeting, "qsup"), "version")), "0.1.0");
 }
 
-static const char *str(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "(none)";
-}
+#define str t_str
 
 /* verb on name must succeed; returns the status it answered with. */
 static json_t *must(struct fx *x, const char *verb, const char *name, int ms)
@@ -155,34 +148,18 @@ static void test_stop_ladder_without_acpi(void **state)
 	json_decref(r);
 }
 
-static void write_guest_profile(struct fx *x, const char *name)
-{
-	char path[512], text[2048];
-	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
-	const char *cmdline = t_read_line(path);
-	assert_non_null(cmdline);
-	snprintf(text, sizeof(text),
-	         "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
-	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n[shutdown]\ntimeout = 60s\n",
-	         t_guestdir(), t_guestdir(), cmdline);
-	t_daemon_profile(&x->d, name, text);
-}
-
 /* The tiny guest powers off through ACPI: no quit, no signal. Its console
  * is read through the socket that the console verb names. */
 static void test_graceful_stop_and_console(void **state)
 {
 	struct fx *x = *state;
-	write_guest_profile(x, "tiny");
+	t_daemon_tiny_profile(&x->d, "tiny", "[shutdown]\ntimeout = 60s\n");
 	start_daemon(x, NULL);
 	json_t *s = must(x, "start", "tiny", 30000);
 	json_decref(s);
-	json_t *con = must(x, "console", "tiny", 5000);
 	uv_loop_t loop;
-	uv_loop_init(&loop);
 	struct t_serial ser;
-	assert_int_equal(t_serial_open(&loop, &ser, str(con, "path"), 5000), 0);
-	json_decref(con);
+	assert_int_equal(t_ctl_console(&x->c, "tiny", &loop, &ser), 0);
 	size_t seen = 0;
 	if (t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
 		fail_msg("no ready marker on the console:\n%s", ser.buf ? ser.buf : "");

@@ -43,20 +43,13 @@ static int teardown(void **state)
 	t_loop_finish(&x->loop);
 	if (x->c.fd >= 0)
 		t_ctl_close(&x->c);
-	int status = x->d.pid > 0 ? t_daemon_stop(&x->d) : 0;
-	if (status != 0)
-		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(&x->d));
-	t_daemon_cleanup(&x->d);
+	int status = t_daemon_finish(&x->d);
 	assert_int_equal(status, 0);
 	free(x);
 	return 0;
 }
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "(none)";
-}
+#define str t_str
 
 static void start(struct fx *x, const char *name)
 {
@@ -72,18 +65,10 @@ static void start(struct fx *x, const char *name)
 /* Boot the tiny guest and keep its console open. */
 static void start_tiny(struct fx *x)
 {
-	char path[512], text[2048];
-	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
-	const char *cmdline = t_read_line(path);
-	assert_non_null(cmdline);
-	snprintf(text, sizeof(text), "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
-	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n", t_guestdir(), t_guestdir(),
-	         cmdline);
-	t_daemon_profile(&x->d, "tiny", text);
+	t_daemon_tiny_profile(&x->d, "tiny", "");
 	start(x, "tiny");
-	json_t *con = t_ctl_do(&x->c, "console", "tiny", 5000, NULL);
-	assert_int_equal(t_serial_open(&x->loop, &x->ser, str(con, "path"), 5000), 0);
-	json_decref(con);
+	t_loop_finish(&x->loop);   /* t_ctl_console() sets it up afresh */
+	assert_int_equal(t_ctl_console(&x->c, "tiny", &x->loop, &x->ser), 0);
 	if (t_serial_wait(&x->ser, "QSUP-GUEST-READY", &x->seen, 60000) < 0)
 		fail_msg("no ready marker:\n%s", x->ser.buf ? x->ser.buf : "");
 	printf("# using tcg (the guest must see the devices)\n");

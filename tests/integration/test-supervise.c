@@ -39,10 +39,7 @@ static int teardown(void **state)
 		t_ctl_close(&x->c);
 	if (x->ev.fd >= 0)
 		t_ctl_close(&x->ev);
-	int status = x->d.pid > 0 ? t_daemon_stop(&x->d) : 0;
-	if (status != 0)
-		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(&x->d));
-	t_daemon_cleanup(&x->d);
+	int status = t_daemon_finish(&x->d);
 	assert_int_equal(status, 0);
 	free(x);
 	return 0;
@@ -57,11 +54,7 @@ static void start_daemon(struct fx *x)
 	json_decref(t_ctl_call(&x->ev, "subscribe", NULL, 5000));
 }
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "(none)";
-}
+#define str t_str
 
 static json_t *status(struct fx *x, const char *name)
 {
@@ -174,26 +167,17 @@ static void test_crash_loop_to_failed(void **state)
 
 static void write_tiny(struct fx *x, const char *name, const char *policy)
 {
-	char path[512], text[2048];
-	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
-	const char *cmdline = t_read_line(path);
-	assert_non_null(cmdline);
-	snprintf(text, sizeof(text),
-	         "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
-	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n"
-	         "[restart]\npolicy = %s\ndelay = 0\n", t_guestdir(), t_guestdir(), cmdline, policy);
-	t_daemon_profile(&x->d, name, text);
+	char extra[128];
+	snprintf(extra, sizeof(extra), "[restart]\npolicy = %s\ndelay = 0\n", policy);
+	t_daemon_tiny_profile(&x->d, name, extra);
 }
 
 /* Wait for the guest's ready marker on its console. */
 static void wait_ready(struct fx *x, const char *name)
 {
-	json_t *con = t_ctl_do(&x->c, "console", name, 5000, NULL);
 	uv_loop_t loop;
-	uv_loop_init(&loop);
 	struct t_serial ser;
-	assert_int_equal(t_serial_open(&loop, &ser, str(con, "path"), 5000), 0);
-	json_decref(con);
+	assert_int_equal(t_ctl_console(&x->c, name, &loop, &ser), 0);
 	/* The console keeps nothing for a late reader: ask until it answers. */
 	size_t seen = 0;
 	for (int i = 0; i < 30; i++) {
@@ -252,12 +236,9 @@ static void test_guest_panic_restarted(void **state)
 	write_tiny(x, "panicky", "on-failure");
 	start_daemon(x);
 	start_guest(x, "panicky");
-	json_t *con = t_ctl_do(&x->c, "console", "panicky", 5000, NULL);
 	uv_loop_t loop;
-	uv_loop_init(&loop);
 	struct t_serial ser;
-	assert_int_equal(t_serial_open(&loop, &ser, str(con, "path"), 5000), 0);
-	json_decref(con);
+	assert_int_equal(t_ctl_console(&x->c, "panicky", &loop, &ser), 0);
 	size_t seen = 0;
 	if (t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
 		fail_msg("no ready marker:\n%s", ser.buf ? ser.buf : "");

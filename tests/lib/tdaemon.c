@@ -229,6 +229,32 @@ void t_daemon_cleanup(struct t_daemon *d)
 	d->dir = NULL;
 }
 
+int t_daemon_finish(struct t_daemon *d)
+{
+	int status = d->pid > 0 ? t_daemon_stop(d) : 0;
+	if (status != 0)
+		fprintf(stderr, "qsupd exited with %d:\n%s\n", status, t_daemon_log(d));
+	t_daemon_cleanup(d);
+	return status;
+}
+
+void t_daemon_tiny_profile(struct t_daemon *d, const char *name, const char *extra)
+{
+	char path[600], text[4096];
+	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
+	const char *cmdline = t_read_line(path);
+	snprintf(text, sizeof(text), "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
+	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n%s", t_guestdir(), t_guestdir(),
+	         cmdline ? cmdline : "console=ttyS0", extra);
+	t_daemon_profile(d, name, text);
+}
+
+const char *t_str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : "(none)";
+}
+
 const char *t_daemon_log(struct t_daemon *d)
 {
 	return t_file_tail(d->log);
@@ -404,6 +430,15 @@ json_t *t_ctl_wait_state(struct t_ctl *c, const char *name, const char *state, i
 {
 	struct state_want w = { name, state };
 	return take(c, is_state, &w, ms);
+}
+
+int t_ctl_console(struct t_ctl *c, const char *name, uv_loop_t *loop, struct t_serial *ser)
+{
+	json_t *con = t_ctl_do(c, "console", name, 5000, NULL);
+	uv_loop_init(loop);
+	int rc = con ? t_serial_open(loop, ser, t_str(con, "path"), 5000) : -ENOENT;
+	json_decref(con);
+	return rc;
 }
 
 bool t_ctl_eof(struct t_ctl *c, int ms)

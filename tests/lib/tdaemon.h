@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include <uv.h>
+
+#include "testutil.h"
 
 struct t_daemon {
 	pid_t pid;
@@ -40,6 +43,18 @@ void t_daemon_kill9(struct t_daemon *d);
 /* Kill every QEMU whose pid file is in the run dir, stop the daemon if it
  * still runs, and remove the temp dir. */
 void t_daemon_cleanup(struct t_daemon *d);
+
+/* The end of a test: SIGTERM the daemon if it runs (it must exit 0:
+ * sanitizers report there too; the log is printed otherwise), kill the
+ * QEMUs it left, remove the temp dir. Returns the daemon's exit status. */
+int t_daemon_finish(struct t_daemon *d);
+
+/* Write a profile NAME.ini booting the tiny test guest under TCG, with
+ * extra appended (more sections or keys; may be ""). */
+void t_daemon_tiny_profile(struct t_daemon *d, const char *name, const char *extra);
+
+/* A string member of obj, or "(none)". */
+const char *t_str(json_t *obj, const char *key);
 
 /* The daemon's log (static buffer, last 4 KiB). */
 const char *t_daemon_log(struct t_daemon *d);
@@ -94,6 +109,10 @@ json_t *t_ctl_do(struct t_ctl *c, const char *verb, const char *name, int ms,
 /* Wait for a GUEST_STATE event for guest name entering state. Returns the
  * event (new ref) or NULL. */
 json_t *t_ctl_wait_state(struct t_ctl *c, const char *name, const char *state, int ms);
+
+/* Ask for guest name's console and connect ser to it on loop (initialised
+ * here). Returns 0 or a negative error. */
+int t_ctl_console(struct t_ctl *c, const char *name, uv_loop_t *loop, struct t_serial *ser);
 
 /* True when the connection was closed by the daemon (reads EOF within ms). */
 bool t_ctl_eof(struct t_ctl *c, int ms);

@@ -246,6 +246,19 @@ static void bench_rpc(int guests)
 	t_daemon_cleanup(&d);
 }
 
+/* Start guests b00..b(n-1), pipelined, and wait for every reply. */
+static void start_all(struct t_ctl *c, int n)
+{
+	char name[32];
+	long long ids[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "b%02d", i);
+		ids[i] = t_ctl_send(c, "start", json_pack("{s:s}", "name", name));
+	}
+	for (int i = 0; i < n; i++)
+		json_decref(t_ctl_reply(c, ids[i], 60000));
+}
+
 /* ---- rss ---- */
 
 static long rss_kib(pid_t pid)
@@ -269,15 +282,8 @@ static void bench_rss(void)
 	for (size_t k = 0; k < 3; k++) {
 		struct t_daemon d;
 		struct t_ctl c;
-		char name[32];
 		start_daemon(&d, &c, counts[k]);
-		long long ids[64];
-		for (int i = 0; i < counts[k]; i++) {
-			snprintf(name, sizeof(name), "b%02d", i);
-			ids[i] = t_ctl_send(&c, "start", json_pack("{s:s}", "name", name));
-		}
-		for (int i = 0; i < counts[k]; i++)
-			json_decref(t_ctl_reply(&c, ids[i], 60000));
+		start_all(&c, counts[k]);
 		json_decref(t_ctl_call(&c, "list", NULL, 5000));
 		printf("  %2d guests: %6ld KiB  (target < 4096 KiB at 50)\n", counts[k], rss_kib(d.pid));
 		t_ctl_close(&c);
@@ -373,15 +379,8 @@ static void bench_readopt(void)
 	for (size_t k = 0; k < 2; k++) {
 		struct t_daemon d;
 		struct t_ctl c;
-		char name[32];
 		start_daemon(&d, &c, counts[k]);
-		long long ids[64];
-		for (int i = 0; i < counts[k]; i++) {
-			snprintf(name, sizeof(name), "b%02d", i);
-			ids[i] = t_ctl_send(&c, "start", json_pack("{s:s}", "name", name));
-		}
-		for (int i = 0; i < counts[k]; i++)
-			json_decref(t_ctl_reply(&c, ids[i], 60000));
+		start_all(&c, counts[k]);
 		t_ctl_close(&c);
 		t_daemon_kill9(&d);
 		double t0 = t_now();
