@@ -11,6 +11,7 @@
 #include "hotplug.h"
 #include "log.h"
 #include "qmp.h"
+#include "state.h"
 
 #define DETACH_TIMEOUT_MS 10000u
 
@@ -214,6 +215,7 @@ static void drop_backend(struct sv_guest *g, struct hp_dev *dev)
 	json_decref(args);
 	sv_log(SV_LOG_INFO, g->name, "%s detached", dev->id);
 	dev_unlink(g->hp, dev);
+	sv_state_save(g);
 }
 
 /* ---- attach ---- */
@@ -255,6 +257,7 @@ static void attach_device_added(struct hp_op *op, const struct qmp_result *r)
 	json_object_del(dev->spec, "name");
 	sv_log(SV_LOG_INFO, op->g->name, "%s %s on %s", dev->id,
 	       op->replay ? "re-added" : "attached", dev->bus);
+	sv_state_save(op->g);   /* a later qsupd re-adopts the guest with it */
 	if (op->req)
 		sv_reply_ok(op->req, dev_json(dev, "hotplug"));
 	op_finish(op);
@@ -615,4 +618,74 @@ bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g))
 	}
 	json_decref(specs);
 	return true;
+}
+
+json_t *sv_hotplug_export(struct sv_guest *g)
+{
+	json_t *list = json_array();
+	for (struct hp_dev *d = g->hp ? g->hp->devs : NULL; d; d = d->next)
+		if (d->spec)
+			json_array_append_new(list, json_pack("{s:O, s:s, s:s}", "spec", d->spec,
+			                      "bus", d->bus, "state", d->state));
+	return list;
+}
+
+static void on_peripherals(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	if (r->status != 0 || !g->hp)
+		return;
+	/* Devices QEMU no longer has were unplugged while qsupd was down:
+	 * finish the job (their backends go too). */
+	for (struct hp_dev *d = g->hp->devs, *next; d; d = next) {
+		next = d->next;
+		bool present = false;
+		size_t i;
+		json_t *e;
+		json_array_foreach(r->ret, i, e)
+			present |= strcmp(json_string_value(json_object_get(e, "name")) ?: "", d->id) == 0;
+		if (!present) {
+			sv_log(SV_LOG_INFO, g->name, "%s was unplugged while qsupd was down", d->id);
+			drop_backend(g, d);
+		}
+	}
+}
+
+void sv_hotplug_import(struct sv_guest *g, json_t *saved)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(saved, i, e) {
+		json_t *spec = json_object_get(e, "spec");
+		const char *id = json_string_value(json_object_get(spec, "id"));
+		const char *kind = json_string_value(json_object_get(spec, "kind"));
+		const char *st = json_string_value(json_object_get(e, "state"));
+		struct sv_hp *hp = hp_of(g);
+		struct hp_dev *dev = hp && id && sv_device_id_valid(id) && kind
+		                   ? calloc(1, sizeof(*dev)) : NULL;
+		if (!dev)
+			continue;
+		bool disk = strcmp(kind, "disk") == 0;
+		dev->kind = disk ? DEV_DISK : DEV_NIC;
+		snprintf(dev->id, sizeof(dev->id), "%s", id);
+		snprintf(dev->backend, sizeof(dev->backend), "%s.%s", disk ? "hpdrive" : "hpnet", id);
+		snprintf(dev->bus, sizeof(dev->bus), "%s",
+		         json_string_value(json_object_get(e, "bus")) ?: "");
+		const char *desc = json_string_value(json_object_get(spec, disk ? "file" : "type"));
+		dev->desc = desc ? strdup(desc) : NULL;
+		dev->state = st && strcmp(st, "pending-unplug") == 0 ? "pending-unplug" : "attached";
+		dev->spec = json_deep_copy(spec);
+		dev->next = hp->devs;
+		hp->devs = dev;
+	}
+}
+
+void sv_hotplug_reconcile(struct sv_guest *g)
+{
+	if (!g->hp || !g->hp->devs || !g->qmp)
+		return;
+	json_t *args = json_pack("{s:s}", "path", "/machine/peripheral");
+	qmp_client_execute(g->qmp, "qom-list", args, 0, on_peripherals, g);
+	json_decref(args);
 }

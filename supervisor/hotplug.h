@@ -10,8 +10,9 @@
  *
  * Hot-plugged devices come back when the guest is restarted (a crash, a
  * restart): they are re-added over QMP while the new QEMU waits in -S,
- * before cont. A stop drops them. Not yet: vCPU and memory, --persist,
- * keeping them across a qsupd restart.
+ * before cont. A stop drops them. They are recorded in state.json, so a
+ * re-adopting qsupd lists them again (and reconciles with QEMU's own list).
+ * Not yet: vCPU and memory, --persist.
  */
 #ifndef SV_HOTPLUG_H
 #define SV_HOTPLUG_H
@@ -45,5 +46,14 @@ void sv_hotplug_qemu_gone(struct sv_guest *g);
  * cont); done(g) is called once they are all in (failures are logged).
  * Returns false, without calling done, when there is nothing to re-add. */
 bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g));
+
+/* For state.json: the hot-plugged devices, as [{spec, bus, state}]. */
+json_t *sv_hotplug_export(struct sv_guest *g);
+
+/* Re-adoption: take back the devices a state file recorded (as exported),
+ * then, once QMP is back, drop those QEMU no longer has (unplugged while
+ * qsupd was down) together with their backends. */
+void sv_hotplug_import(struct sv_guest *g, json_t *saved);
+void sv_hotplug_reconcile(struct sv_guest *g);
 
 #endif

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "guest_int.h"
+#include "hotplug.h"
 #include "log.h"
 #include "qmp.h"
 #include "state.h"
@@ -40,7 +41,7 @@ static json_t *state_json(struct sv_guest *g)
 	int64_t started = sv_guest_active(g) && g->started_ms
 	                ? wall_ms() - (int64_t)(uv_now(g->d->loop) - g->started_ms) : 0;
 	return json_pack("{s:i, s:s, s:i, s:I, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:s, "
-	                 "s:b, s:b, s:b, s:s}",
+	                 "s:b, s:b, s:b, s:s, s:o}",
 	                 "version", 1, "name", g->name, "pid", g->pid,
 	                 "starttime", (json_int_t)g->proc_starttime, "digest", digest,
 	                 "restarts", (int)g->rs.total, "consecutive", (int)g->rs.consecutive,
@@ -48,7 +49,8 @@ static json_t *state_json(struct sv_guest *g)
 	                 "state", sv_state_name(g->state), "reason", g->reason,
 	                 "started", (json_int_t)started, "accel", g->accel,
 	                 "guest_shutdown", g->guest_shutdown, "shutdown_seen", g->shutdown_seen,
-	                 "panicked", g->panicked, "shutdown_reason", g->shutdown_reason);
+	                 "panicked", g->panicked, "shutdown_reason", g->shutdown_reason,
+	                 "hotplug", sv_hotplug_export(g));
 }
 
 static void save_work(uv_work_t *w)
@@ -202,6 +204,7 @@ static void on_query_status(struct qmp_client *c, const struct qmp_result *r, vo
 	         st && strcmp(st, "running") ? ", QEMU status " : "",
 	         st && strcmp(st, "running") ? st : "");
 	sv_guest_transition(g, st && strcmp(st, "running") == 0 ? SV_RUNNING : SV_PAUSED, reason);
+	sv_hotplug_reconcile(g);
 }
 
 void sv_adopted_qmp_ready(struct sv_guest *g)
@@ -225,6 +228,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 {
 	g->pid = pid;
 	g->pidfd = pidfd;
+	sv_hotplug_import(g, json_object_get(saved, "hotplug"));
 	g->adopted = g->adopting = true;
 	g->proc_starttime = sv_proc_starttime(pid);
 	g->run_profile = g->profile;
