@@ -144,19 +144,6 @@ static int nodes(struct fx *x, const char *name, const char *prefix)
 
 static int count_fds_once(pid_t pid);
 
-static long rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
-}
 
 /* qsupd's open fds, the least of a few looks: a state file being written on
  * the thread pool holds one for a moment. */
@@ -210,7 +197,7 @@ static void test_disk_and_nic_in_the_guest(void **state)
 
 	/* Cycles: nothing grows in QEMU or in qsupd. */
 	int fds0 = count_fds(x->d.pid);
-	long rss0 = rss_kib(x->d.pid);
+	long rss0 = t_rss_kib(x->d.pid);
 	for (int i = 0; i < 20; i++) {
 		r = attach_disk(x, "tiny", "data1", img, "raw");
 		expect_ok(r, "attach (cycle)");
@@ -221,7 +208,7 @@ static void test_disk_and_nic_in_the_guest(void **state)
 	}
 	assert_int_equal(nodes(x, "tiny", "hpdrive."), 0);
 	assert_int_equal(count_fds(x->d.pid), fds0);
-	long rss1 = rss_kib(x->d.pid);
+	long rss1 = t_rss_kib(x->d.pid);
 	printf("# note: qsupd RSS %ld KiB before 20 cycles, %ld KiB after\n", rss0, rss1);
 #ifdef __SANITIZE_ADDRESS__
 	printf("# note: RSS not asserted under ASan (its quarantine keeps freed memory)\n");

@@ -116,6 +116,9 @@ void t_serial_close(struct t_serial *s);
  * NULL if it cannot be read. */
 const char *t_read_line(const char *path);
 
+/* A process's resident set (VmRSS) in KiB, or -1. */
+long t_rss_kib(int pid);
+
 /* Seconds since an arbitrary start, as a double, for printed figures. */
 double t_now(void);
 

@@ -261,19 +261,6 @@ static void start_all(struct t_ctl *c, int n)
 
 /* ---- rss ---- */
 
-static long rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
-}
 
 static void bench_rss(void)
 {
@@ -285,7 +272,7 @@ static void bench_rss(void)
 		start_daemon(&d, &c, counts[k]);
 		start_all(&c, counts[k]);
 		json_decref(t_ctl_call(&c, "list", NULL, 5000));
-		printf("  %2d guests: %6ld KiB  (target < 4096 KiB at 50)\n", counts[k], rss_kib(d.pid));
+		printf("  %2d guests: %6ld KiB  (target < 4096 KiB at 50)\n", counts[k], t_rss_kib(d.pid));
 		t_ctl_close(&c);
 		t_daemon_cleanup(&d);
 	}
