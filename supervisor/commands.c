@@ -88,22 +88,25 @@ static void cmd_stop(struct sv_request *req, json_t *args)
 		reply_failed(req, rc, &err);
 }
 
-static void cmd_kill(struct sv_request *req, json_t *args)
+/* A verb that is one guest operation answering req itself (or failing now). */
+static void guest_op(struct sv_request *req, json_t *args,
+                     int (*op)(struct sv_guest *, struct sv_request *, struct sv_error *))
 {
 	struct sv_guest *g = guest_arg(req, args);
 	struct sv_error err = { 0 };
 	int rc;
-	if (g && (rc = sv_guest_kill(g, req, &err)) < 0)
+	if (g && (rc = op(g, req, &err)) < 0)
 		reply_failed(req, rc, &err);
+}
+
+static void cmd_kill(struct sv_request *req, json_t *args)
+{
+	guest_op(req, args, sv_guest_kill);
 }
 
 static void cmd_restart(struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
-	struct sv_error err = { 0 };
-	int rc;
-	if (g && (rc = sv_guest_restart(g, req, &err)) < 0)
-		reply_failed(req, rc, &err);
+	guest_op(req, args, sv_guest_restart);
 }
 
 /* pause, resume and reset differ only in the QMP command. */
