@@ -1,4 +1,4 @@
-/* Hot-plug of disks and NICs: see hotplug.h. */
+/* Hot-plug of disks, NICs, vCPUs and memory: see hotplug.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +10,26 @@
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"
+#include "overlay.h"
 #include "qmp.h"
 #include "state.h"
 
 #define DETACH_TIMEOUT_MS 10000u
 
-enum dev_kind { DEV_DISK, DEV_NIC };
+enum dev_kind { DEV_DISK, DEV_NIC, DEV_CPU, DEV_MEM };
+
+static const char *const kind_names[] = { "disk", "nic", "cpu", "memory" };
+/* Backend names: "hpdrive.ID" (a block node), "hpnet.ID" (a netdev),
+ * "hpmem.ID" (a memory backend object); vCPUs have none. */
+static const char *const backend_prefix[] = { "hpdrive", "hpnet", "", "hpmem" };
+
+static int kind_parse(const char *s)
+{
+	for (int k = DEV_DISK; k <= DEV_MEM; k++)
+		if (s && strcmp(s, kind_names[k]) == 0)
+			return k;
+	return -1;
+}
 
 struct hp_dev {
 	struct hp_dev *next;
@@ -23,7 +37,7 @@ struct hp_dev {
 	char id[SV_ID_MAX + 1];
 	char backend[SV_ID_MAX + 8];    /* node or netdev name */
 	char bus[32];
-	char *desc;                     /* file, or NIC type */
+	char *desc;                     /* file, NIC type, vCPU type or memory size */
 	const char *state;              /* attached, unplugging, pending-unplug */
 	json_t *spec;                   /* the attach arguments, to replay */
 };
@@ -40,6 +54,13 @@ struct hp_op {
 	bool deleted;                   /* DEVICE_DELETED came before device_del's reply */
 	bool replay;                    /* re-adding a device after a restart: no request */
 	char id[SV_ID_MAX + 1];
+	json_t *todo;                   /* vCPUs: device_add arguments still to run */
+	json_t *done;                   /* vCPUs: the devices added so far */
+	bool writing;                   /* the overlay is being written for it */
+	bool ret_error;                 /* ret is an error ({class, desc}) */
+	bool orphaned;                  /* ... and QEMU went away meanwhile */
+	json_t *ret;                    /* the reply once the overlay is written */
+	json_t *old_overlay;            /* to put back if the write fails */
 };
 
 struct sv_hp {
@@ -47,6 +68,8 @@ struct sv_hp {
 	struct hp_op *head, *tail;
 	bool busy;
 	void (*replayed)(struct sv_guest *g);   /* when the replay queue drains */
+	json_t *overlay;        /* the overlay's specs (read at start, or when first needed) */
+	char *overlay_errs;     /* set: the file must not be rewritten (fix it first) */
 };
 
 static void op_start(struct hp_op *op);
@@ -81,6 +104,17 @@ static void dev_unlink(struct sv_hp *hp, struct hp_dev *dev)
 
 /* ---- the queue: one operation at a time per guest ---- */
 
+static void op_free(struct hp_op *op)
+{
+	json_decref(op->args);
+	json_decref(op->error);
+	json_decref(op->todo);
+	json_decref(op->done);
+	json_decref(op->ret);
+	json_decref(op->old_overlay);
+	free(op);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
 	struct sv_guest *g = h->data;
@@ -101,9 +135,7 @@ static void op_finish(struct hp_op *op)
 	if (!hp->head)
 		hp->tail = NULL;
 	hp->busy = false;
-	json_decref(op->args);
-	json_decref(op->error);
-	free(op);
+	op_free(op);
 	if (hp->head && !g->freeing) {
 		hp->busy = true;
 		op_start(hp->head);
@@ -162,6 +194,11 @@ static struct hp_op *enqueue(struct sv_guest *g, struct sv_request *req, json_t 
 	return op;
 }
 
+static const char *arg_str(json_t *args, const char *key)
+{
+	return json_string_value(json_object_get(args, key));
+}
+
 /* ---- QMP steps ---- */
 
 typedef void (*step_fn)(struct hp_op *op, const struct qmp_result *r);
@@ -205,12 +242,19 @@ static void step(struct hp_op *op, const char *cmd, json_t *args, step_fn fn)
 }
 
 /* Remove a device's backend once QEMU has deleted the device itself. */
+static const char *backend_del(const struct hp_dev *dev, json_t **args)
+{
+	static const char *const cmds[] = { "blockdev-del", "netdev_del", NULL, "object-del" };
+	*args = dev->kind == DEV_CPU ? NULL
+	      : json_pack("{s:s}", dev->kind == DEV_DISK ? "node-name" : "id", dev->backend);
+	return cmds[dev->kind];
+}
+
 static void drop_backend(struct sv_guest *g, struct hp_dev *dev)
 {
-	json_t *args = dev->kind == DEV_DISK ? json_pack("{s:s}", "node-name", dev->backend)
-	                                     : json_pack("{s:s}", "id", dev->backend);
-	const char *cmd = dev->kind == DEV_DISK ? "blockdev-del" : "netdev_del";
-	if (g->qmp)
+	json_t *args;
+	const char *cmd = backend_del(dev, &args);
+	if (cmd && g->qmp)
 		qmp_client_execute(g->qmp, cmd, args, 0, NULL, NULL);
 	json_decref(args);
 	sv_log(SV_LOG_INFO, g->name, "%s detached", dev->id);
@@ -218,13 +262,338 @@ static void drop_backend(struct sv_guest *g, struct hp_dev *dev)
 	sv_state_save(g);
 }
 
-/* ---- attach ---- */
+/* ---- the overlay (--persist) ---- */
 
-static json_t *dev_json(const struct hp_dev *d, const char *source)
+static void log_lines(struct sv_guest *g, const char *text)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "id", d->id,
-	                 "kind", d->kind == DEV_DISK ? "disk" : "nic", "source", source,
-	                 "state", d->state, "bus", d->bus, "backend", d->desc);
+	while (text && *text) {
+		size_t n = strcspn(text, "\n");
+		sv_log(SV_LOG_WARN, g->name, "%.*s", (int)n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/* Read p's overlay into *ov; errors are logged, and kept when they forbid
+ * rewriting the file. Returns sv_overlay_read's result. */
+static int overlay_load(struct sv_guest *g, const struct sv_profile *p, json_t **ov)
+{
+	char *errs = NULL;
+	int r = sv_overlay_read(p, ov, &errs);
+	if (r < 0)
+		log_lines(g, errs);
+	if (r == -2 && hp_of(g)) {
+		free(g->hp->overlay_errs);
+		g->hp->overlay_errs = errs;
+	} else {
+		free(errs);
+	}
+	return r;
+}
+
+/* The overlay's specs, read when first needed (a bad section is left out,
+ * and logged). */
+static json_t *overlay_of(struct sv_guest *g)
+{
+	struct sv_hp *hp = g->hp;
+	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+	if (!hp->overlay && p)
+		overlay_load(g, p, &hp->overlay);
+	if (!hp->overlay)
+		hp->overlay = json_array();
+	return hp->overlay;
+}
+
+static void reply(struct hp_op *op, json_t *ret)
+{
+	if (!op->req)
+		json_decref(ret);
+	else if (op->ret_error)
+		sv_reply_error_obj(op->req, ret);
+	else
+		sv_reply_ok(op->req, ret);
+}
+
+static void persisted(int err, void *arg)
+{
+	struct hp_op *op = arg;
+	struct sv_guest *g = op->g;
+	op->writing = false;
+	if (op->orphaned) {
+		op_free(op);
+		sv_guest_handle_gone(g);
+		return;
+	}
+	if (err) {
+		char path[1024] = "the overlay";
+		const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+		if (p)
+			sv_overlay_path(p, path, sizeof(path));
+		json_decref(g->hp->overlay);
+		g->hp->overlay = op->old_overlay;
+		op->old_overlay = NULL;
+		sv_log(SV_LOG_WARN, g->name, "cannot write %s: %s", path, strerror(err));
+		if (op->req)
+			sv_reply_err(op->req, "GenericError", "done on the running guest, but not "
+			             "persisted: %s: %s", path, strerror(err));
+	} else if (op->req) {
+		reply(op, json_incref(op->ret));
+	}
+	op_finish(op);
+	sv_guest_handle_gone(g);
+}
+
+/* An operation succeeded with reply ret (taken). Without --persist, reply;
+ * with it, first bring the overlay in line (add the specs in `add`, or drop
+ * device `drop`) and write it; the reply waits for the write. */
+static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop)
+{
+	struct sv_guest *g = op->g;
+	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+	if (op->replay || !json_is_true(json_object_get(op->args, "persist")) || !p) {
+		reply(op, ret);
+		return op_finish(op);
+	}
+	json_t *ov = overlay_of(g);
+	if (g->hp->overlay_errs) {
+		char path[1024] = "the overlay";
+		sv_overlay_path(p, path, sizeof(path));
+		if (op->req)
+			sv_reply_err(op->req, "InvalidState", "done on the running guest, but not "
+			             "persisted: %s has errors that a rewrite would lose; fix it "
+			             "(qsupd --check shows them): %.200s", path, g->hp->overlay_errs);
+		json_decref(ret);
+		return op_finish(op);
+	}
+	op->old_overlay = json_deep_copy(ov);
+	op->ret = ret;
+	size_t i;
+	json_t *e;
+	if (drop) {
+		for (i = json_array_size(ov); i-- > 0;)
+			if (!strcmp(json_string_value(json_object_get(json_array_get(ov, i), "id")) ?: "",
+			            drop))
+				json_array_remove(ov, i);
+	}
+	json_array_foreach(add, i, e) {
+		json_t *spec = json_deep_copy(e);
+		json_object_del(spec, "name");
+		json_object_del(spec, "count");
+		json_object_set_new(spec, "persist", json_true());
+		json_array_append_new(ov, spec);
+	}
+	char path[1024];
+	char *text = sv_overlay_format(g->name, ov);
+	if (!text || sv_overlay_path(p, path, sizeof(path)) < 0) {
+		free(text);
+		json_decref(g->hp->overlay);
+		g->hp->overlay = op->old_overlay;
+		op->old_overlay = NULL;
+		if (op->req)
+			sv_reply_err(op->req, "InvalidArgument", "%s", "done on the running guest, but "
+			             "not persisted: a value cannot be written to an INI file (a line "
+			             "break, or a ';' after a blank)");
+		return op_finish(op);
+	}
+	op->writing = true;
+	g->handles++;
+	if (sv_overlay_write_async(g->d->loop, path, text, persisted, op) < 0) {
+		g->handles--;
+		persisted(ENOMEM, op);
+	}
+}
+
+/* ---- checks shared by the attach verb and the overlay ---- */
+
+static const char *const disk_keys[] = { "file", "format", "readonly", "serial", "cache", NULL };
+static const char *const nic_keys[] = { "type", "tap", "bridge", "mac", "model", NULL };
+static const char *const cpu_keys[] = { "count", NULL };
+static const char *const mem_keys[] = { "size", NULL };
+static const char *const *const kind_keys[] = { disk_keys, nic_keys, cpu_keys, mem_keys };
+static const char *const cache_modes[] = { "writeback", "none", "writethrough", "directsync",
+                                           "unsafe", NULL };
+
+static bool in_list(const char *const *list, const char *s)
+{
+	for (; s && *list; list++)
+		if (strcmp(*list, s) == 0)
+			return true;
+	return false;
+}
+
+#define CHECK_FAIL(cls, ...) do { snprintf(msg, size, __VA_ARGS__); return cls; } while (0)
+
+static uint64_t spec_size(json_t *spec)
+{
+	json_t *v = json_object_get(spec, "size");
+	uint64_t b = 0;
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		b = (uint64_t)json_integer_value(v);
+	else if (json_is_string(v) && sv_size_parse(json_string_value(v), &b) < 0)
+		b = 0;
+	return b;
+}
+
+/* A vCPU id: "vcpuN"; returns N, or -1. */
+static long vcpu_index(const char *id)
+{
+	char *end;
+	if (!id || strncmp(id, "vcpu", 4) != 0 || id[4] < '0' || id[4] > '9')
+		return -1;
+	long n = strtol(id + 4, &end, 10);
+	return *end || n > 4096 ? -1 : n;
+}
+
+const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg, size_t size)
+{
+	const char *kname = json_string_value(json_object_get(spec, "kind"));
+	int kind = kind_parse(kname);
+	if (kind < 0)
+		CHECK_FAIL("InvalidArgument", "kind must be disk, nic, cpu or memory");
+	const char *key;
+	json_t *v;
+	json_object_foreach(spec, key, v) {
+		if (!strcmp(key, "name") || !strcmp(key, "kind") || !strcmp(key, "id") ||
+		    in_list(kind_keys[kind], key))
+			continue;
+		if (!strcmp(key, "persist") && json_is_boolean(v))
+			continue;
+		char allowed[128] = "";
+		for (const char *const *k = kind_keys[kind]; *k; k++)
+			snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed),
+			         "%s%s", k == kind_keys[kind] ? "" : ", ", *k);
+		CHECK_FAIL("InvalidArgument", "%.40s: not a key for a %s (allowed: id, %s, persist)",
+		           key, kname, allowed);
+	}
+	json_t *idj = json_object_get(spec, "id");
+	const char *id = json_string_value(idj);
+	if (idj && (!id || !sv_device_id_valid(id)))
+		CHECK_FAIL("InvalidArgument", "id: 1 to 20 letters, digits, '_' or '-', starting "
+		           "with a letter");
+	if (!idj && kind != DEV_CPU && kind != DEV_MEM)
+		CHECK_FAIL("InvalidArgument", "a %s needs an id", kname);
+	if (id && sv_profile_find_device(p, id) >= 0)
+		CHECK_FAIL("InvalidArgument", "%s is already a device of this guest (its profile)",
+		           id);
+	const char *file = json_string_value(json_object_get(spec, "file"));
+	const char *fmt = json_string_value(json_object_get(spec, "format"));
+	const char *type = json_string_value(json_object_get(spec, "type"));
+	const char *s, *why;
+	json_t *count = json_object_get(spec, "count");
+	uint64_t bytes;
+	char *path = NULL;
+	uint8_t mac[6];
+	long n;
+	switch (kind) {
+	case DEV_DISK:
+		if (!file || !fmt)
+			CHECK_FAIL("InvalidArgument", "a disk needs \"file\" and \"format\" (the "
+			           "format is never probed)");
+		if (!sv_format_valid(fmt))
+			CHECK_FAIL("InvalidArgument", "format '%.32s' is not one of raw, qcow2, vmdk, "
+			           "vdi, vhdx, vpc, qed", fmt);
+		if ((v = json_object_get(spec, "readonly")) && !json_is_boolean(v))
+			CHECK_FAIL("InvalidArgument", "readonly: use on or off");
+		if ((v = json_object_get(spec, "cache")) && !in_list(cache_modes, json_string_value(v)))
+			CHECK_FAIL("InvalidArgument", "cache: use writeback, none, writethrough, "
+			           "directsync or unsafe");
+		if ((v = json_object_get(spec, "serial")) &&
+		    (!(s = json_string_value(v)) || !*s || strlen(s) > 20 || !sv_text_clean(s) ||
+		     strpbrk(s, " ,=\"\\")))
+			CHECK_FAIL("InvalidArgument", "serial: 1 to 20 characters, no blanks, "
+			           "commas, quotes or '='");
+		if (!sv_text_clean(file) || sv_path_resolve(p->dir, file, &path, &why) < 0) {
+			snprintf(msg, size, "file: %s", path ? why : "not a usable path");
+			free(path);
+			return "InvalidArgument";
+		}
+		bool ro = json_is_true(json_object_get(spec, "readonly"));
+		if (access(path, ro ? R_OK : R_OK | W_OK) < 0) {
+			snprintf(msg, size, "%s: %s", path, strerror(errno));
+			free(path);
+			return "NotFound";
+		}
+		free(path);
+		return NULL;
+	case DEV_NIC:
+		if ((v = json_object_get(spec, "mac")) &&
+		    (!(s = json_string_value(v)) || sv_mac_parse(s, mac) < 0))
+			CHECK_FAIL("InvalidArgument", "mac: not a unicast MAC address "
+			           "(like 52:54:00:12:34:56)");
+		if ((v = json_object_get(spec, "model")) && (!(s = json_string_value(v)) ||
+		    (strcmp(s, "virtio") && strcmp(s, "e1000e"))))
+			CHECK_FAIL("InvalidArgument", "model: use virtio or e1000e (PCIe devices)");
+		if (!type || !strcmp(type, "user")) {
+			if (json_object_get(spec, "tap") || json_object_get(spec, "bridge"))
+				CHECK_FAIL("InvalidArgument", "a user NIC takes no tap or bridge");
+			return NULL;
+		}
+		const char *want = !strcmp(type, "tap") ? "tap" : !strcmp(type, "bridge") ? "bridge"
+		                 : NULL;
+		if (!want)
+			CHECK_FAIL("InvalidArgument", "type must be user, tap or bridge");
+		s = json_string_value(json_object_get(spec, want));
+		if (!s || !*s || strlen(s) > 15 || !sv_text_clean(s) || strpbrk(s, "/ \t:,=") ||
+		    s[0] == '-' || !strcmp(s, ".") || !strcmp(s, ".."))
+			CHECK_FAIL("InvalidArgument", "a %s NIC needs %s=NAME: an interface name "
+			           "(1 to 15 characters, no '/', ':', ',' or blanks)", type, want);
+		if (json_object_get(spec, strcmp(want, "tap") ? "tap" : "bridge"))
+			CHECK_FAIL("InvalidArgument", "a %s NIC takes %s=, not both", type, want);
+		return NULL;
+	case DEV_CPU:
+		if (p->max_cpus <= p->cpus)
+			CHECK_FAIL("InvalidState", "the profile leaves no room for more vCPUs (set "
+			           "max-cpus above cpus in [guest])");
+		if (count && (!json_is_integer(count) || json_integer_value(count) < 1 ||
+		              json_integer_value(count) > 1024))
+			CHECK_FAIL("InvalidArgument", "count must be a number from 1 to 1024");
+		if (id && count && json_integer_value(count) != 1)
+			CHECK_FAIL("InvalidArgument", "give either id or count");
+		if (id && ((n = vcpu_index(id)) < (long)p->cpus || n >= (long)p->max_cpus))
+			CHECK_FAIL("InvalidArgument", "a hot-plugged vCPU is vcpuN, N from %u (cpus) "
+			           "to %u (max-cpus - 1)", p->cpus, p->max_cpus - 1);
+		return NULL;
+	case DEV_MEM:
+		if (!p->max_memory)
+			CHECK_FAIL("InvalidState", "the profile leaves no room for more memory (set "
+			           "max-memory and slots in [guest])");
+		if (!(bytes = spec_size(spec)))
+			CHECK_FAIL("InvalidArgument", "memory needs \"size\": a size such as 256M or "
+			           "1G (a plain number is in bytes)");
+		if (bytes % (2u << 20))
+			CHECK_FAIL("InvalidArgument", "size must be a multiple of 2 MiB (Linux guests "
+			           "use memory in 128 MiB blocks)");
+		if (bytes > p->max_memory - p->memory)
+			CHECK_FAIL("InvalidState", "size: more than max-memory leaves (%llu MiB)",
+			           (unsigned long long)((p->max_memory - p->memory) >> 20));
+		return NULL;
+	}
+	return NULL;
+}
+
+/* ---- disks and NICs ---- */
+
+static json_t *dev_json(const struct hp_dev *d)
+{
+	const char *source = json_is_true(json_object_get(d->spec, "persist")) ? "overlay"
+	                   : "hotplug";
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "id", d->id,
+	                 "kind", kind_names[d->kind], "source", source,
+	                 "state", d->state, "bus", d->bus[0] ? d->bus : NULL, "backend", d->desc);
+}
+
+/* dev is in QEMU: record it (spec: the attach arguments, for a replay). */
+static void dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
+{
+	struct sv_hp *hp = op->g->hp;
+	dev->state = "attached";
+	dev->next = hp->devs;
+	hp->devs = dev;
+	op->dev = NULL;
+	dev->spec = json_deep_copy(spec);
+	json_object_del(dev->spec, "name");
+	json_object_del(dev->spec, "count");
+	sv_log(SV_LOG_INFO, op->g->name, "%s %s%s%s", dev->id,
+	       op->replay ? "re-added" : "attached", dev->bus[0] ? " on " : "", dev->bus);
 }
 
 static void attach_rolled_back(struct hp_op *op, const struct qmp_result *r)
@@ -243,24 +612,16 @@ static void attach_device_added(struct hp_op *op, const struct qmp_result *r)
 		/* Roll back the backend this operation added. */
 		sv_log(SV_LOG_WARN, op->g->name, "attach %s failed at device_add; rolling back",
 		       dev->id);
-		json_t *a = dev->kind == DEV_DISK ? json_pack("{s:s}", "node-name", dev->backend)
-		                                  : json_pack("{s:s}", "id", dev->backend);
-		step(op, dev->kind == DEV_DISK ? "blockdev-del" : "netdev_del", a, attach_rolled_back);
+		json_t *a;
+		const char *cmd = backend_del(dev, &a);
+		step(op, cmd, a, attach_rolled_back);
 		return;
 	}
-	struct sv_hp *hp = op->g->hp;
-	dev->state = "attached";
-	dev->next = hp->devs;
-	hp->devs = dev;
-	op->dev = NULL;
-	dev->spec = json_deep_copy(op->args);
-	json_object_del(dev->spec, "name");
-	sv_log(SV_LOG_INFO, op->g->name, "%s %s on %s", dev->id,
-	       op->replay ? "re-added" : "attached", dev->bus);
+	dev_add(op, dev, op->args);
 	sv_state_save(op->g);   /* a later qsupd re-adopts the guest with it */
-	if (op->req)
-		sv_reply_ok(op->req, dev_json(dev, "hotplug"));
-	op_finish(op);
+	json_t *add = json_pack("[O]", dev->spec);
+	op_done(op, dev_json(dev), add, NULL);
+	json_decref(add);
 }
 
 static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
@@ -273,13 +634,24 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 		op_fail_qemu(op);
 		return;
 	}
-	json_t *a = json_pack("{s:s, s:s, s:s}", "id", dev->id, "bus", dev->bus,
-	                      "driver", dev->kind == DEV_DISK ? "virtio-blk-pci" : "virtio-net-pci");
+	if (dev->kind == DEV_MEM) {
+		step(op, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "pc-dimm", "id",
+		                                 dev->id, "memdev", dev->backend),
+		     attach_device_added);
+		return;
+	}
+	const char *model = arg_str(op->args, "model");
+	json_t *a = json_pack("{s:s, s:s, s:s}", "id", dev->id, "bus", dev->bus, "driver",
+	                      dev->kind == DEV_DISK ? "virtio-blk-pci"
+	                      : model && !strcmp(model, "e1000e") ? "e1000e" : "virtio-net-pci");
 	if (dev->kind == DEV_DISK) {
+		const char *cache = arg_str(op->args, "cache") ?: "";
 		json_object_set_new(a, "drive", json_string(dev->backend));
 		json_t *serial = json_object_get(op->args, "serial");
 		if (json_is_string(serial))
 			json_object_set(a, "serial", serial);
+		if (!strcmp(cache, "writethrough") || !strcmp(cache, "directsync"))
+			json_object_set_new(a, "write-cache", json_string("off"));
 	} else {
 		char mac[18];
 		uint8_t m[6];
@@ -312,101 +684,247 @@ static int free_bus(struct sv_guest *g, char *bus, size_t size)
 	return -ENOSPC;
 }
 
-static const char *arg_str(json_t *args, const char *key)
-{
-	return json_string_value(json_object_get(args, key));
-}
-
-/* Check a disk's arguments and build its blockdev-add; NULL after failing op. */
+/* A disk's blockdev-add (the spec is checked); NULL after failing op. */
 static json_t *disk_backend(struct hp_op *op, struct hp_dev *dev)
 {
 	const struct sv_profile *p = op->g->run_profile ? op->g->run_profile : op->g->profile;
-	const char *file = arg_str(op->args, "file"), *fmt = arg_str(op->args, "format"), *why;
-	json_t *ro = json_object_get(op->args, "readonly");
+	const char *fmt = arg_str(op->args, "format"), *why;
+	const char *cache = arg_str(op->args, "cache") ?: "writeback";
+	bool ro = json_is_true(json_object_get(op->args, "readonly"));
 	char *path = NULL;
-	if (!file || !fmt) {
-		op_fail(op, "InvalidArgument", "%s", "a disk needs \"file\" and \"format\" "
-		        "(the format is never probed)");
-		return NULL;
-	}
-	if (!sv_format_valid(fmt)) {
-		op_fail(op, "InvalidArgument", "format '%.32s' is not one of raw, qcow2, vmdk, "
-		        "vdi, vhdx, vpc, qed", fmt);
-		return NULL;
-	}
-	if ((ro && !json_is_boolean(ro)) || !sv_text_clean(file) ||
-	    sv_path_resolve(p->dir, file, &path, &why) < 0) {
+	if (sv_path_resolve(p->dir, arg_str(op->args, "file"), &path, &why) < 0) {
 		op_fail(op, "InvalidArgument", "file: %s", path ? why : "not a usable path");
 		free(path);
 		return NULL;
 	}
-	if (access(path, json_is_true(ro) ? R_OK : R_OK | W_OK) < 0) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "%s: %s", path, strerror(errno));
-		free(path);
-		op_fail(op, "NotFound", "%s", msg);
-		return NULL;
-	}
 	dev->desc = path;
-	return json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:b}}", "driver", fmt,
-	                 "node-name", dev->backend, "read-only", json_is_true(ro),
-	                 "file", "driver", strncmp(path, "/dev/", 5) ? "file" : "host_device",
-	                 "filename", path, "read-only", json_is_true(ro));
+	/* cache= as in profiles: O_DIRECT for none/directsync, no flushes for
+	 * unsafe; writethrough/directsync turn the device's write cache off. */
+	bool direct = !strcmp(cache, "none") || !strcmp(cache, "directsync");
+	json_t *c = json_pack("{s:b, s:b}", "direct", direct, "no-flush", !strcmp(cache, "unsafe"));
+	json_t *r = json_pack("{s:s, s:s, s:b, s:O, s:{s:s, s:s, s:b, s:O}}", "driver", fmt,
+	                      "node-name", dev->backend, "read-only", ro, "cache", c,
+	                      "file", "driver", strncmp(path, "/dev/", 5) ? "file" : "host_device",
+	                      "filename", path, "read-only", ro, "cache", c);
+	json_decref(c);
+	return r;
 }
 
 static json_t *nic_backend(struct hp_op *op, struct hp_dev *dev)
 {
 	const char *type = arg_str(op->args, "type") ?: "user";
-	const char *tap = arg_str(op->args, "tap"), *mac = arg_str(op->args, "mac");
-	uint8_t m[6];
-	if (mac && sv_mac_parse(mac, m) < 0) {
-		op_fail(op, "InvalidArgument", "mac '%.32s' is not a unicast MAC address", mac);
-		return NULL;
-	}
 	dev->desc = strdup(type);
 	if (strcmp(type, "user") == 0)
 		return json_pack("{s:s, s:s}", "type", "user", "id", dev->backend);
-	if (strcmp(type, "tap") == 0 && tap && sv_text_clean(tap) && tap[0] != '-')
+	if (strcmp(type, "tap") == 0)
 		return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "tap", "id", dev->backend,
-		                 "ifname", tap, "script", "no", "downscript", "no");
-	op_fail(op, "InvalidArgument", "%s", strcmp(type, "tap") == 0
-	        ? "a tap NIC needs \"tap\": the name of an existing tap device"
-	        : "type must be user or tap (bridge NICs: in the profile)");
+		                 "ifname", arg_str(op->args, "tap"), "script", "no",
+		                 "downscript", "no");
+	op_fail(op, "InvalidArgument", "%s", "bridge NICs cannot be hot-plugged yet");
 	return NULL;
 }
+
+/* ---- vCPUs: query-hotpluggable-cpus, then a device_add per vCPU ---- */
+
+/* The props of a possible vCPU, as a sort key: socket, die, core, thread. */
+static long long cpu_key(json_t *slot)
+{
+	static const char *const keys[] = { "socket-id", "die-id", "core-id", "thread-id" };
+	json_t *props = json_object_get(slot, "props");
+	long long k = 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		k = k * 1024 + (json_integer_value(json_object_get(props, keys[i])) & 1023);
+	return k;
+}
+
+static int cpu_cmp(const void *a, const void *b)
+{
+	long long x = cpu_key(*(json_t *const *)a), y = cpu_key(*(json_t *const *)b);
+	return (x > y) - (x < y);
+}
+
+static void cpu_next(struct hp_op *op);
+
+static void cpu_added(struct hp_op *op, const struct qmp_result *r)
+{
+	struct hp_dev *dev = op->dev;
+	if (r->status != 0) {
+		/* vCPUs added before this one stay: taking them out again needs
+		 * the guest's help (and crashes QEMU 7.2 under TCG). */
+		free(dev->desc);
+		free(dev);
+		op->dev = NULL;
+		if (json_array_size(op->done) && op->req)
+			json_object_set_new(op->error, "added", json_incref(op->done));
+		if (json_array_size(op->done))
+			sv_state_save(op->g);
+		return op_fail_qemu(op);
+	}
+	json_t *spec = json_pack("{s:s, s:s, s:O?}", "kind", "cpu", "id", dev->id, "persist",
+	                         json_object_get(op->args, "persist"));
+	dev_add(op, dev, spec);
+	json_decref(spec);
+	json_array_append_new(op->done, dev_json(dev));
+	cpu_next(op);
+}
+
+static void cpu_next(struct hp_op *op)
+{
+	if (!json_array_size(op->todo)) {
+		sv_state_save(op->g);
+		json_t *add = json_array(), *d;
+		size_t i;
+		json_array_foreach(op->done, i, d)
+			json_array_append_new(add, json_pack("{s:s, s:O}", "kind", "cpu", "id",
+			                                     json_object_get(d, "id")));
+		op_done(op, json_pack("{s:s, s:O}", "kind", "cpu", "devices", op->done), add, NULL);
+		json_decref(add);
+		return;
+	}
+	json_t *a = json_incref(json_array_get(op->todo, 0));
+	json_array_remove(op->todo, 0);
+	struct hp_dev *dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		json_decref(a);
+		return op_fail(op, "GenericError", "%s", "out of memory");
+	}
+	dev->kind = DEV_CPU;
+	snprintf(dev->id, sizeof(dev->id), "%s", json_string_value(json_object_get(a, "id")));
+	dev->desc = strdup(json_string_value(json_object_get(a, "driver")));
+	op->dev = dev;
+	step(op, "device_add", a, cpu_added);
+}
+
+static void cpu_listed(struct hp_op *op, const struct qmp_result *r)
+{
+	struct sv_guest *g = op->g;
+	if (r->status != 0)
+		return op_fail_qemu(op);
+	size_t n = json_array_size(r->ret), free_slots = 0;
+	json_t **slots = calloc(n + 1, sizeof(*slots));
+	if (!slots)
+		return op_fail(op, "GenericError", "%s", "out of memory");
+	for (size_t i = 0; i < n; i++)
+		slots[i] = json_array_get(r->ret, i);
+	qsort(slots, n, sizeof(*slots), cpu_cmp);
+	const char *want = arg_str(op->args, "id");
+	json_int_t count = json_integer_value(json_object_get(op->args, "count")) ?: 1;
+	op->todo = json_array();
+	op->done = json_array();
+	/* The vCPU in slot i (in topology order) is "vcpuI": the boot vCPUs
+	 * are vcpu0 .. vcpuN-1, so the first hot-plugged one is vcpuN. */
+	for (size_t i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "vcpu%zu", i);
+		if (json_object_get(slots[i], "qom-path") || dev_find(g->hp, id))
+			continue;
+		free_slots++;
+		if (want ? strcmp(want, id) != 0 : (json_int_t)json_array_size(op->todo) >= count)
+			continue;
+		json_t *a = json_deep_copy(json_object_get(slots[i], "props"));
+		json_object_set_new(a, "driver", json_string(json_string_value(
+		                    json_object_get(slots[i], "type")) ?: "?"));
+		json_object_set_new(a, "id", json_string(id));
+		json_array_append_new(op->todo, a);
+	}
+	free(slots);
+	if (want && !json_array_size(op->todo))
+		return op_fail(op, "InvalidArgument", "%s is not a free vCPU slot", want);
+	if ((json_int_t)json_array_size(op->todo) < count) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "asked for %lld more vCPUs, but only %zu of max-cpus "
+		         "%zu are free", (long long)count, free_slots, n);
+		return op_fail(op, "InvalidState", "%s", msg);
+	}
+	cpu_next(op);
+}
+
+static void cpu_start(struct hp_op *op)
+{
+	step(op, "query-hotpluggable-cpus", NULL, cpu_listed);
+}
+
+/* ---- memory: a memory-backend-ram object, then a pc-dimm ---- */
+
+/* A memory attach's object-add, once the limits allow it; NULL after
+ * failing op. */
+static json_t *mem_backend(struct hp_op *op, struct hp_dev *dev)
+{
+	const struct sv_profile *p = op->g->run_profile ? op->g->run_profile : op->g->profile;
+	uint64_t bytes = spec_size(op->args), total = p->memory;
+	unsigned used = 0;
+	for (struct hp_dev *d = op->g->hp->devs; d; d = d->next) {
+		if (d->kind == DEV_MEM) {
+			used++;
+			total += spec_size(d->spec);
+		}
+	}
+	if (used >= p->slots)
+		return op_fail(op, "InvalidState", "%s", "no free memory slot: all the profile's "
+		               "slots are in use (raise slots in [guest])"), NULL;
+	if (total + bytes > p->max_memory) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%llu MiB more would make %llu MiB, over max-memory "
+		         "(%llu MiB)", (unsigned long long)(bytes >> 20),
+		         (unsigned long long)((total + bytes) >> 20),
+		         (unsigned long long)(p->max_memory >> 20));
+		return op_fail(op, "InvalidState", "%s", msg), NULL;
+	}
+	if (asprintf(&dev->desc, "%lluM", (unsigned long long)(bytes >> 20)) < 0)
+		dev->desc = NULL;
+	return json_pack("{s:s, s:s, s:I}", "qom-type", "memory-backend-ram", "id", dev->backend,
+	                 "size", (json_int_t)bytes);
+}
+
+/* ---- attach ---- */
 
 static void attach_start(struct hp_op *op)
 {
 	struct sv_guest *g = op->g;
-	const char *kind = arg_str(op->args, "kind"), *id = arg_str(op->args, "id");
-	bool disk = kind && strcmp(kind, "disk") == 0;
-	if (!kind || (!disk && strcmp(kind, "nic") != 0))
-		return op_fail(op, "InvalidArgument", "%s", "kind must be disk or nic");
-	if (!id || !sv_device_id_valid(id))
-		return op_fail(op, "InvalidArgument", "id: %s", "1 to 20 letters, digits, '_' or "
-		               "'-', starting with a letter");
+	const char *id = arg_str(op->args, "id");
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	if (dev_find(g->hp, id) || (p && sv_profile_find_device(p, id) >= 0))
+	char msg[600];
+	if (!p)
+		return op_fail(op, "InvalidState", "%s", "the guest's profile is gone");
+	const char *cls = sv_hotplug_check(p, op->args, msg, sizeof(msg));
+	if (cls)
+		return op_fail(op, cls, "%s", msg);
+	int kind = kind_parse(arg_str(op->args, "kind"));
+	if (kind == DEV_CPU)
+		return cpu_start(op);
+	char auto_id[16];
+	if (kind == DEV_MEM && !json_object_get(op->args, "id")) {
+		/* Memory needs no name from the caller: mem0, mem1, ... */
+		for (unsigned i = 0; !id; i++) {
+			snprintf(auto_id, sizeof(auto_id), "mem%u", i);
+			if (!dev_find(g->hp, auto_id) && !(p && sv_profile_find_device(p, auto_id) >= 0))
+				id = auto_id;
+		}
+		json_object_set_new(op->args, "id", json_string(id));
+	}
+	if (dev_find(g->hp, id))
 		return op_fail(op, "InvalidArgument", "%s is already a device of this guest", id);
 	struct hp_dev *dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return op_fail(op, "GenericError", "%s", "out of memory");
-	dev->kind = disk ? DEV_DISK : DEV_NIC;
+	dev->kind = kind;
 	snprintf(dev->id, sizeof(dev->id), "%s", id);
-	snprintf(dev->backend, sizeof(dev->backend), "%s.%s", disk ? "hpdrive" : "hpnet", id);
-	if (free_bus(g, dev->bus, sizeof(dev->bus)) < 0) {
+	snprintf(dev->backend, sizeof(dev->backend), "%s.%s", backend_prefix[kind], id);
+	if (kind != DEV_MEM && free_bus(g, dev->bus, sizeof(dev->bus)) < 0) {
 		free(dev);
 		return op_fail(op, "InvalidState", "no free hot-plug slot: all %s spare ports "
 		               "are taken (raise hotplug-slots in the profile)", "the");
 	}
 	op->dev = dev;
-	json_t *backend = disk ? disk_backend(op, dev) : nic_backend(op, dev);
+	json_t *backend = kind == DEV_DISK ? disk_backend(op, dev)
+	                : kind == DEV_NIC ? nic_backend(op, dev) : mem_backend(op, dev);
 	if (!backend) {   /* op already answered and finished */
 		free(dev->desc);
 		free(dev);
 		return;
 	}
-	step(op, disk ? "blockdev-add" : "netdev_add", backend, attach_backend_added);
+	static const char *const add[] = { "blockdev-add", "netdev_add", NULL, "object-add" };
+	step(op, add[kind], backend, attach_backend_added);
 }
 
 /* ---- detach ---- */
@@ -417,18 +935,18 @@ static void on_detach_timeout(uv_timer_t *t)
 	op->dev->state = "pending-unplug";
 	sv_log(SV_LOG_WARN, op->g->name, "%s: the guest has not released it; pending-unplug",
 	       op->dev->id);
-	sv_reply_err(op->req, "PendingUnplug", "the guest has not released %s in time; it "
-	             "stays pending-unplug and is removed once the guest lets it go",
-	             op->dev->id);
+	char desc[200];
+	snprintf(desc, sizeof(desc), "the guest has not released %s in time; it stays "
+	         "pending-unplug and is removed once the guest lets it go", op->dev->id);
 	op->dev = NULL;
-	op_finish(op);
+	op->ret_error = true;
+	op_done(op, json_pack("{s:s, s:s}", "class", "PendingUnplug", "desc", desc), NULL, op->id);
 }
 
 static void detach_done(struct hp_op *op)
 {
-	sv_reply_ok(op->req, json_pack("{s:s, s:s}", "id", op->id, "state", "detached"));
 	op->dev = NULL;
-	op_finish(op);
+	op_done(op, json_pack("{s:s, s:s}", "id", op->id, "state", "detached"), NULL, op->id);
 }
 
 static void detach_requested(struct hp_op *op, const struct qmp_result *r)
@@ -461,10 +979,23 @@ static void detach_start(struct hp_op *op)
 	if (!dev && p && sv_profile_find_device(p, id) >= 0)
 		return op_fail(op, "InvalidArgument", "%s comes from the profile; edit the profile "
 		               "and restart the guest to remove it", id);
+	if (!dev && json_is_true(json_object_get(op->args, "persist"))) {
+		/* Not in the guest (its replay failed, say), but in the overlay. */
+		json_t *e;
+		size_t i;
+		json_array_foreach(overlay_of(g), i, e)
+			if (!strcmp(json_string_value(json_object_get(e, "id")) ?: "", id))
+				return op_done(op, json_pack("{s:s, s:s}", "id", id, "state",
+				               "removed from the overlay"), NULL, id);
+	}
 	if (!dev)
 		return op_fail(op, "NotFound", "no hot-plugged device %.32s", id);
 	if (strcmp(dev->state, "attached") != 0)
 		return op_fail(op, "InvalidState", "%s is already being unplugged", id);
+	if (dev->kind == DEV_CPU && strcmp(g->accel, "kvm") != 0)
+		return op_fail(op, "InvalidState", "%s: QEMU cannot unplug a vCPU under TCG (7.2 "
+		               "never completes it and crashes on the next plug); stop and start "
+		               "the guest to drop it", id);
 	dev->state = "unplugging";
 	op->dev = dev;
 	snprintf(op->id, sizeof(op->id), "%s", id);
@@ -509,7 +1040,7 @@ json_t *sv_hotplug_list(struct sv_guest *g)
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "id", p->nics[i].id,
 		                      "kind", "nic", "source", "profile", "state", "attached"));
 	for (struct hp_dev *d = g->hp ? g->hp->devs : NULL; d; d = d->next)
-		json_array_append_new(list, dev_json(d, "hotplug"));
+		json_array_append_new(list, dev_json(d));
 	return list;
 }
 
@@ -562,9 +1093,11 @@ static void fail_queue(struct sv_guest *g)
 		}
 		if (op->req)
 			sv_reply_err(op->req, "InvalidState", "%s", "QEMU ended during the operation");
-		json_decref(op->args);
-		json_decref(op->error);
-		free(op);
+		op->req = NULL;
+		if (op->writing)
+			op->orphaned = true;   /* persisted() finishes it */
+		else
+			op_free(op);
 		op = next;
 	}
 }
@@ -577,6 +1110,8 @@ void sv_hotplug_reset(struct sv_guest *g)
 	fail_queue(g);
 	while (hp->devs)
 		dev_unlink(hp, hp->devs);
+	json_decref(hp->overlay);
+	free(hp->overlay_errs);
 	free(hp);
 	g->hp = NULL;
 }
@@ -601,7 +1136,29 @@ void sv_hotplug_qemu_gone(struct sv_guest *g)
 bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g))
 {
 	struct sv_hp *hp = g->hp;
-	if (!hp || !hp->devs)
+	if (!hp) {
+		/* A start (not a restart): the overlay's devices. */
+		const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+		json_t *ov = NULL;
+		char path[1024];
+		if (p)
+			overlay_load(g, p, &ov);
+		if (!json_array_size(ov) || !(hp = hp_of(g))) {
+			json_decref(ov);
+			return false;
+		}
+		hp->overlay = ov;
+		sv_overlay_path(p, path, sizeof(path));
+		sv_log(SV_LOG_INFO, g->name, "adding %zu device(s) from %s", json_array_size(ov),
+		       path);
+		hp->replayed = done;
+		size_t i;
+		json_t *spec;
+		json_array_foreach(ov, i, spec)
+			enqueue(g, NULL, spec, false);
+		return true;
+	}
+	if (!hp->devs)
 		return false;
 	json_t *specs = json_array();
 	while (hp->devs) {
@@ -625,8 +1182,8 @@ json_t *sv_hotplug_export(struct sv_guest *g)
 	json_t *list = json_array();
 	for (struct hp_dev *d = g->hp ? g->hp->devs : NULL; d; d = d->next)
 		if (d->spec)
-			json_array_append_new(list, json_pack("{s:O, s:s, s:s}", "spec", d->spec,
-			                      "bus", d->bus, "state", d->state));
+			json_array_append_new(list, json_pack("{s:O, s:s, s:s, s:s?}", "spec", d->spec,
+			                      "bus", d->bus, "state", d->state, "desc", d->desc));
 	return list;
 }
 
@@ -654,25 +1211,24 @@ static void on_peripherals(struct qmp_client *c, const struct qmp_result *r, voi
 
 void sv_hotplug_import(struct sv_guest *g, json_t *saved)
 {
-	size_t i;
-	json_t *e;
-	json_array_foreach(saved, i, e) {
+	/* saved is newest first, like the list: prepend oldest first. */
+	for (size_t i = json_array_size(saved); i-- > 0;) {
+		json_t *e = json_array_get(saved, i);
 		json_t *spec = json_object_get(e, "spec");
 		const char *id = json_string_value(json_object_get(spec, "id"));
-		const char *kind = json_string_value(json_object_get(spec, "kind"));
+		int kind = kind_parse(json_string_value(json_object_get(spec, "kind")));
 		const char *st = json_string_value(json_object_get(e, "state"));
 		struct sv_hp *hp = hp_of(g);
-		struct hp_dev *dev = hp && id && sv_device_id_valid(id) && kind
+		struct hp_dev *dev = hp && id && sv_device_id_valid(id) && kind >= 0
 		                   ? calloc(1, sizeof(*dev)) : NULL;
 		if (!dev)
 			continue;
-		bool disk = strcmp(kind, "disk") == 0;
-		dev->kind = disk ? DEV_DISK : DEV_NIC;
+		dev->kind = kind;
 		snprintf(dev->id, sizeof(dev->id), "%s", id);
-		snprintf(dev->backend, sizeof(dev->backend), "%s.%s", disk ? "hpdrive" : "hpnet", id);
+		snprintf(dev->backend, sizeof(dev->backend), "%s.%s", backend_prefix[kind], id);
 		snprintf(dev->bus, sizeof(dev->bus), "%s",
 		         json_string_value(json_object_get(e, "bus")) ?: "");
-		const char *desc = json_string_value(json_object_get(spec, disk ? "file" : "type"));
+		const char *desc = json_string_value(json_object_get(e, "desc"));
 		dev->desc = desc ? strdup(desc) : NULL;
 		dev->state = st && strcmp(st, "pending-unplug") == 0 ? "pending-unplug" : "attached";
 		dev->spec = json_deep_copy(spec);

@@ -12,16 +12,27 @@
  * restart): they are re-added over QMP while the new QEMU waits in -S,
  * before cont. A stop drops them. They are recorded in state.json, so a
  * re-adopting qsupd lists them again (and reconciles with QEMU's own list).
- * Not yet: vCPU and memory, --persist.
+ * vCPUs: query-hotpluggable-cpus, then device_add per vCPU (ids vcpuN, N
+ * its slot in topology order). Memory: object-add of a memory-backend-ram,
+ * then device_add of a pc-dimm; detach ends with object-del.
  */
 #ifndef SV_HOTPLUG_H
 #define SV_HOTPLUG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <jansson.h>
 
 struct sv_guest;
+struct sv_profile;
 struct sv_request;
+
+/* Check attach arguments (or an overlay section, as the same JSON) against
+ * the guest's profile: kind, id, the keys allowed for the kind and their
+ * values; a disk's file must exist. Returns NULL, or an error class with
+ * msg set. Limits that depend on what is attached already (free slots,
+ * vCPUs and memory left) are checked when the attach runs. */
+const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg, size_t size);
 
 /* The attach verb: args {name, kind: "disk"|"nic", id, ...}. Answers req. */
 void sv_hotplug_attach(struct sv_guest *g, struct sv_request *req, json_t *args);

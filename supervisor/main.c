@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "host.h"
 #include "log.h"
+#include "overlay.h"
 #include "profile.h"
 #include "util.h"
 
@@ -193,6 +194,22 @@ static bool kvm_usable(struct sv_error *why)
 
 /* Load path and build its argv with the host's facts. Prints errors and
  * warnings on stderr. Returns 0 with *a filled, or -1. */
+/* --check: p's hot-plug overlay (NAME.d/hotplug.ini), if it has one. */
+static int check_overlay(const struct sv_profile *p)
+{
+	json_t *specs = NULL;
+	char *errs = NULL, ov[1024];
+	int r = sv_overlay_read(p, &specs, &errs);
+	if (errs)
+		fputs(errs, stderr);
+	if (r == 0 && json_array_size(specs) && sv_overlay_path(p, ov, sizeof(ov)) == 0)
+		printf("%s: ok (%zu device%s)\n", ov, json_array_size(specs),
+		       json_array_size(specs) == 1 ? "" : "s");
+	json_decref(specs);
+	free(errs);
+	return r;
+}
+
 static int load_and_build(const struct opts *o, const char *path, struct sv_argv *a)
 {
 	struct sv_strv errs = { 0 };
@@ -218,6 +235,10 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	}
 	if (r == 0)
 		print_lines(stderr, &a->warnings);
+	if (r == 0 && o->mode == MODE_CHECK && check_overlay(p) < 0) {
+		sv_argv_free(a);
+		r = -1;
+	}
 	sv_profile_free(p);
 	return r < 0 ? -1 : 0;
 }

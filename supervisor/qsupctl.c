@@ -32,6 +32,7 @@ enum {
 	CTL_F_NAMES = 1,        /* every positional argument is a guest name */
 	CTL_F_NAME1 = 2,        /* the first one is */
 	CTL_F_FORCE = 4,        /* takes --force */
+	CTL_F_PERSIST = 8,      /* takes --persist */
 };
 
 struct ctl {
@@ -39,6 +40,7 @@ struct ctl {
 	const char *socket_opt;     /* -s, or NULL */
 	bool json;
 	bool force;
+	bool persist;
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -81,12 +83,15 @@ static const struct ctl_cmd commands[] = {
 	  2, 3, CTL_F_NAME1 },
 	{ "argv", ctl_argv, "NAME", "print the QEMU argv that start would use",
 	  1, 1, CTL_F_NAMES },
-	{ "attach", ctl_attach, "NAME disk|nic id=ID [KEY=VALUE...]",
-	  "hot-plug a disk (file=, format=, readonly=on) or NIC (type=user|tap, tap=, mac=)",
-	  3, -1, CTL_F_NAME1 },
+	{ "attach", ctl_attach, "NAME disk|nic|cpu|memory [id=ID] [KEY=VALUE...]",
+	  "hot-plug a disk (file=, format=, readonly=on), NIC (type=user|tap|bridge, tap=, "
+	  "bridge=, mac=), vCPUs (count=N) or memory (size=)",
+	  2, -1, CTL_F_NAME1 | CTL_F_PERSIST },
 	{ "detach", ctl_detach, "NAME ID [timeout=MS]",
-	  "unplug a hot-plugged device, wait until the guest released it", 2, 3, CTL_F_NAME1 },
-	{ "devices", ctl_devices, "NAME", "list a guest's devices: from the profile, hot-plugged",
+	  "unplug a hot-plugged device, wait until the guest released it", 2, 3,
+	  CTL_F_NAME1 | CTL_F_PERSIST },
+	{ "devices", ctl_devices, "NAME", "list a guest's devices: from the profile, its "
+	  "overlay, hot-plugged",
 	  1, 1, CTL_F_NAMES },
 	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
 	  1, 1, CTL_F_NAMES },
@@ -119,6 +124,10 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 	fprintf(out, "usage: qsupctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
 	if (cmd->flags & CTL_F_FORCE)
 		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
+	if (cmd->flags & CTL_F_PERSIST)
+		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
+		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
+		        "and start\n");
 }
 
 static const struct ctl_cmd *cmd_find(const char *name)
@@ -440,7 +449,13 @@ static int kv_args(json_t *args, char **words, int n)
 
 static void show_device(struct ctl *c, const char *what, json_t *ret)
 {
-	(void)c;
+	json_t *devs = json_object_get(ret, "devices"), *d;
+	size_t i;
+	if (json_is_array(devs)) {   /* attach cpu count=N */
+		json_array_foreach(devs, i, d)
+			show_device(c, what, d);
+		return;
+	}
 	printf("%s: %s %s\n", what, json_string_value(json_object_get(ret, "id")) ?: "?",
 	       json_string_value(json_object_get(ret, "state")) ?: "?");
 }
@@ -455,6 +470,8 @@ static int device_verb(struct ctl *c, const char *verb, json_t *req, char **word
 		json_decref(req);
 		return CTL_EXIT_USAGE;
 	}
+	if (c->persist)
+		json_object_set_new(req, "persist", json_true());
 	snprintf(what, sizeof(what), "%s %s", verb, name);
 	int r = call(c, verb, req, what, &reply);
 	if (r == CTL_EXIT_OK)
@@ -540,6 +557,7 @@ static const struct option verb_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "force", no_argument, NULL, 'f' },
+	{ "persist", no_argument, NULL, 'p' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -588,13 +606,15 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfh", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfph", verb_opts, NULL)) != -1) {
 		if (o == 's') {
 			c->socket_opt = optarg;
 		} else if (o == 'j') {
 			c->json = true;
 		} else if (o == 'f' && (cmd->flags & CTL_F_FORCE)) {
 			c->force = true;
+		} else if (o == 'p' && (cmd->flags & CTL_F_PERSIST)) {
+			c->persist = true;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;
@@ -603,7 +623,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, o == 'f' ? 'f' : optopt, argv[optind - 1]);
+			return bad_option(cmd->name, o == 'f' || o == 'p' ? o : optopt, argv[optind - 1]);
 		}
 	}
 	n = argc - optind;

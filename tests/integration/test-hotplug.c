@@ -63,15 +63,20 @@ static void start(struct fx *x, const char *name)
 }
 
 /* Boot the tiny guest and keep its console open. */
-static void start_tiny(struct fx *x)
+static void start_tiny_with(struct fx *x, const char *extra)
 {
-	t_daemon_tiny_profile(&x->d, "tiny", "");
+	t_daemon_tiny_profile(&x->d, "tiny", extra);
 	start(x, "tiny");
 	t_loop_finish(&x->loop);   /* t_ctl_console() sets it up afresh */
 	assert_int_equal(t_ctl_console(&x->c, "tiny", &x->loop, &x->ser), 0);
 	if (t_serial_wait(&x->ser, "QSUP-GUEST-READY", &x->seen, 60000) < 0)
 		fail_msg("no ready marker:\n%s", x->ser.buf ? x->ser.buf : "");
 	printf("# using tcg (the guest must see the devices)\n");
+}
+
+static void start_tiny(struct fx *x)
+{
+	start_tiny_with(x, "");
 }
 
 static void console_shows(struct fx *x, const char *marker)
@@ -227,6 +232,100 @@ static void test_disk_and_nic_in_the_guest(void **state)
 	console_shows(x, "QSUP-HOTPLUG remove net eth0");
 }
 
+/* Ask the guest's console cmd; returns the number after marker. */
+static long ask(struct fx *x, const char *cmd, const char *marker)
+{
+	assert_int_equal(t_serial_write(&x->ser, cmd), 0);
+	console_shows(x, marker);
+	size_t at = x->seen;
+	console_shows(x, "\n");   /* the whole line */
+	const char *p = x->ser.buf + at;
+	char *end;
+	long v = strtol(p, &end, 10);
+	if (end == p)
+		fail_msg("no number after '%s':\n%s", marker, x->ser.buf);
+	return v;
+}
+
+static json_t *attach_kv(struct fx *x, const char *kind, const char *key, json_t *value)
+{
+	json_t *a = json_pack("{s:s, s:s}", "name", "tiny", "kind", kind);
+	if (key)
+		json_object_set_new(a, key, value);
+	return t_ctl_call(&x->c, "attach", a, 30000);
+}
+
+/* vCPUs and memory: the guest's CPU count and MemTotal grow; the limits of
+ * the profile give clear errors; a vCPU cannot be unplugged under TCG
+ * (QEMU 7.2 crashes), so qsupd refuses; memory unplugs. */
+static void test_cpu_and_memory_in_the_guest(void **state)
+{
+	struct fx *x = *state;
+	start_tiny_with(x, "max-cpus = 3\nmax-memory = 768M\nslots = 2\n");
+	assert_int_equal(ask(x, "cpus", "QSUP-CPUS "), 1);
+	json_t *r = attach_kv(x, "cpu", "count", json_integer(2));
+	expect_ok(r, "attach cpu count=2");
+	json_t *devs = json_object_get(json_object_get(r, "return"), "devices");
+	assert_int_equal(json_array_size(devs), 2);
+	assert_string_equal(str(json_array_get(devs, 0), "id"), "vcpu1");
+	assert_string_equal(str(json_array_get(devs, 1), "id"), "vcpu2");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG add cpu cpu2");
+	usleep(200000);
+	assert_int_equal(ask(x, "cpus", "QSUP-CPUS "), 3);
+	r = attach_kv(x, "cpu", NULL, NULL);
+	expect_err(r, "InvalidState");   /* max-cpus reached */
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "max-cpus"));
+	json_decref(r);
+	r = detach(x, "tiny", "vcpu2", 0);
+	expect_err(r, "InvalidState");
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "TCG"));
+	json_decref(r);
+
+	long kib0 = ask(x, "mem", "QSUP-MEM ");
+	expect_err_take(attach_kv(x, "memory", "size", json_string("3M")), "InvalidArgument");
+	expect_err_take(attach_kv(x, "memory", "size", json_string("lots")), "InvalidArgument");
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s}", "name", "tiny", "kind",
+	               "memory", "id", "mem1", "size", "256M"), 30000);
+	expect_ok(r, "attach memory");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG add memory");
+	usleep(300000);
+	long kib1 = ask(x, "mem", "QSUP-MEM ");
+	printf("# note: guest MemTotal %ld KiB -> %ld KiB\n", kib0, kib1);
+	assert_true(kib1 - kib0 >= 250 * 1024);
+	/* 256M + 256M + 512M would pass max-memory (768M). */
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s}", "name", "tiny", "kind",
+	               "memory", "id", "mem2", "size", "512M"), 30000);
+	expect_err(r, "InvalidState");
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "max-memory"));
+	json_decref(r);
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "tiny", "command",
+	               "query-memory-devices"), 10000);
+	assert_int_equal(json_array_size(json_object_get(r, "return")), 1);
+	json_decref(r);
+	/* The guest onlined it movable, so it can give it back. */
+	r = detach(x, "tiny", "mem1", 0);
+	expect_ok(r, "detach memory");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG remove memory");
+	usleep(300000);
+	assert_true(ask(x, "mem", "QSUP-MEM ") < kib1);
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s}}", "name", "tiny", "command",
+	               "qom-list", "arguments", "path", "/objects"), 10000);
+	assert_null(strstr(json_dumps(json_object_get(r, "return"), 0), "hpmem.mem1"));
+	json_decref(r);
+	/* The devices list, also through qsupctl. */
+	char out[4096];
+	const char *devs_argv[] = { t_qsupctl(), "-s", x->d.sock, "devices", "tiny", NULL };
+	assert_int_equal(t_run_capture(devs_argv, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "vcpu1"));
+	assert_non_null(strstr(out, "cpu"));
+	const char *nomem[] = { t_qsupctl(), "-s", x->d.sock, "attach", "tiny", "memory", NULL };
+	assert_int_equal(t_run_capture(nomem, out, sizeof(out), 10000), 1);
+	assert_non_null(strstr(out, "size"));
+}
+
 #define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 
 static void test_failures_leave_nothing_behind(void **state)
@@ -317,6 +416,146 @@ static void test_guest_never_releases(void **state)
 	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "deaf"), 5000);
 	assert_int_equal(json_array_size(json_object_get(r, "return")), 0);
 	json_decref(r);
+}
+
+static void qsupd_check(struct fx *x, const char *name, int want, const char *expect)
+{
+	char bin[600], prof[600], out[8192];
+	const char *b = getenv("QSUP_BUILDDIR");
+	snprintf(bin, sizeof(bin), "%s/qsupd", b && *b ? b : "build");
+	snprintf(prof, sizeof(prof), "%s/%s.ini", x->d.profiles, name);
+	const char *argv[] = { bin, "--check", prof, NULL };
+	int rc = t_run_capture(argv, out, sizeof(out), 20000);
+	if (rc != want || !strstr(out, expect))
+		fail_msg("qsupd --check %s: exit %d (want %d), no '%s' in:\n%s", name, rc, want,
+		         expect, out);
+}
+
+static int count_memdevs(struct fx *x, const char *name)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-memory-devices"), 10000);
+	int n = (int)json_array_size(json_object_get(r, "return"));
+	json_decref(r);
+	return n;
+}
+
+static int count_cpus(struct fx *x, const char *name)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-cpus-fast"), 10000);
+	int n = (int)json_array_size(json_object_get(r, "return"));
+	json_decref(r);
+	return n;
+}
+
+static void stop_start(struct fx *x, const char *name)
+{
+	json_decref(t_ctl_do(&x->c, "stop", name, 30000, NULL));
+	json_t *s = t_ctl_do(&x->c, "start", name, 30000, NULL);
+	if (!s)
+		fail_msg("start failed:\n%s", t_daemon_log(&x->d));
+	json_decref(s);
+}
+
+/* --persist: the overlay NAME.d/hotplug.ini keeps devices across stop and
+ * start; without it they go; qsupd --check validates the overlay. */
+static void test_persist_overlay(void **state)
+{
+	struct fx *x = *state;
+	char img[600], img2[600], ov[700];
+	t_daemon_profile(&x->d, "keep", FW "max-memory = 512M\nslots = 2\ncpus = 1\n"
+	                 "max-cpus = 2\nhotplug-slots = 2\n[shutdown]\ntimeout = 1s\n");
+	start(x, "keep");
+	printf("# using %s (firmware only: QEMU's side of the devices)\n", t_accel());
+	make_image(x, "keep.img", img, sizeof(img));
+	make_image(x, "gone.img", img2, sizeof(img2));
+	snprintf(ov, sizeof(ov), "%s/keep.d/hotplug.ini", x->d.profiles);
+	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
+	               "name", "keep", "kind", "disk", "id", "pd1", "file", img, "format", "raw",
+	               "persist", 1, "cache", "none"), 30000);
+	expect_ok(r, "attach --persist");
+	assert_string_equal(str(json_object_get(r, "return"), "source"), "overlay");
+	json_decref(r);
+	expect_ok(r = attach_disk(x, "keep", "td1", img2, "raw"), "attach (not persisted)");
+	json_decref(r);
+	/* memory and a vCPU through qsupctl --persist */
+	char out[4096];
+	const char *mem[] = { t_qsupctl(), "-s", x->d.sock, "attach", "--persist", "keep",
+	                      "memory", "size=128M", NULL };
+	if (t_run_capture(mem, out, sizeof(out), 20000) != 0)
+		fail_msg("qsupctl attach memory: %s", out);
+	const char *cpu[] = { t_qsupctl(), "-s", x->d.sock, "attach", "keep", "cpu", "--persist",
+	                      NULL };
+	if (t_run_capture(cpu, out, sizeof(out), 20000) != 0)
+		fail_msg("qsupctl attach cpu: %s", out);
+	assert_non_null(strstr(out, "vcpu1"));
+	const char *text = t_file_tail(ov);
+	printf("# overlay:\n%s", text);
+	assert_non_null(strstr(text, "[disk.pd1]"));
+	assert_non_null(strstr(text, "cache = none"));
+	assert_non_null(strstr(text, "[memory.mem0]"));
+	assert_non_null(strstr(text, "[cpu.vcpu1]"));
+	assert_null(strstr(text, "td1"));
+	qsupd_check(x, "keep", 0, "hotplug.ini: ok (3 devices)");
+
+	stop_start(x, "keep");
+	assert_int_equal(nodes(x, "keep", "hpdrive.pd1"), 1);
+	assert_int_equal(nodes(x, "keep", "hpdrive.td1"), 0);
+	assert_int_equal(count_memdevs(x, "keep"), 1);
+	assert_int_equal(count_cpus(x, "keep"), 2);
+	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "keep"), 5000);
+	assert_int_equal(json_array_size(json_object_get(r, "return")), 3);
+	json_decref(r);
+
+	/* detach --persist: out of the overlay at once, even though the
+	 * firmware never releases the device (pending-unplug). */
+	expect_err_take(t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s, s:b, s:i}", "name",
+	                "keep", "id", "pd1", "persist", 1, "timeout", 500), 10000), "PendingUnplug");
+	assert_null(strstr(t_file_tail(ov), "[disk.pd1]"));
+	stop_start(x, "keep");
+	assert_int_equal(nodes(x, "keep", "hpdrive."), 0);
+	assert_int_equal(count_memdevs(x, "keep"), 1);
+
+	/* A persisted disk whose file went away: its re-add fails and is
+	 * logged, --check names it, the section stays until detach --persist. */
+	expect_ok(r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}",
+	          "name", "keep", "kind", "disk", "id", "pd2", "file", img2, "format", "raw",
+	          "persist", 1), 30000), "attach pd2 --persist");
+	json_decref(r);
+	json_decref(t_ctl_do(&x->c, "stop", "keep", 30000, NULL));
+	assert_int_equal(unlink(img2), 0);
+	json_decref(t_ctl_do(&x->c, "start", "keep", 30000, NULL));
+	assert_int_equal(nodes(x, "keep", "hpdrive."), 0);
+	assert_int_equal(count_memdevs(x, "keep"), 1);
+	assert_non_null(strstr(t_daemon_log(&x->d), "could not re-add"));
+	qsupd_check(x, "keep", 1, "[disk.pd2]");
+	r = t_ctl_call(&x->c, "detach", json_pack("{s:s, s:s, s:b}", "name", "keep", "id", "pd2",
+	               "persist", 1), 10000);
+	expect_ok(r, "detach --persist of a device that is only in the overlay");
+	assert_string_equal(str(json_object_get(r, "return"), "state"), "removed from the overlay");
+	json_decref(r);
+	qsupd_check(x, "keep", 0, "hotplug.ini: ok (2 devices)");
+
+	/* A broken overlay: --check says where; the guest starts with the
+	 * sections that are right; qsupd will not rewrite the file. */
+	FILE *f = fopen(ov, "a");
+	fprintf(f, "\n[nic.n1]\ntype = user\ncolour = blue\n\n[gadget]\nx = 1\n");
+	fclose(f);
+	qsupd_check(x, "keep", 1, "[nic.n1] colour: not a key for a nic");
+	qsupd_check(x, "keep", 1, "[gadget] sections are KIND.ID");
+	stop_start(x, "keep");
+	assert_int_equal(count_memdevs(x, "keep"), 1);
+	assert_non_null(strstr(t_daemon_log(&x->d), "[gadget]"));
+	make_image(x, "pd3.img", img2, sizeof(img2));
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name", "keep",
+	               "kind", "disk", "id", "pd3", "file", img2, "format", "raw", "persist", 1),
+	               30000);
+	expect_err(r, "InvalidState");
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "not persisted"));
+	json_decref(r);
+	assert_non_null(strstr(t_file_tail(ov), "[gadget]"));
+	assert_null(strstr(t_file_tail(ov), "pd3"));
 }
 
 static json_t *status_of(struct fx *x, const char *name)
@@ -426,9 +665,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_disk_and_nic_in_the_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_and_memory_in_the_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures_leave_nothing_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_never_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_survive_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persist_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_after_readoption, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hotplug", tests, NULL, NULL);
