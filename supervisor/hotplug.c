@@ -13,6 +13,7 @@
 #include "overlay.h"
 #include "qmp.h"
 #include "state.h"
+#include "tap.h"
 
 #define DETACH_TIMEOUT_MS 10000u
 
@@ -221,12 +222,15 @@ static void on_step(struct qmp_client *c, const struct qmp_result *r, void *arg)
 	fn(op, r);
 }
 
-/* Run cmd (args taken); fn gets the result. */
-static void step(struct hp_op *op, const char *cmd, json_t *args, step_fn fn)
+/* Run cmd (args taken), passing fd along when >= 0 (the caller keeps it);
+ * fn gets the result. */
+static void step_fd(struct hp_op *op, const char *cmd, json_t *args, int fd, step_fn fn)
 {
 	struct step *s = malloc(sizeof(*s));
 	struct sv_guest *g = op->g;
-	int rc = s && g->qmp ? qmp_client_execute(g->qmp, cmd, args, 0, on_step, s) : UV_ENOTCONN;
+	int rc = !s || !g->qmp ? UV_ENOTCONN
+	       : fd >= 0 ? qmp_client_execute_fd(g->qmp, cmd, args, fd, 0, on_step, s)
+	       : qmp_client_execute(g->qmp, cmd, args, 0, on_step, s);
 	json_decref(args);
 	if (rc < 0) {
 		free(s);
@@ -239,6 +243,11 @@ static void step(struct hp_op *op, const char *cmd, json_t *args, step_fn fn)
 	}
 	s->op = op;
 	s->fn = fn;
+}
+
+static void step(struct hp_op *op, const char *cmd, json_t *args, step_fn fn)
+{
+	step_fd(op, cmd, args, -1, fn);
 }
 
 /* Remove a device's backend once QEMU has deleted the device itself. */
@@ -624,9 +633,25 @@ static void attach_device_added(struct hp_op *op, const struct qmp_result *r)
 	json_decref(add);
 }
 
+static void nic_mac(struct hp_op *op, const char *id, uint8_t m[6])
+{
+	const char *given = arg_str(op->args, "mac");
+	if (!given || sv_mac_parse(given, m) < 0)
+		sv_mac_stable(op->g->name, id, m);
+}
+
 static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 {
 	struct hp_dev *dev = op->dev;
+	if (r->status != 0 && dev->kind == DEV_NIC && op->g->qmp &&
+	    !strcmp(arg_str(op->args, "type") ?: "", "bridge")) {
+		/* The tap fd stays in QEMU's named fds until closed. */
+		char fdname[SV_ID_MAX + 16];
+		snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
+		json_t *a = json_pack("{s:s}", "fdname", fdname);
+		qmp_client_execute(op->g->qmp, "closefd", a, 0, NULL, NULL);
+		json_decref(a);
+	}
 	if (r->status != 0) {
 		free(dev->desc);
 		free(dev);
@@ -655,14 +680,27 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 	} else {
 		char mac[18];
 		uint8_t m[6];
-		json_t *given = json_object_get(op->args, "mac");
-		if (!json_is_string(given) || sv_mac_parse(json_string_value(given), m) < 0)
-			sv_mac_stable(op->g->name, dev->id, m);
+		nic_mac(op, dev->id, m);
 		sv_mac_format(m, mac);
 		json_object_set_new(a, "netdev", json_string(dev->backend));
 		json_object_set_new(a, "mac", json_string(mac));
 	}
 	step(op, "device_add", a, attach_device_added);
+}
+
+static void bridge_fd_passed(struct hp_op *op, const struct qmp_result *r)
+{
+	struct hp_dev *dev = op->dev;
+	if (r->status != 0) {
+		free(dev->desc);
+		free(dev);
+		op->dev = NULL;
+		return op_fail_qemu(op);
+	}
+	char fdname[SV_ID_MAX + 16];
+	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
+	step(op, "netdev_add", json_pack("{s:s, s:s, s:s}", "type", "tap", "id", dev->backend,
+	                                 "fd", fdname), attach_backend_added);
 }
 
 /* A free spare port (q35), or pci.0 (pc). Returns 0, or -ENOSPC. */
@@ -710,18 +748,44 @@ static json_t *disk_backend(struct hp_op *op, struct hp_dev *dev)
 	return r;
 }
 
+static void bridge_fd_passed(struct hp_op *op, const struct qmp_result *r);
+
+/* A bridge NIC: qsupd makes the tap itself and passes it over QMP (QEMU's
+ * sandbox forbids running qemu-bridge-helper); netdev_add follows getfd.
+ * dev is op's from here on (freed on failure). */
+static void bridge_start(struct hp_op *op, struct hp_dev *dev)
+{
+	struct sv_error err = { 0 };
+	char tap[SV_IFNAMSIZ];
+	uint8_t m[6];
+	nic_mac(op, dev->id, m);
+	int fd = sv_tap_open(arg_str(op->args, "bridge"), NULL, m, tap, &err);
+	if (fd < 0) {
+		free(dev);
+		op->dev = NULL;
+		return op_fail(op, fd == -ENODEV || fd == -EOPNOTSUPP ? "NotFound" : "GenericError",
+		               "%s", err.msg);
+	}
+	char fdname[SV_ID_MAX + 16];
+	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
+	if (asprintf(&dev->desc, "bridge %s, tap %s", arg_str(op->args, "bridge"), tap) < 0)
+		dev->desc = NULL;
+	sv_log(SV_LOG_INFO, op->g->name, "%s: tap %s on bridge %s", dev->id, tap,
+	       arg_str(op->args, "bridge"));
+	op->dev = dev;
+	step_fd(op, "getfd", json_pack("{s:s}", "fdname", fdname), fd, bridge_fd_passed);
+	close(fd);   /* QEMU has its copy (or the step failed): the tap lives in QEMU */
+}
+
+/* A user or tap NIC's netdev_add (bridges: bridge_start). */
 static json_t *nic_backend(struct hp_op *op, struct hp_dev *dev)
 {
 	const char *type = arg_str(op->args, "type") ?: "user";
 	dev->desc = strdup(type);
 	if (strcmp(type, "user") == 0)
 		return json_pack("{s:s, s:s}", "type", "user", "id", dev->backend);
-	if (strcmp(type, "tap") == 0)
-		return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "tap", "id", dev->backend,
-		                 "ifname", arg_str(op->args, "tap"), "script", "no",
-		                 "downscript", "no");
-	op_fail(op, "InvalidArgument", "%s", "bridge NICs cannot be hot-plugged yet");
-	return NULL;
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "tap", "id", dev->backend,
+	                 "ifname", arg_str(op->args, "tap"), "script", "no", "downscript", "no");
 }
 
 /* ---- vCPUs: query-hotpluggable-cpus, then a device_add per vCPU ---- */
@@ -916,6 +980,8 @@ static void attach_start(struct hp_op *op)
 		               "are taken (raise hotplug-slots in the profile)", "the");
 	}
 	op->dev = dev;
+	if (kind == DEV_NIC && !strcmp(arg_str(op->args, "type") ?: "", "bridge"))
+		return bridge_start(op, dev);
 	json_t *backend = kind == DEV_DISK ? disk_backend(op, dev)
 	                : kind == DEV_NIC ? nic_backend(op, dev) : mem_backend(op, dev);
 	if (!backend) {   /* op already answered and finished */

@@ -29,118 +29,19 @@
 #include <linux/sockios.h>
 #include <cmocka.h>
 
+#include "netns.h"
 #include "tap.h"
 #include "testutil.h"
 
 #define BR "qbr0"
 
-static char netns_skip[256];   /* why the tests cannot run, or "" */
-
-/* Unshare the network and mount namespaces and mount a fresh sysfs on /sys
- * (private propagation: the host's mounts are not affected). Must run while
- * the process has one thread. */
-static void enter_netns(void)
-{
-	if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0) {
-		snprintf(netns_skip, sizeof(netns_skip), "unshare(CLONE_NEWNET|CLONE_NEWNS): "
-		         "%s (these tests need root to create a private network namespace)",
-		         strerror(errno));
-		return;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		snprintf(netns_skip, sizeof(netns_skip), "mounting a private sysfs for the "
-		         "new network namespace: %s", strerror(errno));
-}
-
+/* Skip the test (saying why) when the namespaces could not be made. */
 static void need_netns(void)
 {
-	if (netns_skip[0]) {
-		printf("# skip: %s\n", netns_skip);
+	if (t_netns_skip[0]) {
+		printf("# skip: %s\n", t_netns_skip);
 		skip();
 	}
-}
-
-/* ---- the test's own view of interfaces: ioctls and sysfs ---- */
-
-static int ctl_sock(void)
-{
-	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(s >= 0);
-	return s;
-}
-
-static int if_do(unsigned long req, const char *name, struct ifreq *ifr)
-{
-	int s = ctl_sock();
-	snprintf(ifr->ifr_name, sizeof(ifr->ifr_name), "%s", name);
-	int r = ioctl(s, req, ifr) < 0 ? -errno : 0;
-	close(s);
-	return r;
-}
-
-static int mtu_of(const char *name)
-{
-	struct ifreq ifr = { 0 };
-	assert_int_equal(if_do(SIOCGIFMTU, name, &ifr), 0);
-	return ifr.ifr_mtu;
-}
-
-static void set_mtu(const char *name, int mtu)
-{
-	struct ifreq ifr = { .ifr_mtu = mtu };
-	assert_int_equal(if_do(SIOCSIFMTU, name, &ifr), 0);
-}
-
-static void set_up(const char *name)
-{
-	struct ifreq ifr = { 0 };
-	assert_int_equal(if_do(SIOCGIFFLAGS, name, &ifr), 0);
-	ifr.ifr_flags |= IFF_UP;
-	assert_int_equal(if_do(SIOCSIFFLAGS, name, &ifr), 0);
-}
-
-static void bridge_add(const char *name)
-{
-	int s = ctl_sock();
-	if (ioctl(s, SIOCBRADDBR, name) < 0)
-		fail_msg("SIOCBRADDBR %s: %s", name, strerror(errno));
-	close(s);
-	set_up(name);
-}
-
-static void bridge_del(const char *name)
-{
-	struct ifreq ifr = { 0 };
-	if (if_do(SIOCGIFFLAGS, name, &ifr) == 0) {
-		ifr.ifr_flags &= ~IFF_UP;
-		if_do(SIOCSIFFLAGS, name, &ifr);
-	}
-	int s = ctl_sock();
-	int r = ioctl(s, SIOCBRDELBR, name);
-	close(s);
-	assert_int_equal(r, 0);
-}
-
-static bool if_exists(const char *name)
-{
-	char path[128];
-	snprintf(path, sizeof(path), "/sys/class/net/%s", name);
-	return access(path, F_OK) == 0;
-}
-
-/* The bridge name tap's master link points to ("" when it has none). */
-static const char *master_of(const char *tap)
-{
-	static char buf[PATH_MAX];
-	char path[128];
-	snprintf(path, sizeof(path), "/sys/class/net/%s/master", tap);
-	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return "";
-	buf[n] = '\0';
-	char *slash = strrchr(buf, '/');
-	return slash ? slash + 1 : buf;
 }
 
 /* A hex number from /sys/class/net/NAME/FILE (flags, tun_flags), or -1. */
@@ -189,10 +90,10 @@ static int setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
 	*state = x;
-	if (netns_skip[0])
+	if (t_netns_skip[0])
 		return 0;
 	assert_string_equal(interfaces(), "lo");
-	bridge_add(BR);
+	t_bridge_add(BR);
 	return 0;
 }
 
@@ -209,9 +110,9 @@ static int teardown(void **state)
 		t_qemu_reap(&x->loop, &x->q, 0);
 		assert_int_equal(t_loop_finish(&x->loop), 0);
 	}
-	if (!netns_skip[0]) {
-		if (if_exists(BR))
-			bridge_del(BR);
+	if (!t_netns_skip[0]) {
+		if (t_if_exists(BR))
+			t_bridge_del(BR);
 		assert_string_equal(interfaces(), "lo");   /* no tap left behind */
 	}
 	free(x);
@@ -276,8 +177,8 @@ static void test_open_enslaves_and_up(void **state)
 	need_netns();
 	int fd = tap_open(x, BR, NULL, name);
 	assert_int_equal(strncmp(name, "qsup", 4), 0);
-	assert_true(if_exists(name));
-	assert_string_equal(master_of(name), BR);
+	assert_true(t_if_exists(name));
+	assert_string_equal(t_if_master(name), BR);
 	assert_true(sysfs_hex(name, "flags") & IFF_UP);
 	long tf = sysfs_hex(name, "tun_flags");
 	assert_int_equal(tf & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
@@ -292,13 +193,13 @@ static void test_open_enslaves_and_up(void **state)
 	char name2[SV_IFNAMSIZ] = "";
 	int fd2 = tap_open(x, BR, NULL, name2);
 	assert_string_not_equal(name, name2);
-	assert_string_equal(master_of(name2), BR);
+	assert_string_equal(t_if_master(name2), BR);
 	/* Closing the fd removes the tap. */
 	tap_close(x, fd);
-	assert_false(if_exists(name));
-	assert_true(if_exists(name2));
+	assert_false(t_if_exists(name));
+	assert_true(t_if_exists(name2));
 	tap_close(x, fd2);
-	assert_false(if_exists(name2));
+	assert_false(t_if_exists(name2));
 	assert_string_equal(interfaces(), "lo " BR);
 }
 
@@ -311,12 +212,12 @@ static void test_mtu_copied(void **state)
 	need_netns();
 	for (size_t i = 0; i < sizeof(mtus) / sizeof(mtus[0]); i++) {
 		char name[SV_IFNAMSIZ];
-		set_mtu(BR, mtus[i]);
-		assert_int_equal(mtu_of(BR), mtus[i]);
+		t_if_set_mtu(BR, mtus[i]);
+		assert_int_equal(t_if_mtu(BR), mtus[i]);
 		int fd = tap_open(x, BR, NULL, name);
-		assert_int_equal(mtu_of(name), mtus[i]);
-		assert_int_equal(mtu_of(BR), mtus[i]);
-		assert_string_equal(master_of(name), BR);
+		assert_int_equal(t_if_mtu(name), mtus[i]);
+		assert_int_equal(t_if_mtu(BR), mtus[i]);
+		assert_string_equal(t_if_master(name), BR);
 		tap_close(x, fd);
 	}
 }
@@ -328,7 +229,7 @@ static void test_given_name(void **state)
 	need_netns();
 	int fd = tap_open(x, BR, "vm-web.0_x", name);
 	assert_string_equal(name, "vm-web.0_x");
-	assert_string_equal(master_of("vm-web.0_x"), BR);
+	assert_string_equal(t_if_master("vm-web.0_x"), BR);
 	/* 15 characters is the longest. */
 	int fd2 = tap_open(x, BR, "abcdefghijklmno", name);
 	assert_string_equal(name, "abcdefghijklmno");
@@ -337,13 +238,13 @@ static void test_given_name(void **state)
 	               "that name exists already");
 	expect_refused(BR, BR, -EEXIST, "exists already");
 	expect_refused(BR, "lo", -EEXIST, "exists already");
-	assert_string_equal(master_of("vm-web.0_x"), BR);
+	assert_string_equal(t_if_master("vm-web.0_x"), BR);
 	tap_close(x, fd);
 	tap_close(x, fd2);
 	/* Free again. */
 	fd = tap_open(x, BR, "vm-web.0_x", NULL);
 	tap_close(x, fd);
-	assert_false(if_exists("vm-web.0_x"));
+	assert_false(t_if_exists("vm-web.0_x"));
 }
 
 static const char *address_of(const char *name)
@@ -376,9 +277,9 @@ static void test_mac(void **state)
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
 	memcpy(ifr.ifr_hwaddr.sa_data, "\x02\x00\x00\x00\x00\x01", 6);
-	assert_int_equal(if_do(SIOCSIFHWADDR, "uplink0", &ifr), 0);
-	assert_int_equal(if_do(SIOCGIFINDEX, "uplink0", &ifr), 0);
-	assert_int_equal(if_do(SIOCBRADDIF, BR, &ifr), 0);
+	assert_int_equal(t_if_do(SIOCSIFHWADDR, "uplink0", &ifr), 0);
+	assert_int_equal(t_if_do(SIOCGIFINDEX, "uplink0", &ifr), 0);
+	assert_int_equal(t_if_do(SIOCBRADDIF, BR, &ifr), 0);
 	assert_string_equal(address_of(BR), "02:00:00:00:00:01");
 
 	int fd = tap_open_mac(x, BR, NULL, guest, name);
@@ -406,15 +307,15 @@ static void test_existing_persistent_tap(void **state)
 	assert_int_equal(ioctl(t, TUNSETIFF, &ifr), 0);
 	assert_int_equal(ioctl(t, TUNSETPERSIST, 1), 0);
 	close(t);
-	assert_true(if_exists("ptap0"));
+	assert_true(t_if_exists("ptap0"));
 	expect_refused(BR, "ptap0", -EEXIST, "tap ptap0: an interface of that name "
 	               "exists already");
-	assert_string_equal(master_of("ptap0"), "");
+	assert_string_equal(t_if_master("ptap0"), "");
 	t = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	assert_int_equal(ioctl(t, TUNSETIFF, &ifr), 0);
 	assert_int_equal(ioctl(t, TUNSETPERSIST, 0), 0);
 	close(t);
-	assert_false(if_exists("ptap0"));
+	assert_false(t_if_exists("ptap0"));
 }
 
 static void test_bad_names(void **state)
@@ -447,7 +348,7 @@ static void test_missing_bridge(void **state)
 	need_netns();
 	expect_refused("nobr0", NULL, -ENODEV, "bridge nobr0: no such bridge");
 	expect_refused("nobr0", "qsupx", -ENODEV, "bridge nobr0: no such bridge");
-	bridge_del(BR);
+	t_bridge_del(BR);
 	expect_refused(BR, NULL, -ENODEV, "bridge " BR ": no such bridge");
 }
 
@@ -557,9 +458,9 @@ static const char *hmp(struct t_qemu *q, struct t_qmp *t, const char *line)
 
 static bool gone(const char *name)
 {
-	for (int i = 0; i < 100 && if_exists(name); i++)
+	for (int i = 0; i < 100 && t_if_exists(name); i++)
 		usleep(20000);
-	return !if_exists(name);
+	return !t_if_exists(name);
 }
 
 /* Does the virtio-net device offer checksum offload to the guest? QEMU
@@ -639,7 +540,7 @@ static void give_tap(struct fx *x, const char *ifname, const char *fdname)
 	if (rc != 0)
 		fail_msg("getfd: %s; QEMU said: %s", qmp_strerror(rc), t_qemu_stderr(&x->q));
 	tap_close(x, fd);
-	assert_true(if_exists(ifname));   /* QEMU holds it now */
+	assert_true(t_if_exists(ifname));   /* QEMU holds it now */
 }
 
 static void test_qemu_takes_the_fd(void **state)
@@ -676,7 +577,7 @@ static void test_qemu_takes_the_fd(void **state)
 	       csum ? csum : "cannot tell");
 	if (csum)
 		assert_string_equal(csum, "yes");
-	assert_string_equal(master_of("qsupvm0"), BR);
+	assert_string_equal(t_if_master("qsupvm0"), BR);
 	assert_true(sysfs_hex("qsupvm0", "flags") & IFF_UP);
 
 	/* The guest never ran, so it cannot release the NIC: device_del stays
@@ -720,7 +621,7 @@ static void test_guest_plug_unplug(void **state)
 	const char *csum = guest_csum(t);
 	if (csum)
 		assert_string_equal(csum, "yes");
-	assert_string_equal(master_of("qsupvm2"), BR);
+	assert_string_equal(t_if_master("qsupvm2"), BR);
 
 	size_t from = json_array_size(t->events);
 	json_decref(qmp_ok(q, t, "device_del", json_pack("{s:s}", "id", "nic2")));
@@ -728,7 +629,7 @@ static void test_guest_plug_unplug(void **state)
 		fail_msg("no DEVICE_DELETED for nic2; console:\n%s", x->ser.buf);
 	if (t_serial_wait(&x->ser, "QSUP-HOTPLUG remove net ", &x->seen, 10000) < 0)
 		fail_msg("the guest did not report the NIC gone; console:\n%s", x->ser.buf);
-	assert_true(if_exists("qsupvm2"));   /* the netdev still holds it */
+	assert_true(t_if_exists("qsupvm2"));   /* the netdev still holds it */
 	json_decref(qmp_ok(q, t, "netdev_del", json_pack("{s:s}", "id", "net2")));
 	assert_true(gone("qsupvm2"));
 	assert_string_equal(interfaces(), "lo " BR);
@@ -736,9 +637,9 @@ static void test_guest_plug_unplug(void **state)
 
 int main(void)
 {
-	enter_netns();
-	if (netns_skip[0])
-		printf("# note: skipping: %s\n", netns_skip);
+	t_netns_enter();
+	if (t_netns_skip[0])
+		printf("# note: skipping: %s\n", t_netns_skip);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_enslaves_and_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mtu_copied, setup, teardown),

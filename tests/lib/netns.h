@@ -1,0 +1,32 @@
+/*
+ * Tests that need a network of their own: a private network namespace (and
+ * mount namespace with a fresh /sys, since sysfs shows the namespace it was
+ * mounted in), bridges made with ioctls, and a look at interfaces. Nothing
+ * touches the host's network. Test code only; failures end the test.
+ */
+#ifndef T_NETNS_H
+#define T_NETNS_H
+
+#include <stdbool.h>
+#include <net/if.h>
+
+/* Why t_netns_enter() failed ("" when it worked). */
+extern char t_netns_skip[256];
+
+/* Unshare the network and mount namespaces and mount a private sysfs. Call
+ * it first in main(), while the process has one thread. */
+void t_netns_enter(void);
+
+int t_if_sock(void);
+/* ioctl req on interface name; 0 or -errno. */
+int t_if_do(unsigned long req, const char *name, struct ifreq *ifr);
+int t_if_mtu(const char *name);
+void t_if_set_mtu(const char *name, int mtu);
+void t_if_up(const char *name);
+void t_bridge_add(const char *name);   /* and bring it up */
+void t_bridge_del(const char *name);
+bool t_if_exists(const char *name);
+/* The bridge an interface is enslaved to ("" when none). */
+const char *t_if_master(const char *name);
+
+#endif
