@@ -29,6 +29,7 @@ struct pctx {
 	const char *path;
 	json_t *specs;
 	json_t *cur;            /* the section being read */
+	json_t *lines;          /* the line of each spec's header */
 	int cur_line;
 	char *errs;
 	size_t nerrs;
@@ -64,6 +65,7 @@ static void section_end(struct pctx *c)
 	if (sv_hotplug_check(c->p, c->cur, msg, sizeof(msg)))
 		err_add(c, c->cur_line, sect, "%s", msg);
 	json_array_append(c->specs, c->cur);
+	json_array_append_new(c->lines, json_integer(c->cur_line));
 	json_decref(c->cur);
 	c->cur = NULL;
 }
@@ -151,7 +153,8 @@ static char *reader(char *str, int num, void *stream)
 int sv_overlay_parse(const struct sv_profile *p, const char *path, const char *text,
                      json_t **specs, char **errs)
 {
-	struct pctx c = { .p = p, .path = path, .specs = json_array(), .text = text };
+	struct pctx c = { .p = p, .path = path, .specs = json_array(), .lines = json_array(),
+	                  .text = text };
 	*specs = NULL;
 	*errs = NULL;
 	int r = ini_parse_stream(reader, &c, on_line, &c);
@@ -170,12 +173,17 @@ int sv_overlay_parse(const struct sv_profile *p, const char *path, const char *t
 			b = json_array_get(c.specs, j);
 			if (strcmp(json_string_value(json_object_get(a, "id")),
 			           json_string_value(json_object_get(b, "id"))) == 0) {
-				err_add(&c, 0, json_string_value(json_object_get(a, "id")), "%s",
-				        "a second device with this id");
+				char sect[64];
+				snprintf(sect, sizeof(sect), "%s.%s",
+				         json_string_value(json_object_get(a, "kind")),
+				         json_string_value(json_object_get(a, "id")));
+				err_add(&c, (int)json_integer_value(json_array_get(c.lines, i)), sect,
+				        "%s", "a second device with this id");
 				c.broken = true;
 			}
 		}
 	}
+	json_decref(c.lines);
 	*specs = c.specs;
 	*errs = c.errs;
 	return c.broken ? -2 : c.nerrs ? -1 : 0;
