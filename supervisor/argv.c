@@ -585,6 +585,10 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
 		emit_devices(&b);
 		for (size_t i = 0; i < p->extra_args.n; i++)
 			add(&b, p->extra_args.v[i]);
+		if (b.f->incoming) {
+			add(&b, "-incoming");
+			add(&b, "defer");
+		}
 	}
 	free(b.bootindex);
 	if (b.r == -ENOMEM)

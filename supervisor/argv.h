@@ -22,6 +22,9 @@ struct sv_facts {
 	char serial_path[SV_SOCK_PATH_MAX];
 	int qmp_fd;
 	int serial_fd;
+	/* Wait for an incoming migration (-incoming defer, after the extra
+	 * arguments): qsupd then sets it up over QMP. */
+	bool incoming;
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/

@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "guest.h"
 #include "hotplug.h"
+#include "migrate.h"
 
 /* The guest named by args.name, or NULL after answering req. */
 static struct sv_guest *guest_arg(struct sv_request *req, json_t *args)
@@ -207,21 +208,61 @@ static void cmd_devices(struct sv_request *req, json_t *args)
 		sv_reply_ok(req, sv_hotplug_list(g));
 }
 
+static void cmd_migrate(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_migrate_out(g, req, args);
+}
+
+static void cmd_incoming(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_migrate_in(g, req, args);
+}
+
+static void cmd_migrate_cancel(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_migrate_cancel(g, req);
+}
+
+static void cmd_save(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_migrate_save(g, req, args);
+}
+
+static void cmd_restore(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_migrate_restore(g, req, args);
+}
+
 static const struct sv_command commands[] = {
 	{ "argv", cmd_argv, 0 },
 	{ "attach", cmd_attach, SV_CMD_MUTATES },
 	{ "detach", cmd_detach, SV_CMD_MUTATES },
 	{ "devices", cmd_devices, 0 },
+	{ "incoming", cmd_incoming, SV_CMD_MUTATES },
 	{ "console", cmd_console, 0 },
 	{ "kill", cmd_kill, SV_CMD_MUTATES },
 	{ "list", cmd_list, 0 },
+	{ "migrate", cmd_migrate, SV_CMD_MUTATES },
+	{ "migrate-cancel", cmd_migrate_cancel, SV_CMD_MUTATES },
 	{ "pause", cmd_simple, SV_CMD_MUTATES },
 	{ "qmp", cmd_qmp, SV_CMD_MUTATES },
 	{ "reload", cmd_reload, SV_CMD_MUTATES },
 	{ "reset", cmd_simple, SV_CMD_MUTATES },
 	{ "reset-failed", cmd_reset_failed, SV_CMD_MUTATES },
 	{ "restart", cmd_restart, SV_CMD_MUTATES },
+	{ "restore", cmd_restore, SV_CMD_MUTATES },
 	{ "resume", cmd_simple, SV_CMD_MUTATES },
+	{ "save", cmd_save, SV_CMD_MUTATES },
 	{ "start", cmd_start, SV_CMD_MUTATES },
 	{ "status", cmd_status, 0 },
 	{ "stop", cmd_stop, SV_CMD_MUTATES },

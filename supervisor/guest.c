@@ -25,6 +25,7 @@
 #include "guest.h"
 #include "guest_int.h"
 #include "hotplug.h"
+#include "migrate.h"
 #include "state.h"
 #include "log.h"
 #include "prepare.h"
@@ -76,7 +77,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b}",
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -90,7 +91,8 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "config_changed", up && (g->removed || g->digest != g->run_digest),
 	                 "accel", up ? json_string(g->accel) : json_null(),
 	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted,
-	                 "unresponsive", g->unresponsive);
+	                 "unresponsive", g->unresponsive, "migration",
+	                 sv_migrate_status(g) ?: json_null());
 }
 
 /* ---- waiters ---- */
@@ -239,7 +241,9 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		sv_adopted_qmp_ready(g);
 		return;
 	}
-	if (g->state == SV_STARTING && !sv_hotplug_replay(g, send_cont))
+	if (g->state == SV_INCOMING)
+		sv_migrate_qmp_ready(g);
+	else if (g->state == SV_STARTING && !sv_hotplug_replay(g, send_cont))
 		send_cont(g);
 }
 
@@ -285,6 +289,8 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 		           : "resumed (QMP RESUME event)");
 	if (strncmp(name, "DEVICE_", 7) == 0)
 		sv_hotplug_event(g, name, data);
+	if (strcmp(name, "MIGRATION") == 0)
+		sv_migrate_event(g, data);
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
 	                "guest", g->name, "data", data, "qemu-timestamp",
 	                "seconds", (json_int_t)ts->seconds,
@@ -377,7 +383,8 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 {
 	char what[sizeof(g->reason)];
 	enum sv_exit_class c = sv_guest_classify(g, g->state, status, sig, what, sizeof(what));
-	if (c != SV_EXIT_OPERATOR && c != SV_EXIT_POWEROFF && c != SV_EXIT_QUIT)
+	if (c != SV_EXIT_OPERATOR && c != SV_EXIT_POWEROFF && c != SV_EXIT_QUIT &&
+	    c != SV_EXIT_MIGRATED && c != SV_EXIT_SAVED)
 		sv_log(SV_LOG_WARN, g->name, "%s", what);
 	g->pid = 0;
 	uv_timer_stop(&g->timer);
@@ -386,6 +393,7 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	sv_hotplug_qemu_gone(g);
+	sv_migrate_qemu_gone(g);
 	sv_guest_ended(g, c, what);
 }
 
@@ -489,7 +497,8 @@ void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
 
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
-	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF)
+	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF &&
+	    g->state != SV_MIGRATED)
 		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
 	if (!g->profile)
 		return sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
@@ -504,6 +513,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	f.kvm_usable = g->d->kvm_usable;
 	f.qmp_fd = QMP_FD;
 	f.serial_fd = SERIAL_FD;
+	f.incoming = g->start_incoming;
 	int rc = sv_argv_build(g->profile, &f, &g->start_argv, err);
 	if (rc < 0)
 		return rc;
@@ -516,7 +526,9 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	g->shutdown_reason[0] = '\0';
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
-	sv_guest_transition(g, SV_STARTING, "start requested");
+	sv_guest_transition(g, g->start_incoming ? SV_INCOMING : SV_STARTING,
+	                    g->start_incoming ? "waiting for an incoming migration"
+	                                      : "start requested");
 	sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);
 	g->prepping = true;
 	sv_prepare_run(g);   /* may launch, or fail, before returning */
@@ -602,7 +614,9 @@ static bool stop_done_or_wait(struct sv_guest *g, struct sv_request *req)
 
 int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)
 {
-	(void)err;
+	if (g->state == SV_MIGRATING && !force)
+		return sv_error_set(err, -EBUSY, "%s is migrating: migrate-cancel it first, or "
+		                    "stop --force", g->name);
 	if (stop_done_or_wait(g, req))
 		return 0;
 	if (g->state == SV_STOPPING) {
@@ -782,6 +796,7 @@ void sv_guest_release(struct sv_guest *g)
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	sv_hotplug_reset(g);
+	sv_migrate_free(g);
 	close_proc(g);   /* QEMU goes on */
 	sv_adopted_release(g);
 	sv_prepare_release(g);

@@ -79,6 +79,8 @@ struct sv_guest {
 	uv_timer_t probe;
 	bool probing, unresponsive;
 	struct sv_hp *hp;               /* hot-plug (hotplug.c); NULL: none */
+	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
+	bool start_incoming;            /* the start is for an incoming migration */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */

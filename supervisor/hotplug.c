@@ -703,6 +703,14 @@ static void bridge_fd_passed(struct hp_op *op, const struct qmp_result *r)
 	                                 "fd", fdname), attach_backend_added);
 }
 
+static bool bus_used(struct sv_guest *g, const char *bus)
+{
+	for (struct hp_dev *d = g->hp->devs; d; d = d->next)
+		if (strcmp(d->bus, bus) == 0 && strcmp(bus, "pci.0") != 0)
+			return true;
+	return false;
+}
+
 /* A free spare port (q35), or pci.0 (pc). Returns 0, or -ENOSPC. */
 static int free_bus(struct sv_guest *g, char *bus, size_t size)
 {
@@ -713,10 +721,7 @@ static int free_bus(struct sv_guest *g, char *bus, size_t size)
 	}
 	for (unsigned i = 0; i < p->hotplug_slots; i++) {
 		snprintf(bus, size, "hotplug.%u", i);
-		bool used = false;
-		for (struct hp_dev *d = g->hp->devs; d; d = d->next)
-			used |= strcmp(d->bus, bus) == 0;
-		if (!used)
+		if (!bus_used(g, bus))
 			return 0;
 	}
 	return -ENOSPC;
@@ -947,9 +952,13 @@ static void attach_start(struct hp_op *op)
 	struct sv_guest *g = op->g;
 	const char *id = arg_str(op->args, "id");
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	char msg[600];
+	char msg[600], want_bus[32] = "";
 	if (!p)
 		return op_fail(op, "InvalidState", "%s", "the guest's profile is gone");
+	if (op->replay && arg_str(op->args, "bus")) {
+		snprintf(want_bus, sizeof(want_bus), "%s", arg_str(op->args, "bus"));
+		json_object_del(op->args, "bus");
+	}
 	const char *cls = sv_hotplug_check(p, op->args, msg, sizeof(msg));
 	if (cls)
 		return op_fail(op, cls, "%s", msg);
@@ -974,7 +983,9 @@ static void attach_start(struct hp_op *op)
 	dev->kind = kind;
 	snprintf(dev->id, sizeof(dev->id), "%s", id);
 	snprintf(dev->backend, sizeof(dev->backend), "%s.%s", backend_prefix[kind], id);
-	if (kind != DEV_MEM && free_bus(g, dev->bus, sizeof(dev->bus)) < 0) {
+	if (want_bus[0] && !bus_used(g, want_bus))
+		snprintf(dev->bus, sizeof(dev->bus), "%s", want_bus);
+	else if (kind != DEV_MEM && free_bus(g, dev->bus, sizeof(dev->bus)) < 0) {
 		free(dev);
 		return op_fail(op, "InvalidState", "no free hot-plug slot: all %s spare ports "
 		               "are taken (raise hotplug-slots in the profile)", "the");
@@ -1074,7 +1085,7 @@ static void op_start(struct hp_op *op)
 {
 	struct sv_guest *g = op->g;
 	if (g->state != SV_RUNNING && g->state != SV_PAUSED &&
-	    !(op->replay && g->state == SV_STARTING))
+	    !(op->replay && (g->state == SV_STARTING || g->state == SV_INCOMING)))
 		return op_fail(op, "InvalidState", "%s is not running", sv_state_name(g->state));
 	if (op->detach)
 		detach_start(op);
@@ -1228,7 +1239,12 @@ bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g))
 		return false;
 	json_t *specs = json_array();
 	while (hp->devs) {
-		json_array_append(specs, hp->devs->spec);
+		/* The same slot as before: a migration's destination must match
+		 * the source device for device. */
+		json_t *spec = json_deep_copy(hp->devs->spec);
+		if (hp->devs->bus[0])
+			json_object_set_new(spec, "bus", json_string(hp->devs->bus));
+		json_array_append_new(specs, spec);
 		dev_unlink(hp, hp->devs);
 	}
 	hp->replayed = done;
@@ -1301,6 +1317,12 @@ void sv_hotplug_import(struct sv_guest *g, json_t *saved)
 		dev->next = hp->devs;
 		hp->devs = dev;
 	}
+}
+
+void sv_hotplug_handover(struct sv_guest *g, json_t *saved)
+{
+	if (hp_of(g))
+		sv_hotplug_import(g, saved);
 }
 
 void sv_hotplug_reconcile(struct sv_guest *g)

@@ -65,6 +65,10 @@ json_t *sv_hotplug_export(struct sv_guest *g);
  * then, once QMP is back, drop those QEMU no longer has (unplugged while
  * qsupd was down) together with their backends. */
 void sv_hotplug_import(struct sv_guest *g, json_t *saved);
+
+/* A migration's destination (or a restore): the source's devices (as
+ * exported), to be re-added into the waiting QEMU, and no overlay. */
+void sv_hotplug_handover(struct sv_guest *g, json_t *saved);
 void sv_hotplug_reconcile(struct sv_guest *g);
 
 #endif

@@ -10,7 +10,8 @@ const char *sv_exit_class_name(enum sv_exit_class c)
 		[SV_EXIT_NONE] = "none", [SV_EXIT_POWEROFF] = "poweroff",
 		[SV_EXIT_PANIC] = "panic", [SV_EXIT_CRASH] = "crash",
 		[SV_EXIT_OPERATOR] = "operator", [SV_EXIT_START_FAILURE] = "start-failure",
-		[SV_EXIT_QUIT] = "quit",
+		[SV_EXIT_QUIT] = "quit", [SV_EXIT_MIGRATED] = "migrated",
+		[SV_EXIT_SAVED] = "saved", [SV_EXIT_INCOMING] = "incoming-failed",
 	};
 	return names[c];
 }

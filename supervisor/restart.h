@@ -28,6 +28,9 @@ enum sv_exit_class {
 	SV_EXIT_OPERATOR,       /* stop or kill */
 	SV_EXIT_START_FAILURE,  /* QEMU died before it was running */
 	SV_EXIT_QUIT,           /* QEMU quit on request (quit through qmp) */
+	SV_EXIT_MIGRATED,       /* migrated to another QEMU: it runs there */
+	SV_EXIT_SAVED,          /* saved to a file */
+	SV_EXIT_INCOMING,       /* an incoming migration (or restore) failed */
 };
 
 /* Never respawn sooner than this after a start failure. */

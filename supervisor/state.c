@@ -14,6 +14,7 @@
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"
+#include "migrate.h"
 #include "qmp.h"
 #include "state.h"
 
@@ -200,6 +201,10 @@ static void on_query_status(struct qmp_client *c, const struct qmp_result *r, vo
 		return;
 	g->adopting = false;
 	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
+	if (sv_migrate_adopt(g, st)) {   /* it took the state over */
+		sv_hotplug_reconcile(g);
+		return;
+	}
 	snprintf(reason, sizeof(reason), "re-adopted (pid %d%s%s)", g->pid,
 	         st && strcmp(st, "running") ? ", QEMU status " : "",
 	         st && strcmp(st, "running") ? st : "");
@@ -271,6 +276,14 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 	} else if (was && strcmp(was, "stopping") == 0) {
 		c = SV_EXIT_OPERATOR;
 		what = "stopped by operator (ended while qsupd was down)";
+	} else if (was && strcmp(was, "migrating") == 0) {
+		/* It may well run on the destination now: never restart it here. */
+		c = SV_EXIT_OPERATOR;
+		what = "QEMU ended during a migration while qsupd was down; not restarted "
+		       "(the guest may run on the destination)";
+	} else if (was && strcmp(was, "incoming") == 0) {
+		c = SV_EXIT_INCOMING;
+		what = "QEMU ended during an incoming migration while qsupd was down";
 	}
 	sv_log(SV_LOG_WARN, g->name, "pid %d %s: %s", pid, why, what);
 	g->started_ms = 0;
@@ -279,7 +292,7 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 
 static enum sv_exit_class class_by_name(const char *s)
 {
-	for (int c = SV_EXIT_NONE; c <= SV_EXIT_QUIT; c++)
+	for (int c = SV_EXIT_NONE; c <= SV_EXIT_INCOMING; c++)
 		if (s && strcmp(s, sv_exit_class_name(c)) == 0)
 			return c;
 	return SV_EXIT_NONE;
@@ -320,6 +333,9 @@ void sv_state_restore(struct sv_guest *g)
 	} else if (was && strcmp(was, "failed") == 0) {
 		sv_guest_transition(g, SV_FAILED, "failed before qsupd restarted "
 		                    "(reset-failed or start re-arms it)");
+	} else if (was && strcmp(was, "migrated") == 0) {
+		/* It runs elsewhere: never autostarted here. */
+		sv_guest_transition(g, SV_MIGRATED, "migrated away before qsupd restarted");
 	}
 	json_decref(saved);
 }

@@ -14,6 +14,7 @@
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"
+#include "migrate.h"
 #include "qmp.h"
 
 enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int64_t status,
@@ -27,6 +28,18 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	else
 		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
+	bool saved;
+	if (sv_migrate_completed(g, &saved)) {
+		snprintf(what, size, "%s %s", saved ? "saved to" : "migrated to",
+		         sv_migrate_where(g));
+		return saved ? SV_EXIT_SAVED : SV_EXIT_MIGRATED;
+	}
+	if (was == SV_INCOMING && !g->force_kill) {
+		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
+		snprintf(what, size, "incoming migration failed: QEMU %s: %s", how,
+		         tail[0] ? tail : "(nothing on stderr)");
+		return SV_EXIT_INCOMING;
+	}
 	if (was == SV_STARTING && g->adopted) {
 		/* It was running before we came back: an ending, not a failed start. */
 		snprintf(what, size, "QEMU crashed while being re-adopted: %s", how);
@@ -154,14 +167,16 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	bool restart_waiting = false;
 	for (struct sv_waiter *w = g->waiters; w; w = w->next)
 		restart_waiting |= w->kind == SV_WAIT_RESTART;
-	if (restart_waiting || g->d->exiting || g->removed || !g->profile)
+	if (c == SV_EXIT_MIGRATED)
+		sv_guest_transition(g, SV_MIGRATED, what);   /* it runs elsewhere now */
+	else if (restart_waiting || g->d->exiting || g->removed || !g->profile)
 		sv_guest_transition(g, SV_STOPPED, what);
 	else
 		apply_policy(g, c, what, &pp, uptime);
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
 	run_restart_waiters(g);
-	if (g->state == SV_STOPPED || g->state == SV_FAILED)
+	if (g->state == SV_STOPPED || g->state == SV_FAILED || g->state == SV_MIGRATED)
 		sv_hotplug_reset(g);   /* hot-plugged devices last until a stop */
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_daemon_guest_idle(g->d, g);

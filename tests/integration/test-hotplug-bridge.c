@@ -99,6 +99,7 @@ static void test_bridge_nic(void **state)
 	if (!r)
 		fail_msg("start failed:\n%s", t_daemon_log(&x->d));
 	json_decref(r);
+	t_loop_finish(&x->loop);   /* t_ctl_console() sets it up afresh */
 	assert_int_equal(t_ctl_console(&x->c, "tiny", &x->loop, &x->ser), 0);
 	console_shows(x, "QSUP-GUEST-READY");
 	printf("# using tcg (the guest must see the NIC)\n");

@@ -313,7 +313,9 @@ static void test_cpu_and_memory_in_the_guest(void **state)
 	assert_true(ask(x, "mem", "QSUP-MEM ") < kib1);
 	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s}}", "name", "tiny", "command",
 	               "qom-list", "arguments", "path", "/objects"), 10000);
-	assert_null(strstr(json_dumps(json_object_get(r, "return"), 0), "hpmem.mem1"));
+	char *objs = json_dumps(json_object_get(r, "return"), 0);
+	assert_null(strstr(objs, "hpmem.mem1"));
+	free(objs);
 	json_decref(r);
 	/* The devices list, also through qsupctl. */
 	char out[4096];

@@ -1,0 +1,1044 @@
+/* Live migration, save and restore: see migrate.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "argv.h"
+#include "control.h"
+#include "daemon.h"
+#include "guest_int.h"
+#include "hotplug.h"
+#include "log.h"
+#include "migrate.h"
+#include "peer.h"
+#include "qmp.h"
+
+#define PROGRESS_MS 500u
+#define PEER_TIMEOUT_MS 60000u
+/* qsup's default bandwidth cap: none to speak of (QEMU's own default,
+ * 128 MiB/s, is far below what a local or LAN link carries). */
+#define DEFAULT_BANDWIDTH (1ull << 40)
+#define SAVE_MAGIC "QSUP-SAVE-1 "
+#define SAVE_HEADER_MAX (1u << 20)
+
+enum role { ROLE_OUT, ROLE_IN, ROLE_SAVE, ROLE_RESTORE };
+static const char *const role_names[] = { "source", "destination", "save", "restore" };
+
+struct sv_mig {
+	enum role role;
+	struct sv_request *req;         /* answered at the end (or, incoming: listening) */
+	bool wait;                      /* migrate: answer at the end */
+	json_t *args;                   /* the verb's arguments */
+	char uri[640];
+	char *to;                       /* migrate --to: the destination's control socket */
+	struct sv_peer *peer;
+	char *file;                     /* save, restore */
+	int fd;                         /* save, restore: until QEMU has it */
+	bool was_paused;                /* source; destination: the source's */
+	bool started;                   /* QEMU is migrating (source) */
+	bool ending, completed;
+	bool post;                      /* re-adopted in postmigrate: the source's end */
+	const char *status;             /* QEMU's last migration status */
+	uv_timer_t *timer;              /* progress and timeout */
+	uint64_t started_ms, timeout_ms;
+	json_t *last;                   /* the last query-migrate */
+};
+
+static const struct sv_profile *prof(struct sv_guest *g)
+{
+	return g->run_profile ? g->run_profile : g->profile;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* ---- the context ---- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct sv_guest *g = h->data;
+	free(h);
+	sv_guest_handle_gone(g);
+}
+
+static void mig_free(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (!m)
+		return;
+	g->mig = NULL;
+	if (m->timer) {
+		m->timer->data = g;
+		uv_close((uv_handle_t *)m->timer, on_timer_closed);
+	}
+	if (m->peer)
+		sv_peer_cancel(m->peer);
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->req)
+		sv_reply_err(m->req, "InvalidState", "%s: the migration ended (%s)", g->name,
+		             g->reason);
+	json_decref(m->args);
+	json_decref(m->last);
+	free(m->to);
+	free(m->file);
+	free(m);
+}
+
+static struct sv_mig *mig_new(struct sv_guest *g, enum role role, struct sv_request *req,
+                              json_t *args)
+{
+	struct sv_mig *m = calloc(1, sizeof(*m));
+	if (!m) {
+		sv_reply_err(req, "GenericError", "%s", "out of memory");
+		return NULL;
+	}
+	m->role = role;
+	m->req = req;
+	m->args = json_incref(args);
+	m->fd = -1;
+	m->started_ms = uv_now(g->d->loop);
+	g->mig = m;
+	return m;
+}
+
+/* Answer the waiting request (if any) with ok / the error. */
+static void answer_ok(struct sv_guest *g, json_t *ret)
+{
+	struct sv_mig *m = g->mig;
+	if (m && m->req)
+		sv_reply_ok(m->req, ret);
+	else
+		json_decref(ret);
+	if (m)
+		m->req = NULL;
+}
+
+static void answer_err(struct sv_guest *g, const char *cls, const char *msg)
+{
+	struct sv_mig *m = g->mig;
+	sv_log(SV_LOG_WARN, g->name, "%s", msg);
+	if (m && m->req)
+		sv_reply_err(m->req, cls, "%s", msg);
+	if (m)
+		m->req = NULL;
+}
+
+/* ---- what both ends must agree on ---- */
+
+/* The QEMU command line the profile gives, with this host's accelerator
+ * but a fixed runtime dir: both ends must have the same one. */
+static json_t *profile_argv(struct sv_guest *g, struct sv_error *err)
+{
+	struct sv_facts f;
+	struct sv_argv a = { 0 };
+	if (!prof(g)) {
+		sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
+		return NULL;
+	}
+	sv_facts_init(&f, "/run/qsup", g->name);
+	f.kvm_usable = g->d->kvm_usable;
+	f.qmp_fd = 3;
+	f.serial_fd = 4;
+	if (sv_argv_build(prof(g), &f, &a, err) < 0)
+		return NULL;
+	json_t *list = json_array();
+	for (size_t i = 0; i < a.argc; i++)
+		json_array_append_new(list, json_string(a.argv[i]));
+	sv_argv_free(&a);
+	return list;
+}
+
+/* Compare the source's command line with ours; NULL, or why not. */
+static char *argv_mismatch(struct sv_guest *g, json_t *theirs)
+{
+	struct sv_error err = { 0 };
+	json_t *ours = profile_argv(g, &err);
+	char *why = NULL;
+	if (!ours) {
+		why = strdup(err.msg);
+	} else if (!json_is_array(theirs)) {
+		why = strdup("the source sent no QEMU command line to compare");
+	} else {
+		size_t n = json_array_size(ours), k = json_array_size(theirs), i;
+		for (i = 0; i < n && i < k; i++)
+			if (!json_equal(json_array_get(ours, i), json_array_get(theirs, i)))
+				break;
+		if (i < n || i < k) {
+			const char *a = json_string_value(json_array_get(theirs, i));
+			const char *b = json_string_value(json_array_get(ours, i));
+			if (asprintf(&why, "the profile of %s here differs from the source's: its "
+			             "QEMU command line has '%.200s' where the source has '%.200s' "
+			             "(argument %zu)", g->name, b ? b : "(end)", a ? a : "(end)",
+			             i) < 0)
+				why = NULL;
+		}
+	}
+	json_decref(ours);
+	return why;
+}
+
+/* migrate-set-capabilities: events, the profile's, the request's. */
+static json_t *caps_json(struct sv_guest *g, json_t *args, bool file)
+{
+	const struct sv_profile *p = prof(g);
+	json_t *list = json_pack("[{s:s, s:b}]", "capability", "events", "state", 1);
+	json_t *extra = json_object_get(args, "capabilities"), *e;
+	size_t i;
+	for (size_t k = 0; p && k < p->migrate_caps.n; k++) {
+		if (file && !strcmp(p->migrate_caps.v[k], "multifd"))
+			continue;   /* no multifd into a file */
+		json_array_append_new(list, json_pack("{s:s, s:b}", "capability",
+		                      p->migrate_caps.v[k], "state", 1));
+	}
+	json_array_foreach(extra, i, e)
+		if (json_is_string(e))
+			json_array_append_new(list, json_pack("{s:O, s:b}", "capability", e, "state", 1));
+	return json_pack("{s:o}", "capabilities", list);
+}
+
+/* migrate-set-parameters: the request's, else the profile's, else qsup's. */
+static json_t *params_json(struct sv_guest *g, json_t *args)
+{
+	const struct sv_profile *p = prof(g);
+	json_t *o = json_object();
+	json_t *v = json_object_get(args, "downtime");
+	if (json_is_integer(v))
+		json_object_set(o, "downtime-limit", v);
+	else if (p && p->migrate_downtime_ms)
+		json_object_set_new(o, "downtime-limit", json_integer((json_int_t)p->migrate_downtime_ms));
+	uint64_t bw = p && p->migrate_bandwidth ? p->migrate_bandwidth : DEFAULT_BANDWIDTH;
+	v = json_object_get(args, "bandwidth");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		bw = (uint64_t)json_integer_value(v);
+	else if (json_is_string(v))
+		sv_size_parse(json_string_value(v), &bw);
+	json_object_set_new(o, "max-bandwidth", json_integer((json_int_t)bw));
+	v = json_object_get(args, "multifd-channels");
+	if (json_is_integer(v))
+		json_object_set(o, "multifd-channels", v);
+	else if (p && p->migrate_multifd_channels)
+		json_object_set_new(o, "multifd-channels",
+		                    json_integer((json_int_t)p->migrate_multifd_channels));
+	return o;
+}
+
+/* Check the optional arguments of migrate/incoming/save; NULL or why not. */
+static const char *args_bad(json_t *args)
+{
+	json_t *v;
+	if ((v = json_object_get(args, "uri")) && !json_is_string(v))
+		return "uri must be a string (unix:PATH or tcp:HOST:PORT)";
+	if ((v = json_object_get(args, "downtime")) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 1))
+		return "downtime must be a number of milliseconds";
+	if ((v = json_object_get(args, "bandwidth")) && !json_is_integer(v) && !json_is_string(v))
+		return "bandwidth must be bytes per second, or a size such as 1G";
+	if ((v = json_object_get(args, "multifd-channels")) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 255))
+		return "multifd-channels must be a number from 1 to 255";
+	if ((v = json_object_get(args, "capabilities")) && !json_is_array(v))
+		return "capabilities must be a list of QEMU migration capability names";
+	if ((v = json_object_get(args, "timeout")) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 1))
+		return "timeout must be a number of milliseconds";
+	if ((v = json_object_get(args, "wait")) && !json_is_boolean(v))
+		return "wait must be true or false";
+	return NULL;
+}
+
+/* ---- QMP steps ---- */
+
+typedef void (*mstep_fn)(struct sv_guest *g, const struct qmp_result *r);
+
+struct mstep { struct sv_guest *g; mstep_fn fn; };
+
+static void on_mstep(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct mstep *s = arg;
+	(void)c;
+	struct sv_guest *g = s->g;
+	mstep_fn fn = s->fn;
+	free(s);
+	if (g->mig)
+		fn(g, r);
+}
+
+/* Run cmd (args taken; fd passed along when >= 0). */
+static void mstep_fd(struct sv_guest *g, const char *cmd, json_t *args, int fd, mstep_fn fn)
+{
+	struct mstep *s = malloc(sizeof(*s));
+	int rc = !s || !g->qmp ? UV_ENOTCONN
+	       : fd >= 0 ? qmp_client_execute_fd(g->qmp, cmd, args, fd, 0, on_mstep, s)
+	       : qmp_client_execute(g->qmp, cmd, args, 0, on_mstep, s);
+	json_decref(args);
+	if (rc < 0) {
+		free(s);
+		struct qmp_result r = { .status = rc };
+		fn(g, &r);
+		return;
+	}
+	s->g = g;
+	s->fn = fn;
+}
+
+static void mstep(struct sv_guest *g, const char *cmd, json_t *args, mstep_fn fn)
+{
+	mstep_fd(g, cmd, args, -1, fn);
+}
+
+/* The error of a failed step, as a message. */
+static void step_error(const struct qmp_result *r, const char *what, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s: %s", what, r->status == QMP_EREPLY ? r->err_desc
+	         : qmp_strerror(r->status));
+}
+
+/* ---- the source: migrate, save ---- */
+
+static void out_end(struct sv_guest *g, json_t *info);
+
+/* The figures of a query-migrate, for events and replies. */
+static json_t *figures(struct sv_guest *g, json_t *info)
+{
+	json_t *ram = json_object_get(info, "ram");
+	json_t *o = json_pack("{s:s, s:s, s:I}", "status", str(info, "status") ?: "?", "uri",
+	                      g->mig->uri, "elapsed-ms",
+	                      (json_int_t)(uv_now(g->d->loop) - g->mig->started_ms));
+	static const char *const keys[][2] = {
+		{ "transferred", "transferred" }, { "remaining", "remaining" },
+		{ "total", "total" }, { "dirty-pages-rate", "dirty-pages-rate" },
+		{ "mbps", "mbps" }, { "dirty-sync-count", "passes" },
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(ram, keys[i][0]);
+		if (v)
+			json_object_set(o, keys[i][1], v);
+	}
+	static const char *const top[] = { "expected-downtime", "downtime", "total-time",
+	                                   "setup-time", "error-desc" };
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		json_t *v = json_object_get(info, top[i]);
+		if (v)
+			json_object_set(o, top[i], v);
+	}
+	return o;
+}
+
+static void on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	struct sv_mig *m = g->mig;
+	if (!m || r->status != 0 || m->ending)
+		return;
+	const char *st = str(r->ret, "status");
+	if (!st)
+		return;
+	json_decref(m->last);
+	m->last = json_incref(r->ret);
+	sv_control_emit(g->d, json_pack("{s:s, s:s, s:o}", "event", "MIGRATION_PROGRESS",
+	                "guest", g->name, "data", figures(g, r->ret)));
+	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+		out_end(g, r->ret);
+}
+
+static void poll_now(struct sv_guest *g)
+{
+	if (g->qmp)
+		qmp_client_execute(g->qmp, "query-migrate", NULL, 0, on_progress, g);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	struct sv_mig *m = g->mig;
+	if (!m)
+		return;
+	if (m->timeout_ms && m->started && !m->ending &&
+	    uv_now(g->d->loop) - m->started_ms > m->timeout_ms) {
+		sv_log(SV_LOG_WARN, g->name, "migration timed out after %llu ms; cancelling",
+		       (unsigned long long)m->timeout_ms);
+		m->timeout_ms = 0;
+		m->status = "timeout";
+		if (g->qmp)
+			qmp_client_execute(g->qmp, "migrate_cancel", NULL, 0, NULL, NULL);
+	}
+	if (m->role == ROLE_OUT || m->role == ROLE_SAVE)
+		poll_now(g);
+}
+
+static void timer_start(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (m->timer || !(m->timer = malloc(sizeof(*m->timer))))
+		return;
+	uv_timer_init(g->d->loop, m->timer);
+	m->timer->data = g;
+	g->handles++;
+	uv_timer_start(m->timer, on_tick, PROGRESS_MS, PROGRESS_MS);
+}
+
+/* The destination of migrate --to is of no use any more: kill its QEMU. */
+static void on_peer_killed(json_t *reply, const char *why, void *arg)
+{
+	(void)reply;
+	(void)why;
+	(void)arg;
+}
+
+static void kill_destination(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (!m || !m->to)
+		return;
+	json_t *a = json_pack("{s:s}", "name", g->name);
+	sv_log(SV_LOG_INFO, g->name, "killing the destination's QEMU (through %s)", m->to);
+	sv_peer_call(g->d->loop, m->to, "kill", a, PEER_TIMEOUT_MS, on_peer_killed, NULL, NULL);
+	json_decref(a);
+}
+
+/* The migration is over (info: the last query-migrate). */
+static void out_end(struct sv_guest *g, json_t *info)
+{
+	struct sv_mig *m = g->mig;
+	const char *st = str(info, "status") ?: "failed";
+	if (m->ending)
+		return;
+	m->ending = true;
+	json_t *fig = figures(g, info);
+	if (!strcmp(st, "completed")) {
+		m->completed = true;
+		sv_log(SV_LOG_INFO, g->name, "%s to %s completed in %lld ms (downtime %lld ms)",
+		       m->role == ROLE_SAVE ? "save" : "migration", m->uri,
+		       (long long)json_integer_value(json_object_get(info, "total-time")),
+		       (long long)json_integer_value(json_object_get(info, "downtime")));
+		answer_ok(g, fig);
+		/* The guest now lives elsewhere (or in the file): QEMU quits, and
+		 * the guest is migrated (or stopped), never restarted here. */
+		if (g->qmp)
+			qmp_client_execute(g->qmp, "quit", NULL, 0, NULL, NULL);
+		return;
+	}
+	char why[700];
+	snprintf(why, sizeof(why), "%s %s: %s", m->role == ROLE_SAVE ? "save to" : "migration to",
+	         m->uri, m->status && !strcmp(m->status, "timeout") ? "timed out (cancelled)"
+	         : !strcmp(st, "cancelled") ? "cancelled"
+	         : str(info, "error-desc") ?: "failed");
+	json_decref(fig);
+	sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
+	answer_err(g, "MigrationFailed", why);
+	kill_destination(g);
+	if (m->role == ROLE_SAVE && m->file)
+		unlink(m->file);   /* half a stream is no use */
+	mig_free(g);
+}
+
+static void out_migrating(struct sv_guest *g, const struct qmp_result *r)
+{
+	struct sv_mig *m = g->mig;
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "migrate", why, sizeof(why));
+		m->ending = true;
+		answer_err(g, "MigrationFailed", why);
+		kill_destination(g);
+		if (m->role == ROLE_SAVE && m->file)
+			unlink(m->file);
+		return mig_free(g);
+	}
+	m->started = true;
+	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_SAVE ? "saving to" : "migrating to",
+	         m->role == ROLE_SAVE ? m->file : m->uri);
+	sv_guest_transition(g, SV_MIGRATING, why);
+	if (!m->wait && m->role == ROLE_OUT)
+		answer_ok(g, json_pack("{s:s, s:s}", "status", "active", "uri", m->uri));
+	timer_start(g);
+	poll_now(g);
+}
+
+static void out_params_set(struct sv_guest *g, const struct qmp_result *r)
+{
+	struct sv_mig *m = g->mig;
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "migrate-set-parameters", why, sizeof(why));
+		answer_err(g, "InvalidArgument", why);
+		kill_destination(g);
+		return mig_free(g);
+	}
+	mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
+}
+
+static void out_caps_set(struct sv_guest *g, const struct qmp_result *r)
+{
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "migrate-set-capabilities", why, sizeof(why));
+		answer_err(g, "InvalidArgument", why);
+		kill_destination(g);
+		return mig_free(g);
+	}
+	mstep(g, "migrate-set-parameters", params_json(g, g->mig->args), out_params_set);
+}
+
+static void out_begin(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	m->was_paused = g->state == SV_PAUSED;
+	m->started_ms = uv_now(g->d->loop);
+	mstep(g, "migrate-set-capabilities", caps_json(g, m->args, m->role == ROLE_SAVE),
+	      out_caps_set);
+}
+
+/* The destination qsupd answered `incoming`. */
+static void on_peer_incoming(json_t *reply, const char *why, void *arg)
+{
+	struct sv_guest *g = arg;
+	struct sv_mig *m = g->mig;
+	char msg[900];
+	m->peer = NULL;
+	json_t *err = json_object_get(reply, "error");
+	if (!reply || err) {
+		snprintf(msg, sizeof(msg), "destination %s: %s", m->to, reply ? str(err, "desc") ?: "?"
+		         : why);
+		free(m->to);
+		m->to = NULL;   /* nothing there to kill */
+		answer_err(g, reply ? str(err, "class") ?: "GenericError" : "GenericError", msg);
+		return mig_free(g);
+	}
+	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+		snprintf(msg, sizeof(msg), "%s became %s while the destination got ready", g->name,
+		         sv_state_name(g->state));
+		answer_err(g, "InvalidState", msg);
+		kill_destination(g);
+		return mig_free(g);
+	}
+	snprintf(m->uri, sizeof(m->uri), "%s",
+	         str(json_object_get(reply, "return"), "uri") ?: "");
+	out_begin(g);
+}
+
+/* The arguments the destination needs: what `incoming` takes. */
+static json_t *handover(struct sv_guest *g, json_t *argv)
+{
+	return json_pack("{s:s, s:o, s:o, s:b}", "name", g->name, "argv", argv,
+	                 "devices", sv_hotplug_export(g), "paused", g->state == SV_PAUSED);
+}
+
+static bool source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *bad = args_bad(args);
+	if (bad) {
+		sv_reply_err(req, "InvalidArgument", "%s", bad);
+		return false;
+	}
+	if (g->mig) {
+		sv_reply_err(req, "InvalidState", "%s: a migration (%s) is in progress", g->name,
+		             role_names[g->mig->role]);
+		return false;
+	}
+	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+		sv_reply_err(req, "InvalidState", "%s is %s; it must be running or paused", g->name,
+		             sv_state_name(g->state));
+		return false;
+	}
+	return true;
+}
+
+void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *uri = str(args, "uri"), *to = str(args, "to");
+	json_t *tj = json_object_get(args, "to");
+	if (!source_ready(g, req, args))
+		return;
+	if (tj && (!to || to[0] != '/'))
+		return sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
+		                    "the destination qsupd's control socket");
+	if (!uri && !to)
+		return sv_reply_err(req, "InvalidArgument", "%s", "migrate needs a uri "
+		                    "(unix:PATH or tcp:HOST:PORT), or to (another qsupd's socket)");
+	if (uri && strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4))
+		return sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
+		                    "tcp:HOST:PORT", uri);
+	struct sv_mig *m = mig_new(g, ROLE_OUT, req, args);
+	if (!m)
+		return;
+	m->wait = json_is_true(json_object_get(args, "wait"));
+	m->timeout_ms = (uint64_t)json_integer_value(json_object_get(args, "timeout"));
+	snprintf(m->uri, sizeof(m->uri), "%s", uri ? uri : "");
+	if (!to)
+		return out_begin(g);
+	/* Prepare the destination first: nothing here changes until it is. */
+	struct sv_error err = { 0 };
+	json_t *argv = profile_argv(g, &err);
+	if (!argv) {
+		answer_err(g, "InvalidState", err.msg);
+		return mig_free(g);
+	}
+	m->to = strdup(to);
+	json_t *a = handover(g, argv);
+	if (uri)
+		json_object_set_new(a, "uri", json_string(uri));
+	static const char *const pass[] = { "capabilities", "downtime", "bandwidth",
+	                                    "multifd-channels" };
+	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
+		if (json_object_get(args, pass[i]))
+			json_object_set(a, pass[i], json_object_get(args, pass[i]));
+	sv_log(SV_LOG_INFO, g->name, "asking %s to get ready for it", to);
+	int rc = sv_peer_call(g->d->loop, to, "incoming", a, PEER_TIMEOUT_MS, on_peer_incoming, g,
+	                      &m->peer);
+	json_decref(a);
+	if (rc < 0) {
+		free(m->to);
+		m->to = NULL;
+		answer_err(g, "GenericError", "out of memory");
+		mig_free(g);
+	}
+}
+
+void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req)
+{
+	struct sv_mig *m = g->mig;
+	if (!m || (m->role != ROLE_OUT && m->role != ROLE_SAVE) || !m->started || m->ending)
+		return sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
+		                    g->name);
+	m->status = "cancel";
+	sv_log(SV_LOG_INFO, g->name, "migration cancelled by operator");
+	if (g->qmp)
+		qmp_client_execute(g->qmp, "migrate_cancel", NULL, 0, NULL, NULL);
+	sv_reply_ok(req, json_pack("{s:s}", "status", "cancelling"));
+}
+
+/* save: the header line, then QEMU's stream through getfd. */
+static void save_fd_passed(struct sv_guest *g, const struct qmp_result *r)
+{
+	struct sv_mig *m = g->mig;
+	char why[700];
+	close(m->fd);
+	m->fd = -1;
+	if (r->status != 0) {
+		step_error(r, "getfd", why, sizeof(why));
+		answer_err(g, "GenericError", why);
+		unlink(m->file);
+		return mig_free(g);
+	}
+	out_begin(g);
+}
+
+/* The file's first line: what restore needs besides QEMU's stream. */
+static int write_header(struct sv_guest *g, int fd, struct sv_error *err)
+{
+	json_t *argv = profile_argv(g, err);
+	if (!argv)
+		return -1;
+	json_t *h = handover(g, argv);
+	char *text = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
+	char *line = NULL;
+	if (!text || asprintf(&line, "%s%s\n", SAVE_MAGIC, text) < 0) {
+		free(text);
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	}
+	free(text);
+	size_t len = strlen(line);
+	ssize_t n = write(fd, line, len);
+	free(line);
+	if (n != (ssize_t)len)
+		return sv_error_set(err, -EIO, "writing: %s", n < 0 ? strerror(errno) : "short write");
+	return 0;
+}
+
+void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *file = str(args, "file");
+	struct sv_error err = { 0 };
+	if (!source_ready(g, req, args))
+		return;
+	if (!file || file[0] != '/' || !sv_text_clean(file))
+		return sv_reply_err(req, "InvalidArgument", "%s", "save needs file: an absolute path");
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sv_reply_err(req, "GenericError", "%s: %s", file, strerror(errno));
+	if (write_header(g, fd, &err) < 0) {
+		close(fd);
+		unlink(file);
+		return sv_reply_err(req, "GenericError", "%s: %s", file, err.msg);
+	}
+	struct sv_mig *m = mig_new(g, ROLE_SAVE, req, args);
+	if (!m) {
+		close(fd);
+		unlink(file);
+		return;
+	}
+	m->fd = fd;
+	m->file = strdup(file);
+	m->wait = true;
+	snprintf(m->uri, sizeof(m->uri), "fd:qsup-save");
+	mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-save"), fd, save_fd_passed);
+}
+
+/* ---- the destination: incoming, restore ---- */
+
+static void in_listening(struct sv_guest *g, const struct qmp_result *r)
+{
+	struct sv_mig *m = g->mig;
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "migrate-incoming", why, sizeof(why));
+		answer_err(g, "GenericError", why);
+		g->force_kill = true;
+		sv_guest_signal(g, SIGKILL);
+		return;
+	}
+	sv_log(SV_LOG_INFO, g->name, "waiting for the migration on %s", m->uri);
+	if (m->role == ROLE_IN)
+		answer_ok(g, json_pack("{s:s, s:s}", "status", "listening", "uri", m->uri));
+	timer_start(g);
+}
+
+static void in_params_set(struct sv_guest *g, const struct qmp_result *r)
+{
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "migrate-set-parameters", why, sizeof(why));
+		answer_err(g, "InvalidArgument", why);
+		g->force_kill = true;
+		sv_guest_signal(g, SIGKILL);
+		return;
+	}
+	mstep(g, "migrate-incoming", json_pack("{s:s}", "uri", g->mig->uri), in_listening);
+}
+
+static void in_caps_set(struct sv_guest *g, const struct qmp_result *r)
+{
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "migrate-set-capabilities", why, sizeof(why));
+		answer_err(g, "InvalidArgument", why);
+		g->force_kill = true;
+		sv_guest_signal(g, SIGKILL);
+		return;
+	}
+	mstep(g, "migrate-set-parameters", params_json(g, g->mig->args), in_params_set);
+}
+
+static void in_fd_passed(struct sv_guest *g, const struct qmp_result *r)
+{
+	struct sv_mig *m = g->mig;
+	char why[700];
+	close(m->fd);
+	m->fd = -1;
+	if (r->status != 0) {
+		step_error(r, "getfd", why, sizeof(why));
+		answer_err(g, "GenericError", why);
+		g->force_kill = true;
+		sv_guest_signal(g, SIGKILL);
+		return;
+	}
+	mstep(g, "migrate-set-capabilities", caps_json(g, m->args, true), in_caps_set);
+}
+
+/* The devices are in (or there were none): set up and listen. */
+static void in_setup(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (!m || g->state != SV_INCOMING)
+		return;
+	if (m->role == ROLE_RESTORE)
+		mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-restore"), m->fd,
+		         in_fd_passed);
+	else
+		mstep(g, "migrate-set-capabilities", caps_json(g, m->args, false), in_caps_set);
+}
+
+void sv_migrate_qmp_ready(struct sv_guest *g)
+{
+	if (!sv_hotplug_replay(g, in_setup))
+		in_setup(g);
+}
+
+static void on_in_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	struct sv_mig *m = g->mig;
+	if (!m || g->state != SV_INCOMING)
+		return;
+	if (r->status != 0) {
+		char why[700];
+		step_error(r, "cont", why, sizeof(why));
+		answer_err(g, "GenericError", why);
+		sv_guest_transition(g, SV_PAUSED, why);
+		return mig_free(g);
+	}
+	char why[700];
+	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_RESTORE ? "restored from"
+	         : "migrated in from", m->role == ROLE_RESTORE ? m->file : m->uri);
+	sv_guest_transition(g, SV_RUNNING, why);
+	answer_ok(g, sv_guest_status(g));
+	mig_free(g);
+}
+
+/* The stream is in: run the guest (or leave it paused, as it was). */
+static void in_completed(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (m->ending)
+		return;
+	m->ending = true;
+	if (m->was_paused) {
+		sv_guest_transition(g, SV_PAUSED, m->role == ROLE_RESTORE
+		                    ? "restored (paused, as it was saved)"
+		                    : "migrated in (paused, as on the source)");
+		answer_ok(g, sv_guest_status(g));
+		return mig_free(g);
+	}
+	if (!g->qmp || qmp_client_execute(g->qmp, "cont", NULL, 0, on_in_cont, g) < 0) {
+		answer_err(g, "GenericError", "cont: no QMP connection");
+		mig_free(g);
+	}
+}
+
+/* Common to incoming and restore: the guest is stopped, its profile here. */
+static bool dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *bad = args_bad(args);
+	json_t *devs = json_object_get(args, "devices"), *paused = json_object_get(args, "paused");
+	if (!bad && devs && !json_is_array(devs))
+		bad = "devices must be a list (as in state.json)";
+	if (!bad && paused && !json_is_boolean(paused))
+		bad = "paused must be true or false";
+	if (bad) {
+		sv_reply_err(req, "InvalidArgument", "%s", bad);
+		return false;
+	}
+	if (g->mig || sv_guest_active(g) || g->prepping ||
+	    (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_MIGRATED)) {
+		sv_reply_err(req, "InvalidState", "%s is %s here; it must be stopped, failed or "
+		             "migrated", g->name, sv_state_name(g->state));
+		return false;
+	}
+	return true;
+}
+
+/* Start QEMU waiting for the stream, with the handed-over devices. */
+static void dest_start(struct sv_guest *g, json_t *args)
+{
+	struct sv_error err = { 0 };
+	struct sv_mig *m = g->mig;
+	m->was_paused = json_is_true(json_object_get(args, "paused"));
+	sv_hotplug_handover(g, json_object_get(args, "devices"));
+	g->start_incoming = true;
+	int rc = sv_guest_start(g, NULL, &err);
+	g->start_incoming = false;
+	if (rc < 0) {
+		answer_err(g, "InvalidState", err.msg);
+		sv_hotplug_reset(g);
+		mig_free(g);
+	}
+}
+
+void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *uri = str(args, "uri");
+	if (!dest_ready(g, req, args))
+		return;
+	char *why = argv_mismatch(g, json_object_get(args, "argv"));
+	if (why && json_object_get(args, "argv")) {
+		sv_reply_err(req, "ProfileMismatch", "%s", why);
+		free(why);
+		return;
+	}
+	free(why);   /* no command line given: a manual incoming, the operator's word */
+	char auto_uri[640];
+	if (!uri || !strcmp(uri, "unix")) {
+		int n = snprintf(auto_uri, sizeof(auto_uri), "unix:%s/migrate.sock", g->rundir);
+		if (n < 0 || (size_t)n - 5 >= 108)
+			return sv_reply_err(req, "InvalidArgument", "%s", "the run dir is too long for "
+			                    "a unix socket; give uri");
+		unlink(auto_uri + 5);
+		uri = auto_uri;
+	} else if (strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4)) {
+		return sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
+		                    "tcp:HOST:PORT", uri);
+	}
+	struct sv_mig *m = mig_new(g, ROLE_IN, req, args);
+	if (!m)
+		return;
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	dest_start(g, args);
+}
+
+void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *file = str(args, "file");
+	if (!file || file[0] != '/')
+		return sv_reply_err(req, "InvalidArgument", "%s", "restore needs file: an absolute "
+		                    "path");
+	json_t *pass = json_pack("{s:O*}", "capabilities", json_object_get(args, "capabilities"));
+	bool ok = dest_ready(g, req, pass);
+	json_decref(pass);
+	if (!ok)
+		return;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return sv_reply_err(req, "NotFound", "%s: %s", file, strerror(errno));
+	/* The header line, read a block at a time (it is small). */
+	char *buf = malloc(SAVE_HEADER_MAX + 1), *nl = NULL;
+	ssize_t n = 0, got;
+	while (buf && n < SAVE_HEADER_MAX && !(nl = memchr(buf, '\n', (size_t)n)) &&
+	       (got = read(fd, buf + n, SAVE_HEADER_MAX - (size_t)n)) > 0)
+		n += got;
+	if (buf && !nl)
+		nl = memchr(buf, '\n', (size_t)n);
+	json_t *h = NULL;
+	if (nl && !strncmp(buf, SAVE_MAGIC, strlen(SAVE_MAGIC))) {
+		*nl = '\0';
+		h = json_loads(buf + strlen(SAVE_MAGIC), 0, NULL);
+	}
+	off_t start = nl ? (off_t)(nl + 1 - buf) : 0;
+	free(buf);
+	if (!json_is_object(h) || lseek(fd, start, SEEK_SET) != start) {
+		json_decref(h);
+		close(fd);
+		return sv_reply_err(req, "InvalidArgument", "%s: not a file written by qsupd save",
+		                    file);
+	}
+	const char *name = str(h, "name");
+	char *why = name && strcmp(name, g->name) == 0 ? argv_mismatch(g, json_object_get(h, "argv"))
+	          : NULL;
+	if (!name || strcmp(name, g->name) || why) {
+		if (why)
+			sv_reply_err(req, "ProfileMismatch", "%s", why);
+		else
+			sv_reply_err(req, "InvalidArgument", "%s holds guest %.64s, not %s", file,
+			             name ? name : "?", g->name);
+		free(why);
+		json_decref(h);
+		close(fd);
+		return;
+	}
+	struct sv_mig *m = mig_new(g, ROLE_RESTORE, req, args);
+	if (!m) {
+		json_decref(h);
+		close(fd);
+		return;
+	}
+	m->fd = fd;
+	m->file = strdup(file);
+	snprintf(m->uri, sizeof(m->uri), "fd:qsup-restore");
+	dest_start(g, h);
+	json_decref(h);
+}
+
+/* ---- events, re-adoption, the end ---- */
+
+void sv_migrate_event(struct sv_guest *g, json_t *data)
+{
+	struct sv_mig *m = g->mig;
+	const char *st = str(data, "status");
+	if (!m || !st)
+		return;
+	m->status = m->status && (!strcmp(m->status, "timeout") || !strcmp(m->status, "cancel"))
+	          ? m->status : NULL;
+	if (m->role == ROLE_IN || m->role == ROLE_RESTORE) {
+		if (!strcmp(st, "completed") && g->state == SV_INCOMING)
+			in_completed(g);
+		return;   /* a failed stream ends the destination's QEMU */
+	}
+	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+		poll_now(g);   /* the final figures */
+}
+
+static void on_adopt_query(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	const char *st = r->status == 0 ? str(r->ret, "status") : NULL;
+	if (!st || !g->mig)
+		return;
+	if (!strcmp(st, "completed") && g->mig->post) {
+		on_progress(c, r, g);   /* quits QEMU: the guest runs on the destination */
+	} else if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+	           !strcmp(st, "cancelled") || !strcmp(st, "none")) {
+		/* Nothing in flight (a guest that came in by migration also says
+		 * completed: that was the incoming one). */
+		mig_free(g);
+	} else {
+		sv_guest_transition(g, SV_MIGRATING, "migrating (picked up after a qsupd restart)");
+		timer_start(g);
+	}
+}
+
+bool sv_migrate_adopt(struct sv_guest *g, const char *st)
+{
+	if (!st || g->mig)
+		return false;
+	if (!strcmp(st, "inmigrate")) {
+		/* qsupd went away while the guest was coming in: wait for it. */
+		if (!mig_new(g, ROLE_IN, NULL, NULL))
+			return false;
+		snprintf(g->mig->uri, sizeof(g->mig->uri), "(as before the qsupd restart)");
+		sv_guest_transition(g, SV_INCOMING, "incoming migration (picked up after a qsupd "
+		                    "restart)");
+		return true;
+	}
+	/* Running, or done migrating out: ask QEMU whether a migration runs. */
+	if (!mig_new(g, ROLE_OUT, NULL, NULL))
+		return false;
+	g->mig->started = true;
+	snprintf(g->mig->uri, sizeof(g->mig->uri), "(as before the qsupd restart)");
+	g->mig->post = !strcmp(st, "postmigrate") || !strcmp(st, "finish-migrate");
+	g->mig->was_paused = strcmp(st, "running") != 0 && !g->mig->post;
+	if (g->mig->post)
+		sv_guest_transition(g, SV_MIGRATING, "finishing a migration (picked up after a "
+		                    "qsupd restart)");
+	if (g->qmp)
+		qmp_client_execute(g->qmp, "query-migrate", NULL, 0, on_adopt_query, g);
+	return g->mig->post;
+}
+
+void sv_migrate_qemu_gone(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (!m)
+		return;
+	if (m->role == ROLE_OUT && m->started && !m->completed)
+		kill_destination(g);
+	mig_free(g);
+}
+
+void sv_migrate_free(struct sv_guest *g)
+{
+	mig_free(g);
+}
+
+bool sv_migrate_completed(struct sv_guest *g, bool *saved)
+{
+	struct sv_mig *m = g->mig;
+	*saved = m && m->role == ROLE_SAVE;
+	return m && m->completed;
+}
+
+const char *sv_migrate_where(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	return !m ? "" : m->role == ROLE_SAVE || m->role == ROLE_RESTORE ? m->file ?: "" : m->uri;
+}
+
+json_t *sv_migrate_status(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (!m)
+		return NULL;
+	json_t *o = json_pack("{s:s, s:s}", "role", role_names[m->role], "uri", m->uri);
+	if (m->last)
+		json_object_set_new(o, "progress", figures(g, m->last));
+	return o;
+}
