@@ -45,6 +45,7 @@ struct sv_mig {
 	uv_timer_t *timer;              /* progress and timeout */
 	uint64_t started_ms, timeout_ms;
 	json_t *last;                   /* the last query-migrate */
+	json_t *fig;                    /* completed: the reply, once QEMU is gone */
 };
 
 static const struct sv_profile *prof(struct sv_guest *g)
@@ -85,6 +86,7 @@ static void mig_free(struct sv_guest *g)
 		             g->reason);
 	json_decref(m->args);
 	json_decref(m->last);
+	json_decref(m->fig);
 	free(m->to);
 	free(m->file);
 	free(m);
@@ -418,7 +420,7 @@ static void out_end(struct sv_guest *g, json_t *info)
 		       m->role == ROLE_SAVE ? "save" : "migration", m->uri,
 		       (long long)json_integer_value(json_object_get(info, "total-time")),
 		       (long long)json_integer_value(json_object_get(info, "downtime")));
-		answer_ok(g, fig);
+		m->fig = fig;   /* the answer waits until this QEMU is gone */
 		/* The guest now lives elsewhere (or in the file): QEMU quits, and
 		 * the guest is migrated (or stopped), never restarted here. */
 		if (g->qmp)
@@ -1004,6 +1006,53 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 	return g->mig->post;
 }
 
+/* After a completed migrate --to: answer once the destination runs the
+ * guest (its qsupd conts it when the stream is in), or after 10 s. */
+struct dest_wait {
+	uv_timer_t timer;
+	struct sv_request *req;
+	json_t *fig;
+	char *to, *name;
+	int tries;
+};
+
+static void dw_poll(uv_timer_t *t);
+
+static void dw_closed(uv_handle_t *h)
+{
+	struct dest_wait *w = h->data;
+	json_decref(w->fig);
+	free(w->to);
+	free(w->name);
+	free(w);
+}
+
+static void dw_status(json_t *reply, const char *why, void *arg)
+{
+	struct dest_wait *w = arg;
+	const char *st = str(json_object_get(reply, "return"), "state");
+	(void)why;
+	if (st && strcmp(st, "incoming") && strcmp(st, "starting")) {
+		json_object_set_new(w->fig, "destination", json_string(st));
+	} else if (++w->tries < 100) {
+		uv_timer_start(&w->timer, dw_poll, 100, 0);
+		return;
+	} else {
+		json_object_set_new(w->fig, "destination", json_string(st ? st : "unknown"));
+	}
+	sv_reply_ok(w->req, json_incref(w->fig));
+	uv_close((uv_handle_t *)&w->timer, dw_closed);
+}
+
+static void dw_poll(uv_timer_t *t)
+{
+	struct dest_wait *w = t->data;
+	json_t *a = json_pack("{s:s}", "name", w->name);
+	if (sv_peer_call(t->loop, w->to, "status", a, 5000, dw_status, w, NULL) < 0)
+		dw_status(NULL, "out of memory", w);
+	json_decref(a);
+}
+
 void sv_migrate_qemu_gone(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
@@ -1011,6 +1060,21 @@ void sv_migrate_qemu_gone(struct sv_guest *g)
 		return;
 	if (m->role == ROLE_OUT && m->started && !m->completed)
 		kill_destination(g);
+	struct dest_wait *w = m->completed && m->req && m->to ? calloc(1, sizeof(*w)) : NULL;
+	if (w) {
+		w->req = m->req;
+		w->fig = m->fig;
+		w->to = m->to;
+		w->name = strdup(g->name);
+		m->req = NULL;
+		m->fig = NULL;
+		m->to = NULL;
+		uv_timer_init(g->d->loop, &w->timer);
+		w->timer.data = w;
+		dw_poll(&w->timer);
+	} else if (m->completed) {
+		answer_ok(g, json_incref(m->fig));
+	}
 	mig_free(g);
 }
 

@@ -33,6 +33,7 @@ enum {
 	CTL_F_NAME1 = 2,        /* the first one is */
 	CTL_F_FORCE = 4,        /* takes --force */
 	CTL_F_PERSIST = 8,      /* takes --persist */
+	CTL_F_MIGRATE = 16,     /* takes --to SOCKET and --wait */
 };
 
 struct ctl {
@@ -41,6 +42,8 @@ struct ctl {
 	bool json;
 	bool force;
 	bool persist;
+	bool wait;
+	const char *to;
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -57,6 +60,10 @@ static int ctl_attach(struct ctl *c, char **args, int nargs);
 static int ctl_detach(struct ctl *c, char **args, int nargs);
 static int ctl_devices(struct ctl *c, char **args, int nargs);
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
+static int ctl_migrate(struct ctl *c, char **args, int nargs);
+static int ctl_incoming(struct ctl *c, char **args, int nargs);
+static int ctl_migrate_cancel(struct ctl *c, char **args, int nargs);
+static int ctl_save(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -95,6 +102,18 @@ static const struct ctl_cmd commands[] = {
 	  1, 1, CTL_F_NAMES },
 	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
 	  1, 1, CTL_F_NAMES },
+	{ "migrate", ctl_migrate, "[-w] NAME URI | [-w] --to SOCKET NAME [URI] [KEY=VALUE...]",
+	  "live-migrate a guest (downtime=MS, bandwidth=, multifd-channels=, capabilities=, "
+	  "timeout=MS)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE },
+	{ "incoming", ctl_incoming, "NAME [URI] [KEY=VALUE...]",
+	  "start a guest waiting for a migration (default URI: a unix socket in its run dir)",
+	  1, -1, CTL_F_NAME1 },
+	{ "migrate-cancel", ctl_migrate_cancel, "NAME", "cancel an outgoing migration",
+	  1, 1, CTL_F_NAMES },
+	{ "save", ctl_save, "NAME FILE", "save a running guest to FILE (it is then stopped)",
+	  2, 2, CTL_F_NAME1 },
+	{ "restore", ctl_save, "NAME FILE", "start a guest from a file written by save",
+	  2, 2, CTL_F_NAME1 },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -124,6 +143,10 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 	fprintf(out, "usage: qsupctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
 	if (cmd->flags & CTL_F_FORCE)
 		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
+	if (cmd->flags & CTL_F_MIGRATE)
+		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
+		        "prepared first\n  -w, --wait       show the progress, return when it "
+		        "is over\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -512,6 +535,185 @@ static int ctl_devices(struct ctl *c, char **args, int nargs)
 	return per_name(c, args, nargs, show_devices);
 }
 
+/* ------------------------------------------------------------ migration */
+
+/* KEY=VALUE words for migration: capabilities=a,b becomes a list. */
+static int migrate_args(json_t *req, char **words, int n)
+{
+	if (kv_args(req, words, n) < 0)
+		return -1;
+	json_t *caps = json_object_get(req, "capabilities");
+	if (json_is_string(caps)) {
+		json_t *list = json_array();
+		char *copy = strdup(json_string_value(caps)), *save = NULL;
+		for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
+		     t = strtok_r(NULL, ", ", &save))
+			json_array_append_new(list, json_string(t));
+		free(copy);
+		json_object_set_new(req, "capabilities", list);
+	}
+	return 0;
+}
+
+static double mib(json_t *o, const char *key)
+{
+	return (double)json_integer_value(json_object_get(o, key)) / (1024.0 * 1024.0);
+}
+
+/* One MIGRATION_PROGRESS line: a bar on a terminal, else plain lines. */
+static void show_progress(json_t *d, bool tty)
+{
+	json_int_t total = json_integer_value(json_object_get(d, "total"));
+	json_int_t left = json_integer_value(json_object_get(d, "remaining"));
+	int pct = total > 0 ? (int)(100 * (total - left) / total) : 0;
+	char bar[21];
+	for (int i = 0; i < 20; i++)
+		bar[i] = i < pct / 5 ? '#' : '.';
+	bar[20] = '\0';
+	fprintf(stderr, "%s%-9s [%s] %3d%%  sent %.0f MiB  left %.0f MiB  dirty %lld pages/s  "
+	        "expected downtime %lld ms  pass %lld%s",
+	        tty ? "\r" : "", json_string_value(json_object_get(d, "status")) ?: "?", bar, pct,
+	        mib(d, "transferred"), mib(d, "remaining"),
+	        (long long)json_integer_value(json_object_get(d, "dirty-pages-rate")),
+	        (long long)json_integer_value(json_object_get(d, "expected-downtime")),
+	        (long long)json_integer_value(json_object_get(d, "passes")), tty ? "\033[K" : "\n");
+}
+
+static void show_migrated(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c;
+	const char *st = json_string_value(json_object_get(ret, "status"));
+	if (st && !strcmp(st, "completed"))
+		printf("%s: done in %lld ms, downtime %lld ms, %.1f MiB sent\n", what,
+		       (long long)json_integer_value(json_object_get(ret, "total-time")),
+		       (long long)json_integer_value(json_object_get(ret, "downtime")),
+		       mib(ret, "transferred"));
+	else if (st && !strcmp(st, "listening"))
+		printf("%s: waiting on %s\n", what,
+		       json_string_value(json_object_get(ret, "uri")) ?: "?");
+	else if (st)
+		printf("%s: %s (%s)\n", what, st, json_string_value(json_object_get(ret, "uri")) ?: "");
+	else
+		ctl_fmt_outcome(stdout, what, ret);
+}
+
+/* migrate: with --wait, the progress (events) until the reply comes. */
+static int ctl_migrate(struct ctl *c, char **args, int nargs)
+{
+	struct sv_error err = { 0 };
+	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL, *msg;
+	int first = 1;
+	char what[160];
+	if (nargs > 1 && !strchr(args[1], '=')) {
+		json_object_set_new(req, "uri", json_string(args[1]));
+		first = 2;
+	}
+	if (!c->to && first == 1) {
+		json_decref(req);
+		fprintf(stderr, "qsupctl: migrate: give a URI (unix:PATH, tcp:HOST:PORT) or "
+		        "--to SOCKET\n");
+		return CTL_EXIT_USAGE;
+	}
+	if (migrate_args(req, args + first, nargs - first) < 0) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	if (c->to)
+		json_object_set_new(req, "to", json_string(c->to));
+	if (c->wait)
+		json_object_set_new(req, "wait", json_true());
+	snprintf(what, sizeof(what), "%s", args[0]);
+	if (!c->wait) {
+		int r = call(c, "migrate", req, what, &reply);
+		if (r == CTL_EXIT_OK)
+			r = handle_reply(c, what, reply, show_migrated);
+		json_decref(reply);
+		return r;
+	}
+	int r = call(c, "subscribe", NULL, what, &reply);
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = handle_reply(c, what, reply, NULL);
+	json_decref(reply);
+	reply = NULL;
+	int64_t id;
+	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, "migrate", req, &id, &err) < 0) {
+		if (r != CTL_EXIT_OK)
+			json_decref(req);
+		return r != CTL_EXIT_OK ? r : lost(c, what, &err);
+	}
+	bool tty = isatty(STDERR_FILENO), shown = false;
+	while (!reply) {
+		if (ctl_conn_next(&c->conn, &msg, &err) < 0)
+			return lost(c, what, &err);
+		if (json_integer_value(json_object_get(msg, "id")) == id &&
+		    (json_object_get(msg, "return") || json_object_get(msg, "error"))) {
+			reply = msg;
+			break;
+		}
+		const char *ev = json_string_value(json_object_get(msg, "event"));
+		const char *g = json_string_value(json_object_get(msg, "guest"));
+		if (ev && g && !strcmp(g, args[0]) && !strcmp(ev, "MIGRATION_PROGRESS")) {
+			if (c->json)
+				print_json(msg, 0);
+			else
+				show_progress(json_object_get(msg, "data"), tty);
+			shown = true;
+		}
+		json_decref(msg);
+	}
+	if (shown && tty && !c->json)
+		fputc('\n', stderr);
+	r = handle_reply(c, what, reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
+
+static int ctl_incoming(struct ctl *c, char **args, int nargs)
+{
+	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL;
+	int first = 1;
+	if (nargs > 1 && !strchr(args[1], '=')) {
+		json_object_set_new(req, "uri", json_string(args[1]));
+		first = 2;
+	}
+	if (migrate_args(req, args + first, nargs - first) < 0) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	int r = call(c, "incoming", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = handle_reply(c, args[0], reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
+
+static int ctl_migrate_cancel(struct ctl *c, char **args, int nargs)
+{
+	return per_name(c, args, nargs, show_migrated);
+}
+
+/* save and restore: FILE is made absolute here (qsupd has its own cwd). */
+static int ctl_save(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL;
+	char *file = args[1][0] == '/' ? strdup(args[1]) : NULL;
+	(void)nargs;
+	if (!file) {
+		char cwd[4096];
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&file, "%s/%s", cwd, args[1]) < 0) {
+			fprintf(stderr, "qsupctl: %s: %s\n", c->cmd->name, strerror(errno));
+			return CTL_EXIT_ERROR;
+		}
+	}
+	int r = call(c, c->cmd->name, json_pack("{s:s, s:s}", "name", args[0], "file", file),
+	             args[0], &reply);
+	free(file);
+	if (r == CTL_EXIT_OK)
+		r = handle_reply(c, args[0], reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
+
 /* Asks for the path, then attaches; --json does not apply. */
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 {
@@ -558,6 +760,8 @@ static const struct option verb_opts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "force", no_argument, NULL, 'f' },
 	{ "persist", no_argument, NULL, 'p' },
+	{ "to", required_argument, NULL, 't' },
+	{ "wait", no_argument, NULL, 'w' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -606,7 +810,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfph", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfpt:wh", verb_opts, NULL)) != -1) {
 		if (o == 's') {
 			c->socket_opt = optarg;
 		} else if (o == 'j') {
@@ -615,6 +819,10 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->force = true;
 		} else if (o == 'p' && (cmd->flags & CTL_F_PERSIST)) {
 			c->persist = true;
+		} else if (o == 't' && (cmd->flags & CTL_F_MIGRATE)) {
+			c->to = optarg;
+		} else if (o == 'w' && (cmd->flags & CTL_F_MIGRATE)) {
+			c->wait = true;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;
@@ -623,7 +831,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, o == 'f' || o == 'p' ? o : optopt, argv[optind - 1]);
+			return bad_option(cmd->name, strchr("fptw", o) ? o : optopt, argv[optind - 1]);
 		}
 	}
 	n = argc - optind;
