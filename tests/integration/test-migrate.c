@@ -1,0 +1,393 @@
+/*
+ * Live migration between two real qsupd (separate profile dirs, run dirs
+ * and sockets) with the tiny guest under TCG running its counter, which
+ * dirties memory and prints QSUP-COUNTER N every second: over unix and tcp
+ * loopback, refused before anything starts when the destination's profile
+ * is missing or differs, cancelled mid-stream, the destination's QEMU
+ * SIGKILLed mid-stream, save and restore, and the source qsupd SIGKILLed
+ * mid-migration.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tdaemon.h"
+#include "testutil.h"
+
+#define GUEST "mig"
+#define EXTRA "append = qsup.counter\n"
+
+struct fx {
+	struct t_daemon a, b;
+	struct t_ctl ca, cb;
+	uv_loop_t loop;
+	struct t_serial ser;
+	size_t seen;
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	assert_int_equal(t_daemon_init(&x->a), 0);
+	assert_int_equal(t_daemon_init(&x->b), 0);
+	x->ca.fd = x->cb.fd = -1;
+	uv_loop_init(&x->loop);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	t_serial_close(&x->ser);
+	t_loop_finish(&x->loop);
+	if (x->ca.fd >= 0)
+		t_ctl_close(&x->ca);
+	if (x->cb.fd >= 0)
+		t_ctl_close(&x->cb);
+	int sa = t_daemon_finish(&x->a), sb = t_daemon_finish(&x->b);
+	assert_int_equal(sa, 0);
+	assert_int_equal(sb, 0);
+	free(x);
+	return 0;
+}
+
+static void up(struct t_daemon *d, struct t_ctl *c)
+{
+	if (t_daemon_start(d, NULL) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(d));
+	assert_int_equal(t_ctl_open(c, d->sock), 0);
+}
+
+/* Both daemons with the same profile; the guest runs on a, its console open. */
+static void start_both(struct fx *x, const char *b_extra)
+{
+	t_daemon_tiny_profile(&x->a, GUEST, EXTRA);
+	if (b_extra)
+		t_daemon_tiny_profile(&x->b, GUEST, b_extra);
+	up(&x->a, &x->ca);
+	up(&x->b, &x->cb);
+	json_t *s = t_ctl_do(&x->ca, "start", GUEST, 60000, NULL);
+	if (!s)
+		fail_msg("start failed:\n%s", t_daemon_log(&x->a));
+	json_decref(s);
+	t_loop_finish(&x->loop);
+	assert_int_equal(t_ctl_console(&x->ca, GUEST, &x->loop, &x->ser), 0);
+	if (t_serial_wait(&x->ser, "QSUP-COUNTER 2", &x->seen, 60000) < 0)
+		fail_msg("no counter:\n%s", x->ser.buf ? x->ser.buf : "");
+	printf("# using tcg (a guest kernel with its counter)\n");
+}
+
+static json_t *status(struct t_ctl *c)
+{
+	json_t *s = t_ctl_do(c, "status", GUEST, 5000, NULL);
+	assert_non_null(s);
+	return s;
+}
+
+static const char *state_of(struct t_ctl *c)
+{
+	static char buf[32];
+	json_t *s = status(c);
+	snprintf(buf, sizeof(buf), "%s", t_str(s, "state"));
+	json_decref(s);
+	return buf;
+}
+
+static int pid_of(struct t_ctl *c)
+{
+	json_t *s = status(c);
+	int pid = (int)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	return pid;
+}
+
+static void wait_state(struct t_ctl *c, const char *want, int ms)
+{
+	for (int i = 0; i < ms / 50; i++) {
+		if (!strcmp(state_of(c), want))
+			return;
+		usleep(50000);
+	}
+	fail_msg("state %s, not %s", state_of(c), want);
+}
+
+/* The highest QSUP-COUNTER on the console so far. */
+static long last_counter(struct fx *x)
+{
+	long n = -1;
+	for (const char *p = x->ser.buf; p && (p = strstr(p, "QSUP-COUNTER ")); p++)
+		n = strtol(p + 13, NULL, 10) > n ? strtol(p + 13, NULL, 10) : n;
+	return n;
+}
+
+/* Reopen the console on the daemon behind c. */
+static void console(struct fx *x, struct t_ctl *c)
+{
+	t_serial_close(&x->ser);
+	t_loop_finish(&x->loop);
+	memset(&x->ser, 0, sizeof(x->ser));
+	x->seen = 0;
+	assert_int_equal(t_ctl_console(c, GUEST, &x->loop, &x->ser), 0);
+}
+
+/* After a move: the counter goes on from where it was (no reboot). */
+static void counter_goes_on(struct fx *x, struct t_ctl *c, long before)
+{
+	console(x, c);
+	char want[64];
+	snprintf(want, sizeof(want), "QSUP-COUNTER %ld", before + 2);
+	if (t_serial_wait(&x->ser, want, &x->seen, 20000) < 0)
+		fail_msg("counter did not go on from %ld:\n%s", before,
+		         x->ser.buf ? x->ser.buf : "");
+	assert_null(strstr(x->ser.buf, "QSUP-GUEST-READY"));   /* no new boot */
+	long first = strtol(strstr(x->ser.buf, "QSUP-COUNTER ") + 13, NULL, 10);
+	printf("# note: counter %ld before, %ld first seen after\n", before, first);
+	assert_true(first >= before && first <= before + 3);
+}
+
+static json_t *migrate(struct fx *x, struct t_ctl *c, const char *to, const char *uri,
+                       const char *bandwidth, bool wait)
+{
+	json_t *a = json_pack("{s:s, s:b}", "name", GUEST, "wait", wait);
+	if (to)
+		json_object_set_new(a, "to", json_string(to));
+	if (uri)
+		json_object_set_new(a, "uri", json_string(uri));
+	if (bandwidth)
+		json_object_set_new(a, "bandwidth", json_string(bandwidth));
+	(void)x;
+	return t_ctl_call(c, "migrate", a, 120000);
+}
+
+static void expect_ok(json_t *r, const char *what, struct fx *x)
+{
+	if (!json_object_get(r, "return"))
+		fail_msg("%s: %s\n-- a:\n%s\n-- b:\n%s", what, json_dumps(r, 0),
+		         t_daemon_log(&x->a), t_daemon_log(&x->b));
+}
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	socklen_t len = sizeof(sa);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	getsockname(s, (struct sockaddr *)&sa, &len);
+	close(s);
+	return ntohs(sa.sin_port);
+}
+
+static void test_unix_then_tcp_back(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, EXTRA);
+	long before = last_counter(x);
+	json_t *r = migrate(x, &x->ca, x->b.sock, NULL, NULL, true);
+	expect_ok(r, "migrate --to (unix)", x);
+	json_t *ret = json_object_get(r, "return");
+	assert_string_equal(t_str(ret, "status"), "completed");
+	assert_string_equal(t_str(ret, "destination"), "running");
+	assert_non_null(strstr(t_str(ret, "uri"), "unix:"));
+	printf("# note: unix: %lld ms, downtime %lld ms, %lld bytes\n",
+	       (long long)json_integer_value(json_object_get(ret, "total-time")),
+	       (long long)json_integer_value(json_object_get(ret, "downtime")),
+	       (long long)json_integer_value(json_object_get(ret, "transferred")));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "migrated");
+	assert_string_equal(state_of(&x->cb), "running");
+	counter_goes_on(x, &x->cb, before);
+
+	/* and back over tcp on loopback, through qsupctl */
+	before = last_counter(x);
+	char uri[64], out[8192];
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", free_port());
+	const char *argv[] = { t_qsupctl(), "-s", x->b.sock, "migrate", "--wait", "--to",
+	                       x->a.sock, GUEST, uri, "downtime=500", NULL };
+	if (t_run_capture(argv, out, sizeof(out), 120000) != 0)
+		fail_msg("qsupctl migrate: %s\n%s", out, t_daemon_log(&x->b));
+	printf("# note: qsupctl: %s", strrchr(out, '\n') > out ? out : out);
+	assert_non_null(strstr(out, "done in"));
+	assert_string_equal(state_of(&x->cb), "migrated");
+	assert_string_equal(state_of(&x->ca), "running");
+	counter_goes_on(x, &x->ca, before);
+	/* A migrated guest is never restarted by its old qsupd. */
+	json_t *s = status(&x->cb);
+	assert_string_equal(t_str(s, "last_exit"), "migrated");
+	json_decref(s);
+}
+
+static void test_refused_before_anything(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, NULL);   /* b has no profile for the guest */
+	int pid = pid_of(&x->ca);
+	json_t *r = migrate(x, &x->ca, x->b.sock, NULL, NULL, true);
+	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "NotFound");
+	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "running");
+	assert_int_equal(pid_of(&x->ca), pid);
+
+	/* a different profile there: one more QEMU argument */
+	t_daemon_tiny_profile(&x->b, GUEST, EXTRA);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s.ini", x->b.profiles, GUEST);
+	FILE *f = fopen(path, "a");
+	fprintf(f, "[qemu]\nextra-arg = -no-hpet\n");
+	fclose(f);
+	json_decref(t_ctl_call(&x->cb, "reload", json_object(), 10000));
+	r = migrate(x, &x->ca, x->b.sock, NULL, NULL, true);
+	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "ProfileMismatch");
+	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "running");
+	assert_string_equal(state_of(&x->cb), "stopped");
+	assert_int_equal(pid_of(&x->ca), pid);
+
+	/* bad arguments, and no such destination */
+	r = migrate(x, &x->ca, NULL, "ftp:somewhere", NULL, true);
+	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "InvalidArgument");
+	json_decref(r);
+	r = migrate(x, &x->ca, "/nonexistent/qsupd.sock", NULL, NULL, true);
+	assert_non_null(json_object_get(r, "error"));
+	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "running");
+	assert_int_equal(pid_of(&x->ca), pid);
+	/* the guest still answers */
+	assert_int_equal(t_serial_write(&x->ser, "ping"), 0);
+	assert_int_equal(t_serial_wait(&x->ser, "QSUP-PONG", &x->seen, 10000), 0);
+}
+
+/* A slow migration (a few MiB/s) to break in the middle. */
+static void start_slow(struct fx *x)
+{
+	json_t *r = migrate(x, &x->ca, x->b.sock, NULL, "4M", false);
+	expect_ok(r, "migrate (slow)", x);
+	json_decref(r);
+	wait_state(&x->ca, "migrating", 10000);
+	usleep(1500000);
+	assert_string_equal(state_of(&x->ca), "migrating");
+	assert_string_equal(state_of(&x->cb), "incoming");
+}
+
+static void test_cancel_mid_stream(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, EXTRA);
+	int pid = pid_of(&x->ca);
+	start_slow(x);
+	json_t *r = t_ctl_call(&x->ca, "migrate-cancel", json_pack("{s:s}", "name", GUEST), 10000);
+	expect_ok(r, "migrate-cancel", x);
+	json_decref(r);
+	wait_state(&x->ca, "running", 20000);
+	assert_int_equal(pid_of(&x->ca), pid);
+	wait_state(&x->cb, "stopped", 20000);   /* its QEMU killed and reaped */
+	assert_int_equal(pid_of(&x->cb), 0);
+	long before = last_counter(x);
+	char want[64];
+	snprintf(want, sizeof(want), "QSUP-COUNTER %ld", before + 2);
+	assert_int_equal(t_serial_wait(&x->ser, want, &x->seen, 20000), 0);
+	assert_non_null(strstr(t_daemon_log(&x->a), "cancelled"));
+}
+
+static void test_destination_killed_mid_stream(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, EXTRA);
+	int pid = pid_of(&x->ca);
+	start_slow(x);
+	int dpid = pid_of(&x->cb);
+	assert_true(dpid > 0);
+	kill(dpid, SIGKILL);
+	wait_state(&x->ca, "running", 30000);
+	assert_int_equal(pid_of(&x->ca), pid);
+	wait_state(&x->cb, "stopped", 20000);
+	json_t *s = status(&x->cb);
+	assert_string_equal(t_str(s, "last_exit"), "incoming-failed");   /* not restarted */
+	json_decref(s);
+	assert_int_equal(t_serial_write(&x->ser, "ping"), 0);
+	assert_int_equal(t_serial_wait(&x->ser, "QSUP-PONG", &x->seen, 10000), 0);
+	printf("# note: %s\n", strstr(t_daemon_log(&x->a), "migration to") ?: "?");
+}
+
+static void test_save_restore(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, NULL);
+	char file[700], out[4096];
+	snprintf(file, sizeof(file), "%s/mig.save", x->a.dir);
+	long before = last_counter(x);
+	const char *save[] = { t_qsupctl(), "-s", x->a.sock, "save", GUEST, file, NULL };
+	if (t_run_capture(save, out, sizeof(out), 60000) != 0)
+		fail_msg("qsupctl save: %s\n%s", out, t_daemon_log(&x->a));
+	printf("# note: save: %s", out);
+	assert_string_equal(state_of(&x->ca), "stopped");
+	assert_int_equal(pid_of(&x->ca), 0);
+	json_t *s = status(&x->ca);
+	assert_string_equal(t_str(s, "last_exit"), "saved");
+	json_decref(s);
+	json_t *r = t_ctl_call(&x->ca, "restore", json_pack("{s:s, s:s}", "name", GUEST, "file",
+	                       file), 60000);
+	expect_ok(r, "restore", x);
+	assert_string_equal(t_str(json_object_get(r, "return"), "state"), "running");
+	json_decref(r);
+	counter_goes_on(x, &x->ca, before);
+	/* not a save file */
+	r = t_ctl_call(&x->cb, "restore", json_pack("{s:s, s:s}", "name", GUEST, "file",
+	               x->a.log), 10000);
+	assert_non_null(json_object_get(r, "error"));
+	json_decref(r);
+}
+
+/* The source qsupd is SIGKILLed mid-migration and started again: it picks
+ * the migration up, and the guest ends up running on exactly one side. */
+static void test_source_qsupd_killed(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, EXTRA);
+	int pid = pid_of(&x->ca);
+	start_slow(x);
+	t_serial_close(&x->ser);
+	memset(&x->ser, 0, sizeof(x->ser));
+	t_loop_finish(&x->loop);
+	uv_loop_init(&x->loop);   /* teardown finishes it */
+	t_ctl_close(&x->ca);
+	t_daemon_kill9(&x->a);
+	up(&x->a, &x->ca);
+	printf("# note: after the restart the source is %s\n", state_of(&x->ca));
+	assert_string_equal(state_of(&x->ca), "migrating");
+	assert_int_equal(pid_of(&x->ca), pid);
+	/* let it finish quickly */
+	json_t *r = t_ctl_call(&x->ca, "qmp", json_pack("{s:s, s:s, s:{s:I}}", "name", GUEST,
+	                       "command", "migrate-set-parameters", "arguments", "max-bandwidth",
+	                       (json_int_t)1 << 40), 10000);
+	expect_ok(r, "max-bandwidth", x);
+	json_decref(r);
+	wait_state(&x->ca, "migrated", 60000);
+	wait_state(&x->cb, "running", 20000);
+	assert_false(t_pid_alive(pid));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unix_then_tcp_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_before_anything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_mid_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destination_killed_mid_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_qsupd_killed, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("migrate", tests, NULL, NULL);
+}
