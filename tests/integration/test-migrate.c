@@ -5,9 +5,17 @@
  * loopback, refused before anything starts when the destination's profile
  * is missing or differs, cancelled mid-stream, the destination's QEMU
  * SIGKILLed mid-stream, save and restore, and the source qsupd SIGKILLed
- * mid-migration.
+ * mid-migration. And across "hosts": the test runs in a network namespace
+ * of its own, and one qsupd goes into a second one, joined to the first by
+ * a veth pair; the guest moves over tcp between the two namespaces'
+ * addresses (the host's network is never touched).
  */
+
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,6 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "netns.h"
 #include "tdaemon.h"
 #include "testutil.h"
 
@@ -379,8 +388,130 @@ static void test_source_qsupd_killed(void **state)
 	assert_false(t_pid_alive(pid));
 }
 
+/* The path of a system tool (ip, nsenter), or NULL. */
+static const char *tool(const char *name)
+{
+	static char buf[4][64];
+	static int next;
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
+	for (size_t i = 0; i < 4; i++) {
+		char *b = buf[next % 4];
+		snprintf(b, sizeof(buf[0]), "%s/%s", dirs[i], name);
+		if (access(b, X_OK) == 0) {
+			next++;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+/* Run a command (in the test's network namespace); fail on error. */
+static void run(const char *const *argv)
+{
+	char out[2048];
+	const char *const *a = argv;
+	const char *path = tool(argv[0]);
+	const char *v[16] = { path };
+	for (size_t i = 1; i < 15 && a[i]; i++)
+		v[i] = a[i];
+	if (!path)
+		fail_msg("%s: not installed (iproute2, util-linux)", argv[0]);
+	if (t_run_capture(v, out, sizeof(out), 10000) != 0)
+		fail_msg("%s %s %s: %s", argv[0], argv[1], argv[2] ? argv[2] : "", out);
+}
+
+static void test_across_namespaces(void **state)
+{
+	struct fx *x = *state;
+	if (t_netns_skip[0]) {
+		printf("# skip: %s\n", t_netns_skip);
+		skip();
+	}
+	/* A second namespace, held by a child that waits. */
+	int pipefd[2];
+	assert_int_equal(pipe(pipefd), 0);
+	pid_t holder = fork();
+	if (holder == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the test */
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 1);
+		dup2(null, 2);
+		char c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+		if (write(pipefd[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c = 0;
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(c, 'y');
+	char ns2[64], pidstr[16];
+	snprintf(ns2, sizeof(ns2), "--net=/proc/%d/ns/net", (int)holder);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)holder);
+	char ipath[64];
+	snprintf(ipath, sizeof(ipath), "%s", tool("ip") ?: "ip");
+	int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int there = open(ns2 + 6, O_RDONLY | O_CLOEXEC);
+	assert_true(here >= 0 && there >= 0);
+	const char *cmds[][12] = {
+		{ "ip", "link", "add", "qmv0", "type", "veth", "peer", "name", "qmv1", NULL },
+		{ "ip", "link", "set", "qmv1", "netns", pidstr, NULL },
+		{ "ip", "addr", "add", "10.77.0.1/24", "dev", "qmv0", NULL },
+		{ "ip", "link", "set", "qmv0", "up", NULL },
+		{ "nsenter", ns2, ipath, "addr", "add", "10.77.0.2/24", "dev", "qmv1", NULL },
+		{ "nsenter", ns2, ipath, "link", "set", "qmv1", "up", NULL },
+		{ "nsenter", ns2, ipath, "link", "set", "lo", "up", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		run(cmds[i]);
+
+	t_daemon_tiny_profile(&x->a, GUEST, EXTRA);
+	t_daemon_tiny_profile(&x->b, GUEST, EXTRA);
+	up(&x->a, &x->ca);
+	assert_int_equal(setns(there, CLONE_NEWNET), 0);   /* b's qsupd and QEMU live there */
+	up(&x->b, &x->cb);
+	assert_int_equal(setns(here, CLONE_NEWNET), 0);
+	json_t *s = t_ctl_do(&x->ca, "start", GUEST, 60000, NULL);
+	assert_non_null(s);
+	json_decref(s);
+	console(x, &x->ca);
+	assert_int_equal(t_serial_wait(&x->ser, "QSUP-COUNTER 2", &x->seen, 60000), 0);
+	printf("# using tcg; namespaces joined by veth: 10.77.0.1 (a) and 10.77.0.2 (b)\n");
+	long before = last_counter(x);
+	json_t *r = migrate(x, &x->ca, x->b.sock, "tcp:10.77.0.2:4444", NULL, true);
+	expect_ok(r, "migrate to the other namespace", x);
+	printf("# note: tcp between namespaces: %lld ms, downtime %lld ms\n",
+	       (long long)json_integer_value(json_object_get(json_object_get(r, "return"),
+	                                                     "total-time")),
+	       (long long)json_integer_value(json_object_get(json_object_get(r, "return"),
+	                                                     "downtime")));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "migrated");
+	assert_string_equal(state_of(&x->cb), "running");
+	counter_goes_on(x, &x->cb, before);
+	/* b's QEMU really is in the other namespace */
+	char mine[64], its[64], path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid_of(&x->cb));
+	ssize_t n1 = readlink("/proc/thread-self/ns/net", mine, sizeof(mine) - 1);
+	ssize_t n2 = readlink(path, its, sizeof(its) - 1);
+	assert_true(n1 > 0 && n2 > 0);
+	mine[n1] = its[n2] = '\0';
+	assert_string_not_equal(mine, its);
+	close(here);
+	close(there);
+	kill(holder, SIGKILL);
+	waitpid(holder, NULL, 0);
+}
+
 int main(void)
 {
+	/* First, while the process has one thread: a network namespace of our
+	 * own (with lo up, for the loopback tests), unless we may not. */
+	t_netns_enter();
+	if (!t_netns_skip[0])
+		t_if_up("lo");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unix_then_tcp_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_before_anything, setup, teardown),
@@ -388,6 +519,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destination_killed_mid_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_across_namespaces, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("migrate", tests, NULL, NULL);
 }
