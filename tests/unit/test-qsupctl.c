@@ -442,6 +442,11 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "qmp: missing arguments", "qmp", "web1", NULL, NULL);
 	usage_case(r, "JSON-ARGS must be a JSON object", "qmp", "web1", "x", "{bad");
 	usage_case(r, "JSON-ARGS must be a JSON object", "qmp", "web1", "x", "[1]");
+	usage_case(r, "migrate: give a URI", "migrate", "web1", NULL, NULL);
+	usage_case(r, "migrate: give a URI", "migrate", "web1", "downtime=3", NULL);
+	usage_case(r, "'timeout' is not KEY=VALUE", "migrate", "web1", "unix:/x", "timeout");
+	usage_case(r, "save: missing arguments", "save", "web1", NULL, NULL);
+	usage_case(r, "attach: unknown option '-w'", "attach", "-w", "web1", "cpu");
 }
 
 static void test_verb_help(void **state)
@@ -790,6 +795,65 @@ static void test_reload(void **state)
 	assert_int_equal(finish(r), 1);
 	assert_string_equal(r->out, "no changes\n");
 	assert_string_equal(r->err, "qsupctl: reload: /p/x.ini:3: memory: not a size\n");
+}
+
+/* ------------------------------------------------------------ migration */
+
+#define EV_PROGRESS(guest, status, sent, left) \
+	"{\"event\": \"MIGRATION_PROGRESS\", \"guest\": \"" guest "\", \"data\": {\"status\": \"" \
+	status "\", \"transferred\": " #sent ", \"remaining\": " #left ", \"total\": 268435456, " \
+	"\"dirty-pages-rate\": 120, \"expected-downtime\": 30, \"passes\": 2}}\n"
+
+static void test_migrate_wait_progress(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "migrate", "--wait", "--to", "/x/b.sock", "web1", "downtime=300",
+	      "capabilities=multifd,xbzrle", NULL);
+	serve(r);
+	reply(r, expect(r, "subscribe", "{}"), "{}");
+	json_t *req = expect(r, "migrate", "{\"name\": \"web1\", \"downtime\": 300, \"capabilities\": "
+	                     "[\"multifd\", \"xbzrle\"], \"to\": \"/x/b.sock\", \"wait\": true}");
+	send_text(r, EV_PROGRESS("web1", "active", 134217728, 134217728));
+	send_text(r, EV_PROGRESS("db", "active", 1, 1));
+	send_text(r, EV_PROGRESS("web1", "completed", 268435456, 0));
+	reply(r, req, "{\"status\": \"completed\", \"total-time\": 1200, \"downtime\": 30, "
+	      "\"transferred\": 104857600}");
+	assert_int_equal(finish(r), 0);
+	assert_string_equal(r->out, "web1: done in 1200 ms, downtime 30 ms, 100.0 MiB sent\n");
+	assert_contains(r->err, "active    [##########..........]  50%  sent 128 MiB  left 128 "
+	                "MiB  dirty 120 pages/s  expected downtime 30 ms  pass 2\n");
+	assert_contains(r->err, "completed [####################] 100%");
+	assert_null(strstr(r->err, "sent 0 MiB"));   /* db's event is not shown */
+}
+
+static void test_migrate_failure_and_uri(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "migrate", "web1", "tcp:10.0.0.2:4444", "bandwidth=1G", NULL);
+	serve(r);
+	reply_error(r, expect(r, "migrate", "{\"name\": \"web1\", \"uri\": \"tcp:10.0.0.2:4444\", "
+	            "\"bandwidth\": \"1G\"}"), "MigrationFailed", "migration to tcp:10.0.0.2:4444: "
+	            "Connection refused");
+	assert_int_equal(finish(r), 1);
+	assert_string_equal(r->err, "qsupctl: migrate web1: migration to tcp:10.0.0.2:4444: "
+	                    "Connection refused\n");
+}
+
+static void test_save_makes_the_path_absolute(void **state)
+{
+	struct run *r = *state;
+	char cwd[1024], args[1200];
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	spawn(r, NULL, 0, "save", "web1", "web1.state", NULL);
+	serve(r);
+	snprintf(args, sizeof(args), "{\"name\": \"web1\", \"file\": \"%s/web1.state\"}", cwd);
+	reply(r, expect(r, "save", args), "{\"status\": \"completed\", \"total-time\": 80, "
+	      "\"downtime\": 80, \"transferred\": 1048576}");
+	assert_int_equal(finish(r), 0);
+	assert_string_equal(r->out, "web1: done in 80 ms, downtime 80 ms, 1.0 MiB sent\n");
 }
 
 /* ------------------------------------------------------------ events */
@@ -1222,6 +1286,9 @@ int main(void)
 		T(test_reload),
 		T(test_events_readable),
 		T(test_events_json),
+		T(test_migrate_wait_progress),
+		T(test_migrate_failure_and_uri),
+		T(test_save_makes_the_path_absolute),
 		T(test_qmp_passthrough),
 		T(test_qmp_qemu_error),
 		T(test_qmp_text_reply),
