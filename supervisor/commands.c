@@ -229,6 +229,13 @@ static void cmd_migrate_cancel(struct sv_request *req, json_t *args)
 		sv_migrate_cancel(g, req);
 }
 
+static void cmd_migrate_postcopy(struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(req, args);
+	if (g)
+		sv_migrate_postcopy(g, req);
+}
+
 static void cmd_save(struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(req, args);
@@ -254,6 +261,7 @@ static const struct sv_command commands[] = {
 	{ "list", cmd_list, 0 },
 	{ "migrate", cmd_migrate, SV_CMD_MUTATES },
 	{ "migrate-cancel", cmd_migrate_cancel, SV_CMD_MUTATES },
+	{ "migrate-postcopy", cmd_migrate_postcopy, SV_CMD_MUTATES },
 	{ "pause", cmd_simple, SV_CMD_MUTATES },
 	{ "qmp", cmd_qmp, SV_CMD_MUTATES },
 	{ "reload", cmd_reload, SV_CMD_MUTATES },

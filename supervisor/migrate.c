@@ -41,6 +41,8 @@ struct sv_mig {
 	bool started;                   /* QEMU is migrating (source) */
 	bool ending, completed;
 	bool post;                      /* re-adopted in postmigrate: the source's end */
+	bool postcopy;                  /* switched to postcopy */
+	json_int_t postcopy_after;      /* switch after this many passes (0: never) */
 	const char *status;             /* QEMU's last migration status */
 	uv_timer_t *timer;              /* progress and timeout */
 	uint64_t started_ms, timeout_ms;
@@ -251,6 +253,9 @@ static const char *args_bad(json_t *args)
 		return "timeout must be a number of milliseconds";
 	if ((v = json_object_get(args, "wait")) && !json_is_boolean(v))
 		return "wait must be true or false";
+	if ((v = json_object_get(args, "postcopy-after")) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 1))
+		return "postcopy-after must be a number of passes (with the postcopy-ram capability)";
 	return NULL;
 }
 
@@ -332,6 +337,25 @@ static json_t *figures(struct sv_guest *g, json_t *info)
 	return o;
 }
 
+static void on_postcopy(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	if (r->status != 0)
+		sv_log(SV_LOG_WARN, g->name, "migrate-start-postcopy: %s", r->status == QMP_EREPLY
+		       ? r->err_desc : qmp_strerror(r->status));
+}
+
+/* Switch to postcopy: the destination runs the guest from now on, and
+ * pulls the pages still missing. */
+static int start_postcopy(struct sv_guest *g)
+{
+	g->mig->postcopy = true;
+	sv_log(SV_LOG_INFO, g->name, "switching the migration to postcopy");
+	return g->qmp ? qmp_client_execute(g->qmp, "migrate-start-postcopy", NULL, 0,
+	                                   on_postcopy, g) : UV_ENOTCONN;
+}
+
 static void on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg)
 {
 	struct sv_guest *g = arg;
@@ -346,6 +370,11 @@ static void on_progress(struct qmp_client *c, const struct qmp_result *r, void *
 	m->last = json_incref(r->ret);
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:o}", "event", "MIGRATION_PROGRESS",
 	                "guest", g->name, "data", figures(g, r->ret)));
+	json_int_t passes = json_integer_value(json_object_get(json_object_get(r->ret, "ram"),
+	                                                       "dirty-sync-count"));
+	if (m->postcopy_after && !m->postcopy && !strcmp(st, "active") &&
+	    passes >= m->postcopy_after)
+		start_postcopy(g);
 	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
 		out_end(g, r->ret);
 }
@@ -572,6 +601,7 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (!m)
 		return;
 	m->wait = json_is_true(json_object_get(args, "wait"));
+	m->postcopy_after = json_integer_value(json_object_get(args, "postcopy-after"));
 	m->timeout_ms = (uint64_t)json_integer_value(json_object_get(args, "timeout"));
 	snprintf(m->uri, sizeof(m->uri), "%s", uri ? uri : "");
 	if (!to)
@@ -602,6 +632,22 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 		answer_err(g, "GenericError", "out of memory");
 		mig_free(g);
 	}
+}
+
+void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req)
+{
+	struct sv_mig *m = g->mig;
+	if (!m || m->role != ROLE_OUT || !m->started || m->ending)
+		return sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
+		                    g->name);
+	if (m->postcopy)
+		return sv_reply_err(req, "InvalidState", "%s: already in postcopy", g->name);
+	m->postcopy = true;
+	sv_log(SV_LOG_INFO, g->name, "switching the migration to postcopy (operator)");
+	struct sv_error err = { 0 };
+	int rc = sv_guest_qmp(g, "migrate-start-postcopy", NULL, req, &err);
+	if (rc < 0)
+		sv_reply_err(req, "GenericError", "%s", err.msg);
 }
 
 void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req)

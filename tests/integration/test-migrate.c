@@ -330,6 +330,34 @@ static void test_destination_killed_mid_stream(void **state)
 	printf("# note: %s\n", strstr(t_daemon_log(&x->a), "migration to") ?: "?");
 }
 
+/* Postcopy: slow precopy, switched after the first pass; the destination
+ * runs the guest and pulls the rest. */
+static void test_postcopy(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, EXTRA);
+	long before = last_counter(x);
+	json_t *a = json_pack("{s:s, s:s, s:s, s:[s], s:i, s:b}", "name", GUEST, "to", x->b.sock,
+	                      "bandwidth", "4M", "capabilities", "postcopy-ram", "postcopy-after", 1,
+	                      "wait", 1);
+	json_t *r = t_ctl_call(&x->ca, "migrate", a, 120000);
+	expect_ok(r, "migrate with postcopy", x);
+	printf("# note: postcopy after pass 1 at 4 MiB/s: %lld ms for %lld bytes\n",
+	       (long long)json_integer_value(json_object_get(json_object_get(r, "return"),
+	                                                     "total-time")),
+	       (long long)json_integer_value(json_object_get(json_object_get(r, "return"),
+	                                                     "transferred")));
+	json_decref(r);
+	assert_non_null(strstr(t_daemon_log(&x->a), "switching the migration to postcopy"));
+	assert_string_equal(state_of(&x->ca), "migrated");
+	assert_string_equal(state_of(&x->cb), "running");
+	counter_goes_on(x, &x->cb, before);
+	/* not while nothing migrates */
+	r = t_ctl_call(&x->cb, "migrate-postcopy", json_pack("{s:s}", "name", GUEST), 5000);
+	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "InvalidState");
+	json_decref(r);
+}
+
 static void test_save_restore(void **state)
 {
 	struct fx *x = *state;
@@ -517,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_before_anything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_mid_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_killed_mid_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_postcopy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_across_namespaces, setup, teardown),
