@@ -42,6 +42,7 @@ struct sv_mig {
 	bool ending, completed;
 	bool post;                      /* re-adopted in postmigrate: the source's end */
 	bool postcopy;                  /* switched to postcopy */
+	int final_tries;                /* query-migrate until the figures are in */
 	json_int_t postcopy_after;      /* switch after this many passes (0: never) */
 	const char *status;             /* QEMU's last migration status */
 	uv_timer_t *timer;              /* progress and timeout */
@@ -187,11 +188,18 @@ static char *argv_mismatch(struct sv_guest *g, json_t *theirs)
 	return why;
 }
 
-/* migrate-set-capabilities: events, the profile's, the request's. */
+/* migrate-set-capabilities: events (qsupd follows them), return-path over
+ * a socket (without it, a destination that fails at the very end, on a
+ * device it lacks, leaves the source "completed" with the guest stopped on
+ * both sides; with it the source fails and runs on), then the profile's
+ * and the request's. */
 static json_t *caps_json(struct sv_guest *g, json_t *args, bool file)
 {
 	const struct sv_profile *p = prof(g);
 	json_t *list = json_pack("[{s:s, s:b}]", "capability", "events", "state", 1);
+	if (!file)
+		json_array_append_new(list, json_pack("{s:s, s:b}", "capability", "return-path",
+		                                      "state", 1));
 	json_t *extra = json_object_get(args, "capabilities"), *e;
 	size_t i;
 	for (size_t k = 0; p && k < p->migrate_caps.n; k++) {
@@ -337,6 +345,8 @@ static json_t *figures(struct sv_guest *g, json_t *info)
 	return o;
 }
 
+static void poll_now(struct sv_guest *g);
+
 static void on_postcopy(struct qmp_client *c, const struct qmp_result *r, void *arg)
 {
 	struct sv_guest *g = arg;
@@ -366,6 +376,12 @@ static void on_progress(struct qmp_client *c, const struct qmp_result *r, void *
 	const char *st = str(r->ret, "status");
 	if (!st)
 		return;
+	if (!strcmp(st, "completed") && !json_integer_value(json_object_get(r->ret, "total-time")) &&
+	    m->final_tries++ < 50) {
+		/* Right after the event QEMU may not have filled the figures in. */
+		poll_now(g);
+		return;
+	}
 	json_decref(m->last);
 	m->last = json_incref(r->ret);
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:o}", "event", "MIGRATION_PROGRESS",

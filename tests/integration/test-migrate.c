@@ -196,10 +196,30 @@ static int free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* A 16 MiB raw image in d's dir, hot-plugged into the guest as id. */
+static void attach_disk(struct fx *x, struct t_daemon *d, struct t_ctl *c, const char *id)
+{
+	char img[700];
+	snprintf(img, sizeof(img), "%s/%s.img", d->dir, id);
+	FILE *f = fopen(img, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 16 << 20), 0);
+	fclose(f);
+	json_t *r = t_ctl_call(c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", GUEST,
+	                       "kind", "disk", "id", id, "file", img, "format", "raw"), 30000);
+	expect_ok(r, "attach", x);
+	json_decref(r);
+}
+
 static void test_unix_then_tcp_back(void **state)
 {
 	struct fx *x = *state;
 	start_both(x, EXTRA);
+	/* a hot-plugged disk goes along, on the same slot (the second one) */
+	attach_disk(x, &x->a, &x->ca, "gone");
+	attach_disk(x, &x->a, &x->ca, "data");
+	json_decref(t_ctl_call(&x->ca, "detach", json_pack("{s:s, s:s}", "name", GUEST, "id",
+	                       "gone"), 30000));
 	long before = last_counter(x);
 	json_t *r = migrate(x, &x->ca, x->b.sock, NULL, NULL, true);
 	expect_ok(r, "migrate --to (unix)", x);
@@ -214,6 +234,11 @@ static void test_unix_then_tcp_back(void **state)
 	json_decref(r);
 	assert_string_equal(state_of(&x->ca), "migrated");
 	assert_string_equal(state_of(&x->cb), "running");
+	json_t *devs = t_ctl_call(&x->cb, "devices", json_pack("{s:s}", "name", GUEST), 5000);
+	json_t *d = json_array_get(json_object_get(devs, "return"), 0);
+	assert_string_equal(t_str(d, "id"), "data");
+	assert_string_equal(t_str(d, "bus"), "hotplug.1");
+	json_decref(devs);
 	counter_goes_on(x, &x->cb, before);
 
 	/* and back over tcp on loopback, through qsupctl */
@@ -262,6 +287,26 @@ static void test_refused_before_anything(void **state)
 	assert_string_equal(state_of(&x->ca), "running");
 	assert_string_equal(state_of(&x->cb), "stopped");
 	assert_int_equal(pid_of(&x->ca), pid);
+
+	/* By hand, a destination without the source's hot-plugged disk: QEMU
+	 * fails at the very end; with return-path the source learns it and the
+	 * guest runs on there. */
+	t_daemon_tiny_profile(&x->b, GUEST, EXTRA);
+	json_decref(t_ctl_call(&x->cb, "reload", json_object(), 10000));
+	attach_disk(x, &x->a, &x->ca, "extra");
+	r = t_ctl_call(&x->cb, "incoming", json_pack("{s:s}", "name", GUEST), 30000);
+	expect_ok(r, "incoming", x);
+	char uri[700];
+	snprintf(uri, sizeof(uri), "%s", t_str(json_object_get(r, "return"), "uri"));
+	json_decref(r);
+	r = migrate(x, &x->ca, NULL, uri, NULL, true);
+	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "MigrationFailed");
+	printf("# note: a destination without the disk: %s\n",
+	       t_str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "running");
+	assert_int_equal(pid_of(&x->ca), pid);
+	wait_state(&x->cb, "stopped", 20000);
 
 	/* bad arguments, and no such destination */
 	r = migrate(x, &x->ca, NULL, "ftp:somewhere", NULL, true);

@@ -20,8 +20,9 @@
  *                                  ("events" is always on: we wait on them)
  *   --param NAME=VALUE             migrate-set-parameters, both sides; digits
  *                                  make a number, on/off a boolean
- *   --dst-sub FROM=TO              replace FROM with TO in the destination's
- *                                  argv (e.g. --dst-sub :2222-=:2223-)
+ *   --dst-sub FROM=TO              replace FROM (no '=' in it) with TO in the
+ *                                  destination's argv (e.g. a hostfwd port:
+ *                                  --dst-sub :2222-=:2223-)
  *   --wait TEXT                    wait for TEXT on the console (-chardev
  *                                  id=serial0) before migrating, and report
  *                                  the console lines around the switch
@@ -38,7 +39,9 @@
  * setup_ms, downtime_ms (QEMU's query-migrate), transferred and ram_total
  * (bytes), passes (dirty-sync-count), mbps, src_state and dst_state (run
  * states afterwards), error (when failed), console (with --wait).
- * Exit status 0 when the migration completed and the destination runs.
+ * Exit status 0 when the migration completed and the destination runs;
+ * otherwise the destination's stderr goes to ours (the source only sees a
+ * broken stream).
  */
 #include <getopt.h>
 #include <limits.h>
@@ -70,17 +73,21 @@ static uint64_t deadline;       /* uv_now() value */
 static char *tmp;               /* our temp dir */
 static struct side src = { .name = "source" }, dst = { .name = "destination" };
 
+static void print_stderr(const struct side *s)
+{
+	char log[PATH_MAX];
+	snprintf(log, sizeof(log), "%s/stderr.log", s->dir);
+	fprintf(stderr, "%s QEMU's stderr:\n%s\n", s->name, t_file_tail(log));
+}
+
 /* Print the message (and s's stderr), kill both QEMUs, exit 1. */
 static void die(const char *fmt, const char *arg, struct side *s)
 {
 	fprintf(stderr, "migrate-raw: ");
 	fprintf(stderr, fmt, arg);
 	fputc('\n', stderr);
-	if (s) {
-		char log[PATH_MAX];
-		snprintf(log, sizeof(log), "%s/stderr.log", s->dir);
-		fprintf(stderr, "%s QEMU's stderr:\n%s\n", s->name, t_file_tail(log));
-	}
+	if (s)
+		print_stderr(s);
 	if (src.spawned && !src.exited)
 		uv_process_kill(&src.proc, SIGKILL);
 	if (dst.spawned && !dst.exited)
@@ -519,7 +526,10 @@ int main(int argc, char **argv)
 
 	char *line = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	puts(line);
+	fflush(stdout);
 	free(line);
+	if (!ok)
+		print_stderr(&dst);
 	json_decref(out);
 	json_decref(caps);
 	json_decref(params);
