@@ -1,6 +1,7 @@
 /* Live migration, save and restore: see migrate.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -954,20 +955,23 @@ void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args
 	if (fd < 0)
 		return sv_reply_err(req, "NotFound", "%s: %s", file, strerror(errno));
 	/* The header line, read a block at a time (it is small). */
-	char *buf = malloc(SAVE_HEADER_MAX + 1), *nl = NULL;
-	ssize_t n = 0, got;
-	while (buf && n < SAVE_HEADER_MAX && !(nl = memchr(buf, '\n', (size_t)n)) &&
-	       (got = read(fd, buf + n, SAVE_HEADER_MAX - (size_t)n)) > 0)
-		n += got;
-	if (buf && !nl)
-		nl = memchr(buf, '\n', (size_t)n);
+	char *buf = malloc(SAVE_HEADER_MAX + 1);
+	size_t n = 0, line = SIZE_MAX;
+	ssize_t got;
+	while (buf && n < SAVE_HEADER_MAX && line == SIZE_MAX &&
+	       (got = read(fd, buf + n, SAVE_HEADER_MAX - n)) > 0) {
+		for (size_t i = n; i < n + (size_t)got && line == SIZE_MAX; i++)
+			if (buf[i] == '\n')
+				line = i;
+		n += (size_t)got;
+	}
 	json_t *h = NULL;
-	if (nl && !strncmp(buf, SAVE_MAGIC, strlen(SAVE_MAGIC))) {
-		*nl = '\0';
+	if (line != SIZE_MAX && !strncmp(buf, SAVE_MAGIC, strlen(SAVE_MAGIC))) {
+		buf[line] = '\0';
 		h = json_loads(buf + strlen(SAVE_MAGIC), 0, NULL);
 	}
-	off_t start = nl ? (off_t)(nl + 1 - buf) : 0;
 	free(buf);
+	off_t start = line != SIZE_MAX ? (off_t)line + 1 : 0;
 	if (!json_is_object(h) || lseek(fd, start, SEEK_SET) != start) {
 		json_decref(h);
 		close(fd);
