@@ -451,6 +451,19 @@ static void kill_destination(struct sv_guest *g)
 	json_decref(a);
 }
 
+/* The source's migration (or save) did not happen: say why, drop the
+ * destination's QEMU (migrate --to) or the half-written file (save). */
+static void out_abort(struct sv_guest *g, const char *cls, const char *why)
+{
+	struct sv_mig *m = g->mig;
+	m->ending = true;
+	answer_err(g, cls, why);
+	kill_destination(g);
+	if (m->role == ROLE_SAVE && m->file)
+		unlink(m->file);   /* half a stream is no use */
+	mig_free(g);
+}
+
 /* The migration is over (info: the last query-migrate). */
 static void out_end(struct sv_guest *g, json_t *info)
 {
@@ -480,11 +493,7 @@ static void out_end(struct sv_guest *g, json_t *info)
 	         : str(info, "error-desc") ?: "failed");
 	json_decref(fig);
 	sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
-	answer_err(g, "MigrationFailed", why);
-	kill_destination(g);
-	if (m->role == ROLE_SAVE && m->file)
-		unlink(m->file);   /* half a stream is no use */
-	mig_free(g);
+	out_abort(g, "MigrationFailed", why);
 }
 
 static void out_migrating(struct sv_guest *g, const struct qmp_result *r)
@@ -493,12 +502,7 @@ static void out_migrating(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate", why, sizeof(why));
-		m->ending = true;
-		answer_err(g, "MigrationFailed", why);
-		kill_destination(g);
-		if (m->role == ROLE_SAVE && m->file)
-			unlink(m->file);
-		return mig_free(g);
+		return out_abort(g, "MigrationFailed", why);
 	}
 	m->started = true;
 	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_SAVE ? "saving to" : "migrating to",
@@ -516,9 +520,7 @@ static void out_params_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-parameters", why, sizeof(why));
-		answer_err(g, "InvalidArgument", why);
-		kill_destination(g);
-		return mig_free(g);
+		return out_abort(g, "InvalidArgument", why);
 	}
 	mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
 }
@@ -528,9 +530,7 @@ static void out_caps_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-capabilities", why, sizeof(why));
-		answer_err(g, "InvalidArgument", why);
-		kill_destination(g);
-		return mig_free(g);
+		return out_abort(g, "InvalidArgument", why);
 	}
 	mstep(g, "migrate-set-parameters", params_json(g, g->mig->args), out_params_set);
 }
@@ -689,9 +689,7 @@ static void save_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 	m->fd = -1;
 	if (r->status != 0) {
 		step_error(r, "getfd", why, sizeof(why));
-		answer_err(g, "GenericError", why);
-		unlink(m->file);
-		return mig_free(g);
+		return out_abort(g, "GenericError", why);
 	}
 	out_begin(g);
 }
@@ -750,16 +748,22 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 
 /* ---- the destination: incoming, restore ---- */
 
+/* The destination's setup failed: say why, and end its QEMU (the guest
+ * ends stopped, never restarted). */
+static void in_abort(struct sv_guest *g, const char *cls, const char *why)
+{
+	answer_err(g, cls, why);
+	g->force_kill = true;
+	sv_guest_signal(g, SIGKILL);
+}
+
 static void in_listening(struct sv_guest *g, const struct qmp_result *r)
 {
 	struct sv_mig *m = g->mig;
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-incoming", why, sizeof(why));
-		answer_err(g, "GenericError", why);
-		g->force_kill = true;
-		sv_guest_signal(g, SIGKILL);
-		return;
+		return in_abort(g, "GenericError", why);
 	}
 	sv_log(SV_LOG_INFO, g->name, "waiting for the migration on %s", m->uri);
 	if (m->role == ROLE_IN)
@@ -772,10 +776,7 @@ static void in_params_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-parameters", why, sizeof(why));
-		answer_err(g, "InvalidArgument", why);
-		g->force_kill = true;
-		sv_guest_signal(g, SIGKILL);
-		return;
+		return in_abort(g, "InvalidArgument", why);
 	}
 	mstep(g, "migrate-incoming", json_pack("{s:s}", "uri", g->mig->uri), in_listening);
 }
@@ -785,10 +786,7 @@ static void in_caps_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-capabilities", why, sizeof(why));
-		answer_err(g, "InvalidArgument", why);
-		g->force_kill = true;
-		sv_guest_signal(g, SIGKILL);
-		return;
+		return in_abort(g, "InvalidArgument", why);
 	}
 	mstep(g, "migrate-set-parameters", params_json(g, g->mig->args), in_params_set);
 }
@@ -801,10 +799,7 @@ static void in_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 	m->fd = -1;
 	if (r->status != 0) {
 		step_error(r, "getfd", why, sizeof(why));
-		answer_err(g, "GenericError", why);
-		g->force_kill = true;
-		sv_guest_signal(g, SIGKILL);
-		return;
+		return in_abort(g, "GenericError", why);
 	}
 	mstep(g, "migrate-set-capabilities", caps_json(g, m->args, true), in_caps_set);
 }
