@@ -398,9 +398,23 @@ static void test_guest_never_releases(void **state)
 {
 	struct fx *x = *state;
 	char img[600];
-	t_daemon_profile(&x->d, "deaf", FW "hotplug-slots = 1\n[shutdown]\ntimeout = 1s\n");
+	t_daemon_profile(&x->d, "deaf", FW "hotplug-slots = 1\ncpus = 1\nmax-cpus = 2\n"
+	                 "[shutdown]\ntimeout = 1s\n");
 	start(x, "deaf");
 	printf("# using %s (firmware only: nothing answers the unplug)\n", t_accel());
+	/* A vCPU: under TCG qsupd refuses its unplug; under KVM it is asked
+	 * for, and QEMU refuses it itself while no OS has switched its ACPI CPU
+	 * hot-plug to the modern interface (firmware only here): its own error
+	 * comes back. */
+	json_t *c = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s}", "name", "deaf", "kind",
+	                       "cpu"), 30000);
+	expect_ok(c, "attach cpu");
+	json_decref(c);
+	bool kvm = strcmp(t_accel(), "kvm") == 0;
+	c = detach(x, "deaf", "vcpu1", 1000);
+	expect_err(c, kvm ? "GenericError" : "InvalidState");
+	assert_true(json_is_true(json_object_get(json_object_get(c, "error"), "qemu")) == kvm);
+	json_decref(c);
 	make_image(x, "p.img", img, sizeof(img));
 	json_t *r = attach_disk(x, "deaf", "p1", img, "raw");
 	expect_ok(r, "attach");
