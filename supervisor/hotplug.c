@@ -413,7 +413,8 @@ static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop
 
 /* ---- checks shared by the attach verb and the overlay ---- */
 
-static const char *const disk_keys[] = { "file", "format", "readonly", "serial", "cache", NULL };
+static const char *const disk_keys[] = { "file", "format", "readonly", "serial", "cache", "bus",
+                                         NULL };
 static const char *const nic_keys[] = { "type", "tap", "bridge", "mac", "model", NULL };
 static const char *const cpu_keys[] = { "count", NULL };
 static const char *const mem_keys[] = { "size", NULL };
@@ -440,6 +441,16 @@ static uint64_t spec_size(json_t *spec)
 	else if (json_is_string(v) && sv_size_parse(json_string_value(v), &b) < 0)
 		b = 0;
 	return b;
+}
+
+/* How many of the profile's drives are on its SCSI controller (they take
+ * SCSI ids 0 .. n-1). */
+static unsigned scsi_drives(const struct sv_profile *p)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < p->ndrives; i++)
+		n += p->drives[i].bus == SV_BUS_SCSI;
+	return n;
 }
 
 /* A vCPU id: "vcpuN"; returns N, or -1. */
@@ -502,6 +513,12 @@ const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg
 			           "vdi, vhdx, vpc, qed", fmt);
 		if ((v = json_object_get(spec, "readonly")) && !json_is_boolean(v))
 			CHECK_FAIL("InvalidArgument", "readonly: use on or off");
+		if ((v = json_object_get(spec, "bus")) && (!(s = json_string_value(v)) ||
+		    (strcmp(s, "virtio") && strcmp(s, "scsi"))))
+			CHECK_FAIL("InvalidArgument", "bus: use virtio or scsi");
+		if (v && !strcmp(s, "scsi") && !scsi_drives(p))
+			CHECK_FAIL("InvalidArgument", "bus=scsi needs the profile's SCSI controller: "
+			           "the profile has no disk or CD-ROM with bus = scsi");
 		if ((v = json_object_get(spec, "cache")) && !in_list(cache_modes, json_string_value(v)))
 			CHECK_FAIL("InvalidArgument", "cache: use writeback, none, writethrough, "
 			           "directsync or unsafe");
@@ -666,9 +683,12 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 		return;
 	}
 	const char *model = arg_str(op->args, "model");
-	json_t *a = json_pack("{s:s, s:s, s:s}", "id", dev->id, "bus", dev->bus, "driver",
-	                      dev->kind == DEV_DISK ? "virtio-blk-pci"
+	bool scsi = !strncmp(dev->bus, "scsi:", 5);
+	json_t *a = json_pack("{s:s, s:s, s:s}", "id", dev->id, "bus", scsi ? "scsi.0.0" : dev->bus,
+	                      "driver", scsi ? "scsi-hd" : dev->kind == DEV_DISK ? "virtio-blk-pci"
 	                      : model && !strcmp(model, "e1000e") ? "e1000e" : "virtio-net-pci");
+	if (scsi)
+		json_object_set_new(a, "scsi-id", json_integer(strtol(dev->bus + 5, NULL, 10)));
 	if (dev->kind == DEV_DISK) {
 		const char *cache = arg_str(op->args, "cache") ?: "";
 		json_object_set_new(a, "drive", json_string(dev->backend));
@@ -711,10 +731,18 @@ static bool bus_used(struct sv_guest *g, const char *bus)
 	return false;
 }
 
-/* A free spare port (q35), or pci.0 (pc). Returns 0, or -ENOSPC. */
-static int free_bus(struct sv_guest *g, char *bus, size_t size)
+/* A free spare port (q35), or pci.0 (pc); for a SCSI disk, a free target
+ * on the profile's controller ("scsi:N"). Returns 0, or -ENOSPC. */
+static int free_bus(struct sv_guest *g, bool scsi, char *bus, size_t size)
 {
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+	for (unsigned i = scsi_drives(p); scsi && i < 256; i++) {
+		snprintf(bus, size, "scsi:%u", i);
+		if (!bus_used(g, bus))
+			return 0;
+	}
+	if (scsi)
+		return -ENOSPC;
 	if (p->family != SV_MACHINE_Q35) {
 		snprintf(bus, size, "pci.0");
 		return 0;
@@ -955,9 +983,9 @@ static void attach_start(struct hp_op *op)
 	char msg[600], want_bus[32] = "";
 	if (!p)
 		return op_fail(op, "InvalidState", "%s", "the guest's profile is gone");
-	if (op->replay && arg_str(op->args, "bus")) {
-		snprintf(want_bus, sizeof(want_bus), "%s", arg_str(op->args, "bus"));
-		json_object_del(op->args, "bus");
+	if (op->replay && arg_str(op->args, "slot")) {
+		snprintf(want_bus, sizeof(want_bus), "%s", arg_str(op->args, "slot"));
+		json_object_del(op->args, "slot");
 	}
 	const char *cls = sv_hotplug_check(p, op->args, msg, sizeof(msg));
 	if (cls)
@@ -985,7 +1013,8 @@ static void attach_start(struct hp_op *op)
 	snprintf(dev->backend, sizeof(dev->backend), "%s.%s", backend_prefix[kind], id);
 	if (want_bus[0] && !bus_used(g, want_bus))
 		snprintf(dev->bus, sizeof(dev->bus), "%s", want_bus);
-	else if (kind != DEV_MEM && free_bus(g, dev->bus, sizeof(dev->bus)) < 0) {
+	else if (kind != DEV_MEM && free_bus(g, kind == DEV_DISK && !strcmp(arg_str(op->args, "bus")
+	         ?: "", "scsi"), dev->bus, sizeof(dev->bus)) < 0) {
 		free(dev);
 		return op_fail(op, "InvalidState", "no free hot-plug slot: all %s spare ports "
 		               "are taken (raise hotplug-slots in the profile)", "the");
@@ -1243,7 +1272,7 @@ bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g))
 		 * the source device for device. */
 		json_t *spec = json_deep_copy(hp->devs->spec);
 		if (hp->devs->bus[0])
-			json_object_set_new(spec, "bus", json_string(hp->devs->bus));
+			json_object_set_new(spec, "slot", json_string(hp->devs->bus));
 		json_array_append_new(specs, spec);
 		dev_unlink(hp, hp->devs);
 	}

@@ -332,6 +332,32 @@ static void test_cpu_and_memory_in_the_guest(void **state)
 	assert_non_null(strstr(out, "size"));
 }
 
+/* SCSI: on the controller of a profile with a SCSI disk, the next target. */
+static void test_scsi_disk(void **state)
+{
+	struct fx *x = *state;
+	char root[600], img[600], extra[800];
+	make_image(x, "root.img", root, sizeof(root));
+	make_image(x, "s1.img", img, sizeof(img));
+	snprintf(extra, sizeof(extra), "[disk.root]\nfile = %s\nformat = raw\nbus = scsi\n", root);
+	start_tiny_with(x, extra);
+	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name",
+	                       "tiny", "kind", "disk", "id", "s1", "file", img, "format", "raw",
+	                       "bus", "scsi"), 30000);
+	expect_ok(r, "attach scsi");
+	assert_string_equal(str(json_object_get(r, "return"), "bus"), "scsi:1");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG add block sdb");
+	r = detach(x, "tiny", "s1", 0);
+	expect_ok(r, "detach scsi");
+	json_decref(r);
+	console_shows(x, "QSUP-HOTPLUG remove block sdb");
+	assert_int_equal(nodes(x, "tiny", "hpdrive."), 0);
+	expect_err_take(t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+	                "name", "tiny", "kind", "disk", "id", "s2", "file", img, "format", "raw",
+	                "bus", "ide"), 30000), "InvalidArgument");
+}
+
 #define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 
 static void test_failures_leave_nothing_behind(void **state)
@@ -346,6 +372,12 @@ static void test_failures_leave_nothing_behind(void **state)
 	expect_err_take(attach_disk(x, "fw", "d1", "json:{}", "raw"), "InvalidArgument");
 	expect_err_take(attach_disk(x, "fw", "9bad", img, "raw"), "InvalidArgument");
 	expect_err_take(attach_disk(x, "fw", "lan", img, "raw"), "InvalidArgument");   /* profile's */
+	json_t *sc = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name",
+	                        "fw", "kind", "disk", "id", "s1", "file", img, "format", "raw",
+	                        "bus", "scsi"), 30000);
+	expect_err(sc, "InvalidArgument");   /* no SCSI controller in the profile */
+	assert_non_null(strstr(str(json_object_get(sc, "error"), "desc"), "SCSI controller"));
+	json_decref(sc);
 	/* QEMU's own refusal comes back intact: a qcow2 view of a raw file. */
 	json_t *r = attach_disk(x, "fw", "d1", img, "qcow2");
 	expect_err(r, "GenericError");
@@ -804,6 +836,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_disk_and_nic_in_the_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_and_memory_in_the_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scsi_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures_leave_nothing_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_never_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_survive_restarts, setup, teardown),
