@@ -91,7 +91,8 @@ static const struct ctl_cmd commands[] = {
 	{ "argv", ctl_argv, "NAME", "print the QEMU argv that start would use",
 	  1, 1, CTL_F_NAMES },
 	{ "attach", ctl_attach, "NAME disk|nic|cpu|memory [id=ID] [KEY=VALUE...]",
-	  "hot-plug a disk (file=, format=, readonly=on), NIC (type=user|tap|bridge, tap=, "
+	  "hot-plug a disk (file=, format=, bus=virtio|scsi, readonly=on), "
+	  "NIC (type=user|tap|bridge, tap=, "
 	  "bridge=, mac=), vCPUs (count=N) or memory (size=)",
 	  2, -1, CTL_F_NAME1 | CTL_F_PERSIST },
 	{ "detach", ctl_detach, "NAME ID [timeout=MS]",
@@ -102,7 +103,7 @@ static const struct ctl_cmd commands[] = {
 	  1, 1, CTL_F_NAMES },
 	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
 	  1, 1, CTL_F_NAMES },
-	{ "migrate", ctl_migrate, "[-w] NAME URI | [-w] --to SOCKET NAME [URI] [KEY=VALUE...]",
+	{ "migrate", ctl_migrate, "[-w] [--to SOCKET] NAME [URI] [KEY=VALUE...]",
 	  "live-migrate a guest (downtime=MS, bandwidth=, multifd-channels=, capabilities=, "
 	  "timeout=MS, postcopy-after=N)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE },
 	{ "incoming", ctl_incoming, "NAME [URI] [KEY=VALUE...]",
