@@ -604,6 +604,14 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
 	return 0;
 }
 
+json_t *sv_argv_json(const struct sv_argv *a)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < a->argc; i++)
+		json_array_append_new(list, json_string(a->argv[i]));
+	return list;
+}
+
 void sv_argv_free(struct sv_argv *a)
 {
 	sv_strv_free_array(a->argv);

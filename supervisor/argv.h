@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "profile.h"
 #include "util.h"
 
@@ -48,6 +50,9 @@ struct sv_argv {
  * "path:line: [section] key: ..." form, and *out is left empty. */
 int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
                   struct sv_argv *out, struct sv_error *err);
+
+/* The argv as a JSON array of strings (a new reference). */
+json_t *sv_argv_json(const struct sv_argv *a);
 
 /* Free what sv_argv_build() filled; leaves *a empty. */
 void sv_argv_free(struct sv_argv *a);

@@ -158,21 +158,14 @@ static void cmd_argv(struct sv_request *req, json_t *args)
 		sv_reply_err(req, "NotFound", "%s: its profile was removed", g->name);
 		return;
 	}
-	struct sv_facts f;
 	struct sv_argv av = { 0 };
 	struct sv_error err = { 0 };
-	sv_facts_init(&f, req->d->run_dir, g->name);
-	f.kvm_usable = req->d->kvm_usable;
-	f.qmp_fd = 3;
-	f.serial_fd = 4;
-	int rc = sv_argv_build(g->profile, &f, &av, &err);
+	int rc = sv_guest_argv(g, g->profile, req->d->run_dir, false, &av, &err);
 	if (rc < 0) {
 		reply_failed(req, rc, &err);
 		return;
 	}
-	json_t *list = json_array(), *warn = json_array();
-	for (size_t i = 0; i < av.argc; i++)
-		json_array_append_new(list, json_string(av.argv[i]));
+	json_t *list = sv_argv_json(&av), *warn = json_array();
 	for (size_t i = 0; i < av.warnings.n; i++)
 		json_array_append_new(warn, json_string(av.warnings.v[i]));
 	sv_argv_free(&av);
@@ -187,20 +180,6 @@ static void cmd_console(struct sv_request *req, json_t *args)
 		                           "state", sv_state_name(g->state)));
 }
 
-static void cmd_attach(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_hotplug_attach(g, req, args);
-}
-
-static void cmd_detach(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_hotplug_detach(g, req, args);
-}
-
 static void cmd_devices(struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(req, args);
@@ -208,73 +187,40 @@ static void cmd_devices(struct sv_request *req, json_t *args)
 		sv_reply_ok(req, sv_hotplug_list(g));
 }
 
-static void cmd_migrate(struct sv_request *req, json_t *args)
+/* The verbs that hand the request to the guest's own module (hot-plug,
+ * migration): the table names the function. */
+static void cmd_on_guest(struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(req, args);
 	if (g)
-		sv_migrate_out(g, req, args);
-}
-
-static void cmd_incoming(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_migrate_in(g, req, args);
-}
-
-static void cmd_migrate_cancel(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_migrate_cancel(g, req);
-}
-
-static void cmd_migrate_postcopy(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_migrate_postcopy(g, req);
-}
-
-static void cmd_save(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_migrate_save(g, req, args);
-}
-
-static void cmd_restore(struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(req, args);
-	if (g)
-		sv_migrate_restore(g, req, args);
+		sv_command_find(req->verb)->on_guest(g, req, args);
 }
 
 static const struct sv_command commands[] = {
-	{ "argv", cmd_argv, 0 },
-	{ "attach", cmd_attach, SV_CMD_MUTATES },
-	{ "detach", cmd_detach, SV_CMD_MUTATES },
-	{ "devices", cmd_devices, 0 },
-	{ "incoming", cmd_incoming, SV_CMD_MUTATES },
-	{ "console", cmd_console, 0 },
-	{ "kill", cmd_kill, SV_CMD_MUTATES },
-	{ "list", cmd_list, 0 },
-	{ "migrate", cmd_migrate, SV_CMD_MUTATES },
-	{ "migrate-cancel", cmd_migrate_cancel, SV_CMD_MUTATES },
-	{ "migrate-postcopy", cmd_migrate_postcopy, SV_CMD_MUTATES },
-	{ "pause", cmd_simple, SV_CMD_MUTATES },
-	{ "qmp", cmd_qmp, SV_CMD_MUTATES },
-	{ "reload", cmd_reload, SV_CMD_MUTATES },
-	{ "reset", cmd_simple, SV_CMD_MUTATES },
-	{ "reset-failed", cmd_reset_failed, SV_CMD_MUTATES },
-	{ "restart", cmd_restart, SV_CMD_MUTATES },
-	{ "restore", cmd_restore, SV_CMD_MUTATES },
-	{ "resume", cmd_simple, SV_CMD_MUTATES },
-	{ "save", cmd_save, SV_CMD_MUTATES },
-	{ "start", cmd_start, SV_CMD_MUTATES },
-	{ "status", cmd_status, 0 },
-	{ "stop", cmd_stop, SV_CMD_MUTATES },
-	{ "subscribe", cmd_subscribe, 0 },
+	{ "argv", cmd_argv, 0, NULL },
+	{ "attach", cmd_on_guest, SV_CMD_MUTATES, sv_hotplug_attach },
+	{ "detach", cmd_on_guest, SV_CMD_MUTATES, sv_hotplug_detach },
+	{ "devices", cmd_devices, 0, NULL },
+	{ "incoming", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_in },
+	{ "console", cmd_console, 0, NULL },
+	{ "kill", cmd_kill, SV_CMD_MUTATES, NULL },
+	{ "list", cmd_list, 0, NULL },
+	{ "migrate", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_out },
+	{ "migrate-cancel", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_cancel },
+	{ "migrate-postcopy", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_postcopy },
+	{ "pause", cmd_simple, SV_CMD_MUTATES, NULL },
+	{ "qmp", cmd_qmp, SV_CMD_MUTATES, NULL },
+	{ "reload", cmd_reload, SV_CMD_MUTATES, NULL },
+	{ "reset", cmd_simple, SV_CMD_MUTATES, NULL },
+	{ "reset-failed", cmd_reset_failed, SV_CMD_MUTATES, NULL },
+	{ "restart", cmd_restart, SV_CMD_MUTATES, NULL },
+	{ "restore", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_restore },
+	{ "resume", cmd_simple, SV_CMD_MUTATES, NULL },
+	{ "save", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_save },
+	{ "start", cmd_start, SV_CMD_MUTATES, NULL },
+	{ "status", cmd_status, 0, NULL },
+	{ "stop", cmd_stop, SV_CMD_MUTATES, NULL },
+	{ "subscribe", cmd_subscribe, 0, NULL },
 };
 
 const struct sv_command *sv_command_find(const char *verb)

@@ -12,10 +12,14 @@ struct sv_request;
 
 enum { SV_CMD_MUTATES = 1 };
 
+struct sv_guest;
+
 struct sv_command {
 	const char *name;
 	void (*fn)(struct sv_request *req, json_t *args);
 	unsigned flags;
+	/* For fn = the guest dispatcher: what to run on the named guest. */
+	void (*on_guest)(struct sv_guest *g, struct sv_request *req, json_t *args);
 };
 
 /* The command named verb, or NULL. */

@@ -495,6 +495,18 @@ void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
 		launch(g);
 }
 
+int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *run_dir,
+                  bool incoming, struct sv_argv *out, struct sv_error *err)
+{
+	struct sv_facts f;
+	sv_facts_init(&f, run_dir, g->name);
+	f.kvm_usable = g->d->kvm_usable;
+	f.qmp_fd = QMP_FD;
+	f.serial_fd = SERIAL_FD;
+	f.incoming = incoming;
+	return sv_argv_build(p, &f, out, err);
+}
+
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
 	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF &&
@@ -508,13 +520,8 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	if (other)
 		return sv_error_set(err, -EEXIST, "%s: a QEMU for this guest is already running "
 		                    "(pid %d) outside this qsupd; stop it first", g->name, other);
-	struct sv_facts f;
-	sv_facts_init(&f, g->d->run_dir, g->name);
-	f.kvm_usable = g->d->kvm_usable;
-	f.qmp_fd = QMP_FD;
-	f.serial_fd = SERIAL_FD;
-	f.incoming = g->start_incoming;
-	int rc = sv_argv_build(g->profile, &f, &g->start_argv, err);
+	int rc = sv_guest_argv(g, g->profile, g->d->run_dir, g->start_incoming, &g->start_argv,
+	                       err);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < g->start_argv.warnings.n; i++)

@@ -118,6 +118,12 @@ const char *sv_state_name(enum sv_state s);
  * errno with the reason in err (req is then not answered). */
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
 
+/* The QEMU argv qsupd runs for g with profile p, its runtime files under
+ * run_dir, the sockets handed over as fds 3 and 4 (sv_argv_build's
+ * result). */
+int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *run_dir,
+                  bool incoming, struct sv_argv *out, struct sv_error *err);
+
 /* Stop: ACPI power-off, then after the profile's timeout quit, SIGTERM,
  * SIGKILL; force starts at quit. req is answered once QEMU has exited. */
 int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req,

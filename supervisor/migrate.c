@@ -141,21 +141,14 @@ static void answer_err(struct sv_guest *g, const char *cls, const char *msg)
  * but a fixed runtime dir: both ends must have the same one. */
 static json_t *profile_argv(struct sv_guest *g, struct sv_error *err)
 {
-	struct sv_facts f;
 	struct sv_argv a = { 0 };
 	if (!prof(g)) {
 		sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
 		return NULL;
 	}
-	sv_facts_init(&f, "/run/qsup", g->name);
-	f.kvm_usable = g->d->kvm_usable;
-	f.qmp_fd = 3;
-	f.serial_fd = 4;
-	if (sv_argv_build(prof(g), &f, &a, err) < 0)
+	if (sv_guest_argv(g, prof(g), "/run/qsup", false, &a, err) < 0)
 		return NULL;
-	json_t *list = json_array();
-	for (size_t i = 0; i < a.argc; i++)
-		json_array_append_new(list, json_string(a.argv[i]));
+	json_t *list = sv_argv_json(&a);
 	sv_argv_free(&a);
 	return list;
 }
@@ -651,8 +644,9 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 }
 
-void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req)
+void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
+	(void)args;
 	struct sv_mig *m = g->mig;
 	if (!m || m->role != ROLE_OUT || !m->started || m->ending)
 		return sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
@@ -667,8 +661,9 @@ void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req)
 		sv_reply_err(req, "GenericError", "%s", err.msg);
 }
 
-void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req)
+void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
+	(void)args;
 	struct sv_mig *m = g->mig;
 	if (!m || (m->role != ROLE_OUT && m->role != ROLE_SAVE) || !m->started || m->ending)
 		return sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",

@@ -35,10 +35,10 @@ struct sv_request;
 /* The verbs; each answers req. */
 void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args);
 void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args);
-void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req);
+void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req, json_t *args);
 /* Switch an outgoing migration to postcopy (the postcopy-ram capability
  * must be on); also automatic with migrate's "postcopy-after": N passes. */
-void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req);
+void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req, json_t *args);
 void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args);
 void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args);
 
