@@ -189,6 +189,7 @@ static struct sv_request *request_new(struct sv_client *c, json_t *id, const cha
 		return NULL;
 	req->d = c->d;
 	req->client = c;
+	req->uid = c->uid;
 	req->id = json_incref(id);
 	snprintf(req->verb, sizeof(req->verb), "%s", verb);
 	c->refs++;

@@ -27,6 +27,7 @@ struct sv_request {
 	struct sv_daemon *d;
 	struct sv_client *client;
 	json_t *id;                 /* echoed in the reply; NULL: none */
+	uid_t uid;                  /* the client's, from SO_PEERCRED */
 	char verb[32];
 };
 

@@ -90,16 +90,16 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 		const char *f = ents[i]->d_name;
 		size_t len = strlen(f);
 		char path[PATH_MAX];
-		if (f[0] == '.' || len < 5 || strcmp(f + len - 4, ".ini") != 0 ||
-		    snprintf(path, sizeof(path), "%s/%s", d->profile_dir, f) >= (int)sizeof(path)) {
-			free(ents[i]);
+		char name[256];
+		bool skip = f[0] == '.' || len < 5 || strcmp(f + len - 4, ".ini") != 0 ||
+		            snprintf(path, sizeof(path), "%s/%s", d->profile_dir, f) >= (int)sizeof(path);
+		if (!skip)
+			snprintf(name, sizeof(name), "%.*s", (int)(len - 4), f);
+		free(ents[i]);   /* f points into it: not used past here */
+		if (skip)
 			continue;
-		}
-		free(ents[i]);
 		struct sv_profile *p = NULL;
 		struct sv_strv errs = { 0 };
-		char name[256];
-		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), f);
 		struct sv_guest *g = sv_daemon_guest(d, name);
 		if (g)
 			g->removed = false;   /* a bad edit keeps the old profile */
