@@ -2,9 +2,16 @@
  * The pure profile -> QEMU argv builder. Devices, block nodes and netdevs use
  * QEMU's JSON forms (-device/-blockdev/-netdev '{...}'), so no profile value
  * can add an option; the few values that go into comma-separated option
- * strings (socket and log paths, names, addresses) pass through
- * sv_qemu_escape(). Paths for -kernel, -initrd, -bios and the -append text
- * are separate argv elements that QEMU 7.2 takes whole.
+ * strings (socket paths, names, addresses) pass through sv_qemu_escape().
+ *
+ * QEMU opens none of the profile's files by path: each is listed in
+ * out->fds with the fd number QEMU will inherit it as (qsupd opens it, see
+ * fdpass.h). Block nodes and the serial log use fd sets (-add-fd fd=N,set=N
+ * and "/dev/fdset/N"); the kernel, initrd and -bios, which QEMU reads with
+ * plain file calls, are "/proc/self/fd/N". A qcow2 image's backing chain is
+ * spelled out node by node (facts->chains), each layer its own fd, and
+ * "backing": null ends it, so QEMU never resolves a backing file name
+ * itself. The -append text is one argv element that QEMU takes whole.
  *
  * Device layout: on q35 every virtio disk and every NIC sits on its own
  * pcie-root-port ("port.ID"), so that it can be hot-unplugged (ACPI hot-plug,
@@ -14,6 +21,7 @@
  * clash.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +39,9 @@ struct build {
 	unsigned ahci, ide, scsi;       /* next free port/unit/target */
 	bool scsi_ctrl, ahci_ctrl;
 	enum sv_accel accel;
+	int next_fd;            /* the next fd number for out->fds */
+	struct sv_fd_need *fds;
+	size_t nfds;
 	int r;
 };
 
@@ -42,6 +53,7 @@ int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name)
 	f->kvm_usable = true;
 	f->qmp_fd = -1;
 	f->serial_fd = -1;
+	f->chains = NULL;
 	a = snprintf(f->qmp_path, sizeof(f->qmp_path), "%s/%s/qmp.sock", run_dir, name);
 	b = snprintf(f->serial_path, sizeof(f->serial_path), "%s/%s/serial.sock",
 	             run_dir, name);
@@ -139,6 +151,70 @@ static void add_escaped_u(struct build *b, const char *fmt, const char *v, unsig
 	free(e);
 }
 
+/* ------------------------------------------------------------ fds */
+
+static char *dup_or_null(struct build *b, const char *s)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		b->r = -ENOMEM;
+	return d;
+}
+
+/* List an fd QEMU must inherit; returns its number (-1 out of memory). */
+static int need_fd(struct build *b, enum sv_fd_kind kind, int flags, const char *path,
+                   const char *fmt, const char *arg)
+{
+	struct sv_fd_need *v, *n;
+
+	if (b->r)
+		return -1;
+	v = realloc(b->fds, (b->nfds + 1) * sizeof(*v));
+	if (!v) {
+		b->r = -ENOMEM;
+		return -1;
+	}
+	b->fds = v;
+	n = &v[b->nfds++];
+	memset(n, 0, sizeof(*n));
+	n->fd = b->next_fd++;
+	n->kind = kind;
+	n->flags = flags;
+	n->path = dup_or_null(b, path);
+	if (asprintf(&n->what, fmt, arg) < 0) {
+		n->what = NULL;
+		b->r = -ENOMEM;
+	}
+	return n->fd;
+}
+
+/* A file QEMU opens through an fd set: -add-fd, and its "/dev/fdset/N". */
+static void fdset_path(struct build *b, int flags, const char *path, const char *node,
+                       const char *what, const char *arg, char out[32])
+{
+	int fd = need_fd(b, SV_FD_FILE, flags, path, what, arg);
+
+	add(b, "-add-fd");
+	addf(b, "fd=%d,set=%d,opaque=%s", fd, fd, node);
+	snprintf(out, 32, "/dev/fdset/%d", fd);
+}
+
+/* A file QEMU reads with plain calls: its "/proc/self/fd/N". */
+static void read_path(struct build *b, const char *path, const char *what, char out[32])
+{
+	snprintf(out, 32, "/proc/self/fd/%d", need_fd(b, SV_FD_READ, O_RDONLY, path,
+	         "%s", what));
+}
+
+static void fd_need_free(struct sv_fd_need *n)
+{
+	free(n->path);
+	free(n->ifname);
+	free(n->bridge);
+	free(n->what);
+}
+
 /* ------------------------------------------------------------ machine */
 
 static int accel_choose(struct build *b)
@@ -169,22 +245,14 @@ static int accel_choose(struct build *b)
 	return 0;
 }
 
-static bool has_bridge(const struct sv_profile *p)
-{
-	for (size_t i = 0; i < p->nnics; i++)
-		if (p->nics[i].type == SV_NIC_BRIDGE)
-			return true;
-	return false;
-}
-
-/* -sandbox: deny everything QEMU does not need. spawn stays allowed only
- * for qemu-bridge-helper; elevateprivileges=deny is fine because qsupd drops
- * privileges itself before exec (QEMU's own -runas would be killed by it). */
+/* -sandbox: deny everything QEMU does not need. QEMU never has to spawn
+ * (qsupd makes the taps itself), so spawn is denied unless the profile
+ * allows it; elevateprivileges=deny is fine because qsupd switches to QEMU's
+ * identity itself before exec (QEMU's own -runas would be killed by it). */
 static void emit_sandbox(struct build *b)
 {
 	const struct sv_profile *p = b->p;
-	bool spawn = p->sandbox_spawn == SV_SPAWN_ALLOW ||
-	             (p->sandbox_spawn == SV_SPAWN_AUTO && has_bridge(p));
+	bool spawn = p->sandbox_spawn == SV_SPAWN_ALLOW;
 
 	if (!p->sandbox)
 		return;
@@ -200,18 +268,25 @@ static void emit_firmware(struct build *b)
 		{ "fw.code.file", "fw.code" }, { "fw.vars.file", "fw.vars" },
 	};
 
+	char path[32];
+
 	if (p->firmware == SV_FIRMWARE_BIOS) {
 		if (p->bios) {
+			read_path(b, p->bios, "bios", path);
 			add(b, "-bios");
-			add(b, p->bios);
+			add(b, path);
 		}
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		json_t *file = json_object(), *fmt = json_object();
+		json_t *file, *fmt;
 
+		fdset_path(b, i ? O_RDWR : O_RDONLY, i ? p->uefi_vars : p->uefi_code,
+		           nodes[i][0], "%s", i ? "UEFI variables" : "UEFI code", path);
+		file = json_object();
+		fmt = json_object();
 		jstr(file, "driver", "file");
-		jstr(file, "filename", i ? p->uefi_vars : p->uefi_code);
+		jstr(file, "filename", path);
 		jstr(file, "node-name", nodes[i][0]);
 		jstr(fmt, "driver", "raw");
 		jstr(fmt, "file", nodes[i][0]);
@@ -259,8 +334,13 @@ static void emit_machine(struct build *b)
 static void emit_socket(struct build *b, const char *id, const char *path, int fd,
                         const char *log)
 {
-	char *e = NULL, *l = NULL;
+	char *e = NULL, *l = NULL, logpath[32];
 
+	if (log) {   /* QEMU appends to it through an fd set */
+		fdset_path(b, O_WRONLY | O_APPEND | O_CREAT, log, "serial.log", "%s",
+		           "serial log", logpath);
+		log = logpath;
+	}
 	add(b, "-chardev");
 	if (fd >= 0) {
 		if (asprintf(&e, "fd=%d", fd) < 0)
@@ -329,13 +409,19 @@ static void emit_kernel(struct build *b)
 {
 	const struct sv_profile *p = b->p;
 
+	char path[32];
+
 	if (!p->kernel)
 		return;
+	read_path(b, p->kernel, "kernel", path);
 	add(b, "-kernel");
-	add(b, p->kernel);
+	add(b, path);
 	if (p->initrd) {
+		/* Never a path with commas here: QEMU splits -initrd at them
+		 * for multiboot kernels. */
+		read_path(b, p->initrd, "initrd", path);
 		add(b, "-initrd");
-		add(b, p->initrd);
+		add(b, path);
 	}
 	if (p->append) {
 		add(b, "-append");
@@ -382,23 +468,35 @@ static void place(struct build *b, json_t *dev, const char *id)
 	jstr(dev, "bus", port);
 }
 
-static void emit_blockdevs(struct build *b, const struct sv_drive *d)
+/* One layer of drive d: a file node on its own fd and a format node over
+ * it. backing names the format node under it; "" ends the chain ("backing":
+ * null), NULL leaves the key out (formats without one). */
+static void emit_layer(struct build *b, const struct sv_drive *d, const char *path,
+                       const char *format, bool ro, const char *backing, size_t k)
 {
-	json_t *file = json_object(), *fmt = json_object(), *cache = NULL;
 	bool direct = d->cache == SV_CACHE_NONE || d->cache == SV_CACHE_DIRECTSYNC;
-	bool dev = !strncmp(d->file, "/dev/", 5);
-	char fnode[32], dnode[32];
+	bool dev = !strncmp(path, "/dev/", 5);
+	char fnode[32], dnode[32], fdpath[32], what[64];
+	json_t *file, *fmt, *cache;
 	static const char *const aios[] = { "threads", "native", "io_uring" };
 
-	snprintf(fnode, sizeof(fnode), "file.%s", d->id);
-	snprintf(dnode, sizeof(dnode), "drive.%s", d->id);
+	snprintf(fnode, sizeof(fnode), k ? "file.%s.b%zu" : "file.%s", d->id, k);
+	snprintf(dnode, sizeof(dnode), k ? "drive.%s.b%zu" : "drive.%s", d->id, k);
+	if (k)
+		snprintf(what, sizeof(what), "%s %s (backing file %zu)",
+		         d->cdrom ? "cdrom" : "disk", d->id, k);
+	else
+		snprintf(what, sizeof(what), "%s %s", d->cdrom ? "cdrom" : "disk", d->id);
+	fdset_path(b, ro ? O_RDONLY : O_RDWR, path, fnode, "%s", what, fdpath);
+	file = json_object();
+	fmt = json_object();
 	jstr(file, "driver", !dev ? "file" : d->cdrom ? "host_cdrom" : "host_device");
-	jstr(file, "filename", d->file);
+	jstr(file, "filename", fdpath);
 	jstr(file, "node-name", fnode);
-	jstr(fmt, "driver", d->format);
+	jstr(fmt, "driver", format);
 	jstr(fmt, "file", fnode);
 	jstr(fmt, "node-name", dnode);
-	if (d->read_only) {
+	if (ro) {
 		jbool(file, "read-only", true);
 		jbool(fmt, "read-only", true);
 	}
@@ -413,8 +511,31 @@ static void emit_blockdevs(struct build *b, const struct sv_drive *d)
 			json_object_set(fmt, "cache", cache);
 		json_decref(cache);
 	}
+	if (fmt && backing)
+		json_object_set_new(fmt, "backing", *backing ? json_string(backing) : json_null());
 	add_json(b, "-blockdev", file);
 	add_json(b, "-blockdev", fmt);
+}
+
+/* Drive i's block nodes: its backing chain bottom up (read-only, each
+ * layer backed by the one under it), then the image itself. A qcow2 image
+ * always names its backing, null when it has none. */
+static void emit_blockdevs(struct build *b, size_t i)
+{
+	const struct sv_drive *d = &b->p->drives[i];
+	const struct sv_chain *ch = b->f->chains ? &b->f->chains[i] : NULL;
+	bool cow = !strcmp(d->format, "qcow2");
+	size_t n = cow && ch ? ch->n : 0;
+	char below[32] = "";
+
+	for (size_t k = n; k-- > 0;) {
+		const struct sv_layer *l = &ch->layers[k];
+
+		emit_layer(b, d, l->path, l->format, true,
+		           !strcmp(l->format, "qcow2") ? below : NULL, k + 1);
+		snprintf(below, sizeof(below), "drive.%s.b%zu", d->id, k + 1);
+	}
+	emit_layer(b, d, d->file, d->format, d->read_only, cow ? below : NULL, 0);
 }
 
 static void attach_ide(struct build *b, json_t *dev, const struct sv_drive *d)
@@ -464,7 +585,7 @@ static void emit_drive(struct build *b, size_t i)
 	json_t *dev;
 
 	if (d->file)
-		emit_blockdevs(b, d);
+		emit_blockdevs(b, i);
 	dev = dev_new(d->cdrom ? cd[d->bus] : hd[d->bus], d->id);
 	attach(b, dev, d);
 	snprintf(node, sizeof(node), "drive.%s", d->id);
@@ -478,21 +599,32 @@ static void emit_drive(struct build *b, size_t i)
 	add_json(b, "-device", dev);
 }
 
-static json_t *netdev_new(const struct sv_nic *n, const char *id)
+/* A bridge or tap NIC's tap, made or opened by qsupd: its fd number. */
+static int tap_fd(struct build *b, const struct sv_nic *n)
 {
-	static const char *const types[] = { "user", "bridge", "tap" };
-	json_t *o = json_object(), *fwds;
-	char rule[64];
+	bool br = n->type == SV_NIC_BRIDGE;
+	int fd = need_fd(b, br ? SV_FD_BRIDGE : SV_FD_TAP, O_RDWR, NULL, "nic %s", n->id);
 
-	jstr(o, "type", types[n->type]);
+	if (fd >= 0 && br) {
+		b->fds[b->nfds - 1].bridge = dup_or_null(b, n->bridge);
+		memcpy(b->fds[b->nfds - 1].mac, n->mac, 6);
+	} else if (fd >= 0) {
+		b->fds[b->nfds - 1].ifname = dup_or_null(b, n->ifname);
+	}
+	return fd;
+}
+
+static json_t *netdev_new(struct build *b, const struct sv_nic *n, const char *id)
+{
+	json_t *o = json_object(), *fwds;
+	char rule[64], fd[16];
+
+	jstr(o, "type", n->type == SV_NIC_USER ? "user" : "tap");
 	jstr(o, "id", id);
-	if (n->type == SV_NIC_BRIDGE) {
-		jstr(o, "br", n->bridge);
-		jstr(o, "helper", n->helper);
-	} else if (n->type == SV_NIC_TAP) {
-		jstr(o, "ifname", n->ifname);
-		jstr(o, "script", "no");
-		jstr(o, "downscript", "no");
+	if (n->type != SV_NIC_USER) {
+		/* QEMU reads vnet_hdr from the fd; it refuses the option with fd. */
+		snprintf(fd, sizeof(fd), "%d", tap_fd(b, n));
+		jstr(o, "fd", fd);
 	} else if (n->nforwards && (fwds = json_array())) {
 		for (size_t i = 0; i < n->nforwards; i++) {
 			const struct sv_forward *f = &n->forwards[i];
@@ -517,7 +649,7 @@ static void emit_nic(struct build *b, size_t i)
 
 	snprintf(netid, sizeof(netid), "net.%s", n->id);
 	sv_mac_format(n->mac, mac);
-	add_json(b, "-netdev", netdev_new(n, netid));
+	add_json(b, "-netdev", netdev_new(b, n, netid));
 	dev = dev_new(models[n->model], n->id);
 	place(b, dev, n->id);
 	jstr(dev, "netdev", netid);
@@ -560,7 +692,8 @@ static int check_facts(struct build *b)
 int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
                   struct sv_argv *out, struct sv_error *err)
 {
-	struct build b = { .p = p, .f = f, .warnings = &out->warnings, .err = err };
+	struct build b = { .p = p, .f = f, .warnings = &out->warnings, .err = err,
+	                   .next_fd = SV_FD_FIRST };
 	size_t ndev = p->ndrives + p->nnics;
 
 	memset(out, 0, sizeof(*out));
@@ -596,12 +729,52 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
 	if (b.r) {
 		sv_strv_free(&b.v);
 		sv_strv_free(&out->warnings);
+		for (size_t i = 0; i < b.nfds; i++)
+			fd_need_free(&b.fds[i]);
+		free(b.fds);
 		return b.r;
 	}
 	out->argc = b.v.n;
 	out->argv = sv_strv_steal(&b.v);
 	out->accel = b.accel;
+	out->fds = b.fds;
+	out->nfds = b.nfds;
 	return 0;
+}
+
+json_t *sv_argv_fds_json(const struct sv_argv *a)
+{
+	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < a->nfds; i++) {
+		const struct sv_fd_need *n = &a->fds[i];
+		int acc = n->flags & O_ACCMODE;
+		json_t *o = json_pack("{s:i, s:s, s:s}", "fd", n->fd, "kind", kinds[n->kind],
+		                      "what", n->what ? n->what : "");
+
+		if (n->path)
+			json_object_set_new(o, "path", json_string(n->path));
+		if (n->ifname)
+			json_object_set_new(o, "ifname", json_string(n->ifname));
+		if (n->bridge)
+			json_object_set_new(o, "bridge", json_string(n->bridge));
+		if (n->kind == SV_FD_FILE)
+			json_object_set_new(o, "mode", json_string(acc == O_RDWR ? "read-write"
+			                    : acc == O_WRONLY ? "append" : "read-only"));
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
+void sv_chain_free(struct sv_chain *c)
+{
+	for (size_t i = 0; c && i < c->n; i++) {
+		free(c->layers[i].path);
+		free(c->layers[i].format);
+	}
+	if (c)
+		c->n = 0;
 }
 
 json_t *sv_argv_json(const struct sv_argv *a)
@@ -616,5 +789,8 @@ void sv_argv_free(struct sv_argv *a)
 {
 	sv_strv_free_array(a->argv);
 	sv_strv_free(&a->warnings);
+	for (size_t i = 0; i < a->nfds; i++)
+		fd_need_free(&a->fds[i]);
+	free(a->fds);
 	memset(a, 0, sizeof(*a));
 }

@@ -8,11 +8,40 @@
 #define SV_ARGV_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "profile.h"
 #include "util.h"
+
+/* The fds every QEMU qsupd starts inherits (besides stdio): the listening
+ * QMP and serial sockets, the guest lock (held for QEMU's whole life, see
+ * lock.h), and the directory QEMU may create files in (RUNDIR/NAME/qemu,
+ * reached as /proc/self/fd/6). The files the profile names follow from
+ * SV_FD_FIRST, one per file, in the order the builder lists them. */
+#define SV_FD_QMP 3
+#define SV_FD_SERIAL 4
+#define SV_FD_LOCK 5
+#define SV_FD_QEMUDIR 6
+#define SV_FD_FIRST 7
+
+/* Longest backing chain qsupd follows under a disk image (layers below the
+ * image itself). */
+#define SV_CHAIN_MAX 8
+
+/* One layer under a disk image: its backing file and that file's format,
+ * as recorded in the image above it. */
+struct sv_layer {
+	char *path;             /* absolute */
+	char *format;           /* qcow2, raw, ... (never probed) */
+};
+
+/* A drive's backing chain, top-down: layers[0] backs the image itself. */
+struct sv_chain {
+	struct sv_layer layers[SV_CHAIN_MAX];
+	size_t n;
+};
 
 /* What the builder needs to know beyond the profile. Fill it with
  * sv_facts_init() and adjust. */
@@ -27,20 +56,53 @@ struct sv_facts {
 	/* Wait for an incoming migration (-incoming defer, after the extra
 	 * arguments): qsupd then sets it up over QMP. */
 	bool incoming;
+	/* The backing chains of the profile's drives, indexed like
+	 * p->drives, as read from the images (image.h); NULL: no drive has a
+	 * backing file. Only qcow2 images get an explicit chain. */
+	const struct sv_chain *chains;
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/
- * (qmp.sock, serial.sock), fds unused, KVM assumed usable. Returns 0, or
- * -ENAMETOOLONG when a socket path would not fit in a sockaddr_un. */
+ * (qmp.sock, serial.sock), fds unused, KVM assumed usable, no backing
+ * chains. Returns 0, or -ENAMETOOLONG when a socket path would not fit in
+ * a sockaddr_un. */
 int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name);
 
+/* How qsupd gets QEMU an fd (the builder names it; qsupd opens it, see
+ * fdpass.h): QEMU never opens the profile's files by path. */
+enum sv_fd_kind {
+	SV_FD_FILE,             /* open(path, flags): disk layers, CD-ROMs,
+	                           firmware, the serial log (-add-fd, then
+	                           /dev/fdset/N) */
+	SV_FD_READ,             /* a file QEMU reads as /proc/self/fd/N (kernel,
+	                           initrd, bios): the file itself when QEMU's
+	                           identity may read it, else a sealed copy */
+	SV_FD_TAP,              /* the tap device ifname (made if missing) */
+	SV_FD_BRIDGE,           /* a new tap on bridge, with the NIC's MAC */
+};
+
+struct sv_fd_need {
+	int fd;                 /* its number in QEMU */
+	enum sv_fd_kind kind;
+	int flags;              /* SV_FD_FILE: open(2) access flags */
+	char *path;             /* SV_FD_FILE, SV_FD_READ */
+	char *ifname;           /* SV_FD_TAP */
+	char *bridge;           /* SV_FD_BRIDGE */
+	uint8_t mac[6];         /* SV_FD_BRIDGE */
+	char *what;             /* for messages: "disk root", "kernel", ... */
+};
+
 /* A built command line. argv[0] is the QEMU binary; argv is NULL-terminated.
- * warnings are for the log, one line each (they do not stop the guest). */
+ * warnings are for the log, one line each (they do not stop the guest).
+ * fds lists what QEMU must inherit beyond SV_FD_QMP .. SV_FD_QEMUDIR, in
+ * fd order from SV_FD_FIRST. */
 struct sv_argv {
 	char **argv;
 	size_t argc;
 	struct sv_strv warnings;
 	enum sv_accel accel;    /* what was chosen: SV_ACCEL_KVM or SV_ACCEL_TCG */
+	struct sv_fd_need *fds;
+	size_t nfds;
 };
 
 /* Build QEMU's argv for profile p on a host described by f. Returns 0 with
@@ -50,6 +112,13 @@ struct sv_argv {
  * "path:line: [section] key: ..." form, and *out is left empty. */
 int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
                   struct sv_argv *out, struct sv_error *err);
+
+/* The fds as a JSON array of {fd, kind, path | ifname | bridge, mode,
+ * what} (a new reference), for the argv verb and --print-argv. */
+json_t *sv_argv_fds_json(const struct sv_argv *a);
+
+/* Free the strings of a chain (the struct itself is the caller's). */
+void sv_chain_free(struct sv_chain *c);
 
 /* The argv as a JSON array of strings (a new reference). */
 json_t *sv_argv_json(const struct sv_argv *a);

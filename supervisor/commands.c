@@ -165,11 +165,11 @@ static void cmd_argv(struct sv_request *req, json_t *args)
 		reply_failed(req, rc, &err);
 		return;
 	}
-	json_t *list = sv_argv_json(&av), *warn = json_array();
+	json_t *list = sv_argv_json(&av), *warn = json_array(), *fds = sv_argv_fds_json(&av);
 	for (size_t i = 0; i < av.warnings.n; i++)
 		json_array_append_new(warn, json_string(av.warnings.v[i]));
 	sv_argv_free(&av);
-	sv_reply_ok(req, json_pack("{s:o, s:o}", "argv", list, "warnings", warn));
+	sv_reply_ok(req, json_pack("{s:o, s:o, s:o}", "argv", list, "fds", fds, "warnings", warn));
 }
 
 static void cmd_console(struct sv_request *req, json_t *args)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,8 +26,10 @@
 #include "guest.h"
 #include "host.h"
 #include "log.h"
+#include "lock.h"
 #include "profile.h"
 #include "state.h"
+#include "statedir.h"
 
 /* ---- profiles ---- */
 
@@ -276,6 +279,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
                    struct sv_error *err)
 {
 	memset(d, 0, sizeof(*d));
+	d->rundir_lock = -1;
 	d->loop = loop;
 	d->opts = *o;
 	d->profile_dir = absolute(o->profile_dir);
@@ -291,6 +295,21 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	int rc = mkdir_p(d->run_dir, 0755);
 	if (rc < 0)
 		return sv_error_set(err, rc, "run dir %s: %s", d->run_dir, strerror(-rc));
+	/* One owner: nothing of the run dir is read before this. */
+	if ((d->rundir_lock = sv_rundir_lock(d->run_dir, err)) < 0)
+		return d->rundir_lock;
+	if (!(d->state_dir = absolute(o->state_dir)))
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	if ((rc = sv_statedir_prepare(d->state_dir, err)) < 0 ||
+	    (rc = sv_statedir_host_key(d->state_dir, d->host_key, err)) < 0)
+		return rc;
+	sv_lock_dir_default(d->lock_dir, sizeof(d->lock_dir), geteuid(), d->run_dir);
+	if ((rc = sv_lock_dir_prepare(d->lock_dir, err)) < 0)
+		return rc;
+	sv_id_config_init(&d->idc, geteuid(), o->uid_first, o->uid_count);
+	/* Nothing qsupd spawns may gain privileges (setuid bits, file caps). */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return sv_error_set(err, -errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 	struct sv_error kerr = { 0 };
 	d->kvm_usable = sv_host_kvm_probe(NULL, &kerr) == 0;
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%s", kerr.msg);
@@ -318,9 +337,21 @@ int sv_daemon_run(struct sv_daemon *d)
 	for (size_t i = 0; i < d->nguests && !d->opts.no_autostart; i++) {
 		struct sv_guest *g = d->guests[i];
 		struct sv_error err = { 0 };
-		if (g->profile->autostart && g->state == SV_STOPPED &&
+		if (g->profile->autostart && g->state == SV_STOPPED && !g->pending_start &&
 		    sv_guest_start(g, NULL, &err) < 0)
 			sv_log(SV_LOG_ERR, g->name, "autostart: %s", err.msg);
+	}
+	for (size_t i = 0; i < d->nguests; i++) {
+		/* A start the last qsupd recorded but never spawned. */
+		struct sv_guest *g = d->guests[i];
+		struct sv_error err = { 0 };
+		if (g->pending_start && g->state == SV_STOPPED) {
+			sv_log(SV_LOG_INFO, g->name, "its start was cut short by a qsupd restart; "
+			       "starting it");
+			if (sv_guest_start(g, NULL, &err) < 0)
+				sv_log(SV_LOG_ERR, g->name, "start: %s", err.msg);
+		}
+		g->pending_start = false;
 	}
 	sv_notify("READY=1");
 	uv_run(d->loop, UV_RUN_DEFAULT);
@@ -329,6 +360,9 @@ int sv_daemon_run(struct sv_daemon *d)
 
 void sv_daemon_free(struct sv_daemon *d)
 {
+	if (d->rundir_lock >= 0)
+		close(d->rundir_lock);
+	free(d->state_dir);
 	free(d->guests);
 	free(d->profile_dir);
 	free(d->run_dir);

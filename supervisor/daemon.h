@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "identity.h"
 #include "util.h"
 
 struct sv_guest;
@@ -19,8 +20,11 @@ struct sv_daemon_opts {
 	const char *profile_dir;
 	const char *run_dir;
 	const char *socket_path;    /* NULL: RUN_DIR/qsupd.sock */
+	const char *state_dir;      /* NULL: the default (see main.c) */
 	bool stop_guests_on_exit;   /* default: guests outlive the daemon */
 	bool no_autostart;
+	uid_t uid_first;            /* per-guest uids (identity.h); count 0: */
+	uint32_t uid_count;         /* the default range */
 };
 
 struct sv_daemon {
@@ -29,6 +33,11 @@ struct sv_daemon {
 	char *profile_dir;          /* absolute */
 	char *run_dir;              /* absolute */
 	char *socket_path;
+	char *state_dir;            /* absolute: the host key, image records */
+	char lock_dir[4096];        /* guest locks (lock.h) */
+	uint8_t host_key[32];       /* authenticates save files (statedir.h) */
+	int rundir_lock;            /* RUN_DIR/qsupd.lock, held for life */
+	struct sv_id_config idc;    /* who QEMU runs as */
 	bool kvm_usable;
 	char kvm_why[256];          /* why KVM is not usable */
 

@@ -1,12 +1,11 @@
 /*
- * Guests: the state machine, spawning QEMU, its QMP connection, the stop
- * ladder, and answering the control requests that wait on a guest.
+ * Guests: the state machine, QEMU's QMP connection, the stop ladder, and
+ * answering the control requests that wait on a guest. (Starting QEMU is
+ * launch.c's; what follows its end, supervise.c's.)
  *
- * Start: bind the QMP and serial sockets ourselves and hand them to QEMU as
- * fds 3 and 4 (so QMP can be connected at once, with no polling for a
- * socket file), spawn QEMU -S in its own session with a scrubbed
- * environment and stderr into RUNDIR/qemu.log, negotiate QMP, then cont. The
- * guest is running only once cont has succeeded.
+ * A start negotiates QMP with the QEMU launch.c spawned -S, re-adds the
+ * hot-plugged devices, then conts: the guest is running only once cont has
+ * succeeded. A QMP connection that fails during the start ends it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,13 +25,12 @@
 #include "guest_int.h"
 #include "hotplug.h"
 #include "migrate.h"
-#include "state.h"
+#include "lock.h"
 #include "log.h"
+#include "state.h"
 #include "prepare.h"
 #include "qmp.h"
 
-#define QMP_FD 3
-#define SERIAL_FD 4
 #define STEP_MS 5000            /* between quit, SIGTERM and SIGKILL */
 #define QMP_TIMEOUT_MS 10000   /* negotiation, and each command */
 
@@ -134,22 +132,6 @@ void sv_guest_finish_waiters(struct sv_guest *g, enum sv_wait kind, bool ok)
 
 /* ---- files in the runtime dir ---- */
 
-static int bind_listen(const char *path, struct sv_error *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return sv_error_set(err, -errno, "socket: %s", strerror(errno));
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-		int e = errno;
-		close(fd);
-		return sv_error_set(err, -e, "%s: %s", path, strerror(e));
-	}
-	return fd;
-}
-
 void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t size)
 {
 	char path[4200], raw[2048];
@@ -188,34 +170,6 @@ void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t s
 	}
 }
 
-static void write_pidfile(struct sv_guest *g)
-{
-	char path[4200], text[32];
-	snprintf(path, sizeof(path), "%s/pid", g->rundir);
-	int n = snprintf(text, sizeof(text), "%d\n", g->pid);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, (size_t)n) != n)
-		sv_log(SV_LOG_WARN, g->name, "cannot write %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
-/* A QEMU for this guest that we do not supervise (left by an earlier
- * qsupd): starting another would take over its sockets. */
-static int foreign_qemu(struct sv_guest *g)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/pid", g->rundir);
-	FILE *f = fopen(path, "re");
-	int pid = 0;
-	if (!f)
-		return 0;
-	if (fscanf(f, "%d", &pid) != 1)
-		pid = 0;
-	fclose(f);
-	return pid > 0 && sv_proc_is_guest(pid, g->name) ? pid : 0;
-}
-
 /* ---- QMP ---- */
 
 
@@ -226,14 +180,21 @@ static void send_cont(struct sv_guest *g)
 {
 	if (g->state == SV_STARTING && (!g->qmp ||
 	    qmp_client_execute(g->qmp, "cont", NULL, 0, on_cont, g) < 0))
-		sv_guest_signal(g, SIGKILL);
+		sv_guest_start_failed(g, "cont could not be sent");
 }
 
 static void on_qmp_ready(struct qmp_client *c, int status)
 {
 	struct sv_guest *g = qmp_client_data(c);
 	if (status < 0) {
+		char why[300];
 		sv_log(SV_LOG_WARN, g->name, "QMP: %s", qmp_strerror(status));
+		/* A QEMU that speaks no QMP is hung or not QEMU; one that is
+		 * exiting is gone by the time the kill lands. */
+		snprintf(why, sizeof(why), "QMP: %s", qmp_strerror(status));
+		if ((g->state == SV_STARTING || g->state == SV_INCOMING) && !g->adopting &&
+		    status != UV_EOF && status != UV_ECONNRESET && status != UV_ECANCELED)
+			sv_guest_start_failed(g, why);
 		return;
 	}
 	sv_log(SV_LOG_DEBUG, g->name, "QMP ready");
@@ -254,11 +215,13 @@ static void on_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
 	if (g->state != SV_STARTING)
 		return;
 	if (r->status != 0) {
-		sv_log(SV_LOG_ERR, g->name, "cont failed: %s", r->err_desc ? r->err_desc
-		       : qmp_strerror(r->status));
-		sv_guest_signal(g, SIGKILL);
+		char why[300];
+		snprintf(why, sizeof(why), "cont: %s", r->err_desc ? r->err_desc
+		         : qmp_strerror(r->status));
+		sv_guest_start_failed(g, why);
 		return;
 	}
+	sv_guest_start_done(g);
 	sv_guest_transition(g, SV_RUNNING, "started");
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, true);
 }
@@ -343,6 +306,7 @@ void sv_guest_handle_gone(struct sv_guest *g)
 		if (g->run_profile != g->profile)
 			sv_profile_free(g->run_profile);
 		sv_profile_free(g->profile);
+		sv_prepare_free(g);
 		sv_restart_state_free(&g->rs);
 		free(g->profile_path);
 		free(g->name);
@@ -362,8 +326,7 @@ static void on_proc_closed(uv_handle_t *h)
 	sv_guest_handle_gone(g);
 }
 
-/* Close the process handle (QEMU itself is not touched). */
-static void close_proc(struct sv_guest *g)
+void sv_guest_close_proc(struct sv_guest *g)
 {
 	if (g->proc) {
 		uv_close((uv_handle_t *)g->proc, on_proc_closed);
@@ -388,158 +351,14 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 		sv_log(SV_LOG_WARN, g->name, "%s", what);
 	g->pid = 0;
 	uv_timer_stop(&g->timer);
-	close_proc(g);
+	uv_timer_stop(&g->deadline);
+	sv_guest_close_proc(g);
 	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
 	sv_hotplug_qemu_gone(g);
 	sv_migrate_qemu_gone(g);
 	sv_guest_ended(g, c, what);
-}
-
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-	sv_guest_qemu_gone(p->data, status, sig);
-}
-
-/* ---- start ---- */
-
-static int prepare_rundir(struct sv_guest *g, struct sv_error *err)
-{
-	if (mkdir(g->rundir, 0750) < 0 && errno != EEXIST)
-		return sv_error_set(err, -errno, "%s: %s", g->rundir, strerror(errno));
-	return 0;
-}
-
-static int spawn(struct sv_guest *g, char **argv, int qmp_fd, int serial_fd,
-                 struct sv_error *err)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/qemu.log", g->rundir);
-	int logfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (logfd < 0)
-		return sv_error_set(err, -errno, "%s: %s", path, strerror(errno));
-	static char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	                       "LC_ALL=C", NULL };
-	uv_stdio_container_t stdio[5] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = logfd },
-		{ .flags = UV_INHERIT_FD, .data.fd = logfd },
-		{ .flags = UV_INHERIT_FD, .data.fd = qmp_fd },
-		{ .flags = UV_INHERIT_FD, .data.fd = serial_fd },
-	};
-	uv_process_options_t o = {
-		.exit_cb = on_exit_cb, .file = argv[0], .args = argv, .env = env,
-		.stdio = stdio, .stdio_count = 5, .flags = UV_PROCESS_DETACHED,
-	};
-	g->proc = calloc(1, sizeof(*g->proc));
-	if (!g->proc) {
-		close(logfd);
-		return sv_error_set(err, -ENOMEM, "out of memory");
-	}
-	g->proc->data = g;
-	int rc = uv_spawn(g->d->loop, g->proc, &o);
-	close(logfd);
-	g->handles++;
-	if (rc < 0) {
-		close_proc(g);
-		return sv_error_set(err, rc, "cannot run %s: %s", argv[0], uv_strerror(rc));
-	}
-	g->pid = g->proc->pid;
-	return 0;
-}
-
-/* A start that ended before QEMU ran (preparation or spawn failed, or the
- * operator cancelled it). */
-static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why)
-{
-	sv_log(SV_LOG_WARN, g->name, "%s", why);
-	sv_argv_free(&g->start_argv);
-	sv_guest_ended(g, c, why);
-}
-
-/* Preparation done: bind the sockets, spawn QEMU, connect QMP. */
-static void launch(struct sv_guest *g)
-{
-	struct sv_error err = { 0 };
-	int qfd = bind_listen(g->qmp_path, &err);
-	int sfd = qfd < 0 ? -1 : bind_listen(g->serial_path, &err);
-	int rc = sfd < 0 ? err.code : spawn(g, g->start_argv.argv, qfd, sfd, &err);
-	if (qfd >= 0)
-		close(qfd);
-	if (sfd >= 0)
-		close(sfd);
-	if (rc < 0) {
-		char why[600];
-		snprintf(why, sizeof(why), "start failed: %s", err.msg);
-		fail_start(g, SV_EXIT_START_FAILURE, why);
-		return;
-	}
-	sv_argv_free(&g->start_argv);
-	g->started_ms = uv_now(g->d->loop);
-	write_pidfile(g);
-	g->proc_starttime = sv_proc_starttime(g->pid);
-	sv_state_save(g);
-	sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
-	sv_guest_qmp_connect(g);
-}
-
-void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
-{
-	g->prepping = false;
-	if (g->prep_abort)
-		fail_start(g, SV_EXIT_OPERATOR, "start cancelled by operator");
-	else if (status < 0)
-		fail_start(g, SV_EXIT_START_FAILURE, msg);
-	else
-		launch(g);
-}
-
-int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *run_dir,
-                  bool incoming, struct sv_argv *out, struct sv_error *err)
-{
-	struct sv_facts f;
-	sv_facts_init(&f, run_dir, g->name);
-	f.kvm_usable = g->d->kvm_usable;
-	f.qmp_fd = QMP_FD;
-	f.serial_fd = SERIAL_FD;
-	f.incoming = incoming;
-	return sv_argv_build(p, &f, out, err);
-}
-
-int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
-{
-	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF &&
-	    g->state != SV_MIGRATED)
-		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
-	if (!g->profile)
-		return sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
-	if (prepare_rundir(g, err) < 0)
-		return err ? err->code : -EIO;
-	int other = foreign_qemu(g);
-	if (other)
-		return sv_error_set(err, -EEXIST, "%s: a QEMU for this guest is already running "
-		                    "(pid %d) outside this qsupd; stop it first", g->name, other);
-	int rc = sv_guest_argv(g, g->profile, g->d->run_dir, g->start_incoming, &g->start_argv,
-	                       err);
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; i < g->start_argv.warnings.n; i++)
-		sv_log(SV_LOG_WARN, g->name, "%s", g->start_argv.warnings.v[i]);
-	snprintf(g->accel, sizeof(g->accel), "%s",
-	         g->start_argv.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
-	uv_timer_stop(&g->timer);   /* a pending restart, if any */
-	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
-	g->shutdown_reason[0] = '\0';
-	g->run_profile = g->profile;
-	g->run_digest = g->digest;
-	sv_guest_transition(g, g->start_incoming ? SV_INCOMING : SV_STARTING,
-	                    g->start_incoming ? "waiting for an incoming migration"
-	                                      : "start requested");
-	sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);
-	g->prepping = true;
-	sv_prepare_run(g);   /* may launch, or fail, before returning */
-	return 0;
 }
 
 /* ---- stop ladder ---- */
@@ -656,10 +475,22 @@ int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error
 {
 	if (g->prepping)
 		return sv_error_set(err, -EBUSY, "%s is starting", g->name);
+	/* Never queue a restart that the stop would refuse: the request would
+	 * be answered now and again when the guest ends. */
+	if (g->state == SV_MIGRATING || g->state == SV_INCOMING || g->mig)
+		return sv_error_set(err, -EBUSY, "%s is %s: migrate-cancel it first, or wait "
+		                    "for the end", g->name, g->mig && g->state != SV_INCOMING &&
+		                    g->state != SV_MIGRATING ? "being migrated or saved"
+		                    : sv_state_name(g->state));
+	if (g->state == SV_MIGRATED)
+		return sv_error_set(err, -EBUSY, "%s was migrated away: start it explicitly if "
+		                    "it must run here", g->name);
 	if (!sv_guest_active(g))
 		return sv_guest_start(g, req, err);
-	sv_guest_add_waiter(g, req, SV_WAIT_RESTART);
-	return sv_guest_stop(g, false, NULL, err);
+	int rc = sv_guest_stop(g, false, NULL, err);
+	if (rc == 0)
+		sv_guest_add_waiter(g, req, SV_WAIT_RESTART);
+	return rc;
 }
 
 /* ---- pause, resume, reset, passthrough ---- */
@@ -772,6 +603,7 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 	g->digest = digest;
 	g->state = SV_STOPPED;
 	g->pidfd = -1;
+	g->lock_fd = -1;
 	snprintf(g->reason, sizeof(g->reason), "not started");
 	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", d->run_dir, g->name);
 	struct sv_facts f;
@@ -784,9 +616,17 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 	}
 	memcpy(g->qmp_path, f.qmp_path, sizeof(g->qmp_path));
 	memcpy(g->serial_path, f.serial_path, sizeof(g->serial_path));
+	struct sv_error err = { 0 };
+	if (sv_guest_lock_path(d->lock_dir, path, g->name, g->lock_path, sizeof(g->lock_path),
+	                       &err) < 0) {
+		sv_log(SV_LOG_ERR, g->name, "no guest lock, so it cannot start: %s", err.msg);
+		g->lock_path[0] = '\0';
+	}
 	uv_timer_init(d->loop, &g->timer);
 	g->timer.data = g;
-	g->handles = 1;
+	uv_timer_init(d->loop, &g->deadline);
+	g->deadline.data = g;
+	g->handles = 2;
 	sv_guest_probe_init(g);
 	return g;
 }
@@ -804,10 +644,14 @@ void sv_guest_release(struct sv_guest *g)
 		qmp_client_close(g->qmp);
 	sv_hotplug_reset(g);
 	sv_migrate_free(g);
-	close_proc(g);   /* QEMU goes on */
+	sv_guest_close_proc(g);   /* QEMU goes on */
 	sv_adopted_release(g);
 	sv_prepare_release(g);
 	sv_argv_free(&g->start_argv);
+	if (g->lock_fd >= 0)
+		close(g->lock_fd);   /* a QEMU of ours holds it on; else it is free */
+	g->lock_fd = -1;
 	uv_close((uv_handle_t *)&g->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&g->deadline, on_handle_closed);
 	uv_close((uv_handle_t *)&g->probe, on_handle_closed);
 }

@@ -16,11 +16,14 @@
 #include <uv.h>
 
 #include "argv.h"
+#include "identity.h"
 #include "profile.h"
 #include "restart.h"
+#include "tap.h"
 
 struct sv_daemon;
 struct sv_request;
+struct sv_prep;
 
 #define SV_PROBE_MS 2000u               /* health probe interval */
 #define SV_PROBE_DEADLINE_MS 3000u      /* its reply deadline */
@@ -54,6 +57,9 @@ struct sv_guest {
 	char accel[8];                  /* what the running QEMU uses */
 	char rundir[4096];
 	char qmp_path[108], serial_path[108];
+	char lock_path[4096];           /* the guest lock (lock.h); "" if none */
+	int lock_fd;                    /* held by us (and our QEMU), or -1 */
+	struct sv_identity ident;       /* QEMU's (the running one, or the last) */
 
 	uv_process_t *proc;             /* one per QEMU: a closing handle is
 	                                   never reused by the next start */
@@ -74,6 +80,9 @@ struct sv_guest {
 	int pidfd;
 	uv_poll_t *pidfd_poll;
 	bool state_busy, state_dirty;   /* state.json write in flight / due */
+	unsigned state_gen, flush_gen;  /* writes asked for; the one flushed to */
+	void (*flushed)(struct sv_guest *g, int err);   /* sv_state_flush's */
+	bool pending_start;             /* a start a qsupd restart interrupted */
 	/* Health: a query-status every SV_PROBE_MS; no reply within its
 	 * deadline marks the guest unresponsive until QEMU answers again. */
 	uv_timer_t probe;
@@ -86,13 +95,20 @@ struct sv_guest {
 	enum sv_state expect;           /* an operator's pause/resume in flight */
 	const char *expect_reason;
 
-	/* Before QEMU: prepare.c's work, and the argv it will run. */
+	/* Before QEMU: prepare.c's work, the argv it will run and the fds it
+	 * will inherit (pass_fds[i] for start_argv.fds[i]). */
 	bool prepping;
-	bool prep_abort, prep_vars_done, prep_copying;
+	bool prep_abort, prep_vars_done, prep_copying, prep_working;
 	size_t prep_index;
 	uv_process_t *prep_proc;
 	uv_fs_t prep_fs;
+	struct sv_prep *prep;           /* what the thread-pool steps found */
 	struct sv_argv start_argv;
+	int *pass_fds;
+	char (*pass_taps)[SV_IFNAMSIZ];
+	uv_timer_t deadline;            /* spawn until running: start-timeout */
+	char start_fail[256];           /* why qsupd ended a start (deadline...) */
+	bool reborn;                    /* found in prelaunch: kill, start afresh */
 
 	uv_timer_t timer;               /* the stop ladder */
 	int stop_step;
@@ -102,7 +118,8 @@ struct sv_guest {
 };
 
 /* Allocate a guest for profile p (taken) read from path, with the file's
- * digest. Returns NULL when out of memory. */
+ * digest. Returns NULL when out of memory (or when its run dir paths would
+ * be too long). */
 struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
                               struct sv_profile *p, uint64_t digest);
 
@@ -120,9 +137,13 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 
 /* The QEMU argv qsupd runs for g with profile p, its runtime files under
  * run_dir, the sockets handed over as fds 3 and 4 (sv_argv_build's
- * result). */
+ * result), without backing chains (those are read from the images at
+ * start). */
 int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *run_dir,
                   bool incoming, struct sv_argv *out, struct sv_error *err);
+
+/* The argv builder's facts for g on this host (its run dir, fds 3 and 4). */
+void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f);
 
 /* Stop: ACPI power-off, then after the profile's timeout quit, SIGTERM,
  * SIGKILL; force starts at quit. req is answered once QEMU has exited. */

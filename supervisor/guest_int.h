@@ -49,4 +49,25 @@ void sv_guest_probe_init(struct sv_guest *g);
  * mark the guest unresponsive or responsive again (logged, emitted). */
 void sv_guest_set_unresponsive(struct sv_guest *g, bool on);
 
+/* Close the process handle (QEMU itself is not touched). */
+void sv_guest_close_proc(struct sv_guest *g);
+
+/* The start is over (running, or an incoming QEMU listening): no deadline. */
+void sv_guest_start_done(struct sv_guest *g);
+
+/* QEMU failed during its start (QMP broke, say): kill it; the start counts
+ * as failed with why. */
+void sv_guest_start_failed(struct sv_guest *g, const char *why);
+
+/* Take the guest lock unless we hold it already (a restart from backoff).
+ * Returns 0 or a negative errno with the reason in err (-EBUSY: another
+ * process holds it). */
+int sv_guest_hold_lock(struct sv_guest *g, struct sv_error *err);
+
+/* Give the guest lock up when no QEMU of ours holds it (the guest is idle). */
+void sv_guest_lock_drop(struct sv_guest *g);
+
+/* Wait delay_ms in backoff, then start again (reason: the state's). */
+void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason);
+
 #endif

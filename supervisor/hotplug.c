@@ -1,5 +1,6 @@
 /* Hot-plug of disks, NICs, vCPUs and memory: see hotplug.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "overlay.h"
 #include "qmp.h"
 #include "state.h"
+#include "fdpass.h"
+#include "image.h"
 #include "tap.h"
 
 #define DETACH_TIMEOUT_MS 10000u
@@ -41,6 +44,8 @@ struct hp_dev {
 	char *desc;                     /* file, NIC type, vCPU type or memory size */
 	const char *state;              /* attached, unplugging, pending-unplug */
 	json_t *spec;                   /* the attach arguments, to replay */
+	int fdsets[SV_CHAIN_MAX + 1];   /* disks: the fd sets of its layers */
+	size_t nfdsets;
 };
 
 struct hp_op {
@@ -58,6 +63,8 @@ struct hp_op {
 	json_t *todo;                   /* vCPUs: device_add arguments still to run */
 	json_t *done;                   /* vCPUs: the devices added so far */
 	bool writing;                   /* the overlay is being written for it */
+	bool opening;                   /* a disk's files are being opened for it */
+	struct disk_open *dopen;        /* ... and what was opened */
 	bool ret_error;                 /* ret is an error ({class, desc}) */
 	bool orphaned;                  /* ... and QEMU went away meanwhile */
 	json_t *ret;                    /* the reply once the overlay is written */
@@ -105,8 +112,11 @@ static void dev_unlink(struct sv_hp *hp, struct hp_dev *dev)
 
 /* ---- the queue: one operation at a time per guest ---- */
 
+static void disk_open_free(struct disk_open *j);
+
 static void op_free(struct hp_op *op)
 {
+	disk_open_free(op->dopen);
 	json_decref(op->args);
 	json_decref(op->error);
 	json_decref(op->todo);
@@ -259,6 +269,18 @@ static const char *backend_del(const struct hp_dev *dev, json_t **args)
 	return cmds[dev->kind];
 }
 
+/* Close a disk's files in QEMU (after blockdev-del, or a failed attach):
+ * the fds stay in their sets until removed. */
+static void drop_fdsets(struct sv_guest *g, struct hp_dev *dev)
+{
+	for (size_t i = 0; g->qmp && i < dev->nfdsets; i++) {
+		json_t *a = json_pack("{s:i}", "fdset-id", dev->fdsets[i]);
+		qmp_client_execute(g->qmp, "remove-fd", a, 0, NULL, NULL);
+		json_decref(a);
+	}
+	dev->nfdsets = 0;
+}
+
 static void drop_backend(struct sv_guest *g, struct hp_dev *dev)
 {
 	json_t *args;
@@ -266,6 +288,7 @@ static void drop_backend(struct sv_guest *g, struct hp_dev *dev)
 	if (cmd && g->qmp)
 		qmp_client_execute(g->qmp, cmd, args, 0, NULL, NULL);
 	json_decref(args);
+	drop_fdsets(g, dev);
 	sv_log(SV_LOG_INFO, g->name, "%s detached", dev->id);
 	dev_unlink(g->hp, dev);
 	sv_state_save(g);
@@ -558,10 +581,10 @@ const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg
 		if (!want)
 			CHECK_FAIL("InvalidArgument", "type must be user, tap or bridge");
 		s = json_string_value(json_object_get(spec, want));
-		if (!s || !*s || strlen(s) > 15 || !sv_text_clean(s) || strpbrk(s, "/ \t:,=") ||
-		    s[0] == '-' || !strcmp(s, ".") || !strcmp(s, ".."))
+		if (!s || !sv_ifname_valid(s) || strpbrk(s, ",=") || s[0] == '-')
 			CHECK_FAIL("InvalidArgument", "a %s NIC needs %s=NAME: an interface name "
-			           "(1 to 15 characters, no '/', ':', ',' or blanks)", type, want);
+			           "(1 to 15 ASCII characters, no '/', ':', '%%', ',', '=' or "
+			           "blanks)", type, want);
 		if (json_object_get(spec, strcmp(want, "tap") ? "tap" : "bridge"))
 			CHECK_FAIL("InvalidArgument", "a %s NIC takes %s=, not both", type, want);
 		return NULL;
@@ -625,6 +648,7 @@ static void dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
 static void attach_rolled_back(struct hp_op *op, const struct qmp_result *r)
 {
 	(void)r;
+	drop_fdsets(op->g, op->dev);
 	free(op->dev->desc);
 	free(op->dev);
 	op->dev = NULL;
@@ -661,7 +685,7 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 {
 	struct hp_dev *dev = op->dev;
 	if (r->status != 0 && dev->kind == DEV_NIC && op->g->qmp &&
-	    !strcmp(arg_str(op->args, "type") ?: "", "bridge")) {
+	    strcmp(arg_str(op->args, "type") ?: "user", "user")) {
 		/* The tap fd stays in QEMU's named fds until closed. */
 		char fdname[SV_ID_MAX + 16];
 		snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
@@ -670,6 +694,7 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 		json_decref(a);
 	}
 	if (r->status != 0) {
+		drop_fdsets(op->g, dev);
 		free(dev->desc);
 		free(dev);
 		op->dev = NULL;
@@ -755,44 +780,185 @@ static int free_bus(struct sv_guest *g, bool scsi, char *bus, size_t size)
 	return -ENOSPC;
 }
 
-/* A disk's blockdev-add (the spec is checked); NULL after failing op. */
-static json_t *disk_backend(struct hp_op *op, struct hp_dev *dev)
+/* ---- disks: qsupd opens the image and its backing chain, QEMU gets fds ---- */
+
+struct disk_open {
+	uv_work_t work;
+	struct hp_op *op;
+	char *path;
+	char format[16];
+	bool ro;
+	struct sv_chain chain;
+	int fds[SV_CHAIN_MAX + 1];      /* [0] the image, [i] backing layer i */
+	size_t nfds, next;              /* opened; the next to hand to QEMU */
+	int rc;
+	struct sv_error err;
+};
+
+static void disk_open_free(struct disk_open *j)
 {
-	const struct sv_profile *p = op->g->run_profile ? op->g->run_profile : op->g->profile;
-	const char *fmt = arg_str(op->args, "format"), *why;
-	const char *cache = arg_str(op->args, "cache") ?: "writeback";
-	bool ro = json_is_true(json_object_get(op->args, "readonly"));
-	char *path = NULL;
-	if (sv_path_resolve(p->dir, arg_str(op->args, "file"), &path, &why) < 0) {
-		op_fail(op, "InvalidArgument", "file: %s", path ? why : "not a usable path");
-		free(path);
-		return NULL;
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->nfds; i++)
+		if (j->fds[i] >= 0)
+			close(j->fds[i]);
+	sv_chain_free(&j->chain);
+	free(j->path);
+	free(j);
+}
+
+static void disk_open_work(uv_work_t *w)
+{
+	struct disk_open *j = w->data;
+	j->fds[0] = sv_fdpass_file(j->path, j->ro ? O_RDONLY : O_RDWR, &j->err);
+	if ((j->rc = j->fds[0]) < 0)
+		return;
+	j->nfds = 1;
+	if ((j->rc = sv_image_chain(j->path, j->format, &j->chain, &j->err)) < 0)
+		return;
+	for (size_t i = 0; i < j->chain.n; i++, j->nfds++) {
+		j->fds[j->nfds] = sv_fdpass_file(j->chain.layers[i].path, O_RDONLY, &j->err);
+		if ((j->rc = j->fds[j->nfds]) < 0)
+			return;
 	}
-	dev->desc = path;
+	j->rc = 0;
+}
+
+/* The blockdev-add of layer i and those under it (nested): the image's
+ * format node over a file node on its fd set, its backing spelled out. */
+static json_t *layer_json(struct hp_op *op, struct hp_dev *dev, size_t i)
+{
+	struct disk_open *j = op->dopen;
+	const char *cache = arg_str(op->args, "cache") ?: "writeback";
+	const char *fmt = i ? j->chain.layers[i - 1].format : j->format;
+	bool ro = i ? true : j->ro, cow = !strcmp(fmt, "qcow2");
+	char fdset[32];
 	/* cache= as in profiles: O_DIRECT for none/directsync, no flushes for
 	 * unsafe; writethrough/directsync turn the device's write cache off. */
 	bool direct = !strcmp(cache, "none") || !strcmp(cache, "directsync");
 	json_t *c = json_pack("{s:b, s:b}", "direct", direct, "no-flush", !strcmp(cache, "unsafe"));
-	json_t *r = json_pack("{s:s, s:s, s:b, s:O, s:{s:s, s:s, s:b, s:O}}", "driver", fmt,
-	                      "node-name", dev->backend, "read-only", ro, "cache", c,
-	                      "file", "driver", strncmp(path, "/dev/", 5) ? "file" : "host_device",
-	                      "filename", path, "read-only", ro, "cache", c);
+	const char *path = i ? j->chain.layers[i - 1].path : j->path;
+	snprintf(fdset, sizeof(fdset), "/dev/fdset/%d", dev->fdsets[i]);
+	json_t *r = json_pack("{s:s, s:b, s:O, s:{s:s, s:s, s:b, s:O}}", "driver", fmt,
+	                      "read-only", ro, "cache", c, "file", "driver",
+	                      strncmp(path, "/dev/", 5) ? "file" : "host_device",
+	                      "filename", fdset, "read-only", ro, "cache", c);
 	json_decref(c);
+	if (!i)
+		json_object_set_new(r, "node-name", json_string(dev->backend));
+	if (cow)
+		json_object_set_new(r, "backing", i < j->chain.n ? layer_json(op, dev, i + 1)
+		                    : json_null());
 	return r;
+}
+
+static void disk_fd_added(struct hp_op *op, const struct qmp_result *r);
+
+/* Hand the next opened file to QEMU (add-fd, a new fd set), or, when all
+ * are in, add the block node over them. */
+static void disk_next_fd(struct hp_op *op)
+{
+	struct disk_open *j = op->dopen;
+	struct hp_dev *dev = op->dev;
+	if (j->next < j->nfds) {
+		step_fd(op, "add-fd", json_object(), j->fds[j->next], disk_fd_added);
+		return;
+	}
+	step(op, "blockdev-add", layer_json(op, dev, 0), attach_backend_added);
+}
+
+static void disk_fd_added(struct hp_op *op, const struct qmp_result *r)
+{
+	struct disk_open *j = op->dopen;
+	struct hp_dev *dev = op->dev;
+	close(j->fds[j->next]);   /* QEMU has its copy (or the step failed) */
+	j->fds[j->next] = -1;
+	if (r->status != 0) {
+		drop_fdsets(op->g, dev);
+		free(dev->desc);
+		free(dev);
+		op->dev = NULL;
+		return op_fail_qemu(op);
+	}
+	dev->fdsets[dev->nfdsets++] = (int)json_integer_value(json_object_get(r->ret, "fdset-id"));
+	j->next++;
+	disk_next_fd(op);
+}
+
+static void disk_open_done(uv_work_t *w, int status)
+{
+	struct disk_open *j = w->data;
+	struct hp_op *op = j->op;
+	struct sv_guest *g = op->g;
+	op->opening = false;
+	if (op->orphaned) {   /* QEMU went away meanwhile: the queue is gone */
+		op_free(op);
+		sv_guest_handle_gone(g);
+		return;
+	}
+	sv_guest_handle_gone(g);
+	if (status < 0 || j->rc < 0) {
+		free(op->dev->desc);
+		free(op->dev);
+		op->dev = NULL;
+		return op_fail(op, j->rc == -ENOENT ? "NotFound" : j->rc == -EINVAL ||
+		               j->rc == -EOPNOTSUPP || j->rc == -ELOOP ? "InvalidArgument"
+		               : "GenericError", "%s", status < 0 ? uv_strerror(status)
+		               : j->err.msg);
+	}
+	disk_next_fd(op);
+}
+
+/* A disk attach: open its files off the loop, then add-fd each and
+ * blockdev-add (dev is op's from here on). */
+static void disk_start(struct hp_op *op, struct hp_dev *dev)
+{
+	const struct sv_profile *p = op->g->run_profile ? op->g->run_profile : op->g->profile;
+	const char *why;
+	char *path = NULL;
+	struct disk_open *j = calloc(1, sizeof(*j));
+	if (!j || sv_path_resolve(p->dir, arg_str(op->args, "file"), &path, &why) < 0) {
+		free(dev);
+		op->dev = NULL;
+		op_fail(op, j ? "InvalidArgument" : "GenericError", "file: %s", !j ? "out of memory"
+		        : path ? why : "not a usable path");
+		free(path);
+		free(j);
+		return;
+	}
+	dev->desc = strdup(path);
+	j->path = path;
+	snprintf(j->format, sizeof(j->format), "%s", arg_str(op->args, "format"));
+	j->ro = json_is_true(json_object_get(op->args, "readonly"));
+	j->op = op;
+	j->work.data = j;
+	op->dopen = j;
+	op->opening = true;
+	op->g->handles++;
+	if (uv_queue_work(op->g->d->loop, &j->work, disk_open_work, disk_open_done) < 0) {
+		op->opening = false;
+		op->g->handles--;
+		op_fail(op, "GenericError", "%s", "cannot queue work");
+	}
 }
 
 static void bridge_fd_passed(struct hp_op *op, const struct qmp_result *r);
 
-/* A bridge NIC: qsupd makes the tap itself and passes it over QMP (QEMU's
- * sandbox forbids running qemu-bridge-helper); netdev_add follows getfd.
- * dev is op's from here on (freed on failure). */
+/* A bridge or tap NIC: qsupd makes (bridge) or opens (tap) the tap itself
+ * and passes it over QMP (QEMU runs unprivileged, and its sandbox forbids
+ * qemu-bridge-helper); netdev_add follows getfd. dev is op's from here on
+ * (freed on failure). */
 static void bridge_start(struct hp_op *op, struct hp_dev *dev)
 {
 	struct sv_error err = { 0 };
 	char tap[SV_IFNAMSIZ];
 	uint8_t m[6];
+	const char *bridge = arg_str(op->args, "bridge");
 	nic_mac(op, dev->id, m);
-	int fd = sv_tap_open(arg_str(op->args, "bridge"), NULL, m, tap, &err);
+	int fd = bridge ? sv_tap_open(bridge, NULL, m, tap, &err)
+	       : sv_tap_attach(arg_str(op->args, "tap"), &err);
+	if (!bridge)
+		snprintf(tap, sizeof(tap), "%s", arg_str(op->args, "tap"));
 	if (fd < 0) {
 		free(dev);
 		op->dev = NULL;
@@ -801,24 +967,22 @@ static void bridge_start(struct hp_op *op, struct hp_dev *dev)
 	}
 	char fdname[SV_ID_MAX + 16];
 	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
-	if (asprintf(&dev->desc, "bridge %s, tap %s", arg_str(op->args, "bridge"), tap) < 0)
+	if (bridge && asprintf(&dev->desc, "bridge %s, tap %s", bridge, tap) < 0)
 		dev->desc = NULL;
-	sv_log(SV_LOG_INFO, op->g->name, "%s: tap %s on bridge %s", dev->id, tap,
-	       arg_str(op->args, "bridge"));
+	else if (!bridge && asprintf(&dev->desc, "tap %s", tap) < 0)
+		dev->desc = NULL;
+	if (bridge)
+		sv_log(SV_LOG_INFO, op->g->name, "%s: tap %s on bridge %s", dev->id, tap, bridge);
 	op->dev = dev;
 	step_fd(op, "getfd", json_pack("{s:s}", "fdname", fdname), fd, bridge_fd_passed);
 	close(fd);   /* QEMU has its copy (or the step failed): the tap lives in QEMU */
 }
 
-/* A user or tap NIC's netdev_add (bridges: bridge_start). */
-static json_t *nic_backend(struct hp_op *op, struct hp_dev *dev)
+/* A user NIC's netdev_add (taps: bridge_start). */
+static json_t *nic_backend(struct hp_dev *dev)
 {
-	const char *type = arg_str(op->args, "type") ?: "user";
-	dev->desc = strdup(type);
-	if (strcmp(type, "user") == 0)
-		return json_pack("{s:s, s:s}", "type", "user", "id", dev->backend);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "tap", "id", dev->backend,
-	                 "ifname", arg_str(op->args, "tap"), "script", "no", "downscript", "no");
+	dev->desc = strdup("user");
+	return json_pack("{s:s, s:s}", "type", "user", "id", dev->backend);
 }
 
 /* ---- vCPUs: query-hotpluggable-cpus, then a device_add per vCPU ---- */
@@ -1020,10 +1184,11 @@ static void attach_start(struct hp_op *op)
 		               "are taken (raise hotplug-slots in the profile)", "the");
 	}
 	op->dev = dev;
-	if (kind == DEV_NIC && !strcmp(arg_str(op->args, "type") ?: "", "bridge"))
+	if (kind == DEV_NIC && strcmp(arg_str(op->args, "type") ?: "user", "user"))
 		return bridge_start(op, dev);
-	json_t *backend = kind == DEV_DISK ? disk_backend(op, dev)
-	                : kind == DEV_NIC ? nic_backend(op, dev) : mem_backend(op, dev);
+	if (kind == DEV_DISK)
+		return disk_start(op, dev);
+	json_t *backend = kind == DEV_NIC ? nic_backend(dev) : mem_backend(op, dev);
 	if (!backend) {   /* op already answered and finished */
 		free(dev->desc);
 		free(dev);
@@ -1200,8 +1365,8 @@ static void fail_queue(struct sv_guest *g)
 		if (op->req)
 			sv_reply_err(op->req, "InvalidState", "%s", "QEMU ended during the operation");
 		op->req = NULL;
-		if (op->writing)
-			op->orphaned = true;   /* persisted() finishes it */
+		if (op->writing || op->opening)
+			op->orphaned = true;   /* persisted() or disk_open_done() ends it */
 		else
 			op_free(op);
 		op = next;
@@ -1291,10 +1456,16 @@ bool sv_hotplug_replay(struct sv_guest *g, void (*done)(struct sv_guest *g))
 json_t *sv_hotplug_export(struct sv_guest *g)
 {
 	json_t *list = json_array();
-	for (struct hp_dev *d = g->hp ? g->hp->devs : NULL; d; d = d->next)
-		if (d->spec)
-			json_array_append_new(list, json_pack("{s:O, s:s, s:s, s:s?}", "spec", d->spec,
-			                      "bus", d->bus, "state", d->state, "desc", d->desc));
+	for (struct hp_dev *d = g->hp ? g->hp->devs : NULL; d; d = d->next) {
+		if (!d->spec)
+			continue;
+		json_t *sets = json_array();
+		for (size_t i = 0; i < d->nfdsets; i++)
+			json_array_append_new(sets, json_integer(d->fdsets[i]));
+		json_array_append_new(list, json_pack("{s:O, s:s, s:s, s:s?, s:o}", "spec", d->spec,
+		                      "bus", d->bus, "state", d->state, "desc", d->desc,
+		                      "fdsets", sets));
+	}
 	return list;
 }
 
@@ -1343,6 +1514,11 @@ void sv_hotplug_import(struct sv_guest *g, json_t *saved)
 		dev->desc = desc ? strdup(desc) : NULL;
 		dev->state = st && strcmp(st, "pending-unplug") == 0 ? "pending-unplug" : "attached";
 		dev->spec = json_deep_copy(spec);
+		json_t *set;
+		size_t k;
+		json_array_foreach(json_object_get(e, "fdsets"), k, set)
+			if (json_is_integer(set) && dev->nfdsets <= SV_CHAIN_MAX)
+				dev->fdsets[dev->nfdsets++] = (int)json_integer_value(set);
 		dev->next = hp->devs;
 		hp->devs = dev;
 	}

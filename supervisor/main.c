@@ -16,6 +16,7 @@
 #include "argv.h"
 #include "daemon.h"
 #include "host.h"
+#include "identity.h"
 #include "log.h"
 #include "overlay.h"
 #include "profile.h"
@@ -23,6 +24,7 @@
 
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
 #define DEFAULT_RUN_DIR "/run/qsup"
+#define DEFAULT_STATE_DIR "/var/lib/qsup"
 
 enum mode { MODE_DAEMON, MODE_CHECK, MODE_PRINT_ARGV, MODE_HELP, MODE_VERSION };
 
@@ -38,7 +40,7 @@ struct opts {
 };
 
 /* Long-only options: values above any character. */
-enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL };
+enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE };
 
 struct optdef {
 	const char *name;
@@ -59,6 +61,11 @@ static const struct optdef optdefs[] = {
 	  "daemon: stop every guest when the daemon exits" },
 	{ "log-level", required_argument, OPT_LOG_LEVEL, "LEVEL",
 	  "daemon: debug, info (default), warning or error" },
+	{ "state-dir", required_argument, OPT_STATE_DIR, "DIR",
+	  "daemon: what outlives a reboot (default " DEFAULT_STATE_DIR " as root, "
+	  "else $XDG_STATE_HOME/qsup)" },
+	{ "uid-range", required_argument, OPT_UID_RANGE, "FIRST-LAST",
+	  "daemon, as root: the uids of guests' QEMUs (default 1879048192-1895825407)" },
 	{ "check", no_argument, 'n', NULL,
 	  "validate the PROFILE files given, or every *.ini in the profile dir" },
 	{ "print-argv", required_argument, 'p', "PROFILE",
@@ -105,6 +112,16 @@ static int log_level(const char *s)
 	return 0;
 }
 
+static int uid_range(const char *s, struct sv_daemon_opts *d)
+{
+	if (sv_identity_range_parse(s, &d->uid_first, &d->uid_count) < 0) {
+		fprintf(stderr, "qsupd: --uid-range: '%s' is not FIRST-LAST (uids from 1 to "
+		        "2147483646, FIRST <= LAST)\n", s);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_mode(struct opts *o, enum mode m)
 {
 	if (o->mode_given && o->mode != m) {
@@ -142,6 +159,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
 		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
 		case OPT_LOG_LEVEL: r = log_level(optarg); break;
+		case OPT_STATE_DIR: o->daemon.state_dir = optarg; break;
+		case OPT_UID_RANGE: r = uid_range(optarg, &o->daemon); break;
 		case 'd': o->profile_dir = optarg; break;
 		case 'r': o->run_dir = optarg; break;
 		case 'h': o->mode = MODE_HELP; break;
@@ -343,10 +362,24 @@ static int user_defaults(struct opts *o, char *pdir, char *rdir, size_t size)
 	return 0;
 }
 
+/* The state dir when none is given: DEFAULT_STATE_DIR for root, else
+ * $XDG_STATE_HOME/qsup (~/.local/state/qsup). */
+static const char *state_dir_default(char *buf, size_t size)
+{
+	const char *st = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (geteuid() == 0)
+		return DEFAULT_STATE_DIR;
+	if (st && *st)
+		snprintf(buf, size, "%s/qsup", st);
+	else
+		snprintf(buf, size, "%s/.local/state/qsup", home ? home : "");
+	return buf;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .mode = MODE_DAEMON };
-	char pdir[4096], rdir[4096];
+	char pdir[4096], rdir[4096], sdir[4096];
 
 	if (parse_opts(argc, argv, &o) < 0) {
 		usage(stderr);
@@ -377,5 +410,7 @@ int main(int argc, char **argv)
 	}
 	o.daemon.profile_dir = o.profile_dir;
 	o.daemon.run_dir = o.run_dir;
+	if (!o.daemon.state_dir)
+		o.daemon.state_dir = state_dir_default(sdir, sizeof(sdir));
 	return sv_daemon_main(&o.daemon);
 }

@@ -16,14 +16,13 @@
 #include "migrate.h"
 #include "peer.h"
 #include "qmp.h"
+#include "savefile.h"
 
 #define PROGRESS_MS 500u
 #define PEER_TIMEOUT_MS 60000u
 /* qsup's default bandwidth cap: none to speak of (QEMU's own default,
  * 128 MiB/s, is far below what a local or LAN link carries). */
 #define DEFAULT_BANDWIDTH (1ull << 40)
-#define SAVE_MAGIC "QSUP-SAVE-1 "
-#define SAVE_HEADER_MAX (1u << 20)
 
 enum role { ROLE_OUT, ROLE_IN, ROLE_SAVE, ROLE_RESTORE };
 static const char *const role_names[] = { "source", "destination", "save", "restore" };
@@ -34,10 +33,14 @@ struct sv_mig {
 	bool wait;                      /* migrate: answer at the end */
 	json_t *args;                   /* the verb's arguments */
 	char uri[640];
+	char qemu_uri[640];             /* incoming: what QEMU listens on, when it
+	                                   differs from uri (its dir's fd path) */
 	char *to;                       /* migrate --to: the destination's control socket */
 	struct sv_peer *peer;
 	char *file;                     /* save, restore */
-	int fd;                         /* save, restore: until QEMU has it */
+	char *tmp;                      /* save: the new file, until renamed */
+	int fd;                         /* save: the new file; restore: until
+	                                   QEMU has it */
 	bool was_paused;                /* source; destination: the source's */
 	bool started;                   /* QEMU is migrating (source) */
 	bool ending, completed;
@@ -83,7 +86,9 @@ static void mig_free(struct sv_guest *g)
 	}
 	if (m->peer)
 		sv_peer_cancel(m->peer);
-	if (m->fd >= 0)
+	if (m->tmp)   /* a save that did not complete */
+		sv_savefile_discard(g->d->loop, m->fd, m->tmp);
+	else if (m->fd >= 0)
 		close(m->fd);
 	if (m->req)
 		sv_reply_err(m->req, "InvalidState", "%s: the migration ended (%s)", g->name,
@@ -93,6 +98,7 @@ static void mig_free(struct sv_guest *g)
 	json_decref(m->fig);
 	free(m->to);
 	free(m->file);
+	free(m->tmp);
 	free(m);
 }
 
@@ -452,9 +458,7 @@ static void out_abort(struct sv_guest *g, const char *cls, const char *why)
 	m->ending = true;
 	answer_err(g, cls, why);
 	kill_destination(g);
-	if (m->role == ROLE_SAVE && m->file)
-		unlink(m->file);   /* half a stream is no use */
-	mig_free(g);
+	mig_free(g);   /* a save's new file goes: half a stream is no use */
 }
 
 /* The migration is over (info: the last query-migrate). */
@@ -507,6 +511,63 @@ static void out_migrating(struct sv_guest *g, const struct qmp_result *r)
 	poll_now(g);
 }
 
+/* A unix socket is connected by qsupd and handed to QEMU (fd:), so that
+ * QEMU's identity needs no access to the destination's path; multifd opens
+ * channels of its own, so QEMU connects itself then. */
+struct mconn {
+	uv_pipe_t pipe;
+	uv_connect_t req;
+	struct sv_guest *g;
+};
+
+static void on_mconn_closed(uv_handle_t *h)
+{
+	struct mconn *mc = h->data;
+	struct sv_guest *g = mc->g;
+	free(mc);
+	sv_guest_handle_gone(g);
+}
+
+static void out_fd_passed(struct sv_guest *g, const struct qmp_result *r)
+{
+	char why[700];
+	if (r->status != 0) {
+		step_error(r, "getfd", why, sizeof(why));
+		return out_abort(g, "MigrationFailed", why);
+	}
+	mstep(g, "migrate", json_pack("{s:s}", "uri", "fd:qsup-migrate"), out_migrating);
+}
+
+static void out_connected(uv_connect_t *c, int status)
+{
+	struct mconn *mc = c->data;
+	struct sv_guest *g = mc->g;
+	struct sv_mig *m = g->mig;
+	uv_os_fd_t fd;
+	char why[800];
+	if (!g->freeing && m && !m->ending) {
+		if (status < 0) {
+			snprintf(why, sizeof(why), "migrate: %s: %s", m->uri + 5, uv_strerror(status));
+			out_abort(g, "MigrationFailed", why);
+		} else if (uv_fileno((uv_handle_t *)&mc->pipe, &fd) == 0) {
+			mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-migrate"), fd,
+			         out_fd_passed);
+		}
+	}
+	uv_close((uv_handle_t *)&mc->pipe, on_mconn_closed);   /* QEMU has its copy */
+}
+
+static bool multifd_on(struct sv_guest *g)
+{
+	json_t *caps = caps_json(g, g->mig->args, false), *e;
+	size_t i;
+	bool on = false;
+	json_array_foreach(json_object_get(caps, "capabilities"), i, e)
+		on |= !strcmp(str(e, "capability") ?: "", "multifd");
+	json_decref(caps);
+	return on;
+}
+
 static void out_params_set(struct sv_guest *g, const struct qmp_result *r)
 {
 	struct sv_mig *m = g->mig;
@@ -515,7 +576,19 @@ static void out_params_set(struct sv_guest *g, const struct qmp_result *r)
 		step_error(r, "migrate-set-parameters", why, sizeof(why));
 		return out_abort(g, "InvalidArgument", why);
 	}
-	mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
+	if (strncmp(m->uri, "unix:", 5) || m->role != ROLE_OUT || multifd_on(g)) {
+		mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
+		return;
+	}
+	struct mconn *mc = calloc(1, sizeof(*mc));
+	if (!mc)
+		return out_abort(g, "GenericError", "out of memory");
+	mc->g = g;
+	mc->req.data = mc;
+	uv_pipe_init(g->d->loop, &mc->pipe, 0);
+	mc->pipe.data = mc;
+	g->handles++;
+	uv_pipe_connect(&mc->req, &mc->pipe, m->uri + 5, out_connected);
 }
 
 static void out_caps_set(struct sv_guest *g, const struct qmp_result *r)
@@ -675,13 +748,11 @@ void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req, json_t *args)
 	sv_reply_ok(req, json_pack("{s:s}", "status", "cancelling"));
 }
 
-/* save: the header line, then QEMU's stream through getfd. */
+/* save: the header line, then QEMU's stream through getfd; the new file
+ * takes the target's name once the stream is complete (savefile.h). */
 static void save_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 {
-	struct sv_mig *m = g->mig;
 	char why[700];
-	close(m->fd);
-	m->fd = -1;
 	if (r->status != 0) {
 		step_error(r, "getfd", why, sizeof(why));
 		return out_abort(g, "GenericError", why);
@@ -689,27 +760,30 @@ static void save_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 	out_begin(g);
 }
 
-/* The file's first line: what restore needs besides QEMU's stream. */
-static int write_header(struct sv_guest *g, int fd, struct sv_error *err)
+static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 {
-	json_t *argv = profile_argv(g, err);
-	if (!argv)
-		return -1;
-	json_t *h = handover(g, argv);
-	char *text = json_dumps(h, JSON_COMPACT);
-	json_decref(h);
-	char *line = NULL;
-	if (!text || asprintf(&line, "%s%s\n", SAVE_MAGIC, text) < 0) {
-		free(text);
-		return sv_error_set(err, -ENOMEM, "out of memory");
+	struct sv_guest *g = arg;
+	struct sv_mig *m = g->mig;
+	bool gone = g->freeing || !m || m->role != ROLE_SAVE || m->tmp;
+	sv_guest_handle_gone(g);
+	if (gone) {
+		if (fd >= 0)
+			sv_savefile_discard(g->d->loop, fd, tmp);
+		return;
 	}
-	free(text);
-	size_t len = strlen(line);
-	ssize_t n = write(fd, line, len);
-	free(line);
-	if (n != (ssize_t)len)
-		return sv_error_set(err, -EIO, "writing: %s", n < 0 ? strerror(errno) : "short write");
-	return 0;
+	if (fd < 0) {
+		answer_err(g, "GenericError", why);
+		return mig_free(g);
+	}
+	m->fd = fd;
+	m->tmp = strdup(tmp);
+	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%s became %s meanwhile", g->name,
+		         sv_state_name(g->state));
+		return out_abort(g, "InvalidState", msg);
+	}
+	mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-save"), fd, save_fd_passed);
 }
 
 void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
@@ -718,27 +792,30 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 	struct sv_error err = { 0 };
 	if (!source_ready(g, req, args))
 		return;
-	if (!file || file[0] != '/' || !sv_text_clean(file))
+	if (!file || file[0] != '/' || !sv_text_clean(file) || strlen(file) >= 4000)
 		return sv_reply_err(req, "InvalidArgument", "%s", "save needs file: an absolute path");
-	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return sv_reply_err(req, "GenericError", "%s: %s", file, strerror(errno));
-	if (write_header(g, fd, &err) < 0) {
-		close(fd);
-		unlink(file);
-		return sv_reply_err(req, "GenericError", "%s: %s", file, err.msg);
-	}
-	struct sv_mig *m = mig_new(g, ROLE_SAVE, req, args);
+	json_t *argv = profile_argv(g, &err);
+	if (!argv)
+		return sv_reply_err(req, "GenericError", "%s", err.msg);
+	json_t *h = handover(g, argv);
+	char *header = sv_savefile_header(g->d->host_key, h);
+	json_decref(h);
+	struct sv_mig *m = header ? mig_new(g, ROLE_SAVE, req, args) : NULL;
 	if (!m) {
-		close(fd);
-		unlink(file);
+		if (!header)
+			sv_reply_err(req, "GenericError", "%s", "out of memory");
+		free(header);
 		return;
 	}
-	m->fd = fd;
 	m->file = strdup(file);
 	m->wait = true;
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-save");
-	mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-save"), fd, save_fd_passed);
+	g->handles++;
+	if (sv_savefile_create(g->d->loop, file, header, on_save_opened, g) < 0) {
+		g->handles--;
+		answer_err(g, "GenericError", "out of memory");
+		mig_free(g);
+	}
 }
 
 /* ---- the destination: incoming, restore ---- */
@@ -760,6 +837,7 @@ static void in_listening(struct sv_guest *g, const struct qmp_result *r)
 		step_error(r, "migrate-incoming", why, sizeof(why));
 		return in_abort(g, "GenericError", why);
 	}
+	sv_guest_start_done(g);   /* waiting for the stream may take long */
 	sv_log(SV_LOG_INFO, g->name, "waiting for the migration on %s", m->uri);
 	if (m->role == ROLE_IN)
 		answer_ok(g, json_pack("{s:s, s:s}", "status", "listening", "uri", m->uri));
@@ -773,7 +851,8 @@ static void in_params_set(struct sv_guest *g, const struct qmp_result *r)
 		step_error(r, "migrate-set-parameters", why, sizeof(why));
 		return in_abort(g, "InvalidArgument", why);
 	}
-	mstep(g, "migrate-incoming", json_pack("{s:s}", "uri", g->mig->uri), in_listening);
+	mstep(g, "migrate-incoming", json_pack("{s:s}", "uri", g->mig->qemu_uri[0]
+	      ? g->mig->qemu_uri : g->mig->uri), in_listening);
 }
 
 static void in_caps_set(struct sv_guest *g, const struct qmp_result *r)
@@ -899,11 +978,41 @@ static void dest_start(struct sv_guest *g, json_t *args)
 	}
 }
 
+/* Postcopy needs userfaultfd in the destination's QEMU, which the kernel
+ * gives an unprivileged process only with vm.unprivileged_userfaultfd = 1
+ * (QEMU 7.2 has no /dev/userfaultfd). Say so rather than QEMU's "Postcopy
+ * is not supported". NULL when fine. */
+static const char *postcopy_blocked(struct sv_guest *g, json_t *args)
+{
+	const struct sv_profile *p = prof(g);
+	json_t *caps = caps_json(g, args, false), *e;
+	size_t i;
+	bool post = false;
+	json_array_foreach(json_object_get(caps, "capabilities"), i, e)
+		post |= !strcmp(str(e, "capability") ?: "", "postcopy-ram");
+	json_decref(caps);
+	bool root = p && p->user && (!strcmp(p->user, "root") || !strcmp(p->user, "0"));
+	if (!post || !g->d->idc.root || root)
+		return NULL;
+	char v = '0';
+	int fd = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && read(fd, &v, 1) != 1)
+		v = '0';
+	if (fd >= 0)
+		close(fd);
+	return v == '1' ? NULL : "postcopy-ram needs userfaultfd in QEMU, which runs "
+	       "unprivileged: set the sysctl vm.unprivileged_userfaultfd = 1 on this host, "
+	       "or run the guest as root ([qemu] user = root)";
+}
+
 void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const char *uri = str(args, "uri");
 	if (!dest_ready(g, req, args))
 		return;
+	const char *nopost = postcopy_blocked(g, args);
+	if (nopost)
+		return sv_reply_err(req, "InvalidState", "%s", nopost);
 	char *why = argv_mismatch(g, json_object_get(args, "argv"));
 	if (why && json_object_get(args, "argv")) {
 		sv_reply_err(req, "ProfileMismatch", "%s", why);
@@ -911,13 +1020,16 @@ void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return;
 	}
 	free(why);   /* no command line given: a manual incoming, the operator's word */
+	/* By default QEMU listens in its own dir, RUNDIR/NAME/qemu, which it
+	 * reaches through the fd it inherits (so no directory above it need
+	 * be open to QEMU's identity); the source's qsupd connects for it. */
 	char auto_uri[640];
-	if (!uri || !strcmp(uri, "unix")) {
-		int n = snprintf(auto_uri, sizeof(auto_uri), "unix:%s/migrate.sock", g->rundir);
+	bool automatic = !uri || !strcmp(uri, "unix");
+	if (automatic) {
+		int n = snprintf(auto_uri, sizeof(auto_uri), "unix:%s/qemu/migrate.sock", g->rundir);
 		if (n < 0 || (size_t)n - 5 >= 108)
 			return sv_reply_err(req, "InvalidArgument", "%s", "the run dir is too long for "
 			                    "a unix socket; give uri");
-		unlink(auto_uri + 5);
 		uri = auto_uri;
 	} else if (strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4)) {
 		return sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
@@ -927,13 +1039,63 @@ void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (!m)
 		return;
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	if (automatic)
+		snprintf(m->qemu_uri, sizeof(m->qemu_uri), "unix:/proc/self/fd/%d/migrate.sock",
+		         SV_FD_QEMUDIR);
 	dest_start(g, args);
+}
+
+/* The file is open and its header read (off the loop): check it, then
+ * start QEMU waiting for the stream. */
+static void on_restore_opened(void *arg, int fd, const char *buf, size_t len, const char *err)
+{
+	struct sv_guest *g = arg;
+	struct sv_mig *m = g->mig;
+	char why[600];
+	size_t hlen = 0;
+	bool gone = g->freeing || !m || m->role != ROLE_RESTORE || m->fd >= 0;
+	sv_guest_handle_gone(g);
+	if (gone) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	json_t *h = fd >= 0 ? sv_savefile_parse(g->d->host_key, buf, len, &hlen, why, sizeof(why))
+	          : NULL;
+	if (fd < 0 || !h || lseek(fd, (off_t)hlen, SEEK_SET) != (off_t)hlen) {
+		if (fd >= 0 && h)
+			snprintf(why, sizeof(why), "%s", strerror(errno));
+		json_decref(h);
+		if (fd >= 0)
+			close(fd);
+		char msg[1200];
+		snprintf(msg, sizeof(msg), fd < 0 ? "%s" : "%s: %s", fd < 0 ? err : m->file, why);
+		answer_err(g, fd < 0 ? "NotFound" : "InvalidArgument", msg);
+		return mig_free(g);
+	}
+	const char *name = str(h, "name");
+	char *bad = name && strcmp(name, g->name) == 0 ? argv_mismatch(g, json_object_get(h, "argv"))
+	          : NULL;
+	if (!name || strcmp(name, g->name) || bad) {
+		char msg[1200];
+		if (!bad)
+			snprintf(msg, sizeof(msg), "%s holds guest %.64s, not %s", m->file,
+			         name ? name : "?", g->name);
+		answer_err(g, bad ? "ProfileMismatch" : "InvalidArgument", bad ? bad : msg);
+		free(bad);
+		json_decref(h);
+		close(fd);
+		return mig_free(g);
+	}
+	m->fd = fd;
+	dest_start(g, h);
+	json_decref(h);
 }
 
 void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const char *file = str(args, "file");
-	if (!file || file[0] != '/')
+	if (!file || file[0] != '/' || strlen(file) >= 4000)
 		return sv_reply_err(req, "InvalidArgument", "%s", "restore needs file: an absolute "
 		                    "path");
 	json_t *pass = json_pack("{s:O*}", "capabilities", json_object_get(args, "capabilities"));
@@ -941,58 +1103,17 @@ void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args
 	json_decref(pass);
 	if (!ok)
 		return;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sv_reply_err(req, "NotFound", "%s: %s", file, strerror(errno));
-	/* The header line, read a block at a time (it is small). */
-	char *buf = malloc(SAVE_HEADER_MAX + 1);
-	size_t n = 0, line = SIZE_MAX;
-	ssize_t got;
-	while (buf && n < SAVE_HEADER_MAX && line == SIZE_MAX &&
-	       (got = read(fd, buf + n, SAVE_HEADER_MAX - n)) > 0) {
-		for (size_t i = n; i < n + (size_t)got && line == SIZE_MAX; i++)
-			if (buf[i] == '\n')
-				line = i;
-		n += (size_t)got;
-	}
-	json_t *h = NULL;
-	if (line != SIZE_MAX && !strncmp(buf, SAVE_MAGIC, strlen(SAVE_MAGIC))) {
-		buf[line] = '\0';
-		h = json_loads(buf + strlen(SAVE_MAGIC), 0, NULL);
-	}
-	free(buf);
-	off_t start = line != SIZE_MAX ? (off_t)line + 1 : 0;
-	if (!json_is_object(h) || lseek(fd, start, SEEK_SET) != start) {
-		json_decref(h);
-		close(fd);
-		return sv_reply_err(req, "InvalidArgument", "%s: not a file written by qsupd save",
-		                    file);
-	}
-	const char *name = str(h, "name");
-	char *why = name && strcmp(name, g->name) == 0 ? argv_mismatch(g, json_object_get(h, "argv"))
-	          : NULL;
-	if (!name || strcmp(name, g->name) || why) {
-		if (why)
-			sv_reply_err(req, "ProfileMismatch", "%s", why);
-		else
-			sv_reply_err(req, "InvalidArgument", "%s holds guest %.64s, not %s", file,
-			             name ? name : "?", g->name);
-		free(why);
-		json_decref(h);
-		close(fd);
-		return;
-	}
 	struct sv_mig *m = mig_new(g, ROLE_RESTORE, req, args);
-	if (!m) {
-		json_decref(h);
-		close(fd);
+	if (!m)
 		return;
-	}
-	m->fd = fd;
 	m->file = strdup(file);
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-restore");
-	dest_start(g, h);
-	json_decref(h);
+	g->handles++;
+	if (sv_savefile_open(g->d->loop, file, on_restore_opened, g) < 0) {
+		g->handles--;
+		answer_err(g, "GenericError", "out of memory");
+		mig_free(g);
+	}
 }
 
 /* ---- events, re-adoption, the end ---- */
@@ -1109,11 +1230,50 @@ static void dw_poll(uv_timer_t *t)
 	json_decref(a);
 }
 
+/* A completed save: the new file on disk under its name, then the answer. */
+struct save_commit {
+	struct sv_request *req;
+	json_t *fig;
+};
+
+static void on_save_committed(void *arg, const char *why)
+{
+	struct save_commit *sc = arg;
+	if (why && sc->req)
+		sv_reply_err(sc->req, "GenericError", "the guest was saved, but %s", why);
+	else if (sc->req)
+		sv_reply_ok(sc->req, json_incref(sc->fig));
+	json_decref(sc->fig);
+	free(sc);
+}
+
+static void commit_save(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	struct save_commit *sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return;   /* mig_free answers, and drops the file */
+	sc->req = m->req;
+	sc->fig = json_incref(m->fig);
+	if (sv_savefile_commit(g->d->loop, m->fd, m->tmp, m->file, on_save_committed, sc) < 0) {
+		json_decref(sc->fig);
+		free(sc);
+		m->fd = -1;   /* closed by the failed commit */
+		return;
+	}
+	m->req = NULL;
+	m->fd = -1;
+	free(m->tmp);
+	m->tmp = NULL;
+}
+
 void sv_migrate_qemu_gone(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
 	if (!m)
 		return;
+	if (m->role == ROLE_SAVE && m->completed && m->tmp)
+		commit_save(g);
 	if (m->role == ROLE_OUT && m->started && !m->completed)
 		kill_destination(g);
 	struct dest_wait *w = m->completed && m->req && m->to ? calloc(1, sizeof(*w)) : NULL;

@@ -1,17 +1,165 @@
-/* Files a guest needs before QEMU starts: see prepare.h. */
+/* Between a start request and QEMU's exec: see prepare.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fdpass.h"
 #include "guest.h"
+#include "image.h"
 #include "log.h"
 #include "prepare.h"
+#include "state.h"
+#include "statedir.h"
 
-static void prepare_step(struct sv_guest *g);
+/* One preparation's inputs and findings. The thread-pool steps read only
+ * what is here (and g->run_profile, which stays until the guest ends, after
+ * preparation). */
+struct sv_prep {
+	uv_work_t work;
+	struct sv_guest *g;
+	const struct sv_profile *p;
+	struct sv_id_config idc;
+	struct sv_facts facts;
+	char name[SV_NAME_MAX + 1];
+	char rundir[PATH_MAX], state_dir[PATH_MAX];
+	int rc;
+	struct sv_error err;
+	/* step 1 */
+	struct sv_identity ident;
+	bool *missing;                  /* per drive: a sized image to create */
+	bool vars_missing;
+	/* step 3 */
+	struct sv_chain *chains;        /* per drive */
+	struct sv_argv argv;
+	int *fds;
+	char (*taps)[SV_IFNAMSIZ];
+	int qemudir_fd;
+};
+
+static void step_create(struct sv_guest *g);
+
+static void prep_free(struct sv_prep *pp)
+{
+	if (!pp)
+		return;
+	for (size_t i = 0; pp->chains && i < pp->p->ndrives; i++)
+		sv_chain_free(&pp->chains[i]);
+	free(pp->chains);
+	if (pp->fds)
+		sv_fdpass_close(pp->fds, pp->argv.nfds);
+	free(pp->fds);
+	free(pp->taps);
+	if (pp->qemudir_fd >= 0)
+		close(pp->qemudir_fd);
+	sv_argv_free(&pp->argv);
+	free(pp->missing);
+	free(pp);
+}
+
+/* A step ended: go on with next, unless the guest is going away or the
+ * start was cancelled or failed. */
+static bool step_ok(struct sv_guest *g, int status)
+{
+	struct sv_prep *pp = g->prep;
+	g->prep_working = false;
+	if (g->freeing) {
+		sv_guest_handle_gone(g);
+		return false;
+	}
+	sv_guest_handle_gone(g);
+	if (g->prep_abort) {
+		sv_guest_prepared(g, -ECANCELED, "start cancelled by operator");
+		return false;
+	}
+	if (status < 0 || pp->rc < 0) {
+		char msg[700];
+		snprintf(msg, sizeof(msg), "start failed: %s", pp->rc < 0 ? pp->err.msg
+		         : uv_strerror(status));
+		sv_guest_prepared(g, pp->rc < 0 ? pp->rc : status, msg);
+		return false;
+	}
+	return true;
+}
+
+static int queue(struct sv_guest *g, uv_work_cb work, uv_after_work_cb after)
+{
+	g->prep->work.data = g->prep;
+	g->prep_working = true;
+	g->handles++;
+	int rc = uv_queue_work(g->d->loop, &g->prep->work, work, after);
+	if (rc < 0) {
+		g->prep_working = false;
+		g->handles--;
+	}
+	return rc;
+}
+
+/* ---- 1: identity, missing images ---- */
+
+static bool missing(const char *path)
+{
+	return path && access(path, F_OK) < 0 && errno == ENOENT;
+}
+
+static void resolve_work(uv_work_t *w)
+{
+	struct sv_prep *pp = w->data;
+	const struct sv_profile *p = pp->p;
+	char rec[PATH_MAX];
+	pp->rc = sv_identity_resolve(p, pp->name, &pp->idc, &pp->ident, &pp->err);
+	for (size_t i = 0; pp->rc == 0 && i < p->ndrives; i++) {
+		const struct sv_drive *d = &p->drives[i];
+		if (d->cdrom || d->size == 0 || !missing(d->file))
+			continue;
+		if (sv_statedir_image_created(pp->state_dir, pp->name, d->file)) {
+			sv_statedir_images_path(pp->state_dir, pp->name, rec, sizeof(rec));
+			pp->rc = sv_error_set(&pp->err, -ENOENT, "disk %s: %s was created by qsupd "
+			                      "and has disappeared; qsupd does not make a blank "
+			                      "disk in its place (bring the image back, or take it "
+			                      "out of %s to have a new one made)", d->id, d->file,
+			                      rec);
+		}
+		pp->missing[i] = true;
+	}
+	pp->vars_missing = p->firmware == SV_FIRMWARE_UEFI && p->uefi_vars_template &&
+	                   missing(p->uefi_vars);
+}
+
+/* Another guest of this daemon that runs (or starts) with uid. */
+static bool uid_taken(struct sv_guest *g, uid_t uid)
+{
+	for (size_t i = 0; i < g->d->nguests; i++) {
+		struct sv_guest *o = g->d->guests[i];
+		if (o != g && (sv_guest_active(o) || o->prepping) && o->ident.uid == uid)
+			return true;
+	}
+	return false;
+}
+
+static void resolve_done(uv_work_t *w, int status)
+{
+	struct sv_prep *pp = w->data;
+	struct sv_guest *g = pp->g;
+	if (!step_ok(g, status))
+		return;
+	if (pp->ident.dynamic)
+		for (uint32_t n = 0; n < pp->idc.count && uid_taken(g, pp->ident.uid); n++)
+			pp->ident.uid = sv_identity_next_uid(pp->ident.uid, pp->idc.first,
+			                                     pp->idc.count);
+	g->ident = pp->ident;
+	g->prep_index = 0;
+	step_create(g);
+}
+
+/* ---- 2: qemu-img create, the UEFI vars copy ---- */
+
+static void step_open(struct sv_guest *g);
 
 static void on_prep_proc_closed(uv_handle_t *h)
 {
@@ -44,10 +192,11 @@ static void on_qemu_img_exit(uv_process_t *p, int64_t status, int sig)
 	sv_log(SV_LOG_INFO, g->name, "created %s (%s, %llu bytes)", d->file, d->format,
 	       (unsigned long long)d->size);
 	g->prep_index++;
-	prepare_step(g);
+	step_create(g);
 }
 
-/* Spawn qemu-img create for drive d; its output goes to qemu-img.log. */
+/* Spawn qemu-img create for drive d; its output goes to qemu-img.log. The
+ * image is born 0600 (umask 077 for the child): QEMU gets it as an fd. */
 static int create_image(struct sv_guest *g, const struct sv_drive *d)
 {
 	char log[4200], size[32];
@@ -74,7 +223,9 @@ static int create_image(struct sv_guest *g, const struct sv_drive *d)
 	}
 	g->prep_proc->data = g;
 	g->handles++;
+	mode_t old = umask(077);
 	int rc = uv_spawn(g->d->loop, g->prep_proc, &o);
+	umask(old);
 	close(fd);
 	if (rc < 0)
 		close_prep_proc(g);
@@ -103,24 +254,20 @@ static void on_copied(uv_fs_t *req)
 	sv_log(SV_LOG_INFO, g->name, "created %s from %s", g->run_profile->uefi_vars,
 	       g->run_profile->uefi_vars_template);
 	g->prep_vars_done = true;
-	prepare_step(g);
+	step_create(g);
 }
 
-static bool missing(const char *path)
-{
-	return path && access(path, F_OK) < 0 && errno == ENOENT;
-}
-
-static void prepare_step(struct sv_guest *g)
+static void step_create(struct sv_guest *g)
 {
 	const struct sv_profile *p = g->run_profile;
+	struct sv_prep *pp = g->prep;
 	if (g->prep_abort) {
 		sv_guest_prepared(g, -ECANCELED, "start cancelled by operator");
 		return;
 	}
 	for (; g->prep_index < p->ndrives; g->prep_index++) {
 		const struct sv_drive *d = &p->drives[g->prep_index];
-		if (d->size == 0 || d->cdrom || !missing(d->file))
+		if (!pp->missing[g->prep_index])
 			continue;
 		sv_log(SV_LOG_INFO, g->name, "creating %s with qemu-img", d->file);
 		int rc = create_image(g, d);
@@ -132,8 +279,7 @@ static void prepare_step(struct sv_guest *g)
 		}
 		return;   /* on_qemu_img_exit() goes on */
 	}
-	if (!g->prep_vars_done && p->firmware == SV_FIRMWARE_UEFI && p->uefi_vars_template &&
-	    missing(p->uefi_vars)) {
+	if (!g->prep_vars_done && pp->vars_missing) {
 		g->prep_copying = true;
 		g->prep_fs.data = g;
 		g->handles++;
@@ -149,18 +295,174 @@ static void prepare_step(struct sv_guest *g)
 		}
 		return;
 	}
+	step_open(g);
+}
+
+/* ---- 3: records, chains, argv, fds ---- */
+
+/* RUNDIR/NAME/qemu: the one place QEMU may create files (an incoming
+ * migration's socket), its identity's own; an fd to it for QEMU. */
+static int qemu_dir(struct sv_prep *pp)
+{
+	char path[PATH_MAX + 8];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/qemu", pp->rundir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return sv_error_set(&pp->err, -errno, "%s: %s", path, strerror(errno));
+	int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return sv_error_set(&pp->err, -errno, "%s: %s", path, strerror(errno));
+	pp->qemudir_fd = fd;
+	if (pp->ident.drop && (st.st_uid != pp->ident.uid || st.st_gid != pp->ident.gid)) {
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		if (chown(self, pp->ident.uid, pp->ident.gid) < 0)
+			return sv_error_set(&pp->err, -errno, "%s: chown: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+static void open_work(uv_work_t *w)
+{
+	struct sv_prep *pp = w->data;
+	const struct sv_profile *p = pp->p;
+	for (size_t i = 0; i < p->ndrives; i++) {
+		const struct sv_drive *d = &p->drives[i];
+		if (pp->missing[i] && (pp->rc = sv_statedir_image_record(pp->state_dir, pp->name,
+		                                                         d->file, &pp->err)) < 0)
+			return;
+		if (d->file && !d->cdrom &&
+		    (pp->rc = sv_image_chain(d->file, d->format, &pp->chains[i], &pp->err)) < 0)
+			return;
+	}
+	pp->facts.chains = pp->chains;
+	if ((pp->rc = sv_argv_build(p, &pp->facts, &pp->argv, &pp->err)) < 0)
+		return;
+	pp->fds = calloc(pp->argv.nfds + 1, sizeof(*pp->fds));
+	pp->taps = calloc(pp->argv.nfds + 1, sizeof(*pp->taps));
+	if (!pp->fds || !pp->taps) {
+		free(pp->fds);
+		pp->fds = NULL;
+		pp->rc = sv_error_set(&pp->err, -ENOMEM, "out of memory");
+		return;
+	}
+	if ((pp->rc = sv_fdpass_open(&pp->argv, &pp->ident, pp->fds, pp->taps, &pp->err)) < 0) {
+		free(pp->fds);
+		pp->fds = NULL;
+		return;
+	}
+	pp->rc = qemu_dir(pp);
+}
+
+/* ---- 4: the intent on disk, then launch ---- */
+
+static void intent_written(struct sv_guest *g, int err)
+{
+	if (g->prep_abort) {
+		sv_guest_prepared(g, -ECANCELED, "start cancelled by operator");
+		return;
+	}
+	if (err) {
+		char msg[700];
+		snprintf(msg, sizeof(msg), "start failed: cannot record the guest's state in "
+		         "%.500s: %s", g->rundir, strerror(err));
+		sv_guest_prepared(g, -err, msg);
+		return;
+	}
 	sv_guest_prepared(g, 0, NULL);
 }
 
+static void open_done(uv_work_t *w, int status)
+{
+	struct sv_prep *pp = w->data;
+	struct sv_guest *g = pp->g;
+	if (!step_ok(g, status))
+		return;
+	/* The guest now holds what QEMU gets: fds, argv, the dir. */
+	sv_argv_free(&g->start_argv);
+	g->start_argv = pp->argv;
+	memset(&pp->argv, 0, sizeof(pp->argv));
+	g->pass_fds = pp->fds;
+	g->pass_taps = pp->taps;
+	pp->fds = NULL;
+	pp->taps = NULL;
+	for (size_t i = 0; i < g->start_argv.nfds; i++)
+		if (g->pass_taps[i][0] && g->start_argv.fds[i].kind == SV_FD_BRIDGE)
+			sv_log(SV_LOG_INFO, g->name, "%s: tap %s on bridge %s",
+			       g->start_argv.fds[i].what, g->pass_taps[i],
+			       g->start_argv.fds[i].bridge);
+	sv_state_flush(g, intent_written);
+}
+
+static void step_open(struct sv_guest *g)
+{
+	if (queue(g, open_work, open_done) < 0)
+		sv_guest_prepared(g, -ENOMEM, "start failed: cannot queue work");
+}
+
+/* ---- entry points ---- */
+
 void sv_prepare_run(struct sv_guest *g)
 {
+	const struct sv_profile *p = g->run_profile;
+	struct sv_prep *pp = calloc(1, sizeof(*pp));
 	g->prep_index = 0;
 	g->prep_abort = false;
 	g->prep_vars_done = false;
-	prepare_step(g);
+	if (pp) {
+		pp->missing = calloc(p->ndrives + 1, sizeof(*pp->missing));
+		pp->chains = calloc(p->ndrives + 1, sizeof(*pp->chains));
+	}
+	if (!pp || !pp->missing || !pp->chains) {
+		if (pp)
+			free(pp->missing);
+		free(pp);
+		sv_guest_prepared(g, -ENOMEM, "start failed: out of memory");
+		return;
+	}
+	prep_free(g->prep);
+	g->prep = pp;
+	pp->g = g;
+	pp->p = p;
+	pp->qemudir_fd = -1;
+	pp->idc = g->d->idc;
+	snprintf(pp->name, sizeof(pp->name), "%s", g->name);
+	snprintf(pp->rundir, sizeof(pp->rundir), "%s", g->rundir);
+	snprintf(pp->state_dir, sizeof(pp->state_dir), "%s", g->d->state_dir);
+	sv_guest_facts(g, g->start_incoming, &pp->facts);
+	if (queue(g, resolve_work, resolve_done) < 0)
+		sv_guest_prepared(g, -ENOMEM, "start failed: cannot queue work");
+}
+
+int sv_prepare_qemudir_fd(struct sv_guest *g)
+{
+	return g->prep ? g->prep->qemudir_fd : -1;
+}
+
+void sv_prepare_close_fds(struct sv_guest *g)
+{
+	if (g->pass_fds)
+		sv_fdpass_close(g->pass_fds, g->start_argv.nfds);
+	free(g->pass_fds);
+	free(g->pass_taps);
+	g->pass_fds = NULL;
+	g->pass_taps = NULL;
+	if (g->prep && !g->prep_working) {
+		prep_free(g->prep);
+		g->prep = NULL;
+	}
 }
 
 void sv_prepare_release(struct sv_guest *g)
 {
 	close_prep_proc(g);   /* qemu-img runs on; its result is dropped */
+	sv_prepare_close_fds(g);
+	/* A step still in the thread pool finds g->freeing and drops g->prep
+	 * through the guest's last handle. */
+}
+
+void sv_prepare_free(struct sv_guest *g)
+{
+	prep_free(g->prep);
+	g->prep = NULL;
 }

@@ -660,7 +660,6 @@ void sv_profile_free(struct sv_profile *p)
 
 		free(n->id);
 		free(n->bridge);
-		free(n->helper);
 		free(n->ifname);
 		free(n->forwards);
 	}

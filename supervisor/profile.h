@@ -67,7 +67,6 @@ struct sv_nic {
 	enum sv_nic_model model;
 	uint8_t mac[6];         /* given, or sv_mac_stable(name, id) */
 	char *bridge;           /* bridge: the bridge to join */
-	char *helper;           /* bridge: absolute path of qemu-bridge-helper */
 	char *ifname;           /* tap: the pre-made tap device */
 	struct sv_forward *forwards;    /* user: host port forwards */
 	size_t nforwards;
@@ -129,7 +128,8 @@ struct sv_profile {
 
 	/* [qemu] */
 	char *binary;
-	char *user, *group;     /* NULL: QEMU runs as the daemon's user */
+	char *user, *group;     /* NULL: qsupd's choice (see identity.h) */
+	uint64_t start_timeout_ms;      /* spawn until running */
 	bool sandbox;
 	enum sv_spawn sandbox_spawn;
 	struct sv_strv extra_args;

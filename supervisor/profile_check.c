@@ -206,7 +206,7 @@ static void check_drives(struct pctx *c)
 static void check_nic_keys(struct pctx *c, struct sv_nic *n, struct psect *s)
 {
 	static const struct { const char *key; enum sv_nic_type type; } only[] = {
-		{ "bridge", SV_NIC_BRIDGE }, { "helper", SV_NIC_BRIDGE },
+		{ "bridge", SV_NIC_BRIDGE },
 		{ "ifname", SV_NIC_TAP }, { "forward", SV_NIC_USER },
 	};
 	static const char *const types[] = { "user", "bridge", "tap" };
@@ -221,8 +221,6 @@ static void check_nic_keys(struct pctx *c, struct sv_nic *n, struct psect *s)
 	if (n->type == SV_NIC_TAP && !n->ifname && !pc_key_given(s, "ifname"))
 		pc_key_error(c, s, "ifname", "missing; type = tap needs a pre-made tap "
 		             "device, such as ifname = tap0");
-	if (n->type == SV_NIC_BRIDGE)
-		set_default(c, &n->helper, "/usr/lib/qemu/qemu-bridge-helper");
 }
 
 static void check_nics(struct pctx *c)
@@ -330,31 +328,12 @@ static void check_misc(struct pctx *c)
 		     (unsigned long long)p->restart_max_delay_ms);
 }
 
-static bool has_bridge(const struct sv_profile *p)
-{
-	for (size_t i = 0; i < p->nnics; i++)
-		if (p->nics[i].type == SV_NIC_BRIDGE)
-			return true;
-	return false;
-}
-
 static void check_qemu(struct pctx *c)
 {
 	struct sv_profile *p = c->p;
 
-	if (p->group && !p->user)
-		serr(c, SECT_QEMU, "group", "needs user; give the user QEMU runs as");
 	if (!p->sandbox && given(c, SECT_QEMU, "sandbox-spawn"))
 		serr(c, SECT_QEMU, "sandbox-spawn", "only allowed with sandbox = yes");
-	if (!p->sandbox || !has_bridge(p))
-		return;
-	if (p->sandbox_spawn == SV_SPAWN_DENY)
-		serr(c, SECT_QEMU, "sandbox-spawn", "deny is not possible with a bridge "
-		     "NIC: QEMU runs qemu-bridge-helper; use auto or allow");
-	if (p->user && strcmp(p->user, "root") && strcmp(p->user, "0"))
-		serr(c, SECT_QEMU, "user", "a bridge NIC needs qemu-bridge-helper to "
-		     "gain privileges, which the sandbox forbids for QEMU running as %s; "
-		     "use a tap NIC, or sandbox = no", p->user);
 }
 
 void pc_check(struct pctx *c)

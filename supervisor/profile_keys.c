@@ -154,6 +154,13 @@ static void k_path(struct pctx *c, struct psect *s, const struct pkey *k, const 
 	}
 }
 
+/* A key qsup no longer uses: say what replaced it. */
+static void k_gone(struct pctx *c, struct psect *s, const struct pkey *k, const char *v)
+{
+	(void)v;
+	pc_report(c, c->lineno, s->name, k->name, "%s", k->help);
+}
+
 /* A word: machine types, CPU models, serial numbers, interface names. The
  * characters allowed after the first are in k->choices[0]. */
 static void k_word(struct pctx *c, struct psect *s, const struct pkey *k, const char *v)
@@ -469,7 +476,9 @@ static const struct pkey nic_keys[] = {
 	  "use six hex bytes such as 52:54:00:12:34:56 (unicast)" },
 	{ "bridge", k_word, N(bridge), 0, 15, word_ifname, 0,
 	  "use an interface name: 1-15 of A-Z a-z 0-9 _ . -" },
-	{ "helper", k_path, N(helper), 0, 0, NULL, 0, PATH_HELP },
+	{ "helper", k_gone, 0, 0, 0, NULL, 0,
+	  "is no longer used: qsupd makes the tap on the bridge itself (QEMU runs "
+	  "unprivileged and cannot run qemu-bridge-helper); remove the line" },
 	{ "ifname", k_word, N(ifname), 0, 15, word_ifname, 0,
 	  "use an interface name: 1-15 of A-Z a-z 0-9 _ . -" },
 	{ "forward", k_forward, 0, 0, 0, NULL, PK_REPEAT,
@@ -539,6 +548,8 @@ static const struct pkey qemu_keys[] = {
 	{ "sandbox", k_bool, G(sandbox), 0, 0, NULL, 0, "use yes or no" },
 	{ "sandbox-spawn", k_enum, G(sandbox_spawn), 0, 0, spawns, 0,
 	  "use auto, allow or deny" },
+	{ "start-timeout", k_duration, G(start_timeout_ms), SEC, 3600 * SEC, NULL, 0,
+	  "use a duration such as 30s or 5m, from 1s to 1h" },
 	{ "extra-arg", k_extra, G(extra_args), 0, 0, NULL, PK_REPEAT | PK_DASH,
 	  "give one QEMU argument per extra-arg line" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
@@ -579,6 +590,7 @@ struct sv_profile *pc_profile_new(const char *path)
 	p->restart_interval_ms = 300 * SEC;
 	p->restart_stable_ms = 60 * SEC;
 	p->shutdown_timeout_ms = 60 * SEC;
+	p->start_timeout_ms = 30 * SEC;
 	p->sandbox = true;
 	p->sandbox_spawn = SV_SPAWN_AUTO;
 	p->path = strdup(path);

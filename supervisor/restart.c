@@ -108,6 +108,25 @@ enum sv_restart_verdict sv_restart_decide(const struct sv_restart_params *pp,
 	return SV_RESTART_YES;
 }
 
+unsigned sv_restart_times(const struct sv_restart_state *st, uint64_t *out, unsigned max)
+{
+	unsigned n = st->count < max ? st->count : max;
+	for (unsigned i = 0; i < n; i++)   /* the newest n, oldest first */
+		out[n - 1 - i] = st->times[(st->head + st->cap - 1 - i) % st->cap];
+	return n;
+}
+
+int sv_restart_push(struct sv_restart_state *st, uint64_t t, unsigned burst)
+{
+	if (burst == 0 || ring_fit(st, burst) < 0)
+		return -1;
+	st->times[st->head] = t;
+	st->head = (st->head + 1) % st->cap;
+	if (st->count < st->cap)
+		st->count++;
+	return 0;
+}
+
 void sv_restart_rearm(struct sv_restart_state *st)
 {
 	st->consecutive = 0;

@@ -77,6 +77,15 @@ enum sv_restart_verdict sv_restart_decide(const struct sv_restart_params *pp,
 unsigned sv_restart_recent(const struct sv_restart_state *st, uint64_t now_ms,
                            uint64_t interval_ms);
 
+/* The restart times in the window's ring, oldest first, into out (at most
+ * max of them). Returns how many. */
+unsigned sv_restart_times(const struct sv_restart_state *st, uint64_t *out, unsigned max);
+
+/* Put a past restart at time t back into the ring (sized for burst), as
+ * when a state file is read: call it oldest first. Returns 0, or -1 when
+ * out of memory. */
+int sv_restart_push(struct sv_restart_state *st, uint64_t t, unsigned burst);
+
 /* Forget the window and the growth (reset-failed, or an operator start). */
 void sv_restart_rearm(struct sv_restart_state *st);
 

@@ -9,10 +9,10 @@
 #include <sys/pidfd.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"
+#include "lock.h"
 #include "log.h"
 #include "migrate.h"
 #include "qmp.h"
@@ -25,6 +25,7 @@ struct save_job {
 	struct sv_guest *g;
 	char path[4200], tmp[4200];
 	char *text;
+	unsigned gen;
 	int err;
 };
 
@@ -35,36 +36,77 @@ static int64_t wall_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* A loop time (uv_now) as wall-clock ms, and back (0: not representable). */
+static int64_t to_wall(struct sv_guest *g, uint64_t t)
+{
+	uint64_t now = uv_now(g->d->loop);
+	return wall_ms() - (int64_t)(now - t);
+}
+
+static uint64_t from_wall(struct sv_guest *g, int64_t w)
+{
+	int64_t ago = wall_ms() - w;
+	uint64_t now = uv_now(g->d->loop);
+	return ago >= 0 && (uint64_t)ago < now ? now - (uint64_t)ago : 0;
+}
+
+static json_t *restart_times_json(struct sv_guest *g)
+{
+	uint64_t t[64];
+	unsigned n = sv_restart_times(&g->rs, t, 64);
+	json_t *list = json_array();
+	for (unsigned i = 0; i < n; i++)
+		json_array_append_new(list, json_integer((json_int_t)to_wall(g, t[i])));
+	return list;
+}
+
 static json_t *state_json(struct sv_guest *g)
 {
 	char digest[17];
 	snprintf(digest, sizeof(digest), "%016" PRIx64, g->run_profile ? g->run_digest : g->digest);
-	int64_t started = sv_guest_active(g) && g->started_ms
-	                ? wall_ms() - (int64_t)(uv_now(g->d->loop) - g->started_ms) : 0;
-	return json_pack("{s:i, s:s, s:i, s:I, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:s, "
-	                 "s:b, s:b, s:b, s:s, s:o}",
-	                 "version", 1, "name", g->name, "pid", g->pid,
-	                 "starttime", (json_int_t)g->proc_starttime, "digest", digest,
-	                 "restarts", (int)g->rs.total, "consecutive", (int)g->rs.consecutive,
-	                 "last_exit", sv_exit_class_name(g->last_exit),
-	                 "state", sv_state_name(g->state), "reason", g->reason,
-	                 "started", (json_int_t)started, "accel", g->accel,
-	                 "guest_shutdown", g->guest_shutdown, "shutdown_seen", g->shutdown_seen,
-	                 "panicked", g->panicked, "shutdown_reason", g->shutdown_reason,
-	                 "hotplug", sv_hotplug_export(g));
+	int64_t started = sv_guest_active(g) && g->started_ms ? to_wall(g, g->started_ms) : 0;
+	json_t *o = json_pack("{s:i, s:s, s:i, s:I, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:s, "
+	                      "s:b, s:b, s:b, s:s, s:o, s:o, s:I, s:I}",
+	                      "version", 2, "name", g->name, "pid", g->pid,
+	                      "starttime", (json_int_t)g->proc_starttime, "digest", digest,
+	                      "restarts", (int)g->rs.total, "consecutive", (int)g->rs.consecutive,
+	                      "last_exit", sv_exit_class_name(g->last_exit),
+	                      "state", sv_state_name(g->state), "reason", g->reason,
+	                      "started", (json_int_t)started, "accel", g->accel,
+	                      "guest_shutdown", g->guest_shutdown, "shutdown_seen", g->shutdown_seen,
+	                      "panicked", g->panicked, "shutdown_reason", g->shutdown_reason,
+	                      "hotplug", sv_hotplug_export(g),
+	                      "restart_times", restart_times_json(g),
+	                      "uid", (json_int_t)g->ident.uid, "gid", (json_int_t)g->ident.gid);
+	if (o && g->state == SV_BACKOFF)
+		json_object_set_new(o, "next_start", json_integer(to_wall(g, g->next_start_ms)));
+	return o;
 }
 
+/* No fsync: the file only matters to a later qsupd on this same boot (the
+ * QEMUs do not outlive the host), and rename keeps it whole if qsupd dies. */
 static void save_work(uv_work_t *w)
 {
 	struct save_job *j = w->data;
-	int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	size_t len = strlen(j->text);
-	if (fd < 0 || write(fd, j->text, len) != (ssize_t)len || fsync(fd) < 0 ||
-	    rename(j->tmp, j->path) < 0)
-		j->err = errno ? errno : EIO;
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0) {
+		j->err = errno;
+		return;
+	}
+	errno = 0;
+	ssize_t n = write(fd, j->text, len);
+	if (n != (ssize_t)len)
+		j->err = n < 0 ? errno : ENOSPC;   /* a short write: the disk is full */
+	if (close(fd) < 0 && !j->err)
+		j->err = errno;
+	if (!j->err && rename(j->tmp, j->path) < 0)
+		j->err = errno;
+	if (j->err)
+		unlink(j->tmp);
 }
+
+static void start_write(struct sv_guest *g);
 
 static void save_done(uv_work_t *w, int status)
 {
@@ -73,31 +115,38 @@ static void save_done(uv_work_t *w, int status)
 	(void)status;
 	if (j->err && !g->freeing)
 		sv_log(SV_LOG_WARN, g->name, "cannot write %s: %s", j->path, strerror(j->err));
+	g->state_busy = false;
+	if (g->flushed && j->gen >= g->flush_gen && !g->freeing) {
+		void (*done)(struct sv_guest *, int) = g->flushed;
+		g->flushed = NULL;
+		done(g, j->err);
+	}
 	free(j->text);
 	free(j);
-	g->state_busy = false;
 	if (g->state_dirty && !g->freeing)
-		sv_state_save(g);
+		start_write(g);
 	sv_guest_handle_gone(g);
 }
 
-void sv_state_save(struct sv_guest *g)
+static void start_write(struct sv_guest *g)
 {
-	if (g->state_busy) {
-		g->state_dirty = true;
-		return;
-	}
 	struct save_job *j = calloc(1, sizeof(*j));
 	json_t *js = state_json(g);
 	if (!j || !js || !(j->text = json_dumps(js, JSON_INDENT(1)))) {
 		json_decref(js);
 		free(j);
+		if (g->flushed) {
+			void (*done)(struct sv_guest *, int) = g->flushed;
+			g->flushed = NULL;
+			done(g, ENOMEM);
+		}
 		return;
 	}
 	json_decref(js);
 	snprintf(j->path, sizeof(j->path), "%s/state.json", g->rundir);
 	snprintf(j->tmp, sizeof(j->tmp), "%s/.state.json.tmp", g->rundir);
 	j->g = g;
+	j->gen = g->state_gen;
 	j->work.data = j;
 	g->state_busy = true;
 	g->state_dirty = false;
@@ -108,6 +157,22 @@ void sv_state_save(struct sv_guest *g)
 		g->state_busy = false;
 		g->handles--;
 	}
+}
+
+void sv_state_save(struct sv_guest *g)
+{
+	g->state_gen++;
+	if (g->state_busy)
+		g->state_dirty = true;
+	else
+		start_write(g);
+}
+
+void sv_state_flush(struct sv_guest *g, void (*done)(struct sv_guest *g, int err))
+{
+	g->flushed = done;
+	sv_state_save(g);
+	g->flush_gen = g->state_gen;
 }
 
 /* ---- the process ---- */
@@ -201,6 +266,17 @@ static void on_query_status(struct qmp_client *c, const struct qmp_result *r, vo
 		return;
 	g->adopting = false;
 	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
+	if (st && strcmp(st, "prelaunch") == 0) {
+		/* Its start was cut short by the qsupd before us: the guest never
+		 * ran. Start it afresh, through the whole start. */
+		sv_log(SV_LOG_WARN, g->name, "pid %d is still in prelaunch (its start was "
+		       "interrupted); killing it and starting the guest afresh", g->pid);
+		g->reborn = true;
+		g->force_kill = true;
+		sv_adopted_signal(g, SIGKILL);
+		return;
+	}
+	sv_guest_start_done(g);
 	if (sv_migrate_adopt(g, st)) {   /* it took the state over */
 		sv_hotplug_reconcile(g);
 		return;
@@ -228,7 +304,44 @@ void sv_adopted_qmp_lost(struct sv_guest *g, int status)
 	sv_adopted_signal(g, SIGKILL);
 }
 
-/* Watch a verified live QEMU and reconnect to it. */
+/* QEMU's identity, from /proc/PID/status. */
+static void read_ident(struct sv_guest *g, int pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	unsigned u;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %*u %u", &u) == 1)
+			g->ident.uid = u;
+		else if (sscanf(line, "Gid: %*u %u", &u) == 1)
+			g->ident.gid = u;
+	}
+	fclose(f);
+	g->ident.drop = g->ident.uid != geteuid();
+	g->ident.dynamic = g->ident.uid - g->d->idc.first < g->d->idc.count;
+}
+
+/* The accelerator on QEMU's command line ("-accel kvm"). */
+static void read_accel(struct sv_guest *g, int pid)
+{
+	char path[64], buf[16384];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
+		buf[n] = '\0';
+		if (!strcmp(buf + i, "-accel") && i + 7 < n)
+			snprintf(g->accel, sizeof(g->accel), "%s", buf + i + 7);
+	}
+}
+
+/* Watch a verified live QEMU and reconnect to it. saved may be NULL (a
+ * damaged or missing state file). */
 static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 {
 	g->pid = pid;
@@ -237,14 +350,20 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	g->adopted = g->adopting = true;
 	g->proc_starttime = sv_proc_starttime(pid);
 	g->run_profile = g->profile;
-	g->run_digest = strtoull(json_string_value(json_object_get(saved, "digest")) ?: "0",
-	                         NULL, 16);
+	const char *digest = json_string_value(json_object_get(saved, "digest"));
+	g->run_digest = digest ? strtoull(digest, NULL, 16) : g->digest;
 	snprintf(g->accel, sizeof(g->accel), "%s",
 	         json_string_value(json_object_get(saved, "accel")) ?: "");
+	if (!g->accel[0])
+		read_accel(g, pid);
+	read_ident(g, pid);
 	int64_t started = json_integer_value(json_object_get(saved, "started"));
-	int64_t ago = started > 0 ? wall_ms() - started : 0;
-	uint64_t now = uv_now(g->d->loop);
-	g->started_ms = ago > 0 && (uint64_t)ago < now ? now - (uint64_t)ago : 1;
+	uint64_t now = uv_now(g->d->loop), at = 0;
+	if (started > 0)
+		at = from_wall(g, started);
+	else   /* the process's own start, in clock ticks since boot */
+		at = g->proc_starttime * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
+	g->started_ms = at && at <= now ? at : 1;
 	g->pidfd_poll = calloc(1, sizeof(*g->pidfd_poll));
 	if (g->pidfd_poll && uv_poll_init(g->d->loop, g->pidfd_poll, pidfd) == 0) {
 		g->pidfd_poll->data = g;
@@ -287,6 +406,11 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 	}
 	sv_log(SV_LOG_WARN, g->name, "pid %d %s: %s", pid, why, what);
 	g->started_ms = 0;
+	if (sv_guest_hold_lock(g, NULL) < 0 && c != SV_EXIT_OPERATOR && c != SV_EXIT_INCOMING) {
+		/* Someone else runs the guest now: not ours to restart. */
+		sv_guest_transition(g, SV_STOPPED, "another process holds the guest lock");
+		return;
+	}
 	sv_guest_ended(g, c, what);
 }
 
@@ -298,15 +422,10 @@ static enum sv_exit_class class_by_name(const char *s)
 	return SV_EXIT_NONE;
 }
 
-void sv_state_restore(struct sv_guest *g)
+static void restore_counters(struct sv_guest *g, json_t *saved)
 {
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/state.json", g->rundir);
-	json_t *saved = json_load_file(path, 0, NULL);
-	if (!json_is_object(saved)) {
-		json_decref(saved);
-		return;
-	}
+	json_t *e;
+	size_t i;
 	g->rs.total = (unsigned)json_integer_value(json_object_get(saved, "restarts"));
 	g->rs.consecutive = (unsigned)json_integer_value(json_object_get(saved, "consecutive"));
 	g->last_exit = class_by_name(json_string_value(json_object_get(saved, "last_exit")));
@@ -315,27 +434,106 @@ void sv_state_restore(struct sv_guest *g)
 	snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
 	         json_string_value(json_object_get(saved, "shutdown_reason")) ?: "");
 	g->panicked = json_is_true(json_object_get(saved, "panicked"));
+	/* The restart window survives qsupd restarts: a crash loop stays one. */
+	json_array_foreach(json_object_get(saved, "restart_times"), i, e) {
+		uint64_t t = json_is_integer(e) ? from_wall(g, json_integer_value(e)) : 0;
+		if (t && g->profile)
+			sv_restart_push(&g->rs, t, g->profile->restart_burst);
+	}
+}
+
+/* A process that is provably this guest's QEMU: alive, named so, and
+ * holding the guest lock as its fd 5 (without a lock file, the recorded
+ * start time stands in). */
+static bool ours(struct sv_guest *g, int pid, unsigned long long start)
+{
+	if (pid <= 0 || !sv_proc_starttime(pid) || !sv_proc_is_guest(pid, g->name))
+		return false;
+	if (g->lock_path[0])
+		return sv_proc_holds_lock(pid, g->lock_path);
+	return start && sv_proc_starttime(pid) == start;
+}
+
+static int pidfile_pid(struct sv_guest *g)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/pid", g->rundir);
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+	if (f && fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	if (f)
+		fclose(f);
+	return pid;
+}
+
+/* This guest's live QEMU, from what the system shows, or 0. */
+static int live_qemu(struct sv_guest *g, json_t *saved)
+{
 	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
 	unsigned long long start = (unsigned long long)json_integer_value(
 	        json_object_get(saved, "starttime"));
+	int holder = 0;
+	if (ours(g, pid, start))
+		return pid;
+	if (ours(g, pid = pidfile_pid(g), 0))
+		return pid;
+	if (!g->lock_path[0] || sv_guest_lock_held(g->lock_path, &holder) != 1)
+		return 0;
+	if (ours(g, holder, 0))
+		return holder;
+	/* Held, but by nobody on record: a QEMU spawned just before the last
+	 * qsupd died, or one of another qsupd (then it is not found here). */
+	return sv_lock_find_holder(g->lock_path, g->name);
+}
+
+/* A restart that was waiting in backoff when qsupd went away. */
+static void resume_backoff(struct sv_guest *g, json_t *saved)
+{
+	int64_t at = json_integer_value(json_object_get(saved, "next_start"));
+	int64_t left = at - wall_ms();
+	const char *reason = json_string_value(json_object_get(saved, "reason"));
+	struct sv_error err = { 0 };
+	if (sv_guest_hold_lock(g, &err) < 0) {
+		sv_guest_transition(g, SV_STOPPED, err.msg);
+		return;
+	}
+	sv_guest_backoff(g, left > 0 ? (uint64_t)left : 0, reason ? reason
+	                 : "restart pending before qsupd restarted");
+}
+
+void sv_state_restore(struct sv_guest *g)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/state.json", g->rundir);
+	json_error_t jerr;
+	json_t *saved = json_load_file(path, 0, &jerr);
+	if (!json_is_object(saved)) {
+		if (access(path, F_OK) == 0)
+			sv_log(SV_LOG_WARN, g->name, "%s is damaged (%s); going by the guest lock "
+			       "and the pid file", path, jerr.text);
+		json_decref(saved);
+		saved = NULL;
+	} else {
+		restore_counters(g, saved);
+	}
+	int live = live_qemu(g, saved), fd = -1;
+	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
 	const char *was = json_string_value(json_object_get(saved, "state"));
-	if (pid > 0) {
-		unsigned long long now_start = sv_proc_starttime(pid);
-		int fd = -1;
-		if (now_start == 0)
-			ended_while_down(g, saved, pid, "is gone");
-		else if (now_start != start || !sv_proc_is_guest(pid, g->name))
-			ended_while_down(g, saved, pid, "now belongs to another process (not touched)");
-		else if ((fd = pidfd_open(pid, 0)) < 0)
-			ended_while_down(g, saved, pid, "is gone");
-		else
-			adopt(g, saved, pid, fd);
-	} else if (was && strcmp(was, "failed") == 0) {
+	if (live > 0 && (fd = pidfd_open(live, 0)) >= 0)
+		adopt(g, saved, live, fd);
+	else if (pid > 0)
+		ended_while_down(g, saved, pid, live > 0 || sv_proc_starttime(pid) ?
+		                 "now belongs to another process (not touched)" : "is gone");
+	else if (was && strcmp(was, "starting") == 0)
+		g->pending_start = true;   /* cut short before the spawn: run it */
+	else if (was && strcmp(was, "backoff") == 0)
+		resume_backoff(g, saved);
+	else if (was && strcmp(was, "failed") == 0)
 		sv_guest_transition(g, SV_FAILED, "failed before qsupd restarted "
 		                    "(reset-failed or start re-arms it)");
-	} else if (was && strcmp(was, "migrated") == 0) {
+	else if (was && strcmp(was, "migrated") == 0)
 		/* It runs elsewhere: never autostarted here. */
 		sv_guest_transition(g, SV_MIGRATED, "migrated away before qsupd restarted");
-	}
 	json_decref(saved);
 }

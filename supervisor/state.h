@@ -3,15 +3,23 @@
  *
  * Each guest's RUNDIR/NAME/state.json records what a later qsupd needs:
  * QEMU's pid and its start time (/proc/PID/stat), the profile digest, the
- * restart counters, the last exit, and whether SHUTDOWN or GUEST_PANICKED
- * was seen. It is written atomically (write, fsync, rename) on libuv's
- * thread pool, one write in flight per guest.
+ * restart counters and the restart window's times, a pending restart's
+ * time, the last exit, and whether SHUTDOWN or GUEST_PANICKED was seen. It
+ * is written atomically (write, rename) on libuv's thread pool, one write
+ * in flight per guest; before a spawn it is written and waited for (the
+ * intent: a QEMU is on its way), and a start that cannot write it fails.
  *
- * On start, qsupd re-adopts a QEMU only when its pid is alive, its start
- * time matches and its command line names this guest; it then watches the
- * exit through a pidfd and reconnects QMP. It never signals a process it
- * did not verify, and a guest whose QMP cannot be recovered is killed (by
- * pidfd), so that it never runs twice.
+ * On start, qsupd re-adopts a QEMU only when it can prove the QEMU is this
+ * guest's: alive (not a zombie), its command line names the guest, and its
+ * fd 5 is this guest's lock file (lock.h). Candidates come from state.json,
+ * the pid file, and, when the lock is held but neither names its holder (a
+ * qsupd killed right after the spawn), a scan of /proc; a damaged state
+ * file therefore loses nothing. It then watches the exit through a pidfd
+ * and reconnects QMP. It never signals a process it did not verify, and a
+ * guest whose QMP cannot be recovered is killed (by pidfd), so that it
+ * never runs twice. A QEMU found still in prelaunch (its start was cut
+ * short) is killed and the guest started afresh; a restart pending in
+ * backoff is resumed at its time.
  */
 #ifndef SV_STATE_H
 #define SV_STATE_H
@@ -23,6 +31,10 @@ struct sv_guest;
 /* Write g's state file (coalesced: a call while a write is in flight
  * writes again when it is done). */
 void sv_state_save(struct sv_guest *g);
+
+/* Write g's state file as it is now and call done(g, 0) once it is on
+ * disk, or done(g, errno) when it could not be written. One at a time. */
+void sv_state_flush(struct sv_guest *g, void (*done)(struct sv_guest *g, int err));
 
 /* At daemon start: read g's state file, restore its counters, and re-adopt
  * its QEMU, or account for one that ended while qsupd was down (the restart

@@ -48,8 +48,12 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 	}
 	if (was == SV_STARTING) {
 		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
-		snprintf(what, size, "start failed: QEMU %s: %s", how,
-		         tail[0] ? tail : "(nothing on stderr)");
+		if (g->start_fail[0])   /* qsupd ended it, and says why */
+			snprintf(what, size, "start failed: %s (QEMU %s: %s)", g->start_fail, how,
+			         tail[0] ? tail : "nothing on stderr");
+		else
+			snprintf(what, size, "start failed: QEMU %s: %s", how,
+			         tail[0] ? tail : "(nothing on stderr)");
 		return SV_EXIT_START_FAILURE;
 	}
 	if (g->force_kill) {
@@ -102,8 +106,16 @@ static void on_backoff(uv_timer_t *t)
 	}
 }
 
-/* Restart waiters (an operator's restart) start the guest again now. */
-static bool run_restart_waiters(struct sv_guest *g)
+void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason)
+{
+	g->next_start_ms = uv_now(g->d->loop) + delay_ms;
+	sv_guest_transition(g, SV_BACKOFF, reason);
+	uv_timer_start(&g->timer, on_backoff, delay_ms, 0);
+}
+
+/* Restart waiters (an operator's restart) start the guest again now;
+ * never one that ended migrated or saved: it lives elsewhere now. */
+static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 {
 	bool any = false;
 	struct sv_waiter **pp = &g->waiters;
@@ -115,7 +127,10 @@ static bool run_restart_waiters(struct sv_guest *g)
 		}
 		*pp = w->next;
 		struct sv_error err = { 0 };
-		if (any || g->state == SV_STARTING)
+		if (c == SV_EXIT_MIGRATED || c == SV_EXIT_SAVED)
+			sv_reply_err(w->req, "InvalidState", "%s: not restarted: %s", g->name,
+			             g->reason);
+		else if (any || g->state == SV_STARTING)
 			sv_guest_add_waiter(g, w->req, SV_WAIT_RUNNING);
 		else if (sv_guest_start(g, w->req, &err) < 0)
 			sv_reply_err(w->req, "GuestFailed", "%s", err.msg);
@@ -137,9 +152,7 @@ static void apply_policy(struct sv_guest *g, enum sv_exit_class c, const char *w
 		         what, (double)delay / 1000.0,
 		         sv_restart_recent(&g->rs, now, pp->interval_ms), pp->burst,
 		         (unsigned long long)(pp->interval_ms / 1000));
-		g->next_start_ms = now + delay;
-		sv_guest_transition(g, SV_BACKOFF, reason);
-		uv_timer_start(&g->timer, on_backoff, delay, 0);
+		sv_guest_backoff(g, delay, reason);
 		break;
 	case SV_RESTART_QUARANTINE:
 		snprintf(reason, sizeof(reason), "%s; failed: %u restarts within %llus "
@@ -167,17 +180,27 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	bool restart_waiting = false;
 	for (struct sv_waiter *w = g->waiters; w; w = w->next)
 		restart_waiting |= w->kind == SV_WAIT_RESTART;
+	bool reborn = g->reborn && !g->d->exiting && g->profile;
+	g->reborn = false;
 	if (c == SV_EXIT_MIGRATED)
 		sv_guest_transition(g, SV_MIGRATED, what);   /* it runs elsewhere now */
+	else if (reborn)
+		sv_guest_transition(g, SV_STOPPED, "its start was cut short by a qsupd "
+		                    "restart; starting afresh");
 	else if (restart_waiting || g->d->exiting || g->removed || !g->profile)
 		sv_guest_transition(g, SV_STOPPED, what);
 	else
 		apply_policy(g, c, what, &pp, uptime);
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
-	run_restart_waiters(g);
+	run_restart_waiters(g, c);
 	if (g->state == SV_STOPPED || g->state == SV_FAILED || g->state == SV_MIGRATED)
 		sv_hotplug_reset(g);   /* hot-plugged devices last until a stop */
+	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
+		sv_guest_lock_drop(g);
+	struct sv_error err = { 0 };
+	if (reborn && sv_guest_start(g, NULL, &err) < 0)
+		sv_log(SV_LOG_ERR, g->name, "start: %s", err.msg);
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_daemon_guest_idle(g->d, g);
 }
@@ -188,6 +211,7 @@ bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req)
 		return false;
 	uv_timer_stop(&g->timer);
 	sv_guest_transition(g, SV_STOPPED, "stopped by operator (restart cancelled)");
+	sv_guest_lock_drop(g);
 	if (req)
 		sv_reply_ok(req, sv_guest_status(g));
 	sv_daemon_guest_idle(g->d, g);

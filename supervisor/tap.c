@@ -231,3 +231,34 @@ out:
 	close(sock);
 	return fd >= 0 ? fd : r;
 }
+
+int sv_tap_attach(const char *ifname, struct sv_error *err)
+{
+	struct ifreq ifr = { 0 };
+	int fd, r;
+
+	if (!sv_ifname_valid(ifname))
+		return sv_error_set(err, -EINVAL, "tap \"%.32s\": not a valid interface "
+		                    "name (1-15 characters, no '/', ':', '%%' or spaces)",
+		                    ifname ? ifname : "");
+	fd = open(TUN_DEVICE, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		return sv_error_set(err, r, TUN_DEVICE ": %s", strerror(-r));
+	}
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_flags = TAP_FLAGS;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		r = -errno;
+		close(fd);
+		if (r == -EPERM || r == -EACCES)
+			return sv_error_set(err, -EPERM, "tap %s: opening it needs "
+			                    "CAP_NET_ADMIN, or a tap owned by qsupd's user",
+			                    ifname);
+		if (r == -EBUSY || r == -EINVAL)
+			return sv_error_set(err, -EEXIST, "tap %s: an interface of that "
+			                    "name exists and is not a free tap", ifname);
+		return sv_error_set(err, r, "tap %s: TUNSETIFF: %s", ifname, strerror(-r));
+	}
+	return fd;
+}

@@ -47,4 +47,13 @@ bool sv_ifname_valid(const char *s);
 int sv_tap_open(const char *bridge, const char *ifname, const uint8_t *mac,
                 char name_out[SV_IFNAMSIZ], struct sv_error *err);
 
+/* Open the tap device ifname (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): attach
+ * to it when it exists (a persistent tap made beforehand), else make it
+ * (it then vanishes with its last fd). It is not put on a bridge or brought
+ * up: that is its owner's business, as with QEMU's own ifname=. Returns the
+ * fd (O_CLOEXEC) or a negative errno with the reason in err (-EINVAL for a
+ * bad name, -EEXIST for an interface that is not a tap, -EPERM without
+ * CAP_NET_ADMIN for a tap we do not own). */
+int sv_tap_attach(const char *ifname, struct sv_error *err);
+
 #endif

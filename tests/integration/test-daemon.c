@@ -557,7 +557,15 @@ static void test_disk_created_on_first_start(void **state)
 		if (json_object_get(b, "inserted"))
 			dev = json_object_get(json_object_get(b, "inserted"), "image");
 	assert_non_null(dev);
-	assert_string_equal(str(dev, "filename"), img);
+	/* QEMU has the image as an fd (fd set 7), not by its name. */
+	char real[4096], file[4096];
+	assert_string_equal(str(dev, "filename"), "/dev/fdset/7");
+	assert_non_null(realpath(img, real));
+	assert_non_null(t_guest_fdset_file(&x->c, "disky", 7, file, sizeof(file)));
+	assert_string_equal(file, real);
+	struct stat st;
+	assert_int_equal(stat(img, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);   /* born 0600: only qsupd opens it */
 	assert_string_equal(str(dev, "format"), "qcow2");
 	assert_int_equal(json_integer_value(json_object_get(dev, "virtual-size")), 64 << 20);
 	json_decref(r);

@@ -378,8 +378,14 @@ static void test_failures_leave_nothing_behind(void **state)
 	expect_err(sc, "InvalidArgument");   /* no SCSI controller in the profile */
 	assert_non_null(strstr(str(json_object_get(sc, "error"), "desc"), "SCSI controller"));
 	json_decref(sc);
-	/* QEMU's own refusal comes back intact: a qcow2 view of a raw file. */
+	/* qsupd reads a qcow2 header itself (it follows the backing chain): a
+	 * qcow2 view of a raw file is refused before QEMU sees it. */
 	json_t *r = attach_disk(x, "fw", "d1", img, "qcow2");
+	expect_err(r, "InvalidArgument");
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "not a qcow2 image"));
+	json_decref(r);
+	/* QEMU's own refusal comes back intact: a vmdk view of a raw file. */
+	r = attach_disk(x, "fw", "d1", img, "vmdk");
 	expect_err(r, "GenericError");
 	assert_true(json_is_true(json_object_get(json_object_get(r, "error"), "qemu")));
 	json_decref(r);

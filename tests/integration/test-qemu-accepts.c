@@ -1,17 +1,18 @@
 /*
  * QEMU accepts what the argv builder produces: every example profile in
  * profiles/, and a profile full of commas and would-be option injections,
- * is started for real (uv_spawn, argv vector, no shell) with -S, checked
- * over QMP, and quit. For the injection case, query-block must show exactly
- * the intended files, the serial log must land in exactly its file, and the
+ * is started for real (uv_spawn, argv vector, no shell) with -S and the fds
+ * the builder lists (opened as qsupd opens them, fdpass.h), checked over
+ * QMP, and quit. query-block must show each drive on its fd set, and that
+ * fd, seen from QEMU's /proc entry, must be exactly the intended file; for
+ * the injection case the serial log must land in exactly its file, and the
  * QMP socket must be where the comma-laden run dir says.
  *
  * Image files are redirected into a temp dir (created with qemu-img), and
  * kernels come from $QSUP_GUESTDIR. When run as root the program moves into
- * private mount and network namespaces with a bridge br0 and an
- * /etc/qemu/bridge.conf that allows it, so server.ini's bridge NIC really
- * runs qemu-bridge-helper; otherwise bridge NICs are swapped for user NICs
- * (and the log says so). KVM is used when /dev/kvm is usable, TCG otherwise
+ * private mount and network namespaces with a bridge br0, so server.ini's
+ * bridge NIC really gets a tap on it; otherwise bridge NICs are swapped for
+ * user NICs (and the log says so). KVM is used when /dev/kvm is usable, TCG otherwise
  * (profiles that say tcg keep it); each test prints which.
  */
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include <cmocka.h>
 
 #include "argv.h"
+#include "fdpass.h"
 #include "host.h"
 #include "profile.h"
 #include "testutil.h"
@@ -53,7 +55,6 @@ struct child {
 
 static bool kvm_usable;
 static bool have_bridge;        /* private netns with br0 allowed */
-static char *ns_dir;            /* overlay upper/work dirs for /etc */
 
 /* ------------------------------------------------------------ namespaces */
 
@@ -78,16 +79,16 @@ static int write_file(const char *path, const char *text)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
-/* As root: private mount + network namespaces, lo and br0 up, and /etc with
- * an overlay holding qemu/bridge.conf "allow br0". */
+/* As root: private mount + network namespaces (and /sys for the new one,
+ * where tap.c looks bridges up), lo and br0 up. */
 static bool bridge_ns_setup(void)
 {
-	char upper[512], work[512], opts[1200], conf[600];
 	int s, r;
 
 	if (geteuid() != 0 || unshare(CLONE_NEWNS | CLONE_NEWNET) < 0)
 		return false;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
 		return false;
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -98,29 +99,7 @@ static bool bridge_ns_setup(void)
 	if (r == 0)
 		r = if_up(s, "br0");
 	close(s);
-	ns_dir = t_mkdtemp("qsup-accepts-ns");
-	if (r < 0 || !ns_dir)
-		return false;
-	snprintf(upper, sizeof(upper), "%s/upper", ns_dir);
-	snprintf(work, sizeof(work), "%s/work", ns_dir);
-	snprintf(conf, sizeof(conf), "%s/qemu", upper);
-	if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0 || mkdir(conf, 0755) < 0)
-		return false;
-	strcat(conf, "/bridge.conf");
-	if (write_file(conf, "allow br0\n") < 0)
-		return false;
-	snprintf(opts, sizeof(opts), "lowerdir=/etc,upperdir=%s,workdir=%s", upper, work);
-	return mount("overlay", "/etc", "overlay", 0, opts) == 0;
-}
-
-static void bridge_ns_cleanup(void)
-{
-	if (have_bridge)
-		umount2("/etc", MNT_DETACH);
-	if (ns_dir) {
-		t_rmtree(ns_dir);
-		free(ns_dir);
-	}
+	return r == 0;
 }
 
 /* ------------------------------------------------------------ processes */
@@ -134,21 +113,31 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 	c->sig = sig;
 }
 
-/* Spawn argv (no shell, scrubbed environment), output to log. */
-static int spawn(uv_loop_t *loop, struct child *c, char **argv, const char *log)
+/* Spawn argv (no shell, scrubbed environment), output to log, with fds[i]
+ * as its fd SV_FD_FIRST + i. */
+static int spawn_fds(uv_loop_t *loop, struct child *c, char **argv, const char *log,
+                     const int *fds, size_t nfds)
 {
 	static char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	uv_stdio_container_t stdio[3] = {
+	uv_stdio_container_t stdio[SV_FD_FIRST + 64] = {
 		{ .flags = UV_IGNORE },
 		{ .flags = UV_INHERIT_FD, .data.fd = fd },
 		{ .flags = UV_INHERIT_FD, .data.fd = fd },
 	};
+	size_t n = nfds ? SV_FD_FIRST + nfds : 3;
 	uv_process_options_t o = {
 		.exit_cb = on_exit_cb, .file = argv[0], .args = argv, .env = env,
-		.stdio = stdio, .stdio_count = 3,
+		.stdio = stdio, .stdio_count = (int)n,
 	};
 	int r;
+
+	assert_true(nfds <= 64);
+	for (size_t i = 3; i < n; i++) {
+		int f = i < SV_FD_FIRST ? -1 : fds[i - SV_FD_FIRST];
+		stdio[i].flags = f >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+		stdio[i].data.fd = f;
+	}
 
 	memset(c, 0, sizeof(*c));
 	c->proc.data = c;
@@ -159,6 +148,11 @@ static int spawn(uv_loop_t *loop, struct child *c, char **argv, const char *log)
 	if (r < 0)
 		uv_close((uv_handle_t *)&c->proc, NULL);
 	return r;
+}
+
+static int spawn(uv_loop_t *loop, struct child *c, char **argv, const char *log)
+{
+	return spawn_fds(loop, c, argv, log, NULL, 0);
 }
 
 /* Wait for c to exit (killing it after ms) and close its handle. */
@@ -311,7 +305,8 @@ static struct sv_profile *load(const char *path)
 
 /* ------------------------------------------------------------ the run */
 
-typedef void (*check_fn)(struct fx *x, struct t_qmp *t, const struct sv_profile *p);
+typedef void (*check_fn)(struct fx *x, struct t_qmp *t, const struct sv_profile *p,
+                         const struct sv_argv *a, int pid);
 
 static void qmp_ok(struct t_qmp *t, const char *cmd, json_t *args, json_t **ret)
 {
@@ -327,13 +322,15 @@ static void start_and_quit(struct fx *x, struct sv_profile *p, const char *run_d
                            check_fn check)
 {
 	struct sv_error err = { 0 };
+	struct sv_identity me = { .uid = getuid(), .gid = getgid() };
 	struct sv_facts f;
 	struct sv_argv a;
 	struct t_qmp t;
 	struct child c;
 	json_t *ret = NULL;
 	char dir[512], *log = tmp_path(x, "qemu.log");
-	int r;
+	int r, fds[64];
+	char taps[64][SV_IFNAMSIZ];
 
 	assert_int_equal(sv_facts_init(&f, run_dir, p->name), 0);
 	f.kvm_usable = kvm_usable;
@@ -349,7 +346,15 @@ static void start_and_quit(struct fx *x, struct sv_profile *p, const char *run_d
 	snprintf(dir, sizeof(dir), "%s/%s", run_dir, p->name);
 	assert_true(mkdir(run_dir, 0700) == 0 || errno == EEXIST);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	assert_int_equal(spawn(&x->loop, &c, a.argv, log), 0);
+	assert_true(a.nfds <= 64);
+	if (sv_fdpass_open(&a, &me, fds, taps, &err) < 0)
+		fail_msg("%s", err.msg);
+	for (size_t i = 0; i < a.nfds; i++)
+		if (taps[i][0] && a.fds[i].kind == SV_FD_BRIDGE)
+			print_message("# note: %s: tap %s on bridge %s\n", a.fds[i].what,
+			              taps[i], a.fds[i].bridge);
+	assert_int_equal(spawn_fds(&x->loop, &c, a.argv, log, fds, a.nfds), 0);
+	sv_fdpass_close(fds, a.nfds);
 	r = t_qmp_open(&x->loop, &t, f.qmp_path, 20000);
 	if (r < 0) {
 		reap(&x->loop, &c, 0);
@@ -360,7 +365,7 @@ static void start_and_quit(struct fx *x, struct sv_profile *p, const char *run_d
 	assert_string_equal(json_string_value(json_object_get(ret, "status")), "prelaunch");
 	json_decref(ret);
 	if (check)
-		check(x, &t, p);
+		check(x, &t, p, &a, c.proc.pid);
 	t_qmp_exec(&t, "quit", NULL, NULL);
 	t_qmp_close(&t);
 	reap(&x->loop, &c, 15000);
@@ -371,8 +376,54 @@ static void start_and_quit(struct fx *x, struct sv_profile *p, const char *run_d
 	free(log);
 }
 
-/* query-block lists exactly the profile's drive files, under our node names. */
-static void check_block(struct fx *x, struct t_qmp *t, const struct sv_profile *p)
+/* The file behind fd of process pid, resolved (static buffer). */
+static const char *fd_target(int pid, int fd)
+{
+	static char buf[4096];
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(link, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* The fd QEMU keeps in fd set id (-add-fd dups the fd it inherits into the
+ * set, and closes the original). */
+static int fdset_fd(struct t_qmp *t, int id)
+{
+	json_t *ret = NULL, *set;
+	size_t i;
+	int fd = -1;
+
+	qmp_ok(t, "query-fdsets", NULL, &ret);
+	json_array_foreach(ret, i, set)
+		if (json_integer_value(json_object_get(set, "fdset-id")) == id)
+			fd = (int)json_integer_value(json_object_get(json_array_get(
+			        json_object_get(set, "fds"), 0), "fd"));
+	json_decref(ret);
+	if (fd < 0)
+		fail_msg("no fd set %d in QEMU", id);
+	return fd;
+}
+
+/* The fd the builder gave drive d's image itself. */
+static int drive_fd(const struct sv_argv *a, const struct sv_drive *d)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "%s %s", d->cdrom ? "cdrom" : "disk", d->id);
+	for (size_t i = 0; i < a->nfds; i++)
+		if (!strcmp(a->fds[i].what, what))
+			return a->fds[i].fd;
+	return -1;
+}
+
+/* query-block lists exactly the profile's drives, under our node names, each
+ * on the fd set of its own fd, and that fd in QEMU is exactly the file. */
+static void check_block(struct fx *x, struct t_qmp *t, const struct sv_profile *p,
+                        const struct sv_argv *a, int pid)
 {
 	json_t *ret = NULL, *b;
 	size_t i, n = 0;
@@ -392,7 +443,21 @@ static void check_block(struct fx *x, struct t_qmp *t, const struct sv_profile *
 
 			snprintf(want, sizeof(want), "drive.%s", p->drives[j].id);
 			if (p->drives[j].file && node && !strcmp(node, want)) {
-				assert_string_equal(file, p->drives[j].file);
+				char plain[64], quoted[80], real[4096];
+				int fd = drive_fd(a, &p->drives[j]);
+
+				/* A qcow2 node names its backing (null): QEMU then shows
+				 * the file as json:{...} around the fd set's name. */
+				snprintf(plain, sizeof(plain), "/dev/fdset/%d", fd);
+				snprintf(quoted, sizeof(quoted), "\"%s\"", plain);
+				if (strcmp(file, plain) && !(!strncmp(file, "json:", 5) &&
+				                             strstr(file, quoted)))
+					fail_msg("%s: %s, not on %s", want, file, plain);
+				assert_non_null(realpath(p->drives[j].file, real));
+				int qfd = fdset_fd(t, fd);
+				if (strcmp(fd_target(pid, qfd), real))
+					fail_msg("%s: fd set %d's fd %d in QEMU is %s, not %s", want,
+					         fd, qfd, fd_target(pid, qfd), real);
 				assert_true(json_is_true(json_object_get(ins, "ro")) ==
 				            p->drives[j].read_only);
 				found = true;
@@ -448,19 +513,37 @@ static const char inject_ini[] =
 	"[serial]\n"
 	"log = log,file=evil.log\n";
 
-static void check_inject(struct fx *x, struct t_qmp *t, const struct sv_profile *p)
+/* The fd the builder gave the file called what. */
+static int fd_of(const struct sv_argv *a, const char *what)
+{
+	for (size_t i = 0; i < a->nfds; i++)
+		if (!strcmp(a->fds[i].what, what))
+			return a->fds[i].fd;
+	fail_msg("no fd for %s", what);
+	return -1;
+}
+
+static void check_inject(struct fx *x, struct t_qmp *t, const struct sv_profile *p,
+                         const struct sv_argv *a, int pid)
 {
 	json_t *ret = NULL, *args;
 	char *log = tmp_path(x, "log,file=evil.log"), *bare = tmp_path(x, "log");
 	char *evil = tmp_path(x, "evil.log");
+	char want[64], real[4096];
 
-	check_block(x, t, p);
+	check_block(x, t, p, a, pid);
+	assert_string_equal(fd_target(pid, fdset_fd(t, fd_of(a, "serial log"))), log);
 	assert_int_equal(access(log, F_OK), 0);
 	assert_int_equal(access(bare, F_OK), -1);
 	assert_int_equal(access(evil, F_OK), -1);
 	args = json_pack("{s:s,s:s}", "path", "/machine", "property", "kernel");
 	qmp_ok(t, "qom-get", args, &ret);
-	assert_string_equal(json_string_value(ret), p->kernel);
+	snprintf(want, sizeof(want), "/proc/self/fd/%d", fd_of(a, "kernel"));
+	assert_string_equal(json_string_value(ret), want);
+	assert_non_null(realpath(p->kernel, real));
+	assert_string_equal(fd_target(pid, fd_of(a, "kernel")), real);
+	assert_non_null(realpath(p->initrd, real));
+	assert_string_equal(fd_target(pid, fd_of(a, "initrd")), real);
 	json_decref(ret);
 	json_decref(args);
 	args = json_pack("{s:s,s:s}", "path", "/machine", "property", "append");
@@ -518,6 +601,5 @@ int main(void)
 	       "NICs become user NICs");
 	fflush(stdout);
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	bridge_ns_cleanup();
 	return r;
 }

@@ -37,6 +37,7 @@ int t_daemon_init(struct t_daemon *d)
 	snprintf(d->run, sizeof(d->run), "%s/run", d->dir);
 	snprintf(d->sock, sizeof(d->sock), "%s/run/qsupd.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/qsupd.log", d->dir);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
 	return mkdir(d->profiles, 0755);
 }
 
@@ -57,8 +58,8 @@ static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 	const char *b = getenv("QSUP_BUILDDIR");
 	snprintf(bin, sizeof(bin), "%s/qsupd", b && *b ? b : "build");
 	const char *args[32] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
-	                         "--socket", d->sock };
-	size_t n = 8;
+	                         "--socket", d->sock, "--state-dir", d->state };
+	size_t n = 10;
 	for (size_t i = 0; extra && extra[i] && n < 31; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
@@ -454,4 +455,27 @@ bool t_ctl_eof(struct t_ctl *c, int ms)
 			return true;
 	}
 	return false;
+}
+
+const char *t_guest_fdset_file(struct t_ctl *c, const char *name, int id, char *buf,
+                               size_t size)
+{
+	json_t *st = t_ctl_do(c, "status", name, 5000, NULL);
+	int pid = (int)json_integer_value(json_object_get(st, "pid")), fd = -1;
+	json_decref(st);
+	json_t *r = t_ctl_call(c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-fdsets"), 5000), *set;
+	size_t i;
+	json_array_foreach(json_object_get(r, "return"), i, set)
+		if (json_integer_value(json_object_get(set, "fdset-id")) == id)
+			fd = (int)json_integer_value(json_object_get(json_array_get(
+			        json_object_get(set, "fds"), 0), "fd"));
+	json_decref(r);
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
+	ssize_t n = pid > 0 && fd >= 0 ? readlink(link, buf, size - 1) : -1;
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return buf;
 }

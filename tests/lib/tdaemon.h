@@ -16,7 +16,7 @@
 struct t_daemon {
 	pid_t pid;
 	char *dir;
-	char profiles[512], run[512], sock[512], log[512];
+	char profiles[512], run[512], sock[512], log[512], state[512];
 };
 
 /* Create the dirs (profiles are written with t_daemon_profile()). */
@@ -113,6 +113,11 @@ json_t *t_ctl_wait_state(struct t_ctl *c, const char *name, const char *state, i
 /* Ask for guest name's console and connect ser to it on loop (initialised
  * here). Returns 0 or a negative error. */
 int t_ctl_console(struct t_ctl *c, const char *name, uv_loop_t *loop, struct t_serial *ser);
+
+/* The file behind fd set id of guest name's QEMU (query-fdsets through the
+ * qmp verb, then its /proc entry), into buf; returns buf, or NULL. */
+const char *t_guest_fdset_file(struct t_ctl *c, const char *name, int id, char *buf,
+                               size_t size);
 
 /* True when the connection was closed by the daemon (reads EOF within ms). */
 bool t_ctl_eof(struct t_ctl *c, int ms);

@@ -501,3 +501,13 @@ long t_rss_kib(int pid)
 		fclose(f);
 	return kib;
 }
+
+/* QSUP_TEST_FILTER=PATTERN runs only the tests of a program whose names
+ * match (cmocka's filter: * and ? wildcards), for debugging one test. */
+void cmocka_set_test_filter(const char *pattern) __attribute__((weak));
+__attribute__((constructor)) static void t_test_filter(void)
+{
+	const char *f = getenv("QSUP_TEST_FILTER");
+	if (f && *f && cmocka_set_test_filter)   /* tools link no cmocka */
+		cmocka_set_test_filter(f);
+}

@@ -5,6 +5,9 @@
  *   NAME.args  the argv, one element per line (the profile is accepted)
  *   NAME.err   the exact error text (the profile is rejected)
  *   NAME.warn  warnings, when there are any
+ *   NAME.fds   the fds qsupd must hand QEMU, one per line
+ * Input besides the profile: NAME.chains, when present, gives drives
+ * backing chains (lines "DRIVE-ID PATH FORMAT", top-down).
  * The source dir is written @SRCDIR@ so that the files do not depend on
  * where the repository is. Host facts are fixed: KVM usable, run dir
  * /run/qsup; cases named nokvm-* run with KVM unusable.
@@ -12,6 +15,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,31 +172,91 @@ static void expect_file(const char *base, const char *ext, const char *actual)
 	free(want);
 }
 
-/* Run one case: the profile's errors, or the builder's error, or the argv
- * and warnings, with the source dir made @SRCDIR@. */
-static void run_case(const struct gcase *gc, char **args, char **err, char **warn)
+/* The case's backing chains (NAME.chains), or NULL when it has none. */
+static struct sv_chain *read_chains(const struct gcase *gc, const struct sv_profile *p)
+{
+	char path[4096], id[64], file[1024], fmt[32];
+	struct sv_chain *ch;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.chains", gc->expect);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	ch = calloc(p->ndrives + 1, sizeof(*ch));
+	assert_non_null(ch);
+	while (fscanf(f, "%63s %1023s %31s", id, file, fmt) == 3) {
+		int i = sv_profile_find_device(p, id);
+
+		assert_true(i >= 0 && (size_t)i < p->ndrives && ch[i].n < SV_CHAIN_MAX);
+		ch[i].layers[ch[i].n].path = strdup(file);
+		ch[i].layers[ch[i].n++].format = strdup(fmt);
+	}
+	fclose(f);
+	return ch;
+}
+
+/* The fds, one line each: "FD KIND [MODE] WHAT: SOURCE". */
+static char *fds_text(const struct sv_argv *a)
+{
+	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+
+	if (!a->nfds)
+		return NULL;
+	m = open_memstream(&buf, &len);
+	assert_non_null(m);
+	for (size_t i = 0; i < a->nfds; i++) {
+		const struct sv_fd_need *n = &a->fds[i];
+		int acc = n->flags & O_ACCMODE;
+		char mac[18];
+
+		sv_mac_format(n->mac, mac);
+		fprintf(m, "%d %s%s %s: %s%s%s\n", n->fd, kinds[n->kind],
+		        n->kind != SV_FD_FILE ? "" : acc == O_RDWR ? " rw"
+		        : acc == O_WRONLY ? " append" : " ro", n->what,
+		        n->path ? n->path : n->ifname ? n->ifname : n->bridge,
+		        n->kind == SV_FD_BRIDGE ? " mac " : "",
+		        n->kind == SV_FD_BRIDGE ? mac : "");
+	}
+	fclose(m);
+	return buf;
+}
+
+/* Run one case: the profile's errors, or the builder's error, or the argv,
+ * fds and warnings, with the source dir made @SRCDIR@. */
+static void run_case(const struct gcase *gc, char **args, char **err, char **warn,
+                     char **fds)
 {
 	struct sv_strv errs = { 0 };
 	struct sv_profile *p = NULL;
 	struct sv_error e = { 0 };
+	struct sv_chain *chains = NULL;
 	struct sv_facts f;
 	struct sv_argv a;
 	char *raw = NULL;
 
-	*args = *err = *warn = NULL;
+	*args = *err = *warn = *fds = NULL;
 	if (sv_profile_load(gc->ini, &p, &errs) < 0) {
 		raw = join(errs.v, errs.n);
 	} else {
 		assert_int_equal(sv_facts_init(&f, "/run/qsup", p->name), 0);
 		f.kvm_usable = !gc->nokvm;
+		f.chains = chains = read_chains(gc, p);
 		if (sv_argv_build(p, &f, &a, &e) < 0) {
 			assert_true(strlen(e.msg) > 0);
 			assert_int_not_equal(asprintf(&raw, "%s\n", e.msg), -1);
 		} else {
 			*args = subst(join(a.argv, a.argc));
 			*warn = subst(join(a.warnings.v, a.warnings.n));
+			*fds = subst(fds_text(&a));
 			sv_argv_free(&a);
 		}
+		for (size_t i = 0; chains && i < p->ndrives; i++)
+			sv_chain_free(&chains[i]);
+		free(chains);
 	}
 	*err = subst(raw);
 	sv_strv_free(&errs);
@@ -202,20 +266,22 @@ static void run_case(const struct gcase *gc, char **args, char **err, char **war
 static void test_golden(void **state)
 {
 	const struct gcase *gc = *state;
-	char *args, *err, *warn, *args2, *err2, *warn2;
+	char *args, *err, *warn, *fds, *args2, *err2, *warn2, *fds2;
 
-	run_case(gc, &args, &err, &warn);
+	run_case(gc, &args, &err, &warn, &fds);
 	if (getenv("QSUP_REGENERATE") && *getenv("QSUP_REGENERATE") == '1') {
 		write_or_remove(gc->expect, ".args", args);
 		write_or_remove(gc->expect, ".err", err);
 		write_or_remove(gc->expect, ".warn", warn);
+		write_or_remove(gc->expect, ".fds", fds);
 	} else {
 		expect_file(gc->expect, ".args", args);
 		expect_file(gc->expect, ".err", err);
 		expect_file(gc->expect, ".warn", warn);
+		expect_file(gc->expect, ".fds", fds);
 	}
 	/* Determinism: the same input gives the same output. */
-	run_case(gc, &args2, &err2, &warn2);
+	run_case(gc, &args2, &err2, &warn2, &fds2);
 	assert_true(!args == !args2 && (!args || !strcmp(args, args2)));
 	assert_true(!err == !err2 && (!err || !strcmp(err, err2)));
 	free(args);
@@ -224,6 +290,8 @@ static void test_golden(void **state)
 	free(args2);
 	free(err2);
 	free(warn2);
+	free(fds);
+	free(fds2);
 }
 
 static int ini_filter(const struct dirent *d)

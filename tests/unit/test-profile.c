@@ -5,6 +5,7 @@
  * golden cases in tests/argv/ (test-argv.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -382,7 +383,7 @@ static void test_profile_fields(void **state)
 	sv_mac_stable("web2", "lan", mac);
 	assert_memory_equal(n->mac, mac, 6);
 	n = &p->nics[1];
-	assert_string_equal(n->helper, "/usr/lib/qemu/qemu-bridge-helper");
+	assert_int_equal(n->type, SV_NIC_BRIDGE);
 	assert_int_equal(n->mac[5], 2);
 	assert_true(p->restart_delay_ms == 250 && p->restart_max_delay_ms == 600000);
 	assert_int_equal(p->migrate_caps.n, 2);
@@ -552,8 +553,14 @@ static void test_argv_fds_and_rundir(void **state)
 	assert_null(a.argv[a.argc]);
 	assert_int_equal(a.accel, SV_ACCEL_KVM);
 	assert_true(has_arg(&a, "socket,id=qmp,path=/run/q,,s/web1/qmp.sock,server=on,wait=off"));
+	/* The log is QEMU's through an fd: the path is only in the fd list. */
 	assert_true(has_arg(&a, "socket,id=serial0,path=/run/q,,s/web1/serial.sock,"
-	                    "server=on,wait=off,logfile=/l,,og,logappend=on"));
+	                    "server=on,wait=off,logfile=/dev/fdset/7,logappend=on"));
+	assert_true(has_arg(&a, "fd=7,set=7,opaque=serial.log"));
+	assert_int_equal(a.nfds, 1);
+	assert_int_equal(a.fds[0].fd, 7);
+	assert_string_equal(a.fds[0].path, "/l,og");
+	assert_int_equal(a.fds[0].flags & O_ACCMODE, O_WRONLY);
 	sv_argv_free(&a);
 	f.qmp_fd = 3;
 	f.serial_fd = 4;
@@ -561,7 +568,7 @@ static void test_argv_fds_and_rundir(void **state)
 	assert_true(has_arg(&a, "socket,id=qmp,fd=3,server=on,wait=off"));
 	/* The console log is kept when QEMU gets the socket as an fd. */
 	assert_true(has_arg(&a, "socket,id=serial0,fd=4,server=on,wait=off,"
-	                    "logfile=/l,,og,logappend=on"));
+	                    "logfile=/dev/fdset/7,logappend=on"));
 	sv_argv_free(&a);
 	assert_null(a.argv);
 	sv_profile_free(p);

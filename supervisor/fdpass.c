@@ -1,0 +1,116 @@
+/* The fds QEMU inherits: see fdpass.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fdpass.h"
+
+int sv_fdpass_file(const char *path, int flags, struct sv_error *err)
+{
+	/* O_NONBLOCK: a FIFO put where a file should be never blocks us. */
+	int fd = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
+	struct stat st;
+	if (fd < 0)
+		return sv_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		int e = errno;
+		close(fd);
+		return e ? sv_error_set(err, -e, "%s: %s", path, strerror(e))
+		         : sv_error_set(err, -EINVAL, "%s: not a regular file or block device",
+		                        path);
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+/* A sealed in-memory copy of the file open on fd (size bytes). */
+static int memfd_copy(int fd, off_t size, const char *path, struct sv_error *err)
+{
+	int m = memfd_create("qsup-copy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m < 0)
+		return sv_error_set(err, -errno, "%s: memfd_create: %s", path, strerror(errno));
+	off_t off = 0;
+	while (off < size) {
+		ssize_t n = sendfile(m, fd, &off, (size_t)(size - off));
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(m);
+			return sv_error_set(err, -e, "%s: copying: %s", path, strerror(e));
+		}
+	}
+	if (fcntl(m, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int e = errno;
+		close(m);
+		return sv_error_set(err, -e, "%s: sealing its copy: %s", path, strerror(e));
+	}
+	return m;
+}
+
+/* A file QEMU reads through /proc/self/fd/N as identity id. */
+static int read_fd(const char *path, const struct sv_identity *id, struct sv_error *err)
+{
+	int fd = sv_fdpass_file(path, O_RDONLY, err);
+	struct stat st;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return sv_error_set(err, -EINVAL, "%s: not a regular file", path);
+	}
+	if (sv_identity_can_read(id, st.st_uid, st.st_gid, st.st_mode))
+		return fd;
+	int m = memfd_copy(fd, st.st_size, path, err);
+	close(fd);
+	return m;
+}
+
+static int open_one(const struct sv_fd_need *n, const struct sv_identity *id,
+                    char tap[SV_IFNAMSIZ], struct sv_error *err)
+{
+	switch (n->kind) {
+	case SV_FD_FILE:
+		return sv_fdpass_file(n->path, n->flags, err);
+	case SV_FD_READ:
+		return read_fd(n->path, id, err);
+	case SV_FD_TAP:
+		snprintf(tap, SV_IFNAMSIZ, "%s", n->ifname);
+		return sv_tap_attach(n->ifname, err);
+	case SV_FD_BRIDGE:
+		return sv_tap_open(n->bridge, NULL, n->mac, tap, err);
+	}
+	return sv_error_set(err, -EINVAL, "unknown fd kind");
+}
+
+int sv_fdpass_open(const struct sv_argv *a, const struct sv_identity *id, int *fds,
+                   char (*taps)[SV_IFNAMSIZ], struct sv_error *err)
+{
+	for (size_t i = 0; i < a->nfds; i++) {
+		fds[i] = -1;
+		taps[i][0] = '\0';
+	}
+	for (size_t i = 0; i < a->nfds; i++) {
+		struct sv_error e = { 0 };
+		fds[i] = open_one(&a->fds[i], id, taps[i], &e);
+		if (fds[i] < 0) {
+			int r = fds[i];
+			fds[i] = -1;
+			sv_fdpass_close(fds, a->nfds);
+			return sv_error_set(err, r, "%s: %s", a->fds[i].what, e.msg);
+		}
+	}
+	return 0;
+}
+
+void sv_fdpass_close(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}

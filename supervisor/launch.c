@@ -1,0 +1,294 @@
+/*
+ * Starting a guest's QEMU: the checks of a start request, the guest lock,
+ * preparation (prepare.c), then the spawn: qsupd binds the QMP and serial
+ * sockets itself and QEMU inherits them as fds 3 and 4, with the guest lock
+ * as fd 5, its own dir as fd 6, and every file and tap of the profile from
+ * fd 7 (argv.h). QEMU runs -S in its own session with a scrubbed
+ * environment, stderr into RUNDIR/NAME/qemu.log, "/" as its cwd, and, under
+ * a root qsupd, as its own identity (identity.h). The start has a deadline
+ * ([qemu] start-timeout) from the spawn until the guest runs: a QEMU that
+ * never answers QMP is killed and the start counts as failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "argv.h"
+#include "daemon.h"
+#include "guest_int.h"
+#include "lock.h"
+#include "log.h"
+#include "prepare.h"
+#include "qmp.h"
+#include "state.h"
+
+static int bind_listen(const char *path, struct sv_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sv_error_set(err, -errno, "socket: %s", strerror(errno));
+	unlink(path);
+	/* Only root (qsupd) may connect: QEMU has the listening socket. */
+	mode_t old = umask(077);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(fd, 8) < 0) {
+		int e = errno;
+		close(fd);
+		return sv_error_set(err, -e, "%s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+static void write_pidfile(struct sv_guest *g)
+{
+	char path[4200], text[32];
+	snprintf(path, sizeof(path), "%s/pid", g->rundir);
+	int n = snprintf(text, sizeof(text), "%d\n", g->pid);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 || write(fd, text, (size_t)n) != n)
+		sv_log(SV_LOG_WARN, g->name, "cannot write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	sv_guest_qemu_gone(p->data, status, sig);
+}
+
+static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error *err)
+{
+	char path[4200];
+	char **argv = g->start_argv.argv;
+	size_t n = SV_FD_FIRST + g->start_argv.nfds;
+	snprintf(path, sizeof(path), "%s/qemu.log", g->rundir);
+	int logfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (logfd < 0)
+		return sv_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	uv_stdio_container_t *stdio = calloc(n, sizeof(*stdio));
+	g->proc = calloc(1, sizeof(*g->proc));
+	if (!stdio || !g->proc) {
+		free(stdio);
+		free(g->proc);
+		g->proc = NULL;
+		close(logfd);
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	}
+	int inherit[SV_FD_FIRST] = { -1, logfd, logfd, qmp_fd, serial_fd, g->lock_fd,
+	                             sv_prepare_qemudir_fd(g) };
+	for (size_t i = 0; i < n; i++) {
+		int fd = i < SV_FD_FIRST ? inherit[i] : g->pass_fds[i - SV_FD_FIRST];
+		stdio[i].flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+		stdio[i].data.fd = fd;
+	}
+	static char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	                       "LC_ALL=C", NULL };
+	uv_process_options_t o = {
+		.exit_cb = on_exit_cb, .file = argv[0], .args = argv, .env = env, .cwd = "/",
+		.stdio = stdio, .stdio_count = (int)n, .flags = UV_PROCESS_DETACHED,
+	};
+	if (g->ident.drop) {
+		/* libuv drops the supplementary groups too (setgroups(0)). */
+		o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+		o.uid = g->ident.uid;
+		o.gid = g->ident.gid;
+	}
+	g->proc->data = g;
+	int rc = uv_spawn(g->d->loop, g->proc, &o);
+	close(logfd);
+	free(stdio);
+	g->handles++;
+	if (rc < 0) {
+		sv_guest_close_proc(g);
+		return sv_error_set(err, rc, "cannot run %s: %s", argv[0], uv_strerror(rc));
+	}
+	g->pid = g->proc->pid;
+	return 0;
+}
+
+/* A start that ended before QEMU ran (preparation or spawn failed, or the
+ * operator cancelled it). */
+static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why)
+{
+	sv_log(SV_LOG_WARN, g->name, "%s", why);
+	sv_prepare_close_fds(g);
+	sv_argv_free(&g->start_argv);
+	sv_guest_ended(g, c, why);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	if (!sv_guest_active(g) || (g->state != SV_STARTING && g->state != SV_INCOMING) ||
+	    g->adopting)
+		return;
+	snprintf(g->start_fail, sizeof(g->start_fail), "it was not running within %llus "
+	         "([qemu] start-timeout)", (unsigned long long)(g->run_profile
+	         ? g->run_profile->start_timeout_ms / 1000 : 0));
+	sv_log(SV_LOG_ERR, g->name, "%s; killing it", g->start_fail);
+	sv_guest_signal(g, SIGKILL);
+}
+
+void sv_guest_start_failed(struct sv_guest *g, const char *why)
+{
+	if (!sv_guest_active(g) || g->start_fail[0])
+		return;
+	snprintf(g->start_fail, sizeof(g->start_fail), "%s", why);
+	sv_log(SV_LOG_ERR, g->name, "%s; killing QEMU", why);
+	sv_guest_signal(g, SIGKILL);
+}
+
+/* Preparation done: bind the sockets, spawn QEMU, connect QMP. */
+static void launch(struct sv_guest *g)
+{
+	struct sv_error err = { 0 };
+	int qfd = bind_listen(g->qmp_path, &err);
+	int sfd = qfd < 0 ? -1 : bind_listen(g->serial_path, &err);
+	int rc = sfd < 0 ? err.code : spawn(g, qfd, sfd, &err);
+	if (qfd >= 0)
+		close(qfd);
+	if (sfd >= 0)
+		close(sfd);
+	if (rc < 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "start failed: %s", err.msg);
+		fail_start(g, SV_EXIT_START_FAILURE, why);
+		return;
+	}
+	sv_prepare_close_fds(g);   /* QEMU has them now */
+	sv_argv_free(&g->start_argv);
+	g->started_ms = uv_now(g->d->loop);
+	write_pidfile(g);
+	sv_guest_lock_set_pid(g->lock_fd, g->pid);
+	g->proc_starttime = sv_proc_starttime(g->pid);
+	sv_state_save(g);
+	if (g->ident.drop)
+		sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s, uid %u gid %u)", g->pid,
+		       g->accel, (unsigned)g->ident.uid, (unsigned)g->ident.gid);
+	else
+		sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
+	uv_timer_start(&g->deadline, on_deadline, g->run_profile->start_timeout_ms, 0);
+	sv_guest_qmp_connect(g);
+}
+
+void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
+{
+	g->prepping = false;
+	if (g->prep_abort)
+		fail_start(g, SV_EXIT_OPERATOR, "start cancelled by operator");
+	else if (status < 0)
+		fail_start(g, SV_EXIT_START_FAILURE, msg);
+	else
+		launch(g);
+}
+
+static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
+                     struct sv_facts *f)
+{
+	sv_facts_init(f, run_dir, g->name);
+	f->kvm_usable = g->d->kvm_usable;
+	f->qmp_fd = SV_FD_QMP;
+	f->serial_fd = SV_FD_SERIAL;
+	f->incoming = incoming;
+}
+
+void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f)
+{
+	facts_at(g, g->d->run_dir, incoming, f);
+}
+
+int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *run_dir,
+                  bool incoming, struct sv_argv *out, struct sv_error *err)
+{
+	struct sv_facts f;
+	facts_at(g, run_dir, incoming, &f);
+	return sv_argv_build(p, &f, out, err);
+}
+
+void sv_guest_start_done(struct sv_guest *g)
+{
+	uv_timer_stop(&g->deadline);
+}
+
+/* RUNDIR/NAME: qsupd's own files for the guest (root's; QEMU gets fds). */
+static int prepare_rundir(struct sv_guest *g, struct sv_error *err)
+{
+	struct stat st;
+	if (mkdir(g->rundir, 0755) < 0 && errno != EEXIST)
+		return sv_error_set(err, -errno, "%s: %s", g->rundir, strerror(errno));
+	if (lstat(g->rundir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return sv_error_set(err, -EPERM, "%s: not a directory of uid %u", g->rundir,
+		                    (unsigned)geteuid());
+	return 0;
+}
+
+int sv_guest_hold_lock(struct sv_guest *g, struct sv_error *err)
+{
+	if (g->lock_fd >= 0)
+		return 0;
+	if (!g->lock_path[0])
+		return sv_error_set(err, -ENOENT, "%s: no guest lock (its profile's directory "
+		                    "cannot be found)", g->name);
+	int fd = sv_guest_lock_take(g->lock_path, g->name, err);
+	if (fd < 0)
+		return fd;
+	g->lock_fd = fd;
+	return 0;
+}
+
+void sv_guest_lock_drop(struct sv_guest *g)
+{
+	if (g->lock_fd >= 0 && !sv_guest_active(g) && !g->prepping)
+		sv_guest_lock_release(g->lock_path, g->lock_fd);
+	if (!sv_guest_active(g) && !g->prepping)
+		g->lock_fd = -1;
+}
+
+int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF &&
+	    g->state != SV_MIGRATED)
+		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
+	if (sv_guest_active(g) || g->prepping)
+		return sv_error_set(err, -EBUSY, "%s: its QEMU is still there", g->name);
+	if (!g->profile)
+		return sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
+	if (prepare_rundir(g, err) < 0)
+		return err ? err->code : -EIO;
+	/* The command line now, without backing chains: a profile this host
+	 * cannot run is refused before anything happens. */
+	int rc = sv_guest_argv(g, g->profile, g->d->run_dir, g->start_incoming, &g->start_argv,
+	                       err);
+	if (rc < 0)
+		return rc;
+	if ((rc = sv_guest_hold_lock(g, err)) < 0) {
+		sv_argv_free(&g->start_argv);
+		return rc;
+	}
+	for (size_t i = 0; i < g->start_argv.warnings.n; i++)
+		sv_log(SV_LOG_WARN, g->name, "%s", g->start_argv.warnings.v[i]);
+	snprintf(g->accel, sizeof(g->accel), "%s",
+	         g->start_argv.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
+	uv_timer_stop(&g->timer);   /* a pending restart, if any */
+	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
+	g->shutdown_reason[0] = g->start_fail[0] = '\0';
+	g->run_profile = g->profile;
+	g->run_digest = g->digest;
+	sv_guest_transition(g, g->start_incoming ? SV_INCOMING : SV_STARTING,
+	                    g->start_incoming ? "waiting for an incoming migration"
+	                                      : "start requested");
+	sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);
+	g->prepping = true;
+	sv_prepare_run(g);
+	return 0;
+}
