@@ -77,7 +77,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o}",
+	json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -93,6 +93,8 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted,
 	                 "unresponsive", g->unresponsive, "migration",
 	                 sv_migrate_status(g) ?: json_null());
+	sv_passthrough_status(g, st);   /* "tainted", "taint" */
+	return st;
 }
 
 /* ---- waiters ---- */
@@ -531,6 +533,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	uv_timer_stop(&g->timer);   /* a pending restart, if any */
 	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
 	g->shutdown_reason[0] = '\0';
+	sv_taint_clear(&g->taint);   /* a new QEMU: no passthrough yet */
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
 	sv_guest_transition(g, g->start_incoming ? SV_INCOMING : SV_STARTING,

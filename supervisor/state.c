@@ -41,7 +41,7 @@ static json_t *state_json(struct sv_guest *g)
 	snprintf(digest, sizeof(digest), "%016" PRIx64, g->run_profile ? g->run_digest : g->digest);
 	int64_t started = sv_guest_active(g) && g->started_ms
 	                ? wall_ms() - (int64_t)(uv_now(g->d->loop) - g->started_ms) : 0;
-	return json_pack("{s:i, s:s, s:i, s:I, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:s, "
+	json_t *js = json_pack("{s:i, s:s, s:i, s:I, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:s, "
 	                 "s:b, s:b, s:b, s:s, s:o}",
 	                 "version", 1, "name", g->name, "pid", g->pid,
 	                 "starttime", (json_int_t)g->proc_starttime, "digest", digest,
@@ -52,6 +52,8 @@ static json_t *state_json(struct sv_guest *g)
 	                 "guest_shutdown", g->guest_shutdown, "shutdown_seen", g->shutdown_seen,
 	                 "panicked", g->panicked, "shutdown_reason", g->shutdown_reason,
 	                 "hotplug", sv_hotplug_export(g));
+	sv_passthrough_save(g, js);   /* "taint", when tainted */
+	return js;
 }
 
 static void save_work(uv_work_t *w)
@@ -315,6 +317,7 @@ void sv_state_restore(struct sv_guest *g)
 	snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
 	         json_string_value(json_object_get(saved, "shutdown_reason")) ?: "");
 	g->panicked = json_is_true(json_object_get(saved, "panicked"));
+	sv_passthrough_restore(g, saved);
 	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
 	unsigned long long start = (unsigned long long)json_integer_value(
 	        json_object_get(saved, "starttime"));
