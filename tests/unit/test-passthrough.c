@@ -3,7 +3,7 @@
  * qsupd keeps, names qsupd tracks (profile devices and their nodes, fixed
  * devices, hot-plugged ones through a fake tracker), re-routed disks,
  * transactions, stop and cont during migrations; the taint list, its
- * state.json round trip, and the profile key.
+ * state.json round trip, the profile key, and qsupctl's status line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ctl.h"
 #include "guest.h"
 #include "passthrough.h"
 #include "profile.h"
@@ -449,6 +450,39 @@ static void test_profile_key(void **state)
 	sv_strv_free(&errs);
 }
 
+static char *fmt_status(const char *json)
+{
+	json_t *v = json_loads(json, 0, NULL);
+	char *text = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&text, &n);
+	assert_non_null(v);
+	ctl_fmt_status(f, v);
+	fclose(f);
+	json_decref(v);
+	return text;
+}
+
+static void test_qsupctl_status_line(void **state)
+{
+	(void)state;
+	char *s = fmt_status("{\"name\": \"web1\", \"state\": \"running\", \"reason\": "
+	                     "\"started\", \"tainted\": true, \"taint\": [\"blockdev-add\", "
+	                     "\"qom-set\"]}");
+	assert_non_null(strstr(s, "state:          running (started), tainted (blockdev-add, "
+	                       "qom-set)\n"));
+	assert_null(strstr(s, "taint:"));
+	free(s);
+	s = fmt_status("{\"name\": \"web1\", \"state\": \"running\", \"tainted\": false, "
+	               "\"taint\": []}");
+	assert_non_null(strstr(s, "state:          running\n"));
+	assert_null(strstr(s, "taint"));
+	free(s);
+	s = fmt_status("{\"name\": \"web1\", \"state\": \"stopped\", \"tainted\": true}");
+	assert_non_null(strstr(s, "state:          stopped, tainted\n"));
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_taint_list),
 		cmocka_unit_test(test_taint_status_and_state),
 		cmocka_unit_test(test_profile_key),
+		cmocka_unit_test(test_qsupctl_status_line),
 	};
 	return cmocka_run_group_tests_name("passthrough", tests, NULL, NULL);
 }
