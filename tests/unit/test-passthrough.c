@@ -369,7 +369,7 @@ static void test_owner_without_profile(void **state)
 static void test_taint_list(void **state)
 {
 	struct sv_taint t = { 0 };
-	char name[16];
+	char name[32];
 	(void)state;
 	assert_true(sv_taint_add(&t, "blockdev-add"));
 	assert_false(sv_taint_add(&t, "blockdev-add"));
