@@ -13,6 +13,7 @@
 #include "guest.h"
 #include "hotplug.h"
 #include "migrate.h"
+#include "passthrough.h"
 
 /* The guest named by args.name, or NULL after answering req. */
 static struct sv_guest *guest_arg(struct sv_request *req, json_t *args)
@@ -133,22 +134,6 @@ static void cmd_subscribe(struct sv_request *req, json_t *args)
 	sv_reply_ok(req, json_object());
 }
 
-static void cmd_qmp(struct sv_request *req, json_t *args)
-{
-	json_t *command = json_object_get(args, "command");
-	json_t *qargs = json_object_get(args, "arguments");
-	if (!json_is_string(command) || (qargs && !json_is_object(qargs))) {
-		sv_reply_err(req, "InvalidArgument", "qmp needs {\"name\": string, \"command\": "
-		             "string, \"arguments\": optional object}");
-		return;
-	}
-	struct sv_guest *g = guest_arg(req, args);
-	struct sv_error err = { 0 };
-	int rc;
-	if (g && (rc = sv_guest_qmp(g, json_string_value(command), qargs, req, &err)) < 0)
-		reply_failed(req, rc, &err);
-}
-
 static void cmd_argv(struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(req, args);
@@ -188,7 +173,7 @@ static void cmd_devices(struct sv_request *req, json_t *args)
 }
 
 /* The verbs that hand the request to the guest's own module (hot-plug,
- * migration): the table names the function. */
+ * migration, qmp passthrough): the table names the function. */
 static void cmd_on_guest(struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(req, args);
@@ -209,7 +194,7 @@ static const struct sv_command commands[] = {
 	{ "migrate-cancel", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_cancel },
 	{ "migrate-postcopy", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_postcopy },
 	{ "pause", cmd_simple, SV_CMD_MUTATES, NULL },
-	{ "qmp", cmd_qmp, SV_CMD_MUTATES, NULL },
+	{ "qmp", cmd_on_guest, SV_CMD_MUTATES, sv_passthrough_qmp },
 	{ "reload", cmd_reload, SV_CMD_MUTATES, NULL },
 	{ "reset", cmd_simple, SV_CMD_MUTATES, NULL },
 	{ "reset-failed", cmd_reset_failed, SV_CMD_MUTATES, NULL },

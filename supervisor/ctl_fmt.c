@@ -132,22 +132,47 @@ static const struct {
 	{ "console", "console" },
 	{ "qmp", "qmp" },
 	{ "reason", NULL },   /* shown with the state */
+	{ "tainted", NULL },  /* the same */
+	{ "taint", NULL },
 };
 
 #define STATUS_KEYS (sizeof(status_keys) / sizeof(status_keys[0]))
 #define LABEL_WIDTH 16   /* "config changed: " */
 
+/* ", tainted (blockdev-add, qom-set)" after the state of a guest that had
+ * QMP commands passed through since its QEMU started; else "". */
+static void taint_text(json_t *st, char *buf, size_t size)
+{
+	json_t *v;
+	size_t i, o;
+
+	buf[0] = '\0';
+	if (!json_is_true(json_object_get(st, "tainted")))
+		return;
+	o = (size_t)snprintf(buf, size, ", tainted");
+	json_array_foreach(json_object_get(st, "taint"), i, v) {
+		if (o < size)
+			o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : " (",
+			                      json_is_string(v) ? json_string_value(v) : "?");
+	}
+	if (o < size && json_array_size(json_object_get(st, "taint")))
+		snprintf(buf + o, size - o, ")");
+}
+
 static void status_line(FILE *out, const char *label, json_t *st, const char *key)
 {
 	json_t *v = json_object_get(st, key);
-	char *text = value_text(v), dur[32];
+	char *text = value_text(v), dur[32], taint[1200];
 	const char *reason = json_string_value(json_object_get(st, "reason"));
 
 	if (!strcmp(key, "uptime")) {
 		duration_of(v, dur, sizeof(dur));
 		fprintf(out, "%-*s%s\n", LABEL_WIDTH, label, dur);
-	} else if (!strcmp(key, "state") && reason && *reason) {
-		fprintf(out, "%-*s%s (%s)\n", LABEL_WIDTH, label, text ? text : "-", reason);
+	} else if (!strcmp(key, "state")) {
+		taint_text(st, taint, sizeof(taint));
+		fprintf(out, "%-*s%s%s%s%s%s\n", LABEL_WIDTH, label, text ? text : "-",
+		        reason && *reason ? " (" : "", reason && *reason ? reason : "",
+		        reason && *reason ? ")" : "", taint);
 	} else if (!strcmp(key, "config_changed") && json_is_true(v)) {
 		fprintf(out, "%-*syes (restart the guest to apply the profile)\n",
 		        LABEL_WIDTH, label);

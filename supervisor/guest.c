@@ -75,7 +75,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o}",
+	json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -91,6 +91,8 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted,
 	                 "unresponsive", g->unresponsive, "migration",
 	                 sv_migrate_status(g) ?: json_null());
+	sv_passthrough_status(g, st);   /* "tainted", "taint" */
+	return st;
 }
 
 /* ---- waiters ---- */

@@ -17,6 +17,7 @@
 
 #include "argv.h"
 #include "identity.h"
+#include "passthrough.h"
 #include "profile.h"
 #include "restart.h"
 #include "tap.h"
@@ -90,6 +91,7 @@ struct sv_guest {
 	struct sv_hp *hp;               /* hot-plug (hotplug.c); NULL: none */
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
 	bool start_incoming;            /* the start is for an incoming migration */
+	struct sv_taint taint;          /* qmp passthrough (passthrough.c) */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */
@@ -165,7 +167,8 @@ void sv_guest_reset_failed(struct sv_guest *g, struct sv_request *req);
 int sv_guest_simple(struct sv_guest *g, const char *verb, struct sv_request *req,
                     struct sv_error *err);
 
-/* Pass one QMP command through; req gets QEMU's reply or error intact. */
+/* Pass one QMP command through; req gets QEMU's reply or error intact.
+ * The checks come first: the qmp verb is sv_passthrough_qmp(). */
 int sv_guest_qmp(struct sv_guest *g, const char *command, json_t *args,
                  struct sv_request *req, struct sv_error *err);
 

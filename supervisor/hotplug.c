@@ -1297,6 +1297,21 @@ void sv_hotplug_detach(struct sv_guest *g, struct sv_request *req, json_t *args)
 	enqueue(g, req, args, true);
 }
 
+static bool dev_named(const struct hp_dev *d, const char *name)
+{
+	return d && (!strcmp(d->id, name) || !strcmp(d->backend, name) ||
+	             (!strncmp(name, "hpfd.", 5) && !strcmp(name + 5, d->id)));
+}
+
+bool sv_hotplug_tracks(struct sv_guest *g, const char *name)
+{
+	struct sv_hp *hp = g->hp;
+	for (struct hp_dev *d = hp ? hp->devs : NULL; d; d = d->next)
+		if (dev_named(d, name))
+			return true;
+	return hp && hp->head && dev_named(hp->head->dev, name);
+}
+
 json_t *sv_hotplug_list(struct sv_guest *g)
 {
 	json_t *list = json_array();

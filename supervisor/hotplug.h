@@ -40,6 +40,10 @@ void sv_hotplug_attach(struct sv_guest *g, struct sv_request *req, json_t *args)
 /* The detach verb: args {name, id, timeout (ms, optional)}. Answers req. */
 void sv_hotplug_detach(struct sv_guest *g, struct sv_request *req, json_t *args);
 
+/* Whether name is a hot-plugged device qsupd tracks (or is attaching),
+ * or one of its backends: "hpdrive.ID", "hpnet.ID", "hpmem.ID", "hpfd.ID". */
+bool sv_hotplug_tracks(struct sv_guest *g, const char *name);
+
 /* The devices verb: the profile's devices and the hot-plugged ones. */
 json_t *sv_hotplug_list(struct sv_guest *g);
 

@@ -33,6 +33,8 @@ enum sv_nic_type { SV_NIC_USER, SV_NIC_BRIDGE, SV_NIC_TAP };
 enum sv_nic_model { SV_NIC_VIRTIO, SV_NIC_E1000E, SV_NIC_E1000, SV_NIC_RTL8139 };
 enum sv_restart_policy { SV_RESTART_NEVER, SV_RESTART_ON_FAILURE, SV_RESTART_ALWAYS };
 enum sv_spawn { SV_SPAWN_AUTO, SV_SPAWN_ALLOW, SV_SPAWN_DENY };
+/* How much of the qmp passthrough verb the guest allows (passthrough.h). */
+enum sv_qmp_passthrough { SV_QMP_FULL, SV_QMP_QUERY, SV_QMP_OFF };
 
 /* A [disk.ID] or [cdrom.ID] section. */
 struct sv_drive {
@@ -133,6 +135,7 @@ struct sv_profile {
 	bool sandbox;
 	enum sv_spawn sandbox_spawn;
 	struct sv_strv extra_args;
+	enum sv_qmp_passthrough qmp_passthrough;
 };
 
 /* Parse and validate the profile in buf (len bytes, may hold NULs, which are
@@ -167,5 +170,6 @@ int sv_profile_find_device(const struct sv_profile *p, const char *id);
 /* Names of enum values, as written in profiles. */
 const char *sv_accel_name(enum sv_accel a);
 const char *sv_bus_name(enum sv_bus b);
+const char *sv_qmp_passthrough_name(enum sv_qmp_passthrough q);
 
 #endif

@@ -400,6 +400,7 @@ static const char *const nic_types[] = { "user", "bridge", "tap", "" };
 static const char *const models[] = { "virtio", "e1000e", "e1000", "rtl8139", "" };
 static const char *const policies[] = { "never", "on-failure", "always", "" };
 static const char *const spawns[] = { "auto", "allow", "deny", "" };
+static const char *const passthroughs[] = { "full", "query", "off", "" };
 static const char *const word_cpu[] = { "_.-" };
 static const char *const word_serial[] = { "_.-" };
 static const char *const word_ifname[] = { "_.-" };
@@ -552,6 +553,8 @@ static const struct pkey qemu_keys[] = {
 	  "use a duration such as 30s or 5m, from 1s to 1h" },
 	{ "extra-arg", k_extra, G(extra_args), 0, 0, NULL, PK_REPEAT | PK_DASH,
 	  "give one QEMU argument per extra-arg line" },
+	{ "qmp-passthrough", k_enum, G(qmp_passthrough), 0, 0, passthroughs, 0,
+	  "use full, query or off" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 
@@ -593,6 +596,7 @@ struct sv_profile *pc_profile_new(const char *path)
 	p->start_timeout_ms = 30 * SEC;
 	p->sandbox = true;
 	p->sandbox_spawn = SV_SPAWN_AUTO;
+	p->qmp_passthrough = SV_QMP_FULL;
 	p->path = strdup(path);
 	p->machine = strdup("q35");
 	p->vnc_listen = strdup("127.0.0.1");
@@ -640,6 +644,11 @@ const char *sv_accel_name(enum sv_accel a)
 const char *sv_bus_name(enum sv_bus b)
 {
 	return disk_buses[b];
+}
+
+const char *sv_qmp_passthrough_name(enum sv_qmp_passthrough q)
+{
+	return passthroughs[q];
 }
 
 bool sv_format_valid(const char *fmt)

@@ -80,6 +80,7 @@ static json_t *state_json(struct sv_guest *g)
 	                      "uid", (json_int_t)g->ident.uid, "gid", (json_int_t)g->ident.gid);
 	if (o && g->state == SV_BACKOFF)
 		json_object_set_new(o, "next_start", json_integer(to_wall(g, g->next_start_ms)));
+	sv_passthrough_save(g, o);
 	return o;
 }
 
@@ -434,6 +435,7 @@ static void restore_counters(struct sv_guest *g, json_t *saved)
 	snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
 	         json_string_value(json_object_get(saved, "shutdown_reason")) ?: "");
 	g->panicked = json_is_true(json_object_get(saved, "panicked"));
+	sv_passthrough_restore(g, saved);
 	/* The restart window survives qsupd restarts: a crash loop stays one. */
 	json_array_foreach(json_object_get(saved, "restart_times"), i, e) {
 		uint64_t t = json_is_integer(e) ? from_wall(g, json_integer_value(e)) : 0;
