@@ -92,6 +92,9 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "unresponsive", g->unresponsive, "migration",
 	                 sv_migrate_status(g) ?: json_null());
 	sv_passthrough_status(g, st);   /* "tainted", "taint" */
+	/* Whom QEMU runs as (ps shows a per-guest uid as a bare number). */
+	json_object_set_new(st, "uid", up ? json_integer(g->ident.uid) : json_null());
+	json_object_set_new(st, "gid", up ? json_integer(g->ident.gid) : json_null());
 	return st;
 }
 

@@ -164,33 +164,39 @@ int sv_guest_lock_held(const char *path, int *pid)
 	return r;
 }
 
-/* Is /proc/PID/fd/5 the file at st? */
-static bool fd5_is(int pid, const struct stat *st)
+/* Is /proc/PID/fd/FD the file at st? */
+static bool fd_is(int pid, int fd, const struct stat *st)
 {
 	char p[64];
 	struct stat f;
-	snprintf(p, sizeof(p), "/proc/%d/fd/%d", pid, SV_FD_LOCK);
+	snprintf(p, sizeof(p), "/proc/%d/fd/%d", pid, fd);
 	return stat(p, &f) == 0 && f.st_dev == st->st_dev && f.st_ino == st->st_ino;
 }
 
 bool sv_proc_holds_lock(int pid, const char *path)
 {
 	struct stat st;
-	return pid > 0 && stat(path, &st) == 0 && fd5_is(pid, &st);
+	return pid > 0 && stat(path, &st) == 0 && fd_is(pid, SV_FD_LOCK, &st);
 }
 
-int sv_lock_find_holder(const char *path, const char *name)
+bool sv_proc_has_dir(int pid, const char *dir)
 {
 	struct stat st;
+	return pid > 0 && stat(dir, &st) == 0 && fd_is(pid, SV_FD_QEMUDIR, &st);
+}
+
+int sv_lock_find_holder(const char *path, const char *name, const char *dir)
+{
+	struct stat st, ds;
 	DIR *d;
 	struct dirent *e;
 	int found = 0;
-	if (stat(path, &st) < 0 || !(d = opendir("/proc")))
+	if (stat(path, &st) < 0 || stat(dir, &ds) < 0 || !(d = opendir("/proc")))
 		return 0;
 	while (!found && (e = readdir(d))) {
 		int pid = atoi(e->d_name);
-		if (pid > 0 && fd5_is(pid, &st) && sv_proc_starttime(pid) &&
-		    sv_proc_is_guest(pid, name))
+		if (pid > 0 && fd_is(pid, SV_FD_LOCK, &st) && fd_is(pid, SV_FD_QEMUDIR, &ds) &&
+		    sv_proc_starttime(pid) && sv_proc_is_guest(pid, name))
 			found = pid;
 	}
 	closedir(d);

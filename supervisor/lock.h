@@ -66,9 +66,13 @@ int sv_guest_lock_held(const char *path, int *pid);
 /* Does process pid hold the lock file at path as its fd SV_FD_LOCK? */
 bool sv_proc_holds_lock(int pid, const char *path);
 
-/* A live process (not a zombie) whose command line names guest name and
- * whose fd SV_FD_LOCK is the lock file at path: scans /proc. Returns its
- * pid, or 0. */
-int sv_lock_find_holder(const char *path, const char *name);
+/* Does process pid have dir (RUNDIR/NAME/qemu) as its fd SV_FD_QEMUDIR, i.e.
+ * was it started by a qsupd on this run dir? */
+bool sv_proc_has_dir(int pid, const char *dir);
+
+/* A live process (not a zombie) whose command line names guest name, whose
+ * fd SV_FD_LOCK is the lock file at path and whose fd SV_FD_QEMUDIR is dir:
+ * scans /proc. Returns its pid, or 0. */
+int sv_lock_find_holder(const char *path, const char *name, const char *dir);
 
 #endif

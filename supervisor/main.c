@@ -7,16 +7,20 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "argv.h"
 #include "daemon.h"
 #include "host.h"
 #include "identity.h"
+#include "image.h"
 #include "log.h"
 #include "overlay.h"
 #include "profile.h"
@@ -229,11 +233,49 @@ static int check_overlay(const struct sv_profile *p)
 	return r;
 }
 
-static int load_and_build(const struct opts *o, const char *path, struct sv_argv *a)
+/* --print-argv: the backing chains qsupd would read at start (an image
+ * that cannot be read yet is left without, and said so). */
+static struct sv_chain *read_chains(const struct sv_profile *p)
+{
+	struct sv_chain *ch = calloc(p->ndrives + 1, sizeof(*ch));
+	struct sv_error err = { 0 };
+
+	for (size_t i = 0; ch && i < p->ndrives; i++)
+		if (p->drives[i].file && !p->drives[i].cdrom &&
+		    sv_image_chain(p->drives[i].file, p->drives[i].format, &ch[i], &err) < 0)
+			fprintf(stderr, "%s: note: [disk.%s] %s\n", p->path, p->drives[i].id,
+			        err.msg);
+	return ch;
+}
+
+/* --check: what makes the profile less safe than it could be. */
+static void check_warnings(const struct sv_profile *p)
+{
+	struct stat st;
+
+	if (p->user && (!strcmp(p->user, "root") || !strcmp(p->user, "0")))
+		fprintf(stderr, "%s: warning: [qemu] user = root: QEMU runs as root, so a guest "
+		        "that escapes QEMU owns the host; leave user out for a per-guest "
+		        "identity\n", p->path);
+	for (size_t i = 0; i < p->ndrives; i++) {
+		const struct sv_drive *d = &p->drives[i];
+
+		if (d->file && stat(d->file, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & S_IROTH))
+			fprintf(stderr, "%s: warning: [%s.%s] file: %s is readable by every user, "
+			        "so another guest's QEMU could read it (qsupd hands QEMU an fd: "
+			        "chmod o-rwx it)\n", p->path, d->cdrom ? "cdrom" : "disk", d->id,
+			        d->file);
+	}
+}
+
+static int load_and_build(const struct opts *o, const char *path, struct sv_argv *a,
+                          struct sv_profile **keep)
 {
 	struct sv_strv errs = { 0 };
 	struct sv_profile *p = NULL;
 	struct sv_error err = { 0 }, kvm = { 0 };
+	struct sv_chain *chains = NULL;
 	struct sv_facts f;
 	int r;
 
@@ -247,6 +289,10 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 		fprintf(stderr, "%s: run dir %s gives socket paths too long for a unix "
 		        "socket; use a shorter --run-dir\n", path, o->run_dir);
 	f.kvm_usable = kvm_usable(&kvm);
+	f.qmp_fd = SV_FD_QMP;
+	f.serial_fd = SV_FD_SERIAL;
+	if (o->mode == MODE_PRINT_ARGV)
+		f.chains = chains = read_chains(p);
 	if (r == 0 && (r = sv_argv_build(p, &f, a, &err)) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		if (r == -ENODEV)
@@ -254,23 +300,68 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	}
 	if (r == 0)
 		print_lines(stderr, &a->warnings);
+	if (r == 0 && o->mode == MODE_CHECK)
+		check_warnings(p);
 	if (r == 0 && o->mode == MODE_CHECK && check_overlay(p) < 0) {
 		sv_argv_free(a);
 		r = -1;
 	}
-	sv_profile_free(p);
+	for (size_t i = 0; chains && i < p->ndrives; i++)
+		sv_chain_free(&chains[i]);
+	free(chains);
+	if (keep && r == 0)
+		*keep = p;
+	else
+		sv_profile_free(p);
 	return r < 0 ? -1 : 0;
 }
 
-static int check_one(const struct opts *o, const char *path)
+/* The writable disk images of p, as "REALPATH\tNAME [disk.ID]" lines. */
+static void add_writable(const struct sv_profile *p, struct sv_strv *w)
 {
+	char real[PATH_MAX];
+
+	for (size_t i = 0; i < p->ndrives; i++) {
+		const struct sv_drive *d = &p->drives[i];
+
+		if (d->file && !d->read_only && realpath(d->file, real))
+			sv_strv_pushf(w, "%s\t%s [disk.%s]", real, p->name, d->id);
+	}
+}
+
+static int check_one(const struct opts *o, const char *path, struct sv_strv *writable)
+{
+	struct sv_profile *p = NULL;
 	struct sv_argv a;
 
-	if (load_and_build(o, path, &a) < 0)
+	if (load_and_build(o, path, &a, &p) < 0)
 		return -1;
 	printf("%s: ok (%s)\n", path, a.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
+	add_writable(p, writable);
+	sv_profile_free(p);
 	sv_argv_free(&a);
 	return 0;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Writable images that two profiles share: QEMU's image locking lets only
+ * one of the two guests run at a time (never locking=off). */
+static void report_shared(struct sv_strv *w)
+{
+	if (w->n > 1)
+		qsort(w->v, w->n, sizeof(*w->v), line_cmp);
+	for (size_t i = 1; i < w->n; i++) {
+		size_t la = strcspn(w->v[i - 1], "\t"), lb = strcspn(w->v[i], "\t");
+
+		if (la == lb && !strncmp(w->v[i - 1], w->v[i], la))
+			fprintf(stderr, "warning: %.*s is a writable disk of both %s and %s: "
+			        "only one of them can run at a time (QEMU's image lock)\n",
+			        (int)la, w->v[i], w->v[i - 1] + la + 1, w->v[i] + lb + 1);
+	}
 }
 
 static int ini_filter(const struct dirent *d)
@@ -283,6 +374,7 @@ static int ini_filter(const struct dirent *d)
 static int check_dir(const struct opts *o)
 {
 	struct dirent **ents;
+	struct sv_strv writable = { 0 };
 	int n = scandir(o->profile_dir, &ents, ini_filter, alphasort), bad = 0;
 
 	if (n < 0) {
@@ -295,17 +387,20 @@ static int check_dir(const struct opts *o)
 		char *path = NULL;
 
 		if (asprintf(&path, "%s/%s", o->profile_dir, ents[i]->d_name) < 0 ||
-		    check_one(o, path) < 0)
+		    check_one(o, path, &writable) < 0)
 			bad = 1;
 		free(path);
 		free(ents[i]);
 	}
 	free(ents);
+	report_shared(&writable);
+	sv_strv_free(&writable);
 	return bad;
 }
 
 static int do_check(const struct opts *o)
 {
+	struct sv_strv writable = { 0 };
 	int bad = 0;
 
 	if (!o->ntargets)
@@ -313,10 +408,12 @@ static int do_check(const struct opts *o)
 	for (int i = 0; i < o->ntargets; i++) {
 		char *path = profile_path(o, o->targets[i]);
 
-		if (!path || check_one(o, path) < 0)
+		if (!path || check_one(o, path, &writable) < 0)
 			bad = 1;
 		free(path);
 	}
+	report_shared(&writable);
+	sv_strv_free(&writable);
 	return bad;
 }
 
@@ -324,13 +421,24 @@ static int do_print_argv(const struct opts *o)
 {
 	char *path = profile_path(o, o->print_target);
 	struct sv_argv a;
-	int r = path ? load_and_build(o, path, &a) : -1;
+	int r = path ? load_and_build(o, path, &a, NULL) : -1;
+	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
 
 	free(path);
 	if (r < 0)
 		return 1;
 	for (size_t i = 0; i < a.argc; i++)
 		printf("%s\n", a.argv[i]);
+	/* What qsupd opens and hands QEMU, on stderr: the argv names fds. */
+	for (size_t i = 0; i < a.nfds; i++) {
+		const struct sv_fd_need *n = &a.fds[i];
+		int acc = n->flags & O_ACCMODE;
+
+		fprintf(stderr, "# fd %d: %s: %s %s%s\n", n->fd, n->what, kinds[n->kind],
+		        n->path ? n->path : n->ifname ? n->ifname : n->bridge,
+		        n->kind != SV_FD_FILE ? "" : acc == O_RDWR ? " (read-write)"
+		        : acc == O_WRONLY ? " (append)" : " (read-only)");
+	}
 	sv_argv_free(&a);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

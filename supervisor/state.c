@@ -444,15 +444,25 @@ static void restore_counters(struct sv_guest *g, json_t *saved)
 	}
 }
 
-/* A process that is provably this guest's QEMU: alive, named so, and
- * holding the guest lock as its fd 5 (without a lock file, the recorded
- * start time stands in). */
+/* RUNDIR/NAME/qemu, QEMU's own dir, which it holds as its fd 6. */
+static void qemu_dir(struct sv_guest *g, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/qemu", g->rundir);
+}
+
+/* A process that is provably this guest's QEMU, started by a qsupd on this
+ * run dir: alive, named so, holding the guest lock as its fd 5 and this
+ * run dir's RUNDIR/NAME/qemu as its fd 6 (another run dir's QEMU of the
+ * same profile holds the lock too, and is not ours to adopt). Without a
+ * lock file, the recorded start time stands in. */
 static bool ours(struct sv_guest *g, int pid, unsigned long long start)
 {
+	char dir[4200];
 	if (pid <= 0 || !sv_proc_starttime(pid) || !sv_proc_is_guest(pid, g->name))
 		return false;
+	qemu_dir(g, dir, sizeof(dir));
 	if (g->lock_path[0])
-		return sv_proc_holds_lock(pid, g->lock_path);
+		return sv_proc_holds_lock(pid, g->lock_path) && sv_proc_has_dir(pid, dir);
 	return start && sv_proc_starttime(pid) == start;
 }
 
@@ -486,7 +496,9 @@ static int live_qemu(struct sv_guest *g, json_t *saved)
 		return holder;
 	/* Held, but by nobody on record: a QEMU spawned just before the last
 	 * qsupd died, or one of another qsupd (then it is not found here). */
-	return sv_lock_find_holder(g->lock_path, g->name);
+	char dir[4200];
+	qemu_dir(g, dir, sizeof(dir));
+	return sv_lock_find_holder(g->lock_path, g->name, dir);
 }
 
 /* A restart that was waiting in backoff when qsupd went away. */

@@ -184,6 +184,14 @@ const char *t_qsupctl(void)
 	return bin;
 }
 
+const char *t_qsupd(void)
+{
+	static char bin[600];
+	const char *b = getenv("QSUP_BUILDDIR");
+	snprintf(bin, sizeof(bin), "%s/qsupd", b && *b ? b : "build");
+	return bin;
+}
+
 void t_daemon_kill9(struct t_daemon *d)
 {
 	if (d->pid <= 0)

@@ -64,8 +64,9 @@ const char *t_daemon_log(struct t_daemon *d);
  * the exit status, or -1 on a timeout (the program is killed). */
 int t_run_capture(const char *const *argv, char *out, size_t size, int ms);
 
-/* Path of build/qsupctl (QSUP_BUILDDIR). Static storage. */
+/* Paths of build/qsupctl and build/qsupd (QSUP_BUILDDIR). Static storage. */
 const char *t_qsupctl(void);
+const char *t_qsupd(void);
 
 /* True if process pid exists and is not a zombie. */
 bool t_pid_alive(pid_t pid);
