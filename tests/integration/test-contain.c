@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -706,6 +708,170 @@ static void test_tap_names_checked(void **state)
 	}
 }
 
+
+/* ---- save and restore files ---- */
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static const char *read_small(const char *path)
+{
+	static char buf[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* save or restore file; returns the error class (static), or NULL. */
+static const char *save_restore(struct fx *x, const char *verb, const char *file, char *desc,
+                                size_t size)
+{
+	static char cls[64];
+	json_t *r = t_ctl_call(&x->c, verb, json_pack("{s:s, s:s}", "name", "fw", "file", file),
+	                       60000);
+	json_t *e = json_object_get(r, "error");
+	snprintf(cls, sizeof(cls), "%s", str(e, "class"));
+	if (desc)
+		snprintf(desc, size, "%s", e ? str(e, "desc") : "");
+	bool ok = json_object_get(r, "return") != NULL;
+	json_decref(r);
+	return ok ? NULL : cls;
+}
+
+/* A copy of the save file src at dst whose header names another device,
+ * the MAC left as it was. */
+static void forge(const char *src, const char *dst)
+{
+	FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+	char *line = NULL;
+	size_t cap = 0;
+	assert_true(in && out && getline(&line, &cap, in) > 80);
+	const char *json = strchr(line + strlen("QSUP-SAVE-2 "), ' ') + 1;
+	json_t *h = json_loads(json, 0, NULL);
+	assert_non_null(h);
+	json_array_append_new(json_object_get(h, "devices"), json_pack("{s:{s:s, s:s, s:s, s:s, "
+	                      "s:b}, s:s, s:s}", "spec", "kind", "disk", "id", "loot", "file",
+	                      "/etc/shadow", "format", "raw", "readonly", 1, "bus", "hotplug.0",
+	                      "state", "attached"));
+	char *text = json_dumps(h, JSON_COMPACT);
+	fprintf(out, "%.*s%s\n", (int)(json - line), line, text);
+	free(text);
+	json_decref(h);
+	char buf[65536];
+	for (size_t n; (n = fread(buf, 1, sizeof(buf), in)) > 0;)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	fclose(out);
+	free(line);
+}
+
+static void test_save_restore_files(void **state)
+{
+	struct fx *x = *state;
+	char victim[700], link[700], other[700], fifo[700], good[700], evil[700], desc[2048];
+	t_daemon_profile(&x->d, "fw", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "hotplug-slots = 1\n");
+	start_daemon(x);
+	start_guest(x, "fw");
+	printf("# using %s\n", t_accel());
+	snprintf(victim, sizeof(victim), "%s/victim", x->d.dir);
+	snprintf(link, sizeof(link), "%s/link.save", x->d.dir);
+	snprintf(other, sizeof(other), "%s/notes.txt", x->d.dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo.save", x->d.dir);
+	snprintf(good, sizeof(good), "%s/good.save", x->d.dir);
+	snprintf(evil, sizeof(evil), "%s/evil.save", x->d.dir);
+	write_file(victim, "precious\n", 0600);
+	assert_int_equal(symlink(victim, link), 0);
+	write_file(other, "notes\n", 0644);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	/* Never through a link, never over another file, never into a FIFO. */
+	assert_string_equal(save_restore(x, "save", link, desc, sizeof(desc)), "GenericError");
+	printf("# note: save to a link: %s\n", desc);
+	assert_string_equal(read_small(victim), "precious\n");
+	assert_string_equal(save_restore(x, "save", other, desc, sizeof(desc)), "GenericError");
+	printf("# note: save over a file: %s\n", desc);
+	assert_string_equal(read_small(other), "notes\n");
+	assert_string_equal(save_restore(x, "save", fifo, desc, sizeof(desc)), "GenericError");
+	printf("# note: save to a FIFO: %s\n", desc);
+	json_t *s = status_of(&x->c, "fw");
+	assert_string_equal(str(s, "state"), "running");
+	json_decref(s);
+	/* A real save: a new file, 0600. */
+	assert_null(save_restore(x, "save", good, NULL, 0));
+	struct stat st;
+	assert_int_equal(stat(good, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(strncmp(read_small(good), "QSUP-SAVE-2 ", 12), 0);
+	/* restore: no links, no FIFOs, no headers this host did not sign. */
+	unlink(link);
+	assert_int_equal(symlink(good, link), 0);
+	assert_string_equal(save_restore(x, "restore", link, desc, sizeof(desc)), "NotFound");
+	printf("# note: restore from a link: %s\n", desc);
+	assert_string_equal(save_restore(x, "restore", fifo, desc, sizeof(desc)), "NotFound");
+	printf("# note: restore from a FIFO: %s\n", desc);
+	forge(good, evil);
+	assert_string_equal(save_restore(x, "restore", evil, desc, sizeof(desc)),
+	                    "InvalidArgument");
+	printf("# note: restore of a forged header: %s\n", desc);
+	assert_non_null(strstr(desc, "signature"));
+	assert_int_equal(count_qemus("fw"), 0);
+	/* The genuine file restores; saving again replaces it with a new
+	 * file (0600 even though the old one was made 0644). */
+	assert_null(save_restore(x, "restore", good, NULL, 0));
+	wait_state(&x->c, "fw", "running", 10000);
+	chmod(good, 0644);
+	ino_t before = st.st_ino;
+	assert_null(save_restore(x, "save", good, NULL, 0));
+	assert_int_equal(stat(good, &st), 0);
+	assert_int_not_equal(st.st_ino, before);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_null(save_restore(x, "restore", good, NULL, 0));
+	wait_state(&x->c, "fw", "running", 10000);
+}
+
+/* ---- a run dir that is full ---- */
+
+static void test_full_run_dir(void **state)
+{
+	struct fx *x = *state;
+	char filler[700], desc[2048];
+	/* A 256 KiB tmpfs as the run dir, in a mount namespace of our own. */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		fail_msg("mount namespace: %s", strerror(errno));
+	assert_true(mkdir(x->d.run, 0755) == 0 || errno == EEXIST);
+	assert_int_equal(mount("tmpfs", x->d.run, "tmpfs", 0, "size=256k,mode=0755"), 0);
+	t_daemon_profile(&x->d, "fw", FW "[restart]\npolicy = never\n");
+	start_daemon(x);
+	snprintf(filler, sizeof(filler), "%s/filler", x->d.run);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	char block[4096] = { 0 };
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	close(fd);
+	json_t *r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "fw"), 20000);
+	snprintf(desc, sizeof(desc), "%s", str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	printf("# note: start on a full run dir: %s\n", desc);
+	assert_non_null(strstr(desc, "cannot record the guest's state"));
+	assert_int_equal(count_qemus("fw"), 0);
+	unlink(filler);
+	start_guest(x, "fw");
+	assert_int_equal(count_qemus("fw"), 1);
+	json_decref(must(x, "kill", "fw", 10000));
+	t_ctl_close(&x->c);
+	x->c.fd = -1;
+	t_daemon_stop(&x->d);
+	umount2(x->d.run, MNT_DETACH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,6 +887,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backoff_and_window_survive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished_disk_not_recreated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tap_names_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_restore_files, setup, teardown),
+		/* last: it moves the program into a mount namespace of its own */
+		cmocka_unit_test_setup_teardown(test_full_run_dir, setup, teardown),
 	};
 	if (geteuid() != 0) {
 		printf("1..0 # SKIP containment tests need root (QEMU's identity)\n");
