@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -516,21 +517,66 @@ static void resume_backoff(struct sv_guest *g, json_t *saved)
 	                 : "restart pending before qsupd restarted");
 }
 
+json_t *sv_state_import(struct sv_guest *g, const char *text, size_t len, char *why,
+                        size_t wsize)
+{
+	json_error_t jerr;
+	json_t *saved = json_loadb(text, len, 0, &jerr);
+	if (!json_is_object(saved) || (json_object_get(saved, "name") &&
+	    !json_is_string(json_object_get(saved, "name")))) {
+		snprintf(why, wsize, "%s", json_is_object(saved) ? "name is not a string"
+		         : jerr.text);
+		json_decref(saved);
+		return NULL;
+	}
+	const char *name = json_string_value(json_object_get(saved, "name"));
+	if (name && strcmp(name, g->name)) {
+		snprintf(why, wsize, "it is guest %.64s's", name);
+		json_decref(saved);
+		return NULL;
+	}
+	restore_counters(g, saved);
+	return saved;
+}
+
+/* The state file's text (at most 16 MiB), or NULL with *missing set when
+ * there is none. */
+static char *read_state(const char *path, size_t *len, bool *missing, char *why, size_t wsize)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+	*missing = fd < 0 && errno == ENOENT;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
+		snprintf(why, wsize, "%s", fd < 0 ? strerror(errno) : "not a regular file, or "
+		         "too large");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	ssize_t n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+	close(fd);
+	if (n < 0) {
+		snprintf(why, wsize, "%s", strerror(errno ? errno : ENOMEM));
+		free(buf);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return buf;
+}
+
 void sv_state_restore(struct sv_guest *g)
 {
-	char path[4200];
+	char path[4200], why[300] = "";
+	size_t len = 0;
+	bool missing = false;
 	snprintf(path, sizeof(path), "%s/state.json", g->rundir);
-	json_error_t jerr;
-	json_t *saved = json_load_file(path, 0, &jerr);
-	if (!json_is_object(saved)) {
-		if (access(path, F_OK) == 0)
-			sv_log(SV_LOG_WARN, g->name, "%s is damaged (%s); going by the guest lock "
-			       "and the pid file", path, jerr.text);
-		json_decref(saved);
-		saved = NULL;
-	} else {
-		restore_counters(g, saved);
-	}
+	char *text = read_state(path, &len, &missing, why, sizeof(why));
+	json_t *saved = text ? sv_state_import(g, text, len, why, sizeof(why)) : NULL;
+	free(text);
+	if (!saved && !missing)
+		sv_log(SV_LOG_WARN, g->name, "%s is damaged (%s); going by the guest lock and "
+		       "the pid file", path, why);
 	int live = live_qemu(g, saved), fd = -1;
 	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
 	const char *was = json_string_value(json_object_get(saved, "state"));

@@ -25,6 +25,8 @@
 #define SV_STATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
 
 struct sv_guest;
 
@@ -40,6 +42,13 @@ void sv_state_flush(struct sv_guest *g, void (*done)(struct sv_guest *g, int err
  * its QEMU, or account for one that ended while qsupd was down (the restart
  * policy then applies). */
 void sv_state_restore(struct sv_guest *g);
+
+/* Take back what a state file's text records (counters, the restart
+ * window, whether SHUTDOWN or GUEST_PANICKED was seen, the taint) into g;
+ * no I/O. Returns the file's JSON object (a new reference), or NULL with
+ * the reason in why when it is not g's state file. */
+json_t *sv_state_import(struct sv_guest *g, const char *text, size_t len, char *why,
+                        size_t wsize);
 
 /* /proc/PID/stat's start time (clock ticks since boot), 0 if unknown. */
 unsigned long long sv_proc_starttime(int pid);

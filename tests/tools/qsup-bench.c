@@ -102,7 +102,19 @@ static void raw_ready(struct qmp_client *c, int status)
 
 static const struct qmp_callbacks raw_cbs = { .ready = raw_ready };
 
-/* Start argv (with fds 3 and 4 expected) until cont returned; seconds. */
+/* The identity qsupd runs QEMU as (raw QEMU gets the same one, so that
+ * both sides pay what an unprivileged QEMU costs). */
+static uid_t raw_uid;
+static gid_t raw_gid;
+
+static void learn_identity(json_t *status)
+{
+	raw_uid = (uid_t)json_integer_value(json_object_get(status, "uid"));
+	raw_gid = (gid_t)json_integer_value(json_object_get(status, "gid"));
+}
+
+/* Start argv (with fds 3 and 4 expected) until cont returned, as qsupd's
+ * QEMU identity; seconds. */
 static double raw_start(char **argv, const char *dir)
 {
 	uv_loop_t loop;
@@ -122,7 +134,12 @@ static double raw_start(char **argv, const char *dir)
 	uv_process_t proc;
 	proc.data = &r;
 	uv_process_options_t o = { .exit_cb = raw_exit, .file = argv[0], .args = argv,
-	                           .stdio = stdio, .stdio_count = 5 };
+	                           .stdio = stdio, .stdio_count = 5, .cwd = "/" };
+	if (raw_uid) {
+		o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+		o.uid = raw_uid;
+		o.gid = raw_gid;
+	}
 	if (uv_spawn(&loop, &proc, &o) < 0)
 		fail("spawn raw QEMU", NULL);
 	close(qfd);
@@ -159,8 +176,12 @@ static void bench_start(int runs)
 		qs[i] = t_now() - t0;
 		if (!s)
 			fail("start failed", &d);
-		if (i == 0)
-			printf("# qsupd chose %s\n", json_string_value(json_object_get(s, "accel")));
+		if (i == 0) {
+			printf("# qsupd chose %s; QEMU runs as uid %lld (raw QEMU too)\n",
+			       json_string_value(json_object_get(s, "accel")),
+			       (long long)json_integer_value(json_object_get(s, "uid")));
+			learn_identity(s);
+		}
 		json_decref(s);
 		json_decref(t_ctl_do(&c, "kill", "b00", 20000, NULL));
 		raw[i] = raw_start(argv, d.dir);
@@ -314,7 +335,9 @@ static void bench_restart(int runs)
 	if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0 || t_ctl_open(&ev, d.sock) < 0)
 		fail("qsupd did not start", &d);
 	json_decref(t_ctl_call(&ev, "subscribe", NULL, 5000));
-	json_decref(t_ctl_do(&c, "start", "b00", 20000, NULL));
+	json_t *s0 = t_ctl_do(&c, "start", "b00", 20000, NULL);
+	learn_identity(s0);
+	json_decref(s0);
 	json_decref(t_ctl_wait_state(&ev, "b00", "running", 5000));
 	double *v = calloc((size_t)runs, sizeof(double)), *raw = calloc((size_t)runs, sizeof(double));
 	char **argv = guest_argv(&c, "b00");
