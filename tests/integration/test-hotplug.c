@@ -836,6 +836,55 @@ static void test_bridge_nic(void **state)
 	t_bridge_del(BR);
 }
 
+
+/* Bridge and tap NICs in the profile: qsupd makes the taps at start and
+ * hands them over (QEMU runs unprivileged, with spawn denied); a tap NIC
+ * hot-plugged the same way. */
+static void test_taps_at_start(void **state)
+{
+	struct fx *x = *state;
+	if (t_netns_skip[0]) {
+		printf("# skip: %s\n", t_netns_skip);
+		skip();
+	}
+	t_bridge_add(BR);
+	t_daemon_tiny_profile(&x->d, "tiny", "[nic.b]\ntype = bridge\nbridge = " BR "\n"
+	                      "[nic.t]\ntype = tap\nifname = qtap0\n");
+	if (t_daemon_start(&x->d, NULL) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	json_t *r = t_ctl_do(&x->c, "start", "tiny", 60000, NULL);
+	if (!r)
+		fail_msg("start failed:\n%s", t_daemon_log(&x->d));
+	assert_true(json_integer_value(json_object_get(r, "uid")) > 0);
+	json_decref(r);
+	printf("# using tcg (the guest must see the NIC)\n");
+	const char *log = t_daemon_log(&x->d), *at = strstr(log, "nic b: tap ");
+	char tap[32];
+	assert_non_null(at);
+	sscanf(at + strlen("nic b: tap "), "%31s", tap);
+	printf("# note: nic b: tap %s on %s; nic t: qtap0 %s\n", tap, t_if_master(tap),
+	       t_if_exists("qtap0") ? "exists" : "missing");
+	assert_string_equal(t_if_master(tap), BR);
+	assert_true(t_if_exists("qtap0"));
+	t_loop_finish(&x->loop);
+	assert_int_equal(t_ctl_console(&x->c, "tiny", &x->loop, &x->ser), 0);
+	console_shows(x, "QSUP-GUEST-READY");
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "tiny",
+	               "kind", "nic", "id", "t2", "type", "tap", "tap", "qtap1"), 30000);
+	if (!json_object_get(r, "return"))
+		fail_msg("attach tap: %s\n%s", json_dumps(r, 0), t_daemon_log(&x->d));
+	json_decref(r);
+	assert_true(t_if_exists("qtap1"));
+	console_shows(x, "QSUP-HOTPLUG add net");
+	json_decref(t_ctl_do(&x->c, "kill", "tiny", 10000, NULL));
+	/* qsupd made them; they went with QEMU's fds. */
+	assert_true(gone_within(tap, 5000));
+	assert_true(gone_within("qtap0", 5000));
+	assert_true(gone_within("qtap1", 5000));
+	t_bridge_del(BR);
+}
+
 int main(void)
 {
 	t_netns_enter();   /* first, while the process has one thread */
@@ -849,6 +898,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persist_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_after_readoption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_nic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_taps_at_start, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hotplug", tests, NULL, NULL);
 }
