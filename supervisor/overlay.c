@@ -142,8 +142,15 @@ static char *reader(char *str, int num, void *stream)
 		len--;
 	if (len && *start == '[')
 		section_begin(c, start, len);
-	if (len + 2 > (size_t)num)
-		len = (size_t)num - 2;   /* such a line is no valid overlay line anyway */
+	if (len + 2 > (size_t)num) {
+		/* Never parse what is left of a cut line: say so, and keep the
+		 * file from being rewritten (that would lose the line). */
+		char max[16];
+		snprintf(max, sizeof(max), "%d", num - 2);
+		err_add(c, c->lineno, "?", "a line longer than %s characters", max);
+		c->broken = true;
+		len = 0;
+	}
 	memcpy(str, start, len);
 	str[len] = '\n';
 	str[len + 1] = '\0';

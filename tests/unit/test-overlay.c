@@ -99,6 +99,17 @@ static void test_parse_errors(void **state)
 		free(errs);
 		json_decref(specs);
 	}
+	/* A line longer than inih takes is never cut and parsed in part (the
+	 * fuzzer's find: a path of many "./" lost its tail). */
+	char longline[2048] = "[disk.d1]\nformat = raw\nfile = /dev/";
+	for (int i = 0; i < 400; i++)
+		strcat(longline, "./");
+	strcat(longline, "null-this-tail-is-lost\n");
+	assert_int_equal(sv_overlay_parse(p, "ov", longline, &specs, &errs), -2);
+	assert_non_null(strstr(errs, "longer than"));
+	printf("# note: %s", errs);
+	free(errs);
+	json_decref(specs);
 	sv_profile_free(p);
 }
 
