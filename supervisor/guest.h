@@ -81,8 +81,6 @@ struct sv_guest {
 	int pidfd;
 	uv_poll_t *pidfd_poll;
 	bool state_busy, state_dirty;   /* state.json write in flight / due */
-	unsigned state_gen, flush_gen;  /* writes asked for; the one flushed to */
-	void (*flushed)(struct sv_guest *g, int err);   /* sv_state_flush's */
 	bool pending_start;             /* a start a qsupd restart interrupted */
 	/* Health: a query-status every SV_PROBE_MS; no reply within its
 	 * deadline marks the guest unresponsive until QEMU answers again. */

@@ -28,12 +28,16 @@ struct sv_prep {
 	struct sv_facts facts;
 	char name[SV_NAME_MAX + 1];
 	char rundir[PATH_MAX], state_dir[PATH_MAX];
+	uid_t *taken;                   /* uids of the daemon's other QEMUs */
+	size_t ntaken;
+	char *intent;                   /* the state file to write before the spawn */
 	int rc;
 	struct sv_error err;
+	bool resolved;                  /* step 1 done */
 	/* step 1 */
 	struct sv_identity ident;
 	bool *missing;                  /* per drive: a sized image to create */
-	bool vars_missing;
+	bool any_missing, vars_missing;
 	/* step 3 */
 	struct sv_chain *chains;        /* per drive */
 	struct sv_argv argv;
@@ -59,6 +63,8 @@ static void prep_free(struct sv_prep *pp)
 		close(pp->qemudir_fd);
 	sv_argv_free(&pp->argv);
 	free(pp->missing);
+	free(pp->taken);
+	free(pp->intent);
 	free(pp);
 }
 
@@ -107,12 +113,24 @@ static bool missing(const char *path)
 	return path && access(path, F_OK) < 0 && errno == ENOENT;
 }
 
-static void resolve_work(uv_work_t *w)
+static bool uid_taken(const struct sv_prep *pp, uid_t uid)
 {
-	struct sv_prep *pp = w->data;
+	for (size_t i = 0; i < pp->ntaken; i++)
+		if (pp->taken[i] == uid)
+			return true;
+	return false;
+}
+
+static void resolve(struct sv_prep *pp)
+{
 	const struct sv_profile *p = pp->p;
 	char rec[PATH_MAX];
+	pp->resolved = true;
 	pp->rc = sv_identity_resolve(p, pp->name, &pp->idc, &pp->ident, &pp->err);
+	/* Two guests of this daemon never share a uid: the next free one. */
+	for (uint32_t n = 0; pp->rc == 0 && pp->ident.dynamic && n < pp->idc.count &&
+	     uid_taken(pp, pp->ident.uid); n++)
+		pp->ident.uid = sv_identity_next_uid(pp->ident.uid, pp->idc.first, pp->idc.count);
 	for (size_t i = 0; pp->rc == 0 && i < p->ndrives; i++) {
 		const struct sv_drive *d = &p->drives[i];
 		if (d->cdrom || d->size == 0 || !missing(d->file))
@@ -126,35 +144,11 @@ static void resolve_work(uv_work_t *w)
 			                      rec);
 		}
 		pp->missing[i] = true;
+		pp->any_missing = true;
 	}
 	pp->vars_missing = p->firmware == SV_FIRMWARE_UEFI && p->uefi_vars_template &&
 	                   missing(p->uefi_vars);
-}
-
-/* Another guest of this daemon that runs (or starts) with uid. */
-static bool uid_taken(struct sv_guest *g, uid_t uid)
-{
-	for (size_t i = 0; i < g->d->nguests; i++) {
-		struct sv_guest *o = g->d->guests[i];
-		if (o != g && (sv_guest_active(o) || o->prepping) && o->ident.uid == uid)
-			return true;
-	}
-	return false;
-}
-
-static void resolve_done(uv_work_t *w, int status)
-{
-	struct sv_prep *pp = w->data;
-	struct sv_guest *g = pp->g;
-	if (!step_ok(g, status))
-		return;
-	if (pp->ident.dynamic)
-		for (uint32_t n = 0; n < pp->idc.count && uid_taken(g, pp->ident.uid); n++)
-			pp->ident.uid = sv_identity_next_uid(pp->ident.uid, pp->idc.first,
-			                                     pp->idc.count);
-	g->ident = pp->ident;
-	g->prep_index = 0;
-	step_create(g);
+	pp->any_missing |= pp->vars_missing;
 }
 
 /* ---- 2: qemu-img create, the UEFI vars copy ---- */
@@ -322,9 +316,8 @@ static int qemu_dir(struct sv_prep *pp)
 	return 0;
 }
 
-static void open_work(uv_work_t *w)
+static void open_files(struct sv_prep *pp)
 {
-	struct sv_prep *pp = w->data;
 	const struct sv_profile *p = pp->p;
 	for (size_t i = 0; i < p->ndrives; i++) {
 		const struct sv_drive *d = &p->drives[i];
@@ -351,33 +344,44 @@ static void open_work(uv_work_t *w)
 		pp->fds = NULL;
 		return;
 	}
-	pp->rc = qemu_dir(pp);
+	if ((pp->rc = qemu_dir(pp)) < 0)
+		return;
+	/* The intent, last: a later qsupd must know that a QEMU is on its way,
+	 * and a start that cannot record it does not spawn. */
+	int e = sv_state_write(pp->rundir, ".state.json.intent", pp->intent);
+	if (e)
+		pp->rc = sv_error_set(&pp->err, -e, "cannot record the guest's state in %.500s: "
+		                      "%s", pp->rundir, strerror(e));
 }
 
-/* ---- 4: the intent on disk, then launch ---- */
-
-static void intent_written(struct sv_guest *g, int err)
+/* The one thread-pool step of a start: identity and images first; when no
+ * image is missing (the usual case), the files right away, else they wait
+ * for the images (step_create, then this again). */
+static void prep_work(uv_work_t *w)
 {
-	if (g->prep_abort) {
-		sv_guest_prepared(g, -ECANCELED, "start cancelled by operator");
-		return;
+	struct sv_prep *pp = w->data;
+	if (!pp->resolved) {
+		resolve(pp);
+		if (pp->rc < 0 || pp->any_missing)
+			return;
 	}
-	if (err) {
-		char msg[700];
-		snprintf(msg, sizeof(msg), "start failed: cannot record the guest's state in "
-		         "%.500s: %s", g->rundir, strerror(err));
-		sv_guest_prepared(g, -err, msg);
-		return;
-	}
-	sv_guest_prepared(g, 0, NULL);
+	open_files(pp);
 }
 
-static void open_done(uv_work_t *w, int status)
+/* ---- 4: launch ---- */
+
+static void prep_done(uv_work_t *w, int status)
 {
 	struct sv_prep *pp = w->data;
 	struct sv_guest *g = pp->g;
 	if (!step_ok(g, status))
 		return;
+	g->ident = pp->ident;
+	if (!pp->fds) {   /* images to make first */
+		g->prep_index = 0;
+		step_create(g);
+		return;
+	}
 	/* The guest now holds what QEMU gets: fds, argv, the dir. */
 	sv_argv_free(&g->start_argv);
 	g->start_argv = pp->argv;
@@ -391,12 +395,12 @@ static void open_done(uv_work_t *w, int status)
 			sv_log(SV_LOG_INFO, g->name, "%s: tap %s on bridge %s",
 			       g->start_argv.fds[i].what, g->pass_taps[i],
 			       g->start_argv.fds[i].bridge);
-	sv_state_flush(g, intent_written);
+	sv_guest_prepared(g, 0, NULL);
 }
 
 static void step_open(struct sv_guest *g)
 {
-	if (queue(g, open_work, open_done) < 0)
+	if (queue(g, prep_work, prep_done) < 0)
 		sv_guest_prepared(g, -ENOMEM, "start failed: cannot queue work");
 }
 
@@ -430,8 +434,15 @@ void sv_prepare_run(struct sv_guest *g)
 	snprintf(pp->rundir, sizeof(pp->rundir), "%s", g->rundir);
 	snprintf(pp->state_dir, sizeof(pp->state_dir), "%s", g->d->state_dir);
 	sv_guest_facts(g, g->start_incoming, &pp->facts);
-	if (queue(g, resolve_work, resolve_done) < 0)
-		sv_guest_prepared(g, -ENOMEM, "start failed: cannot queue work");
+	pp->taken = calloc(g->d->nguests + 1, sizeof(*pp->taken));
+	for (size_t i = 0; pp->taken && i < g->d->nguests; i++) {
+		struct sv_guest *o = g->d->guests[i];
+		if (o != g && (sv_guest_active(o) || o->prepping))
+			pp->taken[pp->ntaken++] = o->ident.uid;
+	}
+	pp->intent = sv_state_text(g);   /* the guest is starting already */
+	if (!pp->taken || !pp->intent || queue(g, prep_work, prep_done) < 0)
+		sv_guest_prepared(g, -ENOMEM, "start failed: out of memory");
 }
 
 int sv_prepare_qemudir_fd(struct sv_guest *g)

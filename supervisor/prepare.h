@@ -1,20 +1,21 @@
 /*
  * Everything between a start request and QEMU's exec, with nothing that
- * touches a file on the loop:
+ * touches a file on the loop. Usually one step on libuv's thread pool:
  *
- *   1. [thread pool] QEMU's identity (identity.h; NSS may block); which
- *      sized disk images are missing; any of those that qsupd created
- *      before refuses the start: a disk that vanished is never re-created
- *      blank (statedir.h keeps the record);
- *   2. [loop] a per-guest uid that collides with another guest's moves on;
- *      qemu-img create for each missing image (spawned, umask 077) and the
- *      UEFI vars copy (uv_fs_copyfile); an existing file is never touched;
- *   3. [thread pool] the new images recorded; each qcow2 image's backing
- *      chain (image.h); the argv with those chains; every fd QEMU inherits
- *      opened (fdpass.h); RUNDIR/NAME/qemu made QEMU's own;
- *   4. [loop] the state file written (the intent: a later qsupd must know
- *      that a QEMU is on its way; a start that cannot record it fails),
- *      then sv_guest_prepared(g, 0, NULL) launches.
+ *   1. QEMU's identity (identity.h; NSS may block), a per-guest uid that
+ *      another guest of this daemon has moved on to the next; which sized
+ *      disk images are missing; any of those that qsupd created before
+ *      refuses the start: a disk that vanished is never re-created blank
+ *      (statedir.h keeps the record);
+ *   2. only when images are missing, back on the loop: qemu-img create for
+ *      each (spawned, umask 077) and the UEFI vars copy (uv_fs_copyfile),
+ *      then the thread pool again; an existing file is never touched;
+ *   3. the new images recorded; each qcow2 image's backing chain (image.h);
+ *      the argv with those chains; every fd QEMU inherits opened
+ *      (fdpass.h); RUNDIR/NAME/qemu made QEMU's own; last, the state file
+ *      written (the intent: a later qsupd must know that a QEMU is on its
+ *      way), so that a start that cannot record it never spawns;
+ *   4. back on the loop, sv_guest_prepared(g, 0, NULL) launches.
  *
  * A stop or kill meanwhile (g->prep_abort) ends it at the next step.
  */

@@ -24,9 +24,8 @@
 struct save_job {
 	uv_work_t work;
 	struct sv_guest *g;
-	char path[4200], tmp[4200];
+	char rundir[4096];
 	char *text;
-	unsigned gen;
 	int err;
 };
 
@@ -87,28 +86,34 @@ static json_t *state_json(struct sv_guest *g)
 
 /* No fsync: the file only matters to a later qsupd on this same boot (the
  * QEMUs do not outlive the host), and rename keeps it whole if qsupd dies. */
+int sv_state_write(const char *rundir, const char *tmpname, const char *text)
+{
+	char path[4200], tmp[4200];
+	size_t len = strlen(text);
+	int err = 0;
+	snprintf(path, sizeof(path), "%s/state.json", rundir);
+	snprintf(tmp, sizeof(tmp), "%s/%s", rundir, tmpname);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return errno;
+	errno = 0;
+	ssize_t n = write(fd, text, len);
+	if (n != (ssize_t)len)
+		err = n < 0 ? errno : ENOSPC;   /* a short write: the disk is full */
+	if (close(fd) < 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, path) < 0)
+		err = errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
 static void save_work(uv_work_t *w)
 {
 	struct save_job *j = w->data;
-	int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-	size_t len = strlen(j->text);
-	if (fd < 0) {
-		j->err = errno;
-		return;
-	}
-	errno = 0;
-	ssize_t n = write(fd, j->text, len);
-	if (n != (ssize_t)len)
-		j->err = n < 0 ? errno : ENOSPC;   /* a short write: the disk is full */
-	if (close(fd) < 0 && !j->err)
-		j->err = errno;
-	if (!j->err && rename(j->tmp, j->path) < 0)
-		j->err = errno;
-	if (j->err)
-		unlink(j->tmp);
+	j->err = sv_state_write(j->rundir, ".state.json.tmp", j->text);
 }
-
-static void start_write(struct sv_guest *g);
 
 static void save_done(uv_work_t *w, int status)
 {
@@ -116,39 +121,37 @@ static void save_done(uv_work_t *w, int status)
 	struct sv_guest *g = j->g;
 	(void)status;
 	if (j->err && !g->freeing)
-		sv_log(SV_LOG_WARN, g->name, "cannot write %s: %s", j->path, strerror(j->err));
+		sv_log(SV_LOG_WARN, g->name, "cannot write %s/state.json: %s", j->rundir,
+		       strerror(j->err));
 	g->state_busy = false;
-	if (g->flushed && j->gen >= g->flush_gen && !g->freeing) {
-		void (*done)(struct sv_guest *, int) = g->flushed;
-		g->flushed = NULL;
-		done(g, j->err);
-	}
 	free(j->text);
 	free(j);
 	if (g->state_dirty && !g->freeing)
-		start_write(g);
+		sv_state_save(g);
 	sv_guest_handle_gone(g);
 }
 
-static void start_write(struct sv_guest *g)
+char *sv_state_text(struct sv_guest *g)
 {
-	struct save_job *j = calloc(1, sizeof(*j));
 	json_t *js = state_json(g);
-	if (!j || !js || !(j->text = json_dumps(js, JSON_INDENT(1)))) {
-		json_decref(js);
-		free(j);
-		if (g->flushed) {
-			void (*done)(struct sv_guest *, int) = g->flushed;
-			g->flushed = NULL;
-			done(g, ENOMEM);
-		}
+	char *text = js ? json_dumps(js, JSON_INDENT(1)) : NULL;
+	json_decref(js);
+	return text;
+}
+
+void sv_state_save(struct sv_guest *g)
+{
+	if (g->state_busy) {
+		g->state_dirty = true;
 		return;
 	}
-	json_decref(js);
-	snprintf(j->path, sizeof(j->path), "%s/state.json", g->rundir);
-	snprintf(j->tmp, sizeof(j->tmp), "%s/.state.json.tmp", g->rundir);
+	struct save_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->text = sv_state_text(g))) {
+		free(j);
+		return;
+	}
+	snprintf(j->rundir, sizeof(j->rundir), "%s", g->rundir);
 	j->g = g;
-	j->gen = g->state_gen;
 	j->work.data = j;
 	g->state_busy = true;
 	g->state_dirty = false;
@@ -159,22 +162,6 @@ static void start_write(struct sv_guest *g)
 		g->state_busy = false;
 		g->handles--;
 	}
-}
-
-void sv_state_save(struct sv_guest *g)
-{
-	g->state_gen++;
-	if (g->state_busy)
-		g->state_dirty = true;
-	else
-		start_write(g);
-}
-
-void sv_state_flush(struct sv_guest *g, void (*done)(struct sv_guest *g, int err))
-{
-	g->flushed = done;
-	sv_state_save(g);
-	g->flush_gen = g->state_gen;
 }
 
 /* ---- the process ---- */

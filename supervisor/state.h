@@ -6,8 +6,9 @@
  * restart counters and the restart window's times, a pending restart's
  * time, the last exit, and whether SHUTDOWN or GUEST_PANICKED was seen. It
  * is written atomically (write, rename) on libuv's thread pool, one write
- * in flight per guest; before a spawn it is written and waited for (the
- * intent: a QEMU is on its way), and a start that cannot write it fails.
+ * in flight per guest; before a spawn it is written by preparation, and
+ * waited for (the intent: a QEMU is on its way): a start that cannot write
+ * it fails.
  *
  * On start, qsupd re-adopts a QEMU only when it can prove the QEMU is this
  * guest's: alive (not a zombie), its command line names the guest, and its
@@ -34,9 +35,13 @@ struct sv_guest;
  * writes again when it is done). */
 void sv_state_save(struct sv_guest *g);
 
-/* Write g's state file as it is now and call done(g, 0) once it is on
- * disk, or done(g, errno) when it could not be written. One at a time. */
-void sv_state_flush(struct sv_guest *g, void (*done)(struct sv_guest *g, int err));
+/* g's state file as it is now (malloc'd), to be written off the loop with
+ * sv_state_write() (the intent before a spawn). */
+char *sv_state_text(struct sv_guest *g);
+
+/* Write text as RUNDIR/state.json through the temporary file tmpname, from
+ * any thread (rename: whole or not at all). Returns 0 or an errno. */
+int sv_state_write(const char *rundir, const char *tmpname, const char *text);
 
 /* At daemon start: read g's state file, restore its counters, and re-adopt
  * its QEMU, or account for one that ended while qsupd was down (the restart
