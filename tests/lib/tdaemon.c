@@ -56,9 +56,12 @@ static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 	char bin[600];
 	const char *b = getenv("QSUP_BUILDDIR");
 	snprintf(bin, sizeof(bin), "%s/qsupd", b && *b ? b : "build");
+	/* Tests hold control connections across long waits (a guest booting
+	 * under TCG) before their first request: no idle timeout for them
+	 * unless extra gives one (the last one counts). */
 	const char *args[32] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
-	                         "--socket", d->sock };
-	size_t n = 8;
+	                         "--socket", d->sock, "--idle-timeout", "3600" };
+	size_t n = 10;
 	for (size_t i = 0; extra && extra[i] && n < 31; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
