@@ -217,7 +217,13 @@ static void client_queue(struct sv_client *c, const char *data, size_t n)
 	size_t unsent = c->out_len + uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
 	size_t need = c->out_len + n;
 	size_t cap = need > c->out_cap ? grow(c->out_cap, need) : c->out_cap;
-	if (need > UINT_MAX / 2 || (unsent > 0 && cap + c->w_cap > SV_CONTROL_MAX_OUTPUT)) {
+	if (need > UINT_MAX / 2) {   /* uv_buf_t's length is an unsigned int */
+		sv_log(SV_LOG_WARN, NULL, "client %u: a message of %zu bytes; disconnecting",
+		       c->id, n);
+		client_disconnect(c, "message too large");
+		return;
+	}
+	if (unsent > 0 && cap + c->w_cap > SV_CONTROL_MAX_OUTPUT) {
 		sv_log(SV_LOG_WARN, NULL, "client %u (uid %u) does not read its replies and "
 		       "events; disconnecting (%zu KiB unsent)", c->id, (unsigned)c->uid,
 		       unsent >> 10);
@@ -238,8 +244,8 @@ static void client_queue(struct sv_client *c, const char *data, size_t n)
 	client_flush(c);
 }
 
-/* msg (taken) as one line, with its newline: a malloc'd string in *text
- * and its length (newline included), or NULL. */
+/* msg (taken) dumped as one line, newline included: a malloc'd string with
+ * its length in *n, or NULL. */
 static char *dump_line(json_t *msg, size_t *n)
 {
 	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
@@ -255,8 +261,10 @@ static char *dump_line(json_t *msg, size_t *n)
 static void client_send(struct sv_client *c, json_t *msg)
 {
 	size_t n = 0;
-	char *text = c->connected && !c->deaf && !c->closing ? dump_line(msg, &n)
-	             : (json_decref(msg), NULL);
+	char *text = NULL;
+	if (c->connected && !c->deaf && !c->closing)
+		text = dump_line(json_incref(msg), &n);
+	json_decref(msg);
 	if (text)
 		client_queue(c, text, n);
 	free(text);
