@@ -117,7 +117,9 @@ int t_daemon_stop(struct t_daemon *d)
 	if (d->pid <= 0)
 		return -1;
 	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
+	/* 20 s: under ASan the leak check at exit scans the whole heap, which
+	 * on a loaded 2-core machine is not always quick. */
+	for (int i = 0; i < 2000; i++) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

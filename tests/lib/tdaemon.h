@@ -34,7 +34,7 @@ int t_daemon_start(struct t_daemon *d, const char *const *extra);
  * exit. Returns its exit status, or -1 if it had to be killed. */
 int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms);
 
-/* SIGTERM the daemon and wait for it (5 s, then SIGKILL). Returns its exit
+/* SIGTERM the daemon and wait for it (20 s, then SIGKILL). Returns its exit
  * status, or -1 if it had to be killed. */
 int t_daemon_stop(struct t_daemon *d);
 
