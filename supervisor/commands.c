@@ -215,3 +215,8 @@ const struct sv_command *sv_command_find(const char *verb)
 			return &commands[i];
 	return NULL;
 }
+
+const struct sv_command *sv_command_at(size_t i)
+{
+	return i < sizeof(commands) / sizeof(commands[0]) ? &commands[i] : NULL;
+}

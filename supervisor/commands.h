@@ -6,6 +6,7 @@
 #define SV_COMMANDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <jansson.h>
 
 struct sv_request;
@@ -24,5 +25,9 @@ struct sv_command {
 
 /* The command named verb, or NULL. */
 const struct sv_command *sv_command_find(const char *verb);
+
+/* The i-th command of the table, in table order, or NULL past the end (for
+ * tests and documentation that must cover every verb). */
+const struct sv_command *sv_command_at(size_t i);
 
 #endif

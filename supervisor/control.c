@@ -1,16 +1,28 @@
 /*
- * The control socket server: accepting clients, framing their requests,
- * checking them, dispatching to commands.c, writing replies and events.
+ * The control socket server: accepting clients within the limits, framing
+ * their requests, checking who may run them, dispatching to commands.c,
+ * and writing replies and events.
  *
  * A client struct lives as long as its connection or any of its requests,
  * whichever is longer (a reference count), so a reply that arrives after
  * the client left finds a valid struct and is dropped.
+ *
+ * Output: messages are appended to one buffer per client (c->out), and at
+ * most one uv_write is in flight (c->w, an earlier out); when it completes,
+ * what accumulated meanwhile is written. What a client holds is what its
+ * two buffers have allocated, and that is what SV_CONTROL_MAX_OUTPUT caps.
+ * A client whose write failed (it has gone) becomes deaf: nothing more is
+ * written to it, but its socket is read to the end and every complete
+ * request in it is carried out.
  */
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,18 +34,38 @@
 #include "log.h"
 #include "qmp_parse.h"
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
 struct sv_client {
 	struct sv_client *next, *prev;
 	struct sv_daemon *d;
 	uv_pipe_t pipe;
+	uv_timer_t idle;            /* runs until the first request */
 	struct qmp_framer framer;
 	unsigned id;                /* for the log */
 	uid_t uid;
-	int refs;                   /* the connection + each open request */
-	bool connected;             /* pipe open, not yet closing */
+	gid_t gid;
+	pid_t pid;
+	bool exempt;                /* root or the daemon's uid: no per-uid limit */
+	bool may_mutate;            /* those, or a member of the socket's group */
+	int refs;                   /* the two handles, each open request, the write,
+	                             * the shutdown */
+	bool connected;             /* in d->clients, handles open */
 	bool subscribed;
+	bool asked;                 /* sent a complete request: never idle */
 	bool eof;                   /* the peer is done sending */
+	bool deaf;                  /* a write failed: output is dropped */
+	bool closing;               /* answered after EOF: flush, then shut down */
+	bool writing;               /* wreq in flight */
+	bool shutting;              /* shutdown requested */
 	unsigned open_requests;
+	char *out;                  /* output not yet handed to libuv */
+	size_t out_len, out_cap;
+	char *w;                    /* the buffer of the write in flight */
+	size_t w_cap;
+	uv_write_t wreq;
 	uv_shutdown_t shutdown;
 };
 
@@ -47,12 +79,21 @@ static void client_unref(struct sv_client *c)
 	if (--c->refs > 0)
 		return;
 	qmp_framer_free(&c->framer);
+	free(c->out);
+	free(c->w);
 	free(c);
 }
 
-static void on_client_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
 	client_unref(h->data);
+}
+
+/* Close both handles; the struct goes with the last reference. */
+static void client_close_handles(struct sv_client *c)
+{
+	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+	uv_close((uv_handle_t *)&c->idle, on_handle_closed);
 }
 
 static void client_disconnect(struct sv_client *c, const char *why)
@@ -69,61 +110,42 @@ static void client_disconnect(struct sv_client *c, const char *why)
 		c->next->prev = c->prev;
 	d->nclients--;
 	sv_log(SV_LOG_DEBUG, NULL, "client %u: disconnected (%s)", c->id, why);
-	uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+	client_close_handles(c);
 }
 
 /* ---- writing ---- */
 
-struct wreq {
-	uv_write_t req;
-	struct sv_client *c;
-	char data[];
-};
+static void client_flush(struct sv_client *c);
+
+/* The peer cannot be written to any more (it has gone): drop the output,
+ * now and later, but keep reading: its requests are still carried out. */
+static void client_deaf(struct sv_client *c, int status)
+{
+	if (c->deaf)
+		return;
+	c->deaf = true;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
+	sv_log(SV_LOG_DEBUG, NULL, "client %u: %s; its output is dropped, its requests "
+	       "still run", c->id, uv_strerror(status));
+	if (c->eof)
+		client_disconnect(c, "gone, every request read");
+}
 
 static void on_written(uv_write_t *w, int status)
 {
-	struct wreq *r = (struct wreq *)w;
+	struct sv_client *c = w->data;
+	c->writing = false;
+	free(c->w);
+	c->w = NULL;
+	c->w_cap = 0;
 	if (status < 0 && status != UV_ECANCELED)
-		client_disconnect(r->c, uv_strerror(status));
-	client_unref(r->c);
-	free(r);
+		client_deaf(c, status);
+	else
+		client_flush(c);
+	client_unref(c);
 }
-
-/* Queue msg (taken) as one line to c. */
-static void client_send(struct sv_client *c, json_t *msg)
-{
-	char *text = json_dumps(msg, JSON_COMPACT);
-	json_decref(msg);
-	if (!text || !c->connected) {
-		free(text);
-		return;
-	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > SV_CONTROL_MAX_QUEUED) {
-		free(text);
-		sv_log(SV_LOG_WARN, NULL, "client %u does not read its replies; disconnecting", c->id);
-		client_disconnect(c, "output queue full");
-		return;
-	}
-	size_t n = strlen(text);
-	struct wreq *r = malloc(sizeof(*r) + n + 1);
-	if (!r) {
-		free(text);
-		return;
-	}
-	memcpy(r->data, text, n);
-	r->data[n] = '\n';
-	free(text);
-	r->c = c;
-	c->refs++;
-	uv_buf_t buf = uv_buf_init(r->data, (unsigned)n + 1);
-	if (uv_write(&r->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) < 0) {
-		client_unref(c);
-		free(r);
-		client_disconnect(c, "write failed");
-	}
-}
-
-/* ---- requests and replies ---- */
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -133,12 +155,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	client_unref(c);
 }
 
-/* The peer shut its side (as `socat` or `nc -N` do after the request):
- * answer what it asked, flush, then close. */
-static void close_when_answered(struct sv_client *c)
+static void client_shutdown(struct sv_client *c)
 {
-	if (!c->connected || c->open_requests > 0)
+	if (c->shutting)
 		return;
+	c->shutting = true;
 	c->shutdown.data = c;
 	c->refs++;
 	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
@@ -147,10 +168,132 @@ static void close_when_answered(struct sv_client *c)
 	}
 }
 
+/* Hand what accumulated to libuv, unless a write is in flight. With
+ * nothing left to write and every request answered after EOF, shut down. */
+static void client_flush(struct sv_client *c)
+{
+	if (!c->connected || c->writing || c->deaf)
+		return;
+	if (c->out_len == 0) {
+		if (c->closing)
+			client_shutdown(c);
+		return;
+	}
+	uv_buf_t buf = uv_buf_init(c->out, (unsigned)c->out_len);
+	c->w = c->out;
+	c->w_cap = c->out_cap;
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
+	c->writing = true;
+	c->wreq.data = c;
+	c->refs++;
+	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &buf, 1, on_written);
+	if (rc < 0) {
+		c->writing = false;
+		free(c->w);
+		c->w = NULL;
+		c->w_cap = 0;
+		client_deaf(c, rc);
+		client_unref(c);
+	}
+}
+
+/* The allocation that holds need bytes, growing from cap. */
+static size_t grow(size_t cap, size_t need)
+{
+	if (cap == 0)
+		return need < 4096 ? 4096 : need;
+	while (cap < need)
+		cap *= 2;
+	return cap;
+}
+
+/* Queue n bytes (whole lines) for c. A client with unsent output when the
+ * buffers would then hold more than the cap is disconnected instead. */
+static void client_queue(struct sv_client *c, const char *data, size_t n)
+{
+	if (!c->connected || c->deaf || c->closing)
+		return;
+	size_t unsent = c->out_len + uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+	size_t need = c->out_len + n;
+	size_t cap = need > c->out_cap ? grow(c->out_cap, need) : c->out_cap;
+	if (need > UINT_MAX / 2) {   /* uv_buf_t's length is an unsigned int */
+		sv_log(SV_LOG_WARN, NULL, "client %u: a message of %zu bytes; disconnecting",
+		       c->id, n);
+		client_disconnect(c, "message too large");
+		return;
+	}
+	if (unsent > 0 && cap + c->w_cap > SV_CONTROL_MAX_OUTPUT) {
+		sv_log(SV_LOG_WARN, NULL, "client %u (uid %u) does not read its replies and "
+		       "events; disconnecting (%zu KiB unsent)", c->id, (unsigned)c->uid,
+		       unsent >> 10);
+		client_disconnect(c, "output over the cap");
+		return;
+	}
+	if (cap != c->out_cap) {
+		char *nb = realloc(c->out, cap);
+		if (!nb) {
+			client_disconnect(c, "out of memory");
+			return;
+		}
+		c->out = nb;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, n);
+	c->out_len += n;
+	client_flush(c);
+}
+
+/* msg (taken) dumped as one line, newline included: a malloc'd string with
+ * its length in *n, or NULL. */
+static char *dump_line(json_t *msg, size_t *n)
+{
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	json_decref(msg);
+	if (!text)
+		return NULL;
+	*n = strlen(text);
+	text[(*n)++] = '\n';   /* over the NUL: compact JSON holds no newline */
+	return text;
+}
+
+/* Queue msg (taken) as one line to c. */
+static void client_send(struct sv_client *c, json_t *msg)
+{
+	size_t n = 0;
+	char *text = NULL;
+	if (c->connected && !c->deaf && !c->closing)
+		text = dump_line(json_incref(msg), &n);
+	json_decref(msg);
+	if (text)
+		client_queue(c, text, n);
+	free(text);
+}
+
+/* ---- requests and replies ---- */
+
+/* The peer shut its side (as `socat` or `nc -N` do after the request):
+ * answer what it asked, flush, then close. A deaf client is closed at once
+ * (its requests run on; their answers had nowhere to go). */
+static void close_when_answered(struct sv_client *c)
+{
+	if (c->connected && c->deaf) {
+		client_disconnect(c, "gone, every request read");
+		return;
+	}
+	if (!c->connected || c->open_requests > 0)
+		return;
+	c->closing = true;
+	client_flush(c);
+}
+
 static void request_finish(struct sv_request *req, json_t *msg)
 {
 	struct sv_client *c = req->client;
-	if (req->id)
+	if (!msg)   /* jansson refused the reply (a string that is not UTF-8?) */
+		msg = json_pack("{s:{s:s, s:s}}", "error", "class", "GenericError", "desc",
+		                "qsupd could not encode the reply");
+	if (req->id && msg)
 		json_object_set(msg, "id", req->id);
 	client_send(c, msg);
 	c->open_requests--;
@@ -171,6 +314,44 @@ void sv_reply_error_obj(struct sv_request *req, json_t *error)
 	request_finish(req, json_pack("{s:o}", "error", error));
 }
 
+/* The length of the valid UTF-8 sequence at p, or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned lo = 0x80, hi = 0xBF;
+	size_t n;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3, lo = p[0] == 0xE0 ? 0xA0 : lo, hi = p[0] == 0xED ? 0x9F : hi;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4, lo = p[0] == 0xF0 ? 0x90 : lo, hi = p[0] == 0xF4 ? 0x8F : hi;
+	else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Make s valid UTF-8 in place, as jansson insists: a byte that starts no
+ * valid sequence (a character cut by "%.64s", say) becomes '?'. */
+static void utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (n == 0) {
+			*p = '?';
+			n = 1;
+		}
+		p += n;
+	}
+}
+
 void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
 {
 	char desc[4096];
@@ -178,6 +359,7 @@ void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
+	utf8_scrub(desc);
 	sv_log(SV_LOG_DEBUG, NULL, "%s: %s: %s", req->verb, cls, desc);
 	sv_reply_error_obj(req, json_pack("{s:s, s:s}", "class", cls, "desc", desc));
 }
@@ -212,17 +394,32 @@ void sv_control_emit(struct sv_daemon *d, json_t *event)
 	json_object_set_new(event, "timestamp", json_pack("{s:I, s:I}",
 	                    "seconds", (json_int_t)tv.tv_sec,
 	                    "microseconds", (json_int_t)tv.tv_usec));
+	char *text = NULL;   /* dumped once, for the first subscriber */
+	size_t n = 0;
 	for (struct sv_client *c = d->clients, *next; c; c = next) {
-		next = c->next;   /* a send may disconnect c */
-		if (c->subscribed)
-			client_send(c, json_incref(event));
+		next = c->next;   /* queueing may disconnect c */
+		if (!c->subscribed)
+			continue;
+		if (!text && !(text = dump_line(json_incref(event), &n)))
+			break;
+		client_queue(c, text, n);
 	}
+	free(text);
 	json_decref(event);
 }
 
-static bool may_mutate(const struct sv_client *c)
+/* Refuse req: c may not change anything. Says who may. */
+static void deny(struct sv_request *req, const struct sv_client *c)
 {
-	return c->uid == 0 || c->uid == geteuid();
+	const struct sv_daemon_opts *o = &c->d->opts;
+	char uid[32] = "", group[300] = "";
+	if (geteuid() != 0)
+		snprintf(uid, sizeof(uid), "%s uid %u", o->socket_group ? "," : " or",
+		         (unsigned)geteuid());
+	if (o->socket_group)
+		snprintf(group, sizeof(group), " or a member of group %s", o->socket_group);
+	sv_reply_err(req, "PermissionDenied", "%s needs root%s%s (you are uid %u)",
+	             req->verb, uid, group, (unsigned)c->uid);
 }
 
 static void dispatch(struct sv_client *c, json_t *msg)
@@ -251,9 +448,8 @@ static void dispatch(struct sv_client *c, json_t *msg)
 	struct sv_request *req = request_new(c, id, cmd->name);
 	if (!req)
 		return;
-	if ((cmd->flags & SV_CMD_MUTATES) && !may_mutate(c)) {
-		sv_reply_err(req, "PermissionDenied", "%s needs root or uid %u (you are uid %u)",
-		             cmd->name, (unsigned)geteuid(), (unsigned)c->uid);
+	if ((cmd->flags & SV_CMD_MUTATES) && !c->may_mutate) {
+		deny(req, c);
 		return;
 	}
 	json_t *empty = args ? NULL : json_object();
@@ -266,6 +462,10 @@ static void dispatch(struct sv_client *c, json_t *msg)
 static int on_request(json_t *msg, void *arg)
 {
 	struct sv_client *c = arg;
+	if (!c->asked) {
+		c->asked = true;
+		uv_timer_stop(&c->idle);
+	}
 	if (sv_log_enabled(SV_LOG_DEBUG)) {
 		char *s = json_dumps(msg, JSON_COMPACT);
 		sv_log(SV_LOG_DEBUG, NULL, "client %u -> %.400s", c->id, s ? s : "?");
@@ -293,14 +493,14 @@ static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct sv_client *c = s->data;
-	if (n == UV_EOF) {
+	if (n < 0) {
+		/* EOF, or the peer left with our output unread (ECONNRESET):
+		 * everything it sent has been read and dispatched. */
 		uv_read_stop(s);
 		c->eof = true;
+		if (n != UV_EOF)
+			client_deaf(c, (int)n);
 		close_when_answered(c);
-		return;
-	}
-	if (n < 0) {
-		client_disconnect(c, uv_strerror((int)n));
 		return;
 	}
 	c->refs++;   /* dispatch may disconnect c */
@@ -310,11 +510,119 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		       c->id, SV_CONTROL_MAX_LINE);
 		reply_raw_error(c, NULL, "GenericError", "request too large; disconnecting");
 		client_disconnect(c, "oversized request");
+	} else if (rc < 0) {
+		client_disconnect(c, strerror(-rc));
 	}
 	client_unref(c);
 }
 
+static unsigned idle_timeout(const struct sv_daemon *d)
+{
+	return d->opts.idle_timeout ? d->opts.idle_timeout : SV_CONTROL_IDLE_TIMEOUT;
+}
+
+static void on_idle(uv_timer_t *t)
+{
+	struct sv_client *c = t->data;
+	sv_log(SV_LOG_DEBUG, NULL, "client %u: no request within %u s; disconnecting", c->id,
+	       idle_timeout(c->d));
+	client_disconnect(c, "idle");
+}
+
 /* ---- accepting ---- */
+
+/* Whether the peer behind fd has group want, as its primary group or as
+ * one of its supplementary groups (SO_PEERGROUPS). */
+static bool peer_in_group(int fd, gid_t primary, gid_t want)
+{
+	gid_t small[64], *g = small;
+	socklen_t len = sizeof(small);
+	bool found = primary == want;
+	int rc = found ? -1 : getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len);
+	if (rc < 0 && errno == ERANGE && !found && (g = malloc(len)))
+		rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len);
+	for (size_t i = 0; rc == 0 && i < len / sizeof(gid_t); i++)
+		found = found || g[i] == want;
+	if (g != small)
+		free(g);
+	return found;
+}
+
+/* Who is connected, from SO_PEERCRED (uid -1 when unknown: no privilege). */
+static void read_peer(struct sv_client *c)
+{
+	const struct sv_daemon_opts *o = &c->d->opts;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd = -1;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		cred = (struct ucred){ .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pid = cred.pid;
+	c->exempt = c->uid == 0 || c->uid == geteuid();
+	c->may_mutate = c->exempt || (o->socket_group && c->uid != (uid_t)-1 &&
+	                              peer_in_group(fd, c->gid, o->socket_gid));
+}
+
+/* Why c may not be served now, written to why; false when it may. */
+static bool over_limit(const struct sv_daemon *d, const struct sv_client *c,
+                       char *why, size_t size)
+{
+	size_t mine = 0;
+	if (d->nclients >= d->max_clients) {
+		snprintf(why, size, "qsupd serves at most %zu clients at once", d->max_clients);
+		return true;
+	}
+	if (c->exempt)
+		return false;
+	if (d->nclients >= d->max_clients - SV_CONTROL_RESERVED) {
+		snprintf(why, size, "qsupd serves %zu clients; the last %d places are kept "
+		         "for root", d->nclients, SV_CONTROL_RESERVED);
+		return true;
+	}
+	for (const struct sv_client *o = d->clients; o; o = o->next)
+		mine += o->uid == c->uid;
+	if (mine >= SV_CONTROL_MAX_PER_UID) {
+		snprintf(why, size, "uid %u already has %d connections, the most for a "
+		         "user other than root", (unsigned)c->uid, SV_CONTROL_MAX_PER_UID);
+		return true;
+	}
+	return false;
+}
+
+/* Log a refusal; under a flood, one line per 10 s with a count. */
+static void log_refusal(struct sv_daemon *d, const struct sv_client *c, const char *why)
+{
+	uint64_t now = uv_now(d->loop);
+	if (now < d->refusal_log_at) {
+		d->refusals_unlogged++;
+		return;
+	}
+	char more[64] = "";
+	if (d->refusals_unlogged)
+		snprintf(more, sizeof(more), " (and %u more in the last 10 s)", d->refusals_unlogged);
+	sv_log(SV_LOG_WARN, NULL, "refused a client (uid %u, pid %d): %s%s", (unsigned)c->uid,
+	       (int)c->pid, why, more);
+	d->refusal_log_at = now + 10000;
+	d->refusals_unlogged = 0;
+}
+
+/* Tell c why in one line (a fresh socket takes it at once), then close. */
+static void client_refuse(struct sv_client *c, const char *why)
+{
+	size_t n = 0;
+	char *text = dump_line(json_pack("{s:{s:s, s:s}}", "error", "class",
+	                                 "TooManyConnections", "desc", why), &n);
+	if (text) {
+		uv_buf_t buf = uv_buf_init(text, (unsigned)n);
+		uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	}
+	free(text);
+	log_refusal(c->d, c, why);
+	client_close_handles(c);
+}
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -326,11 +634,18 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	c->d = d;
 	c->id = next_client_id++;
-	c->refs = 1;
+	c->refs = 2;   /* the pipe and the timer */
 	uv_pipe_init(d->loop, &c->pipe, 0);
-	c->pipe.data = c;
+	uv_timer_init(d->loop, &c->idle);
+	c->pipe.data = c->idle.data = c;
+	char why[160];
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
-		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+		client_close_handles(c);
+		return;
+	}
+	read_peer(c);
+	if (over_limit(d, c, why, sizeof(why))) {
+		client_refuse(c, why);
 		return;
 	}
 	c->connected = true;
@@ -339,24 +654,15 @@ static void on_connection(uv_stream_t *server, int status)
 		d->clients->prev = c;
 	d->clients = c;
 	d->nclients++;
-	if (d->nclients > SV_CONTROL_MAX_CLIENTS) {
-		sv_log(SV_LOG_WARN, NULL, "more than %d clients; refusing one", SV_CONTROL_MAX_CLIENTS);
-		client_disconnect(c, "too many clients");
-		return;
-	}
-	uv_os_fd_t fd;
-	struct ucred cred = { .uid = (uid_t)-1 };
-	socklen_t len = sizeof(cred);
-	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
-		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
-	c->uid = cred.uid;
 	qmp_framer_init(&c->framer, SV_CONTROL_MAX_LINE);
 	c->framer.on_bad_line = on_bad_line;
 	sv_log(SV_LOG_DEBUG, NULL, "client %u: connected (uid %d, pid %d)", c->id,
-	       (int)cred.uid, (int)cred.pid);
+	       (int)c->uid, (int)c->pid);
+	uv_timer_start(&c->idle, on_idle, (uint64_t)idle_timeout(d) * 1000, 0);
 	client_send(c, json_pack("{s:{s:s, s:[]}}", "qsup", "version", SV_VERSION,
 	                         "capabilities"));
-	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	if (c->connected)
+		uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
 /* Is a daemon answering at path? */
@@ -372,21 +678,58 @@ static bool socket_alive(const char *path)
 	return alive;
 }
 
+/* SV_CONTROL_MAX_CLIENTS, or half the open-file limit when that is lower
+ * (the rest is for guests), but room for the reserved places at least. */
+static size_t client_cap(void)
+{
+	struct rlimit rl;
+	size_t cap = SV_CONTROL_MAX_CLIENTS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 2 < cap)
+		cap = (size_t)rl.rlim_cur / 2;
+	return cap < 2 * SV_CONTROL_RESERVED ? 2 * SV_CONTROL_RESERVED : cap;
+}
+
+/* The socket is bound but not listening (connections are refused until
+ * then): give it its group and its exact mode. */
+static int socket_perms(struct sv_daemon *d, const char *path, mode_t mode,
+                        struct sv_error *err)
+{
+	const struct sv_daemon_opts *o = &d->opts;
+	if (o->socket_group && chown(path, (uid_t)-1, o->socket_gid) < 0)
+		return sv_error_set(err, -errno, "control socket %s: cannot give it to group %s: "
+		                    "%s (qsupd must be root or a member of the group)", path,
+		                    o->socket_group, strerror(errno));
+	if (chmod(path, mode) < 0)
+		return sv_error_set(err, -errno, "control socket %s: chmod %04o: %s", path,
+		                    (unsigned)mode, strerror(errno));
+	return 0;
+}
+
 int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *err)
 {
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return sv_error_set(err, -ENAMETOOLONG, "control socket path too long: %s", path);
 	if (socket_alive(path))
 		return sv_error_set(err, -EADDRINUSE, "%s: another qsupd is already listening there", path);
+	/* Output buffers of a few MiB come and go. A fixed mmap threshold (not
+	 * glibc's adaptive one, which rises after the first large free) maps
+	 * each large block on its own, so a freed one goes back to the system. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	d->max_clients = client_cap();
 	unlink(path);
 	uv_pipe_init(d->loop, &d->server, 0);
 	d->server.data = d;
 	d->server_open = true;
-	mode_t old = umask(0117);   /* the socket is born 0660 */
+	mode_t mode = d->opts.socket_mode ? d->opts.socket_mode : SV_CONTROL_MODE;
+	mode_t old = umask(~mode & 0777);   /* the socket is born with mode */
 	int rc = uv_pipe_bind(&d->server, path);
 	umask(old);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&d->server, 64, on_connection);
+	if (rc < 0)
+		return sv_error_set(err, rc, "control socket %s: %s", path, uv_strerror(rc));
+	if ((rc = socket_perms(d, path, mode, err)) < 0)
+		return rc;
+	rc = uv_listen((uv_stream_t *)&d->server, 128, on_connection);
 	if (rc < 0)
 		return sv_error_set(err, rc, "control socket %s: %s", path, uv_strerror(rc));
 	return 0;

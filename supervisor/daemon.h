@@ -7,6 +7,8 @@
 #define SV_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 #include <uv.h>
 
@@ -25,6 +27,12 @@ struct sv_daemon_opts {
 	bool no_autostart;
 	uid_t uid_first;            /* per-guest uids (identity.h); count 0: */
 	uint32_t uid_count;         /* the default range */
+	mode_t socket_mode;         /* of the control socket; 0: SV_CONTROL_MODE */
+	const char *socket_group;   /* as given (name or gid), for messages; NULL: none */
+	gid_t socket_gid;           /* with socket_group: the socket's group, whose
+	                             * members may use every verb */
+	unsigned idle_timeout;      /* seconds a new client has to send a request;
+	                             * 0: SV_CONTROL_IDLE_TIMEOUT */
 };
 
 struct sv_daemon {
@@ -48,6 +56,9 @@ struct sv_daemon {
 	bool server_open;
 	struct sv_client *clients;
 	size_t nclients;
+	size_t max_clients;         /* see control.h */
+	uint64_t refusal_log_at;    /* loop time before which refusals are counted, not logged */
+	unsigned refusals_unlogged;
 	uv_signal_t sigterm, sigint, sighup;
 	bool exiting, finished;
 	int exit_code;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "argv.h"
+#include "control.h"
 #include "daemon.h"
 #include "host.h"
 #include "identity.h"
@@ -44,7 +46,8 @@ struct opts {
 };
 
 /* Long-only options: values above any character. */
-enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE };
+enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE,
+       OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT };
 
 struct optdef {
 	const char *name;
@@ -59,6 +62,12 @@ static const struct optdef optdefs[] = {
 	  "run the daemon (the default mode; it never forks into the background)" },
 	{ "socket", required_argument, 's', "PATH",
 	  "daemon: control socket (default RUN-DIR/qsupd.sock)" },
+	{ "socket-mode", required_argument, OPT_SOCKET_MODE, "MODE",
+	  "daemon: the socket's mode, octal (default 0660; 0666 lets anyone read)" },
+	{ "socket-group", required_argument, OPT_SOCKET_GROUP, "GROUP",
+	  "daemon: the socket's group (name or gid); its members may use every verb" },
+	{ "idle-timeout", required_argument, OPT_IDLE_TIMEOUT, "SECONDS",
+	  "daemon: drop a client that sends no request within SECONDS (default 30)" },
 	{ "no-autostart", no_argument, OPT_NO_AUTOSTART, NULL,
 	  "daemon: do not start the autostart guests" },
 	{ "stop-guests-on-exit", no_argument, OPT_STOP_GUESTS, NULL,
@@ -126,6 +135,66 @@ static int uid_range(const char *s, struct sv_daemon_opts *d)
 	return 0;
 }
 
+/* --socket-mode: octal, at most 0777, and the owner may read and write (or
+ * the daemon's own user could not connect). */
+static int socket_mode(const char *s, struct sv_daemon_opts *o)
+{
+	size_t n = strlen(s);
+	unsigned long m = strtoul(s, NULL, 8);
+
+	if (n == 0 || n > 4 || strspn(s, "01234567") != n || m > 0777) {
+		fprintf(stderr, "qsupd: --socket-mode: '%s' is not an octal mode from 0600 "
+		        "to 0777\n", s);
+		return -1;
+	}
+	if ((m & 0600) != 0600) {
+		fprintf(stderr, "qsupd: --socket-mode: %s: the owner needs read and write "
+		        "(0600)\n", s);
+		return -1;
+	}
+	o->socket_mode = (mode_t)m;
+	return 0;
+}
+
+/* --socket-group: a gid, or a group name looked up now. */
+static int socket_group(const char *s, struct sv_daemon_opts *o)
+{
+	size_t n = strlen(s);
+	struct group *gr;
+
+	if (n > 0 && strspn(s, "0123456789") == n) {
+		unsigned long long g = n <= 10 ? strtoull(s, NULL, 10) : ~0ull;
+
+		if (g >= (gid_t)-1) {
+			fprintf(stderr, "qsupd: --socket-group: '%s' is not a valid gid\n", s);
+			return -1;
+		}
+		o->socket_gid = (gid_t)g;
+	} else if (n > 0 && (gr = getgrnam(s))) {
+		o->socket_gid = gr->gr_gid;
+	} else {
+		fprintf(stderr, "qsupd: --socket-group: no group named '%s'\n", s);
+		return -1;
+	}
+	o->socket_group = s;
+	return 0;
+}
+
+static int idle_timeout(const char *s, struct sv_daemon_opts *o)
+{
+	size_t n = strlen(s);
+	unsigned long v = n > 0 && n <= 6 && strspn(s, "0123456789") == n ?
+	                  strtoul(s, NULL, 10) : 0;
+
+	if (v < 1 || v > SV_CONTROL_MAX_IDLE_TIMEOUT) {
+		fprintf(stderr, "qsupd: --idle-timeout: '%s' is not a number of seconds from "
+		        "1 to %d\n", s, SV_CONTROL_MAX_IDLE_TIMEOUT);
+		return -1;
+	}
+	o->idle_timeout = (unsigned)v;
+	return 0;
+}
+
 static int set_mode(struct opts *o, enum mode m)
 {
 	if (o->mode_given && o->mode != m) {
@@ -160,6 +229,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'p': r = set_mode(o, MODE_PRINT_ARGV); o->print_target = optarg; break;
 		case 'f': r = set_mode(o, MODE_DAEMON); break;
 		case 's': o->daemon.socket_path = optarg; break;
+		case OPT_SOCKET_MODE: r = socket_mode(optarg, &o->daemon); break;
+		case OPT_SOCKET_GROUP: r = socket_group(optarg, &o->daemon); break;
+		case OPT_IDLE_TIMEOUT: r = idle_timeout(optarg, &o->daemon); break;
 		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
 		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
 		case OPT_LOG_LEVEL: r = log_level(optarg); break;

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "tdaemon.h"
 #include "testutil.h"
 
@@ -57,9 +59,13 @@ static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 	char bin[600];
 	const char *b = getenv("QSUP_BUILDDIR");
 	snprintf(bin, sizeof(bin), "%s/qsupd", b && *b ? b : "build");
+	/* Tests hold control connections across long waits (a guest booting
+	 * under TCG) before their first request: no idle timeout for them
+	 * unless extra gives one (the last one counts). */
 	const char *args[32] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
-	                         "--socket", d->sock, "--state-dir", d->state };
-	size_t n = 10;
+	                         "--socket", d->sock, "--state-dir", d->state,
+	                         "--idle-timeout", "3600" };
+	size_t n = 12;
 	for (size_t i = 0; extra && extra[i] && n < 31; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
@@ -115,7 +121,9 @@ int t_daemon_stop(struct t_daemon *d)
 	if (d->pid <= 0)
 		return -1;
 	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
+	/* 20 s: under ASan the leak check at exit scans the whole heap, which
+	 * on a loaded 2-core machine is not always quick. */
+	for (int i = 0; i < 2000; i++) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -215,6 +223,38 @@ bool t_pid_alive(pid_t pid)
 	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
+/* The guest locks of d's profiles (lock.h: named after the profile dir's
+ * device and inode): wait until the killed QEMUs have let them go (a QEMU's
+ * threads may still hold its fds after the main one shows as a zombie),
+ * then remove them, so that a later test whose temp dir gets the same inode
+ * finds them free, and /run/lock/qsup does not fill up. */
+static void release_guest_locks(struct t_daemon *d)
+{
+	char dir[600], prefix[64];
+	struct stat st;
+	if (stat(d->profiles, &st) < 0)
+		return;
+	sv_lock_dir_default(dir, sizeof(dir), geteuid(), d->run);
+	snprintf(prefix, sizeof(prefix), "%llx-%llx-", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	DIR *ld = opendir(dir);
+	struct dirent *e;
+	while (ld && (e = readdir(ld))) {
+		char path[1024];
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		for (int i = 0; fd >= 0 && i < 500 && flock(fd, LOCK_EX | LOCK_NB) < 0; i++)
+			usleep(10000);
+		unlink(path);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (ld)
+		closedir(ld);
+}
+
 void t_daemon_cleanup(struct t_daemon *d)
 {
 	if (d->pid > 0)
@@ -233,6 +273,7 @@ void t_daemon_cleanup(struct t_daemon *d)
 	}
 	if (dir)
 		closedir(dir);
+	release_guest_locks(d);
 	t_rmtree(d->dir);
 	free(d->dir);
 	d->dir = NULL;

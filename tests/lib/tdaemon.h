@@ -25,15 +25,16 @@ int t_daemon_init(struct t_daemon *d);
 /* Write DIR/profiles/NAME.ini with the given text. */
 void t_daemon_profile(struct t_daemon *d, const char *name, const char *text);
 
-/* Spawn build/qsupd -f with the dirs, plus extra args (NULL-terminated), and
- * wait until its socket answers. Returns 0 or -1 (the log explains). */
+/* Spawn build/qsupd -f with the dirs and --idle-timeout 3600, plus extra
+ * args (NULL-terminated; a later --idle-timeout wins), and wait until its
+ * socket answers. Returns 0 or -1 (the log explains). */
 int t_daemon_start(struct t_daemon *d, const char *const *extra);
 
 /* Run qsupd with the dirs plus extra as above and wait (up to ms) for it to
  * exit. Returns its exit status, or -1 if it had to be killed. */
 int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms);
 
-/* SIGTERM the daemon and wait for it (5 s, then SIGKILL). Returns its exit
+/* SIGTERM the daemon and wait for it (20 s, then SIGKILL). Returns its exit
  * status, or -1 if it had to be killed. */
 int t_daemon_stop(struct t_daemon *d);
 
