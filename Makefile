@@ -72,8 +72,9 @@ asan:
 # libFuzzer harnesses (clang): tests/fuzz/fuzz-NAME.c, linked with every
 # supervisor source but main.c and qsupctl.c, and with libqmp's. Each runs
 # FUZZ_SECONDS on build/fuzz/corpus-NAME, where new interesting inputs land,
-# and tests/fuzz/corpus/NAME; copy good ones (minimised: -minimize_crash or
-# -merge) into the latter so that make check replays them.
+# and tests/fuzz/corpus/NAME, with the dictionary tests/fuzz/NAME.dict if
+# there is one; copy good new inputs (minimised: -merge=1, -minimize_crash)
+# into tests/fuzz/corpus/NAME so that make check replays them.
 #   make fuzz FUZZERS=fuzz-profile FUZZ_SECONDS=600 FUZZ_ARGS=-jobs=2
 # clang is installed here only (install-deps.sh fuzz), never for make check.
 FUZZ_SECONDS ?= 60
@@ -92,8 +93,9 @@ fuzz:
 	@for f in $(FUZZERS); do \
 		c=$${f#fuzz-}; \
 		mkdir -p $(FUZZ_DIR)/corpus-$$c tests/fuzz/corpus/$$c; \
+		d=; [ -f tests/fuzz/$$c.dict ] && d=-dict=tests/fuzz/$$c.dict; \
 		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
-		$(FUZZ_DIR)/$$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) \
+		$(FUZZ_DIR)/$$f -max_total_time=$(FUZZ_SECONDS) $$d $(FUZZ_ARGS) \
 			$(FUZZ_DIR)/corpus-$$c tests/fuzz/corpus/$$c || exit 1; \
 	done
 
