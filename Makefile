@@ -30,7 +30,9 @@ QMP_SRC   = $(wildcard qmp/*.c)
 SV_MAINS  = supervisor/main.c supervisor/qsupctl.c
 SV_SRC    = $(filter-out $(SV_MAINS),$(wildcard supervisor/*.c))
 TLIB_SRC  = $(wildcard tests/lib/*.c)
-TEST_SRC  = $(wildcard tests/unit/test-*.c tests/integration/test-*.c)
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz-*.c)
+REPLAY_SRC = tests/unit/test-fuzz-replay.c
+TEST_SRC  = $(filter-out $(REPLAY_SRC),$(wildcard tests/unit/test-*.c tests/integration/test-*.c))
 TOOL_SRC  = $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -40,12 +42,13 @@ LIBSV   = $(BUILD)/libsv.a
 LIBTEST = $(BUILD)/libtest.a
 PROGS   = $(if $(wildcard supervisor/main.c),$(BUILD)/qsupd) \
           $(if $(wildcard supervisor/qsupctl.c),$(BUILD)/qsupctl)
-TESTS   = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TESTS   = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC)) \
+          $(patsubst tests/fuzz/fuzz-%.c,$(BUILD)/tests/unit/test-fuzz-replay-%,$(FUZZ_SRC))
 TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all tests check asan run install clean deps guest fuzz
+.PHONY: all tests check asan run install clean deps guest fuzz fuzz-build
 
 all: $(LIBQMP) $(PROGS) $(TOOLS)
 
@@ -66,22 +69,47 @@ asan:
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-# libFuzzer harnesses (clang). Each runs FUZZ_SECONDS on its corpus; new
-# interesting inputs land in build/fuzz/corpus-NAME (copy good ones into
-# tests/fuzz/corpus/NAME so make check replays them).
+# libFuzzer harnesses (clang): tests/fuzz/fuzz-NAME.c, linked with every
+# supervisor source but main.c and qsupctl.c, and with libqmp's. Each runs
+# FUZZ_SECONDS on build/fuzz/corpus-NAME, where new interesting inputs land,
+# and tests/fuzz/corpus/NAME, with the dictionary tests/fuzz/NAME.dict if
+# there is one; copy good new inputs (minimised: -merge=1, -minimize_crash)
+# into tests/fuzz/corpus/NAME so that make check replays them.
+#   make fuzz FUZZERS=fuzz-profile FUZZ_SECONDS=600 FUZZ_ARGS=-jobs=2
+# clang is installed here only (install-deps.sh fuzz), never for make check.
 FUZZ_SECONDS ?= 60
-FUZZERS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZERS  ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
+FUZZ_ARGS ?=
+FUZZ_CC  ?= clang
+FUZZ_DIR  = build/fuzz
+FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS = -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iqmp -Isupervisor \
+	$(PKG_CFLAGS)
+FUZZ_OBJ  = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SV_SRC) $(QMP_SRC))
+
 fuzz:
-	@mkdir -p build/fuzz
+	@sh contrib/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
 	@for f in $(FUZZERS); do \
 		c=$${f#fuzz-}; \
-		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iqmp \
-			$(PKG_CFLAGS) -o build/fuzz/$$f tests/fuzz/$$f.c $(QMP_SRC) \
-			$(PKG_LIBS) || exit 1; \
-		mkdir -p build/fuzz/corpus-$$c; \
-		build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$c \
-			tests/fuzz/corpus/$$c || exit 1; \
+		mkdir -p $(FUZZ_DIR)/corpus-$$c tests/fuzz/corpus/$$c; \
+		d=; [ -f tests/fuzz/$$c.dict ] && d=-dict=tests/fuzz/$$c.dict; \
+		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+		$(FUZZ_DIR)/$$f -max_total_time=$(FUZZ_SECONDS) $$d $(FUZZ_ARGS) \
+			$(FUZZ_DIR)/corpus-$$c tests/fuzz/corpus/$$c || exit 1; \
 	done
+
+fuzz-build: $(addprefix $(FUZZ_DIR)/,$(FUZZERS))
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/libfuzz.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz-%.o $(FUZZ_DIR)/libfuzz.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
 
 run:
 	@sh contrib/install-deps.sh
@@ -114,6 +142,12 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# One replay program per harness: test-fuzz-replay.c with the harness included.
+$(BUILD)/obj/tests/unit/test-fuzz-replay-%.o: $(REPLAY_SRC) tests/fuzz/fuzz-%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFUZZ_HARNESS='"../fuzz/fuzz-$*.c"' -DFUZZ_CORPUS='"$*"' \
+		-MMD -MP -c -o $@ $<
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
@@ -133,4 +167,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

@@ -1,12 +1,23 @@
 #!/bin/sh
-# install-deps.sh: install the Debian packages qsup needs to build, test and
-# run, but only those that are missing. Uses apt-get, through sudo when not
-# root. Safe to run again: with nothing missing it does nothing and exits 0.
+# install-deps.sh [fuzz]: install the Debian packages qsup needs to build,
+# test and run, but only those that are missing. With "fuzz", instead, what
+# make fuzz needs: the build dependencies, clang and its libFuzzer and
+# sanitizer runtime (make check never needs clang). Uses apt-get, through
+# sudo when not root. Safe to run again: with nothing missing it does
+# nothing and exits 0.
 set -eu
 
-PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev libcmocka-dev
-qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio xz-utils socat jq
-mandoc iproute2"
+BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev"
+case "${1:-}" in
+"")
+	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64
+busybox-static cpio xz-utils socat jq mandoc iproute2" ;;
+fuzz)
+	PKGS="$BUILD_PKGS clang libclang-rt-dev" ;;
+*)
+	echo "usage: install-deps.sh [fuzz]" >&2
+	exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do

@@ -423,7 +423,7 @@ static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop
 		if (op->req)
 			sv_reply_err(op->req, "InvalidArgument", "%s", "done on the running guest, but "
 			             "not persisted: a value cannot be written to an INI file (a line "
-			             "break, or a ';' after a blank)");
+			             "break, a ';' after a blank, or a line over 198 characters)");
 		return op_finish(op);
 	}
 	op->writing = true;

@@ -31,7 +31,8 @@ struct pctx {
 	json_t *cur;            /* the section being read */
 	json_t *lines;          /* the line of each spec's header */
 	int cur_line;
-	char *errs;
+	char *errs;             /* the messages, one per line */
+	size_t errs_len, errs_cap;
 	size_t nerrs;
 	bool broken;            /* an error that rewriting the file would lose */
 	const char *text;       /* inih reads it through reader(), which counts lines */
@@ -39,16 +40,29 @@ struct pctx {
 	int lineno;
 };
 
+/* Append a message; the buffer grows by doubling, so that many errors
+ * cost linear time (a broken file of many sections must not stall qsupd). */
 static void err_add(struct pctx *c, int line, const char *section, const char *fmt,
                     const char *arg)
 {
-	char msg[512], *all = NULL;
+	char msg[512], full[1024];
 	snprintf(msg, sizeof(msg), fmt, arg);
-	if (asprintf(&all, "%s%s:%d: [%s] %s\n", c->errs ? c->errs : "", c->path, line,
-	             section, msg) < 0)
+	int n = snprintf(full, sizeof(full), "%s:%d: [%s] %s\n", c->path, line, section, msg);
+	if (n < 0)
 		return;
-	free(c->errs);
-	c->errs = all;
+	size_t len = (size_t)n < sizeof(full) ? (size_t)n : sizeof(full) - 1;
+	if (c->errs_len + len + 1 > c->errs_cap) {
+		size_t cap = c->errs_cap ? c->errs_cap * 2 : 1024;
+		while (cap < c->errs_len + len + 1)
+			cap *= 2;
+		char *grown = realloc(c->errs, cap);
+		if (!grown)
+			return;
+		c->errs = grown;
+		c->errs_cap = cap;
+	}
+	memcpy(c->errs + c->errs_len, full, len + 1);
+	c->errs_len += len;
 	c->nerrs++;
 }
 
@@ -172,24 +186,24 @@ int sv_overlay_parse(const struct sv_profile *p, const char *path, const char *t
 		err_add(&c, r, "?", "line %s is not INI (KEY = VALUE, or [KIND.ID])", l);
 		c.broken = true;
 	}
-	/* ids are unique among the overlay's devices */
-	size_t i, j;
-	json_t *a, *b;
+	/* ids are unique among the overlay's devices (a set: linear time) */
+	size_t i;
+	json_t *a, *seen = json_object();
 	json_array_foreach(c.specs, i, a) {
-		for (j = 0; j < i; j++) {
-			b = json_array_get(c.specs, j);
-			if (strcmp(json_string_value(json_object_get(a, "id")),
-			           json_string_value(json_object_get(b, "id"))) == 0) {
-				char sect[64];
-				snprintf(sect, sizeof(sect), "%s.%s",
-				         json_string_value(json_object_get(a, "kind")),
-				         json_string_value(json_object_get(a, "id")));
-				err_add(&c, (int)json_integer_value(json_array_get(c.lines, i)), sect,
-				        "%s", "a second device with this id");
-				c.broken = true;
-			}
+		const char *id = json_string_value(json_object_get(a, "id"));
+		if (!id || !seen)
+			continue;
+		if (json_object_get(seen, id)) {
+			char sect[64];
+			snprintf(sect, sizeof(sect), "%s.%s",
+			         json_string_value(json_object_get(a, "kind")), id);
+			err_add(&c, (int)json_integer_value(json_array_get(c.lines, i)), sect,
+			        "%s", "a second device with this id");
+			c.broken = true;
 		}
+		json_object_set_new(seen, id, json_true());
 	}
+	json_decref(seen);
 	json_decref(c.lines);
 	*specs = c.specs;
 	*errs = c.errs;
@@ -214,12 +228,25 @@ int sv_overlay_read(const struct sv_profile *p, json_t **specs, char **errs)
 	       (got = read(fd, text + n, SV_PROFILE_MAX_BYTES - (size_t)n)) > 0)
 		n += got;
 	int e = errno;
-	if (fd >= 0)
-		close(fd);
 	if (fd < 0 || !text) {
+		if (fd >= 0)
+			close(fd);
 		free(text);
 		return asprintf(errs, "%s: %s\n", path, strerror(fd < 0 ? e : ENOMEM)), -2;
 	}
+	/* A byte the parser would take for the end, or a file over the limit,
+	 * would hide what follows it: refuse, and never rewrite the file. */
+	if (memchr(text, '\0', (size_t)n) || (n == SV_PROFILE_MAX_BYTES &&
+	    fd >= 0 && read(fd, &(char){ 0 }, 1) > 0)) {
+		free(text);
+		if (fd >= 0)
+			close(fd);
+		return asprintf(errs, "%s: holds a NUL byte, or is larger than %d bytes; fix it "
+		                "(qsupd never rewrites it as it is)\n", path,
+		                SV_PROFILE_MAX_BYTES), -2;
+	}
+	if (fd >= 0)
+		close(fd);
 	text[n] = '\0';
 	int r = sv_overlay_parse(p, path, text, specs, errs);
 	free(text);
@@ -260,7 +287,11 @@ char *sv_overlay_format(const char *name, json_t *specs)
 			    !strcmp(key, "name"))
 				continue;
 			if (json_is_string(v)) {
-				ok &= ini_safe(json_string_value(v));
+				/* What the reader would refuse as too long is no value
+				 * for the file either. */
+				ok &= ini_safe(json_string_value(v)) &&
+				      strlen(key) + 3 + strlen(json_string_value(v)) + 2 <=
+				      INI_MAX_LINE;
 				fprintf(f, "%s = %s\n", key, json_string_value(v));
 			} else if (json_is_boolean(v)) {
 				fprintf(f, "%s = %s\n", key, json_is_true(v) ? "yes" : "no");

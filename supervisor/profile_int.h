@@ -84,6 +84,7 @@ struct pctx {
 	size_t nsects;
 	struct perr *errs;
 	size_t nerrs;
+	size_t append_len, append_cap;  /* the joined append value so far */
 	bool oom;
 };
 

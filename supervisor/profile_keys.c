@@ -187,18 +187,37 @@ static void k_machine(struct pctx *c, struct psect *s, const struct pkey *k, con
 	set_str(c, &p->machine, v);
 }
 
+/* Repeated append lines are joined with a space; the value grows by
+ * doubling, so that many lines cost linear time. */
 static void k_append(struct pctx *c, struct psect *s, const struct pkey *k, const char *v)
 {
-	char **field = FIELD(c, s, k, char *), *joined;
+	char **field = FIELD(c, s, k, char *);
+	size_t n = strlen(v), need;
 
-	if (!*field)
-		return set_str(c, field, v);
-	if (asprintf(&joined, "%s %s", *field, v) < 0)
-		c->oom = true;
-	else {
-		free(*field);
-		*field = joined;
+	if (!*field) {
+		c->append_len = c->append_cap = 0;
+		set_str(c, field, v);
+		if (*field)
+			c->append_len = c->append_cap = n;
+		return;
 	}
+	need = c->append_len + 1 + n + 1;
+	if (need > c->append_cap + 1) {
+		size_t cap = (c->append_cap + 1) * 2;
+		char *grown;
+
+		while (cap < need)
+			cap *= 2;
+		if (!(grown = realloc(*field, cap))) {
+			c->oom = true;
+			return;
+		}
+		*field = grown;
+		c->append_cap = cap - 1;
+	}
+	(*field)[c->append_len] = ' ';
+	memcpy(*field + c->append_len + 1, v, n + 1);
+	c->append_len += 1 + n;
 }
 
 static void k_extra(struct pctx *c, struct psect *s, const struct pkey *k, const char *v)

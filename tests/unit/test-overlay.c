@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "overlay.h"
 #include "profile.h"
+#include "testutil.h"
 #include "util.h"
 
 static struct sv_profile *profile(void)
@@ -131,6 +133,48 @@ static void test_format_refuses_unsafe_values(void **state)
 	json_decref(ok);
 }
 
+
+/* A file with a NUL byte (or over the size limit) would be read only up to
+ * it, and a rewrite would lose the rest: it is refused whole (the fuzzer's
+ * find); a value too long for one line is not written. */
+static void test_read_refuses_hidden_bytes(void **state)
+{
+	(void)state;
+	char *dir = t_mkdtemp("qsup-ov"), ini[600], sub[600], ov[700];
+	snprintf(ini, sizeof(ini), "%s/web1.ini", dir);
+	snprintf(sub, sizeof(sub), "%s/web1.d", dir);
+	snprintf(ov, sizeof(ov), "%s/hotplug.ini", sub);
+	static const char text[] = "[guest]\nmemory = 512M\nmax-memory = 1G\nslots = 2\n";
+	struct sv_profile *p = NULL;
+	struct sv_strv perrs = { 0 };
+	assert_int_equal(sv_profile_parse(ini, text, sizeof(text) - 1, &p, &perrs), 0);
+	sv_strv_free(&perrs);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	static const char body[] = "[memory.m1]\nsize = 128M\n\0[memory.m2]\nsize = 128M\n";
+	FILE *f = fopen(ov, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(body, 1, sizeof(body) - 1, f), sizeof(body) - 1);
+	fclose(f);
+	json_t *specs = NULL;
+	char *errs = NULL;
+	assert_int_equal(sv_overlay_read(p, &specs, &errs), -2);
+	assert_non_null(strstr(errs, "NUL"));
+	printf("# note: %s", errs);
+	free(errs);
+	json_decref(specs);
+	/* A path too long for an INI line is not formatted. */
+	char longpath[400] = "/srv/";
+	memset(longpath + 5, 'a', 250);
+	longpath[255] = '\0';
+	json_t *one = json_pack("[{s:s, s:s, s:s, s:s}]", "kind", "disk", "id", "d1", "file",
+	                        longpath, "format", "raw");
+	assert_null(sv_overlay_format("web1", one));
+	json_decref(one);
+	sv_profile_free(p);
+	t_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +182,7 @@ int main(void)
 		cmocka_unit_test(test_parse_good),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_format_refuses_unsafe_values),
+		cmocka_unit_test(test_read_refuses_hidden_bytes),
 	};
 	return cmocka_run_group_tests_name("overlay", tests, NULL, NULL);
 }
