@@ -4,6 +4,7 @@
  * request to the guest, which answers when the operation is over.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "argv.h"
@@ -78,11 +79,7 @@ static void cmd_reset_failed(struct sv_request *req, json_t *args)
 
 static void cmd_stop(struct sv_request *req, json_t *args)
 {
-	json_t *force = json_object_get(args, "force");
-	if (force && !json_is_boolean(force)) {
-		sv_reply_err(req, "InvalidArgument", "\"force\" must be true or false");
-		return;
-	}
+	json_t *force = json_object_get(args, "force");   /* checked: a boolean */
 	struct sv_guest *g = guest_arg(req, args);
 	struct sv_error err = { 0 };
 	int rc;
@@ -181,32 +178,139 @@ static void cmd_on_guest(struct sv_request *req, json_t *args)
 		sv_command_find(req->verb)->on_guest(g, req, args);
 }
 
+/* ---- argument checks, before any handler (pure; fuzzed) ---- */
+
+#define FAIL(cls, ...) do { snprintf(msg, size, __VA_ARGS__); return cls; } while (0)
+
+static bool opt_type(json_t *args, const char *key, bool (*is)(const json_t *))
+{
+	json_t *v = json_object_get(args, key);
+	return !v || is(v);
+}
+
+static bool is_bool(const json_t *v) { return json_is_boolean(v); }
+static bool is_string(const json_t *v) { return json_is_string(v); }
+static bool is_object(const json_t *v) { return json_is_object(v); }
+
+static bool is_positive(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) > 0;
+}
+
+static const char *check_stop(json_t *args, char *msg, size_t size)
+{
+	if (!opt_type(args, "force", is_bool))
+		FAIL("InvalidArgument", "\"force\" must be true or false");
+	return NULL;
+}
+
+static const char *check_qmp(json_t *args, char *msg, size_t size)
+{
+	if (!json_is_string(json_object_get(args, "command")) ||
+	    !opt_type(args, "arguments", is_object))
+		FAIL("InvalidArgument", "qmp needs {\"name\": string, \"command\": string, "
+		     "\"arguments\": optional object}");
+	return NULL;
+}
+
+static const char *check_attach(json_t *args, char *msg, size_t size)
+{
+	static const char *const kinds[] = { "disk", "nic", "cpu", "memory" };
+	const char *kind = json_string_value(json_object_get(args, "kind"));
+	bool known = false;
+	for (size_t i = 0; kind && i < 4; i++)
+		known |= !strcmp(kind, kinds[i]);
+	if (!known)
+		FAIL("InvalidArgument", "kind must be disk, nic, cpu or memory");
+	if (!opt_type(args, "id", is_string) || !opt_type(args, "persist", is_bool))
+		FAIL("InvalidArgument", "id must be a string, persist true or false");
+	return NULL;
+}
+
+static const char *check_detach(json_t *args, char *msg, size_t size)
+{
+	if (!json_is_string(json_object_get(args, "id")))
+		FAIL("InvalidArgument", "detach needs {\"name\", \"id\"}");
+	if (!opt_type(args, "timeout", is_positive) || !opt_type(args, "persist", is_bool))
+		FAIL("InvalidArgument", "timeout must be a number of milliseconds, persist "
+		     "true or false");
+	return NULL;
+}
+
+static const char *check_migration(json_t *args, char *msg, size_t size)
+{
+	const char *bad = sv_migrate_args_bad(args);
+	if (bad)
+		FAIL("InvalidArgument", "%s", bad);
+	if (!opt_type(args, "to", is_string) || !opt_type(args, "file", is_string))
+		FAIL("InvalidArgument", "to and file must be strings (absolute paths)");
+	return NULL;
+}
+
+#undef FAIL
+
+const char *sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
+                             char *desc, size_t size)
+{
+	json_t *exec = json_object_get(msg, "execute");
+	*cmd = NULL;
+	*args = json_object_get(msg, "arguments");
+	if (!json_is_string(exec)) {
+		snprintf(desc, size, "a request is an object with an \"execute\" string, "
+		         "optional \"arguments\" object and optional \"id\"");
+		return "GenericError";
+	}
+	if (*args && !json_is_object(*args)) {
+		snprintf(desc, size, "\"arguments\" must be an object");
+		return "InvalidArgument";
+	}
+	if (!(*cmd = sv_command_find(json_string_value(exec)))) {
+		snprintf(desc, size, "unknown command '%.64s'", json_string_value(exec));
+		return "CommandNotFound";
+	}
+	return NULL;
+}
+
+const char *sv_command_check(const struct sv_command *cmd, json_t *args, char *desc,
+                             size_t size)
+{
+	if ((cmd->flags & SV_CMD_GUEST) && !json_is_string(json_object_get(args, "name"))) {
+		snprintf(desc, size, "%s needs {\"name\": string}", cmd->name);
+		return "InvalidArgument";
+	}
+	return cmd->check ? cmd->check(args, desc, size) : NULL;
+}
+
+#define G SV_CMD_GUEST
+#define M SV_CMD_MUTATES
 static const struct sv_command commands[] = {
-	{ "argv", cmd_argv, 0, NULL },
-	{ "attach", cmd_on_guest, SV_CMD_MUTATES, sv_hotplug_attach },
-	{ "detach", cmd_on_guest, SV_CMD_MUTATES, sv_hotplug_detach },
-	{ "devices", cmd_devices, 0, NULL },
-	{ "incoming", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_in },
-	{ "console", cmd_console, 0, NULL },
-	{ "kill", cmd_kill, SV_CMD_MUTATES, NULL },
-	{ "list", cmd_list, 0, NULL },
-	{ "migrate", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_out },
-	{ "migrate-cancel", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_cancel },
-	{ "migrate-postcopy", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_postcopy },
-	{ "pause", cmd_simple, SV_CMD_MUTATES, NULL },
-	{ "qmp", cmd_on_guest, SV_CMD_MUTATES, sv_passthrough_qmp },
-	{ "reload", cmd_reload, SV_CMD_MUTATES, NULL },
-	{ "reset", cmd_simple, SV_CMD_MUTATES, NULL },
-	{ "reset-failed", cmd_reset_failed, SV_CMD_MUTATES, NULL },
-	{ "restart", cmd_restart, SV_CMD_MUTATES, NULL },
-	{ "restore", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_restore },
-	{ "resume", cmd_simple, SV_CMD_MUTATES, NULL },
-	{ "save", cmd_on_guest, SV_CMD_MUTATES, sv_migrate_save },
-	{ "start", cmd_start, SV_CMD_MUTATES, NULL },
-	{ "status", cmd_status, 0, NULL },
-	{ "stop", cmd_stop, SV_CMD_MUTATES, NULL },
-	{ "subscribe", cmd_subscribe, 0, NULL },
+	{ "argv", cmd_argv, G, NULL, NULL },
+	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
+	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
+	{ "devices", cmd_devices, G, NULL, NULL },
+	{ "incoming", cmd_on_guest, G | M, sv_migrate_in, check_migration },
+	{ "console", cmd_console, G, NULL, NULL },
+	{ "kill", cmd_kill, G | M, NULL, NULL },
+	{ "list", cmd_list, 0, NULL, NULL },
+	{ "migrate", cmd_on_guest, G | M, sv_migrate_out, check_migration },
+	{ "migrate-cancel", cmd_on_guest, G | M, sv_migrate_cancel, NULL },
+	{ "migrate-postcopy", cmd_on_guest, G | M, sv_migrate_postcopy, NULL },
+	{ "pause", cmd_simple, G | M, NULL, NULL },
+	{ "qmp", cmd_on_guest, G | M, sv_passthrough_qmp, check_qmp },
+	{ "reload", cmd_reload, M, NULL, NULL },
+	{ "reset", cmd_simple, G | M, NULL, NULL },
+	{ "reset-failed", cmd_reset_failed, G | M, NULL, NULL },
+	{ "restart", cmd_restart, G | M, NULL, NULL },
+	{ "restore", cmd_on_guest, G | M, sv_migrate_restore, check_migration },
+	{ "resume", cmd_simple, G | M, NULL, NULL },
+	{ "save", cmd_on_guest, G | M, sv_migrate_save, check_migration },
+	{ "start", cmd_start, G | M, NULL, NULL },
+	{ "status", cmd_status, G, NULL, NULL },
+	{ "stop", cmd_stop, G | M, NULL, check_stop },
+	{ "subscribe", cmd_subscribe, 0, NULL, NULL },
 };
+#undef G
+#undef M
 
 const struct sv_command *sv_command_find(const char *verb)
 {

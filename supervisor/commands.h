@@ -11,7 +11,10 @@
 
 struct sv_request;
 
-enum { SV_CMD_MUTATES = 1 };
+enum {
+	SV_CMD_MUTATES = 1,     /* needs the right to change things */
+	SV_CMD_GUEST = 2,       /* names a guest: {"name": string} */
+};
 
 struct sv_guest;
 
@@ -21,7 +24,23 @@ struct sv_command {
 	unsigned flags;
 	/* For fn = the guest dispatcher: what to run on the named guest. */
 	void (*on_guest)(struct sv_guest *g, struct sv_request *req, json_t *args);
+	/* The verb's own argument checks (beyond "name"), run before fn: NULL
+	 * when fine, else an error class with msg set. Pure. */
+	const char *(*check)(json_t *args, char *msg, size_t size);
 };
+
+/* A request's shape: an object with an "execute" string naming a verb of
+ * the table, an optional "arguments" object and an optional "id". Returns
+ * NULL with *cmd and *args (borrowed; NULL for none) set, or an error class
+ * (GenericError, InvalidArgument, CommandNotFound) with desc set. Pure. */
+const char *sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
+                             char *desc, size_t size);
+
+/* The arguments of a request for cmd (args may be NULL): the guest's name
+ * when the verb needs one, then the verb's own checks. Returns NULL or an
+ * error class with desc set. Pure: nothing here looks at the guests. */
+const char *sv_command_check(const struct sv_command *cmd, json_t *args, char *desc,
+                             size_t size);
 
 /* The command named verb, or NULL. */
 const struct sv_command *sv_command_find(const char *verb);

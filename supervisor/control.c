@@ -424,25 +424,12 @@ static void deny(struct sv_request *req, const struct sv_client *c)
 
 static void dispatch(struct sv_client *c, json_t *msg)
 {
-	json_t *id = json_object_get(msg, "id");
-	json_t *exec = json_object_get(msg, "execute");
-	json_t *args = json_object_get(msg, "arguments");
-	if (!json_is_string(exec)) {
-		reply_raw_error(c, id, "GenericError",
-		                "a request is an object with an \"execute\" string, "
-		                "optional \"arguments\" object and optional \"id\"");
-		return;
-	}
-	const char *verb = json_string_value(exec);
-	if (args && !json_is_object(args)) {
-		reply_raw_error(c, id, "InvalidArgument", "\"arguments\" must be an object");
-		return;
-	}
-	const struct sv_command *cmd = sv_command_find(verb);
-	if (!cmd) {
-		char desc[128];
-		snprintf(desc, sizeof(desc), "unknown command '%.64s'", verb);
-		reply_raw_error(c, id, "CommandNotFound", desc);
+	json_t *id = json_object_get(msg, "id"), *args;
+	const struct sv_command *cmd;
+	char desc[256];
+	const char *cls = sv_request_parse(msg, &cmd, &args, desc, sizeof(desc));
+	if (cls) {
+		reply_raw_error(c, id, cls, desc);
 		return;
 	}
 	struct sv_request *req = request_new(c, id, cmd->name);
@@ -450,6 +437,10 @@ static void dispatch(struct sv_client *c, json_t *msg)
 		return;
 	if ((cmd->flags & SV_CMD_MUTATES) && !c->may_mutate) {
 		deny(req, c);
+		return;
+	}
+	if ((cls = sv_command_check(cmd, args, desc, sizeof(desc)))) {
+		sv_reply_err(req, cls, "%s", desc);
 		return;
 	}
 	json_t *empty = args ? NULL : json_object();

@@ -240,8 +240,7 @@ static json_t *params_json(struct sv_guest *g, json_t *args)
 	return o;
 }
 
-/* Check the optional arguments of migrate/incoming/save; NULL or why not. */
-static const char *args_bad(json_t *args)
+const char *sv_migrate_args_bad(json_t *args)
 {
 	json_t *v;
 	if ((v = json_object_get(args, "uri")) && !json_is_string(v))
@@ -647,7 +646,7 @@ static json_t *handover(struct sv_guest *g, json_t *argv)
 
 static bool source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	const char *bad = args_bad(args);
+	const char *bad = sv_migrate_args_bad(args);
 	if (bad) {
 		sv_reply_err(req, "InvalidArgument", "%s", bad);
 		return false;
@@ -942,7 +941,7 @@ static void in_completed(struct sv_guest *g)
 /* Common to incoming and restore: the guest is stopped, its profile here. */
 static bool dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	const char *bad = args_bad(args);
+	const char *bad = sv_migrate_args_bad(args);
 	json_t *devs = json_object_get(args, "devices"), *paused = json_object_get(args, "paused");
 	if (!bad && devs && !json_is_array(devs))
 		bad = "devices must be a list (as in state.json)";

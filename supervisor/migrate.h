@@ -32,6 +32,11 @@
 struct sv_guest;
 struct sv_request;
 
+/* The optional arguments of migrate, incoming, save and restore (uri,
+ * downtime, bandwidth, multifd-channels, capabilities, timeout, wait,
+ * postcopy-after): NULL when fine, else why not. Pure. */
+const char *sv_migrate_args_bad(json_t *args);
+
 /* The verbs; each answers req. */
 void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args);
 void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args);
