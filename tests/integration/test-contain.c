@@ -837,6 +837,62 @@ static void test_save_restore_files(void **state)
 	wait_state(&x->c, "fw", "running", 10000);
 }
 
+/* ---- the flags and the offline modes ---- */
+
+static void test_uid_range_and_offline_views(void **state)
+{
+	struct fx *x = *state;
+	char a[700], b[700], text[2048], out[16384], path[700];
+	open_dir_image(x, "a.img", a, sizeof(a));   /* root's, 0600 */
+	open_dir_image(x, "b.img", b, sizeof(b));
+	chmod(b, 0644);                              /* readable by every user */
+	snprintf(text, sizeof(text), FW "[disk.data]\nfile = %s\nformat = raw\n"
+	         "[disk.shared]\nfile = %s\nformat = raw\n", a, b);
+	t_daemon_profile(&x->d, "one", text);
+	snprintf(text, sizeof(text), FW "[disk.other]\nfile = %s\nformat = raw\n", b);
+	t_daemon_profile(&x->d, "two", text);
+	/* --check: the image every user may read, the one both profiles write. */
+	const char *check[] = { t_qsupd(), "--check", "-d", x->d.profiles, "-r", x->d.run, NULL };
+	assert_int_equal(t_run_capture(check, out, sizeof(out), 10000), 0);
+	printf("# note: --check:\n%s", out);
+	assert_non_null(strstr(out, "is readable by every user"));
+	assert_non_null(strstr(out, "is a writable disk of both one [disk.shared] and two "
+	                       "[disk.other]"));
+	/* --print-argv lists the fds on standard error. */
+	snprintf(path, sizeof(path), "%s/one.ini", x->d.profiles);
+	const char *print[] = { t_qsupd(), "--print-argv", path, "-r", x->d.run, NULL };
+	assert_int_equal(t_run_capture(print, out, sizeof(out), 10000), 0);
+	char want[900];
+	snprintf(want, sizeof(want), "# fd 7: disk data: file %s (read-write)", a);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "/dev/fdset/7"));
+	/* --uid-range: the guest's uid comes from it. */
+	const char *bad[] = { "0-5", "9-3", "x", "5", NULL };
+	for (size_t i = 0; bad[i]; i++) {
+		const char *args[] = { "--uid-range", bad[i], NULL };
+		assert_int_equal(t_daemon_exec(&x->d, args, 5000), 2);
+	}
+	const char *range[] = { "--uid-range", "1900000000-1900000003", NULL };
+	if (t_daemon_start(&x->d, range) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	int pid = start_guest(x, "one");
+	json_t *s = status_of(&x->c, "one");
+	uid_t uid = (uid_t)json_integer_value(json_object_get(s, "uid"));
+	json_decref(s);
+	printf("# note: --uid-range 1900000000-1900000003: uid %u\n", uid);
+	assert_true(uid >= 1900000000 && uid <= 1900000003);
+	check_identity(pid, uid, kvm_gid());
+	/* The argv verb lists the fds as start hands them over. */
+	json_t *r = t_ctl_call(&x->c, "argv", json_pack("{s:s}", "name", "one"), 5000);
+	json_t *fd = json_array_get(json_object_get(json_object_get(r, "return"), "fds"), 0);
+	assert_int_equal(json_integer_value(json_object_get(fd, "fd")), 7);
+	assert_string_equal(str(fd, "kind"), "file");
+	assert_string_equal(str(fd, "path"), a);
+	assert_string_equal(str(fd, "mode"), "read-write");
+	json_decref(r);
+}
+
 /* ---- a run dir that is full ---- */
 
 static void test_full_run_dir(void **state)
@@ -888,6 +944,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vanished_disk_not_recreated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tap_names_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uid_range_and_offline_views, setup, teardown),
 		/* last: it moves the program into a mount namespace of its own */
 		cmocka_unit_test_setup_teardown(test_full_run_dir, setup, teardown),
 	};
