@@ -108,6 +108,7 @@ struct sv_guest {
 	char (*pass_taps)[SV_IFNAMSIZ];
 	uv_timer_t deadline;            /* spawn until running: start-timeout */
 	char start_fail[256];           /* why qsupd ended a start (deadline...) */
+	bool start_config_error;        /* the start failed on the profile itself */
 	bool reborn;                    /* found in prelaunch: kill, start afresh */
 
 	uv_timer_t timer;               /* the stop ladder */

@@ -282,6 +282,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	uv_timer_stop(&g->timer);   /* a pending restart, if any */
 	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
 	g->shutdown_reason[0] = g->start_fail[0] = '\0';
+	g->start_config_error = false;
 	sv_taint_clear(&g->taint);   /* a new QEMU: no passthrough yet */
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;

@@ -33,6 +33,7 @@ struct sv_prep {
 	char *intent;                   /* the state file to write before the spawn */
 	int rc;
 	struct sv_error err;
+	bool config;                    /* rc is the profile's fault: no retry */
 	bool resolved;                  /* step 1 done */
 	/* step 1 */
 	struct sv_identity ident;
@@ -87,6 +88,9 @@ static bool step_ok(struct sv_guest *g, int status)
 		char msg[700];
 		snprintf(msg, sizeof(msg), "start failed: %s", pp->rc < 0 ? pp->err.msg
 		         : uv_strerror(status));
+		/* A profile this host cannot run (its user is unknown, say) fails
+		 * the same way every time: not retried by the restart policy. */
+		g->start_config_error = pp->config;
 		sv_guest_prepared(g, pp->rc < 0 ? pp->rc : status, msg);
 		return false;
 	}
@@ -127,6 +131,7 @@ static void resolve(struct sv_prep *pp)
 	char rec[PATH_MAX];
 	pp->resolved = true;
 	pp->rc = sv_identity_resolve(p, pp->name, &pp->idc, &pp->ident, &pp->err);
+	pp->config = pp->rc < 0;
 	/* Two guests of this daemon never share a uid: the next free one. */
 	for (uint32_t n = 0; pp->rc == 0 && pp->ident.dynamic && n < pp->idc.count &&
 	     uid_taken(pp, pp->ident.uid); n++)

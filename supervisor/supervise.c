@@ -187,7 +187,8 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	else if (reborn)
 		sv_guest_transition(g, SV_STOPPED, "its start was cut short by a qsupd "
 		                    "restart; starting afresh");
-	else if (restart_waiting || g->d->exiting || g->removed || !g->profile)
+	else if (restart_waiting || g->d->exiting || g->removed || !g->profile ||
+	         g->start_config_error)
 		sv_guest_transition(g, SV_STOPPED, what);
 	else
 		apply_policy(g, c, what, &pp, uptime);

@@ -893,6 +893,82 @@ static void test_uid_range_and_offline_views(void **state)
 	json_decref(r);
 }
 
+/* ---- a qsupd that is not root ---- */
+
+static void test_unprivileged_daemon(void **state)
+{
+	struct fx *x = *state;
+	char home[600], prof[700], xdg[700], stdir[700], sock[800], log[800], path[800];
+	snprintf(home, sizeof(home), "%s/nobody", x->d.dir);
+	snprintf(prof, sizeof(prof), "%s/profiles", home);
+	snprintf(xdg, sizeof(xdg), "%s/xdg", home);
+	snprintf(stdir, sizeof(stdir), "%s/state", home);
+	snprintf(sock, sizeof(sock), "%s/qsup/qsupd.sock", xdg);
+	snprintf(log, sizeof(log), "%s/qsupd.log", x->d.dir);
+	chmod(x->d.dir, 0755);
+	assert_int_equal(mkdir(home, 0700), 0);
+	assert_int_equal(mkdir(prof, 0755), 0);
+	assert_int_equal(mkdir(xdg, 0700), 0);
+	snprintf(path, sizeof(path), "%s/fw.ini", prof);
+	write_file(path, FW, 0644);
+	snprintf(path, sizeof(path), "%s/rooted.ini", prof);
+	write_file(path, FW "[qemu]\nuser = root\n", 0644);
+	const char *chown_args[] = { "/bin/chown", "-R", "65534:65534", home, NULL };
+	char out[1024];
+	assert_int_equal(t_run_capture(chown_args, out, sizeof(out), 5000), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		char e1[800], e2[800], e3[800];
+		snprintf(e1, sizeof(e1), "XDG_RUNTIME_DIR=%s", xdg);
+		snprintf(e2, sizeof(e2), "XDG_STATE_HOME=%s", stdir);
+		snprintf(e3, sizeof(e3), "HOME=%s", home);
+		char *env[] = { e1, e2, e3, "PATH=/usr/bin:/bin", NULL };
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(99);
+		execle(t_qsupd(), "qsupd", "-f", "-d", prof, (char *)NULL, env);
+		_exit(98);
+	}
+	struct t_ctl c;
+	int up = -1;
+	for (int i = 0; i < 500 && up < 0; i++) {
+		up = t_ctl_open(&c, sock);
+		if (up < 0)
+			usleep(20000);
+	}
+	if (up < 0)
+		fail_msg("qsupd as uid 65534 did not start:\n%s", t_file_tail(log));
+	json_t *s = t_ctl_do(&c, "start", "fw", 30000, NULL);
+	if (!s)
+		fail_msg("start:\n%s", t_file_tail(log));
+	int qpid = (int)json_integer_value(json_object_get(s, "pid"));
+	printf("# note: qsupd as uid 65534: QEMU uid %lld (%s)\n",
+	       (long long)json_integer_value(json_object_get(s, "uid")), str(s, "accel"));
+	assert_int_equal(json_integer_value(json_object_get(s, "uid")), 65534);
+	json_decref(s);
+	assert_string_equal(proc_field(qpid, "Uid:"), "65534\t65534\t65534\t65534");
+	json_t *r = t_ctl_call(&c, "start", json_pack("{s:s}", "name", "rooted"), 10000);
+	const char *desc = str(json_object_get(r, "error"), "desc");
+	printf("# note: %s\n", desc);
+	assert_non_null(strstr(desc, "needs qsupd to run as root"));
+	json_decref(r);
+	json_t *rs = t_ctl_do(&c, "status", "rooted", 5000, NULL);
+	assert_string_equal(str(rs, "state"), "stopped");   /* not retried: the profile's fault */
+	json_decref(rs);
+	json_decref(t_ctl_do(&c, "kill", "fw", 10000, NULL));
+	t_ctl_close(&c);
+	kill(pid, SIGTERM);
+	int st;
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(path, sizeof(path), "%s/qsup/locks", xdg);
+	assert_int_equal(access(path, F_OK), 0);   /* its guest locks live there */
+	snprintf(path, sizeof(path), "%s/qsup/host.key", stdir);
+	assert_int_equal(access(path, F_OK), 0);
+}
+
 /* ---- a run dir that is full ---- */
 
 static void test_full_run_dir(void **state)
@@ -945,6 +1021,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tap_names_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uid_range_and_offline_views, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unprivileged_daemon, setup, teardown),
 		/* last: it moves the program into a mount namespace of its own */
 		cmocka_unit_test_setup_teardown(test_full_run_dir, setup, teardown),
 	};
