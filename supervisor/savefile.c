@@ -58,7 +58,9 @@ json_t *sv_savefile_parse(const uint8_t key[SV_SAVE_KEY_LEN], const char *buf, s
 		         "files this one cannot authenticate", buf);
 		return NULL;
 	}
-	if (!nl || len < m + MAC_HEX + 2 || memcmp(buf, SV_SAVE_MAGIC, m) ||
+	/* The newline must come after the MAC and its space: one earlier
+	 * would make the JSON's length negative. */
+	if (!nl || (size_t)(nl - buf) < m + MAC_HEX + 1 || memcmp(buf, SV_SAVE_MAGIC, m) ||
 	    buf[m + MAC_HEX] != ' ') {
 		snprintf(why, wsize, "not a file written by qsupd save");
 		return NULL;

@@ -512,7 +512,7 @@ json_t *sv_state_import(struct sv_guest *g, const char *text, size_t len, char *
 	if (!json_is_object(saved) || (json_object_get(saved, "name") &&
 	    !json_is_string(json_object_get(saved, "name")))) {
 		snprintf(why, wsize, "%s", json_is_object(saved) ? "name is not a string"
-		         : jerr.text);
+		         : saved ? "not a JSON object" : jerr.text[0] ? jerr.text : "not JSON");
 		json_decref(saved);
 		return NULL;
 	}
