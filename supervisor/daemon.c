@@ -30,6 +30,7 @@
 #include "profile.h"
 #include "state.h"
 #include "statedir.h"
+#include "sysutil.h"
 
 /* ---- profiles ---- */
 
@@ -248,23 +249,6 @@ void sv_notify(const char *state)
 
 /* ---- set-up ---- */
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-				return -errno;
-			*p = '/';
-		}
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static char *absolute(const char *path)
 {
 	if (path[0] == '/')
@@ -292,7 +276,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 		d->socket_path = NULL;
 	if (!d->socket_path)
 		return sv_error_set(err, -ENOMEM, "out of memory");
-	int rc = mkdir_p(d->run_dir, 0755);
+	int rc = sv_mkdir_p(d->run_dir, 0755);
 	if (rc < 0)
 		return sv_error_set(err, rc, "run dir %s: %s", d->run_dir, strerror(-rc));
 	/* One owner: nothing of the run dir is read before this. */

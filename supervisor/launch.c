@@ -28,6 +28,7 @@
 #include "prepare.h"
 #include "qmp.h"
 #include "state.h"
+#include "sysutil.h"
 
 static int bind_listen(const char *path, struct sv_error *err)
 {

@@ -13,7 +13,7 @@
 
 #include "argv.h"
 #include "lock.h"
-#include "state.h"
+#include "sysutil.h"
 
 /* The pid written in a lock file, or 0. */
 static int read_pid(int fd)
@@ -84,19 +84,10 @@ void sv_lock_dir_default(char *buf, size_t size, uid_t me, const char *run_dir)
 
 int sv_lock_dir_prepare(const char *dir, struct sv_error *err)
 {
-	char tmp[PATH_MAX];
 	struct stat st;
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return sv_error_set(err, -errno, "lock dir %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return sv_error_set(err, -errno, "lock dir %s: %s", dir, strerror(errno));
+	int r = sv_mkdir_p(dir, 0755);
+	if (r < 0)
+		return sv_error_set(err, r, "lock dir %s: %s", dir, strerror(-r));
 	if (lstat(dir, &st) < 0)
 		return sv_error_set(err, -errno, "lock dir %s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))

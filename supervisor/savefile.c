@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +54,15 @@ json_t *sv_savefile_parse(const uint8_t key[SV_SAVE_KEY_LEN], const char *buf, s
 	size_t m = strlen(SV_SAVE_MAGIC);
 	const char *nl = memchr(buf, '\n', len < SV_SAVE_HEADER_MAX ? len : SV_SAVE_HEADER_MAX);
 	char hex[MAC_HEX + 1];
-	if (len >= 11 && !memcmp(buf, "QSUP-SAVE-", 10) && memcmp(buf, SV_SAVE_MAGIC, m)) {
+	bool ours = len >= m && !memcmp(buf, SV_SAVE_MAGIC, m);
+	if (len >= 11 && !memcmp(buf, "QSUP-SAVE-", 10) && !ours) {
 		snprintf(why, wsize, "written by another version of qsupd (%.11s), whose save "
 		         "files this one cannot authenticate", buf);
 		return NULL;
 	}
 	/* The newline must come after the MAC and its space: one earlier
 	 * would make the JSON's length negative. */
-	if (!nl || (size_t)(nl - buf) < m + MAC_HEX + 1 || memcmp(buf, SV_SAVE_MAGIC, m) ||
-	    buf[m + MAC_HEX] != ' ') {
+	if (!nl || !ours || (size_t)(nl - buf) < m + MAC_HEX + 1 || buf[m + MAC_HEX] != ' ') {
 		snprintf(why, wsize, "not a file written by qsupd save");
 		return NULL;
 	}

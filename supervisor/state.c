@@ -18,6 +18,7 @@
 #include "migrate.h"
 #include "qmp.h"
 #include "state.h"
+#include "sysutil.h"
 
 /* ---- writing ---- */
 
@@ -164,51 +165,6 @@ void sv_state_save(struct sv_guest *g)
 	}
 }
 
-/* ---- the process ---- */
-
-unsigned long long sv_proc_starttime(int pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;   /* gone, or a zombie waiting for its reaper */
-	unsigned long long start = 0;
-	/* field 3 is the state; the start time is field 22 */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-	                  "%*d %*d %*d %*d %llu", &start) != 1)
-		return 0;
-	return start;
-}
-
-bool sv_proc_is_guest(int pid, const char *name)
-{
-	char path[64], buf[16384], want[96];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	snprintf(want, sizeof(want), "guest=%s,", name);
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
-		if (strncmp(buf + i, want, strlen(want)) == 0)
-			return true;
-	return false;
-}
-
 /* ---- adopted QEMU ---- */
 
 static void on_pidfd_closed(uv_handle_t *h)
@@ -313,22 +269,6 @@ static void read_ident(struct sv_guest *g, int pid)
 	g->ident.dynamic = g->ident.uid - g->d->idc.first < g->d->idc.count;
 }
 
-/* The accelerator on QEMU's command line ("-accel kvm"). */
-static void read_accel(struct sv_guest *g, int pid)
-{
-	char path[64], buf[16384];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
-		buf[n] = '\0';
-		if (!strcmp(buf + i, "-accel") && i + 7 < n)
-			snprintf(g->accel, sizeof(g->accel), "%s", buf + i + 7);
-	}
-}
-
 /* Watch a verified live QEMU and reconnect to it. saved may be NULL (a
  * damaged or missing state file). */
 static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
@@ -344,7 +284,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	snprintf(g->accel, sizeof(g->accel), "%s",
 	         json_string_value(json_object_get(saved, "accel")) ?: "");
 	if (!g->accel[0])
-		read_accel(g, pid);
+		sv_proc_arg_after(pid, "-accel", g->accel, sizeof(g->accel));
 	read_ident(g, pid);
 	int64_t started = json_integer_value(json_object_get(saved, "started"));
 	uint64_t now = uv_now(g->d->loop), at = 0;

@@ -55,13 +55,6 @@ void sv_state_restore(struct sv_guest *g);
 json_t *sv_state_import(struct sv_guest *g, const char *text, size_t len, char *why,
                         size_t wsize);
 
-/* /proc/PID/stat's start time (clock ticks since boot), 0 if unknown. */
-unsigned long long sv_proc_starttime(int pid);
-
-/* Does live process pid's command line name guest `name`
- * (-name guest=NAME,...)? */
-bool sv_proc_is_guest(int pid, const char *name);
-
 /* Signal an adopted QEMU through its pidfd. */
 void sv_adopted_signal(struct sv_guest *g, int sig);
 

@@ -12,21 +12,13 @@
 #include <unistd.h>
 
 #include "statedir.h"
+#include "sysutil.h"
 
 int sv_statedir_prepare(const char *dir, struct sv_error *err)
 {
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return sv_error_set(err, -errno, "state dir %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return sv_error_set(err, -errno, "state dir %s: %s", dir, strerror(errno));
+	int r = sv_mkdir_p(dir, 0700);
+	if (r < 0)
+		return sv_error_set(err, r, "state dir %s: %s", dir, strerror(-r));
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "identity.h"
+#include "sysutil.h"
 #include "tdaemon.h"
 #include "testutil.h"
 
@@ -184,18 +185,8 @@ static int count_qemus(const char *name)
 static const char *cmdline_after(int pid, const char *opt)
 {
 	static char val[1024];
-	char path[64], buf[16384];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	val[0] = '\0';
-	for (ssize_t i = 0; len > 0 && i < len; i += (ssize_t)strlen(buf + i) + 1) {
-		buf[len] = '\0';
-		if (!strcmp(buf + i, opt) && i + (ssize_t)strlen(opt) + 1 < len)
-			snprintf(val, sizeof(val), "%s", buf + i + strlen(opt) + 1);
-	}
+	if (!sv_proc_arg_after(pid, opt, val, sizeof(val)))
+		val[0] = '\0';
 	return val;
 }
 

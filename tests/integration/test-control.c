@@ -26,6 +26,7 @@
 
 #include "commands.h"
 #include "tdaemon.h"
+#include "tfixture.h"
 #include "testutil.h"
 
 #define FW_PROFILE "[guest]\nmemory = 64M\naccel = kvm:tcg\n[shutdown]\ntimeout = 1s\n"
@@ -33,31 +34,6 @@
 #define GROUP 61234      /* a gid no user has, given as a number */
 #define GROUP_S "61234"
 #define PER_UID 32       /* qsupd's limit for a uid other than root and its own */
-
-struct fx {
-	struct t_daemon d;
-	struct t_ctl c;
-};
-
-static int setup(void **state)
-{
-	struct fx *x = calloc(1, sizeof(*x));
-	assert_int_equal(t_daemon_init(&x->d), 0);
-	x->c.fd = -1;
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *x = *state;
-	if (x->c.fd >= 0)
-		t_ctl_close(&x->c);
-	int status = t_daemon_finish(&x->d);   /* sanitizers report here too */
-	assert_int_equal(status, 0);
-	free(x);
-	return 0;
-}
 
 static void need_root(void)
 {
@@ -68,7 +44,7 @@ static void need_root(void)
 }
 
 /* Start qsupd with extra args; let other users reach its socket's dir. */
-static void start_daemon(struct fx *x, const char *const *extra)
+static void start_daemon(struct t_fx *x, const char *const *extra)
 {
 	if (t_daemon_start(&x->d, extra) < 0)
 		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
@@ -76,7 +52,7 @@ static void start_daemon(struct fx *x, const char *const *extra)
 	chmod(x->d.run, 0755);
 }
 
-static void open_root(struct fx *x)
+static void open_root(struct t_fx *x)
 {
 	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
 }
@@ -117,7 +93,7 @@ static int raw_connect(const char *path)
 }
 
 /* Whether the daemon's whole log holds text. */
-static bool log_has(struct fx *x, const char *text)
+static bool log_has(struct t_fx *x, const char *text)
 {
 	FILE *f = fopen(x->d.log, "r");
 	char line[4096];
@@ -176,7 +152,7 @@ static int every_verb(void *arg)
  * and no other (every verb of the command table is tried). */
 static void test_readonly_user_and_every_verb(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	need_root();
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	const char *args[] = { "--socket-mode", "0666", "--socket-group", GROUP_S, NULL };
@@ -226,7 +202,7 @@ static int may_reload(void *arg)
  * change things, whether it is their primary or a supplementary group. */
 static void test_socket_group(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	need_root();
 	const char *args[] = { "--socket-group", GROUP_S, NULL };
 	start_daemon(x, args);
@@ -244,7 +220,7 @@ static void test_socket_group(void **state)
  * created; a group name is looked up. */
 static void test_socket_options_checked(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	const char *bad[][3] = {   /* option, value, what the error names */
 		{ "--socket-mode", "0668", "0668" }, { "--socket-mode", "rw", "octal" },
 		{ "--socket-mode", "01660", "01660" }, { "--socket-mode", "0066", "owner" },
@@ -320,7 +296,7 @@ static int hold_300(void *arg)
  * root (exempt) still gets in, as often as it likes. */
 static void test_per_uid_limit(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	need_root();
 	const char *args[] = { "--socket-mode", "0666", "--idle-timeout", "300", NULL };
 	start_daemon(x, args);
@@ -380,7 +356,7 @@ static void test_per_uid_limit(void **state)
  * dropped; one that subscribed stays, however long it is quiet. */
 static void test_idle_timeout(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	const char *args[] = { "--idle-timeout", "1", "--log-level", "debug", NULL };
 	start_daemon(x, args);
@@ -415,7 +391,7 @@ static void test_idle_timeout(void **state)
  * lost one cannot be made up by another. */
 static void test_fire_and_forget(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	open_root(x);
@@ -463,7 +439,7 @@ static bool hung_up(int fd)
  * answering. */
 static void test_nonreading_subscribers(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	open_root(x);
@@ -521,7 +497,7 @@ static void test_nonreading_subscribers(void **state)
  * to a client that has nothing else pending. */
 static void test_large_reply(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	open_root(x);
@@ -563,7 +539,7 @@ static void test_large_reply(void **state)
 
 /* Send raw bytes on a fresh connection and read until the daemon has
  * answered or closed; the daemon must survive it. */
-static void blast(struct fx *x, const char *bytes, size_t n)
+static void blast(struct t_fx *x, const char *bytes, size_t n)
 {
 	struct t_ctl c;
 	assert_int_equal(t_ctl_open(&c, x->d.sock), 0);
@@ -576,7 +552,7 @@ static void blast(struct fx *x, const char *bytes, size_t n)
 
 static void test_any_input(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	open_root(x);
@@ -647,7 +623,7 @@ static void test_any_input(void **state)
  * Each gets an answer, and the daemon lives on. */
 static void test_every_verb_odd_arguments(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	open_root(x);
@@ -692,16 +668,16 @@ static void test_every_verb_odd_arguments(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_readonly_user_and_every_verb, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_socket_group, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_socket_options_checked, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_per_uid_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fire_and_forget, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nonreading_subscribers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_large_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_any_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_verb_odd_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_user_and_every_verb, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_socket_group, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_socket_options_checked, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_per_uid_limit, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fire_and_forget, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_nonreading_subscribers, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_large_reply, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_any_input, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_every_verb_odd_arguments, t_fx_setup, t_fx_teardown),
 	};
 	if (getenv("QSUP_TEST_FILTER"))   /* e.g. "test_idle*" */
 		cmocka_set_test_filter(getenv("QSUP_TEST_FILTER"));

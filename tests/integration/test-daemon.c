@@ -19,41 +19,14 @@
 #include <cmocka.h>
 
 #include "tdaemon.h"
+#include "tfixture.h"
 #include "testutil.h"
 
 #define FW_PROFILE "[guest]\nmemory = 64M\naccel = kvm:tcg\n[shutdown]\ntimeout = 1s\n"
 
-struct fx {
-	struct t_daemon d;
-	struct t_ctl c;
-};
-
-static int setup(void **state)
+static void start_daemon(struct t_fx *x, const char *const *extra)
 {
-	struct fx *x = calloc(1, sizeof(*x));
-	assert_int_equal(t_daemon_init(&x->d), 0);
-	x->c.fd = -1;
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *x = *state;
-	if (x->c.fd >= 0)
-		t_ctl_close(&x->c);
-	/* A clean exit on SIGTERM, every time (sanitizers report here too). */
-	int status = t_daemon_finish(&x->d);
-	assert_int_equal(status, 0);
-	free(x);
-	return 0;
-}
-
-static void start_daemon(struct fx *x, const char *const *extra)
-{
-	if (t_daemon_start(&x->d, extra) < 0)
-		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
-	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	t_fx_up(x, extra);
 	assert_string_equal(json_string_value(json_object_get(
 	        json_object_get(x->c.greeting, "qsup"), "version")), "0.1.0");
 }
@@ -61,18 +34,10 @@ static void start_daemon(struct fx *x, const char *const *extra)
 #define str t_str
 
 /* verb on name must succeed; returns the status it answered with. */
-static json_t *must(struct fx *x, const char *verb, const char *name, int ms)
-{
-	json_t *r = t_ctl_do(&x->c, verb, name, ms, NULL);
-	if (!r)
-		fail_msg("%s %s failed; daemon log:\n%s", verb, name, t_daemon_log(&x->d));
-	return r;
-}
-
-static void expect_state(struct fx *x, const char *verb, const char *name,
+static void expect_state(struct t_fx *x, const char *verb, const char *name,
                          const char *state, int ms)
 {
-	json_t *r = must(x, verb, name, ms);
+	json_t *r = t_fx_must(x, verb, name, ms);
 	if (strcmp(str(r, "state"), state) != 0)
 		fail_msg("%s %s: state %s, expected %s (%s)", verb, name, str(r, "state"),
 		         state, str(r, "reason"));
@@ -81,14 +46,14 @@ static void expect_state(struct fx *x, const char *verb, const char *name,
 
 static void test_lifecycle_firmware_guest(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	struct t_ctl ev;
 	assert_int_equal(t_ctl_open(&ev, x->d.sock), 0);
 	json_decref(t_ctl_call(&ev, "subscribe", NULL, 5000));
 
-	json_t *s = must(x, "start", "fw", 20000);
+	json_t *s = t_fx_must(x, "start", "fw", 20000);
 	assert_string_equal(str(s, "state"), "running");
 	assert_true(json_integer_value(json_object_get(s, "pid")) > 0);
 	printf("# using %s (qsupd chose it for accel kvm:tcg)\n", str(s, "accel"));
@@ -107,7 +72,7 @@ static void test_lifecycle_firmware_guest(void **state)
 	assert_string_equal(cls, "InvalidState");
 	expect_state(x, "resume", "fw", "running", 5000);
 	expect_state(x, "reset", "fw", "running", 5000);
-	s = must(x, "kill", "fw", 10000);
+	s = t_fx_must(x, "kill", "fw", 10000);
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "reason"), "killed by operator");
 	json_decref(s);
@@ -126,12 +91,12 @@ static void test_lifecycle_firmware_guest(void **state)
 
 static void test_stop_ladder_without_acpi(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	/* Firmware only: nothing answers the power button. */
 	t_daemon_profile(&x->d, "deaf", FW_PROFILE);
 	start_daemon(x, NULL);
-	json_decref(must(x, "start", "deaf", 20000));
-	json_t *s = must(x, "stop", "deaf", 30000);
+	json_decref(t_fx_must(x, "start", "deaf", 20000));
+	json_t *s = t_fx_must(x, "stop", "deaf", 30000);
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "reason"), "stopped by operator (QEMU exited with status 0)");
 	json_decref(s);
@@ -142,7 +107,7 @@ static void test_stop_ladder_without_acpi(void **state)
 	assert_null(strstr(log, "SIGTERM"));
 
 	/* --force goes straight to quit. */
-	json_decref(must(x, "start", "deaf", 20000));
+	json_decref(t_fx_must(x, "start", "deaf", 20000));
 	json_t *r = t_ctl_call(&x->c, "stop", json_pack("{s:s, s:b}", "name", "deaf", "force", 1), 10000);
 	assert_string_equal(str(json_object_get(r, "return"), "state"), "stopped");
 	json_decref(r);
@@ -152,10 +117,10 @@ static void test_stop_ladder_without_acpi(void **state)
  * is read through the socket that the console verb names. */
 static void test_graceful_stop_and_console(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_tiny_profile(&x->d, "tiny", "[shutdown]\ntimeout = 60s\n");
 	start_daemon(x, NULL);
-	json_t *s = must(x, "start", "tiny", 30000);
+	json_t *s = t_fx_must(x, "start", "tiny", 30000);
 	json_decref(s);
 	uv_loop_t loop;
 	struct t_serial ser;
@@ -164,7 +129,7 @@ static void test_graceful_stop_and_console(void **state)
 	if (t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
 		fail_msg("no ready marker on the console:\n%s", ser.buf ? ser.buf : "");
 	double t0 = t_now();
-	s = must(x, "stop", "tiny", 90000);
+	s = t_fx_must(x, "stop", "tiny", 90000);
 	printf("# note: graceful stop took %.2f s\n", t_now() - t0);
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "reason"), "stopped by operator (guest powered off)");
@@ -178,7 +143,7 @@ static void test_graceful_stop_and_console(void **state)
 
 static void test_ten_guests_two_clients_pipelined(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	char name[16];
 	for (int i = 0; i < 10; i++) {
 		snprintf(name, sizeof(name), "g%d", i);
@@ -240,11 +205,11 @@ static void expect_error(struct t_ctl *c, const char *raw, const char *cls)
 
 static void test_malformed_input(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	t_daemon_profile(&x->d, "fw2", FW_PROFILE);
 	start_daemon(x, NULL);
-	json_t *s = must(x, "start", "fw", 20000);
+	json_t *s = t_fx_must(x, "start", "fw", 20000);
 	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
 	json_decref(s);
 
@@ -281,7 +246,7 @@ static void test_malformed_input(void **state)
 	json_t *st = NULL;
 	for (int i = 0; i < 200; i++) {   /* the orphaned start still completes */
 		json_decref(st);
-		st = must(x, "status", "fw2", 5000);
+		st = t_fx_must(x, "status", "fw2", 5000);
 		if (strcmp(str(st, "state"), "running") == 0)
 			break;
 		usleep(50000);
@@ -301,7 +266,7 @@ static void test_malformed_input(void **state)
 
 	/* Still up, guest untouched. */
 	assert_true(t_pid_alive(pid));
-	s = must(x, "status", "fw", 5000);
+	s = t_fx_must(x, "status", "fw", 5000);
 	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
 	assert_string_equal(str(s, "state"), "running");
 	json_decref(s);
@@ -309,10 +274,10 @@ static void test_malformed_input(void **state)
 
 static void test_qmp_passthrough(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
-	json_decref(must(x, "start", "fw", 20000));
+	json_decref(t_fx_must(x, "start", "fw", 20000));
 	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "fw",
 	                       "command", "query-status"), 5000);
 	assert_string_equal(str(json_object_get(r, "return"), "status"), "running");
@@ -332,7 +297,7 @@ static void test_qmp_passthrough(void **state)
 
 static void test_start_failure_reports_qemu_stderr(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "bad", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 	                 "[qemu]\nextra-arg = -device\nextra-arg = no-such-device-model\n");
 	start_daemon(x, NULL);
@@ -344,12 +309,12 @@ static void test_start_failure_reports_qemu_stderr(void **state)
 	assert_non_null(strstr(str(err, "desc"), "no-such-device-model"));
 	json_decref(r);
 	/* on-failure (the default) retries a failed start after a delay. */
-	json_t *s = must(x, "status", "bad", 5000);
+	json_t *s = t_fx_must(x, "status", "bad", 5000);
 	assert_string_equal(str(s, "state"), "backoff");
 	assert_string_equal(str(s, "last_exit"), "start-failure");
 	assert_true(json_real_value(json_object_get(s, "next_start")) >= 0);
 	json_decref(s);
-	s = must(x, "stop", "bad", 5000);
+	s = t_fx_must(x, "stop", "bad", 5000);
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "reason"), "stopped by operator (restart cancelled)");
 	json_decref(s);
@@ -357,14 +322,14 @@ static void test_start_failure_reports_qemu_stderr(void **state)
 
 static void test_sigterm_leaves_guests_running(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "keep", FW_PROFILE);
 	t_daemon_profile(&x->d, "auto", "[guest]\nmemory = 64M\naccel = kvm:tcg\nautostart = yes\n");
 	start_daemon(x, NULL);
-	json_t *s = must(x, "start", "keep", 20000);
+	json_t *s = t_fx_must(x, "start", "keep", 20000);
 	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
 	json_decref(s);
-	s = must(x, "status", "auto", 5000);
+	s = t_fx_must(x, "status", "auto", 5000);
 	json_t *ap = json_object_get(s, "pid");
 	/* autostart: running, or on its way */
 	assert_true(json_is_integer(ap));
@@ -378,7 +343,7 @@ static void test_sigterm_leaves_guests_running(void **state)
 
 static void test_second_daemon_refused(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	start_daemon(x, NULL);
 	struct t_daemon other = x->d;
 	other.pid = 0;
@@ -391,13 +356,13 @@ static void test_second_daemon_refused(void **state)
 
 static void test_restart_and_reload(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
-	json_t *s = must(x, "start", "fw", 20000);
+	json_t *s = t_fx_must(x, "start", "fw", 20000);
 	json_int_t pid1 = json_integer_value(json_object_get(s, "pid"));
 	json_decref(s);
-	s = must(x, "restart", "fw", 30000);
+	s = t_fx_must(x, "restart", "fw", 30000);
 	assert_string_equal(str(s, "state"), "running");
 	assert_true(json_integer_value(json_object_get(s, "pid")) != pid1);
 	assert_false(json_is_true(json_object_get(s, "config_changed")));
@@ -414,7 +379,7 @@ static void test_restart_and_reload(void **state)
 	assert_non_null(strstr(json_string_value(json_array_get(json_object_get(ret, "errors"), 0)),
 	                       "broken.ini:2: [guest] memory"));
 	json_decref(r);
-	s = must(x, "status", "fw", 5000);
+	s = t_fx_must(x, "status", "fw", 5000);
 	assert_true(json_is_true(json_object_get(s, "config_changed")));
 	json_decref(s);
 	/* The running QEMU still has 64 MiB until restarted. */
@@ -423,13 +388,13 @@ static void test_restart_and_reload(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "return"),
 	                 "base-memory")), 64 << 20);
 	json_decref(r);
-	json_decref(must(x, "restart", "fw", 30000));
+	json_decref(t_fx_must(x, "restart", "fw", 30000));
 	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "fw", "command",
 	               "query-memory-size-summary"), 5000);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "return"),
 	                 "base-memory")), 96 << 20);
 	json_decref(r);
-	s = must(x, "status", "fw", 5000);
+	s = t_fx_must(x, "status", "fw", 5000);
 	assert_false(json_is_true(json_object_get(s, "config_changed")));
 	json_decref(s);
 	const char *cls;
@@ -440,7 +405,7 @@ static void test_restart_and_reload(void **state)
 /* READY=1 and STOPPING=1 reach the socket named by NOTIFY_SOCKET. */
 static void test_sd_notify(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	char path[100];
 	assert_true(snprintf(path, sizeof(path), "%s/notify.sock", x->d.dir) < (int)sizeof(path));
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -466,7 +431,7 @@ static void test_sd_notify(void **state)
  * may read but not change anything. */
 static void test_socket_access(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	start_daemon(x, NULL);
 	struct stat st;
@@ -502,7 +467,7 @@ static void test_socket_access(void **state)
 /* qsupctl against the real daemon, as a user types it. */
 static void test_qsupctl_with_real_daemon(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	t_daemon_profile(&x->d, "fw2", FW_PROFILE);
 	start_daemon(x, NULL);
@@ -537,7 +502,7 @@ static void test_qsupctl_with_real_daemon(void **state)
  * never touches it again; a failure reports qemu-img's own words. */
 static void test_disk_created_on_first_start(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "disky", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 	                 "[disk.root]\nfile = root,1.qcow2\nformat = qcow2\nsize = 64M\n"
 	                 "[shutdown]\ntimeout = 1s\n");
@@ -545,7 +510,7 @@ static void test_disk_created_on_first_start(void **state)
 	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n"
 	                 "[restart]\npolicy = never\n");
 	start_daemon(x, NULL);
-	json_decref(must(x, "start", "disky", 30000));
+	json_decref(t_fx_must(x, "start", "disky", 30000));
 	char img[700];
 	snprintf(img, sizeof(img), "%s/root,1.qcow2", x->d.profiles);
 	assert_int_equal(access(img, F_OK), 0);
@@ -569,7 +534,7 @@ static void test_disk_created_on_first_start(void **state)
 	assert_string_equal(str(dev, "format"), "qcow2");
 	assert_int_equal(json_integer_value(json_object_get(dev, "virtual-size")), 64 << 20);
 	json_decref(r);
-	json_decref(must(x, "restart", "disky", 30000));
+	json_decref(t_fx_must(x, "restart", "disky", 30000));
 	const char *log = t_daemon_log(&x->d);
 	const char *first = strstr(log, "disky: created");
 	assert_non_null(first);
@@ -588,20 +553,20 @@ static void test_disk_created_on_first_start(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_lifecycle_firmware_guest, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_ladder_without_acpi, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_graceful_stop_and_console, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ten_guests_two_clients_pipelined, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qmp_passthrough, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_start_failure_reports_qemu_stderr, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sigterm_leaves_guests_running, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_second_daemon_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_and_reload, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sd_notify, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_socket_access, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_disk_created_on_first_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_firmware_guest, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_ladder_without_acpi, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_graceful_stop_and_console, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ten_guests_two_clients_pipelined, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_input, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_qmp_passthrough, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_reports_qemu_stderr, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_leaves_guests_running, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_second_daemon_refused, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_and_reload, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sd_notify, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_socket_access, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_created_on_first_start, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

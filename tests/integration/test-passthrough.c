@@ -16,55 +16,17 @@
 #include <cmocka.h>
 
 #include "tdaemon.h"
+#include "tfixture.h"
 #include "testutil.h"
 
 #define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n[shutdown]\ntimeout = 1s\n"
 
-struct fx {
-	struct t_daemon d;
-	struct t_ctl c;
-};
-
-static int setup(void **state)
-{
-	struct fx *x = calloc(1, sizeof(*x));
-	assert_int_equal(t_daemon_init(&x->d), 0);
-	x->c.fd = -1;
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *x = *state;
-	if (x->c.fd >= 0)
-		t_ctl_close(&x->c);
-	assert_int_equal(t_daemon_finish(&x->d), 0);
-	free(x);
-	return 0;
-}
-
 #define str t_str
 
-static void start_daemon(struct fx *x)
-{
-	if (t_daemon_start(&x->d, NULL) < 0)
-		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
-	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
-}
-
-static json_t *must(struct fx *x, const char *verb, const char *name, int ms)
-{
-	json_t *r = t_ctl_do(&x->c, verb, name, ms, NULL);
-	if (!r)
-		fail_msg("%s %s failed; daemon log:\n%s", verb, name, t_daemon_log(&x->d));
-	return r;
-}
-
 /* Start name; returns QEMU's pid. */
-static json_int_t start_guest(struct fx *x, const char *name)
+static json_int_t start_guest(struct t_fx *x, const char *name)
 {
-	json_t *s = must(x, "start", name, 30000);
+	json_t *s = t_fx_must(x, "start", name, 30000);
 	json_int_t pid = json_integer_value(json_object_get(s, "pid"));
 	assert_string_equal(str(s, "state"), "running");
 	json_decref(s);
@@ -72,7 +34,7 @@ static json_int_t start_guest(struct fx *x, const char *name)
 }
 
 /* The qmp verb: the whole reply. args (taken) may be NULL. */
-static json_t *qmp(struct fx *x, const char *name, const char *cmd, json_t *args)
+static json_t *qmp(struct t_fx *x, const char *name, const char *cmd, json_t *args)
 {
 	json_t *a = json_pack("{s:s, s:s}", "name", name, "command", cmd);
 	if (args)
@@ -80,7 +42,7 @@ static json_t *qmp(struct fx *x, const char *name, const char *cmd, json_t *args
 	return t_ctl_call(&x->c, "qmp", a, 10000);
 }
 
-static void qmp_ok(struct fx *x, const char *name, const char *cmd, json_t *args)
+static void qmp_ok(struct t_fx *x, const char *name, const char *cmd, json_t *args)
 {
 	json_t *r = qmp(x, name, cmd, args);
 	if (!json_object_get(r, "return"))
@@ -89,7 +51,7 @@ static void qmp_ok(struct fx *x, const char *name, const char *cmd, json_t *args
 }
 
 /* Refused by qsupd (not by QEMU) with cls, the description holding want. */
-static void qmp_refused(struct fx *x, const char *name, const char *cmd, json_t *args,
+static void qmp_refused(struct t_fx *x, const char *name, const char *cmd, json_t *args,
                         const char *cls, const char *want)
 {
 	json_t *r = qmp(x, name, cmd, args);
@@ -102,9 +64,9 @@ static void qmp_refused(struct fx *x, const char *name, const char *cmd, json_t 
 }
 
 /* The guest is running with the same QEMU; returns its status. */
-static json_t *untouched(struct fx *x, const char *name, json_int_t pid)
+static json_t *untouched(struct t_fx *x, const char *name, json_int_t pid)
 {
-	json_t *s = must(x, "status", name, 5000);
+	json_t *s = t_fx_must(x, "status", name, 5000);
 	assert_string_equal(str(s, "state"), "running");
 	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
 	assert_true(t_pid_alive((pid_t)pid));
@@ -112,7 +74,7 @@ static json_t *untouched(struct fx *x, const char *name, json_int_t pid)
 }
 
 /* The whole daemon log has needle (t_daemon_log() is only its tail). */
-static bool log_has(struct fx *x, const char *needle)
+static bool log_has(struct t_fx *x, const char *needle)
 {
 	FILE *f = fopen(x->d.log, "r");
 	char line[2048];
@@ -124,9 +86,9 @@ static bool log_has(struct fx *x, const char *needle)
 	return found;
 }
 
-static void expect_log(struct fx *x, const char *fmt, ...)
+static void expect_log(struct t_fx *x, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void expect_log(struct fx *x, const char *fmt, ...)
+static void expect_log(struct t_fx *x, const char *fmt, ...)
 {
 	char want[512];
 	va_list ap;
@@ -139,9 +101,9 @@ static void expect_log(struct fx *x, const char *fmt, ...)
 		fail_msg("no \"%s\" in the log:\n%s", want, t_daemon_log(&x->d));
 }
 
-static bool tainted(struct fx *x, const char *name, const char *const *cmds, size_t n)
+static bool tainted(struct t_fx *x, const char *name, const char *const *cmds, size_t n)
 {
-	json_t *s = must(x, "status", name, 5000);
+	json_t *s = t_fx_must(x, "status", name, 5000);
 	bool t = json_is_true(json_object_get(s, "tainted"));
 	json_t *list = json_object_get(s, "taint");
 	assert_int_equal(json_array_size(list), n);
@@ -153,12 +115,12 @@ static bool tainted(struct fx *x, const char *name, const char *const *cmds, siz
 
 static void test_policies(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	unsigned uid = (unsigned)getuid();
 	t_daemon_profile(&x->d, "full", FW);
 	t_daemon_profile(&x->d, "query", FW "[qemu]\nqmp-passthrough = query\n");
 	t_daemon_profile(&x->d, "off", FW "[qemu]\nqmp-passthrough = off\n");
-	start_daemon(x);
+	t_fx_up(x, NULL);
 	json_int_t pf = start_guest(x, "full"), pq = start_guest(x, "query");
 	json_int_t po = start_guest(x, "off");
 	printf("# using %s\n", t_accel());
@@ -198,7 +160,7 @@ static void test_policies(void **state)
 }
 
 /* A 1 MiB raw image in the test dir. */
-static void make_image(struct fx *x, const char *name, char *path, size_t size)
+static void make_image(struct t_fx *x, const char *name, char *path, size_t size)
 {
 	snprintf(path, size, "%s/%s", x->d.dir, name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -211,13 +173,13 @@ static void make_image(struct fx *x, const char *name, char *path, size_t size)
  * with the same QEMU, devices and nodes. */
 static void test_refusals_leave_guest_alone(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	char img[600], text[1024];
 	make_image(x, "root.img", img, sizeof(img));
 	snprintf(text, sizeof(text), FW "[disk.root]\nfile = %s\nformat = raw\n"
 	         "[nic.lan]\ntype = user\n", img);
 	t_daemon_profile(&x->d, "fw", text);
-	start_daemon(x);
+	t_fx_up(x, NULL);
 	json_int_t pid = start_guest(x, "fw");
 	static const struct {
 		const char *cmd, *args, *want;
@@ -281,7 +243,7 @@ static void test_refusals_leave_guest_alone(void **state)
 	/* What qsupd follows stays allowed. */
 	qmp_ok(x, "fw", "stop", NULL);
 	for (int i = 0; i < 40; i++) {   /* the STOP event makes it paused */
-		s = must(x, "status", "fw", 5000);
+		s = t_fx_must(x, "status", "fw", 5000);
 		bool paused = !strcmp(str(s, "state"), "paused");
 		json_decref(s);
 		if (paused)
@@ -291,7 +253,7 @@ static void test_refusals_leave_guest_alone(void **state)
 	qmp_ok(x, "fw", "cont", NULL);
 	qmp_ok(x, "fw", "system_reset", NULL);
 	for (int i = 0; i < 40; i++) {
-		s = must(x, "status", "fw", 5000);
+		s = t_fx_must(x, "status", "fw", 5000);
 		bool running = !strcmp(str(s, "state"), "running");
 		json_decref(s);
 		if (running)
@@ -304,14 +266,14 @@ static void test_refusals_leave_guest_alone(void **state)
 /* While qsupd waits for an incoming migration, stop and cont are its own. */
 static void test_stop_cont_while_incoming(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "dst", FW);
-	start_daemon(x);
+	t_fx_up(x, NULL);
 	json_t *r = t_ctl_call(&x->c, "incoming", json_pack("{s:s}", "name", "dst"), 30000);
 	if (!json_object_get(r, "return"))
 		fail_msg("incoming: %s\n%s", json_dumps(r, 0), t_daemon_log(&x->d));
 	json_decref(r);
-	json_t *s = must(x, "status", "dst", 5000);
+	json_t *s = t_fx_must(x, "status", "dst", 5000);
 	assert_string_equal(str(s, "state"), "incoming");
 	json_int_t pid = json_integer_value(json_object_get(s, "pid"));
 	json_decref(s);
@@ -322,21 +284,21 @@ static void test_stop_cont_while_incoming(void **state)
 	r = qmp(x, "dst", "query-status", NULL);
 	assert_string_equal(str(json_object_get(r, "return"), "status"), "inmigrate");
 	json_decref(r);
-	s = must(x, "status", "dst", 5000);
+	s = t_fx_must(x, "status", "dst", 5000);
 	assert_string_equal(str(s, "state"), "incoming");
 	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
 	json_decref(s);
-	json_decref(must(x, "kill", "dst", 10000));
+	json_decref(t_fx_must(x, "kill", "dst", 10000));
 }
 
 /* A hot-plugged disk and its node are qsupd's until detached. */
 static void test_hotplugged_disk(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	char img[600];
 	make_image(x, "data.img", img, sizeof(img));
 	t_daemon_profile(&x->d, "fw", FW);
-	start_daemon(x);
+	t_fx_up(x, NULL);
 	json_int_t pid = start_guest(x, "fw");
 	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
 	                       "fw", "kind", "disk", "id", "data", "file", img, "format", "raw"),
@@ -372,9 +334,9 @@ static void test_hotplugged_disk(void **state)
  * qsupctl show it; a re-adopting qsupd keeps it; a new QEMU clears it. */
 static void test_taint(void **state)
 {
-	struct fx *x = *state;
+	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW);
-	start_daemon(x);
+	t_fx_up(x, NULL);
 	json_int_t pid = start_guest(x, "fw");
 	qmp_ok(x, "fw", "query-status", NULL);
 	assert_false(tainted(x, "fw", NULL, 0));
@@ -410,11 +372,11 @@ static void test_taint(void **state)
 	t_ctl_close(&x->c);
 	assert_int_equal(t_daemon_stop(&x->d), 0);
 	assert_true(t_pid_alive((pid_t)pid));
-	start_daemon(x);
+	t_fx_up(x, NULL);
 	json_t *s = NULL;
 	for (int i = 0; i < 100; i++) {
 		json_decref(s);
-		s = must(x, "status", "fw", 5000);
+		s = t_fx_must(x, "status", "fw", 5000);
 		if (!strcmp(str(s, "state"), "running"))
 			break;
 		usleep(50000);
@@ -426,7 +388,7 @@ static void test_taint(void **state)
 	assert_true(tainted(x, "fw", want, 2));
 
 	/* stop + start: a new QEMU, no taint. */
-	json_decref(must(x, "stop", "fw", 30000));
+	json_decref(t_fx_must(x, "stop", "fw", 30000));
 	assert_true(tainted(x, "fw", want, 2));   /* until the next start */
 	json_int_t pid2 = start_guest(x, "fw");
 	assert_true(pid2 != pid);
@@ -438,11 +400,11 @@ static void test_taint(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusals_leave_guest_alone, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_cont_while_incoming, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hotplugged_disk, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_taint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policies, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_refusals_leave_guest_alone, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_cont_while_incoming, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hotplugged_disk, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_taint, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("passthrough", tests, NULL, NULL);
 }

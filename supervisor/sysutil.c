@@ -1,0 +1,94 @@
+/* Processes and directories, through /proc and the file system: see
+ * sysutil.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sysutil.h"
+
+int sv_mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+unsigned long long sv_proc_starttime(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return 0;   /* gone, or a zombie waiting for its reaper */
+	unsigned long long start = 0;
+	/* field 3 is the state; the start time is field 22 */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+	                  "%*d %*d %*d %*d %llu", &start) != 1)
+		return 0;
+	return start;
+}
+
+/* pid's command line (NUL-separated, NUL-terminated) into buf; its length,
+ * or -1. */
+static ssize_t cmdline(int pid, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+bool sv_proc_is_guest(int pid, const char *name)
+{
+	char buf[16384], want[96];
+	ssize_t n = cmdline(pid, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "guest=%s,", name);
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1)
+		if (strncmp(buf + i, want, strlen(want)) == 0)
+			return true;
+	return false;
+}
+
+bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size)
+{
+	char buf[16384];
+	ssize_t n = cmdline(pid, buf, sizeof(buf));
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
+		ssize_t next = i + (ssize_t)strlen(buf + i) + 1;
+		if (!strcmp(buf + i, opt) && next < n) {
+			snprintf(out, size, "%s", buf + next);
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,29 @@
+/*
+ * Processes and directories, as the daemon and its tests see them through
+ * /proc and the file system. Small synchronous calls on local, in-memory
+ * files (procfs, the run dir).
+ */
+#ifndef SV_SYSUTIL_H
+#define SV_SYSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p: the missing parents 0755, path itself with mode. Returns 0 or
+ * a negative errno. */
+int sv_mkdir_p(const char *path, mode_t mode);
+
+/* /proc/PID/stat's start time (clock ticks since boot), 0 if unknown or a
+ * zombie. */
+unsigned long long sv_proc_starttime(int pid);
+
+/* Does live process pid's command line name guest `name`
+ * (-name guest=NAME,...)? */
+bool sv_proc_is_guest(int pid, const char *name);
+
+/* The argument after opt in pid's command line ("-accel" gives "kvm") into
+ * out. Returns false when there is none. */
+bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size);
+
+#endif

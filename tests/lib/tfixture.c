@@ -1,0 +1,45 @@
+/* The shared test fixture: see tfixture.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "tfixture.h"
+
+int t_fx_setup(void **state)
+{
+	struct t_fx *x = calloc(1, sizeof(*x));
+	assert_non_null(x);
+	assert_int_equal(t_daemon_init(&x->d), 0);
+	x->c.fd = -1;
+	*state = x;
+	return 0;
+}
+
+int t_fx_teardown(void **state)
+{
+	struct t_fx *x = *state;
+	if (x->c.fd >= 0)
+		t_ctl_close(&x->c);
+	assert_int_equal(t_daemon_finish(&x->d), 0);
+	free(x);
+	return 0;
+}
+
+void t_fx_up(struct t_fx *x, const char *const *extra)
+{
+	if (t_daemon_start(&x->d, extra) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	if (x->c.fd >= 0)
+		t_ctl_close(&x->c);
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+}
+
+json_t *t_fx_must(struct t_fx *x, const char *verb, const char *name, int ms)
+{
+	json_t *r = t_ctl_do(&x->c, verb, name, ms, NULL);
+	if (!r)
+		fail_msg("%s %s failed; daemon log:\n%s", verb, name, t_daemon_log(&x->d));
+	return r;
+}

@@ -1,0 +1,31 @@
+/*
+ * The fixture most integration tests share: one real qsupd (tdaemon.h) and
+ * one control connection to it, set up and torn down around each test. The
+ * teardown requires a clean exit on SIGTERM (sanitizers report there too).
+ * Test code only (it uses cmocka).
+ */
+#ifndef TFIXTURE_H
+#define TFIXTURE_H
+
+#include <jansson.h>
+
+#include "tdaemon.h"
+
+struct t_fx {
+	struct t_daemon d;
+	struct t_ctl c;         /* fd -1 until connected */
+};
+
+/* cmocka setup and teardown: *state is a struct t_fx. */
+int t_fx_setup(void **state);
+int t_fx_teardown(void **state);
+
+/* Start the daemon with extra arguments (NULL-terminated, may be NULL) and
+ * connect x->c to it; a failure ends the test with the daemon's log. */
+void t_fx_up(struct t_fx *x, const char *const *extra);
+
+/* verb on guest name must succeed: its "return" (a new reference); a
+ * failure ends the test with the daemon's log. */
+json_t *t_fx_must(struct t_fx *x, const char *verb, const char *name, int ms);
+
+#endif
