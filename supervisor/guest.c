@@ -313,6 +313,7 @@ void sv_guest_handle_gone(struct sv_guest *g)
 		sv_profile_free(g->profile);
 		sv_prepare_free(g);
 		sv_restart_state_free(&g->rs);
+		free(g->lock_path);
 		free(g->profile_path);
 		free(g->name);
 		free(g);
@@ -622,10 +623,11 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 	memcpy(g->qmp_path, f.qmp_path, sizeof(g->qmp_path));
 	memcpy(g->serial_path, f.serial_path, sizeof(g->serial_path));
 	struct sv_error err = { 0 };
-	if (sv_guest_lock_path(d->lock_dir, path, g->name, g->lock_path, sizeof(g->lock_path),
-	                       &err) < 0) {
+	char lock[4096];
+	if (sv_guest_lock_path(d->lock_dir, path, g->name, lock, sizeof(lock), &err) == 0) {
+		g->lock_path = strdup(lock);
+	} else {
 		sv_log(SV_LOG_ERR, g->name, "no guest lock, so it cannot start: %s", err.msg);
-		g->lock_path[0] = '\0';
 	}
 	uv_timer_init(d->loop, &g->timer);
 	g->timer.data = g;

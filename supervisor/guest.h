@@ -58,7 +58,7 @@ struct sv_guest {
 	char accel[8];                  /* what the running QEMU uses */
 	char rundir[4096];
 	char qmp_path[108], serial_path[108];
-	char lock_path[4096];           /* the guest lock (lock.h); "" if none */
+	char *lock_path;                /* the guest lock (lock.h); NULL: none */
 	int lock_fd;                    /* held by us (and our QEMU), or -1 */
 	struct sv_identity ident;       /* QEMU's (the running one, or the last) */
 

@@ -237,7 +237,7 @@ int sv_guest_hold_lock(struct sv_guest *g, struct sv_error *err)
 {
 	if (g->lock_fd >= 0)
 		return 0;
-	if (!g->lock_path[0])
+	if (!g->lock_path)
 		return sv_error_set(err, -ENOENT, "%s: no guest lock (its profile's directory "
 		                    "cannot be found)", g->name);
 	int fd = sv_guest_lock_take(g->lock_path, g->name, err);

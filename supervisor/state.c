@@ -389,7 +389,7 @@ static bool ours(struct sv_guest *g, int pid, unsigned long long start)
 	if (pid <= 0 || !sv_proc_starttime(pid) || !sv_proc_is_guest(pid, g->name))
 		return false;
 	qemu_dir(g, dir, sizeof(dir));
-	if (g->lock_path[0])
+	if (g->lock_path)
 		return sv_proc_holds_lock(pid, g->lock_path) && sv_proc_has_dir(pid, dir);
 	return start && sv_proc_starttime(pid) == start;
 }
@@ -418,7 +418,7 @@ static int live_qemu(struct sv_guest *g, json_t *saved)
 		return pid;
 	if (ours(g, pid = pidfile_pid(g), 0))
 		return pid;
-	if (!g->lock_path[0] || sv_guest_lock_held(g->lock_path, &holder) != 1)
+	if (!g->lock_path || sv_guest_lock_held(g->lock_path, &holder) != 1)
 		return 0;
 	if (ours(g, holder, 0))
 		return holder;
