@@ -17,4 +17,5 @@ run-demo: in another terminal:
     $BUILD/qsupctl -s $RUN/qsupd.sock stop demo
 run-demo: Ctrl-C here stops the guest and the daemon.
 MSG
-exec "$BUILD/qsupd" -f --profiles "$RUN/profiles" --run-dir "$RUN" --stop-guests-on-exit
+exec "$BUILD/qsupd" -f --profiles "$RUN/profiles" --run-dir "$RUN" --state-dir "$RUN/state" \
+	--stop-guests-on-exit
