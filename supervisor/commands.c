@@ -33,7 +33,8 @@ static struct sv_guest *guest_arg(struct sv_request *req, json_t *args)
 /* Answer req with the error of a guest operation that failed at once. */
 static void reply_failed(struct sv_request *req, int rc, const struct sv_error *err)
 {
-	const char *cls = rc == -EBUSY || rc == -EEXIST || rc == -ENOTCONN ? "InvalidState"
+	const char *cls = rc == -EBUSY || rc == -EEXIST || rc == -ENOTCONN || rc == -EAGAIN
+	                ? "InvalidState"
 	                : rc == -EINVAL || rc == -ENODEV ? "InvalidArgument"
 	                : rc == -ENOENT ? "NotFound" : "GenericError";
 	sv_reply_err(req, cls, "%s", err->msg);

@@ -116,6 +116,9 @@ int sv_guest_lock_take(const char *path, const char *name, struct sv_error *err)
 {
 	int holder = 0;
 	int fd = take(path, &holder);
+	if (fd == -EWOULDBLOCK && holder > 0 && !sv_proc_starttime(holder))
+		return sv_error_set(err, -EAGAIN, "the last QEMU of guest %s (pid %d) is still "
+		                    "exiting (%s); try again in a moment", name, holder, path);
 	if (fd == -EWOULDBLOCK)
 		return sv_error_set(err, -EBUSY, "another process (pid %d) holds the lock of "
 		                    "guest %s (%s): a QEMU for it runs outside this qsupd",

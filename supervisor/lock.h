@@ -49,7 +49,8 @@ int sv_guest_lock_path(const char *lock_dir, const char *profile_path, const cha
 
 /* Take the guest lock at path. Returns the fd (O_CLOEXEC), or a negative
  * errno with the reason in err: -EBUSY "another process (pid N) holds the
- * lock of guest NAME (PATH)". */
+ * lock of guest NAME (PATH)"; -EAGAIN when that process has exited and its
+ * last threads are letting go of their fds (try again shortly). */
 int sv_guest_lock_take(const char *path, const char *name, struct sv_error *err);
 
 /* Record pid in a lock we hold (the QEMU that now holds it too). */

@@ -335,8 +335,13 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 	}
 	sv_log(SV_LOG_WARN, g->name, "pid %d %s: %s", pid, why, what);
 	g->started_ms = 0;
-	if (sv_guest_hold_lock(g, NULL) < 0 && c != SV_EXIT_OPERATOR && c != SV_EXIT_INCOMING) {
-		/* Someone else runs the guest now: not ours to restart. */
+	/* Someone else runs the guest now: not ours to restart. (A holder that
+	 * is itself gone is our dead QEMU still letting go of its fds: the
+	 * restart's own start takes the lock once it has.) */
+	int holder = 0;
+	if (sv_guest_hold_lock(g, NULL) < 0 && c != SV_EXIT_OPERATOR && c != SV_EXIT_INCOMING &&
+	    g->lock_path && sv_guest_lock_held(g->lock_path, &holder) == 1 && holder > 0 &&
+	    sv_proc_starttime(holder)) {
 		sv_guest_transition(g, SV_STOPPED, "another process holds the guest lock");
 		return;
 	}

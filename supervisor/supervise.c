@@ -4,6 +4,7 @@
  * quarantine in `failed`, and the operator's restart that was waiting for
  * the exit.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,12 @@ static void on_backoff(uv_timer_t *t)
 	struct sv_error err = { 0 };
 	if (g->state != SV_BACKOFF)
 		return;
-	if (sv_guest_start(g, NULL, &err) < 0) {
+	int rc = sv_guest_start(g, NULL, &err);
+	if (rc == -EAGAIN) {   /* our last QEMU is still letting go of the lock */
+		uv_timer_start(&g->timer, on_backoff, 100, 0);
+		return;
+	}
+	if (rc < 0) {
 		char what[600];
 		snprintf(what, sizeof(what), "start failed: %s", err.msg);
 		sv_guest_ended(g, SV_EXIT_START_FAILURE, what);
