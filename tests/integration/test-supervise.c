@@ -314,14 +314,18 @@ static void test_operator_stop_never_restarts(void **state)
 /* Wait (polling status) until name is in state; returns its status. */
 static json_t *poll_state(struct fx *x, const char *name, const char *state, int ms)
 {
+	char last[1200] = "";
 	for (int waited = 0; waited <= ms; waited += 50) {
 		json_t *s = status(x, name);
 		if (strcmp(str(s, "state"), state) == 0)
 			return s;
+		snprintf(last, sizeof(last), "%s (%s)", str(s, "state"), str(s, "reason"));
 		json_decref(s);
 		usleep(50000);
 	}
-	fail_msg("%s never became %s; log:\n%s", name, state, t_daemon_log(&x->d));
+	const char *log = t_daemon_log(&x->d);
+	fail_msg("%s never became %s, last %s; log:\n%s", name, state, last,
+	         strlen(log) > 2000 ? log + strlen(log) - 2000 : log);
 	return NULL;
 }
 
