@@ -20,6 +20,8 @@
  *   called exactly once and closed() exactly once, ready() first.
  * - Callbacks may call any function here, including qmp_client_close().
  * - Errors are negative libuv error codes (UV_E*), which are -errno on Unix.
+ * - Every client of a process runs on one loop thread: they share one read
+ *   buffer.
  */
 #ifndef QMP_H
 #define QMP_H

@@ -72,7 +72,6 @@ struct qmp_client {
 	int handles;            /* handles not yet through their close cb */
 
 	struct qmp_framer framer;
-	char *rbuf;
 	json_t *greeting;
 	int version;
 
@@ -133,11 +132,6 @@ struct qmp_client *qmp_client_new(uv_loop_t *loop, const struct qmp_callbacks *c
 	struct qmp_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->rbuf = malloc(READ_CHUNK);
-	if (!c->rbuf) {
-		free(c);
-		return NULL;
-	}
 	c->loop = loop;
 	c->cb = *cb;
 	c->data = data;
@@ -567,9 +561,16 @@ static int on_message(json_t *msg, void *arg)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct qmp_client *c = h->data;
+	/* One buffer for every client: libuv hands it to on_read straight
+	 * after this, and on_read is done with it (the framer parses complete
+	 * lines in place and copies a partial one) before the loop reads from
+	 * any other stream. A buffer per client would cost 64 KiB each for
+	 * nothing. Clients live on one loop thread (qmp.h); thread-local storage
+	 * would instead cost every libuv pool thread 64 KiB of zeroed stack. */
+	static char rbuf[READ_CHUNK];
+	(void)h;
 	(void)suggested;
-	*buf = uv_buf_init(c->rbuf, READ_CHUNK);
+	*buf = uv_buf_init(rbuf, READ_CHUNK);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -681,7 +682,6 @@ static void on_handle_closed(uv_handle_t *h)
 		c->cb.closed(c, c->close_status);
 	qmp_framer_free(&c->framer);
 	json_decref(c->greeting);
-	free(c->rbuf);
 	free(c);
 }
 

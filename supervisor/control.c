@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +110,7 @@ static void client_disconnect(struct sv_client *c, const char *why)
 	d->nclients--;
 	sv_log(SV_LOG_DEBUG, NULL, "client %u: disconnected (%s)", c->id, why);
 	client_close_handles(c);
+	sv_daemon_trim_later(d);
 }
 
 /* ---- writing ---- */
@@ -703,10 +703,6 @@ int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *er
 		return sv_error_set(err, -ENAMETOOLONG, "control socket path too long: %s", path);
 	if (socket_alive(path))
 		return sv_error_set(err, -EADDRINUSE, "%s: another qsupd is already listening there", path);
-	/* Output buffers of a few MiB come and go. A fixed mmap threshold (not
-	 * glibc's adaptive one, which rises after the first large free) maps
-	 * each large block on its own, so a freed one goes back to the system. */
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	d->max_clients = client_cap();
 	unlink(path);
 	uv_pipe_init(d->loop, &d->server, 0);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -179,6 +180,10 @@ static void finish_exit(struct sv_daemon *d)
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
+	if (d->trim_ready) {
+		d->trim_ready = false;
+		uv_close((uv_handle_t *)&d->trim, NULL);
+	}
 }
 
 static bool any_active(struct sv_daemon *d)
@@ -312,7 +317,24 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d->sigint, on_signal, SIGINT);
 	uv_signal_start(&d->sighup, on_signal, SIGHUP);
+	uv_timer_init(loop, &d->trim);
+	d->trim.data = d;
+	d->trim_ready = true;
 	return 0;
+}
+
+static void on_trim(uv_timer_t *t)
+{
+	(void)t;
+	malloc_trim(0);
+}
+
+void sv_daemon_trim_later(struct sv_daemon *d)
+{
+	/* A walk of a heap this small takes microseconds; once a second at
+	 * most, and only after something happened. */
+	if (d->trim_ready && !uv_is_active((uv_handle_t *)&d->trim))
+		uv_timer_start(&d->trim, on_trim, 1000, 0);
 }
 
 int sv_daemon_run(struct sv_daemon *d)
@@ -359,6 +381,15 @@ int sv_daemon_main(const struct sv_daemon_opts *o)
 	struct sv_error err = { 0 };
 	uv_loop_t *loop = uv_default_loop();
 	signal(SIGPIPE, SIG_IGN);
+	/* Memory stays small with many guests:
+	 * - one malloc arena. glibc gives each of libuv's pool threads (which
+	 *   prepare starts and write state) an arena of its own, ~100 KiB
+	 *   resident apiece, for work that is a few short jobs per start;
+	 * - a fixed mmap threshold. Control output buffers of a few MiB come
+	 *   and go; glibc's adaptive threshold rises after the first large free
+	 *   and would keep them in the heap afterwards. */
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	if (sv_daemon_init(&d, loop, o, &err) < 0) {
 		sv_log(SV_LOG_ERR, NULL, "%s", err.msg);
 		sv_control_close(&d);

@@ -60,6 +60,8 @@ struct sv_daemon {
 	uint64_t refusal_log_at;    /* loop time before which refusals are counted, not logged */
 	unsigned refusals_unlogged;
 	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t trim;            /* sv_daemon_trim_later() */
+	bool trim_ready;
 	bool exiting, finished;
 	int exit_code;
 };
@@ -74,6 +76,11 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop,
 /* Start the autostart guests, tell systemd READY=1 when NOTIFY_SOCKET is set,
  * and run the loop until a signal ends the daemon. Returns the exit code. */
 int sv_daemon_run(struct sv_daemon *d);
+
+/* Give free heap pages back to the system a second after activity (a
+ * guest state change, a client gone) dies down. A burst of 50 starts leaves
+ * some 400 KiB free but resident between live blocks. */
+void sv_daemon_trim_later(struct sv_daemon *d);
 
 /* Free what sv_daemon_init() allocated (the loop must be done). */
 void sv_daemon_free(struct sv_daemon *d);

@@ -60,6 +60,7 @@ void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
 	       sv_state_name(to), reason);
 	sv_state_save(g);
+	sv_daemon_trim_later(g->d);
 	sv_control_emit(g->d, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
 	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),

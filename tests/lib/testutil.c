@@ -488,18 +488,26 @@ double t_now(void)
 	return (double)uv_hrtime() / 1e9;
 }
 
-long t_rss_kib(int pid)
+long t_status_kib(int pid, const char *field)
 {
 	char path[64], line[256];
+	size_t n = strlen(field);
 	long kib = -1;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	FILE *f = fopen(path, "r");
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+		if (strncmp(line, field, n) == 0 && line[n] == ':') {
+			kib = strtol(line + n + 1, NULL, 10);
 			break;
+		}
 	if (f)
 		fclose(f);
 	return kib;
+}
+
+long t_rss_kib(int pid)
+{
+	return t_status_kib(pid, "VmRSS");
 }
 
 /* QSUP_TEST_FILTER=PATTERN runs only the tests of a program whose names

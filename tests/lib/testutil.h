@@ -118,6 +118,8 @@ const char *t_read_line(const char *path);
 
 /* A process's resident set (VmRSS) in KiB, or -1. */
 long t_rss_kib(int pid);
+/* A "kB" field of /proc/PID/status (VmRSS, RssAnon...), or -1. */
+long t_status_kib(int pid, const char *field);
 
 /* Seconds since an arbitrary start, as a double, for printed figures. */
 double t_now(void);
