@@ -11,7 +11,9 @@
  * path over), so the path= of every -chardev socket moves into a directory
  * per side (same base name), and each side gets one more QMP monitor, ours.
  * Other host resources (a hostfwd port, a disk image lock) are the caller's
- * business: see --dst-sub.
+ * business: see --dst-sub. qsupd's argv names fds rather than paths: a
+ * -chardev socket with fd=N gets a path= in the side's directory instead
+ * (named after its id), and --fds opens the files the others stand for.
  *
  * Options:
  *   --uri unix:PATH|tcp:HOST:PORT  migration stream (default: a unix socket
@@ -28,6 +30,9 @@
  *                                  the console lines around the switch
  *   --delay MS                     then let the guest run MS more
  *   --timeout S                    give up after S seconds (default 300)
+ *   --fds FILE                     what qsupd --print-argv writes on stderr
+ *                                  ("# fd N: WHAT: read|file PATH ..."):
+ *                                  each side gets PATH opened as fd N
  *
  * Sequence: both QEMUs spawned; capabilities and parameters set on both;
  * migrate-incoming on the destination; cont on the source (if -S); migrate;
@@ -43,6 +48,7 @@
  * otherwise the destination's stderr goes to ours (the source only sees a
  * broken stream).
  */
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -119,10 +125,54 @@ static char *subst(const char *s, const char *from, const char *to)
 	return out;
 }
 
-/* A -chardev socket option with its path= moved into dir; notes the console's
- * new path. Escaped commas (",,") in the path are not handled. */
+/* fds the argv names (--fds): number, open file, both sides. */
+static int fd_num[64], fd_file[64];
+static size_t nfds;
+
+static void read_fds(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char line[PATH_MAX + 128], kind[16], path[PATH_MAX];
+	int n;
+	if (!f)
+		die("cannot read %s", file, NULL);
+	while (fgets(line, sizeof(line), f)) {
+		const char *c = strchr(line, ':');
+		c = c ? strchr(c + 1, ':') : NULL;
+		if (sscanf(line, "# fd %d:", &n) != 1 || !c ||
+		    sscanf(c + 1, " %15s %4095s", kind, path) != 2)
+			continue;
+		if (strcmp(kind, "read") != 0 && strcmp(kind, "file") != 0)
+			die("%s: only files can be passed", line, NULL);
+		if (nfds == sizeof(fd_num) / sizeof(fd_num[0]) || n < 3 || n > 200)
+			die("%s: too many fds, or out of range", line, NULL);
+		int flags = strstr(line, "(read-write)") ? O_RDWR
+		            : strstr(line, "(append)") ? O_WRONLY | O_APPEND : O_RDONLY;
+		fd_num[nfds] = n;
+		if ((fd_file[nfds++] = open(path, flags | O_CLOEXEC)) < 0)
+			die("cannot open %s", path, NULL);
+	}
+	fclose(f);
+}
+
+/* A -chardev socket option with its path= moved into dir, or with fd=N
+ * (qsupd's bound socket) replaced by a path= there named after its id; notes
+ * the console's new path. Escaped commas (",,") in the path are not handled. */
 static char *move_socket(struct side *s, const char *opt)
 {
+	const char *fd = strstr(opt, ",fd="), *id = strstr(opt, ",id=");
+	if (strncmp(opt, "socket,", 7) == 0 && fd && id) {
+		id += 4;
+		size_t idlen = strcspn(id, ",");
+		const char *rest = fd + 4 + strspn(fd + 4, "0123456789");
+		char *out;
+		if (asprintf(&out, "%.*s,path=%s/%.*s.sock%s", (int)(fd - opt), opt, s->dir,
+		             (int)idlen, id, rest) < 0)
+			die("%s", "out of memory", NULL);
+		if (idlen == 7 && strncmp(id, "serial0", 7) == 0)
+			snprintf(s->serial_path, sizeof(s->serial_path), "%s/serial0.sock", s->dir);
+		return out;
+	}
 	const char *p = strstr(opt, ",path=");
 	if (strncmp(opt, "socket,", 7) != 0 || !p)
 		return strdup(opt);
@@ -180,14 +230,23 @@ static void spawn(struct side *s)
 	FILE *f = fopen(log, "w");
 	if (!f)
 		die("cannot create %s", log, NULL);
-	uv_stdio_container_t stdio[3] = {
+	uv_stdio_container_t stdio[201] = {
 		{ .flags = UV_IGNORE },
 		{ .flags = UV_INHERIT_FD, .data.fd = fileno(f) },
 		{ .flags = UV_INHERIT_FD, .data.fd = fileno(f) },
 	};
+	int count = 3;
+	for (int i = 3; i < 201; i++)
+		stdio[i].flags = UV_IGNORE;
+	for (size_t i = 0; i < nfds; i++) {
+		stdio[fd_num[i]] = (uv_stdio_container_t){ .flags = UV_INHERIT_FD,
+		                                            .data.fd = fd_file[i] };
+		if (fd_num[i] + 1 > count)
+			count = fd_num[i] + 1;
+	}
 	uv_process_options_t o = {
 		.exit_cb = on_exit_cb, .file = s->argv[0], .args = s->argv,
-		.stdio = stdio, .stdio_count = 3,
+		.stdio = stdio, .stdio_count = count,
 	};
 	s->proc.data = s;
 	int rc = uv_spawn(loop, &s->proc, &o);
@@ -340,7 +399,8 @@ static void usage(void)
 	fprintf(stderr, "usage: migrate-raw [--uri unix:PATH|tcp:HOST:PORT] "
 	        "[--cap NAME[=on|off]]... [--param NAME=VALUE]...\n"
 	        "                   [--dst-sub FROM=TO]... [--wait TEXT] [--delay MS] "
-	        "[--timeout S] -- QEMU-ARGV...\n");
+	        "[--timeout S] [--fds FILE]\n"
+	        "                   -- QEMU-ARGV...\n");
 	exit(2);
 }
 
@@ -354,6 +414,7 @@ int main(int argc, char **argv)
 		{ "wait", required_argument, NULL, 'w' },
 		{ "delay", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "fds", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *wait_text = NULL;
@@ -389,6 +450,7 @@ int main(int argc, char **argv)
 		case 'w': wait_text = optarg; break;
 		case 'd': delay_ms = atol(optarg); break;
 		case 't': timeout_s = atol(optarg); break;
+		case 'f': read_fds(optarg); break;
 		default: usage();
 		}
 	}
