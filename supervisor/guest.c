@@ -309,10 +309,10 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 void sv_guest_handle_gone(struct sv_guest *g)
 {
 	if (--g->handles == 0 && g->freeing) {
+		sv_prepare_free(g);     /* first: it reads the profile it was for */
 		if (g->run_profile != g->profile)
 			sv_profile_free(g->run_profile);
 		sv_profile_free(g->profile);
-		sv_prepare_free(g);
 		sv_restart_state_free(&g->rs);
 		free(g->lock_path);
 		free(g->profile_path);

@@ -41,6 +41,7 @@ struct sv_prep {
 	bool any_missing, vars_missing;
 	/* step 3 */
 	struct sv_chain *chains;        /* per drive */
+	size_t nchains;                 /* the profile may be gone when pp is freed */
 	struct sv_argv argv;
 	int *fds;
 	char (*taps)[SV_IFNAMSIZ];
@@ -53,7 +54,7 @@ static void prep_free(struct sv_prep *pp)
 {
 	if (!pp)
 		return;
-	for (size_t i = 0; pp->chains && i < pp->p->ndrives; i++)
+	for (size_t i = 0; pp->chains && i < pp->nchains; i++)
 		sv_chain_free(&pp->chains[i]);
 	free(pp->chains);
 	if (pp->fds)
@@ -433,6 +434,7 @@ void sv_prepare_run(struct sv_guest *g)
 	g->prep = pp;
 	pp->g = g;
 	pp->p = p;
+	pp->nchains = p->ndrives;
 	pp->qemudir_fd = -1;
 	pp->idc = g->d->idc;
 	snprintf(pp->name, sizeof(pp->name), "%s", g->name);
