@@ -18,7 +18,7 @@ SAN      ?=
 PKGS      = libuv jansson inih
 OPT      ?= -O2
 
-WARN      = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow
+WARN      = -Wall -Wextra -Wpedantic -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)

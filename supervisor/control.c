@@ -70,7 +70,6 @@ struct sv_client {
 
 static unsigned next_client_id = 1;
 
-uid_t sv_client_uid(const struct sv_client *c) { return c->uid; }
 void sv_client_subscribe(struct sv_client *c) { c->subscribed = true; }
 
 static void client_unref(struct sv_client *c)

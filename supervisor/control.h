@@ -77,9 +77,6 @@ void sv_reply_error_obj(struct sv_request *req, json_t *error);
  * "data": ...}; the timestamp is added here. */
 void sv_control_emit(struct sv_daemon *d, json_t *event);
 
-/* The peer's uid, as read with SO_PEERCRED when it connected. */
-uid_t sv_client_uid(const struct sv_client *c);
-
 /* Mark the request's client as a subscriber. */
 void sv_client_subscribe(struct sv_client *c);
 

@@ -76,7 +76,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o}",
+	json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o*}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -91,7 +91,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "accel", up ? json_string(g->accel) : json_null(),
 	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted,
 	                 "unresponsive", g->unresponsive, "migration",
-	                 sv_migrate_status(g) ?: json_null());
+	                 sv_migrate_status(g));
 	sv_passthrough_status(g, st);   /* "tainted", "taint" */
 	/* Whom QEMU runs as (ps shows a per-guest uid as a bare number). */
 	json_object_set_new(st, "uid", up ? json_integer(g->ident.uid) : json_null());
@@ -241,7 +241,7 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 		g->shutdown_seen = true;
 		g->guest_shutdown = json_is_true(json_object_get(data, "guest"));
 		snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
-		         json_string_value(json_object_get(data, "reason")) ?: "");
+		         sv_jstr(data, "reason", ""));
 		sv_state_save(g);   /* a later re-adoption must know */
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		g->panicked = true;

@@ -383,7 +383,8 @@ static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
 	if (op->replay || !json_is_true(json_object_get(op->args, "persist")) || !p) {
 		reply(op, ret);
-		return op_finish(op);
+		op_finish(op);
+		return;
 	}
 	json_t *ov = overlay_of(g);
 	if (g->hp->overlay_errs) {
@@ -394,7 +395,8 @@ static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop
 			             "persisted: %s has errors that a rewrite would lose; fix it "
 			             "(qsupd --check shows them): %.200s", path, g->hp->overlay_errs);
 		json_decref(ret);
-		return op_finish(op);
+		op_finish(op);
+		return;
 	}
 	op->old_overlay = json_deep_copy(ov);
 	op->ret = ret;
@@ -402,7 +404,7 @@ static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop
 	json_t *e;
 	if (drop) {
 		for (i = json_array_size(ov); i-- > 0;)
-			if (!strcmp(json_string_value(json_object_get(json_array_get(ov, i), "id")) ?: "",
+			if (!strcmp(sv_jstr(json_array_get(ov, i), "id", ""),
 			            drop))
 				json_array_remove(ov, i);
 	}
@@ -424,7 +426,8 @@ static void op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop
 			sv_reply_err(op->req, "InvalidArgument", "%s", "done on the running guest, but "
 			             "not persisted: a value cannot be written to an INI file (a line "
 			             "break, a ';' after a blank, or a line over 198 characters)");
-		return op_finish(op);
+		op_finish(op);
+		return;
 	}
 	op->writing = true;
 	g->handles++;
@@ -685,7 +688,7 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 {
 	struct hp_dev *dev = op->dev;
 	if (r->status != 0 && dev->kind == DEV_NIC && op->g->qmp &&
-	    strcmp(arg_str(op->args, "type") ?: "user", "user")) {
+	    strcmp(sv_or(arg_str(op->args, "type"), "user"), "user")) {
 		/* The tap fd stays in QEMU's named fds until closed. */
 		char fdname[SV_ID_MAX + 16];
 		snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
@@ -715,7 +718,7 @@ static void attach_backend_added(struct hp_op *op, const struct qmp_result *r)
 	if (scsi)
 		json_object_set_new(a, "scsi-id", json_integer(strtol(dev->bus + 5, NULL, 10)));
 	if (dev->kind == DEV_DISK) {
-		const char *cache = arg_str(op->args, "cache") ?: "";
+		const char *cache = sv_or(arg_str(op->args, "cache"), "");
 		json_object_set_new(a, "drive", json_string(dev->backend));
 		json_t *serial = json_object_get(op->args, "serial");
 		if (json_is_string(serial))
@@ -740,7 +743,8 @@ static void bridge_fd_passed(struct hp_op *op, const struct qmp_result *r)
 		free(dev->desc);
 		free(dev);
 		op->dev = NULL;
-		return op_fail_qemu(op);
+		op_fail_qemu(op);
+		return;
 	}
 	char fdname[SV_ID_MAX + 16];
 	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
@@ -829,7 +833,7 @@ static void disk_open_work(uv_work_t *w)
 static json_t *layer_json(struct hp_op *op, struct hp_dev *dev, size_t i)
 {
 	struct disk_open *j = op->dopen;
-	const char *cache = arg_str(op->args, "cache") ?: "writeback";
+	const char *cache = sv_or(arg_str(op->args, "cache"), "writeback");
 	const char *fmt = i ? j->chain.layers[i - 1].format : j->format;
 	bool ro = i ? true : j->ro, cow = !strcmp(fmt, "qcow2");
 	char fdset[32];
@@ -878,7 +882,8 @@ static void disk_fd_added(struct hp_op *op, const struct qmp_result *r)
 		free(dev->desc);
 		free(dev);
 		op->dev = NULL;
-		return op_fail_qemu(op);
+		op_fail_qemu(op);
+		return;
 	}
 	dev->fdsets[dev->nfdsets++] = (int)json_integer_value(json_object_get(r->ret, "fdset-id"));
 	j->next++;
@@ -901,10 +906,11 @@ static void disk_open_done(uv_work_t *w, int status)
 		free(op->dev->desc);
 		free(op->dev);
 		op->dev = NULL;
-		return op_fail(op, j->rc == -ENOENT ? "NotFound" : j->rc == -EINVAL ||
-		               j->rc == -EOPNOTSUPP || j->rc == -ELOOP ? "InvalidArgument"
-		               : "GenericError", "%s", status < 0 ? uv_strerror(status)
-		               : j->err.msg);
+		op_fail(op, j->rc == -ENOENT ? "NotFound" : j->rc == -EINVAL ||
+		        j->rc == -EOPNOTSUPP || j->rc == -ELOOP ? "InvalidArgument"
+		        : "GenericError", "%s", status < 0 ? uv_strerror(status)
+		        : j->err.msg);
+		return;
 	}
 	disk_next_fd(op);
 }
@@ -962,8 +968,9 @@ static void bridge_start(struct hp_op *op, struct hp_dev *dev)
 	if (fd < 0) {
 		free(dev);
 		op->dev = NULL;
-		return op_fail(op, fd == -ENODEV || fd == -EOPNOTSUPP ? "NotFound" : "GenericError",
-		               "%s", err.msg);
+		op_fail(op, fd == -ENODEV || fd == -EOPNOTSUPP ? "NotFound" : "GenericError",
+		        "%s", err.msg);
+		return;
 	}
 	char fdname[SV_ID_MAX + 16];
 	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
@@ -1019,7 +1026,8 @@ static void cpu_added(struct hp_op *op, const struct qmp_result *r)
 			json_object_set_new(op->error, "added", json_incref(op->done));
 		if (json_array_size(op->done))
 			sv_state_save(op->g);
-		return op_fail_qemu(op);
+		op_fail_qemu(op);
+		return;
 	}
 	json_t *spec = json_pack("{s:s, s:s, s:O?}", "kind", "cpu", "id", dev->id, "persist",
 	                         json_object_get(op->args, "persist"));
@@ -1047,7 +1055,8 @@ static void cpu_next(struct hp_op *op)
 	struct hp_dev *dev = calloc(1, sizeof(*dev));
 	if (!dev) {
 		json_decref(a);
-		return op_fail(op, "GenericError", "%s", "out of memory");
+		op_fail(op, "GenericError", "%s", "out of memory");
+		return;
 	}
 	dev->kind = DEV_CPU;
 	snprintf(dev->id, sizeof(dev->id), "%s", json_string_value(json_object_get(a, "id")));
@@ -1059,17 +1068,23 @@ static void cpu_next(struct hp_op *op)
 static void cpu_listed(struct hp_op *op, const struct qmp_result *r)
 {
 	struct sv_guest *g = op->g;
-	if (r->status != 0)
-		return op_fail_qemu(op);
+	if (r->status != 0) {
+		op_fail_qemu(op);
+		return;
+	}
 	size_t n = json_array_size(r->ret), free_slots = 0;
 	json_t **slots = calloc(n + 1, sizeof(*slots));
-	if (!slots)
-		return op_fail(op, "GenericError", "%s", "out of memory");
+	if (!slots) {
+		op_fail(op, "GenericError", "%s", "out of memory");
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		slots[i] = json_array_get(r->ret, i);
 	qsort(slots, n, sizeof(*slots), cpu_cmp);
 	const char *want = arg_str(op->args, "id");
-	json_int_t count = json_integer_value(json_object_get(op->args, "count")) ?: 1;
+	json_int_t count = json_integer_value(json_object_get(op->args, "count"));
+	if (count == 0)
+		count = 1;
 	op->todo = json_array();
 	op->done = json_array();
 	/* The vCPU in slot i (in topology order) is "vcpuI": the boot vCPUs
@@ -1083,19 +1098,21 @@ static void cpu_listed(struct hp_op *op, const struct qmp_result *r)
 		if (want ? strcmp(want, id) != 0 : (json_int_t)json_array_size(op->todo) >= count)
 			continue;
 		json_t *a = json_deep_copy(json_object_get(slots[i], "props"));
-		json_object_set_new(a, "driver", json_string(json_string_value(
-		                    json_object_get(slots[i], "type")) ?: "?"));
+		json_object_set_new(a, "driver", json_string(sv_jstr(slots[i], "type", "?")));
 		json_object_set_new(a, "id", json_string(id));
 		json_array_append_new(op->todo, a);
 	}
 	free(slots);
-	if (want && !json_array_size(op->todo))
-		return op_fail(op, "InvalidArgument", "%s is not a free vCPU slot", want);
+	if (want && !json_array_size(op->todo)) {
+		op_fail(op, "InvalidArgument", "%s is not a free vCPU slot", want);
+		return;
+	}
 	if ((json_int_t)json_array_size(op->todo) < count) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "asked for %lld more vCPUs, but only %zu of max-cpus "
 		         "%zu are free", (long long)count, free_slots, n);
-		return op_fail(op, "InvalidState", "%s", msg);
+		op_fail(op, "InvalidState", "%s", msg);
+		return;
 	}
 	cpu_next(op);
 }
@@ -1145,18 +1162,24 @@ static void attach_start(struct hp_op *op)
 	const char *id = arg_str(op->args, "id");
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
 	char msg[600], want_bus[32] = "";
-	if (!p)
-		return op_fail(op, "InvalidState", "%s", "the guest's profile is gone");
+	if (!p) {
+		op_fail(op, "InvalidState", "%s", "the guest's profile is gone");
+		return;
+	}
 	if (op->replay && arg_str(op->args, "slot")) {
 		snprintf(want_bus, sizeof(want_bus), "%s", arg_str(op->args, "slot"));
 		json_object_del(op->args, "slot");
 	}
 	const char *cls = sv_hotplug_check(p, op->args, msg, sizeof(msg));
-	if (cls)
-		return op_fail(op, cls, "%s", msg);
+	if (cls) {
+		op_fail(op, cls, "%s", msg);
+		return;
+	}
 	int kind = kind_parse(arg_str(op->args, "kind"));
-	if (kind == DEV_CPU)
-		return cpu_start(op);
+	if (kind == DEV_CPU) {
+		cpu_start(op);
+		return;
+	}
 	char auto_id[16];
 	if (kind == DEV_MEM && !json_object_get(op->args, "id")) {
 		/* Memory needs no name from the caller: mem0, mem1, ... */
@@ -1167,27 +1190,36 @@ static void attach_start(struct hp_op *op)
 		}
 		json_object_set_new(op->args, "id", json_string(id));
 	}
-	if (dev_find(g->hp, id))
-		return op_fail(op, "InvalidArgument", "%s is already a device of this guest", id);
+	if (dev_find(g->hp, id)) {
+		op_fail(op, "InvalidArgument", "%s is already a device of this guest", id);
+		return;
+	}
 	struct hp_dev *dev = calloc(1, sizeof(*dev));
-	if (!dev)
-		return op_fail(op, "GenericError", "%s", "out of memory");
+	if (!dev) {
+		op_fail(op, "GenericError", "%s", "out of memory");
+		return;
+	}
 	dev->kind = kind;
 	snprintf(dev->id, sizeof(dev->id), "%s", id);
 	snprintf(dev->backend, sizeof(dev->backend), "%s.%s", backend_prefix[kind], id);
 	if (want_bus[0] && !bus_used(g, want_bus))
 		snprintf(dev->bus, sizeof(dev->bus), "%s", want_bus);
-	else if (kind != DEV_MEM && free_bus(g, kind == DEV_DISK && !strcmp(arg_str(op->args, "bus")
-	         ?: "", "scsi"), dev->bus, sizeof(dev->bus)) < 0) {
+	else if (kind != DEV_MEM && free_bus(g, kind == DEV_DISK && !strcmp(sv_or(arg_str(op->args,
+	         "bus"), ""), "scsi"), dev->bus, sizeof(dev->bus)) < 0) {
 		free(dev);
-		return op_fail(op, "InvalidState", "no free hot-plug slot: all %s spare ports "
-		               "are taken (raise hotplug-slots in the profile)", "the");
+		op_fail(op, "InvalidState", "no free hot-plug slot: all %s spare ports "
+		        "are taken (raise hotplug-slots in the profile)", "the");
+		return;
 	}
 	op->dev = dev;
-	if (kind == DEV_NIC && strcmp(arg_str(op->args, "type") ?: "user", "user"))
-		return bridge_start(op, dev);
-	if (kind == DEV_DISK)
-		return disk_start(op, dev);
+	if (kind == DEV_NIC && strcmp(sv_or(arg_str(op->args, "type"), "user"), "user")) {
+		bridge_start(op, dev);
+		return;
+	}
+	if (kind == DEV_DISK) {
+		disk_start(op, dev);
+		return;
+	}
 	json_t *backend = kind == DEV_NIC ? nic_backend(dev) : mem_backend(op, dev);
 	if (!backend) {   /* op already answered and finished */
 		free(dev->desc);
@@ -1222,11 +1254,14 @@ static void detach_done(struct hp_op *op)
 
 static void detach_requested(struct hp_op *op, const struct qmp_result *r)
 {
-	if (op->deleted)   /* the guest was quicker than QEMU's reply */
-		return detach_done(op);
+	if (op->deleted) {   /* the guest was quicker than QEMU's reply */
+		detach_done(op);
+		return;
+	}
 	if (r->status != 0) {
 		op->dev->state = "attached";
-		return op_fail_qemu(op);
+		op_fail_qemu(op);
+		return;
 	}
 	uint64_t ms = DETACH_TIMEOUT_MS;
 	json_t *t = json_object_get(op->args, "timeout");
@@ -1245,28 +1280,40 @@ static void detach_start(struct hp_op *op)
 	const char *id = arg_str(op->args, "id");
 	struct hp_dev *dev = id ? dev_find(g->hp, id) : NULL;
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	if (!id)
-		return op_fail(op, "InvalidArgument", "%s", "detach needs {\"name\", \"id\"}");
-	if (!dev && p && sv_profile_find_device(p, id) >= 0)
-		return op_fail(op, "InvalidArgument", "%s comes from the profile; edit the profile "
-		               "and restart the guest to remove it", id);
+	if (!id) {
+		op_fail(op, "InvalidArgument", "%s", "detach needs {\"name\", \"id\"}");
+		return;
+	}
+	if (!dev && p && sv_profile_find_device(p, id) >= 0) {
+		op_fail(op, "InvalidArgument", "%s comes from the profile; edit the profile "
+		        "and restart the guest to remove it", id);
+		return;
+	}
 	if (!dev && json_is_true(json_object_get(op->args, "persist"))) {
 		/* Not in the guest (its replay failed, say), but in the overlay. */
 		json_t *e;
 		size_t i;
 		json_array_foreach(overlay_of(g), i, e)
-			if (!strcmp(json_string_value(json_object_get(e, "id")) ?: "", id))
-				return op_done(op, json_pack("{s:s, s:s}", "id", id, "state",
-				               "removed from the overlay"), NULL, id);
+			if (!strcmp(sv_jstr(e, "id", ""), id)) {
+				op_done(op, json_pack("{s:s, s:s}", "id", id, "state",
+				        "removed from the overlay"), NULL, id);
+				return;
+			}
 	}
-	if (!dev)
-		return op_fail(op, "NotFound", "no hot-plugged device %.32s", id);
-	if (strcmp(dev->state, "attached") != 0)
-		return op_fail(op, "InvalidState", "%s is already being unplugged", id);
-	if (dev->kind == DEV_CPU && strcmp(g->accel, "kvm") != 0)
-		return op_fail(op, "InvalidState", "%s: QEMU cannot unplug a vCPU under TCG (7.2 "
-		               "never completes it and crashes on the next plug); stop and start "
-		               "the guest to drop it", id);
+	if (!dev) {
+		op_fail(op, "NotFound", "no hot-plugged device %.32s", id);
+		return;
+	}
+	if (strcmp(dev->state, "attached") != 0) {
+		op_fail(op, "InvalidState", "%s is already being unplugged", id);
+		return;
+	}
+	if (dev->kind == DEV_CPU && strcmp(g->accel, "kvm") != 0) {
+		op_fail(op, "InvalidState", "%s: QEMU cannot unplug a vCPU under TCG (7.2 "
+		        "never completes it and crashes on the next plug); stop and start "
+		        "the guest to drop it", id);
+		return;
+	}
 	dev->state = "unplugging";
 	op->dev = dev;
 	snprintf(op->id, sizeof(op->id), "%s", id);
@@ -1279,8 +1326,10 @@ static void op_start(struct hp_op *op)
 {
 	struct sv_guest *g = op->g;
 	if (g->state != SV_RUNNING && g->state != SV_PAUSED &&
-	    !(op->replay && (g->state == SV_STARTING || g->state == SV_INCOMING)))
-		return op_fail(op, "InvalidState", "%s is not running", sv_state_name(g->state));
+	    !(op->replay && (g->state == SV_STARTING || g->state == SV_INCOMING))) {
+		op_fail(op, "InvalidState", "%s is not running", sv_state_name(g->state));
+		return;
+	}
 	if (op->detach)
 		detach_start(op);
 	else
@@ -1498,7 +1547,7 @@ static void on_peripherals(struct qmp_client *c, const struct qmp_result *r, voi
 		size_t i;
 		json_t *e;
 		json_array_foreach(r->ret, i, e)
-			present |= strcmp(json_string_value(json_object_get(e, "name")) ?: "", d->id) == 0;
+			present |= strcmp(sv_jstr(e, "name", ""), d->id) == 0;
 		if (!present) {
 			sv_log(SV_LOG_INFO, g->name, "%s was unplugged while qsupd was down", d->id);
 			drop_backend(g, d);
@@ -1524,7 +1573,7 @@ void sv_hotplug_import(struct sv_guest *g, json_t *saved)
 		snprintf(dev->id, sizeof(dev->id), "%s", id);
 		snprintf(dev->backend, sizeof(dev->backend), "%s.%s", backend_prefix[kind], id);
 		snprintf(dev->bus, sizeof(dev->bus), "%s",
-		         json_string_value(json_object_get(e, "bus")) ?: "");
+		         sv_jstr(e, "bus", ""));
 		const char *desc = json_string_value(json_object_get(e, "desc"));
 		dev->desc = desc ? strdup(desc) : NULL;
 		dev->state = st && strcmp(st, "pending-unplug") == 0 ? "pending-unplug" : "attached";

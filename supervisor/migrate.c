@@ -321,7 +321,7 @@ static void out_end(struct sv_guest *g, json_t *info);
 static json_t *figures(struct sv_guest *g, json_t *info)
 {
 	json_t *ram = json_object_get(info, "ram");
-	json_t *o = json_pack("{s:s, s:s, s:I}", "status", str(info, "status") ?: "?", "uri",
+	json_t *o = json_pack("{s:s, s:s, s:I}", "status", sv_or(str(info, "status"), "?"), "uri",
 	                      g->mig->uri, "elapsed-ms",
 	                      (json_int_t)(uv_now(g->d->loop) - g->mig->started_ms));
 	static const char *const keys[][2] = {
@@ -464,7 +464,7 @@ static void out_abort(struct sv_guest *g, const char *cls, const char *why)
 static void out_end(struct sv_guest *g, json_t *info)
 {
 	struct sv_mig *m = g->mig;
-	const char *st = str(info, "status") ?: "failed";
+	const char *st = sv_or(str(info, "status"), "failed");
 	if (m->ending)
 		return;
 	m->ending = true;
@@ -486,7 +486,7 @@ static void out_end(struct sv_guest *g, json_t *info)
 	snprintf(why, sizeof(why), "%s %s: %s", m->role == ROLE_SAVE ? "save to" : "migration to",
 	         m->uri, m->status && !strcmp(m->status, "timeout") ? "timed out (cancelled)"
 	         : !strcmp(st, "cancelled") ? "cancelled"
-	         : str(info, "error-desc") ?: "failed");
+	         : sv_or(str(info, "error-desc"), "failed"));
 	json_decref(fig);
 	sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
 	out_abort(g, "MigrationFailed", why);
@@ -498,7 +498,8 @@ static void out_migrating(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate", why, sizeof(why));
-		return out_abort(g, "MigrationFailed", why);
+		out_abort(g, "MigrationFailed", why);
+		return;
 	}
 	m->started = true;
 	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_SAVE ? "saving to" : "migrating to",
@@ -532,7 +533,8 @@ static void out_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "getfd", why, sizeof(why));
-		return out_abort(g, "MigrationFailed", why);
+		out_abort(g, "MigrationFailed", why);
+		return;
 	}
 	mstep(g, "migrate", json_pack("{s:s}", "uri", "fd:qsup-migrate"), out_migrating);
 }
@@ -562,7 +564,7 @@ static bool multifd_on(struct sv_guest *g)
 	size_t i;
 	bool on = false;
 	json_array_foreach(json_object_get(caps, "capabilities"), i, e)
-		on |= !strcmp(str(e, "capability") ?: "", "multifd");
+		on |= !strcmp(sv_or(str(e, "capability"), ""), "multifd");
 	json_decref(caps);
 	return on;
 }
@@ -573,15 +575,18 @@ static void out_params_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-parameters", why, sizeof(why));
-		return out_abort(g, "InvalidArgument", why);
+		out_abort(g, "InvalidArgument", why);
+		return;
 	}
 	if (strncmp(m->uri, "unix:", 5) || m->role != ROLE_OUT || multifd_on(g)) {
 		mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
 		return;
 	}
 	struct mconn *mc = calloc(1, sizeof(*mc));
-	if (!mc)
-		return out_abort(g, "GenericError", "out of memory");
+	if (!mc) {
+		out_abort(g, "GenericError", "out of memory");
+		return;
+	}
 	mc->g = g;
 	mc->req.data = mc;
 	uv_pipe_init(g->d->loop, &mc->pipe, 0);
@@ -595,7 +600,8 @@ static void out_caps_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-capabilities", why, sizeof(why));
-		return out_abort(g, "InvalidArgument", why);
+		out_abort(g, "InvalidArgument", why);
+		return;
 	}
 	mstep(g, "migrate-set-parameters", params_json(g, g->mig->args), out_params_set);
 }
@@ -618,22 +624,24 @@ static void on_peer_incoming(json_t *reply, const char *why, void *arg)
 	m->peer = NULL;
 	json_t *err = json_object_get(reply, "error");
 	if (!reply || err) {
-		snprintf(msg, sizeof(msg), "destination %s: %s", m->to, reply ? str(err, "desc") ?: "?"
+		snprintf(msg, sizeof(msg), "destination %s: %s", m->to, reply ? sv_or(str(err, "desc"), "?")
 		         : why);
 		free(m->to);
 		m->to = NULL;   /* nothing there to kill */
-		answer_err(g, reply ? str(err, "class") ?: "GenericError" : "GenericError", msg);
-		return mig_free(g);
+		answer_err(g, reply ? sv_or(str(err, "class"), "GenericError") : "GenericError", msg);
+		mig_free(g);
+		return;
 	}
 	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
 		snprintf(msg, sizeof(msg), "%s became %s while the destination got ready", g->name,
 		         sv_state_name(g->state));
 		answer_err(g, "InvalidState", msg);
 		kill_destination(g);
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	snprintf(m->uri, sizeof(m->uri), "%s",
-	         str(json_object_get(reply, "return"), "uri") ?: "");
+	         sv_or(str(json_object_get(reply, "return"), "uri"), ""));
 	out_begin(g);
 }
 
@@ -670,15 +678,21 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	json_t *tj = json_object_get(args, "to");
 	if (!source_ready(g, req, args))
 		return;
-	if (tj && (!to || to[0] != '/'))
-		return sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
-		                    "the destination qsupd's control socket");
-	if (!uri && !to)
-		return sv_reply_err(req, "InvalidArgument", "%s", "migrate needs a uri "
-		                    "(unix:PATH or tcp:HOST:PORT), or to (another qsupd's socket)");
-	if (uri && strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4))
-		return sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
-		                    "tcp:HOST:PORT", uri);
+	if (tj && (!to || to[0] != '/')) {
+		sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
+		             "the destination qsupd's control socket");
+		return;
+	}
+	if (!uri && !to) {
+		sv_reply_err(req, "InvalidArgument", "%s", "migrate needs a uri "
+		             "(unix:PATH or tcp:HOST:PORT), or to (another qsupd's socket)");
+		return;
+	}
+	if (uri && strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4)) {
+		sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
+		             "tcp:HOST:PORT", uri);
+		return;
+	}
 	struct sv_mig *m = mig_new(g, ROLE_OUT, req, args);
 	if (!m)
 		return;
@@ -686,14 +700,17 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	m->postcopy_after = json_integer_value(json_object_get(args, "postcopy-after"));
 	m->timeout_ms = (uint64_t)json_integer_value(json_object_get(args, "timeout"));
 	snprintf(m->uri, sizeof(m->uri), "%s", uri ? uri : "");
-	if (!to)
-		return out_begin(g);
+	if (!to) {
+		out_begin(g);
+		return;
+	}
 	/* Prepare the destination first: nothing here changes until it is. */
 	struct sv_error err = { 0 };
 	json_t *argv = profile_argv(g, &err);
 	if (!argv) {
 		answer_err(g, "InvalidState", err.msg);
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	m->to = strdup(to);
 	json_t *a = handover(g, argv);
@@ -720,11 +737,15 @@ void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req, json_t *arg
 {
 	(void)args;
 	struct sv_mig *m = g->mig;
-	if (!m || m->role != ROLE_OUT || !m->started || m->ending)
-		return sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
-		                    g->name);
-	if (m->postcopy)
-		return sv_reply_err(req, "InvalidState", "%s: already in postcopy", g->name);
+	if (!m || m->role != ROLE_OUT || !m->started || m->ending) {
+		sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
+		             g->name);
+		return;
+	}
+	if (m->postcopy) {
+		sv_reply_err(req, "InvalidState", "%s: already in postcopy", g->name);
+		return;
+	}
 	m->postcopy = true;
 	sv_log(SV_LOG_INFO, g->name, "switching the migration to postcopy (operator)");
 	struct sv_error err = { 0 };
@@ -737,9 +758,11 @@ void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	(void)args;
 	struct sv_mig *m = g->mig;
-	if (!m || (m->role != ROLE_OUT && m->role != ROLE_SAVE) || !m->started || m->ending)
-		return sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
-		                    g->name);
+	if (!m || (m->role != ROLE_OUT && m->role != ROLE_SAVE) || !m->started || m->ending) {
+		sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
+		             g->name);
+		return;
+	}
 	m->status = "cancel";
 	sv_log(SV_LOG_INFO, g->name, "migration cancelled by operator");
 	if (g->qmp)
@@ -754,7 +777,8 @@ static void save_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "getfd", why, sizeof(why));
-		return out_abort(g, "GenericError", why);
+		out_abort(g, "GenericError", why);
+		return;
 	}
 	out_begin(g);
 }
@@ -772,7 +796,8 @@ static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 	}
 	if (fd < 0) {
 		answer_err(g, "GenericError", why);
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	m->fd = fd;
 	m->tmp = strdup(tmp);
@@ -780,7 +805,8 @@ static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 		char msg[200];
 		snprintf(msg, sizeof(msg), "%s became %s meanwhile", g->name,
 		         sv_state_name(g->state));
-		return out_abort(g, "InvalidState", msg);
+		out_abort(g, "InvalidState", msg);
+		return;
 	}
 	mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-save"), fd, save_fd_passed);
 }
@@ -791,11 +817,15 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 	struct sv_error err = { 0 };
 	if (!source_ready(g, req, args))
 		return;
-	if (!file || file[0] != '/' || !sv_text_clean(file) || strlen(file) >= 4000)
-		return sv_reply_err(req, "InvalidArgument", "%s", "save needs file: an absolute path");
+	if (!file || file[0] != '/' || !sv_text_clean(file) || strlen(file) >= 4000) {
+		sv_reply_err(req, "InvalidArgument", "%s", "save needs file: an absolute path");
+		return;
+	}
 	json_t *argv = profile_argv(g, &err);
-	if (!argv)
-		return sv_reply_err(req, "GenericError", "%s", err.msg);
+	if (!argv) {
+		sv_reply_err(req, "GenericError", "%s", err.msg);
+		return;
+	}
 	json_t *h = handover(g, argv);
 	char *header = sv_savefile_header(g->d->host_key, h);
 	json_decref(h);
@@ -834,7 +864,8 @@ static void in_listening(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-incoming", why, sizeof(why));
-		return in_abort(g, "GenericError", why);
+		in_abort(g, "GenericError", why);
+		return;
 	}
 	sv_guest_start_done(g);   /* waiting for the stream may take long */
 	sv_log(SV_LOG_INFO, g->name, "waiting for the migration on %s", m->uri);
@@ -848,7 +879,8 @@ static void in_params_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-parameters", why, sizeof(why));
-		return in_abort(g, "InvalidArgument", why);
+		in_abort(g, "InvalidArgument", why);
+		return;
 	}
 	mstep(g, "migrate-incoming", json_pack("{s:s}", "uri", g->mig->qemu_uri[0]
 	      ? g->mig->qemu_uri : g->mig->uri), in_listening);
@@ -859,7 +891,8 @@ static void in_caps_set(struct sv_guest *g, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		step_error(r, "migrate-set-capabilities", why, sizeof(why));
-		return in_abort(g, "InvalidArgument", why);
+		in_abort(g, "InvalidArgument", why);
+		return;
 	}
 	mstep(g, "migrate-set-parameters", params_json(g, g->mig->args), in_params_set);
 }
@@ -872,7 +905,8 @@ static void in_fd_passed(struct sv_guest *g, const struct qmp_result *r)
 	m->fd = -1;
 	if (r->status != 0) {
 		step_error(r, "getfd", why, sizeof(why));
-		return in_abort(g, "GenericError", why);
+		in_abort(g, "GenericError", why);
+		return;
 	}
 	mstep(g, "migrate-set-capabilities", caps_json(g, m->args, true), in_caps_set);
 }
@@ -908,7 +942,8 @@ static void on_in_cont(struct qmp_client *c, const struct qmp_result *r, void *a
 		step_error(r, "cont", why, sizeof(why));
 		answer_err(g, "GenericError", why);
 		sv_guest_transition(g, SV_PAUSED, why);
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	char why[700];
 	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_RESTORE ? "restored from"
@@ -930,7 +965,8 @@ static void in_completed(struct sv_guest *g)
 		                    ? "restored (paused, as it was saved)"
 		                    : "migrated in (paused, as on the source)");
 		answer_ok(g, sv_guest_status(g));
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	if (!g->qmp || qmp_client_execute(g->qmp, "cont", NULL, 0, on_in_cont, g) < 0) {
 		answer_err(g, "GenericError", "cont: no QMP connection");
@@ -988,7 +1024,7 @@ static const char *postcopy_blocked(struct sv_guest *g, json_t *args)
 	size_t i;
 	bool post = false;
 	json_array_foreach(json_object_get(caps, "capabilities"), i, e)
-		post |= !strcmp(str(e, "capability") ?: "", "postcopy-ram");
+		post |= !strcmp(sv_or(str(e, "capability"), ""), "postcopy-ram");
 	json_decref(caps);
 	bool root = p && p->user && (!strcmp(p->user, "root") || !strcmp(p->user, "0"));
 	if (!post || !g->d->idc.root || root)
@@ -1010,8 +1046,10 @@ void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (!dest_ready(g, req, args))
 		return;
 	const char *nopost = postcopy_blocked(g, args);
-	if (nopost)
-		return sv_reply_err(req, "InvalidState", "%s", nopost);
+	if (nopost) {
+		sv_reply_err(req, "InvalidState", "%s", nopost);
+		return;
+	}
 	char *why = argv_mismatch(g, json_object_get(args, "argv"));
 	if (why && json_object_get(args, "argv")) {
 		sv_reply_err(req, "ProfileMismatch", "%s", why);
@@ -1026,13 +1064,16 @@ void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 	bool automatic = !uri || !strcmp(uri, "unix");
 	if (automatic) {
 		int n = snprintf(auto_uri, sizeof(auto_uri), "unix:%s/qemu/migrate.sock", g->rundir);
-		if (n < 0 || (size_t)n - 5 >= 108)
-			return sv_reply_err(req, "InvalidArgument", "%s", "the run dir is too long for "
-			                    "a unix socket; give uri");
+		if (n < 0 || (size_t)n - 5 >= 108) {
+			sv_reply_err(req, "InvalidArgument", "%s", "the run dir is too long for "
+			             "a unix socket; give uri");
+			return;
+		}
 		uri = auto_uri;
 	} else if (strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4)) {
-		return sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
-		                    "tcp:HOST:PORT", uri);
+		sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
+		             "tcp:HOST:PORT", uri);
+		return;
 	}
 	struct sv_mig *m = mig_new(g, ROLE_IN, req, args);
 	if (!m)
@@ -1070,7 +1111,8 @@ static void on_restore_opened(void *arg, int fd, const char *buf, size_t len, co
 		char msg[1200];
 		snprintf(msg, sizeof(msg), fd < 0 ? "%s" : "%s: %s", fd < 0 ? err : m->file, why);
 		answer_err(g, fd < 0 ? "NotFound" : "InvalidArgument", msg);
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	const char *name = str(h, "name");
 	char *bad = name && strcmp(name, g->name) == 0 ? argv_mismatch(g, json_object_get(h, "argv"))
@@ -1084,7 +1126,8 @@ static void on_restore_opened(void *arg, int fd, const char *buf, size_t len, co
 		free(bad);
 		json_decref(h);
 		close(fd);
-		return mig_free(g);
+		mig_free(g);
+		return;
 	}
 	m->fd = fd;
 	dest_start(g, h);
@@ -1094,9 +1137,11 @@ static void on_restore_opened(void *arg, int fd, const char *buf, size_t len, co
 void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const char *file = str(args, "file");
-	if (!file || file[0] != '/' || strlen(file) >= 4000)
-		return sv_reply_err(req, "InvalidArgument", "%s", "restore needs file: an absolute "
-		                    "path");
+	if (!file || file[0] != '/' || strlen(file) >= 4000) {
+		sv_reply_err(req, "InvalidArgument", "%s", "restore needs file: an absolute "
+		             "path");
+		return;
+	}
 	json_t *pass = json_pack("{s:O*}", "capabilities", json_object_get(args, "capabilities"));
 	bool ok = dest_ready(g, req, pass);
 	json_decref(pass);
@@ -1308,7 +1353,7 @@ bool sv_migrate_completed(struct sv_guest *g, bool *saved)
 const char *sv_migrate_where(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	return !m ? "" : m->role == ROLE_SAVE || m->role == ROLE_RESTORE ? m->file ?: "" : m->uri;
+	return !m ? "" : m->role == ROLE_SAVE || m->role == ROLE_RESTORE ? sv_or(m->file, "") : m->uri;
 }
 
 json_t *sv_migrate_status(struct sv_guest *g)

@@ -348,22 +348,32 @@ void sv_passthrough_decide(const char *command, json_t *args, const struct sv_pt
 	char norm[SV_QMP_NAME_MAX + 1];
 	const char *why;
 	memset(v, 0, sizeof(*v));
-	if (!command || !name_ok(command))
-		return refuse(v, "InvalidArgument", "not a QMP command name");
+	if (!command || !name_ok(command)) {
+		refuse(v, "InvalidArgument", "not a QMP command name");
+		return;
+	}
 	bool query = strncmp(command, "query-", 6) == 0;
-	if (f->policy == SV_QMP_OFF)
-		return refuse(v, DENIED, "%s: %s's profile has qmp-passthrough = off",
-		              command, f->guest);
-	if (f->policy == SV_QMP_QUERY && !query)
-		return refuse(v, DENIED, "%s: %s's profile has qmp-passthrough = query "
-		              "(query-* commands only)", command, f->guest);
+	if (f->policy == SV_QMP_OFF) {
+		refuse(v, DENIED, "%s: %s's profile has qmp-passthrough = off",
+		       command, f->guest);
+		return;
+	}
+	if (f->policy == SV_QMP_QUERY && !query) {
+		refuse(v, DENIED, "%s: %s's profile has qmp-passthrough = query "
+		       "(query-* commands only)", command, f->guest);
+		return;
+	}
 	normalize(command, norm, sizeof(norm));
-	if ((why = reserved_why(norm)))
-		return refuse(v, DENIED, "%s: %s", command, why);
-	if (f->busy && (!strcmp(norm, "stop") || !strcmp(norm, "cont")))
-		return refuse(v, "InvalidState", "%s: %s is %s, and qsupd runs stop and cont "
-		              "itself until it is running (end a migration with qsupctl "
-		              "migrate-cancel)", command, f->guest, f->busy);
+	if ((why = reserved_why(norm))) {
+		refuse(v, DENIED, "%s: %s", command, why);
+		return;
+	}
+	if (f->busy && (!strcmp(norm, "stop") || !strcmp(norm, "cont"))) {
+		refuse(v, "InvalidState", "%s: %s is %s, and qsupd runs stop and cont "
+		       "itself until it is running (end a migration with qsupctl "
+		       "migrate-cancel)", command, f->guest, f->busy);
+		return;
+	}
 	if (check_targets(f, "", command, args, v))
 		return;
 	v->allow = true;

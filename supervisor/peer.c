@@ -79,14 +79,17 @@ static void on_line(struct sv_peer *p, const char *line)
 	json_t *msg = json_loads(line, 0, NULL);
 	if (!json_is_object(msg)) {
 		json_decref(msg);
-		return finish(p, NULL, "not a qsupd control socket (bad JSON)");
+		finish(p, NULL, "not a qsupd control socket (bad JSON)");
+		return;
 	}
 	if (!p->greeted) {
 		p->greeted = true;
 		bool qsup = json_object_get(msg, "qsup") != NULL;
 		json_decref(msg);
-		if (!qsup)
-			return finish(p, NULL, "not a qsupd control socket (no qsup greeting)");
+		if (!qsup) {
+			finish(p, NULL, "not a qsupd control socket (no qsup greeting)");
+			return;
+		}
 		uv_buf_t b = uv_buf_init(p->out, (unsigned)strlen(p->out));
 		p->wr.data = p;
 		int r = uv_write(&p->wr, (uv_stream_t *)&p->pipe, &b, 1, on_written);
@@ -104,13 +107,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	struct sv_peer *p = s->data;
 	if (n < 0) {
 		free(buf->base);
-		return finish(p, NULL, n == UV_EOF ? "the peer closed the connection"
-		                                    : uv_strerror((int)n));
+		finish(p, NULL, n == UV_EOF ? "the peer closed the connection"
+		                             : uv_strerror((int)n));
+		return;
 	}
 	char *in = realloc(p->in, p->inlen + (size_t)n + 1);
 	if (!in) {
 		free(buf->base);
-		return finish(p, NULL, "out of memory");
+		finish(p, NULL, "out of memory");
+		return;
 	}
 	memcpy(in + p->inlen, buf->base, (size_t)n);
 	free(buf->base);
@@ -137,7 +142,8 @@ static void on_connect(uv_connect_t *c, int status)
 	if (status < 0) {
 		char why[160];
 		snprintf(why, sizeof(why), "cannot connect: %s", uv_strerror(status));
-		return finish(p, NULL, why);
+		finish(p, NULL, why);
+		return;
 	}
 	int r = uv_read_start((uv_stream_t *)&p->pipe, on_alloc, on_read);
 	if (r < 0)

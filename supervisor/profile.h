@@ -167,9 +167,7 @@ void sv_profile_free(struct sv_profile *p);
  * from ndrives. Returns -1 when there is none. */
 int sv_profile_find_device(const struct sv_profile *p, const char *id);
 
-/* Names of enum values, as written in profiles. */
-const char *sv_accel_name(enum sv_accel a);
-const char *sv_bus_name(enum sv_bus b);
+/* The passthrough policy's name, as written in profiles. */
 const char *sv_qmp_passthrough_name(enum sv_qmp_passthrough q);
 
 #endif

@@ -176,14 +176,18 @@ static void k_machine(struct pctx *c, struct psect *s, const struct pkey *k, con
 {
 	struct sv_profile *p = c->p;
 
-	if (!word_ok(v, "_.-", 64))
-		return bad(c, s, k, v, "is not allowed");
+	if (!word_ok(v, "_.-", 64)) {
+		bad(c, s, k, v, "is not allowed");
+		return;
+	}
 	if (!strcmp(v, "q35") || !strncmp(v, "pc-q35-", 7))
 		p->family = SV_MACHINE_Q35;
 	else if (!strcmp(v, "pc") || !strncmp(v, "pc-i440fx-", 10))
 		p->family = SV_MACHINE_PC;
-	else
-		return bad(c, s, k, v, "is not a supported machine type");
+	else {
+		bad(c, s, k, v, "is not a supported machine type");
+		return;
+	}
 	set_str(c, &p->machine, v);
 }
 
@@ -375,8 +379,10 @@ static void k_forward(struct pctx *c, struct psect *s, const struct pkey *k, con
 	struct sv_nic *n = pc_sect_obj(c, s);
 	struct sv_forward f, *fs;
 
-	if (!forward_parse(v, &f))
-		return bad(c, s, k, v, "is not a port forward");
+	if (!forward_parse(v, &f)) {
+		bad(c, s, k, v, "is not a port forward");
+		return;
+	}
 	fs = realloc(n->forwards, (n->nforwards + 1) * sizeof(*fs));
 	if (!fs) {
 		c->oom = true;
@@ -395,12 +401,16 @@ static void k_listen(struct pctx *c, struct psect *s, const struct pkey *k, cons
 	if (n >= 2 && n < sizeof(buf) + 2 && v[0] == '[' && v[n - 1] == ']') {
 		memcpy(buf, v + 1, n - 2);
 		buf[n - 2] = '\0';
-		if (inet_pton(AF_INET6, buf, a) == 1)
-			return set_str(c, FIELD(c, s, k, char *), buf);
+		if (inet_pton(AF_INET6, buf, a) == 1) {
+			set_str(c, FIELD(c, s, k, char *), buf);
+			return;
+		}
 	}
 	if (inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1 ||
-	    (word_ok(v, ".-", 253) && !strstr(v, "..")))
-		return set_str(c, FIELD(c, s, k, char *), v);
+	    (word_ok(v, ".-", 253) && !strstr(v, ".."))) {
+		set_str(c, FIELD(c, s, k, char *), v);
+		return;
+	}
 	bad(c, s, k, v, "is not an address or host name");
 }
 
@@ -653,16 +663,6 @@ int pc_sect_init(struct pctx *c, struct psect *s)
 	if (s->kind == SECT_GUEST)
 		c->p->guest_line = s->line;
 	return 0;
-}
-
-const char *sv_accel_name(enum sv_accel a)
-{
-	return accels[a];
-}
-
-const char *sv_bus_name(enum sv_bus b)
-{
-	return disk_buses[b];
 }
 
 const char *sv_qmp_passthrough_name(enum sv_qmp_passthrough q)

@@ -215,7 +215,7 @@ static int handle_reply(struct ctl *c, const char *what, json_t *reply,
 		print_json(e, 0);
 	fflush(stdout);
 	fprintf(stderr, "qsupctl: %s%s%s: %s\n", c->cmd->name, what ? " " : "", what ? what : "",
-	        json_string_value(json_object_get(e, "desc")) ?: "error without a description");
+	        sv_jstr(e, "desc", "error without a description"));
 	return CTL_EXIT_ERROR;
 }
 
@@ -438,7 +438,7 @@ static void show_argv(struct ctl *c, const char *what, json_t *ret)
 
 	(void)c, (void)what;
 	json_array_foreach(json_object_get(ret, "argv"), i, v)
-		printf("%s\n", json_string_value(v) ?: "");
+		printf("%s\n", sv_or(json_string_value(v), ""));
 }
 
 static int ctl_argv(struct ctl *c, char **args, int nargs)
@@ -482,8 +482,8 @@ static void show_device(struct ctl *c, const char *what, json_t *ret)
 			show_device(c, what, d);
 		return;
 	}
-	printf("%s: %s %s\n", what, json_string_value(json_object_get(ret, "id")) ?: "?",
-	       json_string_value(json_object_get(ret, "state")) ?: "?");
+	printf("%s: %s %s\n", what, sv_jstr(ret, "id", "?"),
+	       sv_jstr(ret, "state", "?"));
 }
 
 /* verb with req (taken) plus the KEY=VALUE words; prints the device. */
@@ -526,11 +526,11 @@ static void show_devices(struct ctl *c, const char *what, json_t *ret)
 	printf("%-20s %-6s %-8s %-15s %s\n", "ID", "KIND", "SOURCE", "STATE", "BACKEND");
 	json_array_foreach(ret, i, d)
 		printf("%-20s %-6s %-8s %-15s %s\n",
-		       json_string_value(json_object_get(d, "id")) ?: "-",
-		       json_string_value(json_object_get(d, "kind")) ?: "-",
-		       json_string_value(json_object_get(d, "source")) ?: "-",
-		       json_string_value(json_object_get(d, "state")) ?: "-",
-		       json_string_value(json_object_get(d, "backend")) ?: "-");
+		       sv_jstr(d, "id", "-"),
+		       sv_jstr(d, "kind", "-"),
+		       sv_jstr(d, "source", "-"),
+		       sv_jstr(d, "state", "-"),
+		       sv_jstr(d, "backend", "-"));
 }
 
 static int ctl_devices(struct ctl *c, char **args, int nargs)
@@ -575,7 +575,7 @@ static void show_progress(json_t *d, bool tty)
 	bar[20] = '\0';
 	fprintf(stderr, "%s%-9s [%s] %3d%%  sent %.0f MiB  left %.0f MiB  dirty %lld pages/s  "
 	        "expected downtime %lld ms  pass %lld%s",
-	        tty ? "\r" : "", json_string_value(json_object_get(d, "status")) ?: "?", bar, pct,
+	        tty ? "\r" : "", sv_jstr(d, "status", "?"), bar, pct,
 	        mib(d, "transferred"), mib(d, "remaining"),
 	        (long long)json_integer_value(json_object_get(d, "dirty-pages-rate")),
 	        (long long)json_integer_value(json_object_get(d, "expected-downtime")),
@@ -593,9 +593,9 @@ static void show_migrated(struct ctl *c, const char *what, json_t *ret)
 		       mib(ret, "transferred"));
 	else if (st && !strcmp(st, "listening"))
 		printf("%s: waiting on %s\n", what,
-		       json_string_value(json_object_get(ret, "uri")) ?: "?");
+		       sv_jstr(ret, "uri", "?"));
 	else if (st)
-		printf("%s: %s (%s)\n", what, st, json_string_value(json_object_get(ret, "uri")) ?: "");
+		printf("%s: %s (%s)\n", what, st, sv_jstr(ret, "uri", ""));
 	else
 		ctl_fmt_outcome(stdout, what, ret);
 }

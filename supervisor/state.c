@@ -282,7 +282,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	const char *digest = json_string_value(json_object_get(saved, "digest"));
 	g->run_digest = digest ? strtoull(digest, NULL, 16) : g->digest;
 	snprintf(g->accel, sizeof(g->accel), "%s",
-	         json_string_value(json_object_get(saved, "accel")) ?: "");
+	         sv_jstr(saved, "accel", ""));
 	if (!g->accel[0])
 		sv_proc_arg_after(pid, "-accel", g->accel, sizeof(g->accel));
 	read_ident(g, pid);
@@ -366,7 +366,7 @@ static void restore_counters(struct sv_guest *g, json_t *saved)
 	g->guest_shutdown = json_is_true(json_object_get(saved, "guest_shutdown"));
 	g->shutdown_seen = json_is_true(json_object_get(saved, "shutdown_seen"));
 	snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
-	         json_string_value(json_object_get(saved, "shutdown_reason")) ?: "");
+	         sv_jstr(saved, "shutdown_reason", ""));
 	g->panicked = json_is_true(json_object_get(saved, "panicked"));
 	sv_passthrough_restore(g, saved);
 	/* The restart window survives qsupd restarts: a crash loop stays one. */

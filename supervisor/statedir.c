@@ -86,7 +86,7 @@ bool sv_statedir_image_created(const char *dir, const char *name, const char *pa
 	size_t i;
 	bool found = false;
 	json_array_foreach(list, i, e)
-		found |= !strcmp(json_string_value(json_object_get(e, "path")) ?: "", path);
+		found |= !strcmp(sv_jstr(e, "path", ""), path);
 	json_decref(list);
 	return found;
 }

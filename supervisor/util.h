@@ -121,12 +121,13 @@ unsigned sv_edit_distance(const char *a, const char *b, unsigned cap);
 void sv_freep(void *pp);
 #define sv_autofree __attribute__((cleanup(sv_freep)))
 
-/* Return *pp and set it to NULL: hands ownership out of an sv_autofree. */
-static inline void *sv_steal_ptr(void *pp)
+/* s, or dflt when s is NULL (ISO C's spelling of GNU's `s ?: dflt`). */
+static inline const char *sv_or(const char *s, const char *dflt)
 {
-	void **p = pp, *v = *p;
-	*p = NULL;
-	return v;
+	return s ? s : dflt;
 }
+
+/* The string member key of JSON object o, or dflt when o has none. */
+#define sv_jstr(o, key, dflt) sv_or(json_string_value(json_object_get((o), (key))), (dflt))
 
 #endif

@@ -530,7 +530,8 @@ static void test_prelaunch_started_afresh(void **state)
 static void fake_qemu(struct fx *x, const char *name, char *path, size_t size)
 {
 	char src[600], dir[600];
-	snprintf(src, sizeof(src), "%s/tools/fake-qemu", getenv("QSUP_BUILDDIR") ?: "build");
+	const char *bd = getenv("QSUP_BUILDDIR");
+	snprintf(src, sizeof(src), "%s/tools/fake-qemu", bd ? bd : "build");
 	snprintf(dir, sizeof(dir), "%s/bin", x->d.dir);
 	chmod(x->d.dir, 0755);
 	assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);

@@ -398,7 +398,8 @@ static void test_destination_killed_mid_stream(void **state)
 	assert_string_equal(state_of(&x->cb), "stopped");
 	assert_int_equal(t_serial_write(&x->ser, "ping"), 0);
 	assert_int_equal(t_serial_wait(&x->ser, "QSUP-PONG", &x->seen, 10000), 0);
-	printf("# note: %s\n", strstr(t_daemon_log(&x->a), "migration to") ?: "?");
+	const char *note = strstr(t_daemon_log(&x->a), "migration to");
+	printf("# note: %s\n", note ? note : "?");
 }
 
 /* Postcopy: slow precopy, switched after the first pass; the destination
@@ -581,7 +582,8 @@ static void test_across_namespaces(void **state)
 	snprintf(ns2, sizeof(ns2), "--net=/proc/%d/ns/net", (int)holder);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)holder);
 	char ipath[64];
-	snprintf(ipath, sizeof(ipath), "%s", tool("ip") ?: "ip");
+	const char *ip = tool("ip");
+	snprintf(ipath, sizeof(ipath), "%s", ip ? ip : "ip");
 	int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	int there = open(ns2 + 6, O_RDONLY | O_CLOEXEC);
 	assert_true(here >= 0 && there >= 0);
