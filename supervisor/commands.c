@@ -9,7 +9,7 @@
 
 #include "argv.h"
 #include "commands.h"
-#include "control.h"
+#include "request.h"
 #include "daemon.h"
 #include "guest.h"
 #include "hotplug.h"
@@ -17,14 +17,14 @@
 #include "passthrough.h"
 
 /* The guest named by args.name, or NULL after answering req. */
-static struct sv_guest *guest_arg(struct sv_request *req, json_t *args)
+static struct sv_guest *guest_arg(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	json_t *name = json_object_get(args, "name");
 	if (!json_is_string(name)) {
 		sv_reply_err(req, "InvalidArgument", "%s needs {\"name\": string}", req->verb);
 		return NULL;
 	}
-	struct sv_guest *g = sv_daemon_guest(req->d, json_string_value(name));
+	struct sv_guest *g = sv_daemon_guest(d, json_string_value(name));
 	if (!g)
 		sv_reply_err(req, "NotFound", "no profile named %.64s", json_string_value(name));
 	return g;
@@ -40,25 +40,25 @@ static void reply_failed(struct sv_request *req, int rc, const struct sv_error *
 	sv_reply_err(req, cls, "%s", err->msg);
 }
 
-static void cmd_list(struct sv_request *req, json_t *args)
+static void cmd_list(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	(void)args;
 	json_t *list = json_array();
-	for (size_t i = 0; i < req->d->nguests; i++)
-		json_array_append_new(list, sv_guest_status(req->d->guests[i]));
+	for (size_t i = 0; i < d->nguests; i++)
+		json_array_append_new(list, sv_guest_status(d->guests[i]));
 	sv_reply_ok(req, list);
 }
 
-static void cmd_status(struct sv_request *req, json_t *args)
+static void cmd_status(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_reply_ok(req, sv_guest_status(g));
 }
 
-static void cmd_start(struct sv_request *req, json_t *args)
+static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	struct sv_error err = { 0 };
 	int rc;
 	if (!g)
@@ -71,17 +71,17 @@ static void cmd_start(struct sv_request *req, json_t *args)
 		reply_failed(req, rc, &err);
 }
 
-static void cmd_reset_failed(struct sv_request *req, json_t *args)
+static void cmd_reset_failed(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_guest_reset_failed(g, req);
 }
 
-static void cmd_stop(struct sv_request *req, json_t *args)
+static void cmd_stop(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	json_t *force = json_object_get(args, "force");   /* checked: a boolean */
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	struct sv_error err = { 0 };
 	int rc;
 	if (g && (rc = sv_guest_stop(g, json_is_true(force), req, &err)) < 0)
@@ -89,52 +89,53 @@ static void cmd_stop(struct sv_request *req, json_t *args)
 }
 
 /* A verb that is one guest operation answering req itself (or failing now). */
-static void guest_op(struct sv_request *req, json_t *args,
+static void guest_op(struct sv_daemon *d, struct sv_request *req, json_t *args,
                      int (*op)(struct sv_guest *, struct sv_request *, struct sv_error *))
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	struct sv_error err = { 0 };
 	int rc;
 	if (g && (rc = op(g, req, &err)) < 0)
 		reply_failed(req, rc, &err);
 }
 
-static void cmd_kill(struct sv_request *req, json_t *args)
+static void cmd_kill(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	guest_op(req, args, sv_guest_kill);
+	guest_op(d, req, args, sv_guest_kill);
 }
 
-static void cmd_restart(struct sv_request *req, json_t *args)
+static void cmd_restart(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	guest_op(req, args, sv_guest_restart);
+	guest_op(d, req, args, sv_guest_restart);
 }
 
 /* pause, resume and reset differ only in the QMP command. */
-static void cmd_simple(struct sv_request *req, json_t *args)
+static void cmd_simple(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	struct sv_error err = { 0 };
 	int rc;
 	if (g && (rc = sv_guest_simple(g, req->verb, req, &err)) < 0)
 		reply_failed(req, rc, &err);
 }
 
-static void cmd_reload(struct sv_request *req, json_t *args)
+static void cmd_reload(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	(void)args;
-	sv_reply_ok(req, sv_daemon_reload(req->d));
+	sv_reply_ok(req, sv_daemon_reload(d));
 }
 
-static void cmd_subscribe(struct sv_request *req, json_t *args)
+static void cmd_subscribe(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
+	(void)d;
 	(void)args;
-	sv_client_subscribe(req->client);
+	sv_request_subscribe(req);
 	sv_reply_ok(req, json_object());
 }
 
-static void cmd_argv(struct sv_request *req, json_t *args)
+static void cmd_argv(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	if (!g)
 		return;
 	if (!g->profile) {
@@ -143,7 +144,7 @@ static void cmd_argv(struct sv_request *req, json_t *args)
 	}
 	struct sv_argv av = { 0 };
 	struct sv_error err = { 0 };
-	int rc = sv_guest_argv(g, g->profile, req->d->run_dir, false, &av, &err);
+	int rc = sv_guest_argv(g, g->profile, d->run_dir, false, &av, &err);
 	if (rc < 0) {
 		reply_failed(req, rc, &err);
 		return;
@@ -155,26 +156,26 @@ static void cmd_argv(struct sv_request *req, json_t *args)
 	sv_reply_ok(req, json_pack("{s:o, s:o, s:o}", "argv", list, "fds", fds, "warnings", warn));
 }
 
-static void cmd_console(struct sv_request *req, json_t *args)
+static void cmd_console(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_reply_ok(req, json_pack("{s:s, s:s}", "path", g->serial_path,
 		                           "state", sv_state_name(g->state)));
 }
 
-static void cmd_devices(struct sv_request *req, json_t *args)
+static void cmd_devices(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_reply_ok(req, sv_hotplug_list(g));
 }
 
 /* The verbs that hand the request to the guest's own module (hot-plug,
  * migration, qmp passthrough): the table names the function. */
-static void cmd_on_guest(struct sv_request *req, json_t *args)
+static void cmd_on_guest(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(req, args);
+	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_command_find(req->verb)->on_guest(g, req, args);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
+struct sv_daemon;
 struct sv_request;
 
 enum {
@@ -20,7 +21,7 @@ struct sv_guest;
 
 struct sv_command {
 	const char *name;
-	void (*fn)(struct sv_request *req, json_t *args);
+	void (*fn)(struct sv_daemon *d, struct sv_request *req, json_t *args);
 	unsigned flags;
 	/* For fn = the guest dispatcher: what to run on the named guest. */
 	void (*on_guest)(struct sv_guest *g, struct sv_request *req, json_t *args);

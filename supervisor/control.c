@@ -3,9 +3,10 @@
  * their requests, checking who may run them, dispatching to commands.c,
  * and writing replies and events.
  *
- * A client struct lives as long as its connection or any of its requests,
- * whichever is longer (a reference count), so a reply that arrives after
- * the client left finds a valid struct and is dropped.
+ * Requests name their client by its id (request.h): an answer is routed
+ * to the client with that id, and dropped when it has gone. A client
+ * struct lives as long as its handles, its write or its shutdown (a
+ * reference count).
  *
  * Output: messages are appended to one buffer per client (c->out), and at
  * most one uv_write is in flight (c->w, an earlier out); when it completes,
@@ -32,6 +33,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "qmp_parse.h"
+#include "request.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
@@ -43,14 +45,13 @@ struct sv_client {
 	uv_pipe_t pipe;
 	uv_timer_t idle;            /* runs until the first request */
 	struct qmp_framer framer;
-	unsigned id;                /* for the log */
+	unsigned long long id;      /* for the log, and the route to it (request.h) */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
 	bool exempt;                /* root or the daemon's uid: no per-uid limit */
 	bool may_mutate;            /* those, or a member of the socket's group */
-	int refs;                   /* the two handles, each open request, the write,
-	                             * the shutdown */
+	int refs;                   /* the two handles, the write, the shutdown */
 	bool connected;             /* in d->clients, handles open */
 	bool subscribed;
 	bool asked;                 /* sent a complete request: never idle */
@@ -68,9 +69,7 @@ struct sv_client {
 	uv_shutdown_t shutdown;
 };
 
-static unsigned next_client_id = 1;
-
-void sv_client_subscribe(struct sv_client *c) { c->subscribed = true; }
+static unsigned long long next_client_id = 1;
 
 static void client_unref(struct sv_client *c)
 {
@@ -107,7 +106,7 @@ static void client_disconnect(struct sv_client *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	d->nclients--;
-	sv_log(SV_LOG_DEBUG, NULL, "client %u: disconnected (%s)", c->id, why);
+	sv_log(SV_LOG_DEBUG, NULL, "client %llu: disconnected (%s)", c->id, why);
 	client_close_handles(c);
 	sv_daemon_trim_later(d);
 }
@@ -126,7 +125,7 @@ static void client_deaf(struct sv_client *c, int status)
 	free(c->out);
 	c->out = NULL;
 	c->out_len = c->out_cap = 0;
-	sv_log(SV_LOG_DEBUG, NULL, "client %u: %s; its output is dropped, its requests "
+	sv_log(SV_LOG_DEBUG, NULL, "client %llu: %s; its output is dropped, its requests "
 	       "still run", c->id, uv_strerror(status));
 	if (c->eof)
 		client_disconnect(c, "gone, every request read");
@@ -217,13 +216,13 @@ static void client_queue(struct sv_client *c, const char *data, size_t n)
 	size_t need = c->out_len + n;
 	size_t cap = need > c->out_cap ? grow(c->out_cap, need) : c->out_cap;
 	if (need > UINT_MAX / 2) {   /* uv_buf_t's length is an unsigned int */
-		sv_log(SV_LOG_WARN, NULL, "client %u: a message of %zu bytes; disconnecting",
+		sv_log(SV_LOG_WARN, NULL, "client %llu: a message of %zu bytes; disconnecting",
 		       c->id, n);
 		client_disconnect(c, "message too large");
 		return;
 	}
 	if (unsent > 0 && cap + c->w_cap > SV_CONTROL_MAX_OUTPUT) {
-		sv_log(SV_LOG_WARN, NULL, "client %u (uid %u) does not read its replies and "
+		sv_log(SV_LOG_WARN, NULL, "client %llu (uid %u) does not read its replies and "
 		       "events; disconnecting (%zu KiB unsent)", c->id, (unsigned)c->uid,
 		       unsent >> 10);
 		client_disconnect(c, "output over the cap");
@@ -286,114 +285,41 @@ static void close_when_answered(struct sv_client *c)
 	client_flush(c);
 }
 
-static void request_finish(struct sv_request *req, json_t *msg)
+/* The client with this id, if it is still connected. */
+static struct sv_client *client_find(struct sv_daemon *d, uint64_t id)
 {
-	struct sv_client *c = req->client;
-	if (!msg)   /* jansson refused the reply (a string that is not UTF-8?) */
-		msg = json_pack("{s:{s:s, s:s}}", "error", "class", "GenericError", "desc",
-		                "qsupd could not encode the reply");
-	if (req->id && msg)
-		json_object_set(msg, "id", req->id);
+	for (struct sv_client *c = d->clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+/* The route's answer (request.h): to the client, if it is still there. */
+static void route_answer(void *arg, uint64_t peer, json_t *msg)
+{
+	struct sv_client *c = client_find(arg, peer);
+	if (!c) {
+		json_decref(msg);
+		return;
+	}
 	client_send(c, msg);
 	c->open_requests--;
 	if (c->eof)
 		close_when_answered(c);
-	client_unref(c);
-	json_decref(req->id);
-	free(req);
 }
 
-void sv_reply_ok(struct sv_request *req, json_t *ret)
+static void route_subscribe(void *arg, uint64_t peer)
 {
-	request_finish(req, json_pack("{s:o}", "return", ret ? ret : json_object()));
+	struct sv_client *c = client_find(arg, peer);
+	if (c)
+		c->subscribed = true;
 }
 
-void sv_reply_error_obj(struct sv_request *req, json_t *error)
+/* The route's events: to every subscriber, dumped once. */
+static void route_event(void *arg, json_t *event)
 {
-	request_finish(req, json_pack("{s:o}", "error", error));
-}
-
-/* The length of the valid UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned lo = 0x80, hi = 0xBF;
-	size_t n;
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xC2 && p[0] <= 0xDF)
-		n = 2;
-	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-		n = 3, lo = p[0] == 0xE0 ? 0xA0 : lo, hi = p[0] == 0xED ? 0x9F : hi;
-	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-		n = 4, lo = p[0] == 0xF0 ? 0x90 : lo, hi = p[0] == 0xF4 ? 0x8F : hi;
-	else
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
-}
-
-/* Make s valid UTF-8 in place, as jansson insists: a byte that starts no
- * valid sequence (a character cut by "%.64s", say) becomes '?'. */
-static void utf8_scrub(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		size_t n = utf8_len(p);
-		if (n == 0) {
-			*p = '?';
-			n = 1;
-		}
-		p += n;
-	}
-}
-
-void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
-{
-	char desc[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(desc, sizeof(desc), fmt, ap);
-	va_end(ap);
-	utf8_scrub(desc);
-	sv_log(SV_LOG_DEBUG, NULL, "%s: %s: %s", req->verb, cls, desc);
-	sv_reply_error_obj(req, json_pack("{s:s, s:s}", "class", cls, "desc", desc));
-}
-
-static struct sv_request *request_new(struct sv_client *c, json_t *id, const char *verb)
-{
-	struct sv_request *req = calloc(1, sizeof(*req));
-	if (!req)
-		return NULL;
-	req->d = c->d;
-	req->client = c;
-	req->uid = c->uid;
-	req->id = json_incref(id);
-	snprintf(req->verb, sizeof(req->verb), "%s", verb);
-	c->refs++;
-	c->open_requests++;
-	return req;
-}
-
-/* Answer a request that could not even be parsed (no request object). */
-static void reply_raw_error(struct sv_client *c, json_t *id, const char *cls, const char *desc)
-{
-	struct sv_request *req = request_new(c, id, "?");
-	if (req)
-		sv_reply_err(req, cls, "%s", desc);
-}
-
-void sv_control_emit(struct sv_daemon *d, json_t *event)
-{
-	uv_timeval64_t tv;
-	uv_gettimeofday(&tv);
-	json_object_set_new(event, "timestamp", json_pack("{s:I, s:I}",
-	                    "seconds", (json_int_t)tv.tv_sec,
-	                    "microseconds", (json_int_t)tv.tv_usec));
-	char *text = NULL;   /* dumped once, for the first subscriber */
+	struct sv_daemon *d = arg;
+	char *text = NULL;
 	size_t n = 0;
 	for (struct sv_client *c = d->clients, *next; c; c = next) {
 		next = c->next;   /* queueing may disconnect c */
@@ -405,6 +331,22 @@ void sv_control_emit(struct sv_daemon *d, json_t *event)
 	}
 	free(text);
 	json_decref(event);
+}
+
+static struct sv_request *request_new(struct sv_client *c, json_t *id, const char *verb)
+{
+	struct sv_request *req = sv_request_new(&c->d->route, c->id, c->uid, id, verb);
+	if (req)
+		c->open_requests++;
+	return req;
+}
+
+/* Answer a request that could not even be parsed (no request object). */
+static void reply_raw_error(struct sv_client *c, json_t *id, const char *cls, const char *desc)
+{
+	struct sv_request *req = request_new(c, id, "?");
+	if (req)
+		sv_reply_err(req, cls, "%s", desc);
 }
 
 /* Refuse req: c may not change anything. Says who may. */
@@ -443,7 +385,7 @@ static void dispatch(struct sv_client *c, json_t *msg)
 		return;
 	}
 	json_t *empty = args ? NULL : json_object();
-	cmd->fn(req, args ? args : empty);
+	cmd->fn(c->d, req, args ? args : empty);
 	json_decref(empty);
 }
 
@@ -458,7 +400,7 @@ static int on_request(json_t *msg, void *arg)
 	}
 	if (sv_log_enabled(SV_LOG_DEBUG)) {
 		char *s = json_dumps(msg, JSON_COMPACT);
-		sv_log(SV_LOG_DEBUG, NULL, "client %u -> %.400s", c->id, s ? s : "?");
+		sv_log(SV_LOG_DEBUG, NULL, "client %llu -> %.400s", c->id, s ? s : "?");
 		free(s);
 	}
 	dispatch(c, msg);
@@ -496,7 +438,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	c->refs++;   /* dispatch may disconnect c */
 	int rc = qmp_framer_feed(&c->framer, buf->base, (size_t)n, on_request, c);
 	if (rc == -EMSGSIZE) {
-		sv_log(SV_LOG_WARN, NULL, "client %u sent a line over %d bytes; disconnecting",
+		sv_log(SV_LOG_WARN, NULL, "client %llu sent a line over %d bytes; disconnecting",
 		       c->id, SV_CONTROL_MAX_LINE);
 		reply_raw_error(c, NULL, "GenericError", "request too large; disconnecting");
 		client_disconnect(c, "oversized request");
@@ -514,7 +456,7 @@ static unsigned idle_timeout(const struct sv_daemon *d)
 static void on_idle(uv_timer_t *t)
 {
 	struct sv_client *c = t->data;
-	sv_log(SV_LOG_DEBUG, NULL, "client %u: no request within %u s; disconnecting", c->id,
+	sv_log(SV_LOG_DEBUG, NULL, "client %llu: no request within %u s; disconnecting", c->id,
 	       idle_timeout(c->d));
 	client_disconnect(c, "idle");
 }
@@ -646,7 +588,7 @@ static void on_connection(uv_stream_t *server, int status)
 	d->nclients++;
 	qmp_framer_init(&c->framer, SV_CONTROL_MAX_LINE);
 	c->framer.on_bad_line = on_bad_line;
-	sv_log(SV_LOG_DEBUG, NULL, "client %u: connected (uid %d, pid %d)", c->id,
+	sv_log(SV_LOG_DEBUG, NULL, "client %llu: connected (uid %d, pid %d)", c->id,
 	       (int)c->uid, (int)c->pid);
 	uv_timer_start(&c->idle, on_idle, (uint64_t)idle_timeout(d) * 1000, 0);
 	client_send(c, json_pack("{s:{s:s, s:[]}}", "qsup", "version", SV_VERSION,
@@ -698,6 +640,7 @@ static int socket_perms(struct sv_daemon *d, const char *path, mode_t mode,
 
 int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *err)
 {
+	d->route = (struct sv_route){ route_answer, route_event, route_subscribe, d };
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return sv_error_set(err, -ENAMETOOLONG, "control socket path too long: %s", path);
 	if (socket_alive(path))

@@ -42,16 +42,6 @@ struct sv_error;
 #define SV_CONTROL_IDLE_TIMEOUT 30
 #define SV_CONTROL_MAX_IDLE_TIMEOUT 86400
 
-/* One request being served. It lives until it is answered, even if its
- * client goes away meanwhile (the answer is then dropped). */
-struct sv_request {
-	struct sv_daemon *d;
-	struct sv_client *client;
-	json_t *id;                 /* echoed in the reply; NULL: none */
-	uid_t uid;                  /* the client's, from SO_PEERCRED */
-	char verb[32];
-};
-
 /* Listen on path, creating the socket with d->opts.socket_mode (0660 when
  * 0; through the umask before bind, then chmod) and, when d->opts.socket_group
  * is set, giving it that group. A stale socket is replaced; one where a
@@ -62,22 +52,5 @@ int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *er
 
 /* Stop listening, remove the socket file and disconnect every client. */
 void sv_control_close(struct sv_daemon *d);
-
-/* Answer req with {"return": ret} (ret is taken) and free req. */
-void sv_reply_ok(struct sv_request *req, json_t *ret);
-
-/* Answer req with {"error": {"class": cls, "desc": ...}} and free req. */
-void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Answer req with a prepared error object (taken) and free req. */
-void sv_reply_error_obj(struct sv_request *req, json_t *error);
-
-/* Send an event to every subscribed client. event is taken: {"event": ...,
- * "data": ...}; the timestamp is added here. */
-void sv_control_emit(struct sv_daemon *d, json_t *event);
-
-/* Mark the request's client as a subscriber. */
-void sv_client_subscribe(struct sv_client *c);
 
 #endif

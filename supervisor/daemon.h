@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "identity.h"
+#include "request.h"
 #include "util.h"
 
 struct sv_guest;
@@ -52,6 +53,7 @@ struct sv_daemon {
 	struct sv_guest **guests;   /* sorted by name */
 	size_t nguests;
 
+	struct sv_route route;      /* answers and events to the clients (control.c) */
 	uv_pipe_t server;
 	bool server_open;
 	struct sv_client *clients;

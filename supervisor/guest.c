@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "argv.h"
-#include "control.h"
+#include "request.h"
 #include "daemon.h"
 #include "guest.h"
 #include "guest_int.h"
@@ -61,7 +61,7 @@ void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 	       sv_state_name(to), reason);
 	sv_state_save(g);
 	sv_daemon_trim_later(g->d);
-	sv_control_emit(g->d, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
+	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
 	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),
 	                "reason", reason));
@@ -260,7 +260,7 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 		sv_hotplug_event(g, name, data);
 	if (strcmp(name, "MIGRATION") == 0)
 		sv_migrate_event(g, data);
-	sv_control_emit(g->d, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
+	sv_emit(g->route, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
 	                "guest", g->name, "data", data, "qemu-timestamp",
 	                "seconds", (json_int_t)ts->seconds,
 	                "microseconds", (json_int_t)ts->microseconds));
@@ -606,6 +606,7 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 		return NULL;
 	}
 	g->d = d;
+	g->route = &d->route;
 	g->profile = p;
 	g->digest = digest;
 	g->state = SV_STOPPED;

@@ -45,6 +45,7 @@ struct sv_waiter {
 
 struct sv_guest {
 	struct sv_daemon *d;
+	const struct sv_route *route;   /* requests and events (request.h) */
 	char *name;
 	char *profile_path;
 	struct sv_profile *profile;     /* as on disk now; NULL once removed */

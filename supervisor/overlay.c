@@ -86,7 +86,7 @@ static void section_end(struct pctx *c)
 
 static json_t *value_json(const char *key, const char *v)
 {
-	if (strcmp(key, "readonly") == 0) {
+	if (strcmp(key, "read-only") == 0 || strcmp(key, "readonly") == 0) {
 		if (!strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "true"))
 			return json_true();
 		if (!strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "false"))

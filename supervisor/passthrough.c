@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "control.h"
+#include "request.h"
 #include "guest.h"
 #include "hotplug.h"
 #include "log.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
+#include "request.h"
 #include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"
@@ -246,7 +246,7 @@ void sv_guest_set_unresponsive(struct sv_guest *g, bool on)
 		       SV_PROBE_DEADLINE_MS);
 	else
 		sv_log(SV_LOG_INFO, g->name, "QEMU answers again");
-	sv_control_emit(g->d, json_pack("{s:s, s:s, s:{s:s, s:s}}", "event",
+	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:s}}", "event",
 	                on ? "GUEST_UNRESPONSIVE" : "GUEST_RESPONSIVE", "guest", g->name,
 	                "data", "name", g->name, "state", sv_state_name(g->state)));
 }

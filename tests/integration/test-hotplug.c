@@ -151,6 +151,22 @@ static int nodes(struct fx *x, const char *name, const char *prefix)
 	return n;
 }
 
+/* The ro flag of QEMU's block node named node: 1, 0, or -1 when there is
+ * no such node. */
+static int node_ro(struct fx *x, const char *name, const char *node_name)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-named-block-nodes"), 10000);
+	int ro = -1;
+	size_t i;
+	json_t *node;
+	json_array_foreach(json_object_get(r, "return"), i, node)
+		if (!strcmp(str(node, "node-name"), node_name))
+			ro = json_is_true(json_object_get(node, "ro"));
+	json_decref(r);
+	return ro;
+}
+
 static int count_fds_once(pid_t pid);
 
 
@@ -356,6 +372,17 @@ static void test_scsi_disk(void **state)
 	expect_err_take(t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
 	                "name", "tiny", "kind", "disk", "id", "s2", "file", img, "format", "raw",
 	                "bus", "ide"), 30000), "InvalidArgument");
+	/* readonly, the old spelling of the profile's read-only, still works;
+	 * both at once are refused. */
+	expect_err_take(t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, "
+	                "s:b}", "name", "tiny", "kind", "disk", "id", "s2", "file", img, "format",
+	                "raw", "readonly", 1, "read-only", 1), 30000), "InvalidArgument");
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "name",
+	               "tiny", "kind", "disk", "id", "s3", "file", img, "format", "raw", "bus",
+	               "scsi", "readonly", 1), 30000);
+	expect_ok(r, "attach scsi readonly");
+	json_decref(r);
+	assert_int_equal(node_ro(x, "tiny", "hpdrive.s3"), 1);
 }
 
 #define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
@@ -529,12 +556,14 @@ static void test_persist_overlay(void **state)
 	make_image(x, "keep.img", img, sizeof(img));
 	make_image(x, "gone.img", img2, sizeof(img2));
 	snprintf(ov, sizeof(ov), "%s/keep.d/hotplug.ini", x->d.profiles);
-	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
+	/* read-only: the profile's spelling of the key, as attach takes it */
+	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b}",
 	               "name", "keep", "kind", "disk", "id", "pd1", "file", img, "format", "raw",
-	               "persist", 1, "cache", "none"), 30000);
+	               "persist", 1, "cache", "none", "read-only", 1), 30000);
 	expect_ok(r, "attach --persist");
 	assert_string_equal(str(json_object_get(r, "return"), "source"), "overlay");
 	json_decref(r);
+	assert_int_equal(node_ro(x, "keep", "hpdrive.pd1"), 1);
 	expect_ok(r = attach_disk(x, "keep", "td1", img2, "raw"), "attach (not persisted)");
 	json_decref(r);
 	/* memory and a vCPU through qsupctl --persist */
@@ -552,6 +581,7 @@ static void test_persist_overlay(void **state)
 	printf("# overlay:\n%s", text);
 	assert_non_null(strstr(text, "[disk.pd1]"));
 	assert_non_null(strstr(text, "cache = none"));
+	assert_non_null(strstr(text, "read-only = yes"));
 	assert_non_null(strstr(text, "[memory.mem0]"));
 	assert_non_null(strstr(text, "[cpu.vcpu1]"));
 	assert_null(strstr(text, "td1"));
@@ -559,6 +589,7 @@ static void test_persist_overlay(void **state)
 
 	stop_start(x, "keep");
 	assert_int_equal(nodes(x, "keep", "hpdrive.pd1"), 1);
+	assert_int_equal(node_ro(x, "keep", "hpdrive.pd1"), 1);   /* replayed read-only */
 	assert_int_equal(nodes(x, "keep", "hpdrive.td1"), 0);
 	assert_int_equal(count_memdevs(x, "keep"), 1);
 	assert_int_equal(count_cpus(x, "keep"), 2);

@@ -54,13 +54,16 @@ static void test_parse_good(void **state)
 	json_t *d = json_array_get(specs, 0);
 	assert_string_equal(json_string_value(json_object_get(d, "kind")), "disk");
 	assert_string_equal(json_string_value(json_object_get(d, "id")), "d1");
-	assert_true(json_is_true(json_object_get(d, "readonly")));
+	/* readonly, the old spelling, becomes the profile's read-only */
+	assert_true(json_is_true(json_object_get(d, "read-only")));
+	assert_null(json_object_get(d, "readonly"));
 	assert_true(json_is_true(json_object_get(d, "persist")));
 	assert_string_equal(json_string_value(json_object_get(json_array_get(specs, 2), "id")),
 	                    "vcpu2");
 	/* format, then parse again: the same specs */
 	char *out = sv_overlay_format("web1", specs);
 	assert_non_null(out);
+	assert_non_null(strstr(out, "read-only = yes"));
 	json_t *again;
 	assert_int_equal(sv_overlay_parse(p, "ov", out, &again, &errs), 0);
 	assert_true(json_equal(specs, again));

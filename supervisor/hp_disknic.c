@@ -1,0 +1,395 @@
+/* Hot-plug of disks and NICs (hotplug_int.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "request.h"
+#include "daemon.h"
+#include "guest_int.h"
+#include "hotplug_int.h"
+#include "log.h"
+#include "overlay.h"
+#include "qmp.h"
+#include "state.h"
+#include "step.h"
+#include "fdpass.h"
+#include "image.h"
+#include "tap.h"
+
+/* ---- disks and NICs ---- */
+
+json_t *hp_dev_json(const struct hp_dev *d)
+{
+	const char *source = json_is_true(json_object_get(d->spec, "persist")) ? "overlay"
+	                   : "hotplug";
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "id", d->id,
+	                 "kind", hp_kind_names[d->kind], "source", source,
+	                 "state", d->state, "bus", d->bus[0] ? d->bus : NULL, "backend", d->desc);
+}
+
+/* dev is in QEMU: record it (spec: the attach arguments, for a replay). */
+void hp_dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
+{
+	struct sv_hp *hp = op->g->hp;
+	dev->state = "attached";
+	dev->next = hp->devs;
+	hp->devs = dev;
+	op->dev = NULL;
+	dev->spec = json_deep_copy(spec);
+	json_object_del(dev->spec, "name");
+	json_object_del(dev->spec, "count");
+	sv_log(SV_LOG_INFO, op->g->name, "%s %s%s%s", dev->id,
+	       op->replay ? "re-added" : "attached", dev->bus[0] ? " on " : "", dev->bus);
+}
+
+static void attach_rolled_back(void *ctx, const struct qmp_result *r)
+{
+	struct hp_op *op = ctx;
+	(void)r;
+	hp_drop_fdsets(op->g, op->dev);
+	free(op->dev->desc);
+	free(op->dev);
+	op->dev = NULL;
+	hp_op_fail_qemu(op);
+}
+
+static void attach_device_added(void *ctx, const struct qmp_result *r)
+{
+	struct hp_op *op = ctx;
+	struct hp_dev *dev = op->dev;
+	if (r->status != 0) {
+		/* Roll back the backend this operation added. */
+		sv_log(SV_LOG_WARN, op->g->name, "attach %s failed at device_add; rolling back",
+		       dev->id);
+		json_t *a;
+		const char *cmd = hp_backend_del(dev, &a);
+		hp_step(op, cmd, a, attach_rolled_back);
+		return;
+	}
+	hp_dev_add(op, dev, op->args);
+	sv_state_save(op->g);   /* a later qsupd re-adopts the guest with it */
+	json_t *add = json_pack("[O]", dev->spec);
+	hp_op_done(op, hp_dev_json(dev), add, NULL);
+	json_decref(add);
+}
+
+static void nic_mac(struct hp_op *op, const char *id, uint8_t m[6])
+{
+	const char *given = hp_arg_str(op->args, "mac");
+	if (!given || sv_mac_parse(given, m) < 0)
+		sv_mac_stable(op->g->name, id, m);
+}
+
+void hp_attach_backend_added(void *ctx, const struct qmp_result *r)
+{
+	struct hp_op *op = ctx;
+	struct hp_dev *dev = op->dev;
+	if (r->status != 0 && dev->kind == DEV_NIC && op->g->qmp &&
+	    strcmp(sv_or(hp_arg_str(op->args, "type"), "user"), "user")) {
+		/* The tap fd stays in QEMU's named fds until closed. */
+		char fdname[SV_ID_MAX + 16];
+		snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
+		json_t *a = json_pack("{s:s}", "fdname", fdname);
+		qmp_client_execute(op->g->qmp, "closefd", a, 0, NULL, NULL);
+		json_decref(a);
+	}
+	if (r->status != 0) {
+		hp_drop_fdsets(op->g, dev);
+		free(dev->desc);
+		free(dev);
+		op->dev = NULL;
+		hp_op_fail_qemu(op);
+		return;
+	}
+	if (dev->kind == DEV_MEM) {
+		hp_step(op, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "pc-dimm", "id",
+		                                 dev->id, "memdev", dev->backend),
+		     attach_device_added);
+		return;
+	}
+	const char *model = hp_arg_str(op->args, "model");
+	bool scsi = !strncmp(dev->bus, "scsi:", 5);
+	json_t *a = json_pack("{s:s, s:s, s:s}", "id", dev->id, "bus", scsi ? "scsi.0.0" : dev->bus,
+	                      "driver", scsi ? "scsi-hd" : dev->kind == DEV_DISK ? "virtio-blk-pci"
+	                      : model && !strcmp(model, "e1000e") ? "e1000e" : "virtio-net-pci");
+	if (scsi)
+		json_object_set_new(a, "scsi-id", json_integer(strtol(dev->bus + 5, NULL, 10)));
+	if (dev->kind == DEV_DISK) {
+		const char *cache = sv_or(hp_arg_str(op->args, "cache"), "");
+		json_object_set_new(a, "drive", json_string(dev->backend));
+		json_t *serial = json_object_get(op->args, "serial");
+		if (json_is_string(serial))
+			json_object_set(a, "serial", serial);
+		if (!strcmp(cache, "writethrough") || !strcmp(cache, "directsync"))
+			json_object_set_new(a, "write-cache", json_string("off"));
+	} else {
+		char mac[18];
+		uint8_t m[6];
+		nic_mac(op, dev->id, m);
+		sv_mac_format(m, mac);
+		json_object_set_new(a, "netdev", json_string(dev->backend));
+		json_object_set_new(a, "mac", json_string(mac));
+	}
+	hp_step(op, "device_add", a, attach_device_added);
+}
+
+static void bridge_fd_passed(void *ctx, const struct qmp_result *r)
+{
+	struct hp_op *op = ctx;
+	struct hp_dev *dev = op->dev;
+	if (r->status != 0) {
+		free(dev->desc);
+		free(dev);
+		op->dev = NULL;
+		hp_op_fail_qemu(op);
+		return;
+	}
+	char fdname[SV_ID_MAX + 16];
+	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
+	hp_step(op, "netdev_add", json_pack("{s:s, s:s, s:s}", "type", "tap", "id", dev->backend,
+	                                 "fd", fdname), hp_attach_backend_added);
+}
+
+bool hp_bus_used(struct sv_guest *g, const char *bus)
+{
+	for (struct hp_dev *d = g->hp->devs; d; d = d->next)
+		if (strcmp(d->bus, bus) == 0 && strcmp(bus, "pci.0") != 0)
+			return true;
+	return false;
+}
+
+/* A free spare port (q35), or pci.0 (pc); for a SCSI disk, a free target
+ * on the profile's controller ("scsi:N"). Returns 0, or -ENOSPC. */
+int hp_free_bus(struct sv_guest *g, bool scsi, char *bus, size_t size)
+{
+	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+	for (unsigned i = hp_scsi_drives(p); scsi && i < 256; i++) {
+		snprintf(bus, size, "scsi:%u", i);
+		if (!hp_bus_used(g, bus))
+			return 0;
+	}
+	if (scsi)
+		return -ENOSPC;
+	if (p->family != SV_MACHINE_Q35) {
+		snprintf(bus, size, "pci.0");
+		return 0;
+	}
+	for (unsigned i = 0; i < p->hotplug_slots; i++) {
+		snprintf(bus, size, "hotplug.%u", i);
+		if (!hp_bus_used(g, bus))
+			return 0;
+	}
+	return -ENOSPC;
+}
+
+/* ---- disks: qsupd opens the image and its backing chain, QEMU gets fds ---- */
+
+struct disk_open {
+	uv_work_t work;
+	struct hp_op *op;
+	char *path;
+	char format[16];
+	bool ro;
+	struct sv_chain chain;
+	int fds[SV_CHAIN_MAX + 1];      /* [0] the image, [i] backing layer i */
+	size_t nfds, next;              /* opened; the next to hand to QEMU */
+	int rc;
+	struct sv_error err;
+};
+
+void hp_disk_open_free(struct disk_open *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->nfds; i++)
+		if (j->fds[i] >= 0)
+			close(j->fds[i]);
+	sv_chain_free(&j->chain);
+	free(j->path);
+	free(j);
+}
+
+static void disk_open_work(uv_work_t *w)
+{
+	struct disk_open *j = w->data;
+	j->fds[0] = sv_fdpass_file(j->path, j->ro ? O_RDONLY : O_RDWR, &j->err);
+	if ((j->rc = j->fds[0]) < 0)
+		return;
+	j->nfds = 1;
+	if ((j->rc = sv_image_chain(j->path, j->format, &j->chain, &j->err)) < 0)
+		return;
+	for (size_t i = 0; i < j->chain.n; i++, j->nfds++) {
+		j->fds[j->nfds] = sv_fdpass_file(j->chain.layers[i].path, O_RDONLY, &j->err);
+		if ((j->rc = j->fds[j->nfds]) < 0)
+			return;
+	}
+	j->rc = 0;
+}
+
+/* The blockdev-add of layer i and those under it (nested): the image's
+ * format node over a file node on its fd set, its backing spelled out. */
+static json_t *layer_json(struct hp_op *op, struct hp_dev *dev, size_t i)
+{
+	struct disk_open *j = op->dopen;
+	const char *cache = sv_or(hp_arg_str(op->args, "cache"), "writeback");
+	const char *fmt = i ? j->chain.layers[i - 1].format : j->format;
+	bool ro = i ? true : j->ro, cow = !strcmp(fmt, "qcow2");
+	char fdset[32];
+	/* cache= as in profiles: O_DIRECT for none/directsync, no flushes for
+	 * unsafe; writethrough/directsync turn the device's write cache off. */
+	bool direct = !strcmp(cache, "none") || !strcmp(cache, "directsync");
+	json_t *c = json_pack("{s:b, s:b}", "direct", direct, "no-flush", !strcmp(cache, "unsafe"));
+	const char *path = i ? j->chain.layers[i - 1].path : j->path;
+	snprintf(fdset, sizeof(fdset), "/dev/fdset/%d", dev->fdsets[i]);
+	json_t *r = json_pack("{s:s, s:b, s:O, s:{s:s, s:s, s:b, s:O}}", "driver", fmt,
+	                      "read-only", ro, "cache", c, "file", "driver",
+	                      strncmp(path, "/dev/", 5) ? "file" : "host_device",
+	                      "filename", fdset, "read-only", ro, "cache", c);
+	json_decref(c);
+	if (!i)
+		json_object_set_new(r, "node-name", json_string(dev->backend));
+	if (cow)
+		json_object_set_new(r, "backing", i < j->chain.n ? layer_json(op, dev, i + 1)
+		                    : json_null());
+	return r;
+}
+
+static void disk_fd_added(void *ctx, const struct qmp_result *r);
+
+/* Hand the next opened file to QEMU (add-fd, a new fd set), or, when all
+ * are in, add the block node over them. */
+static void disk_next_fd(struct hp_op *op)
+{
+	struct disk_open *j = op->dopen;
+	struct hp_dev *dev = op->dev;
+	if (j->next < j->nfds) {
+		hp_step_fd(op, "add-fd", json_object(), j->fds[j->next], disk_fd_added);
+		return;
+	}
+	hp_step(op, "blockdev-add", layer_json(op, dev, 0), hp_attach_backend_added);
+}
+
+static void disk_fd_added(void *ctx, const struct qmp_result *r)
+{
+	struct hp_op *op = ctx;
+	struct disk_open *j = op->dopen;
+	struct hp_dev *dev = op->dev;
+	close(j->fds[j->next]);   /* QEMU has its copy (or the step failed) */
+	j->fds[j->next] = -1;
+	if (r->status != 0) {
+		hp_drop_fdsets(op->g, dev);
+		free(dev->desc);
+		free(dev);
+		op->dev = NULL;
+		hp_op_fail_qemu(op);
+		return;
+	}
+	dev->fdsets[dev->nfdsets++] = (int)json_integer_value(json_object_get(r->ret, "fdset-id"));
+	j->next++;
+	disk_next_fd(op);
+}
+
+static void disk_open_done(uv_work_t *w, int status)
+{
+	struct disk_open *j = w->data;
+	struct hp_op *op = j->op;
+	struct sv_guest *g = op->g;
+	op->opening = false;
+	if (op->orphaned) {   /* QEMU went away meanwhile: the queue is gone */
+		hp_op_free(op);
+		sv_guest_handle_gone(g);
+		return;
+	}
+	sv_guest_handle_gone(g);
+	if (status < 0 || j->rc < 0) {
+		free(op->dev->desc);
+		free(op->dev);
+		op->dev = NULL;
+		hp_op_fail(op, j->rc == -ENOENT ? "NotFound" : j->rc == -EINVAL ||
+		        j->rc == -EOPNOTSUPP || j->rc == -ELOOP ? "InvalidArgument"
+		        : "GenericError", "%s", status < 0 ? uv_strerror(status)
+		        : j->err.msg);
+		return;
+	}
+	disk_next_fd(op);
+}
+
+/* A disk attach: open its files off the loop, then add-fd each and
+ * blockdev-add (dev is op's from here on). */
+void hp_disk_start(struct hp_op *op, struct hp_dev *dev)
+{
+	const struct sv_profile *p = op->g->run_profile ? op->g->run_profile : op->g->profile;
+	const char *why;
+	char *path = NULL;
+	struct disk_open *j = calloc(1, sizeof(*j));
+	if (!j || sv_path_resolve(p->dir, hp_arg_str(op->args, "file"), &path, &why) < 0) {
+		free(dev);
+		op->dev = NULL;
+		hp_op_fail(op, j ? "InvalidArgument" : "GenericError", "file: %s", !j ? "out of memory"
+		        : path ? why : "not a usable path");
+		free(path);
+		free(j);
+		return;
+	}
+	dev->desc = strdup(path);
+	j->path = path;
+	snprintf(j->format, sizeof(j->format), "%s", hp_arg_str(op->args, "format"));
+	j->ro = json_is_true(json_object_get(op->args, "read-only"));
+	j->op = op;
+	j->work.data = j;
+	op->dopen = j;
+	op->opening = true;
+	op->g->handles++;
+	if (uv_queue_work(op->g->d->loop, &j->work, disk_open_work, disk_open_done) < 0) {
+		op->opening = false;
+		op->g->handles--;
+		hp_op_fail(op, "GenericError", "%s", "cannot queue work");
+	}
+}
+
+static void bridge_fd_passed(void *ctx, const struct qmp_result *r);
+
+/* A bridge or tap NIC: qsupd makes (bridge) or opens (tap) the tap itself
+ * and passes it over QMP (QEMU runs unprivileged, and its sandbox forbids
+ * qemu-bridge-helper); netdev_add follows getfd. dev is op's from here on
+ * (freed on failure). */
+void hp_bridge_start(struct hp_op *op, struct hp_dev *dev)
+{
+	struct sv_error err = { 0 };
+	char tap[SV_IFNAMSIZ];
+	uint8_t m[6];
+	const char *bridge = hp_arg_str(op->args, "bridge");
+	nic_mac(op, dev->id, m);
+	int fd = bridge ? sv_tap_open(bridge, NULL, m, tap, &err)
+	       : sv_tap_attach(hp_arg_str(op->args, "tap"), &err);
+	if (!bridge)
+		snprintf(tap, sizeof(tap), "%s", hp_arg_str(op->args, "tap"));
+	if (fd < 0) {
+		free(dev);
+		op->dev = NULL;
+		hp_op_fail(op, fd == -ENODEV || fd == -EOPNOTSUPP ? "NotFound" : "GenericError",
+		        "%s", err.msg);
+		return;
+	}
+	char fdname[SV_ID_MAX + 16];
+	snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
+	if (bridge && asprintf(&dev->desc, "bridge %s, tap %s", bridge, tap) < 0)
+		dev->desc = NULL;
+	else if (!bridge && asprintf(&dev->desc, "tap %s", tap) < 0)
+		dev->desc = NULL;
+	if (bridge)
+		sv_log(SV_LOG_INFO, op->g->name, "%s: tap %s on bridge %s", dev->id, tap, bridge);
+	op->dev = dev;
+	hp_step_fd(op, "getfd", json_pack("{s:s}", "fdname", fdname), fd, bridge_fd_passed);
+	close(fd);   /* QEMU has its copy (or the step failed): the tap lives in QEMU */
+}
+
+/* A user NIC's netdev_add (taps: hp_bridge_start). */
+json_t *hp_nic_backend(struct hp_dev *dev)
+{
+	dev->desc = strdup("user");
+	return json_pack("{s:s, s:s}", "type", "user", "id", dev->backend);
+}

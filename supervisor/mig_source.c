@@ -1,0 +1,470 @@
+/* Migration: the source (migrate_int.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate_int.h"
+
+/* ---- the source: migrate, save ---- */
+
+static void out_end(struct sv_guest *g, json_t *info);
+
+/* The figures of a query-migrate, for events and replies. */
+json_t *mig_figures(struct sv_guest *g, json_t *info)
+{
+	json_t *ram = json_object_get(info, "ram");
+	json_t *o = json_pack("{s:s, s:s, s:I}", "status", sv_or(mig_str(info, "status"), "?"), "uri",
+	                      g->mig->uri, "elapsed-ms",
+	                      (json_int_t)(uv_now(g->d->loop) - g->mig->started_ms));
+	static const char *const keys[][2] = {
+		{ "transferred", "transferred" }, { "remaining", "remaining" },
+		{ "total", "total" }, { "dirty-pages-rate", "dirty-pages-rate" },
+		{ "mbps", "mbps" }, { "dirty-sync-count", "passes" },
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(ram, keys[i][0]);
+		if (v)
+			json_object_set(o, keys[i][1], v);
+	}
+	static const char *const top[] = { "expected-downtime", "downtime", "total-time",
+	                                   "setup-time", "error-desc" };
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		json_t *v = json_object_get(info, top[i]);
+		if (v)
+			json_object_set(o, top[i], v);
+	}
+	return o;
+}
+
+
+static void on_postcopy(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	if (r->status != 0)
+		sv_log(SV_LOG_WARN, g->name, "migrate-start-postcopy: %s", r->status == QMP_EREPLY
+		       ? r->err_desc : qmp_strerror(r->status));
+}
+
+/* Switch to postcopy: the destination runs the guest from now on, and
+ * pulls the pages still missing. */
+static int start_postcopy(struct sv_guest *g)
+{
+	g->mig->postcopy = true;
+	sv_log(SV_LOG_INFO, g->name, "switching the migration to postcopy");
+	return g->qmp ? qmp_client_execute(g->qmp, "migrate-start-postcopy", NULL, 0,
+	                                   on_postcopy, g) : UV_ENOTCONN;
+}
+
+void mig_on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	(void)c;
+	struct sv_mig *m = g->mig;
+	if (!m || r->status != 0 || m->ending)
+		return;
+	const char *st = mig_str(r->ret, "status");
+	if (!st)
+		return;
+	if (!strcmp(st, "completed") && !json_integer_value(json_object_get(r->ret, "total-time")) &&
+	    m->final_tries++ < 50) {
+		/* Right after the event QEMU may not have filled the figures in. */
+		mig_poll_now(g);
+		return;
+	}
+	json_decref(m->last);
+	m->last = json_incref(r->ret);
+	sv_emit(g->route, json_pack("{s:s, s:s, s:o}", "event", "MIGRATION_PROGRESS",
+	                "guest", g->name, "data", mig_figures(g, r->ret)));
+	json_int_t passes = json_integer_value(json_object_get(json_object_get(r->ret, "ram"),
+	                                                       "dirty-sync-count"));
+	if (m->postcopy_after && !m->postcopy && !strcmp(st, "active") &&
+	    passes >= m->postcopy_after)
+		start_postcopy(g);
+	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+		out_end(g, r->ret);
+}
+
+void mig_poll_now(struct sv_guest *g)
+{
+	if (g->qmp)
+		qmp_client_execute(g->qmp, "query-migrate", NULL, 0, mig_on_progress, g);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	struct sv_mig *m = g->mig;
+	if (!m)
+		return;
+	if (m->timeout_ms && m->started && !m->ending &&
+	    uv_now(g->d->loop) - m->started_ms > m->timeout_ms) {
+		sv_log(SV_LOG_WARN, g->name, "migration timed out after %llu ms; cancelling",
+		       (unsigned long long)m->timeout_ms);
+		m->timeout_ms = 0;
+		m->status = "timeout";
+		if (g->qmp)
+			qmp_client_execute(g->qmp, "migrate_cancel", NULL, 0, NULL, NULL);
+	}
+	if (m->role == ROLE_OUT || m->role == ROLE_SAVE)
+		mig_poll_now(g);
+}
+
+void mig_timer_start(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (m->timer || !(m->timer = malloc(sizeof(*m->timer))))
+		return;
+	uv_timer_init(g->d->loop, m->timer);
+	m->timer->data = g;
+	g->handles++;
+	uv_timer_start(m->timer, on_tick, PROGRESS_MS, PROGRESS_MS);
+}
+
+/* The destination of migrate --to is of no use any more: kill its QEMU. */
+static void on_peer_killed(json_t *reply, const char *why, void *arg)
+{
+	(void)reply;
+	(void)why;
+	(void)arg;
+}
+
+void mig_kill_destination(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (!m || !m->to)
+		return;
+	json_t *a = json_pack("{s:s}", "name", g->name);
+	sv_log(SV_LOG_INFO, g->name, "killing the destination's QEMU (through %s)", m->to);
+	sv_peer_call(g->d->loop, m->to, "kill", a, PEER_TIMEOUT_MS, on_peer_killed, NULL, NULL);
+	json_decref(a);
+}
+
+/* The source's migration (or save) did not happen: say why, drop the
+ * destination's QEMU (migrate --to) or the half-written file (save). */
+void mig_out_abort(struct sv_guest *g, const char *cls, const char *why)
+{
+	struct sv_mig *m = g->mig;
+	m->ending = true;
+	mig_answer_err(g, cls, why);
+	mig_kill_destination(g);
+	mig_free(g);   /* a save's new file goes: half a stream is no use */
+}
+
+/* The migration is over (info: the last query-migrate). */
+static void out_end(struct sv_guest *g, json_t *info)
+{
+	struct sv_mig *m = g->mig;
+	const char *st = sv_or(mig_str(info, "status"), "failed");
+	if (m->ending)
+		return;
+	m->ending = true;
+	json_t *fig = mig_figures(g, info);
+	if (!strcmp(st, "completed")) {
+		m->completed = true;
+		sv_log(SV_LOG_INFO, g->name, "%s to %s completed in %lld ms (downtime %lld ms)",
+		       m->role == ROLE_SAVE ? "save" : "migration", m->uri,
+		       (long long)json_integer_value(json_object_get(info, "total-time")),
+		       (long long)json_integer_value(json_object_get(info, "downtime")));
+		m->fig = fig;   /* the answer waits until this QEMU is gone */
+		/* The guest now lives elsewhere (or in the file): QEMU quits, and
+		 * the guest is migrated (or stopped), never restarted here. */
+		if (g->qmp)
+			qmp_client_execute(g->qmp, "quit", NULL, 0, NULL, NULL);
+		return;
+	}
+	char why[700];
+	snprintf(why, sizeof(why), "%s %s: %s", m->role == ROLE_SAVE ? "save to" : "migration to",
+	         m->uri, m->status && !strcmp(m->status, "timeout") ? "timed out (cancelled)"
+	         : !strcmp(st, "cancelled") ? "cancelled"
+	         : sv_or(mig_str(info, "error-desc"), "failed"));
+	json_decref(fig);
+	sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
+	mig_out_abort(g, "MigrationFailed", why);
+}
+
+static void out_migrating(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_mig *m = g->mig;
+	char why[700];
+	if (r->status != 0) {
+		mig_step_error(r, "migrate", why, sizeof(why));
+		mig_out_abort(g, "MigrationFailed", why);
+		return;
+	}
+	m->started = true;
+	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_SAVE ? "saving to" : "migrating to",
+	         m->role == ROLE_SAVE ? m->file : m->uri);
+	sv_guest_transition(g, SV_MIGRATING, why);
+	if (!m->wait && m->role == ROLE_OUT)
+		mig_answer_ok(g, json_pack("{s:s, s:s}", "status", "active", "uri", m->uri));
+	mig_timer_start(g);
+	mig_poll_now(g);
+}
+
+/* A unix socket is connected by qsupd and handed to QEMU (fd:), so that
+ * QEMU's identity needs no access to the destination's path; multifd opens
+ * channels of its own, so QEMU connects itself then. */
+struct mconn {
+	uv_pipe_t pipe;
+	uv_connect_t req;
+	struct sv_guest *g;
+};
+
+static void on_mconn_closed(uv_handle_t *h)
+{
+	struct mconn *mc = h->data;
+	struct sv_guest *g = mc->g;
+	free(mc);
+	sv_guest_handle_gone(g);
+}
+
+static void out_fd_passed(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	char why[700];
+	if (r->status != 0) {
+		mig_step_error(r, "getfd", why, sizeof(why));
+		mig_out_abort(g, "MigrationFailed", why);
+		return;
+	}
+	mig_mstep(g, "migrate", json_pack("{s:s}", "uri", "fd:qsup-migrate"), out_migrating);
+}
+
+static void out_connected(uv_connect_t *c, int status)
+{
+	struct mconn *mc = c->data;
+	struct sv_guest *g = mc->g;
+	struct sv_mig *m = g->mig;
+	uv_os_fd_t fd;
+	char why[800];
+	if (!g->freeing && m && !m->ending) {
+		if (status < 0) {
+			snprintf(why, sizeof(why), "migrate: %s: %s", m->uri + 5, uv_strerror(status));
+			mig_out_abort(g, "MigrationFailed", why);
+		} else if (uv_fileno((uv_handle_t *)&mc->pipe, &fd) == 0) {
+			mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-migrate"), fd,
+			         out_fd_passed);
+		}
+	}
+	uv_close((uv_handle_t *)&mc->pipe, on_mconn_closed);   /* QEMU has its copy */
+}
+
+static bool multifd_on(struct sv_guest *g)
+{
+	json_t *caps = mig_caps_json(g, g->mig->args, false), *e;
+	size_t i;
+	bool on = false;
+	json_array_foreach(json_object_get(caps, "capabilities"), i, e)
+		on |= !strcmp(sv_or(mig_str(e, "capability"), ""), "multifd");
+	json_decref(caps);
+	return on;
+}
+
+static void out_params_set(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_mig *m = g->mig;
+	char why[700];
+	if (r->status != 0) {
+		mig_step_error(r, "migrate-set-parameters", why, sizeof(why));
+		mig_out_abort(g, "InvalidArgument", why);
+		return;
+	}
+	if (strncmp(m->uri, "unix:", 5) || m->role != ROLE_OUT || multifd_on(g)) {
+		mig_mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
+		return;
+	}
+	struct mconn *mc = calloc(1, sizeof(*mc));
+	if (!mc) {
+		mig_out_abort(g, "GenericError", "out of memory");
+		return;
+	}
+	mc->g = g;
+	mc->req.data = mc;
+	uv_pipe_init(g->d->loop, &mc->pipe, 0);
+	mc->pipe.data = mc;
+	g->handles++;
+	uv_pipe_connect(&mc->req, &mc->pipe, m->uri + 5, out_connected);
+}
+
+static void out_caps_set(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	char why[700];
+	if (r->status != 0) {
+		mig_step_error(r, "migrate-set-capabilities", why, sizeof(why));
+		mig_out_abort(g, "InvalidArgument", why);
+		return;
+	}
+	mig_mstep(g, "migrate-set-parameters", mig_params_json(g, g->mig->args), out_params_set);
+}
+
+void mig_out_begin(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	m->was_paused = g->state == SV_PAUSED;
+	m->started_ms = uv_now(g->d->loop);
+	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, m->role == ROLE_SAVE),
+	      out_caps_set);
+}
+
+/* The destination qsupd answered `incoming`. */
+static void on_peer_incoming(json_t *reply, const char *why, void *arg)
+{
+	struct sv_guest *g = arg;
+	struct sv_mig *m = g->mig;
+	char msg[900];
+	m->peer = NULL;
+	json_t *err = json_object_get(reply, "error");
+	if (!reply || err) {
+		snprintf(msg, sizeof(msg), "destination %s: %s", m->to, reply ? sv_or(mig_str(err, "desc"), "?")
+		         : why);
+		free(m->to);
+		m->to = NULL;   /* nothing there to kill */
+		mig_answer_err(g, reply ? sv_or(mig_str(err, "class"), "GenericError") : "GenericError", msg);
+		mig_free(g);
+		return;
+	}
+	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+		snprintf(msg, sizeof(msg), "%s became %s while the destination got ready", g->name,
+		         sv_state_name(g->state));
+		mig_answer_err(g, "InvalidState", msg);
+		mig_kill_destination(g);
+		mig_free(g);
+		return;
+	}
+	snprintf(m->uri, sizeof(m->uri), "%s",
+	         sv_or(mig_str(json_object_get(reply, "return"), "uri"), ""));
+	mig_out_begin(g);
+}
+
+/* The arguments the destination needs: what `incoming` takes. */
+json_t *mig_handover(struct sv_guest *g, json_t *argv)
+{
+	return json_pack("{s:s, s:o, s:o, s:b}", "name", g->name, "argv", argv,
+	                 "devices", sv_hotplug_export(g), "paused", g->state == SV_PAUSED);
+}
+
+bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *bad = sv_migrate_args_bad(args);
+	if (bad) {
+		sv_reply_err(req, "InvalidArgument", "%s", bad);
+		return false;
+	}
+	if (g->mig) {
+		sv_reply_err(req, "InvalidState", "%s: a migration (%s) is in progress", g->name,
+		             mig_role_names[g->mig->role]);
+		return false;
+	}
+	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+		sv_reply_err(req, "InvalidState", "%s is %s; it must be running or paused", g->name,
+		             sv_state_name(g->state));
+		return false;
+	}
+	return true;
+}
+
+void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const char *uri = mig_str(args, "uri"), *to = mig_str(args, "to");
+	json_t *tj = json_object_get(args, "to");
+	if (!mig_source_ready(g, req, args))
+		return;
+	if (tj && (!to || to[0] != '/')) {
+		sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
+		             "the destination qsupd's control socket");
+		return;
+	}
+	if (!uri && !to) {
+		sv_reply_err(req, "InvalidArgument", "%s", "migrate needs a uri "
+		             "(unix:PATH or tcp:HOST:PORT), or to (another qsupd's socket)");
+		return;
+	}
+	if (uri && strncmp(uri, "unix:", 5) && strncmp(uri, "tcp:", 4)) {
+		sv_reply_err(req, "InvalidArgument", "uri '%.100s': use unix:PATH or "
+		             "tcp:HOST:PORT", uri);
+		return;
+	}
+	struct sv_mig *m = mig_new(g, ROLE_OUT, req, args);
+	if (!m)
+		return;
+	m->wait = json_is_true(json_object_get(args, "wait"));
+	m->postcopy_after = json_integer_value(json_object_get(args, "postcopy-after"));
+	m->timeout_ms = (uint64_t)json_integer_value(json_object_get(args, "timeout"));
+	snprintf(m->uri, sizeof(m->uri), "%s", uri ? uri : "");
+	if (!to) {
+		mig_out_begin(g);
+		return;
+	}
+	/* Prepare the destination first: nothing here changes until it is. */
+	struct sv_error err = { 0 };
+	json_t *argv = mig_profile_argv(g, &err);
+	if (!argv) {
+		mig_answer_err(g, "InvalidState", err.msg);
+		mig_free(g);
+		return;
+	}
+	m->to = strdup(to);
+	json_t *a = mig_handover(g, argv);
+	if (uri)
+		json_object_set_new(a, "uri", json_string(uri));
+	static const char *const pass[] = { "capabilities", "downtime", "bandwidth",
+	                                    "multifd-channels" };
+	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
+		if (json_object_get(args, pass[i]))
+			json_object_set(a, pass[i], json_object_get(args, pass[i]));
+	sv_log(SV_LOG_INFO, g->name, "asking %s to get ready for it", to);
+	int rc = sv_peer_call(g->d->loop, to, "incoming", a, PEER_TIMEOUT_MS, on_peer_incoming, g,
+	                      &m->peer);
+	json_decref(a);
+	if (rc < 0) {
+		free(m->to);
+		m->to = NULL;
+		mig_answer_err(g, "GenericError", "out of memory");
+		mig_free(g);
+	}
+}
+
+void sv_migrate_postcopy(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	(void)args;
+	struct sv_mig *m = g->mig;
+	if (!m || m->role != ROLE_OUT || !m->started || m->ending) {
+		sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
+		             g->name);
+		return;
+	}
+	if (m->postcopy) {
+		sv_reply_err(req, "InvalidState", "%s: already in postcopy", g->name);
+		return;
+	}
+	m->postcopy = true;
+	sv_log(SV_LOG_INFO, g->name, "switching the migration to postcopy (operator)");
+	struct sv_error err = { 0 };
+	int rc = sv_guest_qmp(g, "migrate-start-postcopy", NULL, req, &err);
+	if (rc < 0)
+		sv_reply_err(req, "GenericError", "%s", err.msg);
+}
+
+void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	(void)args;
+	struct sv_mig *m = g->mig;
+	if (!m || (m->role != ROLE_OUT && m->role != ROLE_SAVE) || !m->started || m->ending) {
+		sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
+		             g->name);
+		return;
+	}
+	m->status = "cancel";
+	sv_log(SV_LOG_INFO, g->name, "migration cancelled by operator");
+	if (g->qmp)
+		qmp_client_execute(g->qmp, "migrate_cancel", NULL, 0, NULL, NULL);
+	sv_reply_ok(req, json_pack("{s:s}", "status", "cancelling"));
+}

@@ -1,0 +1,100 @@
+/*
+ * Internal to migration (migrate.c, mig_source.c, mig_dest.c, mig_save.c):
+ * the record of a migration, save or restore in progress, and what the
+ * files share.
+ *
+ * migrate.c    the record, the answers, what both ends must agree on, the
+ *              QMP steps, QEMU's events, re-adoption and the end
+ * mig_source.c the source of a live migration (and its progress, postcopy,
+ *              cancel)
+ * mig_dest.c   the destination (incoming)
+ * mig_save.c   save to a file and restore from one
+ */
+#ifndef SV_MIGRATE_INT_H
+#define SV_MIGRATE_INT_H
+
+#include "argv.h"
+#include "control.h"
+#include "daemon.h"
+#include "guest_int.h"
+#include "hotplug.h"
+#include "log.h"
+#include "migrate.h"
+#include "peer.h"
+#include "qmp.h"
+#include "savefile.h"
+#include "step.h"
+
+#define PROGRESS_MS 500u
+#define PEER_TIMEOUT_MS 60000u
+/* qsup's default bandwidth cap: none to speak of (QEMU's own default,
+ * 128 MiB/s, is far below what a local or LAN link carries). */
+#define DEFAULT_BANDWIDTH (1ull << 40)
+
+enum role { ROLE_OUT, ROLE_IN, ROLE_SAVE, ROLE_RESTORE };
+extern const char *const mig_role_names[];   /* "source"... */
+
+struct sv_mig {
+	enum role role;
+	struct sv_request *req;         /* answered at the end (or, incoming: listening) */
+	bool wait;                      /* migrate: answer at the end */
+	json_t *args;                   /* the verb's arguments */
+	char uri[640];
+	char qemu_uri[640];             /* incoming: what QEMU listens on, when it
+	                                   differs from uri (its dir's fd path) */
+	char *to;                       /* migrate --to: the destination's control socket */
+	struct sv_peer *peer;
+	char *file;                     /* save, restore */
+	char *tmp;                      /* save: the new file, until renamed */
+	int fd;                         /* save: the new file; restore: until
+	                                   QEMU has it */
+	bool was_paused;                /* source; destination: the source's */
+	bool started;                   /* QEMU is migrating (source) */
+	bool ending, completed;
+	bool post;                      /* re-adopted in postmigrate: the source's end */
+	bool postcopy;                  /* switched to postcopy */
+	int final_tries;                /* query-migrate until the figures are in */
+	json_int_t postcopy_after;      /* switch after this many passes (0: never) */
+	const char *status;             /* QEMU's last migration status */
+	uv_timer_t *timer;              /* progress and timeout */
+	uint64_t started_ms, timeout_ms;
+	json_t *last;                   /* the last query-migrate */
+	json_t *fig;                    /* completed: the reply, once QEMU is gone */
+};
+
+/* migrate.c: the profile QEMU runs with; a string member; the record's
+ * life and answers; what both ends compare and set; steps (dropped once
+ * the migration is over); a failed step's message. */
+const struct sv_profile *mig_prof(struct sv_guest *g);
+const char *mig_str(json_t *o, const char *key);
+void mig_free(struct sv_guest *g);
+struct sv_mig *mig_new(struct sv_guest *g, enum role role, struct sv_request *req,
+                       json_t *args);
+void mig_answer_ok(struct sv_guest *g, json_t *ret);
+void mig_answer_err(struct sv_guest *g, const char *cls, const char *msg);
+json_t *mig_profile_argv(struct sv_guest *g, struct sv_error *err);
+char *mig_argv_mismatch(struct sv_guest *g, json_t *theirs);
+json_t *mig_caps_json(struct sv_guest *g, json_t *args, bool file);
+json_t *mig_params_json(struct sv_guest *g, json_t *args);
+void mig_mstep_fd(struct sv_guest *g, const char *cmd, json_t *args, int fd, sv_step_fn fn);
+void mig_mstep(struct sv_guest *g, const char *cmd, json_t *args, sv_step_fn fn);
+void mig_step_error(const struct qmp_result *r, const char *what, char *buf, size_t size);
+/* mig_source.c: the figures of a query-migrate; progress polling; the
+ * source's abort and start; the argv handed to the destination; the
+ * source's checks (answering req when it is not ready). */
+json_t *mig_figures(struct sv_guest *g, json_t *info);
+void mig_on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg);
+void mig_poll_now(struct sv_guest *g);
+void mig_timer_start(struct sv_guest *g);
+void mig_kill_destination(struct sv_guest *g);
+void mig_out_abort(struct sv_guest *g, const char *cls, const char *why);
+void mig_out_begin(struct sv_guest *g);
+json_t *mig_handover(struct sv_guest *g, json_t *argv);
+bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
+/* mig_dest.c: the incoming stream is complete; the destination's checks;
+ * start QEMU to wait for the stream. */
+void mig_in_completed(struct sv_guest *g);
+bool mig_dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
+void mig_dest_start(struct sv_guest *g, json_t *args);
+
+#endif

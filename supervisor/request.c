@@ -1,0 +1,117 @@
+/* Requests and events (request.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "log.h"
+#include "request.h"
+
+struct sv_request *sv_request_new(const struct sv_route *r, uint64_t peer, uid_t uid,
+                                  json_t *id, const char *verb)
+{
+	struct sv_request *req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->route = r;
+	req->peer = peer;
+	req->uid = uid;
+	req->id = json_incref(id);
+	snprintf(req->verb, sizeof(req->verb), "%s", verb);
+	return req;
+}
+
+static void finish(struct sv_request *req, json_t *msg)
+{
+	if (!msg)   /* jansson refused the reply (a string that is not UTF-8?) */
+		msg = json_pack("{s:{s:s, s:s}}", "error", "class", "GenericError", "desc",
+		                "qsupd could not encode the reply");
+	if (req->id && msg)
+		json_object_set(msg, "id", req->id);
+	if (req->route && req->route->answer)
+		req->route->answer(req->route->arg, req->peer, msg);
+	else
+		json_decref(msg);
+	json_decref(req->id);
+	free(req);
+}
+
+void sv_reply_ok(struct sv_request *req, json_t *ret)
+{
+	finish(req, json_pack("{s:o}", "return", ret ? ret : json_object()));
+}
+
+void sv_reply_error_obj(struct sv_request *req, json_t *error)
+{
+	finish(req, json_pack("{s:o}", "error", error));
+}
+
+/* The length of the valid UTF-8 sequence at p, or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned lo = 0x80, hi = 0xBF;
+	size_t n;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3, lo = p[0] == 0xE0 ? 0xA0 : lo, hi = p[0] == 0xED ? 0x9F : hi;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4, lo = p[0] == 0xF0 ? 0x90 : lo, hi = p[0] == 0xF4 ? 0x8F : hi;
+	else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Make s valid UTF-8 in place, as jansson insists: a byte that starts no
+ * valid sequence (a character cut by "%.64s", say) becomes '?'. */
+static void utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (n == 0) {
+			*p = '?';
+			n = 1;
+		}
+		p += n;
+	}
+}
+
+void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
+{
+	char desc[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
+	va_end(ap);
+	utf8_scrub(desc);
+	sv_log(SV_LOG_DEBUG, NULL, "%s: %s: %s", req->verb, cls, desc);
+	sv_reply_error_obj(req, json_pack("{s:s, s:s}", "class", cls, "desc", desc));
+}
+
+void sv_request_subscribe(struct sv_request *req)
+{
+	if (req->route && req->route->subscribe)
+		req->route->subscribe(req->route->arg, req->peer);
+}
+
+void sv_emit(const struct sv_route *r, json_t *event)
+{
+	if (!r || !r->event || !event) {
+		json_decref(event);
+		return;
+	}
+	uv_timeval64_t tv;
+	uv_gettimeofday(&tv);
+	json_object_set_new(event, "timestamp", json_pack("{s:I, s:I}",
+	                    "seconds", (json_int_t)tv.tv_sec,
+	                    "microseconds", (json_int_t)tv.tv_usec));
+	r->event(r->arg, event);
+}

@@ -1,0 +1,65 @@
+/*
+ * Requests and events, between those who ask (the control socket's
+ * clients) and those who answer (guests, hot-plug, migration, the qmp
+ * passthrough).
+ *
+ * A request names its asker by a number (the client's id), never by a
+ * pointer, and carries the route it came by. Answering hands the message
+ * to that route, which looks the asker up and drops the answer when the
+ * asker has gone. So the code that answers never calls into the socket
+ * server, and an answer that comes late is harmless. (OpenBSD vmd routes
+ * its replies back the same way, by peer id.) Events go out through the
+ * same route, to its subscribers.
+ */
+#ifndef SV_REQUEST_H
+#define SV_REQUEST_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include <sys/types.h>
+
+struct sv_route {
+	/* Deliver msg (taken) to peer, or drop it when peer has gone. */
+	void (*answer)(void *arg, uint64_t peer, json_t *msg);
+	/* Deliver an event (taken) to every subscriber. */
+	void (*event)(void *arg, json_t *event);
+	/* Make peer a subscriber. */
+	void (*subscribe)(void *arg, uint64_t peer);
+	void *arg;
+};
+
+/* One request being served. It lives until it is answered, whatever
+ * becomes of its asker meanwhile. */
+struct sv_request {
+	const struct sv_route *route;
+	uint64_t peer;              /* the asker, as the route knows it */
+	json_t *id;                 /* echoed in the reply; NULL: none */
+	uid_t uid;                  /* the asker's, from SO_PEERCRED */
+	char verb[32];
+};
+
+/* A request from peer (uid) for verb, with id (borrowed; NULL: none).
+ * NULL when out of memory. */
+struct sv_request *sv_request_new(const struct sv_route *r, uint64_t peer, uid_t uid,
+                                  json_t *id, const char *verb);
+
+/* Answer req with {"return": ret} (ret is taken; NULL: {}) and free req. */
+void sv_reply_ok(struct sv_request *req, json_t *ret);
+
+/* Answer req with {"error": {"class": cls, "desc": ...}} and free req. The
+ * text is made valid UTF-8 (a byte that starts no valid sequence becomes
+ * '?'), as JSON needs. */
+void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Answer req with a prepared error object (taken) and free req. */
+void sv_reply_error_obj(struct sv_request *req, json_t *error);
+
+/* Make req's asker a subscriber of the events (req is not answered). */
+void sv_request_subscribe(struct sv_request *req);
+
+/* Send event (taken: {"event": ..., "data": ...}) to r's subscribers, with
+ * a timestamp added here. r may be NULL (nobody listens). */
+void sv_emit(const struct sv_route *r, json_t *event);
+
+#endif
