@@ -175,7 +175,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/include/qsup $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 $(LIBQMP) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 qmp/qmp.h $(DESTDIR)$(PREFIX)/include/qsup/
+	install -m 0644 qmp/qmp.h qmp/qmp_parse.h $(DESTDIR)$(PREFIX)/include/qsup/
 	$(if $(wildcard $(BUILD)/qsupd),install -m 0755 $(BUILD)/qsupd $(DESTDIR)$(PREFIX)/sbin/)
 	$(if $(wildcard $(BUILD)/qsupctl),install -m 0755 $(BUILD)/qsupctl $(DESTDIR)$(PREFIX)/bin/)
 	for m in $(wildcard man/*.3); do install -d $(DESTDIR)$(PREFIX)/share/man/man3; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man3/; done
