@@ -1,6 +1,7 @@
 # qsup: QEMU/KVM guest supervisor.  See README.md.
 #
 #   make            build libqmp.a, qsupd, qsupctl and the test programs
+#                   (and prove that libqmp builds alone: see qmp-alone)
 #   make check      install missing Debian packages, build, run every test
 #   make asan       the same suite under ASan+UBSan (objects in build/asan)
 #   make run        the main job: boot the demo guest in the foreground
@@ -48,9 +49,9 @@ TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all tests check asan run install clean deps guest fuzz fuzz-build
+.PHONY: all tests check asan run install clean deps guest fuzz fuzz-build qmp-alone
 
-all: $(LIBQMP) $(PROGS) $(TOOLS)
+all: $(LIBQMP) qmp-alone $(PROGS) $(TOOLS)
 
 tests: all $(TESTS)
 
@@ -120,6 +121,23 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# qmp/ is a library of its own: it must build with nothing but its own
+# headers, libuv's and jansson's. So every qmp/*.c is compiled once more into
+# $(BUILD)/qmp-alone with -Iqmp as the only include path (no -Isupervisor, no
+# -Itests/lib, not even inih's cflags; the user's CFLAGS still apply), with
+# the same warnings and -Werror. all depends on it, so a supervisor or test
+# header included from qmp/ breaks make, make check and make asan. These
+# objects are only the proof: libqmp.a is still built from $(BUILD)/obj.
+QMP_ALONE = $(patsubst qmp/%.c,$(BUILD)/qmp-alone/%.o,$(QMP_SRC))
+QMP_ALONE_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(SAN) -D_GNU_SOURCE -Iqmp \
+	$(shell pkg-config --cflags libuv jansson) $(CFLAGS)
+
+qmp-alone: $(QMP_ALONE)
+
+$(BUILD)/qmp-alone/%.o: qmp/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(QMP_ALONE_CFLAGS) -MMD -MP -c -o $@ $<
+
 $(LIBQMP): $(call obj,$(QMP_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -157,7 +175,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/include/qsup $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 $(LIBQMP) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 qmp/qmp.h $(DESTDIR)$(PREFIX)/include/qsup/
+	install -m 0644 qmp/qmp.h qmp/qmp_parse.h $(DESTDIR)$(PREFIX)/include/qsup/
 	$(if $(wildcard $(BUILD)/qsupd),install -m 0755 $(BUILD)/qsupd $(DESTDIR)$(PREFIX)/sbin/)
 	$(if $(wildcard $(BUILD)/qsupctl),install -m 0755 $(BUILD)/qsupctl $(DESTDIR)$(PREFIX)/bin/)
 	for m in $(wildcard man/*.3); do install -d $(DESTDIR)$(PREFIX)/share/man/man3; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man3/; done
@@ -167,4 +185,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/qmp-alone $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

@@ -22,6 +22,10 @@
  * - Errors are negative libuv error codes (UV_E*), which are -errno on Unix.
  * - Every client of a process runs on one loop thread: they share one read
  *   buffer.
+ *
+ * The line framer and message classifier under the client, with no I/O, are
+ * public too: qmp_parse.h (installed as <qsup/qmp_parse.h>). Both headers are
+ * documented in libqmp(3).
  */
 #ifndef QMP_H
 #define QMP_H

@@ -155,6 +155,49 @@ static void test_stop_from_callback(void **state)
 	qmp_framer_init(&f, 1024);
 	assert_int_equal(feed(&f, s, "{\"a\":1}\n{\"a\":2}\n"), 7);
 	assert_int_equal(json_array_size(s->msgs), 1);
+	assert_int_equal(f.error, 0);                      /* a stop is no error */
+	assert_int_equal(feed(&f, s, "{\"a\":3}\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 2);
+	qmp_framer_free(&f);
+}
+
+static int refuse(json_t *msg, void *arg)
+{
+	(void)msg;
+	(*(int *)arg)++;
+	return -EPERM;
+}
+
+static int stop_bad(void *arg)
+{
+	(*(int *)arg)++;
+	return 3;
+}
+
+/* A negative callback value fails the stream like the framer's own errors;
+ * on_bad_line's values count like the callback's. */
+static void test_callback_error_is_sticky(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	int calls = 0;
+	qmp_framer_init(&f, 1024);
+	assert_int_equal(qmp_framer_feed(&f, "{}\n{}\n", 6, refuse, &calls), -EPERM);
+	assert_int_equal(calls, 1);
+	assert_int_equal(f.error, -EPERM);
+	assert_int_equal(qmp_framer_feed(&f, "{}\n", 3, refuse, &calls), -EPERM);
+	assert_int_equal(calls, 1);
+	qmp_framer_free(&f);
+	qmp_framer_free(&f);                               /* safe twice */
+
+	qmp_framer_init(&f, 1024);                         /* a new stream */
+	assert_int_equal(f.error, 0);
+	f.on_bad_line = stop_bad;
+	calls = 0;
+	assert_int_equal(qmp_framer_feed(&f, "x\n{}\n", 5, refuse, &calls), 3);
+	assert_int_equal(calls, 1);                        /* {} was dropped */
+	assert_int_equal(feed(&f, s, "{\"a\":1}\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 1);
 	qmp_framer_free(&f);
 }
 
@@ -172,6 +215,10 @@ static void test_classify(void **state)
 		{ "{\"event\": \"STOP\", \"timestamp\": {}}", QMP_MSG_EVENT },
 		{ "{\"event\": 5}", QMP_MSG_INVALID },
 		{ "{}", QMP_MSG_INVALID },
+		/* The first key present decides, in the order QMP, return, error, event. */
+		{ "{\"QMP\": {}, \"return\": {}}", QMP_MSG_GREETING },
+		{ "{\"event\": \"STOP\", \"return\": {}}", QMP_MSG_RETURN },
+		{ "{\"error\": 1, \"event\": \"STOP\"}", QMP_MSG_INVALID },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *j = json_loads(cases[i].json, 0, NULL);
@@ -191,6 +238,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cap_boundary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_error_is_sticky, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_line_callback, setup, teardown),
 		cmocka_unit_test(test_classify),
 	};
