@@ -23,13 +23,17 @@ WARN      = -Wall -Wextra -Wpedantic -Werror -Wstrict-prototypes -Wmissing-proto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
-ALL_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) $(SAN) -D_GNU_SOURCE -Iqmp -Isupervisor -Itests/lib \
+# supervisor/ is layered, one folder per layer, lowest first (see README,
+# Layout; tests/scripts/test-layers.sh checks who includes whom).
+SV_LAYERS = lib profile host guest features daemon ctl
+SV_INC    = $(addprefix -Isupervisor/,$(SV_LAYERS))
+ALL_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) $(SAN) -D_GNU_SOURCE -Iqmp $(SV_INC) -Itests/lib \
 	$(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 QMP_SRC   = $(wildcard qmp/*.c)
-SV_MAINS  = supervisor/main.c supervisor/qsupctl.c
-SV_SRC    = $(filter-out $(SV_MAINS),$(wildcard supervisor/*.c))
+SV_MAINS  = supervisor/daemon/main.c supervisor/ctl/qsupctl.c
+SV_SRC    = $(filter-out $(SV_MAINS),$(wildcard supervisor/*/*.c))
 TLIB_SRC  = $(wildcard tests/lib/*.c)
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz-*.c)
 REPLAY_SRC = tests/unit/test-fuzz-replay.c
@@ -41,8 +45,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBQMP  = $(BUILD)/libqmp.a
 LIBSV   = $(BUILD)/libsv.a
 LIBTEST = $(BUILD)/libtest.a
-PROGS   = $(if $(wildcard supervisor/main.c),$(BUILD)/qsupd) \
-          $(if $(wildcard supervisor/qsupctl.c),$(BUILD)/qsupctl)
+PROGS   = $(BUILD)/qsupd $(BUILD)/qsupctl
 TESTS   = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC)) \
           $(patsubst tests/fuzz/fuzz-%.c,$(BUILD)/tests/unit/test-fuzz-replay-%,$(FUZZ_SRC))
 TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
@@ -84,7 +87,7 @@ FUZZ_ARGS ?=
 FUZZ_CC  ?= clang
 FUZZ_DIR  = build/fuzz
 FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_CFLAGS = -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iqmp -Isupervisor \
+FUZZ_CFLAGS = -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iqmp $(SV_INC) \
 	$(PKG_CFLAGS)
 FUZZ_OBJ  = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SV_SRC) $(QMP_SRC))
 
@@ -150,10 +153,10 @@ $(LIBTEST): $(call obj,$(TLIB_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $(if $^,$^,)
 
-$(BUILD)/qsupd: $(call obj,supervisor/main.c) $(LIBSV) $(LIBQMP)
+$(BUILD)/qsupd: $(call obj,supervisor/daemon/main.c) $(LIBSV) $(LIBQMP)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/qsupctl: $(call obj,supervisor/qsupctl.c) $(LIBSV) $(LIBQMP)
+$(BUILD)/qsupctl: $(call obj,supervisor/ctl/qsupctl.c) $(LIBSV) $(LIBQMP)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)

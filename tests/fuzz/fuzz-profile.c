@@ -70,7 +70,7 @@ struct fz_opt {
 #define LIST(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define NONE ((const char *const[]){ NULL })
 
-/* What supervisor/argv.c emits, and nothing else. */
+/* What supervisor/profile/argv.c emits, and nothing else. */
 static const struct fz_opt fz_opts[] = {
 	{ "-name", FZ_OPTS, "guest", NULL, LIST("debug-threads") },
 	{ "-nodefaults", FZ_FLAG, NULL, NULL, NULL },

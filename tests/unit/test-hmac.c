@@ -1,5 +1,5 @@
 /*
- * SHA-256 and HMAC-SHA-256 (supervisor/hmac.c) against published vectors:
+ * SHA-256 and HMAC-SHA-256 (supervisor/lib/hmac.c) against published vectors:
  * the NIST FIPS 180-4 examples (empty, "abc", the 448- and 896-bit messages,
  * one million 'a'), lengths around the padding boundaries, streaming in odd
  * chunks, every RFC 4231 HMAC-SHA-256 test case, and the helpers.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the restart policy's arithmetic (supervisor/restart.c):
+ * Unit tests for the restart policy's arithmetic (supervisor/profile/restart.c):
  * which endings restart under each policy, the delay formula and its cap,
  * the minimum gap after a start failure, the reset after a stable run, the
  * quarantine window and its ring, re-arming. No I/O, no clock: every test

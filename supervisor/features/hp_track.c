@@ -7,17 +7,9 @@
 #include <unistd.h>
 
 #include "request.h"
-#include "daemon.h"
-#include "guest_int.h"
 #include "hotplug_int.h"
 #include "log.h"
 #include "overlay.h"
-#include "qmp.h"
-#include "state.h"
-#include "step.h"
-#include "fdpass.h"
-#include "image.h"
-#include "tap.h"
 
 static bool dev_named(const struct hp_dev *d, const char *name)
 {

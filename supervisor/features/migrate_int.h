@@ -14,7 +14,7 @@
 #define SV_MIGRATE_INT_H
 
 #include "argv.h"
-#include "control.h"
+#include "request.h"
 #include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"

@@ -8,16 +8,11 @@
 
 #include "request.h"
 #include "daemon.h"
-#include "guest_int.h"
 #include "hotplug_int.h"
 #include "log.h"
-#include "overlay.h"
-#include "qmp.h"
 #include "state.h"
-#include "step.h"
 #include "fdpass.h"
 #include "image.h"
-#include "tap.h"
 
 /* ---- disks and NICs ---- */
 

@@ -26,7 +26,6 @@
 #include "lock.h"
 #include "log.h"
 #include "prepare.h"
-#include "qmp.h"
 #include "state.h"
 #include "sysutil.h"
 
