@@ -119,7 +119,7 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 		sv_strv_free(&errs);
 		uint64_t digest = p->digest;
 		if (!g) {
-			g = sv_guest_new(d, path, p, digest);
+			g = sv_guest_new(&d->env, path, p, digest);
 			if (!g || add_guest(d, g) < 0) {
 				sv_profile_free(p);
 				continue;
@@ -194,8 +194,11 @@ static bool any_active(struct sv_daemon *d)
 	return false;
 }
 
-void sv_daemon_guest_idle(struct sv_daemon *d, struct sv_guest *g)
+/* The guests' way up (struct sv_guest_env): g stopped for good, so an exit
+ * may finish, or a guest whose profile was removed go. */
+static void guest_idle(void *owner, struct sv_guest *g)
 {
+	struct sv_daemon *d = owner;
 	if (d->exiting) {
 		if (!any_active(d))
 			finish_exit(d);
@@ -203,6 +206,25 @@ void sv_daemon_guest_idle(struct sv_daemon *d, struct sv_guest *g)
 	}
 	if (g->removed)
 		drop_guest(d, g);
+}
+
+static void guest_activity(void *owner)
+{
+	sv_daemon_trim_later(owner);
+}
+
+/* The uids of the guests other than except that run or are being started. */
+static uid_t *uids_taken(void *owner, const struct sv_guest *except, size_t *n)
+{
+	struct sv_daemon *d = owner;
+	uid_t *taken = calloc(d->nguests + 1, sizeof(*taken));
+	*n = 0;
+	for (size_t i = 0; taken && i < d->nguests; i++) {
+		struct sv_guest *o = d->guests[i];
+		if (o != except && (sv_guest_active(o) || o->prepping))
+			taken[(*n)++] = o->ident.uid;
+	}
+	return taken;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -218,6 +240,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	d->exiting = true;
+	d->env.exiting = true;
 	sv_log(SV_LOG_INFO, NULL, "signal %d: exiting%s", signum,
 	       d->opts.stop_guests_on_exit ? " after stopping the guests" : "; guests keep running");
 	if (!d->opts.stop_guests_on_exit || !any_active(d)) {
@@ -301,6 +324,12 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 		return sv_error_set(err, -errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 	struct sv_error kerr = { 0 };
 	d->kvm_usable = sv_host_kvm_probe(NULL, &kerr) == 0;
+	d->env = (struct sv_guest_env){ .loop = d->loop, .route = &d->route,
+	                                .run_dir = d->run_dir, .state_dir = d->state_dir,
+	                                .lock_dir = d->lock_dir, .host_key = d->host_key,
+	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
+	                                .idle = guest_idle, .activity = guest_activity,
+	                                .uids_taken = uids_taken, .owner = d };
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%s", kerr.msg);
 	if (!d->kvm_usable)
 		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "guest.h"
 #include "identity.h"
 #include "request.h"
 #include "util.h"
@@ -54,6 +55,7 @@ struct sv_daemon {
 	size_t nguests;
 
 	struct sv_route route;      /* answers and events to the clients (control.c) */
+	struct sv_guest_env env;    /* what every guest sees of the above */
 	uv_pipe_t server;
 	bool server_open;
 	struct sv_client *clients;
@@ -93,11 +95,6 @@ struct sv_guest *sv_daemon_guest(struct sv_daemon *d, const char *name);
 /* Re-read the profile dir. Fills result with {"added", "removed", "changed",
  * "errors"}; a running guest keeps the configuration it started with. */
 json_t *sv_daemon_reload(struct sv_daemon *d);
-
-/* Called by guest.c whenever a guest is stopped for good; lets the daemon
- * finish an exit that waits for guests, or drop a guest whose profile was
- * removed. */
-void sv_daemon_guest_idle(struct sv_daemon *d, struct sv_guest *g);
 
 /* The whole daemon: init, run until a signal, free. Logs errors; returns
  * the process exit code (0, or 1 when it could not start). */

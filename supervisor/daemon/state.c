@@ -40,14 +40,14 @@ static int64_t wall_ms(void)
 /* A loop time (uv_now) as wall-clock ms, and back (0: not representable). */
 static int64_t to_wall(struct sv_guest *g, uint64_t t)
 {
-	uint64_t now = uv_now(g->d->loop);
+	uint64_t now = uv_now(g->env->loop);
 	return wall_ms() - (int64_t)(now - t);
 }
 
 static uint64_t from_wall(struct sv_guest *g, int64_t w)
 {
 	int64_t ago = wall_ms() - w;
-	uint64_t now = uv_now(g->d->loop);
+	uint64_t now = uv_now(g->env->loop);
 	return ago >= 0 && (uint64_t)ago < now ? now - (uint64_t)ago : 0;
 }
 
@@ -157,7 +157,7 @@ void sv_state_save(struct sv_guest *g)
 	g->state_busy = true;
 	g->state_dirty = false;
 	g->handles++;
-	if (uv_queue_work(g->d->loop, &j->work, save_work, save_done) < 0) {
+	if (uv_queue_work(g->env->loop, &j->work, save_work, save_done) < 0) {
 		free(j->text);
 		free(j);
 		g->state_busy = false;
@@ -266,7 +266,7 @@ static void read_ident(struct sv_guest *g, int pid)
 	}
 	fclose(f);
 	g->ident.drop = g->ident.uid != geteuid();
-	g->ident.dynamic = g->ident.uid - g->d->idc.first < g->d->idc.count;
+	g->ident.dynamic = g->ident.uid - g->env->idc->first < g->env->idc->count;
 }
 
 /* Watch a verified live QEMU and reconnect to it. saved may be NULL (a
@@ -287,14 +287,14 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 		sv_proc_arg_after(pid, "-accel", g->accel, sizeof(g->accel));
 	read_ident(g, pid);
 	int64_t started = json_integer_value(json_object_get(saved, "started"));
-	uint64_t now = uv_now(g->d->loop), at = 0;
+	uint64_t now = uv_now(g->env->loop), at = 0;
 	if (started > 0)
 		at = from_wall(g, started);
 	else   /* the process's own start, in clock ticks since boot */
 		at = g->proc_starttime * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
 	g->started_ms = at && at <= now ? at : 1;
 	g->pidfd_poll = calloc(1, sizeof(*g->pidfd_poll));
-	if (g->pidfd_poll && uv_poll_init(g->d->loop, g->pidfd_poll, pidfd) == 0) {
+	if (g->pidfd_poll && uv_poll_init(g->env->loop, g->pidfd_poll, pidfd) == 0) {
 		g->pidfd_poll->data = g;
 		g->handles++;
 		uv_poll_start(g->pidfd_poll, UV_READABLE, on_pidfd);

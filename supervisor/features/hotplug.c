@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "request.h"
-#include "daemon.h"
 #include "hotplug_int.h"
 #include "log.h"
 #include "overlay.h"
@@ -353,7 +352,7 @@ void hp_op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop)
 	}
 	op->writing = true;
 	g->handles++;
-	if (sv_overlay_write_async(g->d->loop, path, text, persisted, op) < 0) {
+	if (sv_overlay_write_async(g->env->loop, path, text, persisted, op) < 0) {
 		g->handles--;
 		persisted(ENOMEM, op);
 	}
@@ -474,7 +473,7 @@ static void detach_requested(void *ctx, const struct qmp_result *r)
 	if (json_is_integer(t) && json_integer_value(t) > 0)
 		ms = (uint64_t)json_integer_value(t);
 	op->timer = malloc(sizeof(*op->timer));
-	uv_timer_init(op->g->d->loop, op->timer);
+	uv_timer_init(op->g->env->loop, op->timer);
 	op->timer->data = op;
 	op->g->handles++;
 	uv_timer_start(op->timer, on_detach_timeout, ms, 0);

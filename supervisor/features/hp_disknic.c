@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "request.h"
-#include "daemon.h"
 #include "hotplug_int.h"
 #include "log.h"
 #include "state.h"
@@ -338,7 +337,7 @@ void hp_disk_start(struct hp_op *op, struct hp_dev *dev)
 	op->dopen = j;
 	op->opening = true;
 	op->g->handles++;
-	if (uv_queue_work(op->g->d->loop, &j->work, disk_open_work, disk_open_done) < 0) {
+	if (uv_queue_work(op->g->env->loop, &j->work, disk_open_work, disk_open_done) < 0) {
 		op->opening = false;
 		op->g->handles--;
 		hp_op_fail(op, "GenericError", "%s", "cannot queue work");

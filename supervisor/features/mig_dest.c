@@ -193,7 +193,7 @@ static const char *postcopy_blocked(struct sv_guest *g, json_t *args)
 		post |= !strcmp(sv_or(mig_str(e, "capability"), ""), "postcopy-ram");
 	json_decref(caps);
 	bool root = p && p->user && (!strcmp(p->user, "root") || !strcmp(p->user, "0"));
-	if (!post || !g->d->idc.root || root)
+	if (!post || !g->env->idc->root || root)
 		return NULL;
 	char v = '0';
 	int fd = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY | O_CLOEXEC);

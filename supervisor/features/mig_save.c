@@ -31,7 +31,7 @@ static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 	sv_guest_handle_gone(g);
 	if (gone) {
 		if (fd >= 0)
-			sv_savefile_discard(g->d->loop, fd, tmp);
+			sv_savefile_discard(g->env->loop, fd, tmp);
 		return;
 	}
 	if (fd < 0) {
@@ -67,7 +67,7 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return;
 	}
 	json_t *h = mig_handover(g, argv);
-	char *header = sv_savefile_header(g->d->host_key, h);
+	char *header = sv_savefile_header(g->env->host_key, h);
 	json_decref(h);
 	struct sv_mig *m = header ? mig_new(g, ROLE_SAVE, req, args) : NULL;
 	if (!m) {
@@ -80,7 +80,7 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 	m->wait = true;
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-save");
 	g->handles++;
-	if (sv_savefile_create(g->d->loop, file, header, on_save_opened, g) < 0) {
+	if (sv_savefile_create(g->env->loop, file, header, on_save_opened, g) < 0) {
 		g->handles--;
 		mig_answer_err(g, "GenericError", "out of memory");
 		mig_free(g);
@@ -103,7 +103,7 @@ static void on_restore_opened(void *arg, int fd, const char *buf, size_t len, co
 			close(fd);
 		return;
 	}
-	json_t *h = fd >= 0 ? sv_savefile_parse(g->d->host_key, buf, len, &hlen, why, sizeof(why))
+	json_t *h = fd >= 0 ? sv_savefile_parse(g->env->host_key, buf, len, &hlen, why, sizeof(why))
 	          : NULL;
 	if (fd < 0 || !h || lseek(fd, (off_t)hlen, SEEK_SET) != (off_t)hlen) {
 		if (fd >= 0 && h)
@@ -156,7 +156,7 @@ void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args
 	m->file = strdup(file);
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-restore");
 	g->handles++;
-	if (sv_savefile_open(g->d->loop, file, on_restore_opened, g) < 0) {
+	if (sv_savefile_open(g->env->loop, file, on_restore_opened, g) < 0) {
 		g->handles--;
 		mig_answer_err(g, "GenericError", "out of memory");
 		mig_free(g);

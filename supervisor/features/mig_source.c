@@ -19,7 +19,7 @@ json_t *mig_figures(struct sv_guest *g, json_t *info)
 	json_t *ram = json_object_get(info, "ram");
 	json_t *o = json_pack("{s:s, s:s, s:I}", "status", sv_or(mig_str(info, "status"), "?"), "uri",
 	                      g->mig->uri, "elapsed-ms",
-	                      (json_int_t)(uv_now(g->d->loop) - g->mig->started_ms));
+	                      (json_int_t)(uv_now(g->env->loop) - g->mig->started_ms));
 	static const char *const keys[][2] = {
 		{ "transferred", "transferred" }, { "remaining", "remaining" },
 		{ "total", "total" }, { "dirty-pages-rate", "dirty-pages-rate" },
@@ -102,7 +102,7 @@ static void on_tick(uv_timer_t *t)
 	if (!m)
 		return;
 	if (m->timeout_ms && m->started && !m->ending &&
-	    uv_now(g->d->loop) - m->started_ms > m->timeout_ms) {
+	    uv_now(g->env->loop) - m->started_ms > m->timeout_ms) {
 		sv_log(SV_LOG_WARN, g->name, "migration timed out after %llu ms; cancelling",
 		       (unsigned long long)m->timeout_ms);
 		m->timeout_ms = 0;
@@ -119,7 +119,7 @@ void mig_timer_start(struct sv_guest *g)
 	struct sv_mig *m = g->mig;
 	if (m->timer || !(m->timer = malloc(sizeof(*m->timer))))
 		return;
-	uv_timer_init(g->d->loop, m->timer);
+	uv_timer_init(g->env->loop, m->timer);
 	m->timer->data = g;
 	g->handles++;
 	uv_timer_start(m->timer, on_tick, PROGRESS_MS, PROGRESS_MS);
@@ -140,7 +140,7 @@ void mig_kill_destination(struct sv_guest *g)
 		return;
 	json_t *a = json_pack("{s:s}", "name", g->name);
 	sv_log(SV_LOG_INFO, g->name, "killing the destination's QEMU (through %s)", m->to);
-	sv_peer_call(g->d->loop, m->to, "kill", a, PEER_TIMEOUT_MS, on_peer_killed, NULL, NULL);
+	sv_peer_call(g->env->loop, m->to, "kill", a, PEER_TIMEOUT_MS, on_peer_killed, NULL, NULL);
 	json_decref(a);
 }
 
@@ -287,7 +287,7 @@ static void out_params_set(void *ctx, const struct qmp_result *r)
 	}
 	mc->g = g;
 	mc->req.data = mc;
-	uv_pipe_init(g->d->loop, &mc->pipe, 0);
+	uv_pipe_init(g->env->loop, &mc->pipe, 0);
 	mc->pipe.data = mc;
 	g->handles++;
 	uv_pipe_connect(&mc->req, &mc->pipe, m->uri + 5, out_connected);
@@ -309,7 +309,7 @@ void mig_out_begin(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
 	m->was_paused = g->state == SV_PAUSED;
-	m->started_ms = uv_now(g->d->loop);
+	m->started_ms = uv_now(g->env->loop);
 	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, m->role == ROLE_SAVE),
 	      out_caps_set);
 }
@@ -421,7 +421,7 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 		if (json_object_get(args, pass[i]))
 			json_object_set(a, pass[i], json_object_get(args, pass[i]));
 	sv_log(SV_LOG_INFO, g->name, "asking %s to get ready for it", to);
-	int rc = sv_peer_call(g->d->loop, to, "incoming", a, PEER_TIMEOUT_MS, on_peer_incoming, g,
+	int rc = sv_peer_call(g->env->loop, to, "incoming", a, PEER_TIMEOUT_MS, on_peer_incoming, g,
 	                      &m->peer);
 	json_decref(a);
 	if (rc < 0) {

@@ -43,7 +43,7 @@ void mig_free(struct sv_guest *g)
 	if (m->peer)
 		sv_peer_cancel(m->peer);
 	if (m->tmp)   /* a save that did not complete */
-		sv_savefile_discard(g->d->loop, m->fd, m->tmp);
+		sv_savefile_discard(g->env->loop, m->fd, m->tmp);
 	else if (m->fd >= 0)
 		close(m->fd);
 	if (m->req)
@@ -70,7 +70,7 @@ struct sv_mig *mig_new(struct sv_guest *g, enum role role, struct sv_request *re
 	m->req = req;
 	m->args = json_incref(args);
 	m->fd = -1;
-	m->started_ms = uv_now(g->d->loop);
+	m->started_ms = uv_now(g->env->loop);
 	g->mig = m;
 	return m;
 }
@@ -389,7 +389,7 @@ static void commit_save(struct sv_guest *g)
 		return;   /* mig_free answers, and drops the file */
 	sc->req = m->req;
 	sc->fig = json_incref(m->fig);
-	if (sv_savefile_commit(g->d->loop, m->fd, m->tmp, m->file, on_save_committed, sc) < 0) {
+	if (sv_savefile_commit(g->env->loop, m->fd, m->tmp, m->file, on_save_committed, sc) < 0) {
 		json_decref(sc->fig);
 		free(sc);
 		m->fd = -1;   /* closed by the failed commit */
@@ -419,7 +419,7 @@ void sv_migrate_qemu_gone(struct sv_guest *g)
 		m->req = NULL;
 		m->fig = NULL;
 		m->to = NULL;
-		uv_timer_init(g->d->loop, &w->timer);
+		uv_timer_init(g->env->loop, &w->timer);
 		w->timer.data = w;
 		dw_poll(&w->timer);
 	} else if (m->completed) {

@@ -15,7 +15,6 @@
 
 #include "argv.h"
 #include "request.h"
-#include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"

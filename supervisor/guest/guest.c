@@ -20,7 +20,6 @@
 
 #include "argv.h"
 #include "request.h"
-#include "daemon.h"
 #include "guest.h"
 #include "guest_int.h"
 #include "hotplug.h"
@@ -60,7 +59,7 @@ void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
 	       sv_state_name(to), reason);
 	sv_state_save(g);
-	sv_daemon_trim_later(g->d);
+	g->env->activity(g->env->owner);
 	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
 	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),
@@ -70,9 +69,9 @@ void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 json_t *sv_guest_status(struct sv_guest *g)
 {
 	bool up = sv_guest_active(g);
-	double uptime = up ? (double)(uv_now(g->d->loop) - g->started_ms) / 1000.0 : 0;
+	double uptime = up ? (double)(uv_now(g->env->loop) - g->started_ms) / 1000.0 : 0;
 	const struct sv_profile *p = g->profile ? g->profile : g->run_profile;
-	uint64_t now = uv_now(g->d->loop);
+	uint64_t now = uv_now(g->env->loop);
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
@@ -292,7 +291,7 @@ static const struct qmp_callbacks qmp_cbs = {
 
 void sv_guest_qmp_connect(struct sv_guest *g)
 {
-	g->qmp = qmp_client_new(g->d->loop, &qmp_cbs, g);
+	g->qmp = qmp_client_new(g->env->loop, &qmp_cbs, g);
 	if (!g->qmp)
 		return;
 	g->handles++;
@@ -595,7 +594,7 @@ int sv_guest_qmp(struct sv_guest *g, const char *command, json_t *args,
 
 /* ---- life of the struct ---- */
 
-struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
+struct sv_guest *sv_guest_new(const struct sv_guest_env *env, const char *path,
                               struct sv_profile *p, uint64_t digest)
 {
 	struct sv_guest *g = calloc(1, sizeof(*g));
@@ -605,18 +604,18 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 		free(g);
 		return NULL;
 	}
-	g->d = d;
-	g->route = &d->route;
+	g->env = env;
+	g->route = env->route;
 	g->profile = p;
 	g->digest = digest;
 	g->state = SV_STOPPED;
 	g->pidfd = -1;
 	g->lock_fd = -1;
 	snprintf(g->reason, sizeof(g->reason), "not started");
-	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", d->run_dir, g->name);
+	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", env->run_dir, g->name);
 	struct sv_facts f;
-	if (sv_facts_init(&f, d->run_dir, g->name) < 0) {
-		sv_log(SV_LOG_ERR, g->name, "socket paths under %s would be too long", d->run_dir);
+	if (sv_facts_init(&f, env->run_dir, g->name) < 0) {
+		sv_log(SV_LOG_ERR, g->name, "socket paths under %s would be too long", env->run_dir);
 		free(g->profile_path);
 		free(g->name);
 		free(g);
@@ -626,14 +625,14 @@ struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
 	memcpy(g->serial_path, f.serial_path, sizeof(g->serial_path));
 	struct sv_error err = { 0 };
 	char lock[4096];
-	if (sv_guest_lock_path(d->lock_dir, path, g->name, lock, sizeof(lock), &err) == 0) {
+	if (sv_guest_lock_path(env->lock_dir, path, g->name, lock, sizeof(lock), &err) == 0) {
 		g->lock_path = strdup(lock);
 	} else {
 		sv_log(SV_LOG_ERR, g->name, "no guest lock, so it cannot start: %s", err.msg);
 	}
-	uv_timer_init(d->loop, &g->timer);
+	uv_timer_init(env->loop, &g->timer);
 	g->timer.data = g;
-	uv_timer_init(d->loop, &g->deadline);
+	uv_timer_init(env->loop, &g->deadline);
 	g->deadline.data = g;
 	g->handles = 2;
 	sv_guest_probe_init(g);

@@ -43,9 +43,31 @@ struct sv_waiter {
 	enum sv_wait kind;
 };
 
-struct sv_guest {
-	struct sv_daemon *d;
+/* What a guest knows of the host it runs on: given by its owner (the
+ * daemon) at creation, shared by every guest, read-only to them. */
+struct sv_guest_env {
+	uv_loop_t *loop;
 	const struct sv_route *route;   /* requests and events (request.h) */
+	const char *run_dir;            /* absolute: the guests' runtime dirs are under it */
+	const char *state_dir;          /* absolute: the image records */
+	const char *lock_dir;           /* the guest locks (lock.h) */
+	const uint8_t *host_key;        /* 32 bytes: authenticates save files */
+	const struct sv_id_config *idc; /* who QEMU runs as */
+	bool kvm_usable;
+	bool exiting;                   /* the owner is going away: no restarts */
+	/* The way up, to the owner: g is stopped for good (the owner may
+	 * finish an exit, or drop g); a state changed (tidy memory later); the
+	 * uids of the other guests that run or are being started (a malloc'd
+	 * array of *n, or NULL when out of memory). */
+	void (*idle)(void *owner, struct sv_guest *g);
+	void (*activity)(void *owner);
+	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
+	void *owner;
+};
+
+struct sv_guest {
+	const struct sv_guest_env *env;
+	const struct sv_route *route;   /* env->route */
 	char *name;
 	char *profile_path;
 	struct sv_profile *profile;     /* as on disk now; NULL once removed */
@@ -119,10 +141,10 @@ struct sv_guest {
 	bool freeing;
 };
 
-/* Allocate a guest for profile p (taken) read from path, with the file's
+/* Allocate a guest in env for profile p (taken) read from path, with the file's
  * digest. Returns NULL when out of memory (or when its run dir paths would
  * be too long). */
-struct sv_guest *sv_guest_new(struct sv_daemon *d, const char *path,
+struct sv_guest *sv_guest_new(const struct sv_guest_env *env, const char *path,
                               struct sv_profile *p, uint64_t digest);
 
 /* Close the guest's handles and free it once they are closed. QEMU is left

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "argv.h"
-#include "daemon.h"
 #include "guest_int.h"
 #include "lock.h"
 #include "log.h"
@@ -104,7 +103,7 @@ static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error 
 		o.gid = g->ident.gid;
 	}
 	g->proc->data = g;
-	int rc = uv_spawn(g->d->loop, g->proc, &o);
+	int rc = uv_spawn(g->env->loop, g->proc, &o);
 	close(logfd);
 	free(stdio);
 	g->handles++;
@@ -167,7 +166,7 @@ static void launch(struct sv_guest *g)
 	}
 	sv_prepare_close_fds(g);   /* QEMU has them now */
 	sv_argv_free(&g->start_argv);
-	g->started_ms = uv_now(g->d->loop);
+	g->started_ms = uv_now(g->env->loop);
 	write_pidfile(g);
 	sv_guest_lock_set_pid(g->lock_fd, g->pid);
 	g->proc_starttime = sv_proc_starttime(g->pid);
@@ -196,7 +195,7 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
                      struct sv_facts *f)
 {
 	sv_facts_init(f, run_dir, g->name);
-	f->kvm_usable = g->d->kvm_usable;
+	f->kvm_usable = g->env->kvm_usable;
 	f->qmp_fd = SV_FD_QMP;
 	f->serial_fd = SV_FD_SERIAL;
 	f->incoming = incoming;
@@ -204,7 +203,7 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
 
 void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f)
 {
-	facts_at(g, g->d->run_dir, incoming, f);
+	facts_at(g, g->env->run_dir, incoming, f);
 }
 
 int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *run_dir,
@@ -267,7 +266,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 		return err ? err->code : -EIO;
 	/* The command line now, without backing chains: a profile this host
 	 * cannot run is refused before anything happens. */
-	int rc = sv_guest_argv(g, g->profile, g->d->run_dir, g->start_incoming, &g->start_argv,
+	int rc = sv_guest_argv(g, g->profile, g->env->run_dir, g->start_incoming, &g->start_argv,
 	                       err);
 	if (rc < 0)
 		return rc;

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "fdpass.h"
 #include "guest.h"
 #include "image.h"
@@ -103,7 +102,7 @@ static int queue(struct sv_guest *g, uv_work_cb work, uv_after_work_cb after)
 	g->prep->work.data = g->prep;
 	g->prep_working = true;
 	g->handles++;
-	int rc = uv_queue_work(g->d->loop, &g->prep->work, work, after);
+	int rc = uv_queue_work(g->env->loop, &g->prep->work, work, after);
 	if (rc < 0) {
 		g->prep_working = false;
 		g->handles--;
@@ -224,7 +223,7 @@ static int create_image(struct sv_guest *g, const struct sv_drive *d)
 	g->prep_proc->data = g;
 	g->handles++;
 	mode_t old = umask(077);
-	int rc = uv_spawn(g->d->loop, g->prep_proc, &o);
+	int rc = uv_spawn(g->env->loop, g->prep_proc, &o);
 	umask(old);
 	close(fd);
 	if (rc < 0)
@@ -283,7 +282,7 @@ static void step_create(struct sv_guest *g)
 		g->prep_copying = true;
 		g->prep_fs.data = g;
 		g->handles++;
-		int rc = uv_fs_copyfile(g->d->loop, &g->prep_fs, p->uefi_vars_template,
+		int rc = uv_fs_copyfile(g->env->loop, &g->prep_fs, p->uefi_vars_template,
 		                        p->uefi_vars, UV_FS_COPYFILE_EXCL, on_copied);
 		if (rc < 0) {
 			g->prep_copying = false;
@@ -436,17 +435,12 @@ void sv_prepare_run(struct sv_guest *g)
 	pp->p = p;
 	pp->nchains = p->ndrives;
 	pp->qemudir_fd = -1;
-	pp->idc = g->d->idc;
+	pp->idc = *g->env->idc;
 	snprintf(pp->name, sizeof(pp->name), "%s", g->name);
 	snprintf(pp->rundir, sizeof(pp->rundir), "%s", g->rundir);
-	snprintf(pp->state_dir, sizeof(pp->state_dir), "%s", g->d->state_dir);
+	snprintf(pp->state_dir, sizeof(pp->state_dir), "%s", g->env->state_dir);
 	sv_guest_facts(g, g->start_incoming, &pp->facts);
-	pp->taken = calloc(g->d->nguests + 1, sizeof(*pp->taken));
-	for (size_t i = 0; pp->taken && i < g->d->nguests; i++) {
-		struct sv_guest *o = g->d->guests[i];
-		if (o != g && (sv_guest_active(o) || o->prepping))
-			pp->taken[pp->ntaken++] = o->ident.uid;
-	}
+	pp->taken = g->env->uids_taken(g->env->owner, g, &pp->ntaken);
 	pp->intent = sv_state_text(g);   /* the guest is starting already */
 	if (!pp->taken || !pp->intent || queue(g, prep_work, prep_done) < 0)
 		sv_guest_prepared(g, -ENOMEM, "start failed: out of memory");

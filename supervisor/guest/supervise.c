@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "request.h"
-#include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"
@@ -114,7 +113,7 @@ static void on_backoff(uv_timer_t *t)
 
 void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason)
 {
-	g->next_start_ms = uv_now(g->d->loop) + delay_ms;
+	g->next_start_ms = uv_now(g->env->loop) + delay_ms;
 	sv_guest_transition(g, SV_BACKOFF, reason);
 	uv_timer_start(&g->timer, on_backoff, delay_ms, 0);
 }
@@ -150,7 +149,7 @@ static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 static void apply_policy(struct sv_guest *g, enum sv_exit_class c, const char *what,
                          const struct sv_restart_params *pp, uint64_t uptime_ms)
 {
-	uint64_t now = uv_now(g->d->loop), delay = 0;
+	uint64_t now = uv_now(g->env->loop), delay = 0;
 	char reason[sizeof(g->reason)];
 	switch (sv_restart_decide(pp, &g->rs, c, now, uptime_ms, &delay)) {
 	case SV_RESTART_YES:
@@ -176,7 +175,7 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 {
 	struct sv_restart_params pp;
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	uint64_t uptime = g->started_ms ? uv_now(g->d->loop) - g->started_ms : 0;
+	uint64_t uptime = g->started_ms ? uv_now(g->env->loop) - g->started_ms : 0;
 	sv_restart_params_from(&pp, p);
 	g->last_exit = c;
 	if (g->run_profile != g->profile)
@@ -186,14 +185,14 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	bool restart_waiting = false;
 	for (struct sv_waiter *w = g->waiters; w; w = w->next)
 		restart_waiting |= w->kind == SV_WAIT_RESTART;
-	bool reborn = g->reborn && !g->d->exiting && g->profile;
+	bool reborn = g->reborn && !g->env->exiting && g->profile;
 	g->reborn = false;
 	if (c == SV_EXIT_MIGRATED)
 		sv_guest_transition(g, SV_MIGRATED, what);   /* it runs elsewhere now */
 	else if (reborn)
 		sv_guest_transition(g, SV_STOPPED, "its start was cut short by a qsupd "
 		                    "restart; starting afresh");
-	else if (restart_waiting || g->d->exiting || g->removed || !g->profile ||
+	else if (restart_waiting || g->env->exiting || g->removed || !g->profile ||
 	         g->start_config_error)
 		sv_guest_transition(g, SV_STOPPED, what);
 	else
@@ -209,7 +208,7 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	if (reborn && sv_guest_start(g, NULL, &err) < 0)
 		sv_log(SV_LOG_ERR, g->name, "start: %s", err.msg);
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
-		sv_daemon_guest_idle(g->d, g);
+		g->env->idle(g->env->owner, g);
 }
 
 bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req)
@@ -221,7 +220,7 @@ bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req)
 	sv_guest_lock_drop(g);
 	if (req)
 		sv_reply_ok(req, sv_guest_status(g));
-	sv_daemon_guest_idle(g->d, g);
+	g->env->idle(g->env->owner, g);
 	return true;
 }
 
@@ -285,7 +284,7 @@ static void on_probe(uv_timer_t *t)
 
 void sv_guest_probe_init(struct sv_guest *g)
 {
-	uv_timer_init(g->d->loop, &g->probe);
+	uv_timer_init(g->env->loop, &g->probe);
 	g->probe.data = g;
 	g->handles++;
 	uv_timer_start(&g->probe, on_probe, SV_PROBE_MS, SV_PROBE_MS);

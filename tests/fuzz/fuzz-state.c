@@ -50,19 +50,21 @@ static struct sv_profile *fz_profile(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uv_loop_t loop;
-	static struct sv_daemon d;
+	static struct sv_id_config idc;
+	static struct sv_guest_env env;
 	static bool ready;
 	char why[300];
 	if (!ready) {
 		uv_loop_init(&loop);
-		d.loop = &loop;
-		d.run_dir = "/nonexistent/qsup-fuzz/run";
-		snprintf(d.lock_dir, sizeof(d.lock_dir), "/nonexistent/qsup-fuzz/locks");
+		env.loop = &loop;
+		env.run_dir = "/nonexistent/qsup-fuzz/run";
+		env.lock_dir = "/nonexistent/qsup-fuzz/locks";
+		env.idc = &idc;
 		sv_log_set_level(SV_LOG_ERR + 1);   /* quiet: the guest has no lock file */
 		ready = true;
 	}
 	struct sv_profile *p = fz_profile();
-	struct sv_guest *g = sv_guest_new(&d, "/nonexistent/qsup-fuzz/web1.ini", p, p->digest);
+	struct sv_guest *g = sv_guest_new(&env, "/nonexistent/qsup-fuzz/web1.ini", p, p->digest);
 	if (!g)
 		fz_fail("no guest");
 	json_t *saved = sv_state_import(g, (const char *)data, size, why, sizeof(why));
