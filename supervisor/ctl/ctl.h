@@ -114,4 +114,58 @@ size_t ctl_fmt_reload(FILE *out, FILE *err, json_t *ret);
 int ctl_console(const char *name, const char *path, int in, int out,
                 struct sv_error *err);
 
+/* ---- qsupctl's verbs (qsupctl.c; the migration verbs: ctl_migrate.c) ---- */
+
+struct ctl;
+
+struct ctl_cmd {
+	const char *name;
+	int (*fn)(struct ctl *c, char **args, int nargs);
+	const char *args;       /* for the usage text */
+	const char *help;
+	int min, max;           /* positional arguments; max -1: no limit */
+	unsigned flags;
+};
+
+enum {
+	CTL_F_NAMES = 1,        /* every positional argument is a guest name */
+	CTL_F_NAME1 = 2,        /* the first one is */
+	CTL_F_FORCE = 4,        /* takes --force */
+	CTL_F_PERSIST = 8,      /* takes --persist */
+	CTL_F_MIGRATE = 16,     /* takes --to SOCKET and --wait */
+};
+
+struct ctl {
+	const struct ctl_cmd *cmd;
+	const char *socket_opt;     /* -s, or NULL */
+	bool json;
+	bool force;
+	bool persist;
+	bool wait;
+	const char *to;
+	int shown;                  /* replies shown so far */
+	int signal;                 /* ended the console; main re-raises it */
+	struct ctl_conn conn;
+};
+
+/* Print a JSON value; handle a reply (show it with show, or print its
+ * error) and return the exit code; report a lost connection; call one
+ * verb and wait for its reply; turn KEY=VALUE words into args; run a verb
+ * per guest name, pipelined. */
+int ctl_handle_reply(struct ctl *c, const char *what, json_t *reply,
+                        void (*show)(struct ctl *, const char *, json_t *));
+void ctl_print_json(json_t *v, size_t flags);
+int ctl_lost(struct ctl *c, const char *what, const struct sv_error *err);
+int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
+                json_t **reply);
+int ctl_kv_args(json_t *args, char **words, int n);
+int ctl_per_name(struct ctl *c, char **names, int n,
+                    void (*show)(struct ctl *, const char *, json_t *));
+
+/* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
+int ctl_save(struct ctl *c, char **args, int nargs);
+int ctl_migrate_cancel(struct ctl *c, char **args, int nargs);
+int ctl_incoming(struct ctl *c, char **args, int nargs);
+int ctl_migrate(struct ctl *c, char **args, int nargs);
+
 #endif

@@ -17,38 +17,6 @@
 
 #include "ctl.h"
 
-struct ctl;
-
-struct ctl_cmd {
-	const char *name;
-	int (*fn)(struct ctl *c, char **args, int nargs);
-	const char *args;       /* for the usage text */
-	const char *help;
-	int min, max;           /* positional arguments; max -1: no limit */
-	unsigned flags;
-};
-
-enum {
-	CTL_F_NAMES = 1,        /* every positional argument is a guest name */
-	CTL_F_NAME1 = 2,        /* the first one is */
-	CTL_F_FORCE = 4,        /* takes --force */
-	CTL_F_PERSIST = 8,      /* takes --persist */
-	CTL_F_MIGRATE = 16,     /* takes --to SOCKET and --wait */
-};
-
-struct ctl {
-	const struct ctl_cmd *cmd;
-	const char *socket_opt;     /* -s, or NULL */
-	bool json;
-	bool force;
-	bool persist;
-	bool wait;
-	const char *to;
-	int shown;                  /* replies shown so far */
-	int signal;                 /* ended the console; main re-raises it */
-	struct ctl_conn conn;
-};
-
 static int ctl_list(struct ctl *c, char **args, int nargs);
 static int ctl_status(struct ctl *c, char **args, int nargs);
 static int ctl_lifecycle(struct ctl *c, char **args, int nargs);
@@ -60,10 +28,6 @@ static int ctl_attach(struct ctl *c, char **args, int nargs);
 static int ctl_detach(struct ctl *c, char **args, int nargs);
 static int ctl_devices(struct ctl *c, char **args, int nargs);
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
-static int ctl_migrate(struct ctl *c, char **args, int nargs);
-static int ctl_incoming(struct ctl *c, char **args, int nargs);
-static int ctl_migrate_cancel(struct ctl *c, char **args, int nargs);
-static int ctl_save(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -186,7 +150,7 @@ static int unknown_verb(const char *verb)
 
 /* ------------------------------------------------------------ replies */
 
-static void print_json(json_t *v, size_t flags)
+void ctl_print_json(json_t *v, size_t flags)
 {
 	char *text = json_dumps(v, JSON_ENCODE_ANY | flags);
 
@@ -198,28 +162,28 @@ static void print_json(json_t *v, size_t flags)
 /* Report a reply: with --json its return value (or error object) on
  * stdout; else show(name, return). An error also goes to stderr as
  * "qsupctl: VERB [WHAT]: desc". Returns the exit status. */
-static int handle_reply(struct ctl *c, const char *what, json_t *reply,
+int ctl_handle_reply(struct ctl *c, const char *what, json_t *reply,
                         void (*show)(struct ctl *, const char *, json_t *))
 {
 	json_t *e = json_object_get(reply, "error");
 
 	if (!e) {
 		if (c->json)
-			print_json(json_object_get(reply, "return"), 0);
+			ctl_print_json(json_object_get(reply, "return"), 0);
 		else if (show)
 			show(c, what, json_object_get(reply, "return"));
 		fflush(stdout);   /* each outcome as it is known, in order with stderr */
 		return CTL_EXIT_OK;
 	}
 	if (c->json)
-		print_json(e, 0);
+		ctl_print_json(e, 0);
 	fflush(stdout);
 	fprintf(stderr, "qsupctl: %s%s%s: %s\n", c->cmd->name, what ? " " : "", what ? what : "",
 	        sv_jstr(e, "desc", "error without a description"));
 	return CTL_EXIT_ERROR;
 }
 
-static int lost(struct ctl *c, const char *what, const struct sv_error *err)
+int ctl_lost(struct ctl *c, const char *what, const struct sv_error *err)
 {
 	fprintf(stderr, "qsupctl: %s%s%s: %s\n", c->cmd->name, what ? " " : "", what ? what : "",
 	        err->msg);
@@ -241,7 +205,7 @@ static int ctl_connect(struct ctl *c)
 }
 
 /* Connect, send one request and wait for its reply. Takes args. */
-static int call(struct ctl *c, const char *execute, json_t *args, const char *what,
+int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
                 json_t **reply)
 {
 	struct sv_error err = { 0 };
@@ -254,7 +218,7 @@ static int call(struct ctl *c, const char *execute, json_t *args, const char *wh
 	}
 	if (ctl_conn_send(&c->conn, execute, args, &id, &err) < 0 ||
 	    ctl_conn_reply(&c->conn, id, reply, &err) < 0)
-		return lost(c, what, &err);
+		return ctl_lost(c, what, &err);
 	return CTL_EXIT_OK;
 }
 
@@ -262,10 +226,10 @@ static int call(struct ctl *c, const char *execute, json_t *args, const char *wh
 static int call_simple(struct ctl *c, void (*show)(struct ctl *, const char *, json_t *))
 {
 	json_t *reply = NULL;
-	int r = call(c, c->cmd->name, NULL, NULL, &reply);
+	int r = ctl_call(c, c->cmd->name, NULL, NULL, &reply);
 
 	if (r == CTL_EXIT_OK)
-		r = handle_reply(c, NULL, reply, show);
+		r = ctl_handle_reply(c, NULL, reply, show);
 	json_decref(reply);
 	return r;
 }
@@ -278,12 +242,12 @@ static int send_named(struct ctl *c, const char *name, int64_t *id)
 	if (c->force)
 		json_object_set_new(args, "force", json_true());
 	return ctl_conn_send(&c->conn, c->cmd->name, args, id, &err) < 0 ?
-	       lost(c, name, &err) : CTL_EXIT_OK;
+	       ctl_lost(c, name, &err) : CTL_EXIT_OK;
 }
 
 /* Send the verb once per name, pipelined, then report the replies in the
  * order of the names. Returns 1 if any failed. */
-static int per_name(struct ctl *c, char **names, int n,
+int ctl_per_name(struct ctl *c, char **names, int n,
                     void (*show)(struct ctl *, const char *, json_t *))
 {
 	struct sv_error err = { 0 };
@@ -296,9 +260,9 @@ static int per_name(struct ctl *c, char **names, int n,
 		json_t *reply = NULL;
 
 		if (ctl_conn_reply(&c->conn, ids[i], &reply, &err) < 0)
-			r = lost(c, names[i], &err);
+			r = ctl_lost(c, names[i], &err);
 		else
-			failed |= handle_reply(c, names[i], reply, show);
+			failed |= ctl_handle_reply(c, names[i], reply, show);
 		json_decref(reply);
 	}
 	free(ids);
@@ -329,7 +293,7 @@ static void show_status(struct ctl *c, const char *name, json_t *ret)
 
 static int ctl_status(struct ctl *c, char **args, int nargs)
 {
-	return per_name(c, args, nargs, show_status);
+	return ctl_per_name(c, args, nargs, show_status);
 }
 
 static void show_outcome(struct ctl *c, const char *name, json_t *ret)
@@ -340,7 +304,7 @@ static void show_outcome(struct ctl *c, const char *name, json_t *ret)
 
 static int ctl_lifecycle(struct ctl *c, char **args, int nargs)
 {
-	return per_name(c, args, nargs, show_outcome);
+	return ctl_per_name(c, args, nargs, show_outcome);
 }
 
 /* Profile errors fail the command (also with --json, where they are only in
@@ -348,14 +312,14 @@ static int ctl_lifecycle(struct ctl *c, char **args, int nargs)
 static int ctl_reload(struct ctl *c, char **args, int nargs)
 {
 	json_t *reply = NULL, *ret;
-	int r = call(c, "reload", NULL, NULL, &reply);
+	int r = ctl_call(c, "reload", NULL, NULL, &reply);
 
 	(void)args, (void)nargs;
 	if (r == CTL_EXIT_OK && !(ret = json_object_get(reply, "return"))) {
-		r = handle_reply(c, NULL, reply, NULL);
+		r = ctl_handle_reply(c, NULL, reply, NULL);
 	} else if (r == CTL_EXIT_OK) {
 		if (c->json)
-			print_json(ret, 0);
+			ctl_print_json(ret, 0);
 		if (c->json ? json_array_size(json_object_get(ret, "errors")) > 0 :
 		    ctl_fmt_reload(stdout, stderr, ret) > 0)
 			r = CTL_EXIT_ERROR;
@@ -368,24 +332,24 @@ static int ctl_events(struct ctl *c, char **args, int nargs)
 {
 	struct sv_error err = { 0 };
 	json_t *reply = NULL, *ev;
-	int r = call(c, "subscribe", NULL, NULL, &reply);
+	int r = ctl_call(c, "subscribe", NULL, NULL, &reply);
 
 	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = handle_reply(c, NULL, reply, NULL);
+		r = ctl_handle_reply(c, NULL, reply, NULL);
 	json_decref(reply);
 	if (r != CTL_EXIT_OK)
 		return r;
 	while (ctl_conn_next(&c->conn, &ev, &err) == 0) {
 		if (qmp_msg_kind(ev) == QMP_MSG_EVENT && ctl_event_match(ev, args, nargs)) {
 			if (c->json)
-				print_json(ev, 0);
+				ctl_print_json(ev, 0);
 			else
 				ctl_fmt_event(stdout, ev);
 			fflush(stdout);
 		}
 		json_decref(ev);
 	}
-	return lost(c, NULL, &err);
+	return ctl_lost(c, NULL, &err);
 }
 
 /* QEMU's reply: a string (human-monitor-command) as text, else indented
@@ -396,7 +360,7 @@ static void show_qmp(struct ctl *c, const char *what, json_t *ret)
 
 	(void)c, (void)what;
 	if (!s) {
-		print_json(ret, JSON_INDENT(2));
+		ctl_print_json(ret, JSON_INDENT(2));
 		return;
 	}
 	fputs(s, stdout);
@@ -424,9 +388,9 @@ static int ctl_qmp(struct ctl *c, char **args, int nargs)
 	if (qargs)
 		json_object_set_new(req, "arguments", qargs);
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
-	r = call(c, "qmp", req, what, &reply);
+	r = ctl_call(c, "qmp", req, what, &reply);
 	if (r == CTL_EXIT_OK)
-		r = handle_reply(c, what, reply, show_qmp);
+		r = ctl_handle_reply(c, what, reply, show_qmp);
 	json_decref(reply);
 	return r;
 }
@@ -443,12 +407,12 @@ static void show_argv(struct ctl *c, const char *what, json_t *ret)
 
 static int ctl_argv(struct ctl *c, char **args, int nargs)
 {
-	return per_name(c, args, nargs, show_argv);
+	return ctl_per_name(c, args, nargs, show_argv);
 }
 
 /* KEY=VALUE words into args: on/off/yes/no/true/false become booleans,
  * digits a number. Returns 0, or -1 for a word without '='. */
-static int kv_args(json_t *args, char **words, int n)
+int ctl_kv_args(json_t *args, char **words, int n)
 {
 	for (int i = 0; i < n; i++) {
 		char *eq = strchr(words[i], '=');
@@ -492,16 +456,16 @@ static int device_verb(struct ctl *c, const char *verb, json_t *req, char **word
 {
 	json_t *reply = NULL;
 	char what[160];
-	if (kv_args(req, words, n) < 0) {
+	if (ctl_kv_args(req, words, n) < 0) {
 		json_decref(req);
 		return CTL_EXIT_USAGE;
 	}
 	if (c->persist)
 		json_object_set_new(req, "persist", json_true());
 	snprintf(what, sizeof(what), "%s %s", verb, name);
-	int r = call(c, verb, req, what, &reply);
+	int r = ctl_call(c, verb, req, what, &reply);
 	if (r == CTL_EXIT_OK)
-		r = handle_reply(c, what, reply, show_device);
+		r = ctl_handle_reply(c, what, reply, show_device);
 	json_decref(reply);
 	return r;
 }
@@ -535,186 +499,7 @@ static void show_devices(struct ctl *c, const char *what, json_t *ret)
 
 static int ctl_devices(struct ctl *c, char **args, int nargs)
 {
-	return per_name(c, args, nargs, show_devices);
-}
-
-/* ------------------------------------------------------------ migration */
-
-/* KEY=VALUE words for migration: capabilities=a,b becomes a list. */
-static int migrate_args(json_t *req, char **words, int n)
-{
-	if (kv_args(req, words, n) < 0)
-		return -1;
-	json_t *caps = json_object_get(req, "capabilities");
-	if (json_is_string(caps)) {
-		json_t *list = json_array();
-		char *copy = strdup(json_string_value(caps)), *save = NULL;
-		for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
-		     t = strtok_r(NULL, ", ", &save))
-			json_array_append_new(list, json_string(t));
-		free(copy);
-		json_object_set_new(req, "capabilities", list);
-	}
-	return 0;
-}
-
-static double mib(json_t *o, const char *key)
-{
-	return (double)json_integer_value(json_object_get(o, key)) / (1024.0 * 1024.0);
-}
-
-/* One MIGRATION_PROGRESS line: a bar on a terminal, else plain lines. */
-static void show_progress(json_t *d, bool tty)
-{
-	json_int_t total = json_integer_value(json_object_get(d, "total"));
-	json_int_t left = json_integer_value(json_object_get(d, "remaining"));
-	int pct = total > 0 ? (int)(100 * (total - left) / total) : 0;
-	char bar[21];
-	for (int i = 0; i < 20; i++)
-		bar[i] = i < pct / 5 ? '#' : '.';
-	bar[20] = '\0';
-	fprintf(stderr, "%s%-9s [%s] %3d%%  sent %.0f MiB  left %.0f MiB  dirty %lld pages/s  "
-	        "expected downtime %lld ms  pass %lld%s",
-	        tty ? "\r" : "", sv_jstr(d, "status", "?"), bar, pct,
-	        mib(d, "transferred"), mib(d, "remaining"),
-	        (long long)json_integer_value(json_object_get(d, "dirty-pages-rate")),
-	        (long long)json_integer_value(json_object_get(d, "expected-downtime")),
-	        (long long)json_integer_value(json_object_get(d, "passes")), tty ? "\033[K" : "\n");
-}
-
-static void show_migrated(struct ctl *c, const char *what, json_t *ret)
-{
-	(void)c;
-	const char *st = json_string_value(json_object_get(ret, "status"));
-	if (st && !strcmp(st, "completed"))
-		printf("%s: done in %lld ms, downtime %lld ms, %.1f MiB sent\n", what,
-		       (long long)json_integer_value(json_object_get(ret, "total-time")),
-		       (long long)json_integer_value(json_object_get(ret, "downtime")),
-		       mib(ret, "transferred"));
-	else if (st && !strcmp(st, "listening"))
-		printf("%s: waiting on %s\n", what,
-		       sv_jstr(ret, "uri", "?"));
-	else if (st)
-		printf("%s: %s (%s)\n", what, st, sv_jstr(ret, "uri", ""));
-	else
-		ctl_fmt_outcome(stdout, what, ret);
-}
-
-/* migrate: with --wait, the progress (events) until the reply comes. */
-static int ctl_migrate(struct ctl *c, char **args, int nargs)
-{
-	struct sv_error err = { 0 };
-	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL, *msg;
-	int first = 1;
-	char what[160];
-	if (nargs > 1 && !strchr(args[1], '=')) {
-		json_object_set_new(req, "uri", json_string(args[1]));
-		first = 2;
-	}
-	if (!c->to && first == 1) {
-		json_decref(req);
-		fprintf(stderr, "qsupctl: migrate: give a URI (unix:PATH, tcp:HOST:PORT) or "
-		        "--to SOCKET\n");
-		return CTL_EXIT_USAGE;
-	}
-	if (migrate_args(req, args + first, nargs - first) < 0) {
-		json_decref(req);
-		return CTL_EXIT_USAGE;
-	}
-	if (c->to)
-		json_object_set_new(req, "to", json_string(c->to));
-	if (c->wait)
-		json_object_set_new(req, "wait", json_true());
-	snprintf(what, sizeof(what), "%s", args[0]);
-	if (!c->wait) {
-		int r = call(c, "migrate", req, what, &reply);
-		if (r == CTL_EXIT_OK)
-			r = handle_reply(c, what, reply, show_migrated);
-		json_decref(reply);
-		return r;
-	}
-	int r = call(c, "subscribe", NULL, what, &reply);
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = handle_reply(c, what, reply, NULL);
-	json_decref(reply);
-	reply = NULL;
-	int64_t id;
-	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, "migrate", req, &id, &err) < 0) {
-		if (r != CTL_EXIT_OK)
-			json_decref(req);
-		return r != CTL_EXIT_OK ? r : lost(c, what, &err);
-	}
-	bool tty = isatty(STDERR_FILENO), shown = false;
-	while (!reply) {
-		if (ctl_conn_next(&c->conn, &msg, &err) < 0)
-			return lost(c, what, &err);
-		if (json_integer_value(json_object_get(msg, "id")) == id &&
-		    (json_object_get(msg, "return") || json_object_get(msg, "error"))) {
-			reply = msg;
-			break;
-		}
-		const char *ev = json_string_value(json_object_get(msg, "event"));
-		const char *g = json_string_value(json_object_get(msg, "guest"));
-		if (ev && g && !strcmp(g, args[0]) && !strcmp(ev, "MIGRATION_PROGRESS")) {
-			if (c->json)
-				print_json(msg, 0);
-			else
-				show_progress(json_object_get(msg, "data"), tty);
-			shown = true;
-		}
-		json_decref(msg);
-	}
-	if (shown && tty && !c->json)
-		fputc('\n', stderr);
-	r = handle_reply(c, what, reply, show_migrated);
-	json_decref(reply);
-	return r;
-}
-
-static int ctl_incoming(struct ctl *c, char **args, int nargs)
-{
-	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL;
-	int first = 1;
-	if (nargs > 1 && !strchr(args[1], '=')) {
-		json_object_set_new(req, "uri", json_string(args[1]));
-		first = 2;
-	}
-	if (migrate_args(req, args + first, nargs - first) < 0) {
-		json_decref(req);
-		return CTL_EXIT_USAGE;
-	}
-	int r = call(c, "incoming", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = handle_reply(c, args[0], reply, show_migrated);
-	json_decref(reply);
-	return r;
-}
-
-static int ctl_migrate_cancel(struct ctl *c, char **args, int nargs)
-{
-	return per_name(c, args, nargs, show_migrated);
-}
-
-/* save and restore: FILE is made absolute here (qsupd has its own cwd). */
-static int ctl_save(struct ctl *c, char **args, int nargs)
-{
-	json_t *reply = NULL;
-	char *file = args[1][0] == '/' ? strdup(args[1]) : NULL;
-	(void)nargs;
-	if (!file) {
-		char cwd[4096];
-		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&file, "%s/%s", cwd, args[1]) < 0) {
-			fprintf(stderr, "qsupctl: %s: %s\n", c->cmd->name, strerror(errno));
-			return CTL_EXIT_ERROR;
-		}
-	}
-	int r = call(c, c->cmd->name, json_pack("{s:s, s:s}", "name", args[0], "file", file),
-	             args[0], &reply);
-	free(file);
-	if (r == CTL_EXIT_OK)
-		r = handle_reply(c, args[0], reply, show_migrated);
-	json_decref(reply);
-	return r;
+	return ctl_per_name(c, args, nargs, show_devices);
 }
 
 /* Asks for the path, then attaches; --json does not apply. */
@@ -723,12 +508,12 @@ static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 	struct sv_error err = { 0 };
 	json_t *reply = NULL;
 	const char *path;
-	int r = call(c, "console", json_pack("{s:s}", "name", args[0]), args[0], &reply);
+	int r = ctl_call(c, "console", json_pack("{s:s}", "name", args[0]), args[0], &reply);
 
 	(void)nargs;
 	c->json = false;
 	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = handle_reply(c, args[0], reply, NULL);
+		r = ctl_handle_reply(c, args[0], reply, NULL);
 	ctl_conn_close(&c->conn);   /* not needed while attached */
 	path = json_string_value(json_object_get(json_object_get(reply, "return"), "path"));
 	if (r == CTL_EXIT_OK && !path) {

@@ -1,0 +1,186 @@
+/* qsupctl's migration verbs: migrate (with progress), incoming,
+ * migrate-cancel, save and restore (ctl.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* KEY=VALUE words for migration: capabilities=a,b becomes a list. */
+static int migrate_args(json_t *req, char **words, int n)
+{
+	if (ctl_kv_args(req, words, n) < 0)
+		return -1;
+	json_t *caps = json_object_get(req, "capabilities");
+	if (json_is_string(caps)) {
+		json_t *list = json_array();
+		char *copy = strdup(json_string_value(caps)), *save = NULL;
+		for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
+		     t = strtok_r(NULL, ", ", &save))
+			json_array_append_new(list, json_string(t));
+		free(copy);
+		json_object_set_new(req, "capabilities", list);
+	}
+	return 0;
+}
+
+static double mib(json_t *o, const char *key)
+{
+	return (double)json_integer_value(json_object_get(o, key)) / (1024.0 * 1024.0);
+}
+
+/* One MIGRATION_PROGRESS line: a bar on a terminal, else plain lines. */
+static void show_progress(json_t *d, bool tty)
+{
+	json_int_t total = json_integer_value(json_object_get(d, "total"));
+	json_int_t left = json_integer_value(json_object_get(d, "remaining"));
+	int pct = total > 0 ? (int)(100 * (total - left) / total) : 0;
+	char bar[21];
+	for (int i = 0; i < 20; i++)
+		bar[i] = i < pct / 5 ? '#' : '.';
+	bar[20] = '\0';
+	fprintf(stderr, "%s%-9s [%s] %3d%%  sent %.0f MiB  left %.0f MiB  dirty %lld pages/s  "
+	        "expected downtime %lld ms  pass %lld%s",
+	        tty ? "\r" : "", sv_jstr(d, "status", "?"), bar, pct,
+	        mib(d, "transferred"), mib(d, "remaining"),
+	        (long long)json_integer_value(json_object_get(d, "dirty-pages-rate")),
+	        (long long)json_integer_value(json_object_get(d, "expected-downtime")),
+	        (long long)json_integer_value(json_object_get(d, "passes")), tty ? "\033[K" : "\n");
+}
+
+static void show_migrated(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c;
+	const char *st = json_string_value(json_object_get(ret, "status"));
+	if (st && !strcmp(st, "completed"))
+		printf("%s: done in %lld ms, downtime %lld ms, %.1f MiB sent\n", what,
+		       (long long)json_integer_value(json_object_get(ret, "total-time")),
+		       (long long)json_integer_value(json_object_get(ret, "downtime")),
+		       mib(ret, "transferred"));
+	else if (st && !strcmp(st, "listening"))
+		printf("%s: waiting on %s\n", what,
+		       sv_jstr(ret, "uri", "?"));
+	else if (st)
+		printf("%s: %s (%s)\n", what, st, sv_jstr(ret, "uri", ""));
+	else
+		ctl_fmt_outcome(stdout, what, ret);
+}
+
+/* migrate: with --wait, the progress (events) until the reply comes. */
+int ctl_migrate(struct ctl *c, char **args, int nargs)
+{
+	struct sv_error err = { 0 };
+	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL, *msg;
+	int first = 1;
+	char what[160];
+	if (nargs > 1 && !strchr(args[1], '=')) {
+		json_object_set_new(req, "uri", json_string(args[1]));
+		first = 2;
+	}
+	if (!c->to && first == 1) {
+		json_decref(req);
+		fprintf(stderr, "qsupctl: migrate: give a URI (unix:PATH, tcp:HOST:PORT) or "
+		        "--to SOCKET\n");
+		return CTL_EXIT_USAGE;
+	}
+	if (migrate_args(req, args + first, nargs - first) < 0) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	if (c->to)
+		json_object_set_new(req, "to", json_string(c->to));
+	if (c->wait)
+		json_object_set_new(req, "wait", json_true());
+	snprintf(what, sizeof(what), "%s", args[0]);
+	if (!c->wait) {
+		int r = ctl_call(c, "migrate", req, what, &reply);
+		if (r == CTL_EXIT_OK)
+			r = ctl_handle_reply(c, what, reply, show_migrated);
+		json_decref(reply);
+		return r;
+	}
+	int r = ctl_call(c, "subscribe", NULL, what, &reply);
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = ctl_handle_reply(c, what, reply, NULL);
+	json_decref(reply);
+	reply = NULL;
+	int64_t id;
+	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, "migrate", req, &id, &err) < 0) {
+		if (r != CTL_EXIT_OK)
+			json_decref(req);
+		return r != CTL_EXIT_OK ? r : ctl_lost(c, what, &err);
+	}
+	bool tty = isatty(STDERR_FILENO), shown = false;
+	while (!reply) {
+		if (ctl_conn_next(&c->conn, &msg, &err) < 0)
+			return ctl_lost(c, what, &err);
+		if (json_integer_value(json_object_get(msg, "id")) == id &&
+		    (json_object_get(msg, "return") || json_object_get(msg, "error"))) {
+			reply = msg;
+			break;
+		}
+		const char *ev = json_string_value(json_object_get(msg, "event"));
+		const char *g = json_string_value(json_object_get(msg, "guest"));
+		if (ev && g && !strcmp(g, args[0]) && !strcmp(ev, "MIGRATION_PROGRESS")) {
+			if (c->json)
+				ctl_print_json(msg, 0);
+			else
+				show_progress(json_object_get(msg, "data"), tty);
+			shown = true;
+		}
+		json_decref(msg);
+	}
+	if (shown && tty && !c->json)
+		fputc('\n', stderr);
+	r = ctl_handle_reply(c, what, reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
+
+int ctl_incoming(struct ctl *c, char **args, int nargs)
+{
+	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL;
+	int first = 1;
+	if (nargs > 1 && !strchr(args[1], '=')) {
+		json_object_set_new(req, "uri", json_string(args[1]));
+		first = 2;
+	}
+	if (migrate_args(req, args + first, nargs - first) < 0) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	int r = ctl_call(c, "incoming", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
+
+int ctl_migrate_cancel(struct ctl *c, char **args, int nargs)
+{
+	return ctl_per_name(c, args, nargs, show_migrated);
+}
+
+/* save and restore: FILE is made absolute here (qsupd has its own cwd). */
+int ctl_save(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL;
+	char *file = args[1][0] == '/' ? strdup(args[1]) : NULL;
+	(void)nargs;
+	if (!file) {
+		char cwd[4096];
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&file, "%s/%s", cwd, args[1]) < 0) {
+			fprintf(stderr, "qsupctl: %s: %s\n", c->cmd->name, strerror(errno));
+			return CTL_EXIT_ERROR;
+		}
+	}
+	int r = ctl_call(c, c->cmd->name, json_pack("{s:s, s:s}", "name", args[0], "file", file),
+	             args[0], &reply);
+	free(file);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
