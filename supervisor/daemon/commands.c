@@ -30,14 +30,13 @@ static struct sv_guest *guest_arg(struct sv_daemon *d, struct sv_request *req, j
 	return g;
 }
 
-/* Answer req with the error of a guest operation that failed at once. */
-static void reply_failed(struct sv_request *req, int rc, const struct sv_error *err)
+
+/* Answer req with the error of a guest operation that failed at once: rc
+ * is the operation's word on the code, err its class and message. */
+static void reply_failed(struct sv_request *req, int rc, struct sv_error *err)
 {
-	const char *cls = rc == -EBUSY || rc == -EEXIST || rc == -ENOTCONN || rc == -EAGAIN
-	                ? "InvalidState"
-	                : rc == -EINVAL || rc == -ENODEV ? "InvalidArgument"
-	                : rc == -ENOENT ? "NotFound" : "GenericError";
-	sv_reply_err(req, cls, "%s", err->msg);
+	err->code = rc;
+	sv_reply_error(req, err);
 }
 
 static void cmd_list(struct sv_daemon *d, struct sv_request *req, json_t *args)

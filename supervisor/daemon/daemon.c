@@ -330,7 +330,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .uids_taken = uids_taken, .owner = d };
-	snprintf(d->kvm_why, sizeof(d->kvm_why), "%s", kerr.msg);
+	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", kerr.msg);
 	if (!d->kvm_usable)
 		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
 		       "not start, kvm:tcg falls back to TCG", kerr.msg);

@@ -129,7 +129,7 @@ static void save_done(uv_work_t *w, int status)
 	free(j);
 	if (g->state_dirty && !g->freeing)
 		sv_state_save(g);
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 }
 
 char *sv_state_text(struct sv_guest *g)
@@ -156,12 +156,12 @@ void sv_state_save(struct sv_guest *g)
 	j->work.data = j;
 	g->state_busy = true;
 	g->state_dirty = false;
-	g->handles++;
+	sv_guest_hold(g);
 	if (uv_queue_work(g->env->loop, &j->work, save_work, save_done) < 0) {
 		free(j->text);
 		free(j);
 		g->state_busy = false;
-		g->handles--;
+		sv_guest_unhold(g);
 	}
 }
 
@@ -171,7 +171,7 @@ static void on_pidfd_closed(uv_handle_t *h)
 {
 	struct sv_guest *g = h->data;
 	free(h);
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 }
 
 void sv_adopted_release(struct sv_guest *g)
@@ -296,7 +296,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	g->pidfd_poll = calloc(1, sizeof(*g->pidfd_poll));
 	if (g->pidfd_poll && uv_poll_init(g->env->loop, g->pidfd_poll, pidfd) == 0) {
 		g->pidfd_poll->data = g;
-		g->handles++;
+		sv_guest_hold(g);
 		uv_poll_start(g->pidfd_poll, UV_READABLE, on_pidfd);
 	} else {
 		free(g->pidfd_poll);

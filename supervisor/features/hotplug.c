@@ -71,20 +71,12 @@ void hp_op_free(struct hp_op *op)
 	free(op);
 }
 
-void hp_on_timer_closed(uv_handle_t *h)
-{
-	struct sv_guest *g = h->data;
-	free(h);
-	sv_guest_handle_gone(g);
-}
-
 static void op_finish(struct hp_op *op)
 {
 	struct sv_guest *g = op->g;
 	struct sv_hp *hp = g->hp;
 	if (op->timer) {
-		op->timer->data = g;   /* the op is gone before the close callback */
-		uv_close((uv_handle_t *)op->timer, hp_on_timer_closed);
+		sv_guest_close_free(g, (uv_handle_t *)op->timer);
 		op->timer = NULL;
 	}
 	hp->head = op->next;
@@ -273,7 +265,7 @@ static void persisted(int err, void *arg)
 	op->writing = false;
 	if (op->orphaned) {
 		hp_op_free(op);
-		sv_guest_handle_gone(g);
+		sv_guest_unhold(g);
 		return;
 	}
 	if (err) {
@@ -292,7 +284,7 @@ static void persisted(int err, void *arg)
 		reply(op, json_incref(op->ret));
 	}
 	op_finish(op);
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 }
 
 /* An operation succeeded with reply ret (taken). Without --persist, reply;
@@ -351,9 +343,9 @@ void hp_op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop)
 		return;
 	}
 	op->writing = true;
-	g->handles++;
+	sv_guest_hold(g);
 	if (sv_overlay_write_async(g->env->loop, path, text, persisted, op) < 0) {
-		g->handles--;
+		sv_guest_unhold(g);
 		persisted(ENOMEM, op);
 	}
 }
@@ -365,7 +357,7 @@ static void attach_start(struct hp_op *op)
 	struct sv_guest *g = op->g;
 	const char *id = hp_arg_str(op->args, "id");
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	char msg[600], want_bus[32] = "";
+	char want_bus[32] = "";
 	if (!p) {
 		hp_op_fail(op, "InvalidState", "%s", "the guest's profile is gone");
 		return;
@@ -374,9 +366,9 @@ static void attach_start(struct hp_op *op)
 		snprintf(want_bus, sizeof(want_bus), "%s", hp_arg_str(op->args, "slot"));
 		json_object_del(op->args, "slot");
 	}
-	const char *cls = sv_hotplug_check(p, op->args, msg, sizeof(msg));
-	if (cls) {
-		hp_op_fail(op, cls, "%s", msg);
+	struct sv_error err = { 0 };
+	if (sv_hotplug_check(p, op->args, &err) < 0) {
+		hp_op_fail(op, sv_error_class(&err), "%s", err.msg);
 		return;
 	}
 	int kind = hp_kind_parse(hp_arg_str(op->args, "kind"));
@@ -475,7 +467,7 @@ static void detach_requested(void *ctx, const struct qmp_result *r)
 	op->timer = malloc(sizeof(*op->timer));
 	uv_timer_init(op->g->env->loop, op->timer);
 	op->timer->data = op;
-	op->g->handles++;
+	sv_guest_hold(op->g);
 	uv_timer_start(op->timer, on_detach_timeout, ms, 0);
 }
 

@@ -29,10 +29,12 @@ struct sv_request;
 
 /* Check attach arguments (or an overlay section, as the same JSON) against
  * the guest's profile: kind, id, the keys allowed for the kind and their
- * values; a disk's file must exist. Returns NULL, or an error class with
- * msg set. Limits that depend on what is attached already (free slots,
- * vCPUs and memory left) are checked when the attach runs. */
-const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg, size_t size);
+ * values; a disk's file must exist. Limits that depend on what is attached already (free slots,
+ * vCPUs and memory left) are checked when the attach runs. Returns 0, or
+ * a negative errno with err's class and message set. A disk's readonly
+ * (the old spelling) becomes read-only in spec. */
+struct sv_error;
+int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *err);
 
 /* The attach verb: args {name, kind: "disk"|"nic", id, ...}. Answers req. */
 void sv_hotplug_attach(struct sv_guest *g, struct sv_request *req, json_t *args);

@@ -88,7 +88,6 @@ void hp_op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop);
 void hp_op_fail(struct hp_op *op, const char *cls, const char *fmt, const char *arg)
 	__attribute__((format(printf, 3, 0)));
 void hp_op_fail_qemu(struct hp_op *op);
-void hp_on_timer_closed(uv_handle_t *h);
 void hp_detach_done(struct hp_op *op);
 void hp_step(struct hp_op *op, const char *cmd, json_t *args, sv_step_fn fn);
 void hp_step_fd(struct hp_op *op, const char *cmd, json_t *args, int fd, sv_step_fn fn);

@@ -294,10 +294,10 @@ static void disk_open_done(uv_work_t *w, int status)
 	op->opening = false;
 	if (op->orphaned) {   /* QEMU went away meanwhile: the queue is gone */
 		hp_op_free(op);
-		sv_guest_handle_gone(g);
+		sv_guest_unhold(g);
 		return;
 	}
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 	if (status < 0 || j->rc < 0) {
 		free(op->dev->desc);
 		free(op->dev);
@@ -336,10 +336,10 @@ void hp_disk_start(struct hp_op *op, struct hp_dev *dev)
 	j->work.data = j;
 	op->dopen = j;
 	op->opening = true;
-	op->g->handles++;
+	sv_guest_hold(op->g);
 	if (uv_queue_work(op->g->env->loop, &j->work, disk_open_work, disk_open_done) < 0) {
 		op->opening = false;
-		op->g->handles--;
+		sv_guest_unhold(op->g);
 		hp_op_fail(op, "GenericError", "%s", "cannot queue work");
 	}
 }

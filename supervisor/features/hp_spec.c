@@ -28,7 +28,7 @@ static bool in_list(const char *const *list, const char *s)
 	return false;
 }
 
-#define CHECK_FAIL(cls, ...) do { snprintf(msg, size, __VA_ARGS__); return cls; } while (0)
+#define CHECK_FAIL(cls, ...) return sv_error_setc(err, -EINVAL, cls, __VA_ARGS__)
 
 uint64_t hp_spec_size(json_t *spec)
 {
@@ -62,8 +62,8 @@ static long vcpu_index(const char *id)
 }
 
 /* Unknown keys, the id, and the profile's own devices. */
-static const char *check_common(const struct sv_profile *p, json_t *spec, int kind,
-                                char *msg, size_t size)
+static int check_common(const struct sv_profile *p, json_t *spec, int kind,
+                        struct sv_error *err)
 {
 	const char *kname = hp_kind_names[kind];
 	const char *key;
@@ -91,33 +91,34 @@ static const char *check_common(const struct sv_profile *p, json_t *spec, int ki
 	if (id && sv_profile_find_device(p, id) >= 0)
 		CHECK_FAIL("InvalidArgument", "%s is already a device of this guest (its profile)",
 		           id);
-	return NULL;
+	return 0;
 }
 
 /* The file a disk spec names must be there, readable (and writable unless
  * read-only) by qsupd. */
-static const char *check_disk_file(const struct sv_profile *p, json_t *spec, char *msg,
-                                   size_t size)
+static int check_disk_file(const struct sv_profile *p, json_t *spec, struct sv_error *err)
 {
 	const char *file = json_string_value(json_object_get(spec, "file"));
 	const char *why;
 	char *path = NULL;
 	if (!sv_text_clean(file) || sv_path_resolve(p->dir, file, &path, &why) < 0) {
-		snprintf(msg, size, "file: %s", path ? why : "not a usable path");
+		sv_error_setc(err, -EINVAL, "InvalidArgument", "file: %s",
+		              path ? why : "not a usable path");
 		free(path);
-		return "InvalidArgument";
+		return -EINVAL;
 	}
 	bool ro = json_is_true(json_object_get(spec, "read-only"));
 	if (access(path, ro ? R_OK : R_OK | W_OK) < 0) {
-		snprintf(msg, size, "%s: %s", path, strerror(errno));
+		int e = -errno;
+		sv_error_setc(err, e, "NotFound", "%s: %s", path, strerror(-e));
 		free(path);
-		return "NotFound";
+		return e;
 	}
 	free(path);
-	return NULL;
+	return 0;
 }
 
-static const char *check_disk(const struct sv_profile *p, json_t *spec, char *msg, size_t size)
+static int check_disk(const struct sv_profile *p, json_t *spec, struct sv_error *err)
 {
 	const char *fmt = json_string_value(json_object_get(spec, "format"));
 	const char *s;
@@ -144,10 +145,10 @@ static const char *check_disk(const struct sv_profile *p, json_t *spec, char *ms
 	     strpbrk(s, " ,=\"\\")))
 		CHECK_FAIL("InvalidArgument", "serial: 1 to 20 characters, no blanks, "
 		           "commas, quotes or '='");
-	return check_disk_file(p, spec, msg, size);
+	return check_disk_file(p, spec, err);
 }
 
-static const char *check_nic(json_t *spec, char *msg, size_t size)
+static int check_nic(json_t *spec, struct sv_error *err)
 {
 	const char *type = json_string_value(json_object_get(spec, "type"));
 	const char *s;
@@ -163,7 +164,7 @@ static const char *check_nic(json_t *spec, char *msg, size_t size)
 	if (!type || !strcmp(type, "user")) {
 		if (json_object_get(spec, "tap") || json_object_get(spec, "bridge"))
 			CHECK_FAIL("InvalidArgument", "a user NIC takes no tap or bridge");
-		return NULL;
+		return 0;
 	}
 	const char *want = !strcmp(type, "tap") ? "tap" : !strcmp(type, "bridge") ? "bridge"
 	                 : NULL;
@@ -176,10 +177,10 @@ static const char *check_nic(json_t *spec, char *msg, size_t size)
 		           "blanks)", type, want);
 	if (json_object_get(spec, strcmp(want, "tap") ? "tap" : "bridge"))
 		CHECK_FAIL("InvalidArgument", "a %s NIC takes %s=, not both", type, want);
-	return NULL;
+	return 0;
 }
 
-static const char *check_cpu(const struct sv_profile *p, json_t *spec, char *msg, size_t size)
+static int check_cpu(const struct sv_profile *p, json_t *spec, struct sv_error *err)
 {
 	const char *id = json_string_value(json_object_get(spec, "id"));
 	json_t *count = json_object_get(spec, "count");
@@ -195,10 +196,10 @@ static const char *check_cpu(const struct sv_profile *p, json_t *spec, char *msg
 	if (id && ((n = vcpu_index(id)) < (long)p->cpus || n >= (long)p->max_cpus))
 		CHECK_FAIL("InvalidArgument", "a hot-plugged vCPU is vcpuN, N from %u (cpus) "
 		           "to %u (max-cpus - 1)", p->cpus, p->max_cpus - 1);
-	return NULL;
+	return 0;
 }
 
-static const char *check_mem(const struct sv_profile *p, json_t *spec, char *msg, size_t size)
+static int check_mem(const struct sv_profile *p, json_t *spec, struct sv_error *err)
 {
 	uint64_t bytes;
 	if (!p->max_memory)
@@ -213,10 +214,10 @@ static const char *check_mem(const struct sv_profile *p, json_t *spec, char *msg
 	if (bytes > p->max_memory - p->memory)
 		CHECK_FAIL("InvalidState", "size: more than max-memory leaves (%llu MiB)",
 		           (unsigned long long)((p->max_memory - p->memory) >> 20));
-	return NULL;
+	return 0;
 }
 
-const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg, size_t size)
+int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *err)
 {
 	int kind = hp_kind_parse(json_string_value(json_object_get(spec, "kind")));
 	if (kind < 0)
@@ -230,17 +231,17 @@ const char *sv_hotplug_check(const struct sv_profile *p, json_t *spec, char *msg
 		json_object_set(spec, "read-only", ro);
 		json_object_del(spec, "readonly");
 	}
-	const char *cls = check_common(p, spec, kind, msg, size);
-	if (cls)
-		return cls;
+	int rc = check_common(p, spec, kind, err);
+	if (rc < 0)
+		return rc;
 	switch (kind) {
 	case DEV_DISK:
-		return check_disk(p, spec, msg, size);
+		return check_disk(p, spec, err);
 	case DEV_NIC:
-		return check_nic(spec, msg, size);
+		return check_nic(spec, err);
 	case DEV_CPU:
-		return check_cpu(p, spec, msg, size);
+		return check_cpu(p, spec, err);
 	default:
-		return check_mem(p, spec, msg, size);
+		return check_mem(p, spec, err);
 	}
 }

@@ -84,8 +84,7 @@ static void fail_queue(struct sv_guest *g)
 	while (op) {
 		struct hp_op *next = op->next;
 		if (op->timer) {
-			op->timer->data = g;
-			uv_close((uv_handle_t *)op->timer, hp_on_timer_closed);
+			sv_guest_close_free(g, (uv_handle_t *)op->timer);
 		}
 		if (op->dev && !op->detach) {
 			free(op->dev->desc);

@@ -28,7 +28,7 @@ static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 	struct sv_guest *g = arg;
 	struct sv_mig *m = g->mig;
 	bool gone = g->freeing || !m || m->role != ROLE_SAVE || m->tmp;
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 	if (gone) {
 		if (fd >= 0)
 			sv_savefile_discard(g->env->loop, fd, tmp);
@@ -79,9 +79,9 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 	m->file = strdup(file);
 	m->wait = true;
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-save");
-	g->handles++;
+	sv_guest_hold(g);
 	if (sv_savefile_create(g->env->loop, file, header, on_save_opened, g) < 0) {
-		g->handles--;
+		sv_guest_unhold(g);
 		mig_answer_err(g, "GenericError", "out of memory");
 		mig_free(g);
 	}
@@ -97,7 +97,7 @@ static void on_restore_opened(void *arg, int fd, const char *buf, size_t len, co
 	char why[600];
 	size_t hlen = 0;
 	bool gone = g->freeing || !m || m->role != ROLE_RESTORE || m->fd >= 0;
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 	if (gone) {
 		if (fd >= 0)
 			close(fd);
@@ -155,9 +155,9 @@ void sv_migrate_restore(struct sv_guest *g, struct sv_request *req, json_t *args
 		return;
 	m->file = strdup(file);
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-restore");
-	g->handles++;
+	sv_guest_hold(g);
 	if (sv_savefile_open(g->env->loop, file, on_restore_opened, g) < 0) {
-		g->handles--;
+		sv_guest_unhold(g);
 		mig_answer_err(g, "GenericError", "out of memory");
 		mig_free(g);
 	}

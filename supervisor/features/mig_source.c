@@ -121,7 +121,7 @@ void mig_timer_start(struct sv_guest *g)
 		return;
 	uv_timer_init(g->env->loop, m->timer);
 	m->timer->data = g;
-	g->handles++;
+	sv_guest_hold(g);
 	uv_timer_start(m->timer, on_tick, PROGRESS_MS, PROGRESS_MS);
 }
 
@@ -221,7 +221,7 @@ static void on_mconn_closed(uv_handle_t *h)
 	struct mconn *mc = h->data;
 	struct sv_guest *g = mc->g;
 	free(mc);
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 }
 
 static void out_fd_passed(void *ctx, const struct qmp_result *r)
@@ -289,7 +289,7 @@ static void out_params_set(void *ctx, const struct qmp_result *r)
 	mc->req.data = mc;
 	uv_pipe_init(g->env->loop, &mc->pipe, 0);
 	mc->pipe.data = mc;
-	g->handles++;
+	sv_guest_hold(g);
 	uv_pipe_connect(&mc->req, &mc->pipe, m->uri + 5, out_connected);
 }
 

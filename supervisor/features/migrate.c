@@ -23,13 +23,6 @@ const char *mig_str(json_t *o, const char *key)
 
 /* ---- the context ---- */
 
-static void on_timer_closed(uv_handle_t *h)
-{
-	struct sv_guest *g = h->data;
-	free(h);
-	sv_guest_handle_gone(g);
-}
-
 void mig_free(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
@@ -37,8 +30,7 @@ void mig_free(struct sv_guest *g)
 		return;
 	g->mig = NULL;
 	if (m->timer) {
-		m->timer->data = g;
-		uv_close((uv_handle_t *)m->timer, on_timer_closed);
+		sv_guest_close_free(g, (uv_handle_t *)m->timer);
 	}
 	if (m->peer)
 		sv_peer_cancel(m->peer);

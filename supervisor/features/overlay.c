@@ -71,13 +71,14 @@ static void section_end(struct pctx *c)
 {
 	if (!c->cur)
 		return;
-	char msg[400], sect[64];
+	struct sv_error err = { 0 };
+	char sect[64];
 	snprintf(sect, sizeof(sect), "%s.%s", json_string_value(json_object_get(c->cur, "kind")),
 	         json_string_value(json_object_get(c->cur, "id")));
 	/* A section that fails the check is kept all the same (its file may
 	 * come back): its replay fails and says so, and a rewrite keeps it. */
-	if (sv_hotplug_check(c->p, c->cur, msg, sizeof(msg)))
-		err_add(c, c->cur_line, sect, "%s", msg);
+	if (sv_hotplug_check(c->p, c->cur, &err) < 0)
+		err_add(c, c->cur_line, sect, "%s", err.msg);
 	json_array_append(c->specs, c->cur);
 	json_array_append_new(c->lines, json_integer(c->cur_line));
 	json_decref(c->cur);

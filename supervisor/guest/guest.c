@@ -274,7 +274,7 @@ static void on_qmp_closed(struct qmp_client *c, int status)
 		sv_log(SV_LOG_WARN, g->name, "QMP connection lost: %s", qmp_strerror(status));
 	if (g->adopting && sv_guest_active(g))
 		sv_adopted_qmp_lost(g, status);
-	sv_guest_handle_gone(g);   /* the client counts as a handle: g outlives it */
+	sv_guest_unhold(g);   /* the client counts as a handle: g outlives it */
 }
 
 static void on_qmp_log(struct qmp_client *c, enum qmp_log_level lvl, const char *msg)
@@ -294,7 +294,7 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	g->qmp = qmp_client_new(g->env->loop, &qmp_cbs, g);
 	if (!g->qmp)
 		return;
-	g->handles++;
+	sv_guest_hold(g);
 	qmp_client_set_limits(g->qmp, QMP_TIMEOUT_MS, 0);
 	qmp_client_set_debug(g->qmp, sv_log_enabled(SV_LOG_DEBUG));
 	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
@@ -305,7 +305,25 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 
 /* ---- process exit ---- */
 
-void sv_guest_handle_gone(struct sv_guest *g)
+void sv_guest_hold(struct sv_guest *g)
+{
+	g->handles++;
+}
+
+static void on_close_free(uv_handle_t *h)
+{
+	struct sv_guest *g = h->data;
+	free(h);
+	sv_guest_unhold(g);
+}
+
+void sv_guest_close_free(struct sv_guest *g, uv_handle_t *h)
+{
+	h->data = g;
+	uv_close(h, on_close_free);
+}
+
+void sv_guest_unhold(struct sv_guest *g)
 {
 	if (--g->handles == 0 && g->freeing) {
 		sv_prepare_free(g);     /* first: it reads the profile it was for */
@@ -322,20 +340,13 @@ void sv_guest_handle_gone(struct sv_guest *g)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-	sv_guest_handle_gone(h->data);
-}
-
-static void on_proc_closed(uv_handle_t *h)
-{
-	struct sv_guest *g = h->data;
-	free(h);
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(h->data);
 }
 
 void sv_guest_close_proc(struct sv_guest *g)
 {
 	if (g->proc) {
-		uv_close((uv_handle_t *)g->proc, on_proc_closed);
+		sv_guest_close_free(g, (uv_handle_t *)g->proc);
 		g->proc = NULL;
 	}
 }

@@ -137,7 +137,7 @@ struct sv_guest {
 	uv_timer_t timer;               /* the stop ladder */
 	int stop_step;
 	struct sv_waiter *waiters;
-	int handles;                    /* open handles, for freeing */
+	int handles;                    /* holds (sv_guest_hold), for freeing */
 	bool freeing;
 };
 
@@ -200,11 +200,20 @@ json_t *sv_guest_status(struct sv_guest *g);
 /* True while a QEMU process exists for the guest. */
 bool sv_guest_active(const struct sv_guest *g);
 
-/* For prepare.c: preparation finished (status 0) or failed (msg says why);
- * one of g's handles or requests is done with; the last lines of a log file
- * in g's runtime dir, joined with "; ". */
+/* For prepare.c: preparation finished (status 0) or failed (msg says why). */
 void sv_guest_prepared(struct sv_guest *g, int status, const char *msg);
-void sv_guest_handle_gone(struct sv_guest *g);
+
+/* The guest's holds: every libuv handle, request or thread-pool job that
+ * refers to g holds it, sv_guest_hold() when it starts and
+ * sv_guest_unhold() once it is over (or did not start after all). A
+ * released guest is freed when its last hold goes. */
+void sv_guest_hold(struct sv_guest *g);
+void sv_guest_unhold(struct sv_guest *g);
+
+/* Close h, a malloc'd handle holding g (its data is overwritten), then
+ * free it and drop the hold. */
+void sv_guest_close_free(struct sv_guest *g, uv_handle_t *h);
+/* The last lines of a log file in g's runtime dir, joined with "; ". */
 void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t size);
 
 #endif

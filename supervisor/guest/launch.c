@@ -106,7 +106,7 @@ static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error 
 	int rc = uv_spawn(g->env->loop, g->proc, &o);
 	close(logfd);
 	free(stdio);
-	g->handles++;
+	sv_guest_hold(g);
 	if (rc < 0) {
 		sv_guest_close_proc(g);
 		return sv_error_set(err, rc, "cannot run %s: %s", argv[0], uv_strerror(rc));

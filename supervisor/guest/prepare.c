@@ -76,10 +76,10 @@ static bool step_ok(struct sv_guest *g, int status)
 	struct sv_prep *pp = g->prep;
 	g->prep_working = false;
 	if (g->freeing) {
-		sv_guest_handle_gone(g);
+		sv_guest_unhold(g);
 		return false;
 	}
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 	if (g->prep_abort) {
 		sv_guest_prepared(g, -ECANCELED, "start cancelled by operator");
 		return false;
@@ -101,11 +101,11 @@ static int queue(struct sv_guest *g, uv_work_cb work, uv_after_work_cb after)
 {
 	g->prep->work.data = g->prep;
 	g->prep_working = true;
-	g->handles++;
+	sv_guest_hold(g);
 	int rc = uv_queue_work(g->env->loop, &g->prep->work, work, after);
 	if (rc < 0) {
 		g->prep_working = false;
-		g->handles--;
+		sv_guest_unhold(g);
 	}
 	return rc;
 }
@@ -164,7 +164,7 @@ static void on_prep_proc_closed(uv_handle_t *h)
 {
 	struct sv_guest *g = h->data;
 	free(h);
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 }
 
 static void close_prep_proc(struct sv_guest *g)
@@ -221,7 +221,7 @@ static int create_image(struct sv_guest *g, const struct sv_drive *d)
 		return -ENOMEM;
 	}
 	g->prep_proc->data = g;
-	g->handles++;
+	sv_guest_hold(g);
 	mode_t old = umask(077);
 	int rc = uv_spawn(g->env->loop, g->prep_proc, &o);
 	umask(old);
@@ -238,10 +238,10 @@ static void on_copied(uv_fs_t *req)
 	uv_fs_req_cleanup(req);
 	g->prep_copying = false;
 	if (g->freeing) {
-		sv_guest_handle_gone(g);
+		sv_guest_unhold(g);
 		return;
 	}
-	sv_guest_handle_gone(g);
+	sv_guest_unhold(g);
 	if (rc < 0) {
 		char msg[900];
 		snprintf(msg, sizeof(msg), "start failed: copying %s to %s: %s",
@@ -281,12 +281,12 @@ static void step_create(struct sv_guest *g)
 	if (!g->prep_vars_done && pp->vars_missing) {
 		g->prep_copying = true;
 		g->prep_fs.data = g;
-		g->handles++;
+		sv_guest_hold(g);
 		int rc = uv_fs_copyfile(g->env->loop, &g->prep_fs, p->uefi_vars_template,
 		                        p->uefi_vars, UV_FS_COPYFILE_EXCL, on_copied);
 		if (rc < 0) {
 			g->prep_copying = false;
-			sv_guest_handle_gone(g);
+			sv_guest_unhold(g);
 			char msg[900];
 			snprintf(msg, sizeof(msg), "start failed: copying %s: %s",
 			         p->uefi_vars_template, uv_strerror(rc));

@@ -286,7 +286,7 @@ void sv_guest_probe_init(struct sv_guest *g)
 {
 	uv_timer_init(g->env->loop, &g->probe);
 	g->probe.data = g;
-	g->handles++;
+	sv_guest_hold(g);
 	uv_timer_start(&g->probe, on_probe, SV_PROBE_MS, SV_PROBE_MS);
 	uv_unref((uv_handle_t *)&g->probe);   /* never keeps the loop alive alone */
 }

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "request.h"
+#include "util.h"
 
 struct sv_request *sv_request_new(const struct sv_route *r, uint64_t peer, uid_t uid,
                                   json_t *id, const char *verb)
@@ -94,6 +95,11 @@ void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
 	utf8_scrub(desc);
 	sv_log(SV_LOG_DEBUG, NULL, "%s: %s: %s", req->verb, cls, desc);
 	sv_reply_error_obj(req, json_pack("{s:s, s:s}", "class", cls, "desc", desc));
+}
+
+void sv_reply_error(struct sv_request *req, const struct sv_error *err)
+{
+	sv_reply_err(req, sv_error_class(err), "%s", err->msg);
 }
 
 void sv_request_subscribe(struct sv_request *req)

@@ -52,6 +52,10 @@ void sv_reply_ok(struct sv_request *req, json_t *ret);
 void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Answer req with err's class and message (sv_error_class) and free req. */
+struct sv_error;
+void sv_reply_error(struct sv_request *req, const struct sv_error *err);
+
 /* Answer req with a prepared error object (taken) and free req. */
 void sv_reply_error_obj(struct sv_request *req, json_t *error);
 

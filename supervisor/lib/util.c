@@ -18,10 +18,56 @@ int sv_error_set(struct sv_error *err, int code, const char *fmt, ...)
 	if (!err)
 		return code;
 	err->code = code;
+	err->cls = NULL;
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+int sv_error_setc(struct sv_error *err, int code, const char *cls, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	err->code = code;
+	err->cls = cls;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int sv_error_wrap(struct sv_error *err, const char *fmt, ...)
+{
+	char ctx[sizeof(err->msg)];
+	va_list ap;
+
+	if (!err)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	size_t n = strlen(ctx);
+	if (n > sizeof(err->msg) - 3)
+		n = sizeof(err->msg) - 3;
+	size_t old = strnlen(err->msg, sizeof(err->msg) - n - 3);
+	memmove(err->msg + n + 2, err->msg, old);
+	err->msg[n + 2 + old] = '\0';
+	memcpy(err->msg, ctx, n);
+	memcpy(err->msg + n, ": ", 2);
+	return err->code;
+}
+
+const char *sv_error_class(const struct sv_error *err)
+{
+	int c = err->code;
+	if (err->cls)
+		return err->cls;
+	return c == -EBUSY || c == -EEXIST || c == -ENOTCONN || c == -EAGAIN ? "InvalidState"
+	     : c == -EINVAL || c == -ENODEV ? "InvalidArgument"
+	     : c == -ENOENT ? "NotFound" : "GenericError";
 }
 
 void sv_freep(void *pp)

@@ -20,16 +20,36 @@
 #define SV_NAME_MAX 64
 #define SV_SOCK_PATH_MAX 108
 
-/* An error: touched only on failure; every function taking one accepts NULL. */
+/* qsup's one error type, from the code that fails up to the reply on the
+ * control socket: a code, the protocol's error class, and a message that
+ * each level may prefix with its context on the way up (as crun's
+ * crun_error_wrap does). Touched only on failure; every function taking
+ * one accepts NULL. */
 struct sv_error {
 	int code;               /* a negative errno value */
-	char msg[256];
+	const char *cls;        /* the error class ("InvalidState"...); NULL: from code */
+	char msg[512];
 };
 
-/* Record code and a printf-style message in err (if not NULL). Returns code,
- * so that callers can write `return sv_error_set(err, -EINVAL, ...)`. */
+/* Record code and a printf-style message in err (if not NULL), with the
+ * class that code implies. Returns code, so that callers can write
+ * `return sv_error_set(err, -EINVAL, ...)`. */
 int sv_error_set(struct sv_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* The same with an explicit class (a string constant). */
+int sv_error_setc(struct sv_error *err, int code, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Prefix err's message with context and ": " (what the caller was doing),
+ * cutting the message's end when it would not fit. Returns err's code. */
+int sv_error_wrap(struct sv_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* err's class: the one given, or the one its code implies (-EBUSY,
+ * -EEXIST, -ENOTCONN, -EAGAIN: InvalidState; -EINVAL, -ENODEV:
+ * InvalidArgument; -ENOENT: NotFound; anything else: GenericError). */
+const char *sv_error_class(const struct sv_error *err);
 
 /* A growable vector of malloc'd strings, always NULL-terminated once it has
  * an element (v[n] == NULL). Zero-initialise it; release with sv_strv_free(). */

@@ -49,7 +49,8 @@ static int on_message(json_t *msg, void *arg)
 {
 	const struct sv_command *cmd = NULL;
 	json_t *args = NULL;
-	char desc[256] = "", hp[600];
+	char desc[256] = "";
+	struct sv_error hperr = { 0 };
 	(void)arg;
 	const char *cls = sv_request_parse(msg, &cmd, &args, desc, sizeof(desc));
 	if (cls) {
@@ -65,7 +66,7 @@ static int on_message(json_t *msg, void *arg)
 	if (!cls && (cmd->flags & SV_CMD_GUEST) && !json_is_string(json_object_get(args, "name")))
 		fz_fail("a guest verb accepted without a name");
 	if (!cls && !strcmp(cmd->name, "attach") &&
-	    sv_hotplug_check(fz_profile(), args, hp, sizeof(hp)) && !hp[0])
+	    sv_hotplug_check(fz_profile(), args, &hperr) < 0 && (!hperr.msg[0] || !hperr.cls))
 		fz_fail("a refused device without a reason");
 	return 0;
 }
