@@ -208,6 +208,18 @@ static void guest_idle(void *owner, struct sv_guest *g)
 		drop_guest(d, g);
 }
 
+static void guest_persist(void *owner, struct sv_guest *g)
+{
+	(void)owner;
+	sv_state_save(g);
+}
+
+static char *guest_record(void *owner, struct sv_guest *g)
+{
+	(void)owner;
+	return sv_state_text(g);
+}
+
 static void guest_activity(void *owner)
 {
 	sv_daemon_trim_later(owner);
@@ -329,6 +341,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .lock_dir = d->lock_dir, .host_key = d->host_key,
 	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
+	                                .persist = guest_persist, .record = guest_record,
 	                                .uids_taken = uids_taken, .owner = d };
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", kerr.msg);
 	if (!d->kvm_usable)

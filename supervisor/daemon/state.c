@@ -18,6 +18,7 @@
 #include "migrate.h"
 #include "qmp.h"
 #include "state.h"
+#include "statedir.h"
 #include "sysutil.h"
 
 /* ---- writing ---- */
@@ -87,33 +88,10 @@ static json_t *state_json(struct sv_guest *g)
 
 /* No fsync: the file only matters to a later qsupd on this same boot (the
  * QEMUs do not outlive the host), and rename keeps it whole if qsupd dies. */
-int sv_state_write(const char *rundir, const char *tmpname, const char *text)
-{
-	char path[4200], tmp[4200];
-	size_t len = strlen(text);
-	int err = 0;
-	snprintf(path, sizeof(path), "%s/state.json", rundir);
-	snprintf(tmp, sizeof(tmp), "%s/%s", rundir, tmpname);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return errno;
-	errno = 0;
-	ssize_t n = write(fd, text, len);
-	if (n != (ssize_t)len)
-		err = n < 0 ? errno : ENOSPC;   /* a short write: the disk is full */
-	if (close(fd) < 0 && !err)
-		err = errno;
-	if (!err && rename(tmp, path) < 0)
-		err = errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 static void save_work(uv_work_t *w)
 {
 	struct save_job *j = w->data;
-	j->err = sv_state_write(j->rundir, ".state.json.tmp", j->text);
+	j->err = sv_state_file_write(j->rundir, ".state.json.tmp", j->text);
 }
 
 static void save_done(uv_work_t *w, int status)

@@ -36,12 +36,8 @@ struct sv_guest;
 void sv_state_save(struct sv_guest *g);
 
 /* g's state file as it is now (malloc'd), to be written off the loop with
- * sv_state_write() (the intent before a spawn). */
+ * sv_state_file_write() (the intent before a spawn). */
 char *sv_state_text(struct sv_guest *g);
-
-/* Write text as RUNDIR/state.json through the temporary file tmpname, from
- * any thread (rename: whole or not at all). Returns 0 or an errno. */
-int sv_state_write(const char *rundir, const char *tmpname, const char *text);
 
 /* At daemon start: read g's state file, restore its counters, and re-adopt
  * its QEMU, or account for one that ended while qsupd was down (the restart

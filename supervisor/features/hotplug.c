@@ -10,7 +10,6 @@
 #include "hotplug_int.h"
 #include "log.h"
 #include "overlay.h"
-#include "state.h"
 
 const char *const hp_kind_names[] = { "disk", "nic", "cpu", "memory" };
 /* Backend names: "hpdrive.ID" (a block node), "hpnet.ID" (a netdev),
@@ -204,7 +203,7 @@ void hp_drop_backend(struct sv_guest *g, struct hp_dev *dev)
 	hp_drop_fdsets(g, dev);
 	sv_log(SV_LOG_INFO, g->name, "%s detached", dev->id);
 	hp_dev_unlink(g->hp, dev);
-	sv_state_save(g);
+	sv_guest_persist(g);
 }
 
 /* ---- the overlay (--persist) ---- */

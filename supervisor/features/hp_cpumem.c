@@ -8,7 +8,6 @@
 
 #include "request.h"
 #include "hotplug_int.h"
-#include "state.h"
 
 /* ---- vCPUs: query-hotpluggable-cpus, then a device_add per vCPU ---- */
 
@@ -44,7 +43,7 @@ static void cpu_added(void *ctx, const struct qmp_result *r)
 		if (json_array_size(op->done) && op->req)
 			json_object_set_new(op->error, "added", json_incref(op->done));
 		if (json_array_size(op->done))
-			sv_state_save(op->g);
+			sv_guest_persist(op->g);
 		hp_op_fail_qemu(op);
 		return;
 	}
@@ -59,7 +58,7 @@ static void cpu_added(void *ctx, const struct qmp_result *r)
 static void cpu_next(struct hp_op *op)
 {
 	if (!json_array_size(op->todo)) {
-		sv_state_save(op->g);
+		sv_guest_persist(op->g);
 		json_t *add = json_array(), *d;
 		size_t i;
 		json_array_foreach(op->done, i, d)

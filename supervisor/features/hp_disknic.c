@@ -9,7 +9,6 @@
 #include "request.h"
 #include "hotplug_int.h"
 #include "log.h"
-#include "state.h"
 #include "fdpass.h"
 #include "image.h"
 
@@ -64,7 +63,7 @@ static void attach_device_added(void *ctx, const struct qmp_result *r)
 		return;
 	}
 	hp_dev_add(op, dev, op->args);
-	sv_state_save(op->g);   /* a later qsupd re-adopts the guest with it */
+	sv_guest_persist(op->g);   /* a later qsupd re-adopts the guest with it */
 	json_t *add = json_pack("[O]", dev->spec);
 	hp_op_done(op, hp_dev_json(dev), add, NULL);
 	json_decref(add);

@@ -10,7 +10,6 @@
 #include "hotplug.h"
 #include "log.h"
 #include "passthrough.h"
-#include "state.h"
 
 #define DENIED "PermissionDenied"
 
@@ -487,5 +486,5 @@ void sv_passthrough_qmp(struct sv_guest *g, struct sv_request *req, json_t *args
 	}
 	/* Sent is enough: QEMU may have acted even if the reply says otherwise. */
 	if (v.taints && sv_taint_add(&g->taint, cmd))
-		sv_state_save(g);
+		sv_guest_persist(g);
 }

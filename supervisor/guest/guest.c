@@ -305,6 +305,11 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 
 /* ---- process exit ---- */
 
+void sv_guest_persist(struct sv_guest *g)
+{
+	g->env->persist(g->env->owner, g);
+}
+
 void sv_guest_hold(struct sv_guest *g)
 {
 	g->handles++;

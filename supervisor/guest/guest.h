@@ -61,6 +61,10 @@ struct sv_guest_env {
 	 * array of *n, or NULL when out of memory). */
 	void (*idle)(void *owner, struct sv_guest *g);
 	void (*activity)(void *owner);
+	/* g's record changed: write it (state.json) soon; g's record as it is
+	 * now (malloc'd text; NULL when out of memory). */
+	void (*persist)(void *owner, struct sv_guest *g);
+	char *(*record)(void *owner, struct sv_guest *g);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
 	void *owner;
 };
@@ -202,6 +206,10 @@ bool sv_guest_active(const struct sv_guest *g);
 
 /* For prepare.c: preparation finished (status 0) or failed (msg says why). */
 void sv_guest_prepared(struct sv_guest *g, int status, const char *msg);
+
+/* g's record changed (a device, a taint, a SHUTDOWN seen): the owner
+ * writes it soon, so that a later qsupd re-adopts the guest with it. */
+void sv_guest_persist(struct sv_guest *g);
 
 /* The guest's holds: every libuv handle, request or thread-pool job that
  * refers to g holds it, sv_guest_hold() when it starts and

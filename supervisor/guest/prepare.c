@@ -13,7 +13,6 @@
 #include "image.h"
 #include "log.h"
 #include "prepare.h"
-#include "state.h"
 #include "statedir.h"
 
 /* One preparation's inputs and findings. The thread-pool steps read only
@@ -353,7 +352,7 @@ static void open_files(struct sv_prep *pp)
 		return;
 	/* The intent, last: a later qsupd must know that a QEMU is on its way,
 	 * and a start that cannot record it does not spawn. */
-	int e = sv_state_write(pp->rundir, ".state.json.intent", pp->intent);
+	int e = sv_state_file_write(pp->rundir, ".state.json.intent", pp->intent);
 	if (e)
 		pp->rc = sv_error_set(&pp->err, -e, "cannot record the guest's state in %.500s: "
 		                      "%s", pp->rundir, strerror(e));
@@ -441,7 +440,7 @@ void sv_prepare_run(struct sv_guest *g)
 	snprintf(pp->state_dir, sizeof(pp->state_dir), "%s", g->env->state_dir);
 	sv_guest_facts(g, g->start_incoming, &pp->facts);
 	pp->taken = g->env->uids_taken(g->env->owner, g, &pp->ntaken);
-	pp->intent = sv_state_text(g);   /* the guest is starting already */
+	pp->intent = g->env->record(g->env->owner, g);   /* the guest is starting already */
 	if (!pp->taken || !pp->intent || queue(g, prep_work, prep_done) < 0)
 		sv_guest_prepared(g, -ENOMEM, "start failed: out of memory");
 }

@@ -109,3 +109,26 @@ int sv_statedir_image_record(const char *dir, const char *name, const char *path
 		return sv_error_set(err, r, "%s: %s", file, strerror(-r));
 	return 0;
 }
+
+int sv_state_file_write(const char *rundir, const char *tmpname, const char *text)
+{
+	char path[4200], tmp[4200];
+	size_t len = strlen(text);
+	int err = 0;
+	snprintf(path, sizeof(path), "%s/state.json", rundir);
+	snprintf(tmp, sizeof(tmp), "%s/%s", rundir, tmpname);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return errno;
+	errno = 0;
+	ssize_t n = write(fd, text, len);
+	if (n != (ssize_t)len)
+		err = n < 0 ? errno : ENOSPC;   /* a short write: the disk is full */
+	if (close(fd) < 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, path) < 0)
+		err = errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}

@@ -41,4 +41,9 @@ int sv_statedir_image_record(const char *dir, const char *name, const char *path
 /* The record file of guest name (for messages). */
 void sv_statedir_images_path(const char *dir, const char *name, char *buf, size_t size);
 
+/* Write text as RUNDIR/state.json (a guest's record) through the
+ * temporary file tmpname, from any thread: whole or not at all (rename).
+ * Returns 0 or an errno. */
+int sv_state_file_write(const char *rundir, const char *tmpname, const char *text);
+
 #endif

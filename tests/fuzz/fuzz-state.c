@@ -47,6 +47,12 @@ static struct sv_profile *fz_profile(void)
 	return p;
 }
 
+static void no_persist(void *owner, struct sv_guest *g)
+{
+	(void)owner;
+	(void)g;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uv_loop_t loop;
@@ -60,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		env.run_dir = "/nonexistent/qsup-fuzz/run";
 		env.lock_dir = "/nonexistent/qsup-fuzz/locks";
 		env.idc = &idc;
+		env.persist = no_persist;
 		sv_log_set_level(SV_LOG_ERR + 1);   /* quiet: the guest has no lock file */
 		ready = true;
 	}
