@@ -25,6 +25,7 @@
 #include "guest_int.h"
 #include "lock.h"
 #include "log.h"
+#include "migrate.h"
 #include "prepare.h"
 #include "qmp.h"
 #include "state.h"
@@ -118,13 +119,21 @@ static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error 
 }
 
 /* A start that ended before QEMU ran (preparation or spawn failed, or the
- * operator cancelled it). */
+ * operator cancelled it). A failed incoming start (migration or restore)
+ * counts as the incoming migration's failure, as when its QEMU exits: never
+ * restarted here (a fresh boot while the source still runs the guest would
+ * run it twice), and the migration it was for is over. */
 static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why)
 {
+	bool incoming = g->state == SV_INCOMING;
+	if (incoming && c == SV_EXIT_START_FAILURE)
+		c = SV_EXIT_INCOMING;
 	sv_log(SV_LOG_WARN, g->name, "%s", why);
 	sv_prepare_close_fds(g);
 	sv_argv_free(&g->start_argv);
 	sv_guest_ended(g, c, why);
+	if (incoming)
+		sv_migrate_free(g);   /* answers a request still waiting, with why */
 }
 
 static void on_deadline(uv_timer_t *t)
