@@ -27,6 +27,7 @@
 #include "migrate.h"
 #include "lock.h"
 #include "log.h"
+#include "machine.h"
 #include "state.h"
 #include "prepare.h"
 #include "qmp.h"
@@ -34,27 +35,21 @@
 #define STEP_MS 5000            /* between quit, SIGTERM and SIGKILL */
 #define QMP_TIMEOUT_MS 10000   /* negotiation, and each command */
 
-static const char *const state_names[] = {
-	[SV_STOPPED] = "stopped", [SV_STARTING] = "starting", [SV_RUNNING] = "running",
-	[SV_PAUSED] = "paused", [SV_STOPPING] = "stopping", [SV_BACKOFF] = "backoff",
-	[SV_FAILED] = "failed", [SV_MIGRATING] = "migrating", [SV_INCOMING] = "incoming",
-	[SV_MIGRATED] = "migrated",
-};
-
-const char *sv_state_name(enum sv_state s)
-{
-	return state_names[s];
-}
-
 bool sv_guest_active(const struct sv_guest *g)
 {
 	return g->pid > 0;
 }
 
-/* The one transition function: every state change is logged and emitted. */
-void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason)
+/* The one transition function: every state change is checked against the
+ * table (machine.c), logged and emitted. */
+bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason)
 {
 	enum sv_state from = g->state;
+	if (!sv_transition_legal(from, to)) {
+		sv_log(SV_LOG_ERR, g->name, "BUG: illegal transition %s -> %s (%s)",
+		       sv_state_name(from), sv_state_name(to), reason);
+		return false;
+	}
 	g->state = to;
 	snprintf(g->reason, sizeof(g->reason), "%s", reason);
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
@@ -65,6 +60,7 @@ void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),
 	                "reason", reason));
+	return true;
 }
 
 json_t *sv_guest_status(struct sv_guest *g)
