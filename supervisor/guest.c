@@ -194,7 +194,7 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		/* A QEMU that speaks no QMP is hung or not QEMU; one that is
 		 * exiting is gone by the time the kill lands. */
 		snprintf(why, sizeof(why), "QMP: %s", qmp_strerror(status));
-		if ((g->state == SV_STARTING || g->state == SV_INCOMING) && !g->adopting &&
+		if (sv_state_is_launching(g->state) && !g->adopting &&
 		    status != UV_EOF && status != UV_ECONNRESET && status != UV_ECANCELED)
 			sv_guest_start_failed(g, why);
 		return;
@@ -480,11 +480,10 @@ int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error
 		return sv_error_set(err, -EBUSY, "%s is starting", g->name);
 	/* Never queue a restart that the stop would refuse: the request would
 	 * be answered now and again when the guest ends. */
-	if (g->state == SV_MIGRATING || g->state == SV_INCOMING || g->mig)
+	if (sv_state_in_migration(g->state) || g->mig)
 		return sv_error_set(err, -EBUSY, "%s is %s: migrate-cancel it first, or wait "
-		                    "for the end", g->name, g->mig && g->state != SV_INCOMING &&
-		                    g->state != SV_MIGRATING ? "being migrated or saved"
-		                    : sv_state_name(g->state));
+		                    "for the end", g->name, g->mig && !sv_state_in_migration(g->state)
+		                    ? "being migrated or saved" : sv_state_name(g->state));
 	if (g->state == SV_MIGRATED)
 		return sv_error_set(err, -EBUSY, "%s was migrated away: start it explicitly if "
 		                    "it must run here", g->name);
@@ -523,8 +522,7 @@ static void on_op_reply(struct qmp_client *c, const struct qmp_result *r, void *
 	} else if (op->raw) {
 		sv_reply_ok(op->req, json_incref(r->ret));
 	} else {
-		if (op->to != SV_STOPPED && g->state != op->to &&
-		    (g->state == SV_RUNNING || g->state == SV_PAUSED))
+		if (op->to != SV_STOPPED && g->state != op->to && sv_state_is_up(g->state))
 			sv_guest_transition(g, op->to, op->reason);
 		sv_reply_ok(op->req, sv_guest_status(g));
 	}
@@ -560,23 +558,25 @@ int sv_guest_simple(struct sv_guest *g, const char *verb, struct sv_request *req
 {
 	struct qmp_op op = { .req = req, .to = SV_STOPPED };
 	const char *cmd;
-	enum sv_state need = SV_RUNNING;
+	enum sv_state need = SV_RUNNING;    /* for the message */
+	bool ok;
 	if (strcmp(verb, "pause") == 0) {
 		cmd = "stop";
 		op.to = SV_PAUSED;
 		op.reason = "paused by operator";
+		ok = sv_state_can_pause(g->state);
 	} else if (strcmp(verb, "resume") == 0) {
 		cmd = "cont";
 		need = SV_PAUSED;
 		op.to = SV_RUNNING;
 		op.reason = "resumed by operator";
+		ok = sv_state_can_resume(g->state);
 	} else {
 		cmd = "system_reset";
 		sv_log(SV_LOG_INFO, g->name, "reset by operator");
-		if (g->state == SV_PAUSED)
-			need = SV_PAUSED;
+		ok = sv_state_is_up(g->state);
 	}
-	if (g->state != need)
+	if (!ok)
 		return sv_error_set(err, -EBUSY, "%s is %s; %s needs it %s", g->name,
 		                    sv_state_name(g->state), verb, sv_state_name(need));
 	return qmp_op(g, cmd, NULL, &op, err);

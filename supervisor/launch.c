@@ -25,6 +25,7 @@
 #include "guest_int.h"
 #include "lock.h"
 #include "log.h"
+#include "machine.h"
 #include "migrate.h"
 #include "prepare.h"
 #include "qmp.h"
@@ -139,8 +140,7 @@ static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why
 static void on_deadline(uv_timer_t *t)
 {
 	struct sv_guest *g = t->data;
-	if (!sv_guest_active(g) || (g->state != SV_STARTING && g->state != SV_INCOMING) ||
-	    g->adopting)
+	if (!sv_guest_active(g) || !sv_state_is_launching(g->state) || g->adopting)
 		return;
 	snprintf(g->start_fail, sizeof(g->start_fail), "it was not running within %llus "
 	         "([qemu] start-timeout)", (unsigned long long)(g->run_profile
@@ -266,8 +266,9 @@ void sv_guest_lock_drop(struct sv_guest *g)
 
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
-	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF &&
-	    g->state != SV_MIGRATED)
+	bool can = g->start_incoming ? sv_state_can_receive(g->state)
+	                             : sv_state_can_start(g->state);
+	if (!can)
 		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
 	if (sv_guest_active(g) || g->prepping)
 		return sv_error_set(err, -EBUSY, "%s: its QEMU is still there", g->name);

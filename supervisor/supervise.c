@@ -15,6 +15,7 @@
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"
+#include "machine.h"
 #include "migrate.h"
 #include "qmp.h"
 
@@ -120,10 +121,15 @@ void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason)
 }
 
 /* Restart waiters (an operator's restart) start the guest again now;
- * never one that ended migrated or saved: it lives elsewhere now. */
+ * never one that ended migrated or saved: it lives elsewhere now, and a
+ * second QEMU would run it twice. The state says so too: a restart waiter
+ * starts only what qsupd may start on its own (stopped, never migrated),
+ * as the guest ended (the first waiter's start makes it starting). */
 static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 {
 	bool any = false;
+	bool refuse = c == SV_EXIT_MIGRATED || c == SV_EXIT_SAVED ||
+	              !sv_state_may_autostart(g->state);
 	struct sv_waiter **pp = &g->waiters;
 	while (*pp) {
 		struct sv_waiter *w = *pp;
@@ -133,7 +139,7 @@ static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 		}
 		*pp = w->next;
 		struct sv_error err = { 0 };
-		if (c == SV_EXIT_MIGRATED || c == SV_EXIT_SAVED)
+		if (refuse)
 			sv_reply_err(w->req, "InvalidState", "%s: not restarted: %s", g->name,
 			             g->reason);
 		else if (any || g->state == SV_STARTING)
@@ -201,7 +207,7 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
 	run_restart_waiters(g, c);
-	if (g->state == SV_STOPPED || g->state == SV_FAILED || g->state == SV_MIGRATED)
+	if (sv_state_is_down(g->state))
 		sv_hotplug_reset(g);   /* hot-plugged devices last until a stop */
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_guest_lock_drop(g);
@@ -276,7 +282,7 @@ static void on_probe(uv_timer_t *t)
 {
 	struct sv_guest *g = t->data;
 	if (g->probing || !g->qmp || !qmp_client_is_ready(g->qmp) || g->adopting ||
-	    (g->state != SV_RUNNING && g->state != SV_PAUSED))
+	    !sv_state_is_up(g->state))
 		return;
 	if (qmp_client_execute(g->qmp, "query-status", NULL, SV_PROBE_DEADLINE_MS,
 	                       on_probe_reply, g) == 0)
