@@ -1,6 +1,6 @@
 /*
  * The state machine as data: see machine.h. Each row says who makes each
- * of its transitions.
+ * of its transitions; qsupd(8) (GUESTS) lists the same table.
  */
 #include <stddef.h>
 

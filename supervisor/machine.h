@@ -1,7 +1,8 @@
 /*
  * A guest's states and the one table of the transitions between them
  * (machine.c). sv_guest_transition() (guest.c) refuses, and logs as a bug,
- * any change the table does not list (tests/unit/test-machine.c).
+ * any change the table does not list; qsupd(8) lists the same table under
+ * GUESTS, and tests/unit/test-machine.c checks that the two agree.
  *
  * The predicates name what the code asks of a state ("may it be started?")
  * instead of lists of states scattered over the callers. No I/O here.

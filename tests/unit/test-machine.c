@@ -2,7 +2,8 @@
  * Unit tests for the guest state machine (supervisor/machine.c): the names,
  * all 100 (from, to) pairs against a table written out here independently,
  * the predicates, sv_guest_transition() itself on a minimal guest (legal
- * changes made, illegal ones refused and logged as bugs).
+ * changes made, illegal ones refused and logged as bugs), and the table in
+ * qsupd(8), which must say the same as the code.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -260,6 +261,70 @@ static void test_transition_function(void **state)
 	}
 }
 
+/* ---- qsupd(8) ---- */
+
+static char *read_man(void)
+{
+	const char *dir = getenv("QSUP_SRCDIR");
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/man/qsupd.8", dir && *dir ? dir : ".");
+	FILE *f = fopen(path, "re");
+	if (!f)
+		fail_msg("%s: cannot open (set QSUP_SRCDIR)", path);
+	char *text = NULL;
+	size_t cap = 0;
+	ssize_t n = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	assert_true(n > 0);
+	return text;
+}
+
+/* The man page's list between its transitions-begin and -end comments:
+ * ".It Cm FROM" then ".Cm TO , TO ...". */
+static void parse_man(const char *text, bool got[SV_NSTATES][SV_NSTATES],
+                      bool row[SV_NSTATES])
+{
+	const char *begin = strstr(text, ".\\\" transitions-begin\n");
+	const char *end = begin ? strstr(begin, ".\\\" transitions-end\n") : NULL;
+	assert_non_null(begin);
+	assert_non_null(end);
+	char *list = strndup(begin, (size_t)(end - begin)), *save = NULL;
+	int from = -1;
+	for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *w = NULL;
+		if (strncmp(line, ".It Cm ", 7) == 0) {
+			from = by_name(line + 7);
+			assert_false(row[from]);    /* one row per state */
+			row[from] = true;
+		} else if (strncmp(line, ".Cm ", 4) == 0) {
+			assert_true(from >= 0);
+			for (char *t = strtok_r(line + 4, " ,", &w); t; t = strtok_r(NULL, " ,", &w))
+				got[from][by_name(t)] = true;
+			from = -1;                  /* one line of targets */
+		}
+	}
+	free(list);
+}
+
+static void test_man_page_agrees(void **state)
+{
+	bool got[SV_NSTATES][SV_NSTATES] = { { false } }, row[SV_NSTATES] = { false };
+	char *text = read_man();
+	(void)state;
+	parse_man(text, got, row);
+	free(text);
+	for (int f = 0; f < SV_NSTATES; f++) {
+		if (!row[f])
+			fail_msg("qsupd(8) has no row for %s", names[f]);
+		for (int t = 0; t < SV_NSTATES; t++) {
+			bool code = sv_transition_legal((enum sv_state)f, (enum sv_state)t);
+			if (got[f][t] != code)
+				fail_msg("%s -> %s: qsupd(8) says %s, machine.c %s", names[f], names[t],
+				         got[f][t] ? "legal" : "illegal", code ? "legal" : "illegal");
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_predicates),
 		cmocka_unit_test(test_predicates_agree_with_table),
 		cmocka_unit_test(test_transition_function),
+		cmocka_unit_test(test_man_page_agrees),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
