@@ -88,6 +88,11 @@ bool sv_state_can_start(enum sv_state s)
 	return in(s, BIT(SV_STOPPED) | BIT(SV_FAILED) | BIT(SV_BACKOFF) | BIT(SV_MIGRATED));
 }
 
+bool sv_state_start_rearms(enum sv_state s)
+{
+	return in(s, BIT(SV_STOPPED) | BIT(SV_FAILED));
+}
+
 bool sv_state_can_receive(enum sv_state s)
 {
 	return in(s, BIT(SV_STOPPED) | BIT(SV_FAILED) | BIT(SV_MIGRATED));

@@ -31,6 +31,11 @@ bool sv_transition_legal(enum sv_state from, enum sv_state to);
  * operator's start runs a migrated guest here again). */
 bool sv_state_can_start(enum sv_state s);
 
+/* An operator's start there is a fresh beginning that re-arms the restart
+ * window (commands.c): stopped or failed. (In backoff the start only comes
+ * sooner; a migrated guest keeps its history.) */
+bool sv_state_start_rearms(enum sv_state s);
+
 /* Start QEMU for an incoming migration or a restore: stopped, failed or
  * migrated (not backoff: its own restart is due). */
 bool sv_state_can_receive(enum sv_state s);

@@ -150,6 +150,7 @@ static void test_predicates(void **state)
 	(void)state;
 	check_set("can_start", sv_state_can_start, "stopped failed backoff migrated");
 	check_set("can_receive", sv_state_can_receive, "stopped failed migrated");
+	check_set("start_rearms", sv_state_start_rearms, "stopped failed");
 	check_set("may_autostart", sv_state_may_autostart, "stopped");
 	check_set("is_up", sv_state_is_up, "running paused");
 	check_set("can_pause", sv_state_can_pause, "running");
@@ -175,6 +176,8 @@ static void test_predicates_agree_with_table(void **state)
 		if (sv_state_can_receive(s))
 			assert_true(sv_transition_legal(s, SV_INCOMING));
 		if (sv_state_may_autostart(s))
+			assert_true(sv_state_can_start(s));
+		if (sv_state_start_rearms(s))
 			assert_true(sv_state_can_start(s));
 		if (sv_state_can_pause(s))
 			assert_true(sv_transition_legal(s, SV_PAUSED));
