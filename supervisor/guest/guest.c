@@ -26,6 +26,7 @@
 #include "migrate.h"
 #include "lock.h"
 #include "log.h"
+#include "machine.h"
 #include "state.h"
 #include "prepare.h"
 #include "qmp.h"
@@ -33,37 +34,32 @@
 #define STEP_MS 5000            /* between quit, SIGTERM and SIGKILL */
 #define QMP_TIMEOUT_MS 10000   /* negotiation, and each command */
 
-static const char *const state_names[] = {
-	[SV_STOPPED] = "stopped", [SV_STARTING] = "starting", [SV_RUNNING] = "running",
-	[SV_PAUSED] = "paused", [SV_STOPPING] = "stopping", [SV_BACKOFF] = "backoff",
-	[SV_FAILED] = "failed", [SV_MIGRATING] = "migrating", [SV_INCOMING] = "incoming",
-	[SV_MIGRATED] = "migrated",
-};
-
-const char *sv_state_name(enum sv_state s)
-{
-	return state_names[s];
-}
-
 bool sv_guest_active(const struct sv_guest *g)
 {
 	return g->pid > 0;
 }
 
-/* The one transition function: every state change is logged and emitted. */
-void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason)
+/* The one transition function: every state change is checked against the
+ * table (machine.c), logged and emitted. */
+bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason)
 {
 	enum sv_state from = g->state;
+	if (!sv_transition_legal(from, to)) {
+		sv_log(SV_LOG_ERR, g->name, "BUG: illegal transition %s -> %s (%s)",
+		       sv_state_name(from), sv_state_name(to), reason);
+		return false;
+	}
 	g->state = to;
 	snprintf(g->reason, sizeof(g->reason), "%s", reason);
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
 	       sv_state_name(to), reason);
-	sv_state_save(g);
+	sv_guest_persist(g);
 	g->env->activity(g->env->owner);
 	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
 	                "event", "GUEST_STATE", "guest", g->name, "data", "name", g->name,
 	                "state", sv_state_name(to), "previous", sv_state_name(from),
 	                "reason", reason));
+	return true;
 }
 
 json_t *sv_guest_status(struct sv_guest *g)
@@ -197,7 +193,7 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		/* A QEMU that speaks no QMP is hung or not QEMU; one that is
 		 * exiting is gone by the time the kill lands. */
 		snprintf(why, sizeof(why), "QMP: %s", qmp_strerror(status));
-		if ((g->state == SV_STARTING || g->state == SV_INCOMING) && !g->adopting &&
+		if (sv_state_is_launching(g->state) && !g->adopting &&
 		    status != UV_EOF && status != UV_ECONNRESET && status != UV_ECANCELED)
 			sv_guest_start_failed(g, why);
 		return;
@@ -241,11 +237,11 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 		g->guest_shutdown = json_is_true(json_object_get(data, "guest"));
 		snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
 		         sv_jstr(data, "reason", ""));
-		sv_state_save(g);   /* a later re-adoption must know */
+		sv_guest_persist(g);   /* a later re-adoption must know */
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		g->panicked = true;
 		sv_log(SV_LOG_WARN, g->name, "guest panicked");
-		sv_state_save(g);
+		sv_guest_persist(g);
 	} else if (strcmp(name, "RESET") == 0 && json_is_true(json_object_get(data, "guest"))) {
 		g->reboots++;
 	}
@@ -499,11 +495,10 @@ int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error
 		return sv_error_set(err, -EBUSY, "%s is starting", g->name);
 	/* Never queue a restart that the stop would refuse: the request would
 	 * be answered now and again when the guest ends. */
-	if (g->state == SV_MIGRATING || g->state == SV_INCOMING || g->mig)
+	if (sv_state_in_migration(g->state) || g->mig)
 		return sv_error_set(err, -EBUSY, "%s is %s: migrate-cancel it first, or wait "
-		                    "for the end", g->name, g->mig && g->state != SV_INCOMING &&
-		                    g->state != SV_MIGRATING ? "being migrated or saved"
-		                    : sv_state_name(g->state));
+		                    "for the end", g->name, g->mig && !sv_state_in_migration(g->state)
+		                    ? "being migrated or saved" : sv_state_name(g->state));
 	if (g->state == SV_MIGRATED)
 		return sv_error_set(err, -EBUSY, "%s was migrated away: start it explicitly if "
 		                    "it must run here", g->name);
@@ -542,8 +537,7 @@ static void on_op_reply(struct qmp_client *c, const struct qmp_result *r, void *
 	} else if (op->raw) {
 		sv_reply_ok(op->req, json_incref(r->ret));
 	} else {
-		if (op->to != SV_STOPPED && g->state != op->to &&
-		    (g->state == SV_RUNNING || g->state == SV_PAUSED))
+		if (op->to != SV_STOPPED && g->state != op->to && sv_state_is_up(g->state))
 			sv_guest_transition(g, op->to, op->reason);
 		sv_reply_ok(op->req, sv_guest_status(g));
 	}
@@ -579,23 +573,25 @@ int sv_guest_simple(struct sv_guest *g, const char *verb, struct sv_request *req
 {
 	struct qmp_op op = { .req = req, .to = SV_STOPPED };
 	const char *cmd;
-	enum sv_state need = SV_RUNNING;
+	enum sv_state need = SV_RUNNING;    /* for the message */
+	bool ok;
 	if (strcmp(verb, "pause") == 0) {
 		cmd = "stop";
 		op.to = SV_PAUSED;
 		op.reason = "paused by operator";
+		ok = sv_state_can_pause(g->state);
 	} else if (strcmp(verb, "resume") == 0) {
 		cmd = "cont";
 		need = SV_PAUSED;
 		op.to = SV_RUNNING;
 		op.reason = "resumed by operator";
+		ok = sv_state_can_resume(g->state);
 	} else {
 		cmd = "system_reset";
 		sv_log(SV_LOG_INFO, g->name, "reset by operator");
-		if (g->state == SV_PAUSED)
-			need = SV_PAUSED;
+		ok = sv_state_is_up(g->state);
 	}
-	if (g->state != need)
+	if (!ok)
 		return sv_error_set(err, -EBUSY, "%s is %s; %s needs it %s", g->name,
 		                    sv_state_name(g->state), verb, sv_state_name(need));
 	return qmp_op(g, cmd, NULL, &op, err);

@@ -1,7 +1,8 @@
 /*
  * A guest: one profile, at most one QEMU process, its QMP connection, and
  * the state machine. Every state change goes through one transition
- * function that logs it and emits a GUEST_STATE event.
+ * function that checks it against machine.c's table, logs it and emits a
+ * GUEST_STATE event.
  *
  * Operations that take time (start, stop, kill, restart) finish through
  * waiters: control requests that are answered when the guest reaches the
@@ -17,6 +18,7 @@
 
 #include "argv.h"
 #include "identity.h"
+#include "machine.h"            /* enum sv_state, sv_state_name, predicates */
 #include "passthrough.h"
 #include "profile.h"
 #include "restart.h"
@@ -29,11 +31,6 @@ struct sv_prep;
 #define SV_PROBE_MS 2000u               /* health probe interval */
 #define SV_PROBE_DEADLINE_MS 3000u      /* its reply deadline */
 struct sv_error;
-
-enum sv_state {
-	SV_STOPPED, SV_STARTING, SV_RUNNING, SV_PAUSED, SV_STOPPING,
-	SV_BACKOFF, SV_FAILED, SV_MIGRATING, SV_INCOMING, SV_MIGRATED,
-};
 
 enum sv_wait { SV_WAIT_RUNNING, SV_WAIT_STOPPED, SV_WAIT_RESTART };
 
@@ -154,9 +151,6 @@ struct sv_guest *sv_guest_new(const struct sv_guest_env *env, const char *path,
 /* Close the guest's handles and free it once they are closed. QEMU is left
  * running (the daemon's default on exit). */
 void sv_guest_release(struct sv_guest *g);
-
-/* The state's name: "running", "stopped"... */
-const char *sv_state_name(enum sv_state s);
 
 /* Start QEMU (the guest must be stopped or failed). req, if not NULL, is
  * answered once the guest runs or the start fails. Returns 0, or a negative

@@ -8,8 +8,12 @@
 #include "guest.h"
 #include "restart.h"
 
-/* The one transition function: log, set, emit GUEST_STATE. */
-void sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason);
+/* The one transition function: check it against the table of legal
+ * transitions (machine.h), then set, log, save and emit GUEST_STATE.
+ * An illegal transition is a bug: it is logged as one and refused (state
+ * and reason unchanged, nothing saved or emitted). Returns true when the
+ * transition was made. */
+bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason);
 
 /* Queue req to be answered when the guest reaches kind (req may be NULL). */
 void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind);

@@ -24,8 +24,9 @@
 #include "guest_int.h"
 #include "lock.h"
 #include "log.h"
+#include "machine.h"
+#include "migrate.h"
 #include "prepare.h"
-#include "state.h"
 #include "sysutil.h"
 
 static int bind_listen(const char *path, struct sv_error *err)
@@ -116,20 +117,27 @@ static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error 
 }
 
 /* A start that ended before QEMU ran (preparation or spawn failed, or the
- * operator cancelled it). */
+ * operator cancelled it). A failed incoming start (migration or restore)
+ * counts as the incoming migration's failure, as when its QEMU exits: never
+ * restarted here (a fresh boot while the source still runs the guest would
+ * run it twice), and the migration it was for is over. */
 static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why)
 {
+	bool incoming = g->state == SV_INCOMING;
+	if (incoming && c == SV_EXIT_START_FAILURE)
+		c = SV_EXIT_INCOMING;
 	sv_log(SV_LOG_WARN, g->name, "%s", why);
 	sv_prepare_close_fds(g);
 	sv_argv_free(&g->start_argv);
 	sv_guest_ended(g, c, why);
+	if (incoming)
+		sv_migrate_free(g);   /* answers a request still waiting, with why */
 }
 
 static void on_deadline(uv_timer_t *t)
 {
 	struct sv_guest *g = t->data;
-	if (!sv_guest_active(g) || (g->state != SV_STARTING && g->state != SV_INCOMING) ||
-	    g->adopting)
+	if (!sv_guest_active(g) || !sv_state_is_launching(g->state) || g->adopting)
 		return;
 	snprintf(g->start_fail, sizeof(g->start_fail), "it was not running within %llus "
 	         "([qemu] start-timeout)", (unsigned long long)(g->run_profile
@@ -170,7 +178,7 @@ static void launch(struct sv_guest *g)
 	write_pidfile(g);
 	sv_guest_lock_set_pid(g->lock_fd, g->pid);
 	g->proc_starttime = sv_proc_starttime(g->pid);
-	sv_state_save(g);
+	sv_guest_persist(g);
 	if (g->ident.drop)
 		sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s, uid %u gid %u)", g->pid,
 		       g->accel, (unsigned)g->ident.uid, (unsigned)g->ident.gid);
@@ -255,8 +263,9 @@ void sv_guest_lock_drop(struct sv_guest *g)
 
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
-	if (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_BACKOFF &&
-	    g->state != SV_MIGRATED)
+	bool can = g->start_incoming ? sv_state_can_receive(g->state)
+	                             : sv_state_can_start(g->state);
+	if (!can)
 		return sv_error_set(err, -EBUSY, "%s is %s", g->name, sv_state_name(g->state));
 	if (sv_guest_active(g) || g->prepping)
 		return sv_error_set(err, -EBUSY, "%s: its QEMU is still there", g->name);

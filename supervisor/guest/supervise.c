@@ -5,92 +5,37 @@
  * the exit.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exitclass.h"
 #include "request.h"
 #include "guest_int.h"
 #include "hotplug.h"
 #include "log.h"
+#include "machine.h"
 #include "migrate.h"
 #include "qmp.h"
 
+/* Gather what sv_exit_classify() needs (exitclass.h), reading qemu.log's
+ * tail and asking the migration, and classify. */
 enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int64_t status,
                                      int sig, char *what, size_t size)
 {
-	char tail[700], how[64];
-	if (g->adopted)
-		snprintf(how, sizeof(how), "ended, exit status unknown (adopted: not our child)");
-	else if (sig)
-		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)", sig,
-		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-	else
-		snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
-	bool saved;
-	if (sv_migrate_completed(g, &saved)) {
-		snprintf(what, size, "%s %s", saved ? "saved to" : "migrated to",
-		         sv_migrate_where(g));
-		return saved ? SV_EXIT_SAVED : SV_EXIT_MIGRATED;
-	}
-	if (was == SV_INCOMING && !g->force_kill) {
-		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
-		snprintf(what, size, "incoming migration failed: QEMU %s: %s", how,
-		         tail[0] ? tail : "(nothing on stderr)");
-		return SV_EXIT_INCOMING;
-	}
-	if (was == SV_STARTING && g->adopted) {
-		/* It was running before we came back: an ending, not a failed start. */
-		snprintf(what, size, "QEMU crashed while being re-adopted: %s", how);
-		return g->panicked ? SV_EXIT_PANIC : g->guest_shutdown ? SV_EXIT_POWEROFF
-		                                                        : SV_EXIT_CRASH;
-	}
-	if (was == SV_STARTING) {
-		sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
-		if (g->start_fail[0])   /* qsupd ended it, and says why */
-			snprintf(what, size, "start failed: %s (QEMU %s: %s)", g->start_fail, how,
-			         tail[0] ? tail : "nothing on stderr");
-		else
-			snprintf(what, size, "start failed: QEMU %s: %s", how,
-			         tail[0] ? tail : "(nothing on stderr)");
-		return SV_EXIT_START_FAILURE;
-	}
-	if (g->force_kill) {
-		snprintf(what, size, "killed by operator");
-		return SV_EXIT_OPERATOR;
-	}
-	if (was == SV_STOPPING) {
-		snprintf(what, size, "stopped by operator (%s%s)", g->guest_shutdown
-		         ? "guest powered off" : "QEMU ", g->guest_shutdown ? "" : how);
-		return SV_EXIT_OPERATOR;
-	}
-	if (g->panicked) {
-		snprintf(what, size, "guest panicked (GUEST_PANICKED; QEMU %s)", how);
-		return SV_EXIT_PANIC;
-	}
-	if (g->guest_shutdown) {
-		snprintf(what, size, "guest powered off");
-		return SV_EXIT_POWEROFF;
-	}
-	if (sig || status != 0) {
-		snprintf(what, size, "QEMU crashed: %s", how);
-		return SV_EXIT_CRASH;
-	}
-	if (!g->shutdown_seen) {
-		snprintf(what, size, "QEMU crashed: it ended without SHUTDOWN (%s)", how);
-		return SV_EXIT_CRASH;
-	}
-	if (strcmp(g->shutdown_reason, "host-signal") == 0) {
-		/* Someone outside qsup sent QEMU SIGTERM/SIGINT/SIGHUP: QEMU shuts
-		 * down cleanly, but the guest was killed all the same. */
-		snprintf(what, size, "QEMU crashed: terminated by a signal from outside qsup "
-		         "(SHUTDOWN host-signal)");
-		return SV_EXIT_CRASH;
-	}
-	snprintf(what, size, "QEMU quit (SHUTDOWN %s)", g->shutdown_reason[0]
-	         ? g->shutdown_reason : "requested");
-	return SV_EXIT_QUIT;
+	char tail[700];
+	bool saved = false;
+	bool migrated = sv_migrate_completed(g, &saved);
+	sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
+	struct sv_exit_facts f = {
+		.was = was, .status = status, .sig = sig, .adopted = g->adopted,
+		.force_kill = g->force_kill, .panicked = g->panicked,
+		.shutdown_seen = g->shutdown_seen, .guest_shutdown = g->guest_shutdown,
+		.shutdown_reason = g->shutdown_reason, .start_fail = g->start_fail,
+		.migrated = migrated, .saved = saved,
+		.where = migrated ? sv_migrate_where(g) : "", .log_tail = tail,
+	};
+	return sv_exit_classify(&f, what, size);
 }
 
 static void on_backoff(uv_timer_t *t)
@@ -119,10 +64,15 @@ void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason)
 }
 
 /* Restart waiters (an operator's restart) start the guest again now;
- * never one that ended migrated or saved: it lives elsewhere now. */
+ * never one that ended migrated or saved: it lives elsewhere now, and a
+ * second QEMU would run it twice. The state says so too: a restart waiter
+ * starts only what qsupd may start on its own (stopped, never migrated),
+ * as the guest ended (the first waiter's start makes it starting). */
 static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 {
 	bool any = false;
+	bool refuse = c == SV_EXIT_MIGRATED || c == SV_EXIT_SAVED ||
+	              !sv_state_may_autostart(g->state);
 	struct sv_waiter **pp = &g->waiters;
 	while (*pp) {
 		struct sv_waiter *w = *pp;
@@ -132,7 +82,7 @@ static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 		}
 		*pp = w->next;
 		struct sv_error err = { 0 };
-		if (c == SV_EXIT_MIGRATED || c == SV_EXIT_SAVED)
+		if (refuse)
 			sv_reply_err(w->req, "InvalidState", "%s: not restarted: %s", g->name,
 			             g->reason);
 		else if (any || g->state == SV_STARTING)
@@ -200,7 +150,7 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
 	run_restart_waiters(g, c);
-	if (g->state == SV_STOPPED || g->state == SV_FAILED || g->state == SV_MIGRATED)
+	if (sv_state_is_down(g->state))
 		sv_hotplug_reset(g);   /* hot-plugged devices last until a stop */
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_guest_lock_drop(g);
@@ -275,7 +225,7 @@ static void on_probe(uv_timer_t *t)
 {
 	struct sv_guest *g = t->data;
 	if (g->probing || !g->qmp || !qmp_client_is_ready(g->qmp) || g->adopting ||
-	    (g->state != SV_RUNNING && g->state != SV_PAUSED))
+	    !sv_state_is_up(g->state))
 		return;
 	if (qmp_client_execute(g->qmp, "query-status", NULL, SV_PROBE_DEADLINE_MS,
 	                       on_probe_reply, g) == 0)
