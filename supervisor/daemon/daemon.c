@@ -26,8 +26,11 @@
 #include "daemon.h"
 #include "guest.h"
 #include "host.h"
+#include "hotplug.h"
 #include "log.h"
 #include "lock.h"
+#include "migrate.h"
+#include "passthrough.h"
 #include "profile.h"
 #include "state.h"
 #include "statedir.h"
@@ -194,6 +197,11 @@ static bool any_active(struct sv_daemon *d)
 	return false;
 }
 
+/* The features, in the order they hear of a guest's life. */
+static const struct sv_guest_observer *const observers[] = {
+	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer, NULL,
+};
+
 /* The guests' way up (struct sv_guest_env): g stopped for good, so an exit
  * may finish, or a guest whose profile was removed go. */
 static void guest_idle(void *owner, struct sv_guest *g)
@@ -342,6 +350,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .persist = guest_persist, .record = guest_record,
+	                                .observers = observers,
 	                                .uids_taken = uids_taken, .owner = d };
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", kerr.msg);
 	if (!d->kvm_usable)

@@ -15,8 +15,7 @@
 #include "hotplug.h"
 #include "lock.h"
 #include "log.h"
-#include "migrate.h"
-#include "qmp.h"
+#include "passthrough.h"
 #include "state.h"
 #include "statedir.h"
 #include "sysutil.h"
@@ -143,90 +142,6 @@ void sv_state_save(struct sv_guest *g)
 	}
 }
 
-/* ---- adopted QEMU ---- */
-
-static void on_pidfd_closed(uv_handle_t *h)
-{
-	struct sv_guest *g = h->data;
-	free(h);
-	sv_guest_unhold(g);
-}
-
-void sv_adopted_release(struct sv_guest *g)
-{
-	if (g->pidfd_poll) {
-		uv_close((uv_handle_t *)g->pidfd_poll, on_pidfd_closed);
-		g->pidfd_poll = NULL;
-	}
-	if (g->pidfd >= 0) {
-		close(g->pidfd);
-		g->pidfd = -1;
-	}
-	g->adopted = g->adopting = false;
-}
-
-void sv_adopted_signal(struct sv_guest *g, int sig)
-{
-	if (g->pidfd >= 0 && pidfd_send_signal(g->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
-		sv_log(SV_LOG_WARN, g->name, "signal %d: %s", sig, strerror(errno));
-}
-
-static void on_pidfd(uv_poll_t *p, int status, int events)
-{
-	struct sv_guest *g = p->data;
-	(void)status;
-	(void)events;
-	/* Not our child: its exit status is not ours to read. */
-	sv_guest_qemu_gone(g, 0, 0);
-}
-
-static void on_query_status(struct qmp_client *c, const struct qmp_result *r, void *arg)
-{
-	struct sv_guest *g = arg;
-	char reason[128];
-	(void)c;
-	if (!g->adopting)
-		return;
-	g->adopting = false;
-	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
-	if (st && strcmp(st, "prelaunch") == 0) {
-		/* Its start was cut short by the qsupd before us: the guest never
-		 * ran. Start it afresh, through the whole start. */
-		sv_log(SV_LOG_WARN, g->name, "pid %d is still in prelaunch (its start was "
-		       "interrupted); killing it and starting the guest afresh", g->pid);
-		g->reborn = true;
-		g->force_kill = true;
-		sv_adopted_signal(g, SIGKILL);
-		return;
-	}
-	sv_guest_start_done(g);
-	if (sv_migrate_adopt(g, st)) {   /* it took the state over */
-		sv_hotplug_reconcile(g);
-		return;
-	}
-	snprintf(reason, sizeof(reason), "re-adopted (pid %d%s%s)", g->pid,
-	         st && strcmp(st, "running") ? ", QEMU status " : "",
-	         st && strcmp(st, "running") ? st : "");
-	sv_guest_transition(g, st && strcmp(st, "running") == 0 ? SV_RUNNING : SV_PAUSED, reason);
-	sv_hotplug_reconcile(g);
-}
-
-void sv_adopted_qmp_ready(struct sv_guest *g)
-{
-	if (qmp_client_execute(g->qmp, "query-status", NULL, 0, on_query_status, g) < 0)
-		sv_adopted_qmp_lost(g, UV_EIO);
-}
-
-void sv_adopted_qmp_lost(struct sv_guest *g, int status)
-{
-	if (!g->adopting)
-		return;
-	g->adopting = false;
-	sv_log(SV_LOG_ERR, g->name, "cannot recover QMP of pid %d (%s); killing it so that "
-	       "the guest never runs twice", g->pid, qmp_strerror(status));
-	sv_adopted_signal(g, SIGKILL);
-}
-
 /* QEMU's identity, from /proc/PID/status. */
 static void read_ident(struct sv_guest *g, int pid)
 {
@@ -271,15 +186,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	else   /* the process's own start, in clock ticks since boot */
 		at = g->proc_starttime * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
 	g->started_ms = at && at <= now ? at : 1;
-	g->pidfd_poll = calloc(1, sizeof(*g->pidfd_poll));
-	if (g->pidfd_poll && uv_poll_init(g->env->loop, g->pidfd_poll, pidfd) == 0) {
-		g->pidfd_poll->data = g;
-		sv_guest_hold(g);
-		uv_poll_start(g->pidfd_poll, UV_READABLE, on_pidfd);
-	} else {
-		free(g->pidfd_poll);
-		g->pidfd_poll = NULL;
-	}
+	sv_adopted_watch(g);
 	char reason[96];
 	snprintf(reason, sizeof(reason), "re-adopting QEMU pid %d", pid);
 	sv_guest_transition(g, SV_STARTING, reason);

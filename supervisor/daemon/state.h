@@ -51,15 +51,4 @@ void sv_state_restore(struct sv_guest *g);
 json_t *sv_state_import(struct sv_guest *g, const char *text, size_t len, char *why,
                         size_t wsize);
 
-/* Signal an adopted QEMU through its pidfd. */
-void sv_adopted_signal(struct sv_guest *g, int sig);
-
-/* Close the pidfd watch (QEMU itself is left alone). Safe when none. */
-void sv_adopted_release(struct sv_guest *g);
-
-/* guest.c's QMP callbacks hand over while adopting: QMP is back (read the
- * live state), or it could not be recovered (kill). */
-void sv_adopted_qmp_ready(struct sv_guest *g);
-void sv_adopted_qmp_lost(struct sv_guest *g, int status);
-
 #endif

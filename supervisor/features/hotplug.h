@@ -77,4 +77,9 @@ void sv_hotplug_import(struct sv_guest *g, json_t *saved);
 void sv_hotplug_handover(struct sv_guest *g, json_t *saved);
 void sv_hotplug_reconcile(struct sv_guest *g);
 
+/* What hot-plug hears of a guest (guest.h): it replays its devices before
+ * cont, follows DEVICE_* events, reconciles after a re-adoption, and
+ * drops its devices when the guest stops or is released. */
+extern const struct sv_guest_observer sv_hotplug_observer;
+
 #endif

@@ -266,3 +266,22 @@ void sv_hotplug_reconcile(struct sv_guest *g)
 	qmp_client_execute(g->qmp, "qom-list", args, 0, on_peripherals, g);
 	json_decref(args);
 }
+
+/* ---- what hot-plug hears of a guest (guest.h) ---- */
+
+static bool on_qmp_ready(struct sv_guest *g, void (*done)(struct sv_guest *g))
+{
+	return g->state == SV_STARTING && sv_hotplug_replay(g, done);
+}
+
+static void on_event(struct sv_guest *g, const char *name, json_t *data)
+{
+	if (strncmp(name, "DEVICE_", 7) == 0)
+		sv_hotplug_event(g, name, data);
+}
+
+const struct sv_guest_observer sv_hotplug_observer = {
+	.name = "hotplug", .qmp_ready = on_qmp_ready, .adopted = sv_hotplug_reconcile,
+	.event = on_event, .qemu_gone = sv_hotplug_qemu_gone, .stopped = sv_hotplug_reset,
+	.release = sv_hotplug_reset,
+};

@@ -448,3 +448,40 @@ json_t *sv_migrate_status(struct sv_guest *g)
 		json_object_set_new(o, "progress", mig_figures(g, m->last));
 	return o;
 }
+
+/* ---- what migration hears of a guest (guest.h) ---- */
+
+static bool on_qmp_ready(struct sv_guest *g, void (*done)(struct sv_guest *g))
+{
+	(void)done;   /* an incoming QEMU runs when its stream is in */
+	if (g->state != SV_INCOMING)
+		return false;
+	sv_migrate_qmp_ready(g);
+	return true;
+}
+
+static void on_event(struct sv_guest *g, const char *name, json_t *data)
+{
+	if (strcmp(name, "MIGRATION") == 0)
+		sv_migrate_event(g, data);
+}
+
+static bool ended_by(struct sv_guest *g, bool *saved, const char **where)
+{
+	if (!sv_migrate_completed(g, saved))
+		return false;
+	*where = sv_migrate_where(g);
+	return true;
+}
+
+static void status(struct sv_guest *g, json_t *st)
+{
+	json_t *m = sv_migrate_status(g);
+	json_object_set_new(st, "migration", m ? m : json_null());
+}
+
+const struct sv_guest_observer sv_migrate_observer = {
+	.name = "migrate", .qmp_ready = on_qmp_ready, .adopt = sv_migrate_adopt,
+	.event = on_event, .ended_by = ended_by, .qemu_gone = sv_migrate_qemu_gone,
+	.start_failed = sv_migrate_free, .status = status, .release = sv_migrate_free,
+};

@@ -71,4 +71,9 @@ const char *sv_migrate_where(struct sv_guest *g);
 /* For status: {role, uri, status} of a migration in progress, or NULL. */
 json_t *sv_migrate_status(struct sv_guest *g);
 
+/* What migration hears of a guest (guest.h): an incoming QEMU's QMP, the
+ * MIGRATION events, a migration in flight at re-adoption, QEMU gone
+ * (migrated or saved: ended_by), the status's "migration". */
+extern const struct sv_guest_observer sv_migrate_observer;
+
 #endif

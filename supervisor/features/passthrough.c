@@ -407,32 +407,60 @@ static json_t *taint_list(const struct sv_taint *t)
 	return list;
 }
 
-void sv_passthrough_status(struct sv_guest *g, json_t *st)
+/* g's taint record, made on first use (NULL when out of memory). */
+static struct sv_taint *taint_of(struct sv_guest *g)
 {
+	if (!g->taint)
+		g->taint = calloc(1, sizeof(*g->taint));
+	return g->taint;
+}
+
+static void status(struct sv_guest *g, json_t *st)
+{
+	static const struct sv_taint none;
+	const struct sv_taint *t = g->taint ? g->taint : &none;
 	if (!st)
 		return;
-	json_object_set_new(st, "tainted", json_boolean(g->taint.tainted));
-	json_object_set_new(st, "taint", taint_list(&g->taint));
+	json_object_set_new(st, "tainted", json_boolean(t->tainted));
+	json_object_set_new(st, "taint", taint_list(t));
 }
 
 void sv_passthrough_save(struct sv_guest *g, json_t *js)
 {
-	if (js && g->taint.tainted)
-		json_object_set_new(js, "taint", taint_list(&g->taint));
+	if (js && g->taint && g->taint->tainted)
+		json_object_set_new(js, "taint", taint_list(g->taint));
 }
 
 void sv_passthrough_restore(struct sv_guest *g, json_t *saved)
 {
 	json_t *list = json_object_get(saved, "taint"), *e;
 	size_t i;
-	sv_taint_clear(&g->taint);
-	if (!json_is_array(list))
+	if (g->taint)
+		sv_taint_clear(g->taint);
+	if (!json_is_array(list) || !taint_of(g))
 		return;
-	g->taint.tainted = true;
+	g->taint->tainted = true;
 	json_array_foreach(list, i, e)
 		if (json_is_string(e) && name_ok(json_string_value(e)))
-			sv_taint_add(&g->taint, json_string_value(e));
+			sv_taint_add(g->taint, json_string_value(e));
 }
+
+/* A new QEMU: no passthrough yet. */
+static void qemu_new(struct sv_guest *g)
+{
+	if (g->taint)
+		sv_taint_clear(g->taint);
+}
+
+static void release(struct sv_guest *g)
+{
+	free(g->taint);
+	g->taint = NULL;
+}
+
+const struct sv_guest_observer sv_passthrough_observer = {
+	.name = "passthrough", .qemu_new = qemu_new, .status = status, .release = release,
+};
 
 /* ---- the verb ---- */
 
@@ -485,6 +513,6 @@ void sv_passthrough_qmp(struct sv_guest *g, struct sv_request *req, json_t *args
 		return;
 	}
 	/* Sent is enough: QEMU may have acted even if the reply says otherwise. */
-	if (v.taints && sv_taint_add(&g->taint, cmd))
+	if (v.taints && taint_of(g) && sv_taint_add(g->taint, cmd))
 		sv_guest_persist(g);
 }

@@ -96,8 +96,9 @@ void sv_passthrough_qmp(struct sv_guest *g, struct sv_request *req, json_t *args
 bool sv_taint_add(struct sv_taint *t, const char *command);
 void sv_taint_clear(struct sv_taint *t);
 
-/* For status: set "tainted" (boolean) and "taint" (the commands) in st. */
-void sv_passthrough_status(struct sv_guest *g, json_t *st);
+/* What the passthrough hears of a guest (guest.h): a new QEMU clears its
+ * taint; the status gets "tainted" (boolean) and "taint" (the commands). */
+extern const struct sv_guest_observer sv_passthrough_observer;
 
 /* For state.json: set "taint" in js when the guest is tainted; take it
  * back from a saved state object (anything malformed is ignored). */

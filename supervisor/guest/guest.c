@@ -22,12 +22,9 @@
 #include "request.h"
 #include "guest.h"
 #include "guest_int.h"
-#include "hotplug.h"
-#include "migrate.h"
 #include "lock.h"
 #include "log.h"
 #include "machine.h"
-#include "state.h"
 #include "prepare.h"
 #include "qmp.h"
 
@@ -71,7 +68,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	json_t *next = g->state == SV_BACKOFF && g->next_start_ms > now
 	             ? json_real((double)(g->next_start_ms - now) / 1000.0)
 	             : g->state == SV_BACKOFF ? json_real(0) : json_null();
-	json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b, s:o*}",
+	json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:s, s:o, s:b, s:s, s:b, s:o, s:s, s:s, s:b, s:b}",
 	                 "name", g->name, "state", sv_state_name(g->state),
 	                 "reason", g->reason,
 	                 "pid", up ? json_integer(g->pid) : json_null(),
@@ -85,9 +82,11 @@ json_t *sv_guest_status(struct sv_guest *g)
 	                 "config_changed", up && (g->removed || g->digest != g->run_digest),
 	                 "accel", up ? json_string(g->accel) : json_null(),
 	                 "console", g->serial_path, "qmp", g->qmp_path, "adopted", g->adopted,
-	                 "unresponsive", g->unresponsive, "migration",
-	                 sv_migrate_status(g));
-	sv_passthrough_status(g, st);   /* "tainted", "taint" */
+	                 "unresponsive", g->unresponsive);
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->status)
+			o->status(g, st);   /* "migration", "tainted", "taint" */
 	/* Whom QEMU runs as (ps shows a per-guest uid as a bare number). */
 	json_object_set_new(st, "uid", up ? json_integer(g->ident.uid) : json_null());
 	json_object_set_new(st, "gid", up ? json_integer(g->ident.gid) : json_null());
@@ -203,9 +202,11 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		sv_adopted_qmp_ready(g);
 		return;
 	}
-	if (g->state == SV_INCOMING)
-		sv_migrate_qmp_ready(g);
-	else if (g->state == SV_STARTING && !sv_hotplug_replay(g, send_cont))
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->qmp_ready && o->qmp_ready(g, send_cont))
+			return;   /* it calls send_cont (or a migration takes over) */
+	if (g->state == SV_STARTING)
 		send_cont(g);
 }
 
@@ -251,10 +252,10 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 	else if (strcmp(name, "RESUME") == 0 && g->state == SV_PAUSED)
 		sv_guest_transition(g, SV_RUNNING, g->expect == SV_RUNNING ? g->expect_reason
 		           : "resumed (QMP RESUME event)");
-	if (strncmp(name, "DEVICE_", 7) == 0)
-		sv_hotplug_event(g, name, data);
-	if (strcmp(name, "MIGRATION") == 0)
-		sv_migrate_event(g, data);
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->event)
+			o->event(g, name, data);
 	sv_emit(g->route, json_pack("{s:s, s:s, s:O?, s:{s:I, s:I}}", "event", name,
 	                "guest", g->name, "data", data, "qemu-timestamp",
 	                "seconds", (json_int_t)ts->seconds,
@@ -374,8 +375,10 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
-	sv_hotplug_qemu_gone(g);
-	sv_migrate_qemu_gone(g);
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->qemu_gone)
+			o->qemu_gone(g);
 	sv_guest_ended(g, c, what);
 }
 
@@ -662,8 +665,10 @@ void sv_guest_release(struct sv_guest *g)
 	}
 	if (g->qmp)
 		qmp_client_close(g->qmp);
-	sv_hotplug_reset(g);
-	sv_migrate_free(g);
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->release)
+			o->release(g);
 	sv_guest_close_proc(g);   /* QEMU goes on */
 	sv_adopted_release(g);
 	sv_prepare_release(g);

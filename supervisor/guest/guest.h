@@ -19,7 +19,6 @@
 #include "argv.h"
 #include "identity.h"
 #include "machine.h"            /* enum sv_state, sv_state_name, predicates */
-#include "passthrough.h"
 #include "profile.h"
 #include "restart.h"
 #include "tap.h"
@@ -27,6 +26,8 @@
 struct sv_daemon;
 struct sv_request;
 struct sv_prep;
+struct sv_taint;
+struct sv_guest;
 
 #define SV_PROBE_MS 2000u               /* health probe interval */
 #define SV_PROBE_DEADLINE_MS 3000u      /* its reply deadline */
@@ -38,6 +39,43 @@ struct sv_waiter {
 	struct sv_waiter *next;
 	struct sv_request *req;
 	enum sv_wait kind;
+};
+
+/*
+ * What a feature (hot-plug, migration, the qmp passthrough) hears of a
+ * guest's life. Its owner lists the observers in the guest's environment;
+ * the guest core calls each, in that order, and knows no feature by name.
+ * Every hook may be NULL.
+ */
+struct sv_guest_observer {
+	const char *name;
+	/* A new QEMU is about to run for g. */
+	void (*qemu_new)(struct sv_guest *g);
+	/* QMP is up on a QEMU that qsupd started (still in -S). Return true to
+	 * take the start over: g stays in -S until done(g) (hot-plug replays
+	 * its devices; an incoming migration waits for its stream and never
+	 * calls done). */
+	bool (*qmp_ready)(struct sv_guest *g, void (*done)(struct sv_guest *g));
+	/* QMP is back on a QEMU that an earlier qsupd started, in QEMU run
+	 * state st (NULL: unknown). adopt: return true to take g's state over
+	 * (a migration in flight); adopted: afterwards, whoever took it. */
+	bool (*adopt)(struct sv_guest *g, const char *st);
+	void (*adopted)(struct sv_guest *g);
+	/* A QMP event from g's QEMU. */
+	void (*event)(struct sv_guest *g, const char *name, json_t *data);
+	/* Did QEMU end because the feature ended it on purpose? true with
+	 * *saved (to a file, or migrated) and *where set. */
+	bool (*ended_by)(struct sv_guest *g, bool *saved, const char **where);
+	/* g's QEMU is gone (before its ending is classified); or a start
+	 * failed before QEMU ran. */
+	void (*qemu_gone)(struct sv_guest *g);
+	void (*start_failed)(struct sv_guest *g);
+	/* g stopped for good: what lasts only until a stop goes. */
+	void (*stopped)(struct sv_guest *g);
+	/* Add the feature's members to g's status object. */
+	void (*status)(struct sv_guest *g, json_t *st);
+	/* g is being released: free what the feature keeps for it. */
+	void (*release)(struct sv_guest *g);
 };
 
 /* What a guest knows of the host it runs on: given by its owner (the
@@ -64,6 +102,8 @@ struct sv_guest_env {
 	char *(*record)(void *owner, struct sv_guest *g);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
 	void *owner;
+	/* The features that observe every guest (NULL-terminated; NULL: none). */
+	const struct sv_guest_observer *const *observers;
 };
 
 struct sv_guest {
@@ -113,7 +153,7 @@ struct sv_guest {
 	struct sv_hp *hp;               /* hot-plug (hotplug.c); NULL: none */
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
 	bool start_incoming;            /* the start is for an incoming migration */
-	struct sv_taint taint;          /* qmp passthrough (passthrough.c) */
+	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */

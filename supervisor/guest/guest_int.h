@@ -8,6 +8,14 @@
 #include "guest.h"
 #include "restart.h"
 
+/* The i-th observer of g's features (struct sv_guest_observer), or NULL
+ * past the last:
+ *   for (size_t i = 0; (o = sv_observer(g, i)); i++) if (o->hook) o->hook(g); */
+static inline const struct sv_guest_observer *sv_observer(const struct sv_guest *g, size_t i)
+{
+	return g->env->observers ? g->env->observers[i] : NULL;
+}
+
 /* The one transition function: check it against the table of legal
  * transitions (machine.h), then set, log, save and emit GUEST_STATE.
  * An illegal transition is a bug: it is logged as one and refused (state
@@ -73,5 +81,20 @@ void sv_guest_lock_drop(struct sv_guest *g);
 
 /* Wait delay_ms in backoff, then start again (reason: the state's). */
 void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason);
+
+/* adopt.c: a QEMU an earlier qsupd started. Watch it through g->pidfd
+ * (its exit goes to sv_guest_qemu_gone). */
+void sv_adopted_watch(struct sv_guest *g);
+
+/* Signal an adopted QEMU through its pidfd. */
+void sv_adopted_signal(struct sv_guest *g, int sig);
+
+/* Close the pidfd watch (QEMU itself is left alone). Safe when none. */
+void sv_adopted_release(struct sv_guest *g);
+
+/* guest.c's QMP callbacks hand over while adopting: QMP is back (read the
+ * live state), or it could not be recovered (kill). */
+void sv_adopted_qmp_ready(struct sv_guest *g);
+void sv_adopted_qmp_lost(struct sv_guest *g, int status);
 
 #endif

@@ -25,7 +25,6 @@
 #include "lock.h"
 #include "log.h"
 #include "machine.h"
-#include "migrate.h"
 #include "prepare.h"
 #include "sysutil.h"
 
@@ -130,8 +129,10 @@ static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why
 	sv_prepare_close_fds(g);
 	sv_argv_free(&g->start_argv);
 	sv_guest_ended(g, c, why);
-	if (incoming)
-		sv_migrate_free(g);   /* answers a request still waiting, with why */
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; incoming && (o = sv_observer(g, i)); i++)
+		if (o->start_failed)
+			o->start_failed(g);   /* the migration answers its request, with why */
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -291,7 +292,10 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
 	g->shutdown_reason[0] = g->start_fail[0] = '\0';
 	g->start_config_error = false;
-	sv_taint_clear(&g->taint);   /* a new QEMU: no passthrough yet */
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->qemu_new)
+			o->qemu_new(g);   /* no passthrough yet, say */
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
 	sv_guest_transition(g, g->start_incoming ? SV_INCOMING : SV_STARTING,

@@ -12,10 +12,8 @@
 #include "exitclass.h"
 #include "request.h"
 #include "guest_int.h"
-#include "hotplug.h"
 #include "log.h"
 #include "machine.h"
-#include "migrate.h"
 #include "qmp.h"
 
 /* Gather what sv_exit_classify() needs (exitclass.h), reading qemu.log's
@@ -24,8 +22,11 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
                                      int sig, char *what, size_t size)
 {
 	char tail[700];
-	bool saved = false;
-	bool migrated = sv_migrate_completed(g, &saved);
+	bool saved = false, migrated = false;
+	const char *where = "";
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; !migrated && (o = sv_observer(g, i)); i++)
+		migrated = o->ended_by && o->ended_by(g, &saved, &where);
 	sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
 	struct sv_exit_facts f = {
 		.was = was, .status = status, .sig = sig, .adopted = g->adopted,
@@ -33,7 +34,7 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 		.shutdown_seen = g->shutdown_seen, .guest_shutdown = g->guest_shutdown,
 		.shutdown_reason = g->shutdown_reason, .start_fail = g->start_fail,
 		.migrated = migrated, .saved = saved,
-		.where = migrated ? sv_migrate_where(g) : "", .log_tail = tail,
+		.where = migrated ? where : "", .log_tail = tail,
 	};
 	return sv_exit_classify(&f, what, size);
 }
@@ -150,8 +151,10 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
 	run_restart_waiters(g, c);
-	if (sv_state_is_down(g->state))
-		sv_hotplug_reset(g);   /* hot-plugged devices last until a stop */
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; sv_state_is_down(g->state) && (o = sv_observer(g, i)); i++)
+		if (o->stopped)
+			o->stopped(g);   /* hot-plugged devices last until a stop */
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_guest_lock_drop(g);
 	struct sv_error err = { 0 };

@@ -20,6 +20,8 @@
 #include "guest.h"
 #include "hotplug.h"
 #include "log.h"
+#include "migrate.h"
+#include "passthrough.h"
 #include "profile.h"
 #include "state.h"
 
@@ -53,6 +55,10 @@ static void no_persist(void *owner, struct sv_guest *g)
 	(void)g;
 }
 
+static const struct sv_guest_observer *const observers[] = {
+	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer, NULL,
+};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uv_loop_t loop;
@@ -67,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		env.lock_dir = "/nonexistent/qsup-fuzz/locks";
 		env.idc = &idc;
 		env.persist = no_persist;
+		env.observers = observers;
 		sv_log_set_level(SV_LOG_ERR + 1);   /* quiet: the guest has no lock file */
 		ready = true;
 	}

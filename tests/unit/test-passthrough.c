@@ -388,38 +388,46 @@ static void test_taint_list(void **state)
 	assert_int_equal(t.n, 0);
 }
 
-/* status and state.json, through a guest that is only its taint. */
+/* status and state.json, through a guest that is only its taint, and the
+ * observer's other hooks: a new QEMU clears the taint, release frees it. */
 static void test_taint_status_and_state(void **state)
 {
+	const struct sv_guest_observer *o = &sv_passthrough_observer;
 	struct sv_guest *g = calloc(1, sizeof(*g));
 	json_t *st = json_object(), *js = json_object();
 	(void)state;
-	sv_passthrough_status(g, st);
+	o->status(g, st);   /* no taint record yet */
 	assert_true(json_is_false(json_object_get(st, "tainted")));
 	assert_int_equal(json_array_size(json_object_get(st, "taint")), 0);
 	sv_passthrough_save(g, js);
 	assert_null(json_object_get(js, "taint"));   /* untainted: nothing saved */
-	sv_taint_add(&g->taint, "blockdev-add");
-	sv_taint_add(&g->taint, "qom-set");
-	sv_passthrough_status(g, st);
+	g->taint = calloc(1, sizeof(*g->taint));
+	sv_taint_add(g->taint, "blockdev-add");
+	sv_taint_add(g->taint, "qom-set");
+	o->status(g, st);
 	assert_true(json_is_true(json_object_get(st, "tainted")));
 	assert_string_equal(json_string_value(json_array_get(json_object_get(st, "taint"), 1)),
 	                    "qom-set");
 	sv_passthrough_save(g, js);
-	sv_taint_clear(&g->taint);
+	sv_taint_clear(g->taint);
 	sv_passthrough_restore(g, js);
-	assert_true(g->taint.tainted);
-	assert_int_equal(g->taint.n, 2);
-	assert_string_equal(g->taint.cmds[0], "blockdev-add");
+	assert_true(g->taint->tainted);
+	assert_int_equal(g->taint->n, 2);
+	assert_string_equal(g->taint->cmds[0], "blockdev-add");
 	/* A state file from before taint existed, or a damaged one. */
 	json_object_del(js, "taint");
 	sv_passthrough_restore(g, js);
-	assert_false(g->taint.tainted);
+	assert_false(g->taint->tainted);
 	json_object_set_new(js, "taint", json_pack("[s, i, s]", "bad name\n", 5, "ok"));
 	sv_passthrough_restore(g, js);
-	assert_true(g->taint.tainted);
-	assert_int_equal(g->taint.n, 1);
-	assert_string_equal(g->taint.cmds[0], "ok");
+	assert_true(g->taint->tainted);
+	assert_int_equal(g->taint->n, 1);
+	assert_string_equal(g->taint->cmds[0], "ok");
+	o->qemu_new(g);   /* a new QEMU: no passthrough yet */
+	assert_false(g->taint->tainted);
+	assert_int_equal(g->taint->n, 0);
+	o->release(g);
+	assert_null(g->taint);
 	json_decref(st);
 	json_decref(js);
 	free(g);

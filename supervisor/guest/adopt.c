@@ -1,0 +1,113 @@
+/*
+ * A QEMU that an earlier qsupd started (state.c finds and verifies it):
+ * watched through its pidfd, since it is not our child, signalled through
+ * it (never a reused pid), and its QMP taken back: QEMU's run state says
+ * where the guest is, unless a feature takes it over (a migration in
+ * flight).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include "guest_int.h"
+#include "log.h"
+#include "machine.h"
+#include "qmp.h"
+
+
+void sv_adopted_release(struct sv_guest *g)
+{
+	if (g->pidfd_poll) {
+		sv_guest_close_free(g, (uv_handle_t *)g->pidfd_poll);
+		g->pidfd_poll = NULL;
+	}
+	if (g->pidfd >= 0) {
+		close(g->pidfd);
+		g->pidfd = -1;
+	}
+	g->adopted = g->adopting = false;
+}
+
+void sv_adopted_signal(struct sv_guest *g, int sig)
+{
+	if (g->pidfd >= 0 && pidfd_send_signal(g->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+		sv_log(SV_LOG_WARN, g->name, "signal %d: %s", sig, strerror(errno));
+}
+
+static void on_pidfd(uv_poll_t *p, int status, int events)
+{
+	struct sv_guest *g = p->data;
+	(void)status;
+	(void)events;
+	/* Not our child: its exit status is not ours to read. */
+	sv_guest_qemu_gone(g, 0, 0);
+}
+
+static void on_query_status(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	struct sv_guest *g = arg;
+	char reason[128];
+	(void)c;
+	if (!g->adopting)
+		return;
+	g->adopting = false;
+	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
+	if (st && strcmp(st, "prelaunch") == 0) {
+		/* Its start was cut short by the qsupd before us: the guest never
+		 * ran. Start it afresh, through the whole start. */
+		sv_log(SV_LOG_WARN, g->name, "pid %d is still in prelaunch (its start was "
+		       "interrupted); killing it and starting the guest afresh", g->pid);
+		g->reborn = true;
+		g->force_kill = true;
+		sv_adopted_signal(g, SIGKILL);
+		return;
+	}
+	sv_guest_start_done(g);
+	bool taken = false;   /* by a feature: a migration in flight */
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; !taken && (o = sv_observer(g, i)); i++)
+		taken = o->adopt && o->adopt(g, st);
+	if (!taken) {
+		snprintf(reason, sizeof(reason), "re-adopted (pid %d%s%s)", g->pid,
+		         st && strcmp(st, "running") ? ", QEMU status " : "",
+		         st && strcmp(st, "running") ? st : "");
+		sv_guest_transition(g, st && strcmp(st, "running") == 0 ? SV_RUNNING : SV_PAUSED,
+		                    reason);
+	}
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->adopted)
+			o->adopted(g);
+}
+
+void sv_adopted_qmp_ready(struct sv_guest *g)
+{
+	if (qmp_client_execute(g->qmp, "query-status", NULL, 0, on_query_status, g) < 0)
+		sv_adopted_qmp_lost(g, UV_EIO);
+}
+
+void sv_adopted_qmp_lost(struct sv_guest *g, int status)
+{
+	if (!g->adopting)
+		return;
+	g->adopting = false;
+	sv_log(SV_LOG_ERR, g->name, "cannot recover QMP of pid %d (%s); killing it so that "
+	       "the guest never runs twice", g->pid, qmp_strerror(status));
+	sv_adopted_signal(g, SIGKILL);
+}
+
+void sv_adopted_watch(struct sv_guest *g)
+{
+	g->pidfd_poll = calloc(1, sizeof(*g->pidfd_poll));
+	if (g->pidfd_poll && uv_poll_init(g->env->loop, g->pidfd_poll, g->pidfd) == 0) {
+		g->pidfd_poll->data = g;
+		sv_guest_hold(g);
+		uv_poll_start(g->pidfd_poll, UV_READABLE, on_pidfd);
+	} else {
+		free(g->pidfd_poll);
+		g->pidfd_poll = NULL;
+	}
+}
