@@ -13,7 +13,7 @@
 #ifndef SV_HOTPLUG_INT_H
 #define SV_HOTPLUG_INT_H
 
-#include "guest_int.h"
+#include "guest.h"
 #include "hotplug.h"
 #include "step.h"
 

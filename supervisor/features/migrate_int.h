@@ -15,7 +15,7 @@
 
 #include "argv.h"
 #include "request.h"
-#include "guest_int.h"
+#include "guest.h"
 #include "hotplug.h"
 #include "log.h"
 #include "migrate.h"

@@ -255,7 +255,24 @@ void sv_guest_unhold(struct sv_guest *g);
 /* Close h, a malloc'd handle holding g (its data is overwritten), then
  * free it and drop the hold. */
 void sv_guest_close_free(struct sv_guest *g, uv_handle_t *h);
+
 /* The last lines of a log file in g's runtime dir, joined with "; ". */
 void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t size);
+
+/* ---- for the features: what they may do to a guest ---- */
+
+/* The one transition function: check it against the table of legal
+ * transitions (machine.h), then set, log, save and emit GUEST_STATE.
+ * An illegal transition is a bug: it is logged as one and refused (state
+ * and reason unchanged, nothing saved or emitted). Returns true when the
+ * transition was made. */
+bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason);
+
+/* Send sig to QEMU: through the process handle for our child, through the
+ * pidfd for an adopted one. */
+void sv_guest_signal(struct sv_guest *g, int sig);
+
+/* The start is over (running, or an incoming QEMU listening): no deadline. */
+void sv_guest_start_done(struct sv_guest *g);
 
 #endif

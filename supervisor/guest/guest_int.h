@@ -16,13 +16,6 @@ static inline const struct sv_guest_observer *sv_observer(const struct sv_guest 
 	return g->env->observers ? g->env->observers[i] : NULL;
 }
 
-/* The one transition function: check it against the table of legal
- * transitions (machine.h), then set, log, save and emit GUEST_STATE.
- * An illegal transition is a bug: it is logged as one and refused (state
- * and reason unchanged, nothing saved or emitted). Returns true when the
- * transition was made. */
-bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason);
-
 /* Queue req to be answered when the guest reaches kind (req may be NULL). */
 void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind);
 
@@ -43,10 +36,6 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
  * true when the guest was in backoff (req answered). */
 bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req);
 
-/* Send sig to QEMU: through the process handle for our child, through the
- * pidfd for an adopted one. */
-void sv_guest_signal(struct sv_guest *g, int sig);
-
 /* QEMU is gone (status and sig as libuv reports them; both 0 when unknown,
  * for an adopted process): classify and go on as sv_guest_ended(). */
 void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig);
@@ -63,9 +52,6 @@ void sv_guest_set_unresponsive(struct sv_guest *g, bool on);
 
 /* Close the process handle (QEMU itself is not touched). */
 void sv_guest_close_proc(struct sv_guest *g);
-
-/* The start is over (running, or an incoming QEMU listening): no deadline. */
-void sv_guest_start_done(struct sv_guest *g);
 
 /* QEMU failed during its start (QMP broke, say): kill it; the start counts
  * as failed with why. */

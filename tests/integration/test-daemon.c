@@ -550,6 +550,35 @@ static void test_disk_created_on_first_start(void **state)
 	expect_state(x, "status", "nodir", "stopped", 5000);
 }
 
+/* An incoming start whose preparation fails (its disk cannot be created)
+ * is the incoming migration's failure: the request is answered, the guest
+ * stopped and never restarted here (restarting it would boot a second copy
+ * of a guest its source still runs), even under restart = always. */
+static void test_incoming_start_failure(void **state)
+{
+	struct t_fx *x = *state;
+	t_daemon_profile(&x->d, "dst", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n"
+	                 "[restart]\npolicy = always\ndelay = 100ms\n");
+	start_daemon(x, NULL);
+	json_t *r = t_ctl_call(&x->c, "incoming", json_pack("{s:s}", "name", "dst"), 30000);
+	json_t *err = json_object_get(r, "error");
+	assert_non_null(err);   /* answered, with why */
+	printf("# note: %s\n", str(err, "desc"));
+	assert_non_null(strstr(str(err, "desc"), "missing/root.qcow2"));
+	json_decref(r);
+	expect_state(x, "status", "dst", "stopped", 5000);
+	usleep(1000000);   /* ten restart delays: still not restarted */
+	r = t_ctl_call(&x->c, "status", json_pack("{s:s}", "name", "dst"), 5000);
+	json_t *st = json_object_get(r, "return");
+	assert_string_equal(str(st, "state"), "stopped");
+	assert_string_equal(str(st, "last_exit"), "incoming-failed");
+	assert_int_equal(json_integer_value(json_object_get(st, "restarts")), 0);
+	json_decref(r);
+	assert_null(strstr(t_daemon_log(&x->d), "dst: stopped -> backoff"));
+	assert_null(strstr(t_daemon_log(&x->d), "dst: incoming -> backoff"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +596,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_access, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_created_on_first_start, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_incoming_start_failure, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }
