@@ -64,7 +64,7 @@ static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
 		return;
 	/* The operator's start is a fresh beginning: a failed guest is re-armed,
 	 * one waiting in backoff starts now. */
-	if (g->state == SV_FAILED || g->state == SV_STOPPED)
+	if (sv_state_start_rearms(g->state))
 		sv_restart_rearm(&g->rs);
 	if ((rc = sv_guest_start(g, req, &err)) < 0)
 		reply_failed(req, rc, &err);

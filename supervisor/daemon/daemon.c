@@ -394,7 +394,7 @@ int sv_daemon_run(struct sv_daemon *d)
 	for (size_t i = 0; i < d->nguests && !d->opts.no_autostart; i++) {
 		struct sv_guest *g = d->guests[i];
 		struct sv_error err = { 0 };
-		if (g->profile->autostart && g->state == SV_STOPPED && !g->pending_start &&
+		if (g->profile->autostart && sv_state_may_autostart(g->state) && !g->pending_start &&
 		    sv_guest_start(g, NULL, &err) < 0)
 			sv_log(SV_LOG_ERR, g->name, "autostart: %s", err.msg);
 	}
@@ -402,7 +402,7 @@ int sv_daemon_run(struct sv_daemon *d)
 		/* A start the last qsupd recorded but never spawned. */
 		struct sv_guest *g = d->guests[i];
 		struct sv_error err = { 0 };
-		if (g->pending_start && g->state == SV_STOPPED) {
+		if (g->pending_start && sv_state_may_autostart(g->state)) {
 			sv_log(SV_LOG_INFO, g->name, "its start was cut short by a qsupd restart; "
 			       "starting it");
 			if (sv_guest_start(g, NULL, &err) < 0)

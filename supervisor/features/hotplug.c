@@ -521,8 +521,7 @@ static void detach_start(struct hp_op *op)
 static void op_start(struct hp_op *op)
 {
 	struct sv_guest *g = op->g;
-	if (g->state != SV_RUNNING && g->state != SV_PAUSED &&
-	    !(op->replay && (g->state == SV_STARTING || g->state == SV_INCOMING))) {
+	if (!sv_state_can_hotplug(g->state, op->replay)) {
 		hp_op_fail(op, "InvalidState", "%s is not running", sv_state_name(g->state));
 		return;
 	}

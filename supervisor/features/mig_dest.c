@@ -154,7 +154,7 @@ bool mig_dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return false;
 	}
 	if (g->mig || sv_guest_active(g) || g->prepping ||
-	    (g->state != SV_STOPPED && g->state != SV_FAILED && g->state != SV_MIGRATED)) {
+	    !sv_state_can_receive(g->state)) {
 		sv_reply_err(req, "InvalidState", "%s is %s here; it must be stopped, failed or "
 		             "migrated", g->name, sv_state_name(g->state));
 		return false;

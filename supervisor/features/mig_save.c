@@ -41,7 +41,7 @@ static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 	}
 	m->fd = fd;
 	m->tmp = strdup(tmp);
-	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+	if (!sv_state_can_migrate(g->state)) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "%s became %s meanwhile", g->name,
 		         sv_state_name(g->state));

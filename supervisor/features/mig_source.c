@@ -183,7 +183,8 @@ static void out_end(struct sv_guest *g, json_t *info)
 	         : !strcmp(st, "cancelled") ? "cancelled"
 	         : sv_or(mig_str(info, "error-desc"), "failed"));
 	json_decref(fig);
-	sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
+	if (g->state == SV_MIGRATING)   /* not when a stop came meanwhile */
+		sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
 	mig_out_abort(g, "MigrationFailed", why);
 }
 
@@ -198,6 +199,11 @@ static void out_migrating(void *ctx, const struct qmp_result *r)
 		return;
 	}
 	m->started = true;
+	if (!sv_state_can_migrate(g->state)) {   /* a stop or kill came meanwhile */
+		snprintf(why, sizeof(why), "%s is %s", g->name, sv_state_name(g->state));
+		mig_out_abort(g, "InvalidState", why);
+		return;
+	}
 	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_SAVE ? "saving to" : "migrating to",
 	         m->role == ROLE_SAVE ? m->file : m->uri);
 	sv_guest_transition(g, SV_MIGRATING, why);
@@ -331,7 +337,7 @@ static void on_peer_incoming(json_t *reply, const char *why, void *arg)
 		mig_free(g);
 		return;
 	}
-	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+	if (!sv_state_can_migrate(g->state)) {
 		snprintf(msg, sizeof(msg), "%s became %s while the destination got ready", g->name,
 		         sv_state_name(g->state));
 		mig_answer_err(g, "InvalidState", msg);
@@ -363,7 +369,7 @@ bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 		             mig_role_names[g->mig->role]);
 		return false;
 	}
-	if (g->state != SV_RUNNING && g->state != SV_PAUSED) {
+	if (!sv_state_can_migrate(g->state)) {
 		sv_reply_err(req, "InvalidState", "%s is %s; it must be running or paused", g->name,
 		             sv_state_name(g->state));
 		return false;

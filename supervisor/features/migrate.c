@@ -275,9 +275,11 @@ static void on_adopt_query(struct qmp_client *c, const struct qmp_result *r, voi
 		/* Nothing in flight (a guest that came in by migration also says
 		 * completed: that was the incoming one). */
 		mig_free(g);
-	} else {
+	} else if (sv_state_can_migrate(g->state) || g->state == SV_MIGRATING) {
 		sv_guest_transition(g, SV_MIGRATING, "migrating (picked up after a qsupd restart)");
 		mig_timer_start(g);
+	} else {   /* stopped or killed meanwhile: QEMU goes, and the migration with it */
+		mig_free(g);
 	}
 }
 

@@ -477,8 +477,7 @@ static void facts_of(struct sv_guest *g, struct sv_pt_facts *f)
 	/* The policy as the profile says now: a reload tightens it at once. */
 	f->policy = now ? now->qmp_passthrough : SV_QMP_FULL;
 	f->guest = g->name;
-	f->busy = s == SV_STARTING || s == SV_INCOMING || s == SV_MIGRATING || s == SV_MIGRATED
-	        ? sv_state_name(s) : NULL;
+	f->busy = sv_state_holds_runstate(s) ? sv_state_name(s) : NULL;
 	/* What QEMU was started with is what it has. */
 	f->profile = g->run_profile ? g->run_profile : g->profile;
 	f->hotplugged = hotplugged;

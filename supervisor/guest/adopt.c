@@ -67,6 +67,8 @@ static void on_query_status(struct qmp_client *c, const struct qmp_result *r, vo
 		return;
 	}
 	sv_guest_start_done(g);
+	if (g->state != SV_STARTING)
+		return;   /* stopped or killed meanwhile: the stop goes on */
 	bool taken = false;   /* by a feature: a migration in flight */
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; !taken && (o = sv_observer(g, i)); i++)
