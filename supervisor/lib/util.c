@@ -11,16 +11,24 @@
 
 #include "util.h"
 
-int sv_error_set(struct sv_error *err, int code, const char *fmt, ...)
+static int error_vset(struct sv_error *err, int code, const char *cls, const char *fmt,
+                      va_list ap) __attribute__((format(printf, 4, 0)));
+static int error_vset(struct sv_error *err, int code, const char *cls, const char *fmt,
+                      va_list ap)
 {
-	va_list ap;
-
 	if (!err)
 		return code;
 	err->code = code;
-	err->cls = NULL;
-	va_start(ap, fmt);
+	err->cls = cls;
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	return code;
+}
+
+int sv_error_set(struct sv_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	error_vset(err, code, NULL, fmt, ap);
 	va_end(ap);
 	return code;
 }
@@ -28,13 +36,8 @@ int sv_error_set(struct sv_error *err, int code, const char *fmt, ...)
 int sv_error_setc(struct sv_error *err, int code, const char *cls, const char *fmt, ...)
 {
 	va_list ap;
-
-	if (!err)
-		return code;
-	err->code = code;
-	err->cls = cls;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	error_vset(err, code, cls, fmt, ap);
 	va_end(ap);
 	return code;
 }

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the exit classification (supervisor/exitclass.c): one row
+ * Unit tests for the exit classification (supervisor/guest/exitclass.c): one row
  * per case, the facts in and the class and exact description out, covering
  * every branch. The descriptions are what the integration tests and the
  * operators read (state reasons, "last_exit"), so they are pinned here

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the guest state machine (supervisor/machine.c): the names,
+ * Unit tests for the guest state machine (supervisor/guest/machine.c): the names,
  * all 100 (from, to) pairs against a table written out here independently,
  * the predicates, sv_guest_transition() itself on a minimal guest (legal
  * changes made, illegal ones refused and logged as bugs), and the table in
