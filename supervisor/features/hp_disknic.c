@@ -357,9 +357,9 @@ void hp_bridge_start(struct hp_op *op, struct hp_dev *dev)
 	const char *bridge = hp_arg_str(op->args, "bridge");
 	nic_mac(op, dev->id, m);
 	int fd = bridge ? sv_tap_open(bridge, NULL, m, tap, &err)
-	       : sv_tap_attach(hp_arg_str(op->args, "tap"), &err);
+	       : sv_tap_attach(hp_arg_str(op->args, "ifname"), &err);
 	if (!bridge)
-		snprintf(tap, sizeof(tap), "%s", hp_arg_str(op->args, "tap"));
+		snprintf(tap, sizeof(tap), "%s", hp_arg_str(op->args, "ifname"));
 	if (fd < 0) {
 		free(dev);
 		op->dev = NULL;

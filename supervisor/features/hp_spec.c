@@ -13,12 +13,10 @@
 
 static const char *const disk_keys[] = { "file", "format", "read-only", "serial", "cache", "bus",
                                          NULL };
-static const char *const nic_keys[] = { "type", "tap", "bridge", "mac", "model", NULL };
+static const char *const nic_keys[] = { "type", "ifname", "bridge", "mac", "model", NULL };
 static const char *const cpu_keys[] = { "count", NULL };
 static const char *const mem_keys[] = { "size", NULL };
 static const char *const *const kind_keys[] = { disk_keys, nic_keys, cpu_keys, mem_keys };
-static const char *const cache_modes[] = { "writeback", "none", "writethrough", "directsync",
-                                           "unsafe", NULL };
 
 static bool in_list(const char *const *list, const char *s)
 {
@@ -118,65 +116,74 @@ static int check_disk_file(const struct sv_profile *p, json_t *spec, struct sv_e
 	return 0;
 }
 
+/* The spec's value as an INI file would hold it: a string as it is, a
+ * boolean yes or no; NULL for anything else. */
+static const char *ini_value(json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : json_is_true(v) ? "yes"
+	     : json_is_false(v) ? "no" : NULL;
+}
+
+/* Every device key of spec through the profile's own table for section
+ * (profile.h): one definition of a disk's and a NIC's keys and values. */
+static int check_by_profile(json_t *spec, const char *section, struct sv_error *err)
+{
+	const char *key, *v;
+	json_t *jv;
+	json_object_foreach(spec, key, jv) {
+		if (!strcmp(key, "name") || !strcmp(key, "kind") || !strcmp(key, "id") ||
+		    !strcmp(key, "persist"))
+			continue;
+		if (!(v = ini_value(jv)))
+			CHECK_FAIL("InvalidArgument", "%.40s: give a string, or true or false", key);
+		int rc = sv_profile_device_key(section, key, v, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Then what hot-plug itself needs of a disk: file and format, a boolean
+ * read-only, a bus it can plug into. */
 static int check_disk(const struct sv_profile *p, json_t *spec, struct sv_error *err)
 {
-	const char *fmt = json_string_value(json_object_get(spec, "format"));
-	const char *s;
+	const char *bus = json_string_value(json_object_get(spec, "bus"));
 	json_t *v;
-	if (!json_object_get(spec, "file") || !fmt)
+	int rc = check_by_profile(spec, "disk", err);
+	if (rc < 0)
+		return rc;
+	if (!json_object_get(spec, "file") || !json_object_get(spec, "format"))
 		CHECK_FAIL("InvalidArgument", "a disk needs \"file\" and \"format\" (the "
 		           "format is never probed)");
-	if (!sv_format_valid(fmt))
-		CHECK_FAIL("InvalidArgument", "format '%.32s' is not one of raw, qcow2, vmdk, "
-		           "vdi, vhdx, vpc, qed", fmt);
 	if ((v = json_object_get(spec, "read-only")) && !json_is_boolean(v))
 		CHECK_FAIL("InvalidArgument", "read-only: use on or off");
-	if ((v = json_object_get(spec, "bus")) && (!(s = json_string_value(v)) ||
-	    (strcmp(s, "virtio") && strcmp(s, "scsi"))))
-		CHECK_FAIL("InvalidArgument", "bus: use virtio or scsi");
-	if (v && !strcmp(s, "scsi") && !hp_scsi_drives(p))
+	if (bus && strcmp(bus, "virtio") && strcmp(bus, "scsi"))
+		CHECK_FAIL("InvalidArgument", "bus: use virtio or scsi (a hot-plugged disk)");
+	if (bus && !strcmp(bus, "scsi") && !hp_scsi_drives(p))
 		CHECK_FAIL("InvalidArgument", "bus=scsi needs the profile's SCSI controller: "
 		           "the profile has no disk or CD-ROM with bus = scsi");
-	if ((v = json_object_get(spec, "cache")) && !in_list(cache_modes, json_string_value(v)))
-		CHECK_FAIL("InvalidArgument", "cache: use writeback, none, writethrough, "
-		           "directsync or unsafe");
-	if ((v = json_object_get(spec, "serial")) &&
-	    (!(s = json_string_value(v)) || !*s || strlen(s) > 20 || !sv_text_clean(s) ||
-	     strpbrk(s, " ,=\"\\")))
-		CHECK_FAIL("InvalidArgument", "serial: 1 to 20 characters, no blanks, "
-		           "commas, quotes or '='");
 	return check_disk_file(p, spec, err);
 }
 
+/* Then what hot-plug itself needs of a NIC: a PCIe model, and the name its
+ * type needs (ifname for a tap, bridge for a bridge), not the other. */
 static int check_nic(json_t *spec, struct sv_error *err)
 {
-	const char *type = json_string_value(json_object_get(spec, "type"));
-	const char *s;
-	uint8_t mac[6];
-	json_t *v;
-	if ((v = json_object_get(spec, "mac")) &&
-	    (!(s = json_string_value(v)) || sv_mac_parse(s, mac) < 0))
-		CHECK_FAIL("InvalidArgument", "mac: not a unicast MAC address "
-		           "(like 52:54:00:12:34:56)");
-	if ((v = json_object_get(spec, "model")) && (!(s = json_string_value(v)) ||
-	    (strcmp(s, "virtio") && strcmp(s, "e1000e"))))
+	const char *type = sv_or(json_string_value(json_object_get(spec, "type")), "user");
+	const char *model = json_string_value(json_object_get(spec, "model"));
+	int rc = check_by_profile(spec, "nic", err);
+	if (rc < 0)
+		return rc;
+	if (model && strcmp(model, "virtio") && strcmp(model, "e1000e"))
 		CHECK_FAIL("InvalidArgument", "model: use virtio or e1000e (PCIe devices)");
-	if (!type || !strcmp(type, "user")) {
-		if (json_object_get(spec, "tap") || json_object_get(spec, "bridge"))
-			CHECK_FAIL("InvalidArgument", "a user NIC takes no tap or bridge");
-		return 0;
-	}
-	const char *want = !strcmp(type, "tap") ? "tap" : !strcmp(type, "bridge") ? "bridge"
-	                 : NULL;
-	if (!want)
-		CHECK_FAIL("InvalidArgument", "type must be user, tap or bridge");
-	s = json_string_value(json_object_get(spec, want));
-	if (!s || !sv_ifname_valid(s) || strpbrk(s, ",=") || s[0] == '-')
-		CHECK_FAIL("InvalidArgument", "a %s NIC needs %s=NAME: an interface name "
-		           "(1 to 15 ASCII characters, no '/', ':', '%%', ',', '=' or "
-		           "blanks)", type, want);
-	if (json_object_get(spec, strcmp(want, "tap") ? "tap" : "bridge"))
-		CHECK_FAIL("InvalidArgument", "a %s NIC takes %s=, not both", type, want);
+	bool ifname = json_object_get(spec, "ifname"), bridge = json_object_get(spec, "bridge");
+	if (!strcmp(type, "user") && (ifname || bridge))
+		CHECK_FAIL("InvalidArgument", "a user NIC takes no ifname (tap) or bridge");
+	if (!strcmp(type, "tap") && (!ifname || bridge))
+		CHECK_FAIL("InvalidArgument", "a tap NIC needs ifname=NAME (or tap=NAME), and "
+		           "no bridge");
+	if (!strcmp(type, "bridge") && (!bridge || ifname))
+		CHECK_FAIL("InvalidArgument", "a bridge NIC needs bridge=NAME, and no ifname");
 	return 0;
 }
 
@@ -222,14 +229,19 @@ int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *
 	int kind = hp_kind_parse(json_string_value(json_object_get(spec, "kind")));
 	if (kind < 0)
 		CHECK_FAIL("InvalidArgument", "kind must be disk, nic, cpu or memory");
-	/* The profile's spelling, read-only; readonly is its old alias. */
-	json_t *ro = json_object_get(spec, "readonly");
-	if (kind == DEV_DISK && ro) {
-		if (json_object_get(spec, "read-only"))
-			CHECK_FAIL("InvalidArgument", "read-only: given twice (readonly is its "
-			           "old spelling)");
-		json_object_set(spec, "read-only", ro);
-		json_object_del(spec, "readonly");
+	/* The profile's spellings; readonly and tap are their old aliases. */
+	static const char *const alias[][3] = {
+		{ "disk", "readonly", "read-only" }, { "nic", "tap", "ifname" },
+	};
+	for (size_t i = 0; i < sizeof(alias) / sizeof(alias[0]); i++) {
+		json_t *old = json_object_get(spec, alias[i][1]);
+		if (strcmp(hp_kind_names[kind], alias[i][0]) || !old)
+			continue;
+		if (json_object_get(spec, alias[i][2]))
+			CHECK_FAIL("InvalidArgument", "%s: given twice (%s is its old spelling)",
+			           alias[i][2], alias[i][1]);
+		json_object_set(spec, alias[i][2], old);
+		json_object_del(spec, alias[i][1]);
 	}
 	int rc = check_common(p, spec, kind, err);
 	if (rc < 0)

@@ -337,6 +337,49 @@ static bool value_ok(struct pctx *c, const struct psect *s, const struct pkey *k
 	return false;
 }
 
+int sv_profile_device_key(const char *section, const char *key, const char *value,
+                          struct sv_error *err)
+{
+	const struct sect_def *def = pc_sect_defs;
+	const struct pkey *k = NULL;
+	while (def->name && (!def->has_id || strcmp(def->name, section) != 0))
+		def++;
+	for (const struct pkey *x = def->name ? def->keys : NULL; x && x->name && !k; x++)
+		if (strcmp(x->name, key) == 0)
+			k = x;
+	if (!k)
+		return sv_error_setc(err, -ENOENT, "InvalidArgument", "%.40s: not a key for a %s",
+		                     key, section);
+	/* A profile of one device, parsed as far as this key goes. */
+	struct sv_profile *p = calloc(1, sizeof(*p));
+	char name[64];
+	snprintf(name, sizeof(name), "%s.x", section);
+	struct pctx c = { .path = "", .p = p, .cur = -2 };
+	struct psect s = { .kind = def->kind, .def = def, .name = name, .id = name };
+	int rc = 0;
+	if (p && def->kind == SECT_NIC)
+		p->nics = calloc(1, sizeof(*p->nics)), p->nnics = p->nics ? 1 : 0;
+	else if (p)
+		p->drives = calloc(1, sizeof(*p->drives)), p->ndrives = p->drives ? 1 : 0;
+	if (!p || (!p->nnics && !p->ndrives)) {
+		sv_profile_free(p);
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (value_ok(&c, &s, k, value))
+		k->fn(&c, &s, k, value);
+	if (c.nerrs || c.oom) {
+		/* "path:line: [disk.x] key: what" without its place */
+		const char *m = c.nerrs ? strstr(c.errs[0].msg, "] ") : NULL;
+		rc = sv_error_setc(err, -EINVAL, "InvalidArgument", "%s",
+		                   m ? m + 2 : "out of memory");
+	}
+	for (size_t i = 0; i < c.nerrs; i++)
+		free(c.errs[i].msg);
+	free(c.errs);
+	sv_profile_free(p);
+	return rc;
+}
+
 static bool key_repeated(struct pctx *c, struct psect *s, const struct pkey *k)
 {
 	for (size_t i = 0; i < s->nseen; i++)

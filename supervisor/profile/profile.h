@@ -167,6 +167,17 @@ void sv_profile_free(struct sv_profile *p);
  * from ndrives. Returns -1 when there is none. */
 int sv_profile_find_device(const struct sv_profile *p, const char *id);
 
+/* One key of a device section ("disk", "cdrom" or "nic"), checked by the
+ * profile's own key table: the one definition of a device's keys and
+ * values, which the attach verb and the --persist overlay use too. value
+ * is as an INI file would hold it. Returns 0, -ENOENT when the section has
+ * no such key, or -EINVAL when the value is refused; err (class
+ * InvalidArgument) says why in the profile's words ("serial: \"a b\" is
+ * not allowed; use ..."). */
+struct sv_error;
+int sv_profile_device_key(const char *section, const char *key, const char *value,
+                          struct sv_error *err);
+
 /* The passthrough policy's name, as written in profiles. */
 const char *sv_qmp_passthrough_name(enum sv_qmp_passthrough q);
 

@@ -901,8 +901,9 @@ static void test_taps_at_start(void **state)
 	t_loop_finish(&x->loop);
 	assert_int_equal(t_ctl_console(&x->c, "tiny", &x->loop, &x->ser), 0);
 	console_shows(x, "QSUP-GUEST-READY");
+	/* ifname: the profile's spelling (test-contain uses the old tap=) */
 	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "tiny",
-	               "kind", "nic", "id", "t2", "type", "tap", "tap", "qtap1"), 30000);
+	               "kind", "nic", "id", "t2", "type", "tap", "ifname", "qtap1"), 30000);
 	if (!json_object_get(r, "return"))
 		fail_msg("attach tap: %s\n%s", json_dumps(r, 0), t_daemon_log(&x->d));
 	json_decref(r);
