@@ -197,10 +197,9 @@ json_t *sv_hotplug_export(struct sv_guest *g)
 	return list;
 }
 
-static void on_peripherals(struct qmp_client *c, const struct qmp_result *r, void *arg)
+static void on_peripherals(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	(void)c;
 	if (r->status != 0 || !g->hp)
 		return;
 	/* Devices QEMU no longer has were unplugged while qsupd was down:
@@ -262,9 +261,8 @@ void sv_hotplug_reconcile(struct sv_guest *g)
 {
 	if (!g->hp || !g->hp->devs || !g->qmp)
 		return;
-	json_t *args = json_pack("{s:s}", "path", "/machine/peripheral");
-	qmp_client_execute(g->qmp, "qom-list", args, 0, on_peripherals, g);
-	json_decref(args);
+	sv_step(g->qmp, NULL, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1,
+	        on_peripherals, g);
 }
 
 /* ---- what hot-plug hears of a guest (guest.h) ---- */

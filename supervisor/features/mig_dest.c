@@ -96,10 +96,9 @@ void sv_migrate_qmp_ready(struct sv_guest *g)
 		in_setup(g);
 }
 
-static void on_in_cont(struct qmp_client *c, const struct qmp_result *r, void *arg)
+static void on_in_cont(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	(void)c;
 	struct sv_mig *m = g->mig;
 	if (!m || g->state != SV_INCOMING)
 		return;
@@ -134,10 +133,12 @@ void mig_in_completed(struct sv_guest *g)
 		mig_free(g);
 		return;
 	}
-	if (!g->qmp || qmp_client_execute(g->qmp, "cont", NULL, 0, on_in_cont, g) < 0) {
+	if (!g->qmp) {
 		mig_answer_err(g, "GenericError", "cont: no QMP connection");
 		mig_free(g);
+		return;
 	}
+	mig_mstep(g, "cont", NULL, on_in_cont);
 }
 
 /* Common to incoming and restore: the guest is stopped, its profile here. */

@@ -41,10 +41,9 @@ json_t *mig_figures(struct sv_guest *g, json_t *info)
 }
 
 
-static void on_postcopy(struct qmp_client *c, const struct qmp_result *r, void *arg)
+static void on_postcopy(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	(void)c;
 	if (r->status != 0)
 		sv_log(SV_LOG_WARN, g->name, "migrate-start-postcopy: %s", r->status == QMP_EREPLY
 		       ? r->err_desc : qmp_strerror(r->status));
@@ -52,18 +51,16 @@ static void on_postcopy(struct qmp_client *c, const struct qmp_result *r, void *
 
 /* Switch to postcopy: the destination runs the guest from now on, and
  * pulls the pages still missing. */
-static int start_postcopy(struct sv_guest *g)
+static void start_postcopy(struct sv_guest *g)
 {
 	g->mig->postcopy = true;
 	sv_log(SV_LOG_INFO, g->name, "switching the migration to postcopy");
-	return g->qmp ? qmp_client_execute(g->qmp, "migrate-start-postcopy", NULL, 0,
-	                                   on_postcopy, g) : UV_ENOTCONN;
+	mig_mstep(g, "migrate-start-postcopy", NULL, on_postcopy);
 }
 
-void mig_on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg)
+void mig_on_progress(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	(void)c;
 	struct sv_mig *m = g->mig;
 	if (!m || r->status != 0 || m->ending)
 		return;
@@ -91,8 +88,7 @@ void mig_on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg
 
 void mig_poll_now(struct sv_guest *g)
 {
-	if (g->qmp)
-		qmp_client_execute(g->qmp, "query-migrate", NULL, 0, mig_on_progress, g);
+	mig_mstep(g, "query-migrate", NULL, mig_on_progress);
 }
 
 static void on_tick(uv_timer_t *t)

@@ -261,15 +261,14 @@ void sv_migrate_event(struct sv_guest *g, json_t *data)
 		mig_poll_now(g);   /* the final figures */
 }
 
-static void on_adopt_query(struct qmp_client *c, const struct qmp_result *r, void *arg)
+static void on_adopt_query(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	(void)c;
 	const char *st = r->status == 0 ? mig_str(r->ret, "status") : NULL;
 	if (!st || !g->mig)
 		return;
 	if (!strcmp(st, "completed") && g->mig->post) {
-		mig_on_progress(c, r, g);   /* quits QEMU: the guest runs on the destination */
+		mig_on_progress(g, r);   /* quits QEMU: the guest runs on the destination */
 	} else if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
 	           !strcmp(st, "cancelled") || !strcmp(st, "none")) {
 		/* Nothing in flight (a guest that came in by migration also says
@@ -306,8 +305,7 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 	if (g->mig->post)
 		sv_guest_transition(g, SV_MIGRATING, "finishing a migration (picked up after a "
 		                    "qsupd restart)");
-	if (g->qmp)
-		qmp_client_execute(g->qmp, "query-migrate", NULL, 0, on_adopt_query, g);
+	mig_mstep(g, "query-migrate", NULL, on_adopt_query);
 	return g->mig->post;
 }
 

@@ -82,7 +82,7 @@ void mig_step_error(const struct qmp_result *r, const char *what, char *buf, siz
  * source's abort and start; the argv handed to the destination; the
  * source's checks (answering req when it is not ready). */
 json_t *mig_figures(struct sv_guest *g, json_t *info);
-void mig_on_progress(struct qmp_client *c, const struct qmp_result *r, void *arg);
+void mig_on_progress(void *arg, const struct qmp_result *r);
 void mig_poll_now(struct sv_guest *g);
 void mig_timer_start(struct sv_guest *g);
 void mig_kill_destination(struct sv_guest *g);
