@@ -52,7 +52,7 @@ TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all tests check asan run install clean deps guest fuzz fuzz-build qmp-alone
+.PHONY: all tests check asan run install clean deps guest fuzz fuzz-build FORCE qmp-alone
 
 all: $(LIBQMP) qmp-alone $(PROGS) $(TOOLS)
 
@@ -120,7 +120,16 @@ run:
 	@$(MAKE) --no-print-directory all guest
 	@sh contrib/run-demo.sh $(BUILD)
 
-$(BUILD)/obj/%.o: %.c
+# Every object depends on the flags it was built with, kept in
+# $(BUILD)/flags: a change of flags (of the include layout, say) rebuilds
+# them all. Header dependencies alone would not: a header that moved leaves
+# a stale .d naming the old path, and .SECONDARY keeps make from
+# rebuilding for a prerequisite that is gone.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ALL_CFLAGS)' | cmp -s - $@ || echo '$(ALL_CFLAGS)' > $@
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -164,7 +173,7 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # One replay program per harness: test-fuzz-replay.c with the harness included.
-$(BUILD)/obj/tests/unit/test-fuzz-replay-%.o: $(REPLAY_SRC) tests/fuzz/fuzz-%.c
+$(BUILD)/obj/tests/unit/test-fuzz-replay-%.o: $(REPLAY_SRC) tests/fuzz/fuzz-%.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DFUZZ_HARNESS='"../fuzz/fuzz-$*.c"' -DFUZZ_CORPUS='"$*"' \
 		-MMD -MP -c -o $@ $<
