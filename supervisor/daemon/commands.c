@@ -181,7 +181,7 @@ static void cmd_on_guest(struct sv_daemon *d, struct sv_request *req, json_t *ar
 
 /* ---- argument checks, before any handler (pure; fuzzed) ---- */
 
-#define FAIL(cls, ...) do { snprintf(msg, size, __VA_ARGS__); return cls; } while (0)
+#define FAIL(cls, ...) return sv_error_setc(err, -EINVAL, cls, __VA_ARGS__)
 
 static bool opt_type(json_t *args, const char *key, bool (*is)(const json_t *))
 {
@@ -198,23 +198,23 @@ static bool is_positive(const json_t *v)
 	return json_is_integer(v) && json_integer_value(v) > 0;
 }
 
-static const char *check_stop(json_t *args, char *msg, size_t size)
+static int check_stop(json_t *args, struct sv_error *err)
 {
 	if (!opt_type(args, "force", is_bool))
 		FAIL("InvalidArgument", "\"force\" must be true or false");
-	return NULL;
+	return 0;
 }
 
-static const char *check_qmp(json_t *args, char *msg, size_t size)
+static int check_qmp(json_t *args, struct sv_error *err)
 {
 	if (!json_is_string(json_object_get(args, "command")) ||
 	    !opt_type(args, "arguments", is_object))
 		FAIL("InvalidArgument", "qmp needs {\"name\": string, \"command\": string, "
 		     "\"arguments\": optional object}");
-	return NULL;
+	return 0;
 }
 
-static const char *check_attach(json_t *args, char *msg, size_t size)
+static int check_attach(json_t *args, struct sv_error *err)
 {
 	static const char *const kinds[] = { "disk", "nic", "cpu", "memory" };
 	const char *kind = json_string_value(json_object_get(args, "kind"));
@@ -225,61 +225,56 @@ static const char *check_attach(json_t *args, char *msg, size_t size)
 		FAIL("InvalidArgument", "kind must be disk, nic, cpu or memory");
 	if (!opt_type(args, "id", is_string) || !opt_type(args, "persist", is_bool))
 		FAIL("InvalidArgument", "id must be a string, persist true or false");
-	return NULL;
+	return 0;
 }
 
-static const char *check_detach(json_t *args, char *msg, size_t size)
+static int check_detach(json_t *args, struct sv_error *err)
 {
 	if (!json_is_string(json_object_get(args, "id")))
 		FAIL("InvalidArgument", "detach needs {\"name\", \"id\"}");
 	if (!opt_type(args, "timeout", is_positive) || !opt_type(args, "persist", is_bool))
 		FAIL("InvalidArgument", "timeout must be a number of milliseconds, persist "
 		     "true or false");
-	return NULL;
+	return 0;
 }
 
-static const char *check_migration(json_t *args, char *msg, size_t size)
+static int check_migration(json_t *args, struct sv_error *err)
 {
 	const char *bad = sv_migrate_args_bad(args);
 	if (bad)
 		FAIL("InvalidArgument", "%s", bad);
 	if (!opt_type(args, "to", is_string) || !opt_type(args, "file", is_string))
 		FAIL("InvalidArgument", "to and file must be strings (absolute paths)");
-	return NULL;
+	return 0;
 }
 
 #undef FAIL
 
-const char *sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
-                             char *desc, size_t size)
+int sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
+                     struct sv_error *err)
 {
 	json_t *exec = json_object_get(msg, "execute");
 	*cmd = NULL;
 	*args = json_object_get(msg, "arguments");
-	if (!json_is_string(exec)) {
-		snprintf(desc, size, "a request is an object with an \"execute\" string, "
-		         "optional \"arguments\" object and optional \"id\"");
-		return "GenericError";
-	}
-	if (*args && !json_is_object(*args)) {
-		snprintf(desc, size, "\"arguments\" must be an object");
-		return "InvalidArgument";
-	}
-	if (!(*cmd = sv_command_find(json_string_value(exec)))) {
-		snprintf(desc, size, "unknown command '%.64s'", json_string_value(exec));
-		return "CommandNotFound";
-	}
-	return NULL;
+	if (!json_is_string(exec))
+		return sv_error_setc(err, -EINVAL, "GenericError", "a request is an object with an "
+		                     "\"execute\" string, optional \"arguments\" object and optional "
+		                     "\"id\"");
+	if (*args && !json_is_object(*args))
+		return sv_error_setc(err, -EINVAL, "InvalidArgument",
+		                     "\"arguments\" must be an object");
+	if (!(*cmd = sv_command_find(json_string_value(exec))))
+		return sv_error_setc(err, -ENOENT, "CommandNotFound", "unknown command '%.64s'",
+		                     json_string_value(exec));
+	return 0;
 }
 
-const char *sv_command_check(const struct sv_command *cmd, json_t *args, char *desc,
-                             size_t size)
+int sv_command_check(const struct sv_command *cmd, json_t *args, struct sv_error *err)
 {
-	if ((cmd->flags & SV_CMD_GUEST) && !json_is_string(json_object_get(args, "name"))) {
-		snprintf(desc, size, "%s needs {\"name\": string}", cmd->name);
-		return "InvalidArgument";
-	}
-	return cmd->check ? cmd->check(args, desc, size) : NULL;
+	if ((cmd->flags & SV_CMD_GUEST) && !json_is_string(json_object_get(args, "name")))
+		return sv_error_setc(err, -EINVAL, "InvalidArgument", "%s needs {\"name\": string}",
+		                     cmd->name);
+	return cmd->check ? cmd->check(args, err) : 0;
 }
 
 #define G SV_CMD_GUEST

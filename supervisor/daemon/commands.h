@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 struct sv_daemon;
+struct sv_error;
 struct sv_request;
 
 enum {
@@ -25,23 +26,24 @@ struct sv_command {
 	unsigned flags;
 	/* For fn = the guest dispatcher: what to run on the named guest. */
 	void (*on_guest)(struct sv_guest *g, struct sv_request *req, json_t *args);
-	/* The verb's own argument checks (beyond "name"), run before fn: NULL
-	 * when fine, else an error class with msg set. Pure. */
-	const char *(*check)(json_t *args, char *msg, size_t size);
+	/* The verb's own argument checks (beyond "name"), run before fn: 0
+	 * when fine, else a negative errno with err's class and message set.
+	 * Pure. */
+	int (*check)(json_t *args, struct sv_error *err);
 };
 
 /* A request's shape: an object with an "execute" string naming a verb of
  * the table, an optional "arguments" object and an optional "id". Returns
- * NULL with *cmd and *args (borrowed; NULL for none) set, or an error class
- * (GenericError, InvalidArgument, CommandNotFound) with desc set. Pure. */
-const char *sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
-                             char *desc, size_t size);
+ * 0 with *cmd and *args (borrowed; NULL for none) set, or a negative errno
+ * with err's class (GenericError, InvalidArgument, CommandNotFound) and
+ * message set. Pure. */
+int sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
+                     struct sv_error *err);
 
 /* The arguments of a request for cmd (args may be NULL): the guest's name
- * when the verb needs one, then the verb's own checks. Returns NULL or an
- * error class with desc set. Pure: nothing here looks at the guests. */
-const char *sv_command_check(const struct sv_command *cmd, json_t *args, char *desc,
-                             size_t size);
+ * when the verb needs one, then the verb's own checks. Returns 0 or a
+ * negative errno with err set. Pure: nothing here looks at the guests. */
+int sv_command_check(const struct sv_command *cmd, json_t *args, struct sv_error *err);
 
 /* The command named verb, or NULL. */
 const struct sv_command *sv_command_find(const char *verb);

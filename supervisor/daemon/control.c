@@ -342,11 +342,11 @@ static struct sv_request *request_new(struct sv_client *c, json_t *id, const cha
 }
 
 /* Answer a request that could not even be parsed (no request object). */
-static void reply_raw_error(struct sv_client *c, json_t *id, const char *cls, const char *desc)
+static void reply_raw_error(struct sv_client *c, json_t *id, const struct sv_error *err)
 {
 	struct sv_request *req = request_new(c, id, "?");
 	if (req)
-		sv_reply_err(req, cls, "%s", desc);
+		sv_reply_error(req, err);
 }
 
 /* Refuse req: c may not change anything. Says who may. */
@@ -367,10 +367,9 @@ static void dispatch(struct sv_client *c, json_t *msg)
 {
 	json_t *id = json_object_get(msg, "id"), *args;
 	const struct sv_command *cmd;
-	char desc[256];
-	const char *cls = sv_request_parse(msg, &cmd, &args, desc, sizeof(desc));
-	if (cls) {
-		reply_raw_error(c, id, cls, desc);
+	struct sv_error err = { 0 };
+	if (sv_request_parse(msg, &cmd, &args, &err) < 0) {
+		reply_raw_error(c, id, &err);
 		return;
 	}
 	struct sv_request *req = request_new(c, id, cmd->name);
@@ -380,8 +379,8 @@ static void dispatch(struct sv_client *c, json_t *msg)
 		deny(req, c);
 		return;
 	}
-	if ((cls = sv_command_check(cmd, args, desc, sizeof(desc)))) {
-		sv_reply_err(req, cls, "%s", desc);
+	if (sv_command_check(cmd, args, &err) < 0) {
+		sv_reply_error(req, &err);
 		return;
 	}
 	json_t *empty = args ? NULL : json_object();
@@ -410,7 +409,10 @@ static int on_request(json_t *msg, void *arg)
 static int on_bad_line(void *arg)
 {
 	struct sv_client *c = arg;
-	reply_raw_error(c, NULL, "GenericError", "invalid JSON: a request is one JSON object per line");
+	struct sv_error err = { 0 };
+	sv_error_setc(&err, -EINVAL, "GenericError", "invalid JSON: a request is one JSON "
+	              "object per line");
+	reply_raw_error(c, NULL, &err);
 	return c->connected ? 0 : 1;
 }
 
@@ -440,7 +442,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (rc == -EMSGSIZE) {
 		sv_log(SV_LOG_WARN, NULL, "client %llu sent a line over %d bytes; disconnecting",
 		       c->id, SV_CONTROL_MAX_LINE);
-		reply_raw_error(c, NULL, "GenericError", "request too large; disconnecting");
+		struct sv_error err = { 0 };
+		sv_error_setc(&err, -EMSGSIZE, "GenericError", "request too large; disconnecting");
+		reply_raw_error(c, NULL, &err);
 		client_disconnect(c, "oversized request");
 	} else if (rc < 0) {
 		client_disconnect(c, strerror(-rc));

@@ -49,23 +49,21 @@ static int on_message(json_t *msg, void *arg)
 {
 	const struct sv_command *cmd = NULL;
 	json_t *args = NULL;
-	char desc[256] = "";
-	struct sv_error hperr = { 0 };
+	struct sv_error err = { 0 }, hperr = { 0 };
 	(void)arg;
-	const char *cls = sv_request_parse(msg, &cmd, &args, desc, sizeof(desc));
-	if (cls) {
-		if (!desc[0] || cmd)
+	if (sv_request_parse(msg, &cmd, &args, &err) < 0) {
+		if (!err.msg[0] || !err.cls || cmd)
 			fz_fail("a refused request without a reason, or with a verb");
 		return 0;
 	}
 	if (!cmd || sv_command_find(cmd->name) != cmd || (args && !json_is_object(args)))
 		fz_fail("an accepted request without a verb of the table");
-	cls = sv_command_check(cmd, args, desc, sizeof(desc));
-	if (cls && !desc[0])
+	int rc = sv_command_check(cmd, args, &err);
+	if (rc < 0 && (!err.msg[0] || !err.cls))
 		fz_fail("refused arguments without a reason");
-	if (!cls && (cmd->flags & SV_CMD_GUEST) && !json_is_string(json_object_get(args, "name")))
+	if (rc == 0 && (cmd->flags & SV_CMD_GUEST) && !json_is_string(json_object_get(args, "name")))
 		fz_fail("a guest verb accepted without a name");
-	if (!cls && !strcmp(cmd->name, "attach") &&
+	if (rc == 0 && !strcmp(cmd->name, "attach") &&
 	    sv_hotplug_check(fz_profile(), args, &hperr) < 0 && (!hperr.msg[0] || !hperr.cls))
 		fz_fail("a refused device without a reason");
 	return 0;
