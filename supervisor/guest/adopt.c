@@ -17,6 +17,7 @@
 #include "log.h"
 #include "machine.h"
 #include "qmp.h"
+#include "step.h"
 
 
 void sv_adopted_release(struct sv_guest *g)
@@ -47,11 +48,15 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
 	sv_guest_qemu_gone(g, 0, 0);
 }
 
-static void on_query_status(struct qmp_client *c, const struct qmp_result *r, void *arg)
+static void on_query_status(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
 	char reason[128];
-	(void)c;
+	/* Not even sent (step.h): the connection is gone already. */
+	if (r->status == UV_ENOTCONN || r->status == UV_ENOMEM || r->status == UV_EINVAL) {
+		sv_adopted_qmp_lost(g, r->status);
+		return;
+	}
 	if (!g->adopting)
 		return;
 	g->adopting = false;
@@ -87,8 +92,7 @@ static void on_query_status(struct qmp_client *c, const struct qmp_result *r, vo
 
 void sv_adopted_qmp_ready(struct sv_guest *g)
 {
-	if (qmp_client_execute(g->qmp, "query-status", NULL, 0, on_query_status, g) < 0)
-		sv_adopted_qmp_lost(g, UV_EIO);
+	sv_step(g->qmp, NULL, "query-status", NULL, -1, on_query_status, g);
 }
 
 void sv_adopted_qmp_lost(struct sv_guest *g, int status)
