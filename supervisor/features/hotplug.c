@@ -55,6 +55,16 @@ void hp_dev_unlink(struct sv_hp *hp, struct hp_dev *dev)
 
 static void op_start(struct hp_op *op);
 
+/* The device op was adding never made it (not yet in the guest's list):
+ * free it. */
+void hp_op_drop_dev(struct hp_op *op)
+{
+	if (op->dev)
+		free(op->dev->desc);
+	free(op->dev);
+	op->dev = NULL;
+}
+
 /* ---- the queue: one operation at a time per guest ---- */
 
 

@@ -84,6 +84,7 @@ const char *hp_arg_str(json_t *args, const char *key);
 struct hp_op *hp_enqueue(struct sv_guest *g, struct sv_request *req, json_t *args,
                          bool detach);
 void hp_op_free(struct hp_op *op);
+void hp_op_drop_dev(struct hp_op *op);
 void hp_op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop);
 void hp_op_fail(struct hp_op *op, const char *cls, const char *fmt, const char *arg)
 	__attribute__((format(printf, 3, 0)));

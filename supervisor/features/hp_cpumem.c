@@ -37,9 +37,7 @@ static void cpu_added(void *ctx, const struct qmp_result *r)
 	if (r->status != 0) {
 		/* vCPUs added before this one stay: taking them out again needs
 		 * the guest's help (and crashes QEMU 7.2 under TCG). */
-		free(dev->desc);
-		free(dev);
-		op->dev = NULL;
+		hp_op_drop_dev(op);
 		if (json_array_size(op->done) && op->req)
 			json_object_set_new(op->error, "added", json_incref(op->done));
 		if (json_array_size(op->done))

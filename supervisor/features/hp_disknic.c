@@ -43,9 +43,7 @@ static void attach_rolled_back(void *ctx, const struct qmp_result *r)
 	struct hp_op *op = ctx;
 	(void)r;
 	hp_drop_fdsets(op->g, op->dev);
-	free(op->dev->desc);
-	free(op->dev);
-	op->dev = NULL;
+	hp_op_drop_dev(op);
 	hp_op_fail_qemu(op);
 }
 
@@ -91,9 +89,7 @@ void hp_attach_backend_added(void *ctx, const struct qmp_result *r)
 	}
 	if (r->status != 0) {
 		hp_drop_fdsets(op->g, dev);
-		free(dev->desc);
-		free(dev);
-		op->dev = NULL;
+		hp_op_drop_dev(op);
 		hp_op_fail_qemu(op);
 		return;
 	}
@@ -134,9 +130,7 @@ static void bridge_fd_passed(void *ctx, const struct qmp_result *r)
 	struct hp_op *op = ctx;
 	struct hp_dev *dev = op->dev;
 	if (r->status != 0) {
-		free(dev->desc);
-		free(dev);
-		op->dev = NULL;
+		hp_op_drop_dev(op);
 		hp_op_fail_qemu(op);
 		return;
 	}
@@ -274,9 +268,7 @@ static void disk_fd_added(void *ctx, const struct qmp_result *r)
 	j->fds[j->next] = -1;
 	if (r->status != 0) {
 		hp_drop_fdsets(op->g, dev);
-		free(dev->desc);
-		free(dev);
-		op->dev = NULL;
+		hp_op_drop_dev(op);
 		hp_op_fail_qemu(op);
 		return;
 	}
@@ -298,9 +290,7 @@ static void disk_open_done(uv_work_t *w, int status)
 	}
 	sv_guest_unhold(g);
 	if (status < 0 || j->rc < 0) {
-		free(op->dev->desc);
-		free(op->dev);
-		op->dev = NULL;
+		hp_op_drop_dev(op);
 		hp_op_fail(op, j->rc == -ENOENT ? "NotFound" : j->rc == -EINVAL ||
 		        j->rc == -EOPNOTSUPP || j->rc == -ELOOP ? "InvalidArgument"
 		        : "GenericError", "%s", status < 0 ? uv_strerror(status)
