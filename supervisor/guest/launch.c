@@ -149,7 +149,11 @@ static void on_deadline(uv_timer_t *t)
 
 void sv_guest_start_failed(struct sv_guest *g, const char *why)
 {
-	if (!sv_guest_active(g) || g->start_fail[0])
+	/* A guest being released (qsupd's exit) keeps its QEMU whatever its
+	 * start was doing: closing QMP fails a cont in flight, which is no
+	 * failed start. The next qsupd finds it in prelaunch and starts the
+	 * guest afresh. */
+	if (!sv_guest_active(g) || g->start_fail[0] || g->freeing)
 		return;
 	snprintf(g->start_fail, sizeof(g->start_fail), "%s", why);
 	sv_log(SV_LOG_ERR, g->name, "%s; killing QEMU", why);

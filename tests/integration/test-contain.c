@@ -580,6 +580,39 @@ static void test_start_deadline(void **state)
 	json_decref(must(x, "list", "", 5000));
 }
 
+/* qsupd going away never kills a QEMU, not even one whose start is in
+ * flight (its cont unanswered): closing QMP fails the cont, and that
+ * failure must not count as a failed start. The next qsupd finds it in
+ * prelaunch and starts the guest afresh. */
+static void test_exit_leaves_a_starting_qemu(void **state)
+{
+	struct fx *x = *state;
+	char nocont[700], text[2048];
+	fake_qemu(x, "fake-qemu-nocont", nocont, sizeof(nocont));
+	snprintf(text, sizeof(text), FW "[qemu]\nbinary = %s\nstart-timeout = 60s\n", nocont);
+	t_daemon_profile(&x->d, "slow", text);
+	start_daemon(x);
+	long long id = t_ctl_send(&x->c, "start", json_pack("{s:s}", "name", "slow"));
+	assert_true(id > 0);
+	int pid = 0;
+	for (int i = 0; i < 200 && !pid; i++) {   /* spawned */
+		usleep(50000);
+		json_t *s = status_of(&x->c, "slow");
+		pid = (int)json_integer_value(json_object_get(s, "pid"));
+		json_decref(s);
+	}
+	assert_true(pid > 0);
+	usleep(1000000);   /* its QMP up, the cont in flight: the fake never answers it */
+	json_t *s = status_of(&x->c, "slow");
+	assert_string_equal(str(s, "state"), "starting");
+	json_decref(s);
+	assert_int_equal(t_daemon_stop(&x->d), 0);
+	if (!t_pid_alive(pid))
+		fail_msg("qsupd's exit killed the starting QEMU:\n%s", t_daemon_log(&x->d));
+	assert_null(strstr(t_daemon_log(&x->d), "killing QEMU"));
+	kill(pid, SIGKILL);
+}
+
 /* ---- no restart from a migration or a save ---- */
 
 static void test_restart_refused_while_saving(void **state)
@@ -1006,6 +1039,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_readopt_without_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prelaunch_started_afresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exit_leaves_a_starting_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_refused_while_saving, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_and_window_survive, setup, teardown),
