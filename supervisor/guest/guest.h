@@ -7,6 +7,11 @@
  * Operations that take time (start, stop, kill, restart) finish through
  * waiters: control requests that are answered when the guest reaches the
  * state they wait for, or fails to.
+ *
+ * The guest core knows neither the daemon nor the features: its owner
+ * gives it an environment (struct sv_guest_env: the loop, the host's
+ * facts, callbacks up) and lists the features that observe it (struct
+ * sv_guest_observer). Layers: tests/scripts/test-layers.sh.
  */
 #ifndef SV_GUEST_H
 #define SV_GUEST_H

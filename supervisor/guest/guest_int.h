@@ -1,6 +1,7 @@
 /*
- * Internal to guest.c and supervise.c: the transition function and the
- * waiters, shared so that the exit handling can live in its own file.
+ * Internal to the guest core (guest/): the waiters, the exit handling
+ * (supervise.c), the start (launch.c), re-adoption (adopt.c), and the
+ * observers' iteration. daemon/state.c uses it to restore a guest.
  */
 #ifndef SV_GUEST_INT_H
 #define SV_GUEST_INT_H
