@@ -28,7 +28,6 @@
 #include "restart.h"
 #include "tap.h"
 
-struct sv_daemon;
 struct sv_request;
 struct sv_prep;
 struct sv_taint;
