@@ -133,6 +133,8 @@ enum {
 	CTL_F_FORCE = 4,        /* takes --force */
 	CTL_F_PERSIST = 8,      /* takes --persist */
 	CTL_F_MIGRATE = 16,     /* takes --to SOCKET and --wait */
+	CTL_F_ALL = 32,         /* takes --all and --parallel N (ctl_bulk) */
+	CTL_F_TIMEOUT = 64,     /* takes --timeout SECONDS */
 };
 
 struct ctl {
@@ -142,6 +144,9 @@ struct ctl {
 	bool force;
 	bool persist;
 	bool wait;
+	bool all;                   /* --all */
+	int parallel;               /* --parallel N; 0: no limit */
+	int timeout;                /* --timeout SECONDS; 0: the profile's */
 	const char *to;
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
@@ -161,6 +166,16 @@ int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
 int ctl_kv_args(json_t *args, char **words, int n);
 int ctl_per_name(struct ctl *c, char **names, int n,
                     void (*show)(struct ctl *, const char *, json_t *));
+/* Connect (once) to qsupd; returns an exit status. */
+int ctl_connect(struct ctl *c);
+
+/* The verb for the n names, or, with --all, for every guest it applies to
+ * (start: stopped ones; stop, kill: those not down; save: running or
+ * paused), at most --parallel at a time, outcomes printed in order,
+ * stops' progress on stderr; --all ends with a summary line
+ * ("stop: 3 guests: 3 done, 0 failed"). ctl_bulk.c. */
+int ctl_bulk(struct ctl *c, char **names, int n,
+             void (*show)(struct ctl *, const char *, json_t *));
 
 /* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
 int ctl_save(struct ctl *c, char **args, int nargs);

@@ -126,6 +126,8 @@ static const struct {
 	{ "uptime", "uptime" },
 	{ "restarts", "restarts" },
 	{ "autostart", "autostart" },
+	{ "saved_state", "saved state" },
+	{ "operator_stop", NULL },   /* shown with autostart */
 	{ "accel", "accel" },
 	{ "config_changed", "config changed" },
 	{ "profile", "profile" },
@@ -173,6 +175,15 @@ static void status_line(FILE *out, const char *label, json_t *st, const char *ke
 		fprintf(out, "%-*s%s%s%s%s%s\n", LABEL_WIDTH, label, text ? text : "-",
 		        reason && *reason ? " (" : "", reason && *reason ? reason : "",
 		        reason && *reason ? ")" : "", taint);
+	} else if (!strcmp(key, "autostart")) {
+		const char *op = json_string_value(json_object_get(st, "operator_stop"));
+		fprintf(out, "%-*s%s%s%s\n", LABEL_WIDTH, label, !json_is_boolean(v) ? "-"
+		        : json_is_true(v) ? "yes" : "no",
+		        op ? "; stopped by the operator at " : "", op ? op : "");
+	} else if (!strcmp(key, "saved_state")) {
+		if (text && json_is_string(v))
+			fprintf(out, "%-*s%s (the next start resumes from it)\n", LABEL_WIDTH,
+			        label, text);
 	} else if (!strcmp(key, "config_changed") && json_is_true(v)) {
 		fprintf(out, "%-*syes (restart the guest to apply the profile)\n",
 		        LABEL_WIDTH, label);

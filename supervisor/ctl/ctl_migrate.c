@@ -167,8 +167,17 @@ int ctl_migrate_cancel(struct ctl *c, char **args, int nargs)
 int ctl_save(struct ctl *c, char **args, int nargs)
 {
 	json_t *reply = NULL;
+	if (c->all)
+		return ctl_bulk(c, args, nargs, show_migrated);
+	if (nargs == 1) {   /* the guest's managed save (qsupd keeps the file) */
+		int r = ctl_call(c, c->cmd->name, json_pack("{s:s}", "name", args[0]), args[0],
+		                 &reply);
+		if (r == CTL_EXIT_OK)
+			r = ctl_handle_reply(c, args[0], reply, show_migrated);
+		json_decref(reply);
+		return r;
+	}
 	char *file = args[1][0] == '/' ? strdup(args[1]) : NULL;
-	(void)nargs;
 	if (!file) {
 		char cwd[4096];
 		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&file, "%s/%s", cwd, args[1]) < 0) {

@@ -33,12 +33,14 @@ static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
 	{ "status", ctl_status, "NAME...", "show guests' state, process, profile, sockets",
 	  1, -1, CTL_F_NAMES },
-	{ "start", ctl_lifecycle, "NAME...", "start guests and wait until they run",
-	  1, -1, CTL_F_NAMES },
-	{ "stop", ctl_lifecycle, "[-f] NAME...", "stop guests, wait until QEMU exits (-f: at once)",
-	  1, -1, CTL_F_NAMES | CTL_F_FORCE },
-	{ "kill", ctl_lifecycle, "NAME...", "kill QEMU (SIGKILL), wait until it exits",
-	  1, -1, CTL_F_NAMES },
+	{ "start", ctl_lifecycle, "[--all] [--parallel N] NAME...",
+	  "start guests (a saved one resumes) and wait until they run",
+	  1, -1, CTL_F_NAMES | CTL_F_ALL },
+	{ "stop", ctl_lifecycle, "[-f] [--timeout S] [--all] [--parallel N] NAME...",
+	  "stop guests, wait until QEMU exits (-f: at once)",
+	  1, -1, CTL_F_NAMES | CTL_F_FORCE | CTL_F_ALL | CTL_F_TIMEOUT },
+	{ "kill", ctl_lifecycle, "[--all] NAME...", "kill QEMU (SIGKILL), wait until it exits",
+	  1, -1, CTL_F_NAMES | CTL_F_ALL },
 	{ "pause", ctl_lifecycle, "NAME...", "pause guests' vCPUs", 1, -1, CTL_F_NAMES },
 	{ "resume", ctl_lifecycle, "NAME...", "resume paused guests", 1, -1, CTL_F_NAMES },
 	{ "reset", ctl_lifecycle, "NAME...", "hard-reset guests (the reset button)",
@@ -77,10 +79,11 @@ static const struct ctl_cmd commands[] = {
 	  1, 1, CTL_F_NAMES },
 	{ "migrate-postcopy", ctl_migrate_cancel, "NAME",
 	  "switch a migration to postcopy (capabilities=postcopy-ram)", 1, 1, CTL_F_NAMES },
-	{ "save", ctl_save, "NAME FILE", "save a running guest to FILE (it is then stopped)",
-	  2, 2, CTL_F_NAME1 },
-	{ "restore", ctl_save, "NAME FILE", "start a guest from a file written by save",
-	  2, 2, CTL_F_NAME1 },
+	{ "save", ctl_save, "[--all] [--parallel N] NAME [FILE]",
+	  "save a running guest (it is then stopped) to FILE, or for its next start",
+	  1, 2, CTL_F_NAME1 | CTL_F_ALL },
+	{ "restore", ctl_save, "NAME [FILE]",
+	  "start a guest from FILE, or from what save without FILE kept", 1, 2, CTL_F_NAME1 },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -114,6 +117,15 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
 		        "prepared first\n  -w, --wait       show the progress, return when it "
 		        "is over\n");
+	if (cmd->flags & CTL_F_TIMEOUT)
+		fprintf(out, "  --timeout S    wait S seconds for the ACPI power-off (default: "
+		        "the profile's\n                 shutdown-timeout), pressing again "
+		        "every 5 s\n");
+	if (cmd->flags & CTL_F_ALL)
+		fprintf(out, "  --all          every guest this applies to, instead of names; "
+		        "ends with\n                 a summary line\n"
+		        "  --parallel N   at most N guests at a time (default 0: all at "
+		        "once)\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -190,10 +202,13 @@ int ctl_lost(struct ctl *c, const char *what, const struct sv_error *err)
 	return CTL_EXIT_ERROR;
 }
 
-static int ctl_connect(struct ctl *c)
+int ctl_connect(struct ctl *c)
 {
 	char path[SV_SOCK_PATH_MAX];
 	struct sv_error err = { 0 };
+
+	if (c->conn.fd >= 0)   /* connected already: one connection per run */
+		return CTL_EXIT_OK;
 
 	if (ctl_socket_path(c->socket_opt, getenv("QSUP_SOCKET"), getenv("XDG_RUNTIME_DIR"),
 	                    geteuid(), path, sizeof(path), &err) < 0 ||
@@ -304,6 +319,8 @@ static void show_outcome(struct ctl *c, const char *name, json_t *ret)
 
 static int ctl_lifecycle(struct ctl *c, char **args, int nargs)
 {
+	if (c->cmd->flags & CTL_F_ALL)
+		return ctl_bulk(c, args, nargs, show_outcome);
 	return ctl_per_name(c, args, nargs, show_outcome);
 }
 
@@ -550,6 +567,9 @@ static const struct option verb_opts[] = {
 	{ "persist", no_argument, NULL, 'p' },
 	{ "to", required_argument, NULL, 't' },
 	{ "wait", no_argument, NULL, 'w' },
+	{ "all", no_argument, NULL, 'a' },
+	{ "parallel", required_argument, NULL, 'P' },
+	{ "timeout", required_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -558,7 +578,9 @@ static const struct option verb_opts[] = {
 static int bad_option(const char *where, int opt, const char *arg)
 {
 	fprintf(stderr, "qsupctl: %s%s", where ? where : "", where ? ": " : "");
-	if (opt && opt != '?')
+	if (arg && !strncmp(arg, "--", 2))   /* a long option this verb does not take */
+		fprintf(stderr, "unknown option '%.*s'\n", (int)strcspn(arg, "="), arg);
+	else if (opt && opt != '?')
 		fprintf(stderr, "unknown option '-%c'\n", opt);
 	else
 		fprintf(stderr, "unknown option '%s'\n", arg);
@@ -598,7 +620,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfpt:wh", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:", verb_opts, NULL)) != -1) {
 		if (o == 's') {
 			c->socket_opt = optarg;
 		} else if (o == 'j') {
@@ -611,6 +633,20 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->to = optarg;
 		} else if (o == 'w' && (cmd->flags & CTL_F_MIGRATE)) {
 			c->wait = true;
+		} else if (o == 'a' && (cmd->flags & CTL_F_ALL)) {
+			c->all = true;
+		} else if ((o == 'P' && (cmd->flags & CTL_F_ALL)) ||
+		           (o == 'T' && (cmd->flags & CTL_F_TIMEOUT))) {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end || v < (o == 'P' ? 0 : 1) ||
+			    v > 86400) {
+				fprintf(stderr, "qsupctl: %s: %s must be a number%s, not '%s'\n",
+				        cmd->name, o == 'P' ? "--parallel" : "--timeout",
+				        o == 'P' ? " (0: no limit)" : " of seconds, 1 to 86400", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			*(o == 'P' ? &c->parallel : &c->timeout) = (int)v;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;
@@ -619,11 +655,16 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, strchr("fptw", o) ? o : optopt, argv[optind - 1]);
+			return bad_option(cmd->name, strchr("fptwaPT", o) ? o : optopt,
+			                  argv[optind - 1]);
 		}
 	}
 	n = argc - optind;
-	if (n < cmd->min || (cmd->max >= 0 && n > cmd->max)) {
+	if (c->all && n > 0) {
+		fprintf(stderr, "qsupctl: %s: give --all or names, not both\n", cmd->name);
+		return CTL_EXIT_USAGE;
+	}
+	if ((n < cmd->min && !c->all) || (cmd->max >= 0 && n > cmd->max)) {
 		fprintf(stderr, "qsupctl: %s: %s\n", cmd->name,
 		        n < cmd->min ? "missing arguments" : "too many arguments");
 		cmd_usage(stderr, cmd);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "argv.h"
 #include "commands.h"
@@ -13,6 +14,7 @@
 #include "daemon.h"
 #include "guest.h"
 #include "hotplug.h"
+#include "managed.h"
 #include "migrate.h"
 #include "passthrough.h"
 
@@ -48,11 +50,32 @@ static void cmd_list(struct sv_daemon *d, struct sv_request *req, json_t *args)
 	sv_reply_ok(req, list);
 }
 
+/* What the daemon adds to a guest's status: its managed save, and when the
+ * operator stopped it. */
+static json_t *status_of(struct sv_daemon *d, struct sv_guest *g)
+{
+	json_t *st = sv_guest_status(g);
+	char path[4200];
+	sv_managed_path(d, g->name, path, sizeof(path));
+	json_object_set_new(st, "saved_state", sv_managed_exists(d, g->name)
+	                    ? json_string(path) : json_null());
+	json_t *op = json_null();
+	if (g->operator_stop_ms && !sv_guest_active(g)) {
+		char when[40];
+		time_t t = (time_t)(g->operator_stop_ms / 1000);
+		struct tm tm;
+		if (gmtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+			op = json_string(when);
+	}
+	json_object_set_new(st, "operator_stop", op);
+	return st;
+}
+
 static void cmd_status(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
-		sv_reply_ok(req, sv_guest_status(g));
+		sv_reply_ok(req, status_of(d, g));
 }
 
 static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -66,7 +89,8 @@ static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
 	 * one waiting in backoff starts now. */
 	if (sv_state_start_rearms(g->state))
 		sv_restart_rearm(&g->rs);
-	if ((rc = sv_guest_start(g, req, &err)) < 0)
+	g->operator_stop_ms = 0;
+	if ((rc = sv_managed_start(d, g, req, &err)) < 0)
 		reply_failed(req, rc, &err);
 }
 
@@ -77,35 +101,79 @@ static void cmd_reset_failed(struct sv_daemon *d, struct sv_request *req, json_t
 		sv_guest_reset_failed(g, req);
 }
 
+/* The operator stopped g (stop, kill): remembered until the next boot or
+ * an explicit start, so that autostart does not undo it (qsupd(8)). */
+static void operator_stopped(struct sv_guest *g)
+{
+	uv_timeval64_t tv;
+	uv_gettimeofday(&tv);
+	g->operator_stop_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	sv_guest_persist(g);
+}
+
 static void cmd_stop(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	json_t *force = json_object_get(args, "force");   /* checked: a boolean */
+	json_t *timeout = json_object_get(args, "timeout");   /* checked: seconds > 0 */
 	struct sv_guest *g = guest_arg(d, req, args);
 	struct sv_error err = { 0 };
 	int rc;
-	if (g && (rc = sv_guest_stop(g, json_is_true(force), req, &err)) < 0)
-		reply_failed(req, rc, &err);
-}
-
-/* A verb that is one guest operation answering req itself (or failing now). */
-static void guest_op(struct sv_daemon *d, struct sv_request *req, json_t *args,
-                     int (*op)(struct sv_guest *, struct sv_request *, struct sv_error *))
-{
-	struct sv_guest *g = guest_arg(d, req, args);
-	struct sv_error err = { 0 };
-	int rc;
-	if (g && (rc = op(g, req, &err)) < 0)
+	if (!g)
+		return;
+	operator_stopped(g);
+	if ((rc = sv_guest_stop(g, json_is_true(force), (uint64_t)json_integer_value(timeout) * 1000,
+	                        req, &err)) < 0)
 		reply_failed(req, rc, &err);
 }
 
 static void cmd_kill(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	guest_op(d, req, args, sv_guest_kill);
+	struct sv_guest *g = guest_arg(d, req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (!g)
+		return;
+	operator_stopped(g);
+	if ((rc = sv_guest_kill(g, req, &err)) < 0)
+		reply_failed(req, rc, &err);
 }
 
 static void cmd_restart(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	guest_op(d, req, args, sv_guest_restart);
+	struct sv_guest *g = guest_arg(d, req, args);
+	struct sv_error err = { 0 };
+	int rc;
+	if (!g)
+		return;
+	g->operator_stop_ms = 0;
+	if ((rc = sv_guest_restart(g, req, &err)) < 0)
+		reply_failed(req, rc, &err);
+}
+
+/* save and restore: without a file, the guest's managed save (managed.h). */
+static void cmd_save(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(d, req, args);
+	if (!g)
+		return;
+	if (json_object_get(args, "file")) {
+		sv_command_find(req->verb)->on_guest(g, req, args);
+		return;
+	}
+	if (strcmp(req->verb, "restore") == 0) {
+		if (!sv_managed_exists(d, g->name))
+			sv_reply_err(req, "NotFound", "%s has no saved state (save it first, or "
+			             "give a file)", g->name);
+		else if (sv_managed_restore(d, g, req, false) < 0)
+			sv_reply_err(req, "GenericError", "out of memory");
+		return;
+	}
+	char path[4200];
+	sv_managed_path(d, g->name, path, sizeof(path));
+	json_t *a = json_copy(args);
+	json_object_set_new(a, "file", json_string(path));
+	sv_migrate_save(g, req, a);
+	json_decref(a);
 }
 
 /* pause, resume and reset differ only in the QMP command. */
@@ -202,6 +270,9 @@ static int check_stop(json_t *args, struct sv_error *err)
 {
 	if (!opt_type(args, "force", is_bool))
 		FAIL("InvalidArgument", "\"force\" must be true or false");
+	json_t *t = json_object_get(args, "timeout");
+	if (t && (!is_positive(t) || json_integer_value(t) > 86400))
+		FAIL("InvalidArgument", "\"timeout\" must be a number of seconds, 1 to 86400");
 	return 0;
 }
 
@@ -297,9 +368,9 @@ static const struct sv_command commands[] = {
 	{ "reset", cmd_simple, G | M, NULL, NULL },
 	{ "reset-failed", cmd_reset_failed, G | M, NULL, NULL },
 	{ "restart", cmd_restart, G | M, NULL, NULL },
-	{ "restore", cmd_on_guest, G | M, sv_migrate_restore, check_migration },
+	{ "restore", cmd_save, G | M, sv_migrate_restore, check_migration },
 	{ "resume", cmd_simple, G | M, NULL, NULL },
-	{ "save", cmd_on_guest, G | M, sv_migrate_save, check_migration },
+	{ "save", cmd_save, G | M, sv_migrate_save, check_migration },
 	{ "start", cmd_start, G | M, NULL, NULL },
 	{ "status", cmd_status, G, NULL, NULL },
 	{ "stop", cmd_stop, G | M, NULL, check_stop },

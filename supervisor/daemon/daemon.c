@@ -29,6 +29,7 @@
 #include "hotplug.h"
 #include "log.h"
 #include "lock.h"
+#include "managed.h"
 #include "migrate.h"
 #include "passthrough.h"
 #include "profile.h"
@@ -269,7 +270,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	}
 	for (size_t i = 0; i < d->nguests; i++)
 		if (sv_guest_active(d->guests[i]) || d->guests[i]->prepping)
-			sv_guest_stop(d->guests[i], false, NULL, NULL);
+			sv_guest_stop(d->guests[i], false, 0, NULL, NULL);
 }
 
 /* ---- systemd ---- */
@@ -335,6 +336,11 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	if ((rc = sv_statedir_prepare(d->state_dir, err)) < 0 ||
 	    (rc = sv_statedir_host_key(d->state_dir, d->host_key, err)) < 0)
 		return rc;
+	char save_dir[4200];
+	snprintf(save_dir, sizeof(save_dir), "%s/save", d->state_dir);
+	if ((rc = sv_mkdir_p(save_dir, 0700)) < 0)
+		return sv_error_set(err, rc, "save dir %s: %s", save_dir, strerror(-rc));
+	sv_managed_init(d);
 	sv_lock_dir_default(d->lock_dir, sizeof(d->lock_dir), geteuid(), d->run_dir);
 	if ((rc = sv_lock_dir_prepare(d->lock_dir, err)) < 0)
 		return rc;
@@ -391,13 +397,8 @@ void sv_daemon_trim_later(struct sv_daemon *d)
 int sv_daemon_run(struct sv_daemon *d)
 {
 	sv_log(SV_LOG_INFO, NULL, "listening on %s", d->socket_path);
-	for (size_t i = 0; i < d->nguests && !d->opts.no_autostart; i++) {
-		struct sv_guest *g = d->guests[i];
-		struct sv_error err = { 0 };
-		if (g->profile->autostart && sv_state_may_autostart(g->state) && !g->pending_start &&
-		    sv_guest_start(g, NULL, &err) < 0)
-			sv_log(SV_LOG_ERR, g->name, "autostart: %s", err.msg);
-	}
+	if (!d->opts.no_autostart)
+		sv_managed_boot(d);
 	for (size_t i = 0; i < d->nguests; i++) {
 		/* A start the last qsupd recorded but never spawned. */
 		struct sv_guest *g = d->guests[i];
@@ -419,6 +420,7 @@ void sv_daemon_free(struct sv_daemon *d)
 {
 	if (d->rundir_lock >= 0)
 		close(d->rundir_lock);
+	sv_managed_free(d);
 	free(d->state_dir);
 	free(d->guests);
 	free(d->profile_dir);

@@ -19,6 +19,7 @@
 
 struct sv_guest;
 struct sv_client;
+struct sv_managed;
 
 struct sv_daemon_opts {
 	const char *profile_dir;
@@ -63,6 +64,9 @@ struct sv_daemon {
 	size_t max_clients;         /* see control.h */
 	uint64_t refusal_log_at;    /* loop time before which refusals are counted, not logged */
 	unsigned refusals_unlogged;
+	struct sv_route self_route;    /* qsupd's own requests (managed.c) */
+	struct sv_managed *managed;     /* managed restores in flight */
+	uint64_t managed_peers;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t trim;            /* sv_daemon_trim_later() */
 	bool trim_ready;

@@ -81,6 +81,10 @@ static json_t *state_json(struct sv_guest *g)
 	                      "uid", (json_int_t)g->ident.uid, "gid", (json_int_t)g->ident.gid);
 	if (o && g->state == SV_BACKOFF)
 		json_object_set_new(o, "next_start", json_integer(to_wall(g, g->next_start_ms)));
+	if (o && g->operator_stop_ms)
+		json_object_set_new(o, "operator_stop", json_integer(g->operator_stop_ms));
+	if (o && g->autostart_boot[0])
+		json_object_set_new(o, "autostart_boot", json_string(g->autostart_boot));
 	sv_passthrough_save(g, o);
 	return o;
 }
@@ -253,6 +257,11 @@ static void restore_counters(struct sv_guest *g, json_t *saved)
 	snprintf(g->shutdown_reason, sizeof(g->shutdown_reason), "%s",
 	         sv_jstr(saved, "shutdown_reason", ""));
 	g->panicked = json_is_true(json_object_get(saved, "panicked"));
+	json_int_t op = json_integer_value(json_object_get(saved, "operator_stop"));
+	g->operator_stop_ms = op > 0 ? op : 0;
+	const char *boot = sv_jstr(saved, "autostart_boot", "");
+	snprintf(g->autostart_boot, sizeof(g->autostart_boot), "%s",
+	         sv_boot_id_valid(boot) ? boot : "");
 	sv_passthrough_restore(g, saved);
 	/* The restart window survives qsupd restarts: a crash loop stays one. */
 	json_array_foreach(json_object_get(saved, "restart_times"), i, e) {

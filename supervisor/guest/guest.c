@@ -29,6 +29,7 @@
 #include "qmp.h"
 
 #define STEP_MS 5000            /* between quit, SIGTERM and SIGKILL */
+#define SV_REPRESS_MS 5000      /* between two ACPI presses in one stop */
 #define QMP_TIMEOUT_MS 10000   /* negotiation, and each command */
 
 bool sv_guest_active(const struct sv_guest *g)
@@ -389,7 +390,8 @@ static void stop_step(struct sv_guest *g, int step);
 static void on_stop_timer(uv_timer_t *t)
 {
 	struct sv_guest *g = t->data;
-	stop_step(g, g->stop_step + 1);
+	/* The ACPI step repeats itself until its time is spent. */
+	stop_step(g, g->stop_step == 0 ? 0 : g->stop_step + 1);
 }
 
 static void ignore_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
@@ -400,7 +402,50 @@ static void ignore_reply(struct qmp_client *c, const struct qmp_result *r, void 
 		sv_log(SV_LOG_WARN, g->name, "%s", r->err_desc ? r->err_desc : qmp_strerror(r->status));
 }
 
-/* 0: ACPI power-off, 1: quit, 2: SIGTERM, 3: SIGKILL. */
+/* Tell the waiting clients (subscribers) how far a stop has got. */
+static void stop_progress(struct sv_guest *g, const char *stage, uint64_t timeout_ms)
+{
+	uint64_t now = uv_now(g->env->loop);
+	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:i, s:f, s:f}}", "event",
+	        "STOP_PROGRESS", "guest", g->name, "data", "stage", stage,
+	        "presses", (int)g->presses,
+	        "elapsed", g->stop_began ? (double)(now - g->stop_began) / 1000.0 : 0.0,
+	        "timeout", (double)timeout_ms / 1000.0));
+}
+
+/* The ACPI step: press the power button, and again every SV_REPRESS_MS
+ * until the stop's timeout is spent (a press while the guest still boots,
+ * before its OS listens, is lost: systemd-style ladders press again). */
+static void press_power(struct sv_guest *g)
+{
+	uint64_t timeout = g->stop_timeout_ms ? g->stop_timeout_ms
+	                 : g->run_profile ? g->run_profile->shutdown_timeout_ms : 60000;
+	uint64_t now = uv_now(g->env->loop);
+	if (g->presses == 0)
+		g->stop_began = now;
+	uint64_t spent = now - g->stop_began;
+	if (spent >= timeout) {
+		sv_log(SV_LOG_INFO, g->name, "no power-off after %llu s and %u ACPI presses",
+		       (unsigned long long)(spent / 1000), g->presses);
+		stop_step(g, 1);
+		return;
+	}
+	g->presses++;
+	if (g->presses == 1)
+		sv_log(SV_LOG_INFO, g->name, "sending ACPI power-off; waiting up to %llu.%01llu s",
+		       (unsigned long long)(timeout / 1000),
+		       (unsigned long long)(timeout % 1000 / 100));
+	else
+		sv_log(SV_LOG_INFO, g->name, "no power-off after %llu s; pressing the power "
+		       "button again (%u)", (unsigned long long)(spent / 1000), g->presses);
+	qmp_client_execute(g->qmp, "system_powerdown", NULL, 0, ignore_reply, g);
+	stop_progress(g, "acpi", timeout);
+	uint64_t left = timeout - spent;
+	uv_timer_start(&g->timer, on_stop_timer, left < SV_REPRESS_MS ? left : SV_REPRESS_MS, 0);
+}
+
+/* 0: ACPI power-off (pressed again until the timeout), 1: quit, 2: SIGTERM,
+ * 3: SIGKILL. */
 static void stop_step(struct sv_guest *g, int step)
 {
 	if (!sv_guest_active(g))
@@ -409,28 +454,27 @@ static void stop_step(struct sv_guest *g, int step)
 	if (step <= 1 && !qmp_ok)
 		step = 2;   /* no QMP to ask: go on to signals */
 	g->stop_step = step;
-	uint64_t wait = STEP_MS;
 	switch (step) {
 	case 0:
-		wait = g->run_profile ? g->run_profile->shutdown_timeout_ms : 60000;
-		sv_log(SV_LOG_INFO, g->name, "sending ACPI power-off; waiting up to %llu ms",
-		       (unsigned long long)wait);
-		qmp_client_execute(g->qmp, "system_powerdown", NULL, 0, ignore_reply, g);
-		break;
+		press_power(g);
+		return;
 	case 1:
 		sv_log(SV_LOG_INFO, g->name, "sending quit");
 		qmp_client_execute(g->qmp, "quit", NULL, STEP_MS, ignore_reply, g);
+		stop_progress(g, "quit", STEP_MS);
 		break;
 	case 2:
 		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGTERM");
 		sv_guest_signal(g, SIGTERM);
+		stop_progress(g, "sigterm", STEP_MS);
 		break;
 	default:
 		sv_log(SV_LOG_WARN, g->name, "QEMU still running; sending SIGKILL");
 		sv_guest_signal(g, SIGKILL);
+		stop_progress(g, "sigkill", 0);
 		return;
 	}
-	uv_timer_start(&g->timer, on_stop_timer, wait, 0);
+	uv_timer_start(&g->timer, on_stop_timer, STEP_MS, 0);
 }
 
 /* A stop or kill while the start is still preparing files: cancel it
@@ -459,7 +503,8 @@ static bool stop_done_or_wait(struct sv_guest *g, struct sv_request *req)
 	return false;
 }
 
-int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)
+int sv_guest_stop(struct sv_guest *g, bool force, uint64_t timeout_ms, struct sv_request *req,
+                  struct sv_error *err)
 {
 	if (g->state == SV_MIGRATING && !force)
 		return sv_error_set(err, -EBUSY, "%s is migrating: migrate-cancel it first, or "
@@ -472,6 +517,9 @@ int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct
 		return 0;
 	}
 	enum sv_state was = g->state;
+	g->presses = 0;
+	g->stop_began = 0;
+	g->stop_timeout_ms = timeout_ms;
 	sv_guest_transition(g, SV_STOPPING, force ? "forced stop requested" : "stop requested");
 	/* A paused or still starting guest cannot act on the power button. */
 	stop_step(g, force || was != SV_RUNNING ? 1 : 0);
@@ -507,7 +555,7 @@ int sv_guest_restart(struct sv_guest *g, struct sv_request *req, struct sv_error
 		                    "it must run here", g->name);
 	if (!sv_guest_active(g))
 		return sv_guest_start(g, req, err);
-	int rc = sv_guest_stop(g, false, NULL, err);
+	int rc = sv_guest_stop(g, false, 0, NULL, err);
 	if (rc == 0)
 		sv_guest_add_waiter(g, req, SV_WAIT_RESTART);
 	return rc;

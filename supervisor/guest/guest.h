@@ -181,6 +181,14 @@ struct sv_guest {
 
 	uv_timer_t timer;               /* the stop ladder */
 	int stop_step;
+	uint64_t stop_began;            /* uv_now() of the first ACPI press */
+	uint64_t stop_timeout_ms;       /* this stop's ACPI wait; 0: the profile's */
+	unsigned presses;               /* ACPI presses in this stop */
+	/* Who stopped it last: the operator's stop (wall-clock ms; 0 when the
+	 * last stop was not the operator's), and the host boot (boot_id) in
+	 * which autostart last applied to it: once per boot (qsupd(8)). */
+	int64_t operator_stop_ms;
+	char autostart_boot[40];
 	struct sv_waiter *waiters;
 	int handles;                    /* holds (sv_guest_hold), for freeing */
 	bool freeing;
@@ -211,10 +219,12 @@ int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *ru
 /* The argv builder's facts for g on this host (its run dir, fds 3 and 4). */
 void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f);
 
-/* Stop: ACPI power-off, then after the profile's timeout quit, SIGTERM,
- * SIGKILL; force starts at quit. req is answered once QEMU has exited. */
-int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req,
-                  struct sv_error *err);
+/* Stop: ACPI power-off, pressed again every few seconds until timeout_ms
+ * (0: the profile's shutdown-timeout) is spent, then quit, SIGTERM,
+ * SIGKILL; force starts at quit. Each step is a STOP_PROGRESS event. req
+ * is answered once QEMU has exited. */
+int sv_guest_stop(struct sv_guest *g, bool force, uint64_t timeout_ms,
+                  struct sv_request *req, struct sv_error *err);
 
 /* SIGKILL QEMU now; req is answered once it has exited. */
 int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err);

@@ -1,5 +1,6 @@
 /* Processes and directories, through /proc and the file system: see
  * sysutil.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -91,4 +92,34 @@ bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size)
 		}
 	}
 	return false;
+}
+
+bool sv_boot_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 36)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(isxdigit((unsigned char)s[i]) || (s[i] == '-' && (i == 8 || i == 13 ||
+		      i == 18 || i == 23))))
+			return false;
+	return true;
+}
+
+int sv_boot_id(const char *path, char *buf, size_t size)
+{
+	int fd = open(path ? path : "/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	char tmp[64];
+	ssize_t n = fd >= 0 ? read(fd, tmp, sizeof(tmp) - 1) : -1;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return -e;
+	tmp[n] = 0;
+	tmp[strcspn(tmp, "\n")] = 0;
+	if (!sv_boot_id_valid(tmp) || size < 37)
+		return -EBADMSG;
+	snprintf(buf, size, "%s", tmp);
+	return 0;
 }

@@ -26,4 +26,12 @@ bool sv_proc_is_guest(int pid, const char *name);
  * out. Returns false when there is none. */
 bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size);
 
+/* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters: a UUID)
+ * into buf (at least 37 bytes). path NULL: that file. Returns 0, or a
+ * negative errno (-EBADMSG: not a boot id). */
+int sv_boot_id(const char *path, char *buf, size_t size);
+
+/* True when s looks like a boot id: 36 characters, hex digits and dashes. */
+bool sv_boot_id_valid(const char *s);
+
 #endif

@@ -445,7 +445,11 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "migrate: give a URI", "migrate", "web1", NULL, NULL);
 	usage_case(r, "migrate: give a URI", "migrate", "web1", "downtime=3", NULL);
 	usage_case(r, "'timeout' is not KEY=VALUE", "migrate", "web1", "unix:/x", "timeout");
-	usage_case(r, "save: missing arguments", "save", "web1", NULL, NULL);
+	usage_case(r, "save: missing arguments", "save", NULL, NULL, NULL);
+	usage_case(r, "save: give --all or names, not both", "save", "--all", "web1", NULL);
+	usage_case(r, "stop: --timeout must be a number of seconds", "stop", "--timeout", "0", "a");
+	usage_case(r, "stop: --parallel must be a number", "stop", "--parallel", "-2", "a");
+	usage_case(r, "restart: unknown option '--all'", "restart", "--all", NULL, NULL);
 	usage_case(r, "attach: unknown option '-w'", "attach", "-w", "web1", "cpu");
 }
 
@@ -455,7 +459,8 @@ static void test_verb_help(void **state)
 
 	spawn(r, NULL, 0, "stop", "--help", NULL);
 	assert_int_equal(finish(r), 0);
-	assert_contains(r->out, "usage: qsupctl stop [-f] NAME...");
+	assert_contains(r->out, "usage: qsupctl stop [-f] [--timeout S] [--all] [--parallel N] "
+	                "NAME...");
 	assert_contains(r->out, "--force");
 	assert_not_connected(r);
 }
@@ -747,11 +752,26 @@ static void test_stop_force(void **state)
 	free(r->out);
 	free(r->err);
 	close_fd(&r->cfd);
+	/* Without --force, the stop's progress: subscribe first, then each
+	 * STOP_PROGRESS event of the guest on stderr (not another guest's). */
 	spawn(r, NULL, 0, "stop", "web1", NULL);
 	serve(r);
-	reply(r, expect(r, "stop", "{\"name\": \"web1\"}"), "{\"state\": \"stopped\"}");
+	reply(r, expect(r, "subscribe", "{}"), "{}");
+	json_t *req = expect(r, "stop", "{\"name\": \"web1\"}");
+	send_text(r, "{\"event\": \"STOP_PROGRESS\", \"guest\": \"web1\", \"data\": {\"stage\": "
+	          "\"acpi\", \"presses\": 1, \"elapsed\": 0, \"timeout\": 60}}\n"
+	          "{\"event\": \"STOP_PROGRESS\", \"guest\": \"db\", \"data\": {\"stage\": "
+	          "\"quit\", \"presses\": 0, \"elapsed\": 0, \"timeout\": 5}}\n"
+	          "{\"event\": \"STOP_PROGRESS\", \"guest\": \"web1\", \"data\": {\"stage\": "
+	          "\"acpi\", \"presses\": 2, \"elapsed\": 5, \"timeout\": 60}}\n"
+	          "{\"event\": \"STOP_PROGRESS\", \"guest\": \"web1\", \"data\": {\"stage\": "
+	          "\"sigterm\", \"presses\": 2, \"elapsed\": 65, \"timeout\": 5}}\n");
+	reply(r, req, "{\"state\": \"stopped\"}");
 	assert_int_equal(finish(r), 0);
 	assert_string_equal(r->out, "web1: stopped\n");
+	assert_string_equal(r->err, "web1: ACPI power-off sent; waiting up to 60 s\n"
+	                    "web1: no power-off after 5 s; pressed the power button again (2)\n"
+	                    "web1: QEMU still running; sending SIGTERM\n");
 }
 
 static void test_each_lifecycle_verb(void **state)
