@@ -71,9 +71,11 @@ static void show_progress(struct ctl *c, json_t *ev)
 		return;
 	if (!strcmp(stage, "acpi") && presses <= 1)
 		fprintf(stderr, "%s: ACPI power-off sent; waiting up to %.0f s\n", g, timeout);
+	else if (!strcmp(stage, "acpi") && presses == 2)   /* once: the rest are the same */
+		fprintf(stderr, "%s: no power-off after %.0f s; pressed the power button again, "
+		        "and every 5 s\n", g, elapsed);
 	else if (!strcmp(stage, "acpi"))
-		fprintf(stderr, "%s: no power-off after %.0f s; pressed the power button again "
-		        "(%d)\n", g, elapsed, presses);
+		return;
 	else if (!strcmp(stage, "quit"))
 		fprintf(stderr, "%s: no power-off; asking QEMU to quit\n", g);
 	else

@@ -255,19 +255,36 @@ static void on_signal(uv_signal_t *s, int signum)
 		json_decref(sv_daemon_reload(d));
 		return;
 	}
+	if (d->exiting && d->opts.stop_guests_on_exit && !d->killing) {
+		/* Ctrl-C again (make run): do not leave a QEMU behind. */
+		d->killing = true;
+		sv_log(SV_LOG_WARN, NULL, "second signal: killing the guests (SIGKILL); a third "
+		       "exits at once, leaving them as they are");
+		for (size_t i = 0; i < d->nguests; i++)
+			if (sv_guest_active(d->guests[i]) || d->guests[i]->prepping)
+				sv_guest_kill(d->guests[i], NULL, NULL);
+		return;
+	}
 	if (d->exiting) {
-		sv_log(SV_LOG_WARN, NULL, "second signal: exiting now, guests left as they are");
+		sv_log(SV_LOG_WARN, NULL, "another signal: exiting now, guests left as they are");
 		finish_exit(d);
 		return;
 	}
 	d->exiting = true;
 	d->env.exiting = true;
-	sv_log(SV_LOG_INFO, NULL, "signal %d: exiting%s", signum,
-	       d->opts.stop_guests_on_exit ? " after stopping the guests" : "; guests keep running");
 	if (!d->opts.stop_guests_on_exit || !any_active(d)) {
+		sv_log(SV_LOG_INFO, NULL, "signal %d: exiting%s", signum,
+		       d->opts.stop_guests_on_exit ? "" : "; guests keep running");
 		finish_exit(d);
 		return;
 	}
+	size_t n = 0;
+	for (size_t i = 0; i < d->nguests; i++)
+		n += sv_guest_active(d->guests[i]) || d->guests[i]->prepping;
+	sv_log(SV_LOG_INFO, NULL, "signal %d: stopping %zu guest%s (ACPI power-off, pressed "
+	       "again every 5 s), then exiting; a second signal (Ctrl-C) kills them", signum, n,
+	       n == 1 ? "" : "s");
+	sv_notify("STOPPING=1");
 	for (size_t i = 0; i < d->nguests; i++)
 		if (sv_guest_active(d->guests[i]) || d->guests[i]->prepping)
 			sv_guest_stop(d->guests[i], false, 0, NULL, NULL);

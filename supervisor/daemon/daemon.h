@@ -71,6 +71,7 @@ struct sv_daemon {
 	uv_timer_t trim;            /* sv_daemon_trim_later() */
 	bool trim_ready;
 	bool exiting, finished;
+	bool killing;               /* a second signal: guests are being killed */
 	int exit_code;
 };
 

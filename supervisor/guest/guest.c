@@ -435,9 +435,11 @@ static void press_power(struct sv_guest *g)
 		sv_log(SV_LOG_INFO, g->name, "sending ACPI power-off; waiting up to %llu.%01llu s",
 		       (unsigned long long)(timeout / 1000),
 		       (unsigned long long)(timeout % 1000 / 100));
-	else
-		sv_log(SV_LOG_INFO, g->name, "no power-off after %llu s; pressing the power "
-		       "button again (%u)", (unsigned long long)(spent / 1000), g->presses);
+	else   /* said once; the later presses at debug level */
+		sv_log(g->presses == 2 ? SV_LOG_INFO : SV_LOG_DEBUG, g->name, "no power-off after "
+		       "%llu s; pressing the power button again (%u)%s",
+		       (unsigned long long)(spent / 1000), g->presses,
+		       g->presses == 2 ? ", and every 5 s" : "");
 	qmp_client_execute(g->qmp, "system_powerdown", NULL, 0, ignore_reply, g);
 	stop_progress(g, "acpi", timeout);
 	uint64_t left = timeout - spent;

@@ -118,6 +118,9 @@ int sv_state_file_write(const char *rundir, const char *tmpname, const char *tex
 	snprintf(path, sizeof(path), "%s/state.json", rundir);
 	snprintf(tmp, sizeof(tmp), "%s/%s", rundir, tmpname);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0 && errno == ENOENT && (mkdir(rundir, 0755) == 0 || errno == EEXIST))
+		/* a guest never started yet has no run dir (launch.c makes it too) */
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0)
 		return errno;
 	errno = 0;

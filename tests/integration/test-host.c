@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "tdaemon.h"
@@ -272,7 +274,7 @@ static void test_autostart_once_per_boot(void **state)
 	t_daemon_profile(&x->d, "a2", firmware_profile);
 	up(x);
 	printf("# accel kvm:tcg, firmware only: %s\n", t_accel());
-	for (int i = 0; i < 200; i++) {   /* autostart is under way */
+	for (int i = 0; i < 600; i++) {   /* autostart is under way */
 		json_t *s = status(x, "a2");
 		bool running = !strcmp(t_str(s, "state"), "running");
 		json_decref(s);
@@ -313,7 +315,7 @@ static void test_autostart_once_per_boot(void **state)
 	down(x);
 	other_boot(x, "a1");
 	up(x);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 600; i++) {
 		s = status(x, "a1");
 		bool running = !strcmp(t_str(s, "state"), "running");
 		json_decref(s);
@@ -447,6 +449,85 @@ static void test_bad_input(void **state)
 	up(x);
 }
 
+/* Wait up to ms for qsupd to exit; its exit status, or -1. */
+static int daemon_exit(struct fx *x, int ms)
+{
+	int st;
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(x->d.pid, &st, WNOHANG) == x->d.pid) {
+			x->d.pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* Wait until the log (one file for every qsupd of the test) holds text
+ * n times. */
+static bool log_says(struct fx *x, const char *text, int n, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		int seen = 0;
+		for (const char *p = t_daemon_log(&x->d); (p = strstr(p, text)); p++)
+			seen++;
+		if (seen >= n)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+/* make run: qsupd --stop-guests-on-exit. Ctrl-C while the guest boots
+ * says what it does and ends with the guest powered off (the ladder
+ * presses again); with a guest that never powers off, a second Ctrl-C
+ * kills it and qsupd exits, leaving no QEMU. */
+static void test_ctrl_c_twice(void **state)
+{
+	struct fx *x = *state;
+	const char *const extra[] = { "--stop-guests-on-exit", NULL };
+	t_daemon_tiny_profile(&x->d, "boot", "");
+	t_daemon_profile(&x->d, "fw", "[guest]\nmemory = 64M\naccel = kvm:tcg\n");
+	if (t_daemon_start(&x->d, extra) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	start(x, "boot");
+	json_t *s = status(x, "boot");
+	pid_t qemu = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	printf("# using tcg (the tiny guest boots while Ctrl-C comes)\n");
+	kill(x->d.pid, SIGINT);
+	if (!log_says(x, "stopping 1 guest (ACPI power-off, pressed again every 5 s), then "
+	              "exiting; a second signal (Ctrl-C) kills them", 1, 5000))
+		fail_msg("no word of the stop:\n%s", t_daemon_log(&x->d));
+	int rc = daemon_exit(x, 90000);
+	if (rc != 0)
+		fail_msg("qsupd: %d:\n%s", rc, t_daemon_log(&x->d));
+	assert_non_null(strstr(t_daemon_log(&x->d), "guest powered off"));
+	assert_false(t_pid_alive(qemu));
+
+	t_ctl_close(&x->c);
+	x->c.fd = -1;
+	if (t_daemon_start(&x->d, extra) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	start(x, "fw");
+	s = status(x, "fw");
+	qemu = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	printf("# accel kvm:tcg, firmware only: %s\n", t_accel());
+	kill(x->d.pid, SIGINT);
+	/* The second qsupd's word, before the second signal (two signals that
+	 * come before the first is handled are one). */
+	assert_true(log_says(x, "a second signal (Ctrl-C) kills them", 2, 5000));
+	kill(x->d.pid, SIGINT);
+	rc = daemon_exit(x, 20000);
+	if (rc != 0)
+		fail_msg("qsupd: %d:\n%s", rc, t_daemon_log(&x->d));
+	assert_non_null(strstr(t_daemon_log(&x->d), "second signal: killing the guests"));
+	assert_false(t_pid_alive(qemu));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +536,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_autostart_once_per_boot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_and_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ctrl_c_twice, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

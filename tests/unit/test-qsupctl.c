@@ -770,7 +770,7 @@ static void test_stop_force(void **state)
 	assert_int_equal(finish(r), 0);
 	assert_string_equal(r->out, "web1: stopped\n");
 	assert_string_equal(r->err, "web1: ACPI power-off sent; waiting up to 60 s\n"
-	                    "web1: no power-off after 5 s; pressed the power button again (2)\n"
+	                    "web1: no power-off after 5 s; pressed the power button again, and every 5 s\n"
 	                    "web1: QEMU still running; sending SIGTERM\n");
 }
 
