@@ -6,6 +6,7 @@
 #   make asan       the same suite under ASan+UBSan (objects in build/asan)
 #   make run        the main job: boot the demo guest in the foreground
 #   make install    PREFIX=/usr/local DESTDIR= (see Installation below)
+#   make deb        the Debian packages qsup and libqmp-dev, into build/deb/
 #
 # pkg-config runs inside recipes (recursive variables), so a fresh machine can
 # install the packages first and then build in a sub-make. Any other goal that
@@ -58,7 +59,7 @@ TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all programs tests check asan run install clean deps guest fuzz fuzz-build FORCE \
+.PHONY: all programs tests check asan run install clean deps deb guest fuzz fuzz-build FORCE \
 	qmp-alone
 
 # Libraries: each pkg-config module and the Debian package that has it. A
@@ -69,7 +70,7 @@ DEBPKG_jansson    = libjansson-dev
 DEBPKG_inih       = libinih-dev
 DEBPKG_cmocka     = libcmocka-dev
 DEBPKG_libsystemd = libsystemd-dev
-NODEPS_GOALS = deps check asan run fuzz guest clean
+NODEPS_GOALS = deps check asan run fuzz guest clean deb
 # cmocka: only the test programs and tools (all) need it, not make install.
 CMOCKA_GOALS = all tests $(BUILD)/tests/% $(BUILD)/tools/%
 DEP_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
@@ -268,6 +269,18 @@ install: programs
 	install -m 0644 man/*.3 $(D)$(MANDIR)/man3/
 	install -m 0644 man/*.5 $(D)$(MANDIR)/man5/
 	install -m 0644 man/*.8 $(D)$(MANDIR)/man8/
+
+# The Debian packages, built with dpkg-buildpackage -b from a copy of the
+# tree (the worktree stays clean); the .deb, .changes and .buildinfo files
+# land in build/deb/, the copy's parent.
+DEB_DIR ?= build/deb
+deb:
+	@sh contrib/install-deps.sh deb
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/qsup-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git --exclude='./$(BUILD)' . | \
+		tar -xf - -C $(DEB_DIR)/qsup-$(VERSION)
+	cd $(DEB_DIR)/qsup-$(VERSION) && dpkg-buildpackage -b -us -uc
+	@ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf build
