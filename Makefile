@@ -272,14 +272,16 @@ install: programs
 
 # The Debian packages, built with dpkg-buildpackage -b from a copy of the
 # tree (the worktree stays clean); the .deb, .changes and .buildinfo files
-# land in build/deb/, the copy's parent.
+# land in build/deb/, the copy's parent. debian/rules gets none of this
+# make's variables (MAKEFLAGS): the package is built as a packager would.
 DEB_DIR ?= build/deb
 deb:
 	@sh contrib/install-deps.sh deb
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/qsup-$(VERSION)
 	tar -cf - --exclude=./build --exclude=./.git --exclude='./$(BUILD)' . | \
 		tar -xf - -C $(DEB_DIR)/qsup-$(VERSION)
-	cd $(DEB_DIR)/qsup-$(VERSION) && dpkg-buildpackage -b -us -uc
+	cd $(DEB_DIR)/qsup-$(VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -b -us -uc
 	@ls $(DEB_DIR)/*.deb
 
 clean:

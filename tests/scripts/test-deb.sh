@@ -5,6 +5,9 @@
 # their maintainer scripts do to the units on upgrade, and lintian: no E:.
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
+# Under make check or make asan, the outer make's variables (SAN, OPT,
+# BUILD...) would reach these makes through MAKEFLAGS.
+unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES || true
 for t in dpkg-buildpackage dpkg-deb dpkg-architecture dh lintian readelf; do
 	command -v "$t" >/dev/null 2>&1 || { echo "SKIP: no $t (make deps installs it)"; exit 77; }
 done

@@ -6,6 +6,9 @@
 # Builds into its own directory: never into the suite's build (an ASan one).
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
+# Under make check or make asan, the outer make's variables (SAN, OPT,
+# BUILD...) would reach these makes through MAKEFLAGS.
+unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES || true
 for t in systemd-analyze pkg-config cc; do
 	command -v "$t" >/dev/null 2>&1 || { echo "SKIP: no $t (make deps installs it)"; exit 77; }
 done

@@ -5,6 +5,9 @@
 # or outside a checkout; the packager's CFLAGS, CPPFLAGS and LDFLAGS used.
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
+# Under make check or make asan, the outer make's variables (SAN, OPT,
+# BUILD...) would reach these makes through MAKEFLAGS.
+unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES || true
 dir=$(mktemp -d /tmp/qsup-make.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 mk() { d=$1; shift; make -C "$d" --no-print-directory -n BUILD="$dir/b" "$@" 2>&1; }
