@@ -5,21 +5,28 @@
 #   make check      install missing Debian packages, build, run every test
 #   make asan       the same suite under ASan+UBSan (objects in build/asan)
 #   make run        the main job: boot the demo guest in the foreground
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (see Installation below)
+#   make deb        the Debian packages qsup and libqmp-dev, into build/deb/
 #
 # pkg-config runs inside recipes (recursive variables), so a fresh machine can
-# install the packages first and then build in a sub-make.
+# install the packages first and then build in a sub-make. Any other goal that
+# compiles first checks that the libraries are there (see Libraries below).
+#
+# -Werror is for development and CI: make check and make asan always use it,
+# and so does any build in a git checkout. A build from a tarball, or with
+# WERROR= (as debian/rules does), only warns. CFLAGS, CPPFLAGS and LDFLAGS
+# (dpkg-buildflags' hardening flags, say) come last and win.
 
 BUILD    ?= build
 GUESTDIR ?= build/guest
-PREFIX   ?= /usr/local
 DESTDIR  ?=
 CC       ?= cc
 SAN      ?=
 PKGS      = libuv jansson inih
 OPT      ?= -O2
 
-WARN      = -Wall -Wextra -Wpedantic -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow
+WERROR   ?= $(if $(wildcard .git),-Werror)
+WARN      = -Wall -Wextra -Wpedantic $(WERROR) -Wstrict-prototypes -Wmissing-prototypes -Wshadow
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
@@ -28,7 +35,7 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 SV_LAYERS = lib profile host guest features daemon ctl
 SV_INC    = $(addprefix -Isupervisor/,$(SV_LAYERS))
 ALL_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) $(SAN) -D_GNU_SOURCE -Iqmp $(SV_INC) -Itests/lib \
-	$(PKG_CFLAGS) $(CFLAGS)
+	$(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 QMP_SRC   = $(wildcard qmp/*.c)
@@ -52,9 +59,40 @@ TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all tests check asan run install clean deps guest fuzz fuzz-build FORCE qmp-alone
+.PHONY: all programs tests check asan run install clean deps deb guest fuzz fuzz-build FORCE \
+	qmp-alone
+
+# Libraries: each pkg-config module and the Debian package that has it. A
+# goal that compiles stops at once, before any pkg-config noise, when one is
+# missing; the goals that install packages themselves are exempt.
+DEBPKG_libuv      = libuv1-dev
+DEBPKG_jansson    = libjansson-dev
+DEBPKG_inih       = libinih-dev
+DEBPKG_cmocka     = libcmocka-dev
+DEBPKG_libsystemd = libsystemd-dev
+NODEPS_GOALS = deps check asan run fuzz guest clean deb
+# cmocka: only the test programs and tools (all) need it, not make install.
+CMOCKA_GOALS = all tests $(BUILD)/tests/% $(BUILD)/tools/%
+DEP_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
+ifneq ($(DEP_GOALS),)
+DEP_MODS := $(PKGS) $(if $(filter $(CMOCKA_GOALS),$(DEP_GOALS)),cmocka)
+ifeq ($(shell command -v pkg-config),)
+DEP_MISSING := pkg-config $(foreach m,$(DEP_MODS),$(or $(DEBPKG_$(m)),$(m)))
+else
+DEP_MISSING := $(foreach m,$(DEP_MODS),$(if $(shell pkg-config --exists $(m) && echo y),,$(or $(DEBPKG_$(m)),$(m))))
+endif
+ifeq ($(shell command -v $(firstword $(CC))),)
+DEP_MISSING := build-essential $(DEP_MISSING)
+endif
+ifneq ($(strip $(DEP_MISSING)),)
+$(error missing libraries: $(strip $(DEP_MISSING)); run `make deps` first)
+endif
+endif
 
 all: $(LIBQMP) qmp-alone $(PROGS) $(TOOLS)
+
+# What make install installs, and no test program.
+programs: $(LIBQMP) $(PROGS)
 
 tests: all $(TESTS)
 
@@ -66,7 +104,7 @@ guest:
 
 check:
 	@sh contrib/install-deps.sh
-	@$(MAKE) --no-print-directory tests guest
+	@$(MAKE) --no-print-directory tests guest WERROR=-Werror
 	@sh tests/run.sh $(BUILD)
 
 asan:
@@ -142,7 +180,7 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/flags
 # objects are only the proof: libqmp.a is still built from $(BUILD)/obj.
 QMP_ALONE = $(patsubst qmp/%.c,$(BUILD)/qmp-alone/%.o,$(QMP_SRC))
 QMP_ALONE_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(SAN) -D_GNU_SOURCE -Iqmp \
-	$(shell pkg-config --cflags libuv jansson) $(CFLAGS)
+	$(shell pkg-config --cflags libuv jansson) $(CPPFLAGS) $(CFLAGS)
 
 qmp-alone: $(QMP_ALONE)
 
@@ -182,17 +220,69 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBTEST) $(LIBSV) $(LIBQMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-		$(DESTDIR)$(PREFIX)/include/qsup $(DESTDIR)$(PREFIX)/share/man/man5 \
-		$(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0644 $(LIBQMP) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 qmp/qmp.h qmp/qmp_parse.h $(DESTDIR)$(PREFIX)/include/qsup/
-	$(if $(wildcard $(BUILD)/qsupd),install -m 0755 $(BUILD)/qsupd $(DESTDIR)$(PREFIX)/sbin/)
-	$(if $(wildcard $(BUILD)/qsupctl),install -m 0755 $(BUILD)/qsupctl $(DESTDIR)$(PREFIX)/bin/)
-	for m in $(wildcard man/*.3); do install -d $(DESTDIR)$(PREFIX)/share/man/man3; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man3/; done
-	for m in $(wildcard man/*.5); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/; done
-	for m in $(wildcard man/*.8); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/; done
+# Installation. SYSCONFDIR is /etc whatever PREFIX is: qsupd reads
+# /etc/qsup/profiles, and systemd's ConfigurationDirectory= and
+# EnvironmentFile= are /etc. Units go to $(PREFIX)/lib/systemd/system
+# (/usr/local/lib/systemd/system is in systemd's search path too);
+# debian/rules passes UNITDIR=/lib/systemd/system and a multiarch LIBDIR.
+# An existing $(SYSCONFDIR)/default/qsup is never replaced.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBDIR     ?= $(PREFIX)/lib
+LIBEXECDIR ?= $(PREFIX)/libexec
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/qsup
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
+VERSION    := $(shell sed -n 's/.*define SV_VERSION "\(.*\)".*/\1/p' supervisor/lib/util.h)
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+D = $(DESTDIR)
+
+install: programs
+	install -d $(D)$(SBINDIR) $(D)$(BINDIR) $(D)$(LIBDIR) $(D)$(PKGCONFIGDIR) \
+		$(D)$(INCLUDEDIR)/qsup $(D)$(LIBEXECDIR)/qsup $(D)$(UNITDIR) \
+		$(D)$(COMPLETIONDIR) $(D)$(DOCDIR)/examples $(D)$(SYSCONFDIR)/qsup/profiles \
+		$(D)$(SYSCONFDIR)/default $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/qsupd $(D)$(SBINDIR)/
+	install -m 0755 $(BUILD)/qsupctl $(D)$(BINDIR)/
+	install -m 0644 $(LIBQMP) $(D)$(LIBDIR)/
+	install -m 0644 qmp/qmp.h qmp/qmp_parse.h $(D)$(INCLUDEDIR)/qsup/
+	$(SUBST) qmp/qsup-qmp.pc.in > $(D)$(PKGCONFIGDIR)/qsup-qmp.pc
+	chmod 0644 $(D)$(PKGCONFIGDIR)/qsup-qmp.pc
+	for u in contrib/systemd/*.in; do \
+		f=$(D)$(UNITDIR)/$$(basename $$u .in); \
+		$(SUBST) $$u > $$f && chmod 0644 $$f || exit 1; \
+	done
+	install -m 0755 contrib/qsup-guests $(D)$(LIBEXECDIR)/qsup/
+	install -m 0644 contrib/bash-completion/qsupctl $(D)$(COMPLETIONDIR)/
+	install -m 0644 profiles/*.ini $(D)$(DOCDIR)/examples/
+	[ -e $(D)$(SYSCONFDIR)/default/qsup ] || \
+		install -m 0644 contrib/default/qsup $(D)$(SYSCONFDIR)/default/qsup
+	install -m 0644 man/*.3 $(D)$(MANDIR)/man3/
+	install -m 0644 man/*.5 $(D)$(MANDIR)/man5/
+	install -m 0644 man/*.8 $(D)$(MANDIR)/man8/
+
+# The Debian packages, built with dpkg-buildpackage -b from a copy of the
+# tree (the worktree stays clean); the .deb, .changes and .buildinfo files
+# land in build/deb/, the copy's parent. debian/rules gets none of this
+# make's variables (MAKEFLAGS): the package is built as a packager would.
+DEB_DIR ?= build/deb
+deb:
+	@sh contrib/install-deps.sh deb
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/qsup-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git --exclude='./$(BUILD)' . | \
+		tar -xf - -C $(DEB_DIR)/qsup-$(VERSION)
+	cd $(DEB_DIR)/qsup-$(VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -b -us -uc
+	@ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf build

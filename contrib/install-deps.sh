@@ -1,8 +1,11 @@
 #!/bin/sh
-# install-deps.sh [fuzz]: install the Debian packages qsup needs to build,
-# test and run, but only those that are missing. With "fuzz", instead, what
-# make fuzz needs: the build dependencies, clang and its libFuzzer and
-# sanitizer runtime (make check never needs clang). Uses apt-get, through
+# install-deps.sh [fuzz|deb]: install the Debian packages qsup needs to
+# build, test and run, but only those that are missing. With "fuzz", instead,
+# what make fuzz needs: the build dependencies, clang and its libFuzzer and
+# sanitizer runtime (make check never needs clang). With "deb", what make deb
+# needs: the build dependencies and debhelper. make check needs those too
+# (tests/scripts/test-deb.sh), with lintian, and systemd for systemd-analyze
+# (tests/scripts/test-install.sh). Uses apt-get, through
 # sudo when not root. Safe to run again: with nothing missing it does
 # nothing and exits 0.
 set -eu
@@ -11,11 +14,14 @@ BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev"
 case "${1:-}" in
 "")
 	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64
-busybox-static cpio xz-utils socat jq mandoc iproute2" ;;
+busybox-static cpio xz-utils socat jq mandoc iproute2
+dpkg-dev debhelper lintian systemd" ;;
 fuzz)
 	PKGS="$BUILD_PKGS clang libclang-rt-dev" ;;
+deb)
+	PKGS="$BUILD_PKGS dpkg-dev debhelper" ;;
 *)
-	echo "usage: install-deps.sh [fuzz]" >&2
+	echo "usage: install-deps.sh [fuzz|deb]" >&2
 	exit 2 ;;
 esac
 
