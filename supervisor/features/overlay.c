@@ -1,5 +1,6 @@
 /* The hot-plug overlay: see overlay.h. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
@@ -211,13 +212,25 @@ int sv_overlay_parse(const struct sv_profile *p, const char *path, const char *t
 	return c.broken ? -2 : c.nerrs ? -1 : 0;
 }
 
+/* *errs = the message (NULL when out of memory); returns -2. */
+__attribute__((format(printf, 2, 3)))
+static int read_error(char **errs, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(errs, fmt, ap) < 0)
+		*errs = NULL;
+	va_end(ap);
+	return -2;
+}
+
 int sv_overlay_read(const struct sv_profile *p, json_t **specs, char **errs)
 {
 	char path[1024];
 	*specs = NULL;
 	*errs = NULL;
 	if (sv_overlay_path(p, path, sizeof(path)) < 0)
-		return asprintf(errs, "%s: overlay path too long\n", p->path), -2;
+		return read_error(errs, "%s: overlay path too long\n", p->path);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		*specs = json_array();
@@ -233,7 +246,7 @@ int sv_overlay_read(const struct sv_profile *p, json_t **specs, char **errs)
 		if (fd >= 0)
 			close(fd);
 		free(text);
-		return asprintf(errs, "%s: %s\n", path, strerror(fd < 0 ? e : ENOMEM)), -2;
+		return read_error(errs, "%s: %s\n", path, strerror(fd < 0 ? e : ENOMEM));
 	}
 	/* A byte the parser would take for the end, or a file over the limit,
 	 * would hide what follows it: refuse, and never rewrite the file. */
@@ -242,9 +255,9 @@ int sv_overlay_read(const struct sv_profile *p, json_t **specs, char **errs)
 		free(text);
 		if (fd >= 0)
 			close(fd);
-		return asprintf(errs, "%s: holds a NUL byte, or is larger than %d bytes; fix it "
-		                "(qsupd never rewrites it as it is)\n", path,
-		                SV_PROFILE_MAX_BYTES), -2;
+		return read_error(errs, "%s: holds a NUL byte, or is larger than %d bytes; fix "
+		                  "it (qsupd never rewrites it as it is)\n", path,
+		                  SV_PROFILE_MAX_BYTES);
 	}
 	if (fd >= 0)
 		close(fd);

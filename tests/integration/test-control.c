@@ -237,7 +237,7 @@ static void test_socket_options_checked(void **state)
 		if (rc != 2 || !strstr(log, bad[i][2]))
 			fail_msg("qsupd %s '%s' exited with %d:\n%s", bad[i][0], bad[i][1], rc, log);
 		assert_int_equal(access(x->d.run, F_OK), -1);   /* nothing created */
-		truncate(x->d.log, 0);
+		assert_int_equal(truncate(x->d.log, 0), 0);
 	}
 	struct group *gr = getgrnam("nogroup");
 	if (!gr || geteuid() != 0) {
