@@ -90,7 +90,14 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 	struct dirent **ents;
 	int n = scandir(d->profile_dir, &ents, NULL, alphasort);
 	if (n < 0) {
-		sv_log(SV_LOG_ERR, NULL, "%s: %s", d->profile_dir, strerror(errno));
+		/* Not fatal: the guests that run go on; a reload reads it again. */
+		int e = errno;
+		sv_log(SV_LOG_ERR, NULL, "profile dir %s: %s; %s", d->profile_dir, strerror(e),
+		       e == ENOENT ? "create it, add profiles, then reload (SIGHUP)"
+		       : "fix it, then reload (SIGHUP)");
+		if (result)
+			json_array_append_new(json_object_get(result, "errors"), json_sprintf(
+			        "profile dir %s: %s", d->profile_dir, strerror(e)));
 		return;
 	}
 	for (size_t i = 0; i < d->nguests; i++)

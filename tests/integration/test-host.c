@@ -449,6 +449,31 @@ static void test_bad_input(void **state)
 	up(x);
 }
 
+/* A profile dir that is not there (a fresh host, a typo): qsupd says so,
+ * keeps running, and a reload once it exists picks the profiles up. */
+static void test_missing_profile_dir(void **state)
+{
+	struct fx *x = *state;
+	char out[8192], dir[700];
+	snprintf(dir, sizeof(dir), "%s/not-yet", x->d.dir);
+	const char *const extra[] = { "--profiles", dir, NULL };
+	if (t_daemon_start(&x->d, extra) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
+	assert_non_null(strstr(t_daemon_log(&x->d), "not-yet: No such file or directory; create "
+	                       "it, add profiles, then reload (SIGHUP)"));
+	const char *reload[] = { t_qsupctl(), "reload", NULL };
+	assert_int_equal(run(x, reload, out, sizeof(out), 10000), 1);
+	assert_non_null(strstr(out, "not-yet: No such file or directory"));
+	assert_int_equal(mkdir(dir, 0755), 0);
+	char path[800];
+	snprintf(path, sizeof(path), "%s/late.ini", dir);
+	write_file(path, "[guest]\nmemory = 64M\naccel = kvm:tcg\n");
+	assert_int_equal(run(x, reload, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "late"));
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+	expect_state(x, "late", "stopped", NULL);
+}
+
 /* Wait up to ms for qsupd to exit; its exit status, or -1. */
 static int daemon_exit(struct fx *x, int ms)
 {
@@ -537,6 +562,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parallel_and_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_c_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_profile_dir, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
