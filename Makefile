@@ -16,7 +16,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 CC       ?= cc
 SAN      ?=
-PKGS      = libuv jansson inih
+PKGS      = libuv jansson inih libsystemd
 OPT      ?= -O2
 
 WARN      = -Wall -Wextra -Wpedantic -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow
