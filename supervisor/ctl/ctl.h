@@ -133,6 +133,7 @@ enum {
 	CTL_F_FORCE = 4,        /* takes --force */
 	CTL_F_PERSIST = 8,      /* takes --persist */
 	CTL_F_MIGRATE = 16,     /* takes --to SOCKET and --wait */
+	CTL_F_LOG = 32,         /* takes -n LINES and -f (follow) */
 };
 
 struct ctl {
@@ -143,6 +144,8 @@ struct ctl {
 	bool persist;
 	bool wait;
 	const char *to;
+	const char *lines;          /* log -n, as given (NULL: qsupd's default) */
+	bool follow;                /* log -f */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -161,6 +164,9 @@ int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
 int ctl_kv_args(json_t *args, char **words, int n);
 int ctl_per_name(struct ctl *c, char **names, int n,
                     void (*show)(struct ctl *, const char *, json_t *));
+
+/* log NAME [-n LINES] [-f] (ctl_log.c). */
+int ctl_log(struct ctl *c, char **args, int nargs);
 
 /* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
 int ctl_save(struct ctl *c, char **args, int nargs);

@@ -81,6 +81,8 @@ static const struct ctl_cmd commands[] = {
 	  2, 2, CTL_F_NAME1 },
 	{ "restore", ctl_save, "NAME FILE", "start a guest from a file written by save",
 	  2, 2, CTL_F_NAME1 },
+	{ "log", ctl_log, "[-n LINES] [-f] NAME", "show the end of a guest's log: QEMU's output "
+	  "and its starts and ends (-f: follow)", 1, 1, CTL_F_NAMES | CTL_F_LOG },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -114,6 +116,10 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
 		        "prepared first\n  -w, --wait       show the progress, return when it "
 		        "is over\n");
+	if (cmd->flags & CTL_F_LOG)
+		fprintf(out, "  -n, --lines LINES  how many lines, from 1 to 10000 (default 50)\n"
+		        "  -f, --follow       then print lines as they are written, until "
+		        "Ctrl-C\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -550,6 +556,8 @@ static const struct option verb_opts[] = {
 	{ "persist", no_argument, NULL, 'p' },
 	{ "to", required_argument, NULL, 't' },
 	{ "wait", no_argument, NULL, 'w' },
+	{ "lines", required_argument, NULL, 'n' },
+	{ "follow", no_argument, NULL, 'F' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -598,7 +606,9 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfpt:wh", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfpt:whn:", verb_opts, NULL)) != -1) {
+		if (o == 'f' && (cmd->flags & CTL_F_LOG))
+			o = 'F';   /* -f is --follow here */
 		if (o == 's') {
 			c->socket_opt = optarg;
 		} else if (o == 'j') {
@@ -611,6 +621,10 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->to = optarg;
 		} else if (o == 'w' && (cmd->flags & CTL_F_MIGRATE)) {
 			c->wait = true;
+		} else if (o == 'n' && (cmd->flags & CTL_F_LOG)) {
+			c->lines = optarg;
+		} else if (o == 'F' && (cmd->flags & CTL_F_LOG)) {
+			c->follow = true;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;
@@ -619,7 +633,8 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, strchr("fptw", o) ? o : optopt, argv[optind - 1]);
+			return bad_option(cmd->name, o == 'F' ? 0 : strchr("fptwn", o) ? o : optopt,
+			                  argv[optind - 1]);
 		}
 	}
 	n = argc - optind;
