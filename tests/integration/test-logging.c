@@ -14,7 +14,7 @@
  *    start and end lines); status shows the last run's lines only, and a
  *    failed start is described by its own run's output only; rotation at a
  *    start past --log-max-size, followed by `log` with follow across it;
- *    qsupctl log -f ends on Ctrl-C with 0;
+ *    qsupctl log -f ends on Ctrl-C with 0, and with 1 when qsupd exits;
  *  - a log dir that is full (a small tmpfs) or is no directory: a clear
  *    warning, and the guests run all the same.
  * The guests' QEMU is a shell wrapper around the real one that says which
@@ -772,46 +772,78 @@ static void test_rotation_followed(void **state)
 	assert_non_null(strstr(whole_log(x), "no longer follows it"));
 }
 
-/* qsupctl log -f: the lines as they come; Ctrl-C ends it with 0. */
-static void test_qsupctl_follow_ctrl_c(void **state)
+/* qsupctl log -f NAME with its stdout (and stderr) into a pipe. */
+static pid_t spawn_follow(struct fx *x, const char *name, int *rfd)
 {
-	struct fx *x = *state;
-	t_daemon_profile(&x->d, "fw", FW);
-	up(x, NULL);
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	posix_spawn_file_actions_addclose(&fa, p[0]);
-	const char *argv[] = { t_qsupctl(), "-s", x->d.sock, "log", "-f", "fw", NULL };
+	const char *argv[] = { t_qsupctl(), "-s", x->d.sock, "log", "-f", name, NULL };
 	pid_t pid;
 	assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char **)argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
-	usleep(300000);   /* connected and following (the lines would come anyway) */
-	json_decref(must(x, "start", "fw", 30000));
-	char out[8192] = "";
-	size_t len = 0;
-	for (int i = 0; i < 200 && !strstr(out, "qsup: QEMU pid "); i++) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	*rfd = p[0];
+	return pid;
+}
+
+/* Read fd into out (appending) until want appears or fd ends (10 s). */
+static void read_until(int fd, char *out, size_t size, const char *want)
+{
+	size_t len = strlen(out);
+	for (int i = 0; i < 100 && !(want && strstr(out, want)); i++) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		if (poll(&pf, 1, 100) <= 0)
 			continue;
-		ssize_t n = read(p[0], out + len, sizeof(out) - 1 - len);
+		ssize_t n = read(fd, out + len, size - 1 - len);
 		if (n <= 0)
 			break;
 		len += (size_t)n;
 		out[len] = '\0';
 	}
+}
+
+static int exit_status(pid_t pid)
+{
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* qsupctl log -f: the lines as they come; Ctrl-C ends it with 0; the
+ * daemon's exit with 1 (and the daemon exits cleanly while followed). */
+static void test_qsupctl_follow(void **state)
+{
+	struct fx *x = *state;
+	char out[8192] = "", out2[8192] = "";
+	int fd, fd2;
+	t_daemon_profile(&x->d, "fw", FW);
+	up(x, NULL);
+	pid_t pid = spawn_follow(x, "fw", &fd), pid2 = spawn_follow(x, "fw", &fd2);
+	usleep(300000);   /* connected and following (the lines would come anyway) */
+	json_decref(must(x, "start", "fw", 30000));
+	read_until(fd, out, sizeof(out), "qsup: QEMU pid ");
 	printf("# qsupctl log -f:\n%s", out);
 	assert_non_null(strstr(out, "qsup: start (reason: operator)\n"));
 	assert_non_null(strstr(out, "qsup: QEMU pid "));
 	kill(pid, SIGINT);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	close(p[0]);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(exit_status(pid), 0);
+	close(fd);
+	read_until(fd2, out2, sizeof(out2), "qsup: QEMU pid ");
+	json_decref(must(x, "kill", "fw", 30000));
+	read_until(fd2, out2, sizeof(out2), "killed by operator\n");
+	assert_int_equal(t_daemon_stop(&x->d), 0);
+	read_until(fd2, out2, sizeof(out2), NULL);
+	printf("# the other one:\n%s", out2);
+	assert_non_null(strstr(out2, "(class operator): killed by operator\n"));
+	assert_non_null(strstr(out2, "qsupctl: log fw: qsupd closed the connection"));
+	assert_int_equal(exit_status(pid2), 1);
+	close(fd2);
 }
 
 /* The verb's arguments, and qsupctl's, checked before anything is read. */
@@ -954,7 +986,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_restart_keeps_previous_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_tail_is_the_last_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_followed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qsupctl_follow_ctrl_c, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qsupctl_follow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_dir_full, setup, teardown),
