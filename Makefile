@@ -22,7 +22,7 @@ GUESTDIR ?= build/guest
 DESTDIR  ?=
 CC       ?= cc
 SAN      ?=
-PKGS      = libuv jansson inih
+PKGS      = libuv jansson inih libsystemd
 OPT      ?= -O2
 
 WERROR   ?= $(if $(wildcard .git),-Werror)

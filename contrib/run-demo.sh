@@ -14,8 +14,9 @@ run-demo: qsupd in the foreground; the demo guest boots under TCG (a few seconds
 run-demo: in another terminal:
     $BUILD/qsupctl -s $RUN/qsupd.sock list
     $BUILD/qsupctl -s $RUN/qsupd.sock console demo     (Ctrl-] detaches)
+    $BUILD/qsupctl -s $RUN/qsupd.sock log -f demo      (QEMU's output; Ctrl-C ends)
     $BUILD/qsupctl -s $RUN/qsupd.sock stop demo
 run-demo: Ctrl-C here stops the guest and the daemon.
 MSG
 exec "$BUILD/qsupd" -f --profiles "$RUN/profiles" --run-dir "$RUN" --state-dir "$RUN/state" \
-	--stop-guests-on-exit
+	--log-dir "$RUN/log" --stop-guests-on-exit

@@ -135,6 +135,7 @@ enum {
 	CTL_F_MIGRATE = 16,     /* takes --to SOCKET and --wait */
 	CTL_F_ALL = 32,         /* takes --all and --parallel N (ctl_bulk) */
 	CTL_F_TIMEOUT = 64,     /* takes --timeout SECONDS */
+	CTL_F_LOG = 128,         /* takes -n LINES and -f (follow) */
 };
 
 struct ctl {
@@ -148,6 +149,8 @@ struct ctl {
 	int parallel;               /* --parallel N; 0: no limit */
 	int timeout;                /* --timeout SECONDS; 0: the profile's */
 	const char *to;
+	const char *lines;          /* log -n, as given (NULL: qsupd's default) */
+	bool follow;                /* log -f */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -176,6 +179,9 @@ int ctl_connect(struct ctl *c);
  * ("stop: 3 guests: 3 done, 0 failed"). ctl_bulk.c. */
 int ctl_bulk(struct ctl *c, char **names, int n,
              void (*show)(struct ctl *, const char *, json_t *));
+
+/* log NAME [-n LINES] [-f] (ctl_log.c). */
+int ctl_log(struct ctl *c, char **args, int nargs);
 
 /* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
 int ctl_save(struct ctl *c, char **args, int nargs);

@@ -136,6 +136,7 @@ static const struct {
 	{ "reason", NULL },   /* shown with the state */
 	{ "tainted", NULL },  /* the same */
 	{ "taint", NULL },
+	{ "log_tail", NULL }, /* last, indented (status_log_tail) */
 };
 
 #define STATUS_KEYS (sizeof(status_keys) / sizeof(status_keys[0]))
@@ -201,6 +202,20 @@ static bool status_known(const char *key)
 	return false;
 }
 
+/* The last lines of a crashed or failed guest's last run, one per line,
+ * indented under their label. */
+static void status_log_tail(FILE *out, json_t *st)
+{
+	json_t *tail = json_object_get(st, "log_tail"), *v;
+	size_t i;
+
+	if (!json_array_size(tail))
+		return;
+	fprintf(out, "log tail:       (the last run's output)\n");
+	json_array_foreach(tail, i, v)
+		fprintf(out, "    %s\n", json_is_string(v) ? json_string_value(v) : "?");
+}
+
 void ctl_fmt_status(FILE *out, json_t *st)
 {
 	const char *key;
@@ -219,6 +234,7 @@ void ctl_fmt_status(FILE *out, json_t *st)
 		snprintf(label, sizeof(label), "%s:", key);
 		status_line(out, label, st, key);
 	}
+	status_log_tail(out, st);
 }
 
 void ctl_fmt_outcome(FILE *out, const char *name, json_t *st)

@@ -84,6 +84,8 @@ static const struct ctl_cmd commands[] = {
 	  1, 2, CTL_F_NAME1 | CTL_F_ALL },
 	{ "restore", ctl_save, "NAME [FILE]",
 	  "start a guest from FILE, or from what save without FILE kept", 1, 2, CTL_F_NAME1 },
+	{ "log", ctl_log, "[-n LINES] [-f] NAME", "show the end of a guest's log: QEMU's output "
+	  "and its starts and ends (-f: follow)", 1, 1, CTL_F_NAMES | CTL_F_LOG },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -126,6 +128,10 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		        "ends with\n                 a summary line\n"
 		        "  --parallel N   at most N guests at a time (default 0: all at "
 		        "once)\n");
+	if (cmd->flags & CTL_F_LOG)
+		fprintf(out, "  -n, --lines LINES  how many lines, from 1 to 10000 (default 50)\n"
+		        "  -f, --follow       then print lines as they are written, until "
+		        "Ctrl-C\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -570,6 +576,8 @@ static const struct option verb_opts[] = {
 	{ "all", no_argument, NULL, 'a' },
 	{ "parallel", required_argument, NULL, 'P' },
 	{ "timeout", required_argument, NULL, 'T' },
+	{ "lines", required_argument, NULL, 'n' },
+	{ "follow", no_argument, NULL, 'F' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -620,7 +628,9 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:n:", verb_opts, NULL)) != -1) {
+		if (o == 'f' && (cmd->flags & CTL_F_LOG))
+			o = 'F';   /* -f is --follow here */
 		if (o == 's') {
 			c->socket_opt = optarg;
 		} else if (o == 'j') {
@@ -647,6 +657,10 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 				return CTL_EXIT_USAGE;
 			}
 			*(o == 'P' ? &c->parallel : &c->timeout) = (int)v;
+		} else if (o == 'n' && (cmd->flags & CTL_F_LOG)) {
+			c->lines = optarg;
+		} else if (o == 'F' && (cmd->flags & CTL_F_LOG)) {
+			c->follow = true;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;
@@ -655,7 +669,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, strchr("fptwaPT", o) ? o : optopt,
+			return bad_option(cmd->name, o == 'F' ? 0 : strchr("fptwnaPT", o) ? o : optopt,
 			                  argv[optind - 1]);
 		}
 	}

@@ -15,6 +15,7 @@
 #include "guest.h"
 #include "hotplug.h"
 #include "managed.h"
+#include "logview.h"
 #include "migrate.h"
 #include "passthrough.h"
 
@@ -359,6 +360,7 @@ static const struct sv_command commands[] = {
 	{ "console", cmd_console, G, NULL, NULL },
 	{ "kill", cmd_kill, G | M, NULL, NULL },
 	{ "list", cmd_list, 0, NULL, NULL },
+	{ "log", cmd_on_guest, G, sv_logview_cmd, sv_logview_check },
 	{ "migrate", cmd_on_guest, G | M, sv_migrate_out, check_migration },
 	{ "migrate-cancel", cmd_on_guest, G | M, sv_migrate_cancel, NULL },
 	{ "migrate-postcopy", cmd_on_guest, G | M, sv_migrate_postcopy, NULL },

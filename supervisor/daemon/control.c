@@ -314,6 +314,19 @@ static void route_subscribe(void *arg, uint64_t peer)
 		c->subscribed = true;
 }
 
+/* The route's stream to one client (request.h): false once it can take
+ * nothing more. */
+static bool route_deliver(void *arg, uint64_t peer, json_t *msg)
+{
+	struct sv_client *c = client_find(arg, peer);
+	bool open = c && c->connected && !c->deaf && !c->closing;
+	if (open && msg)
+		client_send(c, msg);
+	else
+		json_decref(msg);
+	return open && c->connected;   /* sending may have disconnected it */
+}
+
 /* The route's events: to every subscriber, dumped once. */
 static void route_event(void *arg, json_t *event)
 {
@@ -643,7 +656,9 @@ static int socket_perms(struct sv_daemon *d, const char *path, mode_t mode,
 
 int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *err)
 {
-	d->route = (struct sv_route){ route_answer, route_event, route_subscribe, d };
+	d->route = (struct sv_route){ .answer = route_answer, .event = route_event,
+	                              .subscribe = route_subscribe, .arg = d,
+	                              .deliver = route_deliver };
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return sv_error_set(err, -ENAMETOOLONG, "control socket path too long: %s", path);
 	if (socket_alive(path))

@@ -322,6 +322,20 @@ void sv_notify(const char *state)
 
 /* ---- set-up ---- */
 
+/* The guests' log dir (0750). One that cannot be made is no reason not to
+ * run the guests: each start says that its log cannot be opened. */
+static void prepare_log_dir(struct sv_daemon *d)
+{
+	struct stat st;
+	int rc = d->log_dir ? sv_mkdir_p(d->log_dir, 0750) : 0;
+	if (rc == 0 && d->log_dir && (stat(d->log_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
+		rc = -ENOTDIR;
+	if (rc < 0)
+		sv_log(SV_LOG_WARN, NULL, "log dir %s: %s; the guests run on, but their QEMU "
+		       "output and lifecycle lines are lost until it can be written", d->log_dir,
+		       strerror(-rc));
+}
+
 static char *absolute(const char *path)
 {
 	if (path[0] == '/')
@@ -365,6 +379,9 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	if ((rc = sv_mkdir_p(save_dir, 0700)) < 0)
 		return sv_error_set(err, rc, "save dir %s: %s", save_dir, strerror(-rc));
 	sv_managed_init(d);
+	if (o->log_dir && !(d->log_dir = absolute(o->log_dir)))
+		return sv_error_set(err, -ENOMEM, "out of memory");
+	prepare_log_dir(d);
 	sv_lock_dir_default(d->lock_dir, sizeof(d->lock_dir), geteuid(), d->run_dir);
 	if ((rc = sv_lock_dir_prepare(d->lock_dir, err)) < 0)
 		return rc;
@@ -377,6 +394,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	d->env = (struct sv_guest_env){ .loop = d->loop, .route = &d->route,
 	                                .run_dir = d->run_dir, .state_dir = d->state_dir,
 	                                .lock_dir = d->lock_dir, .host_key = d->host_key,
+	                                .log_dir = d->log_dir, .log_max = o->log_max,
 	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .persist = guest_persist, .record = guest_record,
@@ -430,6 +448,8 @@ int sv_daemon_run(struct sv_daemon *d)
 		if (g->pending_start && sv_state_may_autostart(g->state)) {
 			sv_log(SV_LOG_INFO, g->name, "its start was cut short by a qsupd restart; "
 			       "starting it");
+			snprintf(g->start_why, sizeof(g->start_why), "its start was cut short by a "
+			         "qsupd restart");
 			if (sv_guest_start(g, NULL, &err) < 0)
 				sv_log(SV_LOG_ERR, g->name, "start: %s", err.msg);
 		}
@@ -446,6 +466,7 @@ void sv_daemon_free(struct sv_daemon *d)
 		close(d->rundir_lock);
 	sv_managed_free(d);
 	free(d->state_dir);
+	free(d->log_dir);
 	free(d->guests);
 	free(d->profile_dir);
 	free(d->run_dir);

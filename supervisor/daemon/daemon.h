@@ -26,6 +26,9 @@ struct sv_daemon_opts {
 	const char *run_dir;
 	const char *socket_path;    /* NULL: RUN_DIR/qsupd.sock */
 	const char *state_dir;      /* NULL: the default (see main.c) */
+	const char *log_dir;        /* the guests' log files (guestlog.h) */
+	uint64_t log_max;           /* rotate a guest's log past this (0: never) */
+	bool log_max_set;
 	bool stop_guests_on_exit;   /* default: guests outlive the daemon */
 	bool no_autostart;
 	uid_t uid_first;            /* per-guest uids (identity.h); count 0: */
@@ -45,6 +48,7 @@ struct sv_daemon {
 	char *run_dir;              /* absolute */
 	char *socket_path;
 	char *state_dir;            /* absolute: the host key, image records */
+	char *log_dir;              /* absolute: the guests' log files; NULL: none */
 	char lock_dir[4096];        /* guest locks (lock.h) */
 	uint8_t host_key[32];       /* authenticates save files (statedir.h) */
 	int rundir_lock;            /* RUN_DIR/qsupd.lock, held for life */

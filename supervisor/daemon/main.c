@@ -20,6 +20,7 @@
 #include "argv.h"
 #include "control.h"
 #include "daemon.h"
+#include "guestlog.h"
 #include "host.h"
 #include "identity.h"
 #include "image.h"
@@ -31,6 +32,7 @@
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
 #define DEFAULT_RUN_DIR "/run/qsup"
 #define DEFAULT_STATE_DIR "/var/lib/qsup"
+#define DEFAULT_LOG_DIR "/var/log/qsup"
 
 enum mode { MODE_DAEMON, MODE_CHECK, MODE_PRINT_ARGV, MODE_HELP, MODE_VERSION };
 
@@ -47,7 +49,7 @@ struct opts {
 
 /* Long-only options: values above any character. */
 enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE,
-       OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT };
+       OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT, OPT_LOG_DIR, OPT_LOG_MAX_SIZE };
 
 struct optdef {
 	const char *name;
@@ -74,6 +76,12 @@ static const struct optdef optdefs[] = {
 	  "daemon: stop every guest when the daemon exits" },
 	{ "log-level", required_argument, OPT_LOG_LEVEL, "LEVEL",
 	  "daemon: debug, info (default), warning or error" },
+	{ "log-dir", required_argument, OPT_LOG_DIR, "DIR",
+	  "daemon: the guests' log files, DIR/NAME.log (default " DEFAULT_LOG_DIR " as "
+	  "root, else STATE-DIR/log)" },
+	{ "log-max-size", required_argument, OPT_LOG_MAX_SIZE, "SIZE",
+	  "daemon: at a start, a guest's log over SIZE becomes NAME.log.1 (default 1M; "
+	  "0: never)" },
 	{ "state-dir", required_argument, OPT_STATE_DIR, "DIR",
 	  "daemon: what outlives a reboot (default " DEFAULT_STATE_DIR " as root, "
 	  "else $XDG_STATE_HOME/qsup)" },
@@ -122,6 +130,20 @@ static int log_level(const char *s)
 		return -1;
 	}
 	sv_log_set_level(level);
+	return 0;
+}
+
+static int log_max_size(const char *s, struct sv_daemon_opts *o)
+{
+	uint64_t v;
+
+	if (sv_size_parse(s, &v) < 0) {
+		fprintf(stderr, "qsupd: --log-max-size: '%s' is not a size (bytes, or with K, M, "
+		        "G: 1M; 0 never rotates)\n", s);
+		return -1;
+	}
+	o->log_max = v;
+	o->log_max_set = true;
 	return 0;
 }
 
@@ -235,6 +257,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
 		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
 		case OPT_LOG_LEVEL: r = log_level(optarg); break;
+		case OPT_LOG_DIR:
+			o->daemon.log_dir = optarg;
+			if (!*optarg) {
+				fprintf(stderr, "qsupd: --log-dir: an empty path\n");
+				r = -1;
+			}
+			break;
+		case OPT_LOG_MAX_SIZE: r = log_max_size(optarg, &o->daemon); break;
 		case OPT_STATE_DIR: o->daemon.state_dir = optarg; break;
 		case OPT_UID_RANGE: r = uid_range(optarg, &o->daemon); break;
 		case 'd': o->profile_dir = optarg; break;
@@ -559,7 +589,7 @@ static const char *state_dir_default(char *buf, size_t size)
 int main(int argc, char **argv)
 {
 	struct opts o = { .mode = MODE_DAEMON };
-	char pdir[4096], rdir[4096], sdir[4096];
+	char pdir[4096], rdir[4096], sdir[4096], ldir[4200];
 
 	if (parse_opts(argc, argv, &o) < 0) {
 		usage(stderr);
@@ -592,5 +622,14 @@ int main(int argc, char **argv)
 	o.daemon.run_dir = o.run_dir;
 	if (!o.daemon.state_dir)
 		o.daemon.state_dir = state_dir_default(sdir, sizeof(sdir));
+	if (!o.daemon.log_dir && geteuid() == 0) {
+		o.daemon.log_dir = DEFAULT_LOG_DIR;
+	} else if (!o.daemon.log_dir) {
+		snprintf(ldir, sizeof(ldir), "%s/log", o.daemon.state_dir);
+		o.daemon.log_dir = ldir;
+	}
+	if (!o.daemon.log_max_set)
+		o.daemon.log_max = SV_GLOG_MAX_DEFAULT;
+	sv_log_open();   /* the journal, when stderr is its stream */
 	return sv_daemon_main(&o.daemon);
 }

@@ -221,6 +221,7 @@ void sv_managed_boot(struct sv_daemon *d)
 		if (!(g->profile->autostart || saved) || !sv_state_may_autostart(g->state) ||
 		    g->pending_start)
 			continue;
+		snprintf(g->start_why, sizeof(g->start_why), "autostart");
 		if (sv_managed_start(d, g, NULL, &err) < 0)
 			sv_log(SV_LOG_ERR, g->name, "autostart: %s", err.msg);
 	}

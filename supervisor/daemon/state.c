@@ -85,6 +85,12 @@ static json_t *state_json(struct sv_guest *g)
 		json_object_set_new(o, "operator_stop", json_integer(g->operator_stop_ms));
 	if (o && g->autostart_boot[0])
 		json_object_set_new(o, "autostart_boot", json_string(g->autostart_boot));
+	if (o) {   /* the guest's log file: where this run's output begins */
+		json_object_set_new(o, "log_offset", json_integer((json_int_t)g->log_offset));
+		json_object_set_new(o, "log_ino", json_integer((json_int_t)g->log_ino));
+		if (g->last_tail)
+			json_object_set(o, "log_tail", g->last_tail);
+	}
 	sv_passthrough_save(g, o);
 	return o;
 }
@@ -191,6 +197,8 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 		at = g->proc_starttime * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
 	g->started_ms = at && at <= now ? at : 1;
 	sv_adopted_watch(g);
+	g->run_pid = pid;
+	sv_guest_log_line(g, "re-adopting QEMU pid %d (qsupd restarted)", pid);
 	char reason[96];
 	snprintf(reason, sizeof(reason), "re-adopting QEMU pid %d", pid);
 	sv_guest_transition(g, SV_STARTING, reason);
@@ -222,8 +230,11 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 		c = SV_EXIT_INCOMING;
 		what = "QEMU ended during an incoming migration while qsupd was down";
 	}
-	sv_log(SV_LOG_WARN, g->name, "pid %d %s: %s", pid, why, what);
+	sv_log_event(SV_LOG_WARN, g->name, SV_MSGID_EXITED, "pid %d %s: %s", pid, why, what);
 	g->started_ms = 0;
+	g->run_pid = pid;
+	char tail[8];
+	sv_guest_run_tail(g, tail, sizeof(tail));   /* what it left, for status */
 	/* Someone else runs the guest now: not ours to restart. (A holder that
 	 * is itself gone is our dead QEMU still letting go of its fds: the
 	 * restart's own start takes the lock once it has.) */
@@ -262,6 +273,18 @@ static void restore_counters(struct sv_guest *g, json_t *saved)
 	const char *boot = sv_jstr(saved, "autostart_boot", "");
 	snprintf(g->autostart_boot, sizeof(g->autostart_boot), "%s",
 	         sv_boot_id_valid(boot) ? boot : "");
+	json_t *off = json_object_get(saved, "log_offset"), *tail = json_object_get(saved, "log_tail");
+	g->log_offset = json_is_integer(off) ? (int64_t)json_integer_value(off) : -1;
+	g->log_ino = (uint64_t)json_integer_value(json_object_get(saved, "log_ino"));
+	json_decref(g->last_tail);
+	g->last_tail = NULL;
+	for (size_t k = 0; json_is_array(tail) && k < json_array_size(tail) && k < 64; k++) {
+		if (!json_is_string(json_array_get(tail, k)))
+			continue;
+		if (!g->last_tail)
+			g->last_tail = json_array();
+		json_array_append(g->last_tail, json_array_get(tail, k));
+	}
 	sv_passthrough_restore(g, saved);
 	/* The restart window survives qsupd restarts: a crash loop stays one. */
 	json_array_foreach(json_object_get(saved, "restart_times"), i, e) {

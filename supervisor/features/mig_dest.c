@@ -171,6 +171,8 @@ void mig_dest_start(struct sv_guest *g, json_t *args)
 	m->was_paused = json_is_true(json_object_get(args, "paused"));
 	sv_hotplug_handover(g, json_object_get(args, "devices"));
 	g->start_incoming = true;
+	snprintf(g->start_why, sizeof(g->start_why), "%s", m->role == ROLE_RESTORE
+	         ? "restore" : "migration");
 	int rc = sv_guest_start(g, NULL, &err);
 	g->start_incoming = false;
 	if (rc < 0) {

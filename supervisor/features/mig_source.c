@@ -162,10 +162,11 @@ static void out_end(struct sv_guest *g, json_t *info)
 	json_t *fig = mig_figures(g, info);
 	if (!strcmp(st, "completed")) {
 		m->completed = true;
-		sv_log(SV_LOG_INFO, g->name, "%s to %s completed in %lld ms (downtime %lld ms)",
-		       m->role == ROLE_SAVE ? "save" : "migration", m->uri,
-		       (long long)json_integer_value(json_object_get(info, "total-time")),
-		       (long long)json_integer_value(json_object_get(info, "downtime")));
+		sv_log_event(SV_LOG_INFO, g->name, m->role == ROLE_SAVE ? NULL : SV_MSGID_MIGRATED,
+		             "%s to %s completed in %lld ms (downtime %lld ms)",
+		             m->role == ROLE_SAVE ? "save" : "migration", m->uri,
+		             (long long)json_integer_value(json_object_get(info, "total-time")),
+		             (long long)json_integer_value(json_object_get(info, "downtime")));
 		m->fig = fig;   /* the answer waits until this QEMU is gone */
 		/* The guest now lives elsewhere (or in the file): QEMU quits, and
 		 * the guest is migrated (or stopped), never restarted here. */

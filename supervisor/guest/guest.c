@@ -88,6 +88,7 @@ json_t *sv_guest_status(struct sv_guest *g)
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->status)
 			o->status(g, st);   /* "migration", "tainted", "taint" */
+	sv_guest_log_status(g, st);   /* "log", "log_tail" */
 	/* Whom QEMU runs as (ps shows a per-guest uid as a bare number). */
 	json_object_set_new(st, "uid", up ? json_integer(g->ident.uid) : json_null());
 	json_object_set_new(st, "gid", up ? json_integer(g->ident.gid) : json_null());
@@ -334,6 +335,7 @@ void sv_guest_unhold(struct sv_guest *g)
 			sv_profile_free(g->run_profile);
 		sv_profile_free(g->profile);
 		sv_restart_state_free(&g->rs);
+		json_decref(g->last_tail);
 		free(g->lock_path);
 		free(g->profile_path);
 		free(g->name);
@@ -366,9 +368,10 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 {
 	char what[sizeof(g->reason)];
 	enum sv_exit_class c = sv_guest_classify(g, g->state, status, sig, what, sizeof(what));
-	if (c != SV_EXIT_OPERATOR && c != SV_EXIT_POWEROFF && c != SV_EXIT_QUIT &&
-	    c != SV_EXIT_MIGRATED && c != SV_EXIT_SAVED)
-		sv_log(SV_LOG_WARN, g->name, "%s", what);
+	bool normal = c == SV_EXIT_OPERATOR || c == SV_EXIT_POWEROFF || c == SV_EXIT_QUIT ||
+	              c == SV_EXIT_MIGRATED || c == SV_EXIT_SAVED;
+	sv_log_event(normal ? SV_LOG_INFO : SV_LOG_WARN, g->name, SV_MSGID_EXITED,
+	             "QEMU ended (%s): %s", sv_exit_class_name(c), what);
 	g->pid = 0;
 	uv_timer_stop(&g->timer);
 	uv_timer_stop(&g->deadline);
@@ -676,6 +679,7 @@ struct sv_guest *sv_guest_new(const struct sv_guest_env *env, const char *path,
 	g->state = SV_STOPPED;
 	g->pidfd = -1;
 	g->lock_fd = -1;
+	g->log_offset = -1;
 	snprintf(g->reason, sizeof(g->reason), "not started");
 	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", env->run_dir, g->name);
 	struct sv_facts f;

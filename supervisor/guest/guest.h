@@ -91,6 +91,8 @@ struct sv_guest_env {
 	const char *state_dir;          /* absolute: the image records */
 	const char *lock_dir;           /* the guest locks (lock.h) */
 	const uint8_t *host_key;        /* 32 bytes: authenticates save files */
+	const char *log_dir;            /* the guests' log files (guestlog.h); NULL: none */
+	uint64_t log_max;               /* rotate NAME.log past this size (0: never) */
 	const struct sv_id_config *idc; /* who QEMU runs as */
 	bool kvm_usable;
 	bool exiting;                   /* the owner is going away: no restarts */
@@ -178,6 +180,19 @@ struct sv_guest {
 	char start_fail[256];           /* why qsupd ended a start (deadline...) */
 	bool start_config_error;        /* the start failed on the profile itself */
 	bool reborn;                    /* found in prelaunch: kill, start afresh */
+
+	/* The guest's log file, LOGDIR/NAME.log (runlog.c): why the next and
+	 * the current run started, where this run's QEMU output begins (and
+	 * the file's inode then), what the last run left (status). */
+	char start_why[96];             /* set just before sv_guest_start() by the
+	                                   one who starts (autostart, restart...),
+	                                   which clears it; "": the operator */
+	char run_why[96];
+	int run_pid;                    /* the QEMU of the lines, 0: none */
+	int64_t log_offset;             /* -1: unknown */
+	uint64_t log_ino;
+	bool log_warned;                /* a write failed this run: said once */
+	json_t *last_tail;              /* array of the last run's last lines */
 
 	uv_timer_t timer;               /* the stop ladder */
 	int stop_step;
@@ -272,6 +287,15 @@ void sv_guest_close_free(struct sv_guest *g, uv_handle_t *h);
 
 /* The last lines of a log file in g's runtime dir, joined with "; ". */
 void sv_guest_log_tail(struct sv_guest *g, const char *file, char *buf, size_t size);
+
+/* g's log file (LOGDIR/NAME.log) into buf. Returns 0, or -ENOENT when
+ * there is no log dir, -ENAMETOOLONG. */
+int sv_guest_log_path(const struct sv_guest *g, char *buf, size_t size);
+
+/* Append a lifecycle line "TIME qsup: TEXT" to g's log file (guestlog.h).
+ * A failure is logged, once per start: it never stops the guest. */
+void sv_guest_log_line(struct sv_guest *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* ---- for the features: what they may do to a guest ---- */
 

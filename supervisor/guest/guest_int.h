@@ -69,6 +69,26 @@ void sv_guest_lock_drop(struct sv_guest *g);
 /* Wait delay_ms in backoff, then start again (reason: the state's). */
 void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason);
 
+/* runlog.c: g's log file around a run. begin: a start was accepted
+ * (why: g->start_why as it was; "" is the operator's): rotate the file if it is
+ * over the cap, write the start line. qemu_fd: the fd for QEMU's stdout
+ * and stderr (-1: none, QEMU gets /dev/null), with where its output
+ * begins recorded. ended: QEMU (or the start) ended as class c; the line
+ * says so with g's reason (the policy's outcome). */
+void sv_guest_log_begin(struct sv_guest *g, const char *why);
+int sv_guest_log_qemu_fd(struct sv_guest *g);
+void sv_guest_log_ended(struct sv_guest *g, enum sv_exit_class c);
+
+/* The last lines the current run of QEMU wrote (from g->log_offset on, in
+ * the same file; qsupd's own lines left out), kept for the status
+ * (g->last_tail), and the last few joined with "; " into joined (for the
+ * exit's description). */
+void sv_guest_run_tail(struct sv_guest *g, char *joined, size_t size);
+
+/* g's status members of its log: "log" (the file) and, after a crash or
+ * when failed, "log_tail" (the last run's last lines). */
+void sv_guest_log_status(struct sv_guest *g, json_t *st);
+
 /* adopt.c: a QEMU an earlier qsupd started. Watch it through g->pidfd
  * (its exit goes to sv_guest_qemu_gone). */
 void sv_adopted_watch(struct sv_guest *g);

@@ -4,8 +4,9 @@
  * sockets itself and QEMU inherits them as fds 3 and 4, with the guest lock
  * as fd 5, its own dir as fd 6, and every file and tap of the profile from
  * fd 7 (argv.h). QEMU runs -S in its own session with a scrubbed
- * environment, stderr into RUNDIR/NAME/qemu.log, "/" as its cwd, and, under
- * a root qsupd, as its own identity (identity.h). The start has a deadline
+ * environment, its stdout and stderr appended to the guest's log file
+ * LOGDIR/NAME.log (runlog.c), "/" as its cwd, and, under a root qsupd, as
+ * its own identity (identity.h). The start has a deadline
  * ([qemu] start-timeout) from the spawn until the guest runs: a QEMU that
  * never answers QMP is killed and the start counts as failed.
  */
@@ -67,20 +68,19 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 
 static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error *err)
 {
-	char path[4200];
 	char **argv = g->start_argv.argv;
 	size_t n = SV_FD_FIRST + g->start_argv.nfds;
-	snprintf(path, sizeof(path), "%s/qemu.log", g->rundir);
-	int logfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (logfd < 0)
-		return sv_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	/* A log that cannot be opened never fails the start: libuv gives
+	 * QEMU /dev/null instead (runlog.c has said why). */
+	int logfd = sv_guest_log_qemu_fd(g);
 	uv_stdio_container_t *stdio = calloc(n, sizeof(*stdio));
 	g->proc = calloc(1, sizeof(*g->proc));
 	if (!stdio || !g->proc) {
 		free(stdio);
 		free(g->proc);
 		g->proc = NULL;
-		close(logfd);
+		if (logfd >= 0)
+			close(logfd);
 		return sv_error_set(err, -ENOMEM, "out of memory");
 	}
 	int inherit[SV_FD_FIRST] = { -1, logfd, logfd, qmp_fd, serial_fd, g->lock_fd,
@@ -104,7 +104,8 @@ static int spawn(struct sv_guest *g, int qmp_fd, int serial_fd, struct sv_error 
 	}
 	g->proc->data = g;
 	int rc = uv_spawn(g->env->loop, g->proc, &o);
-	close(logfd);
+	if (logfd >= 0)
+		close(logfd);
 	free(stdio);
 	sv_guest_hold(g);
 	if (rc < 0) {
@@ -125,7 +126,7 @@ static void fail_start(struct sv_guest *g, enum sv_exit_class c, const char *why
 	bool incoming = g->state == SV_INCOMING;
 	if (incoming && c == SV_EXIT_START_FAILURE)
 		c = SV_EXIT_INCOMING;
-	sv_log(SV_LOG_WARN, g->name, "%s", why);
+	sv_log_event(SV_LOG_WARN, g->name, SV_MSGID_EXITED, "%s", why);
 	sv_prepare_close_fds(g);
 	sv_argv_free(&g->start_argv);
 	sv_guest_ended(g, c, why);
@@ -184,11 +185,14 @@ static void launch(struct sv_guest *g)
 	sv_guest_lock_set_pid(g->lock_fd, g->pid);
 	g->proc_starttime = sv_proc_starttime(g->pid);
 	sv_guest_persist(g);
+	char who[64] = "";
 	if (g->ident.drop)
-		sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s, uid %u gid %u)", g->pid,
-		       g->accel, (unsigned)g->ident.uid, (unsigned)g->ident.gid);
-	else
-		sv_log(SV_LOG_INFO, g->name, "QEMU started (pid %d, %s)", g->pid, g->accel);
+		snprintf(who, sizeof(who), ", uid %u gid %u", (unsigned)g->ident.uid,
+		         (unsigned)g->ident.gid);
+	sv_log_event(SV_LOG_INFO, g->name, SV_MSGID_STARTED, "QEMU started (pid %d, %s%s)",
+	             g->pid, g->accel, who);
+	g->run_pid = g->pid;
+	sv_guest_log_line(g, "QEMU pid %d (%s%s)", g->pid, g->accel, who);
 	uv_timer_start(&g->deadline, on_deadline, g->run_profile->start_timeout_ms, 0);
 	sv_guest_qmp_connect(g);
 }
@@ -268,6 +272,9 @@ void sv_guest_lock_drop(struct sv_guest *g)
 
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
+	char why[sizeof(g->start_why)];
+	snprintf(why, sizeof(why), "%s", g->start_why);   /* for this start only */
+	g->start_why[0] = '\0';
 	bool can = g->start_incoming ? sv_state_can_receive(g->state)
 	                             : sv_state_can_start(g->state);
 	if (!can)
@@ -302,6 +309,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 			o->qemu_new(g);   /* no passthrough yet, say */
 	g->run_profile = g->profile;
 	g->run_digest = g->digest;
+	sv_guest_log_begin(g, why);   /* the start line, before anything can fail */
 	sv_guest_transition(g, g->start_incoming ? SV_INCOMING : SV_STARTING,
 	                    g->start_incoming ? "waiting for an incoming migration"
 	                                      : "start requested");

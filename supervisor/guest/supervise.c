@@ -16,8 +16,9 @@
 #include "machine.h"
 #include "qmp.h"
 
-/* Gather what sv_exit_classify() needs (exitclass.h), reading qemu.log's
- * tail and asking the migration, and classify. */
+/* Gather what sv_exit_classify() needs (exitclass.h), reading what this
+ * run of QEMU wrote to the guest's log (runlog.c) and asking the
+ * migration, and classify. */
 enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int64_t status,
                                      int sig, char *what, size_t size)
 {
@@ -27,7 +28,7 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; !migrated && (o = sv_observer(g, i)); i++)
 		migrated = o->ended_by && o->ended_by(g, &saved, &where);
-	sv_guest_log_tail(g, "qemu.log", tail, sizeof(tail));
+	sv_guest_run_tail(g, tail, sizeof(tail));
 	struct sv_exit_facts f = {
 		.was = was, .status = status, .sig = sig, .adopted = g->adopted,
 		.force_kill = g->force_kill, .panicked = g->panicked,
@@ -43,8 +44,13 @@ static void on_backoff(uv_timer_t *t)
 {
 	struct sv_guest *g = t->data;
 	struct sv_error err = { 0 };
+	struct sv_restart_params pp;
 	if (g->state != SV_BACKOFF)
 		return;
+	sv_restart_params_from(&pp, g->profile);
+	snprintf(g->start_why, sizeof(g->start_why), "restart after %s %u/%u",
+	         sv_exit_class_name(g->last_exit),
+	         sv_restart_recent(&g->rs, uv_now(g->env->loop), pp.interval_ms), pp.burst);
 	int rc = sv_guest_start(g, NULL, &err);
 	if (rc == -EAGAIN) {   /* our last QEMU is still letting go of the lock */
 		uv_timer_start(&g->timer, on_backoff, 100, 0);
@@ -62,6 +68,12 @@ void sv_guest_backoff(struct sv_guest *g, uint64_t delay_ms, const char *reason)
 	g->next_start_ms = uv_now(g->env->loop) + delay_ms;
 	sv_guest_transition(g, SV_BACKOFF, reason);
 	uv_timer_start(&g->timer, on_backoff, delay_ms, 0);
+}
+
+static int restart_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	snprintf(g->start_why, sizeof(g->start_why), "operator restart");
+	return sv_guest_start(g, req, err);
 }
 
 /* Restart waiters (an operator's restart) start the guest again now;
@@ -88,7 +100,7 @@ static bool run_restart_waiters(struct sv_guest *g, enum sv_exit_class c)
 			             g->reason);
 		else if (any || g->state == SV_STARTING)
 			sv_guest_add_waiter(g, w->req, SV_WAIT_RUNNING);
-		else if (sv_guest_start(g, w->req, &err) < 0)
+		else if (restart_start(g, w->req, &err) < 0)
 			sv_reply_err(w->req, "GuestFailed", "%s", err.msg);
 		any = true;
 		free(w);
@@ -108,13 +120,19 @@ static void apply_policy(struct sv_guest *g, enum sv_exit_class c, const char *w
 		         what, (double)delay / 1000.0,
 		         sv_restart_recent(&g->rs, now, pp->interval_ms), pp->burst,
 		         (unsigned long long)(pp->interval_ms / 1000));
+		sv_log_event(SV_LOG_INFO, g->name, SV_MSGID_RESTART, "restart scheduled in %.1fs "
+		             "(%u of %u in %llus)", (double)delay / 1000.0,
+		             sv_restart_recent(&g->rs, now, pp->interval_ms), pp->burst,
+		             (unsigned long long)(pp->interval_ms / 1000));
 		sv_guest_backoff(g, delay, reason);
 		break;
 	case SV_RESTART_QUARANTINE:
 		snprintf(reason, sizeof(reason), "%s; failed: %u restarts within %llus "
 		         "(reset-failed or start re-arms it)", what, pp->burst,
 		         (unsigned long long)(pp->interval_ms / 1000));
-		sv_log(SV_LOG_ERR, g->name, "too many restarts; not restarting");
+		sv_log_event(SV_LOG_ERR, g->name, SV_MSGID_FAILED, "too many restarts (%u within "
+		             "%llus); failed, not restarting", pp->burst,
+		             (unsigned long long)(pp->interval_ms / 1000));
 		sv_guest_transition(g, SV_FAILED, reason);
 		break;
 	default:
@@ -148,6 +166,7 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 		sv_guest_transition(g, SV_STOPPED, what);
 	else
 		apply_policy(g, c, what, &pp, uptime);
+	sv_guest_log_ended(g, c);   /* with the outcome: g->reason */
 	sv_guest_finish_waiters(g, SV_WAIT_STOPPED, true);
 	sv_guest_finish_waiters(g, SV_WAIT_RUNNING, false);
 	run_restart_waiters(g, c);
@@ -158,6 +177,9 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)
 		sv_guest_lock_drop(g);
 	struct sv_error err = { 0 };
+	if (reborn)
+		snprintf(g->start_why, sizeof(g->start_why), "its start was cut short by a "
+		         "qsupd restart");
 	if (reborn && sv_guest_start(g, NULL, &err) < 0)
 		sv_log(SV_LOG_ERR, g->name, "start: %s", err.msg);
 	if (!sv_guest_active(g) && !g->prepping && g->state != SV_BACKOFF)

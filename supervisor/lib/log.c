@@ -2,11 +2,30 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SD_JOURNAL_SUPPRESS_LOCATION   /* CODE_FILE=log.c would say nothing */
+#include <systemd/sd-journal.h>
 
 #include "log.h"
 
+/* Where sd_journal_sendv() sends; it reports success when that is missing
+ * ("fail silently if the journal is not available"), so qsupd looks first. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+enum sink { SINK_UNDECIDED, SINK_STDERR, SINK_JOURNAL };
+
 static enum sv_log_level min_level = SV_LOG_INFO;
+static enum sink sink = SINK_UNDECIDED;
+static bool journal_failed;         /* said so on stderr already */
+
+static const char *const level_names[] = { "debug", "info", "warning", "error" };
+static const int priorities[] = { 7, 6, 4, 3 };   /* LOG_DEBUG, LOG_INFO... */
 
 void sv_log_set_level(enum sv_log_level level)
 {
@@ -33,17 +52,123 @@ int sv_log_level_parse(const char *s, enum sv_log_level *out)
 	return -EINVAL;
 }
 
-void sv_log(enum sv_log_level level, const char *guest, const char *fmt, ...)
+/* systemd's own test (sd_journal_stream_fd's counterpart): the service's
+ * stderr is the journal's stream when $JOURNAL_STREAM names its device and
+ * inode. A redirected stderr (2>file) no longer matches. */
+bool sv_log_open(void)
 {
-	static const char *const tags[] = { "debug: ", "", "warning: ", "error: " };
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+	bool journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+	               fstat(STDERR_FILENO, &st) == 0 &&
+	               (unsigned long long)st.st_dev == dev &&
+	               (unsigned long long)st.st_ino == ino;
+	sink = journal ? SINK_JOURNAL : SINK_STDERR;
+	journal_failed = false;
+	return journal;
+}
+
+char *sv_log_time(char *buf, size_t size, bool ms)
+{
+	struct timespec ts;
+	struct tm tm;
+	char date[32], zone[8];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (!localtime_r(&ts.tv_sec, &tm) ||
+	    !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) ||
+	    strftime(zone, sizeof(zone), "%z", &tm) != 5) {
+		snprintf(buf, size, "%s", "0000-00-00T00:00:00");
+		return buf;
+	}
+	if (ms)
+		snprintf(buf, size, "%s.%03ld%.3s:%s", date, ts.tv_nsec / 1000000, zone, zone + 3);
+	else
+		snprintf(buf, size, "%s%.3s:%s", date, zone, zone + 3);
+	return buf;
+}
+
+/* One line on stderr with one write(2), so that lines never interleave. */
+static void to_stderr(enum sv_log_level level, const char *guest, const char *msg)
+{
+	char now[40], line[1400];
+	int n = snprintf(line, sizeof(line), "%s qsupd[%ld]: %s: %s%s%s\n",
+	                 sv_log_time(now, sizeof(now), true), (long)getpid(),
+	                 level_names[level], guest ? guest : "", guest ? ": " : "", msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {   /* cut, but still a line */
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;   /* nowhere left to report it */
+}
+
+/* One journal entry. Returns 0 or a negative errno (no journal). */
+static int to_journal(enum sv_log_level level, const char *guest, const char *msgid,
+                      const char *msg)
+{
+	char text[1200], prio[16], gfield[128], id[64];
+	struct iovec iov[5];
+	int n = 0;
+	snprintf(text, sizeof(text), "MESSAGE=%s%s%s", guest ? guest : "", guest ? ": " : "",
+	         msg);
+	snprintf(prio, sizeof(prio), "PRIORITY=%d", priorities[level]);
+	iov[n++] = (struct iovec){ text, strlen(text) };
+	iov[n++] = (struct iovec){ prio, strlen(prio) };
+	iov[n++] = (struct iovec){ (char *)"SYSLOG_IDENTIFIER=qsupd", 23 };
+	if (guest) {
+		snprintf(gfield, sizeof(gfield), "QSUP_GUEST=%s", guest);
+		iov[n++] = (struct iovec){ gfield, strlen(gfield) };
+	}
+	if (msgid) {
+		snprintf(id, sizeof(id), "MESSAGE_ID=%s", msgid);
+		iov[n++] = (struct iovec){ id, strlen(id) };
+	}
+	if (access(JOURNAL_SOCKET, W_OK) < 0)
+		return -errno;
+	return sd_journal_sendv(iov, n);
+}
+
+static void emit(enum sv_log_level level, const char *guest, const char *msgid,
+                 const char *fmt, va_list ap)
+{
+	char msg[1024];
 	if (level < min_level)
 		return;
-	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (sink == SINK_UNDECIDED)
+		sv_log_open();
+	if (sink == SINK_JOURNAL) {
+		int rc = to_journal(level, guest, msgid, msg);
+		if (rc >= 0)
+			return;
+		if (!journal_failed) {
+			char why[160];
+			journal_failed = true;
+			snprintf(why, sizeof(why), "the journal refuses messages (%s); logging "
+			         "to stderr instead", strerror(-rc));
+			to_stderr(SV_LOG_WARN, NULL, why);
+		}
+	}
+	to_stderr(level, guest, msg);
+}
+
+void sv_log(enum sv_log_level level, const char *guest, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	emit(level, guest, NULL, fmt, ap);
 	va_end(ap);
-	/* One write per line, so that lines never interleave. */
-	fprintf(stderr, "qsupd: %s%s%s%s\n", tags[level], guest ? guest : "",
-	        guest ? ": " : "", msg);
+}
+
+void sv_log_event(enum sv_log_level level, const char *guest, const char *msgid,
+                  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(level, guest, msgid, fmt, ap);
+	va_end(ap);
 }

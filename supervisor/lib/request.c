@@ -47,44 +47,6 @@ void sv_reply_error_obj(struct sv_request *req, json_t *error)
 	finish(req, json_pack("{s:o}", "error", error));
 }
 
-/* The length of the valid UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned lo = 0x80, hi = 0xBF;
-	size_t n;
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xC2 && p[0] <= 0xDF)
-		n = 2;
-	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-		n = 3, lo = p[0] == 0xE0 ? 0xA0 : lo, hi = p[0] == 0xED ? 0x9F : hi;
-	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-		n = 4, lo = p[0] == 0xF0 ? 0x90 : lo, hi = p[0] == 0xF4 ? 0x8F : hi;
-	else
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
-}
-
-/* Make s valid UTF-8 in place, as jansson insists: a byte that starts no
- * valid sequence (a character cut by "%.64s", say) becomes '?'. */
-static void utf8_scrub(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		size_t n = utf8_len(p);
-		if (n == 0) {
-			*p = '?';
-			n = 1;
-		}
-		p += n;
-	}
-}
-
 void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
 {
 	char desc[4096];
@@ -92,7 +54,7 @@ void sv_reply_err(struct sv_request *req, const char *cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
-	utf8_scrub(desc);
+	sv_utf8_scrub(desc);
 	sv_log(SV_LOG_DEBUG, NULL, "%s: %s: %s", req->verb, cls, desc);
 	sv_reply_error_obj(req, json_pack("{s:s, s:s}", "class", cls, "desc", desc));
 }
@@ -108,16 +70,32 @@ void sv_request_subscribe(struct sv_request *req)
 		req->route->subscribe(req->route->arg, req->peer);
 }
 
+static void stamp(json_t *event)
+{
+	uv_timeval64_t tv;
+	uv_gettimeofday(&tv);
+	json_object_set_new(event, "timestamp", json_pack("{s:I, s:I}",
+	                    "seconds", (json_int_t)tv.tv_sec,
+	                    "microseconds", (json_int_t)tv.tv_usec));
+}
+
 void sv_emit(const struct sv_route *r, json_t *event)
 {
 	if (!r || !r->event || !event) {
 		json_decref(event);
 		return;
 	}
-	uv_timeval64_t tv;
-	uv_gettimeofday(&tv);
-	json_object_set_new(event, "timestamp", json_pack("{s:I, s:I}",
-	                    "seconds", (json_int_t)tv.tv_sec,
-	                    "microseconds", (json_int_t)tv.tv_usec));
+	stamp(event);
 	r->event(r->arg, event);
+}
+
+bool sv_emit_to(const struct sv_route *r, uint64_t peer, json_t *event)
+{
+	if (!r || !r->deliver) {
+		json_decref(event);
+		return false;
+	}
+	if (event)
+		stamp(event);
+	return r->deliver(r->arg, peer, event);
 }

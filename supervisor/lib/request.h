@@ -14,6 +14,7 @@
 #ifndef SV_REQUEST_H
 #define SV_REQUEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
 #include <sys/types.h>
@@ -26,6 +27,10 @@ struct sv_route {
 	/* Make peer a subscriber. */
 	void (*subscribe)(void *arg, uint64_t peer);
 	void *arg;
+	/* Send msg (taken; NULL: nothing) to peer outside any answer (a
+	 * stream for that peer alone, as `log` with follow). Returns false
+	 * when peer can get nothing more (gone, or closing): msg is dropped. */
+	bool (*deliver)(void *arg, uint64_t peer, json_t *msg);
 };
 
 /* One request being served. It lives until it is answered, whatever
@@ -65,5 +70,10 @@ void sv_request_subscribe(struct sv_request *req);
 /* Send event (taken: {"event": ..., "data": ...}) to r's subscribers, with
  * a timestamp added here. r may be NULL (nobody listens). */
 void sv_emit(const struct sv_route *r, json_t *event);
+
+/* Send event (taken, NULL: none; a timestamp is added as by sv_emit) to
+ * peer alone. Returns false when peer is gone (or r cannot deliver): the
+ * stream for it should end. */
+bool sv_emit_to(const struct sv_route *r, uint64_t peer, json_t *event);
 
 #endif

@@ -508,3 +508,18 @@ uint64_t sv_digest(const void *buf, size_t len)
 	}
 	return h;
 }
+
+/* Make s valid UTF-8 in place, as jansson insists: a byte that starts no
+ * valid sequence (a character cut by "%.64s", say) becomes '?'. */
+void sv_utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (n == 0) {
+			*p = '?';
+			n = 1;
+		}
+		p += n;
+	}
+}

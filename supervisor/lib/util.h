@@ -134,6 +134,11 @@ int sv_path_resolve(const char *dir, const char *v, char **out, const char **why
 /* Non-zero if s is valid UTF-8 without control characters (tab included). */
 bool sv_text_clean(const char *s);
 
+/* Make s valid UTF-8 in place, as JSON (jansson) insists: a byte that
+ * starts no valid sequence (a character cut by "%.64s", a stray byte in a
+ * log) becomes '?'. */
+void sv_utf8_scrub(char *s);
+
 /* Edit distance between a and b, capped at cap+1 (for "did you mean"). */
 unsigned sv_edit_distance(const char *a, const char *b, unsigned cap);
 

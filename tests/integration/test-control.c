@@ -634,7 +634,8 @@ static void test_every_verb_odd_arguments(void **state)
 	const char *keys[] = { "force", "command", "arguments", "kind", "id", "file",
 	                       "format", "bus", "type", "count", "size", "persist",
 	                       "timeout", "uri", "to", "wait", "devices", "paused", "argv",
-	                       "downtime", "bandwidth", "capabilities", "tap", "mac" };
+	                       "downtime", "bandwidth", "capabilities", "tap", "mac",
+	                       "lines", "follow" };
 	const struct sv_command *cmd;
 	for (size_t i = 0; (cmd = sv_command_at(i)); i++) {
 		char word[40];

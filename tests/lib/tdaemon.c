@@ -40,6 +40,7 @@ int t_daemon_init(struct t_daemon *d)
 	snprintf(d->sock, sizeof(d->sock), "%s/run/qsupd.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/qsupd.log", d->dir);
 	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+	snprintf(d->logs, sizeof(d->logs), "%s/logs", d->dir);
 	return mkdir(d->profiles, 0755);
 }
 
@@ -62,11 +63,11 @@ static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 	/* Tests hold control connections across long waits (a guest booting
 	 * under TCG) before their first request: no idle timeout for them
 	 * unless extra gives one (the last one counts). */
-	const char *args[32] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
+	const char *args[40] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
 	                         "--socket", d->sock, "--state-dir", d->state,
-	                         "--idle-timeout", "3600" };
-	size_t n = 12;
-	for (size_t i = 0; extra && extra[i] && n < 31; i++)
+	                         "--idle-timeout", "3600", "--log-dir", d->logs };
+	size_t n = 14;
+	for (size_t i = 0; extra && extra[i] && n < 39; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
 	posix_spawn_file_actions_t fa;

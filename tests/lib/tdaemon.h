@@ -17,6 +17,7 @@ struct t_daemon {
 	pid_t pid;
 	char *dir;
 	char profiles[512], run[512], sock[512], log[512], state[512];
+	char logs[512];         /* --log-dir: the guests' log files */
 };
 
 /* Create the dirs (profiles are written with t_daemon_profile()). */
@@ -25,9 +26,10 @@ int t_daemon_init(struct t_daemon *d);
 /* Write DIR/profiles/NAME.ini with the given text. */
 void t_daemon_profile(struct t_daemon *d, const char *name, const char *text);
 
-/* Spawn build/qsupd -f with the dirs and --idle-timeout 3600, plus extra
- * args (NULL-terminated; a later --idle-timeout wins), and wait until its
- * socket answers. Returns 0 or -1 (the log explains). */
+/* Spawn build/qsupd -f with the dirs (--log-dir DIR/logs too) and
+ * --idle-timeout 3600, plus extra args (NULL-terminated; a later
+ * --idle-timeout or --log-dir wins), and wait until its socket answers.
+ * Returns 0 or -1 (the log explains). */
 int t_daemon_start(struct t_daemon *d, const char *const *extra);
 
 /* Run qsupd with the dirs plus extra as above and wait (up to ms) for it to

@@ -24,7 +24,8 @@ initrd = $guest/initramfs.cpio.gz
 append = $(cat "$guest/cmdline")
 INI
 truncate -s 16M "$dir/data.img"
-"$build/qsupd" -f --profiles "$dir/profiles" --run-dir "$dir/run" --stop-guests-on-exit \
+"$build/qsupd" -f --profiles "$dir/profiles" --run-dir "$dir/run" --log-dir "$dir/log" \
+	--stop-guests-on-exit \
 	2>"$dir/qsupd.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$dir/run/qsupd.sock" ] && break; sleep 0.1; done

@@ -381,7 +381,7 @@ static void test_help_lists_every_verb(void **state)
 {
 	static const char *const verbs[] = { "list", "status", "start", "stop", "kill",
 		"pause", "resume", "reset", "restart", "reload", "events", "qmp", "argv",
-		"console" };
+		"console", "log" };
 	struct run *r = *state;
 	char line[64];
 
@@ -451,6 +451,9 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "stop: --parallel must be a number", "stop", "--parallel", "-2", "a");
 	usage_case(r, "restart: unknown option '--all'", "restart", "--all", NULL, NULL);
 	usage_case(r, "attach: unknown option '-w'", "attach", "-w", "web1", "cpu");
+	usage_case(r, "log: -n: 'many' is not a number of lines", "log", "-n", "many", "web1");
+	usage_case(r, "log: -n: '10001' is not a number of lines", "log", "-n", "10001", "web1");
+	usage_case(r, "status: unknown option '-n'", "status", "-n", "3", "web1");
 }
 
 static void test_verb_help(void **state)
@@ -1226,6 +1229,25 @@ static void test_fmt_status_extras(void **state)
 	free(s);
 }
 
+/* A crashed guest's last lines come last, indented; "log" is a plain line. */
+static void test_fmt_status_log_tail(void **state)
+{
+	char *s = fmt(ctl_fmt_status, "{\"name\": \"db\", \"state\": \"backoff\", "
+	              "\"log\": \"/var/log/qsup/db.log\", \"log_tail\": [\"qemu: one\", "
+	              "\"qemu: two\"]}");
+
+	(void)state;
+	assert_non_null(strstr(s, "\nlog:            /var/log/qsup/db.log\n"));
+	assert_non_null(strstr(s, "\nlog tail:       (the last run's output)\n"
+	                       "    qemu: one\n    qemu: two\n"));
+	assert_int_equal(strlen(strstr(s, "log tail:")), strlen("log tail:       (the last "
+	                 "run's output)\n    qemu: one\n    qemu: two\n"));   /* last */
+	free(s);
+	s = fmt(ctl_fmt_status, "{\"name\": \"db\", \"log_tail\": []}");
+	assert_null(strstr(s, "log tail"));
+	free(s);
+}
+
 static void test_fmt_events(void **state)
 {
 	char *s;
@@ -1321,6 +1343,7 @@ int main(void)
 		T(test_console_signal_restores_tty),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_fmt_status_extras),
+		cmocka_unit_test(test_fmt_status_log_tail),
 		cmocka_unit_test(test_fmt_events),
 		cmocka_unit_test(test_event_match),
 		cmocka_unit_test(test_fmt_list_empty_and_odd),
