@@ -159,6 +159,21 @@ void ctl_print_json(json_t *v, size_t flags)
 	free(text);
 }
 
+/* A start that found the guest up, a stop or kill that found it down:
+ * success, said on stderr ("qsupctl: start web1: already running"). */
+static void note_already(struct ctl *c, const char *what, json_t *ret)
+{
+	const char *state = sv_jstr(ret, "state", "?");
+	const char *word = strcmp(c->cmd->name, "start") == 0 ? "running" : "stopped";
+
+	if (!json_is_true(json_object_get(ret, "already")))
+		return;
+	fflush(stdout);
+	fprintf(stderr, "qsupctl: %s%s%s: already %s%s%s%s\n", c->cmd->name, what ? " " : "",
+	        what ? what : "", word, strcmp(state, word) ? " (" : "",
+	        strcmp(state, word) ? state : "", strcmp(state, word) ? ")" : "");
+}
+
 /* Report a reply: with --json its return value (or error object) on
  * stdout; else show(name, return). An error also goes to stderr as
  * "qsupctl: VERB [WHAT]: desc". Returns the exit status. */
@@ -168,6 +183,7 @@ int ctl_handle_reply(struct ctl *c, const char *what, json_t *reply,
 	json_t *e = json_object_get(reply, "error");
 
 	if (!e) {
+		note_already(c, what, json_object_get(reply, "return"));
 		if (c->json)
 			ctl_print_json(json_object_get(reply, "return"), 0);
 		else if (show)

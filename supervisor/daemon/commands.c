@@ -66,7 +66,7 @@ static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
 	 * one waiting in backoff starts now. */
 	if (sv_state_start_rearms(g->state))
 		sv_restart_rearm(&g->rs);
-	if ((rc = sv_guest_start(g, req, &err)) < 0)
+	if ((rc = sv_guest_start_op(g, req, &err)) < 0)
 		reply_failed(req, rc, &err);
 }
 

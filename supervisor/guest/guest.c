@@ -93,6 +93,15 @@ json_t *sv_guest_status(struct sv_guest *g)
 	return st;
 }
 
+/* The status, for a request that found nothing to do ("already": true):
+ * a start of a guest that runs, a stop or kill of one that does not. */
+static json_t *status_already(struct sv_guest *g)
+{
+	json_t *st = sv_guest_status(g);
+	json_object_set_new(st, "already", json_true());
+	return st;
+}
+
 /* ---- waiters ---- */
 
 void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wait kind)
@@ -452,11 +461,25 @@ static bool stop_done_or_wait(struct sv_guest *g, struct sv_request *req)
 		return true;
 	if (!sv_guest_active(g)) {
 		if (req)
-			sv_reply_ok(req, sv_guest_status(g));
+			sv_reply_ok(req, status_already(g));
 		return true;
 	}
 	sv_guest_add_waiter(g, req, SV_WAIT_STOPPED);
 	return false;
+}
+
+int sv_guest_start_op(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	if (sv_state_is_up(g->state)) {
+		if (req)
+			sv_reply_ok(req, status_already(g));
+		return 0;
+	}
+	if (g->state == SV_STARTING && !g->adopting) {
+		sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);   /* that start's outcome */
+		return 0;
+	}
+	return sv_guest_start(g, req, err);
 }
 
 int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req, struct sv_error *err)

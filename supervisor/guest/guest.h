@@ -201,6 +201,12 @@ void sv_guest_release(struct sv_guest *g);
  * errno with the reason in err (req is then not answered). */
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
 
+/* The operator's start (the start verb): a guest that is up (running or
+ * paused) answers req at once with its status and "already": true; one
+ * being started answers it when that start is over; else sv_guest_start().
+ * Returns 0, or a negative errno with the reason in err. */
+int sv_guest_start_op(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
+
 /* The QEMU argv qsupd runs for g with profile p, its runtime files under
  * run_dir, the sockets handed over as fds 3 and 4 (sv_argv_build's
  * result), without backing chains (those are read from the images at
@@ -212,11 +218,13 @@ int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *ru
 void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f);
 
 /* Stop: ACPI power-off, then after the profile's timeout quit, SIGTERM,
- * SIGKILL; force starts at quit. req is answered once QEMU has exited. */
+ * SIGKILL; force starts at quit. req is answered once QEMU has exited; at
+ * once, with "already": true in the status, when no QEMU runs. */
 int sv_guest_stop(struct sv_guest *g, bool force, struct sv_request *req,
                   struct sv_error *err);
 
-/* SIGKILL QEMU now; req is answered once it has exited. */
+/* SIGKILL QEMU now; req is answered once it has exited (at once, with
+ * "already": true, when no QEMU runs). */
 int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
 
 /* Stop if running, then start; req is answered once it runs again. */

@@ -63,11 +63,20 @@ static void test_lifecycle_firmware_guest(void **state)
 	assert_true(t_pid_alive(pid));
 
 	const char *cls;
-	assert_null(t_ctl_do(&x->c, "start", "fw", 5000, &cls));
-	assert_string_equal(cls, "InvalidState");
+	/* start of a guest that is up succeeds, as systemctl's does, and says so;
+	 * the same QEMU goes on. */
+	s = t_fx_must(x, "start", "fw", 5000);
+	assert_string_equal(str(s, "state"), "running");
+	assert_true(json_is_true(json_object_get(s, "already")));
+	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
+	json_decref(s);
 	expect_state(x, "status", "fw", "running", 5000);
 	expect_state(x, "pause", "fw", "paused", 5000);
 	expect_state(x, "status", "fw", "paused", 5000);
+	s = t_fx_must(x, "start", "fw", 5000);
+	assert_string_equal(str(s, "state"), "paused");   /* start does not resume */
+	assert_true(json_is_true(json_object_get(s, "already")));
+	json_decref(s);
 	assert_null(t_ctl_do(&x->c, "pause", "fw", 5000, &cls));
 	assert_string_equal(cls, "InvalidState");
 	expect_state(x, "resume", "fw", "running", 5000);
@@ -75,8 +84,17 @@ static void test_lifecycle_firmware_guest(void **state)
 	s = t_fx_must(x, "kill", "fw", 10000);
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "reason"), "killed by operator");
+	assert_null(json_object_get(s, "already"));
 	json_decref(s);
 	assert_false(t_pid_alive(pid));
+	/* stop and kill of a stopped guest succeed too, "already". */
+	s = t_fx_must(x, "stop", "fw", 5000);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_true(json_is_true(json_object_get(s, "already")));
+	json_decref(s);
+	s = t_fx_must(x, "kill", "fw", 5000);
+	assert_true(json_is_true(json_object_get(s, "already")));
+	json_decref(s);
 
 	/* The subscriber saw every transition, in order. */
 	const char *want[] = { "starting", "running", "paused", "running", "stopping", "stopped" };
@@ -470,6 +488,8 @@ static void test_qsupctl_with_real_daemon(void **state)
 	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	t_daemon_profile(&x->d, "fw2", FW_PROFILE);
+	t_daemon_profile(&x->d, "slow", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "[shutdown]\ntimeout = 60s\n");
 	start_daemon(x, NULL);
 	char out[8192];
 	const char *ctl = t_qsupctl();
@@ -493,9 +513,31 @@ static void test_qsupctl_with_real_daemon(void **state)
 	const char *bad[] = { ctl, "-s", x->d.sock, "start", "nobody", NULL };
 	assert_int_equal(t_run_capture(bad, out, sizeof(out), 10000), 1);
 	assert_non_null(strstr(out, "no profile named nobody"));
+	/* start of a running guest and stop of a stopped one both exit 0 and
+	 * say so on stderr (and in the JSON reply). */
+	const char *again[] = { ctl, "-s", x->d.sock, "start", "fw", NULL };
+	assert_int_equal(t_run_capture(again, out, sizeof(out), 10000), 0);
+	assert_string_equal(out, "qsupctl: start fw: already running\nfw: running (started)\n");
 	const char *stop[] = { ctl, "-s", x->d.sock, "stop", "--force", "fw", "fw2", NULL };
 	assert_int_equal(t_run_capture(stop, out, sizeof(out), 30000), 0);
 	expect_state(x, "status", "fw2", "stopped", 5000);
+	const char *stop2[] = { ctl, "-s", x->d.sock, "stop", "fw2", NULL };
+	assert_int_equal(t_run_capture(stop2, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "qsupctl: stop fw2: already stopped\n"));
+	const char *stopj[] = { ctl, "-s", x->d.sock, "-j", "stop", "fw2", NULL };
+	assert_int_equal(t_run_capture(stopj, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "\"already\": true"));
+	/* A state where start is an error stays one: exit 1. The firmware
+	 * ignores the power button, so the stop waits out its 60 s timeout. */
+	json_decref(t_fx_must(x, "start", "slow", 30000));
+	long long id = t_ctl_send(&x->c, "stop", json_pack("{s:s}", "name", "slow"));
+	expect_state(x, "status", "slow", "stopping", 5000);
+	const char *busy[] = { ctl, "-s", x->d.sock, "start", "slow", NULL };
+	assert_int_equal(t_run_capture(busy, out, sizeof(out), 10000), 1);
+	assert_string_equal(out, "qsupctl: start slow: slow is stopping\n");
+	const char *force[] = { ctl, "-s", x->d.sock, "stop", "-f", "slow", NULL };
+	assert_int_equal(t_run_capture(force, out, sizeof(out), 30000), 0);
+	json_decref(t_ctl_reply(&x->c, id, 10000));
 }
 
 /* size = creates a missing image with qemu-img when the guest starts, and

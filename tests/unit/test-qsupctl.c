@@ -712,11 +712,54 @@ static void test_start_pipelined(void **state)
 	assert_true(json_integer_value(json_object_get(a, "id")) !=
 	            json_integer_value(json_object_get(b, "id")));
 	reply(r, c, STATUS_OF("c", "running", "started"));
-	reply_error(r, b, "InvalidState", "b is already running");
+	reply_error(r, b, "InvalidState", "b is stopping");
 	reply(r, a, STATUS_OF("a", "running", "started"));
 	assert_int_equal(finish(r), 1);
 	assert_string_equal(r->out, "a: running (started)\nc: running (started)\n");
-	assert_string_equal(r->err, "qsupctl: start b: b is already running\n");
+	assert_string_equal(r->err, "qsupctl: start b: b is stopping\n");
+}
+
+/* start of a guest that is up, stop of one that is down: success (exit
+ * 0), said on stderr, as systemctl does. */
+static void test_already(void **state)
+{
+	static const struct { const char *verb, *ret, *out, *err; } cases[] = {
+		{ "start", "{\"name\": \"a\", \"state\": \"running\", \"reason\": \"started\", "
+		  "\"already\": true}", "a: running (started)\n",
+		  "qsupctl: start a: already running\n" },
+		{ "start", "{\"state\": \"paused\", \"reason\": \"paused by operator\", "
+		  "\"already\": true}", "a: paused (paused by operator)\n",
+		  "qsupctl: start a: already running (paused)\n" },
+		{ "stop", "{\"state\": \"stopped\", \"reason\": \"not started\", "
+		  "\"already\": true}", "a: stopped (not started)\n",
+		  "qsupctl: stop a: already stopped\n" },
+		{ "kill", "{\"state\": \"failed\", \"reason\": \"x\", \"already\": true}",
+		  "a: failed (x)\n", "qsupctl: kill a: already stopped (failed)\n" },
+		{ "stop", "{\"state\": \"stopped\", \"reason\": \"x\", \"already\": false}",
+		  "a: stopped (x)\n", "" },
+	};
+	struct run *r = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		spawn(r, NULL, 0, cases[i].verb, "a", NULL);
+		serve(r);
+		reply(r, expect(r, cases[i].verb, "{\"name\": \"a\"}"), cases[i].ret);
+		assert_int_equal(finish(r), 0);
+		assert_string_equal(r->out, cases[i].out);
+		assert_string_equal(r->err, cases[i].err);
+		free(r->out);
+		free(r->err);
+		r->out = r->err = NULL;
+		close_fd(&r->cfd);
+	}
+	/* --json: the reply as it is (with "already"), the note on stderr. */
+	spawn(r, NULL, 0, "-j", "start", "a", NULL);
+	serve(r);
+	reply(r, expect(r, "start", "{\"name\": \"a\"}"),
+	      "{\"state\": \"running\", \"already\": true}");
+	assert_int_equal(finish(r), 0);
+	assert_string_equal(r->out, "{\"state\": \"running\", \"already\": true}\n");
+	assert_string_equal(r->err, "qsupctl: start a: already running\n");
 }
 
 static void test_pipelined_json_keeps_order(void **state)
@@ -1280,6 +1323,7 @@ int main(void)
 		T(test_start_one),
 		T(test_start_error_json),
 		T(test_start_pipelined),
+		T(test_already),
 		T(test_pipelined_json_keeps_order),
 		T(test_stop_force),
 		T(test_each_lifecycle_verb),
