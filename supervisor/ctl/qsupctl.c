@@ -65,8 +65,9 @@ static const struct ctl_cmd commands[] = {
 	{ "devices", ctl_devices, "NAME", "list a guest's devices: from the profile, its "
 	  "overlay, hot-plugged",
 	  1, 1, CTL_F_NAMES },
-	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
-	  1, 1, CTL_F_NAMES },
+	{ "console", ctl_console_cmd, "[-f] NAME",
+	  "attach to the serial console (Ctrl-] detaches; -f: take it over)",
+	  1, 1, CTL_F_NAMES | CTL_F_FORCE },
 	{ "migrate", ctl_migrate, "[-w] [--to SOCKET] NAME [URI] [KEY=VALUE...]",
 	  "live-migrate a guest (downtime=MS, bandwidth=, multifd-channels=, capabilities=, "
 	  "timeout=MS, postcopy-after=N)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE },
@@ -108,7 +109,10 @@ static void usage(FILE *out)
 static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 {
 	fprintf(out, "usage: qsupctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
-	if (cmd->flags & CTL_F_FORCE)
+	if ((cmd->flags & CTL_F_FORCE) && !strcmp(cmd->name, "console"))
+		fprintf(out, "  -f, --force  take the console over from the client that "
+		        "holds it\n");
+	else if (cmd->flags & CTL_F_FORCE)
 		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
 	if (cmd->flags & CTL_F_MIGRATE)
 		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
@@ -518,26 +522,33 @@ static int ctl_devices(struct ctl *c, char **args, int nargs)
 	return ctl_per_name(c, args, nargs, show_devices);
 }
 
-/* Asks for the path, then attaches; --json does not apply. */
+/* Asks for the console (qsupd lends it to this connection, which stays
+ * open while attached: qsupd says there when another client takes it
+ * over), then attaches; --json does not apply. */
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 {
 	struct sv_error err = { 0 };
-	json_t *reply = NULL;
+	json_t *reply = NULL, *req = json_pack("{s:s}", "name", args[0]);
 	const char *path;
-	int r = ctl_call(c, "console", json_pack("{s:s}", "name", args[0]), args[0], &reply);
+	int r;
 
 	(void)nargs;
+	if (c->force)
+		json_object_set_new(req, "force", json_true());
+	r = ctl_call(c, "console", req, args[0], &reply);
 	c->json = false;
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error")) {
 		r = ctl_handle_reply(c, args[0], reply, NULL);
-	ctl_conn_close(&c->conn);   /* not needed while attached */
+		if (!strcmp(sv_jstr(json_object_get(reply, "error"), "class", ""), "ConsoleBusy"))
+			fprintf(stderr, "qsupctl: console -f %s takes it over\n", args[0]);
+	}
 	path = json_string_value(json_object_get(json_object_get(reply, "return"), "path"));
 	if (r == CTL_EXIT_OK && !path) {
 		fprintf(stderr, "qsupctl: console %s: qsupd gave no socket path\n", args[0]);
 		r = CTL_EXIT_ERROR;
 	}
 	if (r == CTL_EXIT_OK) {
-		int s = ctl_console(args[0], path, STDIN_FILENO, STDOUT_FILENO, &err);
+		int s = ctl_console(args[0], path, &c->conn, STDIN_FILENO, STDOUT_FILENO, &err);
 
 		if (s < 0) {
 			fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);

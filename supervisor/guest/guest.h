@@ -158,6 +158,8 @@ struct sv_guest {
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
 	bool start_incoming;            /* the start is for an incoming migration */
 	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
+	uint64_t console_peer;          /* the control client that holds the
+	                                   console (the daemon's); 0: none */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */

@@ -4,6 +4,7 @@
  * where /dev/kvm can create a VM and TCG otherwise; the tiny Linux guest
  * uses TCG.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -157,6 +158,145 @@ static void test_graceful_stop_and_console(void **state)
 	assert_null(strstr(log, "SIGKILL"));
 	t_serial_close(&ser);
 	t_loop_finish(&loop);
+}
+
+/* A qsupctl console running in the background: its stdin is a pipe we
+ * write to, its stdout and stderr go to files under dir. */
+struct bg_console {
+	pid_t pid;
+	int in;
+	char out[600], err[600];
+};
+
+static void bg_console(struct bg_console *b, const char *dir, const char *tag,
+                       const char *sock, bool force)
+{
+	int p[2];
+	snprintf(b->out, sizeof(b->out), "%s/%s.out", dir, tag);
+	snprintf(b->err, sizeof(b->err), "%s/%s.err", dir, tag);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	b->pid = fork();
+	assert_true(b->pid >= 0);
+	if (b->pid == 0) {
+		int o = open(b->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(b->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (o < 0 || e < 0 || dup2(p[0], 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(99);
+		execl(t_qsupctl(), t_qsupctl(), "-s", sock, "console", force ? "-f" : "tiny",
+		      force ? "tiny" : NULL, (char *)NULL);
+		_exit(98);
+	}
+	close(p[0]);
+	b->in = p[1];
+}
+
+/* Wait until text is in file (up to ms). */
+static void wait_in_file(const char *path, const char *text, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		if (strstr(t_file_tail(path), text))
+			return;
+		usleep(20000);
+	}
+	fail_msg("\"%s\" never appeared in %s:\n%s", text, path, t_file_tail(path));
+}
+
+/* Wait for b to exit (up to ms); its exit status. */
+static int bg_wait(struct bg_console *b, int ms)
+{
+	int st = 0;
+	for (int i = 0; i < ms / 20; i++) {
+		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+			b->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(20000);
+	}
+	kill(b->pid, SIGKILL);
+	waitpid(b->pid, NULL, 0);
+	fail_msg("qsupctl console did not exit:\n%s", t_file_tail(b->err));
+	return -1;
+}
+
+static void bg_say(struct bg_console *b, const char *line)
+{
+	assert_int_equal(write(b->in, line, strlen(line)), (ssize_t)strlen(line));
+}
+
+/* QEMU serves its console to one client at a time: qsupd lends it to one
+ * control connection. A second is refused with ConsoleBusy and who holds
+ * it, or with force takes it over: the holder hears CONSOLE_TAKEN and,
+ * being qsupctl, lets go, so that the new one really gets the guest. */
+static void test_console_one_holder(void **state)
+{
+	struct t_fx *x = *state;
+	t_daemon_tiny_profile(&x->d, "tiny", "");
+	start_daemon(x, NULL);
+	json_decref(t_fx_must(x, "start", "tiny", 30000));
+
+	/* The protocol: the holder is the connection that asked. */
+	struct t_ctl a, b;
+	assert_int_equal(t_ctl_open(&a, x->d.sock), 0);
+	assert_int_equal(t_ctl_open(&b, x->d.sock), 0);
+	json_t *ra = t_ctl_do(&a, "console", "tiny", 5000, NULL);
+	assert_non_null(ra);
+	json_int_t ida = json_integer_value(json_object_get(ra, "client"));
+	assert_true(ida > 0);
+	json_decref(ra);
+	json_decref(t_ctl_do(&a, "console", "tiny", 5000, NULL));   /* its own: fine */
+	json_t *r = t_ctl_call(&b, "console", json_pack("{s:s}", "name", "tiny"), 5000);
+	json_t *e = json_object_get(r, "error");
+	char want[64];
+	snprintf(want, sizeof(want), "console busy (client %lld)", (long long)ida);
+	assert_string_equal(str(e, "class"), "ConsoleBusy");
+	assert_string_equal(str(e, "desc"), want);
+	json_decref(r);
+	r = t_ctl_call(&b, "console", json_pack("{s:s, s:b}", "name", "tiny", "force", 1), 5000);
+	json_int_t idb = json_integer_value(json_object_get(json_object_get(r, "return"),
+	                                                     "client"));
+	assert_true(idb > 0 && idb != ida);
+	json_decref(r);
+	json_t *ev = t_ctl_next(&a, 5000);   /* a never subscribed: told all the same */
+	assert_string_equal(str(ev, "event"), "CONSOLE_TAKEN");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(ev, "data"), "by")),
+	                 idb);
+	json_decref(ev);
+	r = t_ctl_call(&a, "console", json_pack("{s:s}", "name", "tiny"), 5000);
+	assert_string_equal(str(json_object_get(r, "error"), "class"), "ConsoleBusy");
+	json_decref(r);
+	t_ctl_close(&b);   /* the holder leaves: the console is free */
+	usleep(100000);
+	json_decref(t_fx_must(x, "console", "tiny", 5000));
+	t_ctl_close(&a);
+	t_ctl_close(&x->c);   /* x->c held it last: free it for qsupctl */
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+
+	/* qsupctl: the first one talks to the guest... */
+	struct bg_console p1, p3;
+	bg_console(&p1, x->d.dir, "p1", x->d.sock, false);
+	wait_in_file(p1.err, "Connected to tiny's console", 10000);
+	wait_in_file(p1.out, "QSUP-GUEST-READY", 60000);
+	bg_say(&p1, "echo HELLO-P1\n");
+	wait_in_file(p1.out, "HELLO-P1", 10000);
+	/* ...a second is refused at once, and says who holds it... */
+	char out[4096];
+	const char *p2[] = { t_qsupctl(), "-s", x->d.sock, "console", "tiny", NULL };
+	assert_int_equal(t_run_capture(p2, out, sizeof(out), 10000), 1);
+	assert_non_null(strstr(out, "qsupctl: console tiny: console busy (client "));
+	assert_non_null(strstr(out, "console -f tiny takes it over"));
+	assert_null(strstr(out, "Connected"));
+	/* ...and -f takes it over: the first ends cleanly, the new one gets the
+	 * guest's answers. */
+	bg_console(&p3, x->d.dir, "p3", x->d.sock, true);
+	assert_int_equal(bg_wait(&p1, 10000), 0);
+	assert_non_null(strstr(t_file_tail(p1.err), "tiny's console taken over by client "));
+	close(p1.in);
+	wait_in_file(p3.err, "Connected to tiny's console", 10000);
+	bg_say(&p3, "echo HELLO-P3\n");
+	wait_in_file(p3.out, "HELLO-P3", 10000);
+	close(p3.in);   /* stdin ends: it drains and leaves */
+	assert_int_equal(bg_wait(&p3, 10000), 0);
+	assert_non_null(strstr(t_daemon_log(&x->d), "tiny: console taken over by client "));
 }
 
 static void test_ten_guests_two_clients_pipelined(void **state)
@@ -627,6 +767,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_firmware_guest, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_ladder_without_acpi, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop_and_console, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_console_one_holder, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ten_guests_two_clients_pipelined, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_input, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_qmp_passthrough, t_fx_setup, t_fx_teardown),

@@ -397,7 +397,7 @@ static void test_help_lists_every_verb(void **state)
 	free(r->err);
 	spawn(r, NULL, SP_NO_SOCKET, "-h", NULL);
 	assert_int_equal(finish(r), 0);
-	assert_contains(r->out, "  console NAME");
+	assert_contains(r->out, "  console [-f] NAME");
 	assert_not_connected(r);
 }
 
@@ -1119,6 +1119,75 @@ static void test_console_stdin_ends(void **state)
 	assert_string_equal(r->out, "ok\n");
 }
 
+/* qsupd says on the control connection that another client took the
+ * console: qsupctl lets go of the socket at once (QEMU then serves the new
+ * holder) and ends cleanly. A take-over of another guest's console, or a
+ * control connection that breaks, changes nothing. */
+static void test_console_taken_over(void **state)
+{
+	struct run *r = *state;
+	char *got;
+
+	console_start(r, SP_STDIN_PIPE);
+	send_text(r, "{\"event\": \"CONSOLE_TAKEN\", \"data\": {\"name\": \"db\", \"by\": 9}}\n");
+	write_in(r, "still\n");
+	got = read_bytes(r->scfd, 6);
+	assert_string_equal(got, "still\n");
+	free(got);
+	send_text(r, "{\"event\": \"CONSOLE_TAKEN\", \"guest\": \"web1\", "
+	          "\"data\": {\"name\": \"web1\", \"by\": 7}}\n");
+	got = read_bytes(r->scfd, 0);   /* EOF: qsupctl closed its end */
+	assert_string_equal(got, "");
+	free(got);
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->err, "web1's console taken over by client 7\n");
+}
+
+static void test_console_survives_daemon_going(void **state)
+{
+	struct run *r = *state;
+	char *got;
+
+	console_start(r, SP_STDIN_PIPE);
+	close_fd(&r->cfd);   /* qsupd restarts; QEMU and its console go on */
+	write_in(r, "ping\n");
+	got = read_bytes(r->scfd, 5);
+	assert_string_equal(got, "ping\n");
+	free(got);
+	assert_int_equal(send(r->scfd, "QSUP-PONG\n", 10, 0), 10);
+	wait_file_contains(r->out_path, "QSUP-PONG");
+	write_in(r, "\x1d");
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->err, "Detached from web1's console\n");
+}
+
+/* Busy: exit 1 with qsupd's words and the way out; -f asks to take over. */
+static void test_console_busy_and_force(void **state)
+{
+	struct run *r = *state;
+	char ret[256];
+
+	spawn(r, NULL, 0, "console", "web1", NULL);
+	serve(r);
+	reply_error(r, expect(r, "console", "{\"name\": \"web1\"}"), "ConsoleBusy",
+	            "console busy (client 3)");
+	assert_int_equal(finish(r), 1);
+	assert_string_equal(r->err, "qsupctl: console web1: console busy (client 3)\n"
+	                    "qsupctl: console -f web1 takes it over\n");
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+	close_fd(&r->cfd);
+	r->slfd = listen_at(r->serial);
+	spawn(r, NULL, SP_STDIN_PIPE, "console", "--force", "web1", NULL);
+	serve(r);
+	snprintf(ret, sizeof(ret), "{\"path\": \"%s\", \"client\": 4}", r->serial);
+	reply(r, expect(r, "console", "{\"name\": \"web1\", \"force\": true}"), ret);
+	r->scfd = accept_on(r->slfd);
+	write_in(r, "\x1d");
+	assert_int_equal(finish(r), 0);
+}
+
 static void test_console_errors(void **state)
 {
 	struct run *r = *state;
@@ -1341,6 +1410,9 @@ int main(void)
 		T(test_console_guest_side_closes),
 		T(test_console_stdin_ends),
 		T(test_console_errors),
+		T(test_console_taken_over),
+		T(test_console_survives_daemon_going),
+		T(test_console_busy_and_force),
 		T(test_console_tty_raw_and_restored),
 		T(test_console_signal_restores_tty),
 		cmocka_unit_test(test_duration),
