@@ -138,6 +138,11 @@ struct sv_guest {
 	bool guest_shutdown;            /* SHUTDOWN with guest: true seen */
 	bool force_kill;                /* kill requested */
 	bool panicked;                  /* GUEST_PANICKED seen */
+	bool internal_error;            /* QEMU in run state internal-error: ended */
+	/* The last I/O error that stopped the guest (BLOCK_IO_ERROR with
+	 * action stop): the profile's disk id, QEMU's words for it, and the
+	 * operation. Empty: none since the guest last ran. */
+	char io_disk[72], io_error[128], io_op[8];
 	bool shutdown_seen;             /* any SHUTDOWN seen */
 	char shutdown_reason[32];       /* the first SHUTDOWN's reason */
 	unsigned reboots;               /* resets from inside the guest */

@@ -41,6 +41,13 @@ bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req);
  * for an adopted process): classify and go on as sv_guest_ended(). */
 void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig);
 
+/* QEMU's run state st (query-status) for a guest whose vCPUs stopped
+ * without the operator asking (a STOP event, the health probe, a
+ * re-adoption): running again; io-error (paused, with the disk and the
+ * error); internal-error (a crash: QEMU is ended, then the restart policy
+ * applies); anything else paused, with why (NULL: reason). */
+void sv_guest_runstate(struct sv_guest *g, const char *st, const char *reason);
+
 /* Connect to the guest's QMP socket (its callbacks are guest.c's). */
 void sv_guest_qmp_connect(struct sv_guest *g);
 

@@ -31,6 +31,7 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 	struct sv_exit_facts f = {
 		.was = was, .status = status, .sig = sig, .adopted = g->adopted,
 		.force_kill = g->force_kill, .panicked = g->panicked,
+		.internal_error = g->internal_error,
 		.shutdown_seen = g->shutdown_seen, .guest_shutdown = g->guest_shutdown,
 		.shutdown_reason = g->shutdown_reason, .start_fail = g->start_fail,
 		.migrated = migrated, .saved = saved,
@@ -216,12 +217,7 @@ static void on_probe_reply(struct qmp_client *c, const struct qmp_result *r, voi
 		return;   /* closed: the exit is handled elsewhere */
 	sv_guest_set_unresponsive(g, false);
 	/* Back to QEMU's real state, should it differ from ours. */
-	const char *st = json_string_value(json_object_get(r->ret, "status"));
-	bool running = st && strcmp(st, "running") == 0;
-	if (g->state == SV_PAUSED && running)
-		sv_guest_transition(g, SV_RUNNING, "running (QEMU says so)");
-	else if (g->state == SV_RUNNING && st && !running)
-		sv_guest_transition(g, SV_PAUSED, st);
+	sv_guest_runstate(g, json_string_value(json_object_get(r->ret, "status")), NULL);
 }
 
 static void on_probe(uv_timer_t *t)
