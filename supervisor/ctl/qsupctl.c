@@ -514,7 +514,8 @@ static void show_devices(struct ctl *c, const char *what, json_t *ret)
 		       sv_jstr(d, "kind", "-"),
 		       sv_jstr(d, "source", "-"),
 		       sv_jstr(d, "state", "-"),
-		       sv_jstr(d, "backend", "-"));
+		       json_is_true(json_object_get(d, "empty")) ? "(empty)"
+		       : sv_jstr(d, "backend", "-"));
 }
 
 static int ctl_devices(struct ctl *c, char **args, int nargs)

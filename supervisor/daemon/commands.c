@@ -198,13 +198,6 @@ static void cmd_console(struct sv_daemon *d, struct sv_request *req, json_t *arg
 	                           "client", (json_int_t)req->peer));
 }
 
-static void cmd_devices(struct sv_daemon *d, struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(d, req, args);
-	if (g)
-		sv_reply_ok(req, sv_hotplug_list(g));
-}
-
 /* The verbs that hand the request to the guest's own module (hot-plug,
  * migration, qmp passthrough): the table names the function. */
 static void cmd_on_guest(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -325,7 +318,7 @@ static const struct sv_command commands[] = {
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
-	{ "devices", cmd_devices, G, NULL, NULL },
+	{ "devices", cmd_on_guest, G, sv_hotplug_devices, NULL },
 	{ "incoming", cmd_on_guest, G | M, sv_migrate_in, check_migration },
 	{ "console", cmd_console, G, NULL, check_console },
 	{ "kill", cmd_kill, G | M, NULL, NULL },

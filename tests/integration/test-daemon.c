@@ -680,6 +680,83 @@ static void test_qsupctl_with_real_daemon(void **state)
 	json_decref(t_ctl_reply(&x->c, id, 10000));
 }
 
+/* The device of id in a devices reply (borrowed), or NULL. */
+static json_t *device(json_t *list, const char *id)
+{
+	json_t *d;
+	size_t i;
+	json_array_foreach(list, i, d)
+		if (!strcmp(str(d, "id"), id))
+			return d;
+	return NULL;
+}
+
+/* devices shows each CD-ROM's medium as QEMU has it: after an eject
+ * (through the qmp passthrough) none, after a change the new file. */
+static void test_cdrom_medium_in_devices(void **state)
+{
+	struct t_fx *x = *state;
+	char one[600], two[600], profile[1600];
+	snprintf(one, sizeof(one), "%s/one.iso", x->d.dir);
+	snprintf(two, sizeof(two), "%s/two.iso", x->d.dir);
+	for (int i = 0; i < 2; i++) {   /* QEMU runs as a uid of its own: readable */
+		FILE *f = fopen(i ? two : one, "w");
+		assert_non_null(f);
+		assert_int_equal(fseek(f, (1 << 20) - 1, SEEK_SET), 0);
+		fputc(0, f);
+		fclose(f);
+		chmod(i ? two : one, 0644);
+	}
+	chmod(x->d.dir, 0755);
+	snprintf(profile, sizeof(profile), "%s[cdrom.cd]\nfile = %s\n[cdrom.spare]\n",
+	         FW_PROFILE, one);
+	t_daemon_profile(&x->d, "cd", profile);
+	start_daemon(x, NULL);
+	json_t *l = t_fx_must(x, "devices", "cd", 5000);   /* stopped: the profile's */
+	assert_string_equal(str(device(l, "cd"), "backend"), one);
+	assert_true(json_is_true(json_object_get(device(l, "spare"), "empty")));
+	json_decref(l);
+	json_decref(t_fx_must(x, "start", "cd", 20000));
+	l = t_fx_must(x, "devices", "cd", 5000);
+	assert_string_equal(str(device(l, "cd"), "backend"), one);
+	assert_null(json_object_get(device(l, "cd"), "empty"));
+	json_decref(l);
+
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s}}", "name", "cd",
+	                       "command", "eject", "arguments", "id", "cd"), 5000);
+	assert_non_null(json_object_get(r, "return"));
+	json_decref(r);
+	l = t_fx_must(x, "devices", "cd", 5000);
+	assert_true(json_is_null(json_object_get(device(l, "cd"), "backend")));
+	assert_true(json_is_true(json_object_get(device(l, "cd"), "empty")));
+	json_decref(l);
+	char out[4096];
+	const char *ctl[] = { t_qsupctl(), "-s", x->d.sock, "devices", "cd", NULL };
+	assert_int_equal(t_run_capture(ctl, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "(empty)"));
+	assert_null(strstr(out, "one.iso"));
+
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "cd",
+	               "command", "blockdev-change-medium", "arguments", "id", "cd",
+	               "filename", two, "format", "raw"), 10000);
+	if (!json_object_get(r, "return"))
+		fail_msg("blockdev-change-medium: %s", str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "cd",
+	               "command", "blockdev-change-medium", "arguments", "id", "spare",
+	               "filename", one, "format", "raw"), 10000);
+	assert_non_null(json_object_get(r, "return"));
+	json_decref(r);
+	l = t_fx_must(x, "devices", "cd", 5000);
+	assert_string_equal(str(device(l, "cd"), "backend"), two);
+	assert_string_equal(str(device(l, "spare"), "backend"), one);
+	assert_null(json_object_get(device(l, "spare"), "empty"));
+	json_decref(l);
+	assert_int_equal(t_run_capture(ctl, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "two.iso"));
+	assert_null(strstr(out, "(empty)"));
+}
+
 /* size = creates a missing image with qemu-img when the guest starts, and
  * never touches it again; a failure reports qemu-img's own words. */
 static void test_disk_created_on_first_start(void **state)
@@ -779,6 +856,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_access, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_created_on_first_start, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cdrom_medium_in_devices, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_start_failure, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
