@@ -482,7 +482,7 @@ static int device_verb(struct ctl *c, const char *verb, json_t *req, char **word
 	}
 	if (c->persist)
 		json_object_set_new(req, "persist", json_true());
-	snprintf(what, sizeof(what), "%s %s", verb, name);
+	snprintf(what, sizeof(what), "%s", name);   /* qsupctl: attach web1: ... */
 	int r = ctl_call(c, verb, req, what, &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, what, reply, show_device);

@@ -473,8 +473,8 @@ static void stop_step(struct sv_guest *g, int step)
 	switch (step) {
 	case 0:
 		wait = g->run_profile ? g->run_profile->shutdown_timeout_ms : 60000;
-		sv_log(SV_LOG_INFO, g->name, "sending ACPI power-off; waiting up to %llu ms",
-		       (unsigned long long)wait);
+		sv_log(SV_LOG_INFO, g->name, "sending ACPI power-off; waiting up to %g s",
+		       (double)wait / 1000.0);
 		qmp_client_execute(g->qmp, "system_powerdown", NULL, 0, ignore_reply, g);
 		break;
 	case 1:

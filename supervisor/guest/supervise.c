@@ -112,9 +112,9 @@ static void apply_policy(struct sv_guest *g, enum sv_exit_class c, const char *w
 		sv_guest_backoff(g, delay, reason);
 		break;
 	case SV_RESTART_QUARANTINE:
-		snprintf(reason, sizeof(reason), "%s; failed: %u restarts within %llus "
+		snprintf(reason, sizeof(reason), "%s; failed: %u restart%s within %llus "
 		         "(reset-failed or start re-arms it)", what, pp->burst,
-		         (unsigned long long)(pp->interval_ms / 1000));
+		         pp->burst == 1 ? "" : "s", (unsigned long long)(pp->interval_ms / 1000));
 		sv_log(SV_LOG_ERR, g->name, "too many restarts; not restarting");
 		sv_guest_transition(g, SV_FAILED, reason);
 		break;
@@ -195,8 +195,8 @@ void sv_guest_set_unresponsive(struct sv_guest *g, bool on)
 		return;
 	g->unresponsive = on;
 	if (on)
-		sv_log(SV_LOG_WARN, g->name, "QEMU does not answer QMP within %u ms: unresponsive",
-		       SV_PROBE_DEADLINE_MS);
+		sv_log(SV_LOG_WARN, g->name, "QEMU does not answer QMP within %g s: unresponsive",
+		       SV_PROBE_DEADLINE_MS / 1000.0);
 	else
 		sv_log(SV_LOG_INFO, g->name, "QEMU answers again");
 	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:s}}", "event",

@@ -816,6 +816,32 @@ static void test_each_lifecycle_verb(void **state)
 	}
 }
 
+/* attach and detach name the guest once: "qsupctl: attach web1: ...". */
+static void test_attach_detach_words(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "attach", "web1", "disk", "id=data", "file=/x.img", "format=raw",
+	      "read-only=on", NULL);
+	serve(r);
+	reply(r, expect(r, "attach", "{\"name\": \"web1\", \"kind\": \"disk\", \"id\": "
+	      "\"data\", \"file\": \"/x.img\", \"format\": \"raw\", \"read-only\": true}"),
+	      "{\"id\": \"data\", \"state\": \"attached\"}");
+	assert_int_equal(finish(r), 0);
+	assert_string_equal(r->out, "web1: data attached\n");
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+	close_fd(&r->cfd);
+	spawn(r, NULL, 0, "detach", "web1", "data", NULL);
+	serve(r);
+	reply_error(r, expect(r, "detach", "{\"name\": \"web1\", \"id\": \"data\"}"),
+	            "PendingUnplug", "data: the guest did not release it within 10 s");
+	assert_int_equal(finish(r), 1);
+	assert_string_equal(r->err, "qsupctl: detach web1: data: the guest did not release it "
+	                    "within 10 s\n");
+}
+
 /* ------------------------------------------------------------ reload */
 
 static void test_reload(void **state)
@@ -1393,6 +1419,7 @@ int main(void)
 		T(test_start_error_json),
 		T(test_start_pipelined),
 		T(test_already),
+		T(test_attach_detach_words),
 		T(test_pipelined_json_keeps_order),
 		T(test_stop_force),
 		T(test_each_lifecycle_verb),
