@@ -134,6 +134,7 @@ static const struct {
 	{ "reason", NULL },   /* shown with the state */
 	{ "tainted", NULL },  /* the same */
 	{ "taint", NULL },
+	{ "io_error", NULL }, /* the paused state's reason names it */
 };
 
 #define STATUS_KEYS (sizeof(status_keys) / sizeof(status_keys[0]))

@@ -268,6 +268,8 @@ static void on_stop_status(struct qmp_client *c, const struct qmp_result *r, voi
 {
 	struct sv_guest *g = arg;
 	(void)c;
+	if (g->freeing)
+		return;
 	if (r->status == 0)
 		sv_guest_runstate(g, json_string_value(json_object_get(r->ret, "status")),
 		                  "vCPUs stopped (QMP STOP event)");
@@ -278,7 +280,7 @@ static void on_stop_status(struct qmp_client *c, const struct qmp_result *r, voi
 /* QEMU stopped the vCPUs on its own: ask it why before saying so. */
 static void ask_runstate(struct sv_guest *g)
 {
-	if (qmp_client_execute(g->qmp, "query-status", NULL, 0, on_stop_status, g) < 0)
+	if (!g->qmp || qmp_client_execute(g->qmp, "query-status", NULL, 0, on_stop_status, g) < 0)
 		sv_guest_runstate(g, "paused", "vCPUs stopped (QMP STOP event)");
 }
 

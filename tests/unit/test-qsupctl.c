@@ -1324,7 +1324,7 @@ static void test_fmt_status_extras(void **state)
 {
 	char *s = fmt(ctl_fmt_status, "{\"name\": \"db\", \"state\": \"failed\", \"pid\": null, "
 	              "\"uptime\": null, \"config_changed\": true, \"future\": [1, 2], "
-	              "\"note\": \"hi\"}");
+	              "\"note\": \"hi\", \"io_error\": {\"disk\": \"data\"}}");
 
 	(void)state;
 	assert_string_equal(s,
