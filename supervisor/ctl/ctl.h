@@ -72,6 +72,12 @@ int ctl_conn_reply(struct ctl_conn *c, int64_t id, json_t **reply,
  * Returns 0, or a negative errno as for ctl_conn_reply(). */
 int ctl_conn_next(struct ctl_conn *c, json_t **msg, struct sv_error *err);
 
+/* The next message not yet taken, without waiting: what is queued, else
+ * what one read of what has arrived completes. Returns 0 with *msg (a new
+ * reference, or NULL when there is none yet), or a negative errno as for
+ * ctl_conn_reply(). */
+int ctl_conn_poll(struct ctl_conn *c, json_t **msg, struct sv_error *err);
+
 /* Close the socket and free the queue. Safe on a zeroed or closed conn. */
 void ctl_conn_close(struct ctl_conn *c);
 
@@ -106,12 +112,16 @@ size_t ctl_fmt_reload(FILE *out, FILE *err, json_t *ret);
 /* Attach the terminal (in, out) to the serial console of guest name, the
  * unix stream socket at path. Once connected, print a hint line on stderr,
  * then copy bytes both ways until Ctrl-] (0x1d) is read from in, the socket
- * closes, or in ends (then output is drained until it has been quiet for
- * half a second). When in is a tty it is put in raw mode, and restored on
- * every way out. SIGINT, SIGTERM, SIGHUP and SIGQUIT end the attachment
- * too. Returns 0, the number of the signal that ended it (the caller
- * re-raises it after cleaning up), or a negative errno with err set. */
-int ctl_console(const char *name, const char *path, int in, int out,
+ * closes, in ends (then output is drained until it has been quiet for half
+ * a second), or qsupd says on ctl (the connection that lent the console;
+ * NULL: none) that another client took the console over (CONSOLE_TAKEN;
+ * said on stderr, and the console socket is closed at once so that QEMU
+ * serves the new holder). When in is a tty it is put in raw mode, and
+ * restored on every way out. SIGINT, SIGTERM, SIGHUP and SIGQUIT end the
+ * attachment too. Returns 0, the number of the signal that ended it (the
+ * caller re-raises it after cleaning up), or a negative errno with err
+ * set. */
+int ctl_console(const char *name, const char *path, struct ctl_conn *ctl, int in, int out,
                 struct sv_error *err);
 
 /* ---- qsupctl's verbs (qsupctl.c; the migration verbs: ctl_migrate.c) ---- */

@@ -225,6 +225,19 @@ int ctl_conn_next(struct ctl_conn *c, json_t **msg, struct sv_error *err)
 	return 0;
 }
 
+int ctl_conn_poll(struct ctl_conn *c, json_t **msg, struct sv_error *err)
+{
+	int r = 0;
+
+	*msg = NULL;
+	if (json_array_size(c->queue) == 0 && (r = conn_fill(c, 0, err)) == -ETIMEDOUT)
+		r = 0;
+	if (r < 0)
+		return r;
+	*msg = queue_take(c, 0);
+	return 0;
+}
+
 void ctl_conn_close(struct ctl_conn *c)
 {
 	/* fd 0 is taken to mean a zeroed, never opened conn: stdin is open. */

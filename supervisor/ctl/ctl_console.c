@@ -1,5 +1,8 @@
 /*
  * `qsupctl console`: the terminal attached to a guest's serial socket.
+ * qsupd lends the console to the control connection that asked for it; that
+ * connection is watched too, and when qsupd says another client took the
+ * console over, the socket is let go at once (QEMU serves one client).
  * The terminal is put in raw mode only when stdin is a tty, and restored on
  * every way out. The terminating signals stay blocked except inside ppoll,
  * so a signal ends the copy loop instead of the process; the terminal is
@@ -7,6 +10,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,9 +28,12 @@ static volatile sig_atomic_t console_sig;
 static const int console_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 #define NSIGS (sizeof(console_sigs) / sizeof(console_sigs[0]))
 
-enum outcome { GO = 1, DETACHED = 2, CLOSED = 3, DRAINED = 4 };
+enum outcome { GO = 1, DETACHED = 2, CLOSED = 3, DRAINED = 4, TAKEN = 5 };
 
 struct console {
+	const char *name;
+	struct ctl_conn *ctl;       /* qsupd's connection, watched; NULL: none */
+	long long taken_by;         /* the client that took the console over */
 	int sock, in, out;
 	bool in_open;
 	bool tty;
@@ -149,10 +156,35 @@ static int in_to_sock(struct console *c, struct sv_error *err)
 	return esc ? DETACHED : GO;
 }
 
+/* What qsupd says on the connection that lent the console: only a take
+ * over matters. A connection that breaks (qsupd restarting) is no longer
+ * watched; the console goes on. */
+static int ctl_msgs(struct console *c)
+{
+	struct sv_error err = { 0 };
+	json_t *m = NULL;
+	int r;
+
+	while ((r = ctl_conn_poll(c->ctl, &m, &err)) == 0 && m) {
+		json_t *data = json_object_get(m, "data");
+		bool taken = !strcmp(sv_jstr(m, "event", ""), "CONSOLE_TAKEN") &&
+		             !strcmp(sv_jstr(data, "name", ""), c->name);
+
+		if (taken)
+			c->taken_by = (long long)json_integer_value(json_object_get(data, "by"));
+		json_decref(m);
+		if (taken)
+			return TAKEN;
+	}
+	if (r < 0)
+		c->ctl = NULL;
+	return GO;
+}
+
 static int copy_loop(struct console *c, struct sv_error *err)
 {
 	const struct timespec drain = { 0, DRAIN_MS * 1000000L };
-	struct pollfd p[2];
+	struct pollfd p[3];
 	int r = GO;
 
 	while (r == GO) {
@@ -160,7 +192,8 @@ static int copy_loop(struct console *c, struct sv_error *err)
 			return GO;
 		p[0] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = c->in_open ? c->in : -1, .events = POLLIN };
-		r = ppoll(p, 2, c->in_open ? NULL : &drain, &c->oldmask);
+		p[2] = (struct pollfd){ .fd = c->ctl ? c->ctl->fd : -1, .events = POLLIN };
+		r = ppoll(p, 3, c->in_open ? NULL : &drain, &c->oldmask);
 		if (r < 0 && errno == EINTR) {
 			r = GO;
 			continue;
@@ -170,7 +203,9 @@ static int copy_loop(struct console *c, struct sv_error *err)
 		if (r == 0)
 			return DRAINED;
 		r = GO;
-		if (p[0].revents)
+		if (p[2].revents)
+			r = ctl_msgs(c);
+		if (r == GO && p[0].revents)
 			r = sock_to_out(c, err);
 		if (r == GO && p[1].revents)
 			r = in_to_sock(c, err);
@@ -197,10 +232,11 @@ static int console_connect(const char *name, const char *path, struct sv_error *
 	                    name, path, strerror(e));
 }
 
-int ctl_console(const char *name, const char *path, int in, int out,
+int ctl_console(const char *name, const char *path, struct ctl_conn *ctl, int in, int out,
                 struct sv_error *err)
 {
-	struct console c = { .in = in, .out = out, .in_open = true };
+	struct console c = { .name = name, .ctl = ctl && ctl->fd >= 0 ? ctl : NULL,
+	                     .in = in, .out = out, .in_open = true };
 	int r;
 
 	c.sock = console_connect(name, path, err);
@@ -220,5 +256,8 @@ int ctl_console(const char *name, const char *path, int in, int out,
 		fprintf(stderr, "%sDetached from %s's console\n", isatty(in) ? "\n" : "", name);
 	else if (r == CLOSED)
 		fprintf(stderr, "%s%s's console closed\n", isatty(in) ? "\n" : "", name);
+	else if (r == TAKEN)
+		fprintf(stderr, "%s%s's console taken over by client %lld\n",
+		        isatty(in) ? "\n" : "", name, c.taken_by);
 	return r < 0 ? r : 0;
 }

@@ -137,6 +137,7 @@ static const struct {
 	{ "tainted", NULL },  /* the same */
 	{ "taint", NULL },
 	{ "log_tail", NULL }, /* last, indented (status_log_tail) */
+	{ "io_error", NULL }, /* the paused state's reason names it */
 };
 
 #define STATUS_KEYS (sizeof(status_keys) / sizeof(status_keys[0]))

@@ -67,8 +67,9 @@ static const struct ctl_cmd commands[] = {
 	{ "devices", ctl_devices, "NAME", "list a guest's devices: from the profile, its "
 	  "overlay, hot-plugged",
 	  1, 1, CTL_F_NAMES },
-	{ "console", ctl_console_cmd, "NAME", "attach to the serial console (Ctrl-] detaches)",
-	  1, 1, CTL_F_NAMES },
+	{ "console", ctl_console_cmd, "[-f] NAME",
+	  "attach to the serial console (Ctrl-] detaches; -f: take it over)",
+	  1, 1, CTL_F_NAMES | CTL_F_FORCE },
 	{ "migrate", ctl_migrate, "[-w] [--to SOCKET] NAME [URI] [KEY=VALUE...]",
 	  "live-migrate a guest (downtime=MS, bandwidth=, multifd-channels=, capabilities=, "
 	  "timeout=MS, postcopy-after=N)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE },
@@ -113,7 +114,10 @@ static void usage(FILE *out)
 static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 {
 	fprintf(out, "usage: qsupctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
-	if (cmd->flags & CTL_F_FORCE)
+	if ((cmd->flags & CTL_F_FORCE) && !strcmp(cmd->name, "console"))
+		fprintf(out, "  -f, --force  take the console over from the client that "
+		        "holds it\n");
+	else if (cmd->flags & CTL_F_FORCE)
 		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
 	if (cmd->flags & CTL_F_MIGRATE)
 		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
@@ -177,6 +181,21 @@ void ctl_print_json(json_t *v, size_t flags)
 	free(text);
 }
 
+/* A start that found the guest up, a stop or kill that found it down:
+ * success, said on stderr ("qsupctl: start web1: already running"). */
+static void note_already(struct ctl *c, const char *what, json_t *ret)
+{
+	const char *state = sv_jstr(ret, "state", "?");
+	const char *word = strcmp(c->cmd->name, "start") == 0 ? "running" : "stopped";
+
+	if (!json_is_true(json_object_get(ret, "already")))
+		return;
+	fflush(stdout);
+	fprintf(stderr, "qsupctl: %s%s%s: already %s%s%s%s\n", c->cmd->name, what ? " " : "",
+	        what ? what : "", word, strcmp(state, word) ? " (" : "",
+	        strcmp(state, word) ? state : "", strcmp(state, word) ? ")" : "");
+}
+
 /* Report a reply: with --json its return value (or error object) on
  * stdout; else show(name, return). An error also goes to stderr as
  * "qsupctl: VERB [WHAT]: desc". Returns the exit status. */
@@ -186,6 +205,7 @@ int ctl_handle_reply(struct ctl *c, const char *what, json_t *reply,
 	json_t *e = json_object_get(reply, "error");
 
 	if (!e) {
+		note_already(c, what, json_object_get(reply, "return"));
 		if (c->json)
 			ctl_print_json(json_object_get(reply, "return"), 0);
 		else if (show)
@@ -485,7 +505,7 @@ static int device_verb(struct ctl *c, const char *verb, json_t *req, char **word
 	}
 	if (c->persist)
 		json_object_set_new(req, "persist", json_true());
-	snprintf(what, sizeof(what), "%s %s", verb, name);
+	snprintf(what, sizeof(what), "%s", name);   /* qsupctl: attach web1: ... */
 	int r = ctl_call(c, verb, req, what, &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, what, reply, show_device);
@@ -517,7 +537,8 @@ static void show_devices(struct ctl *c, const char *what, json_t *ret)
 		       sv_jstr(d, "kind", "-"),
 		       sv_jstr(d, "source", "-"),
 		       sv_jstr(d, "state", "-"),
-		       sv_jstr(d, "backend", "-"));
+		       json_is_true(json_object_get(d, "empty")) ? "(empty)"
+		       : sv_jstr(d, "backend", "-"));
 }
 
 static int ctl_devices(struct ctl *c, char **args, int nargs)
@@ -525,26 +546,33 @@ static int ctl_devices(struct ctl *c, char **args, int nargs)
 	return ctl_per_name(c, args, nargs, show_devices);
 }
 
-/* Asks for the path, then attaches; --json does not apply. */
+/* Asks for the console (qsupd lends it to this connection, which stays
+ * open while attached: qsupd says there when another client takes it
+ * over), then attaches; --json does not apply. */
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 {
 	struct sv_error err = { 0 };
-	json_t *reply = NULL;
+	json_t *reply = NULL, *req = json_pack("{s:s}", "name", args[0]);
 	const char *path;
-	int r = ctl_call(c, "console", json_pack("{s:s}", "name", args[0]), args[0], &reply);
+	int r;
 
 	(void)nargs;
+	if (c->force)
+		json_object_set_new(req, "force", json_true());
+	r = ctl_call(c, "console", req, args[0], &reply);
 	c->json = false;
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error")) {
 		r = ctl_handle_reply(c, args[0], reply, NULL);
-	ctl_conn_close(&c->conn);   /* not needed while attached */
+		if (!strcmp(sv_jstr(json_object_get(reply, "error"), "class", ""), "ConsoleBusy"))
+			fprintf(stderr, "qsupctl: console -f %s takes it over\n", args[0]);
+	}
 	path = json_string_value(json_object_get(json_object_get(reply, "return"), "path"));
 	if (r == CTL_EXIT_OK && !path) {
 		fprintf(stderr, "qsupctl: console %s: qsupd gave no socket path\n", args[0]);
 		r = CTL_EXIT_ERROR;
 	}
 	if (r == CTL_EXIT_OK) {
-		int s = ctl_console(args[0], path, STDIN_FILENO, STDOUT_FILENO, &err);
+		int s = ctl_console(args[0], path, &c->conn, STDIN_FILENO, STDOUT_FILENO, &err);
 
 		if (s < 0) {
 			fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);

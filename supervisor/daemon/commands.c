@@ -10,6 +10,8 @@
 
 #include "argv.h"
 #include "commands.h"
+#include "control.h"
+#include "log.h"
 #include "request.h"
 #include "daemon.h"
 #include "guest.h"
@@ -91,7 +93,12 @@ static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
 	if (sv_state_start_rearms(g->state))
 		sv_restart_rearm(&g->rs);
 	g->operator_stop_ms = 0;
-	if ((rc = sv_managed_start(d, g, req, &err)) < 0)
+	/* Up or starting: "already"; else from a managed save or afresh. */
+	if (sv_state_is_up(g->state) || g->state == SV_STARTING)
+		rc = sv_guest_start_op(g, req, &err);
+	else
+		rc = sv_managed_start(d, g, req, &err);
+	if (rc < 0)
 		reply_failed(req, rc, &err);
 }
 
@@ -224,19 +231,45 @@ static void cmd_argv(struct sv_daemon *d, struct sv_request *req, json_t *args)
 	sv_reply_ok(req, json_pack("{s:o, s:o, s:o}", "argv", list, "fds", fds, "warnings", warn));
 }
 
+/* QEMU serves its serial socket to one client at a time, and a second one
+ * would wait unseen: the console is lent to one control client at a time,
+ * until it disconnects. Another is refused (ConsoleBusy), or with "force"
+ * takes it over: the holder is told (CONSOLE_TAKEN) and lets go. A client
+ * that may change nothing only learns the path (the socket's permissions
+ * decide): it can neither hold the console nor take it. */
 static void cmd_console(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(d, req, args);
-	if (g)
-		sv_reply_ok(req, json_pack("{s:s, s:s}", "path", g->serial_path,
-		                           "state", sv_state_name(g->state)));
-}
-
-static void cmd_devices(struct sv_daemon *d, struct sv_request *req, json_t *args)
-{
-	struct sv_guest *g = guest_arg(d, req, args);
-	if (g)
-		sv_reply_ok(req, sv_hotplug_list(g));
+	bool force = json_is_true(json_object_get(args, "force"));
+	if (!g)
+		return;
+	if (!sv_control_may_mutate(d, req->peer)) {
+		if (force)
+			sv_reply_err(req, "PermissionDenied", "console with force needs the right "
+			             "to change things (you are uid %u)", (unsigned)req->uid);
+		else
+			sv_reply_ok(req, json_pack("{s:s, s:s}", "path", g->serial_path,
+			                           "state", sv_state_name(g->state)));
+		return;
+	}
+	uint64_t holder = g->console_peer;
+	if (holder && holder != req->peer) {
+		if (!force) {
+			sv_reply_err(req, "ConsoleBusy", "console busy (client %llu)",
+			             (unsigned long long)holder);
+			return;
+		}
+		sv_log(SV_LOG_INFO, g->name, "console taken over by client %llu (uid %u) from "
+		       "client %llu", (unsigned long long)req->peer, (unsigned)req->uid,
+		       (unsigned long long)holder);
+		sv_control_notify(d, holder, json_pack("{s:s, s:s, s:{s:s, s:I}}", "event",
+		                  "CONSOLE_TAKEN", "guest", g->name, "data", "name", g->name,
+		                  "by", (json_int_t)req->peer));
+	}
+	g->console_peer = req->peer;
+	sv_reply_ok(req, json_pack("{s:s, s:s, s:I}", "path", g->serial_path,
+	                           "state", sv_state_name(g->state),
+	                           "client", (json_int_t)req->peer));
 }
 
 /* The verbs that hand the request to the guest's own module (hot-plug,
@@ -274,6 +307,13 @@ static int check_stop(json_t *args, struct sv_error *err)
 	json_t *t = json_object_get(args, "timeout");
 	if (t && (!is_positive(t) || json_integer_value(t) > 86400))
 		FAIL("InvalidArgument", "\"timeout\" must be a number of seconds, 1 to 86400");
+	return 0;
+}
+
+static int check_console(json_t *args, struct sv_error *err)
+{
+	if (!opt_type(args, "force", is_bool))
+		FAIL("InvalidArgument", "\"force\" must be true or false");
 	return 0;
 }
 
@@ -355,9 +395,9 @@ static const struct sv_command commands[] = {
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
-	{ "devices", cmd_devices, G, NULL, NULL },
+	{ "devices", cmd_on_guest, G, sv_hotplug_devices, NULL },
 	{ "incoming", cmd_on_guest, G | M, sv_migrate_in, check_migration },
-	{ "console", cmd_console, G, NULL, NULL },
+	{ "console", cmd_console, G, NULL, check_console },
 	{ "kill", cmd_kill, G | M, NULL, NULL },
 	{ "list", cmd_list, 0, NULL, NULL },
 	{ "log", cmd_on_guest, G, sv_logview_cmd, sv_logview_check },

@@ -106,6 +106,9 @@ static void client_disconnect(struct sv_client *c, const char *why)
 		c->next->prev = c->prev;
 	d->nclients--;
 	sv_log(SV_LOG_DEBUG, NULL, "client %llu: disconnected (%s)", c->id, why);
+	for (size_t i = 0; i < d->nguests; i++)
+		if (d->guests[i]->console_peer == c->id)
+			d->guests[i]->console_peer = 0;   /* its console is free */
 	client_close_handles(c);
 	sv_daemon_trim_later(d);
 }
@@ -305,6 +308,26 @@ static void route_answer(void *arg, uint64_t peer, json_t *msg)
 	c->open_requests--;
 	if (c->eof)
 		close_when_answered(c);
+}
+
+void sv_control_notify(struct sv_daemon *d, uint64_t peer, json_t *msg)
+{
+	struct sv_client *c = client_find(d, peer);
+	uv_timeval64_t tv;
+	if (!c || !msg) {
+		json_decref(msg);
+		return;
+	}
+	uv_gettimeofday(&tv);
+	json_object_set_new(msg, "timestamp", json_pack("{s:I, s:I}", "seconds",
+	                    (json_int_t)tv.tv_sec, "microseconds", (json_int_t)tv.tv_usec));
+	client_send(c, msg);
+}
+
+bool sv_control_may_mutate(struct sv_daemon *d, uint64_t peer)
+{
+	struct sv_client *c = client_find(d, peer);
+	return c && c->may_mutate;
 }
 
 static void route_subscribe(void *arg, uint64_t peer)

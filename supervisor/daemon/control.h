@@ -12,6 +12,7 @@
 #define SV_CONTROL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <sys/types.h>
 
@@ -49,6 +50,14 @@ struct sv_error;
  * threshold, so that freed output buffers go back to the system. Returns 0
  * or a negative errno with the reason in err. */
 int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *err);
+
+/* Send msg (taken: an event object; a timestamp is added) to the client
+ * peer alone, whether it subscribed or not; dropped when it has gone. */
+void sv_control_notify(struct sv_daemon *d, uint64_t peer, json_t *msg);
+
+/* May the client peer use the verbs that change things? False when it has
+ * gone. */
+bool sv_control_may_mutate(struct sv_daemon *d, uint64_t peer);
 
 /* Stop listening, remove the socket file and disconnect every client. */
 void sv_control_close(struct sv_daemon *d);

@@ -164,11 +164,11 @@ json_t *sv_daemon_reload(struct sv_daemon *d)
 {
 	json_t *r = json_pack("{s:[], s:[], s:[], s:[]}", "added", "removed", "changed", "errors");
 	scan_profiles(d, r);
-	sv_log(SV_LOG_INFO, NULL, "reloaded: %zu added, %zu removed, %zu changed, %zu errors",
+	size_t nerr = json_array_size(json_object_get(r, "errors"));
+	sv_log(SV_LOG_INFO, NULL, "reloaded: %zu added, %zu removed, %zu changed, %zu error%s",
 	       json_array_size(json_object_get(r, "added")),
 	       json_array_size(json_object_get(r, "removed")),
-	       json_array_size(json_object_get(r, "changed")),
-	       json_array_size(json_object_get(r, "errors")));
+	       json_array_size(json_object_get(r, "changed")), nerr, nerr == 1 ? "" : "s");
 	return r;
 }
 
@@ -405,7 +405,8 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
 		       "not start, kvm:tcg falls back to TCG", kerr.msg);
 	scan_profiles(d, NULL);
-	sv_log(SV_LOG_INFO, NULL, "%zu guest profiles in %s", d->nguests, d->profile_dir);
+	sv_log(SV_LOG_INFO, NULL, "%zu guest profile%s in %s", d->nguests,
+	       d->nguests == 1 ? "" : "s", d->profile_dir);
 	rc = sv_control_listen(d, d->socket_path, err);
 	if (rc < 0)
 		return rc;

@@ -79,6 +79,8 @@ static json_t *state_json(struct sv_guest *g)
 	                      "hotplug", sv_hotplug_export(g),
 	                      "restart_times", restart_times_json(g),
 	                      "uid", (json_int_t)g->ident.uid, "gid", (json_int_t)g->ident.gid);
+	if (o && g->internal_error)
+		json_object_set_new(o, "internal_error", json_true());
 	if (o && g->state == SV_BACKOFF)
 		json_object_set_new(o, "next_start", json_integer(to_wall(g, g->next_start_ms)));
 	if (o && g->operator_stop_ms)
@@ -212,7 +214,11 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 	const char *was = json_string_value(json_object_get(saved, "state"));
 	enum sv_exit_class c = SV_EXIT_CRASH;
 	const char *what = "QEMU ended while qsupd was down (no SHUTDOWN recorded)";
-	if (json_is_true(json_object_get(saved, "panicked"))) {
+	if (json_is_true(json_object_get(saved, "internal_error"))) {
+		c = SV_EXIT_INTERNAL_ERROR;
+		what = "crashed: QEMU internal error (run state internal-error); QEMU ended "
+		       "while qsupd was down";
+	} else if (json_is_true(json_object_get(saved, "panicked"))) {
 		c = SV_EXIT_PANIC;
 		what = "guest panicked while qsupd was down";
 	} else if (json_is_true(json_object_get(saved, "guest_shutdown"))) {
@@ -250,7 +256,7 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 
 static enum sv_exit_class class_by_name(const char *s)
 {
-	for (int c = SV_EXIT_NONE; c <= SV_EXIT_INCOMING; c++)
+	for (int c = SV_EXIT_NONE; c <= SV_EXIT_LAST; c++)
 		if (s && strcmp(s, sv_exit_class_name(c)) == 0)
 			return c;
 	return SV_EXIT_NONE;

@@ -46,8 +46,15 @@ void sv_hotplug_detach(struct sv_guest *g, struct sv_request *req, json_t *args)
  * or one of its backends: "hpdrive.ID", "hpnet.ID", "hpmem.ID", "hpfd.ID". */
 bool sv_hotplug_tracks(struct sv_guest *g, const char *name);
 
-/* The devices verb: the profile's devices and the hot-plugged ones. */
+/* The profile's devices and the hot-plugged ones, as the profile and
+ * hot-plug know them. */
 json_t *sv_hotplug_list(struct sv_guest *g);
+
+/* The devices verb: sv_hotplug_list() with each CD-ROM's medium as QEMU
+ * has it now (query-block, while QEMU runs): ejected, "backend" null and
+ * "empty" true; changed (over the qmp passthrough), QEMU's file name.
+ * Answers req. */
+void sv_hotplug_devices(struct sv_guest *g, struct sv_request *req, json_t *args);
 
 /* QMP events of g (DEVICE_DELETED, DEVICE_UNPLUG_GUEST_ERROR). */
 void sv_hotplug_event(struct sv_guest *g, const char *name, json_t *data);

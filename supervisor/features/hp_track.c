@@ -30,18 +30,95 @@ json_t *sv_hotplug_list(struct sv_guest *g)
 {
 	json_t *list = json_array();
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	for (size_t i = 0; p && i < p->ndrives; i++)
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s?}",
-		                      "id", p->drives[i].id,
+	for (size_t i = 0; p && i < p->ndrives; i++) {
+		json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "id", p->drives[i].id,
 		                      "kind", p->drives[i].cdrom ? "cdrom" : "disk",
 		                      "source", "profile", "state", "attached",
-		                      "backend", p->drives[i].file));
+		                      "backend", p->drives[i].file);
+		if (d && !p->drives[i].file)
+			json_object_set_new(d, "empty", json_true());   /* a CD-ROM drive */
+		json_array_append_new(list, d);
+	}
 	for (size_t i = 0; p && i < p->nnics; i++)
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "id", p->nics[i].id,
 		                      "kind", "nic", "source", "profile", "state", "attached"));
 	for (struct hp_dev *d = g->hp ? g->hp->devs : NULL; d; d = d->next)
 		json_array_append_new(list, hp_dev_json(d));
 	return list;
+}
+
+struct devices_q {
+	struct sv_guest *g;
+	struct sv_request *req;
+};
+
+/* Is b (a query-block entry) the block device of the device id? Its qdev is
+ * the id, or a QOM path under /machine/peripheral/ID. */
+static bool block_of(json_t *b, const char *id)
+{
+	const char *q = sv_jstr(b, "qdev", "");
+	size_t n = strlen(id);
+	if (!strcmp(q, id))
+		return true;
+	return !strncmp(q, "/machine/peripheral/", 20) && !strncmp(q + 20, id, n) &&
+	       (q[20 + n] == '\0' || q[20 + n] == '/');
+}
+
+/* A CD-ROM's medium as QEMU reports it: none ("backend" null, "empty"),
+ * the profile's own (its node "drive.ID": left as it is), or another one
+ * inserted since (its file, as QEMU opened it). */
+static void set_medium(json_t *dev, json_t *blocks)
+{
+	const char *id = sv_jstr(dev, "id", "");
+	char mine[80];
+	json_t *b;
+	size_t i;
+	snprintf(mine, sizeof(mine), "drive.%s", id);
+	json_array_foreach(blocks, i, b) {
+		json_t *in = json_object_get(b, "inserted");
+		if (!block_of(b, id))
+			continue;
+		if (!in) {
+			json_object_set_new(dev, "backend", json_null());
+			json_object_set_new(dev, "empty", json_true());
+		} else if (strcmp(sv_jstr(in, "node-name", ""), mine) != 0) {
+			json_object_set_new(dev, "backend", json_string(sv_jstr(in, "file", "?")));
+			json_object_del(dev, "empty");
+		}
+		return;
+	}
+}
+
+static void on_devices_blocks(void *ctx, const struct qmp_result *r)
+{
+	struct devices_q *q = ctx;
+	json_t *list = sv_hotplug_list(q->g), *dev;
+	size_t i;
+	json_array_foreach(list, i, dev)
+		if (r->status == 0 && !strcmp(sv_jstr(dev, "kind", ""), "cdrom"))
+			set_medium(dev, r->ret);
+	sv_reply_ok(q->req, list);
+	sv_guest_unhold(q->g);
+	free(q);
+}
+
+void sv_hotplug_devices(struct sv_guest *g, struct sv_request *req, json_t *args)
+{
+	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
+	bool cdrom = false;
+	struct devices_q *q;
+	(void)args;
+	for (size_t i = 0; p && i < p->ndrives; i++)
+		cdrom |= p->drives[i].cdrom;
+	if (!cdrom || !sv_state_is_up(g->state) || !g->qmp || !qmp_client_is_ready(g->qmp) ||
+	    !(q = calloc(1, sizeof(*q)))) {
+		sv_reply_ok(req, sv_hotplug_list(g));
+		return;
+	}
+	q->g = g;
+	q->req = req;
+	sv_guest_hold(g);
+	sv_step(g->qmp, NULL, "query-block", NULL, -1, on_devices_blocks, q);
 }
 
 void sv_hotplug_event(struct sv_guest *g, const char *name, json_t *data)

@@ -99,8 +99,8 @@ static void on_tick(uv_timer_t *t)
 		return;
 	if (m->timeout_ms && m->started && !m->ending &&
 	    uv_now(g->env->loop) - m->started_ms > m->timeout_ms) {
-		sv_log(SV_LOG_WARN, g->name, "migration timed out after %llu ms; cancelling",
-		       (unsigned long long)m->timeout_ms);
+		sv_log(SV_LOG_WARN, g->name, "migration timed out after %g s; cancelling",
+		       (double)m->timeout_ms / 1000.0);
 		m->timeout_ms = 0;
 		m->status = "timeout";
 		if (g->qmp)

@@ -88,6 +88,8 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->adopted)
 			o->adopted(g);
+	if (!taken && st && strcmp(st, "internal-error") == 0)
+		sv_guest_runstate(g, st, NULL);   /* broken while we were away: end it */
 }
 
 void sv_adopted_qmp_ready(struct sv_guest *g)

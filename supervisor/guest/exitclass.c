@@ -49,6 +49,13 @@ static enum sv_exit_class run_ended(const struct sv_exit_facts *f, const char *h
                                     char *what, size_t size)
 {
 	const char *reason = or_empty(f->shutdown_reason);
+	if (f->internal_error) {
+		/* QEMU cannot run the guest any more (a KVM failure, "emulation
+		 * failure" in its log): qsupd ended it, and that is a crash. */
+		snprintf(what, size, "crashed: QEMU internal error (run state internal-error, "
+		         "see QEMU's log); qsupd ended QEMU: %s", how);
+		return SV_EXIT_INTERNAL_ERROR;
+	}
 	if (f->panicked) {
 		snprintf(what, size, "guest panicked (GUEST_PANICKED; QEMU %s)", how);
 		return SV_EXIT_PANIC;

@@ -23,6 +23,7 @@ struct sv_exit_facts {
 	bool adopted;                   /* not our child: status and sig unknown */
 	bool force_kill;                /* the operator's kill */
 	bool panicked;                  /* GUEST_PANICKED seen */
+	bool internal_error;            /* QEMU was in run state internal-error */
 	bool shutdown_seen;             /* a SHUTDOWN event seen */
 	bool guest_shutdown;            /* ... with guest: true */
 	const char *shutdown_reason;    /* the first SHUTDOWN's reason, or "" */

@@ -89,9 +89,21 @@ json_t *sv_guest_status(struct sv_guest *g)
 		if (o->status)
 			o->status(g, st);   /* "migration", "tainted", "taint" */
 	sv_guest_log_status(g, st);   /* "log", "log_tail" */
+	json_object_set_new(st, "io_error", g->io_disk[0] ? json_pack("{s:s, s:s, s:s}",
+	                    "disk", g->io_disk, "operation", g->io_op, "error", g->io_error)
+	                    : json_null());
 	/* Whom QEMU runs as (ps shows a per-guest uid as a bare number). */
 	json_object_set_new(st, "uid", up ? json_integer(g->ident.uid) : json_null());
 	json_object_set_new(st, "gid", up ? json_integer(g->ident.gid) : json_null());
+	return st;
+}
+
+/* The status, for a request that found nothing to do ("already": true):
+ * a start of a guest that runs, a stop or kill of one that does not. */
+static json_t *status_already(struct sv_guest *g)
+{
+	json_t *st = sv_guest_status(g);
+	json_object_set_new(st, "already", json_true());
 	return st;
 }
 
@@ -248,12 +260,18 @@ static void on_qmp_event(struct qmp_client *c, const char *name, json_t *data,
 	} else if (strcmp(name, "RESET") == 0 && json_is_true(json_object_get(data, "guest"))) {
 		g->reboots++;
 	}
+	else if (strcmp(name, "BLOCK_IO_ERROR") == 0)
+		sv_guest_io_error(g, data);
+	else if (strcmp(name, "STOP") == 0 && g->state == SV_RUNNING && g->expect == SV_PAUSED)
+		sv_guest_transition(g, SV_PAUSED, g->expect_reason);
 	else if (strcmp(name, "STOP") == 0 && g->state == SV_RUNNING)
-		sv_guest_transition(g, SV_PAUSED, g->expect == SV_PAUSED ? g->expect_reason
-		           : "paused (QMP STOP event)");
-	else if (strcmp(name, "RESUME") == 0 && g->state == SV_PAUSED)
-		sv_guest_transition(g, SV_RUNNING, g->expect == SV_RUNNING ? g->expect_reason
-		           : "resumed (QMP RESUME event)");
+		sv_guest_stopped_by_qemu(g);   /* not the operator's: QEMU says why */
+	else if (strcmp(name, "RESUME") == 0) {
+		g->io_disk[0] = g->io_error[0] = g->io_op[0] = '\0';
+		if (g->state == SV_PAUSED)
+			sv_guest_transition(g, SV_RUNNING, g->expect == SV_RUNNING
+			                    ? g->expect_reason : "resumed (QMP RESUME event)");
+	}
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->event)
@@ -501,11 +519,25 @@ static bool stop_done_or_wait(struct sv_guest *g, struct sv_request *req)
 		return true;
 	if (!sv_guest_active(g)) {
 		if (req)
-			sv_reply_ok(req, sv_guest_status(g));
+			sv_reply_ok(req, status_already(g));
 		return true;
 	}
 	sv_guest_add_waiter(g, req, SV_WAIT_STOPPED);
 	return false;
+}
+
+int sv_guest_start_op(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
+{
+	if (sv_state_is_up(g->state)) {
+		if (req)
+			sv_reply_ok(req, status_already(g));
+		return 0;
+	}
+	if (g->state == SV_STARTING && !g->adopting) {
+		sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);   /* that start's outcome */
+		return 0;
+	}
+	return sv_guest_start(g, req, err);
 }
 
 int sv_guest_stop(struct sv_guest *g, bool force, uint64_t timeout_ms, struct sv_request *req,

@@ -140,6 +140,11 @@ struct sv_guest {
 	bool guest_shutdown;            /* SHUTDOWN with guest: true seen */
 	bool force_kill;                /* kill requested */
 	bool panicked;                  /* GUEST_PANICKED seen */
+	bool internal_error;            /* QEMU in run state internal-error: ended */
+	/* The last I/O error that stopped the guest (BLOCK_IO_ERROR with
+	 * action stop): the profile's disk id, QEMU's words for it, and the
+	 * operation. Empty: none since the guest last ran. */
+	char io_disk[72], io_error[128], io_op[8];
 	bool shutdown_seen;             /* any SHUTDOWN seen */
 	char shutdown_reason[32];       /* the first SHUTDOWN's reason */
 	unsigned reboots;               /* resets from inside the guest */
@@ -160,6 +165,8 @@ struct sv_guest {
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
 	bool start_incoming;            /* the start is for an incoming migration */
 	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
+	uint64_t console_peer;          /* the control client that holds the
+	                                   console (the daemon's); 0: none */
 	struct sv_restart_state rs;
 	uint64_t next_start_ms;         /* backoff: uv_now() of the next try */
 	enum sv_state expect;           /* an operator's pause/resume in flight */
@@ -224,6 +231,12 @@ void sv_guest_release(struct sv_guest *g);
  * errno with the reason in err (req is then not answered). */
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
 
+/* The operator's start (the start verb): a guest that is up (running or
+ * paused) answers req at once with its status and "already": true; one
+ * being started answers it when that start is over; else sv_guest_start().
+ * Returns 0, or a negative errno with the reason in err. */
+int sv_guest_start_op(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
+
 /* The QEMU argv qsupd runs for g with profile p, its runtime files under
  * run_dir, the sockets handed over as fds 3 and 4 (sv_argv_build's
  * result), without backing chains (those are read from the images at
@@ -237,11 +250,13 @@ void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f);
 /* Stop: ACPI power-off, pressed again every few seconds until timeout_ms
  * (0: the profile's shutdown-timeout) is spent, then quit, SIGTERM,
  * SIGKILL; force starts at quit. Each step is a STOP_PROGRESS event. req
- * is answered once QEMU has exited. */
+ * is answered once QEMU has exited; at once, with "already": true in the
+ * status, when no QEMU runs. */
 int sv_guest_stop(struct sv_guest *g, bool force, uint64_t timeout_ms,
                   struct sv_request *req, struct sv_error *err);
 
-/* SIGKILL QEMU now; req is answered once it has exited. */
+/* SIGKILL QEMU now; req is answered once it has exited (at once, with
+ * "already": true, when no QEMU runs). */
 int sv_guest_kill(struct sv_guest *g, struct sv_request *req, struct sv_error *err);
 
 /* Stop if running, then start; req is answered once it runs again. */

@@ -1,7 +1,8 @@
 /*
  * Internal to the guest core (guest/): the waiters, the exit handling
- * (supervise.c), the start (launch.c), re-adoption (adopt.c), and the
- * observers' iteration. daemon/state.c uses it to restore a guest.
+ * (supervise.c), the start (launch.c), re-adoption (adopt.c), QEMU's own
+ * pauses (runstate.c), and the observers' iteration. daemon/state.c uses it
+ * to restore a guest.
  */
 #ifndef SV_GUEST_INT_H
 #define SV_GUEST_INT_H
@@ -40,6 +41,19 @@ bool sv_guest_cancel_backoff(struct sv_guest *g, struct sv_request *req);
 /* QEMU is gone (status and sig as libuv reports them; both 0 when unknown,
  * for an adopted process): classify and go on as sv_guest_ended(). */
 void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig);
+
+/* runstate.c: a BLOCK_IO_ERROR of g's QEMU (one with action stop names the
+ * disk in the coming pause, and is logged and emitted once per disk); a
+ * STOP event nobody asked for (QEMU is asked why: sv_guest_runstate()). */
+void sv_guest_io_error(struct sv_guest *g, json_t *data);
+void sv_guest_stopped_by_qemu(struct sv_guest *g);
+
+/* QEMU's run state st (query-status) for a guest whose vCPUs stopped
+ * without the operator asking (a STOP event, the health probe, a
+ * re-adoption): running again; io-error (paused, with the disk and the
+ * error); internal-error (a crash: QEMU is ended, then the restart policy
+ * applies); anything else paused, with why (NULL: reason). */
+void sv_guest_runstate(struct sv_guest *g, const char *st, const char *reason);
 
 /* Connect to the guest's QMP socket (its callbacks are guest.c's). */
 void sv_guest_qmp_connect(struct sv_guest *g);

@@ -301,6 +301,8 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	         g->start_argv.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
 	uv_timer_stop(&g->timer);   /* a pending restart, if any */
 	g->guest_shutdown = g->force_kill = g->panicked = g->shutdown_seen = false;
+	g->internal_error = false;
+	g->io_disk[0] = g->io_error[0] = g->io_op[0] = '\0';
 	g->shutdown_reason[0] = g->start_fail[0] = '\0';
 	g->start_config_error = false;
 	const struct sv_guest_observer *o;

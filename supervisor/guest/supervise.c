@@ -32,6 +32,7 @@ enum sv_exit_class sv_guest_classify(struct sv_guest *g, enum sv_state was, int6
 	struct sv_exit_facts f = {
 		.was = was, .status = status, .sig = sig, .adopted = g->adopted,
 		.force_kill = g->force_kill, .panicked = g->panicked,
+		.internal_error = g->internal_error,
 		.shutdown_seen = g->shutdown_seen, .guest_shutdown = g->guest_shutdown,
 		.shutdown_reason = g->shutdown_reason, .start_fail = g->start_fail,
 		.migrated = migrated, .saved = saved,
@@ -127,9 +128,9 @@ static void apply_policy(struct sv_guest *g, enum sv_exit_class c, const char *w
 		sv_guest_backoff(g, delay, reason);
 		break;
 	case SV_RESTART_QUARANTINE:
-		snprintf(reason, sizeof(reason), "%s; failed: %u restarts within %llus "
+		snprintf(reason, sizeof(reason), "%s; failed: %u restart%s within %llus "
 		         "(reset-failed or start re-arms it)", what, pp->burst,
-		         (unsigned long long)(pp->interval_ms / 1000));
+		         pp->burst == 1 ? "" : "s", (unsigned long long)(pp->interval_ms / 1000));
 		sv_log_event(SV_LOG_ERR, g->name, SV_MSGID_FAILED, "too many restarts (%u within "
 		             "%llus); failed, not restarting", pp->burst,
 		             (unsigned long long)(pp->interval_ms / 1000));
@@ -216,8 +217,8 @@ void sv_guest_set_unresponsive(struct sv_guest *g, bool on)
 		return;
 	g->unresponsive = on;
 	if (on)
-		sv_log(SV_LOG_WARN, g->name, "QEMU does not answer QMP within %u ms: unresponsive",
-		       SV_PROBE_DEADLINE_MS);
+		sv_log(SV_LOG_WARN, g->name, "QEMU does not answer QMP within %g s: unresponsive",
+		       SV_PROBE_DEADLINE_MS / 1000.0);
 	else
 		sv_log(SV_LOG_INFO, g->name, "QEMU answers again");
 	sv_emit(g->route, json_pack("{s:s, s:s, s:{s:s, s:s}}", "event",
@@ -238,12 +239,7 @@ static void on_probe_reply(struct qmp_client *c, const struct qmp_result *r, voi
 		return;   /* closed: the exit is handled elsewhere */
 	sv_guest_set_unresponsive(g, false);
 	/* Back to QEMU's real state, should it differ from ours. */
-	const char *st = json_string_value(json_object_get(r->ret, "status"));
-	bool running = st && strcmp(st, "running") == 0;
-	if (g->state == SV_PAUSED && running)
-		sv_guest_transition(g, SV_RUNNING, "running (QEMU says so)");
-	else if (g->state == SV_RUNNING && st && !running)
-		sv_guest_transition(g, SV_PAUSED, st);
+	sv_guest_runstate(g, json_string_value(json_object_get(r->ret, "status")), NULL);
 }
 
 static void on_probe(uv_timer_t *t)

@@ -767,6 +767,29 @@ json_t *sv_argv_fds_json(const struct sv_argv *a)
 	return list;
 }
 
+bool sv_argv_node_device(const char *node, char *id, size_t size)
+{
+	const char *dot = strchr(node, '.'), *end;
+	char buf[SV_ID_MAX + 1];
+	size_t n;
+
+	if (dot) {
+		end = strchr(dot + 1, '.');
+		n = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
+		if (n < sizeof(buf)) {
+			memcpy(buf, dot + 1, n);
+			buf[n] = '\0';
+			if (sv_device_id_valid(buf) && (!end || (end[1] == 'b' && end[2] &&
+			    strspn(end + 2, "0123456789") == strlen(end + 2)))) {
+				snprintf(id, size, "%s", buf);
+				return true;
+			}
+		}
+	}
+	snprintf(id, size, "%s", node);
+	return false;
+}
+
 void sv_chain_free(struct sv_chain *c)
 {
 	for (size_t i = 0; c && i < c->n; i++) {

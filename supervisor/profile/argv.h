@@ -117,6 +117,13 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
  * what} (a new reference), for the argv verb and --print-argv. */
 json_t *sv_argv_fds_json(const struct sv_argv *a);
 
+/* The device id behind a block node QEMU names (BLOCK_IO_ERROR's
+ * "node-name"): the builder's "drive.ID", "file.ID" and their backing
+ * layers "drive.ID.bN", and hot-plug's "hpdrive.ID", all give ID. Writes
+ * it into id (size bytes) and returns true; a name of another shape is
+ * copied as it is (false). Pure. */
+bool sv_argv_node_device(const char *node, char *id, size_t size);
+
 /* Free the strings of a chain (the struct itself is the caller's). */
 void sv_chain_free(struct sv_chain *c);
 

@@ -12,6 +12,7 @@ const char *sv_exit_class_name(enum sv_exit_class c)
 		[SV_EXIT_OPERATOR] = "operator", [SV_EXIT_START_FAILURE] = "start-failure",
 		[SV_EXIT_QUIT] = "quit", [SV_EXIT_MIGRATED] = "migrated",
 		[SV_EXIT_SAVED] = "saved", [SV_EXIT_INCOMING] = "incoming-failed",
+		[SV_EXIT_INTERNAL_ERROR] = "internal-error",
 	};
 	return names[c];
 }
@@ -28,7 +29,8 @@ void sv_restart_params_from(struct sv_restart_params *pp, const struct sv_profil
 
 bool sv_restart_wanted(enum sv_restart_policy policy, enum sv_exit_class c)
 {
-	bool failure = c == SV_EXIT_CRASH || c == SV_EXIT_PANIC || c == SV_EXIT_START_FAILURE;
+	bool failure = c == SV_EXIT_CRASH || c == SV_EXIT_PANIC || c == SV_EXIT_START_FAILURE ||
+	               c == SV_EXIT_INTERNAL_ERROR;
 	switch (policy) {
 	case SV_RESTART_ON_FAILURE:
 		return failure;

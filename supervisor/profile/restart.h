@@ -31,7 +31,12 @@ enum sv_exit_class {
 	SV_EXIT_MIGRATED,       /* migrated to another QEMU: it runs there */
 	SV_EXIT_SAVED,          /* saved to a file */
 	SV_EXIT_INCOMING,       /* an incoming migration (or restore) failed */
+	SV_EXIT_INTERNAL_ERROR, /* QEMU stopped the guest in run state
+	                           internal-error (a KVM failure), and qsupd
+	                           ended QEMU: a crash */
 };
+
+#define SV_EXIT_LAST SV_EXIT_INTERNAL_ERROR
 
 /* Never respawn sooner than this after a start failure. */
 #define SV_RESTART_MIN_GAP_MS 1000u

@@ -174,6 +174,52 @@ static void test_readonly_user_and_every_verb(void **state)
 	json_decref(s);
 }
 
+/* In the child (read-only): console names the socket but lends nothing,
+ * and taking it over is refused. Returns the number of mistakes. */
+static int readonly_console(void *arg)
+{
+	struct t_ctl c;
+	int bad = 0;
+	if (t_ctl_open(&c, arg) < 0)
+		return 90;
+	json_t *r = t_ctl_call(&c, "console", json_pack("{s:s}", "name", "fw"), 5000);
+	json_t *ret = json_object_get(r, "return");
+	bad += !ret || !json_is_string(json_object_get(ret, "path")) ||
+	       json_object_get(ret, "client");
+	json_decref(r);
+	r = t_ctl_call(&c, "console", json_pack("{s:s, s:b}", "name", "fw", "force", 1), 5000);
+	const char *cls = error_class(r);
+	bad += !cls || strcmp(cls, "PermissionDenied");
+	json_decref(r);
+	t_ctl_close(&c);
+	return bad;
+}
+
+/* The console is lent only to clients that may change things: a read-only
+ * one can neither hold it (and lock root out) nor take it over. */
+static void test_readonly_console(void **state)
+{
+	struct t_fx *x = *state;
+	need_root();
+	t_daemon_profile(&x->d, "fw", FW_PROFILE);
+	const char *args[] = { "--socket-mode", "0666", NULL };
+	start_daemon(x, args);
+	open_root(x);
+	json_t *mine = t_ctl_do(&x->c, "console", "fw", 5000, NULL);
+	assert_non_null(mine);
+	json_int_t id = json_integer_value(json_object_get(mine, "client"));
+	json_decref(mine);
+	assert_int_equal(as_user(NOBODY, NOBODY, NULL, 0, readonly_console, x->d.sock), 0);
+	struct t_ctl other;
+	assert_int_equal(t_ctl_open(&other, x->d.sock), 0);
+	json_t *r = t_ctl_call(&other, "console", json_pack("{s:s}", "name", "fw"), 5000);
+	char want[64];
+	snprintf(want, sizeof(want), "console busy (client %lld)", (long long)id);
+	assert_string_equal(t_str(json_object_get(r, "error"), "desc"), want);   /* still root's */
+	json_decref(r);
+	t_ctl_close(&other);
+}
+
 /* In the child: connecting must be refused by the socket's mode. */
 static int cannot_connect(void *arg)
 {
@@ -670,6 +716,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_readonly_user_and_every_verb, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_console, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_socket_group, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_socket_options_checked, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_per_uid_limit, t_fx_setup, t_fx_teardown),

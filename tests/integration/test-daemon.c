@@ -4,6 +4,7 @@
  * where /dev/kvm can create a VM and TCG otherwise; the tiny Linux guest
  * uses TCG.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -63,11 +64,20 @@ static void test_lifecycle_firmware_guest(void **state)
 	assert_true(t_pid_alive(pid));
 
 	const char *cls;
-	assert_null(t_ctl_do(&x->c, "start", "fw", 5000, &cls));
-	assert_string_equal(cls, "InvalidState");
+	/* start of a guest that is up succeeds, as systemctl's does, and says so;
+	 * the same QEMU goes on. */
+	s = t_fx_must(x, "start", "fw", 5000);
+	assert_string_equal(str(s, "state"), "running");
+	assert_true(json_is_true(json_object_get(s, "already")));
+	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
+	json_decref(s);
 	expect_state(x, "status", "fw", "running", 5000);
 	expect_state(x, "pause", "fw", "paused", 5000);
 	expect_state(x, "status", "fw", "paused", 5000);
+	s = t_fx_must(x, "start", "fw", 5000);
+	assert_string_equal(str(s, "state"), "paused");   /* start does not resume */
+	assert_true(json_is_true(json_object_get(s, "already")));
+	json_decref(s);
 	assert_null(t_ctl_do(&x->c, "pause", "fw", 5000, &cls));
 	assert_string_equal(cls, "InvalidState");
 	expect_state(x, "resume", "fw", "running", 5000);
@@ -75,8 +85,17 @@ static void test_lifecycle_firmware_guest(void **state)
 	s = t_fx_must(x, "kill", "fw", 10000);
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "reason"), "killed by operator");
+	assert_null(json_object_get(s, "already"));
 	json_decref(s);
 	assert_false(t_pid_alive(pid));
+	/* stop and kill of a stopped guest succeed too, "already". */
+	s = t_fx_must(x, "stop", "fw", 5000);
+	assert_string_equal(str(s, "state"), "stopped");
+	assert_true(json_is_true(json_object_get(s, "already")));
+	json_decref(s);
+	s = t_fx_must(x, "kill", "fw", 5000);
+	assert_true(json_is_true(json_object_get(s, "already")));
+	json_decref(s);
 
 	/* The subscriber saw every transition, in order. */
 	const char *want[] = { "starting", "running", "paused", "running", "stopping", "stopped" };
@@ -139,6 +158,145 @@ static void test_graceful_stop_and_console(void **state)
 	assert_null(strstr(log, "SIGKILL"));
 	t_serial_close(&ser);
 	t_loop_finish(&loop);
+}
+
+/* A qsupctl console running in the background: its stdin is a pipe we
+ * write to, its stdout and stderr go to files under dir. */
+struct bg_console {
+	pid_t pid;
+	int in;
+	char out[600], err[600];
+};
+
+static void bg_console(struct bg_console *b, const char *dir, const char *tag,
+                       const char *sock, bool force)
+{
+	int p[2];
+	snprintf(b->out, sizeof(b->out), "%s/%s.out", dir, tag);
+	snprintf(b->err, sizeof(b->err), "%s/%s.err", dir, tag);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	b->pid = fork();
+	assert_true(b->pid >= 0);
+	if (b->pid == 0) {
+		int o = open(b->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(b->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (o < 0 || e < 0 || dup2(p[0], 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(99);
+		execl(t_qsupctl(), t_qsupctl(), "-s", sock, "console", force ? "-f" : "tiny",
+		      force ? "tiny" : NULL, (char *)NULL);
+		_exit(98);
+	}
+	close(p[0]);
+	b->in = p[1];
+}
+
+/* Wait until text is in file (up to ms). */
+static void wait_in_file(const char *path, const char *text, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		if (strstr(t_file_tail(path), text))
+			return;
+		usleep(20000);
+	}
+	fail_msg("\"%s\" never appeared in %s:\n%s", text, path, t_file_tail(path));
+}
+
+/* Wait for b to exit (up to ms); its exit status. */
+static int bg_wait(struct bg_console *b, int ms)
+{
+	int st = 0;
+	for (int i = 0; i < ms / 20; i++) {
+		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+			b->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(20000);
+	}
+	kill(b->pid, SIGKILL);
+	waitpid(b->pid, NULL, 0);
+	fail_msg("qsupctl console did not exit:\n%s", t_file_tail(b->err));
+	return -1;
+}
+
+static void bg_say(struct bg_console *b, const char *line)
+{
+	assert_int_equal(write(b->in, line, strlen(line)), (ssize_t)strlen(line));
+}
+
+/* QEMU serves its console to one client at a time: qsupd lends it to one
+ * control connection. A second is refused with ConsoleBusy and who holds
+ * it, or with force takes it over: the holder hears CONSOLE_TAKEN and,
+ * being qsupctl, lets go, so that the new one really gets the guest. */
+static void test_console_one_holder(void **state)
+{
+	struct t_fx *x = *state;
+	t_daemon_tiny_profile(&x->d, "tiny", "");
+	start_daemon(x, NULL);
+	json_decref(t_fx_must(x, "start", "tiny", 30000));
+
+	/* The protocol: the holder is the connection that asked. */
+	struct t_ctl a, b;
+	assert_int_equal(t_ctl_open(&a, x->d.sock), 0);
+	assert_int_equal(t_ctl_open(&b, x->d.sock), 0);
+	json_t *ra = t_ctl_do(&a, "console", "tiny", 5000, NULL);
+	assert_non_null(ra);
+	json_int_t ida = json_integer_value(json_object_get(ra, "client"));
+	assert_true(ida > 0);
+	json_decref(ra);
+	json_decref(t_ctl_do(&a, "console", "tiny", 5000, NULL));   /* its own: fine */
+	json_t *r = t_ctl_call(&b, "console", json_pack("{s:s}", "name", "tiny"), 5000);
+	json_t *e = json_object_get(r, "error");
+	char want[64];
+	snprintf(want, sizeof(want), "console busy (client %lld)", (long long)ida);
+	assert_string_equal(str(e, "class"), "ConsoleBusy");
+	assert_string_equal(str(e, "desc"), want);
+	json_decref(r);
+	r = t_ctl_call(&b, "console", json_pack("{s:s, s:b}", "name", "tiny", "force", 1), 5000);
+	json_int_t idb = json_integer_value(json_object_get(json_object_get(r, "return"),
+	                                                     "client"));
+	assert_true(idb > 0 && idb != ida);
+	json_decref(r);
+	json_t *ev = t_ctl_next(&a, 5000);   /* a never subscribed: told all the same */
+	assert_string_equal(str(ev, "event"), "CONSOLE_TAKEN");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(ev, "data"), "by")),
+	                 idb);
+	json_decref(ev);
+	r = t_ctl_call(&a, "console", json_pack("{s:s}", "name", "tiny"), 5000);
+	assert_string_equal(str(json_object_get(r, "error"), "class"), "ConsoleBusy");
+	json_decref(r);
+	t_ctl_close(&b);   /* the holder leaves: the console is free */
+	usleep(100000);
+	json_decref(t_fx_must(x, "console", "tiny", 5000));
+	t_ctl_close(&a);
+	t_ctl_close(&x->c);   /* x->c held it last: free it for qsupctl */
+	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
+
+	/* qsupctl: the first one talks to the guest... */
+	struct bg_console p1, p3;
+	bg_console(&p1, x->d.dir, "p1", x->d.sock, false);
+	wait_in_file(p1.err, "Connected to tiny's console", 10000);
+	wait_in_file(p1.out, "QSUP-GUEST-READY", 60000);
+	bg_say(&p1, "echo HELLO-P1\n");
+	wait_in_file(p1.out, "HELLO-P1", 10000);
+	/* ...a second is refused at once, and says who holds it... */
+	char out[4096];
+	const char *p2[] = { t_qsupctl(), "-s", x->d.sock, "console", "tiny", NULL };
+	assert_int_equal(t_run_capture(p2, out, sizeof(out), 10000), 1);
+	assert_non_null(strstr(out, "qsupctl: console tiny: console busy (client "));
+	assert_non_null(strstr(out, "console -f tiny takes it over"));
+	assert_null(strstr(out, "Connected"));
+	/* ...and -f takes it over: the first ends cleanly, the new one gets the
+	 * guest's answers. */
+	bg_console(&p3, x->d.dir, "p3", x->d.sock, true);
+	assert_int_equal(bg_wait(&p1, 10000), 0);
+	assert_non_null(strstr(t_file_tail(p1.err), "tiny's console taken over by client "));
+	close(p1.in);
+	wait_in_file(p3.err, "Connected to tiny's console", 10000);
+	bg_say(&p3, "echo HELLO-P3\n");
+	wait_in_file(p3.out, "HELLO-P3", 10000);
+	close(p3.in);   /* stdin ends: it drains and leaves */
+	assert_int_equal(bg_wait(&p3, 10000), 0);
+	assert_non_null(strstr(t_daemon_log(&x->d), "tiny: console taken over by client "));
 }
 
 static void test_ten_guests_two_clients_pipelined(void **state)
@@ -470,6 +628,8 @@ static void test_qsupctl_with_real_daemon(void **state)
 	struct t_fx *x = *state;
 	t_daemon_profile(&x->d, "fw", FW_PROFILE);
 	t_daemon_profile(&x->d, "fw2", FW_PROFILE);
+	t_daemon_profile(&x->d, "slow", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
+	                 "[shutdown]\ntimeout = 60s\n");
 	start_daemon(x, NULL);
 	char out[8192];
 	const char *ctl = t_qsupctl();
@@ -493,9 +653,108 @@ static void test_qsupctl_with_real_daemon(void **state)
 	const char *bad[] = { ctl, "-s", x->d.sock, "start", "nobody", NULL };
 	assert_int_equal(t_run_capture(bad, out, sizeof(out), 10000), 1);
 	assert_non_null(strstr(out, "no profile named nobody"));
+	/* start of a running guest and stop of a stopped one both exit 0 and
+	 * say so on stderr (and in the JSON reply). */
+	const char *again[] = { ctl, "-s", x->d.sock, "start", "fw", NULL };
+	assert_int_equal(t_run_capture(again, out, sizeof(out), 10000), 0);
+	assert_string_equal(out, "qsupctl: start fw: already running\nfw: running (started)\n");
 	const char *stop[] = { ctl, "-s", x->d.sock, "stop", "--force", "fw", "fw2", NULL };
 	assert_int_equal(t_run_capture(stop, out, sizeof(out), 30000), 0);
 	expect_state(x, "status", "fw2", "stopped", 5000);
+	const char *stop2[] = { ctl, "-s", x->d.sock, "stop", "fw2", NULL };
+	assert_int_equal(t_run_capture(stop2, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "qsupctl: stop fw2: already stopped\n"));
+	const char *stopj[] = { ctl, "-s", x->d.sock, "-j", "stop", "fw2", NULL };
+	assert_int_equal(t_run_capture(stopj, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "\"already\": true"));
+	/* A state where start is an error stays one: exit 1. The firmware
+	 * ignores the power button, so the stop waits out its 60 s timeout. */
+	json_decref(t_fx_must(x, "start", "slow", 30000));
+	long long id = t_ctl_send(&x->c, "stop", json_pack("{s:s}", "name", "slow"));
+	expect_state(x, "status", "slow", "stopping", 5000);
+	const char *busy[] = { ctl, "-s", x->d.sock, "start", "slow", NULL };
+	assert_int_equal(t_run_capture(busy, out, sizeof(out), 10000), 1);
+	assert_string_equal(out, "qsupctl: start slow: slow is stopping\n");
+	const char *force[] = { ctl, "-s", x->d.sock, "stop", "-f", "slow", NULL };
+	assert_int_equal(t_run_capture(force, out, sizeof(out), 30000), 0);
+	json_decref(t_ctl_reply(&x->c, id, 10000));
+}
+
+/* The device of id in a devices reply (borrowed), or NULL. */
+static json_t *device(json_t *list, const char *id)
+{
+	json_t *d;
+	size_t i;
+	json_array_foreach(list, i, d)
+		if (!strcmp(str(d, "id"), id))
+			return d;
+	return NULL;
+}
+
+/* devices shows each CD-ROM's medium as QEMU has it: after an eject
+ * (through the qmp passthrough) none, after a change the new file. */
+static void test_cdrom_medium_in_devices(void **state)
+{
+	struct t_fx *x = *state;
+	char one[600], two[600], profile[1600];
+	snprintf(one, sizeof(one), "%s/one.iso", x->d.dir);
+	snprintf(two, sizeof(two), "%s/two.iso", x->d.dir);
+	for (int i = 0; i < 2; i++) {   /* QEMU runs as a uid of its own: readable */
+		FILE *f = fopen(i ? two : one, "w");
+		assert_non_null(f);
+		assert_int_equal(fseek(f, (1 << 20) - 1, SEEK_SET), 0);
+		fputc(0, f);
+		fclose(f);
+		chmod(i ? two : one, 0644);
+	}
+	chmod(x->d.dir, 0755);
+	snprintf(profile, sizeof(profile), "%s[cdrom.cd]\nfile = %s\n[cdrom.spare]\n",
+	         FW_PROFILE, one);
+	t_daemon_profile(&x->d, "cd", profile);
+	start_daemon(x, NULL);
+	json_t *l = t_fx_must(x, "devices", "cd", 5000);   /* stopped: the profile's */
+	assert_string_equal(str(device(l, "cd"), "backend"), one);
+	assert_true(json_is_true(json_object_get(device(l, "spare"), "empty")));
+	json_decref(l);
+	json_decref(t_fx_must(x, "start", "cd", 20000));
+	l = t_fx_must(x, "devices", "cd", 5000);
+	assert_string_equal(str(device(l, "cd"), "backend"), one);
+	assert_null(json_object_get(device(l, "cd"), "empty"));
+	json_decref(l);
+
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s}}", "name", "cd",
+	                       "command", "eject", "arguments", "id", "cd"), 5000);
+	assert_non_null(json_object_get(r, "return"));
+	json_decref(r);
+	l = t_fx_must(x, "devices", "cd", 5000);
+	assert_true(json_is_null(json_object_get(device(l, "cd"), "backend")));
+	assert_true(json_is_true(json_object_get(device(l, "cd"), "empty")));
+	json_decref(l);
+	char out[4096];
+	const char *ctl[] = { t_qsupctl(), "-s", x->d.sock, "devices", "cd", NULL };
+	assert_int_equal(t_run_capture(ctl, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "(empty)"));
+	assert_null(strstr(out, "one.iso"));
+
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "cd",
+	               "command", "blockdev-change-medium", "arguments", "id", "cd",
+	               "filename", two, "format", "raw"), 10000);
+	if (!json_object_get(r, "return"))
+		fail_msg("blockdev-change-medium: %s", str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "cd",
+	               "command", "blockdev-change-medium", "arguments", "id", "spare",
+	               "filename", one, "format", "raw"), 10000);
+	assert_non_null(json_object_get(r, "return"));
+	json_decref(r);
+	l = t_fx_must(x, "devices", "cd", 5000);
+	assert_string_equal(str(device(l, "cd"), "backend"), two);
+	assert_string_equal(str(device(l, "spare"), "backend"), one);
+	assert_null(json_object_get(device(l, "spare"), "empty"));
+	json_decref(l);
+	assert_int_equal(t_run_capture(ctl, out, sizeof(out), 10000), 0);
+	assert_non_null(strstr(out, "two.iso"));
+	assert_null(strstr(out, "(empty)"));
 }
 
 /* size = creates a missing image with qemu-img when the guest starts, and
@@ -585,6 +844,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_firmware_guest, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_ladder_without_acpi, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop_and_console, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_console_one_holder, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ten_guests_two_clients_pipelined, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_input, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_qmp_passthrough, t_fx_setup, t_fx_teardown),
@@ -596,6 +856,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_access, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_qsupctl_with_real_daemon, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_created_on_first_start, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cdrom_medium_in_devices, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_start_failure, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);

@@ -301,6 +301,30 @@ static int ini_filter(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 4 && !strcmp(d->d_name + n - 4, ".ini");
 }
 
+/* BLOCK_IO_ERROR names a block node: the disk id comes back from the
+ * names the builder (and hot-plug) give. */
+static void test_node_device(void **state)
+{
+	static const struct { const char *node, *id; bool ok; } rows[] = {
+		{ "drive.data", "data", true }, { "file.data", "data", true },
+		{ "drive.root.b2", "root", true }, { "file.root.b10", "root", true },
+		{ "hpdrive.scratch-1", "scratch-1", true }, { "drive.a_b", "a_b", true },
+		{ "drive.data.x", "drive.data.x", false }, { "drive.data.b", "drive.data.b", false },
+		{ "drive.9x", "drive.9x", false }, { "drive.", "drive.", false },
+		{ "nodots", "nodots", false }, { "", "", false },
+		{ "#block123", "#block123", false },
+	};
+	char id[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		assert_int_equal(sv_argv_node_device(rows[i].node, id, sizeof(id)), rows[i].ok);
+		assert_string_equal(id, rows[i].id);
+	}
+	assert_true(sv_argv_node_device("drive.data", id, 3));   /* cut, terminated */
+	assert_string_equal(id, "da");
+}
+
 /* Append the cases of dir (relative to the source dir) to *cases. */
 static void add_cases(const char *dir, const char *expect_dir, const char *prefix,
                       struct gcase **cases, size_t *n)
@@ -345,7 +369,7 @@ int main(void)
 		return 1;
 	add_cases("tests/argv", "tests/argv", "", &cases, &n);
 	add_cases("profiles", "tests/argv/profiles", "profiles/", &cases, &n);
-	tests = calloc(n, sizeof(*tests));
+	tests = calloc(n + 1, sizeof(*tests));
 	if (!tests)
 		return 1;
 	for (size_t i = 0; i < n; i++) {
@@ -353,7 +377,9 @@ int main(void)
 		tests[i].test_func = test_golden;
 		tests[i].initial_state = &cases[i];
 	}
-	r = _cmocka_run_group_tests("argv", tests, n, NULL, NULL);
+	tests[n].name = "node_device";
+	tests[n].test_func = test_node_device;
+	r = _cmocka_run_group_tests("argv", tests, n + 1, NULL, NULL);
 	for (size_t i = 0; i < n; i++) {
 		free(cases[i].name);
 		free(cases[i].ini);

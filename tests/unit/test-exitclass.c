@@ -89,6 +89,19 @@ static const struct row rows[] = {
 	  "stopped by operator (QEMU killed by signal 15 (SIGTERM))" },
 	{ "stop, adopted", { .was = SV_STOPPING, .adopted = true }, SV_EXIT_OPERATOR,
 	  "stopped by operator (QEMU " ADOPTED ")" },
+	/* QEMU stopped in internal-error (KVM failed) and qsupd ended it: a
+	 * crash of its own class, whatever QEMU's quit looked like. */
+	{ "internal-error, quit", { .was = SV_PAUSED, .internal_error = true,
+	  .shutdown_seen = true, .shutdown_reason = "host-qmp-quit" }, SV_EXIT_INTERNAL_ERROR,
+	  "crashed: QEMU internal error (run state internal-error, see QEMU's log); qsupd "
+	  "ended QEMU: exited with status 0" },
+	{ "internal-error, killed", { .was = SV_PAUSED, .internal_error = true, .sig = 9,
+	  .panicked = true }, SV_EXIT_INTERNAL_ERROR,
+	  "crashed: QEMU internal error (run state internal-error, see QEMU's log); qsupd "
+	  "ended QEMU: killed by signal 9 (SIGKILL)" },
+	{ "internal-error, then the operator's stop", { .was = SV_STOPPING,
+	  .internal_error = true, .shutdown_seen = true, .shutdown_reason = "host-qmp-quit" },
+	  SV_EXIT_OPERATOR, "stopped by operator (QEMU exited with status 0)" },
 	/* A guest that had run ended on its own. */
 	{ "panic", { .was = SV_RUNNING, .panicked = true, .guest_shutdown = true,
 	  .shutdown_seen = true }, SV_EXIT_PANIC,

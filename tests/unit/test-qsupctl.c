@@ -397,7 +397,7 @@ static void test_help_lists_every_verb(void **state)
 	free(r->err);
 	spawn(r, NULL, SP_NO_SOCKET, "-h", NULL);
 	assert_int_equal(finish(r), 0);
-	assert_contains(r->out, "  console NAME");
+	assert_contains(r->out, "  console [-f] NAME");
 	assert_not_connected(r);
 }
 
@@ -720,11 +720,54 @@ static void test_start_pipelined(void **state)
 	assert_true(json_integer_value(json_object_get(a, "id")) !=
 	            json_integer_value(json_object_get(b, "id")));
 	reply(r, c, STATUS_OF("c", "running", "started"));
-	reply_error(r, b, "InvalidState", "b is already running");
+	reply_error(r, b, "InvalidState", "b is stopping");
 	reply(r, a, STATUS_OF("a", "running", "started"));
 	assert_int_equal(finish(r), 1);
 	assert_string_equal(r->out, "a: running (started)\nc: running (started)\n");
-	assert_string_equal(r->err, "qsupctl: start b: b is already running\n");
+	assert_string_equal(r->err, "qsupctl: start b: b is stopping\n");
+}
+
+/* start of a guest that is up, stop of one that is down: success (exit
+ * 0), said on stderr, as systemctl does. */
+static void test_already(void **state)
+{
+	static const struct { const char *verb, *ret, *out, *err; } cases[] = {
+		{ "start", "{\"name\": \"a\", \"state\": \"running\", \"reason\": \"started\", "
+		  "\"already\": true}", "a: running (started)\n",
+		  "qsupctl: start a: already running\n" },
+		{ "start", "{\"state\": \"paused\", \"reason\": \"paused by operator\", "
+		  "\"already\": true}", "a: paused (paused by operator)\n",
+		  "qsupctl: start a: already running (paused)\n" },
+		{ "stop", "{\"state\": \"stopped\", \"reason\": \"not started\", "
+		  "\"already\": true}", "a: stopped (not started)\n",
+		  "qsupctl: stop a: already stopped\n" },
+		{ "kill", "{\"state\": \"failed\", \"reason\": \"x\", \"already\": true}",
+		  "a: failed (x)\n", "qsupctl: kill a: already stopped (failed)\n" },
+		{ "stop", "{\"state\": \"stopped\", \"reason\": \"x\", \"already\": false}",
+		  "a: stopped (x)\n", "" },
+	};
+	struct run *r = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		spawn(r, NULL, 0, cases[i].verb, "a", NULL);
+		serve(r);
+		reply(r, expect(r, cases[i].verb, "{\"name\": \"a\"}"), cases[i].ret);
+		assert_int_equal(finish(r), 0);
+		assert_string_equal(r->out, cases[i].out);
+		assert_string_equal(r->err, cases[i].err);
+		free(r->out);
+		free(r->err);
+		r->out = r->err = NULL;
+		close_fd(&r->cfd);
+	}
+	/* --json: the reply as it is (with "already"), the note on stderr. */
+	spawn(r, NULL, 0, "-j", "start", "a", NULL);
+	serve(r);
+	reply(r, expect(r, "start", "{\"name\": \"a\"}"),
+	      "{\"state\": \"running\", \"already\": true}");
+	assert_int_equal(finish(r), 0);
+	assert_string_equal(r->out, "{\"state\": \"running\", \"already\": true}\n");
+	assert_string_equal(r->err, "qsupctl: start a: already running\n");
 }
 
 static void test_pipelined_json_keeps_order(void **state)
@@ -794,6 +837,32 @@ static void test_each_lifecycle_verb(void **state)
 		r->out = r->err = NULL;
 		close_fd(&r->cfd);
 	}
+}
+
+/* attach and detach name the guest once: "qsupctl: attach web1: ...". */
+static void test_attach_detach_words(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "attach", "web1", "disk", "id=data", "file=/x.img", "format=raw",
+	      "read-only=on", NULL);
+	serve(r);
+	reply(r, expect(r, "attach", "{\"name\": \"web1\", \"kind\": \"disk\", \"id\": "
+	      "\"data\", \"file\": \"/x.img\", \"format\": \"raw\", \"read-only\": true}"),
+	      "{\"id\": \"data\", \"state\": \"attached\"}");
+	assert_int_equal(finish(r), 0);
+	assert_string_equal(r->out, "web1: data attached\n");
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+	close_fd(&r->cfd);
+	spawn(r, NULL, 0, "detach", "web1", "data", NULL);
+	serve(r);
+	reply_error(r, expect(r, "detach", "{\"name\": \"web1\", \"id\": \"data\"}"),
+	            "PendingUnplug", "data: the guest did not release it within 10 s");
+	assert_int_equal(finish(r), 1);
+	assert_string_equal(r->err, "qsupctl: detach web1: data: the guest did not release it "
+	                    "within 10 s\n");
 }
 
 /* ------------------------------------------------------------ reload */
@@ -1099,6 +1168,75 @@ static void test_console_stdin_ends(void **state)
 	assert_string_equal(r->out, "ok\n");
 }
 
+/* qsupd says on the control connection that another client took the
+ * console: qsupctl lets go of the socket at once (QEMU then serves the new
+ * holder) and ends cleanly. A take-over of another guest's console, or a
+ * control connection that breaks, changes nothing. */
+static void test_console_taken_over(void **state)
+{
+	struct run *r = *state;
+	char *got;
+
+	console_start(r, SP_STDIN_PIPE);
+	send_text(r, "{\"event\": \"CONSOLE_TAKEN\", \"data\": {\"name\": \"db\", \"by\": 9}}\n");
+	write_in(r, "still\n");
+	got = read_bytes(r->scfd, 6);
+	assert_string_equal(got, "still\n");
+	free(got);
+	send_text(r, "{\"event\": \"CONSOLE_TAKEN\", \"guest\": \"web1\", "
+	          "\"data\": {\"name\": \"web1\", \"by\": 7}}\n");
+	got = read_bytes(r->scfd, 0);   /* EOF: qsupctl closed its end */
+	assert_string_equal(got, "");
+	free(got);
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->err, "web1's console taken over by client 7\n");
+}
+
+static void test_console_survives_daemon_going(void **state)
+{
+	struct run *r = *state;
+	char *got;
+
+	console_start(r, SP_STDIN_PIPE);
+	close_fd(&r->cfd);   /* qsupd restarts; QEMU and its console go on */
+	write_in(r, "ping\n");
+	got = read_bytes(r->scfd, 5);
+	assert_string_equal(got, "ping\n");
+	free(got);
+	assert_int_equal(send(r->scfd, "QSUP-PONG\n", 10, 0), 10);
+	wait_file_contains(r->out_path, "QSUP-PONG");
+	write_in(r, "\x1d");
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->err, "Detached from web1's console\n");
+}
+
+/* Busy: exit 1 with qsupd's words and the way out; -f asks to take over. */
+static void test_console_busy_and_force(void **state)
+{
+	struct run *r = *state;
+	char ret[256];
+
+	spawn(r, NULL, 0, "console", "web1", NULL);
+	serve(r);
+	reply_error(r, expect(r, "console", "{\"name\": \"web1\"}"), "ConsoleBusy",
+	            "console busy (client 3)");
+	assert_int_equal(finish(r), 1);
+	assert_string_equal(r->err, "qsupctl: console web1: console busy (client 3)\n"
+	                    "qsupctl: console -f web1 takes it over\n");
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+	close_fd(&r->cfd);
+	r->slfd = listen_at(r->serial);
+	spawn(r, NULL, SP_STDIN_PIPE, "console", "--force", "web1", NULL);
+	serve(r);
+	snprintf(ret, sizeof(ret), "{\"path\": \"%s\", \"client\": 4}", r->serial);
+	reply(r, expect(r, "console", "{\"name\": \"web1\", \"force\": true}"), ret);
+	r->scfd = accept_on(r->slfd);
+	write_in(r, "\x1d");
+	assert_int_equal(finish(r), 0);
+}
+
 static void test_console_errors(void **state)
 {
 	struct run *r = *state;
@@ -1209,7 +1347,7 @@ static void test_fmt_status_extras(void **state)
 {
 	char *s = fmt(ctl_fmt_status, "{\"name\": \"db\", \"state\": \"failed\", \"pid\": null, "
 	              "\"uptime\": null, \"config_changed\": true, \"future\": [1, 2], "
-	              "\"note\": \"hi\"}");
+	              "\"note\": \"hi\", \"io_error\": {\"disk\": \"data\"}}");
 
 	(void)state;
 	assert_string_equal(s,
@@ -1322,6 +1460,8 @@ int main(void)
 		T(test_start_one),
 		T(test_start_error_json),
 		T(test_start_pipelined),
+		T(test_already),
+		T(test_attach_detach_words),
 		T(test_pipelined_json_keeps_order),
 		T(test_stop_force),
 		T(test_each_lifecycle_verb),
@@ -1339,6 +1479,9 @@ int main(void)
 		T(test_console_guest_side_closes),
 		T(test_console_stdin_ends),
 		T(test_console_errors),
+		T(test_console_taken_over),
+		T(test_console_survives_daemon_going),
+		T(test_console_busy_and_force),
 		T(test_console_tty_raw_and_restored),
 		T(test_console_signal_restores_tty),
 		cmocka_unit_test(test_duration),

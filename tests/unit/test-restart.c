@@ -20,7 +20,7 @@
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
 #define NO_DELAY UINT64_C(0xdeadbeefdeadbeef)   /* "not written" sentinel */
-#define N_CLASSES (SV_EXIT_QUIT + 1)
+#define N_CLASSES (SV_EXIT_LAST + 1)
 
 static struct sv_restart_params params(enum sv_restart_policy policy, uint64_t delay,
                                        uint64_t max_delay, unsigned burst,
@@ -89,6 +89,9 @@ static void test_class_names(void **state)
 		[SV_EXIT_PANIC] = "panic", [SV_EXIT_CRASH] = "crash",
 		[SV_EXIT_OPERATOR] = "operator",
 		[SV_EXIT_START_FAILURE] = "start-failure", [SV_EXIT_QUIT] = "quit",
+		[SV_EXIT_MIGRATED] = "migrated", [SV_EXIT_SAVED] = "saved",
+		[SV_EXIT_INCOMING] = "incoming-failed",
+		[SV_EXIT_INTERNAL_ERROR] = "internal-error",
 	};
 
 	(void)state;
@@ -110,6 +113,10 @@ static void test_wanted_table(void **state)
 		{ SV_EXIT_OPERATOR, false, false, false },
 		{ SV_EXIT_START_FAILURE, false, true, true },
 		{ SV_EXIT_QUIT, false, false, false },
+		{ SV_EXIT_MIGRATED, false, false, false },
+		{ SV_EXIT_SAVED, false, false, false },
+		{ SV_EXIT_INCOMING, false, false, false },
+		{ SV_EXIT_INTERNAL_ERROR, false, true, true },   /* a crash */
 	};
 
 	(void)state;
