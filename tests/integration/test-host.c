@@ -102,6 +102,21 @@ static void expect_state(struct fx *x, const char *name, const char *state, cons
 	json_decref(s);
 }
 
+/* Wait up to 30 s for guest name to run (an autostart or a restore that
+ * qsupd began on its own), then insist. */
+static void wait_running(struct fx *x, const char *name)
+{
+	for (int i = 0; i < 600; i++) {
+		json_t *s = status(x, name);
+		bool running = !strcmp(t_str(s, "state"), "running");
+		json_decref(s);
+		if (running)
+			return;
+		usleep(50000);
+	}
+	expect_state(x, name, "running", NULL);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -239,16 +254,7 @@ static void test_unit_save_then_boot(void **state)
 	snprintf(path, sizeof(path), "%s/s1/state.json", x->d.run);
 	assert_int_equal(unlink(path), 0);
 	up(x);
-	json_t *ev = NULL;
-	for (int i = 0; i < 600; i++) {   /* the restore takes a moment */
-		s = status(x, "s1");
-		bool running = !strcmp(t_str(s, "state"), "running");
-		json_decref(s);
-		if (running)
-			break;
-		usleep(50000);
-	}
-	(void)ev;
+	wait_running(x, "s1");   /* the restore takes a moment */
 	expect_state(x, "s1", "running", "restored from");
 	assert_true(access(saved, F_OK) != 0);   /* removed once it ran */
 	console(x, "s1");
@@ -274,16 +280,8 @@ static void test_autostart_once_per_boot(void **state)
 	t_daemon_profile(&x->d, "a2", firmware_profile);
 	up(x);
 	printf("# accel kvm:tcg, firmware only: %s\n", t_accel());
-	for (int i = 0; i < 600; i++) {   /* autostart is under way */
-		json_t *s = status(x, "a2");
-		bool running = !strcmp(t_str(s, "state"), "running");
-		json_decref(s);
-		if (running)
-			break;
-		usleep(50000);
-	}
-	expect_state(x, "a1", "running", NULL);
-	expect_state(x, "a2", "running", NULL);
+	wait_running(x, "a1");   /* autostart is under way */
+	wait_running(x, "a2");
 	json_t *s = t_ctl_do(&x->c, "kill", "a1", 10000, NULL);
 	assert_non_null(s);
 	json_decref(s);
@@ -315,15 +313,7 @@ static void test_autostart_once_per_boot(void **state)
 	down(x);
 	other_boot(x, "a1");
 	up(x);
-	for (int i = 0; i < 600; i++) {
-		s = status(x, "a1");
-		bool running = !strcmp(t_str(s, "state"), "running");
-		json_decref(s);
-		if (running)
-			break;
-		usleep(50000);
-	}
-	expect_state(x, "a1", "running", NULL);
+	wait_running(x, "a1");
 	s = status(x, "a1");
 	assert_true(json_is_null(json_object_get(s, "operator_stop")));
 	json_decref(s);
