@@ -7,8 +7,9 @@
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
 # Under make check or make asan, the outer make's variables (SAN, OPT,
-# BUILD...) would reach these makes through MAKEFLAGS.
-unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES || true
+# BUILD...) would reach these makes through MAKEFLAGS, and through the
+# environment: make exports what was set on its command line.
+unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES SAN OPT BUILD GUESTDIR || true
 for t in systemd-analyze pkg-config cc; do
 	command -v "$t" >/dev/null 2>&1 || { echo "SKIP: no $t (make deps installs it)"; exit 77; }
 done

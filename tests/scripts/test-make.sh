@@ -6,8 +6,9 @@
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
 # Under make check or make asan, the outer make's variables (SAN, OPT,
-# BUILD...) would reach these makes through MAKEFLAGS.
-unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES || true
+# BUILD...) would reach these makes through MAKEFLAGS, and through the
+# environment: make exports what was set on its command line.
+unset MAKEFLAGS MFLAGS MAKELEVEL GNUMAKEFLAGS MAKEOVERRIDES SAN OPT BUILD GUESTDIR || true
 dir=$(mktemp -d /tmp/qsup-make.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 mk() { d=$1; shift; make -C "$d" --no-print-directory -n BUILD="$dir/b" "$@" 2>&1; }
