@@ -69,6 +69,7 @@ static void drop_guest(struct sv_daemon *d, struct sv_guest *g)
 		if (d->guests[i] == g) {
 			memmove(&d->guests[i], &d->guests[i + 1], (d->nguests - i - 1) * sizeof(g));
 			d->nguests--;
+			sv_state_flush_guest(g);
 			sv_guest_release(g);
 			return;
 		}
@@ -181,6 +182,7 @@ static void finish_exit(struct sv_daemon *d)
 	d->finished = true;
 	sv_notify("STOPPING=1");
 	sv_control_close(d);
+	sv_state_flush_stop(d);   /* before the guests are released */
 	for (size_t i = 0; i < d->nguests; i++) {
 		if (sv_guest_active(d->guests[i]))
 			sv_log(SV_LOG_INFO, d->guests[i]->name, "left running (pid %d)",
@@ -386,6 +388,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	if ((rc = sv_lock_dir_prepare(d->lock_dir, err)) < 0)
 		return rc;
 	sv_id_config_init(&d->idc, geteuid(), o->uid_first, o->uid_count);
+	sv_state_flush_init(d);
 	/* Nothing qsupd spawns may gain privileges (setuid bits, file caps). */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return sv_error_set(err, -errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
@@ -492,6 +495,7 @@ int sv_daemon_main(const struct sv_daemon_opts *o)
 	if (sv_daemon_init(&d, loop, o, &err) < 0) {
 		sv_log(SV_LOG_ERR, NULL, "%s", err.msg);
 		sv_control_close(&d);
+		sv_state_flush_stop(&d);
 		for (size_t i = 0; i < d.nguests; i++)
 			sv_guest_release(d.guests[i]);
 		uv_run(loop, UV_RUN_DEFAULT);
