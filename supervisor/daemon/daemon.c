@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "control.h"
 #include "daemon.h"
 #include "guest.h"
@@ -182,6 +183,7 @@ static void finish_exit(struct sv_daemon *d)
 	d->finished = true;
 	sv_notify("STOPPING=1");
 	sv_control_close(d);
+	sv_commands_drop_waiting(d);
 	sv_state_flush_stop(d);   /* before the guests are released */
 	for (size_t i = 0; i < d->nguests; i++) {
 		if (sv_guest_active(d->guests[i]))
@@ -241,6 +243,7 @@ static char *guest_record(void *owner, struct sv_guest *g)
 static void guest_activity(void *owner)
 {
 	sv_daemon_trim_later(owner);
+	sv_commands_adoption_progress(owner);   /* a re-adoption may be over */
 }
 
 /* The uids of the guests other than except that run or are being started. */
@@ -371,6 +374,13 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	/* One owner: nothing of the run dir is read before this. */
 	if ((d->rundir_lock = sv_rundir_lock(d->run_dir, err)) < 0)
 		return d->rundir_lock;
+	/* The control socket first, before the profiles are read and the
+	 * guests of an earlier qsupd re-adopted: a client that connects
+	 * meanwhile waits in the backlog for its answer instead of being
+	 * refused, and sees every guest, those still being re-adopted as
+	 * starting ("adopting": true). */
+	if ((rc = sv_control_listen(d, d->socket_path, err)) < 0)
+		return rc;
 	if (!(d->state_dir = absolute(o->state_dir)))
 		return sv_error_set(err, -ENOMEM, "out of memory");
 	if ((rc = sv_statedir_prepare(d->state_dir, err)) < 0 ||
@@ -410,9 +420,6 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	scan_profiles(d, NULL);
 	sv_log(SV_LOG_INFO, NULL, "%zu guest profile%s in %s", d->nguests,
 	       d->nguests == 1 ? "" : "s", d->profile_dir);
-	rc = sv_control_listen(d, d->socket_path, err);
-	if (rc < 0)
-		return rc;
 	uv_signal_init(loop, &d->sigterm);
 	uv_signal_init(loop, &d->sigint);
 	uv_signal_init(loop, &d->sighup);
