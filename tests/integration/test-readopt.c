@@ -91,8 +91,8 @@ static json_t *list(struct fx *x)
 	return a;
 }
 
-/* The QEMUs whose command line names this test's run dir, as pids and the
- * guest=NAME they run. */
+/* The QEMUs of this test's run dir (their fd 6 is RUNDIR/NAME/qemu), as
+ * pids and the guest=NAME they run. */
 static int qemus_of_run(struct fx *x, int *pids, char names[][16], int max)
 {
 	DIR *d = opendir("/proc");
@@ -110,13 +110,16 @@ static int qemus_of_run(struct fx *x, int *pids, char names[][16], int max)
 		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
 		buf[len] = '\0';
-		bool qemu = strstr(buf, "qemu-system") != NULL, ours = false;
+		bool qemu = strstr(buf, "qemu-system") != NULL;
 		const char *guest = NULL;
-		for (size_t i = 0; i < len; i += strlen(buf + i) + 1) {
-			ours |= strstr(buf + i, x->d.run) != NULL;
+		for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
 			if (!strncmp(buf + i, "guest=", 6))
 				guest = buf + i + 6;
-		}
+		char link[1024] = "";
+		snprintf(path, sizeof(path), "/proc/%d/fd/6", pid);
+		ssize_t ln = readlink(path, link, sizeof(link) - 1);
+		link[ln > 0 ? ln : 0] = '\0';
+		bool ours = !strncmp(link, x->d.run, strlen(x->d.run));
 		if (!qemu || !ours || !guest || !t_pid_alive(pid) || n == max)
 			continue;
 		pids[n] = pid;
