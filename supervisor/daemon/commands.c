@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,8 +49,11 @@ static void cmd_list(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	(void)args;
 	json_t *list = json_array();
-	for (size_t i = 0; i < d->nguests; i++)
-		json_array_append_new(list, sv_guest_status(d->guests[i]));
+	for (size_t i = 0; i < d->nguests; i++) {
+		json_t *st = sv_guest_status(d->guests[i]);
+		json_object_set_new(st, "adopting", json_boolean(d->guests[i]->adopting));
+		json_array_append_new(list, st);
+	}
 	sv_reply_ok(req, list);
 }
 
@@ -59,6 +63,8 @@ static json_t *status_of(struct sv_daemon *d, struct sv_guest *g)
 {
 	json_t *st = sv_guest_status(g);
 	char path[4200];
+	/* QMP not yet back after a qsupd restart (state "starting"). */
+	json_object_set_new(st, "adopting", json_boolean(g->adopting));
 	sv_managed_path(d, g->name, path, sizeof(path));
 	json_object_set_new(st, "saved_state", sv_managed_exists(d, g->name)
 	                    ? json_string(path) : json_null());
@@ -279,6 +285,97 @@ static void cmd_on_guest(struct sv_daemon *d, struct sv_request *req, json_t *ar
 	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_command_find(req->verb)->on_guest(g, req, args);
+}
+
+/* ---- waiting for a re-adoption ---- */
+
+struct sv_waiting {
+	struct sv_waiting *next;
+	const struct sv_command *cmd;
+	struct sv_request *req;
+	json_t *args;
+	char name[256];
+};
+
+static bool waits(struct sv_daemon *d, const struct sv_command *cmd, json_t *args)
+{
+	if ((cmd->flags & (SV_CMD_GUEST | SV_CMD_MUTATES)) != (SV_CMD_GUEST | SV_CMD_MUTATES) ||
+	    !strcmp(cmd->name, "start") || !strcmp(cmd->name, "stop") ||
+	    !strcmp(cmd->name, "kill"))
+		return false;
+	const char *name = json_string_value(json_object_get(args, "name"));
+	struct sv_guest *g = name ? sv_daemon_guest(d, name) : NULL;
+	return g && g->adopting && !d->exiting;
+}
+
+void sv_command_run(struct sv_daemon *d, const struct sv_command *cmd,
+                    struct sv_request *req, json_t *args)
+{
+	struct sv_waiting *w;
+	if (!waits(d, cmd, args) || !(w = calloc(1, sizeof(*w)))) {
+		cmd->fn(d, req, args);
+		return;
+	}
+	w->cmd = cmd;
+	w->req = req;
+	w->args = json_incref(args);
+	snprintf(w->name, sizeof(w->name), "%s",
+	         json_string_value(json_object_get(args, "name")));
+	sv_log(SV_LOG_DEBUG, w->name, "%s waits for the re-adoption", cmd->name);
+	struct sv_waiting **end = &d->waiting;   /* in the order they came */
+	while (*end)
+		end = &(*end)->next;
+	*end = w;
+}
+
+static void on_rerun(uv_timer_t *t)
+{
+	struct sv_daemon *d = t->data;
+	struct sv_waiting *w = d->waiting, *keep = NULL, **tail = &keep;
+	d->waiting = NULL;
+	while (w) {
+		struct sv_waiting *next = w->next;
+		w->next = NULL;
+		if (waits(d, w->cmd, w->args)) {
+			*tail = w;
+			tail = &w->next;
+		} else {
+			w->cmd->fn(d, w->req, w->args);   /* NotFound if its profile went */
+			json_decref(w->args);
+			free(w);
+		}
+		w = next;
+	}
+	*tail = d->waiting;   /* those that came meanwhile, after */
+	d->waiting = keep;
+}
+
+void sv_commands_adoption_progress(struct sv_daemon *d)
+{
+	if (!d->waiting)
+		return;
+	if (!d->rerun_ready) {
+		uv_timer_init(d->loop, &d->rerun);
+		d->rerun.data = d;
+		d->rerun_ready = true;
+	}
+	if (!uv_is_active((uv_handle_t *)&d->rerun))
+		uv_timer_start(&d->rerun, on_rerun, 0, 0);
+}
+
+void sv_commands_drop_waiting(struct sv_daemon *d)
+{
+	while (d->waiting) {
+		struct sv_waiting *w = d->waiting;
+		d->waiting = w->next;
+		sv_reply_err(w->req, "GenericError", "qsupd is exiting");
+		json_decref(w->args);
+		free(w);
+	}
+	if (d->rerun_ready) {
+		d->rerun_ready = false;
+		uv_close((uv_handle_t *)&d->rerun, NULL);
+	}
 }
 
 /* ---- argument checks, before any handler (pure; fuzzed) ---- */

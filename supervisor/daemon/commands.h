@@ -45,6 +45,21 @@ int sv_request_parse(json_t *msg, const struct sv_command **cmd, json_t **args,
  * negative errno with err set. Pure: nothing here looks at the guests. */
 int sv_command_check(const struct sv_command *cmd, json_t *args, struct sv_error *err);
 
+/* Run cmd for req (its checks passed). A verb that changes a guest still
+ * being re-adopted (its QMP not yet back after a qsupd restart) waits until
+ * the re-adoption is over, whichever way it ends; start, stop and kill do
+ * not wait (they act on the QEMU through its pidfd), nor does a verb that
+ * only reads. */
+void sv_command_run(struct sv_daemon *d, const struct sv_command *cmd,
+                    struct sv_request *req, json_t *args);
+
+/* A guest changed state: run the requests that waited for its re-adoption
+ * (at the next loop turn). */
+void sv_commands_adoption_progress(struct sv_daemon *d);
+
+/* At exit: answer every request still waiting (qsupd is exiting). */
+void sv_commands_drop_waiting(struct sv_daemon *d);
+
 /* The command named verb, or NULL. */
 const struct sv_command *sv_command_find(const char *verb);
 

@@ -419,7 +419,7 @@ static void dispatch(struct sv_client *c, json_t *msg)
 		return;
 	}
 	json_t *empty = args ? NULL : json_object();
-	cmd->fn(c->d, req, args ? args : empty);
+	sv_command_run(c->d, cmd, req, args ? args : empty);
 	json_decref(empty);
 }
 
@@ -687,21 +687,38 @@ int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *er
 	if (socket_alive(path))
 		return sv_error_set(err, -EADDRINUSE, "%s: another qsupd is already listening there", path);
 	d->max_clients = client_cap();
-	unlink(path);
+	/* Bound and listening under a temporary name, then renamed over the
+	 * old one: a client finds either the dead socket of a qsupd that went
+	 * away, or this one ready to accept; never no socket at all. */
+	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path) + 32];
+	int n = snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	const char *bind_path = n > 0 && (size_t)n < sizeof(((struct sockaddr_un *)0)->sun_path)
+	                      ? tmp : path;
+	if (bind_path == path)
+		unlink(path);
+	else
+		unlink(tmp);
 	uv_pipe_init(d->loop, &d->server, 0);
 	d->server.data = d;
 	d->server_open = true;
 	mode_t mode = d->opts.socket_mode ? d->opts.socket_mode : SV_CONTROL_MODE;
 	mode_t old = umask(~mode & 0777);   /* the socket is born with mode */
-	int rc = uv_pipe_bind(&d->server, path);
+	int rc = uv_pipe_bind(&d->server, bind_path);
 	umask(old);
 	if (rc < 0)
-		return sv_error_set(err, rc, "control socket %s: %s", path, uv_strerror(rc));
-	if ((rc = socket_perms(d, path, mode, err)) < 0)
-		return rc;
-	rc = uv_listen((uv_stream_t *)&d->server, 128, on_connection);
-	if (rc < 0)
-		return sv_error_set(err, rc, "control socket %s: %s", path, uv_strerror(rc));
+		return sv_error_set(err, rc, "control socket %s: %s", bind_path, uv_strerror(rc));
+	if ((rc = socket_perms(d, bind_path, mode, err)) < 0 ||
+	    (rc = uv_listen((uv_stream_t *)&d->server, 128, on_connection)) < 0) {
+		if (bind_path != path)
+			unlink(bind_path);
+		return rc < 0 && !err->msg[0] ? sv_error_set(err, rc, "control socket %s: %s",
+		                                             path, uv_strerror(rc)) : rc;
+	}
+	if (bind_path != path && rename(bind_path, path) < 0) {
+		rc = -errno;
+		unlink(bind_path);
+		return sv_error_set(err, rc, "control socket %s: %s", path, strerror(-rc));
+	}
 	return 0;
 }
 

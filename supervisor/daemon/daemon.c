@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "control.h"
 #include "daemon.h"
 #include "guest.h"
@@ -69,6 +70,7 @@ static void drop_guest(struct sv_daemon *d, struct sv_guest *g)
 		if (d->guests[i] == g) {
 			memmove(&d->guests[i], &d->guests[i + 1], (d->nguests - i - 1) * sizeof(g));
 			d->nguests--;
+			sv_state_flush_guest(g);
 			sv_guest_release(g);
 			return;
 		}
@@ -181,6 +183,8 @@ static void finish_exit(struct sv_daemon *d)
 	d->finished = true;
 	sv_notify("STOPPING=1");
 	sv_control_close(d);
+	sv_commands_drop_waiting(d);
+	sv_state_flush_stop(d);   /* before the guests are released */
 	for (size_t i = 0; i < d->nguests; i++) {
 		if (sv_guest_active(d->guests[i]))
 			sv_log(SV_LOG_INFO, d->guests[i]->name, "left running (pid %d)",
@@ -239,6 +243,7 @@ static char *guest_record(void *owner, struct sv_guest *g)
 static void guest_activity(void *owner)
 {
 	sv_daemon_trim_later(owner);
+	sv_commands_adoption_progress(owner);   /* a re-adoption may be over */
 }
 
 /* The uids of the guests other than except that run or are being started. */
@@ -369,6 +374,13 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	/* One owner: nothing of the run dir is read before this. */
 	if ((d->rundir_lock = sv_rundir_lock(d->run_dir, err)) < 0)
 		return d->rundir_lock;
+	/* The control socket first, before the profiles are read and the
+	 * guests of an earlier qsupd re-adopted: a client that connects
+	 * meanwhile waits in the backlog for its answer instead of being
+	 * refused, and sees every guest, those still being re-adopted as
+	 * starting ("adopting": true). */
+	if ((rc = sv_control_listen(d, d->socket_path, err)) < 0)
+		return rc;
 	if (!(d->state_dir = absolute(o->state_dir)))
 		return sv_error_set(err, -ENOMEM, "out of memory");
 	if ((rc = sv_statedir_prepare(d->state_dir, err)) < 0 ||
@@ -386,6 +398,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	if ((rc = sv_lock_dir_prepare(d->lock_dir, err)) < 0)
 		return rc;
 	sv_id_config_init(&d->idc, geteuid(), o->uid_first, o->uid_count);
+	sv_state_flush_init(d);
 	/* Nothing qsupd spawns may gain privileges (setuid bits, file caps). */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return sv_error_set(err, -errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
@@ -407,9 +420,6 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	scan_profiles(d, NULL);
 	sv_log(SV_LOG_INFO, NULL, "%zu guest profile%s in %s", d->nguests,
 	       d->nguests == 1 ? "" : "s", d->profile_dir);
-	rc = sv_control_listen(d, d->socket_path, err);
-	if (rc < 0)
-		return rc;
 	uv_signal_init(loop, &d->sigterm);
 	uv_signal_init(loop, &d->sigint);
 	uv_signal_init(loop, &d->sighup);
@@ -492,6 +502,7 @@ int sv_daemon_main(const struct sv_daemon_opts *o)
 	if (sv_daemon_init(&d, loop, o, &err) < 0) {
 		sv_log(SV_LOG_ERR, NULL, "%s", err.msg);
 		sv_control_close(&d);
+		sv_state_flush_stop(&d);
 		for (size_t i = 0; i < d.nguests; i++)
 			sv_guest_release(d.guests[i]);
 		uv_run(loop, UV_RUN_DEFAULT);

@@ -73,6 +73,13 @@ struct sv_daemon {
 	uint64_t managed_peers;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t trim;            /* sv_daemon_trim_later() */
+	struct sv_waiting *waiting; /* requests waiting for a re-adoption (commands.c) */
+	uv_timer_t rerun;           /* runs them again once it is over */
+	bool rerun_ready;
+	uv_timer_t flush;           /* state files due this loop turn (state.c) */
+	bool flush_ready;
+	struct sv_guest **dirty;    /* their guests, each held */
+	size_t ndirty, dirty_cap;
 	bool trim_ready;
 	bool exiting, finished;
 	bool killing;               /* a second signal: guests are being killed */

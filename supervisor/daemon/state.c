@@ -97,13 +97,19 @@ static json_t *state_json(struct sv_guest *g)
 	return o;
 }
 
-/* No fsync: the file only matters to a later qsupd on this same boot (the
- * QEMUs do not outlive the host), and rename keeps it whole if qsupd dies. */
+/* No fsync, here or for the intent (prepare.c): the file only matters to a
+ * later qsupd on this same boot, since the QEMUs do not outlive the host.
+ * Once rename() has returned, the new file is the kernel's, and a qsupd
+ * that dies (even by SIGKILL) loses nothing of it; only a host crash could,
+ * and it takes the QEMUs with it (the run dir is a tmpfs by default, where
+ * fsync does nothing anyway). */
 static void save_work(uv_work_t *w)
 {
 	struct save_job *j = w->data;
 	j->err = sv_state_file_write(j->rundir, ".state.json.tmp", j->text);
 }
+
+static void queue_dirty(struct sv_guest *g);
 
 static void save_done(uv_work_t *w, int status)
 {
@@ -117,25 +123,23 @@ static void save_done(uv_work_t *w, int status)
 	free(j->text);
 	free(j);
 	if (g->state_dirty && !g->freeing)
-		sv_state_save(g);
+		queue_dirty(g);   /* changed while this write was in flight */
 	sv_guest_unhold(g);
 }
 
 char *sv_state_text(struct sv_guest *g)
 {
 	json_t *js = state_json(g);
-	char *text = js ? json_dumps(js, JSON_INDENT(1)) : NULL;
+	char *text = js ? json_dumps(js, JSON_COMPACT) : NULL;
 	json_decref(js);
 	return text;
 }
 
-void sv_state_save(struct sv_guest *g)
+/* Write g's state now, on the thread pool (g is not busy). */
+static void save_now(struct sv_guest *g)
 {
-	if (g->state_busy) {
-		g->state_dirty = true;
-		return;
-	}
 	struct save_job *j = calloc(1, sizeof(*j));
+	g->state_dirty = false;
 	if (!j || !(j->text = sv_state_text(g))) {
 		free(j);
 		return;
@@ -144,7 +148,6 @@ void sv_state_save(struct sv_guest *g)
 	j->g = g;
 	j->work.data = j;
 	g->state_busy = true;
-	g->state_dirty = false;
 	sv_guest_hold(g);
 	if (uv_queue_work(g->env->loop, &j->work, save_work, save_done) < 0) {
 		free(j->text);
@@ -152,6 +155,80 @@ void sv_state_save(struct sv_guest *g)
 		g->state_busy = false;
 		sv_guest_unhold(g);
 	}
+}
+
+/* The guests whose state changed this loop turn are written when it ends
+ * (a timer of 0 ms: the loop does not block in between), each once however
+ * many transitions it made. */
+static void on_flush(uv_timer_t *t)
+{
+	struct sv_daemon *d = t->data;
+	size_t n = d->ndirty;
+	struct sv_guest **v = d->dirty;
+	d->dirty = NULL;
+	d->ndirty = d->dirty_cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sv_guest *g = v[i];
+		if (!g->freeing && g->state_dirty && !g->state_busy)
+			save_now(g);
+		sv_guest_unhold(g);
+	}
+	free(v);
+}
+
+static void queue_dirty(struct sv_guest *g)
+{
+	struct sv_daemon *d = g->env->owner;
+	if (!d->flush_ready) {   /* not a daemon's guest (tests): at once */
+		save_now(g);
+		return;
+	}
+	if (d->ndirty == d->dirty_cap) {
+		size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 16;
+		struct sv_guest **v = realloc(d->dirty, cap * sizeof(*v));
+		if (!v) {
+			save_now(g);
+			return;
+		}
+		d->dirty = v;
+		d->dirty_cap = cap;
+	}
+	sv_guest_hold(g);
+	d->dirty[d->ndirty++] = g;
+	if (!uv_is_active((uv_handle_t *)&d->flush))
+		uv_timer_start(&d->flush, on_flush, 0, 0);
+}
+
+void sv_state_save(struct sv_guest *g)
+{
+	if (g->state_dirty)
+		return;   /* queued already, or due once the write in flight is done */
+	g->state_dirty = true;
+	if (!g->state_busy)
+		queue_dirty(g);
+}
+
+void sv_state_flush_init(struct sv_daemon *d)
+{
+	uv_timer_init(d->loop, &d->flush);
+	d->flush.data = d;
+	d->flush_ready = true;
+}
+
+void sv_state_flush_guest(struct sv_guest *g)
+{
+	if (g->state_dirty && !g->state_busy)
+		save_now(g);
+}
+
+void sv_state_flush_stop(struct sv_daemon *d)
+{
+	if (!d->flush_ready)
+		return;
+	d->flush_ready = false;
+	uv_timer_stop(&d->flush);
+	on_flush(&d->flush);   /* the last changes still go out */
+	uv_close((uv_handle_t *)&d->flush, NULL);
 }
 
 /* QEMU's identity, from /proc/PID/status. */

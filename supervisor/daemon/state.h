@@ -6,9 +6,10 @@
  * restart counters and the restart window's times, a pending restart's
  * time, the last exit, and whether SHUTDOWN or GUEST_PANICKED was seen. It
  * is written atomically (write, rename) on libuv's thread pool, one write
- * in flight per guest; before a spawn it is written by preparation, and
- * waited for (the intent: a QEMU is on its way): a start that cannot write
- * it fails.
+ * in flight per guest, and at most once per loop turn however many
+ * transitions the turn made; before a spawn it is written by preparation,
+ * and waited for (the intent: a QEMU is on its way): a start that cannot
+ * write it fails. Nothing is fsynced: see save_work() in state.c.
  *
  * On start, qsupd re-adopts a QEMU only when it can prove the QEMU is this
  * guest's: alive (not a zombie), its command line names the guest, and its
@@ -31,9 +32,21 @@
 
 struct sv_guest;
 
-/* Write g's state file (coalesced: a call while a write is in flight
- * writes again when it is done). */
+/* Write g's state file soon: when this loop turn ends, once however many
+ * calls it saw, on the thread pool, one write in flight per guest (a call
+ * while one is writes again when it is done). */
 void sv_state_save(struct sv_guest *g);
+
+/* Set up the daemon's writing of state files (before any guest exists). */
+struct sv_daemon;
+void sv_state_flush_init(struct sv_daemon *d);
+
+/* Write g's pending state now (g is about to be released). */
+void sv_state_flush_guest(struct sv_guest *g);
+
+/* At exit, before the guests are released: write what is due, and close
+ * the handle. */
+void sv_state_flush_stop(struct sv_daemon *d);
 
 /* g's state file as it is now (malloc'd), to be written off the loop with
  * sv_state_file_write() (the intent before a spawn). */
