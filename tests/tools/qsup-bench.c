@@ -738,8 +738,19 @@ static void fanout(struct t_daemon *d, struct t_ctl *c, int n)
 	double t0 = t_now();
 	int total = 0;
 	while (total < SUBS * 2 * n && t_now() - t0 < 60) {
+		struct pollfd pf[SUBS];
+		for (int s = 0; s < SUBS; s++)
+			pf[s] = (struct pollfd){ .fd = sub[s].fd, .events = POLLIN };
+		bool buffered = false;
+		for (int s = 0; s < SUBS; s++)
+			buffered |= sub[s].len && memchr(sub[s].buf, '\n', sub[s].len);
+		if (!buffered && poll(pf, SUBS, 100) <= 0)
+			continue;
 		for (int s = 0; s < SUBS; s++) {
-			json_t *m = t_ctl_next(&sub[s], 0);
+			if (!(pf[s].revents & POLLIN) &&
+			    !(sub[s].len && memchr(sub[s].buf, '\n', sub[s].len)))
+				continue;
+			json_t *m = t_ctl_next(&sub[s], 1);
 			if (!m)
 				continue;
 			const char *ev = json_string_value(json_object_get(m, "event"));
