@@ -217,27 +217,37 @@ static void disk_open_work(uv_work_t *w)
 }
 
 /* The blockdev-add of layer i and those under it (nested): the image's
- * format node over a file node on its fd set, its backing spelled out. */
+ * format node over a file node on its fd set, its backing spelled out.
+ * Only what differs from QEMU's defaults is spelled out: blockdev-add
+ * opens its top node read-write with cache.direct and cache.no-flush off;
+ * a nested "file" child inherits read-only and both cache flags from its
+ * parent, a nested "backing" child the cache flags and read-only on
+ * (block.c, bdrv_inherited_options). So read-only and cache are set
+ * on the top node alone, and only when on. */
 static json_t *layer_json(struct hp_op *op, struct hp_dev *dev, size_t i)
 {
 	struct disk_open *j = op->dopen;
 	const char *cache = sv_or(hp_arg_str(op->args, "cache"), "writeback");
 	const char *fmt = i ? j->chain.layers[i - 1].format : j->format;
-	bool ro = i ? true : j->ro, cow = !strcmp(fmt, "qcow2");
+	bool cow = !strcmp(fmt, "qcow2");
 	char fdset[32];
-	/* cache= as in profiles: O_DIRECT for none/directsync, no flushes for
-	 * unsafe; writethrough/directsync turn the device's write cache off. */
-	bool direct = !strcmp(cache, "none") || !strcmp(cache, "directsync");
-	json_t *c = json_pack("{s:b, s:b}", "direct", direct, "no-flush", !strcmp(cache, "unsafe"));
 	const char *path = i ? j->chain.layers[i - 1].path : j->path;
 	snprintf(fdset, sizeof(fdset), "/dev/fdset/%d", dev->fdsets[i]);
-	json_t *r = json_pack("{s:s, s:b, s:O, s:{s:s, s:s, s:b, s:O}}", "driver", fmt,
-	                      "read-only", ro, "cache", c, "file", "driver",
+	json_t *r = json_pack("{s:s, s:{s:s, s:s}}", "driver", fmt, "file", "driver",
 	                      strncmp(path, "/dev/", 5) ? "file" : "host_device",
-	                      "filename", fdset, "read-only", ro, "cache", c);
-	json_decref(c);
-	if (!i)
+	                      "filename", fdset);
+	if (!i) {
+		/* cache= as in profiles: O_DIRECT for none/directsync, no
+		 * flushes for unsafe; writethrough/directsync turn the
+		 * device's write cache off (device_add). */
 		json_object_set_new(r, "node-name", json_string(dev->backend));
+		if (j->ro)
+			json_object_set_new(r, "read-only", json_true());
+		if (!strcmp(cache, "none") || !strcmp(cache, "directsync"))
+			json_object_set_new(r, "cache", json_pack("{s:b}", "direct", true));
+		else if (!strcmp(cache, "unsafe"))
+			json_object_set_new(r, "cache", json_pack("{s:b}", "no-flush", true));
+	}
 	if (cow)
 		json_object_set_new(r, "backing", i < j->chain.n ? layer_json(op, dev, i + 1)
 		                    : json_null());

@@ -502,9 +502,12 @@ static void emit_layer(struct build *b, const struct sv_drive *d, const char *pa
 	}
 	if (d->aio != SV_AIO_THREADS)
 		jstr(file, "aio", aios[d->aio]);
+	/* Only what differs from QEMU's defaults (-blockdev: read-only,
+	 * cache.direct and cache.no-flush off), so cache holds the one flag
+	 * that is on. */
 	if (direct || d->cache == SV_CACHE_UNSAFE) {
-		cache = json_pack("{s:b,s:b}", "direct", direct, "no-flush",
-		                  d->cache == SV_CACHE_UNSAFE);
+		cache = direct ? json_pack("{s:b}", "direct", true)
+		               : json_pack("{s:b}", "no-flush", true);
 		if (file && cache)
 			json_object_set(file, "cache", cache);
 		if (fmt && cache)

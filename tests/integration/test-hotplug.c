@@ -387,6 +387,116 @@ static void test_scsi_disk(void **state)
 
 #define FW "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 
+/* The block nodes QEMU has that are not in seen (node names), added to
+ * seen; a new array. */
+static json_t *new_nodes(struct fx *x, const char *name, json_t *seen)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-named-block-nodes"), 10000);
+	json_t *out = json_array();
+	size_t i;
+	json_t *node;
+	json_array_foreach(json_object_get(r, "return"), i, node) {
+		const char *nn = str(node, "node-name");
+		if (json_object_get(seen, nn))
+			continue;
+		json_object_set_new(seen, nn, json_true());
+		json_array_append(out, node);
+	}
+	json_decref(r);
+	return out;
+}
+
+/* Every node of a disk just attached (count of them), as QEMU opened it:
+ * the top node read-only or not, each backing format node read-only, as
+ * many read-only file nodes as that, and the cache flags on all. */
+static void expect_nodes(struct fx *x, json_t *seen, const char *id, int count, bool ro,
+                         bool direct, bool no_flush)
+{
+	char top[64];
+	snprintf(top, sizeof(top), "hpdrive.%s", id);
+	json_t *a = new_nodes(x, "fw", seen);
+	size_t i;
+	json_t *node;
+	int tops = 0, backings = 0, files = 0, ro_files = 0;
+	printf("# %s: %zu nodes\n", id, json_array_size(a));
+	assert_int_equal(json_array_size(a), count);
+	json_array_foreach(a, i, node) {
+		json_t *c = json_object_get(node, "cache");
+		const char *nn = str(node, "node-name");
+		bool node_ro = json_is_true(json_object_get(node, "ro"));
+		if (json_is_true(json_object_get(c, "direct")) != direct ||
+		    json_is_true(json_object_get(c, "no-flush")) != no_flush)
+			fail_msg("%s: node %s has cache %s", id, nn, json_dumps(c, 0));
+		if (!strcmp(nn, top)) {
+			tops++;
+			if (node_ro != ro)
+				fail_msg("%s: the top node's ro is %d", id, node_ro);
+		} else if (strcmp(str(node, "drv"), "file") != 0) {
+			backings++;
+			if (!node_ro)
+				fail_msg("%s: backing node %s is read-write", id, nn);
+		} else {
+			files++;
+			ro_files += node_ro;
+		}
+	}
+	assert_int_equal(tops, 1);
+	assert_int_equal(files, count / 2);
+	assert_int_equal(ro_files, backings + ro);
+	json_decref(a);
+}
+
+/* qsupd spells out in blockdev-add only what differs from QEMU's defaults;
+ * QEMU still opens every node as the cache and read-only options say:
+ * the file child inherits them from the top node, the backing layers the
+ * cache flags (and are read-only). */
+static void test_disk_options_as_opened(void **state)
+{
+	struct fx *x = *state;
+	char base[600], ov[600], raw1[600], raw2[600], ov2[600];
+	t_daemon_profile(&x->d, "fw", FW "hotplug-slots = 4\n");
+	start(x, "fw");
+	make_image(x, "r1.img", raw1, sizeof(raw1));
+	make_image(x, "r2.img", raw2, sizeof(raw2));
+	snprintf(base, sizeof(base), "%s/base.qcow2", x->d.dir);
+	snprintf(ov, sizeof(ov), "%s/ov.qcow2", x->d.dir);
+	snprintf(ov2, sizeof(ov2), "%s/ov2.qcow2", x->d.dir);
+	const char *mk[] = { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", base, "16M", NULL };
+	const char *mk2[] = { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+	                      base, ov, NULL };
+	const char *mk3[] = { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+	                      base, ov2, NULL };
+	char out[1024];
+	assert_int_equal(t_run_capture(mk, out, sizeof(out), 20000), 0);
+	assert_int_equal(t_run_capture(mk2, out, sizeof(out), 20000), 0);
+	assert_int_equal(t_run_capture(mk3, out, sizeof(out), 20000), 0);
+	json_t *seen = json_object();
+	json_decref(new_nodes(x, "fw", seen));   /* the profile's own, if any */
+	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
+	               "name", "fw", "kind", "disk", "id", "c1", "file", raw1, "format", "raw",
+	               "cache", "none", "read-only", 1), 30000);
+	expect_ok(r, "attach cache=none read-only");
+	json_decref(r);
+	expect_nodes(x, seen, "c1", 2, true, true, false);
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+	               "name", "fw", "kind", "disk", "id", "c2", "file", raw2, "format", "raw",
+	               "cache", "unsafe"), 30000);
+	expect_ok(r, "attach cache=unsafe");
+	json_decref(r);
+	expect_nodes(x, seen, "c2", 2, false, false, true);
+	expect_ok(r = attach_disk(x, "fw", "c3", ov, "qcow2"), "attach qcow2 over a base");
+	json_decref(r);
+	expect_nodes(x, seen, "c3", 4, false, false, false);
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+	               "name", "fw", "kind", "disk", "id", "c4", "file", ov2, "format", "qcow2",
+	               "cache", "directsync"), 30000);
+	expect_ok(r, "attach qcow2 cache=directsync");
+	json_decref(r);
+	expect_nodes(x, seen, "c4", 4, false, true, false);
+	json_decref(seen);
+}
+
 static void test_failures_leave_nothing_behind(void **state)
 {
 	struct fx *x = *state;
@@ -925,6 +1035,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cpu_and_memory_in_the_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scsi_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures_leave_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_options_as_opened, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_never_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_survive_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist_overlay, setup, teardown),

@@ -6,11 +6,17 @@
  *   qsup-bench rpc [GUESTS]   status round trips, 1 and 8 connections
  *   qsup-bench rss            qsupd RSS with 0, 10 and 50 guests
  *   qsup-bench restart [RUNS] kill -9 of QEMU to running again (delay 0)
- *   qsup-bench readopt        qsupd start to all running, 10 and 50 guests
+ *   qsup-bench readopt [N]    qsupd start to all running, 10, 50 (and N)
+ *                             guests, against the QMP reconnect floor
+ *   qsup-bench scale [N [RUNS]] N (200) halting guests: starts sequential
+ *                             and parallel against raw QEMU, qsupd RSS, list
+ *                             and status p99, event fan-out to 10 clients
  *   qsup-bench hotplug [RUNS] attach until device_add returned; detach until
  *                             DEVICE_DELETED (the tiny guest, TCG)
  *
- * Guests are firmware-only (-m 16), under KVM when usable, else TCG. The
+ * Guests are firmware-only (-m 16), under KVM when usable, else TCG; all
+ * but bench/start's boot the cli; hlt ROM of bench/halt-rom.sh, so running
+ * guests cost no CPU. The
  * raw-QEMU baseline starts the identical argv the way qsupd does (sockets
  * bound first and passed as fds 3 and 4, QMP negotiated, cont).
  */
@@ -52,14 +58,37 @@ static void fail(const char *what, struct t_daemon *d)
 	exit(1);
 }
 
-static void start_daemon(struct t_daemon *d, struct t_ctl *c, int guests)
+/* The halting ROM (bench/halt-rom.sh) in d's dir; its path in rom. */
+static void halt_rom(struct t_daemon *d, char *rom, size_t size)
 {
-	char name[32];
+	char script[600], out[1024];
+	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
+	snprintf(rom, size, "%s/halt.rom", d->dir);
+	const char *argv[] = { "/bin/sh", script, rom, NULL };
+	if (t_run_capture(argv, out, sizeof(out), 10000) != 0)
+		fail("bench/halt-rom.sh failed", NULL);
+}
+
+/* Guests b00.. (b000.. from 100 on); halting: the cli; hlt ROM as their
+ * BIOS, so that running guests cost no CPU. */
+static void guest_name(char *name, size_t size, int i, int n)
+{
+	snprintf(name, size, n > 100 ? "b%03d" : "b%02d", i);
+}
+
+static void start_daemon(struct t_daemon *d, struct t_ctl *c, int guests, bool halting)
+{
+	char name[32], rom[600], text[1024];
 	if (t_daemon_init(d) < 0)
 		fail("temp dir", NULL);
+	snprintf(text, sizeof(text), "%s", PROFILE);
+	if (halting) {
+		halt_rom(d, rom, sizeof(rom));
+		snprintf(text, sizeof(text), "%sbios = %s\n", PROFILE, rom);
+	}
 	for (int i = 0; i < guests; i++) {
-		snprintf(name, sizeof(name), "b%02d", i);
-		t_daemon_profile(d, name, PROFILE);
+		guest_name(name, sizeof(name), i, guests);
+		t_daemon_profile(d, name, text);
 	}
 	if (t_daemon_start(d, NULL) < 0 || t_ctl_open(c, d->sock) < 0)
 		fail("qsupd did not start", d);
@@ -78,7 +107,22 @@ static int listen_at(const char *path)
 	return fd;
 }
 
-struct raw { int exited, cont_done; };
+/* One raw QEMU: the argv qsupd would run, its sockets bound by us and
+ * passed as fds 3 and 4, the files the argv names opened and passed at
+ * their numbers; QMP negotiated, then cont. */
+struct raw {
+	uv_process_t proc;
+	struct qmp_client *c;
+	int exited, cont_done, spawned;
+	double t0, t1;          /* spawn, cont returned */
+	char qpath[300];
+};
+
+/* A guest's command line as the argv verb gives it: argv and the fds. */
+struct cmd {
+	char **argv;
+	json_t *fds;
+};
 
 static void raw_exit(uv_process_t *p, int64_t st, int sig)
 {
@@ -91,7 +135,9 @@ static void raw_cont(struct qmp_client *c, const struct qmp_result *r, void *arg
 {
 	(void)c;
 	(void)r;
-	((struct raw *)arg)->cont_done = 1;
+	struct raw *w = arg;
+	w->t1 = t_now();
+	w->cont_done = 1;
 }
 
 static void raw_ready(struct qmp_client *c, int status)
@@ -113,63 +159,129 @@ static void learn_identity(json_t *status)
 	raw_gid = (gid_t)json_integer_value(json_object_get(status, "gid"));
 }
 
-/* Start argv (with fds 3 and 4 expected) until cont returned, as qsupd's
- * QEMU identity; seconds. */
-static double raw_start(char **argv, const char *dir)
+#define RAW_MAXFD 32
+
+/* Spawn w (argv with fds 3 and 4 expected, and cmd's files) as qsupd's
+ * QEMU identity; idx makes its socket names unique in dir. */
+static void raw_spawn(uv_loop_t *loop, struct raw *w, const struct cmd *cmd, const char *dir,
+                      int idx, const struct qmp_callbacks *cbs)
 {
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	char qpath[300], spath[300];
-	snprintf(qpath, sizeof(qpath), "%s/raw-qmp.sock", dir);
-	snprintf(spath, sizeof(spath), "%s/raw-serial.sock", dir);
-	struct raw r = { 0 };
-	double t0 = t_now();
-	int qfd = listen_at(qpath), sfd = listen_at(spath);
+	char spath[300];
+	memset(w, 0, sizeof(*w));
+	snprintf(w->qpath, sizeof(w->qpath), "%s/raw%d-qmp.sock", dir, idx);
+	snprintf(spath, sizeof(spath), "%s/raw%d-serial.sock", dir, idx);
+	w->t0 = t_now();
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	uv_stdio_container_t stdio[5] = {
-		{ .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = null },
-		{ .flags = UV_INHERIT_FD, .data.fd = null },
-		{ .flags = UV_INHERIT_FD, .data.fd = qfd }, { .flags = UV_INHERIT_FD, .data.fd = sfd },
-	};
-	uv_process_t proc;
-	proc.data = &r;
-	uv_process_options_t o = { .exit_cb = raw_exit, .file = argv[0], .args = argv,
-	                           .stdio = stdio, .stdio_count = 5, .cwd = "/" };
+	uv_stdio_container_t stdio[RAW_MAXFD];
+	int opened[RAW_MAXFD], n = 5;
+	for (int i = 0; i < RAW_MAXFD; i++) {
+		stdio[i].flags = UV_IGNORE;
+		opened[i] = -1;
+	}
+	stdio[1] = (uv_stdio_container_t){ .flags = UV_INHERIT_FD, .data.fd = null };
+	stdio[2] = (uv_stdio_container_t){ .flags = UV_INHERIT_FD, .data.fd = null };
+	opened[3] = listen_at(w->qpath);
+	opened[4] = listen_at(spath);
+	size_t i;
+	json_t *f;
+	json_array_foreach(cmd->fds, i, f) {
+		int fd = (int)json_integer_value(json_object_get(f, "fd"));
+		const char *mode = json_string_value(json_object_get(f, "mode"));
+		const char *path = json_string_value(json_object_get(f, "path"));
+		int fl = !mode || !strcmp(mode, "read-only") ? O_RDONLY
+		         : !strcmp(mode, "append") ? O_WRONLY | O_APPEND | O_CREAT : O_RDWR;
+		if (fd < 5 || fd >= RAW_MAXFD || !path)
+			fail("raw QEMU: an fd the bench cannot pass", NULL);
+		char alt[600];
+		if (fl & O_APPEND) {   /* a log of its own, not the guest's */
+			snprintf(alt, sizeof(alt), "%s/raw%d.log", dir, idx);
+			path = alt;
+		}
+		opened[fd] = open(path, fl | O_CLOEXEC, 0644);
+		if (fd + 1 > n)
+			n = fd + 1;
+	}
+	for (int k = 3; k < n; k++)
+		if (opened[k] >= 0)
+			stdio[k] = (uv_stdio_container_t){ .flags = UV_INHERIT_FD, .data.fd = opened[k] };
+	w->proc.data = w;
+	uv_process_options_t o = { .exit_cb = raw_exit, .file = cmd->argv[0], .args = cmd->argv,
+	                           .stdio = stdio, .stdio_count = n, .cwd = "/" };
 	if (raw_uid) {
 		o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
 		o.uid = raw_uid;
 		o.gid = raw_gid;
 	}
-	if (uv_spawn(&loop, &proc, &o) < 0)
+	if (uv_spawn(loop, &w->proc, &o) < 0)
 		fail("spawn raw QEMU", NULL);
-	close(qfd);
-	close(sfd);
+	w->spawned = 1;
+	for (int k = 3; k < n; k++)
+		if (opened[k] >= 0)
+			close(opened[k]);
 	close(null);
-	struct qmp_client *c = qmp_client_new(&loop, &raw_cbs, &r);
-	qmp_client_connect(c, qpath);
-	t_run_until_flag(&loop, &r.cont_done, 10000);
-	double dt = t_now() - t0;
-	qmp_client_close(c);
-	uv_process_kill(&proc, SIGKILL);
-	t_run_until_flag(&loop, &r.exited, 5000);
-	uv_close((uv_handle_t *)&proc, NULL);
+	w->c = qmp_client_new(loop, cbs, w);
+	qmp_client_connect(w->c, w->qpath);
+}
+
+/* Kill w and wait for it. */
+static void raw_reap(uv_loop_t *loop, struct raw *w)
+{
+	if (!w->spawned)
+		return;
+	qmp_client_close(w->c);
+	uv_process_kill(&w->proc, SIGKILL);
+	t_run_until_flag(loop, &w->exited, 5000);
+	uv_close((uv_handle_t *)&w->proc, NULL);
+	w->spawned = 0;
+}
+
+/* Start one raw QEMU until cont returned; seconds. */
+static double raw_start(const struct cmd *cmd, const char *dir)
+{
+	uv_loop_t loop;
+	struct raw w;
+	uv_loop_init(&loop);
+	raw_spawn(&loop, &w, cmd, dir, 0, &raw_cbs);
+	t_run_until_flag(&loop, &w.cont_done, 10000);
+	double dt = (w.cont_done ? w.t1 : t_now()) - w.t0;
+	raw_reap(&loop, &w);
 	t_loop_finish(&loop);
 	return dt;
+}
+
+/* guest's command line, as start would run it. */
+static struct cmd guest_cmd(struct t_ctl *c, const char *name)
+{
+	struct cmd cmd;
+	json_t *r = t_ctl_call(c, "argv", json_pack("{s:s}", "name", name), 5000);
+	json_t *ret = json_object_get(r, "return");
+	json_t *av = json_object_get(ret, "argv");
+	if (!av)
+		fail("argv failed", NULL);
+	cmd.argv = calloc(json_array_size(av) + 1, sizeof(char *));
+	for (size_t i = 0; i < json_array_size(av); i++)
+		cmd.argv[i] = strdup(json_string_value(json_array_get(av, i)));
+	cmd.fds = json_incref(json_object_get(ret, "fds"));
+	json_decref(r);
+	return cmd;
+}
+
+static void cmd_free(struct cmd *cmd)
+{
+	for (size_t i = 0; cmd->argv[i]; i++)
+		free(cmd->argv[i]);
+	free(cmd->argv);
+	json_decref(cmd->fds);
 }
 
 static void bench_start(int runs)
 {
 	struct t_daemon d;
 	struct t_ctl c;
-	start_daemon(&d, &c, 1);
+	start_daemon(&d, &c, 1, false);
 	double *qs = calloc((size_t)runs, sizeof(double));
 	double *raw = calloc((size_t)runs, sizeof(double));
-	json_t *r = t_ctl_call(&c, "argv", json_pack("{s:s}", "name", "b00"), 5000);
-	json_t *av = json_object_get(json_object_get(r, "return"), "argv");
-	char **argv = calloc(json_array_size(av) + 1, sizeof(char *));
-	for (size_t i = 0; i < json_array_size(av); i++)
-		argv[i] = strdup(json_string_value(json_array_get(av, i)));
-	json_decref(r);
+	struct cmd cmd = guest_cmd(&c, "b00");
 	for (int i = 0; i < runs; i++) {
 		double t0 = t_now();
 		json_t *s = t_ctl_do(&c, "start", "b00", 20000, NULL);
@@ -184,16 +296,14 @@ static void bench_start(int runs)
 		}
 		json_decref(s);
 		json_decref(t_ctl_do(&c, "kill", "b00", 20000, NULL));
-		raw[i] = raw_start(argv, d.dir);
+		raw[i] = raw_start(&cmd, d.dir);
 	}
 	double mq = pct(qs, runs, 0.5), mr = pct(raw, runs, 0.5);
-	printf("start until running, median of %d:\n", runs);
+	printf("start until running (SeaBIOS), median of %d, interleaved:\n", runs);
 	printf("  qsupd start (control socket)  %8.1f ms\n", mq * 1e3);
 	printf("  raw QEMU, same argv, to cont  %8.1f ms\n", mr * 1e3);
-	printf("  ratio                         %8.3f  (target <= 1.10)\n", mq / mr);
-	for (size_t i = 0; argv[i]; i++)
-		free(argv[i]);
-	free(argv);
+	printf("  ratio                         %8.3f  (goal <= 1.03)\n", mq / mr);
+	cmd_free(&cmd);
 	free(qs);
 	free(raw);
 	t_ctl_close(&c);
@@ -237,15 +347,15 @@ static void bench_rpc(int guests)
 {
 	struct t_daemon d;
 	struct t_ctl conns[8];
-	start_daemon(&d, &conns[0], guests);
+	start_daemon(&d, &conns[0], guests, true);
 	for (int i = 1; i < 8; i++)
 		t_ctl_open(&conns[i], d.sock);
 	char name[32];
 	for (int i = 0; i < guests; i++) {
-		snprintf(name, sizeof(name), "b%02d", i);
+		guest_name(name, sizeof(name), i, guests);
 		json_decref(t_ctl_do(&conns[0], "start", name, 20000, NULL));
-		/* Paused: firmware spinning on 2 cores would measure the host's
-		 * scheduler, not qsupd. */
+		/* Paused, and halting anyway: spinning firmware would measure
+		 * the host's scheduler, not qsupd. */
 		json_decref(t_ctl_do(&conns[0], "pause", name, 20000, NULL));
 	}
 	int n = 20000;
@@ -267,31 +377,43 @@ static void bench_rpc(int guests)
 	t_daemon_cleanup(&d);
 }
 
-/* Start guests b00..b(n-1), pipelined, and wait for every reply. */
-static void start_all(struct t_ctl *c, int n)
+/* Start (or another verb) guests 0..n-1, pipelined, and wait for every
+ * reply; seconds. */
+static double all_do(struct t_ctl *c, const char *verb, int n)
 {
 	char name[32];
-	long long ids[64];
+	long long *ids = calloc((size_t)n, sizeof(long long));
+	double t0 = t_now();
 	for (int i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "b%02d", i);
-		ids[i] = t_ctl_send(c, "start", json_pack("{s:s}", "name", name));
+		guest_name(name, sizeof(name), i, n);
+		ids[i] = t_ctl_send(c, verb, json_pack("{s:s}", "name", name));
 	}
-	for (int i = 0; i < n; i++)
-		json_decref(t_ctl_reply(c, ids[i], 60000));
+	for (int i = 0; i < n; i++) {
+		json_t *r = t_ctl_reply(c, ids[i], 120000);
+		if (!json_object_get(r, "return"))
+			fprintf(stderr, "qsup-bench: %s: %s\n", verb, r ? json_dumps(r, 0) : "no reply");
+		json_decref(r);
+	}
+	free(ids);
+	return t_now() - t0;
+}
+
+static void start_all(struct t_ctl *c, int n)
+{
+	all_do(c, "start", n);
 }
 
 /* ---- rss ---- */
 
-
 static void bench_rss(void)
 {
 	int counts[] = { 0, 10, 50 };
-	printf("qsupd RSS (firmware-only guests, -m 16); anon = qsupd's own, the rest\n"
+	printf("qsupd RSS (halting guests, -m 16); anon = qsupd's own, the rest\n"
 	       "is shared library text:\n");
 	for (size_t k = 0; k < 3; k++) {
 		struct t_daemon d;
 		struct t_ctl c;
-		start_daemon(&d, &c, counts[k]);
+		start_daemon(&d, &c, counts[k], true);
 		start_all(&c, counts[k]);
 		json_decref(t_ctl_call(&c, "list", NULL, 5000));
 		usleep(1500 * 1000);    /* at rest: qsupd trims its heap 1 s after activity */
@@ -309,32 +431,16 @@ static double median_of(double *v, int n)
 	return pct(v, n, 0.5);
 }
 
-/* argv of guest name, as start would run it (NULL-terminated, malloc'd). */
-static char **guest_argv(struct t_ctl *c, const char *name)
-{
-	json_t *r = t_ctl_call(c, "argv", json_pack("{s:s}", "name", name), 5000);
-	json_t *av = json_object_get(json_object_get(r, "return"), "argv");
-	char **argv = calloc(json_array_size(av) + 1, sizeof(char *));
-	for (size_t i = 0; i < json_array_size(av); i++)
-		argv[i] = strdup(json_string_value(json_array_get(av, i)));
-	json_decref(r);
-	return argv;
-}
-
-static void free_argv(char **argv)
-{
-	for (size_t i = 0; argv[i]; i++)
-		free(argv[i]);
-	free(argv);
-}
-
 static void bench_restart(int runs)
 {
 	struct t_daemon d;
 	struct t_ctl c, ev;
+	char rom[600], text[1024];
 	if (t_daemon_init(&d) < 0)
 		fail("temp dir", NULL);
-	t_daemon_profile(&d, "b00", PROFILE "[restart]\ndelay = 0\nburst = 1000\n");
+	halt_rom(&d, rom, sizeof(rom));
+	snprintf(text, sizeof(text), PROFILE "bios = %s\n[restart]\ndelay = 0\nburst = 1000\n", rom);
+	t_daemon_profile(&d, "b00", text);
 	if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0 || t_ctl_open(&ev, d.sock) < 0)
 		fail("qsupd did not start", &d);
 	json_decref(t_ctl_call(&ev, "subscribe", NULL, 5000));
@@ -343,7 +449,7 @@ static void bench_restart(int runs)
 	json_decref(s0);
 	json_decref(t_ctl_wait_state(&ev, "b00", "running", 5000));
 	double *v = calloc((size_t)runs, sizeof(double)), *raw = calloc((size_t)runs, sizeof(double));
-	char **argv = guest_argv(&c, "b00");
+	struct cmd cmd = guest_cmd(&c, "b00");
 	for (int i = 0; i < runs; i++) {
 		json_t *s = t_ctl_do(&c, "status", "b00", 5000, NULL);
 		pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
@@ -355,14 +461,16 @@ static void bench_restart(int runs)
 		if (!e)
 			fail("no restart", &d);
 		json_decref(e);
-		raw[i] = raw_start(argv, d.dir);
+		/* the restarted guest halts: the raw start below has the CPU */
+		raw[i] = raw_start(&cmd, d.dir);
 	}
 	double mv = median_of(v, runs), mr = median_of(raw, runs);
-	printf("kill -9 of QEMU until running again (delay 0), median of %d:\n", runs);
+	printf("kill -9 of QEMU until running again (delay 0; halting guest), median of %d, "
+	       "interleaved:\n", runs);
 	printf("  qsupd restart                 %8.1f ms\n", mv * 1e3);
 	printf("  raw QEMU start, same argv     %8.1f ms\n", mr * 1e3);
 	printf("  ratio                         %8.3f\n", mv / mr);
-	free_argv(argv);
+	cmd_free(&cmd);
 	free(v);
 	free(raw);
 	t_ctl_close(&c);
@@ -385,23 +493,88 @@ static bool all_running(struct t_ctl *c, int n)
 	return up == n;
 }
 
-static void bench_readopt(void)
+struct floor_conn { int ready, done; };
+
+static void floor_status(struct qmp_client *c, const struct qmp_result *r, void *arg)
 {
-	int counts[] = { 10, 50 };
-	printf("qsupd start until every guest is running again (re-adopted):\n");
-	for (size_t k = 0; k < 2; k++) {
+	(void)c;
+	(void)r;
+	((struct floor_conn *)arg)->done = 1;
+}
+
+static void floor_ready(struct qmp_client *c, int status)
+{
+	struct floor_conn *f = qmp_client_data(c);
+	f->ready = 1;
+	if (status == 0)
+		qmp_client_execute(c, "query-status", NULL, 0, floor_status, f);
+	else
+		f->done = 1;
+}
+
+static const struct qmp_callbacks floor_cbs = { .ready = floor_ready };
+
+struct floor { struct floor_conn *f; int n; };
+
+static int floor_done(void *arg)
+{
+	struct floor *fl = arg;
+	for (int i = 0; i < fl->n; i++)
+		if (!fl->f[i].done)
+			return 0;
+	return 1;
+}
+
+/* The reconnect floor: QMP to every guest's QEMU at once, negotiated,
+ * one query-status each, as re-adoption needs at least; seconds. */
+static double reconnect_floor(struct t_daemon *d, int n)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct floor fl = { calloc((size_t)n, sizeof(struct floor_conn)), n };
+	struct qmp_client **cs = calloc((size_t)n, sizeof(*cs));
+	char name[32], path[700];
+	double t0 = t_now();
+	for (int i = 0; i < n; i++) {
+		guest_name(name, sizeof(name), i, n);
+		snprintf(path, sizeof(path), "%s/%s/qmp.sock", d->run, name);
+		cs[i] = qmp_client_new(&loop, &floor_cbs, &fl.f[i]);
+		qmp_client_connect(cs[i], path);
+	}
+	t_run_until(&loop, floor_done, &fl, 30000);
+	double dt = t_now() - t0;
+	for (int i = 0; i < n; i++)
+		qmp_client_close(cs[i]);
+	t_loop_finish(&loop);
+	free(cs);
+	free(fl.f);
+	return dt;
+}
+
+static void bench_readopt(int big)
+{
+	int counts[] = { 10, 50, big };
+	printf("re-adoption after SIGKILL of qsupd (halting guests): qsupd start until\n"
+	       "every guest is running again, against the reconnect floor (QMP to every\n"
+	       "QEMU at once, one query-status each), measured in the same run:\n");
+	for (size_t k = 0; k < 3; k++) {
 		struct t_daemon d;
 		struct t_ctl c;
-		start_daemon(&d, &c, counts[k]);
+		if (counts[k] <= 0)
+			continue;
+		start_daemon(&d, &c, counts[k], true);
 		start_all(&c, counts[k]);
 		t_ctl_close(&c);
 		t_daemon_kill9(&d);
+		double fl = reconnect_floor(&d, counts[k]);
 		double t0 = t_now();
 		if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0)
 			fail("qsupd did not start again", &d);
 		while (!all_running(&c, counts[k]) && t_now() - t0 < 60)
 			usleep(2000);
-		printf("  %2d guests: %8.1f ms\n", counts[k], (t_now() - t0) * 1e3);
+		double dt = t_now() - t0;
+		printf("  %3d guests: qsupd %8.1f ms, floor %8.1f ms, ratio %6.2f  (goal <= 1.3)\n",
+		       counts[k], dt * 1e3, fl * 1e3, dt / fl);
 		t_ctl_close(&c);
 		t_daemon_cleanup(&d);
 	}
@@ -469,6 +642,206 @@ static void bench_hotplug(int runs)
 	t_daemon_cleanup(&d);
 }
 
+/* ---- scale ---- */
+
+/* Raw QEMU for guests 0..n-1 (cmds), sequential (each until cont before
+ * the next) or all at once; seconds until the last cont returned. */
+static double raw_many(struct cmd *cmds, int n, bool parallel, const char *dir)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct raw *w = calloc((size_t)n, sizeof(*w));
+	double t0 = t_now();
+	for (int i = 0; i < n; i++) {
+		raw_spawn(&loop, &w[i], &cmds[i], dir, i, &raw_cbs);
+		if (!parallel)
+			t_run_until_flag(&loop, &w[i].cont_done, 20000);
+	}
+	for (int i = 0; i < n; i++)
+		t_run_until_flag(&loop, &w[i].cont_done, 60000);
+	double dt = t_now() - t0;
+	for (int i = 0; i < n; i++)
+		raw_reap(&loop, &w[i]);
+	t_loop_finish(&loop);
+	free(w);
+	return dt;
+}
+
+/* qsupd's starts of guests 0..n-1, sequential (each reply before the next
+ * request) or pipelined on one connection; seconds. */
+static double qsup_many(struct t_ctl *c, int n, bool parallel)
+{
+	char name[32];
+	if (parallel)
+		return all_do(c, "start", n);
+	double t0 = t_now();
+	for (int i = 0; i < n; i++) {
+		guest_name(name, sizeof(name), i, n);
+		json_t *r = t_ctl_do(c, "start", name, 60000, NULL);
+		if (!r)
+			fail("start failed", NULL);
+		json_decref(r);
+	}
+	return t_now() - t0;
+}
+
+/* p50 and p99 of a verb's round trip over one connection, cycling through
+ * the guests (NULL name: no arguments). */
+static void verb_latency(struct t_ctl *c, const char *verb, int guests, int n, bool named)
+{
+	double *lat = calloc((size_t)n, sizeof(double));
+	char name[32];
+	for (int i = 0; i < n; i++) {
+		guest_name(name, sizeof(name), i % guests, guests);
+		double t0 = t_now();
+		json_t *r = t_ctl_call(c, verb, named ? json_pack("{s:s}", "name", name) : NULL, 5000);
+		lat[i] = t_now() - t0;
+		if (!json_object_get(r, "return"))
+			fail(verb, NULL);
+		json_decref(r);
+	}
+	double p50 = pct(lat, n, 0.5), p99 = pct(lat, n, 0.99);
+	printf("  %-6s over the socket, %d calls: p50 %7.3f ms, p99 %7.3f ms", verb, n,
+	       p50 * 1e3, p99 * 1e3);
+	free(lat);
+	if (!strcmp(verb, "list"))
+		printf("  (goal p99 <= 5 ms)\n");
+	else
+		printf("  (goal p99 <= 1 ms)\n");
+}
+
+/* 10 subscribers while all guests pause, then resume (pipelined on another
+ * connection): the GUEST_STATE events each gets, and the longest time from
+ * a request's send to an event about its guest reaching a subscriber. */
+static void fanout(struct t_daemon *d, struct t_ctl *c, int n)
+{
+	enum { SUBS = 10 };
+	struct t_ctl sub[SUBS];
+	for (int i = 0; i < SUBS; i++) {
+		if (t_ctl_open(&sub[i], d->sock) < 0)
+			fail("subscriber connect", d);
+		json_decref(t_ctl_call(&sub[i], "subscribe", NULL, 5000));
+	}
+	double *sent = calloc((size_t)n * 2, sizeof(double));
+	int got[SUBS] = { 0 };
+	double worst[SUBS] = { 0 };
+	long long *ids = calloc((size_t)n * 2, sizeof(long long));
+	char name[32];
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < n; i++) {
+			guest_name(name, sizeof(name), i, n);
+			sent[round * n + i] = t_now();
+			ids[round * n + i] = t_ctl_send(c, round ? "resume" : "pause",
+			                                json_pack("{s:s}", "name", name));
+		}
+	/* Events: paused and running for each guest (2n), read round-robin. */
+	double t0 = t_now();
+	int total = 0;
+	while (total < SUBS * 2 * n && t_now() - t0 < 60) {
+		struct pollfd pf[SUBS];
+		for (int s = 0; s < SUBS; s++)
+			pf[s] = (struct pollfd){ .fd = sub[s].fd, .events = POLLIN };
+		bool buffered = false;
+		for (int s = 0; s < SUBS; s++)
+			buffered |= sub[s].len && memchr(sub[s].buf, '\n', sub[s].len);
+		if (!buffered && poll(pf, SUBS, 100) <= 0)
+			continue;
+		for (int s = 0; s < SUBS; s++) {
+			if (!(pf[s].revents & POLLIN) &&
+			    !(sub[s].len && memchr(sub[s].buf, '\n', sub[s].len)))
+				continue;
+			json_t *m = t_ctl_next(&sub[s], 1);
+			if (!m)
+				continue;
+			const char *ev = json_string_value(json_object_get(m, "event"));
+			json_t *data = json_object_get(m, "data");
+			const char *st = json_string_value(json_object_get(data, "state"));
+			const char *gn = json_string_value(json_object_get(data, "name"));
+			if (ev && !strcmp(ev, "GUEST_STATE") && st && gn &&
+			    (!strcmp(st, "paused") || !strcmp(st, "running"))) {
+				int idx = atoi(gn + 1);
+				double lat = t_now() - sent[(!strcmp(st, "running") ? n : 0) + idx];
+				if (lat > worst[s])
+					worst[s] = lat;
+				got[s]++;
+				total++;
+			}
+			json_decref(m);
+		}
+	}
+	for (int i = 0; i < 2 * n; i++)
+		json_decref(t_ctl_reply(c, ids[i], 60000));
+	int minc = got[0], maxc = got[0];
+	double maxl = 0;
+	for (int s = 0; s < SUBS; s++) {
+		minc = got[s] < minc ? got[s] : minc;
+		maxc = got[s] > maxc ? got[s] : maxc;
+		maxl = worst[s] > maxl ? worst[s] : maxl;
+	}
+	printf("  event fan-out, %d subscribers, %d pauses then %d resumes pipelined:\n"
+	       "    events per subscriber min %d max %d (expected %d each), "
+	       "longest request-to-event %.1f ms\n", SUBS, n, n, minc, maxc, 2 * n, maxl * 1e3);
+	for (int s = 0; s < SUBS; s++)
+		t_ctl_close(&sub[s]);
+	free(sent);
+	free(ids);
+}
+
+static void bench_scale(int n, int runs)
+{
+	struct t_daemon d;
+	struct t_ctl c;
+	char name[32];
+	start_daemon(&d, &c, n, true);
+	struct cmd *cmds = calloc((size_t)n, sizeof(*cmds));
+	for (int i = 0; i < n; i++) {
+		guest_name(name, sizeof(name), i, n);
+		cmds[i] = guest_cmd(&c, name);
+	}
+	double *qs = calloc((size_t)runs, sizeof(double)), *rs = calloc((size_t)runs, sizeof(double));
+	double *qp = calloc((size_t)runs, sizeof(double)), *rp = calloc((size_t)runs, sizeof(double));
+	printf("%d halting guests (-m 16, cli; hlt ROM):\n", n);
+	for (int r = 0; r < runs; r++) {
+		qs[r] = qsup_many(&c, n, false);
+		if (r == 0) {
+			guest_name(name, sizeof(name), 0, n);
+			json_t *s = t_ctl_do(&c, "status", name, 5000, NULL);
+			learn_identity(s);
+			json_decref(s);
+		}
+		all_do(&c, "kill", n);
+		rs[r] = raw_many(cmds, n, false, d.dir);
+		qp[r] = qsup_many(&c, n, true);
+		all_do(&c, "kill", n);
+		rp[r] = raw_many(cmds, n, true, d.dir);
+	}
+	double mqs = pct(qs, runs, 0.5), mrs = pct(rs, runs, 0.5);
+	double mqp = pct(qp, runs, 0.5), mrp = pct(rp, runs, 0.5);
+	printf("  %d sequential starts, median of %d: qsupd %8.1f ms, raw %8.1f ms, ratio %.3f"
+	       "  (goal <= 1.05)\n", n, runs, mqs * 1e3, mrs * 1e3, mqs / mrs);
+	printf("  %d parallel starts,   median of %d: qsupd %8.1f ms, raw %8.1f ms, ratio %.3f"
+	       "  (goal <= 1.05)\n", n, runs, mqp * 1e3, mrp * 1e3, mqp / mrp);
+	start_all(&c, n);
+	if (!all_running(&c, n))
+		fail("not every guest is running", &d);
+	json_decref(t_ctl_call(&c, "list", NULL, 5000));
+	usleep(1500 * 1000);    /* at rest: qsupd trims its heap 1 s after activity */
+	printf("  qsupd RSS %ld KiB, anon %ld KiB  (goal <= 8192 KiB)\n", t_rss_kib(d.pid),
+	       t_status_kib(d.pid, "RssAnon"));
+	verb_latency(&c, "list", n, 1000, false);
+	verb_latency(&c, "status", n, 4000, true);
+	fanout(&d, &c, n);
+	for (int i = 0; i < n; i++)
+		cmd_free(&cmds[i]);
+	free(cmds);
+	free(qs);
+	free(rs);
+	free(qp);
+	free(rp);
+	t_ctl_close(&c);
+	t_daemon_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
@@ -483,12 +856,14 @@ int main(int argc, char **argv)
 	else if (strcmp(what, "restart") == 0)
 		bench_restart(n > 0 ? n : 20);
 	else if (strcmp(what, "readopt") == 0)
-		bench_readopt();
+		bench_readopt(n);
+	else if (strcmp(what, "scale") == 0)
+		bench_scale(n > 0 ? n : 200, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 3);
 	else if (strcmp(what, "hotplug") == 0)
 		bench_hotplug(n > 0 ? n : 20);
 	else {
 		fprintf(stderr, "usage: qsup-bench start [RUNS] | rpc [GUESTS] | rss | "
-		        "restart [RUNS] | readopt | hotplug [RUNS]\n");
+		        "restart [RUNS] | readopt [GUESTS] | hotplug [RUNS] | scale [GUESTS [RUNS]]\n");
 		return 2;
 	}
 	return 0;
