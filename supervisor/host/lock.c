@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "argv.h"
@@ -63,6 +64,13 @@ int sv_rundir_lock(const char *run_dir, struct sv_error *err)
 	int holder = 0;
 	snprintf(path, sizeof(path), "%s/qsupd.lock", run_dir);
 	int fd = take(path, &holder);
+	/* A qsupd killed while it was spawning leaves, for a few ms, a forked
+	 * child that shares the lock until it execs: a lock whose holder has
+	 * died is waited for (at startup, before the loop runs), up to 3 s. */
+	for (int i = 0; fd == -EWOULDBLOCK && holder > 0 && !sv_pid_alive(holder) && i < 150; i++) {
+		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+		fd = take(path, &holder);
+	}
 	if (fd == -EWOULDBLOCK)
 		return sv_error_set(err, -EBUSY, "another qsupd (pid %d) owns %s", holder, run_dir);
 	if (fd < 0)

@@ -26,6 +26,9 @@ bool sv_proc_is_guest(int pid, const char *name);
  * out. Returns false when there is none. */
 bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size);
 
+/* True when pid is a live process (not gone, not a zombie). */
+bool sv_pid_alive(int pid);
+
 /* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters: a UUID)
  * into buf (at least 37 bytes). path NULL: that file. Returns 0, or a
  * negative errno (-EBADMSG: not a boot id). */
