@@ -198,7 +198,7 @@ void sv_guest_log_status(struct sv_guest *g, json_t *st)
 	char path[4200];
 	bool bad = g->state == SV_FAILED || g->last_exit == SV_EXIT_CRASH ||
 	           g->last_exit == SV_EXIT_PANIC || g->last_exit == SV_EXIT_START_FAILURE ||
-	           g->last_exit == SV_EXIT_INCOMING;
+	           g->last_exit == SV_EXIT_INCOMING || g->last_exit == SV_EXIT_INTERNAL_ERROR;
 	if (sv_guest_log_path(g, path, sizeof(path)) == 0)
 		json_object_set_new(st, "log", json_string(path));
 	if (bad && !sv_guest_active(g) && !g->prepping && json_array_size(g->last_tail))

@@ -125,6 +125,12 @@ static void test_internal_error_is_a_crash(void **state)
 	assert_string_equal(str(s, "state"), "stopped");
 	assert_string_equal(str(s, "last_exit"), "internal-error");
 	assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 0);
+	/* status shows what QEMU said about it (the last run's log tail) */
+	json_t *tail = json_object_get(s, "log_tail");
+	if (json_array_size(tail) == 0)
+		fail_msg("no log_tail in the status of a guest ended by an internal error");
+	printf("# note: never: log tail ends with: %s\n",
+	       json_string_value(json_array_get(tail, json_array_size(tail) - 1)));
 	json_decref(s);
 	assert_false(t_pid_alive(never_pid));
 
