@@ -122,6 +122,7 @@ void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wai
 	w->kind = kind;
 	w->next = g->waiters;
 	g->waiters = w;
+	sv_guest_probe_kick(g);   /* someone waits on QEMU now */
 }
 
 /* Answer the waiters of kind: with the status when ok, else with an error
@@ -317,7 +318,9 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
 		qmp_client_close(g->qmp);
 		g->qmp = NULL;
+		return;
 	}
+	sv_guest_probe_kick(g);
 }
 
 /* ---- process exit ---- */
@@ -653,6 +656,7 @@ static int qmp_op(struct sv_guest *g, const char *cmd, json_t *args, struct qmp_
 		free(op);
 		return sv_error_set(err, rc, "%s: %s", cmd, qmp_strerror(rc));
 	}
+	sv_guest_probe_kick(g);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* One QMP step (step.h). */
 #include <stdlib.h>
 
+#include "guest_int.h"
 #include "step.h"
 
 struct step {
@@ -39,6 +40,8 @@ void sv_step(struct qmp_client *qmp, const struct sv_step_kind *kind, const char
 			             : qmp_client_execute(qmp, cmd, args, 0, on_step, s);
 	}
 	json_decref(args);
+	if (rc == 0)   /* the probe comes sooner while the reply is due */
+		sv_guest_probe_kick(qmp_client_data(qmp));
 	if (rc < 0) {
 		free(s);
 		struct qmp_result r = { .status = rc };
