@@ -67,6 +67,24 @@ static double cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Context switches of pid so far (voluntary + not): each is a wakeup of an
+ * otherwise sleeping process, counted finer than CPU ticks. -1: gone. */
+static long switches(pid_t pid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	long n = 0, v;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+		    sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+			n += v;
+	fclose(f);
+	return n;
+}
+
 static double cpu_sum(const pid_t *pids, int n)
 {
 	double s = 0;
@@ -84,7 +102,7 @@ static const char *profile = DEFAULT_PROFILE;
 /* ---- qsup ---- */
 
 static void run_qsup(char ***argvs, uid_t *uid, gid_t *gid, double *qsupd_cpu,
-                     double *qemu_cpu)
+                     double *qemu_cpu, long *qsupd_wakeups)
 {
 	struct t_daemon d;
 	struct t_ctl c;
@@ -127,7 +145,9 @@ static void run_qsup(char ***argvs, uid_t *uid, gid_t *gid, double *qsupd_cpu,
 	t_ctl_close(&c);          /* nobody waits on any guest: all idle */
 	sleep(3);                 /* past start-up's last wakeups */
 	double d0 = cpu_s(d.pid), q0 = cpu_sum(pids, nguests);
+	long w0 = switches(d.pid);
 	sleep((unsigned)seconds);
+	*qsupd_wakeups = switches(d.pid) - w0;
 	*qsupd_cpu = cpu_s(d.pid) - d0;
 	*qemu_cpu = cpu_sum(pids, nguests) - q0;
 	t_daemon_cleanup(&d);
@@ -290,11 +310,12 @@ int main(int argc, char **argv)
 	uid_t uid = 0;
 	gid_t gid = 0;
 	double qsupd_cpu, qemu_cpu, floor_cpu, probed_cpu;
+	long wakeups;
 	printf("%d idle guests (%s; %s), CPU seconds over %d s:\n", nguests,
 	       p && *p ? "QSUP_BENCH_PROFILE" : "firmware only, -m 16",
 	       pause_guests ? "paused once running" : "left running", seconds);
 	fflush(stdout);
-	run_qsup(argvs, &uid, &gid, &qsupd_cpu, &qemu_cpu);
+	run_qsup(argvs, &uid, &gid, &qsupd_cpu, &qemu_cpu, &wakeups);
 	char dir[] = "/tmp/qsup-idle-XXXXXX";
 	if (!mkdtemp(dir))
 		die("temp dir", NULL);
@@ -306,6 +327,8 @@ int main(int argc, char **argv)
 	       probed_cpu);
 	printf("  qsup                      qsupd %7.3f  QEMUs %7.3f  all %7.3f\n",
 	       qsupd_cpu, qemu_cpu, qsup);
+	printf("  qsupd woke %ld times (context switches): %.1f per guest per minute\n",
+	       wakeups, (double)wakeups * per_min / nguests);
 	printf("  qsup over the floor, per minute: %.3f CPU s (goal <= 0.1 for 50 guests, "
 	       "QEMUs included)\n", (qsup - floor_cpu) * per_min);
 	printf("  qsup in all, per minute:         %.3f CPU s\n", qsup * per_min);
