@@ -23,8 +23,10 @@ static void step_end(const struct sv_step_kind *kind, sv_step_fn fn, void *ctx,
 static void on_step(struct qmp_client *c, const struct qmp_result *r, void *arg)
 {
 	struct step s = *(struct step *)arg;
-	(void)c;
 	free(arg);
+	/* No reply by its deadline: QEMU hangs, whatever the probe says yet. */
+	if (r->status == UV_ETIMEDOUT)
+		sv_guest_set_unresponsive(qmp_client_data(c), true);
 	step_end(s.kind, s.fn, s.ctx, r);
 }
 
