@@ -400,6 +400,10 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
+	/* No QEMU, no health to watch: the next one starts afresh. */
+	uv_timer_stop(&g->probe);
+	g->unresponsive = false;
+	g->probe_done = g->probe_busy_since = 0;
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->qemu_gone)

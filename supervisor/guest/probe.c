@@ -130,10 +130,14 @@ static void on_probe(uv_timer_t *t)
 		/* The draw the timer was armed with: due now unless QEMU spoke
 		 * (or a wait began) since, which puts the probe off. */
 		struct sv_probe_in in = probe_input(g);
-		if (sv_probe_due_in(&in) == 0 &&
-		    qmp_client_execute(g->qmp, "query-status", NULL, SV_PROBE_DEADLINE_MS,
-		                       on_probe_reply, g) == 0) {
-			g->probing = true;
+		if (sv_probe_due_in(&in) == 0) {
+			if (qmp_client_execute(g->qmp, "query-status", NULL, SV_PROBE_DEADLINE_MS,
+			                       on_probe_reply, g) == 0) {
+				g->probing = true;
+				return;
+			}
+			/* Not sent (out of memory): try again later, not at once. */
+			uv_timer_start(&g->probe, on_probe, SV_PROBE_BUSY_MS, 0);
 			return;
 		}
 	}

@@ -490,6 +490,9 @@ static void test_hung_qemu(void **state)
 	printf("# note: stop --force of a stopped QEMU took %.1f s\n", t_now() - t0);
 	json_decref(r);
 	assert_false(t_pid_alive(pid));
+	s = status(x, "hung");   /* no QEMU: nothing is unresponsive */
+	assert_false(json_is_true(json_object_get(s, "unresponsive")));
+	json_decref(s);
 
 	pid = pid_of(x, "fine");
 	kill(pid, SIGSTOP);
