@@ -12,11 +12,13 @@
  *   qsup-idle [GUESTS [SECONDS]]     (default 50 guests, 60 s)
  *
  * The guests: QSUP_BENCH_PROFILE is the profile text of every guest
- * (default: firmware only, -m 16, KVM when usable). SeaBIOS with no boot
+ * (default: -m 16, KVM when usable, and the cli; hlt BIOS that
+ * bench/halt-rom.sh makes where the tree has it, else SeaBIOS). SeaBIOS with no boot
  * device does not halt for good (its timer wakes the vCPU 18 times a
- * second), so by default every guest is paused once running: a paused
+ * second), so with it every guest is paused once running: a paused
  * QEMU's vCPU costs nothing, its monitor answers as usual. With a profile
- * whose guest halts (a `cli; hlt` ROM), set QSUP_BENCH_PAUSE=0.
+ * whose guest halts (the ROM, or QSUP_BENCH_PROFILE's), the guests are left
+ * running.
  * QSUP_BENCH_PAUSE=1 or 0 overrides either default.
  *
  * Prints figures; asserts nothing. Machines shared with other work give
@@ -38,6 +40,7 @@
 
 #define DEFAULT_PROFILE "[guest]\nmemory = 16M\naccel = kvm:tcg\nhotplug-slots = 0\n"
 #define MAXG 256
+#define RAW_MAXFD 32
 
 static void die(const char *what, struct t_daemon *d)
 {
@@ -152,6 +155,7 @@ static long switches(pid_t pid)
 }
 
 static int nguests = 50, seconds = 60, pause_guests = 1;
+static json_t *guest_fds[MAXG];   /* the argv verb's "fds": files at fd numbers */
 static const char *profile = DEFAULT_PROFILE;
 
 /* ---- qsup ---- */
@@ -193,6 +197,7 @@ static void run_qsup(char ***argvs, uid_t *uid, gid_t *gid, struct cpu *qsupd_cp
 		argvs[i] = calloc(json_array_size(av) + 1, sizeof(char *));
 		for (size_t k = 0; k < json_array_size(av); k++)
 			argvs[i][k] = strdup(json_string_value(json_array_get(av, k)));
+		guest_fds[i] = json_incref(json_object_get(json_object_get(r, "return"), "fds"));
 		json_decref(r);
 		if (pause_guests)
 			json_decref(t_ctl_do(&c, "pause", name, 10000, NULL));
@@ -285,14 +290,41 @@ static void run_raw(char ***argvs, uid_t uid, gid_t gid, const char *dir, int pr
 		int qfd = listen_at(qpath), sfd = listen_at(spath);
 		if (qfd < 0 || sfd < 0)
 			die("raw sockets", NULL);
-		uv_stdio_container_t stdio[5] = {
-			{ .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = null },
-			{ .flags = UV_INHERIT_FD, .data.fd = null },
-			{ .flags = UV_INHERIT_FD, .data.fd = qfd },
-			{ .flags = UV_INHERIT_FD, .data.fd = sfd },
-		};
+		/* fds 3 and 4: the sockets; above: the files the argv names
+		 * (firmware, a bios), opened as qsupd opens them. */
+		uv_stdio_container_t stdio[RAW_MAXFD];
+		int opened[RAW_MAXFD], n = 5;
+		for (int k = 0; k < RAW_MAXFD; k++) {
+			stdio[k].flags = UV_IGNORE;
+			opened[k] = -1;
+		}
+		stdio[1] = (uv_stdio_container_t){ .flags = UV_INHERIT_FD, .data.fd = null };
+		stdio[2] = stdio[1];
+		opened[3] = qfd;
+		opened[4] = sfd;
+		size_t fi;
+		json_t *f;
+		json_array_foreach(guest_fds[i], fi, f) {
+			int fd = (int)json_integer_value(json_object_get(f, "fd"));
+			const char *mode = json_string_value(json_object_get(f, "mode"));
+			const char *path = json_string_value(json_object_get(f, "path"));
+			int fl = !mode || !strcmp(mode, "read-only") ? O_RDONLY
+			         : !strcmp(mode, "append") ? O_WRONLY | O_APPEND : O_RDWR;
+			if (fd < 5 || fd >= RAW_MAXFD || !path)
+				die("raw QEMU: an fd this bench cannot pass", NULL);
+			if (fl & O_APPEND)
+				path = "/dev/null";   /* a log: not the guest's */
+			if ((opened[fd] = open(path, fl | O_CLOEXEC)) < 0)
+				die("raw QEMU: a file of the argv cannot be opened", NULL);
+			if (fd + 1 > n)
+				n = fd + 1;
+		}
+		for (int k = 3; k < n; k++)
+			if (opened[k] >= 0)
+				stdio[k] = (uv_stdio_container_t){ .flags = UV_INHERIT_FD,
+				                                   .data.fd = opened[k] };
 		uv_process_options_t o = { .exit_cb = raw_exit, .file = argvs[i][0],
-		                           .args = argvs[i], .stdio = stdio, .stdio_count = 5,
+		                           .args = argvs[i], .stdio = stdio, .stdio_count = n,
 		                           .cwd = "/" };
 		if (uid) {
 			o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
@@ -303,8 +335,9 @@ static void run_raw(char ***argvs, uid_t uid, gid_t gid, const char *dir, int pr
 		if (uv_spawn(&loop, &r[i].proc, &o) < 0)
 			die("spawn raw QEMU", NULL);
 		pids[i] = r[i].proc.pid;
-		close(qfd);
-		close(sfd);
+		for (int k = 3; k < n; k++)
+			if (opened[k] >= 0)
+				close(opened[k]);
 		r[i].qmp = qmp_client_new(&loop, &raw_cbs, &r[i]);
 		qmp_client_connect(r[i].qmp, qpath);
 	}
@@ -352,10 +385,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: qsup-idle [GUESTS (1-%d) [SECONDS]]\n", MAXG);
 		return 2;
 	}
-	const char *p = getenv("QSUP_BENCH_PROFILE");
+	char dir[] = "/tmp/qsup-idle-XXXXXX";
+	if (!mkdtemp(dir))
+		die("temp dir", NULL);
+	const char *p = getenv("QSUP_BENCH_PROFILE"), *what = "firmware only, -m 16";
+	char script[600], rom[300], text[1024], out[512];
+	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
+	snprintf(rom, sizeof(rom), "%s/halt.rom", dir);
 	if (p && *p) {
 		profile = p;
 		pause_guests = 0;
+		what = "QSUP_BENCH_PROFILE";
+	} else if (access(script, R_OK) == 0) {
+		/* A cli; hlt BIOS where the source tree has its maker: halting
+		 * guests that may stay running. */
+		const char *const av[] = { "/bin/sh", script, rom, NULL };
+		if (t_run_capture(av, out, sizeof(out), 10000) != 0)
+			die("bench/halt-rom.sh failed", NULL);
+		snprintf(text, sizeof(text), "%sbios = %s\n", DEFAULT_PROFILE, rom);
+		profile = text;
+		pause_guests = 0;
+		what = "-m 16, the cli; hlt ROM of bench/halt-rom.sh";
 	}
 	const char *pz = getenv("QSUP_BENCH_PAUSE");
 	if (pz && *pz)
@@ -367,14 +417,12 @@ int main(int argc, char **argv)
 	struct cpu qsupd_cpu, qemu_cpu, floor_cpu, probed_cpu;
 	long wakeups;
 	printf("%d idle guests (%s; %s), CPU seconds over %d s:\n", nguests,
-	       p && *p ? "QSUP_BENCH_PROFILE" : "firmware only, -m 16",
+	       what,
 	       pause_guests ? "paused once running" : "left running", seconds);
 	fflush(stdout);
 	run_qsup(argvs, &uid, &gid, &qsupd_cpu, &qemu_cpu, &wakeups);
-	char dir[] = "/tmp/qsup-idle-XXXXXX";
-	if (!mkdtemp(dir))
-		die("temp dir", NULL);
 	run_raw(argvs, uid, gid, dir, 2000, &floor_cpu, &probed_cpu);
+	unlink(rom);
 	rmdir(dir);
 	double per_min = 60.0 / seconds;
 	printf("  (ticks: utime + stime, 10 ms each; sched: the scheduler's ns count)\n");
@@ -399,6 +447,7 @@ int main(int argc, char **argv)
 		for (size_t k = 0; argvs[i] && argvs[i][k]; k++)
 			free(argvs[i][k]);
 		free(argvs[i]);
+		json_decref(guest_fds[i]);
 	}
 	free(argvs);
 	return 0;
