@@ -155,6 +155,12 @@ void qmp_client_set_debug(struct qmp_client *c, int on);
 /* Number of commands sent and still waiting for a reply. */
 size_t qmp_client_pending(const struct qmp_client *c);
 
+/* When the peer last sent a message (the greeting, any reply, a late one
+ * included, or an event), in uv_now() milliseconds of the client's loop; 0
+ * before the first. A caller that watches the peer's health can take any
+ * message as proof of life instead of asking. */
+uint64_t qmp_client_last_input(const struct qmp_client *c);
+
 /* Set the default command deadline (also used for negotiation) and the line
  * cap. Call before connecting. 0 keeps the current value. */
 void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line);

@@ -82,6 +82,7 @@ struct qmp_client {
 	struct pending *pending; /* oldest first */
 	struct pending *pending_tail;
 	size_t npending;
+	uint64_t last_input;     /* uv_now() of the last message read; 0: none */
 
 	struct outmsg *outq, *outq_tail;
 	int writes_in_flight;
@@ -150,6 +151,7 @@ json_t *qmp_client_greeting(const struct qmp_client *c) { return c->greeting; }
 int qmp_client_version(const struct qmp_client *c) { return c->version; }
 int qmp_client_is_ready(const struct qmp_client *c) { return c->state == ST_READY; }
 size_t qmp_client_pending(const struct qmp_client *c) { return c->npending; }
+uint64_t qmp_client_last_input(const struct qmp_client *c) { return c->last_input; }
 void qmp_client_set_debug(struct qmp_client *c, int on) { c->debug = on; }
 
 void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line)
@@ -536,6 +538,7 @@ static int on_message(json_t *msg, void *arg)
 	struct qmp_client *c = arg;
 	enum qmp_msg_kind kind = qmp_msg_kind(msg);
 
+	c->last_input = uv_now(c->loop);
 	if (c->debug) {
 		char *s = json_dumps(msg, JSON_COMPACT);
 		client_log(c, QMP_LOG_DEBUG, "<- %s", s ? s : "?");

@@ -122,6 +122,7 @@ void sv_guest_add_waiter(struct sv_guest *g, struct sv_request *req, enum sv_wai
 	w->kind = kind;
 	w->next = g->waiters;
 	g->waiters = w;
+	sv_guest_probe_kick(g);   /* someone waits on QEMU now */
 }
 
 /* Answer the waiters of kind: with the status when ok, else with an error
@@ -317,7 +318,9 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
 		qmp_client_close(g->qmp);
 		g->qmp = NULL;
+		return;
 	}
+	sv_guest_probe_kick(g);
 }
 
 /* ---- process exit ---- */
@@ -397,6 +400,10 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	sv_adopted_release(g);
 	if (g->qmp)
 		qmp_client_close(g->qmp);
+	/* No QEMU, no health to watch: the next one starts afresh. */
+	uv_timer_stop(&g->probe);
+	g->unresponsive = false;
+	g->probe_done = g->probe_busy_since = 0;
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->qemu_gone)
@@ -653,6 +660,7 @@ static int qmp_op(struct sv_guest *g, const char *cmd, json_t *args, struct qmp_
 		free(op);
 		return sv_error_set(err, rc, "%s: %s", cmd, qmp_strerror(rc));
 	}
+	sv_guest_probe_kick(g);
 	return 0;
 }
 

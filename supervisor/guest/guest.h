@@ -33,8 +33,6 @@ struct sv_prep;
 struct sv_taint;
 struct sv_guest;
 
-#define SV_PROBE_MS 2000u               /* health probe interval */
-#define SV_PROBE_DEADLINE_MS 3000u      /* its reply deadline */
 struct sv_error;
 
 enum sv_wait { SV_WAIT_RUNNING, SV_WAIT_STOPPED, SV_WAIT_RESTART };
@@ -157,10 +155,13 @@ struct sv_guest {
 	uv_poll_t *pidfd_poll;
 	bool state_busy, state_dirty;   /* state.json write in flight / due */
 	bool pending_start;             /* a start a qsupd restart interrupted */
-	/* Health: a query-status every SV_PROBE_MS; no reply within its
-	 * deadline marks the guest unresponsive until QEMU answers again. */
+	/* Health (probe.h): a query-status when QEMU has been silent too
+	 * long; no reply within its deadline marks the guest unresponsive
+	 * until QEMU answers again. */
 	uv_timer_t probe;
 	bool probing, unresponsive;
+	uint64_t probe_done, probe_busy_since;
+	uint32_t probe_seed, probe_rnd;
 	struct sv_hp *hp;               /* hot-plug (hotplug.c); NULL: none */
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
 	bool start_incoming;            /* the start is for an incoming migration */

@@ -58,8 +58,12 @@ void sv_guest_runstate(struct sv_guest *g, const char *st, const char *reason);
 /* Connect to the guest's QMP socket (its callbacks are guest.c's). */
 void sv_guest_qmp_connect(struct sv_guest *g);
 
-/* Start the health probe timer of a new guest (its handle counts). */
+/* probe.c: set up the health probe timer of a new guest (its handle
+ * counts); it runs while the guest has a QMP connection. Kick: (re)arm it
+ * now, after QMP connected, a command was sent, or a client began to wait
+ * (a wait makes the probe come sooner: probe.h). */
 void sv_guest_probe_init(struct sv_guest *g);
+void sv_guest_probe_kick(struct sv_guest *g);
 
 /* A QMP command got no reply by its deadline, or a reply came after that:
  * mark the guest unresponsive or responsive again (logged, emitted). */

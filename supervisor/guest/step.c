@@ -1,6 +1,7 @@
 /* One QMP step (step.h). */
 #include <stdlib.h>
 
+#include "guest_int.h"
 #include "step.h"
 
 struct step {
@@ -22,8 +23,10 @@ static void step_end(const struct sv_step_kind *kind, sv_step_fn fn, void *ctx,
 static void on_step(struct qmp_client *c, const struct qmp_result *r, void *arg)
 {
 	struct step s = *(struct step *)arg;
-	(void)c;
 	free(arg);
+	/* No reply by its deadline: QEMU hangs, whatever the probe says yet. */
+	if (r->status == UV_ETIMEDOUT)
+		sv_guest_set_unresponsive(qmp_client_data(c), true);
 	step_end(s.kind, s.fn, s.ctx, r);
 }
 
@@ -39,6 +42,8 @@ void sv_step(struct qmp_client *qmp, const struct sv_step_kind *kind, const char
 			             : qmp_client_execute(qmp, cmd, args, 0, on_step, s);
 	}
 	json_decref(args);
+	if (rc == 0)   /* the probe comes sooner while the reply is due */
+		sv_guest_probe_kick(qmp_client_data(qmp));
 	if (rc < 0) {
 		free(s);
 		struct qmp_result r = { .status = rc };

@@ -9,7 +9,9 @@
  * dropped) and what it makes of every result before the step's own
  * function runs (hot-plug keeps QEMU's first error for its reply). A
  * command that cannot even be sent (no connection, out of memory) completes
- * at once with that status.
+ * at once with that status. While a step waits for its reply, the guest's
+ * health probe comes sooner (probe.h); a step that gets no reply by its
+ * deadline marks the guest unresponsive.
  */
 #ifndef SV_STEP_H
 #define SV_STEP_H

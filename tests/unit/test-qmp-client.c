@@ -600,6 +600,47 @@ static void test_connect_missing_socket(void **state)
 	assert_int_equal(x->ready_calls, 1);   /* connect failed: no ready() */
 }
 
+/* Every message from the peer is proof of life: the greeting, a reply, a
+ * late reply that is dropped, an event. Nothing before the greeting. */
+static void test_last_input(void **state)
+{
+	struct fx *x = *state;
+	struct reply r = { 0 };
+	assert_int_equal(qmp_client_last_input(x->c), 0);
+	adopt(x);
+	t_run_for(&x->loop, 20);
+	assert_int_equal(qmp_client_last_input(x->c), 0);   /* connected, silent */
+	fake_qmp_sends(&x->f, FAKEQMP_GREETING);
+	assert_int_equal(t_run_until_flag(&x->loop, &x->ready_calls, 2000), 0);
+	uint64_t t = qmp_client_last_input(x->c);
+	assert_true(t > 0 && t <= uv_now(&x->loop));
+	/* A late reply moves it although nobody is told of the reply. */
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 20, on_reply, &r), 0);
+	assert_int_equal(t_run_until_flag(&x->loop, &r.calls, 2000), 0);
+	assert_int_equal(r.status, UV_ETIMEDOUT);
+	t_run_for(&x->loop, 5);
+	uv_update_time(&x->loop);
+	uint64_t sent = uv_now(&x->loop);
+	assert_true(sent > t);
+	fake_qmp_return(&x->f, nth_cmd(x, "query-status", 0), "{\"status\": \"running\"}");
+	for (int i = 0; i < 200 && qmp_client_last_input(x->c) < sent; i++)
+		t_run_for(&x->loop, 10);
+	assert_true(qmp_client_last_input(x->c) >= sent);
+	assert_non_null(strstr(x->log, "unknown id"));
+	/* An event moves it too. */
+	t = qmp_client_last_input(x->c);
+	t_run_for(&x->loop, 5);
+	uv_update_time(&x->loop);
+	sent = uv_now(&x->loop);
+	assert_true(sent > t);
+	fake_qmp_sends(&x->f, "{\"event\": \"STOP\", \"timestamp\": "
+	               "{\"seconds\": 1, \"microseconds\": 2}}\n");
+	for (int i = 0; i < 200 && json_array_size(x->events) == 0; i++)
+		t_run_for(&x->loop, 10);
+	assert_int_equal(json_array_size(x->events), 1);
+	assert_true(qmp_client_last_input(x->c) >= sent);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +667,7 @@ int main(void)
 		T(test_capabilities_refused),
 		T(test_connect_by_path),
 		T(test_connect_missing_socket),
+		T(test_last_input),
 	};
 	return cmocka_run_group_tests_name("qmp-client", tests, NULL, NULL);
 }

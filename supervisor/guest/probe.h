@@ -1,0 +1,50 @@
+/*
+ * When the health probe of a guest is due: a pure function, so that the
+ * policy is tested without a QEMU (tests/unit/test-probe.c).
+ *
+ * qsupd asks QEMU `query-status` only when nothing else proved it alive:
+ * any message from QEMU (a reply, a late one, an event) counts as an answer.
+ *   idle      a probe at most SV_PROBE_IDLE_MS after QEMU last spoke, less a
+ *             random part of up to a quarter (so that guests started
+ *             together do not wake together);
+ *   busy      someone waits on QEMU (a command of qsupd's without its reply
+ *             yet, a client waiting for the guest's state): a probe
+ *             SV_PROBE_BUSY_MS after the later of QEMU's last message and
+ *             the start of the wait;
+ *   unresponsive  a probe SV_PROBE_BUSY_MS after the last one ended, so
+ *             that QEMU is seen back soon.
+ * A probe without a reply within SV_PROBE_DEADLINE_MS marks the guest
+ * unresponsive. So a QEMU that hangs is reported at most
+ * SV_PROBE_IDLE_MS + SV_PROBE_DEADLINE_MS (33 s) after its last message
+ * when idle, and SV_PROBE_BUSY_MS + SV_PROBE_DEADLINE_MS (5 s) after a
+ * command sent to it when busy (qsupd.8, SUPERVISION).
+ */
+#ifndef SV_PROBE_H
+#define SV_PROBE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SV_PROBE_IDLE_MS 30000u         /* idle: the longest silence */
+#define SV_PROBE_BUSY_MS 2000u          /* busy or unresponsive */
+#define SV_PROBE_DEADLINE_MS 3000u      /* a probe's reply deadline */
+
+struct sv_probe_in {
+	uint64_t now;           /* uv_now() */
+	uint64_t last_input;    /* QEMU's last message (qmp_client_last_input) */
+	uint64_t last_probe;    /* the last probe ended (replied or timed out); 0: none */
+	uint64_t busy_since;    /* someone waits on QEMU since; 0: nobody */
+	bool unresponsive;
+	uint32_t rnd;           /* a random draw (the idle jitter) */
+};
+
+/* The idle interval that rnd picks: in (3/4 SV_PROBE_IDLE_MS, SV_PROBE_IDLE_MS]. */
+uint64_t sv_probe_idle_ms(uint32_t rnd);
+
+/* Milliseconds from in->now until the probe is due; 0: send it now. */
+uint64_t sv_probe_due_in(const struct sv_probe_in *in);
+
+/* The next draw of a xorshift32 generator (*state never 0). */
+uint32_t sv_probe_rand(uint32_t *state);
+
+#endif
