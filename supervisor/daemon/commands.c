@@ -140,28 +140,32 @@ static void cmd_stop(struct sv_daemon *d, struct sv_request *req, json_t *args)
 		reply_failed(req, rc, &err);
 }
 
-static void cmd_kill(struct sv_daemon *d, struct sv_request *req, json_t *args)
+/* A verb that is one guest operation answering req itself (or failing now);
+ * stopped: the operator stopped the guest (true) or wants it up (false). */
+static void guest_op(struct sv_daemon *d, struct sv_request *req, json_t *args, bool stopped,
+                     int (*op)(struct sv_guest *, struct sv_request *, struct sv_error *))
 {
 	struct sv_guest *g = guest_arg(d, req, args);
 	struct sv_error err = { 0 };
 	int rc;
 	if (!g)
 		return;
-	operator_stopped(g);
-	if ((rc = sv_guest_kill(g, req, &err)) < 0)
+	if (stopped)
+		operator_stopped(g);
+	else
+		g->operator_stop_ms = 0;
+	if ((rc = op(g, req, &err)) < 0)
 		reply_failed(req, rc, &err);
+}
+
+static void cmd_kill(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	guest_op(d, req, args, true, sv_guest_kill);
 }
 
 static void cmd_restart(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
-	struct sv_guest *g = guest_arg(d, req, args);
-	struct sv_error err = { 0 };
-	int rc;
-	if (!g)
-		return;
-	g->operator_stop_ms = 0;
-	if ((rc = sv_guest_restart(g, req, &err)) < 0)
-		reply_failed(req, rc, &err);
+	guest_op(d, req, args, false, sv_guest_restart);
 }
 
 /* save and restore: without a file, the guest's managed save (managed.h). */
