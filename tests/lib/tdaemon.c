@@ -328,7 +328,10 @@ int t_ctl_open(struct t_ctl *c, const char *path)
 	c->queue = json_array();
 	c->next_id = 1;
 	c->greeting = t_ctl_next(c, 5000);
-	return c->greeting ? 0 : -EPROTO;
+	if (c->greeting)
+		return 0;
+	t_ctl_close(c);   /* no greeting (yet): nothing stays open */
+	return -EPROTO;
 }
 
 void t_ctl_close(struct t_ctl *c)
