@@ -92,19 +92,6 @@ static int raw_connect(const char *path)
 	return fd;
 }
 
-/* Whether the daemon's whole log holds text. */
-static bool log_has(struct t_fx *x, const char *text)
-{
-	FILE *f = fopen(x->d.log, "r");
-	char line[4096];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
-	if (f)
-		fclose(f);
-	return found;
-}
-
 static const char *error_class(json_t *reply)
 {
 	json_t *err = json_object_get(reply, "error");
@@ -423,7 +410,7 @@ static void test_idle_timeout(void **state)
 	if (!e)
 		fail_msg("the subscriber got no event; log:\n%s", t_daemon_log(&x->d));
 	json_decref(e);
-	assert_true(log_has(x, "no request within 1 s"));
+	assert_true(t_fx_log_has(x, "no request within 1 s"));
 	t_ctl_close(&sub);
 	t_ctl_close(&silent);
 	t_ctl_close(&partial);
@@ -528,7 +515,7 @@ static void test_nonreading_subscribers(void **state)
 	json_t *l = t_ctl_call(&x->c, "list", NULL, 5000);
 	assert_non_null(json_object_get(l, "return"));
 	json_decref(l);
-	assert_true(log_has(x, "does not read"));
+	assert_true(t_fx_log_has(x, "does not read"));
 #ifdef __SANITIZE_ADDRESS__
 	printf("# note: RSS bounds not asserted under ASan (shadow memory and quarantine)\n");
 #else

@@ -48,31 +48,6 @@ static void kvm_tiny(struct t_fx *x, const char *name, const char *policy)
 	free(text);
 }
 
-/* Whether the daemon's whole log holds text. */
-static bool log_has(struct t_fx *x, const char *text)
-{
-	FILE *f = fopen(x->d.log, "r");
-	char line[4096];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
-	if (f)
-		fclose(f);
-	return found;
-}
-
-static const char *wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
-                              const char *state, int ms)
-{
-	static char reason[1024];
-	json_t *e = t_ctl_wait_state(ev, name, state, ms);
-	if (!e)
-		fail_msg("%s never became %s; log:\n%s", name, state, t_daemon_log(&x->d));
-	snprintf(reason, sizeof(reason), "%s", str(json_object_get(e, "data"), "reason"));
-	json_decref(e);
-	return reason;
-}
-
 static void test_internal_error_is_a_crash(void **state)
 {
 	struct t_fx *x = *state;
@@ -93,8 +68,8 @@ static void test_internal_error_is_a_crash(void **state)
 	pid_t retry_pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
 	json_decref(s);
 	for (int i = 0; i < 2; i++) {   /* take these events: later waits are for new ones */
-		wait_state(x, &ev, i ? "retry" : "never", "starting", 5000);
-		wait_state(x, &ev, i ? "retry" : "never", "running", 5000);
+		t_fx_wait_state(x, &ev, i ? "retry" : "never", "starting", 5000);
+		t_fx_wait_state(x, &ev, i ? "retry" : "never", "running", 5000);
 	}
 
 	/* About a minute of boot under this KVM, then the emulation failure. */
@@ -118,7 +93,7 @@ static void test_internal_error_is_a_crash(void **state)
 	json_decref(e);
 
 	/* policy never: QEMU ended, the guest stopped with the class. */
-	why = wait_state(x, &ev, "never", "stopped", 30000);
+	why = t_fx_wait_state(x, &ev, "never", "stopped", 30000);
 	printf("# note: never: stopped (%s)\n", why);
 	assert_non_null(strstr(why, "crashed: QEMU internal error (run state internal-error"));
 	s = t_fx_must(x, "status", "never", 5000);
@@ -135,11 +110,11 @@ static void test_internal_error_is_a_crash(void **state)
 	assert_false(t_pid_alive(never_pid));
 
 	/* on-failure: restarted with a new QEMU, the ending counted. */
-	why = wait_state(x, &ev, "retry", "backoff", 240000);
+	why = t_fx_wait_state(x, &ev, "retry", "backoff", 240000);
 	printf("# note: retry: backoff (%s)\n", why);
 	assert_non_null(strstr(why, "crashed: QEMU internal error"));
-	wait_state(x, &ev, "retry", "starting", 60000);
-	wait_state(x, &ev, "retry", "running", 60000);
+	t_fx_wait_state(x, &ev, "retry", "starting", 60000);
+	t_fx_wait_state(x, &ev, "retry", "running", 60000);
 	s = t_fx_must(x, "status", "retry", 5000);
 	assert_string_equal(str(s, "state"), "running");
 	assert_string_equal(str(s, "last_exit"), "internal-error");
@@ -147,8 +122,8 @@ static void test_internal_error_is_a_crash(void **state)
 	assert_true(json_integer_value(json_object_get(s, "pid")) != retry_pid);
 	json_decref(s);
 	assert_false(t_pid_alive(retry_pid));
-	assert_true(log_has(x, "never: QEMU stopped the guest on an internal error"));
-	assert_true(log_has(x, "retry: QEMU stopped the guest on an internal error"));
+	assert_true(t_fx_log_has(x, "never: QEMU stopped the guest on an internal error"));
+	assert_true(t_fx_log_has(x, "retry: QEMU stopped the guest on an internal error"));
 	t_ctl_close(&ev);
 	json_decref(t_fx_must(x, "kill", "retry", 10000));
 }

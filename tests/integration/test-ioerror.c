@@ -56,19 +56,6 @@ static void full_tmpfs(const char *dir, char *image, size_t isize, char *filler,
 	close(fd);
 }
 
-/* The next GUEST_STATE of name entering state on ev; its reason (static). */
-static const char *wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
-                              const char *state, int ms)
-{
-	static char reason[1024];
-	json_t *e = t_ctl_wait_state(ev, name, state, ms);
-	if (!e)
-		fail_msg("%s never became %s; log:\n%s", name, state, t_daemon_log(&x->d));
-	snprintf(reason, sizeof(reason), "%s", str(json_object_get(e, "data"), "reason"));
-	json_decref(e);
-	return reason;
-}
-
 static bool is_io_event(json_t *m, const void *arg)
 {
 	(void)arg;
@@ -104,7 +91,7 @@ static void test_full_disk_pauses_then_resume(void **state)
 		         t_guestdir());
 	/* 2 MiB onto the disk: the tmpfs has about half a MiB left. */
 	assert_int_equal(t_serial_write(&ser, "write vda 2"), 0);
-	const char *why = wait_state(x, &ev, "io", "paused", 60000);
+	const char *why = t_fx_wait_state(x, &ev, "io", "paused", 60000);
 	printf("# note: %s\n", why);
 	assert_string_equal(why, "I/O error on disk data: No space left on device");
 	json_t *e = NULL, *m;   /* GUEST_IO_ERROR came first (it is queued) */
@@ -131,7 +118,7 @@ static void test_full_disk_pauses_then_resume(void **state)
 	/* Resumed with the disk still full: QEMU retries, and it pauses again. */
 	s = t_fx_must(x, "resume", "io", 10000);
 	json_decref(s);
-	assert_string_equal(wait_state(x, &ev, "io", "paused", 30000),
+	assert_string_equal(t_fx_wait_state(x, &ev, "io", "paused", 30000),
 	                    "I/O error on disk data: No space left on device");
 
 	/* The operator frees space: resume, and the guest's write completes. */

@@ -73,19 +73,6 @@ static json_t *untouched(struct t_fx *x, const char *name, json_int_t pid)
 	return s;
 }
 
-/* The whole daemon log has needle (t_daemon_log() is only its tail). */
-static bool log_has(struct t_fx *x, const char *needle)
-{
-	FILE *f = fopen(x->d.log, "r");
-	char line[2048];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, needle) != NULL;
-	if (f)
-		fclose(f);
-	return found;
-}
-
 static void expect_log(struct t_fx *x, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void expect_log(struct t_fx *x, const char *fmt, ...)
@@ -95,9 +82,9 @@ static void expect_log(struct t_fx *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(want, sizeof(want), fmt, ap);
 	va_end(ap);
-	for (int i = 0; i < 40 && !log_has(x, want); i++)
+	for (int i = 0; i < 40 && !t_fx_log_has(x, want); i++)
 		usleep(50000);   /* stderr is written as it happens; be patient anyway */
-	if (!log_has(x, want))
+	if (!t_fx_log_has(x, want))
 		fail_msg("no \"%s\" in the log:\n%s", want, t_daemon_log(&x->d));
 }
 

@@ -2,6 +2,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <cmocka.h>
 
@@ -42,4 +44,28 @@ json_t *t_fx_must(struct t_fx *x, const char *verb, const char *name, int ms)
 	if (!r)
 		fail_msg("%s %s failed; daemon log:\n%s", verb, name, t_daemon_log(&x->d));
 	return r;
+}
+
+bool t_fx_log_has(struct t_fx *x, const char *text)
+{
+	FILE *f = fopen(x->d.log, "r");
+	char line[4096];
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+const char *t_fx_wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
+                            const char *state, int ms)
+{
+	static char reason[1024];
+	json_t *e = t_ctl_wait_state(ev, name, state, ms);
+	if (!e)
+		fail_msg("%s never became %s; log:\n%s", name, state, t_daemon_log(&x->d));
+	snprintf(reason, sizeof(reason), "%s", t_str(json_object_get(e, "data"), "reason"));
+	json_decref(e);
+	return reason;
 }

@@ -7,6 +7,7 @@
 #ifndef TFIXTURE_H
 #define TFIXTURE_H
 
+#include <stdbool.h>
 #include <jansson.h>
 
 #include "tdaemon.h"
@@ -27,5 +28,15 @@ void t_fx_up(struct t_fx *x, const char *const *extra);
 /* verb on guest name must succeed: its "return" (a new reference); a
  * failure ends the test with the daemon's log. */
 json_t *t_fx_must(struct t_fx *x, const char *verb, const char *name, int ms);
+
+/* Whether the daemon's whole log holds text (t_daemon_log() is only its
+ * tail). */
+bool t_fx_log_has(struct t_fx *x, const char *text);
+
+/* The next GUEST_STATE of guest name entering state on ev (a subscribed
+ * connection), within ms; its reason (static). A timeout ends the test
+ * with the daemon's log. */
+const char *t_fx_wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
+                            const char *state, int ms);
 
 #endif
