@@ -265,9 +265,14 @@ static void on_adopt_query(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
 	const char *st = r->status == 0 ? mig_str(r->ret, "status") : NULL;
-	if (!st || !g->mig)
+	if (!g->mig)
 		return;
-	if (!strcmp(st, "completed") && g->mig->post) {
+	/* A QEMU that never migrated answers {}, without a status. */
+	if (r->status == 0 && !st)
+		st = "none";
+	if (!st) {
+		mig_free(g);   /* no answer: nothing known to be in flight */
+	} else if (!strcmp(st, "completed") && g->mig->post) {
 		mig_on_progress(g, r);   /* quits QEMU: the guest runs on the destination */
 	} else if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
 	           !strcmp(st, "cancelled") || !strcmp(st, "none")) {

@@ -490,6 +490,34 @@ static void test_save_restore(void **state)
 	json_decref(r);
 }
 
+/* A guest re-adopted after a qsupd restart, with no migration ever run,
+ * shows none and can be saved: QEMU answers query-migrate with {} then,
+ * which once left a phantom "migration in progress" behind. */
+static void test_save_after_qsupd_restart(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, NULL);
+	int pid = pid_of(&x->ca);
+	t_ctl_close(&x->ca);
+	t_daemon_kill9(&x->a);
+	up(&x->a, &x->ca);
+	wait_state(&x->ca, "running", 10000);
+	assert_int_equal(pid_of(&x->ca), pid);
+	json_t *s = status(&x->ca);
+	assert_true(json_is_true(json_object_get(s, "adopted")));
+	assert_true(json_is_null(json_object_get(s, "migration")));
+	json_decref(s);
+	char file[700], out[4096];
+	snprintf(file, sizeof(file), "%s/readopted.save", x->a.dir);
+	const char *save[] = { t_qsupctl(), "-s", x->a.sock, "save", GUEST, file, NULL };
+	if (t_run_capture(save, out, sizeof(out), 60000) != 0)
+		fail_msg("qsupctl save after the restart: %s\n%s", out, t_daemon_log(&x->a));
+	assert_string_equal(state_of(&x->ca), "stopped");
+	s = status(&x->ca);
+	assert_string_equal(t_str(s, "last_exit"), "saved");
+	json_decref(s);
+}
+
 /* The source qsupd is SIGKILLed mid-migration and started again: it picks
  * the migration up, and the guest ends up running on exactly one side. */
 static void test_source_qsupd_killed(void **state)
@@ -652,6 +680,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_postcopy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_after_qsupd_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_across_namespaces, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("migrate", tests, NULL, NULL);
