@@ -10,7 +10,7 @@
 # nothing and exits 0.
 set -eu
 
-BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev libsystemd-dev"
+BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev"
 case "${1:-}" in
 "")
 	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64

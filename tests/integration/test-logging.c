@@ -465,6 +465,14 @@ static void test_journal_entries(void **state)
 	t_daemon_profile(&x->d, "loop", FW "[qemu]\nextra-arg = -device\n"
 	                 "extra-arg = no-such-device\n[restart]\ndelay = 0\nburst = 1\n"
 	                 "interval = 60s\n");
+	/* A file name with a newline: its error goes out in the protocol's
+	 * binary form (a length, then the value), whole. */
+	char nlpath[700];
+	snprintf(nlpath, sizeof(nlpath), "%s/bad\nname.ini", x->d.profiles);
+	FILE *nl = fopen(nlpath, "w");
+	assert_non_null(nl);
+	fputs("[guest]\nmemory = 64M\n", nl);
+	fclose(nl);
 	stream_env(x);
 	up(x, NULL);
 	unsetenv("JOURNAL_STREAM");
@@ -500,6 +508,14 @@ static void test_journal_entries(void **state)
 		json_decref(e);
 	}
 	assert_int_equal(journal_count(&x->j, "MESSAGE_ID", SV_MSGID_STARTED), 2);
+	char nlmsg[800];
+	snprintf(nlmsg, sizeof(nlmsg), "MESSAGE=%s: \"bad\nname\" (the file name) is not a "
+	         "valid guest name*", nlpath);
+	const char *const newline[] = { nlmsg, "PRIORITY=3", "SYSLOG_IDENTIFIER=qsupd", NULL };
+	json_t *ne = journal_find(&x->j, newline);
+	if (!ne)
+		fail_msg("no journal entry with the newline; stderr:\n%s", t_daemon_log(&x->d));
+	json_decref(ne);
 
 	/* A QEMU that never starts: restarted once, then quarantined. */
 	json_decref(t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "loop"), 30000));
