@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,21 +233,35 @@ void sv_state_flush_stop(struct sv_daemon *d)
 }
 
 /* QEMU's identity, from /proc/PID/status. */
+static bool status_id(const char *text, const char *key, unsigned *out)
+{
+	const char *p = strstr(text, key);   /* "\nUid:\treal\teffective\t..." */
+	char *end;
+	if (!p)
+		return false;
+	p += strlen(key);
+	strtoul(p, &end, 10);   /* the real id */
+	unsigned long v = strtoul(end, &end, 10);
+	if (end == p || v > UINT_MAX)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
 static void read_ident(struct sv_guest *g, int pid)
 {
-	char path[64], line[256];
+	char path[64], text[4096];
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "re");
-	unsigned u;
-	if (!f)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "Uid: %*u %u", &u) == 1)
-			g->ident.uid = u;
-		else if (sscanf(line, "Gid: %*u %u", &u) == 1)
-			g->ident.gid = u;
-	}
-	fclose(f);
+	ssize_t n = read(fd, text, sizeof(text) - 1);   /* Uid and Gid are in the first lines */
+	close(fd);
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	status_id(text, "\nUid:", &g->ident.uid);
+	status_id(text, "\nGid:", &g->ident.gid);
 	g->ident.drop = g->ident.uid != geteuid();
 	g->ident.dynamic = g->ident.uid - g->env->idc->first < g->env->idc->count;
 }
@@ -280,7 +295,13 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	sv_guest_log_line(g, "re-adopting QEMU pid %d (qsupd restarted)", pid);
 	char reason[96];
 	snprintf(reason, sizeof(reason), "re-adopting QEMU pid %d", pid);
+	/* Not written: state.json goes on saying what the guest was (a qsupd
+	 * killed now finds the same), and adopt.c writes what QEMU says only
+	 * where that differs. */
+	snprintf(g->adopt_was, sizeof(g->adopt_was), "%s", sv_jstr(saved, "state", ""));
+	g->persist_quiet = true;
 	sv_guest_transition(g, SV_STARTING, reason);
+	g->persist_quiet = false;
 	sv_guest_qmp_connect(g);
 }
 

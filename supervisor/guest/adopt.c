@@ -82,8 +82,13 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 		snprintf(reason, sizeof(reason), "re-adopted (pid %d%s%s)", g->pid,
 		         st && strcmp(st, "running") ? ", QEMU status " : "",
 		         st && strcmp(st, "running") ? st : "");
-		sv_guest_transition(g, st && strcmp(st, "running") == 0 ? SV_RUNNING : SV_PAUSED,
-		                    reason);
+		enum sv_state to = st && strcmp(st, "running") == 0 ? SV_RUNNING : SV_PAUSED;
+		/* Where it is what state.json says already, nothing a later qsupd
+		 * reads changes (the reason is only shown): no write, so that
+		 * re-adopting many guests costs no file writes. */
+		g->persist_quiet = strcmp(g->adopt_was, sv_state_name(to)) == 0;
+		sv_guest_transition(g, to, reason);
+		g->persist_quiet = false;
 	}
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->adopted)

@@ -327,7 +327,8 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 
 void sv_guest_persist(struct sv_guest *g)
 {
-	g->env->persist(g->env->owner, g);
+	if (!g->persist_quiet)
+		g->env->persist(g->env->owner, g);
 }
 
 void sv_guest_hold(struct sv_guest *g)

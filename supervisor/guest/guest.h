@@ -151,6 +151,8 @@ struct sv_guest {
 	/* Re-adoption (state.c): a QEMU started by an earlier qsupd. */
 	bool adopted;                   /* not our child: watched by pidfd */
 	bool adopting;                  /* QMP not yet back */
+	char adopt_was[16];             /* the state its state.json gave */
+	bool persist_quiet;             /* this transition leaves state.json as it is */
 	int pidfd;
 	uv_poll_t *pidfd_poll;
 	bool state_busy, state_dirty;   /* state.json write in flight / due */

@@ -652,16 +652,34 @@ int sv_profile_load(const char *path_in, struct sv_profile **out, struct sv_strv
 	sv_autofree char *path = profile_real_path(path_in, errs);
 	if (!path)
 		return errs->n ? -EINVAL : -ENOMEM;
+	/* A buffer of the file's size, grown if it grows meanwhile: not the
+	 * largest allowed at once, which costs a mapping per profile. */
+	struct stat st;
+	size_t cap = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		r = -errno;
-	else if (!(buf = malloc(SV_PROFILE_MAX_BYTES + 1)))
+	else if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!(buf = malloc(cap = st.st_size >= 0 && st.st_size < SV_PROFILE_MAX_BYTES
+	                              ? (size_t)st.st_size + 2 : SV_PROFILE_MAX_BYTES + 1)))
 		r = -ENOMEM;
-	while (r == 0 && (n = read(fd, buf + len, SV_PROFILE_MAX_BYTES + 1 - len)) != 0) {
+	while (r == 0 && (n = read(fd, buf + len, cap - len)) != 0) {
 		if (n < 0 && errno != EINTR)
 			r = -errno;
 		else if (n > 0 && (len += (size_t)n) > SV_PROFILE_MAX_BYTES)
 			r = -EFBIG;
+		else if (len == cap) {
+			size_t ncap = cap * 2 > SV_PROFILE_MAX_BYTES + 1 ? SV_PROFILE_MAX_BYTES + 1
+			            : cap * 2;
+			char *nb = realloc(buf, ncap);
+			if (!nb)
+				r = -ENOMEM;
+			else {
+				buf = nb;
+				cap = ncap;
+			}
+		}
 	}
 	if (fd >= 0)
 		close(fd);
