@@ -161,6 +161,16 @@ size_t qmp_client_pending(const struct qmp_client *c);
  * message as proof of life instead of asking. */
 uint64_t qmp_client_last_input(const struct qmp_client *c);
 
+/* Negotiate without waiting for the greeting (off by default): from
+ * qmp_client_connect() on, qmp_capabilities is sent at once (written before
+ * it returns when the socket accepts at once), and qmp_client_execute() is
+ * accepted before ready(): those commands follow qmp_capabilities on the
+ * stream, and QEMU runs them, in order, once negotiated. A round trip less
+ * per connection, and the peer works on them while the caller goes on.
+ * ready() still comes first, before any of their replies; if negotiation
+ * fails, they fail with its status after ready(). Call before connecting. */
+void qmp_client_set_eager(struct qmp_client *c, int on);
+
 /* Set the default command deadline (also used for negotiation) and the line
  * cap. Call before connecting. 0 keeps the current value. */
 void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line);

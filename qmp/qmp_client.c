@@ -63,6 +63,8 @@ struct qmp_client {
 	int ready_called;
 	int close_status;
 	int debug;
+	int eager;              /* qmp_capabilities without waiting for the greeting */
+	int nego_sent;          /* qmp_capabilities is on its way */
 
 	uv_pipe_t pipe;
 	int pipe_open;          /* pipe initialized: needs closing */
@@ -153,6 +155,12 @@ int qmp_client_is_ready(const struct qmp_client *c) { return c->state == ST_READ
 size_t qmp_client_pending(const struct qmp_client *c) { return c->npending; }
 uint64_t qmp_client_last_input(const struct qmp_client *c) { return c->last_input; }
 void qmp_client_set_debug(struct qmp_client *c, int on) { c->debug = on; }
+
+void qmp_client_set_eager(struct qmp_client *c, int on)
+{
+	if (c->state == ST_NEW)
+		c->eager = on;
+}
 
 void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line)
 {
@@ -401,10 +409,18 @@ static int send_command(struct qmp_client *c, const char *command, json_t *args,
 	return 0;
 }
 
+/* Commands may be sent: negotiated, or negotiating eagerly (they follow
+ * qmp_capabilities on the stream). */
+static int may_send(const struct qmp_client *c)
+{
+	return c->state == ST_READY || (c->nego_sent && (c->state == ST_CONNECTING ||
+	       c->state == ST_GREETING || c->state == ST_NEGOTIATING));
+}
+
 static int execute(struct qmp_client *c, const char *command, json_t *args, int fd,
                    uint64_t timeout_ms, qmp_reply_cb cb, void *arg)
 {
-	if (c->state != ST_READY)
+	if (!may_send(c))
 		return UV_ENOTCONN;
 	if (!command || !*command || (args && !json_is_object(args)))
 		return UV_EINVAL;
@@ -422,7 +438,7 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 	}
 	/* A write error during the send tears the client down synchronously;
 	 * the command was never pending, so its callback must not run. */
-	if (c->state != ST_READY) {
+	if (!may_send(c)) {
 		free(p);
 		return UV_ENOTCONN;
 	}
@@ -469,13 +485,22 @@ static void parse_version(struct qmp_client *c)
 	                   json_integer_value(json_object_get(q, "micro")));
 }
 
+/* qmp_capabilities, with the id its reply is known by. */
+static int send_capabilities(struct qmp_client *c)
+{
+	c->nego_id = c->next_id++;
+	c->nego_sent = 1;
+	return send_command(c, "qmp_capabilities", NULL, c->nego_id, -1);
+}
+
 static void handle_greeting(struct qmp_client *c, json_t *msg)
 {
 	c->greeting = json_incref(json_object_get(msg, "QMP"));
 	parse_version(c);
-	c->nego_id = c->next_id++;
 	c->state = ST_NEGOTIATING;
-	int rc = send_command(c, "qmp_capabilities", NULL, c->nego_id, -1);
+	if (c->nego_sent)
+		return;   /* eager: on its way already */
+	int rc = send_capabilities(c);
 	if (rc < 0 && c->state != ST_CLOSING)
 		client_teardown(c, rc);
 }
@@ -644,6 +669,22 @@ static int pipe_init(struct qmp_client *c)
 	return 0;
 }
 
+/* A unix socket connected to path now, or -1 (errno set): a server that
+ * listens accepts into its backlog at once. */
+static int connect_now(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 int qmp_client_connect(struct qmp_client *c, const char *path)
 {
 	if (c->state != ST_NEW || !path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -651,10 +692,27 @@ int qmp_client_connect(struct qmp_client *c, const char *path)
 	int rc = pipe_init(c);
 	if (rc < 0)
 		return rc;
-	c->state = ST_CONNECTING;
-	c->connect_req.data = c;
-	uv_pipe_connect(&c->connect_req, &c->pipe, path, on_connect);
+	/* Eager, on a socket that accepts at once: qmp_capabilities (and what
+	 * the caller sends before ready()) is written before this returns, so
+	 * QEMU works on it while the caller goes on. Otherwise, or when that
+	 * connect fails, libuv connects, reporting any error as usual. */
+	int fd = c->eager ? connect_now(path) : -1;
+	if (fd >= 0 && uv_pipe_open(&c->pipe, fd) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0) {
+		start_reading(c);
+	} else {
+		c->state = ST_CONNECTING;
+		c->connect_req.data = c;
+		uv_pipe_connect(&c->connect_req, &c->pipe, path, on_connect);
+	}
+	if (c->state == ST_CLOSING)
+		return 0;   /* ready() follows with the error */
 	begin(c);
+	if (c->eager && (rc = send_capabilities(c)) < 0 && c->state != ST_CLOSING)
+		client_teardown(c, rc);   /* queued behind the connect otherwise */
 	return 0;
 }
 
@@ -701,10 +759,11 @@ static void client_teardown(struct qmp_client *c, int status)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 	uv_timer_stop(&c->timer);
 	uv_timer_stop(&c->fd_retry);
-	while (c->pending)
-		pending_fail(c, c->pending, fail);
+	/* ready() first: an eager client's commands may be pending before it. */
 	if (!was_new)
 		call_ready(c, fail);
+	while (c->pending)
+		pending_fail(c, c->pending, fail);
 	while (c->outq) {
 		struct outmsg *m = c->outq;
 		c->outq = m->next;

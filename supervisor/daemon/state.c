@@ -302,7 +302,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	g->persist_quiet = true;
 	sv_guest_transition(g, SV_STARTING, reason);
 	g->persist_quiet = false;
-	sv_guest_qmp_connect(g);
+	sv_adopted_connect(g);
 }
 
 /* The QEMU recorded for g is gone (or is not g's any more): account for the

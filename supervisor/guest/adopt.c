@@ -52,8 +52,13 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
 	char reason[128];
-	/* Not even sent (step.h): the connection is gone already. */
-	if (r->status == UV_ENOTCONN || r->status == UV_ENOMEM || r->status == UV_EINVAL) {
+	if (r->status == UV_ECANCELED)
+		return;   /* qsupd closed the connection: it is exiting */
+	/* Not even sent (step.h), or the connection ended before the answer
+	 * (it was sent with the negotiation, before QEMU's greeting). */
+	if (r->status == UV_ENOTCONN || r->status == UV_ENOMEM || r->status == UV_EINVAL ||
+	    r->status == UV_EOF || r->status == UV_ECONNRESET || r->status == UV_EPROTO ||
+	    r->status == UV_ECONNREFUSED || r->status == UV_ENOENT) {
 		sv_adopted_qmp_lost(g, r->status);
 		return;
 	}
@@ -97,8 +102,9 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 		sv_guest_runstate(g, st, NULL);   /* broken while we were away: end it */
 }
 
-void sv_adopted_qmp_ready(struct sv_guest *g)
+void sv_adopted_connect(struct sv_guest *g)
 {
+	sv_guest_qmp_connect(g);
 	sv_step(g->qmp, NULL, "query-status", NULL, -1, on_query_status, g);
 }
 

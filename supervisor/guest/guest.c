@@ -213,10 +213,8 @@ static void on_qmp_ready(struct qmp_client *c, int status)
 		return;
 	}
 	sv_log(SV_LOG_DEBUG, g->name, "QMP ready");
-	if (g->adopting) {
-		sv_adopted_qmp_ready(g);
-		return;
-	}
+	if (g->adopting)
+		return;   /* its query-status went out with the connect (adopt.c) */
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->qmp_ready && o->qmp_ready(g, send_cont))
@@ -315,6 +313,10 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	sv_guest_hold(g);
 	qmp_client_set_limits(g->qmp, QMP_TIMEOUT_MS, 0);
 	qmp_client_set_debug(g->qmp, sv_log_enabled(SV_LOG_DEBUG));
+	/* qmp_capabilities goes out without waiting for the greeting: a round
+	 * trip less per start, and for a re-adoption the query that follows is
+	 * written at once, so every QEMU answers while qsupd checks the next. */
+	qmp_client_set_eager(g->qmp, 1);
 	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
 		qmp_client_close(g->qmp);
 		g->qmp = NULL;

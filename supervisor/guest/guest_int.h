@@ -117,9 +117,12 @@ void sv_adopted_signal(struct sv_guest *g, int sig);
 /* Close the pidfd watch (QEMU itself is left alone). Safe when none. */
 void sv_adopted_release(struct sv_guest *g);
 
-/* guest.c's QMP callbacks hand over while adopting: QMP is back (read the
- * live state), or it could not be recovered (kill). */
-void sv_adopted_qmp_ready(struct sv_guest *g);
+/* Connect to the adopted QEMU's QMP and ask its run state in the same
+ * breath (eager negotiation: written before this returns). */
+void sv_adopted_connect(struct sv_guest *g);
+
+/* guest.c's QMP callbacks hand over while adopting: QMP could not be
+ * recovered (kill). */
 void sv_adopted_qmp_lost(struct sv_guest *g, int status);
 
 #endif

@@ -600,6 +600,108 @@ static void test_connect_missing_socket(void **state)
 	assert_int_equal(x->ready_calls, 1);   /* connect failed: no ready() */
 }
 
+/* ---- eager negotiation ---- */
+
+struct eager { char *dir; int ls, conn; char got[4096]; size_t len; };
+
+/* An eager client connected by path to a listening socket: the accepted
+ * end in e->conn, the client not yet run. */
+static void eager_connect(struct fx *x, struct eager *e)
+{
+	e->dir = t_mkdtemp("qsup-unit");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/qmp.sock", e->dir);
+	e->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(e->ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(e->ls, 1), 0);
+	qmp_client_set_eager(x->c, 1);
+	assert_int_equal(qmp_client_connect(x->c, sa.sun_path), 0);
+	e->conn = accept4(e->ls, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(e->conn >= 0);
+}
+
+/* What the client wrote so far, without running its loop. */
+static const char *eager_read(struct eager *e)
+{
+	ssize_t n = recv(e->conn, e->got + e->len, sizeof(e->got) - 1 - e->len, MSG_DONTWAIT);
+	if (n > 0)
+		e->len += (size_t)n;
+	e->got[e->len] = '\0';
+	return e->got;
+}
+
+static void eager_done(struct eager *e)
+{
+	close(e->conn);
+	close(e->ls);
+	t_rmtree(e->dir);
+	free(e->dir);
+}
+
+/* qmp_capabilities is written before connect returns, a command is taken
+ * before ready() and written at once behind it; ready() comes first. */
+static void test_eager_negotiation(void **state)
+{
+	struct fx *x = *state;
+	struct eager e = { 0 };
+	struct reply r = { 0 };
+	eager_connect(x, &e);
+	assert_non_null(strstr(eager_read(&e), "\"qmp_capabilities\""));
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r), 0);
+	assert_non_null(strstr(eager_read(&e), "\"query-status\""));
+	assert_true(strstr(e.got, "qmp_capabilities") < strstr(e.got, "query-status"));
+	assert_int_equal(x->ready_calls, 0);
+	const char *answer = FAKEQMP_GREETING "{\"return\": {}, \"id\": 1}\n"
+	                     "{\"return\": {\"status\": \"running\"}, \"id\": 2}\n";
+	assert_int_equal(write(e.conn, answer, strlen(answer)), (ssize_t)strlen(answer));
+	assert_int_equal(t_run_until_flag(&x->loop, &r.calls, 2000), 0);
+	assert_int_equal(x->ready_status, 0);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(json_string_value(json_object_get(r.val, "status")), "running");
+	char *order = json_dumps(x->order, JSON_COMPACT);
+	assert_string_equal(order, "[\"ready\",\"reply:0\"]");
+	free(order);
+	assert_int_equal(qmp_client_version(x->c), 70201);
+	json_decref(r.val);
+	eager_done(&e);
+}
+
+/* Negotiation refused: ready() gets the error, then the early command. */
+static void test_eager_refused(void **state)
+{
+	struct fx *x = *state;
+	struct eager e = { 0 };
+	struct reply r = { 0 };
+	eager_connect(x, &e);
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r), 0);
+	const char *answer = FAKEQMP_GREETING "{\"error\": {\"class\": \"GenericError\", "
+	                     "\"desc\": \"no\"}, \"id\": 1}\n";
+	assert_int_equal(write(e.conn, answer, strlen(answer)), (ssize_t)strlen(answer));
+	assert_int_equal(t_run_until_flag(&x->loop, &x->closed_calls, 2000), 0);
+	assert_int_equal(x->ready_status, UV_EPROTO);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, UV_EPROTO);
+	char *order = json_dumps(x->order, JSON_COMPACT);
+	printf("# order %s\n", order);
+	assert_string_equal(json_string_value(json_array_get(x->order, 0)), "ready");
+	free(order);
+	eager_done(&e);
+}
+
+/* Not eager (the default): nothing goes out before the greeting, and
+ * commands are refused until ready(). */
+static void test_not_eager_waits(void **state)
+{
+	struct fx *x = *state;
+	struct reply r = { 0 };
+	adopt(x);
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r),
+	                 UV_ENOTCONN);
+	t_run_for(&x->loop, 20);
+	assert_int_equal(fake_qmp_count(&x->f, "qmp_capabilities"), 0);
+	assert_int_equal(r.calls, 0);
+}
+
 /* Every message from the peer is proof of life: the greeting, a reply, a
  * late reply that is dropped, an event. Nothing before the greeting. */
 static void test_last_input(void **state)
@@ -668,6 +770,9 @@ int main(void)
 		T(test_connect_by_path),
 		T(test_connect_missing_socket),
 		T(test_last_input),
+		T(test_eager_negotiation),
+		T(test_eager_refused),
+		T(test_not_eager_waits),
 	};
 	return cmocka_run_group_tests_name("qmp-client", tests, NULL, NULL);
 }
