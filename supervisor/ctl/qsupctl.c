@@ -775,6 +775,10 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->format = optarg;
 		} else if (o == 'W' && (cmd->flags & CTL_F_PASSWORD)) {
 			c->password = true;
+		} else if (o == 'o' || o == 'W') {   /* long only: name it as given */
+			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
+			        o == 'o' ? "--format" : "--password");
+			return CTL_EXIT_USAGE;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;

@@ -381,7 +381,7 @@ static void test_help_lists_every_verb(void **state)
 {
 	static const char *const verbs[] = { "list", "status", "start", "stop", "kill",
 		"pause", "resume", "reset", "restart", "reload", "events", "qmp", "argv",
-		"console", "log" };
+		"console", "log", "cdrom", "display" };
 	struct run *r = *state;
 	char line[64];
 
@@ -454,6 +454,11 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "log: -n: 'many' is not a number of lines", "log", "-n", "many", "web1");
 	usage_case(r, "log: -n: '10001' is not a number of lines", "log", "-n", "10001", "web1");
 	usage_case(r, "status: unknown option '-n'", "status", "-n", "3", "web1");
+	usage_case(r, "cdrom: use cdrom NAME ID insert FILE", "cdrom", "web1", "cd", "shake");
+	usage_case(r, "cdrom: use cdrom NAME ID insert FILE", "cdrom", "web1", "cd", "insert");
+	usage_case(r, "cdrom: missing arguments", "cdrom", "web1", "cd", NULL);
+	usage_case(r, "display: unknown option '--format'", "display", "--format", "raw", "a");
+	usage_case(r, "status: unknown option '--password'", "status", "--password", "a", NULL);
 }
 
 static void test_verb_help(void **state)
