@@ -663,6 +663,33 @@ static void test_status_lines(void **state)
 		"qmp:            /run/qsup/web1/qmp.sock\n");
 }
 
+/* A guest's CD-ROM media and what its start created, one line each;
+ * nothing created: no line. */
+static void test_status_media_created(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "status", "inst", NULL);
+	serve(r);
+	reply(r, expect(r, "status", "{\"name\": \"inst\"}"),
+	      "{\"name\": \"inst\", \"display\": \"vnc://127.0.0.1:5901\", "
+	      "\"media\": {\"cd\": \"/srv/iso/x.iso\", \"spare\": \"empty\"}, "
+	      "\"created\": [\"/srv/vm\", \"/srv/vm/root.qcow2\"]}");
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->out, "\ndisplay:        vnc://127.0.0.1:5901\n");
+	assert_contains(r->out, "\nmedia:          cd /srv/iso/x.iso, spare empty\n");
+	assert_contains(r->out, "\ncreated:        /srv/vm, /srv/vm/root.qcow2\n");
+	free(r->out);
+	free(r->err);
+	spawn(r, NULL, 0, "status", "inst", NULL);
+	serve(r);
+	reply(r, expect(r, "status", "{\"name\": \"inst\"}"),
+	      "{\"name\": \"inst\", \"created\": []}");
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->out, "name:           inst\n");
+	assert_null(strstr(r->out, "created"));
+}
+
 static void test_status_error(void **state)
 {
 	struct run *r = *state;
@@ -1463,6 +1490,7 @@ int main(void)
 		T(test_list_table),
 		T(test_list_json),
 		T(test_status_lines),
+		T(test_status_media_created),
 		T(test_status_error),
 		T(test_start_one),
 		T(test_start_error_json),
