@@ -146,6 +146,8 @@ enum {
 	CTL_F_ALL = 32,         /* takes --all and --parallel N (ctl_bulk) */
 	CTL_F_TIMEOUT = 64,     /* takes --timeout SECONDS */
 	CTL_F_LOG = 128,         /* takes -n LINES and -f (follow) */
+	CTL_F_FORMAT = 256,     /* takes --format FMT */
+	CTL_F_PASSWORD = 512,   /* takes --password */
 };
 
 struct ctl {
@@ -161,6 +163,8 @@ struct ctl {
 	const char *to;
 	const char *lines;          /* log -n, as given (NULL: qsupd's default) */
 	bool follow;                /* log -f */
+	const char *format;         /* cdrom --format */
+	bool password;              /* display --password */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;

@@ -186,6 +186,22 @@ static void status_line(FILE *out, const char *label, json_t *st, const char *ke
 		if (text && json_is_string(v))
 			fprintf(out, "%-*s%s (the next start resumes from it)\n", LABEL_WIDTH,
 			        label, text);
+	} else if (!strcmp(key, "media") && json_is_object(v)) {
+		const char *id;
+		json_t *m;
+		int n = 0;
+		fprintf(out, "%-*s", LABEL_WIDTH, label);   /* cd /srv/x.iso, spare empty */
+		json_object_foreach(v, id, m)
+			fprintf(out, "%s%s %s", n++ ? ", " : "", id,
+			        json_is_string(m) ? json_string_value(m) : "?");
+		fprintf(out, "%s\n", n ? "" : "-");
+	} else if (!strcmp(key, "created") && json_is_array(v)) {
+		json_t *m;
+		size_t i;
+		json_array_foreach(v, i, m)   /* nothing when the last start made nothing */
+			fprintf(out, "%-*s%s%s", i ? 0 : LABEL_WIDTH, i ? ", " : label,
+			        json_is_string(m) ? json_string_value(m) : "?",
+			        i + 1 == json_array_size(v) ? "\n" : "");
 	} else if (!strcmp(key, "config_changed") && json_is_true(v)) {
 		fprintf(out, "%-*syes (restart the guest to apply the profile)\n",
 		        LABEL_WIDTH, label);

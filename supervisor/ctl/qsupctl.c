@@ -28,6 +28,8 @@ static int ctl_attach(struct ctl *c, char **args, int nargs);
 static int ctl_detach(struct ctl *c, char **args, int nargs);
 static int ctl_devices(struct ctl *c, char **args, int nargs);
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
+static int ctl_cdrom(struct ctl *c, char **args, int nargs);
+static int ctl_display(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -67,6 +69,12 @@ static const struct ctl_cmd commands[] = {
 	{ "devices", ctl_devices, "NAME", "list a guest's devices: from the profile, its "
 	  "overlay, hot-plugged",
 	  1, 1, CTL_F_NAMES },
+	{ "cdrom", ctl_cdrom, "NAME ID insert FILE [--format FMT] | NAME ID eject [-f]",
+	  "change the disc in a running guest's CD-ROM drive ID (-f: even if the guest "
+	  "locked the tray)", 3, 4, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_FORMAT },
+	{ "display", ctl_display, "[--password] NAME",
+	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
+	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
 	{ "console", ctl_console_cmd, "[-f] NAME",
 	  "attach to the serial console (Ctrl-] detaches; -f: take it over)",
 	  1, 1, CTL_F_NAMES | CTL_F_FORCE },
@@ -117,6 +125,8 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 	if ((cmd->flags & CTL_F_FORCE) && !strcmp(cmd->name, "console"))
 		fprintf(out, "  -f, --force  take the console over from the client that "
 		        "holds it\n");
+	else if ((cmd->flags & CTL_F_FORCE) && !strcmp(cmd->name, "cdrom"))
+		fprintf(out, "  -f, --force  open the tray even if the guest's OS locked it\n");
 	else if (cmd->flags & CTL_F_FORCE)
 		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
 	if (cmd->flags & CTL_F_MIGRATE)
@@ -136,6 +146,12 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  -n, --lines LINES  how many lines, from 1 to 10000 (default 50)\n"
 		        "  -f, --follow       then print lines as they are written, until "
 		        "Ctrl-C\n");
+	if (cmd->flags & CTL_F_FORMAT)
+		fprintf(out, "  --format FMT   the image's format: raw (the default), qcow2, "
+		        "...\n");
+	if (cmd->flags & CTL_F_PASSWORD)
+		fprintf(out, "  --password     also print the VNC password (password-file or "
+		        "password = generate)\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -546,6 +562,70 @@ static int ctl_devices(struct ctl *c, char **args, int nargs)
 	return ctl_per_name(c, args, nargs, show_devices);
 }
 
+/* cdrom NAME ID insert FILE | NAME ID eject: FILE is made absolute here
+ * (qsupd opens it, from its own directory). */
+static void show_cdrom(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c;
+	printf("%s: %s: %s\n", what, sv_jstr(ret, "id", "?"), sv_jstr(ret, "medium", "?"));
+}
+
+static int ctl_cdrom(struct ctl *c, char **args, int nargs)
+{
+	bool insert = !strcmp(args[2], "insert");
+	json_t *reply = NULL;
+	char *abs = NULL;
+	if ((!insert && strcmp(args[2], "eject")) || (insert && nargs != 4) ||
+	    (!insert && nargs != 3) || (insert && c->force) || (!insert && c->format)) {
+		fprintf(stderr, "qsupctl: cdrom: use cdrom NAME ID insert FILE [--format FMT], "
+		        "or cdrom NAME ID eject [-f]\n");
+		return CTL_EXIT_USAGE;
+	}
+	json_t *req = json_pack("{s:s, s:s, s:s}", "name", args[0], "id", args[1],
+	                        "action", args[2]);
+	if (insert) {
+		if (args[3][0] != '/' && !(abs = realpath(args[3], NULL))) {
+			char cwd[4096];
+			if (getcwd(cwd, sizeof(cwd)) && asprintf(&abs, "%s/%s", cwd, args[3]) < 0)
+				abs = NULL;
+		}
+		json_object_set_new(req, "file", json_string(abs ? abs : args[3]));
+		if (c->format)
+			json_object_set_new(req, "format", json_string(c->format));
+	} else if (c->force) {
+		json_object_set_new(req, "force", json_true());
+	}
+	free(abs);
+	int r = ctl_call(c, "cdrom", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_cdrom);
+	json_decref(reply);
+	return r;
+}
+
+/* display [--password] NAME: the address (and the password) alone, for a
+ * viewer's command line. */
+static void show_display(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c, (void)what;
+	printf("%s\n", sv_jstr(ret, "display", "?"));
+	if (json_object_get(ret, "password"))
+		printf("%s\n", sv_jstr(ret, "password", ""));
+}
+
+static int ctl_display(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *req = json_pack("{s:s}", "name", args[0]);
+	(void)nargs;
+	if (c->password)
+		json_object_set_new(req, "password", json_true());
+	int r = ctl_call(c, "display", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_display);
+	json_decref(reply);
+	return r;
+}
+
 /* Asks for the console (qsupd lends it to this connection, which stays
  * open while attached: qsupd says there when another client takes it
  * over), then attaches; --json does not apply. */
@@ -606,6 +686,8 @@ static const struct option verb_opts[] = {
 	{ "timeout", required_argument, NULL, 'T' },
 	{ "lines", required_argument, NULL, 'n' },
 	{ "follow", no_argument, NULL, 'F' },
+	{ "format", required_argument, NULL, 'o' },
+	{ "password", no_argument, NULL, 'W' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -689,6 +771,14 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->lines = optarg;
 		} else if (o == 'F' && (cmd->flags & CTL_F_LOG)) {
 			c->follow = true;
+		} else if (o == 'o' && (cmd->flags & CTL_F_FORMAT)) {
+			c->format = optarg;
+		} else if (o == 'W' && (cmd->flags & CTL_F_PASSWORD)) {
+			c->password = true;
+		} else if (o == 'o' || o == 'W') {   /* long only: name it as given */
+			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
+			        o == 'o' ? "--format" : "--password");
+			return CTL_EXIT_USAGE;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;

@@ -15,9 +15,11 @@
 #include "log.h"
 #include "request.h"
 #include "daemon.h"
+#include "display.h"
 #include "guest.h"
 #include "hotplug.h"
 #include "managed.h"
+#include "media.h"
 #include "logview.h"
 #include "migrate.h"
 #include "passthrough.h"
@@ -291,6 +293,22 @@ static void cmd_on_guest(struct sv_daemon *d, struct sv_request *req, json_t *ar
 		sv_command_find(req->verb)->on_guest(g, req, args);
 }
 
+/* display: the VNC address; the password only to a client that may change
+ * things (the socket's permissions decide, as for the console). */
+static void cmd_display(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	struct sv_guest *g = guest_arg(d, req, args);
+	if (!g)
+		return;
+	if (json_is_true(json_object_get(args, "password")) &&
+	    !sv_control_may_mutate(d, req->peer)) {
+		sv_reply_err(req, "PermissionDenied", "the VNC password needs the right to "
+		             "change things (you are uid %u)", (unsigned)req->uid);
+		return;
+	}
+	sv_display_cmd(g, req, args);
+}
+
 /* ---- waiting for a re-adoption ---- */
 
 struct sv_waiting {
@@ -441,6 +459,28 @@ static int check_attach(json_t *args, struct sv_error *err)
 	return 0;
 }
 
+static int check_cdrom(json_t *args, struct sv_error *err)
+{
+	const char *action = json_string_value(json_object_get(args, "action"));
+	if (!json_is_string(json_object_get(args, "id")) || !action ||
+	    (strcmp(action, "insert") && strcmp(action, "eject")))
+		FAIL("InvalidArgument", "cdrom needs {\"name\", \"id\", \"action\": \"insert\" "
+		     "or \"eject\"}");
+	if (!opt_type(args, "file", is_string) || !opt_type(args, "format", is_string) ||
+	    !opt_type(args, "force", is_bool))
+		FAIL("InvalidArgument", "file and format must be strings, force true or false");
+	if (!strcmp(action, "insert") && !json_object_get(args, "file"))
+		FAIL("InvalidArgument", "insert needs a file (an absolute path)");
+	return 0;
+}
+
+static int check_display(json_t *args, struct sv_error *err)
+{
+	if (!opt_type(args, "password", is_bool))
+		FAIL("InvalidArgument", "\"password\" must be true or false");
+	return 0;
+}
+
 static int check_detach(json_t *args, struct sv_error *err)
 {
 	if (!json_is_string(json_object_get(args, "id")))
@@ -495,8 +535,10 @@ int sv_command_check(const struct sv_command *cmd, json_t *args, struct sv_error
 static const struct sv_command commands[] = {
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
+	{ "cdrom", cmd_on_guest, G | M, sv_media_cdrom, check_cdrom },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
 	{ "devices", cmd_on_guest, G, sv_hotplug_devices, NULL },
+	{ "display", cmd_display, G, NULL, check_display },
 	{ "incoming", cmd_on_guest, G | M, sv_migrate_in, check_migration },
 	{ "console", cmd_console, G, NULL, check_console },
 	{ "kill", cmd_kill, G | M, NULL, NULL },

@@ -25,6 +25,8 @@
 #include "commands.h"
 #include "control.h"
 #include "daemon.h"
+#include "display.h"
+#include "media.h"
 #include "guest.h"
 #include "host.h"
 #include "hotplug.h"
@@ -211,7 +213,9 @@ static bool any_active(struct sv_daemon *d)
 
 /* The features, in the order they hear of a guest's life. */
 static const struct sv_guest_observer *const observers[] = {
-	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer, NULL,
+	&sv_display_observer,   /* first: its set_password goes before any replay */
+	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer,
+	&sv_media_observer, NULL,
 };
 
 /* The guests' way up (struct sv_guest_env): g stopped for good, so an exit

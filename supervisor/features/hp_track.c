@@ -9,6 +9,7 @@
 #include "request.h"
 #include "hotplug_int.h"
 #include "log.h"
+#include "media.h"
 #include "overlay.h"
 
 static bool dev_named(const struct hp_dev *d, const char *name)
@@ -67,7 +68,7 @@ static bool block_of(json_t *b, const char *id)
 /* A CD-ROM's medium as QEMU reports it: none ("backend" null, "empty"),
  * the profile's own (its node "drive.ID": left as it is), or another one
  * inserted since (its file, as QEMU opened it). */
-static void set_medium(json_t *dev, json_t *blocks)
+static void set_medium(struct sv_guest *g, json_t *dev, json_t *blocks)
 {
 	const char *id = sv_jstr(dev, "id", "");
 	char mine[80];
@@ -82,7 +83,11 @@ static void set_medium(json_t *dev, json_t *blocks)
 			json_object_set_new(dev, "backend", json_null());
 			json_object_set_new(dev, "empty", json_true());
 		} else if (strcmp(sv_jstr(in, "node-name", ""), mine) != 0) {
-			json_object_set_new(dev, "backend", json_string(sv_jstr(in, "file", "?")));
+			/* One the cdrom verb inserted is on a fd set: its path. */
+			const char *file = sv_jstr(in, "file", "?");
+			if (!strncmp(file, "/dev/fdset/", 11) && sv_media_file(g, id))
+				file = sv_media_file(g, id);
+			json_object_set_new(dev, "backend", json_string(file));
 			json_object_del(dev, "empty");
 		}
 		return;
@@ -96,7 +101,7 @@ static void on_devices_blocks(void *ctx, const struct qmp_result *r)
 	size_t i;
 	json_array_foreach(list, i, dev)
 		if (r->status == 0 && !strcmp(sv_jstr(dev, "kind", ""), "cdrom"))
-			set_medium(dev, r->ret);
+			set_medium(q->g, dev, r->ret);
 	sv_reply_ok(q->req, list);
 	sv_guest_unhold(q->g);
 	free(q);

@@ -95,6 +95,8 @@ json_t *sv_guest_status(struct sv_guest *g)
 	/* Whom QEMU runs as (ps shows a per-guest uid as a bare number). */
 	json_object_set_new(st, "uid", up ? json_integer(g->ident.uid) : json_null());
 	json_object_set_new(st, "gid", up ? json_integer(g->ident.gid) : json_null());
+	/* What the last start made: disk images (size =) and their dirs. */
+	json_object_set_new(st, "created", g->created ? json_incref(g->created) : json_array());
 	return st;
 }
 
@@ -297,6 +299,9 @@ static void on_qmp_log(struct qmp_client *c, enum qmp_log_level lvl, const char 
 {
 	struct sv_guest *g = qmp_client_data(c);
 	static const enum sv_log_level map[] = { SV_LOG_DEBUG, SV_LOG_INFO, SV_LOG_WARN, SV_LOG_ERR };
+	/* A VNC password never reaches a log, not even the debug one. */
+	if (strstr(msg, "\"set_password\"") || strstr(msg, "\"change-vnc-password\""))
+		msg = "-> (a set_password command: arguments not logged)";
 	sv_log(map[lvl], g->name, "QMP: %s", msg);
 }
 
@@ -360,6 +365,7 @@ void sv_guest_unhold(struct sv_guest *g)
 		sv_profile_free(g->profile);
 		sv_restart_state_free(&g->rs);
 		json_decref(g->last_tail);
+		json_decref(g->created);
 		free(g->lock_path);
 		free(g->profile_path);
 		free(g->name);
@@ -723,6 +729,7 @@ struct sv_guest *sv_guest_new(const struct sv_guest_env *env, const char *path,
 	g->pidfd = -1;
 	g->lock_fd = -1;
 	g->log_offset = -1;
+	g->vnc_display = -1;
 	snprintf(g->reason, sizeof(g->reason), "not started");
 	snprintf(g->rundir, sizeof(g->rundir), "%s/%s", env->run_dir, g->name);
 	struct sv_facts f;

@@ -168,6 +168,15 @@ struct sv_guest {
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */
 	bool start_incoming;            /* the start is for an incoming migration */
 	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
+	struct sv_media *media;         /* CD-ROM media (media.c); NULL: none yet */
+	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
+	 * auto, read back with query-vnc after a re-adoption; -1: none or not
+	 * known), and the password to set over QMP before cont (wiped once
+	 * sent; "": none). */
+	int vnc_display;
+	char vnc_password[16];
+	json_t *created;                /* what the last start created: image files
+	                                   and directories (paths); NULL: nothing */
 	uint64_t console_peer;          /* the control client that holds the
 	                                   console (the daemon's); 0: none */
 	struct sv_restart_state rs;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "prepare.h"
 #include "statedir.h"
+#include "vnc.h"
 
 /* One preparation's inputs and findings. The thread-pool steps read only
  * what is here (and g->run_profile, which stays until the guest ends, after
@@ -37,6 +38,8 @@ struct sv_prep {
 	struct sv_identity ident;
 	bool *missing;                  /* per drive: a sized image to create */
 	bool any_missing, vars_missing;
+	struct sv_strv created;         /* directories made for those images */
+	char vnc_password[16];          /* to set over QMP; "": none */
 	/* step 3 */
 	struct sv_chain *chains;        /* per drive */
 	size_t nchains;                 /* the profile may be gone when pp is freed */
@@ -63,6 +66,8 @@ static void prep_free(struct sv_prep *pp)
 		close(pp->qemudir_fd);
 	sv_argv_free(&pp->argv);
 	free(pp->missing);
+	sv_strv_free(&pp->created);
+	explicit_bzero(pp->vnc_password, sizeof(pp->vnc_password));
 	free(pp->taken);
 	free(pp->intent);
 	free(pp);
@@ -124,6 +129,39 @@ static bool uid_taken(const struct sv_prep *pp, uid_t uid)
 	return false;
 }
 
+/* Make the missing directories above path (an image about to be created),
+ * top-down, mode 0700: only qsupd opens the files in them (QEMU gets fds,
+ * whatever uid it runs as). Each one made is added to pp->created. */
+static int make_parents(struct sv_prep *pp, const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	struct stat st;
+	if (stat(dir, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : sv_error_set(&pp->err, -ENOTDIR, "%s is not a "
+		                                              "directory", dir);
+	for (char *p = dir + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(dir, 0700) == 0) {
+			if (sv_strv_push(&pp->created, dir) < 0)
+				return sv_error_set(&pp->err, -ENOMEM, "out of memory");
+		} else if (errno != EEXIST) {
+			return sv_error_set(&pp->err, -errno, "cannot create the directory %s: %s",
+			                    dir, strerror(errno));
+		}
+		*p = c;
+		if (!c)
+			return 0;
+	}
+}
+
 static void resolve(struct sv_prep *pp)
 {
 	const struct sv_profile *p = pp->p;
@@ -149,6 +187,8 @@ static void resolve(struct sv_prep *pp)
 		}
 		pp->missing[i] = true;
 		pp->any_missing = true;
+		if (pp->rc == 0 && (pp->rc = make_parents(pp, d->file)) < 0)
+			pp->config = true;
 	}
 	pp->vars_missing = p->firmware == SV_FIRMWARE_UEFI && p->uefi_vars_template &&
 	                   missing(p->uefi_vars);
@@ -189,6 +229,9 @@ static void on_qemu_img_exit(uv_process_t *p, int64_t status, int sig)
 	}
 	sv_log(SV_LOG_INFO, g->name, "created %s (%s, %llu bytes)", d->file, d->format,
 	       (unsigned long long)d->size);
+	if (!g->created)
+		g->created = json_array();
+	json_array_append_new(g->created, json_string(d->file));
 	g->prep_index++;
 	step_create(g);
 }
@@ -320,6 +363,22 @@ static int qemu_dir(struct sv_prep *pp)
 	return 0;
 }
 
+/* VNC: a free display for vnc-display = auto; the password to set. */
+static int display(struct sv_prep *pp)
+{
+	const struct sv_profile *p = pp->p;
+	int rc = 0;
+	if (p->vnc_display_auto && (rc = sv_vnc_free_display(p->vnc_listen, &pp->err)) >= 0)
+		pp->facts.vnc_display = rc;
+	if (rc >= 0 && p->vnc_password_file)
+		rc = sv_vnc_password_read(p->vnc_password_file, pp->vnc_password,
+		                          sizeof(pp->vnc_password), &pp->err);
+	if (rc >= 0 && p->vnc_password_generate)
+		rc = sv_vnc_password_generate(pp->rundir, pp->vnc_password,
+		                              sizeof(pp->vnc_password), &pp->err);
+	return rc < 0 ? rc : 0;
+}
+
 static void open_files(struct sv_prep *pp)
 {
 	const struct sv_profile *p = pp->p;
@@ -333,6 +392,10 @@ static void open_files(struct sv_prep *pp)
 			return;
 	}
 	pp->facts.chains = pp->chains;
+	if (p->vnc && (pp->rc = display(pp)) < 0) {
+		pp->config = true;
+		return;
+	}
 	if ((pp->rc = sv_argv_build(p, &pp->facts, &pp->argv, &pp->err)) < 0)
 		return;
 	pp->fds = calloc(pp->argv.nfds + 1, sizeof(*pp->fds));
@@ -381,6 +444,13 @@ static void prep_done(uv_work_t *w, int status)
 	if (!step_ok(g, status))
 		return;
 	g->ident = pp->ident;
+	for (size_t i = 0; i < pp->created.n; i++) {
+		if (!g->created)
+			g->created = json_array();
+		json_array_append_new(g->created, json_string(pp->created.v[i]));
+		sv_log(SV_LOG_INFO, g->name, "created the directory %s", pp->created.v[i]);
+	}
+	sv_strv_free(&pp->created);
 	if (!pp->fds) {   /* images to make first */
 		g->prep_index = 0;
 		step_create(g);
@@ -392,6 +462,14 @@ static void prep_done(uv_work_t *w, int status)
 	memset(&pp->argv, 0, sizeof(pp->argv));
 	g->pass_fds = pp->fds;
 	g->pass_taps = pp->taps;
+	const struct sv_profile *p = g->run_profile;
+	g->vnc_display = !p->vnc ? -1 : pp->facts.vnc_display >= 0 ? pp->facts.vnc_display
+	               : (int)p->vnc_display;
+	memcpy(g->vnc_password, pp->vnc_password, sizeof(g->vnc_password));
+	explicit_bzero(pp->vnc_password, sizeof(pp->vnc_password));
+	if (p->vnc && p->vnc_display_auto)
+		sv_log(SV_LOG_INFO, g->name, "VNC display %d (vnc-display = auto): %s:%d",
+		       g->vnc_display, p->vnc_listen, 5900 + g->vnc_display);
 	pp->fds = NULL;
 	pp->taps = NULL;
 	for (size_t i = 0; i < g->start_argv.nfds; i++)
@@ -417,6 +495,8 @@ void sv_prepare_run(struct sv_guest *g)
 	g->prep_index = 0;
 	g->prep_abort = false;
 	g->prep_vars_done = false;
+	json_decref(g->created);
+	g->created = NULL;
 	if (pp) {
 		pp->missing = calloc(p->ndrives + 1, sizeof(*pp->missing));
 		pp->chains = calloc(p->ndrives + 1, sizeof(*pp->chains));

@@ -54,6 +54,7 @@ int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name)
 	f->qmp_fd = -1;
 	f->serial_fd = -1;
 	f->chains = NULL;
+	f->vnc_display = -1;
 	a = snprintf(f->qmp_path, sizeof(f->qmp_path), "%s/%s/qmp.sock", run_dir, name);
 	b = snprintf(f->serial_path, sizeof(f->serial_path), "%s/%s/serial.sock",
 	             run_dir, name);
@@ -376,10 +377,16 @@ static void emit_display(struct build *b)
 		add(b, "none");
 		return;
 	}
+	/* A password (password-file, generate) is set over QMP before the
+	 * guest runs (set_password), never on the command line: password=on
+	 * refuses every client until then. */
+	bool pw = p->vnc_password_file || p->vnc_password_generate;
+	unsigned display = b->f->vnc_display >= 0 ? (unsigned)b->f->vnc_display
+	                 : p->vnc_display_auto ? 0 : p->vnc_display;
 	add(b, "-vnc");
-	add_escaped_u(b, strchr(p->vnc_listen, ':') ? "[%s]:%u" : "%s:%u",
-	              p->vnc_listen, p->vnc_display);
-	if (!loopback(p->vnc_listen) &&
+	add_escaped_u(b, strchr(p->vnc_listen, ':') ? (pw ? "[%s]:%u,password=on" : "[%s]:%u")
+	              : pw ? "%s:%u,password=on" : "%s:%u", p->vnc_listen, display);
+	if (!pw && !loopback(p->vnc_listen) &&
 	    sv_strv_pushf(b->warnings, "%s: warning: [display] vnc-listen: %s is not "
 	                  "a loopback address, and VNC has no password: anyone who "
 	                  "can reach it controls the guest", p->path, p->vnc_listen) < 0)

@@ -60,11 +60,14 @@ struct sv_facts {
 	 * p->drives, as read from the images (image.h); NULL: no drive has a
 	 * backing file. Only qcow2 images get an explicit chain. */
 	const struct sv_chain *chains;
+	/* The VNC display chosen for vnc-display = auto (a free one, found at
+	 * start); -1: the profile's (auto without a choice: 0). */
+	int vnc_display;
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/
  * (qmp.sock, serial.sock), fds unused, KVM assumed usable, no backing
- * chains. Returns 0, or -ENAMETOOLONG when a socket path would not fit in
+ * chains, the profile's VNC display. Returns 0, or -ENAMETOOLONG when a socket path would not fit in
  * a sockaddr_un. */
 int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name);
 

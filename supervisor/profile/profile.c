@@ -729,7 +729,8 @@ void sv_profile_free(struct sv_profile *p)
 	char **strs[] = {
 		&p->path, &p->dir, &p->name, &p->machine, &p->cpu_model, &p->bios,
 		&p->uefi_code, &p->uefi_vars, &p->uefi_vars_template, &p->kernel,
-		&p->initrd, &p->append, &p->serial_log, &p->vnc_listen, &p->binary,
+		&p->initrd, &p->append, &p->serial_log, &p->vnc_listen, &p->vnc_password_file,
+		&p->binary,
 		&p->user, &p->group,
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)

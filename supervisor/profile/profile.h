@@ -112,6 +112,9 @@ struct sv_profile {
 	bool vnc;
 	char *vnc_listen;       /* address, IPv6 without brackets */
 	unsigned vnc_display;
+	bool vnc_display_auto;  /* vnc-display = auto: a free one at each start */
+	char *vnc_password_file;        /* NULL: none */
+	bool vnc_password_generate;     /* password = generate */
 
 	/* [restart] */
 	enum sv_restart_policy restart_policy;

@@ -315,9 +315,13 @@ static void check_ports(struct pctx *c)
 static void check_misc(struct pctx *c)
 {
 	struct sv_profile *p = c->p;
-	static const char *const vnc_keys[] = { "vnc-listen", "vnc-display" };
+	static const char *const vnc_keys[] = { "vnc-listen", "vnc-display", "password-file",
+	                                        "password" };
 
-	for (size_t i = 0; !p->vnc && i < 2; i++)
+	if (p->vnc_password_file && p->vnc_password_generate)
+		serr(c, SECT_DISPLAY, "password", "not allowed with password-file; give "
+		     "one of them");
+	for (size_t i = 0; !p->vnc && i < 4; i++)
 		if (given(c, SECT_DISPLAY, vnc_keys[i]))
 			serr(c, SECT_DISPLAY, vnc_keys[i], "only allowed with vnc = yes");
 	if (p->restart_delay_ms > p->restart_max_delay_ms)

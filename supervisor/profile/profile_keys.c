@@ -414,6 +414,26 @@ static void k_listen(struct pctx *c, struct psect *s, const struct pkey *k, cons
 	bad(c, s, k, v, "is not an address or host name");
 }
 
+/* vnc-display: a number, or "auto" (a free display at each start). */
+static void k_vnc_display(struct pctx *c, struct psect *s, const struct pkey *k,
+                          const char *v)
+{
+	c->p->vnc_display_auto = !strcmp(v, "auto");
+	if (!c->p->vnc_display_auto)
+		k_uint(c, s, k, v);
+}
+
+/* password = generate (qsupd makes one at each start). */
+static void k_vnc_password(struct pctx *c, struct psect *s, const struct pkey *k,
+                           const char *v)
+{
+	if (strcmp(v, "generate") != 0)
+		bad(c, s, k, "(hidden)", "is not allowed (a password is never written in a "
+		    "profile)");
+	else
+		*FIELD(c, s, k, bool) = true;
+}
+
 /* ------------------------------------------------------------ tables */
 
 static const char *const accels[] = { "kvm", "tcg", "kvm:tcg", "" };
@@ -528,8 +548,12 @@ static const struct pkey display_keys[] = {
 	{ "vnc", k_bool, G(vnc), 0, 0, NULL, 0, "use yes or no" },
 	{ "vnc-listen", k_listen, G(vnc_listen), 0, 0, NULL, 0,
 	  "use an IPv4 or IPv6 address or a host name, such as 127.0.0.1" },
-	{ "vnc-display", k_uint, G(vnc_display), 0, 99, NULL, 0,
-	  "use a number from 0 to 99 (TCP port 5900 + N)" },
+	{ "vnc-display", k_vnc_display, G(vnc_display), 0, 99, NULL, 0,
+	  "use a number from 0 to 99 (TCP port 5900 + N), or auto" },
+	{ "password-file", k_path, G(vnc_password_file), 0, 0, NULL, 0, PATH_HELP },
+	{ "password", k_vnc_password, G(vnc_password_generate), 0, 0, NULL, 0,
+	  "use generate (qsupd makes one at each start; qsupctl display --password "
+	  "prints it), or give password-file = PATH instead" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 

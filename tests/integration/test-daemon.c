@@ -765,9 +765,11 @@ static void test_disk_created_on_first_start(void **state)
 	t_daemon_profile(&x->d, "disky", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 	                 "[disk.root]\nfile = root,1.qcow2\nformat = qcow2\nsize = 64M\n"
 	                 "[shutdown]\ntimeout = 1s\n");
+	/* sysfs takes no new files, not even from root: qemu-img fails (a
+	 * missing directory would be made, see test-iso). */
 	t_daemon_profile(&x->d, "nodir", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
-	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n"
-	                 "[restart]\npolicy = never\n");
+	                 "[disk.root]\nfile = /sys/kernel/qsup-test-root.qcow2\nformat = qcow2\n"
+	                 "size = 64M\n[restart]\npolicy = never\n");
 	start_daemon(x, NULL);
 	json_decref(t_fx_must(x, "start", "disky", 30000));
 	char img[700];
@@ -804,12 +806,13 @@ static void test_disk_created_on_first_start(void **state)
 	assert_non_null(err);
 	printf("# note: %s\n", str(err, "desc"));
 	assert_non_null(strstr(str(err, "desc"), "qemu-img create"));
-	assert_non_null(strstr(str(err, "desc"), "missing/root.qcow2"));
+	assert_non_null(strstr(str(err, "desc"), "/sys/kernel/qsup-test-root.qcow2"));
 	json_decref(r);
 	expect_state(x, "status", "nodir", "stopped", 5000);
 }
 
-/* An incoming start whose preparation fails (its disk cannot be created)
+/* An incoming start whose preparation fails (its disk cannot be created:
+ * the directory it would go in is a file)
  * is the incoming migration's failure: the request is answered, the guest
  * stopped and never restarted here (restarting it would boot a second copy
  * of a guest its source still runs), even under restart = always. */
@@ -819,12 +822,17 @@ static void test_incoming_start_failure(void **state)
 	t_daemon_profile(&x->d, "dst", "[guest]\nmemory = 64M\naccel = kvm:tcg\n"
 	                 "[disk.root]\nfile = missing/root.qcow2\nformat = qcow2\nsize = 64M\n"
 	                 "[restart]\npolicy = always\ndelay = 100ms\n");
+	char notdir[700];
+	snprintf(notdir, sizeof(notdir), "%s/missing", x->d.profiles);
+	FILE *f = fopen(notdir, "w");
+	assert_non_null(f);
+	fclose(f);
 	start_daemon(x, NULL);
 	json_t *r = t_ctl_call(&x->c, "incoming", json_pack("{s:s}", "name", "dst"), 30000);
 	json_t *err = json_object_get(r, "error");
 	assert_non_null(err);   /* answered, with why */
 	printf("# note: %s\n", str(err, "desc"));
-	assert_non_null(strstr(str(err, "desc"), "missing/root.qcow2"));
+	assert_non_null(strstr(str(err, "desc"), "missing/root.qcow2: Not a directory"));
 	json_decref(r);
 	expect_state(x, "status", "dst", "stopped", 5000);
 	usleep(1000000);   /* ten restart delays: still not restarted */

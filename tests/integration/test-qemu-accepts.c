@@ -493,6 +493,7 @@ static void test_demo(void **state) { run_example(state, "demo"); }
 static void test_server(void **state) { run_example(state, "server"); }
 static void test_installer(void **state) { run_example(state, "installer"); }
 static void test_hotplug(void **state) { run_example(state, "hotplug"); }
+static void test_install_from_iso(void **state) { run_example(state, "install-from-iso"); }
 
 /* The injection profile: a comma in every place a value can hold one. */
 static const char inject_ini[] =
@@ -586,6 +587,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_installer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_install_from_iso, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hotplug, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commas_and_injection, setup, teardown),
 	};

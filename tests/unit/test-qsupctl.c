@@ -381,7 +381,7 @@ static void test_help_lists_every_verb(void **state)
 {
 	static const char *const verbs[] = { "list", "status", "start", "stop", "kill",
 		"pause", "resume", "reset", "restart", "reload", "events", "qmp", "argv",
-		"console", "log" };
+		"console", "log", "cdrom", "display" };
 	struct run *r = *state;
 	char line[64];
 
@@ -454,6 +454,11 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "log: -n: 'many' is not a number of lines", "log", "-n", "many", "web1");
 	usage_case(r, "log: -n: '10001' is not a number of lines", "log", "-n", "10001", "web1");
 	usage_case(r, "status: unknown option '-n'", "status", "-n", "3", "web1");
+	usage_case(r, "cdrom: use cdrom NAME ID insert FILE", "cdrom", "web1", "cd", "shake");
+	usage_case(r, "cdrom: use cdrom NAME ID insert FILE", "cdrom", "web1", "cd", "insert");
+	usage_case(r, "cdrom: missing arguments", "cdrom", "web1", "cd", NULL);
+	usage_case(r, "display: unknown option '--format'", "display", "--format", "raw", "a");
+	usage_case(r, "status: unknown option '--password'", "status", "--password", "a", NULL);
 }
 
 static void test_verb_help(void **state)
@@ -656,6 +661,33 @@ static void test_status_lines(void **state)
 		"profile:        /etc/qsup/profiles/web1.ini\n"
 		"console:        /run/qsup/web1/serial.sock\n"
 		"qmp:            /run/qsup/web1/qmp.sock\n");
+}
+
+/* A guest's CD-ROM media and what its start created, one line each;
+ * nothing created: no line. */
+static void test_status_media_created(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "status", "inst", NULL);
+	serve(r);
+	reply(r, expect(r, "status", "{\"name\": \"inst\"}"),
+	      "{\"name\": \"inst\", \"display\": \"vnc://127.0.0.1:5901\", "
+	      "\"media\": {\"cd\": \"/srv/iso/x.iso\", \"spare\": \"empty\"}, "
+	      "\"created\": [\"/srv/vm\", \"/srv/vm/root.qcow2\"]}");
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->out, "\ndisplay:        vnc://127.0.0.1:5901\n");
+	assert_contains(r->out, "\nmedia:          cd /srv/iso/x.iso, spare empty\n");
+	assert_contains(r->out, "\ncreated:        /srv/vm, /srv/vm/root.qcow2\n");
+	free(r->out);
+	free(r->err);
+	spawn(r, NULL, 0, "status", "inst", NULL);
+	serve(r);
+	reply(r, expect(r, "status", "{\"name\": \"inst\"}"),
+	      "{\"name\": \"inst\", \"created\": []}");
+	assert_int_equal(finish(r), 0);
+	assert_contains(r->out, "name:           inst\n");
+	assert_null(strstr(r->out, "created"));
 }
 
 static void test_status_error(void **state)
@@ -1458,6 +1490,7 @@ int main(void)
 		T(test_list_table),
 		T(test_list_json),
 		T(test_status_lines),
+		T(test_status_media_created),
 		T(test_status_error),
 		T(test_start_one),
 		T(test_start_error_json),
