@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -220,6 +221,7 @@ static void raw_spawn(uv_loop_t *loop, struct raw *w, const struct cmd *cmd, con
 			close(opened[k]);
 	close(null);
 	w->c = qmp_client_new(loop, cbs, w);
+	qmp_client_set_eager(w->c, 1);   /* as qsupd negotiates */
 	qmp_client_connect(w->c, w->qpath);
 }
 
@@ -506,9 +508,7 @@ static void floor_ready(struct qmp_client *c, int status)
 {
 	struct floor_conn *f = qmp_client_data(c);
 	f->ready = 1;
-	if (status == 0)
-		qmp_client_execute(c, "query-status", NULL, 0, floor_status, f);
-	else
+	if (status != 0)
 		f->done = 1;
 }
 
@@ -526,7 +526,8 @@ static int floor_done(void *arg)
 }
 
 /* The reconnect floor: QMP to every guest's QEMU at once, negotiated,
- * one query-status each, as re-adoption needs at least; seconds. */
+ * one query-status each, as re-adoption needs at least, pipelined as
+ * qsupd does (eager: both written at connect); seconds. */
 static double reconnect_floor(const char *run, int n)
 {
 	uv_loop_t loop;
@@ -539,7 +540,10 @@ static double reconnect_floor(const char *run, int n)
 		guest_name(name, sizeof(name), i, n);
 		snprintf(path, sizeof(path), "%s/%s/qmp.sock", run, name);
 		cs[i] = qmp_client_new(&loop, &floor_cbs, &fl.f[i]);
-		qmp_client_connect(cs[i], path);
+		qmp_client_set_eager(cs[i], 1);
+		if (qmp_client_connect(cs[i], path) < 0 ||
+		    qmp_client_execute(cs[i], "query-status", NULL, 0, floor_status, &fl.f[i]) < 0)
+			fl.f[i].done = 1;
 	}
 	t_run_until(&loop, floor_done, &fl, 30000);
 	double dt = t_now() - t0;
@@ -647,12 +651,11 @@ static void bench_readopt(int big, int runs)
 
 /* ---- hotplug ---- */
 
-static void bench_hotplug(int runs)
+/* The tiny guest's profile in d, and an image of 16 MiB at img. */
+static void tiny_setup(struct t_daemon *d, char *img, size_t size)
 {
-	struct t_daemon d;
-	struct t_ctl c;
-	char path[512], text[2048], img[600];
-	if (t_daemon_init(&d) < 0)
+	char path[512], text[2048];
+	if (t_daemon_init(d) < 0)
 		fail("temp dir", NULL);
 	snprintf(path, sizeof(path), "%s/cmdline", t_guestdir());
 	const char *cmdline = t_read_line(path);
@@ -660,50 +663,204 @@ static void bench_hotplug(int runs)
 		fail("no test guest: sh tests/guest/build.sh build/guest", NULL);
 	snprintf(text, sizeof(text), "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
 	         "initrd = %s/initramfs.cpio.gz\nappend = %s\n", t_guestdir(), t_guestdir(), cmdline);
-	t_daemon_profile(&d, "tiny", text);
-	snprintf(img, sizeof(img), "%s/bench.img", d.dir);
+	t_daemon_profile(d, "tiny", text);
+	snprintf(img, size, "%s/bench.img", d->dir);
 	FILE *f = fopen(img, "w");
 	if (!f || ftruncate(fileno(f), 16 << 20) < 0)
 		fail("image", NULL);
 	fclose(f);
-	if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0)
-		fail("qsupd did not start", &d);
-	json_decref(t_ctl_do(&c, "start", "tiny", 60000, NULL));
-	/* Wait for the guest to boot: unplug needs its ACPI handling. */
+}
+
+/* Start the tiny guest under d and wait until its OS is up (unplug needs
+ * its ACPI handling). */
+static void tiny_boot(struct t_daemon *d, struct t_ctl *c, uv_loop_t *loop, struct t_serial *ser)
+{
+	size_t seen = 0;
+	if (t_daemon_start(d, NULL) < 0 || t_ctl_open(c, d->sock) < 0)
+		fail("qsupd did not start", d);
+	json_t *s = t_ctl_do(c, "start", "tiny", 60000, NULL);
+	if (!s)
+		fail("start failed", d);
+	learn_identity(s);
+	json_decref(s);
+	json_t *con = t_ctl_do(c, "console", "tiny", 5000, NULL);
+	if (t_serial_open(loop, ser, json_string_value(json_object_get(con, "path")), 5000) < 0 ||
+	    t_serial_wait(ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
+		fail("the guest did not boot", d);
+	json_decref(con);
+}
+
+static double qsupd_attach(struct t_daemon *d, struct t_ctl *c, const char *img, double *de)
+{
+	double t0 = t_now();
+	json_t *r = t_ctl_call(c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "tiny",
+	                       "kind", "disk", "id", "b", "file", img, "format", "raw"), 30000);
+	double at = t_now() - t0;
+	if (!json_object_get(r, "return"))
+		fail("attach failed", d);
+	json_decref(r);
+	if (!de)
+		return at;   /* attached only */
+	t0 = t_now();
+	r = t_ctl_call(c, "detach", json_pack("{s:s, s:s}", "name", "tiny", "id", "b"), 60000);
+	*de = t_now() - t0;
+	if (!json_object_get(r, "return"))
+		fail("detach failed", d);
+	json_decref(r);
+	return at;
+}
+
+/* The blockdev-add and device_add qsupd sent for the attach, read back
+ * from its debug log, with their ids dropped. */
+static json_t *attach_commands(struct t_daemon *d)
+{
+	json_t *cmds = json_array();
+	const char *log = t_daemon_log(d), *p = log;
+	while ((p = strstr(p, "QMP: -> "))) {
+		p += 8;
+		const char *nl = strchr(p, '\n');
+		json_t *m = json_loadb(p, nl ? (size_t)(nl - p) : strlen(p), 0, NULL);
+		const char *ex = json_string_value(json_object_get(m, "execute"));
+		if (ex && (!strcmp(ex, "blockdev-add") || !strcmp(ex, "device_add"))) {
+			json_object_del(m, "id");
+			json_array_append(cmds, m);
+		}
+		json_decref(m);
+		if (json_array_size(cmds) == 2)
+			break;
+	}
+	if (json_array_size(cmds) != 2)
+		fail("no blockdev-add and device_add in qsupd's debug log", d);
+	return cmds;
+}
+
+/* An fd set path in args (a file qsupd opened) becomes the image's path:
+ * raw QEMU opens the file itself. */
+static void use_path(json_t *v, const char *img)
+{
+	const char *k;
+	json_t *e;
+	json_object_foreach(v, k, e) {
+		if (json_is_string(e) && !strncmp(json_string_value(e), "/dev/fdset/", 11))
+			json_object_set_new(v, k, json_string(img));
+		else if (json_is_object(e))
+			use_path(e, img);
+	}
+}
+
+struct raw_hp { struct raw w; int done, status, deleted; char dev[64], why[300]; };
+
+static void raw_hp_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
+{
+	(void)c;
+	struct raw_hp *h = arg;
+	h->status = r->status;
+	snprintf(h->why, sizeof(h->why), "%s", r->err_desc ? r->err_desc : qmp_strerror(r->status));
+	h->done = 1;
+}
+
+static void raw_hp_event(struct qmp_client *c, const char *name, json_t *data,
+                         const struct qmp_timestamp *ts)
+{
+	struct raw_hp *h = qmp_client_data(c);
+	(void)ts;
+	if (!strcmp(name, "DEVICE_DELETED") &&
+	    !strcmp(t_str(data, "device"), h->dev))
+		h->deleted = 1;
+}
+
+static const struct qmp_callbacks raw_hp_cbs = { .ready = raw_ready, .event = raw_hp_event };
+
+static void raw_cmd(uv_loop_t *loop, struct raw_hp *h, const char *ex, json_t *args)
+{
+	h->done = 0;
+	if (qmp_client_execute(h->w.c, ex, args, 30000, raw_hp_reply, h) < 0)
+		fail("raw QEMU: cannot send", NULL);
+	t_run_until_flag(loop, &h->done, 30000);
+	if (!h->done || h->status != 0) {
+		fprintf(stderr, "qsup-bench: raw QEMU: %s: %s\n", ex, h->done ? h->why : "no reply");
+		exit(1);
+	}
+}
+
+static void bench_hotplug(int runs)
+{
+	struct t_daemon d, dbg;
+	struct t_ctl c;
+	char img[600], dimg[600], spath[300];
 	uv_loop_t loop;
 	struct t_serial ser;
-	size_t seen = 0;
 	uv_loop_init(&loop);
-	json_t *con = t_ctl_do(&c, "console", "tiny", 5000, NULL);
-	if (t_serial_open(&loop, &ser, json_string_value(json_object_get(con, "path")), 5000) < 0 ||
-	    t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
-		fail("the guest did not boot", &d);
-	json_decref(con);
+	/* What qsupd sends to QEMU for an attach: once, from a debug qsupd. */
+	static const char *const debug[] = { "--log-level", "debug", NULL };
+	struct t_ctl dc;
+	tiny_setup(&dbg, dimg, sizeof(dimg));
+	if (t_daemon_start(&dbg, debug) < 0 || t_ctl_open(&dc, dbg.sock) < 0)
+		fail("qsupd did not start", &dbg);
+	json_decref(t_ctl_do(&dc, "start", "tiny", 60000, NULL));
+	qsupd_attach(&dbg, &dc, dimg, NULL);
+	json_t *cmds = attach_commands(&dbg);
+	struct cmd cmd = guest_cmd(&dc, "tiny");
+	t_ctl_close(&dc);
+	t_daemon_cleanup(&dbg);
+
+	tiny_setup(&d, img, sizeof(img));
+	tiny_boot(&d, &c, &loop, &ser);
+	t_serial_close(&ser);
 	double *at = calloc((size_t)runs, sizeof(double)), *de = calloc((size_t)runs, sizeof(double));
+	double *ra = calloc((size_t)runs, sizeof(double));
+
+	/* Raw QEMU: the same argv, booted the same way, the same two commands
+	 * (the image opened by QEMU itself, as qsupd's QEMU would be), unplugged
+	 * between runs; interleaved with qsupd's. */
+	struct raw_hp h = { 0 };
+	char rimg[700];
+	json_t *bd = json_array_get(cmds, 0), *dv = json_array_get(cmds, 1);
+	json_t *bargs = json_deep_copy(json_object_get(bd, "arguments"));
+	json_t *dargs = json_object_get(dv, "arguments");
+	snprintf(rimg, sizeof(rimg), "%s.raw", img);
+	use_path(bargs, rimg);
+	snprintf(h.dev, sizeof(h.dev), "%s", t_str(dargs, "id"));
+	FILE *f = fopen(rimg, "w");
+	if (!f || ftruncate(fileno(f), 16 << 20) < 0 || fchown(fileno(f), raw_uid, raw_gid) < 0 ||
+	    chmod(d.dir, 0711) < 0)
+		fail("the raw QEMU's image", NULL);
+	fclose(f);
+	raw_spawn(&loop, &h.w, &cmd, d.dir, 0, &raw_hp_cbs);
+	snprintf(spath, sizeof(spath), "%s/raw0-serial.sock", d.dir);
+	size_t seen = 0;
+	if (t_serial_open(&loop, &ser, spath, 5000) < 0 ||
+	    t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
+		fail("raw QEMU: the guest did not boot", NULL);
 	for (int i = 0; i < runs; i++) {
+		at[i] = qsupd_attach(&d, &c, img, &de[i]);
 		double t0 = t_now();
-		json_t *r = t_ctl_call(&c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-		                       "tiny", "kind", "disk", "id", "b", "file", img, "format", "raw"),
-		                       30000);
-		at[i] = t_now() - t0;
-		if (!json_object_get(r, "return"))
-			fail("attach failed", &d);
-		json_decref(r);
-		t0 = t_now();
-		r = t_ctl_call(&c, "detach", json_pack("{s:s, s:s}", "name", "tiny", "id", "b"), 60000);
-		de[i] = t_now() - t0;
-		if (!json_object_get(r, "return"))
-			fail("detach failed", &d);
-		json_decref(r);
+		raw_cmd(&loop, &h, "blockdev-add", json_incref(bargs));
+		raw_cmd(&loop, &h, "device_add", json_incref(dargs));
+		ra[i] = t_now() - t0;
+		h.deleted = 0;
+		raw_cmd(&loop, &h, "device_del", json_pack("{s:s}", "id", h.dev));
+		t_run_until_flag(&loop, &h.deleted, 60000);
+		raw_cmd(&loop, &h, "blockdev-del", json_pack("{s:s}", "node-name",
+		        t_str(bargs, "node-name")));
 	}
+	t_serial_close(&ser);
+	raw_reap(&loop, &h.w);
+	t_ctl_close(&c);
+	double mq = median_of(at, runs), mr = median_of(ra, runs);
 	printf("hot-plug of a virtio disk into the tiny guest (TCG), median of %d:\n", runs);
-	printf("  attach until device_add returned   %8.1f ms\n", median_of(at, runs) * 1e3);
-	printf("  detach until DEVICE_DELETED         %8.1f ms\n", median_of(de, runs) * 1e3);
+	printf("  qsupd attach, until device_add returned     %8.1f ms\n", mq * 1e3);
+	printf("  raw QEMU: its blockdev-add and device_add   %8.1f ms\n", mr * 1e3);
+	printf("  ratio                                       %8.3f  (goal <= 1.05)\n", mq / mr);
+	printf("  qsupd detach, until DEVICE_DELETED          %8.1f ms\n",
+	       median_of(de, runs) * 1e3);
+	json_decref(bargs);
+	json_decref(cmds);
+	cmd_free(&cmd);
 	free(at);
 	free(de);
-	t_serial_close(&ser);
+	free(ra);
 	t_loop_finish(&loop);
-	t_ctl_close(&c);
 	t_daemon_cleanup(&d);
 }
 
