@@ -89,4 +89,8 @@ void sv_hotplug_reconcile(struct sv_guest *g);
  * drops its devices when the guest stops or is released. */
 extern const struct sv_guest_observer sv_hotplug_observer;
 
+/* Is b (a query-block entry) the block device of the device id? Its qdev is
+ * the id, or a QOM path under /machine/peripheral/ID. */
+bool sv_block_of(json_t *b, const char *id);
+
 #endif

@@ -53,9 +53,7 @@ struct devices_q {
 	struct sv_request *req;
 };
 
-/* Is b (a query-block entry) the block device of the device id? Its qdev is
- * the id, or a QOM path under /machine/peripheral/ID. */
-static bool block_of(json_t *b, const char *id)
+bool sv_block_of(json_t *b, const char *id)
 {
 	const char *q = sv_jstr(b, "qdev", "");
 	size_t n = strlen(id);
@@ -77,7 +75,7 @@ static void set_medium(struct sv_guest *g, json_t *dev, json_t *blocks)
 	snprintf(mine, sizeof(mine), "drive.%s", id);
 	json_array_foreach(blocks, i, b) {
 		json_t *in = json_object_get(b, "inserted");
-		if (!block_of(b, id))
+		if (!sv_block_of(b, id))
 			continue;
 		if (!in) {
 			json_object_set_new(dev, "backend", json_null());

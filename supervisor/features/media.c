@@ -8,6 +8,7 @@
 
 #include "fdpass.h"
 #include "guest.h"
+#include "hotplug.h"
 #include "log.h"
 #include "media.h"
 #include "request.h"
@@ -116,17 +117,6 @@ static void fdset_drop(struct sv_guest *g, int fdset)
 
 /* ---- reading the media back from QEMU ---- */
 
-/* Is b (a query-block entry) the block device of device id? */
-static bool block_of(json_t *b, const char *id)
-{
-	const char *q = sv_jstr(b, "qdev", "");
-	size_t n = strlen(id);
-	if (!strcmp(q, id))
-		return true;
-	return !strncmp(q, "/machine/peripheral/", 20) && !strncmp(q + 20, id, n) &&
-	       (q[20 + n] == '\0' || q[20 + n] == '/');
-}
-
 struct refresh {
 	struct sv_guest *g;
 	json_t *blocks;
@@ -162,7 +152,7 @@ static void on_fdsets(void *ctx, const struct qmp_result *r)
 		char mine[SV_ID_MAX + 8];
 		snprintf(mine, sizeof(mine), "drive.%s", m->id);
 		json_array_foreach(q->blocks, i, b) {
-			if (!block_of(b, m->id))
+			if (!sv_block_of(b, m->id))
 				continue;
 			json_t *in = json_object_get(b, "inserted");
 			const char *file = sv_jstr(in, "file", "");
