@@ -42,27 +42,48 @@
 
 /* ---- profiles ---- */
 
-static int name_cmp(const void *a, const void *b)
+/* d->guests is kept sorted by name: where name is, or would go. */
+static size_t guest_slot(struct sv_daemon *d, const char *name, bool *found)
 {
-	return strcmp((*(struct sv_guest *const *)a)->name, (*(struct sv_guest *const *)b)->name);
+	size_t lo = 0, hi = d->nguests;
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(d->guests[mid]->name, name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 struct sv_guest *sv_daemon_guest(struct sv_daemon *d, const char *name)
 {
-	for (size_t i = 0; i < d->nguests; i++)
-		if (strcmp(d->guests[i]->name, name) == 0)
-			return d->guests[i];
-	return NULL;
+	bool found;
+	size_t i = guest_slot(d, name, &found);
+	return found ? d->guests[i] : NULL;
 }
 
 static int add_guest(struct sv_daemon *d, struct sv_guest *g)
 {
-	struct sv_guest **v = realloc(d->guests, (d->nguests + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	d->guests = v;
-	d->guests[d->nguests++] = g;
-	qsort(d->guests, d->nguests, sizeof(*v), name_cmp);
+	bool found;
+	if (d->nguests == d->guests_cap) {
+		size_t cap = d->guests_cap ? d->guests_cap * 2 : 16;
+		struct sv_guest **v = realloc(d->guests, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		d->guests = v;
+		d->guests_cap = cap;
+	}
+	size_t i = guest_slot(d, g->name, &found);
+	memmove(&d->guests[i + 1], &d->guests[i], (d->nguests - i) * sizeof(g));
+	d->guests[i] = g;
+	d->nguests++;
 	return 0;
 }
 

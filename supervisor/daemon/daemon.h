@@ -57,7 +57,7 @@ struct sv_daemon {
 	char kvm_why[256];          /* why KVM is not usable */
 
 	struct sv_guest **guests;   /* sorted by name */
-	size_t nguests;
+	size_t nguests, guests_cap;
 
 	struct sv_route route;      /* answers and events to the clients (control.c) */
 	struct sv_guest_env env;    /* what every guest sees of the above */
