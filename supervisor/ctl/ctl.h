@@ -146,6 +146,7 @@ enum {
 	CTL_F_ALL = 32,         /* takes --all and --parallel N (ctl_bulk) */
 	CTL_F_TIMEOUT = 64,     /* takes --timeout SECONDS */
 	CTL_F_LOG = 128,         /* takes -n LINES and -f (follow) */
+	CTL_F_HOSTCHECK = 256,  /* takes -d DIR and -r DIR; needs no qsupd */
 };
 
 struct ctl {
@@ -161,6 +162,8 @@ struct ctl {
 	const char *to;
 	const char *lines;          /* log -n, as given (NULL: qsupd's default) */
 	bool follow;                /* log -f */
+	const char *profile_dir;    /* host-check -d */
+	const char *run_dir;        /* host-check -r */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -192,6 +195,10 @@ int ctl_bulk(struct ctl *c, char **names, int n,
 
 /* log NAME [-n LINES] [-f] (ctl_log.c). */
 int ctl_log(struct ctl *c, char **args, int nargs);
+
+/* host-check [-d DIR] [-r DIR]: the table, or --json; no qsupd needed
+ * (ctl_hostcheck.c). Exit 1 when a check FAILs. */
+int ctl_host_check(struct ctl *c, char **args, int nargs);
 
 /* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
 int ctl_save(struct ctl *c, char **args, int nargs);
