@@ -111,8 +111,9 @@ static void check_drives(struct ph *h)
 		if (!d->file)
 			continue;   /* an empty CD-ROM drive */
 		snprintf(sect, sizeof(sect), "%s.%s", d->cdrom ? "cdrom" : "disk", d->id);
-		snprintf(made, sizeof(made), "creates it (%s, %llu MiB, with qemu-img)", d->format,
-		         (unsigned long long)(d->size >> 20));
+		bool gib = d->size % (1ull << 30) == 0;
+		snprintf(made, sizeof(made), "creates it (%s, %llu%s, with qemu-img)", d->format,
+		         (unsigned long long)(d->size >> (gib ? 30 : 20)), gib ? "G" : "M");
 		if (!need_file(h, sect, "file", d->file, d->read_only ? R_OK : R_OK | W_OK,
 		               d->size ? made : NULL) || d->cdrom)
 			continue;

@@ -138,7 +138,7 @@ log = $dir/img/serial.log
 EOF
 check made
 [ "$rc" -eq 0 ] || fail "made: exit $rc, not 0"
-has "$p/made.ini:8: warning: [disk.root] file: $dir/img/new.qcow2 does not exist yet: qsupd creates it (qcow2, 1024 MiB, with qemu-img) at the first start"
+has "$p/made.ini:8: warning: [disk.root] file: $dir/img/new.qcow2 does not exist yet: qsupd creates it (qcow2, 1G, with qemu-img) at the first start"
 has "$p/made.ini:5: warning: [guest] uefi-vars: $dir/img/made_VARS.fd does not exist yet: qsupd copies it from uefi-vars-template at the first start"
 hasnt "[serial] log"   # made at start, quietly
 has "$p/made.ini: ok ("
