@@ -148,6 +148,7 @@ enum {
 	CTL_F_LOG = 128,         /* takes -n LINES and -f (follow) */
 	CTL_F_FORMAT = 256,     /* takes --format FMT */
 	CTL_F_PASSWORD = 512,   /* takes --password */
+	CTL_F_HOSTCHECK = 1024, /* takes -d DIR and -r DIR; needs no qsupd */
 };
 
 struct ctl {
@@ -165,6 +166,8 @@ struct ctl {
 	bool follow;                /* log -f */
 	const char *format;         /* cdrom --format */
 	bool password;              /* display --password */
+	const char *profile_dir;    /* host-check -d */
+	const char *run_dir;        /* host-check -r */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -196,6 +199,10 @@ int ctl_bulk(struct ctl *c, char **names, int n,
 
 /* log NAME [-n LINES] [-f] (ctl_log.c). */
 int ctl_log(struct ctl *c, char **args, int nargs);
+
+/* host-check [-d DIR] [-r DIR]: the table, or --json; no qsupd needed
+ * (ctl_hostcheck.c). Exit 1 when a check FAILs. */
+int ctl_host_check(struct ctl *c, char **args, int nargs);
 
 /* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
 int ctl_save(struct ctl *c, char **args, int nargs);

@@ -95,6 +95,9 @@ static const struct ctl_cmd commands[] = {
 	  "start a guest from FILE, or from what save without FILE kept", 1, 2, CTL_F_NAME1 },
 	{ "log", ctl_log, "[-n LINES] [-f] NAME", "show the end of a guest's log: QEMU's output "
 	  "and its starts and ends (-f: follow)", 1, 1, CTL_F_NAMES | CTL_F_LOG },
+	{ "host-check", ctl_host_check, "[-d DIR] [-r DIR]", "check that this host can run "
+	  "guests (KVM, QEMU, OVMF, dirs, devices), without qsupd; exit 1 on FAIL",
+	  0, 0, CTL_F_HOSTCHECK },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -152,6 +155,10 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 	if (cmd->flags & CTL_F_PASSWORD)
 		fprintf(out, "  --password     also print the VNC password (password-file or "
 		        "password = generate)\n");
+	if (cmd->flags & CTL_F_HOSTCHECK)
+		fprintf(out, "  -d, --profiles DIR  the profile dir (default: qsupd's)\n"
+		        "  -r, --run-dir DIR   the run dir (default: qsupd's)\n"
+		        "  -j, --json          an array of {name, result, detail, fix}\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -688,6 +695,8 @@ static const struct option verb_opts[] = {
 	{ "follow", no_argument, NULL, 'F' },
 	{ "format", required_argument, NULL, 'o' },
 	{ "password", no_argument, NULL, 'W' },
+	{ "profiles", required_argument, NULL, 'd' },
+	{ "run-dir", required_argument, NULL, 'r' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -738,7 +747,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:n:", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:n:d:r:", verb_opts, NULL)) != -1) {
 		if (o == 'f' && (cmd->flags & CTL_F_LOG))
 			o = 'F';   /* -f is --follow here */
 		if (o == 's') {
@@ -779,6 +788,10 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
 			        o == 'o' ? "--format" : "--password");
 			return CTL_EXIT_USAGE;
+		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
+			c->profile_dir = optarg;
+		} else if (o == 'r' && (cmd->flags & CTL_F_HOSTCHECK)) {
+			c->run_dir = optarg;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);
 			return CTL_EXIT_OK;
@@ -787,7 +800,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, o == 'F' ? 0 : strchr("fptwnaPT", o) ? o : optopt,
+			return bad_option(cmd->name, o == 'F' ? 0 : strchr("fptwnaPTdr", o) ? o : optopt,
 			                  argv[optind - 1]);
 		}
 	}

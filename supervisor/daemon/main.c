@@ -26,6 +26,7 @@
 #include "image.h"
 #include "log.h"
 #include "overlay.h"
+#include "profhost.h"
 #include "profile.h"
 #include "util.h"
 
@@ -431,18 +432,30 @@ static void add_writable(const struct sv_profile *p, struct sv_strv *w)
 	}
 }
 
-static int check_one(const struct opts *o, const char *path, struct sv_strv *writable)
+/* One profile: parsed, its argv built, then checked against this host
+ * (profhost.h: the files it needs, its bridges) and against the profiles
+ * checked before it (VNC displays, forwarded ports, MACs). */
+static int check_one(const struct opts *o, const char *path, struct sv_strv *writable,
+                     struct sv_profhost_set *claims)
 {
+	struct sv_strv errs = { 0 }, warns = { 0 };
 	struct sv_profile *p = NULL;
 	struct sv_argv a;
+	size_t bad;
 
 	if (load_and_build(o, path, &a, &p) < 0)
 		return -1;
-	printf("%s: ok (%s)\n", path, a.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
+	bad = sv_profhost_check(p, &errs, &warns) + sv_profhost_claim(claims, p, &errs);
+	print_lines(stderr, &errs);
+	print_lines(stderr, &warns);
+	if (!bad)
+		printf("%s: ok (%s)\n", path, a.accel == SV_ACCEL_KVM ? "kvm" : "tcg");
 	add_writable(p, writable);
+	sv_strv_free(&errs);
+	sv_strv_free(&warns);
 	sv_profile_free(p);
 	sv_argv_free(&a);
-	return 0;
+	return bad ? -1 : 0;
 }
 
 static int line_cmp(const void *a, const void *b)
@@ -477,6 +490,7 @@ static int check_dir(const struct opts *o)
 {
 	struct dirent **ents;
 	struct sv_strv writable = { 0 };
+	struct sv_profhost_set claims = { 0 };
 	int n = scandir(o->profile_dir, &ents, ini_filter, alphasort), bad = 0;
 
 	if (n < 0) {
@@ -489,7 +503,7 @@ static int check_dir(const struct opts *o)
 		char *path = NULL;
 
 		if (asprintf(&path, "%s/%s", o->profile_dir, ents[i]->d_name) < 0 ||
-		    check_one(o, path, &writable) < 0)
+		    check_one(o, path, &writable, &claims) < 0)
 			bad = 1;
 		free(path);
 		free(ents[i]);
@@ -497,12 +511,14 @@ static int check_dir(const struct opts *o)
 	free(ents);
 	report_shared(&writable);
 	sv_strv_free(&writable);
+	sv_profhost_set_free(&claims);
 	return bad;
 }
 
 static int do_check(const struct opts *o)
 {
 	struct sv_strv writable = { 0 };
+	struct sv_profhost_set claims = { 0 };
 	int bad = 0;
 
 	if (!o->ntargets)
@@ -510,12 +526,13 @@ static int do_check(const struct opts *o)
 	for (int i = 0; i < o->ntargets; i++) {
 		char *path = profile_path(o, o->targets[i]);
 
-		if (!path || check_one(o, path, &writable) < 0)
+		if (!path || check_one(o, path, &writable, &claims) < 0)
 			bad = 1;
 		free(path);
 	}
 	report_shared(&writable);
 	sv_strv_free(&writable);
+	sv_profhost_set_free(&claims);
 	return bad;
 }
 

@@ -198,6 +198,14 @@ struct sv_guest {
 	uv_timer_t deadline;            /* spawn until running: start-timeout */
 	char start_fail[256];           /* why qsupd ended a start (deadline...) */
 	bool start_config_error;        /* the start failed on the profile itself */
+	/* Who started this run: the restart policy (the guest ran before and
+	 * ended), or anyone else (the operator, autostart, a restore...). A
+	 * start that fails before the guest runs is retried by the policy only
+	 * when the policy started it: else the start fails once, with its
+	 * message, and the guest is stopped (supervise.c). */
+	bool policy_start;              /* set just before sv_guest_start() by the
+	                                   restart timer, which it clears */
+	bool run_by_policy;             /* this run's start came from the policy */
 	bool reborn;                    /* found in prelaunch: kill, start afresh */
 
 	/* The guest's log file, LOGDIR/NAME.log (runlog.c): why the next and

@@ -275,6 +275,8 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	char why[sizeof(g->start_why)];
 	snprintf(why, sizeof(why), "%s", g->start_why);   /* for this start only */
 	g->start_why[0] = '\0';
+	bool by_policy = g->policy_start;
+	g->policy_start = false;
 	bool can = g->start_incoming ? sv_state_can_receive(g->state)
 	                             : sv_state_can_start(g->state);
 	if (!can)
@@ -305,6 +307,7 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	g->io_disk[0] = g->io_error[0] = g->io_op[0] = '\0';
 	g->shutdown_reason[0] = g->start_fail[0] = '\0';
 	g->start_config_error = false;
+	g->run_by_policy = by_policy;
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->qemu_new)

@@ -52,7 +52,9 @@ static void on_backoff(uv_timer_t *t)
 	snprintf(g->start_why, sizeof(g->start_why), "restart after %s %u/%u",
 	         sv_exit_class_name(g->last_exit),
 	         sv_restart_recent(&g->rs, uv_now(g->env->loop), pp.interval_ms), pp.burst);
+	g->policy_start = true;
 	int rc = sv_guest_start(g, NULL, &err);
+	g->policy_start = false;
 	if (rc == -EAGAIN) {   /* our last QEMU is still letting go of the lock */
 		uv_timer_start(&g->timer, on_backoff, 100, 0);
 		return;
@@ -60,6 +62,7 @@ static void on_backoff(uv_timer_t *t)
 	if (rc < 0) {
 		char what[600];
 		snprintf(what, sizeof(what), "start failed: %s", err.msg);
+		g->run_by_policy = true;   /* a restart's start: the policy goes on */
 		sv_guest_ended(g, SV_EXIT_START_FAILURE, what);
 	}
 }
@@ -157,14 +160,27 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 		restart_waiting |= w->kind == SV_WAIT_RESTART;
 	bool reborn = g->reborn && !g->env->exiting && g->profile;
 	g->reborn = false;
+	/* A start that failed before the guest ran (a missing file, a port in
+	 * use, a bad format, QEMU's refusal of its command line...) fails once:
+	 * it would fail the same way again. The restart policy is for guests
+	 * that ran: only a restart it started goes on under it (burst, then
+	 * failed). */
+	bool never_ran = c == SV_EXIT_START_FAILURE && !g->run_by_policy;
+	g->run_by_policy = false;
+	char stopped[sizeof(g->reason)];
+	if (never_ran || g->start_config_error)
+		snprintf(stopped, sizeof(stopped), "%s; not restarted: %s (fix the cause, "
+		         "then start it)", what, never_ran ? "the guest never ran"
+		         : "its profile cannot run on this host");
 	if (c == SV_EXIT_MIGRATED)
 		sv_guest_transition(g, SV_MIGRATED, what);   /* it runs elsewhere now */
 	else if (reborn)
 		sv_guest_transition(g, SV_STOPPED, "its start was cut short by a qsupd "
 		                    "restart; starting afresh");
-	else if (restart_waiting || g->env->exiting || g->removed || !g->profile ||
-	         g->start_config_error)
+	else if (restart_waiting || g->env->exiting || g->removed || !g->profile)
 		sv_guest_transition(g, SV_STOPPED, what);
+	else if (never_ran || g->start_config_error)
+		sv_guest_transition(g, SV_STOPPED, stopped);
 	else
 		apply_policy(g, c, what, &pp, uptime);
 	sv_guest_log_ended(g, c);   /* with the outcome: g->reason */

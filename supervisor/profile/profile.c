@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -587,6 +588,21 @@ static int ctx_finish(struct pctx *c, struct sv_profile **out, struct sv_strv *e
 	return r;
 }
 
+/* Keep where each section and key was written (sv_profile_line()). */
+static void record_lines(struct pctx *c)
+{
+	for (size_t i = 0; !c->oom && i < c->nsects; i++) {
+		const struct psect *s = &c->sects[i];
+
+		if (sv_strv_pushf(&c->p->lines, "%s\t\t%d", s->name, s->line) < 0)
+			c->oom = true;
+		for (size_t j = 0; !c->oom && j < s->nseen; j++)
+			if (sv_strv_pushf(&c->p->lines, "%s\t%s\t%d", s->name,
+			                  s->seen[j].key->name, s->seen[j].line) < 0)
+				c->oom = true;
+	}
+}
+
 int sv_profile_parse(const char *path, const char *buf, size_t len,
                      struct sv_profile **out, struct sv_strv *errs)
 {
@@ -614,7 +630,27 @@ int sv_profile_parse(const char *path, const char *buf, size_t len,
 	}
 	if (!c.oom)
 		pc_check(&c);
+	record_lines(&c);
 	return ctx_finish(&c, out, errs);
+}
+
+int sv_profile_line(const struct sv_profile *p, const char *section, const char *key)
+{
+	size_t ls = strlen(section), lk = key ? strlen(key) : 0;
+	int header = 0;
+
+	for (size_t i = 0; i < p->lines.n; i++) {
+		const char *l = p->lines.v[i];
+
+		if (strncmp(l, section, ls) || l[ls] != '\t')
+			continue;
+		l += ls + 1;
+		if (*l == '\t')
+			header = atoi(l + 1);
+		else if (key && !strncmp(l, key, lk) && l[lk] == '\t')
+			return atoi(l + lk + 1);
+	}
+	return header;
 }
 
 /* A profile that is a symlink takes its relative paths from the target's
@@ -738,5 +774,6 @@ void sv_profile_free(struct sv_profile *p)
 	sv_strv_free(&p->boot_order);
 	sv_strv_free(&p->migrate_caps);
 	sv_strv_free(&p->extra_args);
+	sv_strv_free(&p->lines);
 	free(p);
 }

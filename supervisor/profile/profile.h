@@ -139,6 +139,11 @@ struct sv_profile {
 	enum sv_spawn sandbox_spawn;
 	struct sv_strv extra_args;
 	enum sv_qmp_passthrough qmp_passthrough;
+
+	/* Where each section and key was written, for messages about the
+	 * profile that come later (qsupd --check's host checks): one
+	 * "SECTION\tKEY\tLINE" per key, "SECTION\t\tLINE" per header. */
+	struct sv_strv lines;
 };
 
 /* Parse and validate the profile in buf (len bytes, may hold NULs, which are
@@ -180,6 +185,11 @@ int sv_profile_find_device(const struct sv_profile *p, const char *id);
 struct sv_error;
 int sv_profile_device_key(const char *section, const char *key, const char *value,
                           struct sv_error *err);
+
+/* The line of key in section ("disk.root", "guest"...) as written; the
+ * section header's line when the key was not given (key NULL: the
+ * header's); 0 when the section was not written either. */
+int sv_profile_line(const struct sv_profile *p, const char *section, const char *key);
 
 /* The passthrough policy's name, as written in profiles. */
 const char *sv_qmp_passthrough_name(enum sv_qmp_passthrough q);

@@ -473,6 +473,13 @@ static void test_journal_entries(void **state)
 	assert_non_null(nl);
 	fputs("[guest]\nmemory = 64M\n", nl);
 	fclose(nl);
+	t_daemon_profile(&x->d, "quar", FW "[disk.root]\nfile = quar.img\nformat = raw\n"
+	                 "[restart]\ndelay = 0\nburst = 1\ninterval = 60s\n");
+	char img[700];
+	snprintf(img, sizeof(img), "%s/quar.img", x->d.profiles);
+	int ifd = open(img, O_WRONLY | O_CREAT, 0600);
+	assert_true(ifd >= 0);
+	close(ifd);
 	stream_env(x);
 	up(x, NULL);
 	unsetenv("JOURNAL_STREAM");
@@ -517,12 +524,18 @@ static void test_journal_entries(void **state)
 		fail_msg("no journal entry with the newline; stderr:\n%s", t_daemon_log(&x->d));
 	json_decref(ne);
 
-	/* A QEMU that never starts: restarted once, then quarantined. */
-	json_decref(t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "loop"), 30000));
-	wait_state(x, "loop", "failed");
-	static const char *const failed[] = { "MESSAGE_ID=" SV_MSGID_FAILED, "QSUP_GUEST=loop",
-		"PRIORITY=3", "MESSAGE=loop: too many restarts (1 within 60s); failed, not "
+	/* A guest that ran, crashed, and whose restart fails (its disk went
+	 * away): restarted once, then quarantined. */
+	json_decref(must(x, "start", "quar", 30000));
+	assert_int_equal(unlink(img), 0);
+	kill(pid_of(x, "quar"), SIGKILL);
+	wait_state(x, "quar", "failed");
+	static const char *const failed[] = { "MESSAGE_ID=" SV_MSGID_FAILED, "QSUP_GUEST=quar",
+		"PRIORITY=3", "MESSAGE=quar: too many restarts (1 within 60s); failed, not "
 		"restarting", NULL };
+	/* A QEMU that never starts: its start fails once, not retried. */
+	json_decref(t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "loop"), 30000));
+	wait_state(x, "loop", "stopped");
 	static const char *const start_failed[] = { "MESSAGE_ID=" SV_MSGID_EXITED,
 		"QSUP_GUEST=loop", "PRIORITY=4", "MESSAGE=loop: QEMU ended (start-failure): *",
 		NULL };

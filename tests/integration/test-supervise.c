@@ -132,26 +132,37 @@ static void test_kill9_backoff_and_stable_reset(void **state)
 	wait_state(x, "crashy", "running", 10000);
 }
 
-/* A QEMU that dies at once: exactly burst restarts, then failed, and no
- * more spawns; reset-failed re-arms it. */
+/* A guest that ran and crashed is restarted by its policy, also when its
+ * restarts fail before the guest runs (its disk went away): those count,
+ * each after the minimum gap, and burst of them leave it failed, with no
+ * more spawns; reset-failed re-arms it. (A start by anyone else that fails
+ * before the guest runs is never retried: test-startfail.c.) */
 static void test_crash_loop_to_failed(void **state)
 {
 	struct fx *x = *state;
-	t_daemon_profile(&x->d, "loop", FW "[qemu]\nextra-arg = -device\n"
-	                 "extra-arg = no-such-device\n"
+	char img[700];
+	t_daemon_profile(&x->d, "loop", FW "[disk.root]\nfile = loop.img\nformat = raw\n"
 	                 "[restart]\ndelay = 0\nburst = 3\ninterval = 60s\n");
+	snprintf(img, sizeof(img), "%s/loop.img", x->d.profiles);
+	FILE *f = fopen(img, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 1 << 20), 0);
+	fclose(f);
 	start_daemon(x);
-	json_t *r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "loop"), 10000);
-	assert_non_null(json_object_get(r, "error"));
-	json_decref(r);
-	wait_state(x, "loop", "starting", 1000);
-	for (int i = 0; i < 3; i++) {   /* the first start plus three restarts */
-		const char *why = wait_state(x, "loop", "backoff", 10000);
-		assert_non_null(strstr(why, "start failed"));
-		assert_non_null(strstr(why, "restarting in 1.0s"));   /* the minimum gap */
+	start_guest(x, "loop");
+	assert_int_equal(unlink(img), 0);
+	kill(pid_of(x, "loop"), SIGKILL);
+	const char *why = wait_state(x, "loop", "backoff", 5000);
+	assert_non_null(strstr(why, "QEMU crashed"));
+	for (int i = 0; i < 2; i++) {   /* restarts 1 and 2 fail, and go on */
 		wait_state(x, "loop", "starting", 5000);
+		why = wait_state(x, "loop", "backoff", 10000);
+		assert_non_null(strstr(why, "start failed"));
+		assert_non_null(strstr(why, "loop.img"));
+		assert_non_null(strstr(why, "restarting in 1.0s"));   /* the minimum gap */
 	}
-	const char *why = wait_state(x, "loop", "failed", 10000);
+	wait_state(x, "loop", "starting", 5000);   /* restart 3 fails too */
+	why = wait_state(x, "loop", "failed", 10000);
 	printf("# note: %s\n", why);
 	assert_non_null(strstr(why, "3 restarts within 60s"));
 	json_t *s = status(x, "loop");

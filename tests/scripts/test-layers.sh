@@ -4,7 +4,8 @@
 #   lib profile host guest features daemon
 # A file may include headers of its own layer and of the layers below it,
 # and libqmp's (qmp/); ctl/ (qsupctl) may include lib/ and qmp/ only, and
-# nothing includes ctl/. Any other #include is an upward edge: it fails
+# host/hostcheck.h (host-check runs in the client, without qsupd: the
+# header exposes nothing but its table), and nothing includes ctl/. Any other #include is an upward edge: it fails
 # here, unless tests/scripts/layers.allow lists it (FILE HEADER, with the
 # reason) -- a list that may only shrink: an entry that no longer matches
 # an include fails too.
@@ -36,6 +37,7 @@ for f in supervisor/*/*.c supervisor/*/*.h; do
 		ok=no
 		if [ "$layer" = ctl ]; then
 			[ "$hl" = lib ] || [ "$hl" = ctl ] && ok=yes
+			[ "$hl/$h" = host/hostcheck.h ] && ok=yes
 		elif [ "$hl" != ctl ] && [ "$hr" -le "$r" ]; then
 			ok=yes
 		fi

@@ -395,6 +395,28 @@ static void test_profile_fields(void **state)
 	sv_profile_free(p);
 }
 
+/* Where each key was written, for messages that come after parsing
+ * (qsupd --check's host checks): the key's line, else its section's,
+ * else 0; a repeated key keeps its first line. */
+static void test_profile_lines(void **state)
+{
+	(void)state;
+	struct sv_profile *p = parse_ok("/etc/qsup/l.ini",
+	        "; a comment\n[guest]\nmemory = 64M\n\n[disk.root]\nformat = raw\n"
+	        "file = /srv/root.img\n[nic.lan]\nforward = tcp::2222-:22\n"
+	        "forward = tcp::8080-:80\n");
+	assert_int_equal(sv_profile_line(p, "guest", "memory"), 3);
+	assert_int_equal(sv_profile_line(p, "guest", "cpus"), 2);       /* the header */
+	assert_int_equal(sv_profile_line(p, "guest", NULL), 2);
+	assert_int_equal(sv_profile_line(p, "disk.root", "file"), 7);
+	assert_int_equal(sv_profile_line(p, "disk.root", "format"), 6);
+	assert_int_equal(sv_profile_line(p, "disk.roo", "file"), 0);    /* no prefixes */
+	assert_int_equal(sv_profile_line(p, "disk.root", "fil"), 5);
+	assert_int_equal(sv_profile_line(p, "nic.lan", "forward"), 9);
+	assert_int_equal(sv_profile_line(p, "display", "vnc"), 0);
+	sv_profile_free(p);
+}
+
 static void test_profile_errors_collected(void **state)
 {
 	static const char text[] =
@@ -622,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_profile_defaults),
 		cmocka_unit_test(test_profile_fields),
+		cmocka_unit_test(test_profile_lines),
 		cmocka_unit_test(test_profile_errors_collected),
 		cmocka_unit_test(test_profile_nul_byte),
 		cmocka_unit_test(test_profile_file_name),
