@@ -212,6 +212,7 @@ static void fd_need_free(struct sv_fd_need *n)
 	free(n->path);
 	free(n->ifname);
 	free(n->bridge);
+	free(n->network);
 	free(n->what);
 }
 
@@ -605,11 +606,21 @@ static void emit_drive(struct build *b, size_t i)
 /* A bridge or tap NIC's tap, made or opened by qsupd: its fd number. */
 static int tap_fd(struct build *b, const struct sv_nic *n)
 {
-	bool br = n->type == SV_NIC_BRIDGE;
+	bool br = n->type == SV_NIC_BRIDGE || n->type == SV_NIC_NETWORK;
 	int fd = need_fd(b, br ? SV_FD_BRIDGE : SV_FD_TAP, O_RDWR, NULL, "nic %s", n->id);
 
 	if (fd >= 0 && br) {
-		b->fds[b->nfds - 1].bridge = dup_or_null(b, n->bridge);
+		const char *bridge = n->bridge;
+		if (n->type == SV_NIC_NETWORK) {
+			bridge = b->f->net_bridge ? b->f->net_bridge(b->f->net_ctx, n->network)
+			                          : NULL;
+			/* a network the host does not define: the daemon refuses the
+			 * start before; --print-argv shows its name */
+			if (!bridge)
+				bridge = n->network;
+			b->fds[b->nfds - 1].network = dup_or_null(b, n->network);
+		}
+		b->fds[b->nfds - 1].bridge = dup_or_null(b, bridge);
 		memcpy(b->fds[b->nfds - 1].mac, n->mac, 6);
 	} else if (fd >= 0) {
 		b->fds[b->nfds - 1].ifname = dup_or_null(b, n->ifname);
@@ -762,6 +773,8 @@ json_t *sv_argv_fds_json(const struct sv_argv *a)
 			json_object_set_new(o, "ifname", json_string(n->ifname));
 		if (n->bridge)
 			json_object_set_new(o, "bridge", json_string(n->bridge));
+		if (n->network)
+			json_object_set_new(o, "network", json_string(n->network));
 		if (n->kind == SV_FD_FILE)
 			json_object_set_new(o, "mode", json_string(acc == O_RDWR ? "read-write"
 			                    : acc == O_WRONLY ? "append" : "read-only"));

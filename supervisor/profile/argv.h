@@ -60,6 +60,11 @@ struct sv_facts {
 	 * p->drives, as read from the images (image.h); NULL: no drive has a
 	 * backing file. Only qcow2 images get an explicit chain. */
 	const struct sv_chain *chains;
+	/* The bridge of a managed network (type = network NICs), or NULL when
+	 * the host has no such network; NULL: none known. Called from any
+	 * thread: the answer must not change while the daemon runs. */
+	const char *(*net_bridge)(void *ctx, const char *network);
+	void *net_ctx;
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/
@@ -88,6 +93,7 @@ struct sv_fd_need {
 	char *path;             /* SV_FD_FILE, SV_FD_READ */
 	char *ifname;           /* SV_FD_TAP */
 	char *bridge;           /* SV_FD_BRIDGE */
+	char *network;          /* SV_FD_BRIDGE of a type = network NIC: its network */
 	uint8_t mac[6];         /* SV_FD_BRIDGE */
 	char *what;             /* for messages: "disk root", "kernel", ... */
 };
