@@ -105,6 +105,14 @@ struct sv_guest_env {
 	void (*persist)(void *owner, struct sv_guest *g);
 	char *(*record)(void *owner, struct sv_guest *g);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
+	/* Before a start's preparation: bring up the managed networks that
+	 * g->run_profile's type = network NICs use, then done(g, 0, NULL), or
+	 * done(g, -errno, why) (later, from the loop). NULL: no networks. */
+	void (*networks_up)(void *owner, struct sv_guest *g,
+	                    void (*done)(struct sv_guest *g, int rc, const char *msg));
+	/* The bridge of a managed network, for the argv builder (sv_facts). */
+	const char *(*net_bridge)(void *ctx, const char *network);
+	void *net_ctx;
 	void *owner;
 	/* The features that observe every guest (NULL-terminated; NULL: none). */
 	const struct sv_guest_observer *const *observers;
