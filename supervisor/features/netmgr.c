@@ -441,6 +441,20 @@ static void record_work(uv_work_t *w)
 	j->nleases = (size_t)st;   /* the start time, back to the loop */
 }
 
+static void became_up(struct sv_net *n)
+{
+	const struct sv_network_def *d = n->def;
+	char sub[24];
+	if (n->state != NET_STARTING)
+		return;
+	n->state = NET_UP;
+	sv_network_subnet(d, sub, sizeof(sub));
+	sv_log(SV_LOG_INFO, NULL, "network %s: up (%s, bridge %s, %s, table ip qsup-%s)",
+	       d->name, sv_net_mode_name(d->mode), d->bridge, sub, d->name);
+	leases_read(n);
+	call_waiters(n, 0, NULL);
+}
+
 static void record_done(uv_work_t *w, int status)
 {
 	struct net_job *j = w->data;
@@ -455,6 +469,7 @@ static void record_done(uv_work_t *w, int status)
 		       "(a qsupd restart will not adopt it)", n->def->name, n->dir,
 		       strerror(j->rc));
 	free(j);
+	became_up(n);
 }
 
 static void restart_fire(uv_timer_t *t)
@@ -580,17 +595,12 @@ static void spawn_dnsmasq(struct sv_net *n)
 	n->pid = p->pid;
 	sv_log(SV_LOG_INFO, NULL, "network %s: dnsmasq pid %d on %s (DHCP %s-%s%s)",
 	       d->name, n->pid, d->bridge, s, e, d->dns ? ", DNS" : "");
-	if (queue_job(n, JOB_RECORD, n->pid, record_work, record_done) < 0)
+	/* up once its record is written: a qsupd killed right after the
+	 * answer still leaves one for the next to adopt */
+	if (queue_job(n, JOB_RECORD, n->pid, record_work, record_done) < 0) {
 		sv_log(SV_LOG_WARN, NULL, "network %s: cannot record dnsmasq's pid",
 		       d->name);
-	if (n->state == NET_STARTING) {
-		char sub[24];
-		n->state = NET_UP;
-		sv_network_subnet(d, sub, sizeof(sub));
-		sv_log(SV_LOG_INFO, NULL, "network %s: up (%s, bridge %s, %s, table ip qsup-%s)",
-		       d->name, sv_net_mode_name(d->mode), d->bridge, sub, d->name);
-		leases_read(n);
-		call_waiters(n, 0, NULL);
+		became_up(n);
 	}
 }
 

@@ -268,7 +268,7 @@ static void check(struct nctx *c)
 	if (ntohl(i1.s_addr) < ntohl(first) || ntohl(i2.s_addr) > ntohl(last) ||
 	    ntohl(i1.s_addr) > ntohl(last) || ntohl(i2.s_addr) < ntohl(first)) {
 		report(c, c->line_of[K_RANGE], "dhcp-range", "%s is outside the subnet %s "
-		       "(address); give addresses between its network and broadcast "
+		       "(of address); give addresses between its network and broadcast "
 		       "addresses", c->range, sub);
 		return;
 	}
