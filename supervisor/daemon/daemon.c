@@ -277,6 +277,18 @@ static void networks_up(void *owner, struct sv_guest *g,
 	sv_netmgr_profile_up(d->netmgr, g->run_profile, networks_started, s);
 }
 
+static void network_up(void *owner, const char *network,
+                       void (*done)(void *arg, int rc, const char *msg), void *arg)
+{
+	struct sv_daemon *d = owner;
+	struct sv_net *n = sv_netmgr_find(d->netmgr, network);
+	if (!n) {
+		done(arg, -ENOENT, "no such network");
+		return;
+	}
+	sv_net_up(n, done, arg);
+}
+
 static uid_t *uids_taken(void *owner, const struct sv_guest *except, size_t *n)
 {
 	struct sv_daemon *d = owner;
@@ -444,6 +456,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .observers = observers,
 	                                .uids_taken = uids_taken, .owner = d,
 	                                .networks_up = networks_up,
+	                                .network_up = network_up,
 	                                .net_bridge = sv_netmgr_bridge };
 	if (o->networks_dir) {
 		struct sv_strv nerrs = { 0 };
@@ -458,6 +471,16 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 		       sv_netmgr_count(d->netmgr) == 1 ? "" : "s", o->networks_dir);
 	}
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", kerr.msg);
+	int vfd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (vfd >= 0) {
+		d->env.vhost_net = true;
+		close(vfd);
+		sv_log(SV_LOG_DEBUG, NULL, "vhost-net: /dev/vhost-net usable; virtio NICs on "
+		       "taps get a vhostfd");
+	} else {
+		sv_log(SV_LOG_DEBUG, NULL, "vhost-net: /dev/vhost-net: %s; NICs on taps run "
+		       "without vhost (QEMU moves the packets)", strerror(errno));
+	}
 	if (!d->kvm_usable)
 		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
 		       "not start, kvm:tcg falls back to TCG", kerr.msg);

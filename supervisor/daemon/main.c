@@ -646,7 +646,7 @@ static int do_print_argv(const struct opts *o)
 	char *path = profile_path(o, o->print_target);
 	struct sv_argv a;
 	int r = path ? load_and_build(o, path, &a, NULL) : -1;
-	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost" };
 
 	free(path);
 	if (r < 0)

@@ -218,6 +218,7 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
 	f->incoming = incoming;
 	f->net_bridge = g->env->net_bridge;
 	f->net_ctx = g->env->net_ctx;
+	f->vhost_net = g->env->vhost_net;
 }
 
 void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f)

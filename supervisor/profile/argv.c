@@ -639,6 +639,14 @@ static json_t *netdev_new(struct build *b, const struct sv_nic *n, const char *i
 		/* QEMU reads vnet_hdr from the fd; it refuses the option with fd. */
 		snprintf(fd, sizeof(fd), "%d", tap_fd(b, n));
 		jstr(o, "fd", fd);
+		if (b->f->vhost_net && n->model == SV_NIC_VIRTIO) {
+			/* vhost-net moves the packets in the kernel; QEMU gets it
+			 * open, as it gets the tap */
+			snprintf(fd, sizeof(fd), "%d", need_fd(b, SV_FD_VHOST, O_RDWR,
+			         "/dev/vhost-net", "nic %s vhost-net", n->id));
+			jbool(o, "vhost", true);
+			jstr(o, "vhostfd", fd);
+		}
 	} else if (n->nforwards && (fwds = json_array())) {
 		for (size_t i = 0; i < n->nforwards; i++) {
 			const struct sv_forward *f = &n->forwards[i];
@@ -758,7 +766,7 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
 
 json_t *sv_argv_fds_json(const struct sv_argv *a)
 {
-	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost" };
 	json_t *list = json_array();
 
 	for (size_t i = 0; list && i < a->nfds; i++) {

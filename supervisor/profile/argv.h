@@ -65,6 +65,8 @@ struct sv_facts {
 	 * thread: the answer must not change while the daemon runs. */
 	const char *(*net_bridge)(void *ctx, const char *network);
 	void *net_ctx;
+	/* /dev/vhost-net can be opened: virtio NICs on taps get a vhostfd. */
+	bool vhost_net;
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/
@@ -84,6 +86,7 @@ enum sv_fd_kind {
 	                           identity may read it, else a sealed copy */
 	SV_FD_TAP,              /* the tap device ifname (made if missing) */
 	SV_FD_BRIDGE,           /* a new tap on bridge, with the NIC's MAC */
+	SV_FD_VHOST,            /* open(path = /dev/vhost-net, O_RDWR): a vhostfd */
 };
 
 struct sv_fd_need {
