@@ -108,7 +108,16 @@ static bool uses_network(const struct sv_guest *g, const char *name)
 	for (size_t i = 0; i < p->nnics; i++)
 		if (p->nics[i].type == SV_NIC_NETWORK && !strcmp(p->nics[i].network, name))
 			return true;
-	return false;
+	/* and the NICs hot-plugged on it */
+	json_t *devs = sv_hotplug_list((struct sv_guest *)g), *v;
+	size_t i;
+	bool used = false;
+	json_array_foreach(devs, i, v) {
+		const char *net = json_string_value(json_object_get(v, "network"));
+		used |= net && !strcmp(net, name);
+	}
+	json_decref(devs);
+	return used;
 }
 
 static json_t *net_guests(struct sv_daemon *d, const char *name)

@@ -278,6 +278,28 @@ static void test_nat(void **state)
 	assert_non_null(strstr(rules, "table ip qsup-default {"));
 	assert_string_equal(out_of("nft list tables"), "table ip qsup-default\n");
 
+	/* hot-plug: a second NIC on the network, a tap on its bridge */
+	assert_string_equal(out_of("ls /sys/class/net/qsup-default/brif | wc -l"), "2\n");
+	json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "n1", "kind", "nic",
+	                         "id", "lan2", "type", "network", "network", "default");
+	json_t *ar = t_ctl_call(&x->c, "attach", args, 60000);
+	if (!json_object_get(ar, "return"))
+		fail_msg("attach: %s", json_dumps(ar, 0));
+	json_decref(ar);
+	assert_int_equal(t_serial_wait(&x->g[0].ser, "QSUP-HOTPLUG add net eth1", &x->g[0].seen,
+	                               30000), 0);
+	assert_string_equal(out_of("ls /sys/class/net/qsup-default/brif | wc -l"), "3\n");
+	args = json_pack("{s:s, s:s, s:s, s:s}", "name", "n1", "kind", "nic", "id", "lan3",
+	                 "type", "network");
+	ar = t_ctl_call(&x->c, "attach", args, 10000);
+	assert_string_equal(t_str(json_object_get(ar, "error"), "class"), "InvalidArgument");
+	json_decref(ar);
+	args = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "n1", "kind", "nic", "id", "lan3",
+	                 "type", "network", "network", "nosuch");
+	ar = t_ctl_call(&x->c, "attach", args, 10000);
+	assert_string_equal(t_str(json_object_get(ar, "error"), "class"), "NotFound");
+	json_decref(ar);
+
 	/* in use: refused */
 	const char *cls = NULL;
 	json_t *r = net_call(x, "net-stop", "default", &cls);
