@@ -245,11 +245,16 @@ static void check(struct nctx *c)
 	uint32_t m = sv_ip4_mask(n->prefix), net = n->addr & m;
 	uint32_t first = htonl(ntohl(net) + 1), last = htonl(ntohl(net | ~m) - 1);
 	if (!c->range) {
-		/* .2 to the last: the bridge's address is usually .1 */
-		n->range_start = htonl(ntohl(net) + 2);
-		n->range_end = last;
-		if (n->addr == n->range_start)
-			n->range_start = htonl(ntohl(net) + 1);
+		/* after the bridge's address to the last (.2 to .254 for a /24
+		 * with the bridge on .1), or, for a bridge on the last address,
+		 * the first to the one before it */
+		if (n->addr != last) {
+			n->range_start = htonl(ntohl(n->addr) + 1);
+			n->range_end = last;
+		} else {
+			n->range_start = first;
+			n->range_end = htonl(ntohl(n->addr) - 1);
+		}
 		return;
 	}
 	char s1[32], s2[32];

@@ -67,18 +67,25 @@ static void test_defaults(void **state)
 	assert_string_equal(sub, "192.168.122.0/24");
 	sv_network_free(n);
 
-	/* a long name: the bridge is cut to 15 characters; the bridge on .2
-	 * moves the range's start to .1 */
+	/* a long name: the bridge is cut to 15 characters; the range starts
+	 * after the bridge's address */
 	n = parse("n/laboratory-network.ini", "[network]\nmode = isolated\n"
 	          "address = 10.1.2.2/16\ndns = no\nautostart = yes\n", &errs);
 	assert_non_null(n);
 	assert_string_equal(n->bridge, "qsup-laboratory");
 	assert_int_equal(strlen(n->bridge), 15);
 	assert_int_equal(n->mode, SV_NET_ISOLATED);
-	assert_string_equal(ip(n->range_start), "10.1.0.1");
+	assert_string_equal(ip(n->range_start), "10.1.2.3");
 	assert_string_equal(ip(n->range_end), "10.1.255.254");
 	assert_false(n->dns);
 	assert_true(n->autostart);
+	sv_network_free(n);
+
+	/* a bridge on the last address: the range is below it */
+	n = parse("n/top.ini", "[network]\naddress = 10.9.9.254/24\n", &errs);
+	assert_non_null(n);
+	assert_string_equal(ip(n->range_start), "10.9.9.1");
+	assert_string_equal(ip(n->range_end), "10.9.9.253");
 	sv_network_free(n);
 
 	n = parse("n/lan.ini", "[network]\nmode = bridge\nbridge = br0\n", &errs);
