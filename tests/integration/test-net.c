@@ -257,6 +257,23 @@ static void test_nat(void **state)
 	assert_true(status_has_ip(x, "n1", x->g[0].ip));
 	assert_true(status_has_ip(x, "n2", x->g[1].ip));
 
+	/* qsupctl's words for the same */
+	char cmd[1024], want[128];
+	snprintf(cmd, sizeof(cmd), "%s -s %s status n1", t_qsupctl(), x->d.sock);
+	snprintf(want, sizeof(want), "addresses:      %s (lan on default)\n", x->g[0].ip);
+	assert_non_null(strstr(out_of(cmd), want));
+	snprintf(cmd, sizeof(cmd), "%s -s %s net-list", t_qsupctl(), x->d.sock);
+	const char *list = out_of(cmd);
+	printf("%s", list);
+	assert_non_null(strstr(list, "default          nat       qsup-default    "
+	                       "192.168.123.0/24   up        n1,n2\n"));
+	snprintf(cmd, sizeof(cmd), "%s -s %s net-status default", t_qsupctl(), x->d.sock);
+	const char *nst = out_of(cmd);
+	printf("%s", nst);
+	snprintf(want, sizeof(want), " %-15s n1 ", x->g[0].ip);
+	assert_non_null(strstr(nst, want));
+	assert_non_null(strstr(nst, "Table:      ip qsup-default\n"));
+
 	/* net-status: the leases with their guests */
 	json_t *ns = net_call(x, "net-status", "default", NULL);
 	assert_non_null(ns);
