@@ -243,10 +243,8 @@ static void cmd_net_start_stop(struct sv_daemon *d, struct sv_request *req, json
 			return;
 		}
 		json_decref(users);
-		if (!sv_net_is_up(n) && !strcmp(sv_net_state(n), "down")) {
-			sv_reply_ok(req, net_entry(d, n, false));
-			return;
-		}
+		/* a network that is down is taken down all the same: what a failed
+		 * start left (a bridge, a table) goes too */
 	}
 	if (!(r = malloc(sizeof(*r)))) {
 		sv_reply_err(req, "GenericError", "out of memory");

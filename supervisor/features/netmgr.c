@@ -271,8 +271,10 @@ static void up_work(uv_work_t *w)
 		int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDWR | O_CLOEXEC);
 		if (fd < 0 || pread(fd, &v, 1, 0) != 1 ||
 		    (v != '1' && pwrite(fd, "1\n", 2, 0) != 2)) {
-			j->rc = sv_error_set(&j->err, -errno, "/proc/sys/net/ipv4/ip_forward: %s",
-			                     strerror(errno));
+			j->rc = sv_error_set(&j->err, -errno, "cannot turn on IPv4 forwarding "
+			                     "(/proc/sys/net/ipv4/ip_forward: %s), which a nat "
+			                     "network needs; set net.ipv4.ip_forward = 1 with "
+			                     "sysctl (/etc/sysctl.d/)", strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			return;
@@ -291,12 +293,17 @@ static void nft_closed(uv_handle_t *h)
 static void nft_exit(uv_process_t *p, int64_t status, int sig)
 {
 	struct sv_net *n = p->data;
+	struct sv_netmgr *m = n->m;
 	bool down = n->nft_down;
 	n->nft = NULL;
 	n->busy = false;
 	uv_close((uv_handle_t *)p, nft_closed);
-	if (n->closing)
+	m->jobs--;   /* nft counts as a job: the manager outlives it */
+	if (m->freeing) {
+		if (!m->jobs)
+			sv_netmgr_free(m);
 		return;
+	}
 	char cmd[PATH_MAX + 40];
 	snprintf(cmd, sizeof(cmd), SV_NFT " -f %s/nft.conf", n->dir);
 	if (down) {
@@ -344,6 +351,7 @@ static int spawn_nft(struct sv_net *n, bool down)
 	n->nft = p;
 	n->nft_down = down;
 	n->busy = true;
+	n->m->jobs++;
 	return 0;
 }
 
@@ -486,7 +494,13 @@ static void dnsmasq_gone(struct sv_net *n, const char *how)
 	n->starttime = 0;
 	if (n->closing)
 		return;
-	if (n->state != NET_UP && n->state != NET_STARTING)
+	if (n->state == NET_STARTING) {
+		char m[200];
+		snprintf(m, sizeof(m), "dnsmasq %s at once (its messages are in qsupd's log)", how);
+		net_fail(n, -EIO, m);
+		return;
+	}
+	if (n->state != NET_UP)
 		return;
 	n->restarts++;
 	uint64_t delay = n->restarts > 5 ? 10000 : 1000;

@@ -22,7 +22,8 @@
 #include "tdaemon.h"
 #include "testutil.h"
 
-#define UPNS "qsupt-uplink"
+static char upns[32];    /* the uplink's namespace: qsupt-up-PID */
+static void uplink_del(void);
 #define FAR "10.88.0.2"         /* the address behind the uplink */
 
 struct tguest {
@@ -102,6 +103,7 @@ static int teardown(void **state)
 	sh("for t in $(nft list tables 2>/dev/null | awk '{print $3}'); do "
 	   "nft delete table ip $t; done >/dev/null 2>&1");
 	sh("for b in qsup-default qsup-iso; do ip link del $b; done >/dev/null 2>&1");
+	uplink_del();
 	free(x);
 	assert_int_equal(status, 0);
 	return 0;
@@ -131,19 +133,22 @@ static void daemon_up(struct fx *x)
  * with FAR and a route back to nowhere but us. */
 static void uplink(void)
 {
-	sh("ip netns del " UPNS " >/dev/null 2>&1");
-	assert_int_equal(sh("ip netns add " UPNS), 0);
+	snprintf(upns, sizeof(upns), "qsupt-up-%d", (int)getpid());
+	sh("ip netns del %s >/dev/null 2>&1", upns);
+	assert_int_equal(sh("ip netns add %s", upns), 0);
 	assert_int_equal(sh("ip link add up0 type veth peer name up1 && "
-	                    "ip link set up1 netns " UPNS " && "
+	                    "ip link set up1 netns %s && "
 	                    "ip addr add 10.88.0.1/24 dev up0 && ip link set up0 up && "
-	                    "ip netns exec " UPNS " ip addr add " FAR "/24 dev up1 && "
-	                    "ip netns exec " UPNS " ip link set up1 up && "
-	                    "ip netns exec " UPNS " ip link set lo up"), 0);
+	                    "ip netns exec %s ip addr add " FAR "/24 dev up1 && "
+	                    "ip netns exec %s ip link set up1 up && "
+	                    "ip netns exec %s ip link set lo up", upns, upns, upns, upns), 0);
 }
 
 static void uplink_del(void)
 {
-	sh("ip link del up0 >/dev/null 2>&1; ip netns del " UPNS " >/dev/null 2>&1");
+	if (upns[0])
+		sh("ip link del up0 >/dev/null 2>&1; ip netns del %s >/dev/null 2>&1", upns);
+	upns[0] = '\0';
 }
 
 /* A tiny guest with one NIC on network net, booted, console open. */
