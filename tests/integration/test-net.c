@@ -371,6 +371,15 @@ static void test_readopt(void **state)
 	json_decref(ns);
 	assert_int_equal(count_dnsmasq(x), 1);
 	assert_non_null(strstr(t_daemon_log(&x->d), "adopted its running dnsmasq"));
+	/* qsupctl --json: the same entry */
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s -s %s --json net-list", t_qsupctl(), x->d.sock);
+	json_t *j = json_loads(out_of(cmd), 0, NULL);
+	assert_true(json_is_array(j));
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0),
+	                                                    "dnsmasq_pid")), pid);
+	assert_string_equal(t_str(json_array_get(j, 0), "table"), "ip qsup-default");
+	json_decref(j);
 	/* and supervised: killed, it comes back */
 	kill((pid_t)pid, SIGKILL);
 	json_int_t again = 0;
