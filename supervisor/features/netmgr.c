@@ -41,7 +41,8 @@ struct net_job {
 	int rc;
 	struct sv_error err;
 	bool forward_on;        /* JOB_UP: ip_forward was turned on */
-	int pid;                /* JOB_RECORD */
+	int pid;                /* JOB_RECORD: dnsmasq's pid, and its start time */
+	unsigned long long starttime;
 	struct lease *leases;   /* JOB_LEASES */
 	size_t nleases;
 };
@@ -437,16 +438,16 @@ static void record_work(uv_work_t *w)
 	char a[PATH_MAX + 32], b[PATH_MAX + 32];
 	int len = snprintf(text, sizeof(text), "{\"pid\": %d, \"starttime\": %llu}\n",
 	                   j->pid, st);
-	j->leases = NULL;
 	snprintf(a, sizeof(a), "%s/.dnsmasq.json.tmp", n->dir);
 	snprintf(b, sizeof(b), "%s/dnsmasq.json", n->dir);
+	errno = 0;
 	int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) < 0 ||
 	    rename(a, b) < 0)
 		j->rc = errno ? errno : EIO;
 	if (fd >= 0)
 		close(fd);
-	j->nleases = (size_t)st;   /* the start time, back to the loop */
+	j->starttime = st;
 }
 
 static void became_up(struct sv_net *n)
@@ -471,7 +472,7 @@ static void record_done(uv_work_t *w, int status)
 	if (!job_back(j))
 		return;
 	if (n->pid == j->pid)
-		n->starttime = (unsigned long long)j->nleases;
+		n->starttime = j->starttime;
 	if (j->rc)
 		sv_log(SV_LOG_WARN, NULL, "network %s: cannot record dnsmasq's pid in %s: %s "
 		       "(a qsupd restart will not adopt it)", n->def->name, n->dir,
