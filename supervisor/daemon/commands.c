@@ -161,6 +161,29 @@ static json_t *guest_addresses(struct sv_daemon *d, struct sv_guest *g)
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "nic", n->id,
 		                      "network", n->network, "mac", mac, "ip", ip));
 	}
+	/* hot-plugged NICs on managed networks: their MAC given, or the
+	 * stable one (as attach chose it) */
+	json_t *devs = sv_hotplug_list(g), *v;
+	size_t i;
+	json_array_foreach(devs, i, v) {
+		const char *net = json_string_value(json_object_get(v, "network"));
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *given = json_string_value(json_object_get(v, "mac"));
+		struct sv_net *nn = sv_netmgr_find(d->netmgr, net);
+		uint8_t m[6];
+		char mac[18];
+		if (!nn || !id)
+			continue;
+		if (!given || sv_mac_parse(given, m) < 0)
+			sv_mac_stable(g->name, id, m);
+		const char *ip = sv_net_lease_ip(nn, m);
+		if (!ip)
+			continue;
+		sv_mac_format(m, mac);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "nic", id,
+		                      "network", net, "mac", mac, "ip", ip));
+	}
+	json_decref(devs);
 	return a;
 }
 

@@ -18,10 +18,11 @@ json_t *hp_dev_json(const struct hp_dev *d)
 {
 	const char *source = json_is_true(json_object_get(d->spec, "persist")) ? "overlay"
 	                   : "hotplug";
-	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?}", "id", d->id,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "id", d->id,
 	                 "kind", hp_kind_names[d->kind], "source", source,
 	                 "state", d->state, "bus", d->bus[0] ? d->bus : NULL, "backend", d->desc,
-	                 "network", json_string_value(json_object_get(d->spec, "network")));
+	                 "network", json_string_value(json_object_get(d->spec, "network")),
+	                 "mac", json_string_value(json_object_get(d->spec, "mac")));
 }
 
 /* dev is in QEMU: record it (spec: the attach arguments, for a replay). */

@@ -171,7 +171,7 @@ static void guest_boot(struct fx *x, int i, const char *name, const char *net)
 		fail_msg("%s never got ready:\n%.*s", name, (int)g->ser.len, g->ser.buf);
 	/* the banner before READY lists the network commands of a guest built
 	 * from this tests/guest/init; an older build has none */
-	if (!memmem(g->ser.buf, g->seen, "dhcp | netping", 14)) {
+	if (!memmem(g->ser.buf, g->seen, "dhcp [IF] | netping", 19)) {
 		printf("# skip: the tiny guest in %s predates its dhcp command: rebuild it "
 		       "(make guest, or tests/guest/build.sh DIR)\n", t_guestdir());
 		skip();
@@ -318,6 +318,21 @@ static void test_nat(void **state)
 	assert_int_equal(t_serial_wait(&x->g[0].ser, "QSUP-HOTPLUG add net eth1", &x->g[0].seen,
 	                               30000), 0);
 	assert_string_equal(out_of("ls /sys/class/net/qsup-default/brif | wc -l"), "3\n");
+	/* its lease shows in status too */
+	char ip2[64];
+	guest_cmd(&x->g[0], "dhcp eth1", "QSUP-DHCP eth1 ", ip2, sizeof(ip2), 60000);
+	assert_true(!strncmp(ip2, "192.168.123.", 12));
+	bool seen2 = false;
+	for (int i = 0; i < 100 && !seen2; i++) {
+		json_t *st = t_ctl_do(&x->c, "status", "n1", 10000, NULL), *a2;
+		size_t k2;
+		json_array_foreach(json_object_get(st, "addresses"), k2, a2)
+			seen2 |= !strcmp(t_str(a2, "nic"), "lan2") && !strcmp(t_str(a2, "ip"), ip2);
+		json_decref(st);
+		if (!seen2)
+			usleep(100 * 1000);
+	}
+	assert_true(seen2);
 	args = json_pack("{s:s, s:s, s:s, s:s}", "name", "n1", "kind", "nic", "id", "lan3",
 	                 "type", "network");
 	ar = t_ctl_call(&x->c, "attach", args, 10000);
