@@ -62,8 +62,8 @@ static const struct ctl_cmd commands[] = {
 	  1, 1, CTL_F_NAMES },
 	{ "attach", ctl_attach, "NAME disk|nic|cpu|memory [id=ID] [KEY=VALUE...]",
 	  "hot-plug a disk (file=, format=, bus=virtio|scsi, read-only=on), "
-	  "NIC (type=user|tap|bridge, ifname=, "
-	  "bridge=, mac=), vCPUs (count=N) or memory (size=)",
+	  "NIC (type=user|tap|bridge|network, ifname=, "
+	  "bridge=, network=, mac=), vCPUs (count=N) or memory (size=)",
 	  2, -1, CTL_F_NAME1 | CTL_F_PERSIST },
 	{ "detach", ctl_detach, "NAME ID [timeout=MS]",
 	  "unplug a hot-plugged device, wait until the guest released it", 2, 3,
