@@ -10,11 +10,11 @@
 # nothing and exits 0.
 set -eu
 
-BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev"
+BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev libmnl-dev"
 case "${1:-}" in
 "")
 	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64
-busybox-static cpio xz-utils socat jq mandoc iproute2
+busybox-static cpio xz-utils socat jq mandoc iproute2 dnsmasq-base nftables iperf3
 xorriso isolinux syslinux-common
 dpkg-dev debhelper lintian systemd" ;;
 fuzz)

@@ -129,6 +129,7 @@ static const struct {
 	{ "saved_state", "saved state" },
 	{ "operator_stop", NULL },   /* shown with autostart */
 	{ "accel", "accel" },
+	{ "addresses", "addresses" },
 	{ "config_changed", "config changed" },
 	{ "profile", "profile" },
 	{ "console", "console" },
@@ -202,6 +203,21 @@ static void status_line(FILE *out, const char *label, json_t *st, const char *ke
 			fprintf(out, "%-*s%s%s", i ? 0 : LABEL_WIDTH, i ? ", " : label,
 			        json_is_string(m) ? json_string_value(m) : "?",
 			        i + 1 == json_array_size(v) ? "\n" : "");
+	} else if (!strcmp(key, "addresses")) {
+		/* "192.168.123.45 (lan on default), ...": leased on managed networks */
+		size_t i;
+		json_t *a;
+		if (!json_array_size(v)) {
+			free(text);
+			return;
+		}
+		fprintf(out, "%-*s", LABEL_WIDTH, label);
+		json_array_foreach(v, i, a)
+			fprintf(out, "%s%s (%s on %s)", i ? ", " : "",
+			        json_string_value(json_object_get(a, "ip")),
+			        json_string_value(json_object_get(a, "nic")),
+			        json_string_value(json_object_get(a, "network")));
+		fputc('\n', out);
 	} else if (!strcmp(key, "config_changed") && json_is_true(v)) {
 		fprintf(out, "%-*syes (restart the guest to apply the profile)\n",
 		        LABEL_WIDTH, label);

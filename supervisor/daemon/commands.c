@@ -22,6 +22,7 @@
 #include "media.h"
 #include "logview.h"
 #include "migrate.h"
+#include "netmgr.h"
 #include "passthrough.h"
 
 /* The guest named by args.name, or NULL after answering req. */
@@ -59,6 +60,8 @@ static void cmd_list(struct sv_daemon *d, struct sv_request *req, json_t *args)
 	sv_reply_ok(req, list);
 }
 
+static json_t *guest_addresses(struct sv_daemon *d, struct sv_guest *g);
+
 /* What the daemon adds to a guest's status: its managed save, and when the
  * operator stopped it. */
 static json_t *status_of(struct sv_daemon *d, struct sv_guest *g)
@@ -79,6 +82,7 @@ static json_t *status_of(struct sv_daemon *d, struct sv_guest *g)
 			op = json_string(when);
 	}
 	json_object_set_new(st, "operator_stop", op);
+	json_object_set_new(st, "addresses", guest_addresses(d, g));
 	return st;
 }
 
@@ -87,6 +91,195 @@ static void cmd_status(struct sv_daemon *d, struct sv_request *req, json_t *args
 	struct sv_guest *g = guest_arg(d, req, args);
 	if (g)
 		sv_reply_ok(req, status_of(d, g));
+}
+
+/* ---- managed networks (netmgr.h) ---- */
+
+/* The profile g runs with (or would start with). */
+static const struct sv_profile *profile_of(const struct sv_guest *g)
+{
+	return g->run_profile && sv_guest_active(g) ? g->run_profile : g->profile;
+}
+
+/* Does g (running, or on its way) use network name? */
+static bool uses_network(const struct sv_guest *g, const char *name)
+{
+	const struct sv_profile *p = profile_of(g);
+	if (!p || !(sv_guest_active(g) || g->prepping))
+		return false;
+	for (size_t i = 0; i < p->nnics; i++)
+		if (p->nics[i].type == SV_NIC_NETWORK && !strcmp(p->nics[i].network, name))
+			return true;
+	/* and the NICs hot-plugged on it */
+	json_t *devs = sv_hotplug_list((struct sv_guest *)g), *v;
+	size_t i;
+	bool used = false;
+	json_array_foreach(devs, i, v) {
+		const char *net = json_string_value(json_object_get(v, "network"));
+		used |= net && !strcmp(net, name);
+	}
+	json_decref(devs);
+	return used;
+}
+
+static json_t *net_guests(struct sv_daemon *d, const char *name)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < d->nguests; i++)
+		if (uses_network(d->guests[i], name))
+			json_array_append_new(a, json_string(d->guests[i]->name));
+	return a;
+}
+
+/* The guest and NIC whose MAC is mac, on network name ("" when none). */
+static json_t *guest_by_mac(struct sv_daemon *d, const char *mac)
+{
+	uint8_t m[6];
+	if (sv_mac_parse(mac, m) < 0)
+		return json_null();
+	for (size_t i = 0; i < d->nguests; i++) {
+		const struct sv_profile *p = profile_of(d->guests[i]);
+		for (size_t j = 0; p && j < p->nnics; j++)
+			if (!memcmp(p->nics[j].mac, m, 6))
+				return json_string(d->guests[i]->name);
+	}
+	return json_null();
+}
+
+/* The addresses of g's type = network NICs, from the networks' leases. */
+static json_t *guest_addresses(struct sv_daemon *d, struct sv_guest *g)
+{
+	const struct sv_profile *p = profile_of(g);
+	json_t *a = json_array();
+	for (size_t i = 0; p && i < p->nnics; i++) {
+		const struct sv_nic *n = &p->nics[i];
+		struct sv_net *net = n->type == SV_NIC_NETWORK
+		                     ? sv_netmgr_find(d->netmgr, n->network) : NULL;
+		const char *ip = net ? sv_net_lease_ip(net, n->mac) : NULL;
+		char mac[18];
+		if (!ip)
+			continue;
+		sv_mac_format(n->mac, mac);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "nic", n->id,
+		                      "network", n->network, "mac", mac, "ip", ip));
+	}
+	/* hot-plugged NICs on managed networks: their MAC given, or the
+	 * stable one (as attach chose it) */
+	json_t *devs = sv_hotplug_list(g), *v;
+	size_t i;
+	json_array_foreach(devs, i, v) {
+		const char *net = json_string_value(json_object_get(v, "network"));
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *given = json_string_value(json_object_get(v, "mac"));
+		struct sv_net *nn = sv_netmgr_find(d->netmgr, net);
+		uint8_t m[6];
+		char mac[18];
+		if (!nn || !id)
+			continue;
+		if (!given || sv_mac_parse(given, m) < 0)
+			sv_mac_stable(g->name, id, m);
+		const char *ip = sv_net_lease_ip(nn, m);
+		if (!ip)
+			continue;
+		sv_mac_format(m, mac);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "nic", id,
+		                      "network", net, "mac", mac, "ip", ip));
+	}
+	json_decref(devs);
+	return a;
+}
+
+static struct sv_net *net_arg(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	const char *name = json_string_value(json_object_get(args, "name"));
+	struct sv_net *n;
+	if (!name) {
+		sv_reply_err(req, "InvalidArgument", "%s needs {\"name\": string}", req->verb);
+		return NULL;
+	}
+	if (!(n = sv_netmgr_find(d->netmgr, name)))
+		sv_reply_err(req, "NotFound", "no network named %.64s (no %.64s.ini in %s)",
+		             name, name, d->netmgr ? sv_netmgr_dir(d->netmgr) : "the networks dir");
+	return n;
+}
+
+static json_t *net_entry(struct sv_daemon *d, struct sv_net *n, bool leases)
+{
+	json_t *o = sv_net_json(n, leases);
+	json_t *l = json_object_get(o, "leases");
+	size_t i;
+	json_t *v;
+	json_object_set_new(o, "guests", net_guests(d, sv_net_def(n)->name));
+	json_array_foreach(l, i, v)
+		json_object_set_new(v, "guest", guest_by_mac(d, json_string_value(
+		                    json_object_get(v, "mac"))));
+	return o;
+}
+
+static void cmd_net_list(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	(void)args;
+	json_t *list = json_array();
+	for (size_t i = 0; i < sv_netmgr_count(d->netmgr); i++)
+		json_array_append_new(list, net_entry(d, sv_netmgr_at(d->netmgr, i), false));
+	sv_reply_ok(req, list);
+}
+
+static void cmd_net_status(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	struct sv_net *n = net_arg(d, req, args);
+	if (n)
+		sv_reply_ok(req, net_entry(d, n, true));
+}
+
+struct net_req {
+	struct sv_daemon *d;
+	struct sv_request *req;
+	struct sv_net *n;
+};
+
+static void net_done(void *arg, int rc, const char *msg)
+{
+	struct net_req *r = arg;
+	if (rc < 0)
+		sv_reply_err(r->req, rc == -EBUSY ? "InvalidState" : "GenericError", "%s",
+		             msg ? msg : strerror(-rc));
+	else
+		sv_reply_ok(r->req, net_entry(r->d, r->n, false));
+	free(r);
+}
+
+static void cmd_net_start_stop(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	struct sv_net *n = net_arg(d, req, args);
+	bool stop = !strcmp(req->verb, "net-stop");
+	struct net_req *r;
+	if (!n)
+		return;
+	if (stop) {
+		json_t *users = net_guests(d, sv_net_def(n)->name);
+		if (json_array_size(users)) {
+			char *list = json_dumps(users, JSON_COMPACT);
+			sv_reply_err(req, "InvalidState", "network %s is in use by %s; stop "
+			             "%s first", sv_net_def(n)->name, list ? list : "guests",
+			             json_array_size(users) == 1 ? "it" : "them");
+			free(list);
+			json_decref(users);
+			return;
+		}
+		json_decref(users);
+		/* a network that is down is taken down all the same: what a failed
+		 * start left (a bridge, a table) goes too */
+	}
+	if (!(r = malloc(sizeof(*r)))) {
+		sv_reply_err(req, "GenericError", "out of memory");
+		return;
+	}
+	*r = (struct net_req){ d, req, n };
+	if (stop)
+		sv_net_down(n, net_done, r);
+	else
+		sv_net_up(n, net_done, r);
 }
 
 static void cmd_start(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -545,6 +738,10 @@ static const struct sv_command commands[] = {
 	{ "list", cmd_list, 0, NULL, NULL },
 	{ "log", cmd_on_guest, G, sv_logview_cmd, sv_logview_check },
 	{ "migrate", cmd_on_guest, G | M, sv_migrate_out, check_migration },
+	{ "net-list", cmd_net_list, 0, NULL, NULL },
+	{ "net-start", cmd_net_start_stop, M, NULL, NULL },
+	{ "net-status", cmd_net_status, 0, NULL, NULL },
+	{ "net-stop", cmd_net_start_stop, M, NULL, NULL },
 	{ "migrate-cancel", cmd_on_guest, G | M, sv_migrate_cancel, NULL },
 	{ "migrate-postcopy", cmd_on_guest, G | M, sv_migrate_postcopy, NULL },
 	{ "pause", cmd_simple, G | M, NULL, NULL },

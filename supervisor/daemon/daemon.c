@@ -36,6 +36,7 @@
 #include "migrate.h"
 #include "passthrough.h"
 #include "profile.h"
+#include "netmgr.h"
 #include "state.h"
 #include "statedir.h"
 #include "sysutil.h"
@@ -215,6 +216,8 @@ static void finish_exit(struct sv_daemon *d)
 		sv_guest_release(d->guests[i]);
 	}
 	d->nguests = 0;
+	sv_netmgr_free(d->netmgr);   /* dnsmasq and the bridges stay: adopted next time */
+	d->netmgr = NULL;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
@@ -272,6 +275,45 @@ static void guest_activity(void *owner)
 }
 
 /* The uids of the guests other than except that run or are being started. */
+/* A start's managed networks (netmgr.h): up before its preparation. */
+struct net_start {
+	struct sv_guest *g;
+	void (*done)(struct sv_guest *g, int rc, const char *msg);
+};
+
+static void networks_started(void *arg, int rc, const char *msg)
+{
+	struct net_start *s = arg;
+	s->done(s->g, rc, msg);
+	free(s);
+}
+
+static void networks_up(void *owner, struct sv_guest *g,
+                        void (*done)(struct sv_guest *g, int rc, const char *msg))
+{
+	struct sv_daemon *d = owner;
+	struct net_start *s = malloc(sizeof(*s));
+	if (!s) {
+		done(g, -ENOMEM, "out of memory");
+		return;
+	}
+	s->g = g;
+	s->done = done;
+	sv_netmgr_profile_up(d->netmgr, g->run_profile, networks_started, s);
+}
+
+static void network_up(void *owner, const char *network,
+                       void (*done)(void *arg, int rc, const char *msg), void *arg)
+{
+	struct sv_daemon *d = owner;
+	struct sv_net *n = sv_netmgr_find(d->netmgr, network);
+	if (!n) {
+		done(arg, -ENOENT, "no such network");
+		return;
+	}
+	sv_net_up(n, done, arg);
+}
+
 static uid_t *uids_taken(void *owner, const struct sv_guest *except, size_t *n)
 {
 	struct sv_daemon *d = owner;
@@ -437,8 +479,33 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .persist = guest_persist, .record = guest_record,
 	                                .observers = observers,
-	                                .uids_taken = uids_taken, .owner = d };
+	                                .uids_taken = uids_taken, .owner = d,
+	                                .networks_up = networks_up,
+	                                .network_up = network_up,
+	                                .net_bridge = sv_netmgr_bridge };
+	if (o->networks_dir) {
+		struct sv_strv nerrs = { 0 };
+		d->netmgr = sv_netmgr_new(d->loop, d->run_dir, o->networks_dir, &nerrs);
+		if (!d->netmgr)
+			return sv_error_set(err, -ENOMEM, "out of memory");
+		for (size_t i = 0; i < nerrs.n; i++)
+			sv_log(SV_LOG_ERR, NULL, "%s (network skipped)", nerrs.v[i]);
+		sv_strv_free(&nerrs);
+		d->env.net_ctx = d->netmgr;
+		sv_log(SV_LOG_INFO, NULL, "%zu network%s in %s", sv_netmgr_count(d->netmgr),
+		       sv_netmgr_count(d->netmgr) == 1 ? "" : "s", o->networks_dir);
+	}
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", kerr.msg);
+	int vfd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (vfd >= 0) {
+		d->env.vhost_net = true;
+		close(vfd);
+		sv_log(SV_LOG_DEBUG, NULL, "vhost-net: /dev/vhost-net usable; virtio NICs on "
+		       "taps get a vhostfd");
+	} else {
+		sv_log(SV_LOG_DEBUG, NULL, "vhost-net: /dev/vhost-net: %s; NICs on taps run "
+		       "without vhost (QEMU moves the packets)", strerror(errno));
+	}
 	if (!d->kvm_usable)
 		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
 		       "not start, kvm:tcg falls back to TCG", kerr.msg);
@@ -475,6 +542,8 @@ void sv_daemon_trim_later(struct sv_daemon *d)
 int sv_daemon_run(struct sv_daemon *d)
 {
 	sv_log(SV_LOG_INFO, NULL, "listening on %s", d->socket_path);
+	if (d->netmgr)
+		sv_netmgr_autostart(d->netmgr);
 	if (!d->opts.no_autostart)
 		sv_managed_boot(d);
 	for (size_t i = 0; i < d->nguests; i++) {
@@ -530,6 +599,7 @@ int sv_daemon_main(const struct sv_daemon_opts *o)
 		sv_state_flush_stop(&d);
 		for (size_t i = 0; i < d.nguests; i++)
 			sv_guest_release(d.guests[i]);
+		sv_netmgr_free(d.netmgr);
 		uv_run(loop, UV_RUN_DEFAULT);
 		uv_loop_close(loop);
 		sv_daemon_free(&d);

@@ -20,9 +20,11 @@
 struct sv_guest;
 struct sv_client;
 struct sv_managed;
+struct sv_netmgr;
 
 struct sv_daemon_opts {
 	const char *profile_dir;
+	const char *networks_dir;   /* the managed networks' definitions */
 	const char *run_dir;
 	const char *socket_path;    /* NULL: RUN_DIR/qsupd.sock */
 	const char *state_dir;      /* NULL: the default (see main.c) */
@@ -56,6 +58,7 @@ struct sv_daemon {
 	bool kvm_usable;
 	char kvm_why[256];          /* why KVM is not usable */
 
+	struct sv_netmgr *netmgr;   /* the managed networks (netmgr.h) */
 	struct sv_guest **guests;   /* sorted by name */
 	size_t nguests, guests_cap;
 

@@ -25,12 +25,14 @@
 #include "identity.h"
 #include "image.h"
 #include "log.h"
+#include "network.h"
 #include "overlay.h"
 #include "profhost.h"
 #include "profile.h"
 #include "util.h"
 
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
+#define DEFAULT_NETWORKS_DIR "/etc/qsup/networks"
 #define DEFAULT_RUN_DIR "/run/qsup"
 #define DEFAULT_STATE_DIR "/var/lib/qsup"
 #define DEFAULT_LOG_DIR "/var/log/qsup"
@@ -41,6 +43,7 @@ struct opts {
 	enum mode mode;
 	bool mode_given;
 	const char *profile_dir;
+	const char *networks_dir;
 	const char *run_dir;
 	const char *print_target;
 	char **targets;         /* positional PROFILE arguments */
@@ -50,7 +53,8 @@ struct opts {
 
 /* Long-only options: values above any character. */
 enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE,
-       OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT, OPT_LOG_DIR, OPT_LOG_MAX_SIZE };
+       OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT, OPT_LOG_DIR, OPT_LOG_MAX_SIZE,
+       OPT_NETWORKS };
 
 struct optdef {
 	const char *name;
@@ -95,6 +99,9 @@ static const struct optdef optdefs[] = {
 	{ "profiles", required_argument, 'd', "DIR",
 	  "profile directory (default " DEFAULT_PROFILE_DIR " as root, "
 	  "else $XDG_CONFIG_HOME/qsup/profiles)" },
+	{ "networks", required_argument, OPT_NETWORKS, "DIR",
+	  "the managed networks' definitions, DIR/NAME.ini (default " DEFAULT_NETWORKS_DIR
+	  " as root, else $XDG_CONFIG_HOME/qsup/networks)" },
 	{ "run-dir", required_argument, 'r', "DIR",
 	  "runtime directory (default " DEFAULT_RUN_DIR " as root, "
 	  "else $XDG_RUNTIME_DIR/qsup)" },
@@ -269,6 +276,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_STATE_DIR: o->daemon.state_dir = optarg; break;
 		case OPT_UID_RANGE: r = uid_range(optarg, &o->daemon); break;
 		case 'd': o->profile_dir = optarg; break;
+		case OPT_NETWORKS:
+			o->networks_dir = optarg;
+			if (!*optarg) {
+				fprintf(stderr, "qsupd: --networks: an empty path\n");
+				r = -1;
+			}
+			break;
 		case 'r': o->run_dir = optarg; break;
 		case 'h': o->mode = MODE_HELP; break;
 		case 'V': o->mode = MODE_VERSION; break;
@@ -372,6 +386,10 @@ static void check_warnings(const struct sv_profile *p)
 	}
 }
 
+static const char *check_net_bridge(void *ctx, const char *name);
+static int line_cmp(const void *a, const void *b);
+static int ini_filter(const struct dirent *d);
+
 static int load_and_build(const struct opts *o, const char *path, struct sv_argv *a,
                           struct sv_profile **keep)
 {
@@ -394,6 +412,8 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	f.kvm_usable = kvm_usable(&kvm);
 	f.qmp_fd = SV_FD_QMP;
 	f.serial_fd = SV_FD_SERIAL;
+	f.net_bridge = check_net_bridge;
+	f.net_ctx = (void *)o;
 	if (o->mode == MODE_PRINT_ARGV)
 		f.chains = chains = read_chains(p);
 	if (r == 0 && (r = sv_argv_build(p, &f, a, &err)) < 0) {
@@ -417,6 +437,87 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	else
 		sv_profile_free(p);
 	return r < 0 ? -1 : 0;
+}
+
+/* --check and --print-argv: the network definitions, read once. */
+static struct sv_network_def **netdefs;
+static size_t nnetdefs;
+static bool netdefs_read, netdefs_bad;
+
+static void read_netdefs(const struct opts *o)
+{
+	struct dirent **ents;
+	if (netdefs_read)
+		return;
+	netdefs_read = true;
+	int n = scandir(o->networks_dir, &ents, ini_filter, alphasort);
+	for (int i = 0; i < n; i++) {
+		char *path = NULL;
+		struct sv_network_def *d, **nd;
+		struct sv_strv errs = { 0 };
+		if (asprintf(&path, "%s/%s", o->networks_dir, ents[i]->d_name) >= 0 &&
+		    sv_network_load(path, &d, &errs) == 0) {
+			if ((nd = realloc(netdefs, (nnetdefs + 1) * sizeof(*nd)))) {
+				netdefs = nd;
+				netdefs[nnetdefs++] = d;
+			} else {
+				sv_network_free(d);
+			}
+		} else {
+			netdefs_bad = true;
+		}
+		print_lines(stderr, &errs);
+		sv_strv_free(&errs);
+		free(path);
+		free(ents[i]);
+	}
+	if (n >= 0)
+		free(ents);
+}
+
+static const struct sv_network_def *netdef(const char *name)
+{
+	for (size_t i = 0; name && i < nnetdefs; i++)
+		if (!strcmp(netdefs[i]->name, name))
+			return netdefs[i];
+	return NULL;
+}
+
+static const char *check_net_bridge(void *ctx, const char *name)
+{
+	const struct sv_network_def *d;
+	read_netdefs(ctx);
+	d = netdef(name);
+	return d ? d->bridge : NULL;
+}
+
+/* p's type = network NICs name networks that exist (a MAC two profiles
+ * share is profhost.c's to find). */
+static int check_profile_nets(const struct opts *o, const struct sv_profile *p)
+{
+	int r = 0;
+	read_netdefs(o);
+	for (size_t i = 0; i < p->nnics; i++) {
+		const struct sv_nic *n = &p->nics[i];
+		if (n->type == SV_NIC_NETWORK && !netdef(n->network)) {
+			fprintf(stderr, "%s:%d: [nic.%s] network: no network named %s (no "
+			        "%s.ini in %s)\n", p->path, n->line, n->id, n->network,
+			        n->network, o->networks_dir);
+			r = -1;
+		}
+	}
+	return r;
+}
+
+/* The network definitions read for the check, let go; whether any was bad. */
+static int check_netdefs_done(void)
+{
+	for (size_t i = 0; i < nnetdefs; i++)
+		sv_network_free(netdefs[i]);
+	free(netdefs);
+	netdefs = NULL;
+	nnetdefs = 0;
+	return netdefs_bad;
 }
 
 /* The writable disk images of p, as "REALPATH\tNAME [disk.ID]" lines. */
@@ -446,6 +547,7 @@ static int check_one(const struct opts *o, const char *path, struct sv_strv *wri
 	if (load_and_build(o, path, &a, &p) < 0)
 		return -1;
 	bad = sv_profhost_check(p, &errs, &warns) + sv_profhost_claim(claims, p, &errs);
+	bad += check_profile_nets(o, p) < 0;
 	print_lines(stderr, &errs);
 	print_lines(stderr, &warns);
 	if (!bad)
@@ -512,7 +614,7 @@ static int check_dir(const struct opts *o)
 	report_shared(&writable);
 	sv_strv_free(&writable);
 	sv_profhost_set_free(&claims);
-	return bad;
+	return check_netdefs_done() || bad;
 }
 
 static int do_check(const struct opts *o)
@@ -533,7 +635,7 @@ static int do_check(const struct opts *o)
 	report_shared(&writable);
 	sv_strv_free(&writable);
 	sv_profhost_set_free(&claims);
-	return bad;
+	return check_netdefs_done() || bad;
 }
 
 static int do_print_argv(const struct opts *o)
@@ -541,7 +643,7 @@ static int do_print_argv(const struct opts *o)
 	char *path = profile_path(o, o->print_target);
 	struct sv_argv a;
 	int r = path ? load_and_build(o, path, &a, NULL) : -1;
-	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost" };
 
 	free(path);
 	if (r < 0)
@@ -606,11 +708,21 @@ static const char *state_dir_default(char *buf, size_t size)
 int main(int argc, char **argv)
 {
 	struct opts o = { .mode = MODE_DAEMON };
-	char pdir[4096], rdir[4096], sdir[4096], ldir[4200];
+	char pdir[4096], rdir[4096], sdir[4096], ldir[4200], ndir[4096];
 
 	if (parse_opts(argc, argv, &o) < 0) {
 		usage(stderr);
 		return 2;
+	}
+	if (!o.networks_dir && geteuid() == 0) {
+		o.networks_dir = DEFAULT_NETWORKS_DIR;
+	} else if (!o.networks_dir) {
+		const char *cfg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+		if (cfg && *cfg)
+			snprintf(ndir, sizeof(ndir), "%s/qsup/networks", cfg);
+		else
+			snprintf(ndir, sizeof(ndir), "%s/.config/qsup/networks", home ? home : "");
+		o.networks_dir = ndir;
 	}
 	if (geteuid() == 0) {
 		if (!o.profile_dir)
@@ -636,6 +748,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	o.daemon.profile_dir = o.profile_dir;
+	o.daemon.networks_dir = o.networks_dir;
 	o.daemon.run_dir = o.run_dir;
 	if (!o.daemon.state_dir)
 		o.daemon.state_dir = state_dir_default(sdir, sizeof(sdir));

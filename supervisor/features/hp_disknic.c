@@ -18,9 +18,11 @@ json_t *hp_dev_json(const struct hp_dev *d)
 {
 	const char *source = json_is_true(json_object_get(d->spec, "persist")) ? "overlay"
 	                   : "hotplug";
-	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "id", d->id,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "id", d->id,
 	                 "kind", hp_kind_names[d->kind], "source", source,
-	                 "state", d->state, "bus", d->bus[0] ? d->bus : NULL, "backend", d->desc);
+	                 "state", d->state, "bus", d->bus[0] ? d->bus : NULL, "backend", d->desc,
+	                 "network", json_string_value(json_object_get(d->spec, "network")),
+	                 "mac", json_string_value(json_object_get(d->spec, "mac")));
 }
 
 /* dev is in QEMU: record it (spec: the attach arguments, for a replay). */
@@ -349,12 +351,58 @@ static void bridge_fd_passed(void *ctx, const struct qmp_result *r);
  * and passes it over QMP (QEMU runs unprivileged, and its sandbox forbids
  * qemu-bridge-helper); netdev_add follows getfd. dev is op's from here on
  * (freed on failure). */
+static void bridge_open(struct hp_op *op, struct hp_dev *dev, const char *bridge);
+
+/* A type=network NIC's network is up (or not): on to its tap. */
+static void network_up_done(void *arg, int rc, const char *msg)
+{
+	struct hp_op *op = arg;
+	struct sv_guest *g = op->g;
+	op->opening = false;
+	if (op->orphaned) {   /* QEMU went away meanwhile: the queue is gone */
+		hp_op_free(op);
+		sv_guest_unhold(g);
+		return;
+	}
+	sv_guest_unhold(g);
+	const char *net = hp_arg_str(op->args, "network");
+	const char *bridge = g->env->net_bridge ? g->env->net_bridge(g->env->net_ctx, net) : NULL;
+	if (rc < 0 || !bridge) {
+		hp_op_drop_dev(op);
+		hp_op_fail(op, "GenericError", "%s", msg ? msg : "the network is gone");
+		return;
+	}
+	struct hp_dev *dev = op->dev;
+	op->dev = NULL;
+	bridge_open(op, dev, bridge);
+}
+
 void hp_bridge_start(struct hp_op *op, struct hp_dev *dev)
+{
+	const struct sv_guest_env *env = op->g->env;
+	if (!strcmp(sv_or(hp_arg_str(op->args, "type"), ""), "network")) {
+		/* a managed network: up first (netmgr.h), then a tap on its bridge */
+		const char *net = hp_arg_str(op->args, "network");
+		if (!env->net_bridge || !env->network_up || !env->net_bridge(env->net_ctx, net)) {
+			free(dev);
+			op->dev = NULL;
+			hp_op_fail(op, "NotFound", "network: no network named %s", net);
+			return;
+		}
+		op->dev = dev;
+		op->opening = true;
+		sv_guest_hold(op->g);
+		env->network_up(env->owner, net, network_up_done, op);
+		return;
+	}
+	bridge_open(op, dev, hp_arg_str(op->args, "bridge"));
+}
+
+static void bridge_open(struct hp_op *op, struct hp_dev *dev, const char *bridge)
 {
 	struct sv_error err = { 0 };
 	char tap[SV_IFNAMSIZ];
 	uint8_t m[6];
-	const char *bridge = hp_arg_str(op->args, "bridge");
 	nic_mac(op, dev->id, m);
 	int fd = bridge ? sv_tap_open(bridge, NULL, m, tap, &err)
 	       : sv_tap_attach(hp_arg_str(op->args, "ifname"), &err);

@@ -13,7 +13,8 @@
 
 static const char *const disk_keys[] = { "file", "format", "read-only", "serial", "cache", "bus",
                                          NULL };
-static const char *const nic_keys[] = { "type", "ifname", "bridge", "mac", "model", NULL };
+static const char *const nic_keys[] = { "type", "ifname", "bridge", "network", "mac", "model",
+	                                NULL };
 static const char *const cpu_keys[] = { "count", NULL };
 static const char *const mem_keys[] = { "size", NULL };
 static const char *const *const kind_keys[] = { disk_keys, nic_keys, cpu_keys, mem_keys };
@@ -177,13 +178,19 @@ static int check_nic(json_t *spec, struct sv_error *err)
 	if (model && strcmp(model, "virtio") && strcmp(model, "e1000e"))
 		CHECK_FAIL("InvalidArgument", "model: use virtio or e1000e (PCIe devices)");
 	bool ifname = json_object_get(spec, "ifname"), bridge = json_object_get(spec, "bridge");
-	if (!strcmp(type, "user") && (ifname || bridge))
-		CHECK_FAIL("InvalidArgument", "a user NIC takes no ifname (tap) or bridge");
-	if (!strcmp(type, "tap") && (!ifname || bridge))
+	bool network = json_object_get(spec, "network");
+	if (!strcmp(type, "user") && (ifname || bridge || network))
+		CHECK_FAIL("InvalidArgument", "a user NIC takes no ifname (tap), bridge or "
+		           "network");
+	if (!strcmp(type, "tap") && (!ifname || bridge || network))
 		CHECK_FAIL("InvalidArgument", "a tap NIC needs ifname=NAME (or tap=NAME), and "
-		           "no bridge");
-	if (!strcmp(type, "bridge") && (!bridge || ifname))
-		CHECK_FAIL("InvalidArgument", "a bridge NIC needs bridge=NAME, and no ifname");
+		           "no bridge or network");
+	if (!strcmp(type, "bridge") && (!bridge || ifname || network))
+		CHECK_FAIL("InvalidArgument", "a bridge NIC needs bridge=NAME, and no ifname or "
+		           "network");
+	if (!strcmp(type, "network") && (!network || ifname || bridge))
+		CHECK_FAIL("InvalidArgument", "a network NIC needs network=NAME (a managed "
+		           "network), and no ifname or bridge");
 	return 0;
 }
 

@@ -93,6 +93,7 @@ struct sv_guest_env {
 	uint64_t log_max;               /* rotate NAME.log past this size (0: never) */
 	const struct sv_id_config *idc; /* who QEMU runs as */
 	bool kvm_usable;
+	bool vhost_net;                 /* /dev/vhost-net can be opened (argv.h) */
 	bool exiting;                   /* the owner is going away: no restarts */
 	/* The way up, to the owner: g is stopped for good (the owner may
 	 * finish an exit, or drop g); a state changed (tidy memory later); the
@@ -105,6 +106,18 @@ struct sv_guest_env {
 	void (*persist)(void *owner, struct sv_guest *g);
 	char *(*record)(void *owner, struct sv_guest *g);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
+	/* Before a start's preparation: bring up the managed networks that
+	 * g->run_profile's type = network NICs use, then done(g, 0, NULL), or
+	 * done(g, -errno, why) (later, from the loop). NULL: no networks. */
+	void (*networks_up)(void *owner, struct sv_guest *g,
+	                    void (*done)(struct sv_guest *g, int rc, const char *msg));
+	/* Bring the managed network up (hot-plug of a type = network NIC);
+	 * done(arg, 0 or -errno, why) later, from the loop. */
+	void (*network_up)(void *owner, const char *network,
+	                   void (*done)(void *arg, int rc, const char *msg), void *arg);
+	/* The bridge of a managed network, for the argv builder (sv_facts). */
+	const char *(*net_bridge)(void *ctx, const char *network);
+	void *net_ctx;
 	void *owner;
 	/* The features that observe every guest (NULL-terminated; NULL: none). */
 	const struct sv_guest_observer *const *observers;

@@ -216,6 +216,9 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
 	f->qmp_fd = SV_FD_QMP;
 	f->serial_fd = SV_FD_SERIAL;
 	f->incoming = incoming;
+	f->net_bridge = g->env->net_bridge;
+	f->net_ctx = g->env->net_ctx;
+	f->vhost_net = g->env->vhost_net;
 }
 
 void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f)
@@ -270,6 +273,26 @@ void sv_guest_lock_drop(struct sv_guest *g)
 		g->lock_fd = -1;
 }
 
+/* The managed networks are up (or not): on to the preparation. */
+static void networks_done(struct sv_guest *g, int rc, const char *msg)
+{
+	if (g->freeing) {
+		sv_guest_unhold(g);
+		return;
+	}
+	sv_guest_unhold(g);
+	if (g->prep_abort) {
+		sv_guest_prepared(g, -ECANCELED, "start cancelled by operator");
+	} else if (rc < 0) {
+		char m[700];
+		snprintf(m, sizeof(m), "start failed: %s", msg ? msg : strerror(-rc));
+		g->start_config_error = true;   /* the same every time: no retry */
+		sv_guest_prepared(g, rc, m);
+	} else {
+		sv_prepare_run(g);
+	}
+}
+
 int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *err)
 {
 	char why[sizeof(g->start_why)];
@@ -320,6 +343,11 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 	                                      : "start requested");
 	sv_guest_add_waiter(g, req, SV_WAIT_RUNNING);
 	g->prepping = true;
-	sv_prepare_run(g);
+	if (g->env->networks_up) {
+		sv_guest_hold(g);
+		g->env->networks_up(g->env->owner, g, networks_done);
+	} else {
+		sv_prepare_run(g);
+	}
 	return 0;
 }

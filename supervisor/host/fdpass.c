@@ -82,6 +82,11 @@ static int open_one(const struct sv_fd_need *n, const struct sv_identity *id,
 		return sv_tap_attach(n->ifname, err);
 	case SV_FD_BRIDGE:
 		return sv_tap_open(n->bridge, NULL, n->mac, tap, err);
+	case SV_FD_VHOST: {
+		int fd = open(n->path, O_RDWR | O_CLOEXEC);
+		return fd >= 0 ? fd : sv_error_set(err, -errno, "%s: %s", n->path,
+		                                   strerror(errno));
+	}
 	}
 	return sv_error_set(err, -EINVAL, "unknown fd kind");
 }

@@ -11,6 +11,7 @@
  *                 its directories'), else a sealed memfd copy of it.
  *   SV_FD_TAP     the tap device of that name (attached, or made).
  *   SV_FD_BRIDGE  a new tap on the bridge (tap.h).
+ *   SV_FD_VHOST   /dev/vhost-net, opened read-write (a NIC's vhostfd).
  *
  * Blocking calls: run them off the loop.
  */

@@ -188,13 +188,11 @@ static void check_nics(struct ph *h)
 			if (access(path, F_OK) < 0)
 				say(h, false, sect, "bridge", "%s is not a bridge", n->bridge);
 			break;
-		case SV_NIC_TAP:    /* qsupd attaches it, or makes it */
+		case SV_NIC_NETWORK:   /* its definition: main.c, check_profile_nets */
+		case SV_NIC_TAP:       /* qsupd attaches it, or makes it */
 		case SV_NIC_USER:
 			break;
 		}
-		/* A NIC on a network qsupd manages (type = network) is checked
-		 * here too once networks exist: its definition, and a bridge that
-		 * is up or can be made. */
 	}
 }
 

@@ -1,6 +1,7 @@
 /*
  * Tap devices for bridge NICs: see tap.h. The steps are libvirt's: create
- * the tap, copy the bridge's MTU, enslave it (SIOCBRADDIF), bring it up.
+ * the tap (TUNSETIFF), copy the bridge's MTU, enslave it, bring it up; all
+ * but the first through rtnetlink (netlink.h).
  * The tap is never persistent, so closing the fd on any failure undoes all.
  */
 #include <errno.h>
@@ -9,13 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <linux/if_arp.h>
 #include <linux/if_tun.h>
-#include <linux/sockios.h>
 
+#include "netlink.h"
 #include "tap.h"
 
 _Static_assert(SV_IFNAMSIZ == IFNAMSIZ, "SV_IFNAMSIZ must be IFNAMSIZ");
@@ -37,61 +35,29 @@ bool sv_ifname_valid(const char *s)
 	return true;
 }
 
-/* An interface ioctl on the control socket: 0 or -errno. */
-static int if_ioctl(int sock, unsigned long req, struct ifreq *ifr, const char *name)
-{
-	snprintf(ifr->ifr_name, sizeof(ifr->ifr_name), "%s", name);
-	return ioctl(sock, req, ifr) < 0 ? -errno : 0;
-}
-
-/* -EPERM and -EACCES read better as the capability they lack. */
-static const char *why(int r)
-{
-	return r == -EPERM || r == -EACCES ? "needs CAP_NET_ADMIN" : strerror(-r);
-}
-
-/* Is bridge (which exists) a bridge? 1 yes, 0 no, -1 cannot tell: sysfs
- * does not show it, as when it belongs to another network namespace than
- * ours; SIOCBRADDIF then decides. */
-static int is_bridge(const char *bridge)
-{
-	char path[64];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", bridge);
-	if (stat(path, &st) == 0)
-		return S_ISDIR(st.st_mode);
-	snprintf(path, sizeof(path), "/sys/class/net/%s", bridge);
-	return stat(path, &st) == 0 ? 0 : -1;
-}
-
-/* Check the bridge, and that ifname is free; *mtu gets the bridge's MTU. */
-static int check_names(int sock, const char *bridge, const char *ifname, int *mtu,
+/* Check the bridge, and that ifname is free; *br gets the bridge's link. */
+static int check_names(const char *bridge, const char *ifname, struct sv_nl_link *br,
                        struct sv_error *err)
 {
-	struct ifreq ifr = { 0 };
+	struct sv_nl_link l;
+	struct sv_error e = { 0 };
 	int r;
 
-	r = if_ioctl(sock, SIOCGIFINDEX, &ifr, bridge);
+	r = sv_nl_link_get(bridge, br, &e);
 	if (r == -ENODEV)
 		return sv_error_set(err, r, "bridge %s: no such bridge", bridge);
 	if (r < 0)
-		return sv_error_set(err, r, "bridge %s: %s", bridge, strerror(-r));
-	if (is_bridge(bridge) == 0)
+		return sv_error_set(err, r, "bridge %s: %s", bridge, e.msg);
+	if (!br->bridge)
 		return sv_error_set(err, -EOPNOTSUPP, "bridge %s: %s is not a bridge",
 		                    bridge, bridge);
-	r = if_ioctl(sock, SIOCGIFMTU, &ifr, bridge);
-	if (r < 0)
-		return sv_error_set(err, r, "bridge %s: reading its MTU: %s", bridge,
-		                    strerror(-r));
-	*mtu = ifr.ifr_mtu;
 	if (ifname) {
-		r = if_ioctl(sock, SIOCGIFINDEX, &ifr, ifname);
+		r = sv_nl_link_get(ifname, &l, &e);
 		if (r == 0)
 			return sv_error_set(err, -EEXIST, "tap %s: an interface of that "
 			                    "name exists already", ifname);
 		if (r != -ENODEV)
-			return sv_error_set(err, r, "tap %s: %s", ifname, strerror(-r));
+			return sv_error_set(err, r, "tap %s: %s", ifname, e.msg);
 	}
 	return 0;
 }
@@ -134,62 +100,43 @@ static int create_tap(int fd, const char *name, char name_out[IFNAMSIZ],
 	return 0;
 }
 
-/* MAC, MTU, bridge, up. */
-static int setup_tap(int sock, const char *bridge, const char *tap, const uint8_t *mac,
-                     int mtu, struct sv_error *err)
+/* MAC, MTU, bridge, up: through rtnetlink (netlink.h). */
+static int setup_tap(const char *bridge, const struct sv_nl_link *br, const char *tap,
+                     const uint8_t *mac, struct sv_error *err)
 {
-	struct ifreq ifr = { 0 };
+	struct sv_nl_link l;
+	uint8_t m[6];
+	char what[48];
 	int r;
 
+	r = sv_nl_link_get(tap, &l, err);
+	if (r < 0)
+		return r;
 	/* A bridge without a MAC set by hand takes the lowest of its ports':
 	 * a first byte of 0xfe keeps the taps out of the race (libvirt's
 	 * rule), so the bridge's MAC does not change as guests come and go. */
-	r = if_ioctl(sock, SIOCGIFHWADDR, &ifr, tap);
-	if (r == 0) {
-		if (mac)
-			memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
-		ifr.ifr_hwaddr.sa_data[0] = (char)0xfe;
-		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-		r = if_ioctl(sock, SIOCSIFHWADDR, &ifr, tap);
-	}
+	memcpy(m, mac ? mac : l.mac, 6);
+	m[0] = 0xfe;
+	snprintf(what, sizeof(what), "tap %s", tap);
+	r = sv_nl_link_set(l.index, what, m, l.mtu != br->mtu ? br->mtu : 0, 0, false, err);
 	if (r < 0)
-		return sv_error_set(err, r, "tap %s: setting its MAC address: %s", tap, why(r));
-
-	r = if_ioctl(sock, SIOCGIFMTU, &ifr, tap);
-	if (r == 0 && ifr.ifr_mtu != mtu) {
-		ifr.ifr_mtu = mtu;
-		r = if_ioctl(sock, SIOCSIFMTU, &ifr, tap);
-	}
-	if (r < 0)
-		return sv_error_set(err, r, "tap %s: setting the MTU to %d (bridge %s's): "
-		                    "%s", tap, mtu, bridge, why(r));
-
-	r = if_ioctl(sock, SIOCGIFINDEX, &ifr, tap);
-	if (r < 0)
-		return sv_error_set(err, r, "tap %s: %s", tap, strerror(-r));
-	r = if_ioctl(sock, SIOCBRADDIF, &ifr, bridge);   /* ifr_ifindex: the tap */
+		return r;
+	r = sv_nl_link_set(l.index, what, NULL, 0, br->index, false, err);
 	if (r == -EOPNOTSUPP)
 		return sv_error_set(err, r, "bridge %s: %s is not a bridge", bridge, bridge);
 	if (r == -ENODEV)
 		return sv_error_set(err, r, "bridge %s: no such bridge", bridge);
 	if (r < 0)
-		return sv_error_set(err, r, "bridge %s: adding %s: %s", bridge, tap, why(r));
-
-	r = if_ioctl(sock, SIOCGIFFLAGS, &ifr, tap);
-	if (r == 0 && !(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		r = if_ioctl(sock, SIOCSIFFLAGS, &ifr, tap);
-	}
-	if (r < 0)
-		return sv_error_set(err, r, "tap %s: bringing it up: %s", tap, why(r));
-	return 0;
+		return sv_error_wrap(err, "bridge %s", bridge);
+	return l.up ? 0 : sv_nl_link_set(l.index, what, NULL, 0, 0, true, err);
 }
 
 int sv_tap_open(const char *bridge, const char *ifname, const uint8_t *mac,
                 char name_out[SV_IFNAMSIZ], struct sv_error *err)
 {
 	char name[IFNAMSIZ] = "";
-	int sock, fd = -1, mtu = 0, r;
+	struct sv_nl_link br;
+	int fd = -1, r;
 
 	if (!sv_ifname_valid(bridge))
 		return sv_error_set(err, -EINVAL, "bridge \"%.32s\": not a valid interface "
@@ -198,14 +145,9 @@ int sv_tap_open(const char *bridge, const char *ifname, const uint8_t *mac,
 		return sv_error_set(err, -EINVAL, "tap \"%.32s\": not a valid interface "
 		                    "name (1-15 characters, no '/', ':', '%%' or spaces)",
 		                    ifname);
-	sock = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sock < 0) {
-		r = -errno;
-		return sv_error_set(err, r, "socket(AF_LOCAL): %s", strerror(-r));
-	}
-	r = check_names(sock, bridge, ifname, &mtu, err);
+	r = check_names(bridge, ifname, &br, err);
 	if (r < 0)
-		goto out;
+		return r;
 
 	fd = open(TUN_DEVICE, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
@@ -215,21 +157,18 @@ int sv_tap_open(const char *bridge, const char *ifname, const uint8_t *mac,
 			             strerror(-r));
 		else
 			sv_error_set(err, r, TUN_DEVICE ": %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	r = create_tap(fd, ifname ? ifname : SV_TAP_PATTERN, name, err);
 	if (r == 0)
-		r = setup_tap(sock, bridge, name, mac, mtu, err);
+		r = setup_tap(bridge, &br, name, mac, err);
 	if (r < 0) {
 		close(fd);   /* not persistent: the tap goes with its last fd */
-		fd = -1;
-		goto out;
+		return r;
 	}
 	if (name_out)
 		memcpy(name_out, name, IFNAMSIZ);
-out:
-	close(sock);
-	return fd >= 0 ? fd : r;
+	return fd;
 }
 
 int sv_tap_attach(const char *ifname, struct sv_error *err)

@@ -213,6 +213,7 @@ static void fd_need_free(struct sv_fd_need *n)
 	free(n->path);
 	free(n->ifname);
 	free(n->bridge);
+	free(n->network);
 	free(n->what);
 }
 
@@ -612,11 +613,21 @@ static void emit_drive(struct build *b, size_t i)
 /* A bridge or tap NIC's tap, made or opened by qsupd: its fd number. */
 static int tap_fd(struct build *b, const struct sv_nic *n)
 {
-	bool br = n->type == SV_NIC_BRIDGE;
+	bool br = n->type == SV_NIC_BRIDGE || n->type == SV_NIC_NETWORK;
 	int fd = need_fd(b, br ? SV_FD_BRIDGE : SV_FD_TAP, O_RDWR, NULL, "nic %s", n->id);
 
 	if (fd >= 0 && br) {
-		b->fds[b->nfds - 1].bridge = dup_or_null(b, n->bridge);
+		const char *bridge = n->bridge;
+		if (n->type == SV_NIC_NETWORK) {
+			bridge = b->f->net_bridge ? b->f->net_bridge(b->f->net_ctx, n->network)
+			                          : NULL;
+			/* a network the host does not define: the daemon refuses the
+			 * start before; --print-argv shows its name */
+			if (!bridge)
+				bridge = n->network;
+			b->fds[b->nfds - 1].network = dup_or_null(b, n->network);
+		}
+		b->fds[b->nfds - 1].bridge = dup_or_null(b, bridge);
 		memcpy(b->fds[b->nfds - 1].mac, n->mac, 6);
 	} else if (fd >= 0) {
 		b->fds[b->nfds - 1].ifname = dup_or_null(b, n->ifname);
@@ -635,6 +646,14 @@ static json_t *netdev_new(struct build *b, const struct sv_nic *n, const char *i
 		/* QEMU reads vnet_hdr from the fd; it refuses the option with fd. */
 		snprintf(fd, sizeof(fd), "%d", tap_fd(b, n));
 		jstr(o, "fd", fd);
+		if (b->f->vhost_net && n->model == SV_NIC_VIRTIO) {
+			/* vhost-net moves the packets in the kernel; QEMU gets it
+			 * open, as it gets the tap */
+			snprintf(fd, sizeof(fd), "%d", need_fd(b, SV_FD_VHOST, O_RDWR,
+			         "/dev/vhost-net", "nic %s vhost-net", n->id));
+			jbool(o, "vhost", true);
+			jstr(o, "vhostfd", fd);
+		}
 	} else if (n->nforwards && (fwds = json_array())) {
 		for (size_t i = 0; i < n->nforwards; i++) {
 			const struct sv_forward *f = &n->forwards[i];
@@ -754,7 +773,7 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
 
 json_t *sv_argv_fds_json(const struct sv_argv *a)
 {
-	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost" };
 	json_t *list = json_array();
 
 	for (size_t i = 0; list && i < a->nfds; i++) {
@@ -769,6 +788,8 @@ json_t *sv_argv_fds_json(const struct sv_argv *a)
 			json_object_set_new(o, "ifname", json_string(n->ifname));
 		if (n->bridge)
 			json_object_set_new(o, "bridge", json_string(n->bridge));
+		if (n->network)
+			json_object_set_new(o, "network", json_string(n->network));
 		if (n->kind == SV_FD_FILE)
 			json_object_set_new(o, "mode", json_string(acc == O_RDWR ? "read-write"
 			                    : acc == O_WRONLY ? "append" : "read-only"));

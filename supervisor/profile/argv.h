@@ -63,6 +63,13 @@ struct sv_facts {
 	/* The VNC display chosen for vnc-display = auto (a free one, found at
 	 * start); -1: the profile's (auto without a choice: 0). */
 	int vnc_display;
+	/* The bridge of a managed network (type = network NICs), or NULL when
+	 * the host has no such network; NULL: none known. Called from any
+	 * thread: the answer must not change while the daemon runs. */
+	const char *(*net_bridge)(void *ctx, const char *network);
+	void *net_ctx;
+	/* /dev/vhost-net can be opened: virtio NICs on taps get a vhostfd. */
+	bool vhost_net;
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/
@@ -82,6 +89,7 @@ enum sv_fd_kind {
 	                           identity may read it, else a sealed copy */
 	SV_FD_TAP,              /* the tap device ifname (made if missing) */
 	SV_FD_BRIDGE,           /* a new tap on bridge, with the NIC's MAC */
+	SV_FD_VHOST,            /* open(path = /dev/vhost-net, O_RDWR): a vhostfd */
 };
 
 struct sv_fd_need {
@@ -91,6 +99,7 @@ struct sv_fd_need {
 	char *path;             /* SV_FD_FILE, SV_FD_READ */
 	char *ifname;           /* SV_FD_TAP */
 	char *bridge;           /* SV_FD_BRIDGE */
+	char *network;          /* SV_FD_BRIDGE of a type = network NIC: its network */
 	uint8_t mac[6];         /* SV_FD_BRIDGE */
 	char *what;             /* for messages: "disk root", "kernel", ... */
 };

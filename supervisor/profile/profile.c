@@ -758,6 +758,7 @@ void sv_profile_free(struct sv_profile *p)
 		free(n->id);
 		free(n->bridge);
 		free(n->ifname);
+		free(n->network);
 		free(n->forwards);
 	}
 	free(p->drives);

@@ -29,7 +29,7 @@ enum sv_cache {
 	SV_CACHE_DIRECTSYNC, SV_CACHE_UNSAFE,
 };
 enum sv_aio { SV_AIO_THREADS, SV_AIO_NATIVE, SV_AIO_IO_URING };
-enum sv_nic_type { SV_NIC_USER, SV_NIC_BRIDGE, SV_NIC_TAP };
+enum sv_nic_type { SV_NIC_USER, SV_NIC_BRIDGE, SV_NIC_TAP, SV_NIC_NETWORK };
 enum sv_nic_model { SV_NIC_VIRTIO, SV_NIC_E1000E, SV_NIC_E1000, SV_NIC_RTL8139 };
 enum sv_restart_policy { SV_RESTART_NEVER, SV_RESTART_ON_FAILURE, SV_RESTART_ALWAYS };
 enum sv_spawn { SV_SPAWN_AUTO, SV_SPAWN_ALLOW, SV_SPAWN_DENY };
@@ -70,6 +70,7 @@ struct sv_nic {
 	uint8_t mac[6];         /* given, or sv_mac_stable(name, id) */
 	char *bridge;           /* bridge: the bridge to join */
 	char *ifname;           /* tap: the pre-made tap device */
+	char *network;          /* network: the managed network's name (network.h) */
 	struct sv_forward *forwards;    /* user: host port forwards */
 	size_t nforwards;
 	int boot_index;         /* -1: none */

@@ -208,8 +208,9 @@ static void check_nic_keys(struct pctx *c, struct sv_nic *n, struct psect *s)
 	static const struct { const char *key; enum sv_nic_type type; } only[] = {
 		{ "bridge", SV_NIC_BRIDGE },
 		{ "ifname", SV_NIC_TAP }, { "forward", SV_NIC_USER },
+		{ "network", SV_NIC_NETWORK },
 	};
-	static const char *const types[] = { "user", "bridge", "tap" };
+	static const char *const types[] = { "user", "bridge", "tap", "network" };
 
 	for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
 		if (pc_key_given(s, only[i].key) && n->type != only[i].type)
@@ -218,6 +219,9 @@ static void check_nic_keys(struct pctx *c, struct sv_nic *n, struct psect *s)
 	if (n->type == SV_NIC_BRIDGE && !n->bridge && !pc_key_given(s, "bridge"))
 		pc_key_error(c, s, "bridge", "missing; type = bridge needs the bridge "
 		             "to join, such as bridge = br0");
+	if (n->type == SV_NIC_NETWORK && !n->network && !pc_key_given(s, "network"))
+		pc_key_error(c, s, "network", "missing; type = network needs the network "
+		             "to join, such as network = default");
 	if (n->type == SV_NIC_TAP && !n->ifname && !pc_key_given(s, "ifname"))
 		pc_key_error(c, s, "ifname", "missing; type = tap needs a pre-made tap "
 		             "device, such as ifname = tap0");

@@ -445,7 +445,7 @@ static const char *const caches[] = {
 static const char *const aios[] = { "threads", "native", "io_uring", "" };
 static const char *const formats[] = {
 	"raw", "qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed", "" };
-static const char *const nic_types[] = { "user", "bridge", "tap", "" };
+static const char *const nic_types[] = { "user", "bridge", "tap", "network", "" };
 static const char *const models[] = { "virtio", "e1000e", "e1000", "rtl8139", "" };
 static const char *const policies[] = { "never", "on-failure", "always", "" };
 static const char *const spawns[] = { "auto", "allow", "deny", "" };
@@ -519,7 +519,7 @@ static const struct pkey cdrom_keys[] = {
 };
 
 static const struct pkey nic_keys[] = {
-	{ "type", k_enum, N(type), 0, 0, nic_types, 0, "use user, bridge or tap" },
+	{ "type", k_enum, N(type), 0, 0, nic_types, 0, "use user, bridge, tap or network" },
 	{ "model", k_enum, N(model), 0, 0, models, 0,
 	  "use virtio, e1000e, e1000 or rtl8139" },
 	{ "mac", k_mac, N(mac), 0, 0, NULL, 0,
@@ -531,6 +531,9 @@ static const struct pkey nic_keys[] = {
 	  "unprivileged and cannot run qemu-bridge-helper); remove the line" },
 	{ "ifname", k_word, N(ifname), 0, 15, word_ifname, 0,
 	  "use an interface name: 1-15 of A-Z a-z 0-9 _ . -" },
+	{ "network", k_word, N(network), 0, SV_NAME_MAX, word_ifname, 0,
+	  "use a network's name (its file in the networks dir without .ini): "
+	  "1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit" },
 	{ "forward", k_forward, 0, 0, 0, NULL, PK_REPEAT,
 	  "use tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT with IPv4 "
 	  "addresses, such as tcp::2222-:22" },

@@ -196,6 +196,8 @@ done
 cp "$HERE/init" "$R/init"
 chmod 755 "$R/init"
 printf '#!/bin/sh\nexec /init acpi-power\n' >"$R/etc/acpi/PWRF/00000080"
+printf '#!/bin/sh\nexec /init udhcpc "$@"\n' >"$R/init-udhcpc"
+chmod 755 "$R/init-udhcpc"
 chmod 755 "$R/etc/acpi/PWRF/00000080"
 echo "$KVER" >"$R/etc/qsup/kver"
 

@@ -41,6 +41,7 @@ int t_daemon_init(struct t_daemon *d)
 	snprintf(d->log, sizeof(d->log), "%s/qsupd.log", d->dir);
 	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
 	snprintf(d->logs, sizeof(d->logs), "%s/logs", d->dir);
+	snprintf(d->networks, sizeof(d->networks), "%s/networks", d->dir);
 	return mkdir(d->profiles, 0755);
 }
 
@@ -65,8 +66,9 @@ static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 	 * unless extra gives one (the last one counts). */
 	const char *args[40] = { bin, "-f", "--profiles", d->profiles, "--run-dir", d->run,
 	                         "--socket", d->sock, "--state-dir", d->state,
-	                         "--idle-timeout", "3600", "--log-dir", d->logs };
-	size_t n = 14;
+	                         "--idle-timeout", "3600", "--log-dir", d->logs,
+	                         "--networks", d->networks };
+	size_t n = 16;
 	for (size_t i = 0; extra && extra[i] && n < 39; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;

@@ -18,6 +18,8 @@ struct t_daemon {
 	char *dir;
 	char profiles[512], run[512], sock[512], log[512], state[512];
 	char logs[512];         /* --log-dir: the guests' log files */
+	char networks[512];     /* --networks: DIR/networks (none unless a test
+	                           writes some), never the host's /etc/qsup */
 };
 
 /* Create the dirs (profiles are written with t_daemon_profile()). */
@@ -26,9 +28,10 @@ int t_daemon_init(struct t_daemon *d);
 /* Write DIR/profiles/NAME.ini with the given text. */
 void t_daemon_profile(struct t_daemon *d, const char *name, const char *text);
 
-/* Spawn build/qsupd -f with the dirs (--log-dir DIR/logs too) and
- * --idle-timeout 3600, plus extra args (NULL-terminated; a later
- * --idle-timeout or --log-dir wins), and wait until its socket answers.
+/* Spawn build/qsupd -f with the dirs (--log-dir DIR/logs and --networks
+ * DIR/networks too) and --idle-timeout 3600, plus extra args
+ * (NULL-terminated; a later --idle-timeout, --log-dir or --networks wins),
+ * and wait until its socket answers.
  * Returns 0 or -1 (the log explains). */
 int t_daemon_start(struct t_daemon *d, const char *const *extra);
 

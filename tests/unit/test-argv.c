@@ -10,7 +10,9 @@
  * backing chains (lines "DRIVE-ID PATH FORMAT", top-down).
  * The source dir is written @SRCDIR@ so that the files do not depend on
  * where the repository is. Host facts are fixed: KVM usable, run dir
- * /run/qsup; cases named nokvm-* run with KVM unusable.
+ * /run/qsup; cases named nokvm-* run with KVM unusable, vhost-* with
+ * /dev/vhost-net usable. One managed network exists, "default", on the
+ * bridge qsup-default (any other network name is unknown to the host).
  * QSUP_REGENERATE=1 rewrites the expected files (review them in git diff).
  */
 #include <dirent.h>
@@ -28,6 +30,13 @@
 
 #include "argv.h"
 #include "profile.h"
+
+/* The host's managed networks in these tests: "default" alone. */
+static const char *net_bridge(void *ctx, const char *network)
+{
+	(void)ctx;
+	return network && !strcmp(network, "default") ? "qsup-default" : NULL;
+}
 #include "util.h"
 
 struct gcase {
@@ -35,6 +44,7 @@ struct gcase {
 	char *ini;              /* absolute path of the profile */
 	char *expect;           /* expected-file path without extension */
 	bool nokvm;
+	bool vhost;
 };
 
 static char *srcdir;
@@ -199,7 +209,7 @@ static struct sv_chain *read_chains(const struct gcase *gc, const struct sv_prof
 /* The fds, one line each: "FD KIND [MODE] WHAT: SOURCE". */
 static char *fds_text(const struct sv_argv *a)
 {
-	static const char *const kinds[] = { "file", "read", "tap", "bridge" };
+	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost" };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m;
@@ -244,6 +254,8 @@ static void run_case(const struct gcase *gc, char **args, char **err, char **war
 	} else {
 		assert_int_equal(sv_facts_init(&f, "/run/qsup", p->name), 0);
 		f.kvm_usable = !gc->nokvm;
+		f.vhost_net = gc->vhost;
+		f.net_bridge = net_bridge;
 		f.chains = chains = read_chains(gc, p);
 		if (sv_argv_build(p, &f, &a, &e) < 0) {
 			assert_true(strlen(e.msg) > 0);
@@ -352,6 +364,7 @@ static void add_cases(const char *dir, const char *expect_dir, const char *prefi
 		             ents[i]->d_name) < 0)
 			exit(1);
 		gc->nokvm = !strncmp(ents[i]->d_name, "nokvm-", 6);
+		gc->vhost = !strncmp(ents[i]->d_name, "vhost-", 6);
 		free(ents[i]);
 	}
 	free(ents);
