@@ -215,6 +215,7 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
 	f->kvm_usable = g->env->kvm_usable;
 	f->qmp_fd = SV_FD_QMP;
 	f->serial_fd = SV_FD_SERIAL;
+	f->agent_pass = true;
 	f->incoming = incoming;
 }
 
