@@ -30,6 +30,7 @@ static int ctl_devices(struct ctl *c, char **args, int nargs);
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
 static int ctl_cdrom(struct ctl *c, char **args, int nargs);
 static int ctl_display(struct ctl *c, char **args, int nargs);
+static int ctl_agent(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -56,6 +57,9 @@ static const struct ctl_cmd commands[] = {
 	  0, -1, CTL_F_NAMES },
 	{ "qmp", ctl_qmp, "NAME COMMAND [JSON-ARGS]", "run one QMP command, print QEMU's reply",
 	  2, 3, CTL_F_NAME1 },
+	{ "agent", ctl_agent, "[--timeout S] NAME COMMAND [JSON-ARGS]",
+	  "run one guest agent command ([guest] agent = yes), print the agent's reply",
+	  2, 3, CTL_F_NAME1 | CTL_F_TIMEOUT },
 	{ "argv", ctl_argv, "NAME", "print the QEMU argv that start would use",
 	  1, 1, CTL_F_NAMES },
 	{ "attach", ctl_attach, "NAME disk|nic|cpu|memory [id=ID] [KEY=VALUE...]",
@@ -133,7 +137,9 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
 		        "prepared first\n  -w, --wait       show the progress, return when it "
 		        "is over\n");
-	if (cmd->flags & CTL_F_TIMEOUT)
+	if ((cmd->flags & CTL_F_TIMEOUT) && !strcmp(cmd->name, "agent"))
+		fprintf(out, "  --timeout S    wait S seconds for the agent's answer (default: 10)\n");
+	else if (cmd->flags & CTL_F_TIMEOUT)
 		fprintf(out, "  --timeout S    wait S seconds for the ACPI power-off (default: "
 		        "the profile's\n                 shutdown-timeout), pressing again "
 		        "every 5 s\n");
@@ -448,6 +454,36 @@ static int ctl_qmp(struct ctl *c, char **args, int nargs)
 		json_object_set_new(req, "arguments", qargs);
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
 	r = ctl_call(c, "qmp", req, what, &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, what, reply, show_qmp);
+	json_decref(reply);
+	return r;
+}
+
+/* agent NAME COMMAND [JSON-ARGS]: the agent's reply as indented JSON. */
+static int ctl_agent(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *qargs = NULL, *req;
+	json_error_t jerr;
+	char what[160];
+	int r;
+
+	if (nargs > 2) {
+		qargs = json_loads(args[2], JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(qargs)) {
+			fprintf(stderr, "qsupctl: agent: JSON-ARGS must be a JSON object%s%s\n",
+			        qargs ? "" : ": ", qargs ? "" : jerr.text);
+			json_decref(qargs);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	req = json_pack("{s:s, s:s}", "name", args[0], "command", args[1]);
+	if (qargs)
+		json_object_set_new(req, "arguments", qargs);
+	if (c->timeout > 0)
+		json_object_set_new(req, "timeout", json_integer((json_int_t)c->timeout * 1000));
+	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
+	r = ctl_call(c, "agent", req, what, &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, what, reply, show_qmp);
 	json_decref(reply);

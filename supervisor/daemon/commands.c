@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent.h"
 #include "argv.h"
 #include "commands.h"
 #include "control.h"
@@ -474,6 +475,15 @@ static int check_cdrom(json_t *args, struct sv_error *err)
 	return 0;
 }
 
+static int check_agent(json_t *args, struct sv_error *err)
+{
+	if (!json_is_string(json_object_get(args, "command")) ||
+	    !opt_type(args, "arguments", is_object) || !opt_type(args, "timeout", is_positive))
+		FAIL("InvalidArgument", "agent needs {\"name\": string, \"command\": string, "
+		     "\"arguments\": optional object, \"timeout\": optional milliseconds}");
+	return 0;
+}
+
 static int check_display(json_t *args, struct sv_error *err)
 {
 	if (!opt_type(args, "password", is_bool))
@@ -533,6 +543,7 @@ int sv_command_check(const struct sv_command *cmd, json_t *args, struct sv_error
 #define G SV_CMD_GUEST
 #define M SV_CMD_MUTATES
 static const struct sv_command commands[] = {
+	{ "agent", cmd_on_guest, G | M, sv_agent_verb, check_agent },
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
 	{ "cdrom", cmd_on_guest, G | M, sv_media_cdrom, check_cdrom },
