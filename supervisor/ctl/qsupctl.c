@@ -31,6 +31,7 @@ static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
 static int ctl_cdrom(struct ctl *c, char **args, int nargs);
 static int ctl_display(struct ctl *c, char **args, int nargs);
 static int ctl_agent(struct ctl *c, char **args, int nargs);
+static int ctl_disk_resize(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -76,6 +77,9 @@ static const struct ctl_cmd commands[] = {
 	{ "cdrom", ctl_cdrom, "NAME ID insert FILE [--format FMT] | NAME ID eject [-f]",
 	  "change the disc in a running guest's CD-ROM drive ID (-f: even if the guest "
 	  "locked the tray)", 3, 4, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_FORMAT },
+	{ "disk-resize", ctl_disk_resize, "NAME ID SIZE",
+	  "grow disk ID to SIZE (such as 20G): live when the guest runs, else with qemu-img; "
+	  "never shrinks", 3, 3, CTL_F_NAME1 },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -456,6 +460,35 @@ static int ctl_qmp(struct ctl *c, char **args, int nargs)
 	r = ctl_call(c, "qmp", req, what, &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, what, reply, show_qmp);
+	json_decref(reply);
+	return r;
+}
+
+static void show_resize(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c;
+	if (!json_is_true(json_object_get(ret, "changed")))
+		printf("%s: disk %s is already %lld bytes\n", what,
+		       json_string_value(json_object_get(ret, "id")),
+		       (long long)json_integer_value(json_object_get(ret, "size")));
+	else
+		printf("%s: disk %s grown from %lld to %lld bytes%s\n", what,
+		       json_string_value(json_object_get(ret, "id")),
+		       (long long)json_integer_value(json_object_get(ret, "old_size")),
+		       (long long)json_integer_value(json_object_get(ret, "size")),
+		       json_is_true(json_object_get(ret, "live")) ? " (live)" : "");
+}
+
+/* disk-resize NAME ID SIZE */
+static int ctl_disk_resize(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL;
+	(void)nargs;
+	json_t *req = json_pack("{s:s, s:s, s:s}", "name", args[0], "id", args[1], "size",
+	                        args[2]);
+	int r = ctl_call(c, "disk-resize", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_resize);
 	json_decref(reply);
 	return r;
 }

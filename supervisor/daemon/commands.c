@@ -24,6 +24,7 @@
 #include "logview.h"
 #include "migrate.h"
 #include "passthrough.h"
+#include "resize.h"
 
 /* The guest named by args.name, or NULL after answering req. */
 static struct sv_guest *guest_arg(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -484,6 +485,16 @@ static int check_agent(json_t *args, struct sv_error *err)
 	return 0;
 }
 
+static int check_resize(json_t *args, struct sv_error *err)
+{
+	json_t *size = json_object_get(args, "size");
+	if (!json_is_string(json_object_get(args, "id")) ||
+	    (!json_is_string(size) && !is_positive(size)))
+		FAIL("InvalidArgument", "disk-resize needs {\"name\", \"id\": string, \"size\": "
+		     "bytes or a size string such as \"20G\"}");
+	return 0;
+}
+
 static int check_display(json_t *args, struct sv_error *err)
 {
 	if (!opt_type(args, "password", is_bool))
@@ -549,6 +560,7 @@ static const struct sv_command commands[] = {
 	{ "cdrom", cmd_on_guest, G | M, sv_media_cdrom, check_cdrom },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
 	{ "devices", cmd_on_guest, G, sv_hotplug_devices, NULL },
+	{ "disk-resize", cmd_on_guest, G | M, sv_resize_verb, check_resize },
 	{ "display", cmd_display, G, NULL, check_display },
 	{ "incoming", cmd_on_guest, G | M, sv_migrate_in, check_migration },
 	{ "console", cmd_console, G, NULL, check_console },

@@ -178,6 +178,9 @@ struct sv_guest {
 	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
 	struct sv_media *media;         /* CD-ROM media (media.c); NULL: none yet */
 	struct sv_agent *agent;         /* the guest agent (agent.c); NULL: none */
+	const char *busy_op;            /* an offline disk operation runs on the
+	                                   guest's images (clone, disk-resize):
+	                                   starts are refused; NULL: none */
 	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
 	 * auto, read back with query-vnc after a re-adoption; -1: none or not
 	 * known), and the password to set over QMP before cont (wiped once
