@@ -32,6 +32,7 @@ static int ctl_cdrom(struct ctl *c, char **args, int nargs);
 static int ctl_display(struct ctl *c, char **args, int nargs);
 static int ctl_agent(struct ctl *c, char **args, int nargs);
 static int ctl_disk_resize(struct ctl *c, char **args, int nargs);
+static int ctl_clone(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -77,6 +78,10 @@ static const struct ctl_cmd commands[] = {
 	{ "cdrom", ctl_cdrom, "NAME ID insert FILE [--format FMT] | NAME ID eject [-f]",
 	  "change the disc in a running guest's CD-ROM drive ID (-f: even if the guest "
 	  "locked the tray)", 3, 4, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_FORMAT },
+	{ "clone", ctl_clone, "[--linked] NAME NEW",
+	  "a new guest NEW from stopped NAME: new MACs, its disks copied (--linked: qcow2 "
+	  "overlays on NAME's images, which must then never change)", 2, 2,
+	  CTL_F_NAMES | CTL_F_LINKED },
 	{ "disk-resize", ctl_disk_resize, "NAME ID SIZE",
 	  "grow disk ID to SIZE (such as 20G): live when the guest runs, else with qemu-img; "
 	  "never shrinks", 3, 3, CTL_F_NAME1 },
@@ -479,6 +484,38 @@ static void show_resize(struct ctl *c, const char *what, json_t *ret)
 		       json_is_true(json_object_get(ret, "live")) ? " (live)" : "");
 }
 
+static void show_clone(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *v;
+	size_t i;
+	(void)c;
+	printf("%s: cloned to %s (%s)\n", what, json_string_value(json_object_get(ret, "name")),
+	       json_string_value(json_object_get(ret, "profile")));
+	json_array_foreach(json_object_get(ret, "disks"), i, v)
+		printf("  disk %s: %s (%s)\n", json_string_value(json_object_get(v, "id")),
+		       json_string_value(json_object_get(v, "file")),
+		       json_string_value(json_object_get(v, "how")));
+	const char *id;
+	json_object_foreach(json_object_get(ret, "nics"), id, v)
+		printf("  nic %s: mac %s\n", id, json_string_value(v));
+	if (json_is_string(json_object_get(ret, "note")))
+		printf("note: %s\n", json_string_value(json_object_get(ret, "note")));
+}
+
+/* clone [--linked] NAME NEW */
+static int ctl_clone(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL;
+	(void)nargs;
+	json_t *req = json_pack("{s:s, s:s, s:b}", "name", args[0], "new", args[1], "linked",
+	                        c->linked);
+	int r = ctl_call(c, "clone", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_clone);
+	json_decref(reply);
+	return r;
+}
+
 /* disk-resize NAME ID SIZE */
 static int ctl_disk_resize(struct ctl *c, char **args, int nargs)
 {
@@ -757,6 +794,7 @@ static const struct option verb_opts[] = {
 	{ "follow", no_argument, NULL, 'F' },
 	{ "format", required_argument, NULL, 'o' },
 	{ "password", no_argument, NULL, 'W' },
+	{ "linked", no_argument, NULL, 'L' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -844,9 +882,11 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->format = optarg;
 		} else if (o == 'W' && (cmd->flags & CTL_F_PASSWORD)) {
 			c->password = true;
-		} else if (o == 'o' || o == 'W') {   /* long only: name it as given */
+		} else if (o == 'L' && (cmd->flags & CTL_F_LINKED)) {
+			c->linked = true;
+		} else if (o == 'o' || o == 'W' || o == 'L') {   /* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
-			        o == 'o' ? "--format" : "--password");
+			        o == 'o' ? "--format" : o == 'W' ? "--password" : "--linked");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);

@@ -11,6 +11,7 @@
 
 #include "agent.h"
 #include "argv.h"
+#include "clone.h"
 #include "commands.h"
 #include "control.h"
 #include "log.h"
@@ -212,6 +213,11 @@ static void cmd_reload(struct sv_daemon *d, struct sv_request *req, json_t *args
 {
 	(void)args;
 	sv_reply_ok(req, sv_daemon_reload(d));
+}
+
+static void cmd_clone(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	sv_clone(d, req, args);
 }
 
 static void cmd_subscribe(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -485,6 +491,14 @@ static int check_agent(json_t *args, struct sv_error *err)
 	return 0;
 }
 
+static int check_clone(json_t *args, struct sv_error *err)
+{
+	if (!json_is_string(json_object_get(args, "new")) || !opt_type(args, "linked", is_bool))
+		FAIL("InvalidArgument", "clone needs {\"name\", \"new\": string, \"linked\": "
+		     "optional true or false}");
+	return 0;
+}
+
 static int check_resize(json_t *args, struct sv_error *err)
 {
 	json_t *size = json_object_get(args, "size");
@@ -558,6 +572,7 @@ static const struct sv_command commands[] = {
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
 	{ "cdrom", cmd_on_guest, G | M, sv_media_cdrom, check_cdrom },
+	{ "clone", cmd_clone, G | M, NULL, check_clone },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
 	{ "devices", cmd_on_guest, G, sv_hotplug_devices, NULL },
 	{ "disk-resize", cmd_on_guest, G | M, sv_resize_verb, check_resize },
