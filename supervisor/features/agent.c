@@ -202,8 +202,12 @@ static void on_deadline(uv_timer_t *t)
 	 * until the next sync. */
 	bool was = a->synced;
 	a->synced = false;
-	snprintf(desc, sizeof(desc), "the guest agent did not answer %s within %llu s",
-	         c->name, (unsigned long long)((c->timeout_ms + 999) / 1000));
+	if (c->timeout_ms % 1000)
+		snprintf(desc, sizeof(desc), "the guest agent did not answer %s within %llu ms",
+		         c->name, (unsigned long long)c->timeout_ms);
+	else
+		snprintf(desc, sizeof(desc), "the guest agent did not answer %s within %llu s",
+		         c->name, (unsigned long long)(c->timeout_ms / 1000));
 	if (was || !c->sync)
 		sv_log(SV_LOG_INFO, g->name, "%s", desc);
 	if (c->sync)
