@@ -292,6 +292,14 @@ static void pump(struct sv_guest *g)
 	if (!a->synced) {
 		if (!a->head && !a->want_sync)
 			return;
+		if (uv_stream_get_write_queue_size((uv_stream_t *)a->pipe) > 0) {
+			/* QEMU reads the channel only while the guest has the
+			 * port open: no agent, nothing drains it. Never pile up
+			 * syncs there, and never keep a command waiting on it. */
+			fail_queue(g, a, -ETIMEDOUT, "the guest agent's channel does not drain: "
+			           "no agent reads it");
+			return;
+		}
 		a->want_sync = false;
 		json_int_t id = a->next_id++;
 		struct agent_cmd *c = cmd_new("guest-sync-delimited", json_pack("{s:I}", "id", id),

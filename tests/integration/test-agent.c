@@ -321,6 +321,25 @@ static void test_no_agent(void **state)
 	const char *cli[] = { t_qsupctl(), "-s", x->d.sock, "agent", "plain", "guest-ping", NULL };
 	assert_int_not_equal(t_run_capture(cli, out, sizeof(out), 30000), 0);
 	assert_non_null(strstr(out, "no guest agent channel"));
+	/* A channel nobody answers on (a firmware guest: no OS, no agent):
+	 * the verb fails by its deadline, status says not connected, and the
+	 * stop goes from ACPI straight to quit. */
+	t_daemon_profile(&x->d, "fw", "[guest]\nmemory = 64M\naccel = kvm:tcg\nagent = yes\n"
+	                 "[shutdown]\ntimeout = 1s\n");
+	json_decref(t_fx_must(x, "reload", NULL, 10000));
+	json_decref(t_fx_must(x, "start", "fw", 120000));
+	r = agent(x, "fw", "guest-ping", NULL);
+	assert_string_equal(err_class(r), "AgentTimeout");
+	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	st = status(x, "fw");
+	ag = json_object_get(st, "agent");
+	assert_true(json_is_true(json_object_get(ag, "channel")));
+	assert_false(json_is_true(json_object_get(ag, "connected")));
+	json_decref(st);
+	json_decref(t_fx_must(x, "stop", "fw", 120000));
+	assert_false(t_fx_log_has(x, "asked the guest to shut down"));
+	assert_true(t_fx_log_has(x, "fw: sending quit"));
 	/* The power button works: the stop needs no agent. */
 	json_t *s = t_ctl_call(&x->c, "stop", json_pack("{s:s, s:i}", "name", "plain",
 	                       "timeout", 60), 120000);
