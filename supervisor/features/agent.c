@@ -14,6 +14,7 @@
 #define SYNC_MS 5000            /* guest-sync-delimited's deadline */
 #define RETRY_MS 10000          /* no answer yet: sync again */
 #define REFRESH_MS 30000        /* answering: the addresses again */
+#define STATUS_REFRESH_MS 5000  /* and on a status, when older than this */
 #define MAX_LINE (4u << 20)
 
 struct agent_cmd {
@@ -42,6 +43,7 @@ struct sv_agent {
 	json_int_t next_id;
 	char version[64];
 	json_t *addresses;
+	uint64_t addr_asked;    /* uv_now() of the last interfaces request */
 };
 
 static void pump(struct sv_guest *g);
@@ -502,6 +504,16 @@ static void on_info(struct sv_guest *g, int status, json_t *ret, const char *cls
 }
 
 static void on_ifaces(struct sv_guest *g, int status, json_t *ret, const char *cls,
+                      const char *desc, void *arg);
+
+/* Ask for the guest's addresses (its answer updates the status). */
+static void ask_addresses(struct sv_guest *g)
+{
+	if (sv_agent_command(g, "guest-network-get-interfaces", NULL, 0, on_ifaces, NULL) == 0)
+		g->agent->addr_asked = uv_now(g->env->loop);
+}
+
+static void on_ifaces(struct sv_guest *g, int status, json_t *ret, const char *cls,
                       const char *desc, void *arg)
 {
 	(void)cls;
@@ -571,7 +583,7 @@ static void on_synced(struct sv_guest *g, int status, json_t *ret, const char *c
 	/* The version, whether it is frozen, the addresses: once per sync. */
 	sv_agent_command(g, "guest-info", NULL, 0, on_info, NULL);
 	sv_agent_command(g, "guest-fsfreeze-status", NULL, 0, on_fsstatus, NULL);
-	sv_agent_command(g, "guest-network-get-interfaces", NULL, 0, on_ifaces, NULL);
+	ask_addresses(g);
 	uv_timer_start(a->tick, on_tick, REFRESH_MS, 0);
 }
 
@@ -588,7 +600,7 @@ static void on_tick(uv_timer_t *t)
 		pump(g);
 		uv_timer_start(a->tick, on_tick, RETRY_MS, 0);
 	} else if (a->up) {
-		sv_agent_command(g, "guest-network-get-interfaces", NULL, 0, on_ifaces, NULL);
+		ask_addresses(g);
 		uv_timer_start(a->tick, on_tick, REFRESH_MS, 0);
 	}
 }
@@ -822,6 +834,11 @@ static bool obs_shutdown(struct sv_guest *g)
 static void obs_status(struct sv_guest *g, json_t *st)
 {
 	struct sv_agent *a = g->agent;
+	/* Someone looks: the addresses again, for the next look (at most
+	 * every STATUS_REFRESH_MS, never behind other commands). */
+	if (a && sv_agent_connected(g) && !a->cur && !a->head &&
+	    uv_now(g->env->loop) - a->addr_asked >= STATUS_REFRESH_MS)
+		ask_addresses(g);
 	json_object_set_new(st, "agent", json_pack("{s:b, s:b, s:o, s:b}", "channel",
 	                    has_channel(g), "connected", sv_agent_connected(g), "version",
 	                    a && a->version[0] ? json_string(a->version) : json_null(),

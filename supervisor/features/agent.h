@@ -15,7 +15,8 @@
  * qsupd waits on the agent without one. While the agent has not answered,
  * qsupd tries again every 10 s (cheap: one line), and once it answers it
  * asks guest-info (the version) and guest-network-get-interfaces (the
- * guest's addresses), and the addresses again every 30 s.
+ * guest's addresses), and the addresses again every 30 s, and on a status
+ * request when the last ask is 5 s old (the answer shows in the next one).
  *
  * The status of every guest gets "agent": {"channel": bool (the profile
  * asks for one), "connected": bool (the agent answered the last sync, and
