@@ -233,10 +233,24 @@ static void test_agent_shutdown_without_acpi(void **state)
 		printf("# skip: the guest in %s has no qemu-ga (rebuild it)\n", t_guestdir());
 		skip();
 	}
+	char img[600];
 	tiny_profile(x, "noacpi", "qsup.noacpi", "agent = yes\n", "");
 	t_fx_up(x, NULL);
 	json_decref(t_fx_must(x, "start", "noacpi", 120000));
 	json_decref(wait_agent(x, "noacpi", NULL));
+	/* A persistent hot-plugged disk: the next start replays it (hot-plug
+	 * takes that start over), and the agent connects all the same. */
+	snprintf(img, sizeof(img), "%s/hp.raw", x->d.dir);
+	int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	json_t *a = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name",
+	                       "noacpi", "kind", "disk", "id", "hp", "file", img, "format", "raw",
+	                       "persist", 1), 60000);
+	if (!json_object_get(a, "return"))
+		fail_msg("attach: %s\n%s", json_dumps(a, 0), t_daemon_log(&x->d));
+	json_decref(a);
 	json_t *r = t_ctl_call(&x->c, "stop", json_pack("{s:s, s:i}", "name", "noacpi",
 	                       "timeout", 2), 120000);
 	if (!json_object_get(r, "return"))
@@ -248,6 +262,12 @@ static void test_agent_shutdown_without_acpi(void **state)
 	json_decref(st);
 	assert_true(t_fx_log_has(x, "asked the guest to shut down (agent)"));
 	assert_false(t_fx_log_has(x, "sending quit"));
+	json_decref(t_fx_must(x, "start", "noacpi", 120000));
+	json_decref(wait_agent(x, "noacpi", NULL));
+	r = t_ctl_call(&x->c, "stop", json_pack("{s:s, s:b}", "name", "noacpi", "force", 1),
+	               120000);
+	assert_non_null(json_object_get(r, "return"));
+	json_decref(r);
 }
 
 /* qsupd dies (SIGKILL) with the guest frozen: the next qsupd re-adopts the
