@@ -53,8 +53,9 @@ struct sv_request;
  * negative errno with desc saying why: -EREMOTEIO (the agent's error; cls
  * is its class), -ETIMEDOUT (no answer by the deadline), -ENOTCONN (no
  * agent channel, or not connected), -EPIPE (the connection closed first),
- * -ECANCELED (the guest is being released). Called exactly once, never
- * before the call that queued it has returned. */
+ * -ECANCELED (the guest is being released). Called exactly once; only when
+ * the socket breaks under the very write (-EPIPE) can that be before the
+ * call that queued it has returned. */
 typedef void (*sv_agent_cb)(struct sv_guest *g, int status, json_t *ret, const char *cls,
                             const char *desc, void *arg);
 
