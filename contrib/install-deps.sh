@@ -15,7 +15,7 @@ case "${1:-}" in
 "")
 	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64
 busybox-static cpio xz-utils socat jq mandoc iproute2 dnsmasq-base nftables iperf3
-xorriso isolinux syslinux-common
+xorriso isolinux syslinux-common qemu-guest-agent
 dpkg-dev debhelper lintian systemd" ;;
 fuzz)
 	PKGS="$BUILD_PKGS clang libclang-rt-dev" ;;

@@ -149,6 +149,7 @@ enum {
 	CTL_F_FORMAT = 256,     /* takes --format FMT */
 	CTL_F_PASSWORD = 512,   /* takes --password */
 	CTL_F_HOSTCHECK = 1024, /* takes -d DIR and -r DIR; needs no qsupd */
+	CTL_F_LINKED = 2048,    /* takes --linked */
 };
 
 struct ctl {
@@ -168,6 +169,7 @@ struct ctl {
 	bool password;              /* display --password */
 	const char *profile_dir;    /* host-check -d */
 	const char *run_dir;        /* host-check -r */
+	bool linked;                /* clone --linked */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;

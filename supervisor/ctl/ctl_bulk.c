@@ -76,6 +76,9 @@ static void show_progress(struct ctl *c, json_t *ev)
 		        "and every 5 s\n", g, elapsed);
 	else if (!strcmp(stage, "acpi"))
 		return;
+	else if (!strcmp(stage, "agent"))
+		fprintf(stderr, "%s: no power-off; asked the guest agent to shut the guest down, "
+		        "waiting up to %.0f s\n", g, timeout);
 	else if (!strcmp(stage, "quit"))
 		fprintf(stderr, "%s: no power-off; asking QEMU to quit\n", g);
 	else

@@ -130,6 +130,7 @@ static const struct {
 	{ "operator_stop", NULL },   /* shown with autostart */
 	{ "accel", "accel" },
 	{ "addresses", "addresses" },
+	{ "guest_addresses", "guest IPs" },
 	{ "config_changed", "config changed" },
 	{ "profile", "profile" },
 	{ "console", "console" },
@@ -196,6 +197,32 @@ static void status_line(FILE *out, const char *label, json_t *st, const char *ke
 			fprintf(out, "%s%s %s", n++ ? ", " : "", id,
 			        json_is_string(m) ? json_string_value(m) : "?");
 		fprintf(out, "%s\n", n ? "" : "-");
+	} else if (!strcmp(key, "agent") && json_is_object(v)) {
+		/* agent: connected (qemu-ga 7.2.22) | not connected | none */
+		const char *ver = json_string_value(json_object_get(v, "version"));
+		bool conn = json_is_true(json_object_get(v, "connected"));
+		if (!json_is_true(json_object_get(v, "channel")))
+			fprintf(out, "%-*snone ([guest] agent = no)\n", LABEL_WIDTH, label);
+		else
+			fprintf(out, "%-*s%s%s%s%s%s\n", LABEL_WIDTH, label,
+			        conn ? "connected" : "not connected", conn && ver ? " (qemu-ga " : "",
+			        conn && ver ? ver : "", conn && ver ? ")" : "",
+			        json_is_true(json_object_get(v, "frozen")) ? ", file systems frozen" : "");
+	} else if (!strcmp(key, "guest_addresses")) {
+		json_t *m;
+		size_t i;
+		if (!json_array_size(v)) {   /* no agent, or none reported: no line */
+			free(text);
+			return;
+		}
+		json_array_foreach(v, i, m) {   /* eth0 10.0.2.15/24, ... (from the agent) */
+			const char *ifc = json_string_value(json_object_get(m, "interface"));
+			const char *addr = json_string_value(json_object_get(m, "address"));
+			fprintf(out, "%-*s%s %s/%lld%s", i ? 0 : LABEL_WIDTH, i ? ", " : label,
+			        ifc ? ifc : "?", addr ? addr : "?",
+			        (long long)json_integer_value(json_object_get(m, "prefix")),
+			        i + 1 == json_array_size(v) ? "\n" : "");
+		}
 	} else if (!strcmp(key, "created") && json_is_array(v)) {
 		json_t *m;
 		size_t i;

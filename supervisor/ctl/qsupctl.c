@@ -34,6 +34,9 @@ static int ctl_display(struct ctl *c, char **args, int nargs);
 static int ctl_net_list(struct ctl *c, char **args, int nargs);
 static int ctl_net_status(struct ctl *c, char **args, int nargs);
 static int ctl_net_startstop(struct ctl *c, char **args, int nargs);
+static int ctl_agent(struct ctl *c, char **args, int nargs);
+static int ctl_disk_resize(struct ctl *c, char **args, int nargs);
+static int ctl_clone(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -60,6 +63,9 @@ static const struct ctl_cmd commands[] = {
 	  0, -1, CTL_F_NAMES },
 	{ "qmp", ctl_qmp, "NAME COMMAND [JSON-ARGS]", "run one QMP command, print QEMU's reply",
 	  2, 3, CTL_F_NAME1 },
+	{ "agent", ctl_agent, "[--timeout S] NAME COMMAND [JSON-ARGS]",
+	  "run one guest agent command ([guest] agent = yes), print the agent's reply",
+	  2, 3, CTL_F_NAME1 | CTL_F_TIMEOUT },
 	{ "argv", ctl_argv, "NAME", "print the QEMU argv that start would use",
 	  1, 1, CTL_F_NAMES },
 	{ "attach", ctl_attach, "NAME disk|nic|cpu|memory [id=ID] [KEY=VALUE...]",
@@ -76,6 +82,13 @@ static const struct ctl_cmd commands[] = {
 	{ "cdrom", ctl_cdrom, "NAME ID insert FILE [--format FMT] | NAME ID eject [-f]",
 	  "change the disc in a running guest's CD-ROM drive ID (-f: even if the guest "
 	  "locked the tray)", 3, 4, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_FORMAT },
+	{ "clone", ctl_clone, "[--linked] NAME NEW",
+	  "a new guest NEW from stopped NAME: new MACs, its disks copied (--linked: qcow2 "
+	  "overlays on NAME's images, which must then never change)", 2, 2,
+	  CTL_F_NAMES | CTL_F_LINKED },
+	{ "disk-resize", ctl_disk_resize, "NAME ID SIZE",
+	  "grow disk ID to SIZE (such as 20G): live when the guest runs, else with qemu-img; "
+	  "never shrinks", 3, 3, CTL_F_NAME1 },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -148,7 +161,9 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
 		        "prepared first\n  -w, --wait       show the progress, return when it "
 		        "is over\n");
-	if (cmd->flags & CTL_F_TIMEOUT)
+	if ((cmd->flags & CTL_F_TIMEOUT) && !strcmp(cmd->name, "agent"))
+		fprintf(out, "  --timeout S    wait S seconds for the agent's answer (default: 10)\n");
+	else if (cmd->flags & CTL_F_TIMEOUT)
 		fprintf(out, "  --timeout S    wait S seconds for the ACPI power-off (default: "
 		        "the profile's\n                 shutdown-timeout), pressing again "
 		        "every 5 s\n");
@@ -573,6 +588,97 @@ static int ctl_qmp(struct ctl *c, char **args, int nargs)
 	return r;
 }
 
+static void show_resize(struct ctl *c, const char *what, json_t *ret)
+{
+	(void)c;
+	if (!json_is_true(json_object_get(ret, "changed")))
+		printf("%s: disk %s is already %lld bytes\n", what,
+		       json_string_value(json_object_get(ret, "id")),
+		       (long long)json_integer_value(json_object_get(ret, "size")));
+	else
+		printf("%s: disk %s grown from %lld to %lld bytes%s\n", what,
+		       json_string_value(json_object_get(ret, "id")),
+		       (long long)json_integer_value(json_object_get(ret, "old_size")),
+		       (long long)json_integer_value(json_object_get(ret, "size")),
+		       json_is_true(json_object_get(ret, "live")) ? " (live)" : "");
+}
+
+static void show_clone(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *v;
+	size_t i;
+	(void)c;
+	printf("%s: cloned to %s (%s)\n", what, json_string_value(json_object_get(ret, "name")),
+	       json_string_value(json_object_get(ret, "profile")));
+	json_array_foreach(json_object_get(ret, "disks"), i, v)
+		printf("  disk %s: %s (%s)\n", json_string_value(json_object_get(v, "id")),
+		       json_string_value(json_object_get(v, "file")),
+		       json_string_value(json_object_get(v, "how")));
+	const char *id;
+	json_object_foreach(json_object_get(ret, "nics"), id, v)
+		printf("  nic %s: mac %s\n", id, json_string_value(v));
+	if (json_is_string(json_object_get(ret, "note")))
+		printf("note: %s\n", json_string_value(json_object_get(ret, "note")));
+}
+
+/* clone [--linked] NAME NEW */
+static int ctl_clone(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL;
+	(void)nargs;
+	json_t *req = json_pack("{s:s, s:s, s:b}", "name", args[0], "new", args[1], "linked",
+	                        c->linked);
+	int r = ctl_call(c, "clone", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_clone);
+	json_decref(reply);
+	return r;
+}
+
+/* disk-resize NAME ID SIZE */
+static int ctl_disk_resize(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL;
+	(void)nargs;
+	json_t *req = json_pack("{s:s, s:s, s:s}", "name", args[0], "id", args[1], "size",
+	                        args[2]);
+	int r = ctl_call(c, "disk-resize", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_resize);
+	json_decref(reply);
+	return r;
+}
+
+/* agent NAME COMMAND [JSON-ARGS]: the agent's reply as indented JSON. */
+static int ctl_agent(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *qargs = NULL, *req;
+	json_error_t jerr;
+	char what[160];
+	int r;
+
+	if (nargs > 2) {
+		qargs = json_loads(args[2], JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(qargs)) {
+			fprintf(stderr, "qsupctl: agent: JSON-ARGS must be a JSON object%s%s\n",
+			        qargs ? "" : ": ", qargs ? "" : jerr.text);
+			json_decref(qargs);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	req = json_pack("{s:s, s:s}", "name", args[0], "command", args[1]);
+	if (qargs)
+		json_object_set_new(req, "arguments", qargs);
+	if (c->timeout > 0)
+		json_object_set_new(req, "timeout", json_integer((json_int_t)c->timeout * 1000));
+	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
+	r = ctl_call(c, "agent", req, what, &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, what, reply, show_qmp);
+	json_decref(reply);
+	return r;
+}
+
 static void show_argv(struct ctl *c, const char *what, json_t *ret)
 {
 	json_t *v;
@@ -809,6 +915,7 @@ static const struct option verb_opts[] = {
 	{ "password", no_argument, NULL, 'W' },
 	{ "profiles", required_argument, NULL, 'd' },
 	{ "run-dir", required_argument, NULL, 'r' },
+	{ "linked", no_argument, NULL, 'L' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -896,9 +1003,11 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->format = optarg;
 		} else if (o == 'W' && (cmd->flags & CTL_F_PASSWORD)) {
 			c->password = true;
-		} else if (o == 'o' || o == 'W') {   /* long only: name it as given */
+		} else if (o == 'L' && (cmd->flags & CTL_F_LINKED)) {
+			c->linked = true;
+		} else if (o == 'o' || o == 'W' || o == 'L') {   /* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
-			        o == 'o' ? "--format" : "--password");
+			        o == 'o' ? "--format" : o == 'W' ? "--password" : "--linked");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
 			c->profile_dir = optarg;

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent.h"
 #include "argv.h"
+#include "clone.h"
 #include "commands.h"
 #include "control.h"
 #include "log.h"
@@ -24,6 +26,7 @@
 #include "migrate.h"
 #include "netmgr.h"
 #include "passthrough.h"
+#include "resize.h"
 
 /* The guest named by args.name, or NULL after answering req. */
 static struct sv_guest *guest_arg(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -405,6 +408,11 @@ static void cmd_reload(struct sv_daemon *d, struct sv_request *req, json_t *args
 	sv_reply_ok(req, sv_daemon_reload(d));
 }
 
+static void cmd_clone(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	sv_clone(d, req, args);
+}
+
 static void cmd_subscribe(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	(void)d;
@@ -667,6 +675,33 @@ static int check_cdrom(json_t *args, struct sv_error *err)
 	return 0;
 }
 
+static int check_agent(json_t *args, struct sv_error *err)
+{
+	if (!json_is_string(json_object_get(args, "command")) ||
+	    !opt_type(args, "arguments", is_object) || !opt_type(args, "timeout", is_positive))
+		FAIL("InvalidArgument", "agent needs {\"name\": string, \"command\": string, "
+		     "\"arguments\": optional object, \"timeout\": optional milliseconds}");
+	return 0;
+}
+
+static int check_clone(json_t *args, struct sv_error *err)
+{
+	if (!json_is_string(json_object_get(args, "new")) || !opt_type(args, "linked", is_bool))
+		FAIL("InvalidArgument", "clone needs {\"name\", \"new\": string, \"linked\": "
+		     "optional true or false}");
+	return 0;
+}
+
+static int check_resize(json_t *args, struct sv_error *err)
+{
+	json_t *size = json_object_get(args, "size");
+	if (!json_is_string(json_object_get(args, "id")) ||
+	    (!json_is_string(size) && !is_positive(size)))
+		FAIL("InvalidArgument", "disk-resize needs {\"name\", \"id\": string, \"size\": "
+		     "bytes or a size string such as \"20G\"}");
+	return 0;
+}
+
 static int check_display(json_t *args, struct sv_error *err)
 {
 	if (!opt_type(args, "password", is_bool))
@@ -726,11 +761,14 @@ int sv_command_check(const struct sv_command *cmd, json_t *args, struct sv_error
 #define G SV_CMD_GUEST
 #define M SV_CMD_MUTATES
 static const struct sv_command commands[] = {
+	{ "agent", cmd_on_guest, G | M, sv_agent_verb, check_agent },
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
 	{ "cdrom", cmd_on_guest, G | M, sv_media_cdrom, check_cdrom },
+	{ "clone", cmd_clone, G | M, NULL, check_clone },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },
 	{ "devices", cmd_on_guest, G, sv_hotplug_devices, NULL },
+	{ "disk-resize", cmd_on_guest, G | M, sv_resize_verb, check_resize },
 	{ "display", cmd_display, G, NULL, check_display },
 	{ "incoming", cmd_on_guest, G | M, sv_migrate_in, check_migration },
 	{ "console", cmd_console, G, NULL, check_console },

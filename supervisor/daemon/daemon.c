@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "commands.h"
 #include "control.h"
 #include "daemon.h"
@@ -238,6 +239,7 @@ static bool any_active(struct sv_daemon *d)
 /* The features, in the order they hear of a guest's life. */
 static const struct sv_guest_observer *const observers[] = {
 	&sv_display_observer,   /* first: its set_password goes before any replay */
+	&sv_agent_observer,     /* before those whose qmp_ready takes the start over */
 	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer,
 	&sv_media_observer, NULL,
 };

@@ -450,6 +450,32 @@ static void stop_progress(struct sv_guest *g, const char *stage, uint64_t timeou
 	        "timeout", (double)timeout_ms / 1000.0));
 }
 
+static void on_asked_timer(uv_timer_t *t)
+{
+	struct sv_guest *g = t->data;
+	sv_log(SV_LOG_INFO, g->name, "no power-off %d s after the guest was asked to shut "
+	       "down", SV_GUEST_SHUTDOWN_MS / 1000);
+	stop_step(g, 1);
+}
+
+/* ACPI went unanswered: an observer (the guest agent) may ask the guest to
+ * shut down; wait SV_GUEST_SHUTDOWN_MS for it then. Once per stop. */
+static bool ask_guest_shutdown(struct sv_guest *g)
+{
+	const struct sv_guest_observer *o;
+	g->stop_asked = true;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++) {
+		if (o->guest_shutdown && o->guest_shutdown(g)) {
+			sv_log(SV_LOG_INFO, g->name, "asked the guest to shut down (%s); waiting "
+			       "up to %d s", o->name, SV_GUEST_SHUTDOWN_MS / 1000);
+			stop_progress(g, o->name, SV_GUEST_SHUTDOWN_MS);
+			uv_timer_start(&g->timer, on_asked_timer, SV_GUEST_SHUTDOWN_MS, 0);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* The ACPI step: press the power button, and again every SV_REPRESS_MS
  * until the stop's timeout is spent (a press while the guest still boots,
  * before its OS listens, is lost: systemd-style ladders press again). */
@@ -464,6 +490,8 @@ static void press_power(struct sv_guest *g)
 	if (spent >= timeout) {
 		sv_log(SV_LOG_INFO, g->name, "no power-off after %llu s and %u ACPI presses",
 		       (unsigned long long)(spent / 1000), g->presses);
+		if (!g->stop_asked && ask_guest_shutdown(g))
+			return;
 		stop_step(g, 1);
 		return;
 	}
@@ -571,6 +599,7 @@ int sv_guest_stop(struct sv_guest *g, bool force, uint64_t timeout_ms, struct sv
 	}
 	enum sv_state was = g->state;
 	g->presses = 0;
+	g->stop_asked = false;
 	g->stop_began = 0;
 	g->stop_timeout_ms = timeout_ms;
 	sv_guest_transition(g, SV_STOPPING, force ? "forced stop requested" : "stop requested");

@@ -37,6 +37,10 @@ struct sv_error;
 
 enum sv_wait { SV_WAIT_RUNNING, SV_WAIT_STOPPED, SV_WAIT_RESTART };
 
+/* How long a stop waits for the guest after an observer's guest_shutdown
+ * asked it to shut down, before quit. */
+#define SV_GUEST_SHUTDOWN_MS 10000
+
 struct sv_waiter {
 	struct sv_waiter *next;
 	struct sv_request *req;
@@ -74,6 +78,10 @@ struct sv_guest_observer {
 	void (*start_failed)(struct sv_guest *g);
 	/* g stopped for good: what lasts only until a stop goes. */
 	void (*stopped)(struct sv_guest *g);
+	/* A stop's ACPI presses went unanswered: ask the guest to shut down
+	 * another way (the guest agent's guest-shutdown). Return true when
+	 * asked: the stop waits SV_GUEST_SHUTDOWN_MS more before quit. */
+	bool (*guest_shutdown)(struct sv_guest *g);
 	/* Add the feature's members to g's status object. */
 	void (*status)(struct sv_guest *g, json_t *st);
 	/* g is being released: free what the feature keeps for it. */
@@ -182,6 +190,10 @@ struct sv_guest {
 	bool start_incoming;            /* the start is for an incoming migration */
 	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
 	struct sv_media *media;         /* CD-ROM media (media.c); NULL: none yet */
+	struct sv_agent *agent;         /* the guest agent (agent.c); NULL: none */
+	const char *busy_op;            /* an offline disk operation runs on the
+	                                   guest's images (clone, disk-resize):
+	                                   starts are refused; NULL: none */
 	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
 	 * auto, read back with query-vnc after a re-adoption; -1: none or not
 	 * known), and the password to set over QMP before cont (wiped once
@@ -239,6 +251,7 @@ struct sv_guest {
 	uint64_t stop_began;            /* uv_now() of the first ACPI press */
 	uint64_t stop_timeout_ms;       /* this stop's ACPI wait; 0: the profile's */
 	unsigned presses;               /* ACPI presses in this stop */
+	bool stop_asked;                /* this stop asked an observer's guest_shutdown */
 	/* Who stopped it last: the operator's stop (wall-clock ms; 0 when the
 	 * last stop was not the operator's), and the host boot (boot_id) in
 	 * which autostart last applied to it: once per boot (qsupd(8)). */
@@ -281,8 +294,9 @@ int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *ru
 void sv_guest_facts(struct sv_guest *g, bool incoming, struct sv_facts *f);
 
 /* Stop: ACPI power-off, pressed again every few seconds until timeout_ms
- * (0: the profile's shutdown-timeout) is spent, then quit, SIGTERM,
- * SIGKILL; force starts at quit. Each step is a STOP_PROGRESS event. req
+ * (0: the profile's shutdown-timeout) is spent, then the guest agent's
+ * guest-shutdown when an agent answers (SV_GUEST_SHUTDOWN_MS), then quit,
+ * SIGTERM, SIGKILL; force starts at quit. Each step is a STOP_PROGRESS event. req
  * is answered once QEMU has exited; at once, with "already": true in the
  * status, when no QEMU runs. */
 int sv_guest_stop(struct sv_guest *g, bool force, uint64_t timeout_ms,

@@ -215,6 +215,7 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
 	f->kvm_usable = g->env->kvm_usable;
 	f->qmp_fd = SV_FD_QMP;
 	f->serial_fd = SV_FD_SERIAL;
+	f->agent_pass = true;
 	f->incoming = incoming;
 	f->net_bridge = g->env->net_bridge;
 	f->net_ctx = g->env->net_ctx;
@@ -308,6 +309,9 @@ int sv_guest_start(struct sv_guest *g, struct sv_request *req, struct sv_error *
 		return sv_error_set(err, -EBUSY, "%s: its QEMU is still there", g->name);
 	if (!g->profile)
 		return sv_error_set(err, -ENOENT, "%s: its profile was removed", g->name);
+	if (g->busy_op)
+		return sv_error_set(err, -EBUSY, "%s: a %s runs on its disks; start it once "
+		                    "that is over", g->name, g->busy_op);
 	if (prepare_rundir(g, err) < 0)
 		return err ? err->code : -EIO;
 	/* The command line now, without backing chains: a profile this host

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,6 +71,27 @@ static int read_fd(const char *path, const struct sv_identity *id, struct sv_err
 	return m;
 }
 
+int sv_fdpass_listen(const char *path, struct sv_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return sv_error_set(err, -ENAMETOOLONG, "%s: too long for a unix socket", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sv_error_set(err, -errno, "socket: %s", strerror(errno));
+	unlink(path);
+	/* Only root (qsupd) may connect (the run dir is root's too); chmod,
+	 * not umask, which is the whole process's. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(fd, 8) < 0) {
+		int e = errno;
+		close(fd);
+		return sv_error_set(err, -e, "%s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
 static int open_one(const struct sv_fd_need *n, const struct sv_identity *id,
                     char tap[SV_IFNAMSIZ], struct sv_error *err)
 {
@@ -87,6 +110,8 @@ static int open_one(const struct sv_fd_need *n, const struct sv_identity *id,
 		return fd >= 0 ? fd : sv_error_set(err, -errno, "%s: %s", n->path,
 		                                   strerror(errno));
 	}
+	case SV_FD_SOCKET:
+		return sv_fdpass_listen(n->path, err);
 	}
 	return sv_error_set(err, -EINVAL, "unknown fd kind");
 }

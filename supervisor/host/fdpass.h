@@ -12,6 +12,8 @@
  *   SV_FD_TAP     the tap device of that name (attached, or made).
  *   SV_FD_BRIDGE  a new tap on the bridge (tap.h).
  *   SV_FD_VHOST   /dev/vhost-net, opened read-write (a NIC's vhostfd).
+ *   SV_FD_SOCKET  a unix socket bound at path (replacing what was there),
+ *                 0600, listening: QEMU accepts on it, qsupd connects.
  *
  * Blocking calls: run them off the loop.
  */
@@ -35,6 +37,10 @@ int sv_fdpass_open(const struct sv_argv *a, const struct sv_identity *id, int *f
 /* Open one file for QEMU as SV_FD_FILE or SV_FD_READ does (for hot-plug).
  * Returns the fd or a negative errno with the reason in err. */
 int sv_fdpass_file(const char *path, int flags, struct sv_error *err);
+
+/* Bind a listening unix socket at path (0600; a file there is replaced).
+ * Returns the fd or a negative errno with the reason in err. */
+int sv_fdpass_listen(const char *path, struct sv_error *err);
 
 /* Close the n fds (those that are >= 0) and set them to -1. */
 void sv_fdpass_close(int *fds, size_t n);

@@ -47,7 +47,7 @@ struct build {
 
 int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name)
 {
-	int a, b;
+	int a, b, c;
 
 	memset(f, 0, sizeof(*f));
 	f->kvm_usable = true;
@@ -58,8 +58,9 @@ int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name)
 	a = snprintf(f->qmp_path, sizeof(f->qmp_path), "%s/%s/qmp.sock", run_dir, name);
 	b = snprintf(f->serial_path, sizeof(f->serial_path), "%s/%s/serial.sock",
 	             run_dir, name);
-	if (a < 0 || b < 0 || (size_t)a >= sizeof(f->qmp_path) ||
-	    (size_t)b >= sizeof(f->serial_path))
+	c = snprintf(f->agent_path, sizeof(f->agent_path), "%s/%s/agent.sock", run_dir, name);
+	if (a < 0 || b < 0 || c < 0 || (size_t)a >= sizeof(f->qmp_path) ||
+	    (size_t)b >= sizeof(f->serial_path) || (size_t)c >= sizeof(f->agent_path))
 		return -ENAMETOOLONG;
 	return 0;
 }
@@ -399,6 +400,29 @@ static void emit_display(struct build *b)
 	add_json(b, "-device", tablet);
 }
 
+/* The guest agent's channel: a virtio-serial controller (on the root bus,
+ * as the other controllers) with one port, org.qemu.guest_agent.0, on a
+ * socket chardev QEMU listens on; qsupd binds the socket and hands QEMU the
+ * fd (an SV_FD_SOCKET), then connects to its path (agent.h). */
+static void emit_agent(struct build *b)
+{
+	json_t *port;
+
+	if (!b->p->agent)
+		return;
+	if (b->f->agent_pass)
+		emit_socket(b, "agent", NULL, need_fd(b, SV_FD_SOCKET, O_RDWR,
+		            b->f->agent_path, "%s", "guest agent"), NULL);
+	else
+		emit_socket(b, "agent", b->f->agent_path, -1, NULL);
+	add_json(b, "-device", dev_new("virtio-serial-pci", "agent.0"));
+	port = dev_new("virtserialport", "agent.port");
+	jstr(port, "bus", "agent.0.0");
+	jstr(port, "chardev", "agent");
+	jstr(port, "name", "org.qemu.guest_agent.0");
+	add_json(b, "-device", port);
+}
+
 static void emit_console(struct build *b)
 {
 	json_t *serial = dev_new("isa-serial", "serial.0");
@@ -411,6 +435,7 @@ static void emit_console(struct build *b)
 	jstr(serial, "chardev", "serial0");
 	add_json(b, "-device", serial);
 	add_json(b, "-device", dev_new("pvpanic", "pvpanic.0"));
+	emit_agent(b);
 }
 
 static void emit_kernel(struct build *b)
@@ -773,7 +798,7 @@ int sv_argv_build(const struct sv_profile *p, const struct sv_facts *f,
 
 json_t *sv_argv_fds_json(const struct sv_argv *a)
 {
-	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost" };
+	static const char *const kinds[] = { "file", "read", "tap", "bridge", "vhost", "socket" };
 	json_t *list = json_array();
 
 	for (size_t i = 0; list && i < a->nfds; i++) {

@@ -53,6 +53,11 @@ struct sv_facts {
 	char serial_path[SV_SOCK_PATH_MAX];
 	int qmp_fd;
 	int serial_fd;
+	/* The guest agent's channel ([guest] agent = yes): a unix socket path
+	 * QEMU listens on, or, with agent_pass, one qsupd binds and listens on
+	 * (an SV_FD_SOCKET in the argv's fds) and QEMU inherits. */
+	char agent_path[SV_SOCK_PATH_MAX];
+	bool agent_pass;
 	/* Wait for an incoming migration (-incoming defer, after the extra
 	 * arguments): qsupd then sets it up over QMP. */
 	bool incoming;
@@ -73,7 +78,7 @@ struct sv_facts {
 };
 
 /* Set facts for guest name with its runtime files in RUN_DIR/NAME/
- * (qmp.sock, serial.sock), fds unused, KVM assumed usable, no backing
+ * (qmp.sock, serial.sock, agent.sock), fds unused, KVM assumed usable, no backing
  * chains, the profile's VNC display. Returns 0, or -ENAMETOOLONG when a socket path would not fit in
  * a sockaddr_un. */
 int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name);
@@ -90,6 +95,8 @@ enum sv_fd_kind {
 	SV_FD_TAP,              /* the tap device ifname (made if missing) */
 	SV_FD_BRIDGE,           /* a new tap on bridge, with the NIC's MAC */
 	SV_FD_VHOST,            /* open(path = /dev/vhost-net, O_RDWR): a vhostfd */
+	SV_FD_SOCKET,           /* a unix socket qsupd binds and listens on at
+	                           path (the guest agent's channel) */
 };
 
 struct sv_fd_need {

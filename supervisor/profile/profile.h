@@ -100,6 +100,7 @@ struct sv_profile {
 	struct sv_strv boot_order;      /* device ids, first boots first */
 	unsigned hotplug_slots; /* spare pcie-root-ports (q35) */
 	bool autostart;
+	bool agent;             /* the QEMU guest agent's channel (virtio-serial) */
 
 	struct sv_drive *drives;        /* disks and CD-ROMs, in file order */
 	size_t ndrives;

@@ -489,6 +489,7 @@ static const struct pkey guest_keys[] = {
 	{ "hotplug-slots", k_uint, G(hotplug_slots), 0, 28, NULL, 0,
 	  "use a number from 0 to 28" },
 	{ "autostart", k_bool, G(autostart), 0, 0, NULL, 0, "use yes or no" },
+	{ "agent", k_bool, G(agent), 0, 0, NULL, 0, "use yes or no" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 

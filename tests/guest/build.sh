@@ -30,7 +30,13 @@ export LC_ALL=C
 # Modules wanted in the guest (dependencies are added from modules.dep).
 # Names are file base names; '-' and '_' are treated alike.
 WANT_MODULES="button evdev virtio_pci virtio_blk virtio_net virtio_scsi \
-crct10dif_generic crc64_rocksoft_generic sd_mod pvpanic-mmio pvpanic-pci"
+crct10dif_generic crc64_rocksoft_generic sd_mod pvpanic-mmio pvpanic-pci \
+virtio_console ext4 crc32c_generic"
+
+# The QEMU guest agent (Debian's qemu-guest-agent) and the shared libraries
+# it needs, found with ldd; $QSUP_GUEST_QGA overrides its path. Without it
+# the guest is built without an agent (a note says so).
+QGA=${QSUP_GUEST_QGA:-/usr/sbin/qemu-ga}
 
 # ---------------------------------------------------------------- inputs
 if [ -n "${QSUP_GUEST_KERNEL:-}" ]; then
@@ -83,9 +89,10 @@ fi
 # ---------------------------------------------------------------- cache
 # Small files by content, big ones by path, size, mtime and inode.
 stamp() {
-	echo "v1 $KERNEL $KVER $BUSYBOX $WANT_MODULES"
+	echo "v2 $KERNEL $KVER $BUSYBOX $WANT_MODULES $QGA"
 	cksum "$HERE/build.sh" "$HERE/init"
 	stat -L -c '%n %s %Y %i' "$KERNEL" "$BUSYBOX" "$MODDIR/modules.dep"
+	[ ! -x "$QGA" ] || stat -L -c '%n %s %Y %i' "$QGA"
 }
 STAMP=$(stamp)
 up_to_date() {
@@ -198,6 +205,25 @@ chmod 755 "$R/init"
 printf '#!/bin/sh\nexec /init acpi-power\n' >"$R/etc/acpi/PWRF/00000080"
 printf '#!/bin/sh\nexec /init udhcpc "$@"\n' >"$R/init-udhcpc"
 chmod 755 "$R/init-udhcpc"
+# qemu-ga with its libraries (and the loader) at the paths ldd gives;
+# guest-shutdown runs /sbin/shutdown -h -P +0 ..., which busybox lacks.
+if [ -x "$QGA" ]; then
+	mkdir -p "$R/usr/sbin" "$R/var"
+	cp "$QGA" "$R/usr/sbin/qemu-ga"
+	ldd "$QGA" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
+	while read -r lib; do
+		mkdir -p "$R${lib%/*}"
+		cp -L "$lib" "$R$lib"
+	done
+	ln -s /run "$R/var/run"
+	printf '#!/bin/sh\n# qemu-ga: shutdown -h -P|-H|-r +0 MESSAGE\nsync\ncase "$2" in\n-r) exec reboot -f ;;\n-H) exec halt -f ;;\nesac\nexec poweroff -f\n' \
+		>"$T/shutdown"
+	rm -f "$R/sbin/shutdown"
+	mv "$T/shutdown" "$R/sbin/shutdown"
+	chmod 755 "$R/sbin/shutdown"
+else
+	note "no $QGA (apt-get install qemu-guest-agent): the guest has no agent"
+fi
 chmod 755 "$R/etc/acpi/PWRF/00000080"
 echo "$KVER" >"$R/etc/qsup/kver"
 

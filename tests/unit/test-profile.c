@@ -596,6 +596,46 @@ static void test_argv_fds_and_rundir(void **state)
 	sv_profile_free(p);
 }
 
+/* [guest] agent = yes with the socket passed: qsupd binds agent.sock (an
+ * SV_FD_SOCKET need, listed before the disks) and QEMU gets its fd. */
+static void test_argv_agent_fd(void **state)
+{
+	struct sv_profile *p = parse_ok("/p/web1.ini", "[guest]\nagent = yes\n"
+	                                "[disk.root]\nfile = /d.raw\nformat = raw\n");
+	struct sv_error err = { 0 };
+	struct sv_facts f;
+	struct sv_argv a;
+
+	(void)state;
+	assert_true(p->agent);
+	assert_int_equal(sv_facts_init(&f, "/run/qs", "web1"), 0);
+	f.qmp_fd = 3;
+	f.serial_fd = 4;
+	f.agent_pass = true;
+	assert_int_equal(sv_argv_build(p, &f, &a, &err), 0);
+	assert_true(has_arg(&a, "socket,id=agent,fd=7,server=on,wait=off"));
+	assert_true(has_arg(&a, "{\"driver\":\"virtserialport\",\"id\":\"agent.port\","
+	                    "\"bus\":\"agent.0.0\",\"chardev\":\"agent\","
+	                    "\"name\":\"org.qemu.guest_agent.0\"}"));
+	assert_int_equal(a.nfds, 2);
+	assert_int_equal(a.fds[0].fd, 7);
+	assert_int_equal(a.fds[0].kind, SV_FD_SOCKET);
+	assert_string_equal(a.fds[0].path, "/run/qs/web1/agent.sock");
+	assert_int_equal(a.fds[1].fd, 8);
+	assert_string_equal(a.fds[1].path, "/d.raw");
+	sv_argv_free(&a);
+	sv_profile_free(p);
+	/* No agent key: no channel, no socket. */
+	p = parse_ok("/p/web1.ini", "[guest]\n");
+	assert_false(p->agent);
+	assert_int_equal(sv_argv_build(p, &f, &a, &err), 0);
+	assert_int_equal(a.nfds, 0);
+	for (size_t i = 0; i < a.argc; i++)
+		assert_null(strstr(a.argv[i], "agent"));
+	sv_argv_free(&a);
+	sv_profile_free(p);
+}
+
 static void test_facts_too_long(void **state)
 {
 	char dir[120];
@@ -651,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_profile_load),
 		cmocka_unit_test(test_profile_symlink_and_digest),
 		cmocka_unit_test(test_argv_fds_and_rundir),
+		cmocka_unit_test(test_argv_agent_fd),
 		cmocka_unit_test(test_facts_too_long),
 		cmocka_unit_test(test_kvm_probe),
 	};

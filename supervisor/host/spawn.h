@@ -1,0 +1,24 @@
+/*
+ * Running a helper program (qemu-img) on the loop: uv_spawn with an argv,
+ * no shell, stdin from /dev/null, stdout and stderr read into one buffer,
+ * and a callback once the program has exited and both streams are closed.
+ */
+#ifndef SV_SPAWN_H
+#define SV_SPAWN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+/* The program's exit status (or the signal that ended it, else 0) and what
+ * it wrote (NUL-terminated, at most SV_RUN_MAX bytes kept: the first ones),
+ * borrowed for the call. */
+typedef void (*sv_run_cb)(int64_t status, int sig, const char *out, void *arg);
+
+#define SV_RUN_MAX (256u << 10)
+
+/* Spawn argv[0] (looked up in a fixed PATH of the system's bin dirs; LC_ALL=C)
+ * with argv (NULL-terminated). Returns 0 (cb is called once, never before
+ * this returns) or a negative libuv error (cb is not called). */
+int sv_run(uv_loop_t *loop, char *const argv[], sv_run_cb cb, void *arg);
+
+#endif
