@@ -30,6 +30,7 @@ static int ctl_devices(struct ctl *c, char **args, int nargs);
 static int ctl_console_cmd(struct ctl *c, char **args, int nargs);
 static int ctl_cdrom(struct ctl *c, char **args, int nargs);
 static int ctl_display(struct ctl *c, char **args, int nargs);
+static int ctl_snapshot(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -72,6 +73,10 @@ static const struct ctl_cmd commands[] = {
 	{ "cdrom", ctl_cdrom, "NAME ID insert FILE [--format FMT] | NAME ID eject [-f]",
 	  "change the disc in a running guest's CD-ROM drive ID (-f: even if the guest "
 	  "locked the tray)", 3, 4, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_FORMAT },
+	{ "snapshot", ctl_snapshot, "[-f] NAME create|list|revert|delete [SNAP]",
+	  "disk snapshots: take one (live), list them, revert a stopped guest to one "
+	  "(-f: stop it at once first), delete one (its layer merged)",
+	  2, 3, CTL_F_NAME1 | CTL_F_FORCE },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -599,6 +604,56 @@ static int ctl_cdrom(struct ctl *c, char **args, int nargs)
 	int r = ctl_call(c, "cdrom", req, args[0], &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, args[0], reply, show_cdrom);
+	json_decref(reply);
+	return r;
+}
+
+/* snapshot NAME create|list|revert|delete [SNAP] */
+static void show_snapshot(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *s, *v;
+	const char *k;
+	size_t i;
+	(void)c;
+	if (json_object_get(ret, "snapshots")) {
+		printf("%-20s %-20s %-21s %s\n", "SNAPSHOT", "PARENT", "CREATED", "CURRENT");
+		json_array_foreach(json_object_get(ret, "snapshots"), i, s)
+			printf("%-20s %-20s %-21s %s\n", sv_jstr(s, "name", "?"),
+			       sv_jstr(s, "parent", "-"), sv_jstr(s, "created", "?"),
+			       json_is_true(json_object_get(s, "current")) ? "*" : "");
+		json_object_foreach(json_object_get(ret, "active"), k, v)
+			printf("active %s: %s\n", k, json_string_value(v));
+		return;
+	}
+	printf("%s: snapshot %s: %s\n", what, sv_jstr(ret, "snapshot", "?"),
+	       sv_jstr(ret, "action", "?"));
+	json_object_foreach(json_object_get(ret, "disks"), k, v)
+		printf("  %s: %s\n", k, json_string_value(v));
+	json_object_foreach(json_object_get(ret, "merged"), k, v)
+		printf("  %s: %s\n", k, json_string_value(v));
+	if (json_object_get(ret, "freeze"))
+		printf("  freeze: %s\n", sv_jstr(ret, "freeze", ""));
+}
+
+static int ctl_snapshot(struct ctl *c, char **args, int nargs)
+{
+	const char *a = args[1];
+	bool list = !strcmp(a, "list");
+	json_t *reply = NULL;
+	if ((strcmp(a, "create") && !list && strcmp(a, "revert") && strcmp(a, "delete")) ||
+	    (list && nargs != 2) || (!list && nargs != 3) || (c->force && strcmp(a, "revert"))) {
+		fprintf(stderr, "qsupctl: snapshot: use snapshot NAME create|revert|delete SNAP, "
+		        "snapshot NAME list (-f: revert only)\n");
+		return CTL_EXIT_USAGE;
+	}
+	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "action", a);
+	if (!list)
+		json_object_set_new(req, "snapshot", json_string(args[2]));
+	if (c->force)
+		json_object_set_new(req, "force", json_true());
+	int r = ctl_call(c, "snapshot", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_snapshot);
 	json_decref(reply);
 	return r;
 }

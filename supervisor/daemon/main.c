@@ -27,6 +27,7 @@
 #include "log.h"
 #include "overlay.h"
 #include "profile.h"
+#include "snaprec.h"
 #include "util.h"
 
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
@@ -335,6 +336,32 @@ static int check_overlay(const struct sv_profile *p)
 	return r;
 }
 
+/* --check: p's snapshot record (NAME.d/snapshots.json), if it has one:
+ * its shape, files and chains. */
+static int check_snapshots(const struct sv_profile *p)
+{
+	json_t *rec = NULL;
+	struct sv_error err = { 0 };
+	char path[4200], *msgs = NULL;
+	if (sv_snaprec_read(p, &rec, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	if (!rec)
+		return 0;
+	int n = sv_snaprec_validate(p, rec, &msgs);
+	if (msgs)
+		fputs(msgs, stderr);
+	free(msgs);
+	if (n == 0 && sv_snaprec_path(p, path, sizeof(path)) == 0) {
+		size_t k = json_array_size(json_object_get(rec, "snapshots"));
+		printf("%s: ok (%zu snapshot%s, current %s)\n", path, k, k == 1 ? "" : "s",
+		       sv_jstr(rec, "current", "none"));
+	}
+	json_decref(rec);
+	return n ? -1 : 0;
+}
+
 /* --print-argv: the backing chains qsupd would read at start (an image
  * that cannot be read yet is left without, and said so). */
 static struct sv_chain *read_chains(const struct sv_profile *p)
@@ -404,7 +431,7 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 		print_lines(stderr, &a->warnings);
 	if (r == 0 && o->mode == MODE_CHECK)
 		check_warnings(p);
-	if (r == 0 && o->mode == MODE_CHECK && check_overlay(p) < 0) {
+	if (r == 0 && o->mode == MODE_CHECK && ((check_overlay(p) < 0) | (check_snapshots(p) < 0))) {
 		sv_argv_free(a);
 		r = -1;
 	}

@@ -169,6 +169,7 @@ struct sv_guest {
 	bool start_incoming;            /* the start is for an incoming migration */
 	struct sv_taint *taint;         /* qmp passthrough (passthrough.c); NULL: none */
 	struct sv_media *media;         /* CD-ROM media (media.c); NULL: none yet */
+	struct sv_snap_op *snap;        /* a snapshot operation (snapshot.c); NULL: none */
 	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
 	 * auto, read back with query-vnc after a re-adoption; -1: none or not
 	 * known), and the password to set over QMP before cont (wiped once
