@@ -1053,22 +1053,29 @@ static struct sdisk *disk_new(struct sv_snap_op *op, const char *id, const char 
 	return d;
 }
 
-/* A new overlay's path next to the base: BASE.snapSEQ.qcow2, SEQ the
- * record's next number not taken by a file. */
-static int overlay_path(struct sv_snap_op *op, struct sdisk *d)
+/* The new overlays' paths next to their bases: BASE.snapSEQ.qcow2, SEQ the
+ * record's next number for which no disk has a file yet. */
+static int overlay_paths(struct sv_snap_op *op)
 {
 	json_int_t seq = json_integer_value(json_object_get(op->newrec, "seq"));
 	char path[4200];
-	for (;;) {
+	bool taken = true;
+	while (taken) {
 		seq++;
-		if (snprintf(path, sizeof(path), "%s.snap%lld.qcow2", d->base,
-		             (long long)seq) >= (int)sizeof(path))
-			return -ENAMETOOLONG;
-		if (access(path, F_OK) < 0 && errno == ENOENT)
-			break;
+		taken = false;
+		for (size_t i = 0; i < op->n && !taken; i++) {
+			if (snprintf(path, sizeof(path), "%s.snap%lld.qcow2", op->d[i].base,
+			             (long long)seq) >= (int)sizeof(path))
+				return -ENAMETOOLONG;
+			taken = access(path, F_OK) == 0 || errno != ENOENT;
+		}
 	}
 	json_object_set_new(op->newrec, "seq", json_integer(seq));
-	d->over = strdup(path);
+	for (size_t i = 0; i < op->n; i++) {
+		snprintf(path, sizeof(path), "%s.snap%lld.qcow2", op->d[i].base, (long long)seq);
+		if (!(op->d[i].over = strdup(path)))
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -1091,20 +1098,23 @@ static bool setup_create(struct sv_snap_op *op, const struct sv_profile *p)
 		json_t *a = sv_snaprec_active(op->rec, dr->id);
 		d->top = strdup(a ? sv_jstr(a, "file", "") : dr->file);
 		d->topfmt = strdup(a ? sv_jstr(a, "format", "") : dr->format);
-		if (overlay_path(op, d) < 0) {
-			json_decref(layers);
-			op_fail(op, "InvalidArgument", "disk %s: the overlay's path is too long", d->id);
-			return false;
-		}
-		json_object_set_new(layers, d->id, layer_obj(d->top, d->topfmt));
-		json_object_set_new(active, d->id, layer_obj(d->over, "qcow2"));
-		snprintf(d->newnode, sizeof(d->newnode), "drive.%s.s%lld", d->id,
-		         (long long)json_integer_value(json_object_get(op->newrec, "seq")));
 	}
 	if (!op->n) {
 		json_decref(layers);
 		op_fail(op, "InvalidArgument", "%s has no writable disk to snapshot", g->name);
 		return false;
+	}
+	if (overlay_paths(op) < 0) {
+		json_decref(layers);
+		op_fail(op, "InvalidArgument", "an overlay's path would be too long");
+		return false;
+	}
+	for (size_t i = 0; i < op->n; i++) {
+		struct sdisk *d = &op->d[i];
+		json_object_set_new(layers, d->id, layer_obj(d->top, d->topfmt));
+		json_object_set_new(active, d->id, layer_obj(d->over, "qcow2"));
+		snprintf(d->newnode, sizeof(d->newnode), "drive.%s.s%lld", d->id,
+		         (long long)json_integer_value(json_object_get(op->newrec, "seq")));
 	}
 	char t[32];
 	json_array_append_new(json_object_get(op->newrec, "snapshots"),
@@ -1128,12 +1138,13 @@ static bool setup_revert(struct sv_snap_op *op, const struct sv_profile *p, json
 		d->top = a ? strdup(sv_jstr(a, "file", "")) : NULL;
 		d->layer = strdup(sv_jstr(l, "file", ""));
 		d->layerfmt = strdup(sv_jstr(l, "format", ""));
-		if (overlay_path(op, d) < 0) {
-			op_fail(op, "InvalidArgument", "disk %s: the overlay's path is too long", id);
-			return false;
-		}
-		json_object_set_new(active, id, layer_obj(d->over, "qcow2"));
 	}
+	if (overlay_paths(op) < 0) {
+		op_fail(op, "InvalidArgument", "an overlay's path would be too long");
+		return false;
+	}
+	for (size_t i = 0; i < op->n; i++)
+		json_object_set_new(active, op->d[i].id, layer_obj(op->d[i].over, "qcow2"));
 	json_object_set_new(op->newrec, "current", json_string(op->snap));
 	return true;
 }
