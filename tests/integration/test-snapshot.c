@@ -182,9 +182,21 @@ static void test_snapshot_revert_merge_crash(void **state)
 
 	/* The middle one goes while the guest runs: its layer is streamed into
 	 * s3's, and nothing the guest sees changes. */
+	json_t *m;
+	while ((m = t_ctl_next(&ev, 300)))
+		json_decref(m);
 	r = snap_ok(x, "sn", "delete", "s2", false);
 	assert_string_equal(str(json_object_get(r, "merged"), "data"), "block-stream");
 	json_decref(r);
+	bool merged = false;   /* the progress came as events, before the answer */
+	while (!merged && (m = t_ctl_next(&ev, 2000))) {
+		json_t *d = json_object_get(m, "data");
+		merged = !strcmp(str(m, "event"), "SNAPSHOT_PROGRESS") &&
+		         !strcmp(str(d, "snapshot"), "s2") && !strcmp(str(d, "disk"), "data") &&
+		         !strcmp(str(d, "phase"), "merged");
+		json_decref(m);
+	}
+	assert_true(merged);
 	list_names(x, "sn", names, sizeof(names));
 	assert_string_equal(names, "s1 s3*");
 	char gone[700];
@@ -195,7 +207,6 @@ static void test_snapshot_revert_merge_crash(void **state)
 
 	/* kill -9 QEMU: the restarted guest boots the active overlay (D), not
 	 * the profile's file (A). */
-	json_t *m;
 	while ((m = t_ctl_next(&ev, 300)))
 		json_decref(m);
 	int pid = pid_of(x, "sn");
