@@ -148,6 +148,7 @@ enum {
 	CTL_F_LOG = 128,         /* takes -n LINES and -f (follow) */
 	CTL_F_FORMAT = 256,     /* takes --format FMT */
 	CTL_F_PASSWORD = 512,   /* takes --password */
+	CTL_F_MEMORY = 1024,    /* takes --memory */
 };
 
 struct ctl {
@@ -165,6 +166,7 @@ struct ctl {
 	bool follow;                /* log -f */
 	const char *format;         /* cdrom --format */
 	bool password;              /* display --password */
+	bool memory;                /* snapshot --memory */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;

@@ -73,10 +73,10 @@ static const struct ctl_cmd commands[] = {
 	{ "cdrom", ctl_cdrom, "NAME ID insert FILE [--format FMT] | NAME ID eject [-f]",
 	  "change the disc in a running guest's CD-ROM drive ID (-f: even if the guest "
 	  "locked the tray)", 3, 4, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_FORMAT },
-	{ "snapshot", ctl_snapshot, "[-f] NAME create|list|revert|delete [SNAP]",
-	  "disk snapshots: take one (live), list them, revert a stopped guest to one "
-	  "(-f: stop it at once first), delete one (its layer merged)",
-	  2, 3, CTL_F_NAME1 | CTL_F_FORCE },
+	{ "snapshot", ctl_snapshot, "[-f] [--memory] NAME create|list|revert|delete [SNAP]",
+	  "disk snapshots: take one (live; --memory: with the guest's RAM), list them, "
+	  "revert to one (-f: stop the guest at once first), delete one (its layer merged)",
+	  2, 3, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_MEMORY },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -616,10 +616,12 @@ static void show_snapshot(struct ctl *c, const char *what, json_t *ret)
 	size_t i;
 	(void)c;
 	if (json_object_get(ret, "snapshots")) {
-		printf("%-20s %-20s %-21s %s\n", "SNAPSHOT", "PARENT", "CREATED", "CURRENT");
+		printf("%-20s %-20s %-21s %-7s %s\n", "SNAPSHOT", "PARENT", "CREATED", "MEMORY",
+		       "CURRENT");
 		json_array_foreach(json_object_get(ret, "snapshots"), i, s)
-			printf("%-20s %-20s %-21s %s\n", sv_jstr(s, "name", "?"),
+			printf("%-20s %-20s %-21s %-7s %s\n", sv_jstr(s, "name", "?"),
 			       sv_jstr(s, "parent", "-"), sv_jstr(s, "created", "?"),
+			       json_is_string(json_object_get(s, "memory")) ? "yes" : "no",
 			       json_is_true(json_object_get(s, "current")) ? "*" : "");
 		json_object_foreach(json_object_get(ret, "active"), k, v)
 			printf("active %s: %s\n", k, json_string_value(v));
@@ -631,8 +633,12 @@ static void show_snapshot(struct ctl *c, const char *what, json_t *ret)
 		printf("  %s: %s\n", k, json_string_value(v));
 	json_object_foreach(json_object_get(ret, "merged"), k, v)
 		printf("  %s: %s\n", k, json_string_value(v));
+	if (json_object_get(ret, "memory"))
+		printf("  memory: %s\n", sv_jstr(ret, "memory", ""));
 	if (json_object_get(ret, "freeze"))
 		printf("  freeze: %s\n", sv_jstr(ret, "freeze", ""));
+	if (json_object_get(ret, "state"))
+		printf("  state: %s\n", sv_jstr(ret, "state", ""));
 }
 
 static int ctl_snapshot(struct ctl *c, char **args, int nargs)
@@ -641,9 +647,10 @@ static int ctl_snapshot(struct ctl *c, char **args, int nargs)
 	bool list = !strcmp(a, "list");
 	json_t *reply = NULL;
 	if ((strcmp(a, "create") && !list && strcmp(a, "revert") && strcmp(a, "delete")) ||
-	    (list && nargs != 2) || (!list && nargs != 3) || (c->force && strcmp(a, "revert"))) {
+	    (list && nargs != 2) || (!list && nargs != 3) || (c->force && strcmp(a, "revert")) ||
+	    (c->memory && strcmp(a, "create"))) {
 		fprintf(stderr, "qsupctl: snapshot: use snapshot NAME create|revert|delete SNAP, "
-		        "snapshot NAME list (-f: revert only)\n");
+		        "snapshot NAME list (-f: revert only; --memory: create only)\n");
 		return CTL_EXIT_USAGE;
 	}
 	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "action", a);
@@ -651,6 +658,8 @@ static int ctl_snapshot(struct ctl *c, char **args, int nargs)
 		json_object_set_new(req, "snapshot", json_string(args[2]));
 	if (c->force)
 		json_object_set_new(req, "force", json_true());
+	if (c->memory)
+		json_object_set_new(req, "memory", json_true());
 	int r = ctl_call(c, "snapshot", req, args[0], &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, args[0], reply, show_snapshot);
@@ -743,6 +752,7 @@ static const struct option verb_opts[] = {
 	{ "follow", no_argument, NULL, 'F' },
 	{ "format", required_argument, NULL, 'o' },
 	{ "password", no_argument, NULL, 'W' },
+	{ "memory", no_argument, NULL, 'M' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -830,9 +840,11 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->format = optarg;
 		} else if (o == 'W' && (cmd->flags & CTL_F_PASSWORD)) {
 			c->password = true;
-		} else if (o == 'o' || o == 'W') {   /* long only: name it as given */
+		} else if (o == 'M' && (cmd->flags & CTL_F_MEMORY)) {
+			c->memory = true;
+		} else if (o == 'o' || o == 'W' || o == 'M') {   /* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
-			        o == 'o' ? "--format" : "--password");
+			        o == 'o' ? "--format" : o == 'W' ? "--password" : "--memory");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'h') {
 			cmd_usage(stdout, cmd);

@@ -13,6 +13,7 @@
 #include "guest.h"
 #include "image.h"
 #include "log.h"
+#include "migrate.h"
 #include "request.h"
 #include "snapshot.h"
 #include "snaprec.h"
@@ -44,6 +45,10 @@ struct sv_snap_op {
 	int action;
 	char snap[72];
 	bool force, live, waiting_job, gone;
+	bool memory, was_paused;        /* with the guest's RAM state */
+	bool paused_by_us;              /* resume it on a failure */
+	char *mem;                      /* its state file; NULL: none */
+	void (*inext)(struct sv_snap_op *, json_t *msg);   /* an internal request's answer */
 	char recpath[4200];
 	json_t *rec;                    /* the record before (never NULL) */
 	json_t *newrec;                 /* after */
@@ -88,6 +93,7 @@ static void op_free(struct sv_snap_op *op)
 			close(d->fd);
 	}
 	free(op->d);
+	free(op->mem);
 	json_decref(op->rec);
 	json_decref(op->newrec);
 	json_decref(op->nodes);
@@ -107,6 +113,15 @@ static void op_end(struct sv_snap_op *op)
 static void op_fail(struct sv_snap_op *op, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+static void drop_answer(void *arg, uint64_t peer, json_t *msg)
+{
+	(void)arg, (void)peer;
+	json_decref(msg);
+}
+
+/* Answers nobody waits for. */
+static const struct sv_route drop_route = { .answer = drop_answer };
+
 static void op_fail(struct sv_snap_op *op, const char *cls, const char *fmt, ...)
 {
 	char msg[900];
@@ -115,6 +130,12 @@ static void op_fail(struct sv_snap_op *op, const char *cls, const char *fmt, ...
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	sv_log(SV_LOG_WARN, op->g->name, "snapshot %s: %s", op->snap, msg);
+	if (op->paused_by_us && op->g->state == SV_PAUSED && up(op->g)) {
+		struct sv_error e = { 0 };
+		struct sv_request *r = sv_request_new(&drop_route, 0, 0, NULL, "resume");
+		if (r && sv_guest_simple(op->g, "resume", r, &e) < 0)
+			sv_log(SV_LOG_WARN, op->g->name, "resume: %s", e.msg);
+	}
 	if (op->req)
 		sv_reply_err(op->req, cls, "%s: snapshot %s: %s", op->g->name, op->snap, msg);
 	op->req = NULL;
@@ -149,6 +170,31 @@ static void run(struct sv_snap_op *op, void (*fn)(struct sv_snap_op *),
 		op->rc = sv_error_set(&op->err, rc, "cannot queue work");
 		after(op);
 	}
+}
+
+/* ---- internal requests: verbs qsupd runs for itself ---- */
+
+static void on_internal(void *arg, uint64_t peer, json_t *msg)
+{
+	struct sv_snap_op *op = arg;
+	(void)peer;
+	op->inext(op, msg);
+	json_decref(msg);
+}
+
+/* A request whose answer goes to next(op, msg). NULL: out of memory. */
+static struct sv_request *ireq(struct sv_snap_op *op, const char *verb,
+                               void (*next)(struct sv_snap_op *, json_t *))
+{
+	op->route = (struct sv_route){ .answer = on_internal, .arg = op };
+	op->inext = next;
+	return sv_request_new(&op->route, 0, 0, NULL, verb);
+}
+
+static const char *answer_err(json_t *msg)
+{
+	json_t *e = json_object_get(msg, "error");
+	return e ? sv_jstr(e, "desc", "failed") : NULL;
 }
 
 /* ---- qemu-img, spawned ---- */
@@ -302,6 +348,11 @@ static void thaw(struct sv_snap_op *op)
 
 /* ---- create ---- */
 
+static void create_reply(struct sv_snap_op *op);
+static void revert_reply(struct sv_snap_op *op);
+static void save_memory(struct sv_snap_op *op);
+static void restore_memory(struct sv_snap_op *op);
+
 static void create_reply(struct sv_snap_op *op)
 {
 	json_t *disks = json_object();
@@ -309,9 +360,13 @@ static void create_reply(struct sv_snap_op *op)
 		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].over));
 	sv_log(SV_LOG_INFO, op->g->name, "snapshot %s taken (%zu disk%s, %s)", op->snap, op->n,
 	       op->n == 1 ? "" : "s", op->live ? "live" : "guest stopped");
-	sv_reply_ok(op->req, json_pack("{s:s, s:s, s:o, s:b, s:s}", "snapshot", op->snap,
-	            "action", "create", "disks", disks, "live", op->live, "freeze",
-	            op->live ? op->freeze : "guest stopped: not needed"));
+	json_t *ret = json_pack("{s:s, s:s, s:o, s:b, s:s}", "snapshot", op->snap,
+	                        "action", "create", "disks", disks, "live", op->live, "freeze",
+	                        op->live ? op->freeze : "guest stopped: not needed");
+	if (op->mem)
+		json_object_set_new(ret, "memory", json_string(op->mem));
+	json_object_set_new(ret, "state", json_string(sv_state_name(op->g->state)));
+	sv_reply_ok(op->req, ret);
 	op->req = NULL;
 	op_end(op);
 }
@@ -344,7 +399,10 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 		undo(op);
 		return;
 	}
-	create_reply(op);
+	if (op->memory)
+		save_memory(op);
+	else
+		create_reply(op);
 }
 
 static void switch_all(struct sv_snap_op *op)
@@ -523,6 +581,117 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 	create_img(op);
 }
 
+/* ---- --memory: the guest's RAM state, a save-style file ---- */
+
+/* The guest was paused for the snapshot (unless it was already): the disk
+ * overlays switch, then `save` writes its state (QEMU then ends), then
+ * `restore` brings it back from that file at once, on the new overlays,
+ * and `resume` (the file holds a paused guest). */
+static void on_resumed(struct sv_snap_op *op, json_t *msg)
+{
+	const char *e = answer_err(msg);
+	if (e) {
+		op_fail(op, "GenericError", "the snapshot is taken, but the guest stays paused: "
+		        "resume: %s", e);
+		return;
+	}
+	if (op->action == CREATE)
+		create_reply(op);
+	else
+		revert_reply(op);
+}
+
+static void resume(struct sv_snap_op *op)
+{
+	struct sv_error e = { 0 };
+	struct sv_request *r = op->was_paused ? NULL : ireq(op, "resume", on_resumed);
+	if (op->was_paused) {
+		if (op->action == CREATE)
+			create_reply(op);
+		else
+			revert_reply(op);
+		return;
+	}
+	if (!r || sv_guest_simple(op->g, "resume", r, &e) < 0)
+		op_fail(op, "GenericError", "the guest stays paused: resume: %s", r ? e.msg
+		        : "out of memory");
+}
+
+static void on_restored(struct sv_snap_op *op, json_t *msg)
+{
+	const char *e = answer_err(msg);
+	if (e) {
+		op_fail(op, "GenericError", "the guest's state is in %s, but it could not be "
+		        "restored from it (qsupctl restore %s %s): %s", op->mem, op->g->name,
+		        op->mem, e);
+		return;
+	}
+	resume(op);
+}
+
+static void restore_memory(struct sv_snap_op *op)
+{
+	op->paused_by_us = false;   /* a new QEMU: resume() resumes it */
+	json_t *args = json_pack("{s:s, s:s}", "name", op->g->name, "file", op->mem);
+	struct sv_request *r = ireq(op, "restore", on_restored);
+	if (!r) {
+		json_decref(args);
+		op_fail(op, "GenericError", "out of memory");
+		return;
+	}
+	sv_migrate_restore(op->g, r, args);
+	json_decref(args);
+}
+
+static void on_saved(struct sv_snap_op *op, json_t *msg)
+{
+	const char *e = answer_err(msg);
+	if (e) {
+		/* The disks are snapshotted already: the snapshot stays, without
+		 * its memory, and the guest goes on. */
+		char why[600];
+		snprintf(why, sizeof(why), "%s", e);
+		json_object_set_new(sv_snaprec_find(op->newrec, op->snap), "memory", json_null());
+		struct sv_error keep = { 0 };
+		if (sv_snaprec_write_at(op->recpath, op->newrec, &keep) < 0)
+			sv_log(SV_LOG_WARN, op->g->name, "%s", keep.msg);
+		op_fail(op, "GenericError", "the disks are snapshotted, but the memory could not "
+		        "be saved (the snapshot has none): %s", why);
+		return;
+	}
+	restore_memory(op);
+}
+
+static void save_memory(struct sv_snap_op *op)
+{
+	json_t *args = json_pack("{s:s, s:s}", "name", op->g->name, "file", op->mem);
+	struct sv_request *r = ireq(op, "save", on_saved);
+	if (!r) {
+		json_decref(args);
+		op_fail(op, "GenericError", "out of memory");
+		return;
+	}
+	sv_migrate_save(op->g, r, args);
+	json_decref(args);
+}
+
+/* --memory: the guest is paused before the disks switch, so that its RAM
+ * and its disks are of the same moment. */
+static void on_paused(struct sv_snap_op *op, json_t *msg)
+{
+	const char *e = answer_err(msg);
+	if (e) {
+		op_fail(op, "GenericError", "pause: %s", e);
+		return;
+	}
+	op->paused_by_us = true;
+	if (!up(op->g)) {
+		op_fail(op, "InvalidState", "QEMU ended before the snapshot");
+		return;
+	}
+	sv_step(op->g->qmp, NULL, "query-block", NULL, -1, on_blocks, op);
+}
+
 /* ---- revert ---- */
 
 static void revert_work(struct sv_snap_op *op)
@@ -537,20 +706,32 @@ static void revert_work(struct sv_snap_op *op)
 	}
 }
 
+static void revert_reply(struct sv_snap_op *op)
+{
+	json_t *disks = json_object();
+	for (size_t i = 0; i < op->n; i++)
+		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].over));
+	sv_log(SV_LOG_INFO, op->g->name, "reverted to snapshot %s%s", op->snap,
+	       op->mem ? " (with its memory)" : "");
+	json_t *ret = json_pack("{s:s, s:s, s:o, s:s}", "snapshot", op->snap, "action",
+	                        "revert", "disks", disks, "state", sv_state_name(op->g->state));
+	if (op->mem)
+		json_object_set_new(ret, "memory", json_string(op->mem));
+	sv_reply_ok(op->req, ret);
+	op->req = NULL;
+	op_end(op);
+}
+
 static void revert_done(struct sv_snap_op *op)
 {
 	if (op->rc < 0) {
 		undo(op);
 		return;
 	}
-	json_t *disks = json_object();
-	for (size_t i = 0; i < op->n; i++)
-		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].over));
-	sv_log(SV_LOG_INFO, op->g->name, "reverted to snapshot %s", op->snap);
-	sv_reply_ok(op->req, json_pack("{s:s, s:s, s:o, s:s}", "snapshot", op->snap, "action",
-	            "revert", "disks", disks, "state", sv_state_name(op->g->state)));
-	op->req = NULL;
-	op_end(op);
+	if (op->mem)
+		restore_memory(op);
+	else
+		revert_reply(op);
 }
 
 static void revert_img(struct sv_snap_op *op);
@@ -666,6 +847,8 @@ static void delete_finish_work(struct sv_snap_op *op)
 	for (size_t i = 0; i < op->n; i++)
 		if (!op->d[i].skip && strcmp(op->d[i].layer, op->d[i].base))
 			unlink(op->d[i].layer);
+	if (op->mem)
+		unlink(op->mem);
 }
 
 static void delete_finished(struct sv_snap_op *op)
@@ -1014,9 +1197,13 @@ int sv_snapshot_check(json_t *args, struct sv_error *err)
 	if (s && (!json_is_string(s) || !sv_name_valid(json_string_value(s))))
 		return sv_error_setc(err, -EINVAL, "InvalidArgument", "a snapshot name is 1 to 64 "
 		                     "of A-Z a-z 0-9 _ . -, starting with a letter or digit");
-	if (f && !json_is_boolean(f))
-		return sv_error_setc(err, -EINVAL, "InvalidArgument", "\"force\" must be true or "
-		                     "false");
+	json_t *m = json_object_get(args, "memory");
+	if ((f && !json_is_boolean(f)) || (m && !json_is_boolean(m)))
+		return sv_error_setc(err, -EINVAL, "InvalidArgument", "\"force\" and \"memory\" "
+		                     "must be true or false");
+	if (json_is_true(m) && strcmp(a, "create"))
+		return sv_error_setc(err, -EINVAL, "InvalidArgument", "\"memory\" is for create "
+		                     "(revert and delete follow the snapshot)");
 	return 0;
 }
 
@@ -1030,10 +1217,12 @@ static void list(struct sv_guest *g, struct sv_request *req, json_t *rec)
 		const char *id;
 		json_object_foreach(json_object_get(s, "layers"), id, l)
 			json_object_set_new(disks, id, json_string(sv_jstr(l, "file", "")));
-		json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b, s:o}", "name",
+		json_t *mem = json_object_get(s, "memory");
+		json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b, s:o, s:O}", "name",
 		                      sv_jstr(s, "name", ""), "parent", json_object_get(s, "parent"),
 		                      "created", sv_jstr(s, "created", ""), "current",
-		                      !strcmp(cur, sv_jstr(s, "name", "")), "disks", disks));
+		                      !strcmp(cur, sv_jstr(s, "name", "")), "disks", disks,
+		                      "memory", mem ? mem : json_null()));
 	}
 	json_t *active = json_object(), *l;
 	const char *id;
@@ -1117,16 +1306,22 @@ static bool setup_create(struct sv_snap_op *op, const struct sv_profile *p)
 		         (long long)json_integer_value(json_object_get(op->newrec, "seq")));
 	}
 	char t[32];
+	if (op->memory && asprintf(&op->mem, "%s.snap%lld.qsave", op->d[0].base,
+	    (long long)json_integer_value(json_object_get(op->newrec, "seq"))) < 0)
+		op->mem = NULL;
 	json_array_append_new(json_object_get(op->newrec, "snapshots"),
-	                      json_pack("{s:s, s:O, s:s, s:o, s:n}", "name", op->snap, "parent",
+	                      json_pack("{s:s, s:O, s:s, s:o, s:o}", "name", op->snap, "parent",
 	                      json_object_get(op->rec, "current"), "created",
-	                      now_iso(t, sizeof(t)), "layers", layers, "memory"));
+	                      now_iso(t, sizeof(t)), "layers", layers, "memory",
+	                      op->mem ? json_string(op->mem) : json_null()));
 	json_object_set_new(op->newrec, "current", json_string(op->snap));
 	return true;
 }
 
 static bool setup_revert(struct sv_snap_op *op, const struct sv_profile *p, json_t *s)
 {
+	const char *mem = json_string_value(json_object_get(s, "memory"));
+	op->mem = mem ? strdup(mem) : NULL;
 	json_t *l, *active = json_object_get(op->newrec, "active");
 	const char *id;
 	json_object_foreach(json_object_get(s, "layers"), id, l) {
@@ -1151,6 +1346,8 @@ static bool setup_revert(struct sv_snap_op *op, const struct sv_profile *p, json
 
 static bool setup_delete(struct sv_snap_op *op, const struct sv_profile *p, json_t *s)
 {
+	const char *mem = json_string_value(json_object_get(s, "memory"));
+	op->mem = mem ? strdup(mem) : NULL;
 	json_t *snaps = json_object_get(op->newrec, "snapshots"), *c, *l;
 	json_t *children = json_array();
 	const char *id;
@@ -1160,14 +1357,8 @@ static bool setup_delete(struct sv_snap_op *op, const struct sv_profile *p, json
 		if (!strcmp(sv_jstr(c, "parent", ""), op->snap))
 			json_array_append(children, c);
 	size_t nchild = json_array_size(children) + current;
-	if (nchild > 1) {
-		json_decref(children);
-		op_fail(op, "InvalidState", "it has %zu children (later snapshots%s on it); "
-		        "delete them first, or revert elsewhere", nchild,
-		        current ? " and the running state" : "");
-		return false;
-	}
 	json_t *child = json_array_get(children, 0);
+	bool merge = false;
 	json_object_foreach(json_object_get(s, "layers"), id, l) {
 		int k = sv_profile_find_device(p, id);
 		const char *base = k >= 0 && (size_t)k < p->ndrives && p->drives[k].file
@@ -1183,6 +1374,15 @@ static bool setup_delete(struct sv_snap_op *op, const struct sv_profile *p, json
 		         : cl ? strdup(sv_jstr(cl, "file", "")) : NULL;
 		/* The profile's file stays: only the name goes. */
 		d->skip = !strcmp(d->layer, base) || !*base;
+		merge |= !d->skip;
+	}
+	/* A layer under two images cannot be merged into both. */
+	if (merge && nchild > 1) {
+		json_decref(children);
+		op_fail(op, "InvalidState", "it has %zu children (later snapshots%s on it); "
+		        "delete them first, or revert elsewhere", nchild,
+		        current ? " and the running state" : "");
+		return false;
 	}
 	json_array_foreach(children, i, c)
 		json_object_set(c, "parent", json_object_get(s, "parent"));
@@ -1239,6 +1439,13 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return;
 	}
 	bool force = json_is_true(json_object_get(args, "force"));
+	bool memory = json_is_true(json_object_get(args, "memory"));
+	if (memory && !up(g)) {
+		json_decref(rec);
+		sv_reply_err(req, "InvalidState", "%s is %s: a snapshot with memory needs the guest "
+		             "running (or paused)", g->name, sv_state_name(g->state));
+		return;
+	}
 	if (act == REVERT && sv_guest_active(g) && !force) {
 		json_decref(rec);
 		sv_reply_err(req, "InvalidState", "%s is %s: revert needs the guest stopped "
@@ -1261,6 +1468,8 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->req = req;
 	op->action = act;
 	op->force = force;
+	op->memory = memory;
+	op->was_paused = act == CREATE && g->state == SV_PAUSED;
 	op->rec = rec;
 	op->had_rec = access(op->recpath, F_OK) == 0;
 	op->newrec = json_deep_copy(rec);
@@ -1271,10 +1480,15 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (act == CREATE) {
 		if (!setup_create(op, p))
 			return;
-		if (op->live)
+		if (op->memory && !op->was_paused) {
+			struct sv_request *r = ireq(op, "pause", on_paused);
+			if (!r || sv_guest_simple(g, "pause", r, &e) < 0)
+				op_fail(op, "GenericError", "pause: %s", r ? e.msg : "out of memory");
+		} else if (op->live) {
 			sv_step(g->qmp, NULL, "query-block", NULL, -1, on_blocks, op);
-		else
+		} else {
 			create_img(op);
+		}
 		return;
 	}
 	if (act == REVERT) {

@@ -243,6 +243,10 @@ int sv_snaprec_validate(const struct sv_profile *p, json_t *rec, char **msgs)
 	}
 	json_t *cur = sv_snaprec_find(rec, sv_jstr(rec, "current", ""));
 	json_array_foreach(json_object_get(rec, "snapshots"), i, s) {
+		const char *mem = json_string_value(json_object_get(s, "memory"));
+		if (mem && access(mem, F_OK) < 0)
+			add(msgs, &n, path, "snapshot %s: its memory state %s: %s",
+			    sv_jstr(s, "name", ""), mem, strerror(errno));
 		json_object_foreach(json_object_get(s, "layers"), id, l) {
 			const char *f = sv_jstr(l, "file", "");
 			if (!disk_of(p, id))
