@@ -4,7 +4,8 @@
  * disk from its busybox shell, snapshots are taken live between marks, and
  * what the guest reads back after each revert, merge, crash-restart and
  * qsupd restart is the mark the chain must hold. Plus the record's check
- * (qsupd --check) and the refusals.
+ * (qsupd --check) and the refusals; with --memory, the guest's RAM: its
+ * counter and a file in its RAM come back with a revert.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,7 +105,7 @@ static json_t *snap_ok(struct t_fx *x, const char *name, const char *action, con
 	json_t *r = snap(x, name, action, s, force);
 	json_t *ret = json_incref(json_object_get(r, "return"));
 	if (!ret)
-		fail_msg("snapshot %s %s: %s\n%s", action, s ? s : "",
+		fail_msg("snapshot %s %s: %s (daemon log: %s)", action, s ? s : "",
 		         str(json_object_get(r, "error"), "desc"), t_daemon_log(&x->d));
 	json_decref(r);
 	return ret;
@@ -372,6 +373,120 @@ static void test_snapshot_check_and_bad_input(void **state)
 	assert_non_null(strstr(desc, "the snapshot record cannot be used"));
 }
 
+
+/* The next QSUP-COUNTER line after c->seen: its value. */
+static long next_counter(struct con *c)
+{
+	size_t from = c->seen;
+	if (t_serial_wait(&c->ser, "QSUP-COUNTER ", &from, 30000) < 0 ||
+	    t_serial_wait(&c->ser, "\n", &from, 5000) < 0)
+		fail_msg("the counter does not run:\n%s", c->ser.buf);
+	long v = strtol(strstr(c->ser.buf + c->seen, "QSUP-COUNTER ") + 13, NULL, 10);
+	c->seen = from;
+	return v;
+}
+
+static void ram_expect(struct con *c, const char *mark)
+{
+	char want[64];
+	assert_int_equal(t_serial_write(&c->ser, "echo RA''M=$(cat /run/mark)."), 0);
+	snprintf(want, sizeof(want), "RAM=%s.", mark);
+	size_t from = c->seen;
+	if (t_serial_wait(&c->ser, want, &from, 30000) < 0)
+		fail_msg("the guest's memory does not hold %s:\n%s", mark, c->ser.buf + c->seen);
+	c->seen = from;
+}
+
+/* --memory: the guest's RAM too. Revert brings back the shell's file in
+ * RAM and the counter where they were, on the snapshot's disk. */
+static void test_snapshot_memory(void **state)
+{
+	struct t_fx *x = *state;
+	char extra[1024], names[256];
+	snprintf(extra, sizeof(extra), DISK "[restart]\npolicy = never\n", x->d.dir);
+	t_daemon_tiny_profile(&x->d, "mem", extra);
+	t_fx_up(x, NULL);
+	json_decref(t_fx_must(x, "start", "mem", 60000));
+	struct con c;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(t_ctl_console(&x->c, "mem", &c.loop, &c.ser), 0);
+	if (t_serial_wait(&c.ser, "QSUP-GUEST-READY", &c.seen, 90000) < 0)
+		fail_msg("no ready marker:\n%s", c.ser.buf ? c.ser.buf : "");
+	assert_int_equal(t_serial_write(&c.ser, "count"), 0);
+	if (t_serial_wait(&c.ser, "QSUP-COUNTER 3", &c.seen, 30000) < 0)
+		fail_msg("no counter:\n%s", c.ser.buf);
+	assert_int_equal(t_serial_write(&c.ser, "sh"), 0);
+	assert_int_equal(t_serial_write(&c.ser, "echo RAM-ONE > /run/mark; echo SH''-UP"), 0);
+	if (t_serial_wait(&c.ser, "SH-UP", &c.seen, 20000) < 0)
+		fail_msg("no shell:\n%s", c.ser.buf);
+	disk_write(&c, "MARK-AAA");
+	long before = next_counter(&c);
+	assert_true(before >= 3);
+
+	json_t *args = json_pack("{s:s, s:s, s:s, s:b}", "name", "mem", "action", "create",
+	                         "snapshot", "m1", "memory", true);
+	json_t *r = t_ctl_call(&x->c, "snapshot", args, 120000);
+	json_t *ret = json_object_get(r, "return");
+	if (!ret)
+		fail_msg("snapshot --memory: %s\n%s", str(json_object_get(r, "error"), "desc"),
+		         t_daemon_log(&x->d));
+	char mem[700];
+	snprintf(mem, sizeof(mem), "%s/vms/data.qcow2.snap1.qsave", x->d.dir);
+	assert_string_equal(str(ret, "memory"), mem);
+	assert_string_equal(str(ret, "state"), "running");
+	assert_int_equal(access(mem, F_OK), 0);
+	json_decref(r);
+	con_close(&c);   /* QEMU was restarted from the state file */
+
+	/* The guest goes on from there: change its RAM and its disk. */
+	con_attach(x, &c, "mem", false);
+	long after = next_counter(&c);
+	assert_true(after > before);
+	assert_int_equal(t_serial_write(&c.ser, "echo RAM-TWO > /run/mark"), 0);
+	ram_expect(&c, "RAM-TWO");
+	disk_write(&c, "MARK-BBB");
+	con_close(&c);
+
+	/* Revert (forced: the guest runs): RAM, counter and disk as at m1. */
+	args = json_pack("{s:s, s:s, s:s, s:b}", "name", "mem", "action", "revert", "snapshot",
+	                 "m1", "force", true);
+	r = t_ctl_call(&x->c, "snapshot", args, 120000);
+	ret = json_object_get(r, "return");
+	if (!ret)
+		fail_msg("revert: %s\n%s", str(json_object_get(r, "error"), "desc"),
+		         t_daemon_log(&x->d));
+	assert_string_equal(str(ret, "state"), "running");
+	json_decref(r);
+	con_attach(x, &c, "mem", false);
+	long resumed = next_counter(&c);
+	printf("# note: counter %ld at the snapshot, %ld after it, %ld after the revert\n",
+	       before, after, resumed);
+	assert_true(resumed > before);   /* counting on: not a fresh boot (no counter) */
+	ram_expect(&c, "RAM-ONE");
+	disk_expect(&c, "MARK-AAA");
+	con_close(&c);
+	list_names(x, "mem", names, sizeof(names));
+	assert_string_equal(names, "m1*");
+	json_t *l = snap_ok(x, "mem", "list", NULL, false);
+	assert_string_equal(str(json_array_get(json_object_get(l, "snapshots"), 0), "memory"), mem);
+	json_decref(l);
+	/* Deleting it removes its state file too. */
+	json_decref(snap_ok(x, "mem", "delete", "m1", false));
+	assert_int_equal(access(mem, F_OK), -1);
+	/* --memory of a stopped guest, or with revert: refused. */
+	json_decref(t_fx_must(x, "stop", "mem", 60000));
+	char desc[600];
+	r = t_ctl_call(&x->c, "snapshot", json_pack("{s:s, s:s, s:s, s:b}", "name", "mem",
+	               "action", "create", "snapshot", "m2", "memory", true), 10000);
+	assert_string_equal(str(json_object_get(r, "error"), "class"), "InvalidState");
+	json_decref(r);
+	r = t_ctl_call(&x->c, "snapshot", json_pack("{s:s, s:s, s:s, s:b}", "name", "mem",
+	               "action", "revert", "snapshot", "m2", "memory", true), 10000);
+	snprintf(desc, sizeof(desc), "%s", str(json_object_get(r, "error"), "desc"));
+	assert_non_null(strstr(desc, "\"memory\" is for create"));
+	json_decref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +496,7 @@ int main(void)
 		                                t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_check_and_bad_input, t_fx_setup,
 		                                t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_memory, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -465,6 +465,9 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "snapshot: use snapshot NAME create|revert|delete SNAP", "snapshot", "-f",
 	           "web1", "create");
 	usage_case(r, "snapshot: missing arguments", "snapshot", "web1", NULL, NULL);
+	usage_case(r, "snapshot: use snapshot NAME create|revert|delete SNAP", "snapshot",
+	           "--memory", "web1", "list");
+	usage_case(r, "status: unknown option '--memory'", "status", "--memory", "a", NULL);
 	usage_case(r, "status: unknown option '--password'", "status", "--password", "a", NULL);
 }
 
