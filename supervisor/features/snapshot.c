@@ -1423,7 +1423,8 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	json_t *s = sv_snaprec_find(rec, name);
 	int act = !strcmp(action, "create") ? CREATE : !strcmp(action, "revert") ? REVERT : DELETE;
 	const char *refuse = g->snap ? "another snapshot operation is under way"
-	                   : g->mig ? "a migration, save or restore is under way"
+	                   : g->state == SV_MIGRATING || g->state == SV_INCOMING
+	                     ? "a migration, save or restore is under way"
 	                   : g->adopting ? "it is being re-adopted; try again"
 	                   : act == CREATE && s ? "a snapshot of that name exists"
 	                   : act != CREATE && !s ? "no snapshot of that name (snapshot NAME "

@@ -487,6 +487,64 @@ static void test_snapshot_memory(void **state)
 	json_decref(r);
 }
 
+/* A full disk: the overlay cannot be made. The error says so, the guest
+ * runs on, nothing is recorded or left behind; once there is room, the
+ * same snapshot is taken. The tmpfs is in a private mount namespace (this
+ * test is the last: the namespace stays for the process). Needs root. */
+static void test_snapshot_full_disk(void **state)
+{
+	struct t_fx *x = *state;
+	char dir[600], image[700], filler[700], extra[1024], desc[600], names[256];
+	if (geteuid() != 0) {
+		printf("# note: not root: cannot mount a tmpfs; skipped\n");
+		skip();
+	}
+	snprintf(dir, sizeof(dir), "%s/full", x->d.dir);
+	assert_int_equal(unshare(CLONE_NEWNS), 0);
+	assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0755"), 0);
+	snprintf(image, sizeof(image), "%s/data.qcow2", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	snprintf(extra, sizeof(extra), "[disk.data]\nfile = %s\nformat = qcow2\nsize = 16M\n"
+	         "[restart]\npolicy = never\n", image);
+	t_daemon_tiny_profile(&x->d, "full", extra);
+	t_fx_up(x, NULL);
+	json_decref(t_fx_must(x, "start", "full", 60000));
+	/* Fill what is left. */
+	int fd = open(filler, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	static char block[64 << 10];
+	memset(block, 0x5a, sizeof(block));
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	while (write(fd, block, 512) > 0)
+		;
+	close(fd);
+
+	assert_string_equal(snap_err(x, "full", "create", "s1", false, desc, sizeof(desc)),
+	                    "GenericError");
+	printf("# note: %s\n", desc);
+	assert_non_null(strstr(desc, "No space left on device"));
+	json_t *st = t_fx_must(x, "status", "full", 5000);
+	assert_string_equal(str(st, "state"), "running");
+	json_decref(st);
+	list_names(x, "full", names, sizeof(names));
+	assert_string_equal(names, "");
+	char over[800], rec[800];
+	snprintf(over, sizeof(over), "%s.snap1.qcow2", image);
+	snprintf(rec, sizeof(rec), "%s/full.d/snapshots.json", x->d.profiles);
+	assert_int_equal(access(over, F_OK), -1);
+	assert_int_equal(access(rec, F_OK), -1);
+
+	assert_int_equal(unlink(filler), 0);
+	json_t *r = snap_ok(x, "full", "create", "s1", false);
+	assert_string_equal(str(json_object_get(r, "disks"), "data"), over);
+	json_decref(r);
+	list_names(x, "full", names, sizeof(names));
+	assert_string_equal(names, "s1*");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +555,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_check_and_bad_input, t_fx_setup,
 		                                t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_memory, t_fx_setup, t_fx_teardown),
+		/* last: it leaves the process in a mount namespace of its own */
+		cmocka_unit_test_setup_teardown(test_snapshot_full_disk, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
