@@ -362,16 +362,28 @@ static int check_snapshots(const struct sv_profile *p)
 	return n ? -1 : 0;
 }
 
-/* --print-argv: the backing chains qsupd would read at start (an image
- * that cannot be read yet is left without, and said so). */
-static struct sv_chain *read_chains(const struct sv_profile *p)
+/* --print-argv: the images each disk boots (its snapshot record's active
+ * overlay, else its file: tops[i] NULL) and the backing chains qsupd would
+ * read at start (an image that cannot be read yet is left without, and
+ * said so). */
+static struct sv_chain *read_chains(const struct sv_profile *p, char **tops)
 {
 	struct sv_chain *ch = calloc(p->ndrives + 1, sizeof(*ch));
 	struct sv_error err = { 0 };
+	json_t *rec = NULL;
 
+	if (sv_snaprec_read(p, &rec, &err) < 0)
+		fprintf(stderr, "%s: note: %s\n", p->path, err.msg);
+	for (size_t i = 0; rec && i < p->ndrives; i++) {
+		json_t *a = sv_snap_disk(&p->drives[i]) ? sv_snaprec_active(rec, p->drives[i].id)
+		            : NULL;
+		tops[i] = a ? strdup(sv_jstr(a, "file", "")) : NULL;
+	}
+	json_decref(rec);
 	for (size_t i = 0; ch && i < p->ndrives; i++)
 		if (p->drives[i].file && !p->drives[i].cdrom &&
-		    sv_image_chain(p->drives[i].file, p->drives[i].format, &ch[i], &err) < 0)
+		    sv_image_chain(tops[i] ? tops[i] : p->drives[i].file,
+		                   tops[i] ? "qcow2" : p->drives[i].format, &ch[i], &err) < 0)
 			fprintf(stderr, "%s: note: [disk.%s] %s\n", p->path, p->drives[i].id,
 			        err.msg);
 	return ch;
@@ -420,8 +432,11 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	f.kvm_usable = kvm_usable(&kvm);
 	f.qmp_fd = SV_FD_QMP;
 	f.serial_fd = SV_FD_SERIAL;
-	if (o->mode == MODE_PRINT_ARGV)
-		f.chains = chains = read_chains(p);
+	char **tops = calloc(p->ndrives + 1, sizeof(*tops));
+	if (o->mode == MODE_PRINT_ARGV && tops) {
+		f.chains = chains = read_chains(p, tops);
+		f.tops = (const char *const *)tops;
+	}
 	if (r == 0 && (r = sv_argv_build(p, &f, a, &err)) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		if (r == -ENODEV)
@@ -438,6 +453,9 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	for (size_t i = 0; chains && i < p->ndrives; i++)
 		sv_chain_free(&chains[i]);
 	free(chains);
+	for (size_t i = 0; tops && i < p->ndrives; i++)
+		free(tops[i]);
+	free(tops);
 	if (keep && r == 0)
 		*keep = p;
 	else
