@@ -325,9 +325,7 @@ static void undo_done(struct sv_snap_op *op)
 /* Fail with err's message after undoing. */
 static void undo(struct sv_snap_op *op)
 {
-	struct sv_error keep = op->err;
-	run(op, undo_work, undo_done);
-	op->err = keep;
+	run(op, undo_work, undo_done);   /* undo_work leaves op->err as it is */
 }
 
 /* ---- the filesystem freeze: the guest agent's ---- */
