@@ -28,6 +28,7 @@
 #include "overlay.h"
 #include "profile.h"
 #include "snaprec.h"
+#include "snapshot.h"
 #include "util.h"
 
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
@@ -349,7 +350,9 @@ static int check_snapshots(const struct sv_profile *p)
 	}
 	if (!rec)
 		return 0;
-	int n = sv_snaprec_validate(p, rec, &msgs);
+	json_t *more = sv_snapshot_hp_disks(p);
+	int n = sv_snaprec_validate(p, more, rec, &msgs);
+	json_decref(more);
 	if (msgs)
 		fputs(msgs, stderr);
 	free(msgs);

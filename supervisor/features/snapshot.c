@@ -14,6 +14,7 @@
 #include "image.h"
 #include "log.h"
 #include "migrate.h"
+#include "overlay.h"
 #include "request.h"
 #include "snapshot.h"
 #include "snaprec.h"
@@ -64,6 +65,7 @@ struct sv_snap_op {
 	void (*img_next)(struct sv_snap_op *, bool);
 	json_t *nodes;
 	json_t *result;
+	json_t *hp;                     /* the hot-plug overlay's disks (sv_snapshot_hp_disks) */
 };
 
 static const struct sv_profile *prof(struct sv_guest *g)
@@ -98,6 +100,7 @@ static void op_free(struct sv_snap_op *op)
 	json_decref(op->newrec);
 	json_decref(op->nodes);
 	json_decref(op->result);
+	json_decref(op->hp);
 	free(op);
 }
 
@@ -1180,6 +1183,45 @@ const struct sv_guest_observer sv_snapshot_observer = {
 
 /* ---- the verb ---- */
 
+json_t *sv_snapshot_hp_disks(const struct sv_profile *p)
+{
+	json_t *out = json_object(), *specs = NULL, *e;
+	char *errs = NULL;
+	size_t i;
+	sv_overlay_read(p, &specs, &errs);
+	free(errs);
+	json_array_foreach(specs, i, e) {
+		const char *file = json_string_value(json_object_get(e, "file"));
+		const char *why = NULL;
+		char *abs = NULL;
+		if (strcmp(sv_jstr(e, "kind", ""), "disk") || !file ||
+		    json_is_true(json_object_get(e, "read-only")) ||
+		    !strcmp(sv_jstr(e, "read-only", ""), "on") ||
+		    sv_path_resolve(p->dir, file, &abs, &why) < 0)
+			continue;
+		json_object_set_new(out, sv_jstr(e, "id", ""), json_pack("{s:s, s:s}", "file", abs,
+		                    "format", sv_jstr(e, "format", "raw")));
+		free(abs);
+	}
+	json_decref(specs);
+	return out;
+}
+
+/* Disk id's base file and format: a writable drive of p's, or a disk of
+ * the hot-plug overlay (hp); NULL. */
+static const char *base_of(const struct sv_profile *p, json_t *hp, const char *id,
+                           const char **fmt)
+{
+	int k = sv_profile_find_device(p, id);
+	if (k >= 0 && (size_t)k < p->ndrives && sv_snap_disk(&p->drives[k])) {
+		*fmt = p->drives[k].format;
+		return p->drives[k].file;
+	}
+	json_t *d = json_object_get(hp, id);
+	*fmt = sv_jstr(d, "format", "raw");
+	return json_string_value(json_object_get(d, "file"));
+}
+
 int sv_snapshot_check(json_t *args, struct sv_error *err)
 {
 	const char *a = json_string_value(json_object_get(args, "action"));
@@ -1270,22 +1312,33 @@ static bool setup_create(struct sv_snap_op *op, const struct sv_profile *p)
 {
 	struct sv_guest *g = op->g;
 	json_t *layers = json_object(), *active = json_object_get(op->newrec, "active");
-	for (size_t i = 0; i < p->ndrives; i++) {
-		const struct sv_drive *dr = &p->drives[i];
-		if (!sv_snap_disk(dr))
-			continue;
-		if (!strncmp(dr->file, "/dev/", 5)) {
-			json_decref(layers);
+	/* The profile's writable disks, then those hot-plugged with --persist. */
+	size_t nhp = json_object_size(op->hp);
+	const char **ids = calloc(p->ndrives + nhp + 1, sizeof(*ids)), *id;
+	size_t nids = 0;
+	json_t *v;
+	for (size_t i = 0; ids && i < p->ndrives; i++)
+		if (sv_snap_disk(&p->drives[i]))
+			ids[nids++] = p->drives[i].id;
+	json_object_foreach(op->hp, id, v)
+		if (ids && sv_profile_find_device(p, id) < 0)
+			ids[nids++] = id;
+	for (size_t i = 0; i < nids; i++) {
+		const char *fmt, *base = base_of(p, op->hp, ids[i], &fmt);
+		if (!strncmp(base, "/dev/", 5)) {
 			op_fail(op, "InvalidArgument", "disk %s is the block device %s: qsup puts "
 			        "overlays next to the disk's file, and cannot next to a device",
-			        dr->id, dr->file);
+			        ids[i], base);
+			json_decref(layers);
+			free(ids);
 			return false;
 		}
-		struct sdisk *d = disk_new(op, dr->id, dr->file);
-		json_t *a = sv_snaprec_active(op->rec, dr->id);
-		d->top = strdup(a ? sv_jstr(a, "file", "") : dr->file);
-		d->topfmt = strdup(a ? sv_jstr(a, "format", "") : dr->format);
+		struct sdisk *d = disk_new(op, ids[i], base);
+		json_t *a = sv_snaprec_active(op->rec, ids[i]);
+		d->top = strdup(a ? sv_jstr(a, "file", "") : base);
+		d->topfmt = strdup(a ? sv_jstr(a, "format", "") : fmt);
 	}
+	free(ids);
 	if (!op->n) {
 		json_decref(layers);
 		op_fail(op, "InvalidArgument", "%s has no writable disk to snapshot", g->name);
@@ -1323,10 +1376,10 @@ static bool setup_revert(struct sv_snap_op *op, const struct sv_profile *p, json
 	json_t *l, *active = json_object_get(op->newrec, "active");
 	const char *id;
 	json_object_foreach(json_object_get(s, "layers"), id, l) {
-		int k = sv_profile_find_device(p, id);
-		if (k < 0 || (size_t)k >= p->ndrives || !sv_snap_disk(&p->drives[k]))
+		const char *fmt, *base = base_of(p, op->hp, id, &fmt);
+		if (!base)
 			continue;   /* a disk the profile no longer has */
-		struct sdisk *d = disk_new(op, id, p->drives[k].file);
+		struct sdisk *d = disk_new(op, id, base);
 		json_t *a = sv_snaprec_active(op->rec, id);
 		d->top = a ? strdup(sv_jstr(a, "file", "")) : NULL;
 		d->layer = strdup(sv_jstr(l, "file", ""));
@@ -1358,9 +1411,7 @@ static bool setup_delete(struct sv_snap_op *op, const struct sv_profile *p, json
 	json_t *child = json_array_get(children, 0);
 	bool merge = false;
 	json_object_foreach(json_object_get(s, "layers"), id, l) {
-		int k = sv_profile_find_device(p, id);
-		const char *base = k >= 0 && (size_t)k < p->ndrives && p->drives[k].file
-		                   ? p->drives[k].file : "";
+		const char *fmt, *base = sv_or(base_of(p, op->hp, id, &fmt), "");
 		struct sdisk *d = disk_new(op, id, base);
 		json_t *a = sv_snaprec_active(op->rec, id);
 		d->layer = strdup(sv_jstr(l, "file", ""));
@@ -1453,8 +1504,14 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return;
 	}
 	struct sv_snap_op *op = calloc(1, sizeof(*op));
+	json_t *hp = sv_snapshot_hp_disks(p);
 	if (op)
-		op->d = calloc(p->ndrives + 1, sizeof(*op->d));
+		op->d = calloc(p->ndrives + json_object_size(hp) +
+		               json_object_size(json_object_get(s, "layers")) + 1, sizeof(*op->d));
+	if (op)
+		op->hp = hp;
+	else
+		json_decref(hp);
 	if (!op || !op->d || sv_snaprec_path(p, op->recpath, sizeof(op->recpath)) < 0) {
 		if (op)
 			free(op->d);

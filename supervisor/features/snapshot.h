@@ -41,6 +41,12 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args);
 struct sv_error;
 int sv_snapshot_check(json_t *args, struct sv_error *err);
 
+/* The writable disks of p's hot-plug overlay (attach --persist), which
+ * take part in snapshots: {ID: {"file": absolute path, "format"}} (a new
+ * reference; empty when there is no overlay). Reads the overlay file. */
+struct sv_profile;
+json_t *sv_snapshot_hp_disks(const struct sv_profile *p);
+
 extern const struct sv_guest_observer sv_snapshot_observer;
 
 #endif

@@ -121,13 +121,10 @@ int sv_snaprec_shape(json_t *rec, struct sv_error *err)
 	return 0;
 }
 
-int sv_snaprec_read(const struct sv_profile *p, json_t **rec, struct sv_error *err)
+int sv_snaprec_read_at(const char *path, json_t **rec, struct sv_error *err)
 {
-	char path[4200];
 	json_error_t je;
 	*rec = NULL;
-	if (sv_snaprec_path(p, path, sizeof(path)) < 0)
-		return sv_error_set(err, -ENAMETOOLONG, "the snapshot record's path is too long");
 	json_t *r = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (!r) {
 		if (access(path, F_OK) < 0 && errno == ENOENT)
@@ -141,6 +138,15 @@ int sv_snaprec_read(const struct sv_profile *p, json_t **rec, struct sv_error *e
 	}
 	*rec = r;
 	return 0;
+}
+
+int sv_snaprec_read(const struct sv_profile *p, json_t **rec, struct sv_error *err)
+{
+	char path[4200];
+	*rec = NULL;
+	if (sv_snaprec_path(p, path, sizeof(path)) < 0)
+		return sv_error_set(err, -ENAMETOOLONG, "the snapshot record's path is too long");
+	return sv_snaprec_read_at(path, rec, err);
 }
 
 int sv_snaprec_write_at(const char *path, json_t *rec, struct sv_error *err)
@@ -221,14 +227,16 @@ static void add(char **msgs, int *n, const char *path, const char *fmt, ...)
 	(*n)++;
 }
 
-static const struct sv_drive *disk_of(const struct sv_profile *p, const char *id)
+/* Disk id's base file: a writable drive of p's, or one of more's; NULL. */
+static const char *disk_of(const struct sv_profile *p, json_t *more, const char *id)
 {
 	int i = sv_profile_find_device(p, id);
-	return i >= 0 && (size_t)i < p->ndrives && sv_snap_disk(&p->drives[i]) ? &p->drives[i]
-	       : NULL;
+	if (i >= 0 && (size_t)i < p->ndrives && sv_snap_disk(&p->drives[i]))
+		return p->drives[i].file;
+	return json_string_value(json_object_get(json_object_get(more, id), "file"));
 }
 
-int sv_snaprec_validate(const struct sv_profile *p, json_t *rec, char **msgs)
+int sv_snaprec_validate(const struct sv_profile *p, json_t *more, json_t *rec, char **msgs)
 {
 	char path[4200];
 	struct sv_error e = { 0 };
@@ -249,32 +257,33 @@ int sv_snaprec_validate(const struct sv_profile *p, json_t *rec, char **msgs)
 			    sv_jstr(s, "name", ""), mem, strerror(errno));
 		json_object_foreach(json_object_get(s, "layers"), id, l) {
 			const char *f = sv_jstr(l, "file", "");
-			if (!disk_of(p, id))
+			if (!disk_of(p, more, id))
 				add(msgs, &n, path, "snapshot %s: %s is no writable disk of the "
-				    "profile", sv_jstr(s, "name", ""), id);
+				    "profile or its hot-plug overlay", sv_jstr(s, "name", ""), id);
 			if (access(f, F_OK) < 0)
 				add(msgs, &n, path, "snapshot %s: disk %s: its image %s: %s",
 				    sv_jstr(s, "name", ""), id, f, strerror(errno));
 		}
 	}
 	json_object_foreach(json_object_get(rec, "active"), id, l) {
-		const struct sv_drive *d = disk_of(p, id);
+		const char *base = disk_of(p, more, id);
 		const char *f = sv_jstr(l, "file", "");
 		struct sv_chain ch;
-		if (!d) {
-			add(msgs, &n, path, "active: %s is no writable disk of the profile", id);
+		if (!base) {
+			add(msgs, &n, path, "active: %s is no writable disk of the profile or its "
+			    "hot-plug overlay", id);
 			continue;
 		}
 		if (sv_image_chain(f, sv_jstr(l, "format", ""), &ch, &e) < 0) {
 			add(msgs, &n, path, "disk %s: its active image: %s", id, e.msg);
 			continue;
 		}
-		bool base = !strcmp(f, d->file);
+		bool reach = !strcmp(f, base);
 		for (size_t k = 0; k < ch.n; k++)
-			base |= !strcmp(ch.layers[k].path, d->file);
-		if (!base)
+			reach |= !strcmp(ch.layers[k].path, base);
+		if (!reach)
 			add(msgs, &n, path, "disk %s: the backing chain of %s does not reach the "
-			    "profile's file %s", id, f, d->file);
+			    "disk's file %s", id, f, base);
 		json_t *cl = cur ? json_object_get(json_object_get(cur, "layers"), id) : NULL;
 		if (cl && (ch.n == 0 || strcmp(ch.layers[0].path, sv_jstr(cl, "file", ""))))
 			add(msgs, &n, path, "disk %s: %s is not backed by %s, the layer of the "

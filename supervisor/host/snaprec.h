@@ -15,6 +15,9 @@
  * backing chain (the images' own headers) runs down through the current
  * snapshot's layer to the profile's file. seq numbers the overlay files.
  *
+ * Disks hot-plugged with --persist (NAME.d/hotplug.ini) take part too; the
+ * hot-plug replay boots their active overlays.
+ *
  * Pure checks here, plus blocking file I/O (read, write, validate): run
  * those off the loop, except the small read of `list` and qsupd --check.
  */
@@ -40,6 +43,8 @@ int sv_snaprec_path(const struct sv_profile *p, char *buf, size_t size);
  * is none; a negative errno with the reason in err when it cannot be read
  * or its shape is wrong (sv_snaprec_shape). */
 int sv_snaprec_read(const struct sv_profile *p, json_t **rec, struct sv_error *err);
+/* The same at the record's path (sv_snaprec_path). */
+int sv_snaprec_read_at(const char *path, json_t **rec, struct sv_error *err);
 
 /* An empty record (a new reference). */
 json_t *sv_snaprec_new(void);
@@ -66,10 +71,11 @@ json_t *sv_snaprec_find(json_t *rec, const char *name);
 json_t *sv_snaprec_active(json_t *rec, const char *id);
 
 /* Validate rec against p and the files (qsupd --check): the shape, every
- * disk a disk of p's, every layer and active image present, each active
- * image's backing chain reaching the current snapshot's layer and the
- * profile's file. Every problem is appended to *msgs (a malloc'd string of
+ * disk a writable disk of p's or of more (the hot-plug overlay's disks,
+ * {ID: {"file": absolute path}}; NULL: none), every layer and active image
+ * present, each active image's backing chain reaching the current
+ * snapshot's layer and the disk's file. Every problem is appended to *msgs (a malloc'd string of
  * lines "path: what is wrong"). Returns the number of problems. */
-int sv_snaprec_validate(const struct sv_profile *p, json_t *rec, char **msgs);
+int sv_snaprec_validate(const struct sv_profile *p, json_t *more, json_t *rec, char **msgs);
 
 #endif

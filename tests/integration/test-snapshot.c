@@ -59,24 +59,25 @@ static void con_close(struct con *c)
 	t_loop_finish(&c->loop);
 }
 
-/* The guest writes mark (8 bytes) at the start of vda, synced. */
-static void disk_write(struct con *c, const char *mark)
+/* The guest writes mark (8 bytes) at the start of /dev/dev, synced. */
+static void dev_write(struct con *c, const char *dev, const char *mark)
 {
 	char line[200], done[32];
-	snprintf(line, sizeof(line), "printf %s | dd of=/dev/vda conv=fsync 2>/dev/null && "
-	         "echo WR''OTE-%s", mark, mark);
+	snprintf(line, sizeof(line), "printf %s | dd of=/dev/%s conv=fsync 2>/dev/null && "
+	         "echo WR''OTE-%s", mark, dev, mark);
 	snprintf(done, sizeof(done), "WROTE-%s", mark);
 	assert_int_equal(t_serial_write(&c->ser, line), 0);
 	if (t_serial_wait(&c->ser, done, &c->seen, 30000) < 0)
 		fail_msg("the write of %s did not complete:\n%s", mark, c->ser.buf);
 }
 
-/* What the guest reads at the start of vda must be mark. */
-static void disk_expect(struct con *c, const char *mark)
+/* What the guest reads at the start of /dev/dev must be mark. */
+static void dev_expect(struct con *c, const char *dev, const char *mark)
 {
-	char want[32];
-	assert_int_equal(t_serial_write(&c->ser, "echo 3 > /proc/sys/vm/drop_caches; "
-	                                "echo DI''SK=$(head -c 8 /dev/vda)."), 0);
+	char want[32], line[200];
+	snprintf(line, sizeof(line), "echo 3 > /proc/sys/vm/drop_caches; "
+	         "echo DI''SK=$(head -c 8 /dev/%s).", dev);
+	assert_int_equal(t_serial_write(&c->ser, line), 0);
 	size_t from = c->seen;
 	if (t_serial_wait(&c->ser, "DISK=", &from, 30000) < 0 ||
 	    t_serial_wait(&c->ser, ".", &from, 5000) < 0)
@@ -86,6 +87,16 @@ static void disk_expect(struct con *c, const char *mark)
 	if (!got || strncmp(got, want, strlen(want)))
 		fail_msg("the disk holds %.20s, not %s", got ? got : "?", want);
 	c->seen = from;
+}
+
+static void disk_write(struct con *c, const char *mark)
+{
+	dev_write(c, "vda", mark);
+}
+
+static void disk_expect(struct con *c, const char *mark)
+{
+	dev_expect(c, "vda", mark);
 }
 
 static json_t *snap(struct t_fx *x, const char *name, const char *action, const char *s,
@@ -552,6 +563,57 @@ static void test_snapshot_full_disk(void **state)
 	assert_string_equal(names, "s1*");
 }
 
+/* A disk hot-plugged with --persist takes part: its overlay is made with
+ * the others, the replay at the next start boots it, a revert goes back. */
+static void test_snapshot_hotplugged_disk(void **state)
+{
+	struct t_fx *x = *state;
+	char extra[1024], img[700], out[4096], over[800], prof[700];
+	snprintf(img, sizeof(img), "%s/extra.qcow2", x->d.dir);
+	const char *mk[] = { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", img, "16M", NULL };
+	assert_int_equal(t_run_capture(mk, out, sizeof(out), 30000), 0);
+	snprintf(extra, sizeof(extra), "hotplug-slots = 2\n" DISK "[restart]\npolicy = never\n",
+	         x->d.dir);
+	t_daemon_tiny_profile(&x->d, "hp", extra);
+	t_fx_up(x, NULL);
+	json_decref(t_fx_must(x, "start", "hp", 60000));
+	struct con c;
+	con_open(x, &c, "hp");
+	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name",
+	                       "hp", "kind", "disk", "id", "extra", "file", img, "format", "qcow2",
+	                       "persist", true), 30000);
+	if (!json_object_get(r, "return"))
+		fail_msg("attach: %s", str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	if (t_serial_wait(&c.ser, "QSUP-HOTPLUG add block vdb", &c.seen, 30000) < 0)
+		fail_msg("no vdb:\n%s", c.ser.buf);
+	dev_write(&c, "vdb", "HOTP-AAA");
+	r = snap_ok(x, "hp", "create", "s1", false);
+	snprintf(over, sizeof(over), "%s.snap1.qcow2", img);
+	assert_string_equal(str(json_object_get(r, "disks"), "extra"), over);
+	json_decref(r);
+	dev_write(&c, "vdb", "HOTP-BBB");
+	con_close(&c);
+
+	/* The next start re-adds it from the overlay: on its active overlay. */
+	json_decref(t_fx_must(x, "stop", "hp", 60000));
+	json_decref(t_fx_must(x, "start", "hp", 60000));
+	con_open(x, &c, "hp");
+	dev_expect(&c, "vdb", "HOTP-BBB");
+	con_close(&c);
+	snprintf(prof, sizeof(prof), "%s/hp.ini", x->d.profiles);
+	const char *check[] = { t_qsupd(), "--check", prof, NULL };
+	int rc = t_run_capture(check, out, sizeof(out), 30000);
+	if (rc != 0 || !strstr(out, "hp.d/snapshots.json: ok (1 snapshot, current s1)"))
+		fail_msg("--check: %d\n%s", rc, out);
+
+	json_decref(snap_ok(x, "hp", "revert", "s1", true));
+	json_decref(t_fx_must(x, "start", "hp", 60000));
+	con_open(x, &c, "hp");
+	dev_expect(&c, "vdb", "HOTP-AAA");
+	con_close(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +624,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_check_and_bad_input, t_fx_setup,
 		                                t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_memory, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_hotplugged_disk, t_fx_setup,
+		                                t_fx_teardown),
 		/* last: it leaves the process in a mount namespace of its own */
 		cmocka_unit_test_setup_teardown(test_snapshot_full_disk, t_fx_setup, t_fx_teardown),
 	};

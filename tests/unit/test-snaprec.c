@@ -153,12 +153,12 @@ static void test_write_read_validate(void **state)
 	json_decref(back);
 
 	char *msgs = NULL;
-	assert_int_equal(sv_snaprec_validate(p, rec, &msgs), 0);
+	assert_int_equal(sv_snaprec_validate(p, NULL, rec, &msgs), 0);
 	assert_null(msgs);
 
 	/* The current snapshot's layer is not under the active overlay. */
 	json_object_set_new(rec, "current", json_string("s1"));
-	assert_int_equal(sv_snaprec_validate(p, rec, &msgs), 1);
+	assert_int_equal(sv_snaprec_validate(p, NULL, rec, &msgs), 1);
 	assert_non_null(strstr(msgs, "is not backed by"));
 	free(msgs);
 	msgs = NULL;
@@ -166,7 +166,7 @@ static void test_write_read_validate(void **state)
 
 	/* A layer gone, the active's chain broken with it. */
 	assert_int_equal(unlink(o1), 0);
-	assert_int_equal(sv_snaprec_validate(p, rec, &msgs), 2);
+	assert_int_equal(sv_snaprec_validate(p, NULL, rec, &msgs), 2);
 	assert_non_null(strstr(msgs, "snapshot s2: disk root: its image"));
 	assert_non_null(strstr(msgs, "disk root: its active image"));
 	free(msgs);
@@ -174,7 +174,7 @@ static void test_write_read_validate(void **state)
 
 	/* An active overlay over another file than the profile's. */
 	qcow2(o1, "/elsewhere.qcow2", "qcow2");
-	assert_true(sv_snaprec_validate(p, rec, &msgs) >= 1);
+	assert_true(sv_snaprec_validate(p, NULL, rec, &msgs) >= 1);
 	free(msgs);
 	msgs = NULL;
 
@@ -182,9 +182,14 @@ static void test_write_read_validate(void **state)
 	qcow2(o1, base, "qcow2");
 	json_object_set_new(json_object_get(rec, "active"), "ro",
 	                    json_pack("{s:s, s:s}", "file", o2, "format", "qcow2"));
-	assert_int_equal(sv_snaprec_validate(p, rec, &msgs), 1);
+	assert_int_equal(sv_snaprec_validate(p, NULL, rec, &msgs), 1);
 	assert_non_null(strstr(msgs, "ro is no writable disk"));
 	free(msgs);
+	msgs = NULL;
+	/* ... unless the hot-plug overlay has it. */
+	json_t *more = json_pack("{s:{s:s}}", "ro", "file", base);
+	assert_int_equal(sv_snaprec_validate(p, more, rec, &msgs), 0);
+	json_decref(more);
 
 	/* A record that is not JSON is refused when read. */
 	sv_snaprec_path(p, path, sizeof(path));
