@@ -23,7 +23,14 @@
  * qemu-img rebase (spawned). The profile's file itself is never removed:
  * deleting a snapshot whose layer is the base only forgets its name.
  *
- * Every later start boots the active overlays (prepare.c reads the record).
+ * Every later start boots the active overlays (prepare.c reads the record;
+ * the hot-plug replay for disks attached with --persist, which take part).
+ *
+ * --memory (create): the guest is paused, its disks switch, its state is
+ * saved to BASE.snapSEQ.qsave by the save verb's machinery (QEMU ends),
+ * restored from it at once on the new overlays, and resumed; a revert of
+ * such a snapshot restores that file after the disks. The guest agent's
+ * freeze is not wired yet (freeze(): one call site).
  */
 #ifndef SV_SNAPSHOT_H
 #define SV_SNAPSHOT_H
