@@ -66,6 +66,7 @@ struct sv_snap_op {
 	json_t *nodes;
 	json_t *result;
 	json_t *hp;                     /* the hot-plug overlay's disks (sv_snapshot_hp_disks) */
+	char why[600];
 };
 
 static const struct sv_profile *prof(struct sv_guest *g)
@@ -644,20 +645,23 @@ static void restore_memory(struct sv_snap_op *op)
 	json_decref(args);
 }
 
+static void memory_failed(struct sv_snap_op *op)
+{
+	if (op->rc < 0)
+		sv_log(SV_LOG_WARN, op->g->name, "%s", op->err.msg);
+	op_fail(op, "GenericError", "the disks are snapshotted, but the memory could not be "
+	        "saved (the snapshot has none): %s", op->why);
+}
+
 static void on_saved(struct sv_snap_op *op, json_t *msg)
 {
 	const char *e = answer_err(msg);
 	if (e) {
 		/* The disks are snapshotted already: the snapshot stays, without
-		 * its memory, and the guest goes on. */
-		char why[600];
-		snprintf(why, sizeof(why), "%s", e);
+		 * its memory, and the guest goes on (op_fail resumes it). */
+		snprintf(op->why, sizeof(op->why), "%s", e);
 		json_object_set_new(sv_snaprec_find(op->newrec, op->snap), "memory", json_null());
-		struct sv_error keep = { 0 };
-		if (sv_snaprec_write_at(op->recpath, op->newrec, &keep) < 0)
-			sv_log(SV_LOG_WARN, op->g->name, "%s", keep.msg);
-		op_fail(op, "GenericError", "the disks are snapshotted, but the memory could not "
-		        "be saved (the snapshot has none): %s", why);
+		run(op, write_new, memory_failed);
 		return;
 	}
 	restore_memory(op);
