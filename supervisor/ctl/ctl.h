@@ -150,6 +150,7 @@ enum {
 	CTL_F_PASSWORD = 512,   /* takes --password */
 	CTL_F_HOSTCHECK = 1024, /* takes -d DIR and -r DIR; needs no qsupd */
 	CTL_F_LINKED = 2048,    /* takes --linked */
+	CTL_F_MEMORY = 4096,    /* takes --memory */
 };
 
 struct ctl {
@@ -170,6 +171,7 @@ struct ctl {
 	const char *profile_dir;    /* host-check -d */
 	const char *run_dir;        /* host-check -r */
 	bool linked;                /* clone --linked */
+	bool memory;                /* snapshot --memory */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;

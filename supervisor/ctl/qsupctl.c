@@ -37,6 +37,7 @@ static int ctl_net_startstop(struct ctl *c, char **args, int nargs);
 static int ctl_agent(struct ctl *c, char **args, int nargs);
 static int ctl_disk_resize(struct ctl *c, char **args, int nargs);
 static int ctl_clone(struct ctl *c, char **args, int nargs);
+static int ctl_snapshot(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -89,6 +90,10 @@ static const struct ctl_cmd commands[] = {
 	{ "disk-resize", ctl_disk_resize, "NAME ID SIZE",
 	  "grow disk ID to SIZE (such as 20G): live when the guest runs, else with qemu-img; "
 	  "never shrinks", 3, 3, CTL_F_NAME1 },
+	{ "snapshot", ctl_snapshot, "[-f] [--memory] NAME create|list|revert|delete [SNAP]",
+	  "disk snapshots: take one (live; --memory: with the guest's RAM), list them, "
+	  "revert to one (-f: stop the guest at once first), delete one (its layer merged)",
+	  2, 3, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_MEMORY },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -828,6 +833,65 @@ static int ctl_cdrom(struct ctl *c, char **args, int nargs)
 	return r;
 }
 
+/* snapshot NAME create|list|revert|delete [SNAP] */
+static void show_snapshot(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *s, *v;
+	const char *k;
+	size_t i;
+	(void)c;
+	if (json_object_get(ret, "snapshots")) {
+		printf("%-20s %-20s %-21s %-7s %s\n", "SNAPSHOT", "PARENT", "CREATED", "MEMORY",
+		       "CURRENT");
+		json_array_foreach(json_object_get(ret, "snapshots"), i, s)
+			printf("%-20s %-20s %-21s %-7s %s\n", sv_jstr(s, "name", "?"),
+			       sv_jstr(s, "parent", "-"), sv_jstr(s, "created", "?"),
+			       json_is_string(json_object_get(s, "memory")) ? "yes" : "no",
+			       json_is_true(json_object_get(s, "current")) ? "*" : "");
+		json_object_foreach(json_object_get(ret, "active"), k, v)
+			printf("active %s: %s\n", k, json_string_value(v));
+		return;
+	}
+	printf("%s: snapshot %s: %s\n", what, sv_jstr(ret, "snapshot", "?"),
+	       sv_jstr(ret, "action", "?"));
+	json_object_foreach(json_object_get(ret, "disks"), k, v)
+		printf("  %s: %s\n", k, json_string_value(v));
+	json_object_foreach(json_object_get(ret, "merged"), k, v)
+		printf("  %s: %s\n", k, json_string_value(v));
+	if (json_object_get(ret, "memory"))
+		printf("  memory: %s\n", sv_jstr(ret, "memory", ""));
+	if (json_object_get(ret, "freeze"))
+		printf("  freeze: %s\n", sv_jstr(ret, "freeze", ""));
+	if (json_object_get(ret, "state"))
+		printf("  state: %s\n", sv_jstr(ret, "state", ""));
+}
+
+static int ctl_snapshot(struct ctl *c, char **args, int nargs)
+{
+	const char *a = args[1];
+	bool list = !strcmp(a, "list");
+	json_t *reply = NULL;
+	if ((strcmp(a, "create") && !list && strcmp(a, "revert") && strcmp(a, "delete")) ||
+	    (list && nargs != 2) || (!list && nargs != 3) || (c->force && strcmp(a, "revert")) ||
+	    (c->memory && strcmp(a, "create"))) {
+		fprintf(stderr, "qsupctl: snapshot: use snapshot NAME create|revert|delete SNAP, "
+		        "snapshot NAME list (-f: revert only; --memory: create only)\n");
+		return CTL_EXIT_USAGE;
+	}
+	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "action", a);
+	if (!list)
+		json_object_set_new(req, "snapshot", json_string(args[2]));
+	if (c->force)
+		json_object_set_new(req, "force", json_true());
+	if (c->memory)
+		json_object_set_new(req, "memory", json_true());
+	int r = ctl_call(c, "snapshot", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_snapshot);
+	json_decref(reply);
+	return r;
+}
+
 /* display [--password] NAME: the address (and the password) alone, for a
  * viewer's command line. */
 static void show_display(struct ctl *c, const char *what, json_t *ret)
@@ -916,6 +980,7 @@ static const struct option verb_opts[] = {
 	{ "profiles", required_argument, NULL, 'd' },
 	{ "run-dir", required_argument, NULL, 'r' },
 	{ "linked", no_argument, NULL, 'L' },
+	{ "memory", no_argument, NULL, 'M' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1005,9 +1070,12 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->password = true;
 		} else if (o == 'L' && (cmd->flags & CTL_F_LINKED)) {
 			c->linked = true;
-		} else if (o == 'o' || o == 'W' || o == 'L') {   /* long only: name it as given */
+		} else if (o == 'M' && (cmd->flags & CTL_F_MEMORY)) {
+			c->memory = true;
+		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M') {   /* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
-			        o == 'o' ? "--format" : o == 'W' ? "--password" : "--linked");
+			        o == 'o' ? "--format" : o == 'W' ? "--password" : o == 'L' ? "--linked"
+			        : "--memory");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
 			c->profile_dir = optarg;

@@ -22,6 +22,7 @@
 #include "hotplug.h"
 #include "managed.h"
 #include "media.h"
+#include "snapshot.h"
 #include "logview.h"
 #include "migrate.h"
 #include "netmgr.h"
@@ -791,6 +792,7 @@ static const struct sv_command commands[] = {
 	{ "restore", cmd_save, G | M, sv_migrate_restore, check_migration },
 	{ "resume", cmd_simple, G | M, NULL, NULL },
 	{ "save", cmd_save, G | M, sv_migrate_save, check_migration },
+	{ "snapshot", cmd_on_guest, G | M, sv_snapshot_cmd, sv_snapshot_check },
 	{ "start", cmd_start, G | M, NULL, NULL },
 	{ "status", cmd_status, G, NULL, NULL },
 	{ "stop", cmd_stop, G | M, NULL, check_stop },

@@ -29,6 +29,8 @@
 #include "overlay.h"
 #include "profhost.h"
 #include "profile.h"
+#include "snaprec.h"
+#include "snapshot.h"
 #include "util.h"
 
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
@@ -350,16 +352,56 @@ static int check_overlay(const struct sv_profile *p)
 	return r;
 }
 
-/* --print-argv: the backing chains qsupd would read at start (an image
- * that cannot be read yet is left without, and said so). */
-static struct sv_chain *read_chains(const struct sv_profile *p)
+/* --check: p's snapshot record (NAME.d/snapshots.json), if it has one:
+ * its shape, files and chains. */
+static int check_snapshots(const struct sv_profile *p)
+{
+	json_t *rec = NULL;
+	struct sv_error err = { 0 };
+	char path[4200], *msgs = NULL;
+	if (sv_snaprec_read(p, &rec, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	if (!rec)
+		return 0;
+	json_t *more = sv_snapshot_hp_disks(p);
+	int n = sv_snaprec_validate(p, more, rec, &msgs);
+	json_decref(more);
+	if (msgs)
+		fputs(msgs, stderr);
+	free(msgs);
+	if (n == 0 && sv_snaprec_path(p, path, sizeof(path)) == 0) {
+		size_t k = json_array_size(json_object_get(rec, "snapshots"));
+		printf("%s: ok (%zu snapshot%s, current %s)\n", path, k, k == 1 ? "" : "s",
+		       sv_jstr(rec, "current", "none"));
+	}
+	json_decref(rec);
+	return n ? -1 : 0;
+}
+
+/* --print-argv: the images each disk boots (its snapshot record's active
+ * overlay, else its file: tops[i] NULL) and the backing chains qsupd would
+ * read at start (an image that cannot be read yet is left without, and
+ * said so). */
+static struct sv_chain *read_chains(const struct sv_profile *p, char **tops)
 {
 	struct sv_chain *ch = calloc(p->ndrives + 1, sizeof(*ch));
 	struct sv_error err = { 0 };
+	json_t *rec = NULL;
 
+	if (sv_snaprec_read(p, &rec, &err) < 0)
+		fprintf(stderr, "%s: note: %s\n", p->path, err.msg);
+	for (size_t i = 0; rec && i < p->ndrives; i++) {
+		json_t *a = sv_snap_disk(&p->drives[i]) ? sv_snaprec_active(rec, p->drives[i].id)
+		            : NULL;
+		tops[i] = a ? strdup(sv_jstr(a, "file", "")) : NULL;
+	}
+	json_decref(rec);
 	for (size_t i = 0; ch && i < p->ndrives; i++)
 		if (p->drives[i].file && !p->drives[i].cdrom &&
-		    sv_image_chain(p->drives[i].file, p->drives[i].format, &ch[i], &err) < 0)
+		    sv_image_chain(tops[i] ? tops[i] : p->drives[i].file,
+		                   tops[i] ? "qcow2" : p->drives[i].format, &ch[i], &err) < 0)
 			fprintf(stderr, "%s: note: [disk.%s] %s\n", p->path, p->drives[i].id,
 			        err.msg);
 	return ch;
@@ -414,8 +456,11 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 	f.serial_fd = SV_FD_SERIAL;
 	f.net_bridge = check_net_bridge;
 	f.net_ctx = (void *)o;
-	if (o->mode == MODE_PRINT_ARGV)
-		f.chains = chains = read_chains(p);
+	char **tops = calloc(p->ndrives + 1, sizeof(*tops));
+	if (o->mode == MODE_PRINT_ARGV && tops) {
+		f.chains = chains = read_chains(p, tops);
+		f.tops = (const char *const *)tops;
+	}
 	if (r == 0 && (r = sv_argv_build(p, &f, a, &err)) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		if (r == -ENODEV)
@@ -425,13 +470,16 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 		print_lines(stderr, &a->warnings);
 	if (r == 0 && o->mode == MODE_CHECK)
 		check_warnings(p);
-	if (r == 0 && o->mode == MODE_CHECK && check_overlay(p) < 0) {
+	if (r == 0 && o->mode == MODE_CHECK && ((check_overlay(p) < 0) | (check_snapshots(p) < 0))) {
 		sv_argv_free(a);
 		r = -1;
 	}
 	for (size_t i = 0; chains && i < p->ndrives; i++)
 		sv_chain_free(&chains[i]);
 	free(chains);
+	for (size_t i = 0; tops && i < p->ndrives; i++)
+		free(tops[i]);
+	free(tops);
 	if (keep && r == 0)
 		*keep = p;
 	else

@@ -8,6 +8,7 @@
 
 #include "request.h"
 #include "hotplug_int.h"
+#include "snaprec.h"
 #include "log.h"
 #include "fdpass.h"
 #include "image.h"
@@ -182,6 +183,8 @@ struct disk_open {
 	char *path;
 	char format[16];
 	bool ro;
+	char *record;                   /* a --persist disk: the snapshot record to follow */
+	char id[SV_ID_MAX + 1];
 	struct sv_chain chain;
 	int fds[SV_CHAIN_MAX + 1];      /* [0] the image, [i] backing layer i */
 	size_t nfds, next;              /* opened; the next to hand to QEMU */
@@ -198,12 +201,26 @@ void hp_disk_open_free(struct disk_open *j)
 			close(j->fds[i]);
 	sv_chain_free(&j->chain);
 	free(j->path);
+	free(j->record);
 	free(j);
 }
 
 static void disk_open_work(uv_work_t *w)
 {
 	struct disk_open *j = w->data;
+	/* A disk with snapshots boots its active overlay (snaprec.h). */
+	json_t *rec = NULL, *a;
+	if (j->record && (j->rc = sv_snaprec_read_at(j->record, &rec, &j->err)) < 0)
+		return;
+	if (rec && !j->ro && (a = sv_snaprec_active(rec, j->id))) {
+		char *top = strdup(sv_jstr(a, "file", ""));
+		if (top) {
+			free(j->path);
+			j->path = top;
+			snprintf(j->format, sizeof(j->format), "qcow2");
+		}
+	}
+	json_decref(rec);
 	j->fds[0] = sv_fdpass_file(j->path, j->ro ? O_RDONLY : O_RDWR, &j->err);
 	if ((j->rc = j->fds[0]) < 0)
 		return;
@@ -333,6 +350,11 @@ void hp_disk_start(struct hp_op *op, struct hp_dev *dev)
 	j->path = path;
 	snprintf(j->format, sizeof(j->format), "%s", hp_arg_str(op->args, "format"));
 	j->ro = json_is_true(json_object_get(op->args, "read-only"));
+	snprintf(j->id, sizeof(j->id), "%s", dev->id);
+	char rec[4200];
+	if (json_is_true(json_object_get(op->args, "persist")) &&
+	    sv_snaprec_path(p, rec, sizeof(rec)) == 0)
+		j->record = strdup(rec);
 	j->op = op;
 	j->work.data = j;
 	op->dopen = j;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "migrate_int.h"
+#include "snaprec.h"
 
 /* ---- the source: migrate, save ---- */
 
@@ -380,6 +381,21 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	json_t *tj = json_object_get(args, "to");
 	if (!mig_source_ready(g, req, args))
 		return;
+	/* Its disks run on snapshot overlays that a destination would not
+	 * boot (it reads its own record): refused until the chain is sent. */
+	const struct sv_profile *sp = g->run_profile ? g->run_profile : g->profile;
+	json_t *rec = NULL;
+	struct sv_error re = { 0 };
+	if (sp && (sv_snaprec_read(sp, &rec, &re) < 0 ||
+	    json_object_size(json_object_get(rec, "active")))) {
+		json_decref(rec);
+		sv_reply_err(req, "InvalidState", "%s has disk snapshots (qsupctl snapshot %s "
+		             "list): its disks run on overlays a destination would not boot, and "
+		             "qsup does not send the chain yet",
+		             g->name, g->name);
+		return;
+	}
+	json_decref(rec);
 	if (tj && (!to || to[0] != '/')) {
 		sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
 		             "the destination qsupd's control socket");

@@ -194,6 +194,7 @@ struct sv_guest {
 	const char *busy_op;            /* an offline disk operation runs on the
 	                                   guest's images (clone, disk-resize):
 	                                   starts are refused; NULL: none */
+	struct sv_snap_op *snap;        /* a snapshot operation (snapshot.c); NULL: none */
 	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
 	 * auto, read back with query-vnc after a re-adoption; -1: none or not
 	 * known), and the password to set over QMP before cont (wiped once

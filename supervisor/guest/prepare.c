@@ -13,6 +13,7 @@
 #include "image.h"
 #include "log.h"
 #include "prepare.h"
+#include "snaprec.h"
 #include "statedir.h"
 #include "vnc.h"
 
@@ -41,6 +42,7 @@ struct sv_prep {
 	struct sv_strv created;         /* directories made for those images */
 	char vnc_password[16];          /* to set over QMP; "": none */
 	/* step 3 */
+	char **tops;                    /* per drive: its snapshot overlay, or NULL */
 	struct sv_chain *chains;        /* per drive */
 	size_t nchains;                 /* the profile may be gone when pp is freed */
 	struct sv_argv argv;
@@ -58,6 +60,9 @@ static void prep_free(struct sv_prep *pp)
 	for (size_t i = 0; pp->chains && i < pp->nchains; i++)
 		sv_chain_free(&pp->chains[i]);
 	free(pp->chains);
+	for (size_t i = 0; pp->tops && i < pp->nchains; i++)
+		free(pp->tops[i]);
+	free(pp->tops);
 	if (pp->fds)
 		sv_fdpass_close(pp->fds, pp->argv.nfds);
 	free(pp->fds);
@@ -173,9 +178,20 @@ static void resolve(struct sv_prep *pp)
 	for (uint32_t n = 0; pp->rc == 0 && pp->ident.dynamic && n < pp->idc.count &&
 	     uid_taken(pp, pp->ident.uid); n++)
 		pp->ident.uid = sv_identity_next_uid(pp->ident.uid, pp->idc.first, pp->idc.count);
+	/* The snapshot record: each disk boots its active overlay. */
+	json_t *snaps = NULL;
+	if (pp->rc == 0 && (pp->rc = sv_snaprec_read(p, &snaps, &pp->err)) < 0)
+		pp->config = true;
+	for (size_t i = 0; snaps && i < p->ndrives; i++) {
+		json_t *a = sv_snap_disk(&p->drives[i]) ? sv_snaprec_active(snaps, p->drives[i].id)
+		            : NULL;
+		if (a && !(pp->tops[i] = strdup(sv_jstr(a, "file", ""))))
+			pp->rc = sv_error_set(&pp->err, -ENOMEM, "out of memory");
+	}
+	json_decref(snaps);
 	for (size_t i = 0; pp->rc == 0 && i < p->ndrives; i++) {
 		const struct sv_drive *d = &p->drives[i];
-		if (d->cdrom || d->size == 0 || !missing(d->file))
+		if (d->cdrom || d->size == 0 || pp->tops[i] || !missing(d->file))
 			continue;
 		if (sv_statedir_image_created(pp->state_dir, pp->name, d->file)) {
 			sv_statedir_images_path(pp->state_dir, pp->name, rec, sizeof(rec));
@@ -388,10 +404,13 @@ static void open_files(struct sv_prep *pp)
 		                                                         d->file, &pp->err)) < 0)
 			return;
 		if (d->file && !d->cdrom &&
-		    (pp->rc = sv_image_chain(d->file, d->format, &pp->chains[i], &pp->err)) < 0)
+		    (pp->rc = sv_image_chain(pp->tops[i] ? pp->tops[i] : d->file,
+		                             pp->tops[i] ? "qcow2" : d->format, &pp->chains[i],
+		                             &pp->err)) < 0)
 			return;
 	}
 	pp->facts.chains = pp->chains;
+	pp->facts.tops = (const char *const *)pp->tops;
 	if (p->vnc && (pp->rc = display(pp)) < 0) {
 		pp->config = true;
 		return;
@@ -500,10 +519,14 @@ void sv_prepare_run(struct sv_guest *g)
 	if (pp) {
 		pp->missing = calloc(p->ndrives + 1, sizeof(*pp->missing));
 		pp->chains = calloc(p->ndrives + 1, sizeof(*pp->chains));
+		pp->tops = calloc(p->ndrives + 1, sizeof(*pp->tops));
 	}
-	if (!pp || !pp->missing || !pp->chains) {
-		if (pp)
+	if (!pp || !pp->missing || !pp->chains || !pp->tops) {
+		if (pp) {
 			free(pp->missing);
+			free(pp->chains);
+			free(pp->tops);
+		}
 		free(pp);
 		sv_guest_prepared(g, -ENOMEM, "start failed: out of memory");
 		return;

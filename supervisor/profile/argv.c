@@ -54,6 +54,7 @@ int sv_facts_init(struct sv_facts *f, const char *run_dir, const char *name)
 	f->qmp_fd = -1;
 	f->serial_fd = -1;
 	f->chains = NULL;
+	f->tops = NULL;
 	f->vnc_display = -1;
 	a = snprintf(f->qmp_path, sizeof(f->qmp_path), "%s/%s/qmp.sock", run_dir, name);
 	b = snprintf(f->serial_path, sizeof(f->serial_path), "%s/%s/serial.sock",
@@ -560,7 +561,9 @@ static void emit_blockdevs(struct build *b, size_t i)
 {
 	const struct sv_drive *d = &b->p->drives[i];
 	const struct sv_chain *ch = b->f->chains ? &b->f->chains[i] : NULL;
-	bool cow = !strcmp(d->format, "qcow2");
+	const char *top = b->f->tops && b->f->tops[i] ? b->f->tops[i] : d->file;
+	const char *topfmt = top != d->file ? "qcow2" : d->format;
+	bool cow = !strcmp(topfmt, "qcow2");
 	size_t n = cow && ch ? ch->n : 0;
 	char below[32] = "";
 
@@ -571,7 +574,7 @@ static void emit_blockdevs(struct build *b, size_t i)
 		           !strcmp(l->format, "qcow2") ? below : NULL, k + 1);
 		snprintf(below, sizeof(below), "drive.%s.b%zu", d->id, k + 1);
 	}
-	emit_layer(b, d, d->file, d->format, d->read_only, cow ? below : NULL, 0);
+	emit_layer(b, d, top, topfmt, d->read_only, cow ? below : NULL, 0);
 }
 
 static void attach_ide(struct build *b, json_t *dev, const struct sv_drive *d)
@@ -835,7 +838,7 @@ bool sv_argv_node_device(const char *node, char *id, size_t size)
 		if (n < sizeof(buf)) {
 			memcpy(buf, dot + 1, n);
 			buf[n] = '\0';
-			if (sv_device_id_valid(buf) && (!end || (end[1] == 'b' && end[2] &&
+			if (sv_device_id_valid(buf) && (!end || ((end[1] == 'b' || end[1] == 's') && end[2] &&
 			    strspn(end + 2, "0123456789") == strlen(end + 2)))) {
 				snprintf(id, size, "%s", buf);
 				return true;

@@ -65,6 +65,10 @@ struct sv_facts {
 	 * p->drives, as read from the images (image.h); NULL: no drive has a
 	 * backing file. Only qcow2 images get an explicit chain. */
 	const struct sv_chain *chains;
+	/* The image each drive boots from, indexed like p->drives: NULL (or a
+	 * NULL entry) is the profile's file; else a qcow2 overlay over it (a
+	 * snapshot's active layer, snaprec.h), whose chain is in chains. */
+	const char *const *tops;
 	/* The VNC display chosen for vnc-display = auto (a free one, found at
 	 * start); -1: the profile's (auto without a choice: 0). */
 	int vnc_display;
@@ -138,7 +142,7 @@ json_t *sv_argv_fds_json(const struct sv_argv *a);
 
 /* The device id behind a block node QEMU names (BLOCK_IO_ERROR's
  * "node-name"): the builder's "drive.ID", "file.ID" and their backing
- * layers "drive.ID.bN", and hot-plug's "hpdrive.ID", all give ID. Writes
+ * layers "drive.ID.bN", the snapshot overlays "drive.ID.sN", and hot-plug's "hpdrive.ID", all give ID. Writes
  * it into id (size bytes) and returns true; a name of another shape is
  * copied as it is (false). Pure. */
 bool sv_argv_node_device(const char *node, char *id, size_t size);

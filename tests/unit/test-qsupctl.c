@@ -381,7 +381,7 @@ static void test_help_lists_every_verb(void **state)
 {
 	static const char *const verbs[] = { "list", "status", "start", "stop", "kill",
 		"pause", "resume", "reset", "restart", "reload", "events", "qmp", "argv",
-		"console", "log", "cdrom", "display" };
+		"console", "log", "cdrom", "display", "snapshot" };
 	struct run *r = *state;
 	char line[64];
 
@@ -458,6 +458,16 @@ static void test_usage_errors_do_not_connect(void **state)
 	usage_case(r, "cdrom: use cdrom NAME ID insert FILE", "cdrom", "web1", "cd", "insert");
 	usage_case(r, "cdrom: missing arguments", "cdrom", "web1", "cd", NULL);
 	usage_case(r, "display: unknown option '--format'", "display", "--format", "raw", "a");
+	usage_case(r, "snapshot: use snapshot NAME create|revert|delete SNAP", "snapshot", "web1",
+	           "take", "s1");
+	usage_case(r, "snapshot: use snapshot NAME create|revert|delete SNAP", "snapshot", "web1",
+	           "create", NULL);
+	usage_case(r, "snapshot: use snapshot NAME create|revert|delete SNAP", "snapshot", "-f",
+	           "web1", "create");
+	usage_case(r, "snapshot: missing arguments", "snapshot", "web1", NULL, NULL);
+	usage_case(r, "snapshot: use snapshot NAME create|revert|delete SNAP", "snapshot",
+	           "--memory", "web1", "list");
+	usage_case(r, "status: unknown option '--memory'", "status", "--memory", "a", NULL);
 	usage_case(r, "status: unknown option '--password'", "status", "--password", "a", NULL);
 }
 

@@ -1,0 +1,59 @@
+/*
+ * Disk snapshots: the snapshot verb (create, list, revert, delete), with
+ * external qcow2 overlays whose chain qsupd keeps in the snapshot record
+ * (snaprec.h, NAME.d/snapshots.json next to the profile).
+ *
+ * create: for every writable disk, qsupd makes an overlay next to the
+ * profile's file (BASE.snapSEQ.qcow2, qemu-img create -b TOP -F FMT,
+ * spawned), records the new chain, then, when QEMU runs, opens each overlay
+ * itself, hands it over (add-fd), blockdev-add's it with backing null and
+ * switches every disk at once in one QMP transaction of blockdev-snapshot
+ * actions. The record is written before the switch: a crash between them
+ * leaves an empty overlay over the snapshot's layer, which boots the same
+ * data. A failed switch takes the overlays back out and restores the record.
+ * Works on raw bases too (an overlay over a raw file).
+ *
+ * revert: only while the guest is stopped (force stops it first, quit at
+ * once): each disk gets a new empty overlay over the snapshot's layer, the
+ * old active overlays go.
+ *
+ * delete: the snapshot's layer of each disk is merged into the image above
+ * it (its one child: the next snapshot's layer or the active overlay):
+ * QEMU's block-stream job when that image is in the running chain, else
+ * qemu-img rebase (spawned). The profile's file itself is never removed:
+ * deleting a snapshot whose layer is the base only forgets its name.
+ *
+ * Every later start boots the active overlays (prepare.c reads the record;
+ * the hot-plug replay for disks attached with --persist, which take part).
+ *
+ * --memory (create): the guest is paused, its disks switch, its state is
+ * saved to BASE.snapSEQ.qsave by the save verb's machinery (QEMU ends),
+ * restored from it at once on the new overlays, and resumed; a revert of
+ * such a snapshot restores that file after the disks. The guest agent's
+ * freeze is not wired yet (freeze(): one call site).
+ */
+#ifndef SV_SNAPSHOT_H
+#define SV_SNAPSHOT_H
+
+#include <jansson.h>
+
+struct sv_guest;
+struct sv_request;
+
+/* The snapshot verb: args {name, action: create | list | revert | delete,
+ * snapshot (not for list), force (revert: stop a running guest first)}. */
+void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args);
+
+/* Check its arguments (pure). Returns 0 or -EINVAL with err set. */
+struct sv_error;
+int sv_snapshot_check(json_t *args, struct sv_error *err);
+
+/* The writable disks of p's hot-plug overlay (attach --persist), which
+ * take part in snapshots: {ID: {"file": absolute path, "format"}} (a new
+ * reference; empty when there is no overlay). Reads the overlay file. */
+struct sv_profile;
+json_t *sv_snapshot_hp_disks(const struct sv_profile *p);
+
+extern const struct sv_guest_observer sv_snapshot_observer;
+
+#endif
