@@ -29,6 +29,7 @@
 
 #include "commands.h"
 #include "control.h"
+#include "jsonout.h"
 #include "daemon.h"
 #include "log.h"
 #include "qmp_parse.h"
@@ -248,12 +249,8 @@ static void client_queue(struct sv_client *c, const char *data, size_t n)
  * its length in *n, or NULL. */
 static char *dump_line(json_t *msg, size_t *n)
 {
-	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	char *text = sv_json_line(msg, n);
 	json_decref(msg);
-	if (!text)
-		return NULL;
-	*n = strlen(text);
-	text[(*n)++] = '\n';   /* over the NUL: compact JSON holds no newline */
 	return text;
 }
 
