@@ -566,25 +566,35 @@ static void show_qmp(struct ctl *c, const char *what, json_t *ret)
 		putchar('\n');
 }
 
-static int ctl_qmp(struct ctl *c, char **args, int nargs)
+/* {"name": NAME, "command": COMMAND, "arguments": JSON-ARGS} of the qmp
+ * and agent verbs, or NULL after saying what is wrong with JSON-ARGS. */
+static json_t *command_request(const char *verb, char **args, int nargs)
 {
-	json_t *reply = NULL, *qargs = NULL, *req;
+	json_t *qargs = NULL, *req;
 	json_error_t jerr;
-	char what[160];
-	int r;
-
 	if (nargs > 2) {
 		qargs = json_loads(args[2], JSON_REJECT_DUPLICATES, &jerr);
 		if (!json_is_object(qargs)) {
-			fprintf(stderr, "qsupctl: qmp: JSON-ARGS must be a JSON object%s%s\n",
+			fprintf(stderr, "qsupctl: %s: JSON-ARGS must be a JSON object%s%s\n", verb,
 			        qargs ? "" : ": ", qargs ? "" : jerr.text);
 			json_decref(qargs);
-			return CTL_EXIT_USAGE;
+			return NULL;
 		}
 	}
 	req = json_pack("{s:s, s:s}", "name", args[0], "command", args[1]);
 	if (qargs)
 		json_object_set_new(req, "arguments", qargs);
+	return req;
+}
+
+static int ctl_qmp(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *req = command_request("qmp", args, nargs);
+	char what[160];
+	int r;
+
+	if (!req)
+		return CTL_EXIT_USAGE;
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
 	r = ctl_call(c, "qmp", req, what, &reply);
 	if (r == CTL_EXIT_OK)
@@ -657,23 +667,12 @@ static int ctl_disk_resize(struct ctl *c, char **args, int nargs)
 /* agent NAME COMMAND [JSON-ARGS]: the agent's reply as indented JSON. */
 static int ctl_agent(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL, *qargs = NULL, *req;
-	json_error_t jerr;
+	json_t *reply = NULL, *req = command_request("agent", args, nargs);
 	char what[160];
 	int r;
 
-	if (nargs > 2) {
-		qargs = json_loads(args[2], JSON_REJECT_DUPLICATES, &jerr);
-		if (!json_is_object(qargs)) {
-			fprintf(stderr, "qsupctl: agent: JSON-ARGS must be a JSON object%s%s\n",
-			        qargs ? "" : ": ", qargs ? "" : jerr.text);
-			json_decref(qargs);
-			return CTL_EXIT_USAGE;
-		}
-	}
-	req = json_pack("{s:s, s:s}", "name", args[0], "command", args[1]);
-	if (qargs)
-		json_object_set_new(req, "arguments", qargs);
+	if (!req)
+		return CTL_EXIT_USAGE;
 	if (c->timeout > 0)
 		json_object_set_new(req, "timeout", json_integer((json_int_t)c->timeout * 1000));
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);

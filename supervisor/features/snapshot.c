@@ -12,6 +12,7 @@
 #include "agent.h"
 #include "fdpass.h"
 #include "guest.h"
+#include "hotplug.h"
 #include "image.h"
 #include "log.h"
 #include "migrate.h"
@@ -597,16 +598,6 @@ static void create_img(struct sv_snap_op *op)
 	}
 }
 
-/* Is b (a query-block entry) the block device of device id? */
-static bool block_of(json_t *b, const char *id)
-{
-	const char *q = sv_jstr(b, "qdev", "");
-	size_t n = strlen(id);
-	if (!strcmp(q, id))
-		return true;
-	return !strncmp(q, "/machine/peripheral/", 20) && !strncmp(q + 20, id, n) &&
-	       (q[20 + n] == '\0' || q[20 + n] == '/');
-}
 
 static void on_blocks(void *ctx, const struct qmp_result *r)
 {
@@ -622,7 +613,7 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 		struct sdisk *d = &op->d[i];
 		json_array_foreach(r->ret, k, b) {
 			json_t *in = json_object_get(b, "inserted");
-			if (!block_of(b, d->id) || !in)
+			if (!sv_block_of(b, d->id) || !in)
 				continue;
 			snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 			d->size = (uint64_t)json_integer_value(json_object_get(json_object_get(in,
@@ -1133,7 +1124,7 @@ static void on_top(void *ctx, const struct qmp_result *r)
 	size_t k;
 	d->node[0] = '\0';
 	json_array_foreach(r->status == 0 ? r->ret : NULL, k, b)
-		if (block_of(b, d->id) && json_object_get(b, "inserted"))
+		if (sv_block_of(b, d->id) && json_object_get(b, "inserted"))
 			snprintf(d->node, sizeof(d->node), "%s",
 			         sv_jstr(json_object_get(b, "inserted"), "node-name", ""));
 	if (!d->node[0]) {
