@@ -14,7 +14,7 @@
 #include "guest.h"
 #include "log.h"
 #include "request.h"
-#include "spawn.h"
+#include "subproc.h"
 
 struct job {
 	char id[SV_ID_MAX + 1];

@@ -9,7 +9,7 @@
 #include "log.h"
 #include "request.h"
 #include "resize.h"
-#include "spawn.h"
+#include "subproc.h"
 #include "step.h"
 
 struct rs_op {

@@ -1,9 +1,9 @@
-/* Running a helper program: see spawn.h. */
+/* Running a helper program: see subproc.h. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "spawn.h"
+#include "subproc.h"
 
 struct run {
 	uv_process_t proc;

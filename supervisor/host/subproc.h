@@ -3,8 +3,8 @@
  * no shell, stdin from /dev/null, stdout and stderr read into one buffer,
  * and a callback once the program has exited and both streams are closed.
  */
-#ifndef SV_SPAWN_H
-#define SV_SPAWN_H
+#ifndef SV_SUBPROC_H
+#define SV_SUBPROC_H
 
 #include <stdint.h>
 #include <uv.h>
