@@ -747,7 +747,7 @@ static void leases_work(uv_work_t *w)
 			continue;
 		for (int i = 0; i < 6; i++)
 			l.mac[i] = (uint8_t)b[i];
-		snprintf(l.ip, sizeof(l.ip), "%s", ip);
+		snprintf(l.ip, sizeof(l.ip), "%.*s", (int)sizeof(l.ip) - 1, ip);   /* fits: checked */
 		snprintf(l.host, sizeof(l.host), "%.63s", strcmp(host, "*") ? host : "");
 		if (j->nleases == cap) {
 			size_t nc = cap ? cap * 2 : 8;
