@@ -142,8 +142,9 @@ static void test_agent_status_and_freeze(void **state)
 	json_t *ag = json_object_get(st, "agent");
 	assert_true(json_is_true(json_object_get(ag, "channel")));
 	assert_true(json_is_string(json_object_get(ag, "version")));
-	printf("# note: qemu-ga %s, addresses %s\n", t_str(ag, "version"),
-	       json_dumps(json_object_get(st, "guest_addresses"), JSON_COMPACT));
+	char *addrs = json_dumps(json_object_get(st, "guest_addresses"), JSON_COMPACT);
+	printf("# note: qemu-ga %s, addresses %s\n", t_str(ag, "version"), addrs);
+	free(addrs);
 	assert_false(json_is_true(json_object_get(ag, "frozen")));
 	json_decref(st);
 	assert_true(t_fx_log_has(x, " answers"));

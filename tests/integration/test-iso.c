@@ -335,7 +335,8 @@ static void test_iso_install_flow(void **state)
 	assert_false(t_fx_log_has(x, password));   /* not even at debug level */
 
 	/* A screendump (QEMU writes it into its own dir, fd 6) is not blank. */
-	qmp(x, "inst", "screendump", json_pack("{s:s}", "filename", "/proc/self/fd/6/shot.ppm"));
+	json_decref(qmp(x, "inst", "screendump", json_pack("{s:s}", "filename",
+	                                                   "/proc/self/fd/6/shot.ppm")));
 	snprintf(path, sizeof(path), "%s/inst/qemu/shot.ppm", x->d.run);
 	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
