@@ -21,6 +21,7 @@
 #include "snapshot.h"
 #include "snaprec.h"
 #include "step.h"
+#include "subproc.h"
 
 enum { CREATE, REVERT, DELETE };
 
@@ -237,15 +238,6 @@ static int img(struct sv_snap_op *op, const char *const *args,
 	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
-	static char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	                       "LC_ALL=C", NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = fd },
-		{ .flags = UV_INHERIT_FD, .data.fd = fd },
-	};
-	uv_process_options_t o = { .exit_cb = on_img_exit, .file = argv[0], .args = argv,
-	                           .env = env, .stdio = stdio, .stdio_count = 3 };
 	op->proc = calloc(1, sizeof(*op->proc));
 	if (!op->proc) {
 		close(fd);
@@ -253,9 +245,7 @@ static int img(struct sv_snap_op *op, const char *const *args,
 	}
 	op->proc->data = op;
 	op->img_next = next;
-	mode_t old = umask(077);
-	int rc = uv_spawn(op->g->env->loop, op->proc, &o);
-	umask(old);
+	int rc = sv_spawn_logged(op->g->env->loop, op->proc, argv, fd, on_img_exit);
 	close(fd);
 	if (rc < 0) {
 		uv_close((uv_handle_t *)op->proc, on_img_closed);

@@ -13,6 +13,7 @@
 #include "image.h"
 #include "log.h"
 #include "prepare.h"
+#include "subproc.h"
 #include "snaprec.h"
 #include "statedir.h"
 #include "vnc.h"
@@ -264,15 +265,6 @@ static int create_image(struct sv_guest *g, const struct sv_drive *d)
 		return -errno;
 	/* "--" ends the options: a file name can never be taken for one. */
 	char *argv[] = { "qemu-img", "create", "-q", "-f", d->format, "--", d->file, size, NULL };
-	static char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	                       "LC_ALL=C", NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = fd },
-		{ .flags = UV_INHERIT_FD, .data.fd = fd },
-	};
-	uv_process_options_t o = { .exit_cb = on_qemu_img_exit, .file = argv[0], .args = argv,
-	                           .env = env, .stdio = stdio, .stdio_count = 3 };
 	g->prep_proc = calloc(1, sizeof(*g->prep_proc));
 	if (!g->prep_proc) {
 		close(fd);
@@ -280,9 +272,7 @@ static int create_image(struct sv_guest *g, const struct sv_drive *d)
 	}
 	g->prep_proc->data = g;
 	sv_guest_hold(g);
-	mode_t old = umask(077);
-	int rc = uv_spawn(g->env->loop, g->prep_proc, &o);
-	umask(old);
+	int rc = sv_spawn_logged(g->env->loop, g->prep_proc, argv, fd, on_qemu_img_exit);
 	close(fd);
 	if (rc < 0)
 		close_prep_proc(g);

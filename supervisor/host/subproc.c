@@ -2,8 +2,29 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "subproc.h"
+
+/* A helper's environment: the system's bin dirs, messages in English. */
+static char *helper_env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                              "LC_ALL=C", NULL };
+
+int sv_spawn_logged(uv_loop_t *loop, uv_process_t *proc, char *const argv[], int fd,
+                    uv_exit_cb cb)
+{
+	uv_stdio_container_t stdio[3] = {
+		{ .flags = UV_IGNORE },
+		{ .flags = UV_INHERIT_FD, .data.fd = fd },
+		{ .flags = UV_INHERIT_FD, .data.fd = fd },
+	};
+	uv_process_options_t o = { .exit_cb = cb, .file = argv[0], .args = (char **)argv,
+	                           .env = helper_env, .stdio = stdio, .stdio_count = 3 };
+	mode_t old = umask(077);
+	int rc = uv_spawn(loop, proc, &o);
+	umask(old);
+	return rc;
+}
 
 struct run {
 	uv_process_t proc;
@@ -75,8 +96,6 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 int sv_run(uv_loop_t *loop, char *const argv[], sv_run_cb cb, void *arg)
 {
-	static char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	                       "LC_ALL=C", NULL };
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r || !(r->buf = malloc(SV_RUN_MAX + 1))) {
 		free(r);
@@ -94,7 +113,7 @@ int sv_run(uv_loop_t *loop, char *const argv[], sv_run_cb cb, void *arg)
 		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->pipe[1] },
 	};
 	uv_process_options_t o = { .exit_cb = on_exit_cb, .file = argv[0],
-	                           .args = (char **)argv, .env = env, .stdio = stdio,
+	                           .args = (char **)argv, .env = helper_env, .stdio = stdio,
 	                           .stdio_count = 3 };
 	r->proc.data = r;
 	int rc = uv_spawn(loop, &r->proc, &o);

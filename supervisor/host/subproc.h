@@ -16,6 +16,14 @@ typedef void (*sv_run_cb)(int64_t status, int sig, const char *out, void *arg);
 
 #define SV_RUN_MAX (256u << 10)
 
+/* Spawn argv[0] as sv_run() does, into proc (the caller's, its data set),
+ * stdin from /dev/null, stdout and stderr to fd (a log the caller opened,
+ * and closes once this returns), the files it makes born 0600 (umask 077
+ * for the child). Returns 0 (cb when it exits) or a negative libuv error,
+ * after which the caller uv_closes proc, as libuv wants. */
+int sv_spawn_logged(uv_loop_t *loop, uv_process_t *proc, char *const argv[], int fd,
+                    uv_exit_cb cb);
+
 /* Spawn argv[0] (looked up in a fixed PATH of the system's bin dirs; LC_ALL=C)
  * with argv (NULL-terminated). Returns 0 (cb is called once, never before
  * this returns) or a negative libuv error (cb is not called). */
