@@ -727,8 +727,11 @@ int qmp_client_adopt(struct qmp_client *c, int fd)
 	if (rc < 0)
 		return rc;   /* the handle never took fd; close() releases it */
 	start_reading(c);
-	if (c->state == ST_GREETING)
-		begin(c);
+	if (c->state != ST_GREETING)
+		return 0;   /* ready() follows with the error */
+	begin(c);
+	if (c->eager && (rc = send_capabilities(c)) < 0 && c->state != ST_CLOSING)
+		client_teardown(c, rc);
 	return 0;
 }
 

@@ -112,6 +112,43 @@ static void swap_profile(struct sv_guest *g, struct sv_profile *p, uint64_t dige
 	g->digest = digest;
 }
 
+/* A unix socket connected to path at once, or -1: QEMU's QMP listener
+ * takes it into its backlog, whether or not its main loop runs yet. */
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Start-up, before any profile or state file is read: a connection to the
+ * QMP socket of every guest the run dir may hold a QEMU for (fds[i] for
+ * ents[i], or -1). Every QEMU left by the qsupd before us then accepts
+ * and greets while this one reads and checks; the fd is used only once
+ * the guest's QEMU is proven ours (state.c), and closed otherwise. */
+static void preconnect(struct sv_daemon *d, struct dirent **ents, int n, int *fds)
+{
+	for (int i = 0; i < n; i++) {
+		const char *f = ents[i]->d_name;
+		size_t len = strlen(f);
+		char name[256];
+		struct sv_facts facts;
+		fds[i] = -1;
+		if (f[0] == '.' || len < 5 || len - 4 >= sizeof(name) || strcmp(f + len - 4, ".ini"))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), f);
+		if (sv_facts_init(&facts, d->env.run_dir, name) == 0)
+			fds[i] = connect_unix(facts.qmp_path);
+	}
+}
+
 /* Scan the profile dir. With result NULL (start-up) errors are only logged. */
 static void scan_profiles(struct sv_daemon *d, json_t *result)
 {
@@ -130,6 +167,9 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 	}
 	for (size_t i = 0; i < d->nguests; i++)
 		d->guests[i]->removed = true;   /* until seen again */
+	int *pre = !result && d->nguests == 0 ? malloc((size_t)(n ? n : 1) * sizeof(int)) : NULL;
+	if (pre)
+		preconnect(d, ents, n, pre);
 	for (int i = 0; i < n; i++) {
 		const char *f = ents[i]->d_name;
 		size_t len = strlen(f);
@@ -163,7 +203,14 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 				sv_profile_free(p);
 				continue;
 			}
+			g->qmp_prefd = pre ? pre[i] : -1;
+			if (pre)
+				pre[i] = -1;
 			sv_state_restore(g);   /* a QEMU left by an earlier qsupd */
+			if (g->qmp_prefd >= 0) {   /* not adopted */
+				close(g->qmp_prefd);
+				g->qmp_prefd = -1;
+			}
 			json_array_append_new(json_object_get(result, "added"), json_string(name));
 		} else if (g->digest != digest) {
 			swap_profile(g, p, digest);
@@ -176,6 +223,10 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 		}
 	}
 	free(ents);
+	for (int i = 0; pre && i < n; i++)
+		if (pre[i] >= 0)
+			close(pre[i]);   /* its profile did not load */
+	free(pre);
 	for (size_t i = d->nguests; i-- > 0;) {
 		struct sv_guest *g = d->guests[i];
 		if (!g->removed)

@@ -322,7 +322,14 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	 * trip less per start, and for a re-adoption the query that follows is
 	 * written at once, so every QEMU answers while qsupd checks the next. */
 	qmp_client_set_eager(g->qmp, 1);
-	if (qmp_client_connect(g->qmp, g->qmp_path) < 0) {
+	/* At start-up the daemon may have connected already (sv_daemon_init). */
+	int fd = g->qmp_prefd, rc;
+	g->qmp_prefd = -1;
+	if (fd >= 0 && (rc = qmp_client_adopt(g->qmp, fd)) < 0)
+		close(fd);   /* never taken by the handle */
+	else if (fd < 0)
+		rc = qmp_client_connect(g->qmp, g->qmp_path);
+	if (rc < 0) {
 		qmp_client_close(g->qmp);
 		g->qmp = NULL;
 		return;
@@ -757,6 +764,7 @@ struct sv_guest *sv_guest_new(const struct sv_guest_env *env, const char *path,
 	g->state = SV_STOPPED;
 	g->pidfd = -1;
 	g->lock_fd = -1;
+	g->qmp_prefd = -1;
 	g->log_offset = -1;
 	g->vnc_display = -1;
 	snprintf(g->reason, sizeof(g->reason), "not started");

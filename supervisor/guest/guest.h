@@ -149,6 +149,7 @@ struct sv_guest {
 	char qmp_path[108], serial_path[108];
 	char *lock_path;                /* the guest lock (lock.h); NULL: none */
 	int lock_fd;                    /* held by us (and our QEMU), or -1 */
+	int qmp_prefd;                  /* start-up: QMP connected before the checks, or -1 */
 	struct sv_identity ident;       /* QEMU's (the running one, or the last) */
 
 	uv_process_t *proc;             /* one per QEMU: a closing handle is

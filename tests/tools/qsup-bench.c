@@ -7,7 +7,10 @@
  *   qsup-bench rss            qsupd RSS with 0, 10 and 50 guests
  *   qsup-bench restart [RUNS] kill -9 of QEMU to running again (delay 0)
  *   qsup-bench readopt [N [RUNS]] qsupd start to all running, 10, 50 (and
- *                             N) guests, against the QMP reconnect floor
+ *                             N) guests, against the QMP reconnect floor;
+ *                             each measured at once after the last hang-up,
+ *                             or SETTLE_MS later (a service manager's
+ *                             restart delay, 100 ms under systemd)
  *   qsup-bench scale [N [RUNS]] N (200) halting guests: starts sequential
  *                             and parallel against raw QEMU, qsupd RSS, list
  *                             and status p99, event fan-out to 10 clients
@@ -616,11 +619,13 @@ static double readopt_once(struct t_daemon *d, int n)
 static void bench_readopt(int big, int runs)
 {
 	int counts[] = { 10, 50, big };
+	useconds_t settle = getenv("SETTLE_MS") ? (useconds_t)atoi(getenv("SETTLE_MS")) * 1000 : 0;
 	printf("re-adoption after SIGKILL of qsupd (halting guests), median of %d: qsupd's\n"
 	       "spawn until every guest is running again, against the reconnect floor (QMP\n"
 	       "to every QEMU at once, one query-status each) run as a program of its own\n"
 	       "and timed from its spawn, as qsupd is; the floor inside this process is\n"
-	       "shown too. Measured in the same run:\n", runs);
+	       "shown too. Measured in the same run, each %s:\n", runs,
+	       settle ? "SETTLE_MS after the previous hang-up" : "at once after the previous hang-up");
 	for (size_t k = 0; k < 3; k++) {
 		struct t_daemon d;
 		struct t_ctl c;
@@ -634,8 +639,11 @@ static void bench_readopt(int big, int runs)
 		double *fi = calloc((size_t)runs, sizeof(double));
 		for (int i = 0; i < runs; i++) {   /* interleaved */
 			t_daemon_kill9(&d);
+			usleep(settle);
 			fi[i] = reconnect_floor(d.run, counts[k]);
+			usleep(settle);
 			fp[i] = reconnect_floor_process(d.run, counts[k]);
+			usleep(settle);
 			q[i] = readopt_once(&d, counts[k]);
 		}
 		double mq = median_of(q, runs), mp = median_of(fp, runs), mi = median_of(fi, runs);

@@ -688,6 +688,39 @@ static void test_eager_refused(void **state)
 	eager_done(&e);
 }
 
+/* Eager on a socket connected by the caller (qsupd connects every QMP
+ * socket at start-up, before it reads the profiles): qmp_capabilities
+ * and an early command go out from qmp_client_adopt() itself, and the
+ * greeting QEMU wrote meanwhile is read as usual. */
+static void answer_all(struct fake_qmp *f, json_t *msg)
+{
+	fake_qmp_return(f, msg, strcmp(json_string_value(json_object_get(msg, "execute")),
+	                               "query-status") ? "{}" : "{\"status\": \"running\"}");
+}
+
+static void test_eager_adopt(void **state)
+{
+	struct fx *x = *state;
+	struct reply r = { 0 };
+	x->f.on_msg = answer_all;
+	fake_qmp_sends(&x->f, FAKEQMP_GREETING);   /* already waiting */
+	qmp_client_set_eager(x->c, 1);
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r),
+	                 UV_ENOTCONN);   /* not connected yet */
+	adopt(x);
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r), 0);
+	assert_int_equal(x->ready_calls, 0);
+	assert_int_equal(t_run_until_flag(&x->loop, &r.calls, 2000), 0);
+	assert_int_equal(x->ready_status, 0);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(json_string_value(json_object_get(r.val, "status")), "running");
+	assert_int_equal(fake_qmp_count(&x->f, "qmp_capabilities"), 1);
+	char *order = json_dumps(x->order, JSON_COMPACT);
+	assert_string_equal(order, "[\"ready\",\"reply:0\"]");
+	free(order);
+	json_decref(r.val);
+}
+
 /* Not eager (the default): nothing goes out before the greeting, and
  * commands are refused until ready(). */
 static void test_not_eager_waits(void **state)
@@ -772,6 +805,7 @@ int main(void)
 		T(test_last_input),
 		T(test_eager_negotiation),
 		T(test_eager_refused),
+		T(test_eager_adopt),
 		T(test_not_eager_waits),
 	};
 	return cmocka_run_group_tests_name("qmp-client", tests, NULL, NULL);
