@@ -109,8 +109,16 @@ int sv_guest_lock_path(const char *lock_dir, const char *profile_path, const cha
 {
 	char real[PATH_MAX];
 	struct stat st;
-	if (!realpath(profile_path, real))
+	/* The directory the file really is in: where the profile is no
+	 * symlink, its dirname (stat follows a symlinked directory to the
+	 * same inode), without realpath's readlink of every component. */
+	if (lstat(profile_path, &st) == 0 && !S_ISLNK(st.st_mode) &&
+	    snprintf(real, sizeof(real), "%s", profile_path) < (int)sizeof(real)) {
+		if (!strchr(real, '/'))
+			snprintf(real, sizeof(real), "./%s", profile_path);
+	} else if (!realpath(profile_path, real)) {
 		return sv_error_set(err, -errno, "%s: %s", profile_path, strerror(errno));
+	}
 	if (stat(dirname(real), &st) < 0)
 		return sv_error_set(err, -errno, "%s: %s", real, strerror(errno));
 	int n = snprintf(out, size, "%s/%llx-%llx-%s.lock", lock_dir,
