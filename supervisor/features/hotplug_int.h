@@ -53,6 +53,7 @@ struct hp_op {
 	bool writing;                   /* the overlay is being written for it */
 	bool opening;                   /* a disk's files are being opened for it */
 	struct disk_open *dopen;        /* ... and what was opened */
+	bool backend_ok;                /* disks: blockdev-add went through */
 	bool ret_error;                 /* ret is an error ({class, desc}) */
 	bool orphaned;                  /* ... and QEMU went away meanwhile */
 	json_t *ret;                    /* the reply once the overlay is written */
@@ -63,6 +64,7 @@ struct sv_hp {
 	struct hp_dev *devs;
 	struct hp_op *head, *tail;
 	bool busy;
+	int next_fdset;                 /* hp_disknic.c: 0 until first needed */
 	void (*replayed)(struct sv_guest *g);   /* when the replay queue drains */
 	json_t *overlay;        /* the overlay's specs (read at start, or when first needed) */
 	char *overlay_errs;     /* set: the file must not be rewritten (fix it first) */

@@ -1,9 +1,11 @@
 /* Hot-plug of disks and NICs (hotplug_int.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "request.h"
@@ -70,6 +72,8 @@ static void attach_device_added(void *ctx, const struct qmp_result *r)
 	json_decref(add);
 }
 
+static json_t *device_args(struct hp_op *op);
+
 static void nic_mac(struct hp_op *op, const char *id, uint8_t m[6])
 {
 	const char *given = hp_arg_str(op->args, "mac");
@@ -102,6 +106,13 @@ void hp_attach_backend_added(void *ctx, const struct qmp_result *r)
 		     attach_device_added);
 		return;
 	}
+	hp_step(op, "device_add", device_args(op), attach_device_added);
+}
+
+/* device_add's arguments for op's disk or NIC, over its backend. */
+static json_t *device_args(struct hp_op *op)
+{
+	struct hp_dev *dev = op->dev;
 	const char *model = hp_arg_str(op->args, "model");
 	bool scsi = !strncmp(dev->bus, "scsi:", 5);
 	json_t *a = json_pack("{s:s, s:s, s:s}", "id", dev->id, "bus", scsi ? "scsi.0.0" : dev->bus,
@@ -125,7 +136,7 @@ void hp_attach_backend_added(void *ctx, const struct qmp_result *r)
 		json_object_set_new(a, "netdev", json_string(dev->backend));
 		json_object_set_new(a, "mac", json_string(mac));
 	}
-	hp_step(op, "device_add", a, attach_device_added);
+	return a;
 }
 
 static void bridge_fd_passed(void *ctx, const struct qmp_result *r)
@@ -273,37 +284,75 @@ static json_t *layer_json(struct hp_op *op, struct hp_dev *dev, size_t i)
 	return r;
 }
 
-static void disk_fd_added(void *ctx, const struct qmp_result *r);
-
-/* Hand the next opened file to QEMU (add-fd, a new fd set), or, when all
- * are in, add the block node over them. */
-static void disk_next_fd(struct hp_op *op)
+/* The id of a new fd set for g's hot-plug. QEMU names the fd sets of the
+ * command line after their fd numbers, and add-fd without an id takes the
+ * lowest free one (other features do): hot-plug names its own, counting up
+ * from a random point between 2^24 and 2^30 and above every set its
+ * devices hold, so that it can name them before QEMU answers. (/dev/fdset/N
+ * takes N up to INT_MAX.) A set of a device that qsupd lost track of (a
+ * damaged state.json) is missed only by that chance. */
+static int fdset_next(struct sv_guest *g)
 {
-	struct disk_open *j = op->dopen;
-	struct hp_dev *dev = op->dev;
-	if (j->next < j->nfds) {
-		hp_step_fd(op, "add-fd", json_object(), j->fds[j->next], disk_fd_added);
+	struct sv_hp *hp = g->hp;
+	if (!hp->next_fdset) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+			r = (uint32_t)uv_hrtime();
+		hp->next_fdset = (1 << 24) + (int)(r % ((1u << 30) - (1u << 24)));
+		for (struct hp_dev *d = hp->devs; d; d = d->next)
+			for (size_t i = 0; i < d->nfdsets; i++)
+				if (d->fdsets[i] >= hp->next_fdset && d->fdsets[i] < INT_MAX - 1024)
+					hp->next_fdset = d->fdsets[i] + 1;
+	}
+	if (hp->next_fdset >= INT_MAX - 1)
+		hp->next_fdset = 1 << 24;
+	return hp->next_fdset++;
+}
+
+static void disk_device_added(void *ctx, const struct qmp_result *r)
+{
+	struct hp_op *op = ctx;
+	if (r->status != 0 && !op->backend_ok) {   /* nothing of it in QEMU but fds */
+		hp_drop_fdsets(op->g, op->dev);
+		hp_op_drop_dev(op);
+		hp_op_fail_qemu(op);
 		return;
 	}
-	hp_step(op, "blockdev-add", layer_json(op, dev, 0), hp_attach_backend_added);
+	attach_device_added(ctx, r);   /* done, or the backend rolled back */
+}
+
+static void disk_backend_added(void *ctx, const struct qmp_result *r)
+{
+	((struct hp_op *)ctx)->backend_ok = r->status == 0;
 }
 
 static void disk_fd_added(void *ctx, const struct qmp_result *r)
 {
 	struct hp_op *op = ctx;
 	struct disk_open *j = op->dopen;
-	struct hp_dev *dev = op->dev;
+	(void)r;   /* an error is kept for the reply (op_seen); blockdev-add fails on it */
 	close(j->fds[j->next]);   /* QEMU has its copy (or the step failed) */
-	j->fds[j->next] = -1;
-	if (r->status != 0) {
-		hp_drop_fdsets(op->g, dev);
-		hp_op_drop_dev(op);
-		hp_op_fail_qemu(op);
-		return;
-	}
-	dev->fdsets[dev->nfdsets++] = (int)json_integer_value(json_object_get(r->ret, "fdset-id"));
-	j->next++;
-	disk_next_fd(op);
+	j->fds[j->next++] = -1;
+}
+
+/* Hand QEMU every opened file (add-fd, into fd sets named here), the
+ * block node over them and the device, in one go: QEMU runs them in order,
+ * a failure fails what follows, and the last reply decides (done, or the
+ * rollback of what went in). A round trip per command less than waiting
+ * for each. */
+static void disk_send(struct hp_op *op)
+{
+	struct disk_open *j = op->dopen;
+	struct hp_dev *dev = op->dev;
+	for (size_t i = 0; i < j->nfds; i++)
+		dev->fdsets[i] = fdset_next(op->g);
+	dev->nfdsets = j->nfds;
+	op->backend_ok = false;
+	for (size_t i = 0; i < j->nfds; i++)
+		hp_step_fd(op, "add-fd", json_pack("{s:i}", "fdset-id", dev->fdsets[i]), j->fds[i],
+		           disk_fd_added);
+	hp_step(op, "blockdev-add", layer_json(op, dev, 0), disk_backend_added);
+	hp_step(op, "device_add", device_args(op), disk_device_added);
 }
 
 static void disk_open_done(uv_work_t *w, int status)
@@ -326,7 +375,7 @@ static void disk_open_done(uv_work_t *w, int status)
 		        : j->err.msg);
 		return;
 	}
-	disk_next_fd(op);
+	disk_send(op);
 }
 
 /* A disk attach: open its files off the loop, then add-fd each and

@@ -151,6 +151,22 @@ static int nodes(struct fx *x, const char *name, const char *prefix)
 	return n;
 }
 
+/* How many of QEMU's fd sets are hot-plug's (ids from 2^24 up) and still
+ * hold an fd. */
+static int hp_fdsets(struct fx *x, const char *name)
+{
+	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
+	                       "query-fdsets"), 10000);
+	int n = 0;
+	size_t i;
+	json_t *set;
+	json_array_foreach(json_object_get(r, "return"), i, set)
+		n += json_integer_value(json_object_get(set, "fdset-id")) >= (1 << 24) &&
+		     json_array_size(json_object_get(set, "fds")) > 0;
+	json_decref(r);
+	return n;
+}
+
 /* The ro flag of QEMU's block node named node: 1, 0, or -1 when there is
  * no such node. */
 static int node_ro(struct fx *x, const char *name, const char *node_name)
@@ -540,6 +556,7 @@ static void test_failures_leave_nothing_behind(void **state)
 	json_decref(r);
 	assert_int_equal(nodes(x, "fw", "hpdrive."), 0);
 	assert_non_null(strstr(t_daemon_log(&x->d), "rolling back"));
+	assert_int_equal(hp_fdsets(x, "fw"), 0);   /* no file left open in QEMU */
 	/* A duplicate id. */
 	expect_ok(r = attach_disk(x, "fw", "d1", img, "raw"), "d1");   /* hotplug.0 */
 	json_decref(r);
@@ -548,6 +565,7 @@ static void test_failures_leave_nothing_behind(void **state)
 	expect_ok(r = attach_disk(x, "fw", "d2", img2, "raw"), "d2");   /* hotplug.1 */
 	json_decref(r);
 	expect_err_take(attach_disk(x, "fw", "d2", img2, "raw"), "InvalidArgument");
+	assert_int_equal(hp_fdsets(x, "fw"), 2);   /* d1's and d2's */
 	r = t_ctl_call(&x->c, "devices", json_pack("{s:s}", "name", "fw"), 5000);
 	assert_int_equal(json_array_size(json_object_get(r, "return")), 3);   /* lan, d1, d2 */
 	json_decref(r);
@@ -854,10 +872,18 @@ static void test_devices_after_readoption(void **state)
 	assert_string_equal(str(json_array_get(list, 0), "id"), "ra");
 	json_decref(r);
 	assert_int_equal(nodes(x, "tiny", "hpdrive.rb"), 0);
+	assert_int_equal(hp_fdsets(x, "tiny"), 1);   /* ra's; rb's went with its node */
+	/* A disk attached now gets fd sets of its own, not one of ra's. */
+	char img[600];
+	make_image(x, "rc.img", img, sizeof(img));
+	expect_ok(r = attach_disk(x, "tiny", "rc", img, "raw"), "attach after re-adoption");
+	json_decref(r);
+	assert_int_equal(hp_fdsets(x, "tiny"), 2);
 	r = detach(x, "tiny", "ra", 0);
 	expect_ok(r, "detach after re-adoption");
 	json_decref(r);
 	console_shows(x, "QSUP-HOTPLUG remove block vda");
+	assert_int_equal(hp_fdsets(x, "tiny"), 1);   /* rc's */
 }
 
 /* ---- bridge NICs, in a network namespace of the test's own ---- */
