@@ -310,8 +310,16 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 	if (g->mig->post)
 		sv_guest_transition(g, SV_MIGRATING, "finishing a migration (picked up after a "
 		                    "qsupd restart)");
-	mig_mstep(g, "query-migrate", NULL, on_adopt_query);
+	g->mig->adopt_query = true;   /* adopt.c asked query-migrate already */
 	return g->mig->post;
+}
+
+static void adopt_migrate(struct sv_guest *g, const struct qmp_result *r)
+{
+	if (!g->mig || !g->mig->adopt_query)
+		return;
+	g->mig->adopt_query = false;
+	on_adopt_query(g, r);
 }
 
 /* After a completed migrate --to: answer once the destination runs the
@@ -487,6 +495,7 @@ static void status(struct sv_guest *g, json_t *st)
 
 const struct sv_guest_observer sv_migrate_observer = {
 	.name = "migrate", .qmp_ready = on_qmp_ready, .adopt = sv_migrate_adopt,
+	.adopt_migrate = adopt_migrate,
 	.event = on_event, .ended_by = ended_by, .qemu_gone = sv_migrate_qemu_gone,
 	.start_failed = sv_migrate_free, .status = status, .release = sv_migrate_free,
 };

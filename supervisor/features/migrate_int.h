@@ -51,6 +51,7 @@ struct sv_mig {
 	bool started;                   /* QEMU is migrating (source) */
 	bool ending, completed;
 	bool post;                      /* re-adopted in postmigrate: the source's end */
+	bool adopt_query;               /* re-adopted: waits for query-migrate's answer */
 	bool postcopy;                  /* switched to postcopy */
 	int final_tries;                /* query-migrate until the figures are in */
 	json_int_t postcopy_after;      /* switch after this many passes (0: never) */

@@ -65,6 +65,7 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 	if (!g->adopting)
 		return;
 	g->adopting = false;
+	g->adopt_migrate = true;   /* on_query_migrate, next, goes on */
 	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
 	if (st && strcmp(st, "prelaunch") == 0) {
 		/* Its start was cut short by the qsupd before us: the guest never
@@ -73,6 +74,7 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 		       "interrupted); killing it and starting the guest afresh", g->pid);
 		g->reborn = true;
 		g->force_kill = true;
+		g->adopt_migrate = false;
 		sv_adopted_signal(g, SIGKILL);
 		return;
 	}
@@ -102,10 +104,28 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 		sv_guest_runstate(g, st, NULL);   /* broken while we were away: end it */
 }
 
+/* After on_query_status: whether a migration runs, for the feature that
+ * took it over (or not) there. */
+static void on_query_migrate(void *arg, const struct qmp_result *r)
+{
+	struct sv_guest *g = arg;
+	if (r->status == UV_ECANCELED || !g->adopt_migrate)
+		return;
+	g->adopt_migrate = false;
+	const struct sv_guest_observer *o;
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->adopt_migrate)
+			o->adopt_migrate(g, r);
+}
+
 void sv_adopted_connect(struct sv_guest *g)
 {
 	sv_guest_qmp_connect(g);
+	/* Both at once (eager: written with the negotiation): QEMU answers
+	 * them in one go. */
+	g->adopt_migrate = false;
 	sv_step(g->qmp, NULL, "query-status", NULL, -1, on_query_status, g);
+	sv_step(g->qmp, NULL, "query-migrate", NULL, -1, on_query_migrate, g);
 }
 
 void sv_adopted_qmp_lost(struct sv_guest *g, int status)

@@ -31,6 +31,7 @@
 struct sv_request;
 struct sv_prep;
 struct sv_taint;
+struct qmp_result;
 struct sv_guest;
 
 struct sv_error;
@@ -67,6 +68,9 @@ struct sv_guest_observer {
 	 * (a migration in flight); adopted: afterwards, whoever took it. */
 	bool (*adopt)(struct sv_guest *g, const char *st);
 	void (*adopted)(struct sv_guest *g);
+	/* QEMU's answer to query-migrate, asked together with query-status
+	 * when QMP came back (one round trip for both), after adopted(). */
+	void (*adopt_migrate)(struct sv_guest *g, const struct qmp_result *r);
 	/* A QMP event from g's QEMU. */
 	void (*event)(struct sv_guest *g, const char *name, json_t *data);
 	/* Did QEMU end because the feature ended it on purpose? true with
@@ -173,6 +177,7 @@ struct sv_guest {
 	/* Re-adoption (state.c): a QEMU started by an earlier qsupd. */
 	bool adopted;                   /* not our child: watched by pidfd */
 	bool adopting;                  /* QMP not yet back */
+	bool adopt_migrate;             /* adopt.c: query-migrate's answer still to hand on */
 	char adopt_was[16];             /* the state its state.json gave */
 	bool persist_quiet;             /* this transition leaves state.json as it is */
 	int pidfd;
