@@ -453,6 +453,10 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	 * starting ("adopting": true). */
 	if ((rc = sv_control_listen(d, d->socket_path, err)) < 0)
 		return rc;
+	/* The stats timer, and --metrics-listen's port: taken, qsupd ends
+	 * here before it touches a guest. */
+	if ((rc = sv_metrics_init(d, err)) < 0)
+		return rc;
 	if (!(d->state_dir = absolute(o->state_dir)))
 		return sv_error_set(err, -ENOMEM, "out of memory");
 	if ((rc = sv_statedir_prepare(d->state_dir, err)) < 0 ||
@@ -527,8 +531,6 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	uv_timer_init(loop, &d->trim);
 	d->trim.data = d;
 	d->trim_ready = true;
-	if ((rc = sv_metrics_init(d, err)) < 0)
-		return rc;
 	return 0;
 }
 

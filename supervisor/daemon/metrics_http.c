@@ -142,7 +142,6 @@ struct sv_http *sv_http_start(const struct sockaddr_storage *ss, const char *wha
 	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SV_HTTP_TIMEOUT_S,
 	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	                          (size_t)SV_HTTP_CONN_MEMORY,
-	                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 	                          MHD_OPTION_END);
 	int e = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
