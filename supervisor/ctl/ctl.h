@@ -223,8 +223,10 @@ int ctl_top(struct ctl *c, char **args, int nargs);
  * yet), each {name, state, cpu (% of one core), mem, rd, wr, rx, tx (bytes
  * per second), uptime, restarts, stale}, -1 where unknown; sorted by key
  * (c cpu, m mem, d disk, n net, u uptime: largest first; a name); the
- * table. */
+ * table (ctl_topfmt.c). */
 void ctl_fmt_bytes(double v, char *buf, size_t size);
+/* The sum of member key over the objects of array arr. */
+double ctl_sum_of(json_t *arr, const char *key);
 json_t *ctl_top_rows(json_t *prev, json_t *cur);
 void ctl_top_sort(json_t *rows, char key);
 void ctl_top_print(FILE *out, json_t *rows, char key);
