@@ -60,7 +60,7 @@ struct sv_metrics {
 	struct swait *waiting;
 	struct sv_http *http;
 	json_t *requests;               /* {verb: {result: count}} */
-	struct sv_hist req_lat, qmp_rtt, lag;
+	struct sv_hist req_lat, qmp_rtt, lag, collect;
 	double lag_max;
 	uint64_t rounds;
 };
@@ -415,6 +415,7 @@ static void collect_qmp(struct sv_daemon *d, struct gslot *s, struct sv_guest *g
 static void start_round(struct sv_daemon *d)
 {
 	struct sv_metrics *m = d->metrics;
+	uint64_t t0 = uv_hrtime();
 	m->round_out = 1;   /* until every query is sent */
 	for (size_t i = 0; i < m->nslots; i++)
 		m->slots[i]->seen = false;
@@ -435,6 +436,7 @@ static void start_round(struct sv_daemon *d)
 			slot_free(m->slots[i]);
 	m->nslots = k;
 	m->rounds++;
+	sv_hist_observe(&m->collect, (double)(uv_hrtime() - t0) / 1e9);
 	if (--m->round_out == 0)
 		round_done(d);
 }
@@ -681,6 +683,9 @@ static char *render(struct sv_daemon *d, size_t *len)
 	                  "rounds: from sending to the reply", &m->qmp_rtt);
 	sv_prom_histogram(&p, "qsup_loop_lag_seconds", "How late the stats timer fired: the "
 	                  "event loop's lag", &m->lag);
+	sv_prom_histogram(&p, "qsup_stats_collect_seconds", "The loop time a stats round "
+	                  "takes to read /proc and /sys and send its queries (the lag it adds)",
+	                  &m->collect);
 	sv_prom_family(&p, "qsup_loop_lag_max_seconds", "gauge", "The largest loop lag seen "
 	               "since qsupd started");
 	sv_prom_sample(&p, "qsup_loop_lag_max_seconds", NULL, m->lag_max);
@@ -854,6 +859,7 @@ int sv_metrics_init(struct sv_daemon *d, struct sv_error *err)
 	sv_hist_init(&m->req_lat, req_bounds, NB(req_bounds));
 	sv_hist_init(&m->qmp_rtt, rtt_bounds, NB(rtt_bounds));
 	sv_hist_init(&m->lag, lag_bounds, NB(lag_bounds));
+	sv_hist_init(&m->collect, rtt_bounds, NB(rtt_bounds));
 	if (d->opts.metrics_listen) {
 		struct sockaddr_storage ss;
 		int rc = sv_http_parse_listen(d->opts.metrics_listen, &ss, err);
