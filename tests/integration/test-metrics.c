@@ -20,7 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <pty.h>
+#include <termios.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -209,6 +213,80 @@ static int tcp_connect(unsigned port, bool nonblock)
 	return s;
 }
 
+/* ---- top on a terminal ---- */
+
+/* Read the pty master into buf (appending) until text shows, up to ms. */
+static bool pty_wait(int fd, char *buf, size_t size, size_t *len, const char *text, int ms)
+{
+	double end = t_now() + ms / 1000.0;
+	while (!memmem(buf, *len, text, strlen(text))) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int left = (int)((end - t_now()) * 1000);
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return false;
+		ssize_t n = read(fd, buf + *len, size - 1 - *len);
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		if (*len >= size - 1)
+			*len = 0;   /* keep reading: what matters is still to come */
+	}
+	return true;
+}
+
+/* qsupctl top on a pseudo-terminal: raw mode while it runs, a key changes
+ * the sort, then q (or the signal sig, when not 0) ends it, and the
+ * terminal is as it was. */
+static void top_on_pty(struct t_fx *x, int sig)
+{
+	int master, slave;
+	assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+	struct termios before, during, after;
+	assert_int_equal(tcgetattr(slave, &before), 0);
+	assert_true(before.c_lflag & ICANON);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		execl(t_qsupctl(), t_qsupctl(), "-s", x->d.sock, "top", "-d", "0.5", (char *)NULL);
+		_exit(127);
+	}
+	static char buf[1 << 16];
+	size_t len = 0;
+	if (!pty_wait(master, buf, sizeof(buf), &len, "RESTARTS", 30000))
+		fail_msg("top drew nothing: %.*s", (int)len, buf);
+	assert_int_equal(tcgetattr(slave, &during), 0);
+	assert_false(during.c_lflag & ICANON);
+	assert_false(during.c_lflag & ECHO);
+	assert_int_equal(write(master, "m", 1), 1);
+	len = 0;
+	if (!pty_wait(master, buf, sizeof(buf), &len, "MEM*", 30000))
+		fail_msg("the m key did not sort by memory: %.*s", (int)len, buf);
+	int status;
+	if (sig)
+		kill(pid, sig);
+	else
+		assert_int_equal(write(master, "q", 1), 1);
+	for (int i = 0; i < 300 && waitpid(pid, &status, WNOHANG) != pid; i++)
+		usleep(100000);
+	if (sig) {
+		assert_true(WIFSIGNALED(status));
+		assert_int_equal(WTERMSIG(status), sig);
+	} else {
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(tcgetattr(slave, &after), 0);
+	assert_int_equal(after.c_lflag, before.c_lflag);
+	assert_int_equal(after.c_cc[VMIN], before.c_cc[VMIN]);
+	close(slave);
+	close(master);
+}
+
 static void test_metrics(void **state)
 {
 	struct t_fx *x = *state;
@@ -317,6 +395,8 @@ static void test_metrics(void **state)
 	assert_string_equal(rstate, "running");
 	assert_true(rcpu[0] >= '0' && rcpu[0] <= '9');   /* a rate, not "-" */
 	assert_int_not_equal(qsupctl(x, 10000, "top", "-d", "0", NULL), 0);
+	top_on_pty(x, 0);
+	top_on_pty(x, SIGTERM);
 	assert_int_not_equal(qsupctl(x, 10000, "top", "-n", "x", NULL), 0);
 
 	/* a real Prometheus scrapes --metrics-listen */

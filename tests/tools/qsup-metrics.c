@@ -127,10 +127,39 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The metrics text, through the control socket (malloc'd). */
+static char *metrics_text(struct t_daemon *d)
+{
+	struct t_ctl c;
+	char *text = NULL;
+	if (t_ctl_open(&c, d->sock) == 0) {
+		json_t *r = t_ctl_call(&c, "metrics", NULL, 30000);
+		const char *t = json_string_value(json_object_get(json_object_get(r, "return"),
+		                                                  "text"));
+		text = strdup(t ? t : "");
+		json_decref(r);
+		t_ctl_close(&c);
+	}
+	return text ? text : strdup("");
+}
+
+/* The port of --metrics-listen 127.0.0.1:0, from the daemon's whole log. */
+static unsigned log_port(struct t_daemon *d)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(d->log, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	const char *p = strstr(buf, "/metrics (port ");
+	return p ? (unsigned)strtoul(p + 15, NULL, 10) : 0;
+}
+
 struct run {
 	double qsupd, qemus;    /* CPU s over the window */
 	long wakeups;
-	char *metrics;          /* the metrics text at the end */
+	char *metrics0, *metrics;       /* the metrics text at the window's start, end */
 	double scrape_p50, scrape_p90, scrape_max;
 	size_t scrape_bytes;
 	int scrapes_ok;
@@ -168,15 +197,16 @@ static void run(int nguests, int seconds, int scrapes, const char *profile, bool
 	}
 	t_ctl_close(&c);
 	sleep(3);
+	out->metrics0 = metrics_text(&d);
 	double d0 = sched_s(d.pid), q0 = sched_sum(pids, nguests);
 	long w0 = switches(d.pid);
 	sleep((unsigned)seconds);
 	out->wakeups = switches(d.pid) - w0;
 	out->qsupd = sched_s(d.pid) - d0;
 	out->qemus = sched_sum(pids, nguests) - q0;
+	out->metrics = metrics_text(&d);
 	if (stats) {
-		const char *p = strstr(t_daemon_log(&d), "/metrics (port ");
-		unsigned port = p ? (unsigned)strtoul(p + 15, NULL, 10) : 0;
+		unsigned port = log_port(&d);
 		double *lat = calloc((size_t)scrapes, sizeof(*lat));
 		out->scrapes_ok = 0;
 		for (int i = 0; port && i < scrapes; i++) {
@@ -191,14 +221,6 @@ static void run(int nguests, int seconds, int scrapes, const char *profile, bool
 			out->scrape_max = lat[out->scrapes_ok - 1];
 		}
 		free(lat);
-	}
-	if (t_ctl_open(&c, d.sock) == 0) {
-		json_t *r = t_ctl_call(&c, "metrics", NULL, 30000);
-		const char *t = json_string_value(json_object_get(json_object_get(r, "return"),
-		                                                  "text"));
-		out->metrics = strdup(t ? t : "");
-		json_decref(r);
-		t_ctl_close(&c);
 	}
 	t_daemon_cleanup(&d);
 }
@@ -239,19 +261,24 @@ int main(int argc, char **argv)
 	       (double)loud.wakeups * pm);
 	printf("  stats collection costs qsupd %.4f CPU s/min, the QEMUs %.4f (%d guests)\n",
 	       (loud.qsupd - quiet.qsupd) * pm, (loud.qemus - quiet.qemus) * pm, nguests);
-	const char *m = loud.metrics ? loud.metrics : "";
-	double cs = sample(m, "qsup_stats_collect_seconds_sum");
-	double cn = sample(m, "qsup_stats_collect_seconds_count");
-	double rs = sample(m, "qsup_qmp_roundtrip_seconds_sum");
-	double rn = sample(m, "qsup_qmp_roundtrip_seconds_count");
-	printf("  a round's loop time (the lag it adds): mean %.3f ms over %.0f rounds; "
-	       "loop lag max %.3f ms; QMP round trip mean %.3f ms over %.0f\n",
-	       cn > 0 ? cs / cn * 1000 : -1, cn, sample(m, "qsup_loop_lag_max_seconds") * 1000,
-	       rn > 0 ? rs / rn * 1000 : -1, rn);
+	/* the window's share of the histograms: end less start */
+	const char *m = loud.metrics, *m0 = loud.metrics0;
+#define D(name) (sample(m, name) - sample(m0, name))
+	double cs = D("qsup_stats_collect_seconds_sum"), cn = D("qsup_stats_collect_seconds_count");
+	double rs = D("qsup_qmp_roundtrip_seconds_sum"), rn = D("qsup_qmp_roundtrip_seconds_count");
+	double ls = D("qsup_loop_lag_seconds_sum"), ln = D("qsup_loop_lag_seconds_count");
+	double l10 = D("qsup_loop_lag_seconds_bucket{le=\"0.01\"}");
+#undef D
+	printf("  in the window: a round's loop time (the lag it adds) mean %.3f ms over %.0f "
+	       "rounds; loop lag mean %.3f ms, %.0f of %.0f ticks within 10 ms; QMP round "
+	       "trip mean %.3f ms over %.0f\n", cn > 0 ? cs / cn * 1000 : -1, cn,
+	       ln > 0 ? ls / ln * 1000 : -1, l10, ln, rn > 0 ? rs / rn * 1000 : -1, rn);
 	printf("  scrape of /metrics (%zu bytes with headers, %d of %d answered): median "
 	       "%.3f ms, p90 %.3f ms, max %.3f ms\n", loud.scrape_bytes, loud.scrapes_ok,
 	       scrapes, loud.scrape_p50 * 1000, loud.scrape_p90 * 1000, loud.scrape_max * 1000);
 	free(quiet.metrics);
+	free(quiet.metrics0);
 	free(loud.metrics);
+	free(loud.metrics0);
 	return 0;
 }
