@@ -224,7 +224,7 @@ static bool tap_of(struct gslot *s, const struct sv_nic *n, char out[SV_IFNAMSIZ
 	sv_mac_format(mac, want);
 	const char *cached = json_string_value(json_object_get(s->taps, n->id));
 	if (cached && tap_has_mac(cached, want)) {
-		snprintf(out, SV_IFNAMSIZ, "%s", cached);
+		snprintf(out, SV_IFNAMSIZ, "%.15s", cached);
 		return true;
 	}
 	DIR *dir = opendir("/sys/class/net");
@@ -234,7 +234,7 @@ static bool tap_of(struct gslot *s, const struct sv_nic *n, char out[SV_IFNAMSIZ
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= SV_IFNAMSIZ)
 			continue;
 		if ((found = tap_has_mac(e->d_name, want)))
-			snprintf(out, SV_IFNAMSIZ, "%s", e->d_name);
+			snprintf(out, SV_IFNAMSIZ, "%.15s", e->d_name);
 	}
 	if (dir)
 		closedir(dir);
