@@ -202,15 +202,17 @@ static bool sys_counter(const char *ifname, const char *what, double *out)
 	return true;
 }
 
-/* Does interface ifname carry the MAC qsupd gives a guest NIC's tap (tap.h:
- * the guest's, first byte 0xfe)? */
+/* Is interface ifname a tap (it has tun_flags) carrying the MAC qsupd gives
+ * a guest NIC's tap (tap.h: the guest's, first byte 0xfe)? A bridge whose
+ * only port is that tap has its MAC too. */
 static bool tap_has_mac(const char *ifname, const char *want)
 {
 	char path[160], buf[32];
 	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
-	if (read_small(path, buf, sizeof(buf)) < 17)
+	if (read_small(path, buf, sizeof(buf)) < 17 || strncmp(buf, want, 17))
 		return false;
-	return !strncmp(buf, want, 17);
+	snprintf(path, sizeof(path), "/sys/class/net/%s/tun_flags", ifname);
+	return read_small(path, buf, sizeof(buf)) > 0;
 }
 
 /* The tap of a bridge or network NIC, by its MAC: the cached name while it

@@ -4,8 +4,8 @@
  * (t_netns_enter), so the bridge and its tap exist only there. The guest
  * sends 2 MiB to a TCP listener on the bridge's address: its NIC's
  * transmit counters (the tap's receive) grow by as much, in the stats verb
- * and in the Prometheus text, under the NIC's id. Needs root; skipped
- * otherwise.
+ * and in the Prometheus text, under the NIC's id. A second NIC of type tap
+ * is found by its ifname. Needs root; skipped otherwise.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -94,7 +94,8 @@ static void test_nic_counters(void **state)
 	const char *cmdline = t_read_line(path);
 	snprintf(text, sizeof(text), "[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\n"
 	         "initrd = %s/initramfs.cpio.gz\nappend = %s qsup.ip=10.77.0.2/24\n"
-	         "[nic.lan]\ntype = bridge\nbridge = " BR "\n[restart]\npolicy = never\n",
+	         "[nic.lan]\ntype = bridge\nbridge = " BR "\n"
+	         "[nic.side]\ntype = tap\nifname = qsupmt0\n[restart]\npolicy = never\n",
 	         t_guestdir(), t_guestdir(), cmdline ? cmdline : "console=ttyS0");
 	t_daemon_profile(&x->d, "n1", text);
 	const char *opts[] = { "--stats-interval", "1", NULL };
@@ -118,6 +119,12 @@ static void test_nic_counters(void **state)
 	const char *tap = str(n, "tap");
 	printf("# note: NIC lan on tap %s\n", tap);
 	assert_true(strlen(tap) > 0);
+	assert_string_not_equal(tap, BR);   /* the bridge has the tap's MAC too */
+	/* a tap NIC (type = tap): its own interface, by name */
+	json_t *side = nic_of(st, "n1", "side");
+	assert_non_null(side);
+	assert_string_equal(str(side, "tap"), "qsupmt0");
+	assert_true(json_is_number(json_object_get(side, "rx_packets")));
 	double tx0 = json_number_value(json_object_get(n, "tx_bytes"));
 	double txp0 = json_number_value(json_object_get(n, "tx_packets"));
 	json_decref(st);
