@@ -425,6 +425,23 @@ static void test_metrics(void **state)
 	assert_true(seen_g[0] && seen_g[1] && seen_g[2]);
 	json_decref(q);
 
+	/* /metrics only, GET and HEAD only */
+	char murl[64], ourl[64];
+	snprintf(murl, sizeof(murl), "http://127.0.0.1:%u/metrics", port);
+	snprintf(ourl, sizeof(ourl), "http://127.0.0.1:%u/other", port);
+	const char *c404[] = { "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+	                       ourl, NULL };
+	assert_int_equal(t_run_capture(c404, out, sizeof(out), 20000), 0);
+	assert_string_equal(out, "404");
+	const char *c405[] = { "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+	                       "-X", "POST", murl, NULL };
+	assert_int_equal(t_run_capture(c405, out, sizeof(out), 20000), 0);
+	assert_string_equal(out, "405");
+	const char *chead[] = { "/usr/bin/curl", "-s", "-I", murl, NULL };
+	assert_int_equal(t_run_capture(chead, out, sizeof(out), 20000), 0);
+	assert_non_null(strstr(out, "200"));
+	assert_non_null(strstr(out, "text/plain; version=0.0.4"));
+
 	/* slow scrapers (connect and never read, or never even ask) and a
 	 * flood of connections: the loop goes on, memory stays bounded */
 	long rss0 = t_rss_kib(x->d.pid);
