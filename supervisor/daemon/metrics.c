@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "daemon.h"
 #include "guest.h"
+#include "hotplug.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -253,6 +254,42 @@ static const struct sv_profile *profile_of(const struct sv_guest *g)
 	return g->run_profile && sv_guest_active(g) ? g->run_profile : g->profile;
 }
 
+/* NIC id's counters, from its tap, onto nics. The tap's receive is the
+ * guest's transmit: counted as the guest sees them (as virsh domifstat
+ * does). */
+static void nic_counters(json_t *nics, const char *id, const char *tap)
+{
+	double rxb, txb, rxp, txp;
+	if (sys_counter(tap, "tx_bytes", &rxb) && sys_counter(tap, "rx_bytes", &txb) &&
+	    sys_counter(tap, "tx_packets", &rxp) && sys_counter(tap, "rx_packets", &txp))
+		json_array_append_new(nics, json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "id", id,
+		                      "tap", tap, "rx_bytes", rxb, "tx_bytes", txb,
+		                      "rx_packets", rxp, "tx_packets", txp));
+}
+
+/* The hot-plugged NICs of g on a tap qsupd made (bridge, network), found
+ * by their MAC (the one given to attach, or the stable one it chose). */
+static void hotplugged_nics(struct gslot *s, struct sv_guest *g, json_t *nics)
+{
+	json_t *devs = sv_hotplug_list(g), *v;
+	size_t i;
+	json_array_foreach(devs, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *given = json_string_value(json_object_get(v, "mac"));
+		char tap[SV_IFNAMSIZ];
+		if (!id || strcmp(sv_jstr(v, "kind", ""), "nic") ||
+		    !strcmp(sv_jstr(v, "source", ""), "profile") ||
+		    strcmp(sv_jstr(v, "state", ""), "attached"))
+			continue;
+		struct sv_nic n = { .id = (char *)id, .type = SV_NIC_BRIDGE };
+		if (!given || sv_mac_parse(given, n.mac) < 0)
+			sv_mac_stable(g->name, id, n.mac);
+		if (tap_of(s, &n, tap))
+			nic_counters(nics, id, tap);
+	}
+	json_decref(devs);
+}
+
 static void collect_host(struct gslot *s, struct sv_guest *g)
 {
 	json_t *nics = json_array();
@@ -266,19 +303,13 @@ static void collect_host(struct gslot *s, struct sv_guest *g)
 		const struct sv_nic *n = &p->nics[i];
 		char tap[SV_IFNAMSIZ];
 		if (n->type == SV_NIC_TAP && n->ifname)
-			snprintf(tap, sizeof(tap), "%s", n->ifname);
+			snprintf(tap, sizeof(tap), "%.15s", n->ifname);
 		else if ((n->type != SV_NIC_BRIDGE && n->type != SV_NIC_NETWORK) || !tap_of(s, n, tap))
 			continue;
-		/* The tap's receive is the guest's transmit: counted as the
-		 * guest sees them (as virsh domifstat does). */
-		double rxb, txb, rxp, txp;
-		if (sys_counter(tap, "tx_bytes", &rxb) && sys_counter(tap, "rx_bytes", &txb) &&
-		    sys_counter(tap, "tx_packets", &rxp) && sys_counter(tap, "rx_packets", &txp))
-			json_array_append_new(nics, json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}",
-			                      "id", n->id, "tap", tap, "rx_bytes", rxb,
-			                      "tx_bytes", txb, "rx_packets", rxp,
-			                      "tx_packets", txp));
+		nic_counters(nics, n->id, tap);
 	}
+	if (s->have_proc && g->hp)
+		hotplugged_nics(s, g, nics);
 	json_decref(s->nics);
 	s->nics = nics;
 }

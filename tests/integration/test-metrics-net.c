@@ -5,7 +5,8 @@
  * sends 2 MiB to a TCP listener on the bridge's address: its NIC's
  * transmit counters (the tap's receive) grow by as much, in the stats verb
  * and in the Prometheus text, under the NIC's id. A second NIC of type tap
- * is found by its ifname. Needs root; skipped otherwise.
+ * is found by its ifname, and one hot-plugged on the bridge by its MAC.
+ * Needs root; skipped otherwise.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -116,7 +117,8 @@ static void test_nic_counters(void **state)
 	json_t *n = nic_of(st, "n1", "lan");
 	if (!n)
 		fail_msg("no NIC lan in the stats: %s", json_dumps(st, 0));
-	const char *tap = str(n, "tap");
+	char tap[32];
+	snprintf(tap, sizeof(tap), "%s", str(n, "tap"));
 	printf("# note: NIC lan on tap %s\n", tap);
 	assert_true(strlen(tap) > 0);
 	assert_string_not_equal(tap, BR);   /* the bridge has the tap's MAC too */
@@ -147,7 +149,23 @@ static void test_nic_counters(void **state)
 	assert_true(rx1 > 0);   /* the TCP acknowledgements */
 	json_decref(st);
 
-	json_t *r = t_ctl_call(&x->c, "metrics", NULL, 30000);
+	/* a NIC hot-plugged on the bridge: its tap is found too */
+	json_t *r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+	                       "n1", "kind", "nic", "id", "hp1", "type", "bridge", "bridge", BR),
+	                       60000);
+	if (!json_object_get(r, "return"))
+		fail_msg("attach: %s\n%s", json_dumps(r, 0), t_daemon_log(&x->d));
+	json_decref(r);
+	st = stats(x);
+	n = nic_of(st, "n1", "hp1");
+	if (!n)
+		fail_msg("no hot-plugged NIC in the stats: %s", json_dumps(st, 0));
+	printf("# note: hot-plugged NIC hp1 on tap %s\n", str(n, "tap"));
+	assert_string_not_equal(str(n, "tap"), BR);
+	assert_string_not_equal(str(n, "tap"), tap);
+	json_decref(st);
+
+	r = t_ctl_call(&x->c, "metrics", NULL, 30000);
 	const char *m = str(json_object_get(r, "return"), "text");
 	const char *line = strstr(m, "qsup_guest_nic_transmit_bytes_total{guest=\"n1\",nic=\"lan\"} ");
 	assert_non_null(line);
