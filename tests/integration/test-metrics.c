@@ -496,7 +496,7 @@ static void test_metrics(void **state)
 	json_t *s1 = t_fx_must(x, "status", "g1", 10000);
 	int qpid = (int)json_integer_value(json_object_get(s1, "pid"));
 	json_decref(s1);
-	assert_true(qpid > 0);
+	assert_true(qpid > 1);
 	assert_int_equal(kill(qpid, SIGSTOP), 0);
 	st = stats(x, 30000);   /* the round's deadline (3 s) ends the wait */
 	bool stale = json_is_true(json_object_get(stats_of(st, "g1"), "stale"));
@@ -513,6 +513,56 @@ static void test_metrics(void **state)
 	       ? "stale gauge present" : "no stale gauge");
 	json_decref(t_fx_must(x, "kill", "g1", 30000));
 	json_decref(t_fx_must(x, "kill", "g2", 30000));
+}
+
+/* Restarts by the class of the ending: a QEMU killed from outside is a
+ * crash, restarted by the policy; stats and metrics count it so. A halting
+ * guest (bench/halt-rom.sh's ROM), quick under KVM or TCG. */
+static void test_restarts_by_class(void **state)
+{
+	struct t_fx *x = *state;
+	char rom[700], script[700], text[1024];
+	snprintf(rom, sizeof(rom), "%s/halt.rom", x->d.dir);
+	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
+	const char *av[] = { "/bin/sh", script, rom, NULL };
+	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
+	snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n"
+	         "[restart]\npolicy = on-failure\ndelay = 100ms\n", rom);
+	t_daemon_profile(&x->d, "r1", text);
+	t_fx_up(x, NULL);
+	struct t_ctl ev;
+	assert_int_equal(t_ctl_open(&ev, x->d.sock), 0);
+	json_decref(t_ctl_call(&ev, "subscribe", NULL, 5000));
+	json_decref(t_fx_must(x, "start", "r1", 60000));
+	json_t *s = t_fx_must(x, "status", "r1", 10000);
+	int pid = (int)json_integer_value(json_object_get(s, "pid"));
+	if (pid <= 1)
+		fail_msg("no pid: %s\n%s", json_dumps(s, 0), t_daemon_log(&x->d));
+	json_decref(s);
+	for (int round = 0; round < 2; round++) {
+		assert_true(pid > 1);   /* never kill(0) or kill(-1) */
+		assert_int_equal(kill(pid, SIGKILL), 0);
+		t_fx_wait_state(x, &ev, "r1", "backoff", 30000);
+		int old = pid;
+		for (int i = 0; i < 600 && (pid <= 1 || pid == old); i++) {   /* running again */
+			usleep(100000);
+			s = t_fx_must(x, "status", "r1", 10000);
+			pid = (int)json_integer_value(json_object_get(s, "pid"));
+			if (strcmp(str(s, "state"), "running"))
+				pid = 0;
+			json_decref(s);
+		}
+	}
+	t_ctl_close(&ev);
+	json_t *st = stats(x, 30000);
+	json_t *g = stats_of(st, "r1");
+	assert_int_equal(json_integer_value(json_object_get(g, "restarts")), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g,
+	                 "restarts_by_class"), "crash")), 2);
+	json_decref(st);
+	assert_int_equal(qsupctl(x, 30000, "metrics", NULL), 0);
+	assert_true(sample(out, "qsup_guest_restarts_total{guest=\"r1\",class=\"crash\"}") == 2);
+	json_decref(t_fx_must(x, "kill", "r1", 30000));
 }
 
 static void test_bad_options(void **state)
@@ -549,6 +599,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bad_options, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restarts_by_class, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
