@@ -22,7 +22,7 @@ GUESTDIR ?= build/guest
 DESTDIR  ?=
 CC       ?= cc
 SAN      ?=
-PKGS      = libuv jansson inih libmnl
+PKGS      = libuv jansson inih libmnl libmicrohttpd
 OPT      ?= -O2
 
 WERROR   ?= $(if $(wildcard .git),-Werror)
@@ -70,6 +70,7 @@ DEBPKG_jansson    = libjansson-dev
 DEBPKG_inih       = libinih-dev
 DEBPKG_cmocka     = libcmocka-dev
 DEBPKG_libmnl     = libmnl-dev
+DEBPKG_libmicrohttpd = libmicrohttpd-dev
 NODEPS_GOALS = deps check asan run fuzz guest clean deb
 # cmocka: only the test programs and tools (all) need it, not make install.
 CMOCKA_GOALS = all tests $(BUILD)/tests/% $(BUILD)/tools/%

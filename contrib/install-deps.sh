@@ -10,13 +10,13 @@
 # nothing and exits 0.
 set -eu
 
-BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev libmnl-dev"
+BUILD_PKGS="build-essential pkg-config libuv1-dev libjansson-dev libinih-dev libmnl-dev libmicrohttpd-dev"
 case "${1:-}" in
 "")
 	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64
 busybox-static cpio xz-utils socat jq mandoc iproute2 dnsmasq-base nftables iperf3
 xorriso isolinux syslinux-common qemu-guest-agent
-dpkg-dev debhelper lintian systemd" ;;
+dpkg-dev debhelper lintian systemd prometheus curl" ;;
 fuzz)
 	PKGS="$BUILD_PKGS clang libclang-rt-dev" ;;
 deb)
@@ -46,5 +46,26 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 # An old or empty package list makes installs fail; refresh once.
 $SUDO apt-get update -qq
+# Packages with a daemon (prometheus: the tests start their own, on a free
+# port, with their own data) must not start it: on a host without systemd
+# their postinst would run it on :9090. A policy-rc.d that forbids every
+# start, for the time of the install only (an existing one is left alone),
+# and a stop afterwards in case a package started its daemon some other way.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\n# install-deps.sh: no daemon starts during the install\nexit 101\n' |
+		$SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+fi
+rc=0
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+$SUDO apt-get install -y -qq --no-install-recommends $missing || rc=$?
+[ -n "$policy" ] && $SUDO rm -f "$policy"
+case " $missing " in
+*" prometheus "*)
+	if [ -x /etc/init.d/prometheus ]; then
+		$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+	fi ;;
+esac
+exit "$rc"

@@ -151,6 +151,7 @@ enum {
 	CTL_F_HOSTCHECK = 1024, /* takes -d DIR and -r DIR; needs no qsupd */
 	CTL_F_LINKED = 2048,    /* takes --linked */
 	CTL_F_MEMORY = 4096,    /* takes --memory */
+	CTL_F_TOP = 65536,      /* takes -d/--delay SECONDS, -b/--batch, -n N */
 };
 
 struct ctl {
@@ -172,6 +173,9 @@ struct ctl {
 	const char *run_dir;        /* host-check -r */
 	bool linked;                /* clone --linked */
 	bool memory;                /* snapshot --memory */
+	double delay;               /* top --delay SECONDS; 0: the default (3) */
+	bool batch;                 /* top --batch */
+	long iterations;            /* top -n N; 0: until q or a signal */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -207,6 +211,25 @@ int ctl_log(struct ctl *c, char **args, int nargs);
 /* host-check [-d DIR] [-r DIR]: the table, or --json; no qsupd needed
  * (ctl_hostcheck.c). Exit 1 when a check FAILs. */
 int ctl_host_check(struct ctl *c, char **args, int nargs);
+
+/* stats [NAME...] (a table, or --json), metrics (the Prometheus text), top
+ * (ctl_top.c). */
+int ctl_stats(struct ctl *c, char **args, int nargs);
+int ctl_metrics(struct ctl *c, char **args, int nargs);
+int ctl_top(struct ctl *c, char **args, int nargs);
+
+/* top's pieces, pure: a byte count as "512B", "1.5K", "163M" ("-" when
+ * negative); the rows of two successive stats answers (prev NULL: no rates
+ * yet), each {name, state, cpu (% of one core), mem, rd, wr, rx, tx (bytes
+ * per second), uptime, restarts, stale}, -1 where unknown; sorted by key
+ * (c cpu, m mem, d disk, n net, u uptime: largest first; a name); the
+ * table (ctl_topfmt.c). */
+void ctl_fmt_bytes(double v, char *buf, size_t size);
+/* The sum of member key over the objects of array arr. */
+double ctl_sum_of(json_t *arr, const char *key);
+json_t *ctl_top_rows(json_t *prev, json_t *cur);
+void ctl_top_sort(json_t *rows, char key);
+void ctl_top_print(FILE *out, json_t *rows, char key);
 
 /* The migration verbs: migrate, incoming, migrate-cancel, save/restore. */
 int ctl_save(struct ctl *c, char **args, int nargs);

@@ -125,6 +125,13 @@ static const struct ctl_cmd commands[] = {
 	  "guest uses one)", 1, -1, CTL_F_NAMES },
 	{ "log", ctl_log, "[-n LINES] [-f] NAME", "show the end of a guest's log: QEMU's output "
 	  "and its starts and ends (-f: follow)", 1, 1, CTL_F_NAMES | CTL_F_LOG },
+	{ "stats", ctl_stats, "[NAME...]", "show guests' resource use: CPU time, memory, "
+	  "disk and network bytes (--json: every figure)", 0, -1, CTL_F_NAMES },
+	{ "metrics", ctl_metrics, "", "print the metrics in the Prometheus text format",
+	  0, 0, 0 },
+	{ "top", ctl_top, "[-d SECONDS] [-b] [-n N] [NAME...]", "a live table of the guests: "
+	  "CPU %, memory, disk and network rates; keys c m d n u a sort, q quits",
+	  0, -1, CTL_F_NAMES | CTL_F_TOP },
 	{ "host-check", ctl_host_check, "[-d DIR] [-r DIR]", "check that this host can run "
 	  "guests (KVM, QEMU, OVMF, dirs, devices), without qsupd; exit 1 on FAIL",
 	  0, 0, CTL_F_HOSTCHECK },
@@ -191,6 +198,13 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  -d, --profiles DIR  the profile dir (default: qsupd's)\n"
 		        "  -r, --run-dir DIR   the run dir (default: qsupd's)\n"
 		        "  -j, --json          an array of {name, result, detail, fix}\n");
+	if (cmd->flags & CTL_F_TOP)
+		fprintf(out, "  -d, --delay SECONDS  between frames (default 3; from 0.1)\n"
+		        "  -b, --batch          plain frames, no screen control nor keys (also "
+		        "when\n                       not on a terminal)\n"
+		        "  -n N                 stop after N frames\n"
+		        "  keys: c cpu, m memory, d disk, n network, u uptime, a name (sort); "
+		        "q quits\n");
 	if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
@@ -980,6 +994,8 @@ static const struct option verb_opts[] = {
 	{ "run-dir", required_argument, NULL, 'r' },
 	{ "linked", no_argument, NULL, 'L' },
 	{ "memory", no_argument, NULL, 'M' },
+	{ "delay", required_argument, NULL, 'D' },
+	{ "batch", no_argument, NULL, 'b' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1030,9 +1046,11 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 	int o, n;
 
 	optind = 0;   /* glibc: start over on the new vector */
-	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:n:d:r:", verb_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:jfpt:whaP:T:n:d:r:b", verb_opts, NULL)) != -1) {
 		if (o == 'f' && (cmd->flags & CTL_F_LOG))
 			o = 'F';   /* -f is --follow here */
+		if (o == 'd' && (cmd->flags & CTL_F_TOP))
+			o = 'D';   /* -d is --delay here, as in top(1) */
 		if (o == 's') {
 			c->socket_opt = optarg;
 		} else if (o == 'j') {
@@ -1059,6 +1077,26 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 				return CTL_EXIT_USAGE;
 			}
 			*(o == 'P' ? &c->parallel : &c->timeout) = (int)v;
+		} else if (o == 'D' && (cmd->flags & CTL_F_TOP)) {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (*optarg < '0' || *optarg > '9' || *end || !(v >= 0.1 && v <= 3600)) {
+				fprintf(stderr, "qsupctl: %s: --delay must be a number of seconds from "
+				        "0.1 to 3600, not '%s'\n", cmd->name, optarg);
+				return CTL_EXIT_USAGE;
+			}
+			c->delay = v;
+		} else if (o == 'b' && (cmd->flags & CTL_F_TOP)) {
+			c->batch = true;
+		} else if (o == 'n' && (cmd->flags & CTL_F_TOP)) {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > 1000000) {
+				fprintf(stderr, "qsupctl: %s: -n must be a number of frames from 1 to "
+				        "1000000, not '%s'\n", cmd->name, optarg);
+				return CTL_EXIT_USAGE;
+			}
+			c->iterations = v;
 		} else if (o == 'n' && (cmd->flags & CTL_F_LOG)) {
 			c->lines = optarg;
 		} else if (o == 'F' && (cmd->flags & CTL_F_LOG)) {
@@ -1071,10 +1109,10 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->linked = true;
 		} else if (o == 'M' && (cmd->flags & CTL_F_MEMORY)) {
 			c->memory = true;
-		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M') {   /* long only: name it as given */
+		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M' || o == 'D') {   /* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
 			        o == 'o' ? "--format" : o == 'W' ? "--password" : o == 'L' ? "--linked"
-			        : "--memory");
+			        : o == 'M' ? "--memory" : "--delay");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
 			c->profile_dir = optarg;
@@ -1088,7 +1126,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			        argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		} else {
-			return bad_option(cmd->name, o == 'F' ? 0 : strchr("fptwnaPTdr", o) ? o : optopt,
+			return bad_option(cmd->name, o == 'F' ? 0 : strchr("fptwnaPTdrb", o) ? o : optopt,
 			                  argv[optind - 1]);
 		}
 	}

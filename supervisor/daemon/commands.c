@@ -24,6 +24,7 @@
 #include "media.h"
 #include "snapshot.h"
 #include "logview.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "netmgr.h"
 #include "passthrough.h"
@@ -797,6 +798,8 @@ static const struct sv_command commands[] = {
 	{ "status", cmd_status, G, NULL, NULL },
 	{ "stop", cmd_stop, G | M, NULL, check_stop },
 	{ "subscribe", cmd_subscribe, 0, NULL, NULL },
+	{ "stats", sv_metrics_stats_cmd, 0, NULL, sv_metrics_stats_check },
+	{ "metrics", sv_metrics_metrics_cmd, 0, NULL, NULL },
 };
 #undef G
 #undef M

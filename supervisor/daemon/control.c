@@ -32,6 +32,7 @@
 #include "jsonout.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "qmp_parse.h"
 #include "request.h"
 
@@ -353,6 +354,7 @@ static void route_event(void *arg, json_t *event)
 	struct sv_daemon *d = arg;
 	char *text = NULL;
 	size_t n = 0;
+	sv_metrics_event(d, event);
 	for (struct sv_client *c = d->clients, *next; c; c = next) {
 		next = c->next;   /* queueing may disconnect c */
 		if (!c->subscribed)
@@ -363,6 +365,12 @@ static void route_event(void *arg, json_t *event)
 	}
 	free(text);
 	json_decref(event);
+}
+
+/* The route's count of answers (request.h): the metrics. */
+static void route_finished(void *arg, const struct sv_request *req, json_t *msg)
+{
+	sv_metrics_request_done(arg, req, msg);
 }
 
 static struct sv_request *request_new(struct sv_client *c, json_t *id, const char *verb)
@@ -678,7 +686,8 @@ int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *er
 {
 	d->route = (struct sv_route){ .answer = route_answer, .event = route_event,
 	                              .subscribe = route_subscribe, .arg = d,
-	                              .deliver = route_deliver };
+	                              .deliver = route_deliver,
+	                              .finished = route_finished };
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return sv_error_set(err, -ENAMETOOLONG, "control socket path too long: %s", path);
 	if (socket_alive(path))

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "lock.h"
 #include "managed.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "passthrough.h"
 #include "profile.h"
@@ -260,6 +261,7 @@ static void finish_exit(struct sv_daemon *d)
 	d->finished = true;
 	sv_notify("STOPPING=1");
 	sv_control_close(d);
+	sv_metrics_close(d);
 	sv_commands_drop_waiting(d);
 	sv_state_flush_stop(d);   /* before the guests are released */
 	for (size_t i = 0; i < d->nguests; i++) {
@@ -502,6 +504,10 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	 * starting ("adopting": true). */
 	if ((rc = sv_control_listen(d, d->socket_path, err)) < 0)
 		return rc;
+	/* The stats timer, and --metrics-listen's port: taken, qsupd ends
+	 * here before it touches a guest. */
+	if ((rc = sv_metrics_init(d, err)) < 0)
+		return rc;
 	if (!(d->state_dir = absolute(o->state_dir)))
 		return sv_error_set(err, -ENOMEM, "out of memory");
 	if ((rc = sv_statedir_prepare(d->state_dir, err)) < 0 ||
@@ -624,6 +630,7 @@ void sv_daemon_free(struct sv_daemon *d)
 	if (d->rundir_lock >= 0)
 		close(d->rundir_lock);
 	sv_managed_free(d);
+	sv_metrics_free(d);
 	free(d->state_dir);
 	free(d->log_dir);
 	free(d->guests);
@@ -650,6 +657,7 @@ int sv_daemon_main(const struct sv_daemon_opts *o)
 	if (sv_daemon_init(&d, loop, o, &err) < 0) {
 		sv_log(SV_LOG_ERR, NULL, "%s", err.msg);
 		sv_control_close(&d);
+		sv_metrics_close(&d);
 		sv_state_flush_stop(&d);
 		for (size_t i = 0; i < d.nguests; i++)
 			sv_guest_release(d.guests[i]);

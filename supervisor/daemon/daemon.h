@@ -21,6 +21,7 @@ struct sv_guest;
 struct sv_client;
 struct sv_managed;
 struct sv_netmgr;
+struct sv_metrics;
 
 struct sv_daemon_opts {
 	const char *profile_dir;
@@ -41,6 +42,9 @@ struct sv_daemon_opts {
 	                             * members may use every verb */
 	unsigned idle_timeout;      /* seconds a new client has to send a request;
 	                             * 0: SV_CONTROL_IDLE_TIMEOUT */
+	unsigned stats_interval;    /* seconds between stats rounds; 0: the default
+	                             * (metrics.h) */
+	const char *metrics_listen; /* ADDR:PORT of /metrics over HTTP; NULL: none */
 };
 
 struct sv_daemon {
@@ -84,6 +88,7 @@ struct sv_daemon {
 	struct sv_guest **dirty;    /* their guests, each held */
 	size_t ndirty, dirty_cap;
 	bool trim_ready;
+	struct sv_metrics *metrics; /* stats and metrics (metrics.h) */
 	bool exiting, finished;
 	bool killing;               /* a second signal: guests are being killed */
 	int exit_code;

@@ -25,6 +25,8 @@
 #include "identity.h"
 #include "image.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "network.h"
 #include "overlay.h"
 #include "profhost.h"
@@ -56,7 +58,7 @@ struct opts {
 /* Long-only options: values above any character. */
 enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE,
        OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT, OPT_LOG_DIR, OPT_LOG_MAX_SIZE,
-       OPT_NETWORKS };
+       OPT_NETWORKS, OPT_STATS_INTERVAL, OPT_METRICS_LISTEN };
 
 struct optdef {
 	const char *name;
@@ -107,6 +109,11 @@ static const struct optdef optdefs[] = {
 	{ "run-dir", required_argument, 'r', "DIR",
 	  "runtime directory (default " DEFAULT_RUN_DIR " as root, "
 	  "else $XDG_RUNTIME_DIR/qsup)" },
+	{ "stats-interval", required_argument, OPT_STATS_INTERVAL, "SECONDS",
+	  "daemon: gather the guests' stats every SECONDS (default 10)" },
+	{ "metrics-listen", required_argument, OPT_METRICS_LISTEN, "ADDR:PORT",
+	  "daemon: serve the metrics at http://ADDR:PORT/metrics (default: off; "
+	  "PORT alone: 127.0.0.1)" },
 	{ "help", no_argument, 'h', NULL, "show this help and exit" },
 	{ "version", no_argument, 'V', NULL, "show the version and exit" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -227,6 +234,34 @@ static int idle_timeout(const char *s, struct sv_daemon_opts *o)
 	return 0;
 }
 
+static int stats_interval(const char *s, struct sv_daemon_opts *o)
+{
+	size_t n = strlen(s);
+	unsigned long v = n > 0 && n <= 6 && strspn(s, "0123456789") == n ?
+	                  strtoul(s, NULL, 10) : 0;
+
+	if (v < 1 || v > SV_STATS_INTERVAL_MAX_S) {
+		fprintf(stderr, "qsupd: --stats-interval: '%s' is not a number of seconds from "
+		        "1 to %u\n", s, SV_STATS_INTERVAL_MAX_S);
+		return -1;
+	}
+	o->stats_interval = (unsigned)v;
+	return 0;
+}
+
+static int metrics_listen(const char *s, struct sv_daemon_opts *o)
+{
+	struct sockaddr_storage ss;
+	struct sv_error err = { 0 };
+
+	if (sv_http_parse_listen(s, &ss, &err) < 0) {
+		fprintf(stderr, "qsupd: %s\n", err.msg);
+		return -1;
+	}
+	o->metrics_listen = s;
+	return 0;
+}
+
 static int set_mode(struct opts *o, enum mode m)
 {
 	if (o->mode_given && o->mode != m) {
@@ -264,6 +299,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_SOCKET_MODE: r = socket_mode(optarg, &o->daemon); break;
 		case OPT_SOCKET_GROUP: r = socket_group(optarg, &o->daemon); break;
 		case OPT_IDLE_TIMEOUT: r = idle_timeout(optarg, &o->daemon); break;
+		case OPT_STATS_INTERVAL: r = stats_interval(optarg, &o->daemon); break;
+		case OPT_METRICS_LISTEN: r = metrics_listen(optarg, &o->daemon); break;
 		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
 		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
 		case OPT_LOG_LEVEL: r = log_level(optarg); break;

@@ -19,6 +19,7 @@ struct sv_request *sv_request_new(const struct sv_route *r, uint64_t peer, uid_t
 	req->uid = uid;
 	req->id = json_incref(id);
 	snprintf(req->verb, sizeof(req->verb), "%s", verb);
+	req->t0 = uv_hrtime();
 	return req;
 }
 
@@ -29,6 +30,8 @@ static void finish(struct sv_request *req, json_t *msg)
 		                "qsupd could not encode the reply");
 	if (req->id && msg)
 		json_object_set(msg, "id", req->id);
+	if (req->route && req->route->finished)
+		req->route->finished(req->route->arg, req, msg);
 	if (req->route && req->route->answer)
 		req->route->answer(req->route->arg, req->peer, msg);
 	else

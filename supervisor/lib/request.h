@@ -19,6 +19,8 @@
 #include <jansson.h>
 #include <sys/types.h>
 
+struct sv_request;
+
 struct sv_route {
 	/* Deliver msg (taken) to peer, or drop it when peer has gone. */
 	void (*answer)(void *arg, uint64_t peer, json_t *msg);
@@ -31,6 +33,9 @@ struct sv_route {
 	 * stream for that peer alone, as `log` with follow). Returns false
 	 * when peer can get nothing more (gone, or closing): msg is dropped. */
 	bool (*deliver)(void *arg, uint64_t peer, json_t *msg);
+	/* req is being answered with msg (borrowed; NULL: no answer could be
+	 * made): for the metrics. NULL: nobody counts. */
+	void (*finished)(void *arg, const struct sv_request *req, json_t *msg);
 };
 
 /* One request being served. It lives until it is answered, whatever
@@ -41,6 +46,7 @@ struct sv_request {
 	json_t *id;                 /* echoed in the reply; NULL: none */
 	uid_t uid;                  /* the asker's, from SO_PEERCRED */
 	char verb[32];
+	uint64_t t0;                /* uv_hrtime() when it came (request latency) */
 };
 
 /* A request from peer (uid) for verb, with id (borrowed; NULL: none).

@@ -58,7 +58,7 @@ l=$out/libqmp-dev_${ver}_${arch}.deb
 [ "$(dpkg-deb -f "$q" Package)" = qsup ] || { echo "FAIL: Package is not qsup"; exit 1; }
 dep=$(dpkg-deb -f "$q" Depends)
 echo "qsup Depends: $dep"
-for p in qemu-system-x86 libuv1 libjansson4 libinih1; do
+for p in qemu-system-x86 libuv1 libjansson4 libinih1 libmicrohttpd12; do
 	echo ", $dep," | grep -qE ", $p( \(|,)" || { echo "FAIL: qsup does not depend on $p"; exit 1; }
 done
 echo ", $(dpkg-deb -f "$q" Recommends)," | grep -q ', bash-completion,' ||

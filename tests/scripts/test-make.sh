@@ -18,7 +18,7 @@ rc=0; out=$(PKG_CONFIG_LIBDIR=$dir/none PKG_CONFIG_PATH= mk "$src") || rc=$?
 echo "make: $out"
 [ "$rc" -ne 0 ] || { echo "FAIL: make went on without its libraries"; exit 1; }
 [ "$(echo "$out" | wc -l)" -eq 1 ] || { echo "FAIL: more than one line"; exit 1; }
-for p in libuv1-dev libjansson-dev libinih-dev libcmocka-dev; do
+for p in libuv1-dev libjansson-dev libinih-dev libmicrohttpd-dev libcmocka-dev; do
 	echo "$out" | grep -q "missing libraries: .*$p.*; run \`make deps\` first" ||
 		{ echo "FAIL: $p is not named"; exit 1; }
 done
