@@ -265,39 +265,34 @@ int sv_set_parse(const char *kv, struct sv_set_item *it, char *why, size_t size)
 	return -EINVAL;
 }
 
-static const uint64_t *disk_limits(const struct sv_profile *p, const char *id,
-                                   const char *const *extra, const uint64_t (*xio)[SV_IOTUNE_N],
-                                   size_t nx, bool *cdrom)
+static bool is_cdrom(const struct sv_profile *p, const char *id)
 {
-	*cdrom = false;
 	for (size_t i = 0; p && i < p->ndrives; i++)
-		if (!strcmp(p->drives[i].id, id)) {
-			*cdrom = p->drives[i].cdrom;
-			return p->drives[i].iotune;
-		}
-	for (size_t i = 0; i < nx; i++)
-		if (!strcmp(extra[i], id))
-			return xio[i];
-	return NULL;
+		if (!strcmp(p->drives[i].id, id))
+			return p->drives[i].cdrom;
+	return false;
 }
 
 int sv_set_check(const struct sv_profile *p, const struct sv_set_item *items, size_t n,
-                 const char *const *extra, const uint64_t (*xio)[SV_IOTUNE_N], size_t nx,
+                 const char *const *ids, const uint64_t (*cur)[SV_IOTUNE_N], size_t ndisks,
                  const cpu_set_t *host, char *why, size_t size)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct sv_set_item *it = &items[i];
-		bool cdrom;
 		if (it->kind == SV_SET_IOTUNE) {
-			const uint64_t *cur = disk_limits(p, it->disk, extra, xio, nx, &cdrom);
+			const uint64_t *now = NULL;
 			uint64_t merged[SV_IOTUNE_N];
 			char w[200];
-			if (!cur || cdrom) {
+			bool cdrom = is_cdrom(p, it->disk);
+			for (size_t k = 0; k < ndisks && !now; k++)
+				if (!strcmp(ids[k], it->disk))
+					now = cur[k];
+			if (!now || cdrom) {
 				snprintf(why, size, "%s: %s has no disk %s%s", it->key, p->name, it->disk,
 				         cdrom ? " (a CD-ROM takes no I/O limits)" : "");
 				return -EINVAL;
 			}
-			memcpy(merged, cur, sizeof(merged));
+			memcpy(merged, now, sizeof(merged));
 			/* this item and every later one for the same disk */
 			for (size_t j = 0; j < n; j++)
 				if (items[j].kind == SV_SET_IOTUNE && !strcmp(items[j].disk, it->disk))

@@ -82,14 +82,14 @@ struct sv_set_item {
  * item named in it). */
 int sv_set_parse(const char *kv, struct sv_set_item *it, char *why, size_t size);
 
-/* The checks of items against profile p (run: what QEMU runs, with the
- * disks hot-plugged since in extra_disks, n_extra, their limits in
- * extra_iotune; may be NULL/0): the disk exists and is no CD-ROM, its
- * merged limits pass sv_iotune_check, a balloon is there and the target
- * is within [16M, memory], the CPUs are in host (NULL: not checked).
- * Returns 0, or -EINVAL with why. */
+/* The checks of items against profile p and the limits in force: ids[i]
+ * is a disk (the profile's, or hot-plugged) whose limits are now cur[i]
+ * (n of them): the disk exists and is no CD-ROM, its limits merged with
+ * the items pass sv_iotune_check, p has a balloon and the target is at
+ * most its memory, the CPUs are in host (NULL: not checked). Returns 0, or
+ * -EINVAL with why. */
 int sv_set_check(const struct sv_profile *p, const struct sv_set_item *items, size_t n,
-                 const char *const *extra_disks, const uint64_t (*extra_iotune)[SV_IOTUNE_N],
-                 size_t n_extra, const cpu_set_t *host, char *why, size_t size);
+                 const char *const *ids, const uint64_t (*cur)[SV_IOTUNE_N], size_t ndisks,
+                 const cpu_set_t *host, char *why, size_t size);
 
 #endif
