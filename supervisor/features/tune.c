@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "guest.h"
+#include "hotplug.h"
 #include "log.h"
 #include "overlay.h"
 #include "request.h"
@@ -194,8 +195,16 @@ static void item_merge(struct sv_tune *t, const struct sv_set_item *it)
 	}
 }
 
-/* Check items against t's values; 0 or -EINVAL with why. */
-static int check_items(const struct sv_profile *p, struct sv_tune *t,
+/* Is disk d still there: the profile's, or hot-plugged and not detached
+ * since? (g NULL: the profile and its overlays, all there.) */
+static bool disk_present(struct sv_guest *g, const struct tune_disk *d)
+{
+	return !g || sv_profile_find_device(prof(g), d->id) >= 0 || sv_hotplug_tracks(g, d->id);
+}
+
+/* Check items against t's values (g: only the disks g has now); 0 or
+ * -EINVAL with why. */
+static int check_items(struct sv_guest *g, const struct sv_profile *p, struct sv_tune *t,
                        const struct sv_set_item *items, size_t n, char *why, size_t size)
 {
 	const char **ids = calloc(t->ndisks + 1, sizeof(*ids));
@@ -208,12 +217,15 @@ static int check_items(const struct sv_profile *p, struct sv_tune *t,
 		snprintf(why, size, "out of memory");
 		return -ENOMEM;
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < t->ndisks; i++) {
-		ids[i] = t->disks[i].id;
-		memcpy(cur[i], t->disks[i].v, sizeof(cur[i]));
+		if (!disk_present(g, &t->disks[i]))
+			continue;
+		ids[k] = t->disks[i].id;
+		memcpy(cur[k++], t->disks[i].v, sizeof(cur[0]));
 	}
 	host_cpus(&host);
-	r = sv_set_check(p, items, n, ids, (const uint64_t (*)[SV_IOTUNE_N])cur, t->ndisks, &host,
+	r = sv_set_check(p, items, n, ids, (const uint64_t (*)[SV_IOTUNE_N])cur, k, &host,
 	                 why, size);
 	free(ids);
 	free(cur);
@@ -257,7 +269,7 @@ static int overlay_load(struct sv_tune *t, const struct sv_profile *p, struct sv
 	for (size_t i = 0; i < kv.n; i++) {
 		struct sv_set_item it;
 		if (sv_set_parse(kv.v[i], &it, why, sizeof(why)) < 0 ||
-		    check_items(p, t, &it, 1, why, sizeof(why)) < 0) {
+		    check_items(NULL, p, t, &it, 1, why, sizeof(why)) < 0) {
 			snprintf(msg, sizeof(msg), "%s:%d: %s", path, lines[i], why);
 			sv_strv_push(errs, msg);
 			bad++;
@@ -269,6 +281,8 @@ static int overlay_load(struct sv_tune *t, const struct sv_profile *p, struct sv
 	return bad;
 }
 
+static void hp_overlay_disks(struct sv_tune *t, const struct sv_profile *p);
+
 static void tune_load(struct sv_guest *g, struct sv_tune *t)
 {
 	struct sv_strv errs = { 0 };
@@ -276,6 +290,7 @@ static void tune_load(struct sv_guest *g, struct sv_tune *t)
 	if (!p)
 		return;
 	base_load(t, p);
+	hp_overlay_disks(t, p);
 	overlay_load(t, p, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		sv_log(SV_LOG_WARN, g->name, "set overlay: %s (left out)", errs.v[i]);
@@ -283,22 +298,23 @@ static void tune_load(struct sv_guest *g, struct sv_tune *t)
 	t->loaded = true;
 }
 
-int sv_tune_check_overlay(const struct sv_profile *p, struct sv_strv *errs)
+/* The disks of p's hot-plug overlay (attach --persist), with their attach
+ * keys' limits: a start re-adds them, and set.ini may name them. */
+static void hp_overlay_disks(struct sv_tune *t, const struct sv_profile *p)
 {
-	struct sv_tune t = { 0 };
 	json_t *specs = NULL, *s;
 	char *hperrs = NULL;
 	size_t i;
-	base_load(&t, p);
-	/* disks of the hot-plug overlay, with their attach keys' limits */
 	if (sv_overlay_read(p, &specs, &hperrs) >= -1)
 		json_array_foreach(specs, i, s) {
 			struct tune_disk *d;
 			const char *key;
 			json_t *v;
 			if (strcmp(sv_jstr(s, "kind", ""), "disk") ||
-			    !(d = disk_add(&t, sv_jstr(s, "id", ""))))
+			    !(d = disk_add(t, sv_jstr(s, "id", ""))))
 				continue;
+			if (!strcmp(sv_jstr(s, "bus", "virtio"), "scsi"))
+				disk_not_virtio(d);
 			json_object_foreach(s, key, v) {
 				char why[200];
 				int k = sv_iotune_index(key);
@@ -308,6 +324,13 @@ int sv_tune_check_overlay(const struct sv_profile *p, struct sv_strv *errs)
 		}
 	json_decref(specs);
 	free(hperrs);
+}
+
+int sv_tune_check_overlay(const struct sv_profile *p, struct sv_strv *errs)
+{
+	struct sv_tune t = { 0 };
+	base_load(&t, p);
+	hp_overlay_disks(&t, p);
 	int bad = overlay_load(&t, p, errs);
 	free(t.disks);
 	return bad ? -EINVAL : 0;
@@ -662,7 +685,7 @@ static void tune_status(struct sv_guest *g, json_t *st)
 		return;
 	if (live) {
 		for (size_t i = 0; i < t->ndisks; i++)
-			if (sv_iotune_any(t->disks[i].v))
+			if (sv_iotune_any(t->disks[i].v) && disk_present(g, &t->disks[i]))
 				json_object_set_new(io, t->disks[i].id, limits_json(t->disks[i].v));
 	} else {
 		for (size_t i = 0; i < p->ndrives; i++)
@@ -1045,17 +1068,18 @@ void sv_tune_set_verb(struct sv_guest *g, struct sv_request *req, json_t *args)
 		tune_load(g, t);
 	/* Live: against what runs. --persist: also against the profile and
 	 * its overlay, as the next start will see them. */
-	int r = up ? check_items(prof(g), t, items, n, why, sizeof(why)) : 0;
+	int r = up ? check_items(g, prof(g), t, items, n, why, sizeof(why)) : 0;
 	if (r == 0 && persist && g->profile) {
 		struct sv_tune base = { 0 };
 		struct sv_strv errs = { 0 };
 		base_load(&base, g->profile);
+		hp_overlay_disks(&base, g->profile);
 		overlay_load(&base, g->profile, &errs);
 		if (up)   /* hot-plugged disks may be set, with --persist too */
 			for (size_t k = 0; k < t->ndisks; k++)
-				if (!disk_find(&base, t->disks[k].id))
+				if (!disk_find(&base, t->disks[k].id) && disk_present(g, &t->disks[k]))
 					disk_add(&base, t->disks[k].id);
-		r = check_items(g->profile, &base, items, n, why, sizeof(why));
+		r = check_items(NULL, g->profile, &base, items, n, why, sizeof(why));
 		sv_strv_free(&errs);
 		free(base.disks);
 	} else if (r == 0 && persist) {
