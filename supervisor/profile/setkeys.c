@@ -114,6 +114,13 @@ int sv_iotune_check(const uint64_t v[SV_IOTUNE_N], char *why, size_t size)
 			         sv_iotune_keys[i + SV_IOT_LEN], sv_iotune_keys[i + SV_IOT_MAX]);
 			return -EINVAL;
 		}
+		if (len && max > SV_IOT_QEMU_MAX / len) {
+			snprintf(why, size, "%s (%llu s) is too long for %s: QEMU takes a burst of "
+			         "at most 10^15 (the rate times its length)",
+			         sv_iotune_keys[i + SV_IOT_LEN], (unsigned long long)len,
+			         sv_iotune_keys[i + SV_IOT_MAX]);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

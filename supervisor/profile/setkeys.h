@@ -32,6 +32,7 @@ enum {
 #define SV_IOT_BPS_MAX (1ull << 40)             /* 1T per second */
 #define SV_IOT_IOPS_MAX 100000000ull            /* 10^8 per second */
 #define SV_IOT_LEN_MAX 3600ull                  /* seconds */
+#define SV_IOT_QEMU_MAX 1000000000000000ull     /* QEMU's ceiling: a burst's size too */
 
 extern const char *const sv_iotune_keys[SV_IOTUNE_N];
 extern const char *const sv_iotune_qmp[SV_IOTUNE_N];
@@ -47,7 +48,8 @@ int sv_iotune_parse(int i, const char *value, uint64_t *out, char *why, size_t s
 
 /* The rules between one disk's limits (QEMU's): a total limit and a read
  * or write one of the same kind exclude each other; a -max needs its limit
- * and is at least that; a -max-length needs its -max. Returns 0, or
+ * and is at least that; a -max-length needs its -max, and the burst (-max
+ * times -max-length) is at most QEMU's 10^15. Returns 0, or
  * -EINVAL with the first broken rule in why. */
 int sv_iotune_check(const uint64_t v[SV_IOTUNE_N], char *why, size_t size);
 

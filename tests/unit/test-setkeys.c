@@ -71,6 +71,15 @@ static void test_iotune_rules(void **state)
 	assert_int_equal(sv_iotune_check(v, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "iops-write-max-length needs iops-write-max"));
 	v[SV_IOT_IOPS_WR + SV_IOT_LEN] = 0;
+	v[SV_IOT_BPS + SV_IOT_MAX] = 1ull << 40;   /* 1T for 3600 s: past QEMU's 10^15 */
+	v[SV_IOT_BPS + SV_IOT_LEN] = 3600;
+	assert_int_equal(sv_iotune_check(v, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "bps-total-max-length (3600 s) is too long for bps-total-max"));
+	v[SV_IOT_BPS + SV_IOT_LEN] = 900;   /* 1T for 900 s: 9.9 * 10^14 */
+	assert_int_equal(sv_iotune_check(v, why, sizeof(why)), 0);
+	v[SV_IOT_BPS + SV_IOT_MAX] = 2 << 20;
+	v[SV_IOT_BPS + SV_IOT_LEN] = 10;
+	v[SV_IOT_IOPS_WR + SV_IOT_LEN] = 0;
 	v[SV_IOT_BPS_WR + SV_IOT_MAX] = 1 << 20;   /* with the total's burst */
 	assert_int_equal(sv_iotune_check(v, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "bps-total-max cannot be given with bps-write-max"));
