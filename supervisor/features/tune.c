@@ -17,7 +17,8 @@
 #include "step.h"
 #include "tune.h"
 
-#define TUNE_MAX_ITEMS 64
+#define TUNE_MAX_ITEMS 64                /* in one set */
+#define TUNE_OVERLAY_LINES 1024          /* KEY = VALUE lines in set.ini */
 #define TUNE_OVERLAY_MAX (64 * 1024)
 #define BALLOON_POLL_MS 5000
 #define BALLOON_STATS_S 5
@@ -157,7 +158,7 @@ static int overlay_lines(const struct sv_profile *p, struct sv_strv *kv, int *li
 		char *s = trim(line), *eq;
 		if (!*s || *s == '#' || *s == ';')
 			continue;
-		if (!(eq = strchr(s, '=')) || kv->n >= TUNE_MAX_ITEMS) {
+		if (!(eq = strchr(s, '=')) || kv->n >= TUNE_OVERLAY_LINES) {
 			snprintf(msg, sizeof(msg), "%s:%d: %s", path, lineno, eq ? "too many lines"
 			         : "not KEY = VALUE");
 			sv_strv_push(errs, msg);
@@ -260,7 +261,7 @@ static void base_load(struct sv_tune *t, const struct sv_profile *p)
 static int overlay_load(struct sv_tune *t, const struct sv_profile *p, struct sv_strv *errs)
 {
 	struct sv_strv kv = { 0 };
-	int lines[TUNE_MAX_ITEMS], bad = 0;
+	int lines[TUNE_OVERLAY_LINES], bad = 0;
 	char path[4096], why[400], msg[4600];
 	size_t before = errs->n;
 	overlay_lines(p, &kv, lines, errs);
@@ -859,7 +860,7 @@ static void set_persist(struct set_op *op)
 {
 	const struct sv_profile *p = op->g->profile ? op->g->profile : prof(op->g);
 	struct sv_strv kv = { 0 }, errs = { 0 };
-	int lines[TUNE_MAX_ITEMS];
+	int lines[TUNE_OVERLAY_LINES];
 	char path[4096];
 	size_t len = 0, cap = 256;
 	char *text = malloc(cap);
