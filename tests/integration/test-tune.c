@@ -16,6 +16,7 @@
  * Bad input and --persist: refused items leave everything as it was; a
  * stopped guest needs --persist; NAME.d/set.ini is what the next start
  * applies, and qsupd --check validates it.
+ * A qsupd restart: the limits are read back from the re-adopted QEMU.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -554,6 +555,74 @@ static void test_persist_and_check(void **state)
 	assert_non_null(strstr(out, "use KEY=VALUE"));
 }
 
+/* ---- a qsupd restart ---- */
+
+/* A guest re-adopted by a new qsupd: the limits a set without --persist
+ * gave are read back from QEMU (query-block); a crash-restart then applies
+ * them again. */
+static void test_readopt_keeps_limits(void **state)
+{
+	struct fx *x = *state;
+	char img[600], more[1400];
+	snprintf(img, sizeof(img), "%s/ro.img", x->tp->d.dir);
+	int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	snprintf(more, sizeof(more), "[disk.a]\nfile = %s\nformat = raw\n[restart]\n"
+	         "policy = on-failure\ndelay = 200ms\n", img);
+	t_daemon_tiny_profile(&x->tp->d, "ro", more);
+	t_fx_up(x->tp, NULL);
+	json_decref(t_fx_must(x->tp, "start", "ro", 180000));
+	set_ok(x, "ro", false, (const char *[]){ "disk.a.bps-read=3M", "disk.a.iops-write=70",
+	       NULL });
+	pid_t pid = pid_of(x, "ro");
+	assert_int_equal(t_daemon_stop(&x->tp->d), 0);   /* QEMU keeps running */
+	assert_true(t_pid_alive(pid));
+	t_fx_up(x->tp, NULL);
+	json_t *st = NULL;
+	for (int i = 0; i < 600; i++) {
+		json_decref(st);
+		st = status(x, "ro");
+		if (!strcmp(t_str(st, "state"), "running") &&
+		    json_object_get(json_object_get(st, "io_limits"), "a"))
+			break;
+		usleep(100000);
+	}
+	assert_true(json_is_true(json_object_get(st, "adopted")));
+	json_t *a = json_object_get(json_object_get(st, "io_limits"), "a");
+	assert_int_equal(json_integer_value(json_object_get(a, "bps-read")), 3 << 20);
+	assert_int_equal(json_integer_value(json_object_get(a, "iops-write")), 70);
+	assert_int_equal(json_object_size(a), 2);
+	json_decref(st);
+	kill(pid, SIGKILL);
+	pid_t again = 0;
+	for (int i = 0; i < 1800 && (again == 0 || again == pid); i++) {
+		usleep(100000);
+		st = status(x, "ro");
+		if (!strcmp(t_str(st, "state"), "running"))
+			again = (pid_t)json_integer_value(json_object_get(st, "pid"));
+		json_decref(st);
+	}
+	if (again == 0 || again == pid)
+		fail_msg("no crash-restart:\n%s", t_daemon_log(&x->tp->d));
+	json_t *r = t_ctl_call(&x->tp->c, "qmp", json_pack("{s:s, s:s}", "name", "ro", "command",
+	                       "query-block"), 30000), *b;
+	size_t i;
+	bool seen = false;
+	json_array_foreach(json_object_get(r, "return"), i, b) {
+		json_t *in = json_object_get(b, "inserted");
+		if (!strstr(t_str(b, "qdev"), "/a/"))
+			continue;
+		seen = true;
+		assert_int_equal(json_integer_value(json_object_get(in, "bps_rd")), 3 << 20);
+		assert_int_equal(json_integer_value(json_object_get(in, "iops_wr")), 70);
+	}
+	assert_true(seen);
+	json_decref(r);
+	json_decref(t_fx_must(x->tp, "stop", "ro", 120000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -561,6 +630,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pinning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_balloon, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist_and_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readopt_keeps_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
