@@ -3,6 +3,8 @@
  * and message classification. See qmp_parse.h.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,13 +52,80 @@ static int is_blank(const char *s, size_t n)
 	return 1;
 }
 
+/* A copy of line (n bytes) with every integer above INT64_MAX and within
+ * UINT64_MAX (outside strings) written as its int64 two's complement:
+ * QEMU's uint64 values, such as the -1 that a balloon's guest-stats holds
+ * for a statistic not yet reported, which jansson cannot hold. NULL when
+ * there is none, or out of memory. */
+static char *wrap_u64(const char *line, size_t n)
+{
+	char *out = malloc(n + 1);
+	size_t o = 0, i = 0;
+	int changed = 0, in_str = 0;
+	if (!out)
+		return NULL;
+	while (i < n) {
+		char c = line[i];
+		if (in_str) {
+			out[o++] = c;
+			i++;
+			if (c == '\\' && i < n)
+				out[o++] = line[i++];
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"') {
+			in_str = 1;
+			out[o++] = line[i++];
+			continue;
+		}
+		size_t j = i;
+		while (j < n && line[j] >= '0' && line[j] <= '9')
+			j++;
+		int number = j > i && (i == 0 || !strchr("0123456789.eE-+", line[i - 1])) &&
+		             (j == n || !strchr(".eE", line[j]));
+		if (number && j - i >= 19 && j - i <= 20) {
+			char digits[24];
+			memcpy(digits, line + i, j - i);
+			digits[j - i] = '\0';
+			errno = 0;
+			unsigned long long u = strtoull(digits, NULL, 10);
+			if (!errno && u > (unsigned long long)INT64_MAX) {
+				o += (size_t)sprintf(out + o, "%lld", (long long)(int64_t)(uint64_t)u);
+				i = j;
+				changed = 1;
+				continue;
+			}
+		}
+		if (j == i)
+			j = i + 1;
+		memcpy(out + o, line + i, j - i);
+		o += j - i;
+		i = j;
+	}
+	out[o] = '\0';
+	if (!changed) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 /* Parse one complete line (without its newline) and hand it to cb. */
 static int framer_line(struct qmp_framer *f, const char *line, size_t n,
                        qmp_framer_cb cb, void *arg)
 {
 	if (is_blank(line, n))
 		return 0;
-	json_t *msg = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
+	json_error_t jerr;
+	json_t *msg = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!msg && strstr(jerr.text, "too big")) {
+		char *wrapped = wrap_u64(line, n);
+		if (wrapped)
+			msg = json_loads(wrapped, JSON_REJECT_DUPLICATES, NULL);
+		free(wrapped);
+	}
 	if (!msg || !json_is_object(msg)) {
 		json_decref(msg);
 		return f->on_bad_line ? f->on_bad_line(arg) : -EBADMSG;

@@ -17,7 +17,10 @@
  * Lines may arrive cut anywhere, or several in one chunk. A line made only of
  * spaces, tabs and '\r' is skipped; a '\r' before the newline is accepted
  * (it is JSON whitespace) but counts toward max_line. An object with a
- * duplicate key is not accepted (JSON_REJECT_DUPLICATES).
+ * duplicate key is not accepted (JSON_REJECT_DUPLICATES). An integer above
+ * INT64_MAX, up to UINT64_MAX, is QEMU's uint64 (jansson holds no larger
+ * integer): it arrives as its int64 two's complement, so that QEMU's
+ * uint64 -1 ("not known", as in a balloon's guest-stats) reads -1.
  *
  * The caller allocates the struct (typically inside its connection) and may
  * set on_bad_line after qmp_framer_init() and read error; the other fields

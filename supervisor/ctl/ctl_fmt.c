@@ -197,6 +197,35 @@ static void status_line(FILE *out, const char *label, json_t *st, const char *ke
 			fprintf(out, "%s%s %s", n++ ? ", " : "", id,
 			        json_is_string(m) ? json_string_value(m) : "?");
 		fprintf(out, "%s\n", n ? "" : "-");
+	} else if (!strcmp(key, "io_limits") && json_is_object(v)) {
+		const char *id, *k;   /* root bps-write=10485760, data iops-total=100 */
+		json_t *lim, *n;
+		int d = 0;
+		fprintf(out, "%-*s", LABEL_WIDTH, label);
+		json_object_foreach(v, id, lim) {
+			fprintf(out, "%s%s", d++ ? "; " : "", id);
+			json_object_foreach(lim, k, n)
+				fprintf(out, " %s=%lld", k, (long long)json_integer_value(n));
+		}
+		fprintf(out, "%s\n", d ? "" : "none");
+	} else if (!strcmp(key, "balloon") && json_is_object(v)) {
+		/* target 512 MiB, actual 512 MiB, guest free 301 of 480 MiB */
+		json_t *a = json_object_get(v, "actual"), *gs = json_object_get(v, "stats");
+		long long fr = (long long)json_integer_value(json_object_get(gs, "stat-free-memory"));
+		long long tot = (long long)json_integer_value(json_object_get(gs, "stat-total-memory"));
+		fprintf(out, "%-*starget %lld MiB", LABEL_WIDTH, label,
+		        (long long)json_integer_value(json_object_get(v, "target")) >> 20);
+		if (json_is_integer(a))
+			fprintf(out, ", actual %lld MiB", (long long)json_integer_value(a) >> 20);
+		if (fr > 0 && tot > 0)
+			fprintf(out, ", guest free %lld of %lld MiB", fr >> 20, tot >> 20);
+		fprintf(out, "\n");
+	} else if (!strcmp(key, "pinned") && json_is_object(v)) {
+		json_t *e = json_object_get(v, "error");
+		fprintf(out, "%-*s%lld vCPU threads, %lld others%s%s\n", LABEL_WIDTH, label,
+		        (long long)json_integer_value(json_object_get(v, "vcpu-threads")),
+		        (long long)json_integer_value(json_object_get(v, "other-threads")),
+		        json_is_string(e) ? "; failed: " : "", json_is_string(e) ? json_string_value(e) : "");
 	} else if (!strcmp(key, "agent") && json_is_object(v)) {
 		/* agent: connected (qemu-ga 7.2.22) | not connected | none */
 		const char *ver = json_string_value(json_object_get(v, "version"));

@@ -38,6 +38,7 @@ static int ctl_agent(struct ctl *c, char **args, int nargs);
 static int ctl_disk_resize(struct ctl *c, char **args, int nargs);
 static int ctl_clone(struct ctl *c, char **args, int nargs);
 static int ctl_snapshot(struct ctl *c, char **args, int nargs);
+static int ctl_set(struct ctl *c, char **args, int nargs);
 
 static const struct ctl_cmd commands[] = {
 	{ "list", ctl_list, "", "list guests: state, pid, uptime, restarts", 0, 0, 0 },
@@ -94,6 +95,10 @@ static const struct ctl_cmd commands[] = {
 	  "disk snapshots: take one (live; --memory: with the guest's RAM), list them, "
 	  "revert to one (-f: stop the guest at once first), delete one (its layer merged)",
 	  2, 3, CTL_F_NAME1 | CTL_F_FORCE | CTL_F_MEMORY },
+	{ "set", ctl_set, "[-p] NAME KEY=VALUE...",
+	  "change a running guest's resources live: disk.ID.bps-write=10M (I/O limits), "
+	  "cpu-affinity=0-1, emulator-affinity=, balloon=SIZE (-p: and from its next start)",
+	  2, -1, CTL_F_NAME1 | CTL_F_PERSIST },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -205,7 +210,11 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		        "  -n N                 stop after N frames\n"
 		        "  keys: c cpu, m memory, d disk, n network, u uptime, a name (sort); "
 		        "q quits\n");
-	if (cmd->flags & CTL_F_PERSIST)
+	if ((cmd->flags & CTL_F_PERSIST) && !strcmp(cmd->name, "set"))
+		fprintf(out, "  -p, --persist  also record it in NAME.d/set.ini next to the "
+		        "profile, which\n                 every start applies (a stopped guest: "
+		        "only there)\n");
+	else if (cmd->flags & CTL_F_PERSIST)
 		fprintf(out, "  -p, --persist  also record it in the guest's overlay "
 		        "(NAME.d/hotplug.ini),\n                 so that it lasts across stop "
 		        "and start\n");
@@ -674,6 +683,41 @@ static int ctl_disk_resize(struct ctl *c, char **args, int nargs)
 	int r = ctl_call(c, "disk-resize", req, args[0], &reply);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, args[0], reply, show_resize);
+	json_decref(reply);
+	return r;
+}
+
+static void show_set(struct ctl *c, const char *what, json_t *ret)
+{
+	json_t *v;
+	size_t i;
+	bool live = json_is_true(json_object_get(ret, "live"));
+	bool persisted = json_is_true(json_object_get(ret, "persisted"));
+	(void)c;
+	json_array_foreach(json_object_get(ret, "applied"), i, v)
+		printf("%s: %s%s\n", what, sv_or(json_string_value(v), "?"),
+		       live && persisted ? " (live, and recorded for its next start)"
+		       : live ? " (live, until it stops)" : " (recorded for its next start)");
+}
+
+/* set [-p] NAME KEY=VALUE... */
+static int ctl_set(struct ctl *c, char **args, int nargs)
+{
+	json_t *reply = NULL, *list = json_array();
+	for (int i = 1; i < nargs; i++) {
+		if (!strchr(args[i], '=')) {
+			fprintf(stderr, "qsupctl: set: \"%s\": use KEY=VALUE, such as "
+			        "disk.root.bps-write=10M, cpu-affinity=0-1 or balloon=512M\n", args[i]);
+			json_decref(list);
+			return CTL_EXIT_USAGE;
+		}
+		json_array_append_new(list, json_string(args[i]));
+	}
+	json_t *req = json_pack("{s:s, s:o, s:b}", "name", args[0], "set", list, "persist",
+	                        c->persist);
+	int r = ctl_call(c, "set", req, args[0], &reply);
+	if (r == CTL_EXIT_OK)
+		r = ctl_handle_reply(c, args[0], reply, show_set);
 	json_decref(reply);
 	return r;
 }

@@ -29,6 +29,7 @@
 #include "netmgr.h"
 #include "passthrough.h"
 #include "resize.h"
+#include "tune.h"
 
 /* The guest named by args.name, or NULL after answering req. */
 static struct sv_guest *guest_arg(struct sv_daemon *d, struct sv_request *req, json_t *args)
@@ -704,6 +705,15 @@ static int check_resize(json_t *args, struct sv_error *err)
 	return 0;
 }
 
+static int check_set(json_t *args, struct sv_error *err)
+{
+	json_t *set = json_object_get(args, "set");
+	if (!json_is_array(set) || !json_array_size(set) || !opt_type(args, "persist", is_bool))
+		FAIL("InvalidArgument", "set needs {\"name\", \"set\": [\"KEY=VALUE\", ...], "
+		     "\"persist\": optional true or false}");
+	return 0;
+}
+
 static int check_display(json_t *args, struct sv_error *err)
 {
 	if (!opt_type(args, "password", is_bool))
@@ -793,6 +803,7 @@ static const struct sv_command commands[] = {
 	{ "restore", cmd_save, G | M, sv_migrate_restore, check_migration },
 	{ "resume", cmd_simple, G | M, NULL, NULL },
 	{ "save", cmd_save, G | M, sv_migrate_save, check_migration },
+	{ "set", cmd_on_guest, G | M, sv_tune_set_verb, check_set },
 	{ "snapshot", cmd_on_guest, G | M, sv_snapshot_cmd, sv_snapshot_check },
 	{ "start", cmd_start, G | M, NULL, NULL },
 	{ "status", cmd_status, G, NULL, NULL },

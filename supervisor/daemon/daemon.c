@@ -43,6 +43,7 @@
 #include "state.h"
 #include "statedir.h"
 #include "sysutil.h"
+#include "tune.h"
 
 /* ---- profiles ---- */
 
@@ -294,6 +295,7 @@ static bool any_active(struct sv_daemon *d)
 static const struct sv_guest_observer *const observers[] = {
 	&sv_display_observer,   /* first: its set_password goes before any replay */
 	&sv_agent_observer,     /* before those whose qmp_ready takes the start over */
+	&sv_tune_observer,      /* limits, pinning, balloon: before hot-plug's replay */
 	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer,
 	&sv_media_observer, &sv_snapshot_observer, NULL,
 };

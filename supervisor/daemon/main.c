@@ -29,6 +29,7 @@
 #include "metrics_http.h"
 #include "network.h"
 #include "overlay.h"
+#include "tune.h"
 #include "profhost.h"
 #include "profile.h"
 #include "snaprec.h"
@@ -389,6 +390,22 @@ static int check_overlay(const struct sv_profile *p)
 	return r;
 }
 
+/* --check: p's set overlay (NAME.d/set.ini, qsupctl set --persist), if it
+ * has one: each line as set checks it, against the profile and this host's
+ * CPUs. */
+static int check_set_overlay(const struct sv_profile *p)
+{
+	struct sv_strv errs = { 0 };
+	char path[4096];
+	int r = sv_tune_check_overlay(p, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	if (r == 0 && sv_tune_overlay_path(p, path, sizeof(path)) == 0 && access(path, F_OK) == 0)
+		printf("%s: ok\n", path);
+	sv_strv_free(&errs);
+	return r;
+}
+
 /* --check: p's snapshot record (NAME.d/snapshots.json), if it has one:
  * its shape, files and chains. */
 static int check_snapshots(const struct sv_profile *p)
@@ -507,7 +524,8 @@ static int load_and_build(const struct opts *o, const char *path, struct sv_argv
 		print_lines(stderr, &a->warnings);
 	if (r == 0 && o->mode == MODE_CHECK)
 		check_warnings(p);
-	if (r == 0 && o->mode == MODE_CHECK && ((check_overlay(p) < 0) | (check_snapshots(p) < 0))) {
+	if (r == 0 && o->mode == MODE_CHECK && ((check_overlay(p) < 0) | (check_snapshots(p) < 0) |
+	    (check_set_overlay(p) < 0))) {
 		sv_argv_free(a);
 		r = -1;
 	}

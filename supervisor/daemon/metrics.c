@@ -18,6 +18,7 @@
 #include "hotplug.h"
 #include "log.h"
 #include "metrics.h"
+#include "tune.h"
 #include "metrics_http.h"
 #include "probe.h"
 #include "promtext.h"
@@ -46,6 +47,7 @@ struct swait {
 	struct swait *next;
 	struct sv_request *req;
 	json_t *names;                  /* NULL: every guest */
+	bool text;                      /* the metrics verb: the Prometheus text */
 };
 
 struct sv_metrics {
@@ -64,7 +66,13 @@ struct sv_metrics {
 	struct sv_hist req_lat, qmp_rtt, lag, collect;
 	double lag_max;
 	uint64_t rounds;
+	uint64_t wanted_until;          /* uv_now(): rounds run until then (no http) */
+	uint64_t last_round;            /* uv_now() the last round ended, or 0 */
 };
+
+/* Rounds go on for this many intervals after the last stats or metrics
+ * request (top asks every few seconds); with --metrics-listen, always. */
+#define WANTED_INTERVALS 6
 
 static const double req_bounds[] = { 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10,
                                      30, 60, 300 };
@@ -73,15 +81,6 @@ static const double rtt_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 static const double lag_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                      0.5, 1, 2.5 };
 #define NB(a) (sizeof(a) / sizeof((a)[0]))
-
-/* LEAD: the balloon. True when g's QEMU has a balloon device (the profile
- * key `[guest] balloon = yes` of issue 17's `set` work, not built here):
- * only then is query-balloon part of the round. Wire it to that key. */
-static bool guest_has_balloon(const struct sv_guest *g)
-{
-	(void)g;
-	return false;
-}
 
 static double mono_s(void)
 {
@@ -320,7 +319,6 @@ struct qctx {
 	struct sv_daemon *d;
 	uint64_t gen;
 	uint64_t t0;
-	bool balloon;
 	char name[];
 };
 
@@ -390,9 +388,6 @@ static void on_qmp_reply(struct qmp_client *c, const struct qmp_result *r, void 
 		s->inflight--;
 		if (r->status == UV_ETIMEDOUT) {
 			s->stale = true;
-		} else if (r->status == 0 && x->balloon) {
-			json_decref(s->balloon);
-			s->balloon = json_pack("{s:f}", "actual", jnum(r->ret, "actual"));
 		} else if (r->status == 0) {
 			json_decref(s->disks);
 			s->disks = disks_from(r->ret);
@@ -404,13 +399,13 @@ static void on_qmp_reply(struct qmp_client *c, const struct qmp_result *r, void 
 }
 
 static int send_query(struct sv_daemon *d, struct gslot *s, struct sv_guest *g,
-                      const char *cmd, bool balloon)
+                      const char *cmd)
 {
 	size_t n = strlen(g->name) + 1;
 	struct qctx *x = malloc(sizeof(*x) + n);
 	if (!x)
 		return -ENOMEM;
-	*x = (struct qctx){ .d = d, .gen = s->gen, .t0 = uv_hrtime(), .balloon = balloon };
+	*x = (struct qctx){ .d = d, .gen = s->gen, .t0 = uv_hrtime() };
 	memcpy(x->name, g->name, n);
 	int rc = qmp_client_execute(g->qmp, cmd, NULL, SV_PROBE_DEADLINE_MS, on_qmp_reply, x);
 	if (rc < 0) {
@@ -439,10 +434,11 @@ static void collect_qmp(struct sv_daemon *d, struct gslot *s, struct sv_guest *g
 		return;
 	}
 	s->stale = false;
-	if (send_query(d, s, g, "query-blockstats", false) < 0)
+	if (send_query(d, s, g, "query-blockstats") < 0)
 		s->stale = true;
-	if (guest_has_balloon(g) && send_query(d, s, g, "query-balloon", true) < 0)
-		s->stale = true;
+	/* The balloon's figures from its own 5 s poll (tune.h): no query. */
+	json_decref(s->balloon);
+	s->balloon = sv_tune_balloon(g);
 }
 
 static void start_round(struct sv_daemon *d)
@@ -596,8 +592,18 @@ static bool v_rss(struct sv_daemon *d, struct sv_guest *g, struct gslot *s, doub
 static bool v_balloon(struct sv_daemon *d, struct sv_guest *g, struct gslot *s, double *v)
 {
 	(void)d, (void)g;
-	*v = s && s->balloon ? jnum(s->balloon, "actual") : 0;
-	return s && s->balloon;
+	json_t *a = s && s->balloon ? json_object_get(s->balloon, "actual") : NULL;
+	*v = json_is_integer(a) ? (double)json_integer_value(a) : 0;
+	return json_is_integer(a);
+}
+
+static bool v_balloon_target(struct sv_daemon *d, struct sv_guest *g, struct gslot *s,
+                             double *v)
+{
+	(void)d, (void)g;
+	json_t *t = s && s->balloon ? json_object_get(s->balloon, "target") : NULL;
+	*v = json_is_integer(t) ? (double)json_integer_value(t) : 0;
+	return json_is_integer(t);
 }
 
 /* A family over the guests' disks or NICs (array member arr of the slot:
@@ -693,6 +699,27 @@ static char *render(struct sv_daemon *d, size_t *len)
 	           "sent on a tap-backed NIC", "tx_packets");
 	family_guest(&p, d, "qsup_guest_balloon_actual_bytes", "gauge", "Guest memory as the "
 	             "balloon leaves it (query-balloon)", v_balloon);
+	family_guest(&p, d, "qsup_guest_balloon_target_bytes", "gauge", "The balloon's target "
+	             "(the profile's memory, or set balloon=)", v_balloon_target);
+	/* The guest's own memory statistics through the balloon (QEMU's
+	 * guest-stats; -1 where the guest does not report one). */
+	static const char *const mem_stats[][2] = {
+		{ "stat-total-memory", "total" }, { "stat-free-memory", "free" },
+		{ "stat-available-memory", "available" }, { "stat-disk-caches", "disk_caches" },
+	};
+	sv_prom_family(&p, "qsup_guest_balloon_memory_bytes", "gauge", "The guest's memory "
+	               "as it reports it through the balloon, by kind");
+	for (size_t i = 0; i < d->nguests; i++) {
+		struct gslot *s = slot_find(m, d->guests[i]->name);
+		json_t *st = s && s->balloon ? json_object_get(s->balloon, "stats") : NULL;
+		for (size_t k = 0; st && k < sizeof(mem_stats) / sizeof(mem_stats[0]); k++) {
+			json_t *v = json_object_get(st, mem_stats[k][0]);
+			if (json_is_integer(v) && json_integer_value(v) >= 0)
+				sv_prom_sample(&p, "qsup_guest_balloon_memory_bytes", (const char *const[]){
+				               "guest", s->name, "kind", mem_stats[k][1], NULL },
+				               (double)json_integer_value(v));
+		}
+	}
 
 	/* qsupd itself */
 	sv_prom_family(&p, "qsup_guests", "gauge", "Guests by state");
@@ -743,14 +770,20 @@ static char *render(struct sv_daemon *d, size_t *len)
 
 /* ---- rounds, the timer ---- */
 
+static void answer_text(struct sv_daemon *d, struct sv_request *req);
+
 static void round_done(struct sv_daemon *d)
 {
 	struct sv_metrics *m = d->metrics;
 	struct swait *w = m->waiting;
 	m->waiting = NULL;
+	m->last_round = uv_now(d->loop);
 	while (w) {
 		struct swait *next = w->next;
-		answer_stats(d, w->req, w->names);
+		if (w->text)
+			answer_text(d, w->req);
+		else
+			answer_stats(d, w->req, w->names);
 		json_decref(w->names);
 		free(w);
 		w = next;
@@ -774,8 +807,33 @@ static void on_tick(uv_timer_t *t)
 		m->lag_max = lag;
 	m->due_hr = now + m->interval_ms * 1000000u;
 	uv_timer_start(&m->timer, on_tick, m->interval_ms, 0);
+	/* Nobody reads the figures: no round, so that no QEMU is woken for
+	 * them (an idle host costs what the health probe costs). */
+	if (!m->round_out && (m->http || uv_now(d->loop) < m->wanted_until))
+		start_round(d);
+}
+
+/* A reader: rounds run for a while; a fresh round starts when the last
+ * one is older than an interval (or there was none), and the request
+ * waits for it. Returns true when req was queued for that round. */
+static bool want(struct sv_daemon *d, struct sv_request *req, json_t *names, bool text)
+{
+	struct sv_metrics *m = d->metrics;
+	uint64_t now = uv_now(d->loop);
+	m->wanted_until = now + WANTED_INTERVALS * m->interval_ms;
+	if (text && !m->round_out && m->last_round && now - m->last_round < m->interval_ms)
+		return false;   /* the figures are fresh enough */
+	struct swait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return false;
+	w->req = req;
+	w->names = names ? json_incref(names) : NULL;
+	w->text = text;
+	w->next = m->waiting;
+	m->waiting = w;
 	if (!m->round_out)
 		start_round(d);
+	return true;
 }
 
 /* ---- the verbs ---- */
@@ -810,22 +868,12 @@ void sv_metrics_stats_cmd(struct sv_daemon *d, struct sv_request *req, json_t *a
 		sv_reply_err(req, "GenericError", "qsupd is exiting");
 		return;
 	}
-	struct swait *w = calloc(1, sizeof(*w));
-	if (!w) {
+	if (!want(d, req, json_array_size(names) ? names : NULL, false))
 		sv_reply_err(req, "GenericError", "out of memory");
-		return;
-	}
-	w->req = req;
-	w->names = json_array_size(names) ? json_incref(names) : NULL;
-	w->next = m->waiting;
-	m->waiting = w;
-	if (!m->round_out)
-		start_round(d);
 }
 
-void sv_metrics_metrics_cmd(struct sv_daemon *d, struct sv_request *req, json_t *args)
+static void answer_text(struct sv_daemon *d, struct sv_request *req)
 {
-	(void)args;
 	size_t len;
 	char *text = d->metrics ? render(d, &len) : NULL;
 	if (!text) {
@@ -835,6 +883,17 @@ void sv_metrics_metrics_cmd(struct sv_daemon *d, struct sv_request *req, json_t 
 	json_t *s = json_stringn_nocheck(text, len);
 	free(text);
 	sv_reply_ok(req, json_pack("{s:o}", "text", s));
+}
+
+void sv_metrics_metrics_cmd(struct sv_daemon *d, struct sv_request *req, json_t *args)
+{
+	(void)args;
+	if (!d->metrics || d->metrics->closing) {
+		sv_reply_err(req, "GenericError", "qsupd is exiting");
+		return;
+	}
+	if (!want(d, req, NULL, true))
+		answer_text(d, req);
 }
 
 /* ---- counting ---- */

@@ -45,7 +45,7 @@ static void cpu_added(void *ctx, const struct qmp_result *r)
 		hp_op_fail_qemu(op);
 		return;
 	}
-	json_t *spec = json_pack("{s:s, s:s, s:O?}", "kind", "cpu", "id", dev->id, "persist",
+	json_t *spec = json_pack("{s:s, s:s, s:O*}", "kind", "cpu", "id", dev->id, "persist",
 	                         json_object_get(op->args, "persist"));
 	hp_dev_add(op, dev, spec);
 	json_decref(spec);

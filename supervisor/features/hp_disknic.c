@@ -14,6 +14,7 @@
 #include "log.h"
 #include "fdpass.h"
 #include "image.h"
+#include "tune.h"
 
 /* ---- disks and NICs ---- */
 
@@ -41,6 +42,7 @@ void hp_dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
 	json_object_del(dev->spec, "count");
 	sv_log(SV_LOG_INFO, op->g->name, "%s %s%s%s", dev->id,
 	       op->replay ? "re-added" : "attached", dev->bus[0] ? " on " : "", dev->bus);
+	sv_tune_hotplugged(op->g, hp_kind_names[dev->kind], dev->id, dev->spec, op->replay);
 }
 
 static void attach_rolled_back(void *ctx, const struct qmp_result *r)

@@ -8,11 +8,16 @@
 
 #include "request.h"
 #include "hotplug_int.h"
+#include "setkeys.h"
 
 /* ---- checks shared by the attach verb and the overlay ---- */
 
 static const char *const disk_keys[] = { "file", "format", "read-only", "serial", "cache", "bus",
-                                         NULL };
+	"bps-total", "bps-read", "bps-write", "iops-total", "iops-read", "iops-write",
+	"bps-total-max", "bps-read-max", "bps-write-max",
+	"iops-total-max", "iops-read-max", "iops-write-max",
+	"bps-total-max-length", "bps-read-max-length", "bps-write-max-length",
+	"iops-total-max-length", "iops-read-max-length", "iops-write-max-length", NULL };
 static const char *const nic_keys[] = { "type", "ifname", "bridge", "network", "mac", "model",
 	                                NULL };
 static const char *const cpu_keys[] = { "count", NULL };
@@ -73,10 +78,14 @@ static int check_common(const struct sv_profile *p, json_t *spec, int kind,
 			continue;
 		if (!strcmp(key, "persist") && json_is_boolean(v))
 			continue;
-		char allowed[128] = "";
+		char allowed[192] = "";
 		for (const char *const *k = kind_keys[kind]; *k; k++)
 			snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed),
-			         "%s%s", k == kind_keys[kind] ? "" : ", ", *k);
+			         "%s%s", k == kind_keys[kind] ? "" : ", ", strcmp(*k, "bps-total") ? *k
+			         : "the I/O limits (bps-*, iops-*: qsup.ini(5))");
+		char *lim = strstr(allowed, " (bps-*, iops-*: qsup.ini(5))");
+		if (lim)
+			lim[strlen(" (bps-*, iops-*: qsup.ini(5))")] = '\0';
 		CHECK_FAIL("InvalidArgument", "%.40s: not a key for a %s (allowed: id, %s, persist)",
 		           key, kname, allowed);
 	}
@@ -160,6 +169,15 @@ static int check_disk(const struct sv_profile *p, json_t *spec, struct sv_error 
 		CHECK_FAIL("InvalidArgument", "read-only: use on or off");
 	if (bus && strcmp(bus, "virtio") && strcmp(bus, "scsi"))
 		CHECK_FAIL("InvalidArgument", "bus: use virtio or scsi (a hot-plugged disk)");
+	uint64_t lim[SV_IOTUNE_N] = { 0 };
+	char why[200];
+	for (int i = 0; i < SV_IOTUNE_N; i++) {
+		const char *lv = json_string_value(json_object_get(spec, sv_iotune_keys[i]));
+		if (lv && sv_iotune_parse(i, lv, &lim[i], why, sizeof(why)) < 0)
+			CHECK_FAIL("InvalidArgument", "%s: %s", sv_iotune_keys[i], why);
+	}
+	if (sv_iotune_check(lim, why, sizeof(why)) < 0)
+		CHECK_FAIL("InvalidArgument", "%s", why);
 	if (bus && !strcmp(bus, "scsi") && !hp_scsi_drives(p))
 		CHECK_FAIL("InvalidArgument", "bus=scsi needs the profile's SCSI controller: "
 		           "the profile has no disk or CD-ROM with bus = scsi");

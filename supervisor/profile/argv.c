@@ -424,6 +424,21 @@ static void emit_agent(struct build *b)
 	add_json(b, "-device", port);
 }
 
+/* The memory balloon ([guest] balloon = yes): on the root bus, as the
+ * controllers. Free page reporting only when asked: it costs the guest a
+ * thread and QEMU madvise calls, and hides memory from the balloon stats. */
+static void emit_balloon(struct build *b)
+{
+	json_t *dev;
+
+	if (!b->p->balloon)
+		return;
+	dev = dev_new("virtio-balloon-pci", "balloon.0");
+	if (b->p->balloon_free_page_reporting)
+		jbool(dev, "free-page-reporting", true);
+	add_json(b, "-device", dev);
+}
+
 static void emit_console(struct build *b)
 {
 	json_t *serial = dev_new("isa-serial", "serial.0");
@@ -437,6 +452,7 @@ static void emit_console(struct build *b)
 	add_json(b, "-device", serial);
 	add_json(b, "-device", dev_new("pvpanic", "pvpanic.0"));
 	emit_agent(b);
+	emit_balloon(b);
 }
 
 static void emit_kernel(struct build *b)

@@ -768,7 +768,7 @@ void sv_profile_free(struct sv_profile *p)
 		&p->uefi_code, &p->uefi_vars, &p->uefi_vars_template, &p->kernel,
 		&p->initrd, &p->append, &p->serial_log, &p->vnc_listen, &p->vnc_password_file,
 		&p->binary,
-		&p->user, &p->group,
+		&p->user, &p->group, &p->cpu_affinity, &p->emulator_affinity,
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);

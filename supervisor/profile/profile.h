@@ -36,6 +36,9 @@ enum sv_spawn { SV_SPAWN_AUTO, SV_SPAWN_ALLOW, SV_SPAWN_DENY };
 /* How much of the qmp passthrough verb the guest allows (passthrough.h). */
 enum sv_qmp_passthrough { SV_QMP_FULL, SV_QMP_QUERY, SV_QMP_OFF };
 
+/* I/O limits per disk (setkeys.h names and bounds them). */
+#define SV_IOTUNE_N 18
+
 /* A [disk.ID] or [cdrom.ID] section. */
 struct sv_drive {
 	char *id;
@@ -50,6 +53,7 @@ struct sv_drive {
 	char *serial;           /* NULL: none */
 	int boot_index;         /* -1: none */
 	uint64_t size;          /* bytes; 0: the image must already exist */
+	uint64_t iotune[SV_IOTUNE_N];   /* I/O limits (setkeys.h); 0: none */
 };
 
 /* A host port forward of a user NIC: proto:haddr:hport-[gaddr]:gport. */
@@ -101,6 +105,10 @@ struct sv_profile {
 	unsigned hotplug_slots; /* spare pcie-root-ports (q35) */
 	bool autostart;
 	bool agent;             /* the QEMU guest agent's channel (virtio-serial) */
+	char *cpu_affinity;     /* CPU list for the vCPU threads; NULL: not pinned */
+	char *emulator_affinity;        /* ... for QEMU's other threads */
+	bool balloon;           /* a virtio-balloon-pci device */
+	bool balloon_free_page_reporting;
 
 	struct sv_drive *drives;        /* disks and CD-ROMs, in file order */
 	size_t ndrives;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "profile_int.h"
+#include "setkeys.h"
 
 #define MAX_CPUS_Q35 288
 #define MAX_CPUS_PC 255
@@ -159,6 +160,16 @@ static void check_drive(struct pctx *c, struct sv_drive *d, struct psect *s)
 	    d->cache != SV_CACHE_DIRECTSYNC)
 		pc_key_error(c, s, "aio", "native needs cache = none or directsync "
 		             "(O_DIRECT); use threads or io_uring with this cache mode");
+	if (!d->cdrom) {
+		char why[200];
+		int last = 0, line;
+		/* reported at the last limit written */
+		for (int i = 0; i < SV_IOTUNE_N; i++)
+			if ((line = pc_key_line(s, sv_iotune_keys[i])) > pc_key_line(s, sv_iotune_keys[last]))
+				last = i;
+		if (sv_iotune_check(d->iotune, why, sizeof(why)) < 0)
+			pc_key_error(c, s, sv_iotune_keys[last], "%s", why);
+	}
 	for (size_t i = 0; d->file && i < s->index; i++) {
 		struct sv_drive *o = &c->p->drives[i];
 
@@ -307,6 +318,7 @@ static void check_ports(struct pctx *c)
 		scsi |= p->drives[i].bus == SV_BUS_SCSI;
 	}
 	other = (unsigned)scsi + (p->vnc ? 2 : 0);      /* virtio-scsi; VGA + xhci */
+	other += p->balloon;                            /* virtio-balloon-pci */
 	if (ports + other > Q35_FREE_SLOTS)
 		serr(c, SECT_GUEST, "hotplug-slots", "%u spare plus %u device root ports "
 		     "do not fit: q35 has %u free slots on pcie.0 and %u are taken by "
@@ -322,6 +334,8 @@ static void check_misc(struct pctx *c)
 	static const char *const vnc_keys[] = { "vnc-listen", "vnc-display", "password-file",
 	                                        "password" };
 
+	if (p->balloon_free_page_reporting && !p->balloon)
+		serr(c, SECT_GUEST, "balloon-free-page-reporting", "only allowed with balloon = yes");
 	if (p->vnc_password_file && p->vnc_password_generate)
 		serr(c, SECT_DISPLAY, "password", "not allowed with password-file; give "
 		     "one of them");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "profile_int.h"
+#include "setkeys.h"
 
 #define FIELD(c, s, k, type) ((type *)(void *)((char *)pc_sect_obj(c, s) + (k)->off))
 #define G(f) offsetof(struct sv_profile, f)
@@ -434,6 +435,32 @@ static void k_vnc_password(struct pctx *c, struct psect *s, const struct pkey *k
 		*FIELD(c, s, k, bool) = true;
 }
 
+/* ------------------------------------------------------------ tuning */
+
+/* An I/O limit (setkeys.h): its index is its place in sv_drive.iotune. */
+static void k_iotune(struct pctx *c, struct psect *s, const struct pkey *k, const char *v)
+{
+	int i = (int)((k->off - D(iotune)) / sizeof(uint64_t));
+	char why[200];
+
+	if (sv_iotune_parse(i, v, FIELD(c, s, k, uint64_t), why, sizeof(why)) < 0)
+		pc_report(c, c->lineno, s->name, k->name, "%s", why);
+}
+
+/* A CPU list, stored in its canonical spelling. */
+static void k_cpulist(struct pctx *c, struct psect *s, const struct pkey *k, const char *v)
+{
+	cpu_set_t set;
+	char why[200], canon[256];
+
+	if (sv_cpulist_parse(v, &set, why, sizeof(why)) < 0) {
+		pc_report(c, c->lineno, s->name, k->name, "%s", why);
+		return;
+	}
+	sv_cpulist_format(&set, canon, sizeof(canon));
+	set_str(c, FIELD(c, s, k, char *), canon);
+}
+
 /* ------------------------------------------------------------ tables */
 
 static const char *const accels[] = { "kvm", "tcg", "kvm:tcg", "" };
@@ -459,6 +486,9 @@ static const char *const caps[] = {
 	"postcopy-ram", "release-ram", "return-path", "validate-uuid", "xbzrle",
 	"zero-blocks", "zero-copy-send", "" };
 
+#define IOT_BPS_HELP "use bytes per second from 4K to 1T, such as 10M, or 0 for no limit"
+#define IOT_IOPS_HELP "use operations per second from 1 to 100000000, or 0 for no limit"
+#define IOT_LEN_HELP "use seconds from 1 to 3600"
 #define PATH_HELP "use an absolute path, or one relative to the profile's directory"
 
 static const struct pkey guest_keys[] = {
@@ -490,6 +520,13 @@ static const struct pkey guest_keys[] = {
 	  "use a number from 0 to 28" },
 	{ "autostart", k_bool, G(autostart), 0, 0, NULL, 0, "use yes or no" },
 	{ "agent", k_bool, G(agent), 0, 0, NULL, 0, "use yes or no" },
+	{ "cpu-affinity", k_cpulist, G(cpu_affinity), 0, 0, NULL, 0,
+	  "use a CPU list such as 0-3,6" },
+	{ "emulator-affinity", k_cpulist, G(emulator_affinity), 0, 0, NULL, 0,
+	  "use a CPU list such as 0-3,6" },
+	{ "balloon", k_bool, G(balloon), 0, 0, NULL, 0, "use yes or no" },
+	{ "balloon-free-page-reporting", k_bool, G(balloon_free_page_reporting), 0, 0, NULL,
+	  0, "use yes or no" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 
@@ -511,6 +548,25 @@ static const struct pkey disk_keys[] = {
 	  "use 1-20 of A-Z a-z 0-9 _ . -, starting with a letter or digit" },
 	{ "size", k_size, D(size), MIB, 1ull << 50, NULL, 0,
 	  "use a size such as 20G: a multiple of 1M, at least 1M" },
+	/* I/O limits: k_iotune says what is allowed (setkeys.c) */
+	{ "bps-total", k_iotune, D(iotune[0]), 0, 0, NULL, 0, IOT_BPS_HELP },
+	{ "bps-read", k_iotune, D(iotune[1]), 0, 0, NULL, 0, IOT_BPS_HELP },
+	{ "bps-write", k_iotune, D(iotune[2]), 0, 0, NULL, 0, IOT_BPS_HELP },
+	{ "iops-total", k_iotune, D(iotune[3]), 0, 0, NULL, 0, IOT_IOPS_HELP },
+	{ "iops-read", k_iotune, D(iotune[4]), 0, 0, NULL, 0, IOT_IOPS_HELP },
+	{ "iops-write", k_iotune, D(iotune[5]), 0, 0, NULL, 0, IOT_IOPS_HELP },
+	{ "bps-total-max", k_iotune, D(iotune[6]), 0, 0, NULL, 0, IOT_BPS_HELP },
+	{ "bps-read-max", k_iotune, D(iotune[7]), 0, 0, NULL, 0, IOT_BPS_HELP },
+	{ "bps-write-max", k_iotune, D(iotune[8]), 0, 0, NULL, 0, IOT_BPS_HELP },
+	{ "iops-total-max", k_iotune, D(iotune[9]), 0, 0, NULL, 0, IOT_IOPS_HELP },
+	{ "iops-read-max", k_iotune, D(iotune[10]), 0, 0, NULL, 0, IOT_IOPS_HELP },
+	{ "iops-write-max", k_iotune, D(iotune[11]), 0, 0, NULL, 0, IOT_IOPS_HELP },
+	{ "bps-total-max-length", k_iotune, D(iotune[12]), 0, 0, NULL, 0, IOT_LEN_HELP },
+	{ "bps-read-max-length", k_iotune, D(iotune[13]), 0, 0, NULL, 0, IOT_LEN_HELP },
+	{ "bps-write-max-length", k_iotune, D(iotune[14]), 0, 0, NULL, 0, IOT_LEN_HELP },
+	{ "iops-total-max-length", k_iotune, D(iotune[15]), 0, 0, NULL, 0, IOT_LEN_HELP },
+	{ "iops-read-max-length", k_iotune, D(iotune[16]), 0, 0, NULL, 0, IOT_LEN_HELP },
+	{ "iops-write-max-length", k_iotune, D(iotune[17]), 0, 0, NULL, 0, IOT_LEN_HELP },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 

@@ -31,7 +31,7 @@ export LC_ALL=C
 # Names are file base names; '-' and '_' are treated alike.
 WANT_MODULES="button evdev virtio_pci virtio_blk virtio_net virtio_scsi \
 crct10dif_generic crc64_rocksoft_generic sd_mod pvpanic-mmio pvpanic-pci \
-virtio_console ext4 crc32c_generic"
+virtio_console ext4 crc32c_generic virtio_balloon"
 
 # The QEMU guest agent (Debian's qemu-guest-agent) and the shared libraries
 # it needs, found with ldd; $QSUP_GUEST_QGA overrides its path. Without it

@@ -565,6 +565,35 @@ static void test_restarts_by_class(void **state)
 	json_decref(t_fx_must(x, "kill", "r1", 30000));
 }
 
+/* Without --metrics-listen, rounds run only while somebody reads the
+ * figures: an idle host's QEMUs are not woken for them. */
+static void test_rounds_only_for_readers(void **state)
+{
+	struct t_fx *x = *state;
+	char rom[700], script[700], text[1024];
+	snprintf(rom, sizeof(rom), "%s/halt.rom", x->d.dir);
+	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
+	const char *av[] = { "/bin/sh", script, rom, NULL };
+	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
+	snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n", rom);
+	t_daemon_profile(&x->d, "h1", text);
+	const char *opts[] = { "--stats-interval", "1", NULL };
+	t_fx_up(x, opts);
+	json_decref(t_fx_must(x, "start", "h1", 60000));
+	sleep(3);   /* three ticks, nobody reading */
+	assert_int_equal(qsupctl(x, 30000, "metrics", NULL), 0);
+	double first = sample(out, "qsup_stats_rounds_total");
+	printf("# rounds after 3 s unread: %.0f (the one this request started)\n", first);
+	assert_true(first == 1);
+	assert_true(sample(out, "qsup_guest_up{guest=\"h1\"}") == 1);
+	sleep(3);   /* read a moment ago: the timer's rounds go on */
+	assert_int_equal(qsupctl(x, 30000, "metrics", NULL), 0);
+	double later = sample(out, "qsup_stats_rounds_total");
+	printf("# rounds 3 s later: %.0f\n", later);
+	assert_true(later >= 3);
+	json_decref(t_fx_must(x, "kill", "h1", 30000));
+}
+
 static void test_bad_options(void **state)
 {
 	struct t_fx *x = *state;
@@ -600,6 +629,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bad_options, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restarts_by_class, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rounds_only_for_readers, t_fx_setup,
+		                                t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -201,6 +202,33 @@ static void test_callback_error_is_sticky(void **state)
 	qmp_framer_free(&f);
 }
 
+/* QEMU's uint64 values above INT64_MAX (a balloon's guest-stats holds -1
+ * for each statistic not yet reported) arrive as their int64 two's
+ * complement; digits inside strings, reals and integers beyond UINT64_MAX
+ * are left alone (the last one refused, as before). */
+static void test_uint64_wraps(void **state)
+{
+	struct sink *s = *state;
+	struct qmp_framer f;
+	qmp_framer_init(&f, 4096);
+	assert_int_equal(feed(&f, s, "{\"return\": {\"stats\": {\"stat-free-memory\": "
+	                 "18446744073709551615, \"stat-total-memory\": 9223372036854775808, "
+	                 "\"ok\": 9223372036854775807, \"s\": \"18446744073709551615\", "
+	                 "\"r\": 1.8446744073709551615e19}}}\n"), 0);
+	assert_int_equal(json_array_size(s->msgs), 1);
+	json_t *st = json_object_get(json_object_get(json_array_get(s->msgs, 0), "return"),
+	                             "stats");
+	assert_int_equal(json_integer_value(json_object_get(st, "stat-free-memory")), -1);
+	assert_true(json_integer_value(json_object_get(st, "stat-total-memory")) == INT64_MIN);
+	assert_true(json_integer_value(json_object_get(st, "ok")) == INT64_MAX);
+	assert_string_equal(json_string_value(json_object_get(st, "s")), "18446744073709551615");
+	assert_true(json_is_real(json_object_get(st, "r")));
+	qmp_framer_free(&f);
+	qmp_framer_init(&f, 4096);
+	assert_int_equal(feed(&f, s, "{\"x\": 18446744073709551616}\n"), -EBADMSG);
+	qmp_framer_free(&f);
+}
+
 static void test_classify(void **state)
 {
 	(void)state;
@@ -240,6 +268,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_error_is_sticky, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_line_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uint64_wraps, setup, teardown),
 		cmocka_unit_test(test_classify),
 	};
 	return cmocka_run_group_tests_name("qmp-parse", tests, NULL, NULL);

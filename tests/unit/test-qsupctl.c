@@ -381,7 +381,7 @@ static void test_help_lists_every_verb(void **state)
 {
 	static const char *const verbs[] = { "list", "status", "start", "stop", "kill",
 		"pause", "resume", "reset", "restart", "reload", "events", "qmp", "argv",
-		"console", "log", "cdrom", "display", "snapshot" };
+		"console", "log", "cdrom", "display", "snapshot", "set" };
 	struct run *r = *state;
 	char line[64];
 
@@ -1411,6 +1411,34 @@ static void test_fmt_status_extras(void **state)
 	free(s);
 }
 
+/* set's members: the limits per disk, the balloon, the pinning. */
+static void test_fmt_status_tune(void **state)
+{
+	char *s = fmt(ctl_fmt_status, "{\"name\": \"db\", \"io_limits\": {\"root\": "
+	              "{\"bps-write\": 10485760, \"iops-total\": 100}, \"data\": {\"bps-read\": "
+	              "4096}}, \"cpu_affinity\": \"0-1\", \"pinned\": {\"vcpu-threads\": 2, "
+	              "\"other-threads\": 4, \"error\": null}, \"balloon\": {\"target\": "
+	              "536870912, \"actual\": 268435456, \"stats\": {\"stat-free-memory\": "
+	              "104857600, \"stat-total-memory\": 209715200}}}");
+
+	(void)state;
+	assert_non_null(strstr(s, "\nio_limits:      root bps-write=10485760 iops-total=100; "
+	                       "data bps-read=4096\n"));
+	assert_non_null(strstr(s, "\ncpu_affinity:   0-1\n"));
+	assert_non_null(strstr(s, "\npinned:         2 vCPU threads, 4 others\n"));
+	assert_non_null(strstr(s, "\nballoon:        target 512 MiB, actual 256 MiB, guest free "
+	                       "100 of 200 MiB\n"));
+	free(s);
+	s = fmt(ctl_fmt_status, "{\"name\": \"db\", \"io_limits\": {}, \"balloon\": "
+	        "{\"target\": 536870912}, \"pinned\": {\"vcpu-threads\": 1, "
+	        "\"other-threads\": 0, \"error\": \"thread 7: gone\"}}");
+	assert_non_null(strstr(s, "\nio_limits:      none\n"));
+	assert_non_null(strstr(s, "\nballoon:        target 512 MiB\n"));
+	assert_non_null(strstr(s, "\npinned:         1 vCPU threads, 0 others; failed: thread 7: "
+	                       "gone\n"));
+	free(s);
+}
+
 /* A crashed guest's last lines come last, indented; "log" is a plain line. */
 static void test_fmt_status_log_tail(void **state)
 {
@@ -1531,6 +1559,7 @@ int main(void)
 		T(test_console_signal_restores_tty),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_fmt_status_extras),
+		cmocka_unit_test(test_fmt_status_tune),
 		cmocka_unit_test(test_fmt_status_log_tail),
 		cmocka_unit_test(test_fmt_events),
 		cmocka_unit_test(test_event_match),
