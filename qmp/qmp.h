@@ -93,6 +93,10 @@ struct qmp_callbacks {
 	/* Diagnostics: dropped replies, protocol errors; full traffic at
 	 * QMP_LOG_DEBUG. NULL sends warnings and errors to stderr. Optional. */
 	void (*log)(struct qmp_client *c, enum qmp_log_level level, const char *msg);
+	/* A reply (a return or an error) to command came, ns nanoseconds after
+	 * the command was queued; called before the command's own callback.
+	 * command is cut to 31 bytes. For latency figures. Optional. */
+	void (*replied)(struct qmp_client *c, const char *command, uint64_t ns);
 };
 
 /* Allocate a client on loop. cb is copied; data is the caller's, returned by

@@ -40,8 +40,10 @@ struct pending {
 	struct pending *next, *prev;
 	uint64_t id;
 	uint64_t deadline;      /* in uv_now() milliseconds */
+	uint64_t sent;          /* uv_hrtime() when queued */
 	qmp_reply_cb cb;
 	void *arg;
+	char command[32];       /* for replied(), cut short */
 };
 
 /* A line waiting to be written. Lines go out in order; one carrying an fd
@@ -431,6 +433,8 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 	p->cb = cb;
 	p->arg = arg;
 	p->deadline = uv_now(c->loop) + (timeout_ms ? timeout_ms : c->timeout_ms);
+	p->sent = uv_hrtime();
+	snprintf(p->command, sizeof(p->command), "%s", command);
 	int rc = send_command(c, command, args, p->id, fd);
 	if (rc < 0) {
 		free(p);
@@ -552,6 +556,10 @@ static void handle_reply(struct qmp_client *c, json_t *msg, enum qmp_msg_kind ki
 		r.err_class = json_string_value(json_object_get(e, "class"));
 		r.err_desc = json_string_value(json_object_get(e, "desc"));
 	}
+	if (c->cb.replied)
+		c->cb.replied(c, p->command, uv_hrtime() - p->sent);
+	if (c->state == ST_CLOSING)   /* replied() closed it: the teardown failed p */
+		return;
 	pending_finish(c, p, &r);
 	timer_rearm(c);
 }

@@ -326,6 +326,11 @@ static char *guest_record(void *owner, struct sv_guest *g)
 	return sv_state_text(g);
 }
 
+static void guest_qmp_replied(void *owner, uint64_t ns)
+{
+	sv_metrics_qmp_replied(owner, ns);
+}
+
 static void guest_activity(void *owner)
 {
 	sv_daemon_trim_later(owner);
@@ -539,6 +544,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .log_dir = d->log_dir, .log_max = o->log_max,
 	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
+	                                .qmp_replied = guest_qmp_replied,
 	                                .persist = guest_persist, .record = guest_record,
 	                                .observers = observers,
 	                                .uids_taken = uids_taken, .owner = d,

@@ -318,7 +318,6 @@ static void collect_host(struct gslot *s, struct sv_guest *g)
 struct qctx {
 	struct sv_daemon *d;
 	uint64_t gen;
-	uint64_t t0;
 	char name[];
 };
 
@@ -382,8 +381,6 @@ static void on_qmp_reply(struct qmp_client *c, const struct qmp_result *r, void 
 	struct gslot *s = m ? slot_find(m, x->name) : NULL;
 	if (s && s->gen != x->gen)
 		s = NULL;
-	if (m && r->status != UV_ECANCELED)
-		sv_hist_observe(&m->qmp_rtt, (double)(uv_hrtime() - x->t0) / 1e9);
 	if (s) {
 		s->inflight--;
 		if (r->status == UV_ETIMEDOUT) {
@@ -405,7 +402,7 @@ static int send_query(struct sv_daemon *d, struct gslot *s, struct sv_guest *g,
 	struct qctx *x = malloc(sizeof(*x) + n);
 	if (!x)
 		return -ENOMEM;
-	*x = (struct qctx){ .d = d, .gen = s->gen, .t0 = uv_hrtime() };
+	*x = (struct qctx){ .d = d, .gen = s->gen };
 	memcpy(x->name, g->name, n);
 	int rc = qmp_client_execute(g->qmp, cmd, NULL, SV_PROBE_DEADLINE_MS, on_qmp_reply, x);
 	if (rc < 0) {
@@ -739,8 +736,8 @@ static char *render(struct sv_daemon *d, size_t *len)
 			               "result", res, NULL }, (double)json_integer_value(n));
 	sv_prom_histogram(&p, "qsup_request_duration_seconds", "Control requests: from the "
 	                  "request to its answer", &m->req_lat);
-	sv_prom_histogram(&p, "qsup_qmp_roundtrip_seconds", "QMP commands of the stats "
-	                  "rounds: from sending to the reply", &m->qmp_rtt);
+	sv_prom_histogram(&p, "qsup_qmp_roundtrip_seconds", "Every QMP command qsupd sent "
+	                  "to a QEMU: from sending to the reply", &m->qmp_rtt);
 	sv_prom_histogram(&p, "qsup_loop_lag_seconds", "How late the stats timer fired: the "
 	                  "event loop's lag", &m->lag);
 	sv_prom_histogram(&p, "qsup_stats_collect_seconds", "The loop time a stats round "
@@ -916,6 +913,12 @@ void sv_metrics_request_done(struct sv_daemon *d, const struct sv_request *req, 
 	                    json_integer(json_integer_value(n) + 1));
 	if (req->t0)
 		sv_hist_observe(&m->req_lat, (double)(uv_hrtime() - req->t0) / 1e9);
+}
+
+void sv_metrics_qmp_replied(struct sv_daemon *d, uint64_t ns)
+{
+	if (d->metrics)
+		sv_hist_observe(&d->metrics->qmp_rtt, (double)ns / 1e9);
 }
 
 void sv_metrics_event(struct sv_daemon *d, json_t *event)

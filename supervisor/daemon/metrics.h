@@ -51,6 +51,9 @@ void sv_metrics_request_done(struct sv_daemon *d, const struct sv_request *req,
  * counted by the class of the ending that caused it. */
 void sv_metrics_event(struct sv_daemon *d, json_t *event);
 
+/* A QMP command of any guest got its reply, ns after it went out. */
+void sv_metrics_qmp_replied(struct sv_daemon *d, uint64_t ns);
+
 /* The verbs: stats {"names": [NAME...]} (JSON: one object per guest, each
  * guest's stats as of the round this request waited for), metrics
  * ({"text": the Prometheus text exposition}). */

@@ -305,9 +305,17 @@ static void on_qmp_log(struct qmp_client *c, enum qmp_log_level lvl, const char 
 	sv_log(map[lvl], g->name, "QMP: %s", msg);
 }
 
+static void on_qmp_replied(struct qmp_client *c, const char *command, uint64_t ns)
+{
+	struct sv_guest *g = qmp_client_data(c);
+	(void)command;
+	if (g->env->qmp_replied)
+		g->env->qmp_replied(g->env->owner, ns);
+}
+
 static const struct qmp_callbacks qmp_cbs = {
 	.ready = on_qmp_ready, .event = on_qmp_event, .closed = on_qmp_closed,
-	.log = on_qmp_log,
+	.log = on_qmp_log, .replied = on_qmp_replied,
 };
 
 void sv_guest_qmp_connect(struct sv_guest *g)

@@ -113,6 +113,9 @@ struct sv_guest_env {
 	 * array of *n, or NULL when out of memory). */
 	void (*idle)(void *owner, struct sv_guest *g);
 	void (*activity)(void *owner);
+	/* A QMP reply came, ns after its command went out (for the QMP
+	 * round-trip figures). NULL: nobody counts. */
+	void (*qmp_replied)(void *owner, uint64_t ns);
 	/* g's record changed: write it (state.json) soon; g's record as it is
 	 * now (malloc'd text; NULL when out of memory). */
 	void (*persist)(void *owner, struct sv_guest *g);

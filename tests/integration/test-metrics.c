@@ -586,6 +586,17 @@ static void test_rounds_only_for_readers(void **state)
 	printf("# rounds after 3 s unread: %.0f (the one this request started)\n", first);
 	assert_true(first == 1);
 	assert_true(sample(out, "qsup_guest_up{guest=\"h1\"}") == 1);
+	/* Every QMP reply counts in the round-trip figures, not only the
+	 * rounds' own: five passthrough commands, then the figures again
+	 * (fresh: no round of their own). */
+	double rtt0 = sample(out, "qsup_qmp_roundtrip_seconds_count");
+	for (int i = 0; i < 5; i++)
+		json_decref(t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "h1",
+		                       "command", "query-status"), 10000));
+	assert_int_equal(qsupctl(x, 30000, "metrics", NULL), 0);
+	double rtt1 = sample(out, "qsup_qmp_roundtrip_seconds_count");
+	printf("# QMP replies counted: %.0f, then %.0f\n", rtt0, rtt1);
+	assert_true(rtt1 - rtt0 >= 5);
 	sleep(3);   /* read a moment ago: the timer's rounds go on */
 	assert_int_equal(qsupctl(x, 30000, "metrics", NULL), 0);
 	double later = sample(out, "qsup_stats_rounds_total");

@@ -33,6 +33,8 @@ struct fx {
 	int closed_calls, closed_status;
 	json_t *events;        /* event names, in order */
 	json_t *order;         /* "event:NAME" / "reply:N" in callback order */
+	int track_replied;     /* also "replied:COMMAND" in order */
+	uint64_t replied_ns;   /* the sum of replied()'s times */
 	char log[4096];
 };
 
@@ -70,8 +72,17 @@ static void on_log(struct qmp_client *c, enum qmp_log_level lvl, const char *msg
 	strcat(x->log, "\n");
 }
 
+static void on_replied(struct qmp_client *c, const char *command, uint64_t ns)
+{
+	struct fx *x = qmp_client_data(c);
+	x->replied_ns += ns;
+	if (x->track_replied)
+		json_array_append_new(x->order, json_sprintf("replied:%s", command));
+}
+
 static const struct qmp_callbacks cbs = {
 	.ready = on_ready, .event = on_event, .closed = on_closed, .log = on_log,
+	.replied = on_replied,
 };
 
 static void on_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
@@ -721,6 +732,36 @@ static void test_eager_adopt(void **state)
 	json_decref(r.val);
 }
 
+/* replied() sees every reply, a return or an error, with its command and
+ * the time since it was sent, just before the command's own callback; a
+ * command that got no reply (the connection ended) is not reported. */
+static void test_replied(void **state)
+{
+	struct fx *x = *state;
+	struct reply a = { 0 }, b = { 0 }, c = { 0 };
+	negotiate(x);
+	x->track_replied = 1;
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &a), 0);
+	assert_int_equal(qmp_client_execute(x->c, "a-command-name-longer-than-thirty-one-bytes",
+	                                    NULL, 0, on_reply, &b), 0);
+	assert_int_equal(qmp_client_execute(x->c, "never-answered", NULL, 0, on_reply, &c), 0);
+	t_run_for(&x->loop, 20);
+	usleep(2000);
+	fake_qmp_return(&x->f, fake_qmp_get(&x->f, 1), "{\"status\": \"running\"}");
+	fake_qmp_error(&x->f, fake_qmp_get(&x->f, 2), "CommandNotFound", "no");
+	assert_int_equal(t_run_until_flag(&x->loop, &b.calls, 2000), 0);
+	char *order = json_dumps(x->order, JSON_COMPACT);
+	assert_string_equal(order, "[\"ready\",\"replied:query-status\",\"reply:0\","
+	                    "\"replied:a-command-name-longer-than-thir\",\"reply:1\"]");
+	free(order);
+	assert_true(x->replied_ns >= 2000000);   /* both waited at least the 2 ms slept */
+	fake_qmp_close(&x->f);   /* the third never gets a reply */
+	assert_int_equal(t_run_until_flag(&x->loop, &c.calls, 2000), 0);
+	assert_int_equal(json_array_size(x->order), 6);   /* reply:error, no replied */
+	json_decref(a.val);
+	json_decref(b.val);
+}
+
 /* Not eager (the default): nothing goes out before the greeting, and
  * commands are refused until ready(). */
 static void test_not_eager_waits(void **state)
@@ -806,6 +847,7 @@ int main(void)
 		T(test_eager_negotiation),
 		T(test_eager_refused),
 		T(test_eager_adopt),
+		T(test_replied),
 		T(test_not_eager_waits),
 	};
 	return cmocka_run_group_tests_name("qmp-client", tests, NULL, NULL);
