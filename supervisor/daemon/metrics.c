@@ -18,6 +18,7 @@
 #include "hotplug.h"
 #include "log.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "tune.h"
 #include "metrics_http.h"
 #include "probe.h"
@@ -715,6 +716,26 @@ static char *render(struct sv_daemon *d, size_t *len)
 				sv_prom_sample(&p, "qsup_guest_balloon_memory_bytes", (const char *const[]){
 				               "guest", s->name, "kind", mem_stats[k][1], NULL },
 				               (double)json_integer_value(v));
+		}
+	}
+
+	/* Migrations while they run (the figures of the migration's own poll). */
+	static const char *const mig_keys[][3] = {
+		{ "transferred", "qsup_guest_migration_transferred_bytes", "Bytes of RAM sent so far" },
+		{ "remaining", "qsup_guest_migration_remaining_bytes", "Bytes of RAM still to send" },
+		{ "total", "qsup_guest_migration_total_bytes", "The guest's RAM to migrate" },
+	};
+	for (size_t k = 0; k < sizeof(mig_keys) / sizeof(mig_keys[0]); k++) {
+		sv_prom_family(&p, mig_keys[k][1], "gauge", mig_keys[k][2]);
+		for (size_t i = 0; i < d->nguests; i++) {
+			json_t *mig = sv_migrate_status(d->guests[i]);
+			json_t *v = json_object_get(json_object_get(mig, "progress"), mig_keys[k][0]);
+			if (json_is_integer(v))
+				sv_prom_sample(&p, mig_keys[k][1], (const char *const[]){ "guest",
+				               d->guests[i]->name, "role", json_string_value(
+				               json_object_get(mig, "role")), NULL },
+				               (double)json_integer_value(v));
+			json_decref(mig);
 		}
 	}
 

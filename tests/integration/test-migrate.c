@@ -360,6 +360,18 @@ static void test_cancel_mid_stream(void **state)
 	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "InvalidState");
 	json_decref(r);
 	assert_string_equal(state_of(&x->ca), "migrating");
+	/* The migration's figures are in the metrics while it runs. */
+	r = t_ctl_call(&x->ca, "metrics", NULL, 30000);
+	const char *text = t_str(json_object_get(r, "return"), "text");
+	char key[128];
+	snprintf(key, sizeof(key), "qsup_guest_migration_remaining_bytes{guest=\"%s\","
+	         "role=\"source\"} ", GUEST);
+	const char *at = strstr(text, key);
+	if (!at)
+		fail_msg("no %s in the metrics:\n%s", key, text);
+	printf("# note: %.*s\n", (int)strcspn(at, "\n"), at);
+	assert_true(strtod(at + strlen(key), NULL) > 0);
+	json_decref(r);
 	r = t_ctl_call(&x->ca, "migrate-cancel", json_pack("{s:s}", "name", GUEST), 10000);
 	expect_ok(r, "migrate-cancel", x);
 	json_decref(r);
