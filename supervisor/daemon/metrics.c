@@ -267,8 +267,9 @@ static void nic_counters(json_t *nics, const char *id, const char *tap)
 		                      "rx_packets", rxp, "tx_packets", txp));
 }
 
-/* The hot-plugged NICs of g on a tap qsupd made (bridge, network), found
- * by their MAC (the one given to attach, or the stable one it chose). */
+/* The hot-plugged NICs of g on a tap: one qsupd made (bridge, network),
+ * found by its MAC (the one given to attach, or the stable one it chose),
+ * or the operator's (type tap: its backend is "tap NAME"). */
 static void hotplugged_nics(struct gslot *s, struct sv_guest *g, json_t *nics)
 {
 	json_t *devs = sv_hotplug_list(g), *v;
@@ -281,6 +282,12 @@ static void hotplugged_nics(struct gslot *s, struct sv_guest *g, json_t *nics)
 		    !strcmp(sv_jstr(v, "source", ""), "profile") ||
 		    strcmp(sv_jstr(v, "state", ""), "attached"))
 			continue;
+		const char *backend = sv_jstr(v, "backend", "");
+		if (!strncmp(backend, "tap ", 4)) {
+			snprintf(tap, sizeof(tap), "%.15s", backend + 4);
+			nic_counters(nics, id, tap);
+			continue;
+		}
 		struct sv_nic n = { .id = (char *)id, .type = SV_NIC_BRIDGE };
 		if (!given || sv_mac_parse(given, n.mac) < 0)
 			sv_mac_stable(g->name, id, n.mac);

@@ -164,6 +164,19 @@ static void test_nic_counters(void **state)
 	assert_string_not_equal(str(n, "tap"), BR);
 	assert_string_not_equal(str(n, "tap"), tap);
 	json_decref(st);
+	/* and one hot-plugged on a tap of the operator's (type tap), by name */
+	r = t_ctl_call(&x->c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "n1",
+	               "kind", "nic", "id", "hp2", "type", "tap", "ifname", "qsupmt1"), 60000);
+	if (!json_object_get(r, "return"))
+		fail_msg("attach: %s\n%s", json_dumps(r, 0), t_daemon_log(&x->d));
+	json_decref(r);
+	st = stats(x);
+	n = nic_of(st, "n1", "hp2");
+	if (!n)
+		fail_msg("no hot-plugged tap NIC in the stats: %s", json_dumps(st, 0));
+	assert_string_equal(str(n, "tap"), "qsupmt1");
+	assert_true(json_is_number(json_object_get(n, "tx_packets")));
+	json_decref(st);
 
 	r = t_ctl_call(&x->c, "metrics", NULL, 30000);
 	const char *m = str(json_object_get(r, "return"), "text");
