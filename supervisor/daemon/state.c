@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"
+#include "tune.h"
 #include "lock.h"
 #include "log.h"
 #include "passthrough.h"
@@ -80,6 +81,9 @@ static json_t *state_json(struct sv_guest *g)
 	                      "hotplug", sv_hotplug_export(g),
 	                      "restart_times", restart_times_json(g),
 	                      "uid", (json_int_t)g->ident.uid, "gid", (json_int_t)g->ident.gid);
+	json_t *tune = o ? sv_tune_export(g) : NULL;
+	if (tune)
+		json_object_set_new(o, "tune", tune);
 	if (o && g->internal_error)
 		json_object_set_new(o, "internal_error", json_true());
 	if (o && g->state == SV_BACKOFF)
@@ -273,6 +277,7 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	g->pid = pid;
 	g->pidfd = pidfd;
 	sv_hotplug_import(g, json_object_get(saved, "hotplug"));
+	sv_tune_import(g, json_object_get(saved, "tune"));
 	g->adopted = g->adopting = true;
 	g->proc_starttime = sv_proc_starttime(pid);
 	g->run_profile = g->profile;

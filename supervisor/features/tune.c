@@ -39,6 +39,7 @@ struct sv_tune {
 	bool cpu_on, emu_on;
 	cpu_set_t cpu, emu;
 	uint64_t target;                /* the balloon's target; 0: never set */
+	uint64_t saved_target;          /* from state.json, for a re-adoption */
 	long long actual;               /* the balloon's actual; -1: not known */
 	json_t *stats;                  /* the guest's memory statistics, or NULL */
 	int vcpus_pinned, threads_pinned;
@@ -560,6 +561,21 @@ static json_t *balloon_json(const struct sv_profile *p, const struct sv_tune *t)
 	return b;
 }
 
+json_t *sv_tune_export(const struct sv_guest *g)
+{
+	const struct sv_tune *t = g->tune;
+	return t && t->target && sv_guest_active(g)
+	       ? json_pack("{s:I}", "balloon-target", (json_int_t)t->target) : NULL;
+}
+
+void sv_tune_import(struct sv_guest *g, json_t *saved)
+{
+	json_t *v = json_object_get(saved, "balloon-target");
+	struct sv_tune *t = json_is_integer(v) && json_integer_value(v) > 0 ? tune_of(g) : NULL;
+	if (t)
+		t->saved_target = (uint64_t)json_integer_value(v);
+}
+
 json_t *sv_tune_balloon(const struct sv_guest *g)
 {
 	return sv_guest_has_balloon(g) && g->tune ? balloon_json(prof(g), g->tune) : NULL;
@@ -615,8 +631,9 @@ static bool tune_qmp_ready(struct sv_guest *g, void (*done)(struct sv_guest *g))
 }
 
 /* A QEMU of an earlier qsupd: what it runs with is read back from it (the
- * limits: query-block); pinning and the balloon's target are the profile's
- * and its overlay's (a set without --persist is not known any more). */
+ * limits: query-block; the threads' affinity: the kernel's), the balloon's
+ * target from state.json (QEMU does not tell it), so that a set without
+ * --persist is still shown as it is. */
 static void on_adopt_blocks(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
@@ -647,14 +664,69 @@ static void on_adopt_blocks(void *ctx, const struct qmp_result *r)
 	sv_guest_unhold(g);
 }
 
+/* The vCPU threads' affinity (their ids from query-cpus-fast) and the
+ * other threads', as the kernel has them: pinned where they differ from
+ * qsupd's own CPUs. */
+static void on_adopt_cpus(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_tune *t = g->tune;
+	size_t n = r->status == 0 ? json_array_size(r->ret) : 0, i;
+	if (!t || !n || g->pid <= 0) {
+		sv_guest_unhold(g);
+		return;
+	}
+	cpu_set_t host, set;
+	pid_t *tids = calloc(n, sizeof(*tids));
+	json_t *c;
+	int vcpus = 0, threads = 0;
+	host_cpus(&host);
+	json_array_foreach(r->ret, i, c)
+		if (tids)
+			tids[i] = (pid_t)json_integer_value(json_object_get(c, "thread-id"));
+	for (i = 0; tids && i < n; i++) {
+		if (tids[i] <= 0 || sched_getaffinity(tids[i], sizeof(set), &set) < 0)
+			continue;
+		if (i == 0 && (t->cpu_on = !CPU_EQUAL(&set, &host)))
+			t->cpu = set;
+		vcpus += CPU_EQUAL(&set, t->cpu_on ? &t->cpu : &host);
+	}
+	if (sched_getaffinity(g->pid, sizeof(set), &set) == 0 &&
+	    (t->emu_on = !CPU_EQUAL(&set, &host)))
+		t->emu = set;
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", g->pid);
+	DIR *d = t->emu_on && tids ? opendir(dir) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		bool vcpu = false;
+		for (i = 0; i < n; i++)
+			vcpu |= tids[i] == tid;
+		threads += tid > 0 && !vcpu && sched_getaffinity(tid, sizeof(set), &set) == 0 &&
+		           CPU_EQUAL(&set, &t->emu);
+	}
+	if (d)
+		closedir(d);
+	t->vcpus_pinned = t->cpu_on || t->emu_on ? vcpus : 0;
+	t->threads_pinned = threads;
+	free(tids);
+	sv_guest_unhold(g);
+}
+
 static void tune_adopted(struct sv_guest *g)
 {
 	struct sv_tune *t = tune_of(g);
 	if (!t || !g->qmp)
 		return;
 	tune_load(g, t);
+	if (t->saved_target)
+		t->target = t->saved_target;
+	t->saved_target = 0;
 	sv_guest_hold(g);
 	sv_step(g->qmp, NULL, "query-block", NULL, -1, on_adopt_blocks, g);
+	sv_guest_hold(g);
+	sv_step(g->qmp, NULL, "query-cpus-fast", NULL, -1, on_adopt_cpus, g);
 	const struct sv_profile *p = prof(g);
 	if (p && p->balloon)
 		poll_start(g, t);
@@ -978,6 +1050,7 @@ static void on_set_balloon(void *ctx, const struct qmp_result *r)
 	}
 	if (op->g->tune)
 		op->g->tune->target = it->n;
+	sv_guest_persist(op->g);   /* state.json keeps it for a re-adopting qsupd */
 	mark_applied(op, op->next);
 	set_next(op);
 }

@@ -57,6 +57,12 @@ int sv_tune_check_overlay(const struct sv_profile *p, struct sv_strv *errs);
 void sv_tune_hotplugged(struct sv_guest *g, const char *kind, const char *id, json_t *spec,
                         bool replay);
 
+/* What state.json keeps for a re-adopting qsupd: the balloon's target
+ * ({"balloon-target": bytes}, or NULL when never set), and its reading
+ * before the guest is re-adopted. */
+json_t *sv_tune_export(const struct sv_guest *g);
+void sv_tune_import(struct sv_guest *g, json_t *saved);
+
 /* Does g's running QEMU have a balloon device? (For the stats.) */
 bool sv_guest_has_balloon(const struct sv_guest *g);
 

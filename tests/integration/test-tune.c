@@ -576,13 +576,13 @@ static void test_readopt_keeps_limits(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 16 << 20), 0);
 	close(fd);
-	snprintf(more, sizeof(more), "[disk.a]\nfile = %s\nformat = raw\n[restart]\n"
-	         "policy = on-failure\ndelay = 200ms\n", img);
+	snprintf(more, sizeof(more), "cpus = 2\nballoon = yes\n[disk.a]\nfile = %s\n"
+	         "format = raw\n[restart]\npolicy = on-failure\ndelay = 200ms\n", img);
 	t_daemon_tiny_profile(&x->tp->d, "ro", more);
 	t_fx_up(x->tp, NULL);
 	json_decref(t_fx_must(x->tp, "start", "ro", 180000));
 	set_ok(x, "ro", false, (const char *[]){ "disk.a.bps-read=3M", "disk.a.iops-write=70",
-	       NULL });
+	       "cpu-affinity=1", "emulator-affinity=0", "balloon=200M", NULL });
 	pid_t pid = pid_of(x, "ro");
 	assert_int_equal(t_daemon_stop(&x->tp->d), 0);   /* QEMU keeps running */
 	assert_true(t_pid_alive(pid));
@@ -601,6 +601,24 @@ static void test_readopt_keeps_limits(void **state)
 	assert_int_equal(json_integer_value(json_object_get(a, "bps-read")), 3 << 20);
 	assert_int_equal(json_integer_value(json_object_get(a, "iops-write")), 70);
 	assert_int_equal(json_object_size(a), 2);
+	/* The pinning as the kernel has it, the balloon's target from
+	 * state.json: what the live set made them, not the profile's. */
+	for (int i = 0; i < 100 && !json_object_get(st, "pinned"); i++) {
+		usleep(100000);
+		json_decref(st);
+		st = status(x, "ro");
+	}
+	printf("# note: re-adopted: cpu_affinity %s, emulator_affinity %s, pinned %s\n",
+	       t_str(st, "cpu_affinity"), t_str(st, "emulator_affinity"),
+	       json_dumps(json_object_get(st, "pinned"), JSON_COMPACT));
+	assert_string_equal(t_str(st, "cpu_affinity"), "1");
+	assert_string_equal(t_str(st, "emulator_affinity"), "0");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "pinned"),
+	                 "vcpu-threads")), 2);
+	assert_true(json_integer_value(json_object_get(json_object_get(st, "pinned"),
+	            "other-threads")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "balloon"),
+	                 "target")), 200 << 20);
 	json_decref(st);
 	kill(pid, SIGKILL);
 	pid_t again = 0;
