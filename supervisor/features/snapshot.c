@@ -1511,8 +1511,12 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	json_t *s = sv_snaprec_find(rec, name);
 	int act = !strcmp(action, "create") ? CREATE : !strcmp(action, "revert") ? REVERT : DELETE;
 	const char *refuse = g->snap ? "another snapshot operation is under way"
-	                   : g->state == SV_MIGRATING || g->state == SV_INCOMING
+	                   : g->mig || g->state == SV_MIGRATING || g->state == SV_INCOMING
 	                     ? "a migration, save or restore is under way"
+	                   : g->busy_op && !strcmp(g->busy_op, "disk-resize")
+	                     ? "a disk-resize is running"
+	                   : g->busy_op ? "a clone copies its disks"
+	                   : sv_hotplug_disk_busy(g) ? "a disk hot-plug or unplug is running"
 	                   : g->adopting ? "it is being re-adopted; try again"
 	                   : act == CREATE && s ? "a snapshot of that name exists"
 	                   : act != CREATE && !s ? "no snapshot of that name (snapshot NAME "
@@ -1603,4 +1607,10 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (!setup_delete(op, p, s))
 		return;
 	run(op, delete_read, delete_read_done);
+}
+
+const char *sv_snapshot_running(struct sv_guest *g)
+{
+	return !g->snap ? NULL : g->snap->action == CREATE ? "create"
+	       : g->snap->action == REVERT ? "revert" : "delete";
 }

@@ -35,6 +35,7 @@
 #ifndef SV_SNAPSHOT_H
 #define SV_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <jansson.h>
 
 struct sv_guest;
@@ -53,6 +54,38 @@ int sv_snapshot_check(json_t *args, struct sv_error *err);
  * reference; empty when there is no overlay). Reads the overlay file. */
 struct sv_profile;
 json_t *sv_snapshot_hp_disks(const struct sv_profile *p);
+
+/* The action of the snapshot operation running on g ("create", "revert",
+ * "delete"), or NULL. */
+const char *sv_snapshot_running(struct sv_guest *g);
+
+/* The one check other disk operations make (migrate, incoming, save,
+ * restore, attach and detach of a disk, disk-resize): while a snapshot
+ * operation runs on g, answer req with InvalidState "guest NAME: a
+ * snapshot delete is running; ..." and return true; else false.
+ * (snapmig.c) */
+bool sv_snapshot_refuse(struct sv_guest *g, struct sv_request *req);
+
+/* Migration and save/restore carry the chain (snapmig.c). The record of
+ * g's disks to hand over: its snapshot record, or JSON null when it has
+ * none (a new reference); NULL with err set when it cannot be read. A
+ * small read on the loop, as `snapshot list`. */
+json_t *sv_snapmig_export(struct sv_guest *g, struct sv_error *err);
+
+/* The destination of a migration (restore false) or a restore: args as
+ * handed over, with "snapshots" (the source's record, or null). Off the
+ * loop: a migration makes that record the guest's here, after checking it
+ * against this profile and the files (the images must be at the same
+ * paths: shared storage); a null drops the record here. A restore keeps
+ * the record here when each disk still boots the image it was saved on
+ * (or an empty overlay over it), takes the saved one when there is none
+ * here, and refuses when a revert or merge changed what a disk boots.
+ * Then done(g, args, NULL), or done(g, args, why): refused. Returns false,
+ * without calling done, when there is nothing to do: no "snapshots" (a
+ * manual incoming keeps the record here), or a snapshot operation of g's
+ * restores its own memory. */
+bool sv_snapmig_import(struct sv_guest *g, json_t *args, bool restore,
+                       void (*done)(struct sv_guest *g, json_t *args, const char *why));
 
 extern const struct sv_guest_observer sv_snapshot_observer;
 
