@@ -141,7 +141,6 @@ static void on_block(void *ctx, const struct qmp_result *r)
 		op_end(op);
 		return;
 	}
-	op->g->busy_op = "disk-resize";
 	sv_step(op->g->qmp, NULL, "block_resize", json_pack("{s:s, s:I}", "node-name", op->node,
 	        "size", (json_int_t)op->size), -1, on_resized, op);
 }
@@ -299,8 +298,10 @@ void sv_resize_verb(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->size = size;
 	snprintf(op->id, sizeof(op->id), "%s", id);
 	sv_guest_hold(g);
-	if (up)
+	if (up) {
+		g->busy_op = "disk-resize";   /* snapshots wait (snapshot.h) */
 		sv_step(g->qmp, NULL, "query-block", NULL, -1, on_block, op);
-	else
+	} else {
 		offline(op);
+	}
 }
