@@ -171,7 +171,7 @@ static void imp_done(uv_work_t *w, int status)
 
 /* Every writable disk the guest here has: the profile's, its hot-plug
  * overlay's, and the persistent disks handed over (devices). */
-static json_t *all_disks(const struct sv_profile *p, json_t *devices)
+json_t *sv_snapshot_disks(const struct sv_profile *p, json_t *devices)
 {
 	json_t *out = sv_snapshot_hp_disks(p), *e;
 	size_t i;
@@ -216,7 +216,7 @@ bool sv_snapmig_import(struct sv_guest *g, json_t *args, bool restore,
 	im->restore = restore;
 	im->done = done;
 	im->src = json_incref(src);
-	im->disks = all_disks(p, json_object_get(args, "devices"));
+	im->disks = sv_snapshot_disks(p, json_object_get(args, "devices"));
 	im->fake.path = strdup(p->path);
 	im->fake.name = strdup(p->name);
 	im->work.data = im;

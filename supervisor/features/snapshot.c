@@ -71,6 +71,7 @@ struct sv_snap_op {
 	json_t *nodes;
 	json_t *result;
 	json_t *hp;                     /* the hot-plug overlay's disks (sv_snapshot_hp_disks) */
+	json_t *flat;                   /* delete of the last one: sv_snapflat's result */
 	char why[600];
 };
 
@@ -107,6 +108,7 @@ static void op_free(struct sv_snap_op *op)
 	json_decref(op->nodes);
 	json_decref(op->result);
 	json_decref(op->hp);
+	json_decref(op->flat);
 	free(op);
 }
 
@@ -832,6 +834,7 @@ static void on_stopped(void *arg, uint64_t peer, json_t *msg)
 /* ---- delete ---- */
 
 static void delete_merge(struct sv_snap_op *op);
+static void delete_finished(struct sv_snap_op *op);
 
 /* Off the loop: each layer's backing file, and where it and the image
  * above sit in the running chain. */
@@ -891,11 +894,24 @@ static void delete_finish_work(struct sv_snap_op *op)
 		unlink(op->mem);
 }
 
+static void on_flat(void *arg, json_t *result)
+{
+	struct sv_snap_op *op = arg;
+	op->flat = result;
+	delete_finished(op);
+}
+
 static void delete_finished(struct sv_snap_op *op)
 {
 	if (op->rc < 0) {
 		op_fail(op, "GenericError", "the layers were merged, but the record could not "
 		        "be written (qsupd --check shows the state): %s", op->err.msg);
+		return;
+	}
+	/* The last one: the disks go back on their files (sv_snapflat). */
+	if (!op->flat && !json_array_size(json_object_get(op->newrec, "snapshots")) &&
+	    json_object_size(json_object_get(op->newrec, "active"))) {
+		sv_snapflat(op->g, op->recpath, op->newrec, on_flat, op);
 		return;
 	}
 	json_t *merged = json_object();
@@ -907,8 +923,11 @@ static void delete_finished(struct sv_snap_op *op)
 		                                           : "removed"));
 	}
 	sv_log(SV_LOG_INFO, op->g->name, "snapshot %s deleted", op->snap);
-	sv_reply_ok(op->req, json_pack("{s:s, s:s, s:o}", "snapshot", op->snap, "action",
-	            "delete", "merged", merged));
+	json_t *ret = json_pack("{s:s, s:s, s:o}", "snapshot", op->snap, "action", "delete",
+	                        "merged", merged);
+	if (op->flat)
+		json_object_set(ret, "disks", op->flat);
+	sv_reply_ok(op->req, ret);
 	op->req = NULL;
 	op_end(op);
 }

@@ -87,6 +87,25 @@ json_t *sv_snapmig_export(struct sv_guest *g, struct sv_error *err);
 bool sv_snapmig_import(struct sv_guest *g, json_t *args, bool restore,
                        void (*done)(struct sv_guest *g, json_t *args, const char *why));
 
+/* Every writable disk of p's that takes part in snapshots: the profile's,
+ * its hot-plug overlay's, and the --persist disks of devices (a handover's
+ * list, or NULL): {ID: {"file": absolute path, "format"}}, a new reference.
+ * Reads the overlay file. (snapmig.c) */
+json_t *sv_snapshot_disks(const struct sv_profile *p, json_t *devices);
+
+/* The last snapshot is deleted (rec, as written at recpath, has none):
+ * each disk's active overlay is committed into the disk's own file (QEMU's
+ * active block-commit while the guest runs, qemu-img commit when it is
+ * stopped), the record loses that disk (none left: it goes) and the
+ * overlay file goes, so the guest runs and boots on its profile's files
+ * as before its first snapshot. A disk whose overlay is not right on its
+ * file, or whose commit fails, stays on its overlay (the record still
+ * says so). done(arg, {ID: "back on FILE" | "kept on OVERLAY: why"}) at
+ * the end, the result taken by done. (snapflat.c) */
+void sv_snapflat(struct sv_guest *g, const char *recpath, json_t *rec,
+                 void (*done)(void *arg, json_t *result), void *arg);
+extern const struct sv_guest_observer sv_snapflat_observer;
+
 extern const struct sv_guest_observer sv_snapshot_observer;
 
 #endif

@@ -15,7 +15,9 @@
  *    running"), and a snapshot while a disk-resize runs;
  *  - disk-resize of a disk with snapshots grows its active layer, live and
  *    stopped; the snapshot's layer keeps its size;
- *  - deleting the last snapshot (tested in test_last_snapshot_*).
+ *  - deleting the last snapshot puts the disk back on its own file, live
+ *    and stopped: the record and the overlay go, the data stays, and the
+ *    next start boots the profile's file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -476,12 +478,73 @@ static void test_one_at_a_time_and_resize(void **state)
 	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
 }
 
+static bool exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Deleting the last snapshot puts each disk back on its own file: live
+ * (block-commit) and stopped (qemu-img commit); the record and the
+ * overlay go, and the next start boots the profile's file. */
+static void test_last_snapshot_delete(void **state)
+{
+	struct fx *x = *state;
+	char l[256], base[700], rec[700], over1[800], over2[800], want[800];
+	profile(x, &x->a, NULL);
+	up(&x->a, &x->ca);
+	snprintf(base, sizeof(base), "%s/vms/data.qcow2", x->a.dir);
+	snprintf(rec, sizeof(rec), "%s/%s.d/snapshots.json", x->a.profiles, G);
+	snprintf(over1, sizeof(over1), "%s.snap1.qcow2", base);
+	snprintf(over2, sizeof(over2), "%s.snap2.qcow2", base);
+	snprintf(want, sizeof(want), "back on %s", base);
+	start(x, &x->ca);
+	disk_write(x, "MARK-AAA");
+	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s1"), 120000));
+	disk_write(x, "MARK-BBB");
+	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s2"), 120000));
+	disk_write(x, "MARK-CCC");
+	/* Not the last one: merged, the disk stays on its overlay. */
+	json_t *r = must(x, &x->ca, "snapshot", snap_args("delete", "s2"), 120000);
+	assert_null(json_object_get(r, "disks"));
+	json_decref(r);
+	assert_true(exists(rec));
+	/* The last one, live: the overlay is committed into the file. */
+	r = must(x, &x->ca, "snapshot", snap_args("delete", "s1"), 120000);
+	printf("# note: %s\n", str(json_object_get(r, "disks"), "data"));
+	assert_string_equal(str(json_object_get(r, "disks"), "data"), want);
+	json_decref(r);
+	assert_false(exists(rec));
+	assert_false(exists(over1));
+	assert_false(exists(over2));
+	names(x, &x->ca, l, sizeof(l));
+	assert_string_equal(l, "");
+	disk_expect(x, "MARK-CCC");
+	disk_write(x, "MARK-DDD");
+	/* the guest runs on: a new snapshot works on the file again */
+	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s3"), 120000));
+	assert_true(exists(over1));   /* the record starts over: its first overlay */
+	disk_write(x, "MARK-EEE");
+	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
+	con_close(x);
+	/* The last one, stopped: qemu-img commit. */
+	r = must(x, &x->ca, "snapshot", snap_args("delete", "s3"), 120000);
+	assert_string_equal(str(json_object_get(r, "disks"), "data"), want);
+	json_decref(r);
+	assert_false(exists(rec));
+	assert_false(exists(over1));
+	/* The next start boots the profile's file, which holds it all. */
+	start(x, &x->ca);
+	disk_expect(x, "MARK-EEE");
+	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate_with_snapshots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore_with_snapshots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_at_a_time_and_resize, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_snapshot_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

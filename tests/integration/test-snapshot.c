@@ -393,13 +393,7 @@ static void test_snapshot_check_and_bad_input(void **state)
 	assert_non_null(strstr(text, raw));            /* the raw base under its overlay */
 	free(text);
 	json_decref(q);
-	/* Migrating it would boot the bases on the other side: refused. */
-	char uri[800];
-	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", x->d.dir);
-	q = t_ctl_call(&x->c, "migrate", json_pack("{s:s, s:s}", "name", "ck", "uri", uri), 10000);
-	assert_string_equal(str(json_object_get(q, "error"), "class"), "InvalidState");
-	assert_non_null(strstr(str(json_object_get(q, "error"), "desc"), "has disk snapshots"));
-	json_decref(q);
+	/* Migration, save and restore carry the chain: test-snapmig.c. */
 	json_decref(t_fx_must(x, "stop", "ck", 60000));
 
 	/* A damaged record: the active overlay gone. */
