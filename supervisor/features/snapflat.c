@@ -145,6 +145,8 @@ static void disk_failed(struct sv_snapflat *f, const char *fmt, ...)
 static void on_committed(int64_t status, int sig, const char *out, void *arg)
 {
 	struct sv_snapflat *f = arg;
+	if (f->g->busy_op && !strcmp(f->g->busy_op, "snapshot commit"))
+		f->g->busy_op = NULL;
 	if (status != 0 || sig) {
 		disk_failed(f, "qemu-img commit: %s", *out ? out : "failed");
 		return;
@@ -378,15 +380,19 @@ static void next_disk(struct sv_snapflat *f)
 		sv_step(f->g->qmp, NULL, "query-block", NULL, -1, on_block, f);
 		return;
 	}
-	if (sv_guest_active(f->g)) {
-		disk_failed(f, "%s", "the guest was started meanwhile");
+	if (sv_guest_active(f->g) || f->g->prepping || f->g->busy_op) {
+		disk_failed(f, "the guest was started meanwhile (or a %s runs)",
+		            f->g->busy_op ? f->g->busy_op : "start");
 		return;
 	}
 	/* -d: the overlay is not emptied (it goes once the record is written). */
 	char *argv[] = { "qemu-img", "commit", "-q", "-f", "qcow2", "-d", "--", d->top, NULL };
+	f->g->busy_op = "snapshot commit";   /* no start meanwhile */
 	int rc = sv_run(f->g->env->loop, argv, on_committed, f);
-	if (rc < 0)
+	if (rc < 0) {
+		f->g->busy_op = NULL;
 		disk_failed(f, "cannot run qemu-img: %s", uv_strerror(rc));
+	}
 }
 
 /* Off the loop: each overlay must sit right on its disk's file; the live

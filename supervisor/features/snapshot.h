@@ -60,7 +60,7 @@ json_t *sv_snapshot_hp_disks(const struct sv_profile *p);
 const char *sv_snapshot_running(struct sv_guest *g);
 
 /* The one check other disk operations make (migrate, incoming, save,
- * restore, attach and detach of a disk, disk-resize): while a snapshot
+ * restore, clone, attach and detach of a disk, disk-resize): while a snapshot
  * operation runs on g, answer req with InvalidState "guest NAME: a
  * snapshot delete is running; ..." and return true; else false.
  * (snapmig.c) */
