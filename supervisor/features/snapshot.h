@@ -22,6 +22,8 @@
  * QEMU's block-stream job when that image is in the running chain, else
  * qemu-img rebase (spawned). The profile's file itself is never removed:
  * deleting a snapshot whose layer is the base only forgets its name.
+ * Deleting the last one commits each active overlay back into its disk's
+ * file (sv_snapflat, below): no record, no overlay left.
  *
  * Every later start boots the active overlays (prepare.c reads the record;
  * the hot-plug replay for disks attached with --persist, which take part).
