@@ -22,7 +22,7 @@
 struct fdisk {
 	char id[SV_ID_MAX + 1];
 	char *top, *base;
-	char node[64], bnode[64], tfile[64];
+	char node[64], bnode[64], tfile[64], bfile[64];
 	int fd, bfdset, tfdset;
 	bool skip, done;
 	char why[600];
@@ -236,6 +236,80 @@ static void on_commit(void *ctx, const struct qmp_result *r)
 		job_over(f, r->err_desc ? r->err_desc : qmp_strerror(r->status));
 }
 
+static void commit(struct sv_snapflat *f)
+{
+	struct fdisk *d = &f->d[f->i];
+	snprintf(f->job, sizeof(f->job), "snapshot-flatten.%s", d->id);
+	f->waiting = true;
+	sv_step(f->g->qmp, NULL, "block-commit", json_pack("{s:s, s:s, s:s}", "job-id", f->job,
+	        "device", d->node, "base-node", d->bnode), -1, on_commit, f);
+}
+
+static void on_reopened(void *ctx, const struct qmp_result *r)
+{
+	struct sv_snapflat *f = ctx;
+	if (r->status != 0) {
+		disk_failed(f, "blockdev-reopen of the base read-write: %s", r->err_desc
+		            ? r->err_desc : qmp_strerror(r->status));
+		return;
+	}
+	commit(f);
+}
+
+/* query-named-block-nodes' entry for node name, or NULL. */
+static json_t *named(struct sv_snapflat *f, const char *name)
+{
+	json_t *n;
+	size_t i;
+	json_array_foreach(f->named, i, n)
+		if (!strcmp(sv_jstr(n, "node-name", ""), name))
+			return n;
+	return NULL;
+}
+
+/* The cache options of a node as QEMU reports them, for a reopen. */
+static json_t *cache_of(json_t *n)
+{
+	json_t *c = json_object_get(n, "cache");
+	return json_pack("{s:b, s:b}", "direct", json_is_true(json_object_get(c, "direct")),
+	                 "no-flush", json_is_true(json_object_get(c, "no-flush")));
+}
+
+/* A base node qsupd opened read-only (-blockdev, a backing layer) cannot
+ * take a commit until it is reopened read-write, as libvirt does: its file
+ * node (now with a read-write fd in its set) and its format node, with
+ * the options they were opened with. Nodes QEMU named itself (nested in
+ * a hot-plugged disk's blockdev-add) inherit read-write from their
+ * parent: no reopen. */
+static void reopen_base(struct sv_snapflat *f)
+{
+	struct fdisk *d = &f->d[f->i];
+	json_t *bn = named(f, d->bnode), *fn = named(f, d->bfile);
+	if (d->bnode[0] == '#' || !bn || !fn || !json_is_true(json_object_get(bn, "ro"))) {
+		commit(f);
+		return;
+	}
+	const struct sv_profile *p = f->g->run_profile;
+	int k = p ? sv_profile_find_device(p, d->id) : -1;
+	enum sv_aio aio = k >= 0 && (size_t)k < p->ndrives ? p->drives[k].aio : SV_AIO_THREADS;
+	json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:o}", "driver", sv_jstr(fn, "drv", "file"),
+	                         "node-name", d->bfile, "filename", sv_jstr(fn, "file", ""),
+	                         "read-only", false, "cache", cache_of(fn));
+	if (aio != SV_AIO_THREADS)
+		json_object_set_new(file, "aio", json_string(aio == SV_AIO_NATIVE ? "native"
+		                                                                  : "io_uring"));
+	json_t *fmt = json_pack("{s:s, s:s, s:s, s:b, s:o}", "driver", sv_jstr(bn, "drv", "raw"),
+	                        "node-name", d->bnode, "file", d->bfile, "read-only", false,
+	                        "cache", cache_of(bn));
+	json_int_t below = graph_child(f->graph, graph_id(f->graph, d->bnode), "backing");
+	if (below >= 0)
+		json_object_set_new(fmt, "backing", json_string(graph_name(f->graph, below)));
+	else if (!strcmp(sv_jstr(bn, "drv", ""), "qcow2"))
+		json_object_set_new(fmt, "backing", json_null());
+	sv_step(f->g->qmp, NULL, "blockdev-reopen", json_pack("{s:[o, o]}", "options", file, fmt),
+	        -1, on_reopened, f);
+}
+
 static void on_rw_fd(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snapflat *f = ctx;
@@ -246,10 +320,7 @@ static void on_rw_fd(void *ctx, const struct qmp_result *r)
 		disk_failed(f, "add-fd: %s", r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		return;
 	}
-	snprintf(f->job, sizeof(f->job), "snapshot-flatten.%s", d->id);
-	f->waiting = true;
-	sv_step(f->g->qmp, NULL, "block-commit", json_pack("{s:s, s:s, s:s}", "job-id", f->job,
-	        "device", d->node, "base-node", d->bnode), -1, on_commit, f);
+	reopen_base(f);
 }
 
 static void on_named(void *ctx, const struct qmp_result *r)
@@ -272,7 +343,9 @@ static void on_named(void *ctx, const struct qmp_result *r)
 	snprintf(d->tfile, sizeof(d->tfile), "%s",
 	         graph_name(f->graph, graph_child(f->graph, top, "file")));
 	d->tfdset = fdset_of(f, d->tfile);
-	d->bfdset = fdset_of(f, graph_name(f->graph, graph_child(f->graph, base, "file")));
+	snprintf(d->bfile, sizeof(d->bfile), "%s",
+	         graph_name(f->graph, graph_child(f->graph, base, "file")));
+	d->bfdset = fdset_of(f, d->bfile);
 	if (d->bfdset < 0) {
 		disk_failed(f, "%s", "the base is not an fd qsupd handed over");
 		return;

@@ -97,8 +97,9 @@ json_t *sv_snapshot_disks(const struct sv_profile *p, json_t *devices);
 
 /* The last snapshot is deleted (rec, as written at recpath, has none):
  * each disk's active overlay is committed into the disk's own file (QEMU's
- * active block-commit while the guest runs, qemu-img commit when it is
- * stopped), the record loses that disk (none left: it goes) and the
+ * active block-commit while the guest runs, after a blockdev-reopen of the
+ * base read-write when qsupd opened it read-only at boot, as libvirt does;
+ * qemu-img commit when it is stopped), the record loses that disk (none left: it goes) and the
  * overlay file goes, so the guest runs and boots on its profile's files
  * as before its first snapshot. A disk whose overlay is not right on its
  * file, or whose commit fails, stays on its overlay (the record still
