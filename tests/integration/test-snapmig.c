@@ -10,8 +10,8 @@
  *    another file is refused before anything moves;
  *  - save and restore keep the chain; a restore after a revert (the disks
  *    no longer hold what the memory expects) is refused;
- *  - one snapshot operation at a time: migrate, save, restore, disk-resize
- *    and a disk attach are refused while one runs ("a snapshot create is
+ *  - one snapshot operation at a time: migrate, incoming, save, restore,
+ *    clone, disk-resize and a disk attach or detach are refused while one runs ("a snapshot create is
  *    running"), and a snapshot while a disk-resize runs;
  *  - disk-resize of a disk with snapshots grows its active layer, live and
  *    stopped; the snapshot's layer keeps its size;
@@ -328,6 +328,7 @@ static void test_save_restore_with_snapshots(void **state)
 	assert_string_equal(state_of(&x->ca), "running");
 	names(x, &x->ca, l, sizeof(l));
 	assert_string_equal(l, "s1*");
+
 	con_open(x, &x->ca, false);
 	disk_expect(x, "MARK-BBB");
 	disk_write(x, "MARK-CCC");
@@ -391,6 +392,15 @@ static void test_one_at_a_time_and_resize(void **state)
 	up(&x->a, &x->ca);
 	start(x, &x->ca);
 	disk_write(x, "MARK-AAA");
+	/* a hot-plugged raw disk (no --persist: not in the snapshots) */
+	char hp[700];
+	snprintf(hp, sizeof(hp), "%s/hp.img", x->a.dir);
+	FILE *fh = fopen(hp, "w");
+	assert_non_null(fh);
+	assert_int_equal(ftruncate(fileno(fh), 1 << 20), 0);
+	fclose(fh);
+	json_decref(must(x, &x->ca, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", G,
+	            "kind", "disk", "id", "hp", "file", hp, "format", "raw"), 30000));
 
 	/* Requests sent right behind a snapshot create (one connection, in
 	 * order): each is refused, and the snapshot is taken. */
@@ -402,8 +412,9 @@ static void test_one_at_a_time_and_resize(void **state)
 	long long sv = post(&x->ca, "save", json_pack("{s:s, s:s}", "name", G, "file",
 	                    "/nonexistent/x.save"));
 	long long at = post(&x->ca, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", G,
-	                    "kind", "disk", "id", "more", "file", x->a.dir, "format",
+	                    "kind", "disk", "id", "more", "file", hp, "format",
 	                    "raw"));
+	long long dt = post(&x->ca, "detach", json_pack("{s:s, s:s}", "name", G, "id", "hp"));
 	long long s2 = post(&x->ca, "snapshot", snap_args("create", "s2"));
 	json_t *r = reply(x, &x->ca, s);
 	if (!json_object_get(r, "return"))
@@ -413,6 +424,7 @@ static void test_one_at_a_time_and_resize(void **state)
 	refused_by_snapshot(reply(x, &x->ca, rs), "disk-resize");
 	refused_by_snapshot(reply(x, &x->ca, sv), "save");
 	refused_by_snapshot(reply(x, &x->ca, at), "attach");
+	refused_by_snapshot(reply(x, &x->ca, dt), "detach");
 	r = reply(x, &x->ca, s2);
 	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"),
 	                       "another snapshot operation is under way"));
@@ -420,6 +432,27 @@ static void test_one_at_a_time_and_resize(void **state)
 	assert_string_equal(state_of(&x->ca), "running");
 	names(x, &x->ca, l, sizeof(l));
 	assert_string_equal(l, "s1*");
+
+	/* A snapshot right behind a disk hot-plug: refused, the disk comes. */
+	snprintf(hp, sizeof(hp), "%s/hp2.img", x->a.dir);
+	fh = fopen(hp, "w");
+	assert_non_null(fh);
+	assert_int_equal(ftruncate(fileno(fh), 1 << 20), 0);
+	fclose(fh);
+	at = post(&x->ca, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", G, "kind",
+	          "disk", "id", "hp2", "file", hp, "format", "raw"));
+	s = post(&x->ca, "snapshot", snap_args("create", "s2"));
+	r = reply(x, &x->ca, at);
+	if (!json_object_get(r, "return"))
+		fail_msg("attach: %s", json_dumps(r, 0));
+	json_decref(r);
+	r = reply(x, &x->ca, s);
+	if (!json_object_get(r, "error"))
+		fail_msg("a snapshot ran under a disk hot-plug: %s", json_dumps(r, 0));
+	printf("# note: snapshot: %s\n", str(json_object_get(r, "error"), "desc"));
+	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"),
+	                       "a disk hot-plug or unplug is running"));
+	json_decref(r);
 
 	/* A snapshot right behind a live disk-resize: refused; the resize
 	 * grows the active layer (the top node QEMU runs after the snapshot). */
@@ -454,12 +487,16 @@ static void test_one_at_a_time_and_resize(void **state)
 	          "size", "48M"));
 	long long re = post(&x->ca, "restore", json_pack("{s:s, s:s}", "name", G, "file",
 	                    "/nonexistent/x.save"));
+	long long in = post(&x->ca, "incoming", json_pack("{s:s}", "name", G));
+	long long cl = post(&x->ca, "clone", json_pack("{s:s, s:s}", "name", G, "new", "sm2"));
 	r = reply(x, &x->ca, s);
 	if (!json_object_get(r, "return"))
 		fail_msg("snapshot (stopped): %s", json_dumps(r, 0));
 	json_decref(r);
 	refused_by_snapshot(reply(x, &x->ca, rs), "disk-resize (stopped)");
 	refused_by_snapshot(reply(x, &x->ca, re), "restore");
+	refused_by_snapshot(reply(x, &x->ca, in), "incoming");
+	refused_by_snapshot(reply(x, &x->ca, cl), "clone");
 	r = must(x, &x->ca, "disk-resize", json_pack("{s:s, s:s, s:s}", "name", G, "id", "data",
 	         "size", "48M"), 120000);
 	snprintf(over, sizeof(over), "%s/vms/data.qcow2.snap2.qcow2", x->a.dir);
