@@ -1529,12 +1529,12 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 	json_t *s = sv_snaprec_find(rec, name);
 	int act = !strcmp(action, "create") ? CREATE : !strcmp(action, "revert") ? REVERT : DELETE;
+	char busy[96];   /* disk-resize, clone: they run on the disks */
+	snprintf(busy, sizeof(busy), "a %s is running", g->busy_op ? g->busy_op : "");
 	const char *refuse = g->snap ? "another snapshot operation is under way"
 	                   : g->mig || g->state == SV_MIGRATING || g->state == SV_INCOMING
 	                     ? "a migration, save or restore is under way"
-	                   : g->busy_op && !strcmp(g->busy_op, "disk-resize")
-	                     ? "a disk-resize is running"
-	                   : g->busy_op ? "a clone copies its disks"
+	                   : g->busy_op ? busy
 	                   : sv_hotplug_disk_busy(g) ? "a disk hot-plug or unplug is running"
 	                   : g->adopting ? "it is being re-adopted; try again"
 	                   : act == CREATE && s ? "a snapshot of that name exists"
