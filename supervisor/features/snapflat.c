@@ -245,23 +245,40 @@ static void commit(struct sv_snapflat *f)
 	        "device", d->node, "base-node", d->bnode), -1, on_commit, f);
 }
 
-static void on_reopened(void *ctx, const struct qmp_result *r)
+/* ---- reopening a node read-write ---- */
+
+struct reo {
+	struct sv_guest *g;
+	char node[64];
+	json_t *graph;
+	void (*done)(void *arg, const char *why);
+	void *arg;
+};
+
+static void reo_end(struct reo *o, const char *why)
 {
-	struct sv_snapflat *f = ctx;
-	if (r->status != 0) {
-		disk_failed(f, "blockdev-reopen of the base read-write: %s", r->err_desc
-		            ? r->err_desc : qmp_strerror(r->status));
-		return;
-	}
-	commit(f);
+	o->done(o->arg, why);
+	json_decref(o->graph);
+	sv_guest_unhold(o->g);
+	free(o);
 }
 
-/* query-named-block-nodes' entry for node name, or NULL. */
-static json_t *named(struct sv_snapflat *f, const char *name)
+static void on_reopened(void *ctx, const struct qmp_result *r)
+{
+	struct reo *o = ctx;
+	char why[600];
+	if (r->status != 0)
+		snprintf(why, sizeof(why), "blockdev-reopen of %s read-write: %s", o->node,
+		         r->err_desc ? r->err_desc : qmp_strerror(r->status));
+	reo_end(o, r->status != 0 ? why : NULL);
+}
+
+/* An entry of query-named-block-nodes, or NULL. */
+static json_t *named_in(json_t *list, const char *name)
 {
 	json_t *n;
 	size_t i;
-	json_array_foreach(f->named, i, n)
+	json_array_foreach(list, i, n)
 		if (!strcmp(sv_jstr(n, "node-name", ""), name))
 			return n;
 	return NULL;
@@ -275,39 +292,90 @@ static json_t *cache_of(json_t *n)
 	                 "no-flush", json_is_true(json_object_get(c, "no-flush")));
 }
 
-/* A base node qsupd opened read-only (-blockdev, a backing layer) cannot
- * take a commit until it is reopened read-write, as libvirt does: its file
- * node (now with a read-write fd in its set) and its format node, with
- * the options they were opened with. Nodes QEMU named itself (nested in
- * a hot-plugged disk's blockdev-add) inherit read-write from their
- * parent: no reopen. */
-static void reopen_base(struct sv_snapflat *f)
+/* Its file node and itself, read-write, with the options they were opened
+ * with (-blockdev: driver, file name, cache, aio as the profile says). */
+static void reo_named(void *ctx, const struct qmp_result *r)
 {
-	struct fdisk *d = &f->d[f->i];
-	json_t *bn = named(f, d->bnode), *fn = named(f, d->bfile);
-	if (d->bnode[0] == '#' || !bn || !fn || !json_is_true(json_object_get(bn, "ro"))) {
-		commit(f);
+	struct reo *o = ctx;
+	if (r->status != 0) {
+		reo_end(o, "query-named-block-nodes failed");
 		return;
 	}
-	const struct sv_profile *p = f->g->run_profile;
-	int k = p ? sv_profile_find_device(p, d->id) : -1;
-	enum sv_aio aio = k >= 0 && (size_t)k < p->ndrives ? p->drives[k].aio : SV_AIO_THREADS;
+	json_int_t id = graph_id(o->graph, o->node);
+	const char *fname = graph_name(o->graph, graph_child(o->graph, id, "file"));
+	json_t *bn = named_in(r->ret, o->node), *fn = named_in(r->ret, fname);
+	if (o->node[0] == '#' || !bn || !fn || !json_is_true(json_object_get(bn, "ro"))) {
+		reo_end(o, NULL);   /* read-write already, or inheriting it */
+		return;
+	}
+	const struct sv_profile *p = o->g->run_profile;
+	enum sv_aio aio = SV_AIO_THREADS;
+	for (size_t k = 0; p && k < p->ndrives; k++) {
+		size_t n = strlen(p->drives[k].id);
+		if (!strncmp(o->node, "drive.", 6) && !strncmp(o->node + 6, p->drives[k].id, n) &&
+		    (!o->node[6 + n] || o->node[6 + n] == '.'))
+			aio = p->drives[k].aio;
+	}
 	json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:o}", "driver", sv_jstr(fn, "drv", "file"),
-	                         "node-name", d->bfile, "filename", sv_jstr(fn, "file", ""),
+	                         "node-name", fname, "filename", sv_jstr(fn, "file", ""),
 	                         "read-only", false, "cache", cache_of(fn));
 	if (aio != SV_AIO_THREADS)
 		json_object_set_new(file, "aio", json_string(aio == SV_AIO_NATIVE ? "native"
 		                                                                  : "io_uring"));
 	json_t *fmt = json_pack("{s:s, s:s, s:s, s:b, s:o}", "driver", sv_jstr(bn, "drv", "raw"),
-	                        "node-name", d->bnode, "file", d->bfile, "read-only", false,
+	                        "node-name", o->node, "file", fname, "read-only", false,
 	                        "cache", cache_of(bn));
-	json_int_t below = graph_child(f->graph, graph_id(f->graph, d->bnode), "backing");
+	json_int_t below = graph_child(o->graph, id, "backing");
 	if (below >= 0)
-		json_object_set_new(fmt, "backing", json_string(graph_name(f->graph, below)));
+		json_object_set_new(fmt, "backing", json_string(graph_name(o->graph, below)));
 	else if (!strcmp(sv_jstr(bn, "drv", ""), "qcow2"))
 		json_object_set_new(fmt, "backing", json_null());
-	sv_step(f->g->qmp, NULL, "blockdev-reopen", json_pack("{s:[o, o]}", "options", file, fmt),
-	        -1, on_reopened, f);
+	sv_step(o->g->qmp, NULL, "blockdev-reopen", json_pack("{s:[o, o]}", "options", file, fmt),
+	        -1, on_reopened, o);
+}
+
+static void reo_graph(void *ctx, const struct qmp_result *r)
+{
+	struct reo *o = ctx;
+	if (r->status != 0 || !o->g->qmp) {
+		reo_end(o, "x-debug-query-block-graph failed");
+		return;
+	}
+	o->graph = json_incref(r->ret);
+	sv_step(o->g->qmp, NULL, "query-named-block-nodes", json_pack("{s:b}", "flat", true), -1,
+	        reo_named, o);
+}
+
+/* Reopen g's format node `node` and its file node read-write when QEMU
+ * holds them read-only as qsupd opened them at boot (a -blockdev backing
+ * layer); the file node's fd set holds a read-write fd already (add-fd).
+ * Nodes already read-write, or named by QEMU (inheriting read-write from
+ * a hot-plugged parent), are left as they are. done(arg, NULL), or
+ * done(arg, why). */
+static void reopen_rw(struct sv_guest *g, const char *node,
+                      void (*done)(void *arg, const char *why), void *arg)
+{
+	struct reo *o = calloc(1, sizeof(*o));
+	if (!o || !g->qmp) {
+		free(o);
+		done(arg, "out of memory, or no QMP");
+		return;
+	}
+	o->g = g;
+	snprintf(o->node, sizeof(o->node), "%s", node);
+	o->done = done;
+	o->arg = arg;
+	sv_guest_hold(g);
+	sv_step(g->qmp, NULL, "x-debug-query-block-graph", NULL, -1, reo_graph, o);
+}
+
+static void on_base_rw(void *arg, const char *why)
+{
+	struct sv_snapflat *f = arg;
+	if (why)
+		disk_failed(f, "%s", why);
+	else
+		commit(f);
 }
 
 static void on_rw_fd(void *ctx, const struct qmp_result *r)
@@ -320,7 +388,10 @@ static void on_rw_fd(void *ctx, const struct qmp_result *r)
 		disk_failed(f, "add-fd: %s", r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		return;
 	}
-	reopen_base(f);
+	/* A base qsupd opened read-only at boot (a -blockdev backing layer)
+	 * cannot take the commit until it is reopened read-write, as libvirt
+	 * does. */
+	reopen_rw(f->g, d->bnode, on_base_rw, f);
 }
 
 static void on_named(void *ctx, const struct qmp_result *r)

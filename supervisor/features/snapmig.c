@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "guest.h"
+#include "migrate_int.h"
 #include "log.h"
 #include "request.h"
 #include "snapshot.h"
@@ -22,6 +23,16 @@ bool sv_snapshot_refuse(struct sv_guest *g, struct sv_request *req)
 	sv_reply_err(req, "InvalidState", "guest %s: a snapshot %s is running; try again once "
 	             "it has ended (qsupctl status %s shows it)", g->name, a, g->name);
 	return true;
+}
+
+bool sv_snapmig_busy(struct sv_guest *g)
+{
+	/* Being prepared (a save opening its file, a destination taking the
+	 * chain, the source asking its destination), or under way. A
+	 * re-adopting qsupd's question to QEMU (a migration record marked
+	 * started, the guest not migrating) is no migration. */
+	return g->state == SV_MIGRATING || g->state == SV_INCOMING ||
+	       (g->mig && !g->mig->started);
 }
 
 static const struct sv_profile *prof_of(struct sv_guest *g)

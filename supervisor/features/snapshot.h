@@ -68,6 +68,10 @@ const char *sv_snapshot_running(struct sv_guest *g);
  * (snapmig.c) */
 bool sv_snapshot_refuse(struct sv_guest *g, struct sv_request *req);
 
+/* Is a migration, save or restore of g's being prepared or under way?
+ * (snapmig.c) */
+bool sv_snapmig_busy(struct sv_guest *g);
+
 /* Migration and save/restore carry the chain (snapmig.c). The record of
  * g's disks to hand over: its snapshot record, or JSON null when it has
  * none (a new reference); NULL with err set when it cannot be read. A
