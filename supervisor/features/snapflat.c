@@ -250,6 +250,7 @@ static void commit(struct sv_snapflat *f)
 struct reo {
 	struct sv_guest *g;
 	char node[64];
+	int fdset, keep;                /* after the reopen, the set's other fds go */
 	json_t *graph;
 	void (*done)(void *arg, const char *why);
 	void *arg;
@@ -263,14 +264,45 @@ static void reo_end(struct reo *o, const char *why)
 	free(o);
 }
 
+/* The read-only fds the node was opened from leave its set: QEMU's image
+ * locks sit on their open file description, which the set keeps open, and
+ * would keep a job from writing (running guests: QEMU closes removed fds
+ * at once). */
+static void on_fdsets(void *ctx, const struct qmp_result *r)
+{
+	struct reo *o = ctx;
+	json_t *s, *fd;
+	size_t i, k;
+	json_array_foreach(r->status == 0 ? r->ret : NULL, i, s) {
+		if (json_integer_value(json_object_get(s, "fdset-id")) != o->fdset)
+			continue;
+		json_array_foreach(json_object_get(s, "fds"), k, fd) {
+			json_int_t n = json_integer_value(json_object_get(fd, "fd"));
+			if (n == o->keep || !o->g->qmp)
+				continue;
+			json_t *a = json_pack("{s:i, s:I}", "fdset-id", o->fdset, "fd", n);
+			qmp_client_execute(o->g->qmp, "remove-fd", a, 0, NULL, NULL);
+			json_decref(a);
+		}
+	}
+	reo_end(o, NULL);
+}
+
 static void on_reopened(void *ctx, const struct qmp_result *r)
 {
 	struct reo *o = ctx;
 	char why[600];
-	if (r->status != 0)
+	if (r->status != 0) {
 		snprintf(why, sizeof(why), "blockdev-reopen of %s read-write: %s", o->node,
 		         r->err_desc ? r->err_desc : qmp_strerror(r->status));
-	reo_end(o, r->status != 0 ? why : NULL);
+		reo_end(o, why);
+		return;
+	}
+	if (o->fdset < 0 || o->keep < 0 || !o->g->qmp) {
+		reo_end(o, NULL);
+		return;
+	}
+	sv_step(o->g->qmp, NULL, "query-fdsets", NULL, -1, on_fdsets, o);
 }
 
 /* An entry of query-named-block-nodes, or NULL. */
@@ -346,13 +378,7 @@ static void reo_graph(void *ctx, const struct qmp_result *r)
 	        reo_named, o);
 }
 
-/* Reopen g's format node `node` and its file node read-write when QEMU
- * holds them read-only as qsupd opened them at boot (a -blockdev backing
- * layer); the file node's fd set holds a read-write fd already (add-fd).
- * Nodes already read-write, or named by QEMU (inheriting read-write from
- * a hot-plugged parent), are left as they are. done(arg, NULL), or
- * done(arg, why). */
-static void reopen_rw(struct sv_guest *g, const char *node,
+void sv_snap_writable(struct sv_guest *g, const char *node, int fdset, int keep,
                       void (*done)(void *arg, const char *why), void *arg)
 {
 	struct reo *o = calloc(1, sizeof(*o));
@@ -362,6 +388,8 @@ static void reopen_rw(struct sv_guest *g, const char *node,
 		return;
 	}
 	o->g = g;
+	o->fdset = fdset;
+	o->keep = keep;
 	snprintf(o->node, sizeof(o->node), "%s", node);
 	o->done = done;
 	o->arg = arg;
@@ -391,7 +419,8 @@ static void on_rw_fd(void *ctx, const struct qmp_result *r)
 	/* A base qsupd opened read-only at boot (a -blockdev backing layer)
 	 * cannot take the commit until it is reopened read-write, as libvirt
 	 * does. */
-	reopen_rw(f->g, d->bnode, on_base_rw, f);
+	sv_snap_writable(f->g, d->bnode, d->bfdset,
+	                 (int)json_integer_value(json_object_get(r->ret, "fd")), on_base_rw, f);
 }
 
 static void on_named(void *ctx, const struct qmp_result *r)

@@ -1044,6 +1044,15 @@ static void stream(struct sv_snap_op *op)
 	        on_stream, op);
 }
 
+static void on_child_rw(void *arg, const char *why)
+{
+	struct sv_snap_op *op = arg;
+	if (why)
+		op_fail(op, "GenericError", "disk %s: %s (nothing changed)", op->d[op->i].id, why);
+	else
+		stream(op);
+}
+
 static void on_rw_fd(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
@@ -1055,7 +1064,10 @@ static void on_rw_fd(void *ctx, const struct qmp_result *r)
 		        r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		return;
 	}
-	stream(op);
+	/* booted read-only (a backing layer): writable for the merge */
+	sv_snap_writable(op->g, d->node, (int)json_integer_value(json_object_get(r->ret,
+	                 "fdset-id")), (int)json_integer_value(json_object_get(r->ret, "fd")),
+	                 on_child_rw, op);
 }
 
 /* The merged layer's nodes go (they were the monitor's: -blockdev), and

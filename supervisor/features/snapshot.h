@@ -113,6 +113,19 @@ void sv_snapflat(struct sv_guest *g, const char *recpath, json_t *rec,
                  void (*done)(void *arg, json_t *result), void *arg);
 extern const struct sv_guest_observer sv_snapflat_observer;
 
+/* Make g's format node `node` writable for a block job (a merge into it)
+ * when QEMU holds it read-only as qsupd opened it at boot (a -blockdev
+ * backing layer): its file node's fd set `fdset` holds a read-write fd
+ * already (add-fd, which answered with its number, keep); the file and
+ * format nodes are reopened read-write (blockdev-reopen, the options
+ * they were opened with, as libvirt does), then the set's other fds are
+ * removed (QEMU's image locks sit on their open file description). Nodes
+ * already read-write, or named by QEMU (inheriting read-write from a
+ * hot-plugged parent), are left as they are. done(arg, NULL), or
+ * done(arg, why). (snapflat.c) */
+void sv_snap_writable(struct sv_guest *g, const char *node, int fdset, int keep,
+                      void (*done)(void *arg, const char *why), void *arg);
+
 extern const struct sv_guest_observer sv_snapshot_observer;
 
 #endif

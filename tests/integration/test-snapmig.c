@@ -579,6 +579,39 @@ static void test_last_snapshot_delete(void **state)
 	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
 }
 
+/* A middle snapshot deleted after a restart: the chain was opened by qsupd
+ * at boot (read-only backing layers), and the merge into the layer above
+ * it still goes. */
+static void test_delete_middle_after_restart(void **state)
+{
+	struct fx *x = *state;
+	char l[256];
+	profile(x, &x->a, NULL);
+	up(&x->a, &x->ca);
+	start(x, &x->ca);
+	disk_write(x, "MARK-AAA");
+	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s1"), 120000));
+	disk_write(x, "MARK-BBB");
+	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s2"), 120000));
+	disk_write(x, "MARK-CCC");
+	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s3"), 120000));
+	disk_write(x, "MARK-DDD");
+	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
+	start(x, &x->ca);
+	json_t *r = t_ctl_call(&x->ca, "snapshot", snap_args("delete", "s2"), 120000);
+	if (!json_object_get(r, "return"))
+		fail_msg("delete s2 after a restart: %s\n%s", json_dumps(r, 0), t_daemon_log(&x->a));
+	json_decref(r);
+	names(x, &x->ca, l, sizeof(l));
+	assert_string_equal(l, "s1 s3*");
+	disk_expect(x, "MARK-DDD");
+	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
+	json_decref(must(x, &x->ca, "snapshot", snap_args("revert", "s3"), 120000));
+	start(x, &x->ca);
+	disk_expect(x, "MARK-CCC");
+	json_decref(must(x, &x->ca, "stop", name_args(), 120000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +619,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_restore_with_snapshots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_at_a_time_and_resize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_snapshot_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_middle_after_restart, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
