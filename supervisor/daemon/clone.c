@@ -14,6 +14,7 @@
 #include "guest.h"
 #include "log.h"
 #include "request.h"
+#include "snapshot.h"
 #include "subproc.h"
 
 struct job {
@@ -420,6 +421,8 @@ void sv_clone(struct sv_daemon *d, struct sv_request *req, json_t *args)
 		sv_reply_err(req, "Busy", "%s: a %s runs on its disks", g->name, g->busy_op);
 		return;
 	}
+	if (sv_snapshot_refuse(g, req))
+		return;
 	struct clone_op *op = calloc(1, sizeof(*op));
 	if (!op) {
 		sv_reply_err(req, "GenericError", "out of memory");

@@ -373,7 +373,7 @@ static void cmd_restart(struct sv_daemon *d, struct sv_request *req, json_t *arg
 static void cmd_save(struct sv_daemon *d, struct sv_request *req, json_t *args)
 {
 	struct sv_guest *g = guest_arg(d, req, args);
-	if (!g)
+	if (!g || sv_snapshot_refuse(g, req))
 		return;
 	if (json_object_get(args, "file")) {
 		sv_command_find(req->verb)->on_guest(g, req, args);

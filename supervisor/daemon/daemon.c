@@ -297,7 +297,7 @@ static const struct sv_guest_observer *const observers[] = {
 	&sv_agent_observer,     /* before those whose qmp_ready takes the start over */
 	&sv_tune_observer,      /* limits, pinning, balloon: before hot-plug's replay */
 	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer,
-	&sv_media_observer, &sv_snapshot_observer, NULL,
+	&sv_media_observer, &sv_snapshot_observer, &sv_snapflat_observer, NULL,
 };
 
 /* The guests' way up (struct sv_guest_env): g stopped for good, so an exit

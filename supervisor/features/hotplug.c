@@ -10,6 +10,7 @@
 #include "hotplug_int.h"
 #include "log.h"
 #include "overlay.h"
+#include "snapshot.h"
 
 const char *const hp_kind_names[] = { "disk", "nic", "cpu", "memory" };
 /* Backend names: "hpdrive.ID" (a block node), "hpnet.ID" (a netdev),
@@ -541,12 +542,32 @@ static void op_start(struct hp_op *op)
 		attach_start(op);
 }
 
+/* Does the attach or detach args concern a disk? */
+static bool op_disk(struct sv_guest *g, json_t *args, bool detach)
+{
+	if (!detach)
+		return !strcmp(sv_or(hp_arg_str(args, "kind"), ""), "disk");
+	struct hp_dev *d = g->hp ? hp_dev_find(g->hp, sv_or(hp_arg_str(args, "id"), "")) : NULL;
+	return d && d->kind == DEV_DISK;
+}
+
+bool sv_hotplug_disk_busy(struct sv_guest *g)
+{
+	for (struct hp_op *op = g->hp ? g->hp->head : NULL; op; op = op->next)
+		if (op_disk(g, op->args, op->detach))
+			return true;
+	return false;
+}
+
+/* Disks are not attached or detached under a snapshot operation. */
 void sv_hotplug_attach(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	hp_enqueue(g, req, args, false);
+	if (!op_disk(g, args, false) || !sv_snapshot_refuse(g, req))
+		hp_enqueue(g, req, args, false);
 }
 
 void sv_hotplug_detach(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	hp_enqueue(g, req, args, true);
+	if (!op_disk(g, args, true) || !sv_snapshot_refuse(g, req))
+		hp_enqueue(g, req, args, true);
 }

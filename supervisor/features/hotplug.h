@@ -42,6 +42,9 @@ void sv_hotplug_attach(struct sv_guest *g, struct sv_request *req, json_t *args)
 /* The detach verb: args {name, id, timeout (ms, optional)}. Answers req. */
 void sv_hotplug_detach(struct sv_guest *g, struct sv_request *req, json_t *args);
 
+/* Is an attach or detach of a disk queued or running? */
+bool sv_hotplug_disk_busy(struct sv_guest *g);
+
 /* Whether name is a hot-plugged device qsupd tracks (or is attaching),
  * or one of its backends: "hpdrive.ID", "hpnet.ID", "hpmem.ID", "hpfd.ID". */
 bool sv_hotplug_tracks(struct sv_guest *g, const char *name);

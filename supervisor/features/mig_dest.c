@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "migrate_int.h"
+#include "snapshot.h"
 
 /* ---- the destination: incoming, restore ---- */
 
@@ -164,7 +165,7 @@ bool mig_dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 }
 
 /* Start QEMU waiting for the stream, with the handed-over devices. */
-void mig_dest_start(struct sv_guest *g, json_t *args)
+static void dest_start(struct sv_guest *g, json_t *args)
 {
 	struct sv_error err = { 0 };
 	struct sv_mig *m = g->mig;
@@ -180,6 +181,26 @@ void mig_dest_start(struct sv_guest *g, json_t *args)
 		sv_hotplug_reset(g);
 		mig_free(g);
 	}
+}
+
+/* The snapshot record is the source's (or refused). */
+static void on_chain(struct sv_guest *g, json_t *args, const char *why)
+{
+	if (!why) {
+		dest_start(g, args);
+		return;
+	}
+	char msg[1500];
+	snprintf(msg, sizeof(msg), "%s: %s", g->name, why);
+	mig_answer_err(g, "InvalidState", msg);
+	mig_free(g);
+}
+
+/* The source's snapshot chain first (snapshot.h), then QEMU. */
+void mig_dest_start(struct sv_guest *g, json_t *args)
+{
+	if (!sv_snapmig_import(g, args, g->mig->role == ROLE_RESTORE, on_chain))
+		dest_start(g, args);
 }
 
 /* Postcopy needs userfaultfd in the destination's QEMU, which the kernel
@@ -212,7 +233,7 @@ static const char *postcopy_blocked(struct sv_guest *g, json_t *args)
 void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const char *uri = mig_str(args, "uri");
-	if (!mig_dest_ready(g, req, args))
+	if (!mig_dest_ready(g, req, args) || sv_snapshot_refuse(g, req))
 		return;
 	const char *nopost = postcopy_blocked(g, args);
 	if (nopost) {

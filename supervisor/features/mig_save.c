@@ -61,6 +61,8 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 		sv_reply_err(req, "InvalidArgument", "%s", "save needs file: an absolute path");
 		return;
 	}
+	if (!g->snap && !mig_snaprec_ok(g, req))   /* the header carries the chain */
+		return;
 	json_t *argv = mig_profile_argv(g, &err);
 	if (!argv) {
 		sv_reply_err(req, "GenericError", "%s", err.msg);

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "migrate_int.h"
-#include "snaprec.h"
+#include "snapshot.h"
 
 /* ---- the source: migrate, save ---- */
 
@@ -348,11 +348,28 @@ static void on_peer_incoming(json_t *reply, const char *why, void *arg)
 	mig_out_begin(g);
 }
 
-/* The arguments the destination needs: what `incoming` takes. */
+/* The arguments the destination needs: what `incoming` takes, and the
+ * snapshot record (snapshot.h: the destination boots the same chain). */
 json_t *mig_handover(struct sv_guest *g, json_t *argv)
 {
-	return json_pack("{s:s, s:o, s:o, s:b}", "name", g->name, "argv", argv,
-	                 "devices", sv_hotplug_export(g), "paused", g->state == SV_PAUSED);
+	struct sv_error err = { 0 };
+	json_t *rec = sv_snapmig_export(g, &err);
+	if (!rec)
+		sv_log(SV_LOG_WARN, g->name, "the snapshot record cannot be sent: %s", err.msg);
+	return json_pack("{s:s, s:o, s:o, s:b, s:o}", "name", g->name, "argv", argv,
+	                 "devices", sv_hotplug_export(g), "paused", g->state == SV_PAUSED,
+	                 "snapshots", rec ? rec : json_null());
+}
+
+bool mig_snaprec_ok(struct sv_guest *g, struct sv_request *req)
+{
+	struct sv_error err = { 0 };
+	json_t *rec = sv_snapmig_export(g, &err);
+	json_decref(rec);
+	if (!rec)
+		sv_reply_err(req, "InvalidState", "%s: the snapshot record cannot be used: %s "
+		             "(qsupd --check %s)", g->name, err.msg, g->name);
+	return rec != NULL;
 }
 
 bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
@@ -381,21 +398,10 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	json_t *tj = json_object_get(args, "to");
 	if (!mig_source_ready(g, req, args))
 		return;
-	/* Its disks run on snapshot overlays that a destination would not
-	 * boot (it reads its own record): refused until the chain is sent. */
-	const struct sv_profile *sp = g->run_profile ? g->run_profile : g->profile;
-	json_t *rec = NULL;
-	struct sv_error re = { 0 };
-	if (sp && (sv_snaprec_read(sp, &rec, &re) < 0 ||
-	    json_object_size(json_object_get(rec, "active")))) {
-		json_decref(rec);
-		sv_reply_err(req, "InvalidState", "%s has disk snapshots (qsupctl snapshot %s "
-		             "list): its disks run on overlays a destination would not boot, and "
-		             "qsup does not send the chain yet",
-		             g->name, g->name);
+	/* Not under a snapshot operation; the chain goes with the guest
+	 * (mig_handover), so its record must be readable. */
+	if (sv_snapshot_refuse(g, req) || !mig_snaprec_ok(g, req))
 		return;
-	}
-	json_decref(rec);
 	if (tj && (!to || to[0] != '/')) {
 		sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
 		             "the destination qsupd's control socket");

@@ -90,6 +90,7 @@ void mig_kill_destination(struct sv_guest *g);
 void mig_out_abort(struct sv_guest *g, const char *cls, const char *why);
 void mig_out_begin(struct sv_guest *g);
 json_t *mig_handover(struct sv_guest *g, json_t *argv);
+bool mig_snaprec_ok(struct sv_guest *g, struct sv_request *req);
 bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
 /* mig_dest.c: the incoming stream is complete; the destination's checks;
  * start QEMU to wait for the stream. */

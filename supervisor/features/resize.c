@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 
 #include "guest.h"
+#include "hotplug.h"
 #include "log.h"
 #include "request.h"
 #include "resize.h"
+#include "snapshot.h"
+#include "snaprec.h"
 #include "subproc.h"
 #include "step.h"
 
@@ -72,52 +75,68 @@ static void on_resized(void *ctx, const struct qmp_result *r)
 	op_end(op);
 }
 
-static void on_nodes(void *ctx, const struct qmp_result *r)
+/* Disk id's image as qsup boots it: its snapshot record's active layer
+ * (snaprec.h) when it has one, else the profile's file (NULL: none). A
+ * small read on the loop, as `snapshot list`. */
+static void image_of(struct rs_op *op, const struct sv_profile *p, bool *layer)
+{
+	json_t *rec = NULL, *a;
+	struct sv_error e = { 0 };
+	free(op->file);
+	free(op->format);
+	op->file = op->format = NULL;
+	*layer = false;
+	if (p && sv_snaprec_read(p, &rec, &e) == 0 && (a = sv_snaprec_active(rec, op->id))) {
+		op->file = strdup(sv_jstr(a, "file", ""));
+		op->format = strdup(sv_jstr(a, "format", "qcow2"));
+		*layer = true;
+	}
+	for (size_t k = 0; !op->file && p && k < p->ndrives; k++)
+		if (!strcmp(p->drives[k].id, op->id) && p->drives[k].file) {
+			op->file = strdup(p->drives[k].file);
+			op->format = strdup(p->drives[k].format);
+		}
+	json_decref(rec);
+}
+
+/* The disk's top node as QEMU runs it now (query-block): after a live
+ * snapshot that is the active overlay's, not the profile's drive.ID. */
+static void on_block(void *ctx, const struct qmp_result *r)
 {
 	struct rs_op *op = ctx;
 	size_t i;
-	json_t *n, *found = NULL;
-	char hp[SV_ID_MAX + 16];
+	json_t *b, *in = NULL;
+	bool cd = false, layer;
 	if (r->status != 0) {
-		sv_reply_err(op->req, "GenericError", "%s: query-named-block-nodes: %s", op->g->name,
+		sv_reply_err(op->req, "GenericError", "%s: query-block: %s", op->g->name,
 		             r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		op_end(op);
 		return;
 	}
-	snprintf(op->node, sizeof(op->node), "drive.%s", op->id);
-	snprintf(hp, sizeof(hp), "hpdrive.%s", op->id);
-	json_array_foreach(r->ret, i, n) {
-		const char *name = json_string_value(json_object_get(n, "node-name"));
-		if (name && (!strcmp(name, op->node) || !strcmp(name, hp))) {
-			found = n;
-			snprintf(op->node, sizeof(op->node), "%s", name);
-			break;
+	json_array_foreach(r->ret, i, b)
+		if (sv_block_of(b, op->id)) {
+			cd = json_is_true(json_object_get(b, "removable"));
+			in = json_object_get(b, "inserted");
 		}
-	}
-	if (!found) {
+	if (!in || cd) {
 		sv_reply_err(op->req, "NotFound", "%s has no disk %s (a CD-ROM cannot be resized)",
 		             op->g->name, op->id);
 		op_end(op);
 		return;
 	}
-	if (json_is_true(json_object_get(found, "ro"))) {
+	if (json_is_true(json_object_get(in, "ro"))) {
 		sv_reply_err(op->req, "InvalidArgument", "%s: disk %s is read-only", op->g->name,
 		             op->id);
 		op_end(op);
 		return;
 	}
-	json_t *img = json_object_get(found, "image");
-	op->old = (uint64_t)json_integer_value(json_object_get(img, "virtual-size"));
-	const char *fn = json_string_value(json_object_get(found, "file"));
-	free(op->file);
-	op->file = NULL;
-	/* The profile's path rather than QEMU's /dev/fdset/N. */
-	const struct sv_profile *p = op->g->run_profile;
-	for (size_t k = 0; p && k < p->ndrives; k++)
-		if (!strcmp(p->drives[k].id, op->id) && p->drives[k].file)
-			op->file = strdup(p->drives[k].file);
-	if (!op->file && fn)
-		op->file = strdup(fn);
+	snprintf(op->node, sizeof(op->node), "%s", sv_jstr(in, "node-name", ""));
+	op->old = (uint64_t)json_integer_value(json_object_get(json_object_get(in, "image"),
+	                                                       "virtual-size"));
+	/* The path qsup knows rather than QEMU's /dev/fdset/N. */
+	image_of(op, op->g->run_profile, &layer);
+	if (!op->file && json_is_string(json_object_get(in, "file")))
+		op->file = strdup(sv_jstr(in, "file", ""));
 	if (refused_or_same(op, true)) {
 		op_end(op);
 		return;
@@ -193,6 +212,15 @@ static void offline(struct rs_op *op)
 		op_end(op);
 		return;
 	}
+	json_t *rec = NULL;
+	struct sv_error e = { 0 };
+	if (sv_snaprec_read(p, &rec, &e) < 0) {
+		sv_reply_err(op->req, "GenericError", "%s: the snapshot record cannot be used: %s "
+		             "(qsupd --check %s)", op->g->name, e.msg, op->g->name);
+		op_end(op);
+		return;
+	}
+	json_decref(rec);
 	if (stat(d->file, &st) < 0) {
 		sv_reply_err(op->req, "NotFound", "%s: disk %s: %s: %s (qsupd creates a missing "
 		             "image at the next start from the profile's size =: change that "
@@ -206,8 +234,10 @@ static void offline(struct rs_op *op)
 		op_end(op);
 		return;
 	}
-	op->file = strdup(d->file);
-	op->format = strdup(d->format);
+	/* With snapshots, the active layer grows (what the guest boots); the
+	 * snapshots' layers keep the size they had. */
+	bool layer;
+	image_of(op, p, &layer);
 	if (!op->file || !op->format) {
 		sv_reply_err(op->req, "GenericError", "out of memory");
 		op_end(op);
@@ -250,6 +280,8 @@ void sv_resize_verb(struct sv_guest *g, struct sv_request *req, json_t *args)
 		sv_reply_err(req, "Busy", "%s: a %s runs on its disks", g->name, g->busy_op);
 		return;
 	}
+	if (sv_snapshot_refuse(g, req))
+		return;
 	bool up = g->state == SV_RUNNING || g->state == SV_PAUSED;
 	if (!up && (sv_guest_active(g) || g->prepping)) {
 		sv_reply_err(req, "Busy", "%s is %s: resize it once it runs or has stopped", g->name,
@@ -266,9 +298,10 @@ void sv_resize_verb(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->size = size;
 	snprintf(op->id, sizeof(op->id), "%s", id);
 	sv_guest_hold(g);
-	if (up)
-		sv_step(g->qmp, NULL, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), -1,
-		        on_nodes, op);
-	else
+	if (up) {
+		g->busy_op = "disk-resize";   /* snapshots wait (snapshot.h) */
+		sv_step(g->qmp, NULL, "query-block", NULL, -1, on_block, op);
+	} else {
 		offline(op);
+	}
 }

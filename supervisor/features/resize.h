@@ -11,6 +11,13 @@
  * image is missing. Shrinking is refused (a guest's file systems do not
  * shrink with its disk), and so are CD-ROMs, read-only disks, and sizes
  * that are not a multiple of 512 bytes.
+ *
+ * A disk with snapshots (snaprec.h): its active layer grows, live (the
+ * top node QEMU runs, from query-block) or stopped (the record's active
+ * overlay); the snapshots' layers keep their size, so a revert brings the
+ * size the snapshot had back with its data. Refused while a snapshot
+ * operation runs (sv_snapshot_refuse); a live resize holds busy_op too,
+ * which keeps snapshot operations off it.
  */
 #ifndef SV_RESIZE_H
 #define SV_RESIZE_H

@@ -71,6 +71,7 @@ struct sv_snap_op {
 	json_t *nodes;
 	json_t *result;
 	json_t *hp;                     /* the hot-plug overlay's disks (sv_snapshot_hp_disks) */
+	json_t *flat;                   /* delete of the last one: sv_snapflat's result */
 	char why[600];
 };
 
@@ -107,6 +108,7 @@ static void op_free(struct sv_snap_op *op)
 	json_decref(op->nodes);
 	json_decref(op->result);
 	json_decref(op->hp);
+	json_decref(op->flat);
 	free(op);
 }
 
@@ -832,6 +834,7 @@ static void on_stopped(void *arg, uint64_t peer, json_t *msg)
 /* ---- delete ---- */
 
 static void delete_merge(struct sv_snap_op *op);
+static void delete_finished(struct sv_snap_op *op);
 
 /* Off the loop: each layer's backing file, and where it and the image
  * above sit in the running chain. */
@@ -891,11 +894,24 @@ static void delete_finish_work(struct sv_snap_op *op)
 		unlink(op->mem);
 }
 
+static void on_flat(void *arg, json_t *result)
+{
+	struct sv_snap_op *op = arg;
+	op->flat = result;
+	delete_finished(op);
+}
+
 static void delete_finished(struct sv_snap_op *op)
 {
 	if (op->rc < 0) {
 		op_fail(op, "GenericError", "the layers were merged, but the record could not "
 		        "be written (qsupd --check shows the state): %s", op->err.msg);
+		return;
+	}
+	/* The last one: the disks go back on their files (sv_snapflat). */
+	if (!op->flat && !json_array_size(json_object_get(op->newrec, "snapshots")) &&
+	    json_object_size(json_object_get(op->newrec, "active"))) {
+		sv_snapflat(op->g, op->recpath, op->newrec, on_flat, op);
 		return;
 	}
 	json_t *merged = json_object();
@@ -907,8 +923,11 @@ static void delete_finished(struct sv_snap_op *op)
 		                                           : "removed"));
 	}
 	sv_log(SV_LOG_INFO, op->g->name, "snapshot %s deleted", op->snap);
-	sv_reply_ok(op->req, json_pack("{s:s, s:s, s:o}", "snapshot", op->snap, "action",
-	            "delete", "merged", merged));
+	json_t *ret = json_pack("{s:s, s:s, s:o}", "snapshot", op->snap, "action", "delete",
+	                        "merged", merged);
+	if (op->flat)
+		json_object_set(ret, "disks", op->flat);
+	sv_reply_ok(op->req, ret);
 	op->req = NULL;
 	op_end(op);
 }
@@ -1025,6 +1044,15 @@ static void stream(struct sv_snap_op *op)
 	        on_stream, op);
 }
 
+static void on_child_rw(void *arg, const char *why)
+{
+	struct sv_snap_op *op = arg;
+	if (why)
+		op_fail(op, "GenericError", "disk %s: %s (nothing changed)", op->d[op->i].id, why);
+	else
+		stream(op);
+}
+
 static void on_rw_fd(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
@@ -1036,7 +1064,10 @@ static void on_rw_fd(void *ctx, const struct qmp_result *r)
 		        r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		return;
 	}
-	stream(op);
+	/* booted read-only (a backing layer): writable for the merge */
+	sv_snap_writable(op->g, d->node, (int)json_integer_value(json_object_get(r->ret,
+	                 "fdset-id")), (int)json_integer_value(json_object_get(r->ret, "fd")),
+	                 on_child_rw, op);
 }
 
 /* The merged layer's nodes go (they were the monitor's: -blockdev), and
@@ -1510,9 +1541,12 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 	json_t *s = sv_snaprec_find(rec, name);
 	int act = !strcmp(action, "create") ? CREATE : !strcmp(action, "revert") ? REVERT : DELETE;
+	char busy[96];   /* disk-resize, clone: they run on the disks */
+	snprintf(busy, sizeof(busy), "a %s is running", g->busy_op ? g->busy_op : "");
 	const char *refuse = g->snap ? "another snapshot operation is under way"
-	                   : g->state == SV_MIGRATING || g->state == SV_INCOMING
-	                     ? "a migration, save or restore is under way"
+	                   : sv_snapmig_busy(g) ? "a migration, save or restore is under way"
+	                   : g->busy_op ? busy
+	                   : sv_hotplug_disk_busy(g) ? "a disk hot-plug or unplug is running"
 	                   : g->adopting ? "it is being re-adopted; try again"
 	                   : act == CREATE && s ? "a snapshot of that name exists"
 	                   : act != CREATE && !s ? "no snapshot of that name (snapshot NAME "
@@ -1603,4 +1637,10 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (!setup_delete(op, p, s))
 		return;
 	run(op, delete_read, delete_read_done);
+}
+
+const char *sv_snapshot_running(struct sv_guest *g)
+{
+	return !g->snap ? NULL : g->snap->action == CREATE ? "create"
+	       : g->snap->action == REVERT ? "revert" : "delete";
 }
