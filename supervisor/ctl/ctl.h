@@ -151,6 +151,7 @@ enum {
 	CTL_F_HOSTCHECK = 1024, /* takes -d DIR and -r DIR; needs no qsupd */
 	CTL_F_LINKED = 2048,    /* takes --linked */
 	CTL_F_MEMORY = 4096,    /* takes --memory */
+	CTL_F_BACKUP = 8192,    /* takes --full, --incremental and --wait */
 };
 
 struct ctl {
@@ -172,6 +173,7 @@ struct ctl {
 	const char *run_dir;        /* host-check -r */
 	bool linked;                /* clone --linked */
 	bool memory;                /* snapshot --memory */
+	bool kind_full, kind_incremental;   /* backup --full, --incremental */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -213,5 +215,9 @@ int ctl_save(struct ctl *c, char **args, int nargs);
 int ctl_migrate_cancel(struct ctl *c, char **args, int nargs);
 int ctl_incoming(struct ctl *c, char **args, int nargs);
 int ctl_migrate(struct ctl *c, char **args, int nargs);
+/* ctl_backup.c */
+int ctl_backup(struct ctl *c, char **args, int nargs);
+int ctl_backup_cancel(struct ctl *c, char **args, int nargs);
+int ctl_backup_restore(struct ctl *c, char **args, int nargs);
 
 #endif

@@ -367,6 +367,11 @@ bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 		             mig_role_names[g->mig->role]);
 		return false;
 	}
+	if (g->backup || g->snap) {
+		sv_reply_err(req, "InvalidState", "%s: a %s is in progress", g->name,
+		             g->backup ? "backup" : "snapshot operation");
+		return false;
+	}
 	if (!sv_state_can_migrate(g->state)) {
 		sv_reply_err(req, "InvalidState", "%s is %s; it must be running or paused", g->name,
 		             sv_state_name(g->state));

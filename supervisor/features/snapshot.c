@@ -1511,6 +1511,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	json_t *s = sv_snaprec_find(rec, name);
 	int act = !strcmp(action, "create") ? CREATE : !strcmp(action, "revert") ? REVERT : DELETE;
 	const char *refuse = g->snap ? "another snapshot operation is under way"
+	                   : g->backup ? "a backup (or backup-restore) is under way"
 	                   : g->state == SV_MIGRATING || g->state == SV_INCOMING
 	                     ? "a migration, save or restore is under way"
 	                   : g->adopting ? "it is being re-adopted; try again"
