@@ -166,9 +166,10 @@ static const char *what(struct sv_backup_op *op)
 /* Answer (and log) an error; the operation goes on (the caller ends it). */
 static void answer_err(struct sv_backup_op *op, const char *cls, const char *msg)
 {
-	sv_log(SV_LOG_WARN, op->g->name, "%s %s: %s", what(op), op->id, msg);
+	const char *sp = op->id[0] ? " " : "";
+	sv_log(SV_LOG_WARN, op->g->name, "%s%s%s: %s", what(op), sp, op->id, msg);
 	if (op->req)
-		sv_reply_err(op->req, cls, "%s: %s %s: %s", op->g->name, what(op), op->id, msg);
+		sv_reply_err(op->req, cls, "%s: %s%s%s: %s", op->g->name, what(op), sp, op->id, msg);
 	op->req = NULL;
 	if (op->cancel_req)
 		sv_reply_ok(op->cancel_req, json_pack("{s:s, s:s, s:s}", "name", op->g->name,
@@ -1324,7 +1325,6 @@ void sv_backup_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->full = kind && !strcmp(kind, "full");
 	op->wait = json_is_true(json_object_get(args, "wait"));
 	op->speed = json_integer_value(json_object_get(args, "speed"));
-	snprintf(op->id, sizeof(op->id), "(new)");
 	op->autokind = !kind;   /* incremental when the dir holds a backup of g */
 	g->backup = op;
 	sv_guest_hold(g);
