@@ -605,6 +605,45 @@ static void test_backup_qsupd_sigkill(void **state)
 	assert_int_equal(count_files(dir, ".part"), 0);
 }
 
+/* With the guest agent: the file systems are frozen around the
+ * transaction and thawed after it; the backup restores to a disk with
+ * what the guest wrote before it. */
+static void test_backup_agent_freeze(void **state)
+{
+	struct t_fx *x = *state;
+	char extra[1024], dir[600];
+	snprintf(extra, sizeof(extra), "agent = yes\n" DISK, x->d.dir);
+	snprintf(dir, sizeof(dir), "%s/backups", x->d.dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	t_daemon_tiny_profile(&x->d, "ag", extra);
+	t_fx_up(x, NULL);
+	json_decref(t_fx_must(x, "start", "ag", 60000));
+	bool connected = false;
+	for (int i = 0; i < 1200 && !connected; i++) {
+		json_t *st = t_ctl_do(&x->c, "status", "ag", 5000, NULL);
+		connected = json_is_true(json_object_get(json_object_get(st, "agent"), "connected"));
+		json_decref(st);
+		if (!connected)
+			usleep(100000);
+	}
+	if (!connected)
+		fail_msg("the guest agent never connected: %s", t_daemon_log(&x->d));
+	json_t *r = backup_ok(x, "ag", dir, "full", true, 0);
+	printf("# note: freeze: %s\n", str(r, "freeze"));
+	assert_int_equal(strncmp(str(r, "freeze"), "frozen (", 8), 0);
+	assert_string_equal(str(r, "status"), "completed");
+	json_decref(r);
+	r = t_ctl_call(&x->c, "agent", json_pack("{s:s, s:s}", "name", "ag", "command",
+	               "guest-fsfreeze-status"), 15000);
+	if (!json_object_get(r, "return"))
+		fail_msg("agent: %s", str(json_object_get(r, "error"), "desc"));
+	assert_string_equal(json_string_value(json_object_get(r, "return")), "thawed");
+	json_decref(r);
+	json_t *st = t_ctl_do(&x->c, "status", "ag", 5000, NULL);
+	assert_false(json_is_true(json_object_get(json_object_get(st, "agent"), "frozen")));
+	json_decref(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -614,6 +653,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backup_cancel, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_backup_full_target, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_backup_qsupd_sigkill, t_fx_setup,
+		                                t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_backup_agent_freeze, t_fx_setup,
 		                                t_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
