@@ -56,6 +56,7 @@ struct sv_backup_op {
 	bool restore;
 	bool full, autokind, wait, started, cancelling, failed, recovered;
 	bool in_txn;                    /* the transaction's answer is awaited */
+	bool ending;                    /* every job is over: completing or cleaning up */
 	int64_t speed;
 	char dir[4096];
 	char id[48];                    /* this backup's */
@@ -536,10 +537,25 @@ static void finish_ok_done(struct sv_backup_op *op)
 	op_end(op);
 }
 
+/* The targets' nodes must be gone (closed, so flushed) before the files
+ * are named complete. */
 static void on_barrier(void *ctx, const struct qmp_result *r)
 {
 	struct sv_backup_op *op = ctx;
-	(void)r;
+	json_t *n;
+	size_t k;
+	const char *left = r->status != 0 ? "(QEMU did not answer)" : NULL;
+	json_array_foreach(r->status == 0 ? r->ret : NULL, k, n)
+		for (size_t i = 0; i < op->n; i++)
+			if (!strcmp(sv_jstr(n, "node-name", ""), op->d[i].tnode))
+				left = op->d[i].id;
+	if (left) {
+		snprintf(op->why, sizeof(op->why), "the jobs completed, but QEMU did not close the "
+		         "target of disk %s: nothing kept", left);
+		qemu_cleanup(op, false);
+		run(op, finish_fail_work, finish_fail_done);
+		return;
+	}
 	run(op, finish_ok_work, finish_ok_done);
 }
 
@@ -547,13 +563,14 @@ static void on_barrier(void *ctx, const struct qmp_result *r)
 static void maybe_finish(struct sv_backup_op *op)
 {
 	bool ok = true;
-	if (op->in_txn)
-		return;   /* a job that had nothing to copy: on_transaction comes back here */
+	if (op->in_txn || op->ending)
+		return;   /* in_txn: a job that had nothing to copy; on_transaction comes back */
 	for (size_t i = 0; i < op->n; i++) {
 		if (op->d[i].result == RES_PENDING)
 			return;
 		ok &= op->d[i].result == RES_OK;
 	}
+	op->ending = true;
 	if (op->timer)
 		uv_timer_stop(op->timer);
 	if (!ok || op->cancelling) {
@@ -590,7 +607,8 @@ static void maybe_finish(struct sv_backup_op *op)
 		qmp_client_execute(q, "blockdev-del", a, 0, NULL, NULL);
 		json_decref(a);
 	}
-	sv_step(q, NULL, "query-jobs", NULL, -1, on_barrier, op);
+	sv_step(q, NULL, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), -1,
+	        on_barrier, op);
 }
 
 static void cancel_pending(struct sv_backup_op *op)
@@ -661,7 +679,7 @@ static struct bdisk *disk_of_job(struct sv_backup_op *op, const char *job)
 static void bk_event(struct sv_guest *g, const char *name, json_t *data)
 {
 	struct sv_backup_op *op = g->backup;
-	if (!op || op->restore || !op->started)
+	if (!op || op->restore || !op->started || op->ending)
 		return;
 	bool done = !strcmp(name, "BLOCK_JOB_COMPLETED");
 	if (!done && strcmp(name, "BLOCK_JOB_CANCELLED"))
@@ -689,9 +707,10 @@ static void bk_event(struct sv_guest *g, const char *name, json_t *data)
 static void bk_gone(struct sv_guest *g)
 {
 	struct sv_backup_op *op = g->backup;
-	if (!op || op->restore || !op->started || op->in_txn)
-		return;   /* in_txn: on_transaction hears of it */
+	if (!op || op->restore || !op->started || op->in_txn || op->ending)
+		return;   /* in_txn: on_transaction hears of it; ending: on its way out */
 	op->started = false;
+	op->ending = true;
 	snprintf(op->why, sizeof(op->why), "QEMU ended during the backup; nothing kept, the "
 	         "bitmap is as QEMU last stored it");
 	if (op->timer)
@@ -925,8 +944,10 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 	op->in_txn = false;
 	if (r->status != 0) {
 		op->started = false;
-		setup_fail(op, "GenericError", "QEMU refused to start the backup: %s",
-		           r->err_desc ? r->err_desc : qmp_strerror(r->status));
+		const char *e = r->err_desc ? r->err_desc : qmp_strerror(r->status);
+		setup_fail(op, "GenericError", "QEMU refused to start the backup: %s%s", e,
+		           strstr(e, "inconsistent") ? " (QEMU ended without storing it: take a "
+		           "full backup)" : "");
 		return;
 	}
 	start_timer(op);
