@@ -329,7 +329,61 @@ static json_t *find_manifest(json_t *all, const char *id)
 	return NULL;
 }
 
-/* ---- the record of a backup in flight (RUNDIR/NAME/backup.json) ---- */
+/* ---- the record of a backup in flight (STATE-DIR/NAME.backup.json) ---- */
+
+static void record_path(struct sv_guest *g, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.backup.json", g->env->state_dir, g->name);
+}
+
+/* A record left by a backup whose QEMU ended while no qsupd watched it
+ * (found when the guest's next QEMU starts): its files go. */
+struct stale {
+	uv_work_t work;
+	char path[4200];
+	char name[256];
+	char backup[64];
+	int removed;
+};
+
+static void stale_work(uv_work_t *w)
+{
+	struct stale *s = w->data;
+	json_t *rec = json_load_file(s->path, 0, NULL), *d;
+	size_t i;
+	if (!rec)
+		return;
+	snprintf(s->backup, sizeof(s->backup), "%s", sv_jstr(rec, "backup", "?"));
+	json_array_foreach(json_object_get(rec, "disks"), i, d) {
+		const char *part = json_string_value(json_object_get(d, "part"));
+		if (part && unlink(part) == 0)
+			s->removed++;
+	}
+	json_decref(rec);
+	unlink(s->path);
+}
+
+static void stale_done(uv_work_t *w, int status)
+{
+	struct stale *s = w->data;
+	if (status == 0 && s->backup[0])
+		sv_log(SV_LOG_WARN, s->name, "backup %s failed: QEMU ended while no qsupd watched "
+		       "it (%d unfinished file%s removed); take a full backup", s->backup,
+		       s->removed, s->removed == 1 ? "" : "s");
+	free(s);
+}
+
+static void bk_qemu_new(struct sv_guest *g)
+{
+	struct stale *s = g->backup ? NULL : calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	record_path(g, s->path, sizeof(s->path));
+	snprintf(s->name, sizeof(s->name), "%s", g->name);
+	s->work.data = s;
+	if (uv_queue_work(g->env->loop, &s->work, stale_work, stale_done) < 0)
+		free(s);
+}
 
 static json_t *state_json(struct sv_backup_op *op)
 {
@@ -786,8 +840,8 @@ static void bk_adopted(struct sv_guest *g)
 	char path[4200];
 	if (g->backup || !up(g))
 		return;
-	snprintf(path, sizeof(path), "%s/backup.json", g->rundir);
-	json_t *s = json_load_file(path, 0, NULL);   /* small, in the run dir (tmpfs) */
+	record_path(g, path, sizeof(path));
+	json_t *s = json_load_file(path, 0, NULL);   /* small */
 	if (!s)
 		return;
 	json_t *disks = json_object_get(s, "disks"), *e;
@@ -833,6 +887,7 @@ static void bk_adopted(struct sv_guest *g)
 
 const struct sv_guest_observer sv_backup_observer = {
 	.name = "backup",
+	.qemu_new = bk_qemu_new,
 	.adopted = bk_adopted,
 	.event = bk_event,
 	.qemu_gone = bk_gone,
@@ -1058,7 +1113,6 @@ static void open_work(struct sv_backup_op *op)
 			op->d[i].fd = -1;
 			return;
 		}
-	mkdir(op->g->rundir, 0755);
 	json_t *s = state_json(op);
 	op->rc = write_json_atomic(op->statepath, s, &op->err);
 	json_decref(s);
@@ -1268,7 +1322,7 @@ static struct sv_backup_op *op_new(struct sv_guest *g, struct sv_request *req, s
 	op->g = g;
 	op->req = req;
 	op->t0 = uv_now(g->env->loop);
-	snprintf(op->statepath, sizeof(op->statepath), "%s/backup.json", g->rundir);
+	record_path(g, op->statepath, sizeof(op->statepath));
 	return op;
 }
 

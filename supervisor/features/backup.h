@@ -25,12 +25,13 @@
  * are written under a .part name and renamed only once complete (the
  * manifest last). ID is the start time, UTC (YYYYmmddTHHMMSSZ).
  *
- * A backup in flight is recorded in RUNDIR/NAME/backup.json (the jobs, the
- * target nodes, the files): a restarted qsupd that re-adopts the guest
+ * A backup in flight is recorded in STATE-DIR/NAME.backup.json (the jobs,
+ * the target nodes, the files): a restarted qsupd that re-adopts the guest
  * picks it up (query-jobs): still running, it waits for it and completes
  * it; over, it completes it or fails it cleanly (the jobs are created with
  * auto-dismiss off, so that their outcome outlives the qsupd that started
- * them).
+ * them). A record whose QEMU ended meanwhile is failed when the guest's
+ * next QEMU starts: its .part files go.
  *
  * backup-restore NAME DIR [ID]: the chain ending at ID (default: the
  * newest backup of NAME in DIR) becomes each disk's image again (qemu-img

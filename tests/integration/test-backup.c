@@ -38,16 +38,23 @@ struct con {
 	size_t seen;
 };
 
-static void con_open(struct t_fx *x, struct con *c, const char *name)
+/* The guest's console in its busybox shell; booted: wait for it to be
+ * ready first (else it was long ago, and may be in the shell already). */
+static void con_attach(struct t_fx *x, struct con *c, const char *name, bool booted)
 {
 	memset(c, 0, sizeof(*c));
 	assert_int_equal(t_ctl_console(&x->c, name, &c->loop, &c->ser), 0);
-	if (t_serial_wait(&c->ser, "QSUP-GUEST-READY", &c->seen, 120000) < 0)
+	if (booted && t_serial_wait(&c->ser, "QSUP-GUEST-READY", &c->seen, 120000) < 0)
 		fail_msg("no ready marker:\n%s", c->ser.buf ? c->ser.buf : "");
 	assert_int_equal(t_serial_write(&c->ser, "sh"), 0);
 	assert_int_equal(t_serial_write(&c->ser, "echo SH''-UP"), 0);
 	if (t_serial_wait(&c->ser, "SH-UP", &c->seen, 30000) < 0)
 		fail_msg("no shell:\n%s", c->ser.buf ? c->ser.buf : "");
+}
+
+static void con_open(struct t_fx *x, struct con *c, const char *name)
+{
+	con_attach(x, c, name, true);
 }
 
 static void con_close(struct con *c)
@@ -563,7 +570,7 @@ static void test_backup_qsupd_sigkill(void **state)
 	snprintf(disk, sizeof(disk), "%s/vms/data.qcow2", x->d.dir);
 	snprintf(copy, sizeof(copy), "%s/copy.raw", x->d.dir);
 	snprintf(tmp, sizeof(tmp), "%s/restored.raw", x->d.dir);
-	snprintf(rec, sizeof(rec), "%s/sk/backup.json", x->d.run);
+	snprintf(rec, sizeof(rec), "%s/sk.backup.json", x->d.state);
 	assert_int_equal(mkdir(dir, 0755), 0);
 	t_daemon_tiny_profile(&x->d, "sk", extra);
 	t_fx_up(x, NULL);
@@ -603,6 +610,39 @@ static void test_backup_qsupd_sigkill(void **state)
 	assert_true(t_fx_log_has(x, "picked up after a qsupd restart"));
 	expect_same(file, copy, tmp);
 	assert_int_equal(count_files(dir, ".part"), 0);
+
+	/* Both qsupd and QEMU killed during an incremental backup: the next
+	 * start fails it (its .part file goes); the bitmap was never stored by
+	 * that QEMU, so the next incremental is refused: a full one works. */
+	con_attach(x, &c, "sk", false);
+	guest_write(&c, 24, 2, "Z");
+	con_close(&c);
+	r = backup_ok(x, "sk", dir, "incremental", false, 1024);
+	json_decref(r);
+	st = t_fx_must(x, "status", "sk", 5000);
+	pid = (int)json_integer_value(json_object_get(st, "pid"));
+	json_decref(st);
+	assert_int_equal(count_files(dir, ".part"), 1);
+	t_ctl_close(&x->c);
+	t_daemon_kill9(&x->d);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	for (int i = 0; i < 300 && t_pid_alive(pid); i++)
+		usleep(100000);
+	t_fx_up(x, NULL);
+	assert_int_equal(access(rec, F_OK), 0);   /* nothing to adopt: kept */
+	json_decref(t_fx_must(x, "start", "sk", 60000));
+	for (int i = 0; i < 300 && access(rec, F_OK) == 0; i++)
+		usleep(100000);
+	assert_int_equal(access(rec, F_OK), -1);
+	assert_int_equal(count_files(dir, ".part"), 0);
+	assert_int_equal(count_files(dir, ".backup.json"), 1);
+	assert_true(t_fx_log_has(x, "QEMU ended while no qsupd watched it"));
+	char desc[600];
+	assert_string_equal(call_err(x, "backup", json_pack("{s:s, s:s}", "name", "sk", "dir",
+	                    dir), desc, sizeof(desc)), "InvalidState");
+	assert_non_null(strstr(desc, "take a full one"));
+	json_decref(backup_ok(x, "sk", dir, "full", true, 0));
+	assert_int_equal(count_files(dir, ".backup.json"), 2);
 }
 
 /* With the guest agent: the file systems are frozen around the
