@@ -57,6 +57,8 @@ struct sv_backup_op {
 	bool full, autokind, wait, started, cancelling, failed, recovered;
 	bool in_txn;                    /* the transaction's answer is awaited */
 	bool ending;                    /* every job is over: completing or cleaning up */
+	int inflight;                   /* progress queries not answered yet */
+	bool dead;                      /* over: freed once they are answered */
 	int64_t speed;
 	char dir[4096];
 	char id[48];                    /* this backup's */
@@ -145,7 +147,9 @@ static void op_end(struct sv_backup_op *op)
 		g->backup = NULL;
 	if (op->restore && g->busy_op == restore_busy)
 		g->busy_op = NULL;
-	op_free(op);
+	op->dead = true;
+	if (!op->inflight)
+		op_free(op);
 	sv_guest_unhold(g);
 }
 
@@ -682,7 +686,13 @@ static void on_jobs(void *ctx, const struct qmp_result *r)
 	struct sv_backup_op *op = ctx;
 	json_t *j;
 	size_t k;
-	if (r->status != 0 || !op->started)
+	op->inflight--;
+	if (op->dead) {
+		if (!op->inflight)
+			op_free(op);
+		return;
+	}
+	if (r->status != 0 || !op->started || op->ending)
 		return;
 	int64_t cur = 0, total = 0;
 	for (size_t i = 0; i < op->n; i++) {
@@ -704,8 +714,10 @@ static void on_jobs(void *ctx, const struct qmp_result *r)
 static void on_tick(uv_timer_t *t)
 {
 	struct sv_backup_op *op = t->data;
-	if (op->started && up(op->g))
+	if (op->started && !op->ending && !op->inflight && up(op->g)) {
+		op->inflight++;
 		sv_step(op->g->qmp, NULL, "query-jobs", NULL, -1, on_jobs, op);
+	}
 }
 
 static void start_timer(struct sv_backup_op *op)

@@ -302,14 +302,16 @@ static void test_backup_chain_restore(void **state)
 	json_decref(m);
 	expect_same(inc1_file, copy[1], tmp);
 
-	/* the second incremental, through qsupctl --incremental -w */
+	/* the second incremental, through qsupctl --incremental -w (6 MiB at
+	 * 2 MiB/s: some progress lines on its stderr) */
 	guest_write(&c, 40, 2, "C");
 	json_decref(t_fx_must(x, "pause", "bk", 30000));
 	assert_int_equal(ctl(x, out, sizeof(out), "backup", "--incremental", "-w", "bk", dir,
-	                     NULL), 0);
+	                     "speed=2M", NULL), 0);
 	disk_copy(disk, copy[2]);
 	json_decref(t_fx_must(x, "resume", "bk", 30000));
 	assert_non_null(strstr(out, "(incremental) completed"));
+	assert_non_null(strstr(out, "incremental [#"));
 	con_close(&c);
 	char *mp = strstr(out, "manifest: ");
 	assert_non_null(mp);
@@ -504,10 +506,17 @@ static void test_backup_full_target(void **state)
 	assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	assert_int_equal(mkdir(dir, 0755), 0);
 	assert_int_equal(mount("tmpfs", dir, "tmpfs", 0, "size=24m,mode=0755"), 0);
+	char ro[700];   /* a read-only file system: refused up front */
+	snprintf(ro, sizeof(ro), "%s/ro", x->d.dir);
+	assert_int_equal(mkdir(ro, 0755), 0);
+	assert_int_equal(mount("tmpfs", ro, "tmpfs", MS_RDONLY, "size=1m,mode=0755"), 0);
 	snprintf(extra, sizeof(extra), DISK, x->d.dir);
 	t_daemon_tiny_profile(&x->d, "ft", extra);
 	t_fx_up(x, NULL);
 	json_decref(t_fx_must(x, "start", "ft", 60000));
+	assert_string_equal(call_err(x, "backup", json_pack("{s:s, s:s}", "name", "ft", "dir",
+	                    ro), desc, sizeof(desc)), "InvalidArgument");
+	assert_non_null(strstr(desc, "is not writable: Read-only file system"));
 	struct con c;
 	con_open(x, &c, "ft");
 	guest_write(&c, 0, 4, "A");
@@ -630,7 +639,17 @@ static void test_backup_qsupd_sigkill(void **state)
 		usleep(100000);
 	t_fx_up(x, NULL);
 	assert_int_equal(access(rec, F_OK), 0);   /* nothing to adopt: kept */
-	json_decref(t_fx_must(x, "start", "sk", 60000));
+	/* (the killed QEMU's threads may hold its lock a moment longer) */
+	for (int i = 0; i < 120; i++) {
+		r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "sk"), 180000);
+		if (!strstr(str(json_object_get(r, "error"), "desc"), "still exiting"))
+			break;
+		json_decref(r);
+		usleep(500000);
+	}
+	if (!json_object_get(r, "return"))
+		fail_msg("start: %s", json_dumps(r, 0));
+	json_decref(r);
 	for (int i = 0; i < 300 && access(rec, F_OK) == 0; i++)
 		usleep(100000);
 	assert_int_equal(access(rec, F_OK), -1);
