@@ -152,6 +152,7 @@ enum {
 	CTL_F_LINKED = 2048,    /* takes --linked */
 	CTL_F_MEMORY = 4096,    /* takes --memory */
 	CTL_F_TOP = 65536,      /* takes -d/--delay SECONDS, -b/--batch, -n N */
+	CTL_F_BACKUP = 8192,    /* takes --full, --incremental and --wait */
 };
 
 struct ctl {
@@ -176,6 +177,7 @@ struct ctl {
 	double delay;               /* top --delay SECONDS; 0: the default (3) */
 	bool batch;                 /* top --batch */
 	long iterations;            /* top -n N; 0: until q or a signal */
+	bool kind_full, kind_incremental;   /* backup --full, --incremental */
 	int shown;                  /* replies shown so far */
 	int signal;                 /* ended the console; main re-raises it */
 	struct ctl_conn conn;
@@ -236,5 +238,9 @@ int ctl_save(struct ctl *c, char **args, int nargs);
 int ctl_migrate_cancel(struct ctl *c, char **args, int nargs);
 int ctl_incoming(struct ctl *c, char **args, int nargs);
 int ctl_migrate(struct ctl *c, char **args, int nargs);
+/* ctl_backup.c */
+int ctl_backup(struct ctl *c, char **args, int nargs);
+int ctl_backup_cancel(struct ctl *c, char **args, int nargs);
+int ctl_backup_restore(struct ctl *c, char **args, int nargs);
 
 #endif

@@ -99,6 +99,15 @@ static const struct ctl_cmd commands[] = {
 	  "change a running guest's resources live: disk.ID.bps-write=10M (I/O limits), "
 	  "cpu-affinity=0-1, emulator-affinity=, balloon=SIZE (-p: and from its next start)",
 	  2, -1, CTL_F_NAME1 | CTL_F_PERSIST },
+	{ "backup", ctl_backup, "[--full|--incremental] [-w] NAME DIR [speed=BYTES]",
+	  "back up every disk of a running guest into DIR (full, or incremental: what "
+	  "changed since the last backup in DIR; default: incremental when DIR has one); "
+	  "-w: show the progress, return when done", 2, 3, CTL_F_NAME1 | CTL_F_BACKUP },
+	{ "backup-cancel", ctl_backup_cancel, "NAME", "cancel a running backup (nothing is "
+	  "kept; the dirty bitmap stays for the next try)", 1, 1, CTL_F_NAMES },
+	{ "backup-restore", ctl_backup_restore, "NAME DIR [ID]",
+	  "write a stopped guest's disks back from the backup chain in DIR ending at ID "
+	  "(default: the newest)", 2, 3, CTL_F_NAME1 },
 	{ "display", ctl_display, "[--password] NAME",
 	  "print the guest's VNC address (vnc://HOST:PORT); --password: and its password",
 	  1, 1, CTL_F_NAMES | CTL_F_PASSWORD },
@@ -184,6 +193,11 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 		fprintf(out, "  --timeout S    wait S seconds for the ACPI power-off (default: "
 		        "the profile's\n                 shutdown-timeout), pressing again "
 		        "every 5 s\n");
+	if (cmd->flags & CTL_F_BACKUP)
+		fprintf(out, "  --full         a full backup (a new chain)\n"
+		        "  --incremental  only what changed since the last backup in DIR\n"
+		        "  -w, --wait     show the progress, return when it is over\n"
+		        "  speed=BYTES    at most BYTES (K, M, G) per second per disk\n");
 	if (cmd->flags & CTL_F_ALL)
 		fprintf(out, "  --all          every guest this applies to, instead of names; "
 		        "ends with\n                 a summary line\n"
@@ -1040,6 +1054,8 @@ static const struct option verb_opts[] = {
 	{ "memory", no_argument, NULL, 'M' },
 	{ "delay", required_argument, NULL, 'D' },
 	{ "batch", no_argument, NULL, 'b' },
+	{ "full", no_argument, NULL, 'U' },
+	{ "incremental", no_argument, NULL, 'I' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1105,7 +1121,7 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->persist = true;
 		} else if (o == 't' && (cmd->flags & CTL_F_MIGRATE)) {
 			c->to = optarg;
-		} else if (o == 'w' && (cmd->flags & CTL_F_MIGRATE)) {
+		} else if (o == 'w' && (cmd->flags & (CTL_F_MIGRATE | CTL_F_BACKUP))) {
 			c->wait = true;
 		} else if (o == 'a' && (cmd->flags & CTL_F_ALL)) {
 			c->all = true;
@@ -1153,10 +1169,17 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->linked = true;
 		} else if (o == 'M' && (cmd->flags & CTL_F_MEMORY)) {
 			c->memory = true;
-		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M' || o == 'D') {   /* long only: name it as given */
+		} else if (o == 'U' && (cmd->flags & CTL_F_BACKUP)) {
+			c->kind_full = true;
+		} else if (o == 'I' && (cmd->flags & CTL_F_BACKUP)) {
+			c->kind_incremental = true;
+		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M' || o == 'D' || o == 'U' ||
+		           o == 'I') {
+			/* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
 			        o == 'o' ? "--format" : o == 'W' ? "--password" : o == 'L' ? "--linked"
-			        : o == 'M' ? "--memory" : "--delay");
+			        : o == 'M' ? "--memory" : o == 'D' ? "--delay" : o == 'U' ? "--full"
+			        : "--incremental");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
 			c->profile_dir = optarg;

@@ -23,6 +23,7 @@
 #include "managed.h"
 #include "media.h"
 #include "snapshot.h"
+#include "backup.h"
 #include "logview.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -776,6 +777,9 @@ static const struct sv_command commands[] = {
 	{ "agent", cmd_on_guest, G | M, sv_agent_verb, check_agent },
 	{ "argv", cmd_argv, G, NULL, NULL },
 	{ "attach", cmd_on_guest, G | M, sv_hotplug_attach, check_attach },
+	{ "backup", cmd_on_guest, G | M, sv_backup_cmd, sv_backup_check },
+	{ "backup-cancel", cmd_on_guest, G | M, sv_backup_cancel, NULL },
+	{ "backup-restore", cmd_on_guest, G | M, sv_backup_restore, sv_backup_restore_check },
 	{ "cdrom", cmd_on_guest, G | M, sv_media_cdrom, check_cdrom },
 	{ "clone", cmd_clone, G | M, NULL, check_clone },
 	{ "detach", cmd_on_guest, G | M, sv_hotplug_detach, check_detach },

@@ -29,6 +29,7 @@
 #include "display.h"
 #include "media.h"
 #include "snapshot.h"
+#include "backup.h"
 #include "guest.h"
 #include "host.h"
 #include "hotplug.h"
@@ -297,7 +298,8 @@ static const struct sv_guest_observer *const observers[] = {
 	&sv_agent_observer,     /* before those whose qmp_ready takes the start over */
 	&sv_tune_observer,      /* limits, pinning, balloon: before hot-plug's replay */
 	&sv_hotplug_observer, &sv_migrate_observer, &sv_passthrough_observer,
-	&sv_media_observer, &sv_snapshot_observer, &sv_snapflat_observer, NULL,
+	&sv_media_observer, &sv_snapshot_observer, &sv_snapflat_observer, &sv_backup_observer,
+	NULL,
 };
 
 /* The guests' way up (struct sv_guest_env): g stopped for good, so an exit

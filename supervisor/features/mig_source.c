@@ -384,6 +384,10 @@ bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 		             mig_role_names[g->mig->role]);
 		return false;
 	}
+	if (g->backup) {   /* (a snapshot's --memory saves through here) */
+		sv_reply_err(req, "InvalidState", "%s: a backup is in progress", g->name);
+		return false;
+	}
 	if (!sv_state_can_migrate(g->state)) {
 		sv_reply_err(req, "InvalidState", "%s is %s; it must be running or paused", g->name,
 		             sv_state_name(g->state));

@@ -12,12 +12,19 @@
 #include "migrate_int.h"
 #include "log.h"
 #include "request.h"
+#include "backup.h"
 #include "snapshot.h"
 #include "snaprec.h"
 
 bool sv_snapshot_refuse(struct sv_guest *g, struct sv_request *req)
 {
 	const char *a = sv_snapshot_running(g);
+	if (!a && sv_backup_busy(g)) {   /* its jobs run on the disks too */
+		sv_reply_err(req, "InvalidState", "guest %s: a backup is running; try again once "
+		             "it has ended, or backup-cancel it (qsupctl status %s shows it)",
+		             g->name, g->name);
+		return true;
+	}
 	if (!a)
 		return false;
 	sv_reply_err(req, "InvalidState", "guest %s: a snapshot %s is running; try again once "

@@ -1544,6 +1544,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	char busy[96];   /* disk-resize, clone: they run on the disks */
 	snprintf(busy, sizeof(busy), "a %s is running", g->busy_op ? g->busy_op : "");
 	const char *refuse = g->snap ? "another snapshot operation is under way"
+	                   : g->backup ? "a backup (or backup-restore) is under way"
 	                   : sv_snapmig_busy(g) ? "a migration, save or restore is under way"
 	                   : g->busy_op ? busy
 	                   : sv_hotplug_disk_busy(g) ? "a disk hot-plug or unplug is running"

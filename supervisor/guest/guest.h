@@ -205,6 +205,7 @@ struct sv_guest {
 	                                   starts are refused; NULL: none */
 	struct sv_snap_op *snap;        /* a snapshot operation (snapshot.c); NULL: none */
 	struct sv_tune *tune;           /* limits, pinning, balloon (tune.c); NULL: none yet */
+	struct sv_backup_op *backup;    /* a backup or backup-restore (backup.c); NULL: none */
 	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
 	 * auto, read back with query-vnc after a re-adoption; -1: none or not
 	 * known), and the password to set over QMP before cont (wiped once

@@ -381,7 +381,8 @@ static void test_help_lists_every_verb(void **state)
 {
 	static const char *const verbs[] = { "list", "status", "start", "stop", "kill",
 		"pause", "resume", "reset", "restart", "reload", "events", "qmp", "argv",
-		"console", "log", "cdrom", "display", "snapshot", "set" };
+		"console", "log", "cdrom", "display", "snapshot", "set", "backup", "backup-cancel",
+		"backup-restore" };
 	struct run *r = *state;
 	char line[64];
 
