@@ -17,6 +17,7 @@
 #include "guest.h"
 #include "hotplug.h"
 #include "log.h"
+#include "backup.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "tune.h"
@@ -743,6 +744,20 @@ static char *render(struct sv_daemon *d, size_t *len)
 				               json_object_get(mig, "role")), NULL },
 				               (double)json_integer_value(v));
 			json_decref(mig);
+		}
+	}
+
+	/* Backups while they run (their jobs' last progress). */
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "qsup_guest_backup_total_bytes" : "qsup_guest_backup_done_bytes";
+		sv_prom_family(&p, name, "gauge", k ? "What a running backup copies in all, over "
+		               "the guest's disks" : "What a running backup copied so far");
+		for (size_t i = 0; i < d->nguests; i++) {
+			int64_t done, total;
+			const char *kind;
+			if (sv_backup_progress(d->guests[i], &done, &total, &kind))
+				sv_prom_sample(&p, name, (const char *const[]){ "guest", d->guests[i]->name,
+				               "kind", kind, NULL }, (double)(k ? total : done));
 		}
 	}
 

@@ -784,6 +784,21 @@ static void bk_gone(struct sv_guest *g)
 	run(op, finish_fail_work, finish_fail_done);
 }
 
+bool sv_backup_progress(const struct sv_guest *g, int64_t *done, int64_t *total,
+                        const char **kind)
+{
+	const struct sv_backup_op *op = g->backup;
+	if (!op || op->restore)
+		return false;
+	*done = *total = 0;
+	for (size_t i = 0; i < op->n; i++) {
+		*done += op->d[i].cur;
+		*total += op->d[i].total;
+	}
+	*kind = op->full ? "full" : "incremental";
+	return true;
+}
+
 static void bk_status(struct sv_guest *g, json_t *st)
 {
 	struct sv_backup_op *op = g->backup;

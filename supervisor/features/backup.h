@@ -65,6 +65,11 @@ int sv_backup_restore_check(json_t *args, struct sv_error *err);
 /* Is a backup (or a restore) under way on g? */
 bool sv_backup_busy(const struct sv_guest *g);
 
+/* A running backup's bytes copied and to copy over all its disks (from
+ * its jobs' last progress), and its kind; false when none runs. */
+bool sv_backup_progress(const struct sv_guest *g, int64_t *done, int64_t *total,
+                        const char **kind);
+
 extern const struct sv_guest_observer sv_backup_observer;
 
 #endif

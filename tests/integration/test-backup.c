@@ -465,6 +465,23 @@ static void test_backup_cancel(void **state)
 	assert_string_equal(call_err(x, "save", json_pack("{s:s, s:s}", "name", "cx", "file",
 	                    "/tmp/qsup-test-never.sav"), desc, sizeof(desc)), "InvalidState");
 	assert_non_null(strstr(desc, "backup"));
+	/* its progress is in the metrics while it runs */
+	static const char key[] = "qsup_guest_backup_total_bytes{guest=\"cx\","
+	                          "kind=\"incremental\"} ";
+	double total = 0;
+	for (int i = 0; i < 100 && total <= 0; i++) {   /* its jobs report every second */
+		json_t *mr = t_ctl_call(&x->c, "metrics", NULL, 30000);
+		const char *text = str(json_object_get(mr, "return"), "text");
+		const char *tot = strstr(text, key);
+		if (!tot || !strstr(text, "qsup_guest_backup_done_bytes{guest=\"cx\","))
+			fail_msg("no backup progress in the metrics:\n%s", text);
+		total = strtod(tot + strlen(key), NULL);
+		json_decref(mr);
+		if (total <= 0)
+			usleep(100000);
+	}
+	printf("# note: the backup's total in the metrics: %.0f bytes\n", total);
+	assert_true(total > 0);
 	/* nor may a disk under the backup's job change size */
 	assert_string_equal(call_err(x, "disk-resize", json_pack("{s:s, s:s, s:s}", "name", "cx",
 	                    "id", "data", "size", "128M"), desc, sizeof(desc)), "InvalidState");
