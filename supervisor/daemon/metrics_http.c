@@ -1,5 +1,6 @@
 /* /metrics over HTTP through libmicrohttpd (metrics_http.h). */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -25,6 +26,52 @@ struct sv_http {
 	struct snap *cur;       /* under lock */
 	unsigned port;
 };
+
+/* libmicrohttpd, loaded when --metrics-listen asks for it: linked, it
+ * would bring GnuTLS and eight more libraries into every start of qsupd
+ * (1.5 ms of dynamic loading here, before the first guest is re-adopted).
+ * Debian's libmicrohttpd12; the package depends on it. */
+#define MHD_SONAME "libmicrohttpd.so.12"
+
+static struct {
+	bool loaded;
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+	__typeof__(MHD_get_daemon_info) *get_daemon_info;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_create_response_from_buffer_with_free_callback_cls)
+		*create_response_from_buffer_with_free_callback_cls;
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_destroy_response) *destroy_response;
+} mhd;
+
+static int mhd_load(struct sv_error *err)
+{
+	if (mhd.loaded)
+		return 0;
+	void *h = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return sv_error_set(err, -ENOENT, "--metrics-listen: cannot load %s (%s); "
+		                    "install libmicrohttpd12", MHD_SONAME, dlerror());
+	/* Through a void ** (POSIX's way): ISO C has no cast from an object
+	 * pointer to a function pointer. */
+#define MHD_SYM(f) \
+	if (!(*(void **)&mhd.f = dlsym(h, "MHD_" #f))) \
+		return sv_error_set(err, -ENOENT, "--metrics-listen: %s has no MHD_%s", \
+		                    MHD_SONAME, #f)
+	MHD_SYM(start_daemon);
+	MHD_SYM(stop_daemon);
+	MHD_SYM(get_daemon_info);
+	MHD_SYM(create_response_from_buffer);
+	MHD_SYM(create_response_from_buffer_with_free_callback_cls);
+	MHD_SYM(add_response_header);
+	MHD_SYM(queue_response);
+	MHD_SYM(destroy_response);
+#undef MHD_SYM
+	mhd.loaded = true;   /* never unloaded: its thread may run until exit */
+	return 0;
+}
 
 static void snap_unref(void *arg)
 {
@@ -78,13 +125,13 @@ int sv_http_parse_listen(const char *s, struct sockaddr_storage *ss, struct sv_e
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned code,
                                    const char *text)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+	struct MHD_Response *r = mhd.create_response_from_buffer(strlen(text), (void *)text,
 	                                                         MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
-	enum MHD_Result ret = MHD_queue_response(conn, code, r);
-	MHD_destroy_response(r);
+	mhd.add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	enum MHD_Result ret = mhd.queue_response(conn, code, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
@@ -107,21 +154,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_unlock(&h->lock);
 	if (!s)
 		return answer_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no metrics yet\n");
-	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+	struct MHD_Response *r = mhd.create_response_from_buffer_with_free_callback_cls(
 		s->len, s->text, snap_unref, s);
 	if (!r) {
 		snap_unref(s);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
+	mhd.add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	enum MHD_Result ret = mhd.queue_response(conn, MHD_HTTP_OK, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
 struct sv_http *sv_http_start(const struct sockaddr_storage *ss, const char *what,
                               struct sv_error *err)
 {
+	if (mhd_load(err) < 0)
+		return NULL;
 	struct sv_http *h = calloc(1, sizeof(*h));
 	if (!h) {
 		sv_error_set(err, -ENOMEM, "out of memory");
@@ -135,7 +184,7 @@ struct sv_http *sv_http_start(const struct sockaddr_storage *ss, const char *wha
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	h->mhd = mhd.start_daemon(flags, 0, NULL, NULL, on_request, h,
 	                          MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
 	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)SV_HTTP_MAX_CONN,
 	                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SV_HTTP_PER_IP,
@@ -152,7 +201,7 @@ struct sv_http *sv_http_start(const struct sockaddr_storage *ss, const char *wha
 		free(h);
 		return NULL;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *di = mhd.get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : 0;
 	return h;
 }
@@ -183,7 +232,7 @@ void sv_http_stop(struct sv_http *h)
 {
 	if (!h)
 		return;
-	MHD_stop_daemon(h->mhd);
+	mhd.stop_daemon(h->mhd);
 	snap_unref(h->cur);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

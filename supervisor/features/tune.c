@@ -40,6 +40,10 @@ struct sv_tune {
 	cpu_set_t cpu, emu;
 	uint64_t target;                /* the balloon's target; 0: never set */
 	uint64_t saved_target;          /* from state.json, for a re-adoption */
+	/* QEMU may run with what the profile and set.ini do not say (a set, a
+	 * hot-plugged disk's limits): a re-adopting qsupd reads it all back.
+	 * Without, it asks QEMU only about what they configure. */
+	bool live_set, saved_live;
 	long long actual;               /* the balloon's actual; -1: not known */
 	json_t *stats;                  /* the guest's memory statistics, or NULL */
 	int vcpus_pinned, threads_pinned;
@@ -564,16 +568,25 @@ static json_t *balloon_json(const struct sv_profile *p, const struct sv_tune *t)
 json_t *sv_tune_export(const struct sv_guest *g)
 {
 	const struct sv_tune *t = g->tune;
-	return t && t->target && sv_guest_active(g)
-	       ? json_pack("{s:I}", "balloon-target", (json_int_t)t->target) : NULL;
+	if (!t || !sv_guest_active(g) || (!t->target && !t->live_set))
+		return NULL;
+	json_t *o = json_object();
+	if (t->target)
+		json_object_set_new(o, "balloon-target", json_integer((json_int_t)t->target));
+	if (t->live_set)
+		json_object_set_new(o, "live", json_true());
+	return o;
 }
 
 void sv_tune_import(struct sv_guest *g, json_t *saved)
 {
 	json_t *v = json_object_get(saved, "balloon-target");
-	struct sv_tune *t = json_is_integer(v) && json_integer_value(v) > 0 ? tune_of(g) : NULL;
-	if (t)
+	struct sv_tune *t = json_is_object(saved) ? tune_of(g) : NULL;
+	if (!t)
+		return;
+	if (json_is_integer(v) && json_integer_value(v) > 0)
 		t->saved_target = (uint64_t)json_integer_value(v);
+	t->saved_live = json_is_true(json_object_get(saved, "live"));
 }
 
 json_t *sv_tune_balloon(const struct sv_guest *g)
@@ -723,10 +736,21 @@ static void tune_adopted(struct sv_guest *g)
 	if (t->saved_target)
 		t->target = t->saved_target;
 	t->saved_target = 0;
-	sv_guest_hold(g);
-	sv_step(g->qmp, NULL, "query-block", NULL, -1, on_adopt_blocks, g);
-	sv_guest_hold(g);
-	sv_step(g->qmp, NULL, "query-cpus-fast", NULL, -1, on_adopt_cpus, g);
+	t->live_set = t->saved_live;
+	t->saved_live = false;
+	/* Only what may differ from the profile and set.ini is asked: a guest
+	 * never tuned costs its re-adoption no query. */
+	bool limits = t->live_set;
+	for (size_t i = 0; i < t->ndisks && !limits; i++)
+		limits = sv_iotune_any(t->disks[i].v);
+	if (limits) {
+		sv_guest_hold(g);
+		sv_step(g->qmp, NULL, "query-block", NULL, -1, on_adopt_blocks, g);
+	}
+	if (t->live_set || t->cpu_on || t->emu_on) {
+		sv_guest_hold(g);
+		sv_step(g->qmp, NULL, "query-cpus-fast", NULL, -1, on_adopt_cpus, g);
+	}
 	const struct sv_profile *p = prof(g);
 	if (p && p->balloon)
 		poll_start(g, t);
@@ -753,7 +777,7 @@ static void tune_qemu_gone(struct sv_guest *g)
 static void tune_stopped(struct sv_guest *g)
 {
 	if (g->tune)
-		g->tune->loaded = false;
+		g->tune->loaded = g->tune->live_set = false;
 }
 
 static json_t *limits_json(const uint64_t v[SV_IOTUNE_N])
@@ -864,6 +888,10 @@ void sv_tune_hotplugged(struct sv_guest *g, const char *kind, const char *id, js
 	}
 	if (sv_iotune_any(d->v)) {
 		char what[96];
+		if (!t->live_set) {
+			t->live_set = true;
+			sv_guest_persist(g);
+		}
 		snprintf(what, sizeof(what), "I/O limits of disk %s", d->id);
 		step_logged(g, "block_set_io_throttle", throttle_args(d, d->v), what);
 	}
@@ -899,6 +927,10 @@ static void mark_applied(struct set_op *op, size_t i)
 {
 	char kv[300];
 	op->applied[i] = true;
+	if (op->g->tune && !op->g->tune->live_set) {
+		op->g->tune->live_set = true;
+		sv_guest_persist(op->g);
+	}
 	snprintf(kv, sizeof(kv), "%s=%s", op->items[i].key, op->items[i].value);
 	json_array_append_new(op->done, json_string(kv));
 }

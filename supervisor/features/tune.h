@@ -57,9 +57,10 @@ int sv_tune_check_overlay(const struct sv_profile *p, struct sv_strv *errs);
 void sv_tune_hotplugged(struct sv_guest *g, const char *kind, const char *id, json_t *spec,
                         bool replay);
 
-/* What state.json keeps for a re-adopting qsupd: the balloon's target
- * ({"balloon-target": bytes}, or NULL when never set), and its reading
- * before the guest is re-adopted. */
+/* What state.json keeps for a re-adopting qsupd: the balloon's target and
+ * whether QEMU may run with what the profile and set.ini do not say
+ * ({"balloon-target": bytes, "live": true}, or NULL for neither), and its
+ * reading before the guest is re-adopted. */
 json_t *sv_tune_export(const struct sv_guest *g);
 void sv_tune_import(struct sv_guest *g, json_t *saved);
 
