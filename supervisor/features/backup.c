@@ -228,47 +228,22 @@ static void run(struct sv_backup_op *op, void (*fn)(struct sv_backup_op *),
 
 /* ---- qemu-img, spawned ---- */
 
-static void on_img_closed(uv_handle_t *h)
+static void on_img_done(void *data, bool ok)
 {
-	free(h);
+	struct sv_backup_op *op = data;
+	op->img_next(op, ok);
 }
 
-static void on_img_exit(uv_process_t *p, int64_t status, int sig)
-{
-	struct sv_backup_op *op = p->data;
-	op->proc = NULL;
-	uv_close((uv_handle_t *)p, on_img_closed);
-	op->img_next(op, status == 0 && sig == 0);
-}
-
+/* qemu-img with args; its output to RUNDIR/NAME/qemu-img-backup.log;
+ * next(op, ok) when it ends. */
 static int img(struct sv_backup_op *op, const char *const *args,
                void (*next)(struct sv_backup_op *, bool))
 {
-	char log[4300], *argv[24];
-	size_t n = 0;
-	argv[n++] = "qemu-img";
-	while (*args && n < 23)
-		argv[n++] = (char *)*args++;
-	argv[n] = NULL;
+	char log[4300];
 	mkdir(op->g->rundir, 0755);
 	snprintf(log, sizeof(log), "%s/qemu-img-backup.log", op->g->rundir);
-	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -errno;
-	op->proc = calloc(1, sizeof(*op->proc));
-	if (!op->proc) {
-		close(fd);
-		return -ENOMEM;
-	}
-	op->proc->data = op;
 	op->img_next = next;
-	int rc = sv_spawn_logged(op->g->env->loop, op->proc, argv, fd, on_img_exit);
-	close(fd);
-	if (rc < 0) {
-		uv_close((uv_handle_t *)op->proc, on_img_closed);
-		op->proc = NULL;
-	}
-	return rc;
+	return sv_qemu_img(op->g->env->loop, log, args, on_img_done, op, &op->proc);
 }
 
 static void img_tail(struct sv_backup_op *op, char *buf, size_t size)

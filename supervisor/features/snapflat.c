@@ -14,6 +14,7 @@
 #include "image.h"
 #include "log.h"
 #include "request.h"
+#include "blockgraph.h"
 #include "snapshot.h"
 #include "snaprec.h"
 #include "step.h"
@@ -157,37 +158,6 @@ static void on_committed(int64_t status, int sig, const char *out, void *arg)
 }
 
 /* ---- live: an active block-commit, then block-job-complete ---- */
-
-static json_int_t graph_id(json_t *graph, const char *name)
-{
-	json_t *n;
-	size_t i;
-	json_array_foreach(json_object_get(graph, "nodes"), i, n)
-		if (!strcmp(sv_jstr(n, "name", ""), name))
-			return json_integer_value(json_object_get(n, "id"));
-	return -1;
-}
-
-static const char *graph_name(json_t *graph, json_int_t id)
-{
-	json_t *n;
-	size_t i;
-	json_array_foreach(json_object_get(graph, "nodes"), i, n)
-		if (json_integer_value(json_object_get(n, "id")) == id)
-			return sv_jstr(n, "name", "");
-	return "";
-}
-
-static json_int_t graph_child(json_t *graph, json_int_t parent, const char *edge)
-{
-	json_t *e;
-	size_t i;
-	json_array_foreach(json_object_get(graph, "edges"), i, e)
-		if (json_integer_value(json_object_get(e, "parent")) == parent &&
-		    !strcmp(sv_jstr(e, "name", ""), edge))
-			return json_integer_value(json_object_get(e, "child"));
-	return -1;
-}
 
 /* The fd set QEMU opened the file node fnode from, or -1. */
 static int fdset_of(struct sv_snapflat *f, const char *fnode)
@@ -333,8 +303,8 @@ static void reo_named(void *ctx, const struct qmp_result *r)
 		reo_end(o, "query-named-block-nodes failed");
 		return;
 	}
-	json_int_t id = graph_id(o->graph, o->node);
-	const char *fname = graph_name(o->graph, graph_child(o->graph, id, "file"));
+	json_int_t id = sv_graph_id(o->graph, o->node);
+	const char *fname = sv_graph_name(o->graph, sv_graph_child(o->graph, id, "file"));
 	json_t *bn = named_in(r->ret, o->node), *fn = named_in(r->ret, fname);
 	if (o->node[0] == '#' || !bn || !fn || !json_is_true(json_object_get(bn, "ro"))) {
 		reo_end(o, NULL);   /* read-write already, or inheriting it */
@@ -357,9 +327,9 @@ static void reo_named(void *ctx, const struct qmp_result *r)
 	json_t *fmt = json_pack("{s:s, s:s, s:s, s:b, s:o}", "driver", sv_jstr(bn, "drv", "raw"),
 	                        "node-name", o->node, "file", fname, "read-only", false,
 	                        "cache", cache_of(bn));
-	json_int_t below = graph_child(o->graph, id, "backing");
+	json_int_t below = sv_graph_child(o->graph, id, "backing");
 	if (below >= 0)
-		json_object_set_new(fmt, "backing", json_string(graph_name(o->graph, below)));
+		json_object_set_new(fmt, "backing", json_string(sv_graph_name(o->graph, below)));
 	else if (!strcmp(sv_jstr(bn, "drv", ""), "qcow2"))
 		json_object_set_new(fmt, "backing", json_null());
 	sv_step(o->g->qmp, NULL, "blockdev-reopen", json_pack("{s:[o, o]}", "options", file, fmt),
@@ -433,18 +403,18 @@ static void on_named(void *ctx, const struct qmp_result *r)
 	}
 	json_decref(f->named);
 	f->named = json_incref(r->ret);
-	json_int_t top = graph_id(f->graph, d->node);
-	json_int_t base = graph_child(f->graph, top, "backing");
+	json_int_t top = sv_graph_id(f->graph, d->node);
+	json_int_t base = sv_graph_child(f->graph, top, "backing");
 	if (top < 0 || base < 0) {
 		disk_failed(f, "%s", "QEMU's block graph has no backing node under the overlay");
 		return;
 	}
-	snprintf(d->bnode, sizeof(d->bnode), "%s", graph_name(f->graph, base));
+	snprintf(d->bnode, sizeof(d->bnode), "%s", sv_graph_name(f->graph, base));
 	snprintf(d->tfile, sizeof(d->tfile), "%s",
-	         graph_name(f->graph, graph_child(f->graph, top, "file")));
+	         sv_graph_name(f->graph, sv_graph_child(f->graph, top, "file")));
 	d->tfdset = fdset_of(f, d->tfile);
 	snprintf(d->bfile, sizeof(d->bfile), "%s",
-	         graph_name(f->graph, graph_child(f->graph, base, "file")));
+	         sv_graph_name(f->graph, sv_graph_child(f->graph, base, "file")));
 	d->bfdset = fdset_of(f, d->bfile);
 	if (d->bfdset < 0) {
 		disk_failed(f, "%s", "the base is not an fd qsupd handed over");

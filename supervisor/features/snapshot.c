@@ -22,6 +22,7 @@
 #include "snaprec.h"
 #include "step.h"
 #include "subproc.h"
+#include "blockgraph.h"
 
 enum { CREATE, REVERT, DELETE };
 
@@ -210,18 +211,10 @@ static const char *answer_err(json_t *msg)
 
 /* ---- qemu-img, spawned ---- */
 
-static void on_img_closed(uv_handle_t *h)
+static void on_img_done(void *data, bool ok)
 {
-	free(h);
-}
-
-static void on_img_exit(uv_process_t *p, int64_t status, int sig)
-{
-	struct sv_snap_op *op = p->data;
-	op->proc = NULL;
-	uv_close((uv_handle_t *)p, on_img_closed);
-	void (*next)(struct sv_snap_op *, bool) = op->img_next;
-	next(op, status == 0 && sig == 0);
+	struct sv_snap_op *op = data;
+	op->img_next(op, ok);
 }
 
 /* Spawn qemu-img with args (NULL-terminated, after "qemu-img"); its output
@@ -229,31 +222,11 @@ static void on_img_exit(uv_process_t *p, int64_t status, int sig)
 static int img(struct sv_snap_op *op, const char *const *args,
                void (*next)(struct sv_snap_op *, bool))
 {
-	char log[4300], *argv[24];
-	size_t n = 0;
-	argv[n++] = "qemu-img";
-	while (*args && n < 23)
-		argv[n++] = (char *)*args++;
-	argv[n] = NULL;
+	char log[4300];
 	mkdir(op->g->rundir, 0755);
 	snprintf(log, sizeof(log), "%s/qemu-img-snapshot.log", op->g->rundir);
-	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -errno;
-	op->proc = calloc(1, sizeof(*op->proc));
-	if (!op->proc) {
-		close(fd);
-		return -ENOMEM;
-	}
-	op->proc->data = op;
 	op->img_next = next;
-	int rc = sv_spawn_logged(op->g->env->loop, op->proc, argv, fd, on_img_exit);
-	close(fd);
-	if (rc < 0) {
-		uv_close((uv_handle_t *)op->proc, on_img_closed);
-		op->proc = NULL;
-	}
-	return rc;
+	return sv_qemu_img(op->g->env->loop, log, args, on_img_done, op, &op->proc);
 }
 
 static void img_tail(struct sv_snap_op *op, char *buf, size_t size)
@@ -962,53 +935,19 @@ static void on_rebased(struct sv_snap_op *op, bool ok)
 	next_disk(op);
 }
 
-/* The id of the graph node named name in g (x-debug-query-block-graph), or
- * -1. */
-static json_int_t graph_id(json_t *graph, const char *name)
-{
-	json_t *n;
-	size_t i;
-	json_array_foreach(json_object_get(graph, "nodes"), i, n)
-		if (!strcmp(sv_jstr(n, "name", ""), name))
-			return json_integer_value(json_object_get(n, "id"));
-	return -1;
-}
-
-static const char *graph_name(json_t *graph, json_int_t id)
-{
-	json_t *n;
-	size_t i;
-	json_array_foreach(json_object_get(graph, "nodes"), i, n)
-		if (json_integer_value(json_object_get(n, "id")) == id)
-			return sv_jstr(n, "name", "");
-	return "";
-}
-
-/* The child of parent by the edge named edge, or -1. */
-static json_int_t graph_child(json_t *graph, json_int_t parent, const char *edge)
-{
-	json_t *e;
-	size_t i;
-	json_array_foreach(json_object_get(graph, "edges"), i, e)
-		if (json_integer_value(json_object_get(e, "parent")) == parent &&
-		    !strcmp(sv_jstr(e, "name", ""), edge))
-			return json_integer_value(json_object_get(e, "child"));
-	return -1;
-}
-
 /* The format node at place pos (0: the top) of the chain under node top
  * in QEMU's graph, and the fd set of its file node. */
 static bool node_at(struct sv_snap_op *op, const char *top, int pos, char *out, size_t size,
                     int *fdset)
 {
-	json_int_t id = graph_id(op->nodes, top);
+	json_int_t id = sv_graph_id(op->nodes, top);
 	for (int k = 0; id >= 0 && k < pos; k++)
-		id = graph_child(op->nodes, id, "backing");
+		id = sv_graph_child(op->nodes, id, "backing");
 	if (id < 0)
 		return false;
-	snprintf(out, size, "%s", graph_name(op->nodes, id));
+	snprintf(out, size, "%s", sv_graph_name(op->nodes, id));
 	if (fdset) {
-		const char *fnode = graph_name(op->nodes, graph_child(op->nodes, id, "file"));
+		const char *fnode = sv_graph_name(op->nodes, sv_graph_child(op->nodes, id, "file"));
 		json_t *n;
 		size_t i;
 		*fdset = -1;

@@ -1,8 +1,11 @@
 /* Running a helper program: see subproc.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "subproc.h"
 
@@ -24,6 +27,56 @@ int sv_spawn_logged(uv_loop_t *loop, uv_process_t *proc, char *const argv[], int
 	int rc = uv_spawn(loop, proc, &o);
 	umask(old);
 	return rc;
+}
+
+struct img {
+	uv_process_t proc;      /* first: the handle is the struct */
+	void (*done)(void *data, bool ok);
+	void *data;
+	uv_process_t **handle;
+};
+
+static void on_img_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_img_exit(uv_process_t *p, int64_t status, int sig)
+{
+	struct img *m = (struct img *)p;
+	*m->handle = NULL;
+	void (*done)(void *, bool) = m->done;
+	void *data = m->data;
+	uv_close((uv_handle_t *)p, on_img_closed);
+	done(data, status == 0 && sig == 0);
+}
+
+int sv_qemu_img(uv_loop_t *loop, const char *log, const char *const *args,
+                void (*done)(void *data, bool ok), void *data, uv_process_t **handle)
+{
+	char *argv[24];
+	size_t n = 0;
+	argv[n++] = "qemu-img";
+	while (*args && n < 23)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	struct img *m = calloc(1, sizeof(*m));
+	if (!m) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*m = (struct img){ .done = done, .data = data, .handle = handle };
+	int rc = sv_spawn_logged(loop, &m->proc, argv, fd, on_img_exit);
+	close(fd);
+	if (rc < 0) {
+		uv_close((uv_handle_t *)&m->proc, on_img_closed);
+		return rc;
+	}
+	*handle = &m->proc;
+	return 0;
 }
 
 struct run {

@@ -6,6 +6,7 @@
 #ifndef SV_SUBPROC_H
 #define SV_SUBPROC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -23,6 +24,14 @@ typedef void (*sv_run_cb)(int64_t status, int sig, const char *out, void *arg);
  * after which the caller uv_closes proc, as libuv wants. */
 int sv_spawn_logged(uv_loop_t *loop, uv_process_t *proc, char *const argv[], int fd,
                     uv_exit_cb cb);
+
+/* qemu-img with args (NULL-terminated, those after "qemu-img"; at most
+ * 22), its output into log (created or truncated, 0640). While it runs,
+ * *handle is its process (to signal it); once it has ended *handle is
+ * NULL and done(data, ok) is called, ok when it exited 0. Returns 0, or a
+ * negative errno (done is not called). */
+int sv_qemu_img(uv_loop_t *loop, const char *log, const char *const *args,
+                void (*done)(void *data, bool ok), void *data, uv_process_t **handle);
 
 /* Spawn argv[0] (looked up in a fixed PATH of the system's bin dirs; LC_ALL=C)
  * with argv (NULL-terminated). Returns 0 (cb is called once, never before
