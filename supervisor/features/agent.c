@@ -858,3 +858,61 @@ const struct sv_guest_observer sv_agent_observer = {
 	.status = obs_status,
 	.release = obs_release,
 };
+
+/* ---- a freeze around a storage operation ---- */
+
+static void on_freeze_thawed(struct sv_guest *g, int status, json_t *ret, const char *cls,
+                             const char *desc, void *arg)
+{
+	(void)ret, (void)cls;
+	if (status < 0)
+		sv_log(SV_LOG_WARN, g->name, "%s: thaw: %s (qsupd thaws the guest within %d s "
+		       "of the freeze in any case)", (const char *)arg, desc ? desc
+		       : strerror(-status), SV_AGENT_FREEZE_MAX_MS / 1000);
+}
+
+static void on_freeze_frozen(struct sv_guest *g, int status, json_t *ret, const char *cls,
+                             const char *desc, void *arg)
+{
+	struct sv_freeze *f = arg;
+	(void)g, (void)cls;
+	if (status == 0) {
+		f->frozen = true;
+		snprintf(f->buf, sizeof(f->buf), "frozen (%lld file system%s, through the guest "
+		         "agent)", (long long)json_integer_value(ret),
+		         json_integer_value(ret) == 1 ? "" : "s");
+	} else {
+		snprintf(f->buf, sizeof(f->buf), "the guest agent did not freeze (%s): not frozen",
+		         desc ? desc : strerror(-status));
+	}
+	f->how = f->buf;
+	f->go(f->arg);
+}
+
+void sv_freeze_begin(struct sv_guest *g, struct sv_freeze *f, bool paused, const char *what,
+                     void (*go)(void *arg), void *arg)
+{
+	f->what = what;
+	f->go = go;
+	f->arg = arg;
+	f->frozen = false;
+	/* A paused guest writes nothing meanwhile (and its agent would not
+	 * answer). */
+	if (paused || g->state != SV_RUNNING) {
+		f->how = "the guest is paused: not needed";
+		go(arg);
+		return;
+	}
+	if (sv_agent_connected(g) && sv_agent_freeze(g, on_freeze_frozen, f) == 0)
+		return;
+	f->how = "no guest agent connected: not frozen";
+	go(arg);
+}
+
+void sv_freeze_end(struct sv_guest *g, struct sv_freeze *f)
+{
+	if (!f->frozen)
+		return;
+	f->frozen = false;
+	sv_agent_thaw(g, on_freeze_thawed, (void *)f->what);
+}

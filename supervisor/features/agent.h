@@ -59,6 +59,27 @@ struct sv_request;
 typedef void (*sv_agent_cb)(struct sv_guest *g, int status, json_t *ret, const char *cls,
                             const char *desc, void *arg);
 
+/* A freeze around a storage operation (snapshot, backup): the caller's,
+ * zeroed. how says what happened, for the reply. */
+struct sv_freeze {
+	const char *how;
+	bool frozen;            /* a thaw is owed */
+	const char *what;       /* the operation, in a failed thaw's log line */
+	void (*go)(void *arg);
+	void *arg;
+	char buf[300];
+};
+
+/* Freeze g's file systems when g runs (paused: false) and its agent
+ * answers, then go(arg), at once or once the agent answered; f->how says
+ * whether and why not. */
+void sv_freeze_begin(struct sv_guest *g, struct sv_freeze *f, bool paused, const char *what,
+                     void (*go)(void *arg), void *arg);
+
+/* Thaw what sv_freeze_begin froze, if it did (a failure is logged: the
+ * agent code thaws within SV_AGENT_FREEZE_MAX_MS anyway). */
+void sv_freeze_end(struct sv_guest *g, struct sv_freeze *f);
+
 /* Queue one agent command (args taken, NULL: none) with a deadline of
  * timeout_ms (0: SV_AGENT_TIMEOUT_MS). Returns 0 (cb will be called), or
  * -ENOTCONN when g has no agent channel or no connection to it now (cb is

@@ -73,9 +73,7 @@ struct sv_backup_op {
 	size_t n, i;
 	int rc;
 	struct sv_error err;
-	const char *freeze;
-	char freeze_buf[300];
-	bool frozen;
+	struct sv_freeze fz;            /* the agent's freeze around the transaction */
 	void (*work_fn)(struct sv_backup_op *);
 	void (*after)(struct sv_backup_op *);
 	void (*img_next)(struct sv_backup_op *, bool);
@@ -554,7 +552,7 @@ static void finish_ok_done(struct sv_backup_op *op)
 	                        op->g->name, "backup", op->id, "kind", op->full ? "full"
 	                        : "incremental", "status", "completed", "manifest", path, "disks",
 	                        disks, "bytes", (json_int_t)total, "seconds", secs, "freeze",
-	                        op->freeze ? op->freeze : "unknown (picked up after a restart)");
+	                        op->fz.how ? op->fz.how : "unknown (picked up after a restart)");
 	sv_emit(op->g->route, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "event", "BACKUP_END",
 	        "guest", op->g->name, "data", "backup", op->id, "status", "completed",
 	        "manifest", path));
@@ -898,55 +896,21 @@ const struct sv_guest_observer sv_backup_observer = {
 
 /* ---- the freeze ---- */
 
-static void on_thawed(struct sv_guest *g, int status, json_t *ret, const char *cls,
-                      const char *desc, void *arg)
-{
-	(void)ret, (void)cls, (void)arg;
-	if (status < 0)
-		sv_log(SV_LOG_WARN, g->name, "backup: thaw: %s (qsupd thaws the guest within "
-		       "%d s of the freeze in any case)", desc ? desc : strerror(-status),
-		       SV_AGENT_FREEZE_MAX_MS / 1000);
-}
-
 static void thaw(struct sv_backup_op *op)
 {
-	if (!op->frozen)
-		return;
-	op->frozen = false;
-	sv_agent_thaw(op->g, on_thawed, NULL);
+	sv_freeze_end(op->g, &op->fz);
 }
 
 static void do_transaction(struct sv_backup_op *op);
 
-static void on_frozen(struct sv_guest *g, int status, json_t *ret, const char *cls,
-                      const char *desc, void *arg)
+static void transaction_go(void *arg)
 {
-	struct sv_backup_op *op = arg;
-	(void)g, (void)cls;
-	if (status == 0) {
-		op->frozen = true;
-		snprintf(op->freeze_buf, sizeof(op->freeze_buf), "frozen (%lld file system%s, "
-		         "through the guest agent)", (long long)json_integer_value(ret),
-		         json_integer_value(ret) == 1 ? "" : "s");
-	} else {
-		snprintf(op->freeze_buf, sizeof(op->freeze_buf), "the guest agent did not freeze "
-		         "(%s): not frozen", desc ? desc : strerror(-status));
-	}
-	op->freeze = op->freeze_buf;
-	do_transaction(op);
+	do_transaction(arg);
 }
 
 static void freeze_then_start(struct sv_backup_op *op)
 {
-	if (op->g->state != SV_RUNNING) {
-		op->freeze = "the guest is paused: not needed";
-		do_transaction(op);
-		return;
-	}
-	if (sv_agent_connected(op->g) && sv_agent_freeze(op->g, on_frozen, op) == 0)
-		return;
-	op->freeze = "no guest agent connected: not frozen";
-	do_transaction(op);
+	sv_freeze_begin(op->g, &op->fz, false, "backup", transaction_go, op);
 }
 
 /* ---- the backup's start ---- */
@@ -1009,7 +973,7 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 	}
 	start_timer(op);
 	sv_log(SV_LOG_INFO, op->g->name, "backup %s (%s) started into %s (%s)", op->id,
-	       op->full ? "full" : "incremental", op->dir, op->freeze);
+	       op->full ? "full" : "incremental", op->dir, op->fz.how);
 	if (!op->wait) {
 		json_t *disks = json_object();
 		for (size_t i = 0; i < op->n; i++)
@@ -1017,7 +981,7 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 		sv_reply_ok(op->req, json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "name",
 		            op->g->name, "backup", op->id, "kind", op->full ? "full"
 		            : "incremental", "status", "running", "disks", disks, "freeze",
-		            op->freeze));
+		            op->fz.how));
 		op->req = NULL;
 	}
 	maybe_finish(op);   /* jobs may be over already (events come before the answer) */

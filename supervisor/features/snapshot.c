@@ -62,9 +62,7 @@ struct sv_snap_op {
 	size_t n, i;
 	struct sv_error err;
 	int rc;
-	const char *freeze;
-	char freeze_buf[300];
-	bool frozen;                    /* by this operation, through the agent */
+	struct sv_freeze fz;            /* the agent's freeze around the switch */
 	struct sv_route route;          /* the internal stop of revert --force */
 	void (*work_fn)(struct sv_snap_op *);
 	void (*after)(struct sv_snap_op *);
@@ -307,61 +305,23 @@ static void undo(struct sv_snap_op *op)
  * the switch, when it answers; the reply's "freeze" says what happened. A
  * freeze is thawed on every path after the switch, and by the agent code
  * itself at the latest SV_AGENT_FREEZE_MAX_MS later. */
-static void on_thawed(struct sv_guest *g, int status, json_t *ret, const char *cls,
-                      const char *desc, void *arg)
-{
-	(void)ret;
-	(void)cls;
-	(void)arg;
-	if (status < 0)
-		sv_log(SV_LOG_WARN, g->name, "snapshot: thaw: %s (qsupd thaws the guest within "
-		       "%d s of the freeze in any case)", desc ? desc : strerror(-status),
-		       SV_AGENT_FREEZE_MAX_MS / 1000);
-}
-
 static void thaw(struct sv_snap_op *op)
 {
-	if (!op->frozen)
-		return;
-	op->frozen = false;
-	sv_agent_thaw(op->g, on_thawed, NULL);
+	sv_freeze_end(op->g, &op->fz);
 }
 
 static void do_switch(struct sv_snap_op *op);
 
-static void on_frozen(struct sv_guest *g, int status, json_t *ret, const char *cls,
-                      const char *desc, void *arg)
+/* Freeze if the agent answers, then switch. With --memory the guest is
+ * paused: its RAM and disks are of one moment anyway. */
+static void switch_go(void *arg)
 {
-	struct sv_snap_op *op = arg;
-	(void)g;
-	(void)cls;
-	if (status == 0) {
-		op->frozen = true;
-		snprintf(op->freeze_buf, sizeof(op->freeze_buf), "frozen (%lld file system%s, "
-		         "through the guest agent)", (long long)json_integer_value(ret),
-		         json_integer_value(ret) == 1 ? "" : "s");
-	} else {
-		snprintf(op->freeze_buf, sizeof(op->freeze_buf), "the guest agent did not freeze "
-		         "(%s): not frozen", desc ? desc : strerror(-status));
-	}
-	op->freeze = op->freeze_buf;
-	do_switch(op);
+	do_switch(arg);
 }
 
-/* Freeze if the agent answers, then switch. */
 static void freeze_then_switch(struct sv_snap_op *op)
 {
-	/* A paused guest writes nothing meanwhile (and its agent would not
-	 * answer): with --memory, its RAM and disks are of one moment. */
-	if (op->paused_by_us || op->g->state != SV_RUNNING) {
-		op->freeze = "the guest is paused: not needed";
-		do_switch(op);
-		return;
-	}
-	if (sv_agent_connected(op->g) && sv_agent_freeze(op->g, on_frozen, op) == 0)
-		return;
-	op->freeze = "no guest agent connected: not frozen";
-	do_switch(op);
+	sv_freeze_begin(op->g, &op->fz, op->paused_by_us, "snapshot", switch_go, op);
 }
 
 /* ---- create ---- */
@@ -380,7 +340,7 @@ static void create_reply(struct sv_snap_op *op)
 	       op->n == 1 ? "" : "s", op->live ? "live" : "guest stopped");
 	json_t *ret = json_pack("{s:s, s:s, s:o, s:b, s:s}", "snapshot", op->snap,
 	                        "action", "create", "disks", disks, "live", op->live, "freeze",
-	                        op->live ? op->freeze : "guest stopped: not needed");
+	                        op->live ? op->fz.how : "guest stopped: not needed");
 	if (op->mem)
 		json_object_set_new(ret, "memory", json_string(op->mem));
 	json_object_set_new(ret, "state", json_string(sv_state_name(op->g->state)));
