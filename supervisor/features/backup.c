@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "backup.h"
+#include "blockadd.h"
 #include "fdpass.h"
 #include "guest.h"
 #include "hotplug.h"
@@ -74,6 +75,8 @@ struct sv_backup_op {
 	int rc;
 	struct sv_error err;
 	struct sv_freeze fz;            /* the agent's freeze around the transaction */
+	struct sv_blockadd ba;          /* the targets into QEMU */
+	struct sv_blockadd_item *bitems;
 	void (*work_fn)(struct sv_backup_op *);
 	void (*after)(struct sv_backup_op *);
 	void (*img_next)(struct sv_backup_op *, bool);
@@ -128,6 +131,7 @@ static void op_free(struct sv_backup_op *op)
 			close(d->fd);
 	}
 	free(op->d);
+	free(op->bitems);
 	json_decref(op->pmanifest);
 	json_decref(op->rec);
 	free(op);
@@ -937,19 +941,8 @@ static void setup_fail(struct sv_backup_op *op, const char *cls, const char *fmt
 	vsnprintf(op->why, sizeof(op->why), fmt, ap);
 	va_end(ap);
 	op->err.cls = cls;
-	for (size_t i = 0; op->g->qmp && i < op->n; i++) {
-		struct bdisk *d = &op->d[i];
-		if (d->added) {
-			json_t *a = json_pack("{s:s}", "node-name", d->tnode);
-			qmp_client_execute(op->g->qmp, "blockdev-del", a, 0, NULL, NULL);
-			json_decref(a);
-		}
-		if (d->fdset >= 0) {
-			json_t *a = json_pack("{s:i}", "fdset-id", d->fdset);
-			qmp_client_execute(op->g->qmp, "remove-fd", a, 0, NULL, NULL);
-			json_decref(a);
-		}
-	}
+	if (op->bitems)
+		sv_blockadd_drop(op->g, op->bitems, op->n);
 	for (size_t i = 0; i < op->n; i++)
 		if (!op->d[i].made) {
 			free(op->d[i].part);   /* not ours: another backup's, or none */
@@ -1018,55 +1011,35 @@ static void do_transaction(struct sv_backup_op *op)
 	        on_transaction, op);
 }
 
-static void add_next(struct sv_backup_op *op);
-
-static void on_added(void *ctx, const struct qmp_result *r)
+/* Each target into QEMU as a node of its own (blockadd.h), then the
+ * freeze and the transaction. */
+static void on_all_added(void *arg, const char *err)
 {
-	struct sv_backup_op *op = ctx;
-	struct bdisk *d = &op->d[op->i];
-	if (r->status != 0) {
-		setup_fail(op, "GenericError", "disk %s: blockdev-add of %s: %s", d->id, d->part,
-		           r->err_desc ? r->err_desc : qmp_strerror(r->status));
-		return;
-	}
-	d->added = true;
-	op->i++;
-	add_next(op);
-}
-
-static void on_fd_added(void *ctx, const struct qmp_result *r)
-{
-	struct sv_backup_op *op = ctx;
-	struct bdisk *d = &op->d[op->i];
-	close(d->fd);
-	d->fd = -1;
-	if (r->status != 0) {
-		setup_fail(op, "GenericError", "disk %s: add-fd: %s", d->id,
-		           r->err_desc ? r->err_desc : qmp_strerror(r->status));
-		return;
-	}
-	d->fdset = (int)json_integer_value(json_object_get(r->ret, "fdset-id"));
-	char fname[32], fnode[64];
-	snprintf(fname, sizeof(fname), "/dev/fdset/%d", d->fdset);
-	snprintf(fnode, sizeof(fnode), "%s.file", d->tnode);
-	sv_step(op->g->qmp, NULL, "blockdev-add", json_pack("{s:s, s:s, s:n, s:{s:s, s:s, s:s}}",
-	        "driver", "qcow2", "node-name", d->tnode, "backing", "file", "driver", "file",
-	        "filename", fname, "node-name", fnode), -1, on_added, op);
+	struct sv_backup_op *op = arg;
+	if (err)
+		setup_fail(op, op->ba.gone ? "InvalidState" : "GenericError", "%s", op->ba.gone
+		           ? "QEMU ended before the backup started" : err);
+	else
+		freeze_then_start(op);
 }
 
 static void add_next(struct sv_backup_op *op)
 {
-	if (!up(op->g)) {
-		setup_fail(op, "InvalidState", "QEMU ended before the backup started");
+	op->bitems = calloc(op->n ? op->n : 1, sizeof(*op->bitems));
+	if (!op->bitems) {
+		setup_fail(op, "GenericError", "out of memory");
 		return;
 	}
-	if (op->i == op->n) {
-		freeze_then_start(op);
-		return;
+	for (size_t i = 0; i < op->n; i++) {
+		struct bdisk *d = &op->d[i];
+		struct sv_blockadd_item *it = &op->bitems[i];
+		*it = (struct sv_blockadd_item){ .disk = d->id, .path = d->part, .node = d->tnode,
+		                                 .fd = &d->fd, .fdset = &d->fdset, .added = &d->added };
+		snprintf(it->fnode, sizeof(it->fnode), "%s.file", d->tnode);
 	}
-	struct bdisk *d = &op->d[op->i];
-	sv_step(op->g->qmp, NULL, "add-fd", json_pack("{s:s}", "opaque", d->part), d->fd,
-	        on_fd_added, op);
+	op->ba = (struct sv_blockadd){ .g = op->g, .items = op->bitems, .n = op->n,
+	                               .done = on_all_added, .arg = op };
+	sv_blockadd_run(&op->ba);
 }
 
 /* Off the loop: the targets opened for QEMU, the record of the backup in

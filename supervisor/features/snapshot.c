@@ -22,6 +22,7 @@
 #include "snaprec.h"
 #include "step.h"
 #include "subproc.h"
+#include "blockadd.h"
 #include "blockgraph.h"
 
 enum { CREATE, REVERT, DELETE };
@@ -63,6 +64,8 @@ struct sv_snap_op {
 	struct sv_error err;
 	int rc;
 	struct sv_freeze fz;            /* the agent's freeze around the switch */
+	struct sv_blockadd ba;          /* the new overlays into QEMU */
+	struct sv_blockadd_item *bitems;
 	struct sv_route route;          /* the internal stop of revert --force */
 	void (*work_fn)(struct sv_snap_op *);
 	void (*after)(struct sv_snap_op *);
@@ -101,6 +104,7 @@ static void op_free(struct sv_snap_op *op)
 			close(d->fd);
 	}
 	free(op->d);
+	free(op->bitems);
 	free(op->mem);
 	json_decref(op->rec);
 	json_decref(op->newrec);
@@ -351,19 +355,8 @@ static void create_reply(struct sv_snap_op *op)
 
 static void drop_added(struct sv_snap_op *op)
 {
-	for (size_t i = 0; op->g->qmp && i < op->n; i++) {
-		struct sdisk *d = &op->d[i];
-		if (d->added) {
-			json_t *a = json_pack("{s:s}", "node-name", d->newnode);
-			qmp_client_execute(op->g->qmp, "blockdev-del", a, 0, NULL, NULL);
-			json_decref(a);
-		}
-		if (d->fdset >= 0) {
-			json_t *a = json_pack("{s:i}", "fdset-id", d->fdset);
-			qmp_client_execute(op->g->qmp, "remove-fd", a, 0, NULL, NULL);
-			json_decref(a);
-		}
-	}
+	if (op->bitems)
+		sv_blockadd_drop(op->g, op->bitems, op->n);
 }
 
 static void on_transaction(void *ctx, const struct qmp_result *r)
@@ -399,61 +392,39 @@ static void do_switch(struct sv_snap_op *op)
 	        on_transaction, op);
 }
 
-static void add_next(struct sv_snap_op *op);
-
-static void on_added(void *ctx, const struct qmp_result *r)
+/* Each overlay into QEMU as a node of its own (blockadd.h), then the
+ * switch. */
+static void on_all_added(void *arg, const char *err)
 {
-	struct sv_snap_op *op = ctx;
-	struct sdisk *d = &op->d[op->i];
-	if (r->status != 0) {
+	struct sv_snap_op *op = arg;
+	if (err) {
 		drop_added(op);
-		sv_error_set(&op->err, -EIO, "disk %s: blockdev-add of %s: %s", d->id, d->over,
-		             r->err_desc ? r->err_desc : qmp_strerror(r->status));
+		sv_error_set(&op->err, op->ba.gone ? -ESRCH : -EIO, "%s", op->ba.gone
+		             ? "QEMU ended during the snapshot" : err);
 		undo(op);
 		return;
 	}
-	d->added = true;
-	op->i++;
-	add_next(op);
-}
-
-static void on_fd_added(void *ctx, const struct qmp_result *r)
-{
-	struct sv_snap_op *op = ctx;
-	struct sdisk *d = &op->d[op->i];
-	close(d->fd);
-	d->fd = -1;
-	if (r->status != 0) {
-		drop_added(op);
-		sv_error_set(&op->err, -EIO, "disk %s: add-fd: %s", d->id,
-		             r->err_desc ? r->err_desc : qmp_strerror(r->status));
-		undo(op);
-		return;
-	}
-	d->fdset = (int)json_integer_value(json_object_get(r->ret, "fdset-id"));
-	char fname[32], fnode[48];
-	snprintf(fname, sizeof(fname), "/dev/fdset/%d", d->fdset);
-	snprintf(fnode, sizeof(fnode), "file.%s", d->newnode + 6);
-	sv_step(op->g->qmp, NULL, "blockdev-add", json_pack("{s:s, s:s, s:n, s:{s:s, s:s, s:s}}",
-	        "driver", "qcow2", "node-name", d->newnode, "backing", "file", "driver", "file",
-	        "filename", fname, "node-name", fnode), -1, on_added, op);
+	switch_all(op);
 }
 
 static void add_next(struct sv_snap_op *op)
 {
-	if (!up(op->g)) {
-		drop_added(op);
-		sv_error_set(&op->err, -ESRCH, "QEMU ended during the snapshot");
+	op->bitems = calloc(op->n ? op->n : 1, sizeof(*op->bitems));
+	if (!op->bitems) {
+		sv_error_set(&op->err, -ENOMEM, "out of memory");
 		undo(op);
 		return;
 	}
-	if (op->i == op->n) {
-		switch_all(op);
-		return;
+	for (size_t i = 0; i < op->n; i++) {
+		struct sdisk *d = &op->d[i];
+		struct sv_blockadd_item *it = &op->bitems[i];
+		*it = (struct sv_blockadd_item){ .disk = d->id, .path = d->over, .node = d->newnode,
+		                                 .fd = &d->fd, .fdset = &d->fdset, .added = &d->added };
+		snprintf(it->fnode, sizeof(it->fnode), "file.%s", d->newnode + 6);
 	}
-	struct sdisk *d = &op->d[op->i];
-	sv_step(op->g->qmp, NULL, "add-fd", json_pack("{s:s}", "opaque", d->over), d->fd,
-	        on_fd_added, op);
+	op->ba = (struct sv_blockadd){ .g = op->g, .items = op->bitems, .n = op->n,
+	                               .done = on_all_added, .arg = op };
+	sv_blockadd_run(&op->ba);
 }
 
 /* Off the loop: the record with the new chain (before the switch: see
