@@ -47,7 +47,7 @@ struct sv_tune {
 	long long actual;               /* the balloon's actual; -1: not known */
 	json_t *stats;                  /* the guest's memory statistics, or NULL */
 	int vcpus_pinned, threads_pinned;
-	char pin_error[200];
+	char pin_error[256];
 	uv_timer_t *poll;
 	bool polling;
 	bool busy;                      /* a set runs */

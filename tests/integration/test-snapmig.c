@@ -358,8 +358,7 @@ static void test_save_restore_with_snapshots(void **state)
 /* Send verb with args without waiting (its id). */
 static long long post(struct t_ctl *c, const char *verb, json_t *args)
 {
-	long long id = t_ctl_send(c, verb, args);
-	json_decref(args);
+	long long id = t_ctl_send(c, verb, args);   /* args taken */
 	assert_true(id > 0);
 	return id;
 }

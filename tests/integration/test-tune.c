@@ -608,9 +608,10 @@ static void test_readopt_keeps_limits(void **state)
 		json_decref(st);
 		st = status(x, "ro");
 	}
+	char *pinned = json_dumps(json_object_get(st, "pinned"), JSON_COMPACT);
 	printf("# note: re-adopted: cpu_affinity %s, emulator_affinity %s, pinned %s\n",
-	       t_str(st, "cpu_affinity"), t_str(st, "emulator_affinity"),
-	       json_dumps(json_object_get(st, "pinned"), JSON_COMPACT));
+	       t_str(st, "cpu_affinity"), t_str(st, "emulator_affinity"), pinned);
+	free(pinned);
 	assert_string_equal(t_str(st, "cpu_affinity"), "1");
 	assert_string_equal(t_str(st, "emulator_affinity"), "0");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "pinned"),
