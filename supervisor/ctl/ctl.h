@@ -194,6 +194,12 @@ int ctl_lost(struct ctl *c, const char *what, const struct sv_error *err);
 int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
                 json_t **reply);
 int ctl_kv_args(json_t *args, char **words, int n);
+/* Subscribe, send verb with req (taken), draw the guest's event progress
+ * events with progress (data, stderr is a tty) until the reply, which show
+ * shows; the exit code (ctl_migrate.c: migrate --wait, backup -w). */
+int ctl_call_progress(struct ctl *c, const char *verb, json_t *req, const char *what,
+                      const char *guest, const char *event, void (*progress)(json_t *, bool),
+                      void (*show)(struct ctl *, const char *, json_t *));
 int ctl_per_name(struct ctl *c, char **names, int n,
                     void (*show)(struct ctl *, const char *, json_t *));
 /* Connect (once) to qsupd; returns an exit status. */

@@ -79,8 +79,7 @@ static void show_backup(struct ctl *c, const char *what, json_t *ret)
  * reply comes. */
 int ctl_backup(struct ctl *c, char **args, int nargs)
 {
-	struct sv_error err = { 0 };
-	json_t *reply = NULL, *msg;
+	json_t *reply = NULL;
 	if (c->kind_full && c->kind_incremental) {
 		fprintf(stderr, "qsupctl: backup: give --full or --incremental, not both\n");
 		return CTL_EXIT_USAGE;
@@ -113,42 +112,8 @@ int ctl_backup(struct ctl *c, char **args, int nargs)
 		return r;
 	}
 	json_object_set_new(req, "wait", json_true());
-	int r = ctl_call(c, "subscribe", NULL, args[0], &reply);
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = ctl_handle_reply(c, args[0], reply, NULL);
-	json_decref(reply);
-	reply = NULL;
-	int64_t id;
-	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, "backup", req, &id, &err) < 0) {
-		if (r != CTL_EXIT_OK)
-			json_decref(req);
-		return r != CTL_EXIT_OK ? r : ctl_lost(c, args[0], &err);
-	}
-	bool tty = isatty(STDERR_FILENO), shown = false;
-	while (!reply) {
-		if (ctl_conn_next(&c->conn, &msg, &err) < 0)
-			return ctl_lost(c, args[0], &err);
-		if (json_integer_value(json_object_get(msg, "id")) == id &&
-		    (json_object_get(msg, "return") || json_object_get(msg, "error"))) {
-			reply = msg;
-			break;
-		}
-		const char *ev = json_string_value(json_object_get(msg, "event"));
-		const char *g = json_string_value(json_object_get(msg, "guest"));
-		if (ev && g && !strcmp(g, args[0]) && !strcmp(ev, "BACKUP_PROGRESS")) {
-			if (c->json)
-				ctl_print_json(msg, 0);
-			else
-				show_progress(json_object_get(msg, "data"), tty);
-			shown = true;
-		}
-		json_decref(msg);
-	}
-	if (shown && tty && !c->json)
-		fputc('\n', stderr);
-	r = ctl_handle_reply(c, args[0], reply, show_backup);
-	json_decref(reply);
-	return r;
+	return ctl_call_progress(c, "backup", req, args[0], args[0], "BACKUP_PROGRESS",
+	                         show_progress, show_backup);
 }
 
 int ctl_backup_cancel(struct ctl *c, char **args, int nargs)

@@ -71,8 +71,7 @@ static void show_migrated(struct ctl *c, const char *what, json_t *ret)
 /* migrate: with --wait, the progress (events) until the reply comes. */
 int ctl_migrate(struct ctl *c, char **args, int nargs)
 {
-	struct sv_error err = { 0 };
-	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL, *msg;
+	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL;
 	int first = 1;
 	char what[160];
 	if (nargs > 1 && !strchr(args[1], '=')) {
@@ -101,42 +100,8 @@ int ctl_migrate(struct ctl *c, char **args, int nargs)
 		json_decref(reply);
 		return r;
 	}
-	int r = ctl_call(c, "subscribe", NULL, what, &reply);
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = ctl_handle_reply(c, what, reply, NULL);
-	json_decref(reply);
-	reply = NULL;
-	int64_t id;
-	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, "migrate", req, &id, &err) < 0) {
-		if (r != CTL_EXIT_OK)
-			json_decref(req);
-		return r != CTL_EXIT_OK ? r : ctl_lost(c, what, &err);
-	}
-	bool tty = isatty(STDERR_FILENO), shown = false;
-	while (!reply) {
-		if (ctl_conn_next(&c->conn, &msg, &err) < 0)
-			return ctl_lost(c, what, &err);
-		if (json_integer_value(json_object_get(msg, "id")) == id &&
-		    (json_object_get(msg, "return") || json_object_get(msg, "error"))) {
-			reply = msg;
-			break;
-		}
-		const char *ev = json_string_value(json_object_get(msg, "event"));
-		const char *g = json_string_value(json_object_get(msg, "guest"));
-		if (ev && g && !strcmp(g, args[0]) && !strcmp(ev, "MIGRATION_PROGRESS")) {
-			if (c->json)
-				ctl_print_json(msg, 0);
-			else
-				show_progress(json_object_get(msg, "data"), tty);
-			shown = true;
-		}
-		json_decref(msg);
-	}
-	if (shown && tty && !c->json)
-		fputc('\n', stderr);
-	r = ctl_handle_reply(c, what, reply, show_migrated);
-	json_decref(reply);
-	return r;
+	return ctl_call_progress(c, "migrate", req, what, args[0], "MIGRATION_PROGRESS",
+	                         show_progress, show_migrated);
 }
 
 int ctl_incoming(struct ctl *c, char **args, int nargs)
@@ -190,6 +155,50 @@ int ctl_save(struct ctl *c, char **args, int nargs)
 	free(file);
 	if (r == CTL_EXIT_OK)
 		r = ctl_handle_reply(c, args[0], reply, show_migrated);
+	json_decref(reply);
+	return r;
+}
+
+int ctl_call_progress(struct ctl *c, const char *verb, json_t *req, const char *what,
+                      const char *guest, const char *event, void (*progress)(json_t *, bool),
+                      void (*show)(struct ctl *, const char *, json_t *))
+{
+	struct sv_error err = { 0 };
+	json_t *reply = NULL, *msg;
+	int r = ctl_call(c, "subscribe", NULL, what, &reply);
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = ctl_handle_reply(c, what, reply, NULL);
+	json_decref(reply);
+	reply = NULL;
+	int64_t id;
+	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, verb, req, &id, &err) < 0) {
+		if (r != CTL_EXIT_OK)
+			json_decref(req);
+		return r != CTL_EXIT_OK ? r : ctl_lost(c, what, &err);
+	}
+	bool tty = isatty(STDERR_FILENO), shown = false;
+	while (!reply) {
+		if (ctl_conn_next(&c->conn, &msg, &err) < 0)
+			return ctl_lost(c, what, &err);
+		if (json_integer_value(json_object_get(msg, "id")) == id &&
+		    (json_object_get(msg, "return") || json_object_get(msg, "error"))) {
+			reply = msg;
+			break;
+		}
+		const char *ev = json_string_value(json_object_get(msg, "event"));
+		const char *g = json_string_value(json_object_get(msg, "guest"));
+		if (ev && g && !strcmp(g, guest) && !strcmp(ev, event)) {
+			if (c->json)
+				ctl_print_json(msg, 0);
+			else
+				progress(json_object_get(msg, "data"), tty);
+			shown = true;
+		}
+		json_decref(msg);
+	}
+	if (shown && tty && !c->json)
+		fputc('\n', stderr);
+	r = ctl_handle_reply(c, what, reply, show);
 	json_decref(reply);
 	return r;
 }
