@@ -16,7 +16,8 @@ case "${1:-}" in
 	PKGS="$BUILD_PKGS libcmocka-dev qemu-system-x86 qemu-utils linux-image-amd64
 busybox-static cpio xz-utils socat jq mandoc iproute2 dnsmasq-base nftables iperf3
 xorriso isolinux syslinux-common qemu-guest-agent
-dpkg-dev debhelper lintian systemd prometheus curl" ;;
+dpkg-dev debhelper lintian systemd prometheus curl
+openssh-server openssh-client pacemaker corosync pacemaker-cli-utils resource-agents crmsh" ;;
 fuzz)
 	PKGS="$BUILD_PKGS clang libclang-rt-dev" ;;
 deb)
