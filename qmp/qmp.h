@@ -175,6 +175,13 @@ uint64_t qmp_client_last_input(const struct qmp_client *c);
  * fails, they fail with its status after ready(). Call before connecting. */
 void qmp_client_set_eager(struct qmp_client *c, int on);
 
+/* Hold the commands sent from now on (any time, before connecting too) until
+ * qmp_client_uncork(), which writes them all at once: one write, so one
+ * wake-up of the peer, for a batch such as negotiation and the first
+ * queries. Replies and deadlines are not affected. */
+void qmp_client_cork(struct qmp_client *c);
+void qmp_client_uncork(struct qmp_client *c);
+
 /* Set the default command deadline (also used for negotiation) and the line
  * cap. Call before connecting. 0 keeps the current value. */
 void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line);

@@ -90,6 +90,7 @@ struct qmp_client {
 
 	struct outmsg *outq, *outq_tail;
 	int writes_in_flight;
+	int corked;             /* qmp_client_cork(): lines wait for the uncork */
 };
 
 static void client_teardown(struct qmp_client *c, int status);
@@ -267,12 +268,22 @@ static void outmsg_free(struct outmsg *m)
 	free(m);
 }
 
+/* m and the lines chained after it (a batch, outq_flush). */
+static void free_chain(struct outmsg *m)
+{
+	while (m) {
+		struct outmsg *next = m->next;
+		outmsg_free(m);
+		m = next;
+	}
+}
+
 static void on_write(uv_write_t *req, int status)
 {
 	struct outmsg *m = req->data;
 	struct qmp_client *c = m->c;
 	c->writes_in_flight--;
-	outmsg_free(m);
+	free_chain(m);   /* the lines written together (outq_flush) */
 	if (status < 0 && status != UV_ECANCELED && c->state != ST_CLOSING) {
 		client_log(c, QMP_LOG_ERROR, "write failed: %s", uv_strerror(status));
 		client_teardown(c, status);
@@ -282,11 +293,19 @@ static void on_write(uv_write_t *req, int status)
 		outq_flush(c);
 }
 
+#define BATCH_MAX 16
+
+/* Write m and the lines chained after it (m->next..., at most BATCH_MAX,
+ * none with an fd) in one go: one writev, so one wake-up of QEMU. */
 static int write_plain(struct qmp_client *c, struct outmsg *m, size_t off)
 {
-	uv_buf_t buf = uv_buf_init(m->data + off, (unsigned)(m->len - off));
+	uv_buf_t bufs[BATCH_MAX];
+	unsigned n = 0;
+	bufs[n++] = uv_buf_init(m->data + off, (unsigned)(m->len - off));
+	for (struct outmsg *o = m->next; o && n < BATCH_MAX; o = o->next)
+		bufs[n++] = uv_buf_init(o->data, (unsigned)o->len);
 	m->req.data = m;
-	int rc = uv_write(&m->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write);
+	int rc = uv_write(&m->req, (uv_stream_t *)&c->pipe, bufs, n, on_write);
 	if (rc == 0)
 		c->writes_in_flight++;
 	return rc;
@@ -297,8 +316,8 @@ static void on_fd_retry(uv_timer_t *t)
 	outq_flush(t->data);
 }
 
-/* Send m's first bytes with its fd attached. Returns bytes sent, 0 to retry
- * later, or a negative error. */
+/* Send m (and the lines chained after it) with m's fd attached, in one
+ * sendmsg(). Returns bytes sent, 0 to retry later, or a negative error. */
 static ssize_t send_with_fd(struct qmp_client *c, struct outmsg *m)
 {
 	uv_os_fd_t sock;
@@ -306,57 +325,78 @@ static ssize_t send_with_fd(struct qmp_client *c, struct outmsg *m)
 		return UV_EBADF;
 	char ctl[CMSG_SPACE(sizeof(int))];
 	memset(ctl, 0, sizeof(ctl));
-	struct iovec iov = { .iov_base = m->data, .iov_len = m->len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	struct iovec iov[BATCH_MAX];
+	int n = 0;
+	for (struct outmsg *o = m; o && n < BATCH_MAX; o = o->next)
+		iov[n++] = (struct iovec){ .iov_base = o->data, .iov_len = o->len };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n,
 	                     .msg_control = ctl, .msg_controllen = sizeof(ctl) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
-	ssize_t n;
+	ssize_t r;
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
-	return n;
+	return r;
 }
 
-/* Push queued lines out, in order, stopping at an fd-carrying line while
- * earlier writes are still in flight. */
+/* Push queued lines out, in order: up to BATCH_MAX at a time in one write
+ * (one wake-up of the peer), a line with an fd first in its batch and
+ * only once the writes before it have left. */
 static void outq_flush(struct qmp_client *c)
 {
 	struct outmsg *m;
+	if (c->corked)
+		return;
 	while ((m = c->outq)) {
+		if (m->fd >= 0 && c->writes_in_flight > 0)
+			return;   /* on_write() calls us again */
+		/* The batch: m and the plain lines after it, taken off the queue. */
+		struct outmsg *last = m;
+		for (int k = 1; k < BATCH_MAX && last->next && last->next->fd < 0; k++)
+			last = last->next;
+		c->outq = last->next;
+		if (!c->outq)
+			c->outq_tail = NULL;
+		last->next = NULL;
 		size_t off = 0;
 		if (m->fd >= 0) {
-			if (c->writes_in_flight > 0)
-				return;   /* on_write() calls us again */
 			ssize_t n = send_with_fd(c, m);
-			if (n == 0) {
+			if (n == 0) {   /* back at the head, until the retry */
+				last->next = c->outq;
+				c->outq = m;
+				if (!c->outq_tail)
+					c->outq_tail = last;
 				uv_timer_start(&c->fd_retry, on_fd_retry, FD_RETRY_MS, 0);
 				return;
 			}
 			if (n < 0) {
+				free_chain(m);
 				client_log(c, QMP_LOG_ERROR, "sendmsg: %s", uv_strerror((int)n));
 				client_teardown(c, (int)n);
 				return;
 			}
-			off = (size_t)n;
 			close(m->fd);
 			m->fd = -1;
-		}
-		c->outq = m->next;
-		if (!c->outq)
-			c->outq_tail = NULL;
-		if (off == m->len) {
-			outmsg_free(m);
-			continue;
+			/* Drop the lines that went whole; the rest is written. */
+			off = (size_t)n;
+			while (m && off >= m->len) {
+				struct outmsg *next = m->next;
+				off -= m->len;
+				outmsg_free(m);
+				m = next;
+			}
+			if (!m)
+				continue;
 		}
 		int rc = write_plain(c, m, off);
 		if (rc < 0) {
-			outmsg_free(m);
+			free_chain(m);
 			client_log(c, QMP_LOG_ERROR, "write: %s", uv_strerror(rc));
 			client_teardown(c, rc);
 			return;
@@ -364,35 +404,49 @@ static void outq_flush(struct qmp_client *c)
 	}
 }
 
+/* {"execute": command, "arguments": args, "id": id} and a newline, as
+ * sent (malloc'd; its length in *len), or NULL. */
+static char *command_line(const char *command, json_t *args, uint64_t id, size_t *len)
+{
+	json_t *req = json_pack("{s:s, s:I}", "execute", command, "id", (json_int_t)id);
+	if (!req)
+		return NULL;
+	if (args && json_object_set(req, "arguments", args) < 0) {
+		json_decref(req);
+		return NULL;
+	}
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!text)
+		return NULL;
+	size_t n = strlen(text);
+	char *line = realloc(text, n + 2);
+	if (!line) {
+		free(text);
+		return NULL;
+	}
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	*len = n + 1;
+	return line;
+}
+
 /* Serialize {"execute": command, "arguments": args, "id": id} and queue it. */
 static int send_command(struct qmp_client *c, const char *command, json_t *args,
                         uint64_t id, int fd)
 {
-	json_t *req = json_pack("{s:s, s:I}", "execute", command, "id", (json_int_t)id);
-	if (!req)
+	size_t len;
+	char *line = command_line(command, args, id, &len);
+	if (!line)
 		return UV_ENOMEM;
-	if (args && json_object_set(req, "arguments", args) < 0) {
-		json_decref(req);
-		return UV_ENOMEM;
-	}
-	char *text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
 	struct outmsg *m = calloc(1, sizeof(*m));
-	if (!text || !m) {
-		free(text);
-		free(m);
+	if (!m) {
+		free(line);
 		return UV_ENOMEM;
 	}
-	size_t n = strlen(text);
-	m->data = realloc(text, n + 2);
-	if (!m->data) {
-		free(text);
-		free(m);
-		return UV_ENOMEM;
-	}
-	m->data[n] = '\n';
-	m->data[n + 1] = '\0';
-	m->len = n + 1;
+	size_t n = len - 1;
+	m->data = line;
+	m->len = len;
 	m->c = c;
 	m->fd = -1;
 	if (fd >= 0 && (m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
@@ -455,6 +509,18 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 	c->npending++;
 	timer_rearm(c);
 	return 0;
+}
+
+void qmp_client_cork(struct qmp_client *c)
+{
+	c->corked = 1;
+}
+
+void qmp_client_uncork(struct qmp_client *c)
+{
+	c->corked = 0;
+	if (c->state != ST_CLOSING && c->pipe_open)
+		outq_flush(c);
 }
 
 int qmp_client_execute(struct qmp_client *c, const char *command, json_t *args,

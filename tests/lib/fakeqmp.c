@@ -34,6 +34,7 @@ static void fake_read(struct fake_qmp *f)
 		fake_update_poll(f);
 		return;
 	}
+	f->reads++;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;

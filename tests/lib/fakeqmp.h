@@ -27,6 +27,7 @@ struct fake_qmp {
 	json_t *received;         /* array of objects received, in order */
 	int fds[8];               /* fds received with SCM_RIGHTS */
 	int nfds;
+	int reads;                /* reads that returned data */
 	int eof;                  /* the client closed its end */
 	int closed;               /* our poll handle is closed */
 	/* Called for each object received, after it is recorded. Optional. */

@@ -464,6 +464,54 @@ static void test_fd_passing(void **state)
 	assert_int_equal(qmp_client_execute_fd(x->c, "getfd", NULL, -1, 0, on_reply, &r), UV_EBADF);
 }
 
+/* Corked, commands wait; uncorked, they go out in one write, the fd with
+ * the first (one sendmsg, one read on QEMU's side), and each reply still
+ * reaches its own callback. */
+static void test_cork_batches(void **state)
+{
+	struct fx *x = *state;
+	struct reply r[3] = { 0 };
+	int p[2];
+	negotiate(x);
+	size_t before = json_array_size(x->f.received);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	qmp_client_cork(x->c);
+	json_t *args = json_pack("{s:s}", "fdname", "f");
+	assert_int_equal(qmp_client_execute_fd(x->c, "getfd", args, p[1], 0, on_reply, &r[0]), 0);
+	json_decref(args);
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r[1]), 0);
+	assert_int_equal(qmp_client_execute(x->c, "query-name", NULL, 0, on_reply, &r[2]), 0);
+	close(p[1]);
+	t_run_for(&x->loop, 50);
+	assert_int_equal(json_array_size(x->f.received), before);   /* held */
+	int reads = x->f.reads;
+	qmp_client_uncork(x->c);
+	wait_cmds(x, "query-name", 1);
+	assert_int_equal(x->f.reads - reads, 1);
+	assert_int_equal(x->f.nfds, 1);
+	assert_string_equal(json_string_value(json_object_get(fake_qmp_get(&x->f, before),
+	                    "execute")), "getfd");
+	fake_qmp_return(&x->f, nth_cmd(x, "query-name", 0), "{\"name\": \"n\"}");
+	fake_qmp_return(&x->f, nth_cmd(x, "getfd", 0), "{}");
+	fake_qmp_error(&x->f, nth_cmd(x, "query-status", 0), "GenericError", "no");
+	assert_int_equal(t_run_until_flag(&x->loop, &r[1].calls, 2000), 0);
+	assert_int_equal(r[0].status, 0);
+	assert_int_equal(r[1].status, QMP_EREPLY);
+	assert_int_equal(r[2].status, 0);
+	assert_string_equal(json_string_value(json_object_get(r[2].val, "name")), "n");
+	/* Uncorked, a command goes out at once, on its own. */
+	reads = x->f.reads;
+	assert_int_equal(qmp_client_execute(x->c, "query-kvm", NULL, 0, on_reply, &r[0]), 0);
+	wait_cmds(x, "query-kvm", 1);
+	assert_int_equal(x->f.reads - reads, 1);
+	r[0].calls = 0;
+	fake_qmp_return(&x->f, nth_cmd(x, "query-kvm", 0), "{}");
+	assert_int_equal(t_run_until_flag(&x->loop, &r[0].calls, 2000), 0);
+	for (int i = 0; i < 3; i++)
+		json_decref(r[i].val);
+	close(p[0]);
+}
+
 static void test_contract_errors_never_call_back(void **state)
 {
 	struct fx *x = *state;
@@ -835,6 +883,7 @@ int main(void)
 		T(test_unknown_id_dropped),
 		T(test_error_reply),
 		T(test_fd_passing),
+		T(test_cork_batches),
 		T(test_contract_errors_never_call_back),
 		T(test_close_with_pending_cancels_once),
 		T(test_close_from_callback),
