@@ -350,11 +350,16 @@ static void disk_send(struct hp_op *op)
 		dev->fdsets[i] = fdset_next(op->g);
 	dev->nfdsets = j->nfds;
 	op->backend_ok = false;
+	struct qmp_client *q = op->g->qmp;
+	if (q)   /* all in one write (the fds with the first): one wake-up of QEMU */
+		qmp_client_cork(q);
 	for (size_t i = 0; i < j->nfds; i++)
 		hp_step_fd(op, "add-fd", json_pack("{s:i}", "fdset-id", dev->fdsets[i]), j->fds[i],
 		           disk_fd_added);
 	hp_step(op, "blockdev-add", layer_json(op, dev, 0), disk_backend_added);
 	hp_step(op, "device_add", device_args(op), disk_device_added);
+	if (q == op->g->qmp && q)
+		qmp_client_uncork(q);
 }
 
 static void disk_open_done(uv_work_t *w, int status)

@@ -120,12 +120,14 @@ static void on_query_migrate(void *arg, const struct qmp_result *r)
 
 void sv_adopted_connect(struct sv_guest *g)
 {
-	sv_guest_qmp_connect(g);
-	/* Both at once (eager: written with the negotiation): QEMU answers
-	 * them in one go. */
+	sv_guest_qmp_connect(g, true);
+	/* Both at once, in one write with the negotiation (eager, corked):
+	 * one wake-up of QEMU, which answers them in one go. */
 	g->adopt_migrate = false;
 	sv_step(g->qmp, NULL, "query-status", NULL, -1, on_query_status, g);
 	sv_step(g->qmp, NULL, "query-migrate", NULL, -1, on_query_migrate, g);
+	if (g->qmp)
+		qmp_client_uncork(g->qmp);
 }
 
 void sv_adopted_qmp_lost(struct sv_guest *g, int status)

@@ -318,7 +318,7 @@ static const struct qmp_callbacks qmp_cbs = {
 	.log = on_qmp_log, .replied = on_qmp_replied,
 };
 
-void sv_guest_qmp_connect(struct sv_guest *g)
+void sv_guest_qmp_connect(struct sv_guest *g, bool cork)
 {
 	g->qmp = qmp_client_new(g->env->loop, &qmp_cbs, g);
 	if (!g->qmp)
@@ -330,6 +330,8 @@ void sv_guest_qmp_connect(struct sv_guest *g)
 	 * trip less per start, and for a re-adoption the query that follows is
 	 * written at once, so every QEMU answers while qsupd checks the next. */
 	qmp_client_set_eager(g->qmp, 1);
+	if (cork)
+		qmp_client_cork(g->qmp);
 	/* At start-up the daemon may have connected already (sv_daemon_init). */
 	int fd = g->qmp_prefd, rc;
 	g->qmp_prefd = -1;

@@ -55,8 +55,9 @@ void sv_guest_stopped_by_qemu(struct sv_guest *g);
  * applies); anything else paused, with why (NULL: reason). */
 void sv_guest_runstate(struct sv_guest *g, const char *st, const char *reason);
 
-/* Connect to the guest's QMP socket (its callbacks are guest.c's). */
-void sv_guest_qmp_connect(struct sv_guest *g);
+/* Connect to the guest's QMP socket (its callbacks are guest.c's). With cork,
+ * what is sent stays queued until qmp_client_uncork(g->qmp) (a batch). */
+void sv_guest_qmp_connect(struct sv_guest *g, bool cork);
 
 /* probe.c: set up the health probe timer of a new guest (its handle
  * counts); it runs while the guest has a QMP connection. Kick: (re)arm it

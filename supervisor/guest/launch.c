@@ -194,7 +194,7 @@ static void launch(struct sv_guest *g)
 	g->run_pid = g->pid;
 	sv_guest_log_line(g, "QEMU pid %d (%s%s)", g->pid, g->accel, who);
 	uv_timer_start(&g->deadline, on_deadline, g->run_profile->start_timeout_ms, 0);
-	sv_guest_qmp_connect(g);
+	sv_guest_qmp_connect(g, false);
 }
 
 void sv_guest_prepared(struct sv_guest *g, int status, const char *msg)
