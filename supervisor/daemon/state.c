@@ -236,6 +236,14 @@ void sv_state_flush_stop(struct sv_daemon *d)
 	uv_close((uv_handle_t *)&d->flush, NULL);
 }
 
+static void set_ident(struct sv_guest *g, uid_t uid, gid_t gid)
+{
+	g->ident.uid = uid;
+	g->ident.gid = gid;
+	g->ident.drop = uid != geteuid();
+	g->ident.dynamic = uid - g->env->idc->first < g->env->idc->count;
+}
+
 /* QEMU's identity, from /proc/PID/status. */
 static bool status_id(const char *text, const char *key, unsigned *out)
 {
@@ -264,22 +272,24 @@ static void read_ident(struct sv_guest *g, int pid)
 	if (n <= 0)
 		return;
 	text[n] = '\0';
-	status_id(text, "\nUid:", &g->ident.uid);
-	status_id(text, "\nGid:", &g->ident.gid);
-	g->ident.drop = g->ident.uid != geteuid();
-	g->ident.dynamic = g->ident.uid - g->env->idc->first < g->env->idc->count;
+	uid_t uid = g->ident.uid;
+	gid_t gid = g->ident.gid;
+	status_id(text, "\nUid:", &uid);
+	status_id(text, "\nGid:", &gid);
+	set_ident(g, uid, gid);
 }
 
 /* Watch a verified live QEMU and reconnect to it. saved may be NULL (a
  * damaged or missing state file). */
-static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
+static void adopt(struct sv_guest *g, json_t *saved, int pid, unsigned long long start,
+                  int pidfd)
 {
 	g->pid = pid;
 	g->pidfd = pidfd;
 	sv_hotplug_import(g, json_object_get(saved, "hotplug"));
 	sv_tune_import(g, json_object_get(saved, "tune"));
 	g->adopted = g->adopting = true;
-	g->proc_starttime = sv_proc_starttime(pid);
+	g->proc_starttime = start;
 	g->run_profile = g->profile;
 	const char *digest = json_string_value(json_object_get(saved, "digest"));
 	g->run_digest = digest ? strtoull(digest, NULL, 16) : g->digest;
@@ -287,7 +297,15 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, int pidfd)
 	         sv_jstr(saved, "accel", ""));
 	if (!g->accel[0])
 		sv_proc_arg_after(pid, "-accel", g->accel, sizeof(g->accel));
-	read_ident(g, pid);
+	json_t *uid = json_object_get(saved, "uid"), *gid = json_object_get(saved, "gid");
+	if (json_integer_value(json_object_get(saved, "pid")) == pid &&
+	    (unsigned long long)json_integer_value(json_object_get(saved, "starttime")) == start &&
+	    json_is_integer(uid) && json_is_integer(gid))
+		/* Recorded for this very process (qsupd sets it before the exec,
+		 * and QEMU never changes it): no need to ask /proc. */
+		set_ident(g, (uid_t)json_integer_value(uid), (gid_t)json_integer_value(gid));
+	else
+		read_ident(g, pid);
 	int64_t started = json_integer_value(json_object_get(saved, "started"));
 	uint64_t now = uv_now(g->env->loop), at = 0;
 	if (started > 0)
@@ -410,19 +428,23 @@ static void qemu_dir(struct sv_guest *g, char *buf, size_t size)
 }
 
 /* A process that is provably this guest's QEMU, started by a qsupd on this
- * run dir: alive, named so, holding the guest lock as its fd 5 and this
- * run dir's RUNDIR/NAME/qemu as its fd 6 (another run dir's QEMU of the
- * same profile holds the lock too, and is not ours to adopt). Without a
- * lock file, the recorded start time stands in. */
-static bool ours(struct sv_guest *g, int pid, unsigned long long start)
+ * run dir: alive, holding the guest lock as its fd 5 and this run dir's
+ * RUNDIR/NAME/qemu as its fd 6 (another run dir's QEMU of the same profile
+ * holds the lock too, and is not ours to adopt; only a QEMU qsupd spawned
+ * holds both, so its command line adds nothing). Without a lock file, the
+ * recorded start time and the guest's name on the command line stand in.
+ * Returns its start time (clock ticks since boot), or 0 when it is not. */
+static unsigned long long ours(struct sv_guest *g, int pid, unsigned long long start)
 {
-	char dir[4200];
-	if (pid <= 0 || !sv_proc_starttime(pid) || !sv_proc_is_guest(pid, g->name))
-		return false;
-	qemu_dir(g, dir, sizeof(dir));
-	if (g->lock_path)
-		return sv_proc_holds_lock(pid, g->lock_path) && sv_proc_has_dir(pid, dir);
-	return start && sv_proc_starttime(pid) == start;
+	unsigned long long now = pid > 0 ? sv_proc_starttime(pid) : 0;
+	if (!now)
+		return 0;
+	if (g->lock_path) {
+		char dir[4200];
+		qemu_dir(g, dir, sizeof(dir));
+		return sv_proc_holds_lock(pid, g->lock_path) && sv_proc_has_dir(pid, dir) ? now : 0;
+	}
+	return start && now == start && sv_proc_is_guest(pid, g->name) ? now : 0;
 }
 
 static int pidfile_pid(struct sv_guest *g)
@@ -438,26 +460,29 @@ static int pidfile_pid(struct sv_guest *g)
 	return pid;
 }
 
-/* This guest's live QEMU, from what the system shows, or 0. */
-static int live_qemu(struct sv_guest *g, json_t *saved)
+/* This guest's live QEMU, from what the system shows, or 0; its start
+ * time in *start. */
+static int live_qemu(struct sv_guest *g, json_t *saved, unsigned long long *start)
 {
 	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
-	unsigned long long start = (unsigned long long)json_integer_value(
+	unsigned long long rec = (unsigned long long)json_integer_value(
 	        json_object_get(saved, "starttime"));
 	int holder = 0;
-	if (ours(g, pid, start))
+	if ((*start = ours(g, pid, rec)))
 		return pid;
-	if (ours(g, pid = pidfile_pid(g), 0))
+	if ((*start = ours(g, pid = pidfile_pid(g), 0)))
 		return pid;
 	if (!g->lock_path || sv_guest_lock_held(g->lock_path, &holder) != 1)
 		return 0;
-	if (ours(g, holder, 0))
+	if ((*start = ours(g, holder, 0)))
 		return holder;
 	/* Held, but by nobody on record: a QEMU spawned just before the last
 	 * qsupd died, or one of another qsupd (then it is not found here). */
 	char dir[4200];
 	qemu_dir(g, dir, sizeof(dir));
-	return sv_lock_find_holder(g->lock_path, g->name, dir);
+	pid = sv_lock_find_holder(g->lock_path, g->name, dir);
+	*start = pid > 0 ? sv_proc_starttime(pid) : 0;
+	return *start ? pid : 0;
 }
 
 /* A restart that was waiting in backoff when qsupd went away. */
@@ -535,11 +560,12 @@ void sv_state_restore(struct sv_guest *g)
 	if (!saved && !missing)
 		sv_log(SV_LOG_WARN, g->name, "%s is damaged (%s); going by the guest lock and "
 		       "the pid file", path, why);
-	int live = live_qemu(g, saved), fd = -1;
+	unsigned long long start = 0;
+	int live = live_qemu(g, saved, &start), fd = -1;
 	int pid = (int)json_integer_value(json_object_get(saved, "pid"));
 	const char *was = json_string_value(json_object_get(saved, "state"));
 	if (live > 0 && (fd = pidfd_open(live, 0)) >= 0)
-		adopt(g, saved, live, fd);
+		adopt(g, saved, live, start, fd);
 	else if (pid > 0)
 		ended_while_down(g, saved, pid, live > 0 || sv_proc_starttime(pid) ?
 		                 "now belongs to another process (not touched)" : "is gone");
