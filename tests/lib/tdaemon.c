@@ -82,6 +82,11 @@ static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 	return rc == 0 ? 0 : -1;
 }
 
+int t_daemon_spawn(struct t_daemon *d, const char *const *extra)
+{
+	return spawn_qsupd(d, extra);
+}
+
 int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms)
 {
 	int status;

@@ -35,6 +35,10 @@ void t_daemon_profile(struct t_daemon *d, const char *name, const char *text);
  * Returns 0 or -1 (the log explains). */
 int t_daemon_start(struct t_daemon *d, const char *const *extra);
 
+/* Spawn it the same way and return at once (0, or -1): for a caller that
+ * waits for the socket itself (bench/readopt polls it finely). */
+int t_daemon_spawn(struct t_daemon *d, const char *const *extra);
+
 /* Run qsupd with the dirs plus extra as above and wait (up to ms) for it to
  * exit. Returns its exit status, or -1 if it had to be killed. */
 int t_daemon_exec(struct t_daemon *d, const char *const *extra, int ms);
