@@ -176,6 +176,18 @@ rc=0; QSUP_SSH_CONFIG=$T/ssh_config.otherkey "$ctl" -c "$B" list 2> "$T/err" || 
 run -c "ssh://root@10.78.0.2:2223$BSOCK" list
 [ $rc = 4 ] && grep -q "cannot reach the host" "$T/err" ||
 	fail "closed port: rc=$rc $(cat "$T/err")"
+# QSUP_SSH: the client to run
+rc=0; QSUP_SSH=$(command -v ssh) "$ctl" -c "$B" list > /dev/null 2> "$T/err" || rc=$?
+[ $rc = 0 ] || fail "QSUP_SSH=ssh: rc=$rc $(cat "$T/err")"
+rc=0; QSUP_SSH=$T/no-ssh "$ctl" -c "$B" list 2> "$T/err" || rc=$?
+[ $rc = 4 ] && grep -q "cannot run $T/no-ssh" "$T/err" || fail "QSUP_SSH missing: rc=$rc $(cat "$T/err")"
+# usage errors, before anything runs
+run -s "$ASOCK" -c "$B" list
+[ $rc = 2 ] || fail "-s and -c: rc=$rc"
+run --stdio list
+[ $rc = 2 ] || fail "--stdio with a verb: rc=$rc"
+rc=0; "$qsupd" --ssh-config "$T/nope" -n > /dev/null 2> "$T/err" || rc=$?
+[ $rc != 0 ] && grep -q -- "--ssh-config" "$T/err" || fail "qsupd --ssh-config of no file: rc=$rc"
 note "remote control: list, start, status, stop, events, errors checked; events: $(tr '\n' '|' < "$T/events")"
 
 # ---- the tiny guest: a -> b over ssh (stream over TCP) ----
@@ -221,6 +233,30 @@ back=$(counter "$T/con-a2")
 [ "$back" -gt "$after" ] && ! grep -q 'QSUP-GUEST-READY' "$T/con-a2" ||
 	fail "counter on a: $after before, $back after"
 note "back on a: counter $back"
+# a tunnel migration cancelled midway (slowed to 4 MiB/s): the guest stays
+# here, b's QEMU goes, and so do the ssh processes (below)
+run -s "$ASOCK" migrate --tunnel --to "$B" mig bandwidth=4M
+[ $rc = 0 ] || fail "migrate --tunnel (no wait): rc=$rc $(cat "$T/err")"
+for i in $(seq 100); do
+	"$ctl" -s "$ASOCK" -j status mig 2>/dev/null | grep -q '"state": *"migrating"' && break
+	sleep 0.1
+done
+sleep 1
+run -s "$ASOCK" migrate-cancel mig
+[ $rc = 0 ] || fail "migrate-cancel: rc=$rc $(cat "$T/err")"
+for i in $(seq 100); do
+	"$ctl" -s "$ASOCK" -j status mig 2>/dev/null | grep -q '"state": *"running"' && break
+	sleep 0.1
+done
+run -s "$ASOCK" -j status mig
+grep -q '"state": *"running"' "$T/out" || fail "mig not running on a after the cancel: $(cat "$T/out")"
+for i in $(seq 100); do
+	"$ctl" -c "$B" -j status mig 2>/dev/null | grep -q '"state": *"\(stopped\|failed\|migrated\)"' && break
+	sleep 0.2
+done
+run -c "$B" -j status mig
+grep -q '"pid": *[1-9]' "$T/out" && fail "b's QEMU still runs after the cancel: $(cat "$T/out")"
+note "tunnel migration cancelled: $(grep -o '"state": *"[a-z]*"' "$T/out") on b"
 run -s "$ASOCK" migrate --tunnel mig tcp:1.2.3.4:5
 [ $rc = 2 ] || fail "--tunnel without --to ssh:// is a usage error: rc=$rc"
 # a destination that cannot be reached: said, and the guest stays
