@@ -306,14 +306,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_IDLE_TIMEOUT: r = idle_timeout(optarg, &o->daemon); break;
 		case OPT_STATS_INTERVAL: r = stats_interval(optarg, &o->daemon); break;
 		case OPT_METRICS_LISTEN: r = metrics_listen(optarg, &o->daemon); break;
-		case OPT_SSH_CONFIG:
-			if (access(optarg, R_OK) < 0) {
+		case OPT_SSH_CONFIG: {
+			/* absolute: ssh runs from wherever qsupd is */
+			static char ssh_conf[PATH_MAX];
+			if (access(optarg, R_OK) < 0 || !realpath(optarg, ssh_conf)) {
 				fprintf(stderr, "qsupd: --ssh-config: %s: %s\n", optarg, strerror(errno));
 				r = -1;
 			} else {
-				sv_ssh_set_config(optarg);
+				sv_ssh_set_config(ssh_conf);
 			}
 			break;
+		}
 		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
 		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
 		case OPT_LOG_LEVEL: r = log_level(optarg); break;
