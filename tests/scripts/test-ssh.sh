@@ -33,7 +33,14 @@ fi
 T=$(mktemp -d /tmp/qsup-ssh.XXXXXX)
 holder=''; pids=''
 cleanup() {
+	st=$?
 	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	# under ASan/UBSan (make asan): the daemons' reports fail the test
+	if grep -l 'Sanitizer\|runtime error' "$T"/qsupd-*.log 2>/dev/null; then
+		cat "$T"/qsupd-*.log
+		st=1
+	fi
 	for d in a b; do
 		for f in "$T/$d"/run/*/qemu.pid "$T/$d"/run/*/*.pid; do
 			[ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
@@ -42,6 +49,7 @@ cleanup() {
 	[ -n "$holder" ] && kill "$holder" 2>/dev/null
 	sleep 0.5
 	rm -rf "$T"
+	exit $st
 }
 trap cleanup EXIT
 fails=0
