@@ -25,6 +25,9 @@ enum {
 	CTL_EXIT_ERROR = 1,     /* qsupd answered with an error, or went away */
 	CTL_EXIT_USAGE = 2,
 	CTL_EXIT_CONNECT = 3,   /* no qsupd to talk to */
+	CTL_EXIT_SSH_NET = 4,   /* ssh: the host cannot be reached */
+	CTL_EXIT_SSH_HOSTKEY = 5, /* ssh: host key verification failed */
+	CTL_EXIT_SSH_AUTH = 6,  /* ssh: authentication failed */
 };
 
 /* Longest reply line accepted: a QMP passthrough reply can be large. */
@@ -54,6 +57,11 @@ struct ctl_conn {
  * message names the socket); c needs ctl_conn_close() either way. */
 int ctl_conn_open(struct ctl_conn *c, const char *path, int timeout_ms,
                   struct sv_error *err);
+
+/* The same over fd, a connected stream (ctl_ssh.c: the ssh bridge), taken
+ * by c; label names it in messages. */
+int ctl_conn_open_fd(struct ctl_conn *c, int fd, const char *label, int timeout_ms,
+                     struct sv_error *err);
 
 /* Send {"execute": execute, "arguments": args, "id": N}. Takes the
  * reference to args (NULL means {}). Stores N in *id. Returns 0, or a
@@ -123,6 +131,9 @@ size_t ctl_fmt_reload(FILE *out, FILE *err, json_t *ret);
  * set. */
 int ctl_console(const char *name, const char *path, struct ctl_conn *ctl, int in, int out,
                 struct sv_error *err);
+/* The same on sock, a connected stream to the console (taken: closed). */
+int ctl_console_fd(const char *name, int sock, struct ctl_conn *ctl, int in, int out,
+                   struct sv_error *err);
 
 /* ---- qsupctl's verbs (qsupctl.c; the migration verbs: ctl_migrate.c) ---- */
 
@@ -153,11 +164,14 @@ enum {
 	CTL_F_MEMORY = 4096,    /* takes --memory */
 	CTL_F_TOP = 65536,      /* takes -d/--delay SECONDS, -b/--batch, -n N */
 	CTL_F_BACKUP = 8192,    /* takes --full, --incremental and --wait */
+	CTL_F_TUNNEL = 131072,  /* takes --tunnel (migrate --to ssh://) */
 };
 
 struct ctl {
 	const struct ctl_cmd *cmd;
 	const char *socket_opt;     /* -s, or NULL */
+	const char *uri;            /* -c URI (or QSUP_URI), or NULL */
+	bool tunnel;                /* migrate --tunnel */
 	bool json;
 	bool force;
 	bool persist;
@@ -204,6 +218,20 @@ int ctl_per_name(struct ctl *c, char **names, int n,
                     void (*show)(struct ctl *, const char *, json_t *));
 /* Connect (once) to qsupd; returns an exit status. */
 int ctl_connect(struct ctl *c);
+
+/* ctl_ssh.c: qsupd on another host through the system's ssh client
+ * (QSUP_SSH: the program, default ssh; QSUP_SSH_CONFIG: its -F file):
+ * open c through `qsupctl [-s PATH] --stdio` run there; connect *fd to
+ * the remote unix socket path through `qsupctl --stdio-connect PATH` (a
+ * console). Each returns an exit status, the error said on stderr (ssh's
+ * failures as CTL_EXIT_SSH_*). ctl_ssh_reap() waits for the ssh processes
+ * at the end. ctl_stdio_bridge() is the remote end: stdin and stdout to
+ * the unix socket path (control: qsupd's, whose greeting gets the "ssh"
+ * member from SSH_CONNECTION; else a line QSUP-CONNECTED first). */
+int ctl_ssh_open(struct ctl_conn *c, const char *uri);
+int ctl_ssh_connect(const char *uri, const char *path, int *fd);
+void ctl_ssh_reap(void);
+int ctl_stdio_bridge(const char *path, bool control);
 
 /* The verb for the n names, or, with --all, for every guest it applies to
  * (start: stopped ones; stop, kill: those not down; save: running or

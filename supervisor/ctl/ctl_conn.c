@@ -111,19 +111,12 @@ static int conn_connect(struct ctl_conn *c, const char *path, struct sv_error *e
 	return sv_error_set(err, -e, "cannot connect to %s: %s%s", path, strerror(e), hint);
 }
 
-int ctl_conn_open(struct ctl_conn *c, const char *path, int timeout_ms,
-                  struct sv_error *err)
+/* Greeted on c->fd (connected, or -1 after r < 0). */
+static int conn_greeted(struct ctl_conn *c, const char *path, int r, int timeout_ms,
+                        struct sv_error *err)
 {
 	json_t *g;
-	int r;
 
-	c->fd = -1;
-	c->next_id = 1;
-	c->queue = json_array();
-	qmp_framer_init(&c->framer, CTL_MAX_LINE);
-	if (!c->queue)
-		return sv_error_set(err, -ENOMEM, "out of memory");
-	r = conn_connect(c, path, err);
 	while (r == 0 && json_array_size(c->queue) == 0)
 		r = conn_fill(c, timeout_ms, err);
 	if (r < 0 && c->fd >= 0 && err) {   /* connected, then no usable greeting */
@@ -140,6 +133,38 @@ int ctl_conn_open(struct ctl_conn *c, const char *path, int timeout_ms,
 	                 "socket?", path);
 	json_decref(g);
 	return r;
+}
+
+static int conn_init(struct ctl_conn *c, struct sv_error *err)
+{
+	c->fd = -1;
+	c->next_id = 1;
+	c->queue = json_array();
+	qmp_framer_init(&c->framer, CTL_MAX_LINE);
+	return c->queue ? 0 : sv_error_set(err, -ENOMEM, "out of memory");
+}
+
+int ctl_conn_open(struct ctl_conn *c, const char *path, int timeout_ms,
+                  struct sv_error *err)
+{
+	int r = conn_init(c, err);
+
+	if (r < 0)
+		return r;
+	return conn_greeted(c, path, conn_connect(c, path, err), timeout_ms, err);
+}
+
+int ctl_conn_open_fd(struct ctl_conn *c, int fd, const char *label, int timeout_ms,
+                     struct sv_error *err)
+{
+	int r = conn_init(c, err);
+
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	c->fd = fd;
+	return conn_greeted(c, label, 0, timeout_ms, err);
 }
 
 static int write_all(int fd, const char *p, size_t n, struct sv_error *err)

@@ -235,13 +235,18 @@ static int console_connect(const char *name, const char *path, struct sv_error *
 int ctl_console(const char *name, const char *path, struct ctl_conn *ctl, int in, int out,
                 struct sv_error *err)
 {
+	int sock = console_connect(name, path, err);
+
+	return sock < 0 ? sock : ctl_console_fd(name, sock, ctl, in, out, err);
+}
+
+int ctl_console_fd(const char *name, int sock, struct ctl_conn *ctl, int in, int out,
+                   struct sv_error *err)
+{
 	struct console c = { .name = name, .ctl = ctl && ctl->fd >= 0 ? ctl : NULL,
-	                     .in = in, .out = out, .in_open = true };
+	                     .in = in, .out = out, .in_open = true, .sock = sock };
 	int r;
 
-	c.sock = console_connect(name, path, err);
-	if (c.sock < 0)
-		return c.sock;
 	fprintf(stderr, "Connected to %s's console; Ctrl-] to detach\n", name);
 	signals_take(&c);
 	r = raw_mode(&c, err);

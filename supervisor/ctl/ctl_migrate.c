@@ -88,8 +88,15 @@ int ctl_migrate(struct ctl *c, char **args, int nargs)
 		json_decref(req);
 		return CTL_EXIT_USAGE;
 	}
+	if (c->tunnel && (!c->to || strncmp(c->to, "ssh://", 6))) {
+		json_decref(req);
+		fprintf(stderr, "qsupctl: migrate: --tunnel needs --to ssh://HOST\n");
+		return CTL_EXIT_USAGE;
+	}
 	if (c->to)
 		json_object_set_new(req, "to", json_string(c->to));
+	if (c->tunnel)
+		json_object_set_new(req, "tunnel", json_true());
 	if (c->wait)
 		json_object_set_new(req, "wait", json_true());
 	snprintf(what, sizeof(what), "%s", args[0]);

@@ -114,9 +114,10 @@ static const struct ctl_cmd commands[] = {
 	{ "console", ctl_console_cmd, "[-f] NAME",
 	  "attach to the serial console (Ctrl-] detaches; -f: take it over)",
 	  1, 1, CTL_F_NAMES | CTL_F_FORCE },
-	{ "migrate", ctl_migrate, "[-w] [--to SOCKET] NAME [URI] [KEY=VALUE...]",
+	{ "migrate", ctl_migrate, "[-w] [--to SOCKET|ssh://HOST [--tunnel]] NAME [URI] "
+	  "[KEY=VALUE...]",
 	  "live-migrate a guest (downtime=MS, bandwidth=, multifd-channels=, capabilities=, "
-	  "timeout=MS, postcopy-after=N)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE },
+	  "timeout=MS, postcopy-after=N)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE | CTL_F_TUNNEL },
 	{ "incoming", ctl_incoming, "NAME [URI] [KEY=VALUE...]",
 	  "start a guest waiting for a migration (default URI: a unix socket in its run dir)",
 	  1, -1, CTL_F_NAME1 },
@@ -157,7 +158,8 @@ static const struct ctl_cmd commands[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: qsupctl [-s SOCKET] [-j] VERB [ARGS]\n\nverbs:\n");
+	fprintf(out, "usage: qsupctl [-s SOCKET | -c URI] [-j] VERB [ARGS]\n"
+	        "       qsupctl [-s SOCKET] --stdio | --stdio-connect SOCKET\n\nverbs:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		char left[64];
 
@@ -168,6 +170,12 @@ static void usage(FILE *out)
 	        "  -s, --socket SOCKET   qsupd's control socket (default: $QSUP_SOCKET, else\n"
 	        "                        /run/qsup/qsupd.sock for root, else\n"
 	        "                        $XDG_RUNTIME_DIR/qsup/qsupd.sock)\n"
+	        "  -c, --connect URI     the qsupd to talk to: unix:///PATH, or\n"
+	        "                        ssh://[USER@]HOST[:PORT][/PATH] through ssh\n"
+	        "                        (default: $QSUP_URI, else the socket above)\n"
+	        "  --stdio               bridge stdin and stdout to qsupd's socket (the\n"
+	        "                        remote end of -c ssh://)\n"
+	        "  --stdio-connect SOCKET  bridge stdin and stdout to another unix socket\n"
 	        "  -j, --json            print replies (and events) as JSON, one per line\n"
 	        "  -h, --help            show this help\n"
 	        "  -V, --version         show the version\n");
@@ -184,9 +192,13 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 	else if (cmd->flags & CTL_F_FORCE)
 		fprintf(out, "  -f, --force  skip the graceful steps: quit QEMU at once\n");
 	if (cmd->flags & CTL_F_MIGRATE)
-		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket: it is "
-		        "prepared first\n  -w, --wait       show the progress, return when it "
+		fprintf(out, "  -t, --to SOCKET  the destination qsupd's control socket (or "
+		        "ssh://[USER@]HOST[:PORT][/SOCKET]):\n                   it is prepared "
+		        "first\n  -w, --wait       show the progress, return when it "
 		        "is over\n");
+	if (cmd->flags & CTL_F_TUNNEL)
+		fprintf(out, "  --tunnel         with --to ssh://: the stream through ssh too, "
+		        "not over TCP\n");
 	if ((cmd->flags & CTL_F_TIMEOUT) && !strcmp(cmd->name, "agent"))
 		fprintf(out, "  --timeout S    wait S seconds for the agent's answer (default: 10)\n");
 	else if (cmd->flags & CTL_F_TIMEOUT)
@@ -328,6 +340,24 @@ int ctl_connect(struct ctl *c)
 	if (c->conn.fd >= 0)   /* connected already: one connection per run */
 		return CTL_EXIT_OK;
 
+	const char *uri = c->uri;
+	if (!uri && !c->socket_opt && getenv("QSUP_URI") && *getenv("QSUP_URI"))
+		uri = getenv("QSUP_URI");
+	if (c->uri && c->socket_opt) {
+		fprintf(stderr, "qsupctl: give -s SOCKET or -c URI, not both\n");
+		return CTL_EXIT_USAGE;
+	}
+	if (uri && !strncmp(uri, "ssh://", 6)) {
+		c->uri = uri;   /* the console connects through it too */
+		return ctl_ssh_open(&c->conn, uri);
+	}
+	if (uri && !strncmp(uri, "unix://", 7) && uri[7] == '/') {
+		c->socket_opt = uri + 7;
+	} else if (uri) {
+		fprintf(stderr, "qsupctl: '%s' is not a URI qsupctl knows: unix:///PATH or "
+		        "ssh://[USER@]HOST[:PORT][/PATH]\n", uri);
+		return CTL_EXIT_USAGE;
+	}
 	if (ctl_socket_path(c->socket_opt, getenv("QSUP_SOCKET"), getenv("XDG_RUNTIME_DIR"),
 	                    geteuid(), path, sizeof(path), &err) < 0 ||
 	    ctl_conn_open(&c->conn, path, CTL_GREETING_TIMEOUT_MS, &err) < 0) {
@@ -1011,7 +1041,21 @@ static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 		fprintf(stderr, "qsupctl: console %s: qsupd gave no socket path\n", args[0]);
 		r = CTL_EXIT_ERROR;
 	}
-	if (r == CTL_EXIT_OK) {
+	if (r == CTL_EXIT_OK && c->uri && !strncmp(c->uri, "ssh://", 6)) {
+		/* a second ssh, to the console's socket over there */
+		int fd = -1;
+
+		r = ctl_ssh_connect(c->uri, path, &fd);
+		if (r == CTL_EXIT_OK) {
+			int s = ctl_console_fd(args[0], fd, &c->conn, STDIN_FILENO, STDOUT_FILENO,
+			                       &err);
+			if (s < 0) {
+				fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);
+				r = CTL_EXIT_ERROR;
+			}
+			c->signal = s > 0 ? s : 0;
+		}
+	} else if (r == CTL_EXIT_OK) {
 		int s = ctl_console(args[0], path, &c->conn, STDIN_FILENO, STDOUT_FILENO, &err);
 
 		if (s < 0) {
@@ -1026,8 +1070,13 @@ static int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 
 /* ------------------------------------------------------------ main */
 
+enum { OPT_STDIO = 1000, OPT_STDIO_CONNECT };
+
 static const struct option global_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
+	{ "connect", required_argument, NULL, 'c' },
+	{ "stdio", no_argument, NULL, OPT_STDIO },
+	{ "stdio-connect", required_argument, NULL, OPT_STDIO_CONNECT },
 	{ "json", no_argument, NULL, 'j' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -1056,6 +1105,7 @@ static const struct option verb_opts[] = {
 	{ "batch", no_argument, NULL, 'b' },
 	{ "full", no_argument, NULL, 'U' },
 	{ "incremental", no_argument, NULL, 'I' },
+	{ "tunnel", no_argument, NULL, 'X' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1073,15 +1123,34 @@ static int bad_option(const char *where, int opt, const char *arg)
 	return CTL_EXIT_USAGE;
 }
 
+/* --stdio: the bridge to qsupd's socket (-s, QSUP_SOCKET, the default). */
+static int stdio_bridge(struct ctl *c)
+{
+	char path[SV_SOCK_PATH_MAX];
+	struct sv_error err = { 0 };
+
+	if (ctl_socket_path(c->socket_opt, getenv("QSUP_SOCKET"), getenv("XDG_RUNTIME_DIR"),
+	                    geteuid(), path, sizeof(path), &err) < 0) {
+		fprintf(stderr, "qsupctl: %s\n", err.msg);
+		return CTL_EXIT_CONNECT;
+	}
+	return ctl_stdio_bridge(path, true);
+}
+
 /* Global options, up to the verb. Returns -1 to go on, or an exit status. */
 static int parse_global(struct ctl *c, int argc, char **argv)
 {
+	const char *bridge_to = NULL;
+	bool stdio = false;
 	int o;
 
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "+:s:jhV", global_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+:s:c:jhV", global_opts, NULL)) != -1) {
 		switch (o) {
 		case 's': c->socket_opt = optarg; break;
+		case 'c': c->uri = optarg; break;
+		case OPT_STDIO: stdio = true; break;
+		case OPT_STDIO_CONNECT: bridge_to = optarg; break;
 		case 'j': c->json = true; break;
 		case 'h': usage(stdout); return CTL_EXIT_OK;
 		case 'V': printf("qsupctl %s\n", SV_VERSION); return CTL_EXIT_OK;
@@ -1091,6 +1160,15 @@ static int parse_global(struct ctl *c, int argc, char **argv)
 		default: return bad_option(NULL, optopt, argv[optind - 1]);
 		}
 	}
+	if ((stdio || bridge_to) && (optind < argc || c->uri || (stdio && bridge_to))) {
+		fprintf(stderr, "qsupctl: --stdio and --stdio-connect take no verb, nor -c, "
+		        "nor each other\n");
+		return CTL_EXIT_USAGE;
+	}
+	if (stdio)
+		return stdio_bridge(c);
+	if (bridge_to)
+		return ctl_stdio_bridge(bridge_to, false);
 	if (optind >= argc) {
 		usage(stderr);
 		return CTL_EXIT_USAGE;
@@ -1173,13 +1251,15 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->kind_full = true;
 		} else if (o == 'I' && (cmd->flags & CTL_F_BACKUP)) {
 			c->kind_incremental = true;
+		} else if (o == 'X' && (cmd->flags & CTL_F_TUNNEL)) {
+			c->tunnel = true;
 		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M' || o == 'D' || o == 'U' ||
-		           o == 'I') {
+		           o == 'I' || o == 'X') {
 			/* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
 			        o == 'o' ? "--format" : o == 'W' ? "--password" : o == 'L' ? "--linked"
 			        : o == 'M' ? "--memory" : o == 'D' ? "--delay" : o == 'U' ? "--full"
-			        : "--incremental");
+			        : o == 'X' ? "--tunnel" : "--incremental");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
 			c->profile_dir = optarg;
@@ -1238,6 +1318,7 @@ int main(int argc, char **argv)
 		return r;
 	r = c.cmd->fn(&c, argv + first, argc - first);
 	ctl_conn_close(&c.conn);
+	ctl_ssh_reap();
 	if (fflush(stdout) != 0 && r == CTL_EXIT_OK) {
 		fprintf(stderr, "qsupctl: writing stdout: %s\n", strerror(errno));
 		r = CTL_EXIT_ERROR;

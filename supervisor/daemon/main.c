@@ -34,6 +34,7 @@
 #include "profile.h"
 #include "snaprec.h"
 #include "snapshot.h"
+#include "sshlink.h"
 #include "util.h"
 
 #define DEFAULT_PROFILE_DIR "/etc/qsup/profiles"
@@ -59,7 +60,7 @@ struct opts {
 /* Long-only options: values above any character. */
 enum { OPT_NO_AUTOSTART = 256, OPT_STOP_GUESTS, OPT_LOG_LEVEL, OPT_STATE_DIR, OPT_UID_RANGE,
        OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_IDLE_TIMEOUT, OPT_LOG_DIR, OPT_LOG_MAX_SIZE,
-       OPT_NETWORKS, OPT_STATS_INTERVAL, OPT_METRICS_LISTEN };
+       OPT_NETWORKS, OPT_STATS_INTERVAL, OPT_METRICS_LISTEN, OPT_SSH_CONFIG };
 
 struct optdef {
 	const char *name;
@@ -115,6 +116,9 @@ static const struct optdef optdefs[] = {
 	{ "metrics-listen", required_argument, OPT_METRICS_LISTEN, "ADDR:PORT",
 	  "daemon: serve the metrics at http://ADDR:PORT/metrics (default: off; "
 	  "PORT alone: 127.0.0.1)" },
+	{ "ssh-config", required_argument, OPT_SSH_CONFIG, "FILE",
+	  "daemon: the ssh client's configuration for migrate --to ssh:// (ssh -F FILE; "
+	  "default: ssh's own, with the identity and known hosts of qsupd's user)" },
 	{ "help", no_argument, 'h', NULL, "show this help and exit" },
 	{ "version", no_argument, 'V', NULL, "show the version and exit" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -302,6 +306,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_IDLE_TIMEOUT: r = idle_timeout(optarg, &o->daemon); break;
 		case OPT_STATS_INTERVAL: r = stats_interval(optarg, &o->daemon); break;
 		case OPT_METRICS_LISTEN: r = metrics_listen(optarg, &o->daemon); break;
+		case OPT_SSH_CONFIG: {
+			/* absolute: ssh runs from wherever qsupd is */
+			static char ssh_conf[PATH_MAX];
+			if (access(optarg, R_OK) < 0 || !realpath(optarg, ssh_conf)) {
+				fprintf(stderr, "qsupd: --ssh-config: %s: %s\n", optarg, strerror(errno));
+				r = -1;
+			} else {
+				sv_ssh_set_config(ssh_conf);
+			}
+			break;
+		}
 		case OPT_NO_AUTOSTART: o->daemon.no_autostart = true; break;
 		case OPT_STOP_GUESTS: o->daemon.stop_guests_on_exit = true; break;
 		case OPT_LOG_LEVEL: r = log_level(optarg); break;

@@ -21,6 +21,32 @@ static void in_abort(struct sv_guest *g, const char *cls, const char *why)
 	sv_guest_signal(g, SIGKILL);
 }
 
+static void in_listening_now(struct sv_guest *g);
+
+/* tcp:HOST:0 (migrate --to ssh://): the port QEMU picked, from
+ * query-migrate's socket-address, goes into the uri answered. */
+static bool port_zero(const char *uri)
+{
+	size_t n = strlen(uri);
+	return !strncmp(uri, "tcp:", 4) && n > 6 && !strcmp(uri + n - 2, ":0");
+}
+
+static void in_port_known(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_mig *m = g->mig;
+	json_t *sa = json_array_get(json_object_get(r->ret, "socket-address"), 0);
+	const char *port = mig_str(sa, "port");
+	if (r->status != 0 || !port || !strcmp(port, "0")) {
+		in_abort(g, "GenericError", "migrate-incoming on port 0: QEMU did not say "
+		         "which port it listens on");
+		return;
+	}
+	size_t n = strlen(m->uri);
+	snprintf(m->uri + n - 1, sizeof(m->uri) - n + 1, "%s", port);
+	in_listening_now(g);
+}
+
 static void in_listening(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
@@ -31,6 +57,16 @@ static void in_listening(void *ctx, const struct qmp_result *r)
 		in_abort(g, "GenericError", why);
 		return;
 	}
+	if (port_zero(m->uri) && !m->qemu_uri[0]) {
+		mig_mstep(g, "query-migrate", NULL, in_port_known);
+		return;
+	}
+	in_listening_now(g);
+}
+
+static void in_listening_now(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
 	sv_guest_start_done(g);   /* waiting for the stream may take long */
 	sv_log(SV_LOG_INFO, g->name, "waiting for the migration on %s", m->uri);
 	if (m->role == ROLE_IN)

@@ -270,6 +270,42 @@ static bool multifd_on(struct sv_guest *g)
 	return on;
 }
 
+/* migrate --to ssh:// --tunnel: an fd to the destination QEMU's unix
+ * socket through ssh (sshlink.h), handed to QEMU as for a local socket. */
+static void on_tunnel(int fd, const char *why, void *arg)
+{
+	struct sv_guest *g = arg;
+	struct sv_mig *m = g->mig;
+	char msg[900];
+	if (!m || m->ending || g->freeing) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fd < 0) {
+		snprintf(msg, sizeof(msg), "migrate --tunnel: %s", why);
+		mig_out_abort(g, "MigrationFailed", msg);
+		return;
+	}
+	sv_log(SV_LOG_INFO, g->name, "the stream goes through ssh to %s", m->uri + 5);
+	mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-migrate"), fd, out_fd_passed);
+	close(fd);   /* QEMU has its copy */
+}
+
+static void mig_tunnel_open(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	struct sv_error err = { 0 };
+	if (multifd_on(g)) {
+		mig_out_abort(g, "InvalidArgument", "--tunnel carries one stream: it cannot be "
+		              "used with the multifd capability");
+		return;
+	}
+	if (sv_sshlink_open(g->env->loop, m->to, m->uri + 5, PEER_TIMEOUT_MS, on_tunnel, g,
+	                    &m->link, &err) < 0)
+		mig_out_abort(g, "MigrationFailed", err.msg);
+}
+
 static void out_params_set(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
@@ -278,6 +314,10 @@ static void out_params_set(void *ctx, const struct qmp_result *r)
 	if (r->status != 0) {
 		mig_step_error(r, "migrate-set-parameters", why, sizeof(why));
 		mig_out_abort(g, "InvalidArgument", why);
+		return;
+	}
+	if (m->to && sv_ssh_uri_is(m->to) && !strncmp(m->uri, "unix:", 5)) {
+		mig_tunnel_open(g);   /* the destination's socket, through ssh */
 		return;
 	}
 	if (strncmp(m->uri, "unix:", 5) || m->role != ROLE_OUT || multifd_on(g)) {
@@ -348,6 +388,25 @@ static void on_peer_incoming(json_t *reply, const char *why, void *arg)
 	mig_out_begin(g);
 }
 
+/* migrate --to ssh:// (no --tunnel): the stream over TCP to the address
+ * the ssh connection reached the destination at (its bridge's
+ * SSH_CONNECTION), on a port its QEMU picks. A bridge that does not say
+ * leaves the default (a unix socket there), reached through ssh. */
+static void peer_over_tcp(json_t *greeting, json_t *args, void *arg)
+{
+	struct sv_guest *g = arg;
+	const char *server = mig_str(json_object_get(greeting, "ssh"), "server");
+	char uri[160];
+	if (!server || !*server || strlen(server) > 100 || strchr(server, ',')) {
+		sv_log(SV_LOG_WARN, g->name, "the destination's ssh bridge did not say its "
+		       "address: the stream goes through ssh");
+		return;
+	}
+	bool v6 = strchr(server, ':') != NULL;
+	snprintf(uri, sizeof(uri), "tcp:%s%s%s:0", v6 ? "[" : "", server, v6 ? "]" : "");
+	json_object_set_new(args, "uri", json_string(uri));
+}
+
 /* The arguments the destination needs: what `incoming` takes, and the
  * snapshot record (snapshot.h: the destination boots the same chain). */
 json_t *mig_handover(struct sv_guest *g, json_t *argv)
@@ -406,9 +465,22 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	 * (mig_handover), so its record must be readable. */
 	if (sv_snapshot_refuse(g, req) || !mig_snaprec_ok(g, req))
 		return;
-	if (tj && (!to || to[0] != '/')) {
+	if (tj && (!to || (to[0] != '/' && !sv_ssh_uri_is(to)))) {
 		sv_reply_err(req, "InvalidArgument", "%s", "to must be the absolute path of "
-		             "the destination qsupd's control socket");
+		             "the destination qsupd's control socket, or "
+		             "ssh://[USER@]HOST[:PORT][/SOCKET]");
+		return;
+	}
+	json_t *tun = json_object_get(args, "tunnel");
+	if (tun && (!json_is_boolean(tun) || (json_is_true(tun) && (!sv_ssh_uri_is(to) || uri)))) {
+		sv_reply_err(req, "InvalidArgument", "%s", "tunnel (true or false) goes with "
+		             "to ssh://..., and without uri");
+		return;
+	}
+	struct sv_ssh_uri su;
+	struct sv_error uerr = { 0 };
+	if (sv_ssh_uri_is(to) && sv_ssh_uri_parse(to, &su, &uerr) < 0) {
+		sv_reply_err(req, "InvalidArgument", "%s", uerr.msg);
 		return;
 	}
 	if (!uri && !to) {
@@ -427,6 +499,7 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	m->wait = json_is_true(json_object_get(args, "wait"));
 	m->postcopy_after = json_integer_value(json_object_get(args, "postcopy-after"));
 	m->timeout_ms = (uint64_t)json_integer_value(json_object_get(args, "timeout"));
+	m->tunnel = json_is_true(tun);
 	snprintf(m->uri, sizeof(m->uri), "%s", uri ? uri : "");
 	if (!to) {
 		mig_out_begin(g);
@@ -450,8 +523,11 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 		if (json_object_get(args, pass[i]))
 			json_object_set(a, pass[i], json_object_get(args, pass[i]));
 	sv_log(SV_LOG_INFO, g->name, "asking %s to get ready for it", to);
-	int rc = sv_peer_call(g->env->loop, to, "incoming", a, PEER_TIMEOUT_MS, on_peer_incoming, g,
-	                      &m->peer);
+	/* Over ssh, without --tunnel: the destination listens on TCP, on the
+	 * address the ssh connection reached it at (peer_over_tcp). */
+	bool tcp = sv_ssh_uri_is(to) && !m->tunnel && !uri;
+	int rc = sv_peer_call_prep(g->env->loop, to, "incoming", a, PEER_TIMEOUT_MS,
+	                           tcp ? peer_over_tcp : NULL, on_peer_incoming, g, &m->peer);
 	json_decref(a);
 	if (rc < 0) {
 		free(m->to);

@@ -34,6 +34,7 @@ void mig_free(struct sv_guest *g)
 	}
 	if (m->peer)
 		sv_peer_cancel(m->peer);
+	sv_sshlink_close(m->link, m->completed);   /* completed: let it drain */
 	if (m->tmp)   /* a save that did not complete */
 		sv_savefile_discard(g->env->loop, m->fd, m->tmp);
 	else if (m->fd >= 0)

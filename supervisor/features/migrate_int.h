@@ -22,6 +22,7 @@
 #include "peer.h"
 #include "qmp.h"
 #include "savefile.h"
+#include "sshlink.h"
 #include "step.h"
 
 #define PROGRESS_MS 500u
@@ -43,6 +44,9 @@ struct sv_mig {
 	                                   differs from uri (its dir's fd path) */
 	char *to;                       /* migrate --to: the destination's control socket */
 	struct sv_peer *peer;
+	bool tunnel;                    /* migrate --to ssh:// --tunnel: the stream
+	                                   through ssh (link) */
+	struct sv_sshlink *link;
 	char *file;                     /* save, restore */
 	char *tmp;                      /* save: the new file, until renamed */
 	int fd;                         /* save: the new file; restore: until
