@@ -395,8 +395,18 @@ static void on_target(void *ctx, const struct qmp_result *r)
 	}
 	snprintf(job, sizeof(job), "%s%s", JOB_PREFIX, disk_id(d));
 	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, disk_id(d));
-	step(g, "blockdev-mirror", json_pack("{s:s, s:s, s:s, s:s}", "job-id", job, "device",
-	     sv_jstr(d, "node", ""), "target", node, "sync", "full"), -1, on_mirror);
+	json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "job-id", job, "device",
+	                      sv_jstr(d, "node", ""), "target", node, "sync", "full");
+	/* migrate's bandwidth caps each mirror too */
+	json_t *bw = json_object_get(m->args, "bandwidth");
+	uint64_t speed = 0;
+	if (json_is_integer(bw) && json_integer_value(bw) > 0)
+		speed = (uint64_t)json_integer_value(bw);
+	else if (json_is_string(bw))
+		sv_size_parse(json_string_value(bw), &speed);
+	if (speed)
+		json_object_set_new(a, "speed", json_integer((json_int_t)speed));
+	step(g, "blockdev-mirror", a, -1, on_mirror);
 }
 
 static void add_target(struct sv_guest *g, json_t *server)
@@ -688,6 +698,30 @@ static void in_failf(struct sv_guest *g, const char *what, const struct qmp_resu
 	in_fail(g, "GenericError", why);
 }
 
+/* Where a hot-plugged disk goes here: STATE-DIR/NAME.copied/ID.img
+ * (.qcow2 for qcow2). */
+static bool copy_path(struct sv_guest *g, json_t *d, char *buf, size_t size)
+{
+	const char *id = disk_id(d);
+	if (strchr(id, '/') || id[0] == '.')
+		return false;
+	int n = snprintf(buf, size, "%s/%s.copied/%s.%s", g->env->state_dir, g->name, id,
+	                 strcmp(sv_jstr(d, "format", "raw"), "qcow2") ? "img" : "qcow2");
+	return n > 0 && (size_t)n < size;
+}
+
+/* The handed-over hot-plugged disk id now lives at path. */
+static void repoint_device(json_t *args, const char *id, const char *path)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(args, "devices"), i, e) {
+		json_t *spec = json_object_get(e, "spec");
+		if (!strcmp(sv_jstr(spec, "kind", ""), "disk") && !strcmp(sv_jstr(spec, "id", ""), id))
+			json_object_set_new(spec, "file", json_string(path));
+	}
+}
+
 /* Refuse before anything was made here. */
 static bool refuse(struct sv_guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool refuse(struct sv_guest *g, const char *fmt, ...)
@@ -786,7 +820,15 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 	json_array_foreach(disks, i, d) {
 		const char *id = disk_id(d);
 		const char *path = sv_jstr(d, "file", "");
-		if (!json_is_true(json_object_get(d, "hotplug"))) {
+		char hp[4200];
+		if (json_is_true(json_object_get(d, "hotplug"))) {
+			/* A hot-plugged disk: under this host's state dir (its profile
+			 * names no path for it), and the device replayed on it. */
+			if (!copy_path(g, d, hp, sizeof(hp)))
+				return refuse(g, "%s: copy-storage: hot-plugged disk %s: bad id", g->name,
+				              id);
+			path = hp;
+		} else {
 			const struct sv_drive *dr = profile_drive(g, id);
 			if (!dr || !dr->file || dr->cdrom)
 				return refuse(g, "%s: the profile here has no disk %s", g->name, id);
@@ -800,9 +842,9 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 		json_object_set_new(d, "exists", json_boolean(exists));
 		if (!exists) {
 			missing++;
-			snprintf(lack, sizeof(lack), "%s", path);
+			snprintf(lack, sizeof(lack), "%.500s", path);
 		} else {
-			snprintf(have, sizeof(have), "%s", path);
+			snprintf(have, sizeof(have), "%.500s", path);
 			/* the source's own file (same host, or shared storage) */
 			if (!strcmp(boot, sv_jstr(args, "boot-id", "")) &&
 			    json_integer_value(json_object_get(d, "dev")) == (json_int_t)st.st_dev &&
@@ -829,6 +871,16 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 			return refuse(g, "%s: copy-storage: disk %s has a backing chain (snapshots "
 			              "or a backing file); copy-storage moves standalone images only: "
 			              "flatten it first, or use shared storage", g->name, disk_id(d));
+	}
+	json_array_foreach(disks, i, d) {
+		if (!json_is_true(json_object_get(d, "hotplug")))
+			continue;
+		char dir[4200];
+		snprintf(dir, sizeof(dir), "%s/%s.copied", g->env->state_dir, g->name);
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return refuse(g, "%s: copy-storage: cannot create %s: %s", g->name, dir,
+			              strerror(errno));
+		repoint_device(args, disk_id(d), sv_jstr(d, "path", ""));
 	}
 	m->copy = true;
 	m->created = json_array();
