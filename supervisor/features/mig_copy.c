@@ -622,6 +622,10 @@ void mc_job_event(struct sv_guest *g, const char *name, json_t *data)
 		return;
 	}
 	if (!strcmp(name, "BLOCK_JOB_COMPLETED") && !err && m->switching) {
+		if (!m->nended)
+			m->disk_done = m->disk_total = 0;
+		m->disk_done += json_integer_value(json_object_get(data, "offset"));
+		m->disk_total += json_integer_value(json_object_get(data, "len"));
 		if (++m->nended == json_array_size(m->disks))
 			all_ended(g);
 		return;

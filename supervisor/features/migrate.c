@@ -475,6 +475,7 @@ json_t *sv_migrate_status(struct sv_guest *g)
 	json_t *o = json_pack("{s:s, s:s}", "role", mig_role_names[m->role], "uri", m->uri);
 	if (m->last)
 		json_object_set_new(o, "progress", mig_figures(g, m->last));
+	mc_figures(g, o);   /* copy-storage: the disks' figures */
 	return o;
 }
 

@@ -345,6 +345,18 @@ static void start_slow(struct fx *x, const char *bw)
 	assert_string_equal(state_of(&x->cb), "incoming");
 	struct stat st;
 	assert_int_equal(stat(x->img_b, &st), 0);   /* created there */
+	/* the mirror runs: some of the disk is across */
+	json_int_t done = 0;
+	for (int i = 0; i < 300 && done <= 0; i++) {
+		json_t *s = status(&x->ca);
+		done = json_integer_value(json_object_get(json_object_get(s, "migration"),
+		                                          "disk-transferred"));
+		json_decref(s);
+		if (done <= 0)
+			usleep(100000);
+	}
+	if (done <= 0)
+		fail_msg("the mirror did not start\n-- a:\n%s", t_daemon_log(&x->a));
 }
 
 static void fill(struct fx *x)
@@ -419,8 +431,9 @@ static void test_destination_killed_during_mirror(void **state)
 	assert_true(dpid > 0);
 	kill(dpid, SIGKILL);
 	back_on_source(x, pid);
-	const char *note = strstr(t_daemon_log(&x->a), "copy-storage: the mirror");
+	const char *note = strstr(t_daemon_log(&x->a), "migration to ");
 	printf("# note: %.*s\n", note ? (int)strcspn(note, "\n") : 1, note ? note : "?");
+	assert_non_null(note);
 }
 
 static void test_source_qsupd_killed_during_mirror(void **state)
