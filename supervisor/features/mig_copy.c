@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -338,6 +339,19 @@ void mc_out_prepare(struct sv_guest *g)
 		json_object_set_new(m->handover, "copy-storage", json_true());
 	if (json_is_true(json_object_get(a, "force")))
 		json_object_set_new(m->handover, "force", json_true());
+	const struct sv_profile *p = mig_prof(g);
+	if (p && p->migrate_tls == 1) {   /* psk: a fresh key for this migration */
+		uint8_t key[32];
+		if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+			mig_answer_err(g, "GenericError", "getrandom failed: no TLS key");
+			mig_free(g);
+			return;
+		}
+		for (size_t i = 0; i < sizeof(key); i++)
+			snprintf(m->psk + 2 * i, 3, "%02x", key[i]);
+		explicit_bzero(key, sizeof(key));
+		json_object_set_new(m->handover, "tls-psk", json_string(m->psk));
+	}
 	sv_step(g->qmp, &hstep_kind, "query-block", NULL, -1, on_query_block, g);
 }
 
@@ -415,8 +429,11 @@ static void add_target(struct sv_guest *g, json_t *server)
 	json_t *d = json_array_get(m->disks, m->ci);
 	char node[96];
 	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, disk_id(d));
-	step(g, "blockdev-add", json_pack("{s:s, s:s, s:o, s:s}", "driver", "nbd", "node-name",
-	     node, "server", server, "export", disk_id(d)), -1, on_target);
+	json_t *a = json_pack("{s:s, s:s, s:o, s:s}", "driver", "nbd", "node-name", node, "server",
+	                      server, "export", disk_id(d));
+	if (m->psk[0])
+		json_object_set_new(a, "tls-creds", json_string("qsup-tls"));
+	step(g, "blockdev-add", a, -1, on_target);
 }
 
 static void on_nbd_fd(void *ctx, const struct qmp_result *r)
@@ -974,8 +991,11 @@ static void on_listen_fd(void *ctx, const struct qmp_result *r)
 		in_failf(g, "getfd", r);
 		return;
 	}
-	step(g, "nbd-server-start", json_pack("{s:{s:s, s:{s:s}}}", "addr", "type", "fd", "data",
-	     "str", "qsup-nbd"), -1, on_nbd_started);
+	json_t *a = json_pack("{s:{s:s, s:{s:s}}}", "addr", "type", "fd", "data", "str",
+	                      "qsup-nbd");
+	if (m->psk[0])   /* only the holder of this migration's key gets in */
+		json_object_set_new(a, "tls-creds", json_string("qsup-tls"));
+	step(g, "nbd-server-start", a, -1, on_nbd_started);
 }
 
 /* A listening socket for the NBD server, on the stream's address: a unix
@@ -1103,8 +1123,189 @@ static void unlink_after(uv_work_t *w, int status)
 	free(u);
 }
 
+/* ---- TLS-PSK: the key in a 0600 file of QEMU's dir, a tls-creds-psk object ---- */
+
+struct pskjob {
+	uv_work_t work;
+	struct sv_guest *g;
+	char dir[4200];
+	char key[65];
+	bool remove;
+	int err;
+};
+
+static void psk_work(uv_work_t *w)
+{
+	struct pskjob *j = w->data;
+	char file[4300], line[80];
+	snprintf(file, sizeof(file), "%s/keys.psk", j->dir);
+	if (j->remove) {
+		unlink(file);
+		rmdir(j->dir);
+		return;
+	}
+	/* owned by QEMU's identity, as its dir (RUNDIR/NAME/qemu) is */
+	char parent[4200];
+	snprintf(parent, sizeof(parent), "%s", j->dir);
+	*strrchr(parent, '/') = '\0';
+	struct stat st;
+	if (stat(parent, &st) < 0 || (mkdir(j->dir, 0700) < 0 && errno != EEXIST) ||
+	    chown(j->dir, st.st_uid, st.st_gid) < 0) {
+		j->err = errno;
+		return;
+	}
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int n = snprintf(line, sizeof(line), "qsup:%s\n", j->key);
+	if (fd < 0 || fchown(fd, st.st_uid, st.st_gid) < 0 || write(fd, line, (size_t)n) != n)
+		j->err = errno ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(line, sizeof(line));
+}
+
+static void tls_fail(struct sv_guest *g, const char *why)
+{
+	if (g->mig->role == ROLE_OUT)
+		out_fail(g, why);
+	else
+		in_fail(g, "GenericError", why);
+}
+
+static void on_tls_object(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	char why[700];
+	if (r->status != 0) {
+		mig_step_error(r, "object-add tls-creds-psk", why, sizeof(why));
+		tls_fail(g, why);
+		return;
+	}
+	sv_log(SV_LOG_INFO, g->name, "TLS-PSK for this migration (a new key)");
+	g->mig->tls_next(g);
+}
+
+static bool tls_live(void *ctx)
+{
+	struct sv_guest *g = ctx;
+	return g->mig != NULL && g->mig->psk[0];
+}
+
+static const struct sv_step_kind tls_kind = { .live = tls_live };
+
+static void psk_after(uv_work_t *w, int status)
+{
+	struct pskjob *j = w->data;
+	struct sv_guest *g = j->g;
+	(void)status;
+	explicit_bzero(j->key, sizeof(j->key));
+	if (!j->remove && !g->freeing && g->mig && g->mig->psk[0]) {
+		if (j->err) {
+			char why[700];
+			snprintf(why, sizeof(why), "the TLS key in %.500s: %s", j->dir, strerror(j->err));
+			tls_fail(g, why);
+		} else {
+			char dir[64];
+			snprintf(dir, sizeof(dir), "/proc/self/fd/%d/tls", SV_FD_QEMUDIR);
+			if (g->qmp)   /* an earlier migration's, if any */
+				qmp_client_execute(g->qmp, "object-del", json_pack("{s:s}", "id",
+				                   "qsup-tls"), 0, NULL, NULL);
+			json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "tls-creds-psk", "id",
+			                      "qsup-tls", "endpoint", g->mig->role == ROLE_OUT ? "client"
+			                      : "server", "dir", dir);
+			if (g->mig->role == ROLE_OUT)   /* the server looks the client's name up */
+				json_object_set_new(a, "username", json_string("qsup"));
+			sv_step(g->qmp, &tls_kind, "object-add", a, -1, on_tls_object, g);
+		}
+	}
+	sv_guest_unhold(g);
+	free(j);
+}
+
+/* Write (or remove) the key file; then the object, then m->tls_next. */
+static void psk_file(struct sv_guest *g, const char *key, bool remove)
+{
+	struct pskjob *j = calloc(1, sizeof(*j));
+	if (!j) {
+		if (!remove)
+			tls_fail(g, "out of memory");
+		return;
+	}
+	j->g = g;
+	j->remove = remove;
+	snprintf(j->dir, sizeof(j->dir), "%s/qemu/tls", g->rundir);
+	if (key)
+		snprintf(j->key, sizeof(j->key), "%s", key);
+	j->work.data = j;
+	sv_guest_hold(g);
+	if (uv_queue_work(g->env->loop, &j->work, psk_work, psk_after) < 0) {
+		sv_guest_unhold(g);
+		free(j);
+		if (!remove)
+			tls_fail(g, "cannot queue the TLS key's file");
+	}
+}
+
+static void out_go(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	json_t *ret = m->answer;
+	m->answer = NULL;
+	if (json_is_true(json_object_get(ret, "copy-storage")))
+		mc_out_begin(g, ret);
+	else
+		mig_out_begin(g);
+	json_decref(ret);
+}
+
+void mc_out_answered(struct sv_guest *g, json_t *ret)
+{
+	struct sv_mig *m = g->mig;
+	json_decref(m->answer);
+	m->answer = json_incref(ret);
+	if (!m->psk[0]) {
+		out_go(g);
+		return;
+	}
+	m->tls_next = out_go;
+	psk_file(g, m->psk, false);
+}
+
+bool mc_in_tls(struct sv_guest *g, json_t *args)
+{
+	struct sv_mig *m = g->mig;
+	const char *key = json_string_value(json_object_get(args, "tls-psk"));
+	const struct sv_profile *p = mig_prof(g);
+	if (key && (strlen(key) != 64 || strspn(key, "0123456789abcdef") != 64))
+		return refuse(g, "%s: the source's TLS key is not 64 hex digits", g->name);
+	if (key) {
+		snprintf(m->psk, sizeof(m->psk), "%s", key);
+		return false;
+	}
+	if (p && p->migrate_tls == 1)
+		return refuse(g, "%s: the profile here asks for TLS ([migration] tls = psk) but the "
+		              "source sent no key: set it in the source's profile too", g->name);
+	return false;
+}
+
+void mc_in_tls_setup(struct sv_guest *g, void (*in_next)(struct sv_guest *g))
+{
+	struct sv_mig *m = g->mig;
+	if (!m->psk[0]) {
+		in_next(g);
+		return;
+	}
+	m->tls_next = in_next;
+	psk_file(g, m->psk, false);
+}
+
 void mc_release(struct sv_guest *g, struct sv_mig *m)
 {
+	if (m->psk[0]) {
+		psk_file(g, NULL, true);
+		explicit_bzero(m->psk, sizeof(m->psk));
+	}
+	json_decref(m->answer);
+	m->answer = NULL;
 	if (m->nbd_fd >= 0)
 		close(m->nbd_fd);
 	m->nbd_fd = -1;

@@ -81,6 +81,14 @@ static void in_fd_passed(void *ctx, const struct qmp_result *r)
 	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, true), in_caps_set);
 }
 
+static void in_next(struct sv_guest *g)
+{
+	if (g->mig->copy)
+		mc_in_export(g);   /* then mig_in_setup_caps */
+	else
+		mig_in_setup_caps(g);
+}
+
 /* The devices are in (or there were none): set up and listen. */
 static void in_setup(struct sv_guest *g)
 {
@@ -90,10 +98,8 @@ static void in_setup(struct sv_guest *g)
 	if (m->role == ROLE_RESTORE)
 		mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-restore"), m->fd,
 		         in_fd_passed);
-	else if (m->copy)
-		mc_in_export(g);   /* then mig_in_setup_caps */
 	else
-		mig_in_setup_caps(g);
+		mc_in_tls_setup(g, in_next);   /* TLS credentials first, when asked */
 }
 
 void mig_in_setup_caps(struct sv_guest *g)
@@ -293,7 +299,7 @@ void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (automatic)
 		snprintf(m->qemu_uri, sizeof(m->qemu_uri), "unix:/proc/self/fd/%d/migrate.sock",
 		         SV_FD_QEMUDIR);
-	if (mc_in_prepare(g, args))
-		return;   /* copy-storage: the images first (or refused) */
+	if (mc_in_tls(g, args) || mc_in_prepare(g, args))
+		return;   /* TLS refused; copy-storage: the images first (or refused) */
 	mig_dest_start(g, args);
 }

@@ -351,10 +351,7 @@ static void on_peer_incoming(json_t *reply, const char *why, void *arg)
 	}
 	snprintf(m->uri, sizeof(m->uri), "%s",
 	         sv_or(mig_str(json_object_get(reply, "return"), "uri"), ""));
-	if (json_is_true(json_object_get(json_object_get(reply, "return"), "copy-storage")))
-		mc_out_begin(g, json_object_get(reply, "return"));
-	else
-		mig_out_begin(g);
+	mc_out_answered(g, json_object_get(reply, "return"));   /* TLS, copy-storage */
 }
 
 /* The arguments the destination needs: what `incoming` takes, and the

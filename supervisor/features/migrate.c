@@ -188,6 +188,9 @@ json_t *mig_params_json(struct sv_guest *g, json_t *args)
 	else if (json_is_string(v))
 		sv_size_parse(json_string_value(v), &bw);
 	json_object_set_new(o, "max-bandwidth", json_integer((json_int_t)bw));
+	/* [migration] tls: this migration's credentials (mig_copy.c), else none */
+	json_object_set_new(o, "tls-creds", json_string(g->mig && g->mig->psk[0] ? "qsup-tls"
+	                                                 : ""));
 	v = json_object_get(args, "multifd-channels");
 	if (json_is_integer(v))
 		json_object_set(o, "multifd-channels", v);

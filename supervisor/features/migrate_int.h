@@ -76,6 +76,9 @@ struct sv_mig {
 	uv_process_t *img;              /* destination: qemu-img create running */
 	int nbd_fd;                     /* destination: its listening socket until QEMU has it */
 	json_int_t disk_done, disk_total;   /* source: the mirrors' progress */
+	json_t *answer;                 /* source: the destination's, while TLS is set up */
+	char psk[65];                   /* [migration] tls = psk: this migration's key (hex) */
+	void (*tls_next)(struct sv_guest *g);   /* once the credentials are in QEMU */
 };
 
 /* migrate.c: the profile QEMU runs with; a string member; the record's
@@ -134,5 +137,12 @@ void mc_in_export(struct sv_guest *g);
 void mc_in_completed(struct sv_guest *g);
 void mc_release(struct sv_guest *g, struct sv_mig *m);
 void mc_adopt(struct sv_guest *g);
+/* TLS-PSK ([migration] tls = psk). Source: the key into m->handover;
+ * after the destination's answer (kept), the credentials, then the copy
+ * or the stream. Destination: take the source's key (true: refused); the
+ * credentials once QEMU waits, then in_next. */
+void mc_out_answered(struct sv_guest *g, json_t *ret);
+bool mc_in_tls(struct sv_guest *g, json_t *args);
+void mc_in_tls_setup(struct sv_guest *g, void (*in_next)(struct sv_guest *g));
 
 #endif

@@ -87,10 +87,13 @@ static void up(struct t_daemon *d, struct t_ctl *c)
 	assert_int_equal(t_ctl_open(c, d->sock), 0);
 }
 
+static const char *mig_section = "";   /* [migration] for both profiles */
+
 static void profile(struct t_daemon *d, const char *img)
 {
 	char extra[1024];
-	snprintf(extra, sizeof(extra), "\n[disk.data]\nfile = %s\nformat = raw\n", img);
+	snprintf(extra, sizeof(extra), "\n[disk.data]\nfile = %s\nformat = raw\n%s", img,
+	         mig_section);
 	t_daemon_tiny_profile(d, GUEST, extra);
 }
 
@@ -507,6 +510,81 @@ static void test_refused_then_forced_over_tcp(void **state)
 	check_disk(x->img_b, last_count(x), 0xa5);
 }
 
+/* [migration] tls = psk: a key per migration, in a 0600 file on both
+ * sides while it runs; the NBD export refuses a client without it; the
+ * copy completes over TLS; the key files go afterwards. */
+static void test_tls_psk(void **state)
+{
+	struct fx *x = *state;
+	mig_section = "[migration]\ntls = psk\n";
+	make_image(x->img_a, 0xa5);
+	fill(x);
+	start_source(x, true);
+	mig_section = "";
+	start_slow(x, "2M");
+	char keys[2][900];
+	struct stat st;
+	snprintf(keys[0], sizeof(keys[0]), "%s/%s/qemu/tls/keys.psk", x->a.run, GUEST);
+	snprintf(keys[1], sizeof(keys[1]), "%s/%s/qemu/tls/keys.psk", x->b.run, GUEST);
+	for (int i = 0; i < 2; i++) {
+		if (stat(keys[i], &st) < 0)
+			fail_msg("no %s", keys[i]);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	/* the same key on both sides, 64 hex digits */
+	char ka[128] = "", kb[128] = "";
+	FILE *f = fopen(keys[0], "r");
+	assert_non_null(fgets(ka, sizeof(ka), f));
+	fclose(f);
+	f = fopen(keys[1], "r");
+	assert_non_null(fgets(kb, sizeof(kb), f));
+	fclose(f);
+	assert_string_equal(ka, kb);
+	assert_int_equal(strlen(ka), strlen("qsup:") + 64 + 1);
+	/* a client without the key is refused by the export */
+	char url[900], out[4096];
+	snprintf(url, sizeof(url), "nbd+unix:///data?socket=%s/%s/qemu/nbd.sock", x->b.run, GUEST);
+	const char *argv[] = { "/usr/bin/qemu-img", "info", url, NULL };
+	int rc = t_run_capture(argv, out, sizeof(out), 20000);
+	printf("# note: qemu-img info without the key: exit %d: %.*s\n", rc,
+	       (int)strcspn(out, "\n"), out);
+	assert_int_not_equal(rc, 0);
+	/* now let it finish quickly */
+	json_t *r = t_ctl_call(&x->ca, "qmp", json_pack("{s:s, s:s, s:{s:s, s:i}}", "name", GUEST,
+	                       "command", "block-job-set-speed", "arguments", "device",
+	                       "qsup-mirror-data", "speed", 0), 10000);
+	expect_ok(r, "block-job-set-speed", x);
+	json_decref(r);
+	for (int i = 0; i < 1200; i++) {
+		json_t *s = status(&x->ca);
+		json_t *p = json_object_get(json_object_get(s, "migration"), "progress");
+		bool ram = p != NULL;
+		json_decref(s);
+		if (ram || !strcmp(state_of(&x->ca), "migrated"))
+			break;
+		usleep(100000);
+	}
+	r = t_ctl_call(&x->ca, "qmp", json_pack("{s:s, s:s, s:{s:I}}", "name", GUEST, "command",
+	               "migrate-set-parameters", "arguments", "max-bandwidth",
+	               (json_int_t)1 << 40), 10000);
+	json_decref(r);
+	wait_state(x, &x->ca, "migrated", 120000);
+	wait_state(x, &x->cb, "running", 30000);
+	assert_non_null(strstr(t_daemon_log(&x->a), "TLS-PSK"));
+	assert_non_null(strstr(t_daemon_log(&x->b), "TLS-PSK"));
+	long before = last_count(x);
+	count_goes_on(x, &x->cb, before, true);
+	json_decref(t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL));
+	wait_state(x, &x->cb, "stopped", 60000);
+	check_disk(x->img_b, last_count(x), 0xa5);
+	for (int i = 0; i < 2; i++) {
+		for (int k = 0; k < 50 && stat(keys[i], &st) == 0; k++)
+			usleep(100000);
+		if (stat(keys[i], &st) == 0)
+			fail_msg("%s is still there", keys[i]);
+	}
+}
+
 int main(void)
 {
 	t_netns_enter();
@@ -523,6 +601,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed_during_mirror, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_refused_then_forced_over_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_psk, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("copystorage", tests, NULL, NULL);
 }
