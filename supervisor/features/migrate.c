@@ -432,8 +432,8 @@ void sv_migrate_qemu_gone(struct sv_guest *g)
 		return;
 	if (m->role == ROLE_SAVE && m->completed && m->tmp)
 		commit_save(g);
-	if (m->role == ROLE_OUT && m->started && !m->completed)
-		mig_kill_destination(g);
+	if (m->role == ROLE_OUT && (m->started || m->copy) && !m->completed)
+		mig_kill_destination(g);   /* (copy-storage: also while mirroring) */
 	struct dest_wait *w = m->completed && m->req && m->to ? calloc(1, sizeof(*w)) : NULL;
 	if (w) {
 		w->req = m->req;

@@ -14,8 +14,9 @@
  *   mirror: the guest runs on the source, writing on, no job or nbd node
  *   left in its QEMU, the destination stopped and its created image gone;
  * - a destination that holds a different image at the path: refused, the
- *   path named; --force overwrites it (over tcp loopback: the NBD export on
- *   a tcp port).
+ *   path named; --force overwrites it, over tcp to a qsupd in a second
+ *   network namespace joined by veth (the NBD export on a tcp port there);
+ * - [migration] tls = psk: the export refuses a client without the key.
  */
 
 #include <arpa/inet.h>
@@ -29,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -49,6 +53,8 @@ struct fx {
 	struct t_serial ser;
 	size_t seen;
 	char img_a[700], img_b[700];
+	int here, there;        /* network namespaces: the test's, b's (or -1) */
+	pid_t holder;           /* holds b's namespace */
 };
 
 static int setup(void **state)
@@ -60,6 +66,7 @@ static int setup(void **state)
 	uv_loop_init(&x->loop);
 	snprintf(x->img_a, sizeof(x->img_a), "%s/data.img", x->a.dir);
 	snprintf(x->img_b, sizeof(x->img_b), "%s/data.img", x->b.dir);
+	x->here = x->there = -1;
 	*state = x;
 	return 0;
 }
@@ -74,6 +81,14 @@ static int teardown(void **state)
 	if (x->cb.fd >= 0)
 		t_ctl_close(&x->cb);
 	int sa = t_daemon_finish(&x->a), sb = t_daemon_finish(&x->b);
+	if (x->holder > 0) {
+		kill(x->holder, SIGKILL);
+		waitpid(x->holder, NULL, 0);
+	}
+	if (x->here >= 0)
+		close(x->here);
+	if (x->there >= 0)
+		close(x->there);
 	assert_int_equal(sa, 0);
 	assert_int_equal(sb, 0);
 	free(x);
@@ -194,7 +209,11 @@ static void start_source(struct fx *x, bool made)
 	profile(&x->a, x->img_a);
 	profile(&x->b, x->img_b);
 	up(&x->a, &x->ca);
+	if (x->there >= 0)   /* b's qsupd and QEMU live in the other namespace */
+		assert_int_equal(setns(x->there, CLONE_NEWNET), 0);
 	up(&x->b, &x->cb);
+	if (x->there >= 0)
+		assert_int_equal(setns(x->here, CLONE_NEWNET), 0);
 	json_t *s = t_ctl_do(&x->ca, "start", GUEST, 60000, NULL);
 	if (!s)
 		fail_msg("start failed:\n%s", t_daemon_log(&x->a));
@@ -455,22 +474,91 @@ static void test_source_qsupd_killed_during_mirror(void **state)
 	assert_non_null(strstr(t_daemon_log(&x->a), "was under way when qsupd went away"));
 }
 
-static int free_port(void)
+/* The path of a system tool (ip, nsenter), or NULL. */
+static const char *tool(const char *name)
 {
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
-	socklen_t len = sizeof(sa);
-	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	getsockname(s, (struct sockaddr *)&sa, &len);
-	close(s);
-	return ntohs(sa.sin_port);
+	static char buf[4][64];
+	static int next;
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
+	for (size_t i = 0; i < 4; i++) {
+		char *b = buf[next % 4];
+		snprintf(b, sizeof(buf[0]), "%s/%s", dirs[i], name);
+		if (access(b, X_OK) == 0) {
+			next++;
+			return b;
+		}
+	}
+	return NULL;
 }
 
-static void test_refused_then_forced_over_tcp(void **state)
+static void run(const char *const *argv)
+{
+	char out[2048];
+	const char *path = tool(argv[0]);
+	const char *v[16] = { path };
+	for (size_t i = 1; i < 15 && argv[i]; i++)
+		v[i] = argv[i];
+	if (!path)
+		fail_msg("%s: not installed (iproute2, util-linux)", argv[0]);
+	if (t_run_capture(v, out, sizeof(out), 10000) != 0)
+		fail_msg("%s %s %s: %s", argv[0], argv[1], argv[2] ? argv[2] : "", out);
+}
+
+/* A second network namespace for b (as test-migrate does), joined to the
+ * test's by a veth pair: 10.78.0.1 (a) and 10.78.0.2 (b). */
+static void other_namespace(struct fx *x)
+{
+	int pipefd[2];
+	assert_int_equal(pipe(pipefd), 0);
+	x->holder = fork();
+	if (x->holder == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 1);
+		dup2(null, 2);
+		char c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+		if (write(pipefd[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c = 0;
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(c, 'y');
+	char ns2[64], pidstr[16], ipath[64];
+	snprintf(ns2, sizeof(ns2), "--net=/proc/%d/ns/net", (int)x->holder);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)x->holder);
+	const char *ip = tool("ip");
+	snprintf(ipath, sizeof(ipath), "%s", ip ? ip : "ip");
+	x->here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	x->there = open(ns2 + 6, O_RDONLY | O_CLOEXEC);
+	assert_true(x->here >= 0 && x->there >= 0);
+	const char *cmds[][12] = {
+		{ "ip", "link", "add", "qcs0", "type", "veth", "peer", "name", "qcs1", NULL },
+		{ "ip", "link", "set", "qcs1", "netns", pidstr, NULL },
+		{ "ip", "addr", "add", "10.78.0.1/24", "dev", "qcs0", NULL },
+		{ "ip", "link", "set", "qcs0", "up", NULL },
+		{ "nsenter", ns2, ipath, "addr", "add", "10.78.0.2/24", "dev", "qcs1", NULL },
+		{ "nsenter", ns2, ipath, "link", "set", "qcs1", "up", NULL },
+		{ "nsenter", ns2, ipath, "link", "set", "lo", "up", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		run(cmds[i]);
+}
+
+static void test_refused_then_forced_across_namespaces(void **state)
 {
 	struct fx *x = *state;
+	if (t_netns_skip[0]) {
+		printf("# skip: %s\n", t_netns_skip);
+		skip();
+	}
+	other_namespace(x);
 	make_image(x->img_b, 0x11);   /* a different image where b's profile points */
 	start_source(x, false);
+	printf("# b in another network namespace, joined by veth: 10.78.0.1 (a), 10.78.0.2 (b)\n");
 	long before = last_count(x);
 	json_t *r = migrate(x, NULL, NULL, true, false, true);
 	json_t *e = json_object_get(r, "error");
@@ -489,10 +577,9 @@ static void test_refused_then_forced_over_tcp(void **state)
 	char out[4096];
 	assert_int_not_equal(t_run_capture(argv, out, sizeof(out), 10000), 0);
 	assert_non_null(strstr(out, "--to"));
-	/* --force: overwritten, over tcp loopback (NBD on a tcp port) */
-	char uri[64];
-	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", free_port());
-	r = migrate(x, uri, NULL, true, true, true);
+	/* --force: overwritten, over tcp to the other namespace (NBD on a tcp
+	 * port there) */
+	r = migrate(x, "tcp:10.78.0.2:4445", NULL, true, true, true);
 	expect_ok(r, "migrate --copy-storage --force (tcp)", x);
 	json_t *ret = json_object_get(r, "return");
 	printf("# note: tcp: %lld ms, downtime %lld ms, disks %lld of %lld bytes\n",
@@ -502,7 +589,15 @@ static void test_refused_then_forced_over_tcp(void **state)
 	       (long long)json_integer_value(json_object_get(ret, "disk-total")));
 	assert_true(json_is_true(json_object_get(ret, "copy-storage")));
 	json_decref(r);
-	assert_non_null(strstr(t_daemon_log(&x->b), "exported on tcp:127.0.0.1:"));
+	assert_non_null(strstr(t_daemon_log(&x->b), "exported on tcp:10.78.0.2:"));
+	/* b's QEMU really is in the other namespace */
+	char mine[64], its[64], path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid_of(&x->cb));
+	ssize_t n1 = readlink("/proc/thread-self/ns/net", mine, sizeof(mine) - 1);
+	ssize_t n2 = readlink(path, its, sizeof(its) - 1);
+	assert_true(n1 > 0 && n2 > 0);
+	mine[n1] = its[n2] = '\0';
+	assert_string_not_equal(mine, its);
 	assert_string_equal(state_of(&x->cb), "running");
 	count_goes_on(x, &x->cb, before, true);
 	json_decref(t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL));
@@ -600,7 +695,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed_during_mirror, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_refused_then_forced_over_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_then_forced_across_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_psk, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("copystorage", tests, NULL, NULL);
