@@ -560,8 +560,34 @@ static void test_refused_then_forced_across_namespaces(void **state)
 	start_source(x, false);
 	printf("# b in another network namespace, joined by veth: 10.78.0.1 (a), 10.78.0.2 (b)\n");
 	long before = last_count(x);
-	json_t *r = migrate(x, NULL, NULL, true, false, true);
+	/* a disk with a backing chain: copy-storage refuses it, by name */
+	char base[700], top[700], out0[4096];
+	snprintf(base, sizeof(base), "%s/base.img", x->a.dir);
+	snprintf(top, sizeof(top), "%s/chained.qcow2", x->a.dir);
+	make_image(base, 0x22);
+	const char *mk[] = { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F",
+	                     "raw", top, NULL };
+	assert_int_equal(t_run_capture(mk, out0, sizeof(out0), 30000), 0);
+	json_t *r = t_ctl_call(&x->ca, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+	                       GUEST, "kind", "disk", "id", "chained", "file", top, "format",
+	                       "qcow2"), 30000);
+	expect_ok(r, "attach (with a backing file)", x);
+	json_decref(r);
+	r = migrate(x, NULL, NULL, true, true, true);
 	json_t *e = json_object_get(r, "error");
+	if (!e)
+		fail_msg("a disk with a backing chain was copied: %s", json_dumps(r, 0));
+	printf("# note: %s\n", t_str(e, "desc"));
+	assert_non_null(strstr(t_str(e, "desc"), "disk chained has a backing chain"));
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "running");
+	r = t_ctl_call(&x->ca, "detach", json_pack("{s:s, s:s}", "name", GUEST, "id", "chained"),
+	               30000);
+	expect_ok(r, "detach", x);
+	json_decref(r);
+	/* an image that is there already: refused, the path named */
+	r = migrate(x, NULL, NULL, true, false, true);
+	e = json_object_get(r, "error");
 	if (!e)
 		fail_msg("not refused: %s", json_dumps(r, 0));
 	printf("# note: %s\n", t_str(e, "desc"));
