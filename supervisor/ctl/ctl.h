@@ -165,6 +165,7 @@ enum {
 	CTL_F_TOP = 65536,      /* takes -d/--delay SECONDS, -b/--batch, -n N */
 	CTL_F_BACKUP = 8192,    /* takes --full, --incremental and --wait */
 	CTL_F_TUNNEL = 131072,  /* takes --tunnel (migrate --to ssh://) */
+	CTL_F_COPY_STORAGE = 262144,   /* takes --copy-storage (and --force) */
 };
 
 struct ctl {
@@ -180,6 +181,7 @@ struct ctl {
 	int parallel;               /* --parallel N; 0: no limit */
 	int timeout;                /* --timeout SECONDS; 0: the profile's */
 	const char *to;
+	bool copy_storage;          /* migrate --copy-storage */
 	const char *lines;          /* log -n, as given (NULL: qsupd's default) */
 	bool follow;                /* log -f */
 	const char *format;         /* cdrom --format */

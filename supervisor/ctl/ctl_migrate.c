@@ -41,9 +41,22 @@ static void show_progress(json_t *d, bool tty)
 	for (int i = 0; i < 20; i++)
 		bar[i] = i < pct / 5 ? '#' : '.';
 	bar[20] = '\0';
+	bool lead = tty;
+	if (json_object_get(d, "disk-total")) {   /* copy-storage: the disks too */
+		json_int_t dt = json_integer_value(json_object_get(d, "disk-total"));
+		json_int_t dd = json_integer_value(json_object_get(d, "disk-transferred"));
+		fprintf(stderr, "%sdisks %3d%% (%.0f of %.0f MiB)  ", tty ? "\r" : "",
+		        dt > 0 ? (int)(100 * dd / dt) : 0, mib(d, "disk-transferred"),
+		        mib(d, "disk-total"));
+		if (!strcmp(sv_jstr(d, "status", ""), "mirroring")) {
+			fprintf(stderr, "mirroring%s", tty ? "\033[K" : "\n");
+			return;
+		}
+		lead = false;   /* the RAM's figures follow on the same line */
+	}
 	fprintf(stderr, "%s%-9s [%s] %3d%%  sent %.0f MiB  left %.0f MiB  dirty %lld pages/s  "
 	        "expected downtime %lld ms  pass %lld%s",
-	        tty ? "\r" : "", sv_jstr(d, "status", "?"), bar, pct,
+	        lead ? "\r" : "", sv_jstr(d, "status", "?"), bar, pct,
 	        mib(d, "transferred"), mib(d, "remaining"),
 	        (long long)json_integer_value(json_object_get(d, "dirty-pages-rate")),
 	        (long long)json_integer_value(json_object_get(d, "expected-downtime")),
@@ -93,10 +106,20 @@ int ctl_migrate(struct ctl *c, char **args, int nargs)
 		fprintf(stderr, "qsupctl: migrate: --tunnel needs --to ssh://HOST\n");
 		return CTL_EXIT_USAGE;
 	}
+	if ((c->copy_storage || c->force) && !c->to) {
+		json_decref(req);
+		fprintf(stderr, "qsupctl: migrate: --copy-storage and --force need --to SOCKET "
+		        "or --to ssh://HOST (the destination qsupd creates the disks)\n");
+		return CTL_EXIT_USAGE;
+	}
 	if (c->to)
 		json_object_set_new(req, "to", json_string(c->to));
 	if (c->tunnel)
 		json_object_set_new(req, "tunnel", json_true());
+	if (c->copy_storage)
+		json_object_set_new(req, "copy-storage", json_true());
+	if (c->force)
+		json_object_set_new(req, "force", json_true());
 	if (c->wait)
 		json_object_set_new(req, "wait", json_true());
 	snprintf(what, sizeof(what), "%s", args[0]);

@@ -114,10 +114,11 @@ static const struct ctl_cmd commands[] = {
 	{ "console", ctl_console_cmd, "[-f] NAME",
 	  "attach to the serial console (Ctrl-] detaches; -f: take it over)",
 	  1, 1, CTL_F_NAMES | CTL_F_FORCE },
-	{ "migrate", ctl_migrate, "[-w] [--to SOCKET|ssh://HOST [--tunnel]] NAME [URI] "
-	  "[KEY=VALUE...]",
+	{ "migrate", ctl_migrate, "[-w] [--to SOCKET|ssh://HOST [--tunnel]] [--copy-storage [-f]] "
+	  "NAME [URI] [KEY=VALUE...]",
 	  "live-migrate a guest (downtime=MS, bandwidth=, multifd-channels=, capabilities=, "
-	  "timeout=MS, postcopy-after=N)", 1, -1, CTL_F_NAME1 | CTL_F_MIGRATE | CTL_F_TUNNEL },
+	  "timeout=MS, postcopy-after=N)", 1, -1,
+	  CTL_F_NAME1 | CTL_F_MIGRATE | CTL_F_TUNNEL | CTL_F_FORCE | CTL_F_COPY_STORAGE },
 	{ "incoming", ctl_incoming, "NAME [URI] [KEY=VALUE...]",
 	  "start a guest waiting for a migration (default URI: a unix socket in its run dir)",
 	  1, -1, CTL_F_NAME1 },
@@ -187,6 +188,12 @@ static void cmd_usage(FILE *out, const struct ctl_cmd *cmd)
 	if ((cmd->flags & CTL_F_FORCE) && !strcmp(cmd->name, "console"))
 		fprintf(out, "  -f, --force  take the console over from the client that "
 		        "holds it\n");
+	else if (cmd->flags & CTL_F_COPY_STORAGE)
+		fprintf(out, "  --copy-storage   the disks travel too: the destination creates "
+		        "them and\n                   the source mirrors them over NBD (automatic "
+		        "when the\n                   destination lacks every disk file)\n"
+		        "  -f, --force      copy-storage may overwrite files the destination "
+		        "already has\n");
 	else if ((cmd->flags & CTL_F_FORCE) && !strcmp(cmd->name, "cdrom"))
 		fprintf(out, "  -f, --force  open the tray even if the guest's OS locked it\n");
 	else if (cmd->flags & CTL_F_FORCE)
@@ -1106,6 +1113,7 @@ static const struct option verb_opts[] = {
 	{ "full", no_argument, NULL, 'U' },
 	{ "incremental", no_argument, NULL, 'I' },
 	{ "tunnel", no_argument, NULL, 'X' },
+	{ "copy-storage", no_argument, NULL, 'K' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1253,13 +1261,15 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->kind_incremental = true;
 		} else if (o == 'X' && (cmd->flags & CTL_F_TUNNEL)) {
 			c->tunnel = true;
+		} else if (o == 'K' && (cmd->flags & CTL_F_COPY_STORAGE)) {
+			c->copy_storage = true;
 		} else if (o == 'o' || o == 'W' || o == 'L' || o == 'M' || o == 'D' || o == 'U' ||
-		           o == 'I' || o == 'X') {
+		           o == 'I' || o == 'X' || o == 'K') {
 			/* long only: name it as given */
 			fprintf(stderr, "qsupctl: %s: unknown option '%s'\n", cmd->name,
 			        o == 'o' ? "--format" : o == 'W' ? "--password" : o == 'L' ? "--linked"
 			        : o == 'M' ? "--memory" : o == 'D' ? "--delay" : o == 'U' ? "--full"
-			        : o == 'X' ? "--tunnel" : "--incremental");
+			        : o == 'X' ? "--tunnel" : o == 'K' ? "--copy-storage" : "--incremental");
 			return CTL_EXIT_USAGE;
 		} else if (o == 'd' && (cmd->flags & CTL_F_HOSTCHECK)) {
 			c->profile_dir = optarg;

@@ -69,7 +69,10 @@ static void in_listening_now(struct sv_guest *g)
 	struct sv_mig *m = g->mig;
 	sv_guest_start_done(g);   /* waiting for the stream may take long */
 	sv_log(SV_LOG_INFO, g->name, "waiting for the migration on %s", m->uri);
-	if (m->role == ROLE_IN)
+	if (m->role == ROLE_IN && m->copy)
+		mig_answer_ok(g, json_pack("{s:s, s:s, s:b, s:s}", "status", "listening", "uri",
+		                           m->uri, "copy-storage", 1, "nbd", m->nbd));
+	else if (m->role == ROLE_IN)
 		mig_answer_ok(g, json_pack("{s:s, s:s}", "status", "listening", "uri", m->uri));
 	mig_timer_start(g);
 }
@@ -114,6 +117,14 @@ static void in_fd_passed(void *ctx, const struct qmp_result *r)
 	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, true), in_caps_set);
 }
 
+static void in_next(struct sv_guest *g)
+{
+	if (g->mig->copy)
+		mc_in_export(g);   /* then mig_in_setup_caps */
+	else
+		mig_in_setup_caps(g);
+}
+
 /* The devices are in (or there were none): set up and listen. */
 static void in_setup(struct sv_guest *g)
 {
@@ -124,7 +135,13 @@ static void in_setup(struct sv_guest *g)
 		mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-restore"), m->fd,
 		         in_fd_passed);
 	else
-		mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, false), in_caps_set);
+		mc_in_tls_setup(g, in_next);   /* TLS credentials first, when asked */
+}
+
+void mig_in_setup_caps(struct sv_guest *g)
+{
+	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, g->mig->args, false),
+	          in_caps_set);
 }
 
 void sv_migrate_qmp_ready(struct sv_guest *g)
@@ -162,6 +179,16 @@ void mig_in_completed(struct sv_guest *g)
 	if (m->ending)
 		return;
 	m->ending = true;
+	if (m->copy && !m->in_done) {
+		mc_in_completed(g);   /* its NBD server goes, then mig_in_resume */
+		return;
+	}
+	mig_in_resume(g);
+}
+
+void mig_in_resume(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
 	if (m->was_paused) {
 		sv_guest_transition(g, SV_PAUSED, m->role == ROLE_RESTORE
 		                    ? "restored (paused, as it was saved)"
@@ -308,5 +335,7 @@ void sv_migrate_in(struct sv_guest *g, struct sv_request *req, json_t *args)
 	if (automatic)
 		snprintf(m->qemu_uri, sizeof(m->qemu_uri), "unix:/proc/self/fd/%d/migrate.sock",
 		         SV_FD_QEMUDIR);
+	if (mc_in_tls(g, args) || mc_in_prepare(g, args))
+		return;   /* TLS refused; copy-storage: the images first (or refused) */
 	mig_dest_start(g, args);
 }

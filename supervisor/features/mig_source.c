@@ -38,6 +38,7 @@ json_t *mig_figures(struct sv_guest *g, json_t *info)
 		if (v)
 			json_object_set(o, top[i], v);
 	}
+	mc_figures(g, o);
 	return o;
 }
 
@@ -109,6 +110,7 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (m->role == ROLE_OUT || m->role == ROLE_SAVE)
 		mig_poll_now(g);
+	mc_poll(g);
 }
 
 void mig_timer_start(struct sv_guest *g)
@@ -197,14 +199,16 @@ static void out_migrating(void *ctx, const struct qmp_result *r)
 		return;
 	}
 	m->started = true;
-	if (!sv_state_can_migrate(g->state)) {   /* a stop or kill came meanwhile */
+	if (!(m->copy && g->state == SV_MIGRATING) &&
+	    !sv_state_can_migrate(g->state)) {   /* a stop or kill came meanwhile */
 		snprintf(why, sizeof(why), "%s is %s", g->name, sv_state_name(g->state));
 		mig_out_abort(g, "InvalidState", why);
 		return;
 	}
 	snprintf(why, sizeof(why), "%s %s", m->role == ROLE_SAVE ? "saving to" : "migrating to",
 	         m->role == ROLE_SAVE ? m->file : m->uri);
-	sv_guest_transition(g, SV_MIGRATING, why);
+	if (g->state != SV_MIGRATING)
+		sv_guest_transition(g, SV_MIGRATING, why);
 	if (!m->wait && m->role == ROLE_OUT)
 		mig_answer_ok(g, json_pack("{s:s, s:s}", "status", "active", "uri", m->uri));
 	mig_timer_start(g);
@@ -352,8 +356,10 @@ static void out_caps_set(void *ctx, const struct qmp_result *r)
 void mig_out_begin(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	m->was_paused = g->state == SV_PAUSED;
-	m->started_ms = uv_now(g->env->loop);
+	if (!m->copy) {   /* copy-storage: set when the mirrors began */
+		m->was_paused = g->state == SV_PAUSED;
+		m->started_ms = uv_now(g->env->loop);
+	}
 	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, m->role == ROLE_SAVE),
 	      out_caps_set);
 }
@@ -385,7 +391,7 @@ static void on_peer_incoming(json_t *reply, const char *why, void *arg)
 	}
 	snprintf(m->uri, sizeof(m->uri), "%s",
 	         sv_or(mig_str(json_object_get(reply, "return"), "uri"), ""));
-	mig_out_begin(g);
+	mc_out_answered(g, json_object_get(reply, "return"));   /* TLS, copy-storage */
 }
 
 /* migrate --to ssh:// (no --tunnel): the stream over TCP to the address
@@ -483,6 +489,12 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 		sv_reply_err(req, "InvalidArgument", "%s", uerr.msg);
 		return;
 	}
+	if (!to && (json_is_true(json_object_get(args, "copy-storage")) ||
+	            json_is_true(json_object_get(args, "force")))) {
+		sv_reply_err(req, "InvalidArgument", "%s", "copy-storage and force need to (the "
+		             "destination qsupd's socket): it creates and exports the disks");
+		return;
+	}
 	if (!uri && !to) {
 		sv_reply_err(req, "InvalidArgument", "%s", "migrate needs a uri "
 		             "(unix:PATH or tcp:HOST:PORT), or to (another qsupd's socket)");
@@ -522,11 +534,22 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
 		if (json_object_get(args, pass[i]))
 			json_object_set(a, pass[i], json_object_get(args, pass[i]));
-	sv_log(SV_LOG_INFO, g->name, "asking %s to get ready for it", to);
+	m->handover = a;
+	/* The disks first (mig_copy.c), in case they must travel too. */
+	mc_out_prepare(g);
+}
+
+/* Hand the destination what it needs (m->handover). */
+void mig_ask_destination(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	json_t *a = m->handover;
+	m->handover = NULL;
+	sv_log(SV_LOG_INFO, g->name, "asking %s to get ready for it", m->to);
 	/* Over ssh, without --tunnel: the destination listens on TCP, on the
 	 * address the ssh connection reached it at (peer_over_tcp). */
-	bool tcp = sv_ssh_uri_is(to) && !m->tunnel && !uri;
-	int rc = sv_peer_call_prep(g->env->loop, to, "incoming", a, PEER_TIMEOUT_MS,
+	bool tcp = sv_ssh_uri_is(m->to) && !m->tunnel && !mig_str(m->args, "uri");
+	int rc = sv_peer_call_prep(g->env->loop, m->to, "incoming", a, PEER_TIMEOUT_MS,
 	                           tcp ? peer_over_tcp : NULL, on_peer_incoming, g, &m->peer);
 	json_decref(a);
 	if (rc < 0) {
@@ -562,6 +585,16 @@ void sv_migrate_cancel(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	(void)args;
 	struct sv_mig *m = g->mig;
+	if (m && m->role == ROLE_OUT && m->copy && m->mirroring && !m->started && !m->ending) {
+		char why[800];
+		sv_log(SV_LOG_INFO, g->name, "migration cancelled by operator (copying the disks)");
+		sv_reply_ok(req, json_pack("{s:s}", "status", "cancelling"));
+		snprintf(why, sizeof(why), "migration to %s: cancelled (while copying the disks)",
+		         m->to);
+		sv_guest_transition(g, m->was_paused ? SV_PAUSED : SV_RUNNING, why);
+		mig_out_abort(g, "MigrationFailed", why);
+		return;
+	}
 	if (!m || (m->role != ROLE_OUT && m->role != ROLE_SAVE) || !m->started || m->ending) {
 		sv_reply_err(req, "InvalidState", "%s: no outgoing migration in progress",
 		             g->name);

@@ -29,6 +29,7 @@ void mig_free(struct sv_guest *g)
 	if (!m)
 		return;
 	g->mig = NULL;
+	mc_release(g, m);
 	if (m->timer) {
 		sv_guest_close_free(g, (uv_handle_t *)m->timer);
 	}
@@ -63,6 +64,7 @@ struct sv_mig *mig_new(struct sv_guest *g, enum role role, struct sv_request *re
 	m->req = req;
 	m->args = json_incref(args);
 	m->fd = -1;
+	m->nbd_fd = -1;
 	m->started_ms = uv_now(g->env->loop);
 	g->mig = m;
 	return m;
@@ -149,6 +151,13 @@ json_t *mig_caps_json(struct sv_guest *g, json_t *args, bool file)
 	if (!file)
 		json_array_append_new(list, json_pack("{s:s, s:b}", "capability", "return-path",
 		                                      "state", 1));
+	/* copy-storage (mig_copy.c): the source stops before switch-over to end
+	 * its mirrors; the destination activates its disks only at cont, once
+	 * its NBD exports are gone. */
+	if (g->mig && g->mig->copy)
+		json_array_append_new(list, json_pack("{s:s, s:b}", "capability", g->mig->role ==
+		                      ROLE_OUT ? "pause-before-switchover" : "late-block-activate",
+		                      "state", 1));
 	json_t *extra = json_object_get(args, "capabilities"), *e;
 	size_t i;
 	for (size_t k = 0; p && k < p->migrate_caps.n; k++) {
@@ -180,6 +189,9 @@ json_t *mig_params_json(struct sv_guest *g, json_t *args)
 	else if (json_is_string(v))
 		sv_size_parse(json_string_value(v), &bw);
 	json_object_set_new(o, "max-bandwidth", json_integer((json_int_t)bw));
+	/* [migration] tls: this migration's credentials (mig_copy.c), else none */
+	json_object_set_new(o, "tls-creds", json_string(g->mig && g->mig->psk[0] ? "qsup-tls"
+	                                                 : ""));
 	v = json_object_get(args, "multifd-channels");
 	if (json_is_integer(v))
 		json_object_set(o, "multifd-channels", v);
@@ -209,6 +221,10 @@ const char *sv_migrate_args_bad(json_t *args)
 		return "timeout must be a number of milliseconds";
 	if ((v = json_object_get(args, "wait")) && !json_is_boolean(v))
 		return "wait must be true or false";
+	if ((v = json_object_get(args, "copy-storage")) && !json_is_boolean(v))
+		return "copy-storage must be true or false";
+	if ((v = json_object_get(args, "force")) && !json_is_boolean(v))
+		return "force must be true or false";
 	if ((v = json_object_get(args, "postcopy-after")) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 1))
 		return "postcopy-after must be a number of passes (with the postcopy-ram capability)";
@@ -258,6 +274,8 @@ void sv_migrate_event(struct sv_guest *g, json_t *data)
 			mig_in_completed(g);
 		return;   /* a failed stream ends the destination's QEMU */
 	}
+	if (!strcmp(st, "pre-switchover"))
+		mc_out_switchover(g);
 	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
 		mig_poll_now(g);   /* the final figures */
 }
@@ -321,6 +339,7 @@ static void adopt_migrate(struct sv_guest *g, const struct qmp_result *r)
 		return;
 	g->mig->adopt_query = false;
 	on_adopt_query(g, r);
+	mc_adopt(g);   /* a copy-storage left by a qsupd that died: cancelled */
 }
 
 /* After a completed migrate --to: answer once the destination runs the
@@ -414,8 +433,8 @@ void sv_migrate_qemu_gone(struct sv_guest *g)
 		return;
 	if (m->role == ROLE_SAVE && m->completed && m->tmp)
 		commit_save(g);
-	if (m->role == ROLE_OUT && m->started && !m->completed)
-		mig_kill_destination(g);
+	if (m->role == ROLE_OUT && (m->started || m->copy) && !m->completed)
+		mig_kill_destination(g);   /* (copy-storage: also while mirroring) */
 	struct dest_wait *w = m->completed && m->req && m->to ? calloc(1, sizeof(*w)) : NULL;
 	if (w) {
 		w->req = m->req;
@@ -460,6 +479,7 @@ json_t *sv_migrate_status(struct sv_guest *g)
 	json_t *o = json_pack("{s:s, s:s}", "role", mig_role_names[m->role], "uri", m->uri);
 	if (m->last)
 		json_object_set_new(o, "progress", mig_figures(g, m->last));
+	mc_figures(g, o);   /* copy-storage: the disks' figures */
 	return o;
 }
 
@@ -478,6 +498,8 @@ static void on_event(struct sv_guest *g, const char *name, json_t *data)
 {
 	if (strcmp(name, "MIGRATION") == 0)
 		sv_migrate_event(g, data);
+	else if (strncmp(name, "BLOCK_JOB_", 10) == 0)
+		mc_job_event(g, name, data);
 }
 
 static bool ended_by(struct sv_guest *g, bool *saved, const char **where)

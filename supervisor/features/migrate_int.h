@@ -9,6 +9,8 @@
  *              cancel)
  * mig_dest.c   the destination (incoming)
  * mig_save.c   save to a file and restore from one
+ * mig_copy.c   without shared storage (copy-storage): the destination's
+ *              new images and NBD exports, the source's mirrors into them
  */
 #ifndef SV_MIGRATE_INT_H
 #define SV_MIGRATE_INT_H
@@ -64,6 +66,23 @@ struct sv_mig {
 	uint64_t started_ms, timeout_ms;
 	json_t *last;                   /* the last query-migrate */
 	json_t *fig;                    /* completed: the reply, once QEMU is gone */
+	/* copy-storage (mig_copy.c) */
+	json_t *handover;               /* source: what `incoming` gets, until sent */
+	bool copy;                      /* the disks travel too */
+	bool mirroring;                 /* source: the mirrors run (before RAM, or with it) */
+	bool switching;                 /* source: paused before switch-over, mirrors ending */
+	bool in_done;                   /* destination: the stream is in (keep the images) */
+	json_t *disks;                  /* [{id, node, format, size, file, ...}] */
+	size_t ci;                      /* the disk being set up (or created) */
+	size_t nready, nended;          /* source: mirrors in sync; finished */
+	char nbd[640];                  /* the destination's NBD address (unix:/tcp:) */
+	json_t *created;                /* destination: the images it made, for a failure */
+	uv_process_t *img;              /* destination: qemu-img create running */
+	int nbd_fd;                     /* destination: its listening socket until QEMU has it */
+	json_int_t disk_done, disk_total;   /* source: the mirrors' progress */
+	json_t *answer;                 /* source: the destination's, while TLS is set up */
+	char psk[65];                   /* [migration] tls = psk: this migration's key (hex) */
+	void (*tls_next)(struct sv_guest *g);   /* once the credentials are in QEMU */
 };
 
 /* migrate.c: the profile QEMU runs with; a string member; the record's
@@ -101,5 +120,33 @@ bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
 void mig_in_completed(struct sv_guest *g);
 bool mig_dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
 void mig_dest_start(struct sv_guest *g, json_t *args);
+void mig_in_setup_caps(struct sv_guest *g);
+void mig_in_resume(struct sv_guest *g);
+/* mig_source.c: send the handover to the destination (m->handover). */
+void mig_ask_destination(struct sv_guest *g);
+/* mig_copy.c. Source: the disks into m->handover (query-block first),
+ * then mig_ask_destination; the mirrors once the destination answered
+ * copy-storage; the MIGRATION pre-switchover status; block job events;
+ * the disk figures. Destination: decide (true: answered, or underway),
+ * the exports once QEMU waits, the end. Both: the release of what copy-
+ * storage holds when the migration record goes; re-adoption. */
+void mc_out_prepare(struct sv_guest *g);
+void mc_out_begin(struct sv_guest *g, json_t *ret);
+void mc_out_switchover(struct sv_guest *g);
+void mc_job_event(struct sv_guest *g, const char *name, json_t *data);
+void mc_poll(struct sv_guest *g);
+void mc_figures(struct sv_guest *g, json_t *o);
+bool mc_in_prepare(struct sv_guest *g, json_t *args);
+void mc_in_export(struct sv_guest *g);
+void mc_in_completed(struct sv_guest *g);
+void mc_release(struct sv_guest *g, struct sv_mig *m);
+void mc_adopt(struct sv_guest *g);
+/* TLS-PSK ([migration] tls = psk). Source: the key into m->handover;
+ * after the destination's answer (kept), the credentials, then the copy
+ * or the stream. Destination: take the source's key (true: refused); the
+ * credentials once QEMU waits, then in_next. */
+void mc_out_answered(struct sv_guest *g, json_t *ret);
+bool mc_in_tls(struct sv_guest *g, json_t *args);
+void mc_in_tls_setup(struct sv_guest *g, void (*in_next)(struct sv_guest *g));
 
 #endif

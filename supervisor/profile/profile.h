@@ -140,6 +140,7 @@ struct sv_profile {
 	uint64_t migrate_downtime_ms;   /* 0: QEMU's default */
 	uint64_t migrate_bandwidth;     /* bytes/s; 0: QEMU's default */
 	unsigned migrate_multifd_channels;      /* 0: QEMU's default */
+	int migrate_tls;                /* [migration] tls: 0 none, 1 psk (mig_copy.c) */
 
 	/* [qemu] */
 	char *binary;

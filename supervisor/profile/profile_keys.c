@@ -465,6 +465,7 @@ static void k_cpulist(struct pctx *c, struct psect *s, const struct pkey *k, con
 
 static const char *const accels[] = { "kvm", "tcg", "kvm:tcg", "" };
 static const char *const firmwares[] = { "bios", "uefi", "" };
+static const char *const mig_tls[] = { "none", "psk", "" };
 static const char *const disk_buses[] = { "virtio", "scsi", "ide", "sata", "" };
 static const char *const cd_buses[] = { NULL, "scsi", "ide", "sata", "" };
 static const char *const caches[] = {
@@ -652,6 +653,7 @@ static const struct pkey migration_keys[] = {
 	  "use bytes per second with an optional K, M, G suffix, such as 100M" },
 	{ "multifd-channels", k_uint, G(migrate_multifd_channels), 1, 255, NULL, 0,
 	  "use a number from 1 to 255" },
+	{ "tls", k_enum, G(migrate_tls), 0, 0, mig_tls, 0, "use none or psk" },
 	{ NULL, NULL, 0, 0, 0, NULL, 0, NULL },
 };
 
