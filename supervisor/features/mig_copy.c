@@ -484,6 +484,53 @@ static void on_nbd_connected(uv_connect_t *c, int status)
 	uv_close((uv_handle_t *)&nc->pipe, on_nconn_closed);   /* QEMU has its copy */
 }
 
+/* The destination is an ssh:// host and its NBD export a unix socket
+ * there (migrate --tunnel): the connection goes through ssh (sshlink.h),
+ * and QEMU gets the fd as for a local socket. */
+static void on_nbd_link(int fd, const char *why, void *arg)
+{
+	struct sv_guest *g = arg;
+	struct sv_mig *m = g->mig;
+	char msg[1400], name[96];
+	if (g->freeing || !m || !m->copy || m->ending) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fd < 0) {
+		snprintf(msg, sizeof(msg), "migration to %.300s: copy-storage: the destination's "
+		         "NBD socket %.300s, through ssh: %s", m->to, m->nbd + 5, why);
+		out_fail(g, msg);
+		return;
+	}
+	const char *id = disk_id(json_array_get(m->disks, m->ci));
+	sv_log(SV_LOG_INFO, g->name, "copy-storage: disk %s: NBD through ssh to %s", id,
+	       m->nbd + 5);
+	snprintf(name, sizeof(name), "qsup-nbd-%s", id);
+	step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
+	close(fd);   /* QEMU has its copy; the link stays until the migration ends */
+}
+
+static void nbd_through_ssh(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	struct sv_error err = { 0 };
+	struct sv_sshlink **links = realloc(m->nbd_links, (m->nnbd_links + 1) * sizeof(*links));
+	if (!links) {
+		out_fail(g, "out of memory");
+		return;
+	}
+	m->nbd_links = links;
+	if (sv_sshlink_open(g->env->loop, m->to, m->nbd + 5, PEER_TIMEOUT_MS, on_nbd_link, g,
+	                    &links[m->nnbd_links], &err) < 0) {
+		char msg[1400];
+		snprintf(msg, sizeof(msg), "copy-storage: %s", err.msg);
+		out_fail(g, msg);
+		return;
+	}
+	m->nnbd_links++;
+}
+
 /* The next disk: its NBD connection, its target node, its mirror. */
 static void next_mirror(struct sv_guest *g)
 {
@@ -508,6 +555,10 @@ static void next_mirror(struct sv_guest *g)
 		}
 		add_target(g, json_pack("{s:s, s:s, s:s}", "type", "inet", "host", h, "port",
 		                        colon + 1));
+		return;
+	}
+	if (m->to && sv_ssh_uri_is(m->to)) {
+		nbd_through_ssh(g);
 		return;
 	}
 	struct nconn *nc = calloc(1, sizeof(*nc));

@@ -36,6 +36,9 @@ void mig_free(struct sv_guest *g)
 	if (m->peer)
 		sv_peer_cancel(m->peer);
 	sv_sshlink_close(m->link, m->completed);   /* completed: let it drain */
+	for (size_t i = 0; i < m->nnbd_links; i++)
+		sv_sshlink_close(m->nbd_links[i], false);   /* the mirrors are over */
+	free(m->nbd_links);
 	if (m->tmp)   /* a save that did not complete */
 		sv_savefile_discard(g->env->loop, m->fd, m->tmp);
 	else if (m->fd >= 0)

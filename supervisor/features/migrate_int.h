@@ -76,6 +76,8 @@ struct sv_mig {
 	size_t ci;                      /* the disk being set up (or created) */
 	size_t nready, nended;          /* source: mirrors in sync; finished */
 	char nbd[640];                  /* the destination's NBD address (unix:/tcp:) */
+	struct sv_sshlink **nbd_links;  /* source, to an ssh:// host with a unix NBD */
+	size_t nnbd_links;              /* export: each disk's connection, through ssh */
 	json_t *created;                /* destination: the images it made, for a failure */
 	uv_process_t *img;              /* destination: qemu-img create running */
 	int nbd_fd;                     /* destination: its listening socket until QEMU has it */

@@ -118,7 +118,11 @@ for d in a b; do
 	printf '[guest]\nmemory = 256M\naccel = tcg\nkernel = %s/vmlinux\ninitrd = %s/initramfs.cpio.gz\nappend = %s qsup.counter\n' \
 		"$guestdir" "$guestdir" "$cmdline" > "$T/$d/profiles/mig.ini"
 	printf '[guest]\nmemory = 64M\naccel = kvm:tcg\n[shutdown]\ntimeout = 1s\n' > "$T/$d/profiles/fw.ini"
+	# cs: a disk of its own on each side (no shared storage); only a has it.
+	printf '[guest]\nmemory = 128M\naccel = tcg\nkernel = %s/vmlinux\ninitrd = %s/initramfs.cpio.gz\nappend = %s\n[disk.data]\nfile = %s\nformat = raw\n' \
+		"$guestdir" "$guestdir" "$cmdline" "$T/$d/data.img" > "$T/$d/profiles/cs.ini"
 done
+truncate -s 16M "$T/a/data.img"
 mkdir -p "$weird"
 ASOCK=$T/a/qsupd.sock
 BSOCK=$weird/qsupd.sock
@@ -275,6 +279,61 @@ run -s "$ASOCK" -j status mig
 grep -q '"state": *"running"' "$T/out" || fail "mig not running on a after a failed migrate"
 
 # no ssh process of ours is left (the tunnel's ends once drained)
+# Copy-storage over ssh: no shared storage. a -> b with the stream and the
+# NBD export over TCP to b's address; back b -> a with --tunnel (both
+# through ssh), over a's stale copy (--force). The guest writes a counter
+# to its disk throughout (diskcount: sector N holds "QSUP-DISK N").
+dcount() {   # FILE: the highest QSUP-DISKCOUNT in it
+	grep -ao 'QSUP-DISKCOUNT [0-9]*' "$1" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }'
+}
+ccons() {   # OUT SECONDS INPUT ARGS...: the console of cs for SECONDS, INPUT sent
+	out=$1; secs=$2; input=$3; shift 3
+	{ sleep 0.5; [ -n "$input" ] && echo "$input"; sleep "$secs"; } |
+		"$ctl" "$@" console cs > "$out" 2>&1
+}
+run -s "$ASOCK" start cs
+[ $rc = 0 ] || fail "start cs: $(cat "$T/err")"
+for i in $(seq 60); do
+	ccons "$T/cs-a" 1 ping -s "$ASOCK"
+	grep -q QSUP-PONG "$T/cs-a" && break
+done
+ccons "$T/cs-a" 3 "diskcount vda" -s "$ASOCK"
+d0=$(dcount "$T/cs-a")
+[ "$d0" -ge 1 ] || fail "cs writes no disk counter on a: $(tail -c 300 "$T/cs-a")"
+run -s "$ASOCK" -j migrate --wait --copy-storage --to "$B" cs
+[ $rc = 0 ] || fail "migrate --copy-storage --to ssh://: rc=$rc $(cat "$T/out" "$T/err")"
+grep -q '"uri": *"tcp:10.78.0.2:[1-9]' "$T/out" || fail "copy-storage stream: $(cat "$T/out")"
+grep -q "into tcp:10.78.0.2:[1-9]" "$T/qsupd-a.log" ||
+	fail "a's log does not show the NBD export on b's address"
+[ -f "$T/b/data.img" ] || fail "b did not create its disk"
+ccons "$T/cs-b" 3 "" -c "$B"
+d1=$(dcount "$T/cs-b")
+[ "$d1" -gt "$d0" ] && ! grep -q 'QSUP-DISKCOUNT failed' "$T/cs-b" ||
+	fail "disk counter on b: $d0 on a, then $d1: $(tail -c 300 "$T/cs-b")"
+note "copy-storage a -> b over TCP: disk counter $d0 -> $d1"
+run -c "$B" -j migrate --wait --tunnel --copy-storage --force --to "$A" cs
+[ $rc = 0 ] || fail "migrate --tunnel --copy-storage: rc=$rc $(cat "$T/out" "$T/err")"
+grep -q "NBD through ssh" "$T/qsupd-b.log" || fail "b's log does not show NBD through ssh"
+run -s "$ASOCK" -j status cs
+grep -q '"state": *"running"' "$T/out" || fail "cs not running on a: $(cat "$T/out")"
+ccons "$T/cs-a2" 3 "" -s "$ASOCK"
+d2=$(dcount "$T/cs-a2")
+[ "$d2" -gt "$d1" ] && ! grep -q 'QSUP-DISKCOUNT failed' "$T/cs-a2" ||
+	fail "disk counter back on a: $d1 on b, then $d2"
+run -s "$ASOCK" stop -f cs
+for i in $(seq 100); do
+	"$ctl" -s "$ASOCK" -j status cs 2>/dev/null | grep -q '"state": *"stopped"' && break
+	sleep 0.1
+done
+# Every sector the guest said it wrote, on a's image, read after the stop.
+missing=0
+for n in $(seq 1 "$d2"); do
+	dd if="$T/a/data.img" bs=512 skip="$n" count=1 status=none | head -n 1 |
+		grep -qx "QSUP-DISK $n" || missing=$((missing + 1))
+done
+[ $missing = 0 ] || fail "$missing of $d2 counter sectors missing on a's image"
+note "copy-storage b -> a through ssh (--tunnel): disk counter $d1 -> $d2, all $d2 sectors on a's image"
+
 for i in $(seq 100); do
 	pgrep -f "ssh -F $T/ssh_config" > /dev/null || break
 	sleep 0.2
