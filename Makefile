@@ -243,6 +243,9 @@ DOCDIR     ?= $(DATADIR)/doc/qsup
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+# Pacemaker looks for resource agents under /usr/lib/ocf only, whatever
+# PREFIX is: contrib/ocf/qsup is ocf:qsup:guest.
+OCFDIR     ?= /usr/lib/ocf
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/.*define SV_VERSION "\(.*\)".*/\1/p' supervisor/lib/util.h)
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
@@ -255,7 +258,8 @@ install: programs
 	install -d $(D)$(SBINDIR) $(D)$(BINDIR) $(D)$(LIBDIR) $(D)$(PKGCONFIGDIR) \
 		$(D)$(INCLUDEDIR)/qsup $(D)$(LIBEXECDIR)/qsup $(D)$(UNITDIR) \
 		$(D)$(COMPLETIONDIR) $(D)$(DOCDIR)/examples $(D)$(SYSCONFDIR)/qsup/profiles \
-		$(D)$(SYSCONFDIR)/default $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man8
+		$(D)$(SYSCONFDIR)/default $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man8 \
+		$(D)$(OCFDIR)/resource.d/qsup
 	install -m 0755 $(BUILD)/qsupd $(D)$(SBINDIR)/
 	install -m 0755 $(BUILD)/qsupctl $(D)$(BINDIR)/
 	install -m 0644 $(LIBQMP) $(D)$(LIBDIR)/
@@ -267,6 +271,7 @@ install: programs
 		$(SUBST) $$u > $$f && chmod 0644 $$f || exit 1; \
 	done
 	install -m 0755 contrib/qsup-guests $(D)$(LIBEXECDIR)/qsup/
+	install -m 0755 contrib/ocf/qsup $(D)$(OCFDIR)/resource.d/qsup/guest
 	install -m 0644 contrib/bash-completion/qsupctl $(D)$(COMPLETIONDIR)/
 	install -m 0644 profiles/*.ini $(D)$(DOCDIR)/examples/
 	[ -e $(D)$(SYSCONFDIR)/default/qsup ] || \

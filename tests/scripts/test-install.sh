@@ -31,7 +31,7 @@ if ! diff -u "$dir/want.list" "$dir/got.list"; then
 fi
 echo "ok: $(wc -l < "$dir/got.list") installed paths as listed"
 [ -z "$(ls -A "$d/etc/qsup/profiles")" ] || { echo "FAIL: etc/qsup/profiles is not empty"; exit 1; }
-for f in usr/sbin/qsupd usr/bin/qsupctl usr/libexec/qsup/qsup-guests; do
+for f in usr/sbin/qsupd usr/bin/qsupctl usr/libexec/qsup/qsup-guests usr/lib/ocf/resource.d/qsup/guest; do
 	[ -x "$d/$f" ] || { echo "FAIL: $f is not executable"; exit 1; }
 done
 "$d/usr/sbin/qsupd" --version | grep -q '^qsupd ' || { echo "FAIL: qsupd --version"; exit 1; }
