@@ -7,6 +7,8 @@
 #   make run        the main job: boot the demo guest in the foreground
 #   make install    PREFIX=/usr/local DESTDIR= (see Installation below)
 #   make deb        the Debian packages qsup and libqmp-dev, into build/deb/
+#   make check-cluster  the Pacemaker resource agent in a two-node cluster
+#                   on this machine (namespaces; minutes; root)
 #
 # pkg-config runs inside recipes (recursive variables), so a fresh machine can
 # install the packages first and then build in a sub-make. Any other goal that
@@ -63,7 +65,7 @@ TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all programs tests check asan run install clean deps deb guest fuzz fuzz-build FORCE \
+.PHONY: all programs tests check check-cluster asan run install clean deps deb guest fuzz fuzz-build FORCE \
 	qmp-alone
 
 # Libraries: each pkg-config module and the Debian package that has it. A
@@ -75,7 +77,7 @@ DEBPKG_inih       = libinih-dev
 DEBPKG_cmocka     = libcmocka-dev
 DEBPKG_libmnl     = libmnl-dev
 DEBPKG_libmicrohttpd = libmicrohttpd-dev
-NODEPS_GOALS = deps check asan run fuzz guest clean deb
+NODEPS_GOALS = deps check check-cluster asan run fuzz guest clean deb
 # cmocka: only the test programs and tools (all) need it, not make install.
 CMOCKA_GOALS = all tests $(BUILD)/tests/% $(BUILD)/tools/%
 DEP_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
@@ -111,6 +113,15 @@ check:
 	@sh contrib/install-deps.sh
 	@$(MAKE) --no-print-directory tests guest WERROR=-Werror
 	@sh tests/run.sh $(BUILD)
+
+# The resource agent (contrib/ocf/qsup) with real Corosync and Pacemaker:
+# tests/cluster/run.sh runs tests/cluster/*.sh (live migration between two
+# qsupd in network namespaces, then a two-node cluster, each node in its
+# own namespaces). Minutes: .ci/run runs it after make check.
+check-cluster:
+	@sh contrib/install-deps.sh
+	@$(MAKE) --no-print-directory programs guest WERROR=-Werror
+	@sh tests/cluster/run.sh $(BUILD)
 
 asan:
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
