@@ -73,7 +73,7 @@ id hacluster >/dev/null 2>&1 || { echo "SKIP: no hacluster user (pacemaker)"; ex
 dir=$(mktemp -d /tmp/qsup-cluster.XXXXXX)
 chmod 755 "$dir"
 ns1=qsupcl1.$$ ns2=qsupcl2.$$
-pid1= pid2= cons=
+pid1='' pid2='' cons=''
 log() { echo "$(date -u +%T) $*"; }
 cleanup() {
 	rc=$?
