@@ -77,7 +77,10 @@ pid1='' pid2='' cons=''
 log() { echo "$(date -u +%T) $*"; }
 cleanup() {
 	rc=$?
-	for c in $cons; do kill "$c" 2>/dev/null || true; done
+	for c in $cons; do
+		kids=$(cat "/proc/$c/task/$c/children" 2>/dev/null || true)
+		kill "$c" $kids 2>/dev/null || true
+	done
 	if [ $rc -ne 0 ]; then
 		for n in 1 2; do
 			echo "--- node$n: crm_mon, qsupd, pacemaker (last lines)"
@@ -196,9 +199,24 @@ online() { on 1 crm_mon -1 2>/dev/null | grep -q 'Online: \[ node1 node2 \]'; }
 runs_on() {	# runs_on ASK N: Pacemaker (node ASK's) has it on node N, whose qsupd runs it
 	[ "$(where "$1")" = "node$2" ] && [ "$(state "$2")" = running ]
 }
-listen() {	# listen N: the guest's console on node N, into $dir/conN
+# listen N: the guest's console on node N from now on, into $dir/conN
+# (the console keeps nothing for a late reader). The reader connects again
+# whenever it is cut off (QEMU restarted, or a connection made while it was
+# starting); an earlier reader of node N is stopped first.
+listen() {
+	eval "old=\${conpid$1:-}"
+	if [ -n "$old" ]; then
+		kids=$(cat "/proc/$old/task/$old/children" 2>/dev/null || true)
+		kill "$old" $kids 2>/dev/null || true
+	fi
 	: > "$dir/con$1"
-	timeout 900 socat -u "UNIX-CONNECT:$dir/node$1/run/tiny/serial.sock" - >>"$dir/con$1" 2>/dev/null &
+	(
+		while :; do
+			socat -u "UNIX-CONNECT:$dir/node$1/run/tiny/serial.sock" - >>"$dir/con$1" 2>/dev/null || true
+			sleep 0.2
+		done
+	) &
+	eval "conpid$1=\$!"
 	cons="$cons $!"
 }
 count() { sed -n 's/.*QSUP-COUNTER \([0-9]*\).*/\1/p' "$dir/con$1" | tail -n 1; }

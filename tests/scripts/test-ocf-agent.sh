@@ -72,9 +72,12 @@ wait_state() {	# wait_state NAME STATE: up to 120 s
 }
 
 # 1. ocf-tester: meta-data against the DTD, validate-all, probes, start,
-#    stop, twice each, as Pacemaker would call them.
+#    stop, twice each, as Pacemaker would call them. As root it also runs
+#    meta-data as nobody: on a copy in $dir (mode 755), since the source
+#    tree may be in a directory nobody cannot enter.
+install -m 0755 "$agent" "$dir/guest"
 ocf-tester -n fw -o guest=fw -o socket="$sock" -o qsupctl="$build/qsupctl" \
-	-o qsupd="$build/qsupd" -o stop_timeout=1 "$agent" >"$dir/tester.out" 2>&1 || {
+	-o qsupd="$build/qsupd" -o stop_timeout=1 "$dir/guest" >"$dir/tester.out" 2>&1 || {
 	cat "$dir/tester.out"; exit 1; }
 cat "$dir/tester.out"
 grep -q "passed all tests" "$dir/tester.out"
