@@ -19,7 +19,10 @@ dir=$(mktemp -d /tmp/qsup-ocfmig.XXXXXX)
 ns1=qsupocf1.$$ ns2=qsupocf2.$$
 cons=
 cleanup() {
-	for c in $cons; do kill "$c" 2>/dev/null || true; done
+	for c in $cons; do
+		kids=$(cat "/proc/$c/task/$c/children" 2>/dev/null || true)
+		kill "$c" $kids 2>/dev/null || true
+	done
 	qemus=$(cat "$dir"/node*/run/*/pid 2>/dev/null || true)
 	for n in node1 node2; do
 		[ -f "$dir/$n.pid" ] && kill "$(cat "$dir/$n.pid")" 2>/dev/null || true
@@ -91,8 +94,20 @@ expect() {	# expect RC NODE ACTION [VAR=VALUE...]
 	echo "ok: $* -> $got"
 }
 # listen NODE: the guest's console on NODE from now on, into $dir/NODE.con
+# (connecting again when cut off, until the next listen NODE or the end)
 listen() {
-	timeout 600 socat -u "UNIX-CONNECT:$dir/$1/run/tiny/serial.sock" - >>"$dir/$1.con" 2>/dev/null &
+	eval "old=\${conpid_$1:-}"
+	if [ -n "$old" ]; then
+		kids=$(cat "/proc/$old/task/$old/children" 2>/dev/null || true)
+		kill "$old" $kids 2>/dev/null || true
+	fi
+	(
+		while :; do
+			socat -u "UNIX-CONNECT:$dir/$1/run/tiny/serial.sock" - >>"$dir/$1.con" 2>/dev/null || true
+			sleep 0.2
+		done
+	) &
+	eval "conpid_$1=\$!"
 	cons="$cons $!"
 }
 last_count() { sed -n 's/.*QSUP-COUNTER \([0-9]*\).*/\1/p' "$dir/$1.con" | tail -n 1; }
