@@ -132,6 +132,9 @@ expect 7 node2 monitor
 # node1 -> node2, with what Pacemaker sets for both halves.
 expect 0 node1 migrate_to OCF_RESKEY_CRM_meta_migrate_source=node1 OCF_RESKEY_CRM_meta_migrate_target=node2
 grep -q "migrated to node2" "$dir/ra.out" || { cat "$dir/ra.out"; exit 1; }
+# No migration_timeout: the action's timeout (240 s) less 10 s.
+grep -q "live migration to node2 ($dir/node2/run/qsupd.sock), cancelled after 230 s" "$dir/ra.out" ||
+	{ cat "$dir/ra.out"; exit 1; }
 listen node2
 expect 0 node2 migrate_from OCF_RESKEY_CRM_meta_migrate_source=node1 OCF_RESKEY_CRM_meta_migrate_target=node2
 expect 0 node1 stop
@@ -146,9 +149,14 @@ fi
 first2=$(sed -n 's/.*QSUP-COUNTER \([0-9]*\).*/\1/p' "$dir/node2.con" | head -n 1)
 [ "$first2" -gt "$before" ] || { echo "FAIL: node2's counter began at $first2, after $before"; exit 1; }
 
-# And back: node2 -> node1.
+# And back: node2 -> node1, with migration_timeout, and a target_uri
+# with %% (a literal %: $dir/p% is $dir).
 : > "$dir/node1.con"
-expect 0 node2 migrate_to OCF_RESKEY_CRM_meta_migrate_source=node2 OCF_RESKEY_CRM_meta_migrate_target=node1
+ln -s "$dir" "$dir/p%"
+expect 0 node2 migrate_to OCF_RESKEY_CRM_meta_migrate_source=node2 OCF_RESKEY_CRM_meta_migrate_target=node1 \
+	OCF_RESKEY_migration_timeout=120 OCF_RESKEY_target_uri="$dir/p%%/%n/run/qsupd.sock"
+grep -q "live migration to node1 ($dir/p%/node1/run/qsupd.sock), cancelled after 120 s" "$dir/ra.out" ||
+	{ cat "$dir/ra.out"; exit 1; }
 listen node1
 expect 0 node1 migrate_from OCF_RESKEY_CRM_meta_migrate_source=node2 OCF_RESKEY_CRM_meta_migrate_target=node1
 expect 0 node2 stop

@@ -87,6 +87,7 @@ grep -q "passed all tests" "$dir/tester.out"
 expect 6 fw validate-all OCF_RESKEY_guest=
 expect 6 fw validate-all OCF_RESKEY_guest=../etc
 expect 6 fw validate-all OCF_RESKEY_stop_timeout=soon
+expect 6 fw validate-all OCF_RESKEY_migration_timeout=1m
 expect 6 fw validate-all OCF_RESKEY_copy_storage=maybe
 expect 6 auto validate-all
 grep -q "autostart = yes" "$dir/ra.out"
