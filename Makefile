@@ -7,6 +7,8 @@
 #   make run        the main job: boot the demo guest in the foreground
 #   make install    PREFIX=/usr/local DESTDIR= (see Installation below)
 #   make deb        the Debian packages qsup and libqmp-dev, into build/deb/
+#   make check-cluster  the Pacemaker resource agent in a two-node cluster
+#                   on this machine (namespaces; minutes; root)
 #
 # pkg-config runs inside recipes (recursive variables), so a fresh machine can
 # install the packages first and then build in a sub-make. Any other goal that
@@ -63,7 +65,7 @@ TOOLS   = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 
-.PHONY: all programs tests check asan run install clean deps deb guest fuzz fuzz-build FORCE \
+.PHONY: all programs tests check check-cluster asan run install clean deps deb guest fuzz fuzz-build FORCE \
 	qmp-alone
 
 # Libraries: each pkg-config module and the Debian package that has it. A
@@ -75,7 +77,7 @@ DEBPKG_inih       = libinih-dev
 DEBPKG_cmocka     = libcmocka-dev
 DEBPKG_libmnl     = libmnl-dev
 DEBPKG_libmicrohttpd = libmicrohttpd-dev
-NODEPS_GOALS = deps check asan run fuzz guest clean deb
+NODEPS_GOALS = deps check check-cluster asan run fuzz guest clean deb
 # cmocka: only the test programs and tools (all) need it, not make install.
 CMOCKA_GOALS = all tests $(BUILD)/tests/% $(BUILD)/tools/%
 DEP_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
@@ -111,6 +113,15 @@ check:
 	@sh contrib/install-deps.sh
 	@$(MAKE) --no-print-directory tests guest WERROR=-Werror
 	@sh tests/run.sh $(BUILD)
+
+# The resource agent (contrib/ocf/qsup) with real Corosync and Pacemaker:
+# tests/cluster/run.sh runs tests/cluster/*.sh (live migration between two
+# qsupd in network namespaces, then a two-node cluster, each node in its
+# own namespaces). Minutes: .ci/run runs it after make check.
+check-cluster:
+	@sh contrib/install-deps.sh
+	@$(MAKE) --no-print-directory programs guest WERROR=-Werror
+	@sh tests/cluster/run.sh $(BUILD)
 
 asan:
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
@@ -243,6 +254,9 @@ DOCDIR     ?= $(DATADIR)/doc/qsup
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+# Pacemaker looks for resource agents under /usr/lib/ocf only, whatever
+# PREFIX is: contrib/ocf/qsup is ocf:qsup:guest.
+OCFDIR     ?= /usr/lib/ocf
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/.*define SV_VERSION "\(.*\)".*/\1/p' supervisor/lib/util.h)
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
@@ -255,7 +269,8 @@ install: programs
 	install -d $(D)$(SBINDIR) $(D)$(BINDIR) $(D)$(LIBDIR) $(D)$(PKGCONFIGDIR) \
 		$(D)$(INCLUDEDIR)/qsup $(D)$(LIBEXECDIR)/qsup $(D)$(UNITDIR) \
 		$(D)$(COMPLETIONDIR) $(D)$(DOCDIR)/examples $(D)$(SYSCONFDIR)/qsup/profiles \
-		$(D)$(SYSCONFDIR)/default $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man8
+		$(D)$(SYSCONFDIR)/default $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man8 \
+		$(D)$(OCFDIR)/resource.d/qsup
 	install -m 0755 $(BUILD)/qsupd $(D)$(SBINDIR)/
 	install -m 0755 $(BUILD)/qsupctl $(D)$(BINDIR)/
 	install -m 0644 $(LIBQMP) $(D)$(LIBDIR)/
@@ -267,6 +282,7 @@ install: programs
 		$(SUBST) $$u > $$f && chmod 0644 $$f || exit 1; \
 	done
 	install -m 0755 contrib/qsup-guests $(D)$(LIBEXECDIR)/qsup/
+	install -m 0755 contrib/ocf/qsup $(D)$(OCFDIR)/resource.d/qsup/guest
 	install -m 0644 contrib/bash-completion/qsupctl $(D)$(COMPLETIONDIR)/
 	install -m 0644 profiles/*.ini $(D)$(DOCDIR)/examples/
 	[ -e $(D)$(SYSCONFDIR)/default/qsup ] || \

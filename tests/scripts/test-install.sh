@@ -31,7 +31,7 @@ if ! diff -u "$dir/want.list" "$dir/got.list"; then
 fi
 echo "ok: $(wc -l < "$dir/got.list") installed paths as listed"
 [ -z "$(ls -A "$d/etc/qsup/profiles")" ] || { echo "FAIL: etc/qsup/profiles is not empty"; exit 1; }
-for f in usr/sbin/qsupd usr/bin/qsupctl usr/libexec/qsup/qsup-guests; do
+for f in usr/sbin/qsupd usr/bin/qsupctl usr/libexec/qsup/qsup-guests usr/lib/ocf/resource.d/qsup/guest; do
 	[ -x "$d/$f" ] || { echo "FAIL: $f is not executable"; exit 1; }
 done
 "$d/usr/sbin/qsupd" --version | grep -q '^qsupd ' || { echo "FAIL: qsupd --version"; exit 1; }
@@ -70,9 +70,10 @@ echo "ok: PREFIX=/usr/local gives /usr/local/sbin/qsupd, keeps etc/default/qsup"
 # 3. systemd-analyze verify. It resolves each unit's commands and man pages
 # on this host (and --root wants a whole system under the root), so the
 # units are installed once more with every path inside $dir, where the
-# binaries exist; nothing else differs from an installed unit.
+# binaries exist; nothing else differs from an installed unit. OCFDIR is
+# /usr/lib/ocf whatever PREFIX is: it goes inside $dir too.
 v=$dir/verify
-mk install PREFIX="$v" SYSCONFDIR="$v/etc" > "$dir/install-v.log" 2>&1 ||
+mk install PREFIX="$v" SYSCONFDIR="$v/etc" OCFDIR="$v/lib/ocf" > "$dir/install-v.log" 2>&1 ||
 	{ tail -n 30 "$dir/install-v.log"; echo "FAIL: make install PREFIX=$v"; exit 1; }
 if ! MANPATH=$v/share/man systemd-analyze verify "$v/lib/systemd/system/qsupd.service" \
 	"$v/lib/systemd/system/qsup-guests.service" > "$dir/verify.log" 2>&1 ||
