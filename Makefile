@@ -115,13 +115,14 @@ check:
 	@sh tests/run.sh $(BUILD)
 
 # The resource agent (contrib/ocf/qsup) with real Corosync and Pacemaker:
-# tests/cluster/run.sh runs tests/cluster/*.sh (live migration between two
+# tests/run.sh runs tests/cluster/*.sh (live migration between two
 # qsupd in network namespaces, then a two-node cluster, each node in its
 # own namespaces). Minutes: .ci/run runs it after make check.
 check-cluster:
 	@sh contrib/install-deps.sh
 	@$(MAKE) --no-print-directory programs guest WERROR=-Werror
-	@sh tests/cluster/run.sh $(BUILD)
+	@QSUP_TEST_TIMEOUT=1500 QSUP_TEST_LOGS=$(BUILD)/test-logs/cluster \
+		sh tests/run.sh $(BUILD) tests/cluster/ocf-migrate.sh tests/cluster/cluster.sh
 
 asan:
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \

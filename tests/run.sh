@@ -1,18 +1,21 @@
 #!/bin/sh
-# run.sh BUILD: run every test program under BUILD/tests and every
-# tests/scripts/test-*.sh, each in its own
+# run.sh BUILD [TEST...]: run every test program under BUILD/tests and every
+# tests/scripts/test-*.sh (or only the TESTs given: make check-cluster runs
+# tests/cluster/*.sh so), each in its own
 # process with a time limit, and print one summary line:
 #   N passed, N failed[, N skipped]
 # Test programs are cmocka binaries; they report in TAP (one "ok"/"not ok"
 # per test). A program that crashes or times out has its missing tests
 # counted as failed, so a crash can never pass silently. Exits non-zero when
-# anything failed.
+# anything failed. Logs in BUILD/test-logs (QSUP_TEST_LOGS overrides); the
+# time limit is QSUP_TEST_TIMEOUT seconds (300).
 set -u
 BUILD=${1:-build}
+[ $# -gt 0 ] && shift
 SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$SRCDIR" || exit 2
 case $BUILD in /*) ;; *) BUILD=$SRCDIR/$BUILD ;; esac
-LOGDIR=$BUILD/test-logs
+LOGDIR=${QSUP_TEST_LOGS:-$BUILD/test-logs}
 rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
 
 export QSUP_SRCDIR="$SRCDIR" QSUP_BUILDDIR="$BUILD"
@@ -26,8 +29,11 @@ LIMIT=${QSUP_TEST_TIMEOUT:-300}
 pass=0; fail=0; skip=0; failed_list=""
 # cmocka programs, then shell tests (tests/scripts/test-*.sh: one test each,
 # passing when they exit 0, skipped when they exit 77).
-for t in $(find "$BUILD/tests" -type f -perm -u+x 2>/dev/null | sort) \
-	 $(ls tests/scripts/test-*.sh 2>/dev/null); do
+if [ $# -eq 0 ]; then
+	set -- $(find "$BUILD/tests" -type f -perm -u+x 2>/dev/null | sort) \
+		$(ls tests/scripts/test-*.sh 2>/dev/null)
+fi
+for t in "$@"; do
 	case $t in
 	*.sh)
 		name=$t

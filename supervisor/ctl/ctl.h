@@ -36,6 +36,9 @@ enum {
 /* How long to wait for the greeting after connecting. */
 #define CTL_GREETING_TIMEOUT_MS 10000
 
+/* Write all n bytes to fd (blocking; EINTR retried). Returns 0 or -errno. */
+int ctl_write_all(int fd, const char *p, size_t n);
+
 /* The control socket qsupctl uses: opt (-s) if set, else env (QSUP_SOCKET)
  * if non-empty, else /run/qsup/qsupd.sock for root (euid 0), else
  * xdg/qsup/qsupd.sock (xdg is $XDG_RUNTIME_DIR). Writes it into buf.

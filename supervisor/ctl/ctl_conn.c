@@ -167,6 +167,21 @@ int ctl_conn_open_fd(struct ctl_conn *c, int fd, const char *label, int timeout_
 	return conn_greeted(c, label, 0, timeout_ms, err);
 }
 
+int ctl_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 static int write_all(int fd, const char *p, size_t n, struct sv_error *err)
 {
 	while (n > 0) {

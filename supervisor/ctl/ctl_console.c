@@ -98,22 +98,6 @@ static void raw_mode_end(struct console *c)
 	c->tty = false;
 }
 
-/* Write all n bytes. Returns 0 or -errno. */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int sock_to_out(struct console *c, struct sv_error *err)
 {
 	char buf[4096];
@@ -128,7 +112,7 @@ static int sock_to_out(struct console *c, struct sv_error *err)
 		return sv_error_set(err, -errno, "reading the console: %s", strerror(errno));
 	if (n == 0)
 		return CLOSED;
-	if ((r = write_all(c->out, buf, (size_t)n)) < 0)
+	if ((r = ctl_write_all(c->out, buf, (size_t)n)) < 0)
 		return sv_error_set(err, r, "writing to stdout: %s", strerror(-r));
 	return GO;
 }
@@ -148,7 +132,7 @@ static int in_to_sock(struct console *c, struct sv_error *err)
 		return GO;
 	}
 	esc = memchr(buf, ESCAPE, (size_t)n);
-	r = write_all(c->sock, buf, esc ? (size_t)(esc - buf) : (size_t)n);
+	r = ctl_write_all(c->sock, buf, esc ? (size_t)(esc - buf) : (size_t)n);
 	if (r == -EPIPE || r == -ECONNRESET)
 		return CLOSED;
 	if (r < 0)

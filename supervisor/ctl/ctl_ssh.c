@@ -239,21 +239,6 @@ void ctl_ssh_reap(void)
 
 /* ---- the remote end: stdin/stdout <-> a unix socket ---- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int unix_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -306,13 +291,13 @@ static int pass_greeting(int sock, char *buf, size_t size, size_t *rest)
 	char *text = json_is_object(g) ? json_dumps(g, JSON_COMPACT) : NULL;
 	json_decref(g);
 	if (text) {
-		r = write_all(1, text, strlen(text));
+		r = ctl_write_all(1, text, strlen(text));
 		free(text);
 	} else {
-		r = write_all(1, buf, strlen(buf));
+		r = ctl_write_all(1, buf, strlen(buf));
 	}
 	if (r == 0)
-		r = write_all(1, "\n", 1);
+		r = ctl_write_all(1, "\n", 1);
 	*rest = len - (size_t)(nl + 1 - buf);
 	memmove(buf, nl + 1, *rest);
 	return r;
@@ -329,9 +314,9 @@ int ctl_stdio_bridge(const char *path, bool control)
 	if (sock < 0)
 		return CTL_EXIT_CONNECT;
 	if (control ? pass_greeting(sock, buf, sizeof(buf), &rest) < 0
-	    : write_all(1, READY_LINE, strlen(READY_LINE)) < 0)
+	    : ctl_write_all(1, READY_LINE, strlen(READY_LINE)) < 0)
 		return CTL_EXIT_CONNECT;
-	if (rest && write_all(1, buf, rest) < 0)
+	if (rest && ctl_write_all(1, buf, rest) < 0)
 		return CTL_EXIT_ERROR;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = sock, .events = POLLIN },
@@ -347,7 +332,7 @@ int ctl_stdio_bridge(const char *path, bool control)
 			n = read(sock, buf, sizeof(buf));
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n <= 0 || write_all(1, buf, (size_t)n) < 0)
+			if (n <= 0 || ctl_write_all(1, buf, (size_t)n) < 0)
 				break;   /* the socket ended (or stdout did) */
 		}
 		if (p[1].revents) {
@@ -357,7 +342,7 @@ int ctl_stdio_bridge(const char *path, bool control)
 			if (n <= 0) {   /* the client is done: say so, drain the rest */
 				in_open = false;
 				shutdown(sock, SHUT_WR);
-			} else if (write_all(sock, buf, (size_t)n) < 0) {
+			} else if (ctl_write_all(sock, buf, (size_t)n) < 0) {
 				break;
 			}
 		}

@@ -108,7 +108,10 @@ static void on_tick(uv_timer_t *t)
 		if (g->qmp)
 			qmp_client_execute(g->qmp, "migrate_cancel", NULL, 0, NULL, NULL);
 	}
-	if (m->role == ROLE_OUT || m->role == ROLE_SAVE)
+	/* Not before QEMU migrates (copy-storage's mirrors come first): until
+	 * then query-migrate tells of this QEMU's last migration, which may
+	 * well be the incoming one that brought the guest here, completed. */
+	if ((m->role == ROLE_OUT || m->role == ROLE_SAVE) && m->started)
 		mig_poll_now(g);
 	mc_poll(g);
 }

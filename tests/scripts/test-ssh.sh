@@ -52,6 +52,7 @@ cleanup() {
 	exit $st
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP   # (sh runs the EXIT trap only on exit)
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 note() { echo "# $*"; }
@@ -287,9 +288,11 @@ dcount() {   # FILE: the highest QSUP-DISKCOUNT in it
 	grep -ao 'QSUP-DISKCOUNT [0-9]*' "$1" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }'
 }
 ccons() {   # OUT SECONDS INPUT ARGS...: the console of cs for SECONDS, INPUT sent
+	# (the counter never lets the console fall quiet, which is when it
+	# leaves after its input ended: timeout ends it)
 	out=$1; secs=$2; input=$3; shift 3
 	{ sleep 0.5; [ -n "$input" ] && echo "$input"; sleep "$secs"; } |
-		"$ctl" "$@" console cs > "$out" 2>&1
+		timeout "$((secs + 2))" "$ctl" "$@" console cs > "$out" 2>&1
 }
 run -s "$ASOCK" start cs
 [ $rc = 0 ] || fail "start cs: $(cat "$T/err")"
