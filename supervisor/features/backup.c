@@ -436,23 +436,15 @@ static void qemu_cleanup(struct sv_backup_op *op, bool ok)
 	struct qmp_client *q = op->g->qmp;
 	for (size_t i = 0; q && up(op->g) && i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
-		json_t *a = json_pack("{s:s}", "id", d->job);
-		qmp_client_execute(q, "job-dismiss", a, 0, NULL, NULL);
-		json_decref(a);
-		a = json_pack("{s:s}", "node-name", d->tnode);
-		qmp_client_execute(q, "blockdev-del", a, 0, NULL, NULL);
-		json_decref(a);
-		if (d->fdset >= 0) {
-			a = json_pack("{s:i}", "fdset-id", d->fdset);
-			qmp_client_execute(q, "remove-fd", a, 0, NULL, NULL);
-			json_decref(a);
-		}
+		sv_qmp_fire(q, "job-dismiss", json_pack("{s:s}", "id", d->job));
+		sv_qmp_fire(q, "blockdev-del", json_pack("{s:s}", "node-name", d->tnode));
+		if (d->fdset >= 0)
+			sv_qmp_fire(q, "remove-fd", json_pack("{s:i}", "fdset-id", d->fdset));
 		if (!op->full || strcmp(d->drv, "qcow2"))
 			continue;
 		if (!ok) {
-			a = json_pack("{s:s, s:s}", "node", d->node, "name", op->bitmap);
-			qmp_client_execute(q, "block-dirty-bitmap-remove", a, 0, NULL, NULL);
-			json_decref(a);
+			sv_qmp_fire(q, "block-dirty-bitmap-remove",
+			            json_pack("{s:s, s:s}", "node", d->node, "name", op->bitmap));
 			continue;
 		}
 		json_t *b;
@@ -462,9 +454,8 @@ static void qemu_cleanup(struct sv_backup_op *op, bool ok)
 			if (!name || strncmp(name, BITMAP_PREFIX, strlen(BITMAP_PREFIX)) ||
 			    !strcmp(name, op->bitmap))
 				continue;
-			a = json_pack("{s:s, s:s}", "node", d->node, "name", name);
-			qmp_client_execute(q, "block-dirty-bitmap-remove", a, 0, NULL, NULL);
-			json_decref(a);
+			sv_qmp_fire(q, "block-dirty-bitmap-remove",
+			            json_pack("{s:s, s:s}", "node", d->node, "name", name));
 		}
 	}
 }
@@ -635,12 +626,8 @@ static void maybe_finish(struct sv_backup_op *op)
 	 * renamed: a barrier after those commands (QMP answers in order). */
 	struct qmp_client *q = op->g->qmp;
 	for (size_t i = 0; i < op->n; i++) {
-		json_t *a = json_pack("{s:s}", "id", op->d[i].job);
-		qmp_client_execute(q, "job-dismiss", a, 0, NULL, NULL);
-		json_decref(a);
-		a = json_pack("{s:s}", "node-name", op->d[i].tnode);
-		qmp_client_execute(q, "blockdev-del", a, 0, NULL, NULL);
-		json_decref(a);
+		sv_qmp_fire(q, "job-dismiss", json_pack("{s:s}", "id", op->d[i].job));
+		sv_qmp_fire(q, "blockdev-del", json_pack("{s:s}", "node-name", op->d[i].tnode));
 	}
 	sv_step(q, NULL, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), -1,
 	        on_barrier, op);
@@ -649,11 +636,9 @@ static void maybe_finish(struct sv_backup_op *op)
 static void cancel_pending(struct sv_backup_op *op)
 {
 	for (size_t i = 0; op->g->qmp && i < op->n; i++)
-		if (op->d[i].result == RES_PENDING) {
-			json_t *a = json_pack("{s:s}", "id", op->d[i].job);
-			qmp_client_execute(op->g->qmp, "job-cancel", a, 0, NULL, NULL);
-			json_decref(a);
-		}
+		if (op->d[i].result == RES_PENDING)
+			sv_qmp_fire(op->g->qmp, "job-cancel",
+			            json_pack("{s:s}", "id", op->d[i].job));
 }
 
 /* ---- progress ---- */

@@ -79,15 +79,11 @@ void sv_blockadd_run(struct sv_blockadd *b)
 void sv_blockadd_drop(struct sv_guest *g, struct sv_blockadd_item *items, size_t n)
 {
 	for (size_t i = 0; g->qmp && i < n; i++) {
-		if (*items[i].added) {
-			json_t *a = json_pack("{s:s}", "node-name", items[i].node);
-			qmp_client_execute(g->qmp, "blockdev-del", a, 0, NULL, NULL);
-			json_decref(a);
-		}
-		if (*items[i].fdset >= 0) {
-			json_t *a = json_pack("{s:i}", "fdset-id", *items[i].fdset);
-			qmp_client_execute(g->qmp, "remove-fd", a, 0, NULL, NULL);
-			json_decref(a);
-		}
+		if (*items[i].added)
+			sv_qmp_fire(g->qmp, "blockdev-del",
+			            json_pack("{s:s}", "node-name", items[i].node));
+		if (*items[i].fdset >= 0)
+			sv_qmp_fire(g->qmp, "remove-fd",
+			            json_pack("{s:i}", "fdset-id", *items[i].fdset));
 	}
 }

@@ -197,9 +197,7 @@ const char *hp_backend_del(const struct hp_dev *dev, json_t **args)
 void hp_drop_fdsets(struct sv_guest *g, struct hp_dev *dev)
 {
 	for (size_t i = 0; g->qmp && i < dev->nfdsets; i++) {
-		json_t *a = json_pack("{s:i}", "fdset-id", dev->fdsets[i]);
-		qmp_client_execute(g->qmp, "remove-fd", a, 0, NULL, NULL);
-		json_decref(a);
+		sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:i}", "fdset-id", dev->fdsets[i]));
 	}
 	dev->nfdsets = 0;
 }
@@ -208,9 +206,10 @@ void hp_drop_backend(struct sv_guest *g, struct hp_dev *dev)
 {
 	json_t *args;
 	const char *cmd = hp_backend_del(dev, &args);
-	if (cmd && g->qmp)
-		qmp_client_execute(g->qmp, cmd, args, 0, NULL, NULL);
-	json_decref(args);
+	if (cmd)
+		sv_qmp_fire(g->qmp, cmd, args);
+	else
+		json_decref(args);
 	hp_drop_fdsets(g, dev);
 	sv_log(SV_LOG_INFO, g->name, "%s detached", dev->id);
 	hp_dev_unlink(g->hp, dev);

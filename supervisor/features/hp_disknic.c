@@ -92,9 +92,7 @@ void hp_attach_backend_added(void *ctx, const struct qmp_result *r)
 		/* The tap fd stays in QEMU's named fds until closed. */
 		char fdname[SV_ID_MAX + 16];
 		snprintf(fdname, sizeof(fdname), "hpfd.%s", dev->id);
-		json_t *a = json_pack("{s:s}", "fdname", fdname);
-		qmp_client_execute(op->g->qmp, "closefd", a, 0, NULL, NULL);
-		json_decref(a);
+		sv_qmp_fire(op->g->qmp, "closefd", json_pack("{s:s}", "fdname", fdname));
 	}
 	if (r->status != 0) {
 		hp_drop_fdsets(op->g, dev);

@@ -110,9 +110,7 @@ static void fdset_drop(struct sv_guest *g, int fdset)
 {
 	if (fdset < 0 || !g->qmp)
 		return;
-	json_t *a = json_pack("{s:i}", "fdset-id", fdset);
-	qmp_client_execute(g->qmp, "remove-fd", a, 0, NULL, NULL);
-	json_decref(a);
+	sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:i}", "fdset-id", fdset));
 }
 
 /* ---- reading the media back from QEMU ---- */

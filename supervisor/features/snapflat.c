@@ -172,12 +172,6 @@ static int fdset_of(struct sv_snapflat *f, const char *fnode)
 	return -1;
 }
 
-static void drop(struct sv_snapflat *f, const char *cmd, json_t *args)
-{
-	if (f->g->qmp)
-		qmp_client_execute(f->g->qmp, cmd, args, 0, NULL, NULL);
-	json_decref(args);
-}
 
 /* The job is over (ok: the device runs on the base node now). */
 static void job_over(struct sv_snapflat *f, const char *err)
@@ -189,11 +183,11 @@ static void job_over(struct sv_snapflat *f, const char *err)
 		return;
 	}
 	/* The overlay's nodes were the monitor's (-blockdev, blockdev-add). */
-	drop(f, "blockdev-del", json_pack("{s:s}", "node-name", d->node));
+	sv_qmp_fire(f->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name", d->node));
 	if (d->tfile[0])
-		drop(f, "blockdev-del", json_pack("{s:s}", "node-name", d->tfile));
+		sv_qmp_fire(f->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name", d->tfile));
 	if (d->tfdset >= 0)
-		drop(f, "remove-fd", json_pack("{s:i}", "fdset-id", d->tfdset));
+		sv_qmp_fire(f->g->qmp, "remove-fd", json_pack("{s:i}", "fdset-id", d->tfdset));
 	d->done = true;
 	f->i++;
 	next_disk(f);
@@ -250,9 +244,8 @@ static void on_fdsets(void *ctx, const struct qmp_result *r)
 			json_int_t n = json_integer_value(json_object_get(fd, "fd"));
 			if (n == o->keep || !o->g->qmp)
 				continue;
-			json_t *a = json_pack("{s:i, s:I}", "fdset-id", o->fdset, "fd", n);
-			qmp_client_execute(o->g->qmp, "remove-fd", a, 0, NULL, NULL);
-			json_decref(a);
+			sv_qmp_fire(o->g->qmp, "remove-fd",
+			            json_pack("{s:i, s:I}", "fdset-id", o->fdset, "fd", n));
 		}
 	}
 	reo_end(o, NULL);

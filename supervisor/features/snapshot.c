@@ -948,15 +948,10 @@ static void drop_layer_nodes(struct sv_snap_op *op, struct sdisk *d)
 	snprintf(fnode, sizeof(fnode), "file.%s", d->lnode + 6);
 	const char *nodes[] = { d->lnode, fnode };
 	for (size_t k = 0; k < 2 && op->g->qmp; k++) {
-		json_t *a = json_pack("{s:s}", "node-name", nodes[k]);
-		qmp_client_execute(op->g->qmp, "blockdev-del", a, 0, NULL, NULL);
-		json_decref(a);
+		sv_qmp_fire(op->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name", nodes[k]));
 	}
-	if (d->lfdset >= 0 && op->g->qmp) {
-		json_t *a = json_pack("{s:i}", "fdset-id", d->lfdset);
-		qmp_client_execute(op->g->qmp, "remove-fd", a, 0, NULL, NULL);
-		json_decref(a);
-	}
+	if (d->lfdset >= 0 && op->g->qmp)
+		sv_qmp_fire(op->g->qmp, "remove-fd", json_pack("{s:i}", "fdset-id", d->lfdset));
 }
 
 static void on_named(void *ctx, const struct qmp_result *r)

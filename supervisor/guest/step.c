@@ -50,3 +50,10 @@ void sv_step(struct qmp_client *qmp, const struct sv_step_kind *kind, const char
 		step_end(kind, fn, ctx, &r);
 	}
 }
+
+void sv_qmp_fire(struct qmp_client *qmp, const char *cmd, json_t *args)
+{
+	if (qmp)
+		qmp_client_execute(qmp, cmd, args, 0, NULL, NULL);
+	json_decref(args);
+}

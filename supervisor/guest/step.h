@@ -36,4 +36,8 @@ struct sv_step_kind {
 void sv_step(struct qmp_client *qmp, const struct sv_step_kind *kind, const char *cmd,
              json_t *args, int fd, sv_step_fn fn, void *ctx);
 
+/* A command whose answer nobody waits for, on qmp (NULL: dropped); args
+ * taken (NULL for none). */
+void sv_qmp_fire(struct qmp_client *qmp, const char *cmd, json_t *args);
+
 #endif
