@@ -210,6 +210,7 @@ static void scan_profiles(struct sv_daemon *d, json_t *result)
 			if (pre)
 				pre[i] = -1;
 			sv_state_restore(g);   /* a QEMU left by an earlier qsupd */
+			sv_migrate_restored(g);
 			if (g->qmp_prefd >= 0) {   /* not adopted */
 				close(g->qmp_prefd);
 				g->qmp_prefd = -1;

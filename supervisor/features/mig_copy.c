@@ -97,9 +97,13 @@ struct rec_job {
 	void (*read_done)(struct sv_guest *g, json_t *rec);
 };
 
-static void record_path(struct sv_guest *g, char *buf, size_t size)
+/* The source's record (a copy-storage under way: cancelled by the qsupd
+ * that re-adopts the guest), or the destination's (in: the images it
+ * created, removed unless the stream came in). */
+static void record_path(struct sv_guest *g, bool in, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%s.copy-storage.json", g->env->state_dir, g->name);
+	snprintf(buf, size, "%s/%s.copy-%s.json", g->env->state_dir, g->name,
+	         in ? "in" : "storage");
 }
 
 static void rec_work(uv_work_t *w)
@@ -137,15 +141,16 @@ static void rec_after(uv_work_t *w, int status)
 	free(j);
 }
 
-/* Write (text) or remove (NULL) the record; or read it (read_done). */
-static void record(struct sv_guest *g, char *text, void (*read_done)(struct sv_guest *, json_t *))
+/* Write (text) or remove (NULL) a record; or read it (read_done). */
+static void record_at(struct sv_guest *g, bool in, char *text,
+                      void (*read_done)(struct sv_guest *, json_t *))
 {
 	struct rec_job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		free(text);
 		return;
 	}
-	record_path(g, j->path, sizeof(j->path));
+	record_path(g, in, j->path, sizeof(j->path));
 	j->text = text;
 	j->read_done = read_done;
 	j->g = g;
@@ -156,6 +161,20 @@ static void record(struct sv_guest *g, char *text, void (*read_done)(struct sv_g
 		free(j->text);
 		free(j);
 	}
+}
+
+static void record(struct sv_guest *g, char *text, void (*read_done)(struct sv_guest *, json_t *))
+{
+	record_at(g, false, text, read_done);
+}
+
+/* The destination's record: the images it made so far (before each is
+ * made, so that one cut short is in it too). */
+static void record_created(struct sv_guest *g)
+{
+	json_t *rec = json_pack("{s:O}", "created", g->mig->created);
+	record_at(g, true, rec ? json_dumps(rec, JSON_COMPACT) : NULL, NULL);
+	json_decref(rec);
 }
 
 /* ---- the source: after a failure, what QEMU still has ---- */
@@ -196,17 +215,11 @@ static void on_jobs(struct qmp_client *qc, const struct qmp_result *r, void *arg
 	json_array_foreach(c->ids, i, e) {
 		char name[96];
 		snprintf(name, sizeof(name), "%s%s", JOB_PREFIX, json_string_value(e));
-		if (c->g->qmp)
-			qmp_client_execute(c->g->qmp, "job-dismiss", json_pack("{s:s}", "id", name),
-			                   0, NULL, NULL);
+		sv_qmp_fire(c->g->qmp, "job-dismiss", json_pack("{s:s}", "id", name));
 		snprintf(name, sizeof(name), "%s%s", NODE_PREFIX, json_string_value(e));
-		if (c->g->qmp)
-			qmp_client_execute(c->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name",
-			                   name), 0, NULL, NULL);
+		sv_qmp_fire(c->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name", name));
 		snprintf(name, sizeof(name), "qsup-nbd-%s", json_string_value(e));
-		if (c->g->qmp)
-			qmp_client_execute(c->g->qmp, "closefd", json_pack("{s:s}", "fdname", name), 0,
-			                   NULL, NULL);
+		sv_qmp_fire(c->g->qmp, "closefd", json_pack("{s:s}", "fdname", name));
 	}
 	uv_close((uv_handle_t *)&c->timer, clean_closed);
 }
@@ -232,8 +245,8 @@ static void clean_start(struct sv_guest *g, json_t *ids)
 	json_array_foreach(ids, i, e) {
 		char job[96];
 		snprintf(job, sizeof(job), "%s%s", JOB_PREFIX, json_string_value(e));
-		qmp_client_execute(g->qmp, "block-job-cancel", json_pack("{s:s, s:b}", "device",
-		                   job, "force", 1), 0, NULL, NULL);
+		sv_qmp_fire(g->qmp, "block-job-cancel",
+		            json_pack("{s:s, s:b}", "device", job, "force", 1));
 	}
 	sv_guest_hold(g);
 	uv_timer_init(g->env->loop, &c->timer);
@@ -855,6 +868,7 @@ static void create_next(struct sv_guest *g)
 	const char *args[] = { "create", "-q", "-f", sv_jstr(d, "format", "raw"), "--",
 	                       sv_jstr(d, "path", ""), size, NULL };
 	json_array_append_new(m->created, json_string(sv_jstr(d, "path", "")));
+	record_created(g);
 	m->nready = 1;   /* qemu-img runs */
 	sv_guest_hold(g);
 	int rc = sv_qemu_img(g->env->loop, log, args, on_created, g, &m->img);
@@ -1145,6 +1159,7 @@ void mc_in_completed(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
 	m->in_done = true;
+	record_at(g, true, NULL, NULL);   /* the images are the guest's now */
 	sv_log(SV_LOG_INFO, g->name, "copy-storage: the disks are in; stopping the NBD server");
 	step(g, "nbd-server-stop", NULL, -1, on_nbd_stopped);
 }
@@ -1155,6 +1170,7 @@ struct unlinks {
 	uv_work_t work;
 	json_t *paths;
 	char name[256];
+	char record[4200];      /* removed once they are */
 	int removed;
 };
 
@@ -1164,8 +1180,9 @@ static void unlink_work(uv_work_t *w)
 	size_t i;
 	json_t *e;
 	json_array_foreach(u->paths, i, e)
-		if (unlink(json_string_value(e)) == 0)
+		if (json_is_string(e) && unlink(json_string_value(e)) == 0)
 			u->removed++;
+	unlink(u->record);
 }
 
 static void unlink_after(uv_work_t *w, int status)
@@ -1176,6 +1193,22 @@ static void unlink_after(uv_work_t *w, int status)
 	       "image%s created for it", u->removed, u->removed == 1 ? "" : "s");
 	json_decref(u->paths);
 	free(u);
+}
+
+/* Remove the images the destination created (paths), then its record. */
+static void remove_created(struct sv_guest *g, json_t *paths)
+{
+	struct unlinks *u = calloc(1, sizeof(*u));
+	if (u) {
+		u->paths = json_incref(paths);
+		snprintf(u->name, sizeof(u->name), "%s", g->name);
+		record_path(g, true, u->record, sizeof(u->record));
+		u->work.data = u;
+		if (uv_queue_work(g->env->loop, &u->work, unlink_work, unlink_after) < 0) {
+			json_decref(u->paths);
+			free(u);
+		}
+	}
 }
 
 /* ---- TLS-PSK: the key in a 0600 file of QEMU's dir, a tls-creds-psk object ---- */
@@ -1261,9 +1294,8 @@ static void psk_after(uv_work_t *w, int status)
 		} else {
 			char dir[64];
 			snprintf(dir, sizeof(dir), "/proc/self/fd/%d/tls", SV_FD_QEMUDIR);
-			if (g->qmp)   /* an earlier migration's, if any */
-				qmp_client_execute(g->qmp, "object-del", json_pack("{s:s}", "id",
-				                   "qsup-tls"), 0, NULL, NULL);
+			/* an earlier migration's, if any */
+			sv_qmp_fire(g->qmp, "object-del", json_pack("{s:s}", "id", "qsup-tls"));
 			json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "tls-creds-psk", "id",
 			                      "qsup-tls", "endpoint", g->mig->role == ROLE_OUT ? "client"
 			                      : "server", "dir", dir);
@@ -1366,18 +1398,8 @@ void mc_release(struct sv_guest *g, struct sv_mig *m)
 	m->nbd_fd = -1;
 	if (m->role == ROLE_IN && m->img)
 		uv_process_kill(m->img, SIGKILL);
-	if (m->role == ROLE_IN && json_array_size(m->created) && !m->in_done) {
-		struct unlinks *u = calloc(1, sizeof(*u));
-		if (u) {
-			u->paths = json_incref(m->created);
-			snprintf(u->name, sizeof(u->name), "%s", g->name);
-			u->work.data = u;
-			if (uv_queue_work(g->env->loop, &u->work, unlink_work, unlink_after) < 0) {
-				json_decref(u->paths);
-				free(u);
-			}
-		}
-	}
+	if (m->role == ROLE_IN && json_array_size(m->created) && !m->in_done)
+		remove_created(g, m->created);
 	if (m->role == ROLE_OUT && m->copy) {
 		record(g, NULL, NULL);
 		if (!m->completed && m->mirroring) {
@@ -1422,4 +1444,49 @@ static void on_record(struct sv_guest *g, json_t *rec)
 void mc_adopt(struct sv_guest *g)
 {
 	record(g, NULL, on_record);
+}
+
+/* The destination's record, read now (a small file in the state dir, as
+ * state.json is at start-up), or NULL. */
+static json_t *created_record(struct sv_guest *g)
+{
+	char path[4200];
+	record_path(g, true, path, sizeof(path));
+	json_t *rec = json_load_file(path, 0, NULL);
+	json_t *c = json_object_get(rec, "created");
+	if (!json_is_array(c)) {
+		json_decref(rec);
+		return NULL;
+	}
+	json_incref(c);
+	json_decref(rec);
+	return c;
+}
+
+void mc_in_adopt(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	json_t *c = m && m->role == ROLE_IN ? created_record(g) : NULL;
+	if (!c)
+		return;
+	/* The copy goes on: its images stay if the stream comes in (then the
+	 * NBD server goes before the guest runs), and go if it fails. */
+	m->copy = true;
+	json_decref(m->created);
+	m->created = c;
+	sv_log(SV_LOG_INFO, g->name, "copy-storage in progress when qsupd went away: %zu "
+	       "image%s created for it, kept if the stream comes in", json_array_size(c),
+	       json_array_size(c) == 1 ? "" : "s");
+}
+
+void mc_in_stale(struct sv_guest *g)
+{
+	json_t *c = created_record(g);
+	if (!c)
+		return;
+	sv_log(SV_LOG_WARN, g->name, "copy-storage in progress when qsupd went away, and its "
+	       "QEMU is gone: removing the %zu image%s created for it, which the stream never "
+	       "completed", json_array_size(c), json_array_size(c) == 1 ? "" : "s");
+	remove_created(g, c);
+	json_decref(c);
 }

@@ -318,6 +318,7 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 		if (!mig_new(g, ROLE_IN, NULL, NULL))
 			return false;
 		snprintf(g->mig->uri, sizeof(g->mig->uri), "(as before the qsupd restart)");
+		mc_in_adopt(g);   /* a copy-storage: the images it created */
 		sv_guest_transition(g, SV_INCOMING, "incoming migration (picked up after a qsupd "
 		                    "restart)");
 		return true;
@@ -517,6 +518,12 @@ static void status(struct sv_guest *g, json_t *st)
 {
 	json_t *m = sv_migrate_status(g);
 	json_object_set_new(st, "migration", m ? m : json_null());
+}
+
+void sv_migrate_restored(struct sv_guest *g)
+{
+	if (!g->adopted)
+		mc_in_stale(g);   /* a copy-storage in that no QEMU finishes */
 }
 
 const struct sv_guest_observer sv_migrate_observer = {

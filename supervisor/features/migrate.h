@@ -58,6 +58,10 @@ void sv_migrate_event(struct sv_guest *g, json_t *data);
  * progress, finish one that completed while qsupd was down. Returns true
  * when it took over the guest's state. */
 bool sv_migrate_adopt(struct sv_guest *g, const char *st);
+/* Start-up, after g's state was restored (state.c): a guest with no QEMU
+ * to adopt loses the images a copy-storage into it had created (its
+ * record in the state dir), which no stream will complete now. */
+void sv_migrate_restored(struct sv_guest *g);
 
 /* QEMU is gone, or the guest is freed: fail what waits, stop the timers. */
 void sv_migrate_qemu_gone(struct sv_guest *g);

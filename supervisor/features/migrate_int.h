@@ -143,6 +143,11 @@ void mc_in_export(struct sv_guest *g);
 void mc_in_completed(struct sv_guest *g);
 void mc_release(struct sv_guest *g, struct sv_mig *m);
 void mc_adopt(struct sv_guest *g);
+/* Destination: a re-adopted incoming QEMU takes the record of the images
+ * created for it (mc_in_adopt); a guest whose QEMU is gone has them
+ * removed (mc_in_stale). */
+void mc_in_adopt(struct sv_guest *g);
+void mc_in_stale(struct sv_guest *g);
 /* TLS-PSK ([migration] tls = psk). Source: the key into m->handover;
  * after the destination's answer (kept), the credentials, then the copy
  * or the stream. Destination: take the source's key (true: refused); the

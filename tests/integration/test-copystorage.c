@@ -474,6 +474,73 @@ static void test_source_qsupd_killed_during_mirror(void **state)
 	assert_non_null(strstr(t_daemon_log(&x->a), "was under way when qsupd went away"));
 }
 
+/* The destination's qsupd dies during the mirror. (1) Its QEMU dies too
+ * before it comes back: the copy fails, the guest runs on here, and the
+ * qsupd that comes back removes the image it had created (its record in
+ * the state dir). (2) Its QEMU lives on: the qsupd that comes back takes
+ * the incoming copy over, and once the stream is in the guest runs there,
+ * on the image it created, which it keeps. */
+static void test_destination_qsupd_killed_during_mirror(void **state)
+{
+	struct fx *x = *state;
+	char rec[800];
+	struct stat st;
+	make_image(x->img_a, 0xa5);
+	fill(x);
+	start_source(x, true);
+	int pid = pid_of(&x->ca);
+	snprintf(rec, sizeof(rec), "%s/%s.copy-in.json", x->b.state, GUEST);
+	/* (1) */
+	start_slow(x, "2M");
+	int dpid = pid_of(&x->cb);
+	assert_int_equal(stat(rec, &st), 0);   /* what b made, on record */
+	t_ctl_close(&x->cb);
+	t_daemon_kill9(&x->b);
+	kill(dpid, SIGKILL);
+	for (int i = 0; i < 300 && strcmp(state_of(&x->ca), "running"); i++)
+		usleep(100000);   /* the mirror fails: the guest stays here */
+	up(&x->b, &x->cb);
+	back_on_source(x, pid);
+	assert_non_null(strstr(t_daemon_log(&x->b), "removing the 1 image created for it"));
+	for (int i = 0; i < 100 && stat(rec, &st) == 0; i++)
+		usleep(100000);
+	assert_int_not_equal(stat(rec, &st), 0);
+	/* (2): RAM at 4 MiB/s takes long enough for b's qsupd to come back.
+	 * The console is let go meanwhile: one nobody reads fills up, and a
+	 * guest whose serial line is stuck when it leaves stays stuck there. */
+	long before = last_count(x);
+	t_serial_close(&x->ser);
+	start_slow(x, "4M");
+	dpid = pid_of(&x->cb);
+	t_ctl_close(&x->cb);
+	t_daemon_kill9(&x->b);
+	up(&x->b, &x->cb);
+	wait_state(x, &x->cb, "incoming", 30000);   /* re-adopted */
+	assert_int_equal(pid_of(&x->cb), dpid);
+	assert_non_null(strstr(t_daemon_log(&x->b), "kept if the stream comes in"));
+	json_t *r = t_ctl_call(&x->ca, "qmp", json_pack("{s:s, s:s, s:{s:I}}", "name", GUEST,
+	                       "command", "migrate-set-parameters", "arguments", "max-bandwidth",
+	                       (json_int_t)1 << 40), 10000);
+	expect_ok(r, "migrate-set-parameters (the cap lifted)", x);
+	json_decref(r);
+	wait_state(x, &x->cb, "running", 120000);
+	wait_state(x, &x->ca, "migrated", 30000);
+	assert_int_equal(pid_of(&x->cb), dpid);
+	console(x, &x->cb);
+	for (int i = 0; i < 60 && last_count(x) <= before + 3; i++)
+		t_serial_wait(&x->ser, "\n", &x->seen, 1000);
+	long n = last_count(x);
+	if (n <= before + 3 || strstr(x->ser.buf ? x->ser.buf : "", "QSUP-DISKCOUNT failed"))
+		fail_msg("the disk counter did not go on on b from %ld:\n%s", before,
+		         x->ser.buf ? x->ser.buf : "");
+	assert_int_equal(stat(x->img_b, &st), 0);
+	assert_int_not_equal(stat(rec, &st), 0);
+	json_decref(t_ctl_do(&x->cb, "kill", GUEST, 30000, NULL));
+	wait_state(x, &x->cb, "stopped", 30000);
+	check_disk(x->img_b, n, 0xa5);
+	printf("# note: the copy went on across b's qsupd restart; %ld writes on b's image\n", n);
+}
+
 /* The path of a system tool (ip, nsenter), or NULL. */
 static const char *tool(const char *name)
 {
@@ -718,6 +785,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_during_mirror, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_during_ram, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_killed_during_mirror, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_destination_qsupd_killed_during_mirror, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed_during_mirror, setup,
 		                                teardown),
