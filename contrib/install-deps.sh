@@ -17,7 +17,7 @@ case "${1:-}" in
 busybox-static cpio xz-utils socat jq mandoc iproute2 dnsmasq-base nftables iperf3
 xorriso isolinux syslinux-common qemu-guest-agent
 dpkg-dev debhelper lintian systemd prometheus curl
-openssh-server openssh-client pacemaker corosync pacemaker-cli-utils resource-agents crmsh
+openssh-server openssh-client pacemaker corosync pacemaker-cli-utils resource-agents crmsh pcs
 libxml2-utils" ;;
 fuzz)
 	PKGS="$BUILD_PKGS clang libclang-rt-dev" ;;

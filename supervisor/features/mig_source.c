@@ -66,6 +66,11 @@ void mig_on_progress(void *arg, const struct qmp_result *r)
 	struct sv_mig *m = g->mig;
 	if (!m || r->status != 0 || m->ending)
 		return;
+	/* Before our `migrate` (copy-storage: while the disks are mirrored,
+	 * or the tunnel's ssh connects), query-migrate tells of an earlier
+	 * migration: on a guest that came in by migration, "completed". */
+	if (!m->started)
+		return;
 	const char *st = mig_str(r->ret, "status");
 	if (!st)
 		return;

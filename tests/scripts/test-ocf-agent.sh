@@ -89,6 +89,12 @@ expect 6 fw validate-all OCF_RESKEY_guest=../etc
 expect 6 fw validate-all OCF_RESKEY_stop_timeout=soon
 expect 6 fw validate-all OCF_RESKEY_migration_timeout=1m
 expect 6 fw validate-all OCF_RESKEY_copy_storage=maybe
+expect 6 fw validate-all OCF_RESKEY_tunnel=maybe
+# tunnel: only with an ssh:// target_uri
+expect 6 fw validate-all OCF_RESKEY_tunnel=true OCF_RESKEY_target_uri="$dir/%n.sock"
+grep -q "needs an ssh:// target_uri" "$dir/ra.out"
+expect 6 fw validate-all OCF_RESKEY_tunnel=true
+expect 0 fw validate-all OCF_RESKEY_tunnel=true OCF_RESKEY_target_uri='ssh://root@%n'
 expect 6 auto validate-all
 grep -q "autostart = yes" "$dir/ra.out"
 expect 6 fw validate-all OCF_RESKEY_profile="$dir/bad/bad.ini"
