@@ -167,6 +167,14 @@ static void expect_ok(json_t *r, const char *what, struct fx *x)
 		         t_daemon_log(&x->a), t_daemon_log(&x->b));
 }
 
+/* "# note: " and v as JSON. */
+static void note_json(json_t *v)
+{
+	char *text = json_dumps(v, 0);
+	printf("# note: %s\n", text ? text : "?");
+	free(text);
+}
+
 /* The highest QSUP-DISKCOUNT on the console so far. */
 static long last_count(struct fx *x)
 {
@@ -402,7 +410,7 @@ static void test_cancel_during_mirror(void **state)
 	int pid = pid_of(&x->ca);
 	start_slow(x, "2M");
 	json_t *st = status(&x->ca);
-	printf("# note: %s\n", json_dumps(json_object_get(st, "migration"), 0));
+	note_json(json_object_get(st, "migration"));
 	json_decref(st);
 	json_t *r = t_ctl_call(&x->ca, "migrate-cancel", json_pack("{s:s}", "name", GUEST), 10000);
 	expect_ok(r, "migrate-cancel", x);
@@ -432,8 +440,7 @@ static void test_cancel_during_ram(void **state)
 	}
 	if (!st)
 		fail_msg("the RAM phase did not begin\n-- a:\n%s", t_daemon_log(&x->a));
-	printf("# note: %s\n", json_dumps(json_object_get(json_object_get(st, "migration"),
-	                                  "progress"), 0));
+	note_json(json_object_get(json_object_get(st, "migration"), "progress"));
 	json_decref(st);
 	json_t *r = t_ctl_call(&x->ca, "migrate-cancel", json_pack("{s:s}", "name", GUEST), 10000);
 	expect_ok(r, "migrate-cancel", x);
