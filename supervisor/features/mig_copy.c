@@ -24,6 +24,21 @@
  * migrate-continue lets the migration complete. The destination (with
  * late-block-activate) stops its NBD server before it resumes the guest.
  *
+ * Snapshot chains: the source sends each disk's chain too (layers bottom
+ * to top: the file behind QEMU's fd set, format, virtual size). The
+ * destination maps it onto its own disk's path by qsup's overlay naming
+ * (FILE.snapN.qcow2 next to FILE; any other backing file is refused),
+ * creates the layers bottom-up (each overlay -b the one below, -F its
+ * format), rewrites the snapshot record to those paths (refusing a memory
+ * state, or an image off the running chain) and exports every layer
+ * through a writable node of its own (backing: null, over an fd of its
+ * own): the chain QEMU will run on stays inactive, and reads the copied
+ * layers when the guest resumes; those nodes go after the NBD server.
+ * The source first copies each backing layer, which the guest does not
+ * write, from a read-only node of its own (backing: null) with a backup
+ * job sync=top (its own clusters), one after the other, then mirrors the
+ * active images with sync=top.
+ *
  * Failures: any mirror error, a cancel, the destination's QEMU or the
  * stream ending: the source cancels what runs (migrate_cancel, the jobs
  * with force), drops the nbd nodes and has the destination's QEMU killed;
