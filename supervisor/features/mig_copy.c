@@ -1385,10 +1385,10 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 	if (!asked && !missing)
 		return false;   /* shared storage: the stream only */
 	json_array_foreach(disks, i, d)
-		if (!asked && json_is_true(json_object_get(d, "backing")) &&
-		    json_array_size(json_object_get(d, "layers")) < 2)
-			return false;   /* not automatic with a chain not sent: the snapshot
-			                   record's own checks say what is missing */
+		if (!asked && json_is_true(json_object_get(d, "backing")))
+			return false;   /* not automatic with a chain (--copy-storage carries
+			                   it): the snapshot record's own checks say what is
+			                   missing */
 	if (!asked && missing < json_array_size(disks))
 		return refuse(g, "%s: this host lacks %s but has %s: give --copy-storage (and "
 		              "--force to overwrite what is here), or make both present", g->name,
