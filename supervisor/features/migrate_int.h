@@ -57,6 +57,8 @@ struct sv_mig {
 	bool started;                   /* QEMU is migrating (source) */
 	bool ending, completed;
 	bool post;                      /* re-adopted in postmigrate: the source's end */
+	const char *ev_end;             /* source: how QEMU's MIGRATION event said it
+	                                   ended (completed, failed, cancelled); NULL */
 	bool adopt_query;               /* re-adopted: waits for query-migrate's answer */
 	bool postcopy;                  /* switched to postcopy */
 	int final_tries;                /* query-migrate until the figures are in */
