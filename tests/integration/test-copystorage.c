@@ -21,7 +21,8 @@
  *   each): a cancel while its backing layers are copied leaves it running
  *   on the source, its chain intact, the destination's created layers
  *   gone; then the copy: the counter goes on at the destination, which
- *   lists the same snapshots, on its own files; stopped, its chain holds
+ *   lists the same snapshots, on its own files; back and there again
+ *   (each QEMU one the guest came into by migration); stopped, b's chain holds
  *   every write; a revert there to the first snapshot gives back the data
  *   of that point; copying it back then (the second snapshot's image off
  *   the running chain) is refused, the snapshot named; a delete there
@@ -826,6 +827,26 @@ static void test_snapshot_chain(void **state)
 	printf("# note: disk counter %ld before, %ld after\n", before, after);
 	snap_names(x, &x->cb, lb, sizeof(lb), act_b, sizeof(act_b));
 	printf("# note: on b: %s(active %s)\n", lb, act_b);
+	assert_string_equal(lb, la);
+	assert_string_equal(act_b, s2b);
+	/* back to a and to b again, over the images left on each (--force),
+	 * each time from a QEMU the guest came into by migration */
+	struct t_ctl *from[] = { &x->cb, &x->ca }, *to[] = { &x->ca, &x->cb };
+	const char *tosock[] = { x->a.sock, x->b.sock };
+	for (int i = 0; i < 2; i++) {
+		before = last_count(x);
+		r = t_ctl_call(from[i], "migrate", json_pack("{s:s, s:b, s:s, s:b, s:b}", "name",
+		               GUEST, "wait", 1, "to", tosock[i], "copy-storage", 1, "force", 1),
+		               180000);
+		expect_ok(r, i ? "migrate a -> b again" : "migrate b -> a", x);
+		json_decref(r);
+		assert_string_equal(state_of(from[i]), "migrated");
+		assert_string_equal(state_of(to[i]), "running");
+		after = count_goes_on(x, to[i], before, true);
+		printf("# note: %s: disk counter %ld before, %ld after\n", i ? "a -> b" : "b -> a",
+		       before, after);
+	}
+	snap_names(x, &x->cb, lb, sizeof(lb), act_b, sizeof(act_b));
 	assert_string_equal(lb, la);
 	assert_string_equal(act_b, s2b);
 	json_t *s = t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL);
