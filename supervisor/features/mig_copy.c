@@ -24,6 +24,21 @@
  * migrate-continue lets the migration complete. The destination (with
  * late-block-activate) stops its NBD server before it resumes the guest.
  *
+ * Snapshot chains: the source sends each disk's chain too (layers bottom
+ * to top: the file behind QEMU's fd set, format, virtual size). The
+ * destination maps it onto its own disk's path by qsup's overlay naming
+ * (FILE.snapN.qcow2 next to FILE; any other backing file is refused),
+ * creates the layers bottom-up (each overlay -b the one below, -F its
+ * format), rewrites the snapshot record to those paths (refusing a memory
+ * state, or an image off the running chain) and exports every layer
+ * through a writable node of its own (backing: null, over an fd of its
+ * own): the chain QEMU will run on stays inactive, and reads the copied
+ * layers when the guest resumes; those nodes go after the NBD server.
+ * The source first copies each backing layer, which the guest does not
+ * write, from a read-only node of its own (backing: null) with a backup
+ * job sync=top (its own clusters), one after the other, then mirrors the
+ * active images with sync=top.
+ *
  * Failures: any mirror error, a cancel, the destination's QEMU or the
  * stream ending: the source cancels what runs (migrate_cancel, the jobs
  * with force), drops the nbd nodes and has the destination's QEMU killed;
@@ -54,6 +69,7 @@
 
 #define JOB_PREFIX "qsup-mirror-"
 #define NODE_PREFIX "qsup-mirror."
+#define LAYER_PREFIX "qsup-layer."
 
 static bool mc_live(void *ctx)
 {
@@ -71,6 +87,15 @@ static void step(struct sv_guest *g, const char *cmd, json_t *args, int fd, sv_s
 static const char *disk_id(json_t *d)
 {
 	return sv_jstr(d, "id", "?");
+}
+
+/* What the source connects to now: a backing layer's export (ID.lK)
+ * while those are copied, else the disk's (its active image). */
+static const char *cur_id(struct sv_mig *m)
+{
+	if (m->layering)
+		return sv_jstr(json_array_get(m->layers, m->li), "id", "?");
+	return disk_id(json_array_get(m->disks, m->ci));
 }
 
 static void read_boot_id(char *buf, size_t size)
@@ -220,6 +245,9 @@ static void on_jobs(struct qmp_client *qc, const struct qmp_result *r, void *arg
 		sv_qmp_fire(c->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name", name));
 		snprintf(name, sizeof(name), "qsup-nbd-%s", json_string_value(e));
 		sv_qmp_fire(c->g->qmp, "closefd", json_pack("{s:s}", "fdname", name));
+		snprintf(name, sizeof(name), "%s%s", LAYER_PREFIX, json_string_value(e));
+		if (strchr(json_string_value(e), '.'))   /* a backing layer's */
+			sv_qmp_fire(c->g->qmp, "blockdev-del", json_pack("{s:s}", "node-name", name));
 	}
 	uv_close((uv_handle_t *)&c->timer, clean_closed);
 }
@@ -254,16 +282,68 @@ static void clean_start(struct sv_guest *g, json_t *ids)
 	uv_timer_start(&c->timer, clean_tick, 100, 0);
 }
 
-static json_t *disk_ids(json_t *disks)
+/* The ids of what is copied: each disk's, and each backing layer's. */
+static json_t *disk_ids(json_t *disks, json_t *layers)
 {
 	json_t *ids = json_array(), *d;
 	size_t i;
 	json_array_foreach(disks, i, d)
 		json_array_append_new(ids, json_string(disk_id(d)));
+	json_array_foreach(layers, i, d)
+		json_array_append_new(ids, json_string(sv_jstr(d, "id", "?")));
 	return ids;
 }
 
+/* The backing layers below each disk's active image, bottom first, each
+ * with its export's name there: ID.lK (K from 0, the bottom). */
+static json_t *backing_layers(json_t *disks)
+{
+	json_t *out = json_array(), *d, *l;
+	size_t i, k;
+	json_array_foreach(disks, i, d) {
+		json_t *layers = json_object_get(d, "layers");
+		json_array_foreach(layers, k, l) {
+			char id[96];
+			if (k + 1 >= json_array_size(layers))
+				break;
+			snprintf(id, sizeof(id), "%s.l%zu", disk_id(d), k);
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "id", id, "file",
+			                      sv_jstr(l, "file", ""), "format", sv_jstr(l, "format",
+			                      "raw")));
+		}
+	}
+	return out;
+}
+
 /* ---- the source: the disks, the destination's answer ---- */
+
+/* The file under an image's name as QEMU gives it: the name, or in a
+ * "json:{...}" one (its options inline), the innermost file's filename. */
+static json_t *file_of(const char *name)
+{
+	if (strncmp(name, "json:", 5))
+		return json_string(name);
+	json_t *o = json_loads(name + 5, 0, NULL), *f = o, *out = NULL;
+	while (json_is_object(json_object_get(f, "file")))
+		f = json_object_get(f, "file");
+	if (f != o && json_is_string(json_object_get(f, "filename")))
+		out = json_incref(json_object_get(f, "filename"));
+	json_decref(o);
+	return out ? out : json_string("?");
+}
+
+/* A disk's chain from query-block's image, bottom to top: [{file, format,
+ * size}], the last one the active image. */
+static json_t *chain_of(json_t *img)
+{
+	json_t *l = json_array();
+	for (; img; img = json_object_get(img, "backing-image"))
+		json_array_insert_new(l, 0, json_pack("{s:o, s:s, s:I}", "file", file_of(sv_jstr(img,
+		                      "filename", "")), "format", sv_jstr(img, "format", "raw"),
+		                      "size", json_integer_value(json_object_get(img,
+		                      "virtual-size"))));
+	return l;
+}
 
 /* The writable disks: the profile's and the hot-plugged ones, each with
  * QEMU's node, format and virtual size (blk: query-block). */
@@ -303,6 +383,8 @@ static json_t *source_disks(struct sv_guest *g, json_t *blk)
 				json_object_set(d, "format", json_object_get(img, "format"));
 			json_object_set_new(d, "backing", json_boolean(json_object_get(img,
 			                    "backing-image") != NULL));
+			if (json_object_get(img, "backing-image"))
+				json_object_set_new(d, "layers", chain_of(img));
 		}
 		struct stat st;
 		if (stat(sv_jstr(d, "file", ""), &st) == 0) {
@@ -313,12 +395,105 @@ static json_t *source_disks(struct sv_guest *g, json_t *blk)
 	return list;
 }
 
+static bool hstep_live(void *ctx)
+{
+	struct sv_guest *g = ctx;
+	return g->mig != NULL && g->mig->handover != NULL;
+}
+
+static const struct sv_step_kind hstep_kind = { .live = hstep_live };
+
+/* QEMU opens every image through an fd set ("/dev/fdset/N"): the path
+ * behind it, from the fd QEMU holds (query-fdsets), into buf. */
+static bool fdset_file(struct sv_guest *g, json_t *fdsets, const char *name, char *buf,
+                       size_t size)
+{
+	json_t *set;
+	size_t i;
+	char *end;
+	long id = strtol(name + strlen("/dev/fdset/"), &end, 10);
+	if (strncmp(name, "/dev/fdset/", strlen("/dev/fdset/")) || *end) {
+		snprintf(buf, size, "%s", name);
+		return true;
+	}
+	json_array_foreach(fdsets, i, set) {
+		if (json_integer_value(json_object_get(set, "fdset-id")) != id)
+			continue;
+		char link[64];
+		json_int_t fd = json_integer_value(json_object_get(json_array_get(
+		                json_object_get(set, "fds"), 0), "fd"));
+		snprintf(link, sizeof(link), "/proc/%d/fd/%lld", g->pid, (long long)fd);
+		ssize_t n = g->pid > 0 ? readlink(link, buf, size - 1) : -1;
+		if (n <= 0 || (size_t)n >= size - 1)
+			return false;
+		buf[n] = '\0';
+		return buf[0] == '/';
+	}
+	return false;
+}
+
+/* The layers' paths (fdsets: query-fdsets), each overlay named as qsup
+ * names it, after its disk's file as the profile spells it. */
+static void chain_paths(struct sv_guest *g, json_t *disks, json_t *fdsets)
+{
+	json_t *d, *l;
+	size_t i, k;
+	json_array_foreach(disks, i, d) {
+		char base[4200] = "", path[4200];
+		json_array_foreach(json_object_get(d, "layers"), k, l) {
+			if (!fdset_file(g, fdsets, sv_jstr(l, "file", ""), path, sizeof(path))) {
+				json_object_set_new(l, "file", json_string("?"));
+				continue;
+			}
+			struct stat st;
+			size_t n = strlen(base);
+			if (!k && stat(path, &st) == 0 &&
+			    json_integer_value(json_object_get(d, "dev")) == (json_int_t)st.st_dev &&
+			    json_integer_value(json_object_get(d, "ino")) == (json_int_t)st.st_ino) {
+				snprintf(base, sizeof(base), "%s", path);
+				snprintf(path, sizeof(path), "%s", sv_jstr(d, "file", ""));
+			} else if (n && !strncmp(path, base, n) && !strncmp(path + n, ".snap", 5)) {
+				char tail[4200];
+				snprintf(tail, sizeof(tail), "%s", path + n);
+				snprintf(path, sizeof(path), "%s%s", sv_jstr(d, "file", ""), tail);
+			}
+			json_object_set_new(l, "file", json_string(path));
+		}
+	}
+}
+
+static void disks_known(struct sv_guest *g, json_t *disks);
+
+static void on_fdsets(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	json_t *disks = g->mig->disks;
+	g->mig->disks = NULL;
+	chain_paths(g, disks, r->status == 0 ? r->ret : NULL);
+	disks_known(g, disks);
+}
+
 static void on_query_block(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
 	struct sv_mig *m = g->mig;
-	char boot[64];
 	json_t *disks = source_disks(g, r->status == 0 ? r->ret : NULL), *d;
+	size_t i;
+	json_array_foreach(disks, i, d)
+		if (json_object_get(d, "layers")) {
+			json_decref(m->disks);
+			m->disks = disks;
+			sv_step(g->qmp, &hstep_kind, "query-fdsets", NULL, -1, on_fdsets, g);
+			return;
+		}
+	disks_known(g, disks);
+}
+
+static void disks_known(struct sv_guest *g, json_t *disks)
+{
+	struct sv_mig *m = g->mig;
+	char boot[64];
+	json_t *d;
 	size_t i;
 	/* a disk QEMU does not show (no node): not sent, cannot be mirrored */
 	for (i = 0; i < json_array_size(disks);) {
@@ -335,14 +510,6 @@ static void on_query_block(void *ctx, const struct qmp_result *r)
 	m->disks = disks;
 	mig_ask_destination(g);
 }
-
-static bool hstep_live(void *ctx)
-{
-	struct sv_guest *g = ctx;
-	return g->mig != NULL && g->mig->handover != NULL;
-}
-
-static const struct sv_step_kind hstep_kind = { .live = hstep_live };
 
 void mc_out_prepare(struct sv_guest *g)
 {
@@ -388,6 +555,7 @@ static void out_failf(struct sv_guest *g, const char *what, const struct qmp_res
 }
 
 static void next_mirror(struct sv_guest *g);
+static void layer_done(struct sv_guest *g);
 
 static void ram_if_ready(struct sv_guest *g)
 {
@@ -410,6 +578,13 @@ static void on_mirror(void *ctx, const struct qmp_result *r)
 	next_mirror(g);
 }
 
+static void on_backup(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	if (r->status != 0)
+		out_failf(g, "blockdev-backup", r);   /* else: its BLOCK_JOB_COMPLETED */
+}
+
 static void on_target(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
@@ -420,10 +595,19 @@ static void on_target(void *ctx, const struct qmp_result *r)
 		out_failf(g, "blockdev-add (nbd)", r);
 		return;
 	}
-	snprintf(job, sizeof(job), "%s%s", JOB_PREFIX, disk_id(d));
-	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, disk_id(d));
-	json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "job-id", job, "device",
-	                      sv_jstr(d, "node", ""), "target", node, "sync", "full");
+	snprintf(job, sizeof(job), "%s%s", JOB_PREFIX, cur_id(m));
+	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, cur_id(m));
+	json_t *a;
+	if (m->layering) {   /* a backing layer: its own clusters, from its own node */
+		char src[96];
+		snprintf(src, sizeof(src), "%s%s", LAYER_PREFIX, cur_id(m));
+		a = json_pack("{s:s, s:s, s:s, s:s}", "job-id", job, "device", src, "target", node,
+		              "sync", "top");
+	} else {   /* the active image; over its copied backing layers: its own clusters */
+		a = json_pack("{s:s, s:s, s:s, s:s}", "job-id", job, "device", sv_jstr(d, "node",
+		              ""), "target", node, "sync", json_array_size(json_object_get(d,
+		              "layers")) > 1 ? "top" : "full");
+	}
 	/* migrate's bandwidth caps each mirror too */
 	json_t *bw = json_object_get(m->args, "bandwidth");
 	uint64_t speed = 0;
@@ -433,17 +617,19 @@ static void on_target(void *ctx, const struct qmp_result *r)
 		sv_size_parse(json_string_value(bw), &speed);
 	if (speed)
 		json_object_set_new(a, "speed", json_integer((json_int_t)speed));
-	step(g, "blockdev-mirror", a, -1, on_mirror);
+	if (m->layering)
+		step(g, "blockdev-backup", a, -1, on_backup);
+	else
+		step(g, "blockdev-mirror", a, -1, on_mirror);
 }
 
 static void add_target(struct sv_guest *g, json_t *server)
 {
 	struct sv_mig *m = g->mig;
-	json_t *d = json_array_get(m->disks, m->ci);
 	char node[96];
-	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, disk_id(d));
+	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, cur_id(m));
 	json_t *a = json_pack("{s:s, s:s, s:o, s:s}", "driver", "nbd", "node-name", node, "server",
-	                      server, "export", disk_id(d));
+	                      server, "export", cur_id(m));
 	if (m->psk[0])
 		json_object_set_new(a, "tls-creds", json_string("qsup-tls"));
 	step(g, "blockdev-add", a, -1, on_target);
@@ -457,8 +643,7 @@ static void on_nbd_fd(void *ctx, const struct qmp_result *r)
 		out_failf(g, "getfd", r);
 		return;
 	}
-	snprintf(name, sizeof(name), "qsup-nbd-%s", disk_id(json_array_get(g->mig->disks,
-	         g->mig->ci)));
+	snprintf(name, sizeof(name), "qsup-nbd-%s", cur_id(g->mig));
 	add_target(g, json_pack("{s:s, s:s}", "type", "fd", "str", name));
 }
 
@@ -489,8 +674,7 @@ static void on_nbd_connected(uv_connect_t *c, int status)
 			         "NBD socket %s: %s", m->to, m->nbd + 5, uv_strerror(status));
 			out_fail(g, why);
 		} else if (uv_fileno((uv_handle_t *)&nc->pipe, &fd) == 0) {
-			snprintf(name, sizeof(name), "qsup-nbd-%s", disk_id(json_array_get(m->disks,
-			         m->ci)));
+			snprintf(name, sizeof(name), "qsup-nbd-%s", cur_id(m));
 			step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
 		}
 	}
@@ -516,7 +700,7 @@ static void on_nbd_link(int fd, const char *why, void *arg)
 		out_fail(g, msg);
 		return;
 	}
-	const char *id = disk_id(json_array_get(m->disks, m->ci));
+	const char *id = cur_id(m);
 	sv_log(SV_LOG_INFO, g->name, "copy-storage: disk %s: NBD through ssh to %s", id,
 	       m->nbd + 5);
 	snprintf(name, sizeof(name), "qsup-nbd-%s", id);
@@ -544,14 +728,10 @@ static void nbd_through_ssh(struct sv_guest *g)
 	m->nnbd_links++;
 }
 
-/* The next disk: its NBD connection, its target node, its mirror. */
-static void next_mirror(struct sv_guest *g)
+/* The NBD connection to the export cur_id names, then its target node. */
+static void connect_target(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	if (m->ci >= json_array_size(m->disks)) {
-		ram_if_ready(g);
-		return;
-	}
 	if (!strncmp(m->nbd, "tcp:", 4)) {   /* QEMU connects itself, as for the stream */
 		char host[600];
 		snprintf(host, sizeof(host), "%s", m->nbd + 4);
@@ -587,6 +767,116 @@ static void next_mirror(struct sv_guest *g)
 	uv_pipe_connect(&nc->req, &nc->pipe, m->nbd + 5, on_nbd_connected);
 }
 
+/* The next disk: its NBD connection, its target node, its mirror. */
+static void next_mirror(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (m->ci >= json_array_size(m->disks)) {
+		ram_if_ready(g);
+		return;
+	}
+	connect_target(g);
+}
+
+/* ---- the source: the backing layers of snapshot chains ----
+ *
+ * They do not change while the guest runs (it writes its active image
+ * only): each one is opened once more here, on its own (backing: null,
+ * read-only), and a backup job (sync=top: its own clusters) copies it into
+ * the destination's export of the same layer, one after the other. Then
+ * the mirrors of the active images (sync=top) as for any disk. */
+static void next_layer(struct sv_guest *g);
+
+static void on_layer_added(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	if (r->status != 0) {
+		out_failf(g, "blockdev-add (a backing layer)", r);
+		return;
+	}
+	connect_target(g);
+}
+
+static void on_layer_fd(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_mig *m = g->mig;
+	json_t *l = json_array_get(m->layers, m->li);
+	char node[96], fname[32];
+	if (r->status != 0) {
+		out_failf(g, "add-fd (a backing layer)", r);
+		return;
+	}
+	json_int_t set = json_integer_value(json_object_get(r->ret, "fdset-id"));
+	snprintf(node, sizeof(node), "%s%s", LAYER_PREFIX, sv_jstr(l, "id", ""));
+	snprintf(fname, sizeof(fname), "/dev/fdset/%lld", (long long)set);
+	json_t *a = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:s}}", "driver", sv_jstr(l, "format",
+	                      "raw"), "node-name", node, "read-only", 1, "file", "driver", "file",
+	                      "filename", fname, "locking", "off");
+	if (!strcmp(sv_jstr(l, "format", ""), "qcow2"))
+		json_object_set_new(a, "backing", json_null());
+	step(g, "blockdev-add", a, -1, on_layer_added);
+	/* the node holds its own fd: the set goes once it is closed */
+	sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:I}", "fdset-id", set));
+}
+
+static void next_layer(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	if (m->li >= json_array_size(m->layers)) {
+		m->layering = false;
+		m->ci = 0;
+		next_mirror(g);
+		return;
+	}
+	json_t *l = json_array_get(m->layers, m->li);
+	sv_log(SV_LOG_INFO, g->name, "copy-storage: backing layer %s (%s)", sv_jstr(l, "id", ""),
+	       sv_jstr(l, "file", ""));
+	int fd = open(sv_jstr(l, "file", ""), O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		char why[1400];
+		snprintf(why, sizeof(why), "migration to %.300s: copy-storage: backing layer "
+		         "%.600s: %s", m->to, sv_jstr(l, "file", ""), strerror(errno));
+		out_fail(g, why);
+		return;
+	}
+	step(g, "add-fd", json_pack("{s:s}", "opaque", sv_jstr(l, "file", "")), fd, on_layer_fd);
+	close(fd);
+}
+
+static void on_layer_gone(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_mig *m = g->mig;
+	if (r->status != 0)
+		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
+		       ? r->err_desc : qmp_strerror(r->status));
+	m->li++;
+	next_layer(g);
+}
+
+static void on_layer_target_gone(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	struct sv_mig *m = g->mig;
+	char node[96];
+	if (r->status != 0)
+		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
+		       ? r->err_desc : qmp_strerror(r->status));
+	snprintf(node, sizeof(node), "%s%s", LAYER_PREFIX, cur_id(m));
+	step(g, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, on_layer_gone);
+}
+
+/* The backup of the current layer completed: its target goes (which
+ * flushes it there), then its node here, then the next layer. */
+static void layer_done(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	char node[96];
+	snprintf(node, sizeof(node), "%s%s", NODE_PREFIX, cur_id(m));
+	step(g, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, on_layer_target_gone);
+}
+
 /* The destination answered copy-storage (ret: its reply). */
 void mc_out_begin(struct sv_guest *g, json_t *ret)
 {
@@ -601,7 +891,10 @@ void mc_out_begin(struct sv_guest *g, json_t *ret)
 		mig_out_abort(g, "MigrationFailed", why);
 		return;
 	}
-	json_t *rec = json_pack("{s:s, s:o}", "to", m->to, "disks", disk_ids(m->disks));
+	json_decref(m->layers);
+	m->layers = backing_layers(m->disks);
+	json_t *rec = json_pack("{s:s, s:o}", "to", m->to, "disks", disk_ids(m->disks,
+	                        m->layers));
 	record(g, json_dumps(rec, JSON_COMPACT), NULL);
 	json_decref(rec);
 	m->mirroring = true;
@@ -615,6 +908,15 @@ void mc_out_begin(struct sv_guest *g, json_t *ret)
 		                           "copy-storage", 1));
 	mig_timer_start(g);
 	m->ci = 0;
+	m->li = 0;
+	if (json_array_size(m->layers)) {
+		sv_log(SV_LOG_INFO, g->name, "copy-storage: %zu backing layer%s (snapshots) to "
+		       "copy first", json_array_size(m->layers), json_array_size(m->layers) == 1
+		       ? "" : "s");
+		m->layering = true;
+		next_layer(g);
+		return;
+	}
 	next_mirror(g);
 }
 
@@ -693,6 +995,21 @@ void mc_job_event(struct sv_guest *g, const char *name, json_t *data)
 		return;
 	const char *err = json_string_value(json_object_get(data, "error"));
 	char why[1400];
+	if (m->layering) {   /* a backing layer's backup (no other job runs) */
+		if (!strcmp(name, "BLOCK_JOB_COMPLETED") && !err &&
+		    !strcmp(job + strlen(JOB_PREFIX), cur_id(m))) {
+			layer_done(g);
+			return;
+		}
+		if (!strcmp(name, "BLOCK_JOB_COMPLETED") || !strcmp(name, "BLOCK_JOB_CANCELLED") ||
+		    !strcmp(name, "BLOCK_JOB_ERROR")) {
+			snprintf(why, sizeof(why), "migration to %.300s: copy-storage: the copy of "
+			         "backing layer %s failed: %s", m->to, job + strlen(JOB_PREFIX), err
+			         ? err : !strcmp(name, "BLOCK_JOB_ERROR") ? "I/O error" : "cancelled");
+			out_fail(g, why);
+		}
+		return;
+	}
 	if (!strcmp(name, "BLOCK_JOB_READY")) {
 		if (!m->switching) {
 			m->nready++;
@@ -831,7 +1148,7 @@ static void on_created(void *data, bool ok)
 	if (g->freeing || !m || !m->copy || m->role != ROLE_IN || !m->nready)
 		return;   /* the migration went meanwhile (mig_free removed the file) */
 	m->nready = 0;
-	json_t *d = json_array_get(m->disks, m->ci);
+	json_t *d = json_array_get(m->layers, m->li);
 	if (!ok) {
 		char log[4200], tail[600] = "";
 		snprintf(log, sizeof(log), "%s/%s.copy-storage.log", g->env->state_dir, g->name);
@@ -849,29 +1166,33 @@ static void on_created(void *data, bool ok)
 	sv_log(SV_LOG_INFO, g->name, "copy-storage: created %s (%s, %lld bytes)",
 	       sv_jstr(d, "path", "?"), sv_jstr(d, "format", "?"),
 	       (long long)json_integer_value(json_object_get(d, "size")));
-	m->ci++;
+	m->li++;
 	create_next(g);
 }
 
 static void create_next(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	if (m->ci >= json_array_size(m->disks)) {
+	if (m->li >= json_array_size(m->layers)) {
 		mig_dest_start(g, m->args);
 		return;
 	}
-	json_t *d = json_array_get(m->disks, m->ci);
+	json_t *d = json_array_get(m->layers, m->li);
 	char log[4200], size[32];
 	snprintf(log, sizeof(log), "%s/%s.copy-storage.log", g->env->state_dir, g->name);
 	snprintf(size, sizeof(size), "%lld", (long long)json_integer_value(json_object_get(d,
 	         "size")));
 	const char *args[] = { "create", "-q", "-f", sv_jstr(d, "format", "raw"), "--",
 	                       sv_jstr(d, "path", ""), size, NULL };
+	const char *over[] = { "create", "-q", "-f", "qcow2", "-b", sv_jstr(d, "backing", ""),
+	                       "-F", sv_jstr(d, "backing-format", "raw"), "--",
+	                       sv_jstr(d, "path", ""), size, NULL };
 	json_array_append_new(m->created, json_string(sv_jstr(d, "path", "")));
 	record_created(g);
 	m->nready = 1;   /* qemu-img runs */
 	sv_guest_hold(g);
-	int rc = sv_qemu_img(g->env->loop, log, args, on_created, g, &m->img);
+	int rc = sv_qemu_img(g->env->loop, log, json_object_get(d, "backing") ? over : args,
+	                     on_created, g, &m->img);
 	if (rc < 0) {
 		sv_guest_unhold(g);
 		m->nready = 0;
@@ -886,6 +1207,141 @@ static const struct sv_drive *profile_drive(struct sv_guest *g, const char *id)
 		if (!strcmp(p->drives[k].id, id))
 			return &p->drives[k];
 	return NULL;
+}
+
+/* A disk with a snapshot chain (d's layers, bottom first, the source's
+ * paths): each layer's path here, by qsup's own naming (an overlay
+ * BASE.snapN.qcow2 next to its disk's file BASE); map gets source path ->
+ * path here. False, why set: a chain qsup did not make, or a layer here
+ * already (without force). */
+static bool map_layers(json_t *d, json_t *map, bool force, char *why, size_t size)
+{
+	json_t *layers = json_object_get(d, "layers"), *l;
+	const char *sbase = sv_jstr(d, "file", ""), *dbase = sv_jstr(d, "path", "");
+	size_t k, n = strlen(sbase);
+	json_array_foreach(layers, k, l) {
+		const char *f = sv_jstr(l, "file", ""), *tail = f + n;
+		char path[4200];
+		if (!k) {
+			if (strcmp(f, sbase)) {
+				snprintf(why, size, "disk %s has a backing chain that is not qsup's "
+				         "snapshots (its file %.500s is backed by %.500s): copy-storage "
+				         "carries snapshot overlays only: flatten it first, or use "
+				         "shared storage", disk_id(d), sbase, f);
+				return false;
+			}
+			snprintf(path, sizeof(path), "%s", dbase);
+		} else {
+			size_t digits = strncmp(f, sbase, n) || strncmp(tail, ".snap", 5) ? 0
+			                : strspn(tail + 5, "0123456789");
+			if (!digits || strcmp(tail + 5 + digits, ".qcow2") ||
+			    strcmp(sv_jstr(l, "format", ""), "qcow2")) {
+				snprintf(why, size, "disk %s has a backing chain that is not qsup's "
+				         "snapshots (%.500s is no snapshot overlay of %.500s): "
+				         "copy-storage carries snapshot overlays only: flatten it "
+				         "first, or use shared storage", disk_id(d), f, sbase);
+				return false;
+			}
+			if (snprintf(path, sizeof(path), "%s%s", dbase, tail) >= (int)sizeof(path)) {
+				snprintf(why, size, "disk %s: a layer's path is too long", disk_id(d));
+				return false;
+			}
+			struct stat st;
+			if (stat(path, &st) == 0 && !force) {
+				snprintf(why, size, "copy-storage: %.600s already exists here and would "
+				         "be overwritten (disk %s, a snapshot layer); --force to "
+				         "overwrite it", path, disk_id(d));
+				return false;
+			}
+		}
+		if (!json_integer_value(json_object_get(l, "size"))) {
+			snprintf(why, size, "disk %s: a layer without a size", disk_id(d));
+			return false;
+		}
+		json_object_set_new(l, "path", json_string(path));
+		json_object_set_new(map, f, json_string(path));
+	}
+	return true;
+}
+
+/* One image of the snapshot record (rec's {file}), now at its path here. */
+static bool map_file(json_t *map, json_t *l)
+{
+	json_t *to = json_object_get(map, sv_jstr(l, "file", ""));
+	if (!to)
+		return false;
+	json_object_set(l, "file", to);
+	return true;
+}
+
+/* The source's snapshot record, its images at their paths here. False,
+ * why set: an image outside the chains copied, or a memory state. */
+static bool map_record(json_t *rec, json_t *map, char *why, size_t size)
+{
+	json_t *s, *l;
+	const char *id;
+	size_t i;
+	if (!json_is_object(rec))
+		return true;
+	json_array_foreach(json_object_get(rec, "snapshots"), i, s) {
+		const char *name = sv_jstr(s, "name", "?");
+		if (json_is_string(json_object_get(s, "memory"))) {
+			snprintf(why, size, "snapshot %s has a memory state (%.500s): copy-storage "
+			         "does not carry memory states; delete the snapshot first, or use "
+			         "shared storage", name, sv_jstr(s, "memory", ""));
+			return false;
+		}
+		json_object_foreach(json_object_get(s, "layers"), id, l)
+			if (!map_file(map, l)) {
+				snprintf(why, size, "snapshot %s: disk %s's image %.500s is not in the "
+				         "chain the guest runs on (a snapshot of another branch, since a "
+				         "revert): copy-storage carries that chain only; delete snapshot "
+				         "%s first, or use shared storage", name, id, sv_jstr(l, "file",
+				         ""), name);
+				return false;
+			}
+	}
+	json_object_foreach(json_object_get(rec, "active"), id, l)
+		if (!map_file(map, l)) {
+			snprintf(why, size, "disk %s's active image %.500s was not copied", id,
+			         sv_jstr(l, "file", ""));
+			return false;
+		}
+	return true;
+}
+
+/* The images to create, bottom first: a disk's own, or each layer of its
+ * chain (those exported through a node of their own: node, export). */
+static json_t *images_to_create(json_t *disks)
+{
+	json_t *out = json_array(), *d, *l;
+	size_t i, k;
+	json_array_foreach(disks, i, d) {
+		json_t *layers = json_object_get(d, "layers");
+		if (json_array_size(layers) < 2) {
+			json_array_append_new(out, json_pack("{s:s, s:s, s:O}", "path", sv_jstr(d,
+			                      "path", ""), "format", sv_jstr(d, "format", "raw"),
+			                      "size", json_object_get(d, "size")));
+			continue;
+		}
+		json_array_foreach(layers, k, l) {
+			char node[96], name[96];
+			bool top = k + 1 == json_array_size(layers);
+			snprintf(node, sizeof(node), "qsup-cs.%s.l%zu", disk_id(d), k);
+			snprintf(name, sizeof(name), top ? "%s" : "%s.l%zu", disk_id(d), k);
+			json_t *e = json_pack("{s:s, s:s, s:O, s:s, s:s}", "path", sv_jstr(l, "path",
+			                      ""), "format", sv_jstr(l, "format", "raw"), "size",
+			                      json_object_get(l, "size"), "node", node, "export", name);
+			if (k) {
+				json_t *below = json_array_get(layers, k - 1);
+				json_object_set_new(e, "backing", json_string(sv_jstr(below, "path", "")));
+				json_object_set_new(e, "backing-format", json_string(sv_jstr(below,
+				                    "format", "raw")));
+			}
+			json_array_append_new(out, e);
+		}
+	}
+	return out;
 }
 
 bool mc_in_prepare(struct sv_guest *g, json_t *args)
@@ -942,8 +1398,9 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 		return false;   /* shared storage: the stream only */
 	json_array_foreach(disks, i, d)
 		if (!asked && json_is_true(json_object_get(d, "backing")))
-			return false;   /* not automatic with a chain: the snapshot record's
-			                   own checks say what is missing */
+			return false;   /* not automatic with a chain (--copy-storage carries
+			                   it): the snapshot record's own checks say what is
+			                   missing */
 	if (!asked && missing < json_array_size(disks))
 		return refuse(g, "%s: this host lacks %s but has %s: give --copy-storage (and "
 		              "--force to overwrite what is here), or make both present", g->name,
@@ -957,11 +1414,24 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 			return refuse(g, "%s: copy-storage: %s already exists here and would be "
 			              "overwritten (disk %s); --force to overwrite it", g->name, path,
 			              disk_id(d));
-		if (json_is_true(json_object_get(d, "backing")))
+		if (json_is_true(json_object_get(d, "backing")) &&
+		    json_array_size(json_object_get(d, "layers")) < 2)
 			return refuse(g, "%s: copy-storage: disk %s has a backing chain (snapshots "
-			              "or a backing file); copy-storage moves standalone images only: "
-			              "flatten it first, or use shared storage", g->name, disk_id(d));
+			              "or a backing file) the source did not describe: flatten it "
+			              "first, or use shared storage", g->name, disk_id(d));
 	}
+	/* Snapshot chains: every layer here, and the record naming them. */
+	json_t *map = json_object();
+	char why[1400];
+	bool ok = true;
+	json_array_foreach(disks, i, d)
+		if (ok && json_array_size(json_object_get(d, "layers")) > 1)
+			ok = map_layers(d, map, force, why, sizeof(why));
+	if (ok)
+		ok = map_record(json_object_get(args, "snapshots"), map, why, sizeof(why));
+	json_decref(map);
+	if (!ok)
+		return refuse(g, "%s: copy-storage: %s", g->name, why);
 	json_array_foreach(disks, i, d) {
 		if (!json_is_true(json_object_get(d, "hotplug")))
 			continue;
@@ -974,10 +1444,12 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 	}
 	m->copy = true;
 	m->created = json_array();
-	m->ci = 0;
+	json_decref(m->layers);
+	m->layers = images_to_create(disks);
+	m->ci = m->li = 0;
 	sv_log(SV_LOG_INFO, g->name, "copy-storage%s: creating %zu image%s", asked ? ""
-	       : " (this host lacks the disks)", json_array_size(disks),
-	       json_array_size(disks) == 1 ? "" : "s");
+	       : " (this host lacks the disks)", json_array_size(m->layers),
+	       json_array_size(m->layers) == 1 ? "" : "s");
 	create_next(g);
 	return true;
 }
@@ -996,13 +1468,90 @@ static void on_exported(void *ctx, const struct qmp_result *r)
 	export_next(g);
 }
 
-static void export_next(struct sv_guest *g)
+/* A snapshot chain's layers: each file opened once more, writable and on
+ * its own (backing: null), and exported. The chain QEMU will run on stays
+ * inactive until the guest resumes here, and then reads what came. */
+static void export_layer(struct sv_guest *g);
+
+static void on_layer_exported(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	if (r->status != 0) {
+		in_failf(g, "block-export-add (a snapshot layer)", r);
+		return;
+	}
+	g->mig->li++;
+	export_layer(g);
+}
+
+static void on_layer_node(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	json_t *l = json_array_get(g->mig->layers, g->mig->li);
+	char id[128];
+	if (r->status != 0) {
+		in_failf(g, "blockdev-add (a snapshot layer)", r);
+		return;
+	}
+	snprintf(id, sizeof(id), "qsup-export.%s", sv_jstr(l, "node", ""));
+	step(g, "block-export-add", json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "nbd", "id", id,
+	     "node-name", sv_jstr(l, "node", ""), "name", sv_jstr(l, "export", ""), "writable", 1),
+	     -1, on_layer_exported);
+}
+
+static void on_layer_fd_in(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	json_t *l = json_array_get(g->mig->layers, g->mig->li);
+	char fname[32];
+	if (r->status != 0) {
+		in_failf(g, "add-fd (a snapshot layer)", r);
+		return;
+	}
+	json_int_t set = json_integer_value(json_object_get(r->ret, "fdset-id"));
+	snprintf(fname, sizeof(fname), "/dev/fdset/%lld", (long long)set);
+	json_t *a = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:s}}", "driver", sv_jstr(l, "format",
+	                      "raw"), "node-name", sv_jstr(l, "node", ""), "read-only", 0, "file",
+	                      "driver", "file", "filename", fname, "locking", "off");
+	if (!strcmp(sv_jstr(l, "format", ""), "qcow2"))
+		json_object_set_new(a, "backing", json_null());
+	step(g, "blockdev-add", a, -1, on_layer_node);
+	sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:I}", "fdset-id", set));
+}
+
+static void export_layer(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	if (m->ci >= json_array_size(m->disks)) {
+	json_t *l;
+	while ((l = json_array_get(m->layers, m->li)) && !json_object_get(l, "node"))
+		m->li++;
+	if (!l) {
 		sv_log(SV_LOG_INFO, g->name, "copy-storage: %zu disk%s exported on %s",
 		       json_array_size(m->disks), json_array_size(m->disks) == 1 ? "" : "s", m->nbd);
 		mig_in_setup_caps(g);
+		return;
+	}
+	int fd = open(sv_jstr(l, "path", ""), O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		char why[1400];
+		snprintf(why, sizeof(why), "copy-storage: %.600s: %s", sv_jstr(l, "path", ""),
+		         strerror(errno));
+		in_fail(g, "GenericError", why);
+		return;
+	}
+	step(g, "add-fd", json_pack("{s:s}", "opaque", sv_jstr(l, "path", "")), fd, on_layer_fd_in);
+	close(fd);
+}
+
+static void export_next(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	while (m->ci < json_array_size(m->disks) &&
+	       json_array_size(json_object_get(json_array_get(m->disks, m->ci), "layers")) > 1)
+		m->ci++;   /* a chain: its layers, below */
+	if (m->ci >= json_array_size(m->disks)) {
+		m->li = 0;
+		export_layer(g);
 		return;
 	}
 	json_t *d = json_array_get(m->disks, m->ci);
@@ -1144,13 +1693,42 @@ void mc_in_export(struct sv_guest *g)
 	step(g, "getfd", json_pack("{s:s}", "fdname", "qsup-nbd"), fd, on_listen_fd);
 }
 
+/* The layers' own nodes go (their exports went with the server), then
+ * the guest resumes on its chain. */
+static void del_layer_node(struct sv_guest *g);
+
+static void on_layer_node_gone(void *ctx, const struct qmp_result *r)
+{
+	struct sv_guest *g = ctx;
+	if (r->status != 0)
+		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
+		       ? r->err_desc : qmp_strerror(r->status));
+	g->mig->li++;
+	del_layer_node(g);
+}
+
+static void del_layer_node(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	json_t *l;
+	while ((l = json_array_get(m->layers, m->li)) && !json_object_get(l, "node"))
+		m->li++;
+	if (!l) {
+		mig_in_resume(g);
+		return;
+	}
+	step(g, "blockdev-del", json_pack("{s:s}", "node-name", sv_jstr(l, "node", "")), -1,
+	     on_layer_node_gone);
+}
+
 static void on_nbd_stopped(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
 	if (r->status != 0)
 		sv_log(SV_LOG_WARN, g->name, "nbd-server-stop: %s", r->status == QMP_EREPLY
 		       ? r->err_desc : qmp_strerror(r->status));
-	mig_in_resume(g);
+	g->mig->li = 0;
+	del_layer_node(g);
 }
 
 /* The stream is in (and with it every disk, completed at switch-over):
@@ -1403,7 +1981,7 @@ void mc_release(struct sv_guest *g, struct sv_mig *m)
 	if (m->role == ROLE_OUT && m->copy) {
 		record(g, NULL, NULL);
 		if (!m->completed && m->mirroring) {
-			json_t *ids = disk_ids(m->disks);
+			json_t *ids = disk_ids(m->disks, m->layers);
 			clean_start(g, ids);
 			json_decref(ids);
 		}
@@ -1411,7 +1989,9 @@ void mc_release(struct sv_guest *g, struct sv_mig *m)
 	json_decref(m->disks);
 	json_decref(m->created);
 	json_decref(m->handover);
-	m->disks = m->created = m->handover = NULL;
+	json_decref(m->layers);
+	m->disks = m->created = m->handover = m->layers = NULL;
+	m->layering = false;
 }
 
 /* ---- re-adoption: a copy-storage that a dead qsupd left ---- */

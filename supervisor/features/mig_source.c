@@ -74,6 +74,18 @@ void mig_on_progress(void *arg, const struct qmp_result *r)
 	const char *st = mig_str(r->ret, "status");
 	if (!st)
 		return;
+	/* A QEMU the guest came into by migration answers query-migrate with
+	 * that incoming migration's status, "completed", for good (QEMU 7.2):
+	 * how this one ended is what its MIGRATION event said. (A source
+	 * re-adopted in postmigrate had its event before: QEMU's word.) */
+	bool over = !strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled");
+	if (m->ev_end && strcmp(st, m->ev_end)) {
+		st = m->ev_end;
+		json_object_set_new(r->ret, "status", json_string(st));
+	} else if (over && !m->ev_end && !m->post) {
+		json_object_set_new(r->ret, "status", json_string("active"));
+		st = "active";   /* not over until the event says so */
+	}
 	if (!strcmp(st, "completed") && !json_integer_value(json_object_get(r->ret, "total-time")) &&
 	    m->final_tries++ < 50) {
 		/* Right after the event QEMU may not have filled the figures in. */

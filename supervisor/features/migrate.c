@@ -279,8 +279,11 @@ void sv_migrate_event(struct sv_guest *g, json_t *data)
 	}
 	if (!strcmp(st, "pre-switchover"))
 		mc_out_switchover(g);
-	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+	if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+		m->ev_end = !strcmp(st, "completed") ? "completed" : !strcmp(st, "failed")
+		            ? "failed" : "cancelled";
 		mig_poll_now(g);   /* the final figures */
+	}
 }
 
 static void on_adopt_query(void *arg, const struct qmp_result *r)

@@ -57,6 +57,8 @@ struct sv_mig {
 	bool started;                   /* QEMU is migrating (source) */
 	bool ending, completed;
 	bool post;                      /* re-adopted in postmigrate: the source's end */
+	const char *ev_end;             /* source: how QEMU's MIGRATION event said it
+	                                   ended (completed, failed, cancelled); NULL */
 	bool adopt_query;               /* re-adopted: waits for query-migrate's answer */
 	bool postcopy;                  /* switched to postcopy */
 	int final_tries;                /* query-migrate until the figures are in */
@@ -83,6 +85,10 @@ struct sv_mig {
 	int nbd_fd;                     /* destination: its listening socket until QEMU has it */
 	json_int_t disk_done, disk_total;   /* source: the mirrors' progress */
 	json_t *answer;                 /* source: the destination's, while TLS is set up */
+	json_t *layers;                 /* snapshot chains: the backing layers to copy
+	                                   (source), the images to create (destination) */
+	size_t li;                      /* the layer being copied (or created) */
+	bool layering;                  /* source: the backing layers are being copied */
 	char psk[65];                   /* [migration] tls = psk: this migration's key (hex) */
 	void (*tls_next)(struct sv_guest *g);   /* once the credentials are in QEMU */
 };

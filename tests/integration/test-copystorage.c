@@ -16,7 +16,17 @@
  * - a destination that holds a different image at the path: refused, the
  *   path named; --force overwrites it, over tcp to a qsupd in a second
  *   network namespace joined by veth (the NBD export on a tcp port there);
- * - [migration] tls = psk: the export refuses a client without the key.
+ * - [migration] tls = psk: the export refuses a client without the key;
+ * - a guest with two snapshots (the counter's sectors written before
+ *   each): a cancel while its backing layers are copied leaves it running
+ *   on the source, its chain intact, the destination's created layers
+ *   gone; then the copy: the counter goes on at the destination, which
+ *   lists the same snapshots, on its own files; back and there again
+ *   (each QEMU one the guest came into by migration); stopped, b's chain holds
+ *   every write; a revert there to the first snapshot gives back the data
+ *   of that point; copying it back then (the second snapshot's image off
+ *   the running chain) is refused, the snapshot named; a delete there
+ *   works.
  */
 
 #include <arpa/inet.h>
@@ -289,7 +299,8 @@ static void no_leftovers(struct fx *x)
 		expect_ok(r, "query-jobs", x);
 		size_t jobs = json_array_size(json_object_get(r, "return"));
 		json_decref(r);
-		bool clean = !strstr(text, "qsup-mirror") && jobs == 0;
+		bool clean = !strstr(text, "qsup-mirror") && !strstr(text, "qsup-layer") &&
+		             jobs == 0;
 		free(text);
 		if (clean)
 			return;
@@ -782,6 +793,184 @@ static void test_tls_psk(void **state)
 	}
 }
 
+/* ---- snapshot chains ---- */
+
+static json_t *snap(struct fx *x, struct t_ctl *c, const char *action, const char *name)
+{
+	json_t *a = json_pack("{s:s, s:s}", "name", GUEST, "action", action);
+	if (name)
+		json_object_set_new(a, "snapshot", json_string(name));
+	json_t *r = t_ctl_call(c, "snapshot", a, 180000);
+	expect_ok(r, action, x);
+	json_t *ret = json_incref(json_object_get(r, "return"));
+	json_decref(r);
+	return ret;
+}
+
+/* snapshot list: "NAME<PARENT ..." each, the current one starred; its
+ * active image of disk data into active (if not NULL). */
+static void snap_names(struct fx *x, struct t_ctl *c, char *out, size_t size, char *active,
+                       size_t asize)
+{
+	json_t *l = snap(x, c, "list", NULL), *e;
+	size_t i;
+	out[0] = '\0';
+	json_array_foreach(json_object_get(l, "snapshots"), i, e)
+		snprintf(out + strlen(out), size - strlen(out), "%s<%s%s ", t_str(e, "name"),
+		         json_is_string(json_object_get(e, "parent")) ? t_str(e, "parent") : "-",
+		         json_is_true(json_object_get(e, "current")) ? "*" : "");
+	if (active)
+		snprintf(active, asize, "%s", t_str(json_object_get(l, "active"), "data"));
+	json_decref(l);
+}
+
+/* What the guest sees on a chain: qemu-img convert to a raw file. */
+static void flatten(const char *img, const char *raw)
+{
+	char out[4096];
+	const char *argv[] = { "/usr/bin/qemu-img", "convert", "-U", "-O", "raw", img, raw, NULL };
+	if (t_run_capture(argv, out, sizeof(out), 60000) != 0)
+		fail_msg("qemu-img convert %s: %s", img, out);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static void test_snapshot_chain(void **state)
+{
+	struct fx *x = *state;
+	char la[512], lb[512], act_a[700], act_b[700], raw[800], s1b[800], s2b[800];
+	make_image(x->img_a, 0xa5);
+	fill(x);
+	start_source(x, true);
+	int pid = pid_of(&x->ca);
+	/* two snapshots, the counter's sectors written before each */
+	long c1 = last_count(x);
+	json_decref(snap(x, &x->ca, "create", "s1"));
+	long c1b = count_goes_on(x, &x->ca, last_count(x), false);
+	json_decref(snap(x, &x->ca, "create", "s2"));
+	long c2 = count_goes_on(x, &x->ca, last_count(x), false);
+	snap_names(x, &x->ca, la, sizeof(la), act_a, sizeof(act_a));
+	printf("# note: on a: %s(active %s); counter %ld at s1, %ld after\n", la, act_a, c1, c2);
+	assert_string_equal(la, "s1<- s2<s1* ");
+	snprintf(s1b, sizeof(s1b), "%s.snap1.qcow2", x->img_b);
+	snprintf(s2b, sizeof(s2b), "%s.snap2.qcow2", x->img_b);
+
+	/* cancelled while the backing layers are copied (2 MiB/s: the base's
+	 * 64 MiB take a while): the guest runs on here, on its chain, and
+	 * what b created is gone */
+	json_t *r = migrate(x, NULL, "2M", true, false, false);
+	expect_ok(r, "migrate --copy-storage (slow)", x);
+	json_decref(r);
+	wait_state(x, &x->ca, "migrating", 10000);
+	json_int_t done = 0;
+	for (int i = 0; i < 300 && done <= 0; i++) {
+		json_t *st = status(&x->ca);
+		done = json_integer_value(json_object_get(json_object_get(st, "migration"),
+		                                          "disk-transferred"));
+		json_decref(st);
+		if (done <= 0)
+			usleep(100000);
+	}
+	if (done <= 0 || !strstr(t_daemon_log(&x->a), "copy-storage: backing layer data.l0"))
+		fail_msg("the backing layer's copy did not start\n-- a:\n%s", t_daemon_log(&x->a));
+	assert_null(strstr(t_daemon_log(&x->a), "every disk is in sync"));
+	assert_true(exists(x->img_b) && exists(s1b) && exists(s2b));   /* created there */
+	r = t_ctl_call(&x->ca, "migrate-cancel", json_pack("{s:s}", "name", GUEST), 10000);
+	expect_ok(r, "migrate-cancel", x);
+	json_decref(r);
+	back_on_source(x, pid);
+	for (int i = 0; i < 100 && (exists(s1b) || exists(s2b)); i++)
+		usleep(100000);
+	assert_false(exists(s1b) || exists(s2b));
+	assert_non_null(strstr(t_daemon_log(&x->b), "removed 3 images"));
+	snap_names(x, &x->ca, lb, sizeof(lb), NULL, 0);
+	assert_string_equal(lb, la);
+	assert_true(exists(act_a));
+
+	/* the copy: the destination goes on, with the same snapshots */
+	long before = last_count(x);
+	r = migrate(x, NULL, NULL, true, false, true);
+	expect_ok(r, "migrate --copy-storage (snapshots)", x);
+	json_decref(r);
+	assert_string_equal(state_of(&x->ca), "migrated");
+	assert_string_equal(state_of(&x->cb), "running");
+	assert_non_null(strstr(t_daemon_log(&x->a), "2 backing layers (snapshots)"));
+	long after = count_goes_on(x, &x->cb, before, true);
+	printf("# note: disk counter %ld before, %ld after\n", before, after);
+	snap_names(x, &x->cb, lb, sizeof(lb), act_b, sizeof(act_b));
+	printf("# note: on b: %s(active %s)\n", lb, act_b);
+	assert_string_equal(lb, la);
+	assert_string_equal(act_b, s2b);
+	/* back to a and to b again, over the images left on each (--force),
+	 * each time from a QEMU the guest came into by migration */
+	struct t_ctl *from[] = { &x->cb, &x->ca }, *to[] = { &x->ca, &x->cb };
+	const char *tosock[] = { x->a.sock, x->b.sock };
+	for (int i = 0; i < 2; i++) {
+		before = last_count(x);
+		r = t_ctl_call(from[i], "migrate", json_pack("{s:s, s:b, s:s, s:b, s:b}", "name",
+		               GUEST, "wait", 1, "to", tosock[i], "copy-storage", 1, "force", 1),
+		               180000);
+		expect_ok(r, i ? "migrate a -> b again" : "migrate b -> a", x);
+		json_decref(r);
+		assert_string_equal(state_of(from[i]), "migrated");
+		assert_string_equal(state_of(to[i]), "running");
+		after = count_goes_on(x, to[i], before, true);
+		printf("# note: %s: disk counter %ld before, %ld after\n", i ? "a -> b" : "b -> a",
+		       before, after);
+	}
+	snap_names(x, &x->cb, lb, sizeof(lb), act_b, sizeof(act_b));
+	assert_string_equal(lb, la);
+	assert_string_equal(act_b, s2b);
+	json_t *s = t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL);
+	json_decref(s);
+	wait_state(x, &x->cb, "stopped", 60000);
+	after = last_count(x);
+	snprintf(raw, sizeof(raw), "%s/flat.raw", x->b.dir);
+	flatten(act_b, raw);
+	check_disk(raw, after, 0xa5);   /* every write, through b's chain */
+	/* back to s1 there: the data of that point */
+	json_decref(snap(x, &x->cb, "revert", "s1"));
+	snap_names(x, &x->cb, lb, sizeof(lb), act_b, sizeof(act_b));
+	printf("# note: on b after the revert: %s(active %s)\n", lb, act_b);
+	assert_string_equal(lb, "s1<-* s2<s1 ");
+	flatten(act_b, raw);
+	check_disk(raw, c1, 0xa5);
+	int fd = open(raw, O_RDONLY);
+	char sec[64] = "", want[64];
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, sec, sizeof(sec) - 1, (off_t)c1b * 512), (ssize_t)sizeof(sec) - 1);
+	close(fd);
+	snprintf(want, sizeof(want), "QSUP-DISK %ld\n", c1b);
+	assert_true(strncmp(sec, want, strlen(want)) != 0);   /* written after s1 */
+	/* s2's image is no longer under the chain b runs on: copying that
+	 * guest back is refused, before a thing is made, s2 named */
+	s = t_ctl_do(&x->cb, "start", GUEST, 60000, NULL);
+	json_decref(s);
+	wait_state(x, &x->cb, "running", 60000);
+	r = t_ctl_call(&x->cb, "migrate", json_pack("{s:s, s:b, s:s, s:b, s:b}", "name", GUEST,
+	               "wait", 1, "to", x->a.sock, "copy-storage", 1, "force", 1), 60000);
+	json_t *e = json_object_get(r, "error");
+	if (!e)
+		fail_msg("a snapshot tree was copied: %s", json_dumps(r, 0));
+	printf("# note: %s\n", t_str(e, "desc"));
+	assert_non_null(strstr(t_str(e, "desc"), "snapshot s2"));
+	assert_non_null(strstr(t_str(e, "desc"), "not in the chain the guest runs on"));
+	json_decref(r);
+	assert_string_equal(state_of(&x->cb), "running");
+	s = t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL);
+	json_decref(s);
+	wait_state(x, &x->cb, "stopped", 60000);
+	/* and a delete there */
+	json_decref(snap(x, &x->cb, "delete", "s2"));
+	snap_names(x, &x->cb, lb, sizeof(lb), NULL, 0);
+	assert_string_equal(lb, "s1<-* ");
+	unlink(raw);
+}
+
 int main(void)
 {
 	t_netns_enter();
@@ -801,6 +990,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_refused_then_forced_across_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_psk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_chain, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("copystorage", tests, NULL, NULL);
 }
