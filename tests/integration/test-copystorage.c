@@ -143,31 +143,14 @@ static json_t *status(struct t_ctl *c)
 	return s;
 }
 
-static const char *state_of(struct t_ctl *c)
-{
-	static char buf[32];
-	json_t *s = status(c);
-	snprintf(buf, sizeof(buf), "%s", t_str(s, "state"));
-	json_decref(s);
-	return buf;
-}
-
-static int pid_of(struct t_ctl *c)
-{
-	json_t *s = status(c);
-	int pid = (int)json_integer_value(json_object_get(s, "pid"));
-	json_decref(s);
-	return pid;
-}
-
 static void wait_state(struct fx *x, struct t_ctl *c, const char *want, int ms)
 {
 	for (int i = 0; i < ms / 50; i++) {
-		if (!strcmp(state_of(c), want))
+		if (!strcmp(t_ctl_state(c, GUEST), want))
 			return;
 		usleep(50000);
 	}
-	fail_msg("state %s, not %s\n-- a:\n%s\n-- b:\n%s", state_of(c), want,
+	fail_msg("state %s, not %s\n-- a:\n%s\n-- b:\n%s", t_ctl_state(c, GUEST), want,
 	         t_daemon_log(&x->a), t_daemon_log(&x->b));
 }
 
@@ -314,7 +297,7 @@ static void no_leftovers(struct fx *x)
 static void back_on_source(struct fx *x, int pid)
 {
 	wait_state(x, &x->ca, "running", 30000);
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	wait_state(x, &x->cb, "stopped", 30000);
 	no_leftovers(x);
 	struct stat st;
@@ -350,8 +333,8 @@ static void test_copy_while_writing(void **state)
 	printf("# note: %s", strstr(out, "done in") ? strstr(out, "done in") : out);
 	assert_non_null(strstr(out, "done in"));
 	assert_non_null(strstr(out, "disks "));   /* the disks' progress was shown */
-	assert_string_equal(state_of(&x->ca), "migrated");
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrated");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	assert_non_null(strstr(t_daemon_log(&x->b), "this host lacks the disks"));
 	/* the destination continues the counter, on its own copy */
 	long after = count_goes_on(x, &x->cb, before, true);
@@ -384,7 +367,7 @@ static void start_slow(struct fx *x, const char *bw)
 	assert_string_equal(t_str(json_object_get(r, "return"), "status"), "mirroring");
 	json_decref(r);
 	wait_state(x, &x->ca, "migrating", 10000);
-	assert_string_equal(state_of(&x->cb), "incoming");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "incoming");
 	struct stat st;
 	assert_int_equal(stat(x->img_b, &st), 0);   /* created there */
 	/* the mirror runs: some of the disk is across */
@@ -419,7 +402,7 @@ static void test_cancel_during_mirror(void **state)
 	make_image(x->img_a, 0xa5);
 	fill(x);
 	start_source(x, true);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	start_slow(x, "2M");
 	json_t *st = status(&x->ca);
 	note_json(json_object_get(st, "migration"));
@@ -436,7 +419,7 @@ static void test_cancel_during_ram(void **state)
 {
 	struct fx *x = *state;
 	start_source(x, false);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	/* the disk (64 MiB, mostly holes) is in sync quickly; 256 MiB of RAM
 	 * at 4 MiB/s is not */
 	start_slow(x, "4M");
@@ -466,9 +449,9 @@ static void test_destination_killed_during_mirror(void **state)
 	make_image(x->img_a, 0xa5);
 	fill(x);
 	start_source(x, true);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	start_slow(x, "2M");
-	int dpid = pid_of(&x->cb);
+	int dpid = t_ctl_pid(&x->cb, GUEST);
 	assert_true(dpid > 0);
 	kill(dpid, SIGKILL);
 	back_on_source(x, pid);
@@ -483,7 +466,7 @@ static void test_source_qsupd_killed_during_mirror(void **state)
 	make_image(x->img_a, 0xa5);
 	fill(x);
 	start_source(x, true);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	start_slow(x, "2M");
 	t_ctl_close(&x->ca);
 	t_daemon_kill9(&x->a);
@@ -507,16 +490,16 @@ static void test_destination_qsupd_killed_during_mirror(void **state)
 	make_image(x->img_a, 0xa5);
 	fill(x);
 	start_source(x, true);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	snprintf(rec, sizeof(rec), "%s/%s.copy-in.json", x->b.state, GUEST);
 	/* (1) */
 	start_slow(x, "2M");
-	int dpid = pid_of(&x->cb);
+	int dpid = t_ctl_pid(&x->cb, GUEST);
 	assert_int_equal(stat(rec, &st), 0);   /* what b made, on record */
 	t_ctl_close(&x->cb);
 	t_daemon_kill9(&x->b);
 	kill(dpid, SIGKILL);
-	for (int i = 0; i < 300 && strcmp(state_of(&x->ca), "running"); i++)
+	for (int i = 0; i < 300 && strcmp(t_ctl_state(&x->ca, GUEST), "running"); i++)
 		usleep(100000);   /* the mirror fails: the guest stays here */
 	up(&x->b, &x->cb);
 	back_on_source(x, pid);
@@ -530,12 +513,12 @@ static void test_destination_qsupd_killed_during_mirror(void **state)
 	long before = last_count(x);
 	t_serial_close(&x->ser);
 	start_slow(x, "4M");
-	dpid = pid_of(&x->cb);
+	dpid = t_ctl_pid(&x->cb, GUEST);
 	t_ctl_close(&x->cb);
 	t_daemon_kill9(&x->b);
 	up(&x->b, &x->cb);
 	wait_state(x, &x->cb, "incoming", 30000);   /* re-adopted */
-	assert_int_equal(pid_of(&x->cb), dpid);
+	assert_int_equal(t_ctl_pid(&x->cb, GUEST), dpid);
 	assert_non_null(strstr(t_daemon_log(&x->b), "kept if the stream comes in"));
 	json_t *r = t_ctl_call(&x->ca, "qmp", json_pack("{s:s, s:s, s:{s:I}}", "name", GUEST,
 	                       "command", "migrate-set-parameters", "arguments", "max-bandwidth",
@@ -544,7 +527,7 @@ static void test_destination_qsupd_killed_during_mirror(void **state)
 	json_decref(r);
 	wait_state(x, &x->cb, "running", 120000);
 	wait_state(x, &x->ca, "migrated", 30000);
-	assert_int_equal(pid_of(&x->cb), dpid);
+	assert_int_equal(t_ctl_pid(&x->cb, GUEST), dpid);
 	console(x, &x->cb);
 	/* (by time: a guest paused long may print a stall warning first) */
 	for (time_t end = time(NULL) + 60; time(NULL) < end && last_count(x) <= before + 3;)
@@ -667,7 +650,7 @@ static void test_refused_then_forced_across_namespaces(void **state)
 	printf("# note: %s\n", t_str(e, "desc"));
 	assert_non_null(strstr(t_str(e, "desc"), "disk chained has a backing chain"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
 	r = t_ctl_call(&x->ca, "detach", json_pack("{s:s, s:s}", "name", GUEST, "id", "chained"),
 	               30000);
 	expect_ok(r, "detach", x);
@@ -681,8 +664,8 @@ static void test_refused_then_forced_across_namespaces(void **state)
 	assert_non_null(strstr(t_str(e, "desc"), x->img_b));
 	assert_non_null(strstr(t_str(e, "desc"), "--force"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_string_equal(state_of(&x->cb), "stopped");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "stopped");
 	/* without --copy-storage: b has the file, so no copy; and no
 	 * --copy-storage without --to */
 	const char *argv[] = { t_qsupctl(), "-s", x->a.sock, "migrate", "--copy-storage", GUEST,
@@ -705,13 +688,13 @@ static void test_refused_then_forced_across_namespaces(void **state)
 	assert_non_null(strstr(t_daemon_log(&x->b), "exported on tcp:10.78.0.2:"));
 	/* b's QEMU really is in the other namespace */
 	char mine[64], its[64], path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid_of(&x->cb));
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", t_ctl_pid(&x->cb, GUEST));
 	ssize_t n1 = readlink("/proc/thread-self/ns/net", mine, sizeof(mine) - 1);
 	ssize_t n2 = readlink(path, its, sizeof(its) - 1);
 	assert_true(n1 > 0 && n2 > 0);
 	mine[n1] = its[n2] = '\0';
 	assert_string_not_equal(mine, its);
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	count_goes_on(x, &x->cb, before, true);
 	json_decref(t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL));
 	wait_state(x, &x->cb, "stopped", 60000);
@@ -768,7 +751,7 @@ static void test_tls_psk(void **state)
 		json_t *p = json_object_get(json_object_get(s, "migration"), "progress");
 		bool ram = p != NULL;
 		json_decref(s);
-		if (ram || !strcmp(state_of(&x->ca), "migrated"))
+		if (ram || !strcmp(t_ctl_state(&x->ca, GUEST), "migrated"))
 			break;
 		usleep(100000);
 	}
@@ -846,7 +829,7 @@ static void test_snapshot_chain(void **state)
 	make_image(x->img_a, 0xa5);
 	fill(x);
 	start_source(x, true);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	/* two snapshots, the counter's sectors written before each */
 	long c1 = last_count(x);
 	json_decref(snap(x, &x->ca, "create", "s1"));
@@ -896,8 +879,8 @@ static void test_snapshot_chain(void **state)
 	r = migrate(x, NULL, NULL, true, false, true);
 	expect_ok(r, "migrate --copy-storage (snapshots)", x);
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "migrated");
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrated");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	assert_non_null(strstr(t_daemon_log(&x->a), "2 backing layers (snapshots)"));
 	long after = count_goes_on(x, &x->cb, before, true);
 	printf("# note: disk counter %ld before, %ld after\n", before, after);
@@ -916,8 +899,8 @@ static void test_snapshot_chain(void **state)
 		               180000);
 		expect_ok(r, i ? "migrate a -> b again" : "migrate b -> a", x);
 		json_decref(r);
-		assert_string_equal(state_of(from[i]), "migrated");
-		assert_string_equal(state_of(to[i]), "running");
+		assert_string_equal(t_ctl_state(from[i], GUEST), "migrated");
+		assert_string_equal(t_ctl_state(to[i], GUEST), "running");
 		after = count_goes_on(x, to[i], before, true);
 		printf("# note: %s: disk counter %ld before, %ld after\n", i ? "a -> b" : "b -> a",
 		       before, after);
@@ -960,7 +943,7 @@ static void test_snapshot_chain(void **state)
 	assert_non_null(strstr(t_str(e, "desc"), "snapshot s2"));
 	assert_non_null(strstr(t_str(e, "desc"), "not in the chain the guest runs on"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	s = t_ctl_do(&x->cb, "stop", GUEST, 60000, NULL);
 	json_decref(s);
 	wait_state(x, &x->cb, "stopped", 60000);

@@ -103,31 +103,14 @@ static json_t *status(struct t_ctl *c)
 	return s;
 }
 
-static const char *state_of(struct t_ctl *c)
-{
-	static char buf[32];
-	json_t *s = status(c);
-	snprintf(buf, sizeof(buf), "%s", t_str(s, "state"));
-	json_decref(s);
-	return buf;
-}
-
-static int pid_of(struct t_ctl *c)
-{
-	json_t *s = status(c);
-	int pid = (int)json_integer_value(json_object_get(s, "pid"));
-	json_decref(s);
-	return pid;
-}
-
 static void wait_state(struct t_ctl *c, const char *want, int ms)
 {
 	for (int i = 0; i < ms / 50; i++) {
-		if (!strcmp(state_of(c), want))
+		if (!strcmp(t_ctl_state(c, GUEST), want))
 			return;
 		usleep(50000);
 	}
-	fail_msg("state %s, not %s", state_of(c), want);
+	fail_msg("state %s, not %s", t_ctl_state(c, GUEST), want);
 }
 
 /* The highest QSUP-COUNTER on the console so far. */
@@ -232,8 +215,8 @@ static void test_unix_then_tcp_back(void **state)
 	       (long long)json_integer_value(json_object_get(ret, "downtime")),
 	       (long long)json_integer_value(json_object_get(ret, "transferred")));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "migrated");
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrated");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	/* Both QEMUs ran as the guest's own identity, not root. */
 	json_t *st = status(&x->cb);
 	assert_true(json_integer_value(json_object_get(st, "uid")) > 0);
@@ -243,7 +226,7 @@ static void test_unix_then_tcp_back(void **state)
 	json_t *rr = t_ctl_call(&x->ca, "restart", json_pack("{s:s}", "name", GUEST), 5000);
 	assert_string_equal(t_str(json_object_get(rr, "error"), "class"), "InvalidState");
 	json_decref(rr);
-	assert_string_equal(state_of(&x->ca), "migrated");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrated");
 	json_t *devs = t_ctl_call(&x->cb, "devices", json_pack("{s:s}", "name", GUEST), 5000);
 	json_t *d = json_array_get(json_object_get(devs, "return"), 0);
 	assert_string_equal(t_str(d, "id"), "data");
@@ -261,8 +244,8 @@ static void test_unix_then_tcp_back(void **state)
 		fail_msg("qsupctl migrate: %s\n%s", out, t_daemon_log(&x->b));
 	printf("# note: qsupctl: %s", strrchr(out, '\n') > out ? out : out);
 	assert_non_null(strstr(out, "done in"));
-	assert_string_equal(state_of(&x->cb), "migrated");
-	assert_string_equal(state_of(&x->ca), "running");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "migrated");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
 	counter_goes_on(x, &x->ca, before);
 	/* A migrated guest is never restarted by its old qsupd. */
 	json_t *s = status(&x->cb);
@@ -274,13 +257,13 @@ static void test_refused_before_anything(void **state)
 {
 	struct fx *x = *state;
 	start_both(x, NULL);   /* b has no profile for the guest */
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	json_t *r = migrate(x, &x->ca, x->b.sock, NULL, NULL, true);
 	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "NotFound");
 	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 
 	/* a different profile there: one more QEMU argument */
 	t_daemon_tiny_profile(&x->b, GUEST, EXTRA);
@@ -294,9 +277,9 @@ static void test_refused_before_anything(void **state)
 	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "ProfileMismatch");
 	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_string_equal(state_of(&x->cb), "stopped");
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "stopped");
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 
 	/* By hand, a destination without the source's hot-plugged disk: QEMU
 	 * fails at the very end; with return-path the source learns it and the
@@ -314,8 +297,8 @@ static void test_refused_before_anything(void **state)
 	printf("# note: a destination without the disk: %s\n",
 	       t_str(json_object_get(r, "error"), "desc"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	wait_state(&x->cb, "stopped", 20000);
 
 	/* bad arguments, and no such destination */
@@ -326,8 +309,8 @@ static void test_refused_before_anything(void **state)
 	assert_non_null(json_object_get(r, "error"));
 	printf("# note: %s\n", t_str(json_object_get(r, "error"), "desc"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	/* the guest still answers */
 	assert_int_equal(t_serial_write(&x->ser, "ping"), 0);
 	assert_int_equal(t_serial_wait(&x->ser, "QSUP-PONG", &x->seen, 10000), 0);
@@ -341,15 +324,15 @@ static void start_slow(struct fx *x)
 	json_decref(r);
 	wait_state(&x->ca, "migrating", 10000);
 	usleep(1500000);
-	assert_string_equal(state_of(&x->ca), "migrating");
-	assert_string_equal(state_of(&x->cb), "incoming");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrating");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "incoming");
 }
 
 static void test_cancel_mid_stream(void **state)
 {
 	struct fx *x = *state;
 	start_both(x, EXTRA);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	start_slow(x);
 	/* No restart on either side while the guest is on its way: the source
 	 * would come back on top of the destination (two QEMUs). */
@@ -359,7 +342,7 @@ static void test_cancel_mid_stream(void **state)
 	r = t_ctl_call(&x->cb, "restart", json_pack("{s:s}", "name", GUEST), 5000);
 	assert_string_equal(t_str(json_object_get(r, "error"), "class"), "InvalidState");
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "migrating");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrating");
 	/* The migration's figures are in the metrics while it runs. */
 	r = t_ctl_call(&x->ca, "metrics", NULL, 30000);
 	const char *text = t_str(json_object_get(r, "return"), "text");
@@ -376,9 +359,9 @@ static void test_cancel_mid_stream(void **state)
 	expect_ok(r, "migrate-cancel", x);
 	json_decref(r);
 	wait_state(&x->ca, "running", 20000);
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	wait_state(&x->cb, "stopped", 20000);   /* its QEMU killed and reaped */
-	assert_int_equal(pid_of(&x->cb), 0);
+	assert_int_equal(t_ctl_pid(&x->cb, GUEST), 0);
 	long before = last_counter(x);
 	char want[64];
 	snprintf(want, sizeof(want), "QSUP-COUNTER %ld", before + 2);
@@ -390,13 +373,13 @@ static void test_destination_killed_mid_stream(void **state)
 {
 	struct fx *x = *state;
 	start_both(x, EXTRA);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	start_slow(x);
-	int dpid = pid_of(&x->cb);
+	int dpid = t_ctl_pid(&x->cb, GUEST);
 	assert_true(dpid > 0);
 	kill(dpid, SIGKILL);
 	wait_state(&x->ca, "running", 30000);
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	wait_state(&x->cb, "stopped", 20000);
 	/* Not restarted: ended by the broken stream, or by the source's kill
 	 * when that came first. */
@@ -407,7 +390,7 @@ static void test_destination_killed_mid_stream(void **state)
 	assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 0);
 	json_decref(s);
 	usleep(1500000);   /* and still not, a moment later */
-	assert_string_equal(state_of(&x->cb), "stopped");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "stopped");
 	assert_int_equal(t_serial_write(&x->ser, "ping"), 0);
 	assert_int_equal(t_serial_wait(&x->ser, "QSUP-PONG", &x->seen, 10000), 0);
 	const char *note = strstr(t_daemon_log(&x->a), "migration to");
@@ -447,8 +430,8 @@ static void test_postcopy(void **state)
 	assert_non_null(strstr(t_str(json_object_get(r, "error"), "desc"),
 	                       "vm.unprivileged_userfaultfd"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_string_equal(state_of(&x->cb), "stopped");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "stopped");
 	ufd_set('1');
 	r = t_ctl_call(&x->ca, "migrate", a, 120000);
 	ufd_set(ufd_saved);
@@ -460,8 +443,8 @@ static void test_postcopy(void **state)
 	                                                     "transferred")));
 	json_decref(r);
 	assert_non_null(strstr(t_daemon_log(&x->a), "switching the migration to postcopy"));
-	assert_string_equal(state_of(&x->ca), "migrated");
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrated");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	counter_goes_on(x, &x->cb, before);
 	/* not while nothing migrates */
 	r = t_ctl_call(&x->cb, "migrate-postcopy", json_pack("{s:s}", "name", GUEST), 5000);
@@ -481,8 +464,8 @@ static void test_save_restore(void **state)
 	if (t_run_capture(save, out, sizeof(out), 60000) != 0)
 		fail_msg("qsupctl save: %s\n%s", out, t_daemon_log(&x->a));
 	printf("# note: save: %s", out);
-	assert_string_equal(state_of(&x->ca), "stopped");
-	assert_int_equal(pid_of(&x->ca), 0);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "stopped");
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), 0);
 	json_t *s = status(&x->ca);
 	assert_string_equal(t_str(s, "last_exit"), "saved");
 	json_decref(s);
@@ -509,12 +492,12 @@ static void test_save_after_qsupd_restart(void **state)
 {
 	struct fx *x = *state;
 	start_both(x, NULL);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	t_ctl_close(&x->ca);
 	t_daemon_kill9(&x->a);
 	up(&x->a, &x->ca);
 	wait_state(&x->ca, "running", 10000);
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	json_t *s = status(&x->ca);
 	assert_true(json_is_true(json_object_get(s, "adopted")));
 	assert_true(json_is_null(json_object_get(s, "migration")));
@@ -524,7 +507,7 @@ static void test_save_after_qsupd_restart(void **state)
 	const char *save[] = { t_qsupctl(), "-s", x->a.sock, "save", GUEST, file, NULL };
 	if (t_run_capture(save, out, sizeof(out), 60000) != 0)
 		fail_msg("qsupctl save after the restart: %s\n%s", out, t_daemon_log(&x->a));
-	assert_string_equal(state_of(&x->ca), "stopped");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "stopped");
 	s = status(&x->ca);
 	assert_string_equal(t_str(s, "last_exit"), "saved");
 	json_decref(s);
@@ -536,7 +519,7 @@ static void test_source_qsupd_killed(void **state)
 {
 	struct fx *x = *state;
 	start_both(x, EXTRA);
-	int pid = pid_of(&x->ca);
+	int pid = t_ctl_pid(&x->ca, GUEST);
 	start_slow(x);
 	t_serial_close(&x->ser);
 	memset(&x->ser, 0, sizeof(x->ser));
@@ -545,9 +528,9 @@ static void test_source_qsupd_killed(void **state)
 	t_ctl_close(&x->ca);
 	t_daemon_kill9(&x->a);
 	up(&x->a, &x->ca);
-	printf("# note: after the restart the source is %s\n", state_of(&x->ca));
+	printf("# note: after the restart the source is %s\n", t_ctl_state(&x->ca, GUEST));
 	wait_state(&x->ca, "migrating", 10000);   /* once QMP is back */
-	assert_int_equal(pid_of(&x->ca), pid);
+	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	/* let it finish quickly */
 	json_t *r = t_ctl_call(&x->ca, "qmp", json_pack("{s:s, s:s, s:{s:I}}", "name", GUEST,
 	                       "command", "migrate-set-parameters", "arguments", "max-bandwidth",
@@ -660,12 +643,12 @@ static void test_across_namespaces(void **state)
 	       (long long)json_integer_value(json_object_get(json_object_get(r, "return"),
 	                                                     "downtime")));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "migrated");
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "migrated");
+	assert_string_equal(t_ctl_state(&x->cb, GUEST), "running");
 	counter_goes_on(x, &x->cb, before);
 	/* b's QEMU really is in the other namespace */
 	char mine[64], its[64], path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid_of(&x->cb));
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", t_ctl_pid(&x->cb, GUEST));
 	ssize_t n1 = readlink("/proc/thread-self/ns/net", mine, sizeof(mine) - 1);
 	ssize_t n2 = readlink(path, its, sizeof(its) - 1);
 	assert_true(n1 > 0 && n2 > 0);

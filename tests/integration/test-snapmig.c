@@ -135,15 +135,6 @@ static void names(struct fx *x, struct t_ctl *c, char *out, size_t size)
 	json_decref(l);
 }
 
-static const char *state_of(struct t_ctl *c)
-{
-	static char buf[32];
-	json_t *s = t_ctl_do(c, "status", G, 5000, NULL);
-	snprintf(buf, sizeof(buf), "%s", str(s, "state"));
-	json_decref(s);
-	return buf;
-}
-
 /* The guest's console on c, in its busybox shell; booted: wait for the
  * ready marker first. */
 static void con_open(struct fx *x, struct t_ctl *c, bool booted)
@@ -252,8 +243,8 @@ static void test_migrate_with_snapshots(void **state)
 	printf("# note: refused: %s\n", str(e, "desc"));
 	assert_non_null(strstr(str(e, "desc"), "snapshot chain cannot be used here"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
-	assert_string_equal(state_of(&x->cb), "stopped");
+	assert_string_equal(t_ctl_state(&x->ca, G), "running");
+	assert_string_equal(t_ctl_state(&x->cb, G), "stopped");
 
 	/* b with the same disk path (shared storage) */
 	profile(x, &x->b, NULL);
@@ -263,8 +254,8 @@ static void test_migrate_with_snapshots(void **state)
 		fail_msg("migrate: %s\n-- a:\n%s\n-- b:\n%s", json_dumps(r, 0), t_daemon_log(&x->a),
 		         t_daemon_log(&x->b));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "migrated");
-	assert_string_equal(state_of(&x->cb), "running");
+	assert_string_equal(t_ctl_state(&x->ca, G), "migrated");
+	assert_string_equal(t_ctl_state(&x->cb, G), "running");
 	names(x, &x->ca, ln, sizeof(ln));
 	names(x, &x->cb, lb, sizeof(lb));
 	assert_string_equal(lb, "s1 s2*");
@@ -325,7 +316,7 @@ static void test_save_restore_with_snapshots(void **state)
 	const char *restore[] = { t_qsupctl(), "-s", x->a.sock, "restore", G, file, NULL };
 	if (t_run_capture(restore, out, sizeof(out), 120000) != 0)
 		fail_msg("qsupctl restore: %s\n%s", out, t_daemon_log(&x->a));
-	assert_string_equal(state_of(&x->ca), "running");
+	assert_string_equal(t_ctl_state(&x->ca, G), "running");
 	names(x, &x->ca, l, sizeof(l));
 	assert_string_equal(l, "s1*");
 
@@ -348,7 +339,7 @@ static void test_save_restore_with_snapshots(void **state)
 	assert_string_equal(str(e, "class"), "InvalidState");
 	assert_non_null(strstr(str(e, "desc"), "would resume on other disk contents"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "stopped");
+	assert_string_equal(t_ctl_state(&x->ca, G), "stopped");
 	/* the guest starts afresh on the reverted disk */
 	start(x, &x->ca);
 	disk_expect(x, "MARK-AAA");
@@ -428,7 +419,7 @@ static void test_one_at_a_time_and_resize(void **state)
 	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"),
 	                       "another snapshot operation is under way"));
 	json_decref(r);
-	assert_string_equal(state_of(&x->ca), "running");
+	assert_string_equal(t_ctl_state(&x->ca, G), "running");
 	names(x, &x->ca, l, sizeof(l));
 	assert_string_equal(l, "s1*");
 

@@ -540,3 +540,21 @@ const char *t_guest_fdset_file(struct t_ctl *c, const char *name, int id, char *
 	buf[n] = '\0';
 	return buf;
 }
+
+const char *t_ctl_state(struct t_ctl *c, const char *name)
+{
+	static char buf[32];
+	json_t *s = t_ctl_do(c, "status", name, 5000, NULL);
+	const char *st = json_string_value(json_object_get(s, "state"));
+	snprintf(buf, sizeof(buf), "%s", st ? st : "?");
+	json_decref(s);
+	return buf;
+}
+
+int t_ctl_pid(struct t_ctl *c, const char *name)
+{
+	json_t *s = t_ctl_do(c, "status", name, 5000, NULL);
+	int pid = (int)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	return pid;
+}

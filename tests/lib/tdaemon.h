@@ -112,6 +112,11 @@ json_t *t_ctl_reply(struct t_ctl *c, long long id, int ms);
 /* send + reply. The whole reply object: check "return" or "error". */
 json_t *t_ctl_call(struct t_ctl *c, const char *verb, json_t *args, int ms);
 
+/* name's state ("running"...) from its status, in a static buffer ("?"
+ * when the status fails); its QEMU's pid, or 0. */
+const char *t_ctl_state(struct t_ctl *c, const char *name);
+int t_ctl_pid(struct t_ctl *c, const char *name);
+
 /* call with {"name": name} and return the reply's "return" (new ref) or
  * NULL; on error *cls gets the error class (static storage). */
 json_t *t_ctl_do(struct t_ctl *c, const char *verb, const char *name, int ms,
