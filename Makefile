@@ -121,7 +121,7 @@ check:
 check-cluster:
 	@sh contrib/install-deps.sh
 	@$(MAKE) --no-print-directory programs guest WERROR=-Werror
-	@QSUP_TEST_TIMEOUT=1500 QSUP_TEST_LOGS=$(BUILD)/test-logs/cluster \
+	@QSUP_TEST_JOBS=1 QSUP_TEST_TIMEOUT=1500 QSUP_TEST_LOGS=$(BUILD)/test-logs/cluster \
 		sh tests/run.sh $(BUILD) tests/cluster/ocf-migrate.sh tests/cluster/cluster.sh
 
 asan:

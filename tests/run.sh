@@ -1,14 +1,20 @@
 #!/bin/sh
 # run.sh BUILD [TEST...]: run every test program under BUILD/tests and every
 # tests/scripts/test-*.sh (or only the TESTs given: make check-cluster runs
-# tests/cluster/*.sh so), each in its own
-# process with a time limit, and print one summary line:
+# tests/cluster/*.sh so), each in its own process with a time limit, and
+# print one summary line:
 #   N passed, N failed[, N skipped]
 # Test programs are cmocka binaries; they report in TAP (one "ok"/"not ok"
 # per test). A program that crashes or times out has its missing tests
 # counted as failed, so a crash can never pass silently. Exits non-zero when
 # anything failed. Logs in BUILD/test-logs (QSUP_TEST_LOGS overrides); the
 # time limit is QSUP_TEST_TIMEOUT seconds (300).
+#
+# QSUP_TEST_JOBS tests run at once (default: the CPUs online, at most 4).
+# Each test makes its own directories, and whatever has a fixed name
+# (bridges, taps, nftables tables) lives in namespaces of its own, so tests
+# need no order and no lock between them. A test's report is printed whole
+# when it ends.
 set -u
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
@@ -25,69 +31,123 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 LIMIT=${QSUP_TEST_TIMEOUT:-300}
+JOBS=${QSUP_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
+case $JOBS in ''|*[!0-9]*|0) echo "run.sh: QSUP_TEST_JOBS must be a positive number" >&2; exit 2 ;; esac
+[ -n "${QSUP_TEST_JOBS:-}" ] || [ "$JOBS" -le 4 ] || JOBS=4
 
-pass=0; fail=0; skip=0; failed_list=""
 # cmocka programs, then shell tests (tests/scripts/test-*.sh: one test each,
 # passing when they exit 0, skipped when they exit 77).
 if [ $# -eq 0 ]; then
 	set -- $(find "$BUILD/tests" -type f -perm -u+x 2>/dev/null | sort) \
 		$(ls tests/scripts/test-*.sh 2>/dev/null)
 fi
+# The longest first, so that the lanes end together: these took over 40 s
+# each on 2 cores. The order changes nothing else.
+SLOW="test-copystorage test-backup test-supervise test-snapshot test-internal-error
+      test-quickstart test-ssh test-hotplug test-migrate test-net test-snapmig
+      test-logging test-contain test-tune"
+ordered=$(mktemp "$LOGDIR/.order.XXXXXX")
+for s in $SLOW; do
+	for t in "$@"; do
+		case $t in */"$s"|*/"$s".sh) echo "$t" ;; esac
+	done
+done > "$ordered"
 for t in "$@"; do
+	grep -qxF -- "$t" "$ordered" || echo "$t" >> "$ordered"
+done
+
+RESULTS=$LOGDIR/.results
+LOCK=$LOGDIR/.lock
+: > "$RESULTS"
+
+# run_one TEST: runs it, appends "PASSED FAILED SKIPPED NAME" to RESULTS
+# and prints its report (under LOCK, so that reports never interleave).
+run_one() {
+	t=$1
 	case $t in
-	*.sh)
-		name=$t
-		log=$LOGDIR/$(echo "$name" | tr / _).log
-		start=$(date +%s)
-		timeout -k 10 "$LIMIT" sh "$t" >"$log" 2>&1
-		rc=$?
-		dur=$(( $(date +%s) - start ))
-		status=ok
-		case $rc in
-		0) pass=$((pass + 1)) ;;
-		77) skip=$((skip + 1)); status=SKIP ;;
-		*) fail=$((fail + 1)); status=FAIL; failed_list="$failed_list $name" ;;
-		esac
-		printf '%-40s %4s  (%ss)\n' "$name" "$status" "$dur"
-		if [ "$status" != ok ]; then
-			tail -n 40 "$log" | sed 's/^/    | /'
-		fi
-		continue ;;
+	*.sh) name=$t ;;
+	*) name=${t#"$BUILD"/tests/} ;;
 	esac
-	name=${t#"$BUILD"/tests/}
 	log=$LOGDIR/$(echo "$name" | tr / _).log
+	report=$log.report
 	start=$(date +%s)
-	timeout -k 10 "$LIMIT" "$t" >"$log" 2>&1
+	case $t in
+	*.sh) timeout -k 10 "$LIMIT" sh "$t" </dev/null >"$log" 2>&1 ;;
+	*) timeout -k 10 "$LIMIT" "$t" </dev/null >"$log" 2>&1 ;;
+	esac
 	rc=$?
 	dur=$(( $(date +%s) - start ))
-	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-	ok=$(grep -c '^ok ' "$log")
-	# cmocka 1.1.5 writes a skip as "not ok N - name # SKIP".
-	sk=$(grep -c '^ok .*# [Ss][Kk][Ii][Pp]' "$log")
-	nsk=$(grep -c '^not ok .*# [Ss][Kk][Ii][Pp]' "$log")
-	nok=$(( $(grep -c '^not ok ' "$log") - nsk ))
-	ok=$((ok - sk)); sk=$((sk + nsk))
-	lost=0
-	if [ -n "$plan" ] && [ $((ok + sk + nok)) -lt "$plan" ]; then
-		lost=$((plan - ok - sk - nok))
-	fi
-	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ] && [ "$lost" -eq 0 ]; then
-		lost=1      # crashed, timed out or a sanitizer fired after the tests
-	fi
-	pass=$((pass + ok)); skip=$((skip + sk)); fail=$((fail + nok + lost))
-	status=ok
-	if [ $((nok + lost)) -gt 0 ]; then
-		status=FAIL; failed_list="$failed_list $name"
-	fi
-	printf '%-40s %4s  %d passed, %d failed, %d skipped  (%ss)\n' \
-		"$name" "$status" "$ok" "$((nok + lost))" "$sk" "$dur"
-	grep '^# \(using\|note\)' "$log" | sed 's/^/    /'
-	if [ "$status" = FAIL ]; then
-		[ "$rc" -eq 124 ] && echo "    timed out after ${LIMIT}s"
-		echo "    --- last lines of $log ---"
-		tail -n 40 "$log" | sed 's/^/    | /'
-	fi
+	case $t in
+	*.sh)
+		ok=0; nok=0; sk=0; status=ok
+		case $rc in
+		0) ok=1 ;;
+		77) sk=1; status=SKIP ;;
+		*) nok=1; status=FAIL ;;
+		esac
+		printf '%-40s %4s  (%ss)\n' "$name" "$status" "$dur" > "$report"
+		[ "$status" = ok ] || tail -n 40 "$log" | sed 's/^/    | /' >> "$report"
+		;;
+	*)
+		plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+		ok=$(grep -c '^ok ' "$log")
+		# cmocka 1.1.5 writes a skip as "not ok N - name # SKIP".
+		sk=$(grep -c '^ok .*# [Ss][Kk][Ii][Pp]' "$log")
+		nsk=$(grep -c '^not ok .*# [Ss][Kk][Ii][Pp]' "$log")
+		nok=$(( $(grep -c '^not ok ' "$log") - nsk ))
+		ok=$((ok - sk)); sk=$((sk + nsk))
+		lost=0
+		if [ -n "$plan" ] && [ $((ok + sk + nok)) -lt "$plan" ]; then
+			lost=$((plan - ok - sk - nok))
+		fi
+		if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ] && [ "$lost" -eq 0 ]; then
+			lost=1      # crashed, timed out or a sanitizer fired after the tests
+		fi
+		nok=$((nok + lost))
+		status=ok
+		[ "$nok" -gt 0 ] && status=FAIL
+		printf '%-40s %4s  %d passed, %d failed, %d skipped  (%ss)\n' \
+			"$name" "$status" "$ok" "$nok" "$sk" "$dur" > "$report"
+		grep '^# \(using\|note\)' "$log" | sed 's/^/    /' >> "$report"
+		if [ "$status" = FAIL ]; then
+			[ "$rc" -eq 124 ] && echo "    timed out after ${LIMIT}s" >> "$report"
+			echo "    --- last lines of $log ---" >> "$report"
+			tail -n 40 "$log" | sed 's/^/    | /' >> "$report"
+		fi
+		;;
+	esac
+	echo "$ok $nok $sk $name" >> "$RESULTS"
+	flock "$LOCK" cat "$report"
+	rm -f "$report"
+}
+
+# A lane takes the next test nobody has claimed (mkdir is the claim).
+lane() {
+	i=0
+	while IFS= read -r t; do
+		i=$((i + 1))
+		mkdir "$LOGDIR/.claim.$i" 2>/dev/null || continue
+		run_one "$t"
+	done < "$ordered"
+}
+
+n=0
+while [ "$n" -lt "$JOBS" ]; do
+	lane &
+	n=$((n + 1))
 done
+wait
+
+pass=0; fail=0; skip=0; failed_list=""
+while read -r ok nok sk name; do
+	pass=$((pass + ok)); fail=$((fail + nok)); skip=$((skip + sk))
+	[ "$nok" -gt 0 ] && failed_list="$failed_list $name"
+done < "$RESULTS"
+# A test that left no result (its lane was killed) failed.
+for t in $(sed 's|^'"$BUILD"'/tests/||' "$ordered"); do
+	awk -v n="$t" '$4 == n { f = 1 } END { exit !f }' "$RESULTS" || { fail=$((fail + 1)); failed_list="$failed_list $t"; }
+done
+rm -rf "$ordered" "$LOGDIR"/.claim.* "$LOCK"
 
 [ -n "$failed_list" ] && echo "failed:$failed_list"
 if [ "$skip" -gt 0 ]; then
