@@ -43,9 +43,9 @@ if [ $# -eq 0 ]; then
 fi
 # The longest first, so that the lanes end together: these took over 40 s
 # each on 2 cores. The order changes nothing else.
-SLOW="test-copystorage test-backup test-supervise test-snapshot test-internal-error
-      test-quickstart test-ssh test-hotplug test-migrate test-net test-snapmig
-      test-logging test-contain test-tune"
+SLOW="test-backup test-copystorage test-supervise test-migrate test-snapshot
+      test-internal-error test-quickstart test-tune test-ssh test-hotplug test-snapmig
+      test-net test-deb test-contain"
 ordered=$(mktemp "$LOGDIR/.order.XXXXXX")
 for s in $SLOW; do
 	for t in "$@"; do
