@@ -48,25 +48,22 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
 	sv_guest_qemu_gone(g, 0, 0);
 }
 
-static void on_query_status(void *arg, const struct qmp_result *r)
+/* The replies to the commands a re-adoption sends first: the
+ * connection ended before them or they were not even sent (step.h). */
+static bool reply_lost(const struct qmp_result *r)
 {
-	struct sv_guest *g = arg;
+	return r->status == UV_ENOTCONN || r->status == UV_ENOMEM || r->status == UV_EINVAL ||
+	       r->status == UV_EOF || r->status == UV_ECONNRESET || r->status == UV_EPROTO ||
+	       r->status == UV_ECONNREFUSED || r->status == UV_ENOENT;
+}
+
+/* Both answers are in: what QEMU runs (st, may be NULL), and whether a
+ * migration runs (mig, query-migrate's reply). The guest leaves starting
+ * only now, so that nobody sees it running with a migration not yet
+ * looked at. */
+static void adopt_done(struct sv_guest *g, const char *st, const struct qmp_result *mig)
+{
 	char reason[128];
-	if (r->status == UV_ECANCELED)
-		return;   /* qsupd closed the connection: it is exiting */
-	/* Not even sent (step.h), or the connection ended before the answer
-	 * (it was sent with the negotiation, before QEMU's greeting). */
-	if (r->status == UV_ENOTCONN || r->status == UV_ENOMEM || r->status == UV_EINVAL ||
-	    r->status == UV_EOF || r->status == UV_ECONNRESET || r->status == UV_EPROTO ||
-	    r->status == UV_ECONNREFUSED || r->status == UV_ENOENT) {
-		sv_adopted_qmp_lost(g, r->status);
-		return;
-	}
-	if (!g->adopting)
-		return;
-	g->adopting = false;
-	g->adopt_migrate = true;   /* on_query_migrate, next, goes on */
-	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
 	if (st && strcmp(st, "prelaunch") == 0) {
 		/* Its start was cut short by the qsupd before us: the guest never
 		 * ran. Start it afresh, through the whole start. */
@@ -74,7 +71,6 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 		       "interrupted); killing it and starting the guest afresh", g->pid);
 		g->reborn = true;
 		g->force_kill = true;
-		g->adopt_migrate = false;
 		sv_adopted_signal(g, SIGKILL);
 		return;
 	}
@@ -100,22 +96,45 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->adopted)
 			o->adopted(g);
+	for (size_t i = 0; (o = sv_observer(g, i)); i++)
+		if (o->adopt_migrate)
+			o->adopt_migrate(g, mig);
 	if (!taken && st && strcmp(st, "internal-error") == 0)
 		sv_guest_runstate(g, st, NULL);   /* broken while we were away: end it */
 }
 
-/* After on_query_status: whether a migration runs, for the feature that
- * took it over (or not) there. */
+static void on_query_status(void *arg, const struct qmp_result *r)
+{
+	struct sv_guest *g = arg;
+	if (r->status == UV_ECANCELED)
+		return;   /* qsupd closed the connection: it is exiting */
+	if (reply_lost(r)) {
+		sv_adopted_qmp_lost(g, r->status);
+		return;
+	}
+	if (!g->adopting)
+		return;
+	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
+	snprintf(g->adopt_st, sizeof(g->adopt_st), "%s", st ? st : "");
+	g->adopt_st_seen = true;   /* on_query_migrate, next, goes on */
+}
+
+/* After on_query_status (both went out together, QEMU answers in order):
+ * the re-adoption ends here. */
 static void on_query_migrate(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	if (r->status == UV_ECANCELED || !g->adopt_migrate)
+	if (r->status == UV_ECANCELED)
 		return;
-	g->adopt_migrate = false;
-	const struct sv_guest_observer *o;
-	for (size_t i = 0; (o = sv_observer(g, i)); i++)
-		if (o->adopt_migrate)
-			o->adopt_migrate(g, r);
+	if (reply_lost(r)) {
+		sv_adopted_qmp_lost(g, r->status);
+		return;
+	}
+	if (!g->adopting || !g->adopt_st_seen)
+		return;
+	g->adopting = false;
+	g->adopt_st_seen = false;
+	adopt_done(g, g->adopt_st[0] ? g->adopt_st : NULL, r);
 }
 
 void sv_adopted_connect(struct sv_guest *g)
@@ -123,7 +142,7 @@ void sv_adopted_connect(struct sv_guest *g)
 	sv_guest_qmp_connect(g, true);
 	/* Both at once, in one write with the negotiation (eager, corked):
 	 * one wake-up of QEMU, which answers them in one go. */
-	g->adopt_migrate = false;
+	g->adopt_st_seen = false;
 	sv_step(g->qmp, NULL, "query-status", NULL, -1, on_query_status, g);
 	sv_step(g->qmp, NULL, "query-migrate", NULL, -1, on_query_migrate, g);
 	if (g->qmp)

@@ -179,8 +179,9 @@ struct sv_guest {
 	unsigned long long proc_starttime;      /* /proc/PID/stat field 22 */
 	/* Re-adoption (state.c): a QEMU started by an earlier qsupd. */
 	bool adopted;                   /* not our child: watched by pidfd */
-	bool adopting;                  /* QMP not yet back */
-	bool adopt_migrate;             /* adopt.c: query-migrate's answer still to hand on */
+	bool adopting;                  /* QMP not yet back (both answers, adopt.c) */
+	bool adopt_st_seen;             /* adopt.c: query-status answered */
+	char adopt_st[32];              /* what it said ("" when it gave no status) */
 	char adopt_was[16];             /* the state its state.json gave */
 	bool persist_quiet;             /* this transition leaves state.json as it is */
 	int pidfd;
