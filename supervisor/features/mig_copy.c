@@ -647,38 +647,20 @@ static void on_nbd_fd(void *ctx, const struct qmp_result *r)
 	add_target(g, json_pack("{s:s, s:s}", "type", "fd", "str", name));
 }
 
-struct nconn {
-	uv_pipe_t pipe;
-	uv_connect_t req;
-	struct sv_guest *g;
-};
-
-static void on_nconn_closed(uv_handle_t *h)
+static void on_nbd_connected(struct sv_guest *g, int fd, int status)
 {
-	struct nconn *nc = h->data;
-	struct sv_guest *g = nc->g;
-	free(nc);
-	sv_guest_unhold(g);
-}
-
-static void on_nbd_connected(uv_connect_t *c, int status)
-{
-	struct nconn *nc = c->data;
-	struct sv_guest *g = nc->g;
 	struct sv_mig *m = g->mig;
-	uv_os_fd_t fd;
 	char why[1400], name[96];
-	if (!g->freeing && m && m->copy && !m->ending) {
-		if (status < 0) {
-			snprintf(why, sizeof(why), "migration to %.300s: copy-storage: the destination's "
-			         "NBD socket %s: %s", m->to, m->nbd + 5, uv_strerror(status));
-			out_fail(g, why);
-		} else if (uv_fileno((uv_handle_t *)&nc->pipe, &fd) == 0) {
-			snprintf(name, sizeof(name), "qsup-nbd-%s", cur_id(m));
-			step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
-		}
+	if (!m->copy)
+		return;
+	if (status < 0) {
+		snprintf(why, sizeof(why), "migration to %.300s: copy-storage: the destination's "
+		         "NBD socket %s: %s", m->to, m->nbd + 5, uv_strerror(status));
+		out_fail(g, why);
+		return;
 	}
-	uv_close((uv_handle_t *)&nc->pipe, on_nconn_closed);   /* QEMU has its copy */
+	snprintf(name, sizeof(name), "qsup-nbd-%s", cur_id(m));
+	step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
 }
 
 /* The destination is an ssh:// host and its NBD export a unix socket
@@ -754,17 +736,7 @@ static void connect_target(struct sv_guest *g)
 		nbd_through_ssh(g);
 		return;
 	}
-	struct nconn *nc = calloc(1, sizeof(*nc));
-	if (!nc) {
-		out_fail(g, "out of memory");
-		return;
-	}
-	nc->g = g;
-	nc->req.data = nc;
-	uv_pipe_init(g->env->loop, &nc->pipe, 0);
-	nc->pipe.data = nc;
-	sv_guest_hold(g);
-	uv_pipe_connect(&nc->req, &nc->pipe, m->nbd + 5, on_nbd_connected);
+	mig_unix_connect(g, m->nbd + 5, on_nbd_connected);
 }
 
 /* The next disk: its NBD connection, its target node, its mirror. */

@@ -242,6 +242,7 @@ struct mconn {
 	uv_pipe_t pipe;
 	uv_connect_t req;
 	struct sv_guest *g;
+	mig_conn_fn fn;
 };
 
 static void on_mconn_closed(uv_handle_t *h)
@@ -250,6 +251,35 @@ static void on_mconn_closed(uv_handle_t *h)
 	struct sv_guest *g = mc->g;
 	free(mc);
 	sv_guest_unhold(g);
+}
+
+static void on_mconn(uv_connect_t *c, int status)
+{
+	struct mconn *mc = c->data;
+	struct sv_guest *g = mc->g;
+	uv_os_fd_t fd = -1;
+	if (!g->freeing && g->mig && !g->mig->ending) {
+		if (status == 0 && uv_fileno((uv_handle_t *)&mc->pipe, &fd) != 0)
+			status = UV_EBADF;
+		mc->fn(g, status < 0 ? -1 : fd, status);
+	}
+	uv_close((uv_handle_t *)&mc->pipe, on_mconn_closed);   /* QEMU has its copy */
+}
+
+void mig_unix_connect(struct sv_guest *g, const char *path, mig_conn_fn fn)
+{
+	struct mconn *mc = calloc(1, sizeof(*mc));
+	if (!mc) {
+		fn(g, -1, UV_ENOMEM);
+		return;
+	}
+	mc->g = g;
+	mc->fn = fn;
+	mc->req.data = mc;
+	uv_pipe_init(g->env->loop, &mc->pipe, 0);
+	mc->pipe.data = mc;
+	sv_guest_hold(g);
+	uv_pipe_connect(&mc->req, &mc->pipe, path, on_mconn);
 }
 
 static void out_fd_passed(void *ctx, const struct qmp_result *r)
@@ -264,23 +294,15 @@ static void out_fd_passed(void *ctx, const struct qmp_result *r)
 	mig_mstep(g, "migrate", json_pack("{s:s}", "uri", "fd:qsup-migrate"), out_migrating);
 }
 
-static void out_connected(uv_connect_t *c, int status)
+static void out_connected(struct sv_guest *g, int fd, int status)
 {
-	struct mconn *mc = c->data;
-	struct sv_guest *g = mc->g;
-	struct sv_mig *m = g->mig;
-	uv_os_fd_t fd;
 	char why[800];
-	if (!g->freeing && m && !m->ending) {
-		if (status < 0) {
-			snprintf(why, sizeof(why), "migrate: %s: %s", m->uri + 5, uv_strerror(status));
-			mig_out_abort(g, "MigrationFailed", why);
-		} else if (uv_fileno((uv_handle_t *)&mc->pipe, &fd) == 0) {
-			mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-migrate"), fd,
-			         out_fd_passed);
-		}
+	if (status < 0) {
+		snprintf(why, sizeof(why), "migrate: %s: %s", g->mig->uri + 5, uv_strerror(status));
+		mig_out_abort(g, "MigrationFailed", why);
+		return;
 	}
-	uv_close((uv_handle_t *)&mc->pipe, on_mconn_closed);   /* QEMU has its copy */
+	mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-migrate"), fd, out_fd_passed);
 }
 
 static bool multifd_on(struct sv_guest *g)
@@ -348,17 +370,7 @@ static void out_params_set(void *ctx, const struct qmp_result *r)
 		mig_mstep(g, "migrate", json_pack("{s:s}", "uri", m->uri), out_migrating);
 		return;
 	}
-	struct mconn *mc = calloc(1, sizeof(*mc));
-	if (!mc) {
-		mig_out_abort(g, "GenericError", "out of memory");
-		return;
-	}
-	mc->g = g;
-	mc->req.data = mc;
-	uv_pipe_init(g->env->loop, &mc->pipe, 0);
-	mc->pipe.data = mc;
-	sv_guest_hold(g);
-	uv_pipe_connect(&mc->req, &mc->pipe, m->uri + 5, out_connected);
+	mig_unix_connect(g, m->uri + 5, out_connected);
 }
 
 static void out_caps_set(void *ctx, const struct qmp_result *r)

@@ -110,6 +110,12 @@ json_t *mig_params_json(struct sv_guest *g, json_t *args);
 void mig_mstep_fd(struct sv_guest *g, const char *cmd, json_t *args, int fd, sv_step_fn fn);
 void mig_mstep(struct sv_guest *g, const char *cmd, json_t *args, sv_step_fn fn);
 void mig_step_error(const struct qmp_result *r, const char *what, char *buf, size_t size);
+/* Connects to the unix socket path on the loop, the guest held meanwhile,
+ * and calls fn with the connected fd (to hand to QEMU with getfd; closed
+ * once fn returns) or -1 and status < 0. fn is not called when the guest
+ * is being freed or its migration ended meanwhile. */
+typedef void (*mig_conn_fn)(struct sv_guest *g, int fd, int status);
+void mig_unix_connect(struct sv_guest *g, const char *path, mig_conn_fn fn);
 /* mig_source.c: the figures of a query-migrate; progress polling; the
  * source's abort and start; the argv handed to the destination; the
  * source's checks (answering req when it is not ready). */
