@@ -23,6 +23,7 @@
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
 build=${QSUP_BUILDDIR:-$src/build}
+. "$src/tests/lib/sshd.sh"
 guest=${QSUP_GUESTDIR:-$src/build/guest}
 agent=$src/contrib/ocf/qsup
 
@@ -105,15 +106,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # The network: two namespaces and a veth pair.
-ip netns add "$ns1"
-ip netns add "$ns2"
-ip -n "$ns1" link add veth0 type veth peer name veth1 netns "$ns2"
-ip -n "$ns1" addr add 10.232.0.1/24 dev veth0
-ip -n "$ns2" addr add 10.232.0.2/24 dev veth1
-for n in "$ns1" "$ns2"; do ip -n "$n" link set lo up; done
-ip -n "$ns1" link set veth0 up
-ip -n "$ns2" link set veth1 up
-ip netns exec "$ns1" ping -c 1 -W 5 10.232.0.2 >/dev/null
+netns_pair "$ns1" "$ns2" 10.232.0
 
 cat > "$dir/corosync.conf" <<EOF
 totem {

@@ -22,6 +22,7 @@
 set -eu
 src=${QSUP_SRCDIR:-$(pwd)}
 build=${QSUP_BUILDDIR:-$src/build}
+. "$src/tests/lib/sshd.sh"
 guest=${QSUP_GUESTDIR:-$src/build/guest}
 agent=$src/contrib/ocf/qsup
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
@@ -51,37 +52,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-ip netns add "$ns1"
-ip netns add "$ns2"
-ip -n "$ns1" link add veth0 type veth peer name veth1 netns "$ns2"
-ip -n "$ns1" addr add 10.231.0.1/24 dev veth0
-ip -n "$ns2" addr add 10.231.0.2/24 dev veth1
-for n in "$ns1" "$ns2"; do ip -n "$n" link set lo up; done
-ip -n "$ns1" link set veth0 up
-ip -n "$ns2" link set veth1 up
-ip netns exec "$ns1" ping -c 1 -W 5 10.231.0.2 >/dev/null
+netns_pair "$ns1" "$ns2" 10.231.0
 
 # SSH: one host key for both sshds, one client key they trust; the
 # qsupds' ssh configuration maps the node names (%n) to the addresses.
-mkdir -p /run/sshd   # sshd's privilege separation dir
-ssh-keygen -q -t ed25519 -N '' -f "$dir/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$dir/clientkey"
-cp "$dir/clientkey.pub" "$dir/authorized_keys"
+sshd_keys "$dir"
 : > "$dir/known_hosts"
 for i in 1 2; do
-	cat > "$dir/sshd$i.conf" <<EOF
-Port 2222
-ListenAddress 10.231.0.$i
-HostKey $dir/hostkey
-AuthorizedKeysFile $dir/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-PidFile none
-SetEnv PATH=$build:/usr/sbin:/usr/bin:/sbin:/bin
-EOF
+	sshd_conf "$dir/sshd$i.conf" "10.231.0.$i" 2222 "$dir" "$build"
 	echo "[node$i]:2222,[10.231.0.$i]:2222 $(cut -d' ' -f1-2 "$dir/hostkey.pub")" >> "$dir/known_hosts"
 done
 # node9: a node whose sshd is not there (node2's address, a closed port)

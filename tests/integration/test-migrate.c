@@ -30,6 +30,7 @@
 
 #include "netns.h"
 #include "tdaemon.h"
+#include "tfixture.h"
 #include "testutil.h"
 
 #define GUEST "mig"
@@ -46,9 +47,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
-	assert_int_equal(t_daemon_init(&x->a), 0);
-	assert_int_equal(t_daemon_init(&x->b), 0);
-	x->ca.fd = x->cb.fd = -1;
+	t_pair_init(&x->a, &x->b, &x->ca, &x->cb);
 	uv_loop_init(&x->loop);
 	*state = x;
 	return 0;
@@ -59,22 +58,9 @@ static int teardown(void **state)
 	struct fx *x = *state;
 	t_serial_close(&x->ser);
 	t_loop_finish(&x->loop);
-	if (x->ca.fd >= 0)
-		t_ctl_close(&x->ca);
-	if (x->cb.fd >= 0)
-		t_ctl_close(&x->cb);
-	int sa = t_daemon_finish(&x->a), sb = t_daemon_finish(&x->b);
-	assert_int_equal(sa, 0);
-	assert_int_equal(sb, 0);
+	t_pair_finish(&x->a, &x->b, &x->ca, &x->cb);
 	free(x);
 	return 0;
-}
-
-static void up(struct t_daemon *d, struct t_ctl *c)
-{
-	if (t_daemon_start(d, NULL) < 0)
-		fail_msg("qsupd did not start:\n%s", t_daemon_log(d));
-	assert_int_equal(t_ctl_open(c, d->sock), 0);
 }
 
 /* Both daemons with the same profile; the guest runs on a, its console open. */
@@ -83,8 +69,8 @@ static void start_both(struct fx *x, const char *b_extra)
 	t_daemon_tiny_profile(&x->a, GUEST, EXTRA);
 	if (b_extra)
 		t_daemon_tiny_profile(&x->b, GUEST, b_extra);
-	up(&x->a, &x->ca);
-	up(&x->b, &x->cb);
+	t_daemon_up(&x->a, &x->ca);
+	t_daemon_up(&x->b, &x->cb);
 	json_t *s = t_ctl_do(&x->ca, "start", GUEST, 60000, NULL);
 	if (!s)
 		fail_msg("start failed:\n%s", t_daemon_log(&x->a));
@@ -495,7 +481,7 @@ static void test_save_after_qsupd_restart(void **state)
 	int pid = t_ctl_pid(&x->ca, GUEST);
 	t_ctl_close(&x->ca);
 	t_daemon_kill9(&x->a);
-	up(&x->a, &x->ca);
+	t_daemon_up(&x->a, &x->ca);
 	wait_state(&x->ca, "running", 10000);
 	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
 	json_t *s = status(&x->ca);
@@ -527,7 +513,7 @@ static void test_source_qsupd_killed(void **state)
 	uv_loop_init(&x->loop);   /* teardown finishes it */
 	t_ctl_close(&x->ca);
 	t_daemon_kill9(&x->a);
-	up(&x->a, &x->ca);
+	t_daemon_up(&x->a, &x->ca);
 	printf("# note: after the restart the source is %s\n", t_ctl_state(&x->ca, GUEST));
 	wait_state(&x->ca, "migrating", 10000);   /* once QMP is back */
 	assert_int_equal(t_ctl_pid(&x->ca, GUEST), pid);
@@ -542,38 +528,6 @@ static void test_source_qsupd_killed(void **state)
 	assert_false(t_pid_alive(pid));
 }
 
-/* The path of a system tool (ip, nsenter), or NULL. */
-static const char *tool(const char *name)
-{
-	static char buf[4][64];
-	static int next;
-	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
-	for (size_t i = 0; i < 4; i++) {
-		char *b = buf[next % 4];
-		snprintf(b, sizeof(buf[0]), "%s/%s", dirs[i], name);
-		if (access(b, X_OK) == 0) {
-			next++;
-			return b;
-		}
-	}
-	return NULL;
-}
-
-/* Run a command (in the test's network namespace); fail on error. */
-static void run(const char *const *argv)
-{
-	char out[2048];
-	const char *const *a = argv;
-	const char *path = tool(argv[0]);
-	const char *v[16] = { path };
-	for (size_t i = 1; i < 15 && a[i]; i++)
-		v[i] = a[i];
-	if (!path)
-		fail_msg("%s: not installed (iproute2, util-linux)", argv[0]);
-	if (t_run_capture(v, out, sizeof(out), 10000) != 0)
-		fail_msg("%s %s %s: %s", argv[0], argv[1], argv[2] ? argv[2] : "", out);
-}
-
 static void test_across_namespaces(void **state)
 {
 	struct fx *x = *state;
@@ -581,53 +535,15 @@ static void test_across_namespaces(void **state)
 		printf("# skip: %s\n", t_netns_skip);
 		skip();
 	}
-	/* A second namespace, held by a child that waits. */
-	int pipefd[2];
-	assert_int_equal(pipe(pipefd), 0);
-	pid_t holder = fork();
-	if (holder == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the test */
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 1);
-		dup2(null, 2);
-		char c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
-		if (write(pipefd[1], &c, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	char c = 0;
-	assert_int_equal(read(pipefd[0], &c, 1), 1);
-	close(pipefd[0]);
-	close(pipefd[1]);
-	assert_int_equal(c, 'y');
-	char ns2[64], pidstr[16];
-	snprintf(ns2, sizeof(ns2), "--net=/proc/%d/ns/net", (int)holder);
-	snprintf(pidstr, sizeof(pidstr), "%d", (int)holder);
-	char ipath[64];
-	const char *ip = tool("ip");
-	snprintf(ipath, sizeof(ipath), "%s", ip ? ip : "ip");
-	int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	int there = open(ns2 + 6, O_RDONLY | O_CLOEXEC);
-	assert_true(here >= 0 && there >= 0);
-	const char *cmds[][12] = {
-		{ "ip", "link", "add", "qmv0", "type", "veth", "peer", "name", "qmv1", NULL },
-		{ "ip", "link", "set", "qmv1", "netns", pidstr, NULL },
-		{ "ip", "addr", "add", "10.77.0.1/24", "dev", "qmv0", NULL },
-		{ "ip", "link", "set", "qmv0", "up", NULL },
-		{ "nsenter", ns2, ipath, "addr", "add", "10.77.0.2/24", "dev", "qmv1", NULL },
-		{ "nsenter", ns2, ipath, "link", "set", "qmv1", "up", NULL },
-		{ "nsenter", ns2, ipath, "link", "set", "lo", "up", NULL },
-	};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		run(cmds[i]);
-
+	/* A second namespace, joined by veth. */
+	struct t_netns_peer ns;
+	t_netns_peer(&ns, "qmv0", "qmv1", "10.77.0");
 	t_daemon_tiny_profile(&x->a, GUEST, EXTRA);
 	t_daemon_tiny_profile(&x->b, GUEST, EXTRA);
-	up(&x->a, &x->ca);
-	assert_int_equal(setns(there, CLONE_NEWNET), 0);   /* b's qsupd and QEMU live there */
-	up(&x->b, &x->cb);
-	assert_int_equal(setns(here, CLONE_NEWNET), 0);
+	t_daemon_up(&x->a, &x->ca);
+	assert_int_equal(setns(ns.there, CLONE_NEWNET), 0);   /* b's qsupd and QEMU live there */
+	t_daemon_up(&x->b, &x->cb);
+	assert_int_equal(setns(ns.here, CLONE_NEWNET), 0);
 	json_t *s = t_ctl_do(&x->ca, "start", GUEST, 60000, NULL);
 	assert_non_null(s);
 	json_decref(s);
@@ -654,10 +570,7 @@ static void test_across_namespaces(void **state)
 	assert_true(n1 > 0 && n2 > 0);
 	mine[n1] = its[n2] = '\0';
 	assert_string_not_equal(mine, its);
-	close(here);
-	close(there);
-	kill(holder, SIGKILL);
-	waitpid(holder, NULL, 0);
+	t_netns_peer_close(&ns);
 }
 
 int main(void)

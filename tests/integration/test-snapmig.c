@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "tdaemon.h"
+#include "tfixture.h"
 #include "testutil.h"
 
 #define str t_str
@@ -51,9 +52,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
-	assert_int_equal(t_daemon_init(&x->a), 0);
-	assert_int_equal(t_daemon_init(&x->b), 0);
-	x->ca.fd = x->cb.fd = -1;
+	t_pair_init(&x->a, &x->b, &x->ca, &x->cb);
 	*state = x;
 	return 0;
 }
@@ -71,22 +70,9 @@ static int teardown(void **state)
 {
 	struct fx *x = *state;
 	con_close(x);
-	if (x->ca.fd >= 0)
-		t_ctl_close(&x->ca);
-	if (x->cb.fd >= 0)
-		t_ctl_close(&x->cb);
-	int sa = t_daemon_finish(&x->a), sb = t_daemon_finish(&x->b);
-	assert_int_equal(sa, 0);
-	assert_int_equal(sb, 0);
+	t_pair_finish(&x->a, &x->b, &x->ca, &x->cb);
 	free(x);
 	return 0;
-}
-
-static void up(struct t_daemon *d, struct t_ctl *c)
-{
-	if (t_daemon_start(d, NULL) < 0)
-		fail_msg("qsupd did not start:\n%s", t_daemon_log(d));
-	assert_int_equal(t_ctl_open(c, d->sock), 0);
 }
 
 /* The profile on daemon d, its disk in a's dir (storage both share). */
@@ -226,8 +212,8 @@ static void test_migrate_with_snapshots(void **state)
 	/* b's disk is another file first: the chain cannot be used there */
 	snprintf(other, sizeof(other), "%s/elsewhere", x->b.dir);
 	profile(x, &x->b, other);
-	up(&x->a, &x->ca);
-	up(&x->b, &x->cb);
+	t_daemon_up(&x->a, &x->ca);
+	t_daemon_up(&x->b, &x->cb);
 	start(x, &x->ca);
 	disk_write(x, "MARK-AAA");
 	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s1"), 120000));
@@ -303,7 +289,7 @@ static void test_save_restore_with_snapshots(void **state)
 	struct fx *x = *state;
 	char l[256], file[700], out[8192];
 	profile(x, &x->a, NULL);
-	up(&x->a, &x->ca);
+	t_daemon_up(&x->a, &x->ca);
 	start(x, &x->ca);
 	disk_write(x, "MARK-AAA");
 	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s1"), 120000));
@@ -379,7 +365,7 @@ static void test_one_at_a_time_and_resize(void **state)
 	struct fx *x = *state;
 	char l[256], over[700], base[700];
 	profile(x, &x->a, NULL);
-	up(&x->a, &x->ca);
+	t_daemon_up(&x->a, &x->ca);
 	start(x, &x->ca);
 	disk_write(x, "MARK-AAA");
 	/* a hot-plugged raw disk (no --persist: not in the snapshots) */
@@ -518,7 +504,7 @@ static void test_last_snapshot_delete(void **state)
 	struct fx *x = *state;
 	char l[256], base[700], rec[700], over1[800], over2[800], want[800];
 	profile(x, &x->a, NULL);
-	up(&x->a, &x->ca);
+	t_daemon_up(&x->a, &x->ca);
 	snprintf(base, sizeof(base), "%s/vms/data.qcow2", x->a.dir);
 	snprintf(rec, sizeof(rec), "%s/%s.d/snapshots.json", x->a.profiles, G);
 	snprintf(over1, sizeof(over1), "%s.snap1.qcow2", base);
@@ -577,7 +563,7 @@ static void test_delete_middle_after_restart(void **state)
 	struct fx *x = *state;
 	char l[256];
 	profile(x, &x->a, NULL);
-	up(&x->a, &x->ca);
+	t_daemon_up(&x->a, &x->ca);
 	start(x, &x->ca);
 	disk_write(x, "MARK-AAA");
 	json_decref(must(x, &x->ca, "snapshot", snap_args("create", "s1"), 120000));

@@ -69,3 +69,28 @@ const char *t_fx_wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
 	json_decref(e);
 	return reason;
 }
+
+void t_pair_init(struct t_daemon *a, struct t_daemon *b, struct t_ctl *ca, struct t_ctl *cb)
+{
+	assert_int_equal(t_daemon_init(a), 0);
+	assert_int_equal(t_daemon_init(b), 0);
+	ca->fd = cb->fd = -1;
+}
+
+void t_pair_finish(struct t_daemon *a, struct t_daemon *b, struct t_ctl *ca, struct t_ctl *cb)
+{
+	if (ca->fd >= 0)
+		t_ctl_close(ca);
+	if (cb->fd >= 0)
+		t_ctl_close(cb);
+	int sa = t_daemon_finish(a), sb = t_daemon_finish(b);
+	assert_int_equal(sa, 0);
+	assert_int_equal(sb, 0);
+}
+
+void t_daemon_up(struct t_daemon *d, struct t_ctl *c)
+{
+	if (t_daemon_start(d, NULL) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(d));
+	assert_int_equal(t_ctl_open(c, d->sock), 0);
+}

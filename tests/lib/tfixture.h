@@ -39,4 +39,14 @@ bool t_fx_log_has(struct t_fx *x, const char *text);
 const char *t_fx_wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
                             const char *state, int ms);
 
+/* Two daemons, a and b, each with a connection (the migration tests):
+ * both initialised, the connections not yet open (fd -1). */
+void t_pair_init(struct t_daemon *a, struct t_daemon *b, struct t_ctl *ca, struct t_ctl *cb);
+/* The connections closed if open, both daemons finished; each must have
+ * exited cleanly. */
+void t_pair_finish(struct t_daemon *a, struct t_daemon *b, struct t_ctl *ca, struct t_ctl *cb);
+/* Start d (no extra arguments) and connect c to it; a failure ends the
+ * test with the daemon's log. */
+void t_daemon_up(struct t_daemon *d, struct t_ctl *c);
+
 #endif

@@ -18,6 +18,7 @@ src=${QSUP_SRCDIR:-$(pwd)}
 build=${QSUP_BUILDDIR:-$src/build}
 guestdir=${QSUP_GUESTDIR:-$src/build/guest}
 ctl=$build/qsupctl
+. "$src/tests/lib/sshd.sh"
 qsupd=$build/qsupd
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (network namespaces, sshd)"; exit 77; }
@@ -68,26 +69,11 @@ ip addr add 10.78.0.1/24 dev qssh0 && ip link set qssh0 up
 $NSB ip addr add 10.78.0.2/24 dev qssh1 && $NSB ip link set qssh1 up && $NSB ip link set lo up
 
 # keys and configs: sshd trusts the client key; the client knows the host key
-mkdir -p /run/sshd   # sshd's privilege separation dir (Debian's init makes it)
-ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$T/clientkey"
+sshd_keys "$T"
 ssh-keygen -q -t ed25519 -N '' -f "$T/otherkey"
-cp "$T/clientkey.pub" "$T/authorized_keys"
 PORT=2222
 for ip in 10.78.0.1 10.78.0.2; do
-	cat > "$T/sshd-$ip.conf" <<EOF
-Port $PORT
-ListenAddress $ip
-HostKey $T/hostkey
-AuthorizedKeysFile $T/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-PidFile none
-SetEnv PATH=$build:/usr/sbin:/usr/bin:/sbin:/bin
-EOF
+	sshd_conf "$T/sshd-$ip.conf" "$ip" "$PORT" "$T" "$build"
 	echo "[$ip]:$PORT $(cut -d' ' -f1-2 "$T/hostkey.pub")" >> "$T/known_hosts"
 done
 client_conf() {   # FILE IDENTITY KNOWN_HOSTS
