@@ -323,6 +323,13 @@ static void guest_persist(void *owner, struct sv_guest *g)
 	sv_state_save(g);
 }
 
+static void guest_persist_then(void *owner, struct sv_guest *g,
+                               void (*done)(struct sv_guest *g, int err))
+{
+	(void)owner;
+	sv_state_save_then(g, done);
+}
+
 static char *guest_record(void *owner, struct sv_guest *g)
 {
 	(void)owner;
@@ -549,6 +556,7 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .qmp_replied = guest_qmp_replied,
 	                                .persist = guest_persist, .record = guest_record,
+	                                .persist_then = guest_persist_then,
 	                                .observers = observers,
 	                                .uids_taken = uids_taken, .owner = d,
 	                                .networks_up = networks_up,

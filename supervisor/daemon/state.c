@@ -30,7 +30,23 @@ struct save_job {
 	char rundir[4096];
 	char *text;
 	int err;
+	struct sv_state_waiter *waiters;   /* told when this write is done */
 };
+
+struct sv_state_waiter {
+	void (*done)(struct sv_guest *g, int err);
+	struct sv_state_waiter *next;
+};
+
+static void tell_waiters(struct sv_guest *g, struct sv_state_waiter *w, int err)
+{
+	while (w) {
+		struct sv_state_waiter *next = w->next;
+		w->done(g, err);
+		free(w);
+		w = next;
+	}
+}
 
 static int64_t wall_ms(void)
 {
@@ -86,6 +102,10 @@ static json_t *state_json(struct sv_guest *g)
 		json_object_set_new(o, "tune", tune);
 	if (o && g->internal_error)
 		json_object_set_new(o, "internal_error", json_true());
+	/* Whether an outgoing migration or save may run: written before QEMU
+	 * is asked for one, so that a re-adopting qsupd asks QEMU only then. */
+	if (o)
+		json_object_set_new(o, "mig_out", json_boolean(g->mig_out));
 	if (o && g->state == SV_BACKOFF)
 		json_object_set_new(o, "next_start", json_integer(to_wall(g, g->next_start_ms)));
 	if (o && g->operator_stop_ms)
@@ -125,10 +145,18 @@ static void save_done(uv_work_t *w, int status)
 		sv_log(SV_LOG_WARN, g->name, "cannot write %s/state.json: %s", j->rundir,
 		       strerror(j->err));
 	g->state_busy = false;
+	struct sv_state_waiter *ws = j->waiters;
+	int err = j->err ? -j->err : 0;
 	free(j->text);
 	free(j);
 	if (g->state_dirty && !g->freeing)
 		queue_dirty(g);   /* changed while this write was in flight */
+	tell_waiters(g, ws, err);
+	if (g->freeing) {   /* nothing more is written for it */
+		ws = g->state_waiters;
+		g->state_waiters = NULL;
+		tell_waiters(g, ws, -ECANCELED);
+	}
 	sv_guest_unhold(g);
 }
 
@@ -144,11 +172,15 @@ char *sv_state_text(struct sv_guest *g)
 static void save_now(struct sv_guest *g)
 {
 	struct save_job *j = calloc(1, sizeof(*j));
+	struct sv_state_waiter *w = g->state_waiters;
+	g->state_waiters = NULL;
 	g->state_dirty = false;
 	if (!j || !(j->text = sv_state_text(g))) {
 		free(j);
+		tell_waiters(g, w, -ENOMEM);
 		return;
 	}
+	j->waiters = w;
 	snprintf(j->rundir, sizeof(j->rundir), "%s", g->rundir);
 	j->g = g;
 	j->work.data = j;
@@ -158,6 +190,7 @@ static void save_now(struct sv_guest *g)
 		free(j->text);
 		free(j);
 		g->state_busy = false;
+		tell_waiters(g, w, -ENOMEM);
 		sv_guest_unhold(g);
 	}
 }
@@ -176,6 +209,11 @@ static void on_flush(uv_timer_t *t)
 		struct sv_guest *g = v[i];
 		if (!g->freeing && g->state_dirty && !g->state_busy)
 			save_now(g);
+		else if (g->freeing) {   /* never written now */
+			struct sv_state_waiter *w = g->state_waiters;
+			g->state_waiters = NULL;
+			tell_waiters(g, w, -ECANCELED);
+		}
 		sv_guest_unhold(g);
 	}
 	free(v);
@@ -211,6 +249,22 @@ void sv_state_save(struct sv_guest *g)
 	g->state_dirty = true;
 	if (!g->state_busy)
 		queue_dirty(g);
+}
+
+void sv_state_save_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err))
+{
+	struct sv_state_waiter *w = calloc(1, sizeof(*w)), **tail = &g->state_waiters;
+	if (!w) {
+		done(g, -ENOMEM);
+		return;
+	}
+	w->done = done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = w;
+	/* A write in flight began before this call: the next one (due once
+	 * it ends) takes the waiter. */
+	sv_state_save(g);
 }
 
 void sv_state_flush_init(struct sv_daemon *d)
@@ -290,6 +344,12 @@ static void adopt(struct sv_guest *g, json_t *saved, int pid, unsigned long long
 	sv_tune_import(g, json_object_get(saved, "tune"));
 	g->adopted = g->adopting = true;
 	g->proc_starttime = start;
+	/* query-migrate costs QEMU more than the rest of a re-adoption: asked
+	 * only where a migration may run (or the record is older than the
+	 * mig_out key, or gone). */
+	json_t *mo = json_object_get(saved, "mig_out");
+	g->mig_out = json_is_true(mo);
+	g->adopt_ask_mig = g->mig_out || !json_is_boolean(mo);
 	g->run_profile = g->profile;
 	const char *digest = json_string_value(json_object_get(saved, "digest"));
 	g->run_digest = digest ? strtoull(digest, NULL, 16) : g->digest;

@@ -51,6 +51,8 @@ static void on_save_opened(void *arg, int fd, const char *tmp, const char *why)
 	mig_mstep_fd(g, "getfd", json_pack("{s:s}", "fdname", "qsup-save"), fd, save_fd_passed);
 }
 
+static void save_go(struct sv_guest *g);
+
 void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const char *file = mig_str(args, "file");
@@ -80,9 +82,20 @@ void sv_migrate_save(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 	m->file = strdup(file);
 	m->wait = true;
+	m->header = header;
 	snprintf(m->uri, sizeof(m->uri), "fd:qsup-save");
+	mig_out_intent(g, save_go);
+}
+
+/* On record (mig_out_intent): the new file, off the loop (it takes the
+ * header). */
+static void save_go(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	char *header = m->header;
+	m->header = NULL;
 	sv_guest_hold(g);
-	if (sv_savefile_create(g->env->loop, file, header, on_save_opened, g) < 0) {
+	if (sv_savefile_create(g->env->loop, m->file, header, on_save_opened, g) < 0) {
 		sv_guest_unhold(g);
 		mig_answer_err(g, "GenericError", "out of memory");
 		mig_free(g);

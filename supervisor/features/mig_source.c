@@ -493,6 +493,8 @@ bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args)
 	return true;
 }
 
+static void out_go(struct sv_guest *g);
+
 void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const char *uri = mig_str(args, "uri"), *to = mig_str(args, "to");
@@ -545,6 +547,16 @@ void sv_migrate_out(struct sv_guest *g, struct sv_request *req, json_t *args)
 	m->timeout_ms = (uint64_t)json_integer_value(json_object_get(args, "timeout"));
 	m->tunnel = json_is_true(tun);
 	snprintf(m->uri, sizeof(m->uri), "%s", uri ? uri : "");
+	mig_out_intent(g, out_go);
+}
+
+/* On record (mig_out_intent): the stream to a uri at once; or to another
+ * qsupd, once it is ready (and the disks first, with copy-storage). */
+static void out_go(struct sv_guest *g)
+{
+	struct sv_mig *m = g->mig;
+	json_t *args = m->args;
+	const char *uri = mig_str(args, "uri"), *to = mig_str(args, "to");
 	if (!to) {
 		mig_out_begin(g);
 		return;

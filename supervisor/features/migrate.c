@@ -29,6 +29,10 @@ void mig_free(struct sv_guest *g)
 	if (!m)
 		return;
 	g->mig = NULL;
+	if ((m->role == ROLE_OUT || m->role == ROLE_SAVE) && g->mig_out) {
+		g->mig_out = false;   /* nothing more to ask a re-adopted QEMU */
+		sv_guest_persist(g);
+	}
 	mc_release(g, m);
 	if (m->timer) {
 		sv_guest_close_free(g, (uv_handle_t *)m->timer);
@@ -51,6 +55,7 @@ void mig_free(struct sv_guest *g)
 	json_decref(m->fig);
 	free(m->to);
 	free(m->file);
+	free(m->header);
 	free(m->tmp);
 	free(m);
 }
@@ -71,6 +76,36 @@ struct sv_mig *mig_new(struct sv_guest *g, enum role role, struct sv_request *re
 	m->started_ms = uv_now(g->env->loop);
 	g->mig = m;
 	return m;
+}
+
+/* Waiters are told in order, each once: the k-th answer is the k-th
+ * intent's, whichever migration asked it. */
+static void intent_recorded(struct sv_guest *g, int err)
+{
+	struct sv_mig *m = g->mig;
+	unsigned seq = ++g->mig_intents_done;
+	if (g->freeing || !m || !m->intent_go || m->intent_seq != seq)
+		return;   /* that migration ended meanwhile */
+	void (*go)(struct sv_guest *g) = m->intent_go;
+	m->intent_go = NULL;
+	if (err < 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "cannot record the migration in %.400s/state.json "
+		         "before it starts: %s", g->rundir, strerror(-err));
+		mig_answer_err(g, "GenericError", why);
+		mig_free(g);
+		return;
+	}
+	go(g);
+}
+
+void mig_out_intent(struct sv_guest *g, void (*go)(struct sv_guest *g))
+{
+	struct sv_mig *m = g->mig;
+	g->mig_out = true;
+	m->intent_go = go;
+	m->intent_seq = ++g->mig_intents;
+	sv_guest_persist_then(g, intent_recorded);
 }
 
 /* Answer the waiting request (if any) with ok / the error. */
@@ -326,7 +361,10 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 		                    "restart)");
 		return true;
 	}
-	/* Running, or done migrating out: ask QEMU whether a migration runs. */
+	/* Running, or done migrating out: ask QEMU whether a migration runs,
+	 * unless state.json says none can (adopt.c did not ask then). */
+	if (!g->adopt_ask_mig)
+		return false;
 	if (!mig_new(g, ROLE_OUT, NULL, NULL))
 		return false;
 	g->mig->started = true;
@@ -342,6 +380,10 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 
 static void adopt_migrate(struct sv_guest *g, const struct qmp_result *r)
 {
+	if (!r) {   /* not asked: none ran (state.json), but a record may be left */
+		mc_adopt(g);
+		return;
+	}
 	if (!g->mig || !g->mig->adopt_query)
 		return;
 	g->mig->adopt_query = false;

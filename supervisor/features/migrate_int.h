@@ -50,6 +50,7 @@ struct sv_mig {
 	                                   through ssh (link) */
 	struct sv_sshlink *link;
 	char *file;                     /* save, restore */
+	char *header;                   /* save: the file's header, until it is made */
 	char *tmp;                      /* save: the new file, until renamed */
 	int fd;                         /* save: the new file; restore: until
 	                                   QEMU has it */
@@ -60,6 +61,8 @@ struct sv_mig {
 	const char *ev_end;             /* source: how QEMU's MIGRATION event said it
 	                                   ended (completed, failed, cancelled); NULL */
 	bool adopt_query;               /* re-adopted: waits for query-migrate's answer */
+	unsigned intent_seq;            /* source, save: its mig_out_intent (migrate.c) */
+	void (*intent_go)(struct sv_guest *g);   /* ... and what follows once recorded */
 	bool postcopy;                  /* switched to postcopy */
 	int final_tries;                /* query-migrate until the figures are in */
 	json_int_t postcopy_after;      /* switch after this many passes (0: never) */
@@ -110,6 +113,11 @@ json_t *mig_params_json(struct sv_guest *g, json_t *args);
 void mig_mstep_fd(struct sv_guest *g, const char *cmd, json_t *args, int fd, sv_step_fn fn);
 void mig_mstep(struct sv_guest *g, const char *cmd, json_t *args, sv_step_fn fn);
 void mig_step_error(const struct qmp_result *r, const char *what, char *buf, size_t size);
+/* Source and save: before QEMU is asked for anything of it, state.json
+ * says that a migration may run (sv_guest.mig_out), so that a qsupd that
+ * re-adopts the guest asks QEMU (adopt.c); then go(g). A record that
+ * cannot be written ends the migration with an error. */
+void mig_out_intent(struct sv_guest *g, void (*go)(struct sv_guest *g));
 /* Connects to the unix socket path on the loop, the guest held meanwhile,
  * and calls fn with the connected fd (to hand to QEMU with getfd; closed
  * once fn returns) or -1 and status < 0. fn is not called when the guest

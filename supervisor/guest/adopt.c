@@ -57,10 +57,10 @@ static bool reply_lost(const struct qmp_result *r)
 	       r->status == UV_ECONNREFUSED || r->status == UV_ENOENT;
 }
 
-/* Both answers are in: what QEMU runs (st, may be NULL), and whether a
- * migration runs (mig, query-migrate's reply). The guest leaves starting
- * only now, so that nobody sees it running with a migration not yet
- * looked at. */
+/* The answers are in: what QEMU runs (st, may be NULL), and whether a
+ * migration runs (mig, query-migrate's reply; NULL where none can: see
+ * sv_guest.adopt_ask_mig). The guest leaves starting only now, so that
+ * nobody sees it running with a migration not yet looked at. */
 static void adopt_done(struct sv_guest *g, const char *st, const struct qmp_result *mig)
 {
 	char reason[128];
@@ -103,6 +103,8 @@ static void adopt_done(struct sv_guest *g, const char *st, const struct qmp_resu
 		sv_guest_runstate(g, st, NULL);   /* broken while we were away: end it */
 }
 
+static void on_query_migrate(void *arg, const struct qmp_result *r);
+
 static void on_query_status(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
@@ -116,7 +118,18 @@ static void on_query_status(void *arg, const struct qmp_result *r)
 		return;
 	const char *st = r->status == 0 ? json_string_value(json_object_get(r->ret, "status")) : NULL;
 	snprintf(g->adopt_st, sizeof(g->adopt_st), "%s", st ? st : "");
-	g->adopt_st_seen = true;   /* on_query_migrate, next, goes on */
+	g->adopt_st_seen = true;
+	if (g->adopt_ask_mig)
+		return;   /* on_query_migrate, next, goes on */
+	if (st && (!strcmp(st, "postmigrate") || !strcmp(st, "finish-migrate"))) {
+		/* A migration out ended or ends: which way, QEMU says. */
+		g->adopt_ask_mig = true;
+		sv_step(g->qmp, NULL, "query-migrate", NULL, -1, on_query_migrate, g);
+		return;
+	}
+	g->adopting = false;
+	g->adopt_st_seen = false;
+	adopt_done(g, st, NULL);
 }
 
 /* After on_query_status (both went out together, QEMU answers in order):
@@ -140,11 +153,12 @@ static void on_query_migrate(void *arg, const struct qmp_result *r)
 void sv_adopted_connect(struct sv_guest *g)
 {
 	sv_guest_qmp_connect(g, true);
-	/* Both at once, in one write with the negotiation (eager, corked):
-	 * one wake-up of QEMU, which answers them in one go. */
+	/* In one write with the negotiation (eager, corked): one wake-up of
+	 * QEMU, which answers them in one go. */
 	g->adopt_st_seen = false;
 	sv_step(g->qmp, NULL, "query-status", NULL, -1, on_query_status, g);
-	sv_step(g->qmp, NULL, "query-migrate", NULL, -1, on_query_migrate, g);
+	if (g->adopt_ask_mig)
+		sv_step(g->qmp, NULL, "query-migrate", NULL, -1, on_query_migrate, g);
 	if (g->qmp)
 		qmp_client_uncork(g->qmp);
 }

@@ -355,6 +355,14 @@ void sv_guest_persist(struct sv_guest *g)
 		g->env->persist(g->env->owner, g);
 }
 
+void sv_guest_persist_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err))
+{
+	if (g->env->persist_then)
+		g->env->persist_then(g->env->owner, g, done);
+	else
+		done(g, 0);   /* an owner that keeps no record (tests) */
+}
+
 void sv_guest_hold(struct sv_guest *g)
 {
 	g->handles++;

@@ -119,6 +119,10 @@ struct sv_guest_env {
 	/* g's record changed: write it (state.json) soon; g's record as it is
 	 * now (malloc'd text; NULL when out of memory). */
 	void (*persist)(void *owner, struct sv_guest *g);
+	/* The same, then done(g, 0) once a record written after this call is
+	 * in place (or done(g, -errno) when it could not be written). */
+	void (*persist_then)(void *owner, struct sv_guest *g,
+	                     void (*done)(struct sv_guest *g, int err));
 	char *(*record)(void *owner, struct sv_guest *g);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
 	/* Before a start's preparation: bring up the managed networks that
@@ -183,6 +187,11 @@ struct sv_guest {
 	bool adopt_st_seen;             /* adopt.c: query-status answered */
 	char adopt_st[32];              /* what it said ("" when it gave no status) */
 	char adopt_was[16];             /* the state its state.json gave */
+	bool adopt_ask_mig;             /* whether a migration may run: ask QEMU (adopt.c) */
+	bool mig_out;                   /* an outgoing migration or save may run in QEMU
+	                                   (migrate.c): state.json says so before it starts */
+	unsigned mig_intents, mig_intents_done;   /* migrate.c: its records asked, written */
+	struct sv_state_waiter *state_waiters;  /* state.c: persist_then callers */
 	bool persist_quiet;             /* this transition leaves state.json as it is */
 	int pidfd;
 	uv_poll_t *pidfd_poll;
@@ -348,6 +357,9 @@ void sv_guest_prepared(struct sv_guest *g, int status, const char *msg);
 /* g's record changed (a device, a taint, a SHUTDOWN seen): the owner
  * writes it soon, so that a later qsupd re-adopts the guest with it. */
 void sv_guest_persist(struct sv_guest *g);
+/* The same, then done(g, err) once it is written (err 0) or could not be
+ * (-errno): for what must be on record before QEMU is asked to do it. */
+void sv_guest_persist_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err));
 
 /* The guest's holds: every libuv handle, request or thread-pool job that
  * refers to g holds it, sv_guest_hold() when it starts and

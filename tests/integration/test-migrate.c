@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -573,6 +574,117 @@ static void test_across_namespaces(void **state)
 	t_netns_peer_close(&ns);
 }
 
+/* a's log from byte off on (the file grows across restarts). */
+static char *log_from(struct fx *x, long off)
+{
+	FILE *f = fopen(x->a.log, "r");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long end = ftell(f);
+	char *buf = calloc(1, (size_t)(end - off) + 1);
+	fseek(f, off, SEEK_SET);
+	size_t n = fread(buf, 1, (size_t)(end - off), f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static long log_size(struct fx *x)
+{
+	struct stat st;
+	return stat(x->a.log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* a's state.json for the guest (NULL when unreadable). */
+static json_t *record_of(struct fx *x)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s/state.json", x->a.run, GUEST);
+	return json_load_file(path, 0, NULL);
+}
+
+/* SIGKILL a's qsupd (unless it is down already), start it again with the
+ * QMP trace (--log-level debug), wait for the guest: what the new qsupd
+ * logged. */
+static char *readopt_traced(struct fx *x)
+{
+	const char *dbg[] = { "--log-level", "debug", NULL };
+	if (x->ca.fd >= 0)
+		t_ctl_close(&x->ca);
+	x->ca.fd = -1;
+	if (x->a.pid > 0)
+		t_daemon_kill9(&x->a);
+	long off = log_size(x);
+	if (t_daemon_start(&x->a, dbg) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->a));
+	assert_int_equal(t_ctl_open(&x->ca, x->a.sock), 0);
+	for (int i = 0; i < 200 && strcmp(t_ctl_state(&x->ca, GUEST), "running"); i++)
+		usleep(50000);
+	return log_from(x, off);
+}
+
+/* state.json says whether an outgoing migration may run (mig_out),
+ * before QEMU is asked for one; a re-adopting qsupd asks QEMU
+ * (query-migrate, which costs QEMU more than the rest of a re-adoption)
+ * only then, or where the record predates the key. */
+static void test_mig_out_on_record(void **state)
+{
+	struct fx *x = *state;
+	start_both(x, EXTRA);
+	json_t *rec = record_of(x);
+	assert_true(json_is_false(json_object_get(rec, "mig_out")));
+	char *log = readopt_traced(x);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	assert_non_null(strstr(log, "\"query-status\""));   /* the trace is on */
+	if (strstr(log, "\"query-migrate\""))
+		fail_msg("query-migrate asked with mig_out false:\n%s", log);
+	free(log);
+
+	/* a record from before the key: asked */
+	t_ctl_close(&x->ca);
+	x->ca.fd = -1;
+	t_daemon_kill9(&x->a);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s/state.json", x->a.run, GUEST);
+	json_object_del(rec, "mig_out");
+	assert_int_equal(json_dump_file(rec, path, JSON_COMPACT), 0);
+	json_decref(rec);
+	log = readopt_traced(x);
+	assert_string_equal(t_ctl_state(&x->ca, GUEST), "running");
+	if (!strstr(log, "\"query-migrate\""))
+		fail_msg("query-migrate not asked for a record without mig_out:\n%s", log);
+	free(log);
+
+	/* on record while a migration runs, and a re-adoption picks it up */
+	t_serial_close(&x->ser);
+	memset(&x->ser, 0, sizeof(x->ser));
+	t_loop_finish(&x->loop);
+	uv_loop_init(&x->loop);   /* teardown finishes it */
+	start_slow(x);
+	rec = record_of(x);
+	assert_true(json_is_true(json_object_get(rec, "mig_out")));
+	json_decref(rec);
+	log = readopt_traced(x);
+	free(log);
+	wait_state(&x->ca, "migrating", 10000);
+	json_t *r = t_ctl_call(&x->ca, "migrate-cancel", json_pack("{s:s}", "name", GUEST), 10000);
+	expect_ok(r, "migrate-cancel", x);
+	json_decref(r);
+	wait_state(&x->ca, "running", 20000);
+	bool off = false;
+	for (int i = 0; i < 100 && !off; i++) {   /* written on the thread pool */
+		rec = record_of(x);
+		off = json_is_false(json_object_get(rec, "mig_out"));
+		json_decref(rec);
+		if (!off)
+			usleep(20000);
+	}
+	assert_true(off);
+	wait_state(&x->cb, "stopped", 20000);
+	printf("# note: mig_out false, true while migrating, false after the cancel; "
+	       "query-migrate asked only where it may run\n");
+}
+
 int main(void)
 {
 	/* First, while the process has one thread: a network namespace of our
@@ -589,6 +701,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_qsupd_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_after_qsupd_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mig_out_on_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_across_namespaces, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("migrate", tests, NULL, NULL);
