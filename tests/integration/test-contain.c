@@ -1027,6 +1027,24 @@ static void test_full_run_dir(void **state)
 	unlink(filler);
 	start_guest(x, "fw");
 	assert_int_equal(count_qemus("fw"), 1);
+	/* A save must be on record in state.json before QEMU is asked for it
+	 * (a re-adopting qsupd asks QEMU then): refused, the guest runs on. */
+	char save[800];
+	snprintf(save, sizeof(save), "%s/fw.save", x->d.dir);
+	fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	close(fd);
+	r = t_ctl_call(&x->c, "save", json_pack("{s:s, s:s}", "name", "fw", "file", save), 20000);
+	snprintf(desc, sizeof(desc), "%s", str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	printf("# note: save on a full run dir: %s\n", desc);
+	assert_non_null(strstr(desc, "cannot record the migration"));
+	assert_int_equal(access(save, F_OK), -1);
+	unlink(filler);
+	json_t *st = t_ctl_do(&x->c, "status", "fw", 5000, NULL);
+	assert_string_equal(str(st, "state"), "running");
+	json_decref(st);
 	json_decref(must(x, "kill", "fw", 10000));
 	t_ctl_close(&x->c);
 	x->c.fd = -1;
