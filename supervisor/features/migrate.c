@@ -381,7 +381,8 @@ bool sv_migrate_adopt(struct sv_guest *g, const char *st)
 static void adopt_migrate(struct sv_guest *g, const struct qmp_result *r)
 {
 	if (!r) {   /* not asked: none ran (state.json), but a record may be left */
-		mc_adopt(g);
+		if (!g->mig)   /* (an incoming one has its own: mc_in_adopt) */
+			mc_adopt(g);
 		return;
 	}
 	if (!g->mig || !g->mig->adopt_query)

@@ -50,7 +50,6 @@
 
 #include "netns.h"
 #include "tdaemon.h"
-#include "tfixture.h"
 #include "testutil.h"
 
 #define GUEST "cs"
@@ -65,17 +64,20 @@ struct fx {
 	struct t_serial ser;
 	size_t seen;
 	char img_a[700], img_b[700];
-	struct t_netns_peer ns; /* b's namespace (here, there: -1 when none) */
+	int here, there;        /* network namespaces: the test's, b's (or -1) */
+	pid_t holder;           /* holds b's namespace */
 };
 
 static int setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
-	t_pair_init(&x->a, &x->b, &x->ca, &x->cb);
+	assert_int_equal(t_daemon_init(&x->a), 0);
+	assert_int_equal(t_daemon_init(&x->b), 0);
+	x->ca.fd = x->cb.fd = -1;
 	uv_loop_init(&x->loop);
 	snprintf(x->img_a, sizeof(x->img_a), "%s/data.img", x->a.dir);
 	snprintf(x->img_b, sizeof(x->img_b), "%s/data.img", x->b.dir);
-	x->ns.here = x->ns.there = -1;
+	x->here = x->there = -1;
 	*state = x;
 	return 0;
 }
@@ -85,10 +87,30 @@ static int teardown(void **state)
 	struct fx *x = *state;
 	t_serial_close(&x->ser);
 	t_loop_finish(&x->loop);
-	t_pair_finish(&x->a, &x->b, &x->ca, &x->cb);
-	t_netns_peer_close(&x->ns);
+	if (x->ca.fd >= 0)
+		t_ctl_close(&x->ca);
+	if (x->cb.fd >= 0)
+		t_ctl_close(&x->cb);
+	int sa = t_daemon_finish(&x->a), sb = t_daemon_finish(&x->b);
+	if (x->holder > 0) {
+		kill(x->holder, SIGKILL);
+		waitpid(x->holder, NULL, 0);
+	}
+	if (x->here >= 0)
+		close(x->here);
+	if (x->there >= 0)
+		close(x->there);
+	assert_int_equal(sa, 0);
+	assert_int_equal(sb, 0);
 	free(x);
 	return 0;
+}
+
+static void up(struct t_daemon *d, struct t_ctl *c)
+{
+	if (t_daemon_start(d, NULL) < 0)
+		fail_msg("qsupd did not start:\n%s", t_daemon_log(d));
+	assert_int_equal(t_ctl_open(c, d->sock), 0);
 }
 
 static const char *mig_section = "";   /* [migration] for both profiles */
@@ -188,12 +210,12 @@ static void start_source(struct fx *x, bool made)
 		make_image(x->img_a, 0xa5);
 	profile(&x->a, x->img_a);
 	profile(&x->b, x->img_b);
-	t_daemon_up(&x->a, &x->ca);
-	if (x->ns.there >= 0)   /* b's qsupd and QEMU live in the other namespace */
-		assert_int_equal(setns(x->ns.there, CLONE_NEWNET), 0);
-	t_daemon_up(&x->b, &x->cb);
-	if (x->ns.there >= 0)
-		assert_int_equal(setns(x->ns.here, CLONE_NEWNET), 0);
+	up(&x->a, &x->ca);
+	if (x->there >= 0)   /* b's qsupd and QEMU live in the other namespace */
+		assert_int_equal(setns(x->there, CLONE_NEWNET), 0);
+	up(&x->b, &x->cb);
+	if (x->there >= 0)
+		assert_int_equal(setns(x->here, CLONE_NEWNET), 0);
 	json_t *s = t_ctl_do(&x->ca, "start", GUEST, 60000, NULL);
 	if (!s)
 		fail_msg("start failed:\n%s", t_daemon_log(&x->a));
@@ -448,7 +470,7 @@ static void test_source_qsupd_killed_during_mirror(void **state)
 	start_slow(x, "2M");
 	t_ctl_close(&x->ca);
 	t_daemon_kill9(&x->a);
-	t_daemon_up(&x->a, &x->ca);
+	up(&x->a, &x->ca);
 	console(x, &x->ca);
 	back_on_source(x, pid);
 	assert_non_null(strstr(t_daemon_log(&x->a), "was under way when qsupd went away"));
@@ -479,7 +501,7 @@ static void test_destination_qsupd_killed_during_mirror(void **state)
 	kill(dpid, SIGKILL);
 	for (int i = 0; i < 300 && strcmp(t_ctl_state(&x->ca, GUEST), "running"); i++)
 		usleep(100000);   /* the mirror fails: the guest stays here */
-	t_daemon_up(&x->b, &x->cb);
+	up(&x->b, &x->cb);
 	back_on_source(x, pid);
 	assert_non_null(strstr(t_daemon_log(&x->b), "removing the 1 image created for it"));
 	for (int i = 0; i < 100 && stat(rec, &st) == 0; i++)
@@ -494,7 +516,7 @@ static void test_destination_qsupd_killed_during_mirror(void **state)
 	dpid = t_ctl_pid(&x->cb, GUEST);
 	t_ctl_close(&x->cb);
 	t_daemon_kill9(&x->b);
-	t_daemon_up(&x->b, &x->cb);
+	up(&x->b, &x->cb);
 	wait_state(x, &x->cb, "incoming", 30000);   /* re-adopted */
 	assert_int_equal(t_ctl_pid(&x->cb, GUEST), dpid);
 	assert_non_null(strstr(t_daemon_log(&x->b), "kept if the stream comes in"));
@@ -522,6 +544,80 @@ static void test_destination_qsupd_killed_during_mirror(void **state)
 	printf("# note: the copy went on across b's qsupd restart; %ld writes on b's image\n", n);
 }
 
+/* The path of a system tool (ip, nsenter), or NULL. */
+static const char *tool(const char *name)
+{
+	static char buf[4][64];
+	static int next;
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
+	for (size_t i = 0; i < 4; i++) {
+		char *b = buf[next % 4];
+		snprintf(b, sizeof(buf[0]), "%s/%s", dirs[i], name);
+		if (access(b, X_OK) == 0) {
+			next++;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+static void run(const char *const *argv)
+{
+	char out[2048];
+	const char *path = tool(argv[0]);
+	const char *v[16] = { path };
+	for (size_t i = 1; i < 15 && argv[i]; i++)
+		v[i] = argv[i];
+	if (!path)
+		fail_msg("%s: not installed (iproute2, util-linux)", argv[0]);
+	if (t_run_capture(v, out, sizeof(out), 10000) != 0)
+		fail_msg("%s %s %s: %s", argv[0], argv[1], argv[2] ? argv[2] : "", out);
+}
+
+/* A second network namespace for b (as test-migrate does), joined to the
+ * test's by a veth pair: 10.78.0.1 (a) and 10.78.0.2 (b). */
+static void other_namespace(struct fx *x)
+{
+	int pipefd[2];
+	assert_int_equal(pipe(pipefd), 0);
+	x->holder = fork();
+	if (x->holder == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 1);
+		dup2(null, 2);
+		char c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+		if (write(pipefd[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c = 0;
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(c, 'y');
+	char ns2[64], pidstr[16], ipath[64];
+	snprintf(ns2, sizeof(ns2), "--net=/proc/%d/ns/net", (int)x->holder);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)x->holder);
+	const char *ip = tool("ip");
+	snprintf(ipath, sizeof(ipath), "%s", ip ? ip : "ip");
+	x->here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	x->there = open(ns2 + 6, O_RDONLY | O_CLOEXEC);
+	assert_true(x->here >= 0 && x->there >= 0);
+	const char *cmds[][12] = {
+		{ "ip", "link", "add", "qcs0", "type", "veth", "peer", "name", "qcs1", NULL },
+		{ "ip", "link", "set", "qcs1", "netns", pidstr, NULL },
+		{ "ip", "addr", "add", "10.78.0.1/24", "dev", "qcs0", NULL },
+		{ "ip", "link", "set", "qcs0", "up", NULL },
+		{ "nsenter", ns2, ipath, "addr", "add", "10.78.0.2/24", "dev", "qcs1", NULL },
+		{ "nsenter", ns2, ipath, "link", "set", "qcs1", "up", NULL },
+		{ "nsenter", ns2, ipath, "link", "set", "lo", "up", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		run(cmds[i]);
+}
+
 static void test_refused_then_forced_across_namespaces(void **state)
 {
 	struct fx *x = *state;
@@ -529,8 +625,7 @@ static void test_refused_then_forced_across_namespaces(void **state)
 		printf("# skip: %s\n", t_netns_skip);
 		skip();
 	}
-	/* b in a second namespace, as test-migrate does */
-	t_netns_peer(&x->ns, "qcs0", "qcs1", "10.78.0");
+	other_namespace(x);
 	make_image(x->img_b, 0x11);   /* a different image where b's profile points */
 	start_source(x, false);
 	printf("# b in another network namespace, joined by veth: 10.78.0.1 (a), 10.78.0.2 (b)\n");
