@@ -193,24 +193,9 @@ runs_on() {	# runs_on ASK N: Pacemaker (node ASK's) has it on node N, whose qsup
 	[ "$(where "$1")" = "node$2" ] && [ "$(state "$2")" = running ]
 }
 # listen N: the guest's console on node N from now on, into $dir/conN
-# (the console keeps nothing for a late reader). The reader connects again
-# whenever it is cut off (QEMU restarted, or a connection made while it was
-# starting); an earlier reader of node N is stopped first.
 listen() {
-	eval "old=\${conpid$1:-}"
-	if [ -n "$old" ]; then
-		kids=$(cat "/proc/$old/task/$old/children" 2>/dev/null || true)
-		kill "$old" $kids 2>/dev/null || true
-	fi
 	: > "$dir/con$1"
-	(
-		while :; do
-			socat -u "UNIX-CONNECT:$dir/node$1/run/tiny/serial.sock" - >>"$dir/con$1" 2>/dev/null || true
-			sleep 0.2
-		done
-	) &
-	eval "conpid$1=\$!"
-	cons="$cons $!"
+	follow_console "$1" "$dir/node$1/run/tiny/serial.sock" "$dir/con$1"
 }
 count() { sed -n 's/.*QSUP-COUNTER \([0-9]*\).*/\1/p' "$dir/con$1" | tail -n 1; }
 first() { sed -n 's/.*QSUP-COUNTER \([0-9]*\).*/\1/p' "$dir/con$1" | head -n 1; }

@@ -141,22 +141,7 @@ expect() {	# expect RC NODE ACTION [VAR=VALUE...]
 	echo "ok: $(date +%T) $* -> $got"
 }
 # listen NODE: the guest's console on NODE from now on, into $dir/NODE.con
-# (connecting again when cut off, until the next listen NODE or the end)
-listen() {
-	eval "old=\${conpid_$1:-}"
-	if [ -n "$old" ]; then
-		kids=$(cat "/proc/$old/task/$old/children" 2>/dev/null || true)
-		kill "$old" $kids 2>/dev/null || true
-	fi
-	(
-		while :; do
-			socat -u "UNIX-CONNECT:$dir/$1/run/tiny/serial.sock" - >>"$dir/$1.con" 2>/dev/null || true
-			sleep 0.2
-		done
-	) &
-	eval "conpid_$1=\$!"
-	cons="$cons $!"
-}
+listen() { follow_console "$1" "$dir/$1/run/tiny/serial.sock" "$dir/$1.con"; }
 # dcount NODE: the last disk counter on NODE's console
 dcount() { sed -n 's/.*QSUP-DISKCOUNT \([0-9][0-9]*\).*/\1/p' "$dir/$1.con" | tail -n 1; }
 wait_dcount() {	# wait_dcount NODE N: the disk counter reaches N on NODE's console

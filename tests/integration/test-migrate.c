@@ -92,31 +92,20 @@ static json_t *status(struct t_ctl *c)
 
 static void wait_state(struct t_ctl *c, const char *want, int ms)
 {
-	for (int i = 0; i < ms / 50; i++) {
-		if (!strcmp(t_ctl_state(c, GUEST), want))
-			return;
-		usleep(50000);
-	}
-	fail_msg("state %s, not %s", t_ctl_state(c, GUEST), want);
+	if (t_ctl_poll_state(c, GUEST, want, ms) < 0)
+		fail_msg("state %s, not %s", t_ctl_state(c, GUEST), want);
 }
 
 /* The highest QSUP-COUNTER on the console so far. */
 static long last_counter(struct fx *x)
 {
-	long n = -1;
-	for (const char *p = x->ser.buf; p && (p = strstr(p, "QSUP-COUNTER ")); p++)
-		n = strtol(p + 13, NULL, 10) > n ? strtol(p + 13, NULL, 10) : n;
-	return n;
+	return t_serial_highest(&x->ser, "QSUP-COUNTER");
 }
 
 /* Reopen the console on the daemon behind c. */
 static void console(struct fx *x, struct t_ctl *c)
 {
-	t_serial_close(&x->ser);
-	t_loop_finish(&x->loop);
-	memset(&x->ser, 0, sizeof(x->ser));
-	x->seen = 0;
-	assert_int_equal(t_ctl_console(c, GUEST, &x->loop, &x->ser), 0);
+	assert_int_equal(t_ctl_console_reopen(c, GUEST, &x->loop, &x->ser, &x->seen), 0);
 }
 
 /* After a move: the counter goes on from where it was (no reboot). */

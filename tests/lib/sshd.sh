@@ -1,5 +1,5 @@
-# Sourced by the shell tests that run sshd and network namespaces of their
-# own (tests/scripts/test-ssh.sh, tests/cluster/*.sh).
+# Sourced by the shell tests that run sshd, network namespaces and guest
+# consoles of their own (tests/scripts/test-ssh.sh, tests/cluster/*.sh).
 
 # sshd_keys DIR: DIR/hostkey, DIR/clientkey and DIR/authorized_keys (which
 # trusts clientkey), and sshd's privilege separation dir (Debian's init
@@ -43,4 +43,25 @@ netns_pair() {
 	ip -n "$1" link set veth0 up
 	ip -n "$2" link set veth1 up
 	ip netns exec "$1" ping -c 1 -W 5 "$3.2" >/dev/null
+}
+
+# follow_console KEY SOCKET OUT: append the console at unix socket SOCKET
+# to OUT from now on, connecting again whenever cut off (QEMU restarted, or
+# a connection made while it was starting), until the next follow_console
+# KEY; its reader's pid is added to $cons (killed at cleanup). The console
+# keeps nothing for a late reader.
+follow_console() {
+	eval "old=\${conpid_$1:-}"
+	if [ -n "$old" ]; then
+		kids=$(cat "/proc/$old/task/$old/children" 2>/dev/null || true)
+		kill "$old" $kids 2>/dev/null || true
+	fi
+	(
+		while :; do
+			socat -u "UNIX-CONNECT:$2" - >>"$3" 2>/dev/null || true
+			sleep 0.2
+		done
+	) &
+	eval "conpid_$1=\$!"
+	cons="$cons $!"
 }

@@ -503,6 +503,16 @@ int t_ctl_console(struct t_ctl *c, const char *name, uv_loop_t *loop, struct t_s
 	return rc;
 }
 
+int t_ctl_console_reopen(struct t_ctl *c, const char *name, uv_loop_t *loop,
+                         struct t_serial *ser, size_t *seen)
+{
+	t_serial_close(ser);
+	t_loop_finish(loop);
+	memset(ser, 0, sizeof(*ser));
+	*seen = 0;
+	return t_ctl_console(c, name, loop, ser);
+}
+
 bool t_ctl_eof(struct t_ctl *c, int ms)
 {
 	long long end = now_ms() + ms;
@@ -549,6 +559,16 @@ const char *t_ctl_state(struct t_ctl *c, const char *name)
 	snprintf(buf, sizeof(buf), "%s", st ? st : "?");
 	json_decref(s);
 	return buf;
+}
+
+int t_ctl_poll_state(struct t_ctl *c, const char *name, const char *want, int ms)
+{
+	for (int i = 0; i < ms / 50; i++) {
+		if (!strcmp(t_ctl_state(c, name), want))
+			return 0;
+		usleep(50000);
+	}
+	return strcmp(t_ctl_state(c, name), want) ? -1 : 0;
 }
 
 int t_ctl_pid(struct t_ctl *c, const char *name)

@@ -129,6 +129,14 @@ json_t *t_ctl_wait_state(struct t_ctl *c, const char *name, const char *state, i
 /* Ask for guest name's console and connect ser to it on loop (initialised
  * here). Returns 0 or a negative error. */
 int t_ctl_console(struct t_ctl *c, const char *name, uv_loop_t *loop, struct t_serial *ser);
+/* The same after closing ser and finishing loop (a console reopened, on
+ * the same daemon or another); *seen back to 0. */
+int t_ctl_console_reopen(struct t_ctl *c, const char *name, uv_loop_t *loop,
+                         struct t_serial *ser, size_t *seen);
+
+/* Poll name's state (every 50 ms, up to ms) until it is want: 0, or -1
+ * (t_ctl_state then says what it is). */
+int t_ctl_poll_state(struct t_ctl *c, const char *name, const char *want, int ms);
 
 /* The file behind fd set id of guest name's QEMU (query-fdsets through the
  * qmp verb, then its /proc entry), into buf; returns buf, or NULL. */

@@ -470,6 +470,20 @@ void t_serial_close(struct t_serial *s)
 	s->buf = NULL;
 }
 
+long t_serial_highest(const struct t_serial *s, const char *tag)
+{
+	long n = -1;
+	size_t len = strlen(tag);
+	for (const char *p = s->buf; p && (p = strstr(p, tag)); p += len) {
+		if (p[len] != ' ')
+			continue;
+		long v = strtol(p + len + 1, NULL, 10);
+		if (v > n)
+			n = v;
+	}
+	return n;
+}
+
 const char *t_read_line(const char *path)
 {
 	static char buf[4096];

@@ -111,6 +111,8 @@ int t_serial_wait(struct t_serial *s, const char *text, size_t *from, uint64_t m
 int t_serial_write(struct t_serial *s, const char *line);
 
 void t_serial_close(struct t_serial *s);
+/* The highest N of "TAG N" in what s received so far, or -1. */
+long t_serial_highest(const struct t_serial *s, const char *tag);
 
 /* Read a small text file into a static buffer, without a trailing newline;
  * NULL if it cannot be read. */
