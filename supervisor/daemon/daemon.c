@@ -323,11 +323,10 @@ static void guest_persist(void *owner, struct sv_guest *g)
 	sv_state_save(g);
 }
 
-static void guest_persist_then(void *owner, struct sv_guest *g,
-                               void (*done)(struct sv_guest *g, int err))
+static void guest_persist_then(void *owner, struct sv_guest *g, struct sv_persist_wait *w)
 {
 	(void)owner;
-	sv_state_save_then(g, done);
+	sv_state_save_then(g, w);
 }
 
 static char *guest_record(void *owner, struct sv_guest *g)

@@ -30,22 +30,28 @@ struct save_job {
 	char rundir[4096];
 	char *text;
 	int err;
-	struct sv_state_waiter *waiters;   /* told when this write is done */
 };
 
-struct sv_state_waiter {
-	void (*done)(struct sv_guest *g, int err);
-	struct sv_state_waiter *next;
-};
-
-static void tell_waiters(struct sv_guest *g, struct sv_state_waiter *w, int err)
+/* Tell the waits in *head, in order, each taken out first: a done may
+ * cancel a wait further on, or ask a new one (which joins the next write). */
+static void tell_waiters(struct sv_guest *g, struct sv_persist_wait **head, int err)
 {
-	while (w) {
-		struct sv_state_waiter *next = w->next;
-		w->done(g, err);
-		free(w);
-		w = next;
+	struct sv_persist_wait *w;
+	while ((w = *head)) {
+		*head = w->next;
+		w->next = NULL;
+		w->done(w, g, err);
 	}
+}
+
+/* Move g's waits onto the write about to begin. */
+static void waiters_to_writing(struct sv_guest *g)
+{
+	struct sv_persist_wait **tail = &g->state_writing;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = g->state_waiters;
+	g->state_waiters = NULL;
 }
 
 static int64_t wall_ms(void)
@@ -145,18 +151,17 @@ static void save_done(uv_work_t *w, int status)
 		sv_log(SV_LOG_WARN, g->name, "cannot write %s/state.json: %s", j->rundir,
 		       strerror(j->err));
 	g->state_busy = false;
-	struct sv_state_waiter *ws = j->waiters;
 	int err = j->err ? -j->err : 0;
 	free(j->text);
 	free(j);
-	if (g->state_dirty && !g->freeing)
-		queue_dirty(g);   /* changed while this write was in flight */
-	tell_waiters(g, ws, err);
-	if (g->freeing) {   /* nothing more is written for it */
-		ws = g->state_waiters;
-		g->state_waiters = NULL;
-		tell_waiters(g, ws, -ECANCELED);
-	}
+	/* Changed while this write was in flight: written again, after the
+	 * waits are told (a done that asks for a write meanwhile finds it due). */
+	bool again = g->state_dirty && !g->freeing;
+	tell_waiters(g, &g->state_writing, err);
+	if (again)
+		queue_dirty(g);
+	if (g->freeing)   /* nothing more is written for it */
+		tell_waiters(g, &g->state_waiters, -ECANCELED);
 	sv_guest_unhold(g);
 }
 
@@ -172,15 +177,13 @@ char *sv_state_text(struct sv_guest *g)
 static void save_now(struct sv_guest *g)
 {
 	struct save_job *j = calloc(1, sizeof(*j));
-	struct sv_state_waiter *w = g->state_waiters;
-	g->state_waiters = NULL;
+	waiters_to_writing(g);
 	g->state_dirty = false;
 	if (!j || !(j->text = sv_state_text(g))) {
 		free(j);
-		tell_waiters(g, w, -ENOMEM);
+		tell_waiters(g, &g->state_writing, -ENOMEM);
 		return;
 	}
-	j->waiters = w;
 	snprintf(j->rundir, sizeof(j->rundir), "%s", g->rundir);
 	j->g = g;
 	j->work.data = j;
@@ -190,7 +193,7 @@ static void save_now(struct sv_guest *g)
 		free(j->text);
 		free(j);
 		g->state_busy = false;
-		tell_waiters(g, w, -ENOMEM);
+		tell_waiters(g, &g->state_writing, -ENOMEM);
 		sv_guest_unhold(g);
 	}
 }
@@ -209,11 +212,8 @@ static void on_flush(uv_timer_t *t)
 		struct sv_guest *g = v[i];
 		if (!g->freeing && g->state_dirty && !g->state_busy)
 			save_now(g);
-		else if (g->freeing) {   /* never written now */
-			struct sv_state_waiter *w = g->state_waiters;
-			g->state_waiters = NULL;
-			tell_waiters(g, w, -ECANCELED);
-		}
+		else if (g->freeing)   /* never written now */
+			tell_waiters(g, &g->state_waiters, -ECANCELED);
 		sv_guest_unhold(g);
 	}
 	free(v);
@@ -251,14 +251,10 @@ void sv_state_save(struct sv_guest *g)
 		queue_dirty(g);
 }
 
-void sv_state_save_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err))
+void sv_state_save_then(struct sv_guest *g, struct sv_persist_wait *w)
 {
-	struct sv_state_waiter *w = calloc(1, sizeof(*w)), **tail = &g->state_waiters;
-	if (!w) {
-		done(g, -ENOMEM);
-		return;
-	}
-	w->done = done;
+	struct sv_persist_wait **tail = &g->state_waiters;
+	w->next = NULL;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = w;

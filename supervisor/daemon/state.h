@@ -36,10 +36,12 @@ struct sv_guest;
  * calls it saw, on the thread pool, one write in flight per guest (a call
  * while one is writes again when it is done). */
 void sv_state_save(struct sv_guest *g);
-/* sv_state_save, then done(g, 0) on the loop once a write that began
- * after this call has been renamed into place, or done(g, -errno) when it
- * failed (or g went before it was written: -ECANCELED). */
-void sv_state_save_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err));
+/* sv_state_save, then w->done(w, g, 0) on the loop once a write that
+ * began after this call has been renamed into place, or -errno when it
+ * failed (or g went before it was written: -ECANCELED). Waits are told in
+ * the order they were asked; sv_guest_persist_cancel() takes one back. */
+struct sv_persist_wait;
+void sv_state_save_then(struct sv_guest *g, struct sv_persist_wait *w);
 
 /* Set up the daemon's writing of state files (before any guest exists). */
 struct sv_daemon;

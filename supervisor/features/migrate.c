@@ -29,6 +29,8 @@ void mig_free(struct sv_guest *g)
 	if (!m)
 		return;
 	g->mig = NULL;
+	if (m->intent_go)   /* still waiting for its record */
+		sv_guest_persist_cancel(g, &m->intent);
 	if ((m->role == ROLE_OUT || m->role == ROLE_SAVE) && g->mig_out) {
 		g->mig_out = false;   /* nothing more to ask a re-adopted QEMU */
 		sv_guest_persist(g);
@@ -78,14 +80,12 @@ struct sv_mig *mig_new(struct sv_guest *g, enum role role, struct sv_request *re
 	return m;
 }
 
-/* Waiters are told in order, each once: the k-th answer is the k-th
- * intent's, whichever migration asked it. */
-static void intent_recorded(struct sv_guest *g, int err)
+/* mig_free cancels the wait of a migration that ends first. */
+static void intent_recorded(struct sv_persist_wait *w, struct sv_guest *g, int err)
 {
-	struct sv_mig *m = g->mig;
-	unsigned seq = ++g->mig_intents_done;
-	if (g->freeing || !m || !m->intent_go || m->intent_seq != seq)
-		return;   /* that migration ended meanwhile */
+	struct sv_mig *m = (struct sv_mig *)((char *)w - offsetof(struct sv_mig, intent));
+	if (g->freeing || m != g->mig || !m->intent_go)
+		return;
 	void (*go)(struct sv_guest *g) = m->intent_go;
 	m->intent_go = NULL;
 	if (err < 0) {
@@ -104,8 +104,8 @@ void mig_out_intent(struct sv_guest *g, void (*go)(struct sv_guest *g))
 	struct sv_mig *m = g->mig;
 	g->mig_out = true;
 	m->intent_go = go;
-	m->intent_seq = ++g->mig_intents;
-	sv_guest_persist_then(g, intent_recorded);
+	m->intent.done = intent_recorded;
+	sv_guest_persist_then(g, &m->intent);
 }
 
 /* Answer the waiting request (if any) with ok / the error. */

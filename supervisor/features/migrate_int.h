@@ -61,7 +61,7 @@ struct sv_mig {
 	const char *ev_end;             /* source: how QEMU's MIGRATION event said it
 	                                   ended (completed, failed, cancelled); NULL */
 	bool adopt_query;               /* re-adopted: waits for query-migrate's answer */
-	unsigned intent_seq;            /* source, save: its mig_out_intent (migrate.c) */
+	struct sv_persist_wait intent;  /* source, save: its mig_out_intent (migrate.c) */
 	void (*intent_go)(struct sv_guest *g);   /* ... and what follows once recorded */
 	bool postcopy;                  /* switched to postcopy */
 	int final_tries;                /* query-migrate until the figures are in */

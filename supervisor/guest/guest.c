@@ -355,12 +355,31 @@ void sv_guest_persist(struct sv_guest *g)
 		g->env->persist(g->env->owner, g);
 }
 
-void sv_guest_persist_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err))
+void sv_guest_persist_then(struct sv_guest *g, struct sv_persist_wait *w)
 {
+	w->next = NULL;
 	if (g->env->persist_then)
-		g->env->persist_then(g->env->owner, g, done);
+		g->env->persist_then(g->env->owner, g, w);
 	else
-		done(g, 0);   /* an owner that keeps no record (tests) */
+		w->done(w, g, 0);   /* an owner that keeps no record (tests) */
+}
+
+static bool unlink_wait(struct sv_persist_wait **head, struct sv_persist_wait *w)
+{
+	for (; *head; head = &(*head)->next) {
+		if (*head == w) {
+			*head = w->next;
+			w->next = NULL;
+			return true;
+		}
+	}
+	return false;
+}
+
+void sv_guest_persist_cancel(struct sv_guest *g, struct sv_persist_wait *w)
+{
+	if (!unlink_wait(&g->state_waiters, w))
+		unlink_wait(&g->state_writing, w);
 }
 
 void sv_guest_hold(struct sv_guest *g)

@@ -92,6 +92,16 @@ struct sv_guest_observer {
 	void (*release)(struct sv_guest *g);
 };
 
+/* A wait for g's record to be written (sv_guest_persist_then): storage of
+ * the caller's, linked in g's queue while it waits. done is called once,
+ * in the order the waits were asked, unless the wait is cancelled first
+ * (sv_guest_persist_cancel). No allocation, so nothing can fail out of
+ * order. */
+struct sv_persist_wait {
+	void (*done)(struct sv_persist_wait *w, struct sv_guest *g, int err);
+	struct sv_persist_wait *next;
+};
+
 /* What a guest knows of the host it runs on: given by its owner (the
  * daemon) at creation, shared by every guest, read-only to them. */
 struct sv_guest_env {
@@ -119,10 +129,9 @@ struct sv_guest_env {
 	/* g's record changed: write it (state.json) soon; g's record as it is
 	 * now (malloc'd text; NULL when out of memory). */
 	void (*persist)(void *owner, struct sv_guest *g);
-	/* The same, then done(g, 0) once a record written after this call is
-	 * in place (or done(g, -errno) when it could not be written). */
-	void (*persist_then)(void *owner, struct sv_guest *g,
-	                     void (*done)(struct sv_guest *g, int err));
+	/* The same, then w->done(w, g, 0) once a record written after this
+	 * call is in place (or -errno when it could not be written). */
+	void (*persist_then)(void *owner, struct sv_guest *g, struct sv_persist_wait *w);
 	char *(*record)(void *owner, struct sv_guest *g);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
 	/* Before a start's preparation: bring up the managed networks that
@@ -190,8 +199,9 @@ struct sv_guest {
 	bool adopt_ask_mig;             /* whether a migration may run: ask QEMU (adopt.c) */
 	bool mig_out;                   /* an outgoing migration or save may run in QEMU
 	                                   (migrate.c): state.json says so before it starts */
-	unsigned mig_intents, mig_intents_done;   /* migrate.c: its records asked, written */
-	struct sv_state_waiter *state_waiters;  /* state.c: persist_then callers */
+	/* state.c: persist_then's waits, for the next write, and for the
+	 * write in flight */
+	struct sv_persist_wait *state_waiters, *state_writing;
 	bool persist_quiet;             /* this transition leaves state.json as it is */
 	int pidfd;
 	uv_poll_t *pidfd_poll;
@@ -357,9 +367,14 @@ void sv_guest_prepared(struct sv_guest *g, int status, const char *msg);
 /* g's record changed (a device, a taint, a SHUTDOWN seen): the owner
  * writes it soon, so that a later qsupd re-adopts the guest with it. */
 void sv_guest_persist(struct sv_guest *g);
-/* The same, then done(g, err) once it is written (err 0) or could not be
- * (-errno): for what must be on record before QEMU is asked to do it. */
-void sv_guest_persist_then(struct sv_guest *g, void (*done)(struct sv_guest *g, int err));
+/* The same, then w->done(w, g, err) once it is written (err 0) or could
+ * not be (-errno; -ECANCELED when g went first): for what must be on
+ * record before QEMU is asked to do it. w stays the caller's, and must
+ * stay valid until done is called or the wait is cancelled. */
+void sv_guest_persist_then(struct sv_guest *g, struct sv_persist_wait *w);
+/* Take w out of g's queue (its done is not called); nothing if it is not
+ * there. */
+void sv_guest_persist_cancel(struct sv_guest *g, struct sv_persist_wait *w);
 
 /* The guest's holds: every libuv handle, request or thread-pool job that
  * refers to g holds it, sv_guest_hold() when it starts and
