@@ -282,6 +282,7 @@ static void finish_exit(struct sv_daemon *d)
 	if (d->trim_ready) {
 		d->trim_ready = false;
 		uv_close((uv_handle_t *)&d->trim, NULL);
+		uv_close((uv_handle_t *)&d->kvm_timer, NULL);
 	}
 }
 
@@ -321,6 +322,56 @@ static void guest_persist(void *owner, struct sv_guest *g)
 {
 	(void)owner;
 	sv_state_save(g);
+}
+
+/* Whether /dev/kvm can create a VM, asked once: by the first start that
+ * needs the answer, or on the thread pool a second after startup (for the
+ * log). Not at startup: KVM_CREATE_VM and the VM's teardown took 0.3 ms
+ * here, and hold the process's memory map meanwhile, which re-adoption
+ * need not wait for. */
+#define KVM_PROBE_DELAY_MS 1000
+static void kvm_known(struct sv_daemon *d, int rc, const char *why)
+{
+	d->kvm_known = true;
+	d->kvm_usable = rc == 0;
+	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", d->kvm_usable ? "" : why);
+	if (!d->kvm_usable)
+		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
+		       "not start, kvm:tcg falls back to TCG", d->kvm_why);
+}
+
+static bool guest_kvm_usable(void *owner)
+{
+	struct sv_daemon *d = owner;
+	if (!d->kvm_known) {
+		struct sv_error err = { 0 };
+		kvm_known(d, sv_host_kvm_probe(NULL, &err), err.msg);
+	}
+	return d->kvm_usable;
+}
+
+static void kvm_probe_work(uv_work_t *w)
+{
+	struct sv_daemon *d = w->data;
+	struct sv_error err = { 0 };
+	d->kvm_work_rc = sv_host_kvm_probe(NULL, &err);
+	snprintf(d->kvm_work_why, sizeof(d->kvm_work_why), "%.255s", err.msg);
+}
+
+static void kvm_probe_done(uv_work_t *w, int status)
+{
+	struct sv_daemon *d = w->data;
+	if (!d->kvm_known)
+		kvm_known(d, status < 0 ? status : d->kvm_work_rc,
+		          status < 0 ? uv_strerror(status) : d->kvm_work_why);
+}
+
+static void kvm_probe_later(uv_timer_t *t)
+{
+	struct sv_daemon *d = t->data;
+	if (!d->kvm_known && uv_queue_work(d->loop, &d->kvm_work, kvm_probe_work,
+	                                   kvm_probe_done) < 0)
+		guest_kvm_usable(d);
 }
 
 static void guest_persist_then(void *owner, struct sv_guest *g, struct sv_persist_wait *w)
@@ -545,13 +596,11 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	/* Nothing qsupd spawns may gain privileges (setuid bits, file caps). */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return sv_error_set(err, -errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-	struct sv_error kerr = { 0 };
-	d->kvm_usable = sv_host_kvm_probe(NULL, &kerr) == 0;
 	d->env = (struct sv_guest_env){ .loop = d->loop, .route = &d->route,
 	                                .run_dir = d->run_dir, .state_dir = d->state_dir,
 	                                .lock_dir = d->lock_dir, .host_key = d->host_key,
 	                                .log_dir = d->log_dir, .log_max = o->log_max,
-	                                .idc = &d->idc, .kvm_usable = d->kvm_usable,
+	                                .idc = &d->idc, .kvm_usable = guest_kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .qmp_replied = guest_qmp_replied,
 	                                .persist = guest_persist, .record = guest_record,
@@ -573,7 +622,6 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 		sv_log(SV_LOG_INFO, NULL, "%zu network%s in %s", sv_netmgr_count(d->netmgr),
 		       sv_netmgr_count(d->netmgr) == 1 ? "" : "s", o->networks_dir);
 	}
-	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", kerr.msg);
 	int vfd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
 	if (vfd >= 0) {
 		d->env.vhost_net = true;
@@ -584,9 +632,6 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 		sv_log(SV_LOG_DEBUG, NULL, "vhost-net: /dev/vhost-net: %s; NICs on taps run "
 		       "without vhost (QEMU moves the packets)", strerror(errno));
 	}
-	if (!d->kvm_usable)
-		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
-		       "not start, kvm:tcg falls back to TCG", kerr.msg);
 	scan_profiles(d, NULL);
 	sv_log(SV_LOG_INFO, NULL, "%zu guest profile%s in %s", d->nguests,
 	       d->nguests == 1 ? "" : "s", d->profile_dir);
@@ -599,6 +644,11 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	uv_signal_start(&d->sighup, on_signal, SIGHUP);
 	uv_timer_init(loop, &d->trim);
 	d->trim.data = d;
+	uv_timer_init(loop, &d->kvm_timer);
+	d->kvm_timer.data = d;
+	d->kvm_work.data = d;
+	uv_timer_start(&d->kvm_timer, kvm_probe_later, KVM_PROBE_DELAY_MS, 0);
+	uv_unref((uv_handle_t *)&d->kvm_timer);   /* never keeps the loop alive */
 	d->trim_ready = true;
 	return 0;
 }

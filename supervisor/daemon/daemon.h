@@ -59,8 +59,14 @@ struct sv_daemon {
 	uint8_t host_key[32];       /* authenticates save files (statedir.h) */
 	int rundir_lock;            /* RUN_DIR/qsupd.lock, held for life */
 	struct sv_id_config idc;    /* who QEMU runs as */
-	bool kvm_usable;
+	/* Whether /dev/kvm can create a VM: known once the probe on the
+	 * thread pool is back, or a start asked first (daemon.c) */
+	bool kvm_known, kvm_usable;
 	char kvm_why[256];          /* why KVM is not usable */
+	uv_work_t kvm_work;
+	uv_timer_t kvm_timer;       /* then the pool's probe */
+	int kvm_work_rc;            /* the pool's probe: its answer and why */
+	char kvm_work_why[256];
 
 	struct sv_netmgr *netmgr;   /* the managed networks (netmgr.h) */
 	struct sv_guest **guests;   /* sorted by name */

@@ -114,7 +114,9 @@ struct sv_guest_env {
 	const char *log_dir;            /* the guests' log files (guestlog.h); NULL: none */
 	uint64_t log_max;               /* rotate NAME.log past this size (0: never) */
 	const struct sv_id_config *idc; /* who QEMU runs as */
-	bool kvm_usable;
+	/* Whether /dev/kvm can create a VM (the owner may find out only
+	 * now); NULL: it cannot. */
+	bool (*kvm_usable)(void *owner);
 	bool vhost_net;                 /* /dev/vhost-net can be opened (argv.h) */
 	bool exiting;                   /* the owner is going away: no restarts */
 	/* The way up, to the owner: g is stopped for good (the owner may

@@ -212,7 +212,7 @@ static void facts_at(struct sv_guest *g, const char *run_dir, bool incoming,
                      struct sv_facts *f)
 {
 	sv_facts_init(f, run_dir, g->name);
-	f->kvm_usable = g->env->kvm_usable;
+	f->kvm_usable = g->env->kvm_usable && g->env->kvm_usable(g->env->owner);
 	f->qmp_fd = SV_FD_QMP;
 	f->serial_fd = SV_FD_SERIAL;
 	f->agent_pass = true;

@@ -27,12 +27,17 @@ static int read_pid(int fd)
 	return atoi(buf);
 }
 
+/* Informative only. Written over the old pid, and cut only where that was
+ * longer: a truncation to 0 costs a journal commit on a disk file system
+ * (0.3 ms here), at every start. */
 static void write_pid(int fd, int pid)
 {
 	char buf[32];
+	struct stat st;
 	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
-		return;   /* informative only */
+	if (pwrite(fd, buf, (size_t)n, 0) == n && fstat(fd, &st) == 0 && st.st_size > n &&
+	    ftruncate(fd, n) < 0)
+		return;
 }
 
 /* Open path and flock it; check that path still names the file locked.
