@@ -166,7 +166,7 @@ static void test_wait_during_a_write_takes_the_next(void **state)
 	wait_init(x, &a, 1);
 	wait_init(x, &b, 2);
 	change_then(x, &a, "first");
-	uv_run(&x->loop, UV_RUN_NOWAIT);   /* the flush timer: the write begins */
+	sv_state_flush_guest(&x->g);   /* the write begins (deterministic: no loop turn) */
 	assert_true(x->g.state_busy);
 	change_then(x, &b, "second");
 	uv_run(&x->loop, UV_RUN_DEFAULT);
@@ -190,7 +190,7 @@ static void test_cancelled_never_told(void **state)
 	change_then(x, &w[0], "a");
 	change_then(x, &w[1], "b");
 	sv_guest_persist_cancel(&x->g, &w[0].w);   /* due */
-	uv_run(&x->loop, UV_RUN_NOWAIT);
+	sv_state_flush_guest(&x->g);
 	assert_true(x->g.state_busy);
 	change_then(x, &w[2], "c");
 	change_then(x, &w[3], "d");
@@ -253,7 +253,7 @@ static void test_guest_going_cancels(void **state)
 	wait_init(x, &a, 1);
 	wait_init(x, &b, 2);
 	change_then(x, &a, "x");
-	uv_run(&x->loop, UV_RUN_NOWAIT);   /* a's write in flight */
+	sv_state_flush_guest(&x->g);   /* a's write in flight */
 	change_then(x, &b, "y");
 	x->g.freeing = true;
 	uv_run(&x->loop, UV_RUN_DEFAULT);
