@@ -330,11 +330,13 @@ static void guest_persist(void *owner, struct sv_guest *g)
  * here, and hold the process's memory map meanwhile, which re-adoption
  * need not wait for. */
 #define KVM_PROBE_DELAY_MS 1000
-static void kvm_known(struct sv_daemon *d, int rc, const char *why)
+static void kvm_known(struct sv_daemon *d, int rc, const char *why, const char *by)
 {
 	d->kvm_known = true;
 	d->kvm_usable = rc == 0;
 	snprintf(d->kvm_why, sizeof(d->kvm_why), "%.255s", d->kvm_usable ? "" : why);
+	sv_log(SV_LOG_DEBUG, NULL, "/dev/kvm %s (probed %s)", d->kvm_usable ? "can create a VM"
+	       : "is not usable", by);
 	if (!d->kvm_usable)
 		sv_log(SV_LOG_WARN, NULL, "KVM is not usable (%s); profiles with accel kvm will "
 		       "not start, kvm:tcg falls back to TCG", d->kvm_why);
@@ -345,7 +347,7 @@ static bool guest_kvm_usable(void *owner)
 	struct sv_daemon *d = owner;
 	if (!d->kvm_known) {
 		struct sv_error err = { 0 };
-		kvm_known(d, sv_host_kvm_probe(NULL, &err), err.msg);
+		kvm_known(d, sv_host_kvm_probe(NULL, &err), err.msg, "when first needed");
 	}
 	return d->kvm_usable;
 }
@@ -363,7 +365,7 @@ static void kvm_probe_done(uv_work_t *w, int status)
 	struct sv_daemon *d = w->data;
 	if (!d->kvm_known)
 		kvm_known(d, status < 0 ? status : d->kvm_work_rc,
-		          status < 0 ? uv_strerror(status) : d->kvm_work_why);
+		          status < 0 ? uv_strerror(status) : d->kvm_work_why, "on the thread pool");
 }
 
 static void kvm_probe_later(uv_timer_t *t)

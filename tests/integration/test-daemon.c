@@ -45,6 +45,33 @@ static void expect_state(struct t_fx *x, const char *verb, const char *name,
 	json_decref(r);
 }
 
+/* /dev/kvm is probed by the first start that needs it (the lifecycle test
+ * starts at once), or on the thread pool a second after qsupd started: a
+ * start after that gets the same answer as a probe of the test's own, and
+ * `argv` spells the same accelerator. */
+static void test_kvm_probed_later(void **state)
+{
+	struct t_fx *x = *state;
+	static const char *const debug[] = { "--log-level", "debug", NULL };
+	t_daemon_profile(&x->d, "fw", FW_PROFILE);
+	start_daemon(x, debug);
+	assert_null(strstr(t_daemon_log(&x->d), "/dev/kvm "));   /* not at startup */
+	for (int i = 0; i < 50 && !strstr(t_daemon_log(&x->d), "(probed on the thread pool)"); i++)
+		usleep(100 * 1000);
+	if (!strstr(t_daemon_log(&x->d), "(probed on the thread pool)"))
+		fail_msg("no probe on the thread pool:\n%s", t_daemon_log(&x->d));
+	json_t *a = t_fx_must(x, "argv", "fw", 5000);
+	char *text = json_dumps(a, 0);
+	printf("# note: accel %s; argv asks for %s\n", t_accel(),
+	       strstr(text, "\"kvm\"") ? "kvm" : "tcg");
+	assert_non_null(strstr(text, !strcmp(t_accel(), "kvm") ? "\"kvm\"" : "\"tcg\""));
+	free(text);
+	json_decref(a);
+	json_t *s = t_fx_must(x, "start", "fw", 20000);
+	assert_string_equal(str(s, "accel"), t_accel());
+	json_decref(s);
+}
+
 static void test_lifecycle_firmware_guest(void **state)
 {
 	struct t_fx *x = *state;
@@ -848,6 +875,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lifecycle_firmware_guest, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_kvm_probed_later, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_ladder_without_acpi, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_stop_and_console, t_fx_setup, t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_console_one_holder, t_fx_setup, t_fx_teardown),
