@@ -376,7 +376,7 @@ static void attach_start(struct hp_op *op)
 		json_object_del(op->args, "slot");
 	}
 	struct sv_error err = { 0 };
-	if (sv_hotplug_check(p, op->args, &err) < 0) {
+	if (hp_check(p, op->args, false, &err) < 0) {
 		hp_op_fail(op, sv_error_class(&err), "%s", err.msg);
 		return;
 	}

@@ -74,6 +74,9 @@ struct sv_hp {
 extern const char *const hp_kind_names[];
 extern const char *const hp_backend_prefix[];
 int hp_kind_parse(const char *s);
+/* sv_hotplug_check; files: a disk's file is also checked with access()
+ * (an overlay's); an attach leaves that to its open, off the loop. */
+int hp_check(const struct sv_profile *p, json_t *spec, bool files, struct sv_error *err);
 
 /* hotplug.c: the guest's record (allocated on first use), its devices, the
  * queue (enqueue runs op at once when the guest is idle), an operation's

@@ -374,7 +374,9 @@ static void disk_open_done(uv_work_t *w, int status)
 	sv_guest_unhold(g);
 	if (status < 0 || j->rc < 0) {
 		hp_op_drop_dev(op);
-		hp_op_fail(op, j->rc == -ENOENT ? "NotFound" : j->rc == -EINVAL ||
+		/* a file missing or out of reach: NotFound, as the check said */
+		hp_op_fail(op, j->rc == -ENOENT || j->rc == -EACCES || j->rc == -EPERM ||
+		        j->rc == -ENOTDIR || j->rc == -EROFS ? "NotFound" : j->rc == -EINVAL ||
 		        j->rc == -EOPNOTSUPP || j->rc == -ELOOP ? "InvalidArgument"
 		        : "GenericError", "%s", status < 0 ? uv_strerror(status)
 		        : j->err.msg);

@@ -102,9 +102,12 @@ static int check_common(const struct sv_profile *p, json_t *spec, int kind,
 	return 0;
 }
 
-/* The file a disk spec names must be there, readable (and writable unless
- * read-only) by qsupd. */
-static int check_disk_file(const struct sv_profile *p, json_t *spec, struct sv_error *err)
+/* The file a disk spec names must be a clean path, and (files) there,
+ * readable (and writable unless read-only) by qsupd. An attach leaves the
+ * second to its open on the thread pool: a path on a mount that hangs
+ * never holds the loop. */
+static int check_disk_file(const struct sv_profile *p, json_t *spec, bool files,
+                           struct sv_error *err)
 {
 	const char *file = json_string_value(json_object_get(spec, "file"));
 	const char *why;
@@ -116,7 +119,7 @@ static int check_disk_file(const struct sv_profile *p, json_t *spec, struct sv_e
 		return -EINVAL;
 	}
 	bool ro = json_is_true(json_object_get(spec, "read-only"));
-	if (access(path, ro ? R_OK : R_OK | W_OK) < 0) {
+	if (files && access(path, ro ? R_OK : R_OK | W_OK) < 0) {
 		int e = -errno;
 		sv_error_setc(err, e, "NotFound", "%s: %s", path, strerror(-e));
 		free(path);
@@ -155,7 +158,8 @@ static int check_by_profile(json_t *spec, const char *section, struct sv_error *
 
 /* Then what hot-plug itself needs of a disk: file and format, a boolean
  * read-only, a bus it can plug into. */
-static int check_disk(const struct sv_profile *p, json_t *spec, struct sv_error *err)
+static int check_disk(const struct sv_profile *p, json_t *spec, bool files,
+                      struct sv_error *err)
 {
 	const char *bus = json_string_value(json_object_get(spec, "bus"));
 	json_t *v;
@@ -181,7 +185,7 @@ static int check_disk(const struct sv_profile *p, json_t *spec, struct sv_error 
 	if (bus && !strcmp(bus, "scsi") && !hp_scsi_drives(p))
 		CHECK_FAIL("InvalidArgument", "bus=scsi needs the profile's SCSI controller: "
 		           "the profile has no disk or CD-ROM with bus = scsi");
-	return check_disk_file(p, spec, err);
+	return check_disk_file(p, spec, files, err);
 }
 
 /* Then what hot-plug itself needs of a NIC: a PCIe model, and the name its
@@ -249,7 +253,7 @@ static int check_mem(const struct sv_profile *p, json_t *spec, struct sv_error *
 	return 0;
 }
 
-int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *err)
+int hp_check(const struct sv_profile *p, json_t *spec, bool files, struct sv_error *err)
 {
 	int kind = hp_kind_parse(json_string_value(json_object_get(spec, "kind")));
 	if (kind < 0)
@@ -273,7 +277,7 @@ int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *
 		return rc;
 	switch (kind) {
 	case DEV_DISK:
-		return check_disk(p, spec, err);
+		return check_disk(p, spec, files, err);
 	case DEV_NIC:
 		return check_nic(spec, err);
 	case DEV_CPU:
@@ -281,4 +285,9 @@ int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *
 	default:
 		return check_mem(p, spec, err);
 	}
+}
+
+int sv_hotplug_check(const struct sv_profile *p, json_t *spec, struct sv_error *err)
+{
+	return hp_check(p, spec, true, err);
 }
