@@ -141,6 +141,7 @@ static void save_work(uv_work_t *w)
 }
 
 static void queue_dirty(struct sv_guest *g);
+static void save_text(struct sv_guest *g, char *text);
 
 static void save_done(uv_work_t *w, int status)
 {
@@ -158,8 +159,13 @@ static void save_done(uv_work_t *w, int status)
 	 * waits are told (a done that asks for a write meanwhile finds it due). */
 	bool again = g->state_dirty && !g->freeing;
 	tell_waiters(g, &g->state_writing, err);
-	if (again)
+	if (again) {
 		queue_dirty(g);
+	} else if (g->state_last) {   /* qsupd exits: what changed during this write */
+		char *text = g->state_last;
+		g->state_last = NULL;
+		save_text(g, text);
+	}
 	if (g->freeing)   /* nothing more is written for it */
 		tell_waiters(g, &g->state_waiters, -ECANCELED);
 	sv_guest_unhold(g);
@@ -176,14 +182,21 @@ char *sv_state_text(struct sv_guest *g)
 /* Write g's state now, on the thread pool (g is not busy). */
 static void save_now(struct sv_guest *g)
 {
-	struct save_job *j = calloc(1, sizeof(*j));
 	waiters_to_writing(g);
 	g->state_dirty = false;
-	if (!j || !(j->text = sv_state_text(g))) {
-		free(j);
+	save_text(g, sv_state_text(g));
+}
+
+/* Write text (taken; NULL: out of memory) as g's state, on the pool. */
+static void save_text(struct sv_guest *g, char *text)
+{
+	struct save_job *j = text ? calloc(1, sizeof(*j)) : NULL;
+	if (!j) {
+		free(text);
 		tell_waiters(g, &g->state_writing, -ENOMEM);
 		return;
 	}
+	j->text = text;
 	snprintf(j->rundir, sizeof(j->rundir), "%s", g->rundir);
 	j->g = g;
 	j->work.data = j;
@@ -283,6 +296,17 @@ void sv_state_flush_stop(struct sv_daemon *d)
 	d->flush_ready = false;
 	uv_timer_stop(&d->flush);
 	on_flush(&d->flush);   /* the last changes still go out */
+	/* A change made while a write was in flight is due once that write is
+	 * done, and the guest is released before then (its features with it):
+	 * its record is taken now, and written then. */
+	for (size_t i = 0; i < d->nguests; i++) {
+		struct sv_guest *g = d->guests[i];
+		if (g->state_busy && g->state_dirty && !g->freeing) {
+			free(g->state_last);
+			g->state_last = sv_state_text(g);
+			g->state_dirty = false;
+		}
+	}
 	uv_close((uv_handle_t *)&d->flush, NULL);
 }
 

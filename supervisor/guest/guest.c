@@ -410,6 +410,7 @@ void sv_guest_unhold(struct sv_guest *g)
 		sv_restart_state_free(&g->rs);
 		json_decref(g->last_tail);
 		json_decref(g->created);
+		free(g->state_last);
 		free(g->lock_path);
 		free(g->profile_path);
 		free(g->name);

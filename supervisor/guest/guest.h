@@ -204,6 +204,8 @@ struct sv_guest {
 	/* state.c: persist_then's waits, for the next write, and for the
 	 * write in flight */
 	struct sv_persist_wait *state_waiters, *state_writing;
+	char *state_last;               /* state.c: the record as it was at exit,
+	                                   written once the write in flight is done */
 	bool persist_quiet;             /* this transition leaves state.json as it is */
 	int pidfd;
 	uv_poll_t *pidfd_poll;

@@ -6,7 +6,8 @@
  * What a migration relies on: each wait is told once, in the order the
  * waits were asked, only after a write that began after it is in place;
  * one cancelled is never told, whether its write is due or in flight; a
- * failed write is told as -errno; a guest going tells -ECANCELED.
+ * failed write is told as -errno; a guest going tells -ECANCELED. And what
+ * qsupd's exit relies on: a change made during the last write is written.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -40,7 +41,7 @@ struct fx {
 	uv_loop_t loop;
 	struct sv_daemon d;
 	struct sv_guest_env env;
-	struct sv_guest g;
+	struct sv_guest g, *guests[1];
 	char *dir;
 	int order[16], norder;
 };
@@ -65,6 +66,9 @@ static int setup(void **state)
 	x->dir = t_mkdtemp("qsup-state");
 	assert_non_null(x->dir);
 	x->d.loop = &x->loop;
+	x->guests[0] = &x->g;
+	x->d.guests = x->guests;
+	x->d.nguests = 1;
 	sv_state_flush_init(&x->d);
 	x->env.loop = &x->loop;
 	x->env.owner = &x->d;
@@ -262,6 +266,28 @@ static void test_guest_going_cancels(void **state)
 	assert_int_equal(x->norder, 2);
 }
 
+/* qsupd exits while a write is in flight, and the record changed after
+ * that write began: the change is taken before the guest is released (its
+ * features with it) and written once the write in flight is done. */
+static void test_exit_during_a_write_keeps_the_last_change(void **state)
+{
+	struct fx *x = *state;
+	char seen[64];
+	snprintf(x->g.reason, sizeof(x->g.reason), "first");
+	sv_state_save(&x->g);
+	sv_state_flush_guest(&x->g);   /* in flight */
+	assert_true(x->g.state_busy);
+	snprintf(x->g.reason, sizeof(x->g.reason), "last");
+	sv_state_save(&x->g);          /* due after it */
+	sv_state_flush_stop(&x->d);    /* qsupd exits... */
+	x->g.freeing = true;           /* ...and releases its guests */
+	snprintf(x->g.reason, sizeof(x->g.reason), "released");
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	recorded_reason(x, seen, sizeof(seen));
+	assert_string_equal(seen, "last");
+	assert_null(x->g.state_last);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +298,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_done_cancels_and_asks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_write_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_going_cancels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exit_during_a_write_keeps_the_last_change, setup,
+		                                teardown),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
