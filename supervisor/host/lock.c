@@ -35,9 +35,10 @@ static void write_pid(int fd, int pid)
 	char buf[32];
 	struct stat st;
 	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
-	if (pwrite(fd, buf, (size_t)n, 0) == n && fstat(fd, &st) == 0 && st.st_size > n &&
-	    ftruncate(fd, n) < 0)
+	if (pwrite(fd, buf, (size_t)n, 0) != n || fstat(fd, &st) < 0 || st.st_size <= n)
 		return;
+	if (ftruncate(fd, n) < 0)
+		return;   /* a longer old pid's tail stays: harmless */
 }
 
 /* Open path and flock it; check that path still names the file locked.

@@ -123,11 +123,8 @@ static json_t *status(struct t_ctl *c)
 
 static void wait_state(struct fx *x, struct t_ctl *c, const char *want, int ms)
 {
-	for (int i = 0; i < ms / 50; i++) {
-		if (!strcmp(t_ctl_state(c, GUEST), want))
-			return;
-		usleep(50000);
-	}
+	if (t_ctl_poll_state(c, GUEST, want, ms) == 0)
+		return;
 	fail_msg("state %s, not %s\n-- a:\n%s\n-- b:\n%s", t_ctl_state(c, GUEST), want,
 	         t_daemon_log(&x->a), t_daemon_log(&x->b));
 }
@@ -150,20 +147,12 @@ static void note_json(json_t *v)
 /* The highest QSUP-DISKCOUNT on the console so far. */
 static long last_count(struct fx *x)
 {
-	long n = -1;
-	for (const char *p = x->ser.buf; p && (p = strstr(p, "QSUP-DISKCOUNT ")); p++)
-		if (strtol(p + 15, NULL, 10) > n)
-			n = strtol(p + 15, NULL, 10);
-	return n;
+	return t_serial_highest(&x->ser, "QSUP-DISKCOUNT");
 }
 
 static void console(struct fx *x, struct t_ctl *c)
 {
-	t_serial_close(&x->ser);
-	t_loop_finish(&x->loop);
-	memset(&x->ser, 0, sizeof(x->ser));
-	x->seen = 0;
-	assert_int_equal(t_ctl_console(c, GUEST, &x->loop, &x->ser), 0);
+	assert_int_equal(t_ctl_console_reopen(c, GUEST, &x->loop, &x->ser, &x->seen), 0);
 }
 
 /* The disk counter goes on (a few more writes) on the console of c. */
