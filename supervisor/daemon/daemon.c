@@ -382,10 +382,16 @@ static void guest_persist_then(void *owner, struct sv_guest *g, struct sv_persis
 	sv_state_save_then(g, w);
 }
 
-static char *guest_record(void *owner, struct sv_guest *g)
+static char *guest_record_begin(void *owner, struct sv_guest *g)
 {
 	(void)owner;
-	return sv_state_text(g);
+	return sv_state_own_begin(g);
+}
+
+static void guest_record_end(void *owner, struct sv_guest *g, int err)
+{
+	(void)owner;
+	sv_state_own_end(g, err);
 }
 
 static void guest_qmp_replied(void *owner, uint64_t ns)
@@ -605,7 +611,8 @@ int sv_daemon_init(struct sv_daemon *d, uv_loop_t *loop, const struct sv_daemon_
 	                                .idc = &d->idc, .kvm_usable = guest_kvm_usable,
 	                                .idle = guest_idle, .activity = guest_activity,
 	                                .qmp_replied = guest_qmp_replied,
-	                                .persist = guest_persist, .record = guest_record,
+	                                .persist = guest_persist, .record_begin = guest_record_begin,
+	                                .record_end = guest_record_end,
 	                                .persist_then = guest_persist_then,
 	                                .observers = observers,
 	                                .uids_taken = uids_taken, .owner = d,

@@ -142,6 +142,7 @@ static void save_work(uv_work_t *w)
 
 static void queue_dirty(struct sv_guest *g);
 static void save_text(struct sv_guest *g, char *text);
+static void write_over(struct sv_guest *g, int err);
 
 static void save_done(uv_work_t *w, int status)
 {
@@ -151,10 +152,18 @@ static void save_done(uv_work_t *w, int status)
 	if (j->err && !g->freeing)
 		sv_log(SV_LOG_WARN, g->name, "cannot write %s/state.json: %s", j->rundir,
 		       strerror(j->err));
-	g->state_busy = false;
 	int err = j->err ? -j->err : 0;
 	free(j->text);
 	free(j);
+	write_over(g, err);
+	sv_guest_unhold(g);
+}
+
+/* The write in flight (a save's or the caller's own) is over, err its
+ * outcome: tell its waits; write again what changed meanwhile. */
+static void write_over(struct sv_guest *g, int err)
+{
+	g->state_busy = false;
 	/* Changed while this write was in flight: written again, after the
 	 * waits are told (a done that asks for a write meanwhile finds it due). */
 	bool again = g->state_dirty && !g->freeing;
@@ -168,7 +177,40 @@ static void save_done(uv_work_t *w, int status)
 	}
 	if (g->freeing)   /* nothing more is written for it */
 		tell_waiters(g, &g->state_waiters, -ECANCELED);
-	sv_guest_unhold(g);
+}
+
+char *sv_state_own_begin(struct sv_guest *g)
+{
+	char *text = sv_state_text(g);
+	g->state_own = false;
+	if (!text || g->state_busy)
+		return text;   /* beside the write in flight, which is written again after */
+	/* The caller's write is the one that was due: its waits wait for it,
+	 * and nothing else is written until it is over. */
+	g->state_own = true;
+	g->state_busy = true;
+	g->state_dirty = false;
+	waiters_to_writing(g);
+	return text;
+}
+
+void sv_state_own_end(struct sv_guest *g, int err)
+{
+	if (!g->state_own)
+		return;
+	g->state_own = false;
+	if (err) {
+		/* Not written: its waits go back to the front, for the write
+		 * that is due now. */
+		struct sv_persist_wait **tail = &g->state_writing;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = g->state_waiters;
+		g->state_waiters = g->state_writing;
+		g->state_writing = NULL;
+		g->state_dirty = true;
+	}
+	write_over(g, 0);
 }
 
 char *sv_state_text(struct sv_guest *g)

@@ -9,7 +9,9 @@
  * in flight per guest, and at most once per loop turn however many
  * transitions the turn made; before a spawn it is written by preparation,
  * and waited for (the intent: a QEMU is on its way): a start that cannot
- * write it fails. Nothing is fsynced: see save_work() in state.c.
+ * write it fails. The intent is the write that was due then, not one more
+ * beside it (sv_state_own_begin). Nothing is fsynced: see save_work() in
+ * state.c.
  *
  * On start, qsupd re-adopts a QEMU only when it can prove the QEMU is this
  * guest's: alive (not a zombie), its command line names the guest, and its
@@ -54,9 +56,19 @@ void sv_state_flush_guest(struct sv_guest *g);
  * the handle. */
 void sv_state_flush_stop(struct sv_daemon *d);
 
-/* g's state file as it is now (malloc'd), to be written off the loop with
- * sv_state_file_write() (the intent before a spawn). */
+/* g's state file as it is now (malloc'd). */
 char *sv_state_text(struct sv_guest *g);
+
+/* The intent before a spawn: g's state file as it is now (malloc'd; NULL
+ * when out of memory), which the caller writes off the loop with
+ * sv_state_file_write(), then reports with sv_state_own_end(g, 0 or
+ * -errno; nonzero also when it did not write it). Unless a write was in
+ * flight already, it is the write that was due: the waits asked before
+ * are told when it ends, no other write of g begins until then, and what
+ * changes meanwhile is written after it; where it is not written, the
+ * due write is made the usual way. */
+char *sv_state_own_begin(struct sv_guest *g);
+void sv_state_own_end(struct sv_guest *g, int err);
 
 /* At daemon start: read g's state file, restore its counters, and re-adopt
  * its QEMU, or account for one that ended while qsupd was down (the restart

@@ -128,13 +128,18 @@ struct sv_guest_env {
 	/* A QMP reply came, ns after its command went out (for the QMP
 	 * round-trip figures). NULL: nobody counts. */
 	void (*qmp_replied)(void *owner, uint64_t ns);
-	/* g's record changed: write it (state.json) soon; g's record as it is
-	 * now (malloc'd text; NULL when out of memory). */
+	/* g's record changed: write it (state.json) soon. */
 	void (*persist)(void *owner, struct sv_guest *g);
 	/* The same, then w->done(w, g, 0) once a record written after this
 	 * call is in place (or -errno when it could not be written). */
 	void (*persist_then)(void *owner, struct sv_guest *g, struct sv_persist_wait *w);
-	char *(*record)(void *owner, struct sv_guest *g);
+	/* A start's intent (prepare.c): g's record as it is now (malloc'd
+	 * text; NULL when out of memory), which the caller writes itself
+	 * before the spawn, as the write that was due; record_end(g, err)
+	 * once it tried, err 0 when it is in place. In between, no other
+	 * write of the record begins; what changes is written after. */
+	char *(*record_begin)(void *owner, struct sv_guest *g);
+	void (*record_end)(void *owner, struct sv_guest *g, int err);
 	uid_t *(*uids_taken)(void *owner, const struct sv_guest *except, size_t *n);
 	/* Before a start's preparation: bring up the managed networks that
 	 * g->run_profile's type = network NICs use, then done(g, 0, NULL), or
@@ -210,6 +215,7 @@ struct sv_guest {
 	int pidfd;
 	uv_poll_t *pidfd_poll;
 	bool state_busy, state_dirty;   /* state.json write in flight / due */
+	bool state_own;                 /* the write in flight is record_begin's */
 	bool pending_start;             /* a start a qsupd restart interrupted */
 	/* Health (probe.h): a query-status when QEMU has been silent too
 	 * long; no reply within its deadline marks the guest unresponsive

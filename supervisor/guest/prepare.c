@@ -32,6 +32,8 @@ struct sv_prep {
 	uid_t *taken;                   /* uids of the daemon's other QEMUs */
 	size_t ntaken;
 	char *intent;                   /* the state file to write before the spawn */
+	bool intent_held;               /* taken with record_begin, record_end due */
+	bool intent_written;
 	int rc;
 	struct sv_error err;
 	bool config;                    /* rc is the profile's fault: no retry */
@@ -428,6 +430,7 @@ static void open_files(struct sv_prep *pp)
 	if (e)
 		pp->rc = sv_error_set(&pp->err, -e, "cannot record the guest's state in %.500s: "
 		                      "%s", pp->rundir, strerror(e));
+	pp->intent_written = e == 0;
 }
 
 /* The one thread-pool step of a start: identity and images first; when no
@@ -446,10 +449,43 @@ static void prep_work(uv_work_t *w)
 
 /* ---- 4: launch ---- */
 
+static void prep_done(uv_work_t *w, int status);
+
+/* The intent's record, taken for the job about to be queued, which
+ * writes it (the write of the record that was due, state.h), and given
+ * back once that job is over, written or not. */
+static void intent_take(struct sv_prep *pp)
+{
+	free(pp->intent);
+	pp->intent_written = false;
+	pp->intent = pp->g->env->record_begin(pp->g->env->owner, pp->g);
+	pp->intent_held = true;
+}
+
+static void intent_give_back(struct sv_prep *pp)
+{
+	if (!pp->intent_held)
+		return;
+	pp->intent_held = false;
+	pp->g->env->record_end(pp->g->env->owner, pp->g, pp->intent_written ? 0 : -EAGAIN);
+}
+
+/* The job that ends in open_files(), with the intent it writes. */
+static int queue_open(struct sv_guest *g)
+{
+	intent_take(g->prep);
+	if (!g->prep->intent || queue(g, prep_work, prep_done) < 0) {
+		intent_give_back(g->prep);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void prep_done(uv_work_t *w, int status)
 {
 	struct sv_prep *pp = w->data;
 	struct sv_guest *g = pp->g;
+	intent_give_back(pp);
 	if (!step_ok(g, status))
 		return;
 	g->ident = pp->ident;
@@ -491,7 +527,7 @@ static void prep_done(uv_work_t *w, int status)
 
 static void step_open(struct sv_guest *g)
 {
-	if (queue(g, prep_work, prep_done) < 0)
+	if (queue_open(g) < 0)
 		sv_guest_prepared(g, -ENOMEM, "start failed: cannot queue work");
 }
 
@@ -533,8 +569,7 @@ void sv_prepare_run(struct sv_guest *g)
 	snprintf(pp->state_dir, sizeof(pp->state_dir), "%s", g->env->state_dir);
 	sv_guest_facts(g, g->start_incoming, &pp->facts);
 	pp->taken = g->env->uids_taken(g->env->owner, g, &pp->ntaken);
-	pp->intent = g->env->record(g->env->owner, g);   /* the guest is starting already */
-	if (!pp->taken || !pp->intent || queue(g, prep_work, prep_done) < 0)
+	if (!pp->taken || queue_open(g) < 0)   /* the guest is starting already */
 		sv_guest_prepared(g, -ENOMEM, "start failed: out of memory");
 }
 

@@ -8,6 +8,8 @@
  * one cancelled is never told, whether its write is due or in flight; a
  * failed write is told as -errno; a guest going tells -ECANCELED. And what
  * qsupd's exit relies on: a change made during the last write is written.
+ * And a start's intent (sv_state_own_begin): the write that was due, with
+ * nothing written beside it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,6 +28,7 @@
 #include "daemon.h"
 #include "guest.h"
 #include "state.h"
+#include "statedir.h"
 #include "testutil.h"
 
 struct wait {
@@ -288,6 +291,137 @@ static void test_exit_during_a_write_keeps_the_last_change(void **state)
 	assert_null(x->g.state_last);
 }
 
+/* ---- the start's own write (the intent, prepare.c) ---- */
+
+/* The caller's write of the text record_begin gave (as prepare.c makes it,
+ * here on the test's thread). */
+static void own_write(struct fx *x, char *text)
+{
+	assert_non_null(text);
+	assert_int_equal(sv_state_file_write(x->dir, ".state.json.intent", text), 0);
+	free(text);
+}
+
+static bool recorded(struct fx *x)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/state.json", x->dir);
+	return access(path, F_OK) == 0;
+}
+
+/* The intent is the write that was due: state.c writes nothing itself,
+ * and the wait asked before is told once the intent is in place. */
+static void test_own_write_is_the_due_one(void **state)
+{
+	struct fx *x = *state;
+	struct wait a;
+	wait_init(x, &a, 1);
+	change_then(x, &a, "starting");
+	char *text = sv_state_own_begin(&x->g);
+	assert_true(x->g.state_own);
+	uv_run(&x->loop, UV_RUN_DEFAULT);   /* the turn's flush: nothing to write */
+	assert_false(recorded(x));
+	assert_int_equal(a.told, 0);
+	own_write(x, text);
+	sv_state_own_end(&x->g, 0);
+	assert_int_equal(a.told, 1);
+	assert_int_equal(a.err, 0);
+	assert_string_equal(a.seen, "starting");
+	assert_false(x->g.state_busy);
+	assert_false(x->g.state_dirty);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/state.json", x->dir);
+	assert_int_equal(unlink(path), 0);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_false(recorded(x));   /* not written twice */
+}
+
+/* A change while the intent is being written is written after it (never
+ * beside it, where the older text could be renamed last). */
+static void test_change_during_own_written_after(void **state)
+{
+	struct fx *x = *state;
+	struct wait b;
+	wait_init(x, &b, 2);
+	snprintf(x->g.reason, sizeof(x->g.reason), "starting");
+	sv_state_save(&x->g);
+	char *text = sv_state_own_begin(&x->g);
+	change_then(x, &b, "changed");
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_false(recorded(x));   /* held back while the intent is written */
+	assert_int_equal(b.told, 0);
+	own_write(x, text);
+	sv_state_own_end(&x->g, 0);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(b.told, 1);
+	assert_int_equal(b.err, 0);
+	assert_string_equal(b.seen, "changed");
+	char seen[64];
+	recorded_reason(x, seen, sizeof(seen));
+	assert_string_equal(seen, "changed");
+}
+
+/* An intent not written (the start failed first, or images are made
+ * first): the write that was due is made the usual way, and its waits are
+ * told after it. */
+static void test_own_not_written_makes_the_due_write(void **state)
+{
+	struct fx *x = *state;
+	struct wait a;
+	wait_init(x, &a, 1);
+	change_then(x, &a, "starting");
+	free(sv_state_own_begin(&x->g));
+	sv_state_own_end(&x->g, -EAGAIN);
+	assert_int_equal(a.told, 0);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(a.told, 1);
+	assert_int_equal(a.err, 0);
+	assert_string_equal(a.seen, "starting");
+	assert_false(x->g.state_own);
+}
+
+/* A write of state.c's in flight already: the intent is written beside
+ * it, and what was due is written again after it. */
+static void test_own_beside_a_write_in_flight(void **state)
+{
+	struct fx *x = *state;
+	snprintf(x->g.reason, sizeof(x->g.reason), "older");
+	sv_state_save(&x->g);
+	sv_state_flush_guest(&x->g);   /* in flight */
+	snprintf(x->g.reason, sizeof(x->g.reason), "starting");
+	sv_state_save(&x->g);
+	char *text = sv_state_own_begin(&x->g);
+	assert_false(x->g.state_own);
+	own_write(x, text);
+	sv_state_own_end(&x->g, 0);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	char seen[64];
+	recorded_reason(x, seen, sizeof(seen));
+	assert_string_equal(seen, "starting");
+	assert_false(x->g.state_busy);
+}
+
+/* qsupd exits while the intent is being written, after a change: the
+ * change is written once the intent is in place. */
+static void test_exit_during_own_keeps_the_last_change(void **state)
+{
+	struct fx *x = *state;
+	snprintf(x->g.reason, sizeof(x->g.reason), "starting");
+	sv_state_save(&x->g);
+	char *text = sv_state_own_begin(&x->g);
+	snprintf(x->g.reason, sizeof(x->g.reason), "last");
+	sv_state_save(&x->g);
+	sv_state_flush_stop(&x->d);
+	x->g.freeing = true;
+	snprintf(x->g.reason, sizeof(x->g.reason), "released");
+	own_write(x, text);
+	sv_state_own_end(&x->g, 0);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	char seen[64];
+	recorded_reason(x, seen, sizeof(seen));
+	assert_string_equal(seen, "last");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +433,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_write_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_going_cancels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_during_a_write_keeps_the_last_change, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_own_write_is_the_due_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_change_during_own_written_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_not_written_makes_the_due_write, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_own_beside_a_write_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exit_during_own_keeps_the_last_change, setup,
 		                                teardown),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
