@@ -17,6 +17,7 @@
 #include "guest.h"
 #include "hotplug.h"
 #include "log.h"
+#include "opwork.h"
 #include "request.h"
 #include "snapshot.h"
 #include "snaprec.h"
@@ -25,6 +26,7 @@
 
 #define BITMAP_PREFIX "qsup-backup-"
 #define PROGRESS_MS 1000
+#define IMG_LOG "qemu-img-backup.log"   /* in RUNDIR/NAME */
 
 enum { RES_PENDING, RES_OK, RES_FAILED };
 
@@ -44,12 +46,11 @@ struct bdisk {
 	int64_t cur, total;
 	/* restore */
 	char *src;                      /* the chain's newest file */
-	char *dst, *dstfmt;             /* the disk's image */
+	char *dst, *dstfmt;             /* the disk's image (op_new: a backup's too) */
 };
 
 struct sv_backup_op {
-	uv_work_t work;
-	uv_process_t *proc;
+	struct sv_opwork work;          /* off the loop: rc, err */
 	uv_timer_t *timer;
 	struct sv_guest *g;
 	struct sv_request *req;         /* the backup (restore) request; NULL: answered */
@@ -72,14 +73,9 @@ struct sv_backup_op {
 	json_t *rec;                    /* restore: the manifest of ID */
 	struct bdisk *d;
 	size_t n, i;
-	int rc;
-	struct sv_error err;
 	struct sv_freeze fz;            /* the agent's freeze around the transaction */
 	struct sv_blockadd ba;          /* the targets into QEMU */
 	struct sv_blockadd_item *bitems;
-	void (*work_fn)(struct sv_backup_op *);
-	void (*after)(struct sv_backup_op *);
-	void (*img_next)(struct sv_backup_op *, bool);
 	char why[900];
 	uint64_t t0;
 };
@@ -99,15 +95,6 @@ static const struct sv_profile *prof(struct sv_guest *g)
 bool sv_backup_busy(const struct sv_guest *g)
 {
 	return g->backup != NULL;
-}
-
-static char *now_iso(char *buf, size_t size)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -198,61 +185,11 @@ static void op_fail(struct sv_backup_op *op, const char *cls, const char *fmt, .
 	op_end(op);
 }
 
-/* ---- work on the thread pool ---- */
-
-static void work_cb(uv_work_t *w)
+/* The work off the loop failed: its error is the answer. */
+static void work_failed(struct sv_backup_op *op)
 {
-	struct sv_backup_op *op = w->data;
-	op->rc = 0;
-	op->work_fn(op);
-}
-
-static void after_cb(uv_work_t *w, int status)
-{
-	struct sv_backup_op *op = w->data;
-	if (status < 0)
-		op->rc = sv_error_set(&op->err, status, "%s", uv_strerror(status));
-	op->after(op);
-}
-
-static void run(struct sv_backup_op *op, void (*fn)(struct sv_backup_op *),
-                void (*after)(struct sv_backup_op *))
-{
-	op->work.data = op;
-	op->work_fn = fn;
-	op->after = after;
-	int rc = uv_queue_work(op->g->env->loop, &op->work, work_cb, after_cb);
-	if (rc < 0) {
-		op->rc = sv_error_set(&op->err, rc, "cannot queue work");
-		after(op);
-	}
-}
-
-/* ---- qemu-img, spawned ---- */
-
-static void on_img_done(void *data, bool ok)
-{
-	struct sv_backup_op *op = data;
-	op->img_next(op, ok);
-}
-
-/* qemu-img with args; its output to RUNDIR/NAME/qemu-img-backup.log;
- * next(op, ok) when it ends. */
-static int img(struct sv_backup_op *op, const char *const *args,
-               void (*next)(struct sv_backup_op *, bool))
-{
-	char log[4300];
-	mkdir(op->g->rundir, 0755);
-	snprintf(log, sizeof(log), "%s/qemu-img-backup.log", op->g->rundir);
-	op->img_next = next;
-	return sv_qemu_img(op->g->env->loop, log, args, on_img_done, op, &op->proc);
-}
-
-static void img_tail(struct sv_backup_op *op, char *buf, size_t size)
-{
-	sv_guest_log_tail(op->g, "qemu-img-backup.log", buf, size);
-	if (!buf[0])
-		snprintf(buf, size, "failed");
+	const struct sv_error *e = &op->work.err;
+	op_fail(op, e->cls ? e->cls : "GenericError", "%s", e->msg);
 }
 
 /* ---- manifests ---- */
@@ -412,16 +349,18 @@ static int write_json_atomic(const char *path, json_t *v, struct sv_error *err)
 
 /* ---- the end of a backup ---- */
 
-static void finish_fail_work(struct sv_backup_op *op)
+static void finish_fail_work(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	for (size_t i = 0; i < op->n; i++)
 		if (op->d[i].part)
 			unlink(op->d[i].part);
 	unlink(op->statepath);
 }
 
-static void finish_fail_done(struct sv_backup_op *op)
+static void finish_fail_done(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	sv_emit(op->g->route, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "event", "BACKUP_END",
 	        "guest", op->g->name, "data", "backup", op->id, "status", op->cancelling
 	        ? "cancelled" : "failed", "error", op->why));
@@ -465,18 +404,20 @@ static void fail_now(struct sv_backup_op *op)
 	if (op->timer)
 		uv_timer_stop(op->timer);
 	qemu_cleanup(op, false);
-	run(op, finish_fail_work, finish_fail_done);
+	sv_opwork_run(&op->work, finish_fail_work, finish_fail_done);
 }
 
-static void finish_ok_work(struct sv_backup_op *op)
+static void finish_ok_work(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	json_t *disks = json_object();
 	for (size_t i = 0; i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
 		struct stat st;
 		int fd = open(d->part, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || fsync(fd) < 0 || fstat(fd, &st) < 0) {
-			op->rc = sv_error_set(&op->err, -errno, "%s: %s", d->part, strerror(errno));
+			op->work.rc = sv_error_set(&op->work.err, -errno, "%s: %s", d->part,
+			                           strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			json_decref(disks);
@@ -492,8 +433,8 @@ static void finish_ok_work(struct sv_backup_op *op)
 	}
 	for (size_t i = 0; i < op->n; i++)
 		if (rename(op->d[i].part, op->d[i].final) < 0) {
-			op->rc = sv_error_set(&op->err, -errno, "cannot rename %s: %s", op->d[i].part,
-			                      strerror(errno));
+			op->work.rc = sv_error_set(&op->work.err, -errno, "cannot rename %s: %s",
+			                           op->d[i].part, strerror(errno));
 			for (size_t k = 0; k < i; k++)   /* nothing named complete without its manifest */
 				rename(op->d[k].final, op->d[k].part);
 			json_decref(disks);
@@ -504,12 +445,12 @@ static void finish_ok_work(struct sv_backup_op *op)
 	                      "version", 1, "guest", op->g->name, "backup", op->id, "kind",
 	                      op->full ? "full" : "incremental", "chain", op->chain, "parent",
 	                      op->parent[0] ? op->parent : NULL, "bitmap", op->bitmap, "started",
-	                      op->created, "finished", now_iso(fin, sizeof(fin)), "disks", disks,
-	                      "picked-up", op->recovered);
+	                      op->created, "finished", sv_opwork_now(fin, sizeof(fin)), "disks",
+	                      disks, "picked-up", op->recovered);
 	snprintf(path, sizeof(path), "%s/%s-%s%s", op->dir, op->g->name, op->id, MANIFEST_SUFFIX);
-	op->rc = write_json_atomic(path, m, &op->err);
+	op->work.rc = write_json_atomic(path, m, &op->work.err);
 	json_decref(m);
-	if (op->rc < 0) {
+	if (op->work.rc < 0) {
 		for (size_t k = 0; k < op->n; k++)
 			rename(op->d[k].final, op->d[k].part);
 		return;
@@ -522,12 +463,12 @@ static void finish_ok_work(struct sv_backup_op *op)
 	unlink(op->statepath);
 }
 
-static void finish_ok_done(struct sv_backup_op *op)
+static void finish_ok_done(void *arg)
 {
-	if (op->rc < 0) {
-		snprintf(op->why, sizeof(op->why), "%s", op->err.msg);
-		qemu_cleanup(op, false);
-		run(op, finish_fail_work, finish_fail_done);
+	struct sv_backup_op *op = arg;
+	if (op->work.rc < 0) {
+		snprintf(op->why, sizeof(op->why), "%s", op->work.err.msg);
+		fail_now(op);
 		return;
 	}
 	qemu_cleanup(op, true);
@@ -578,11 +519,10 @@ static void on_barrier(void *ctx, const struct qmp_result *r)
 	if (left) {
 		snprintf(op->why, sizeof(op->why), "the jobs completed, but QEMU did not close the "
 		         "target of disk %s: nothing kept", left);
-		qemu_cleanup(op, false);
-		run(op, finish_fail_work, finish_fail_done);
+		fail_now(op);
 		return;
 	}
-	run(op, finish_ok_work, finish_ok_done);
+	sv_opwork_run(&op->work, finish_ok_work, finish_ok_done);
 }
 
 /* Every job has its result: complete, or clean up. */
@@ -743,7 +683,7 @@ static void bk_gone(struct sv_guest *g)
 	         "bitmap is as QEMU last stored it");
 	if (op->timer)
 		uv_timer_stop(op->timer);
-	run(op, finish_fail_work, finish_fail_done);
+	sv_opwork_run(&op->work, finish_fail_work, finish_fail_done);
 }
 
 bool sv_backup_progress(const struct sv_guest *g, int64_t *done, int64_t *total,
@@ -771,15 +711,13 @@ static void bk_status(struct sv_guest *g, json_t *st)
 		                    "restore", "backup", op->id, "dir", op->dir));
 		return;
 	}
-	int64_t cur = 0, total = 0;
-	for (size_t i = 0; i < op->n; i++) {
-		cur += op->d[i].cur;
-		total += op->d[i].total;
-	}
+	int64_t cur, total;
+	const char *kind;
+	sv_backup_progress(g, &cur, &total, &kind);
 	json_object_set_new(st, "backup_op", json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
-	                    "action", "backup", "backup", op->id, "kind", op->full ? "full"
-	                    : "incremental", "dir", op->dir, "phase", op->cancelling
-	                    ? "cancelling" : op->started ? "copying" : "preparing", "done",
+	                    "action", "backup", "backup", op->id, "kind", kind, "dir", op->dir,
+	                    "phase", op->cancelling ? "cancelling" : op->started ? "copying"
+	                    : "preparing", "done",
 	                    (json_int_t)cur, "total", (json_int_t)total));
 }
 
@@ -844,6 +782,7 @@ static void bk_adopted(struct sv_guest *g)
 		return;
 	}
 	op->g = g;
+	sv_opwork_init(&op->work, g, op, IMG_LOG);
 	op->recovered = op->started = true;
 	op->full = !strcmp(sv_jstr(s, "kind", ""), "full");
 	op->t0 = uv_now(g->env->loop);
@@ -883,35 +822,14 @@ const struct sv_guest_observer sv_backup_observer = {
 	.status = bk_status,
 };
 
-/* ---- the freeze ---- */
-
-static void thaw(struct sv_backup_op *op)
-{
-	sv_freeze_end(op->g, &op->fz);
-}
-
-static void do_transaction(struct sv_backup_op *op);
-
-static void transaction_go(void *arg)
-{
-	do_transaction(arg);
-}
-
-static void freeze_then_start(struct sv_backup_op *op)
-{
-	sv_freeze_begin(op->g, &op->fz, false, "backup", transaction_go, op);
-}
-
 /* ---- the backup's start ---- */
 
-static void setup_fail_work(struct sv_backup_op *op)
+/* The answer of a failed start or restore, once its files are gone: the
+ * class in err.cls, the message in why. */
+static void fail_done(void *arg)
 {
-	finish_fail_work(op);
-}
-
-static void setup_fail_done(struct sv_backup_op *op)
-{
-	answer_err(op, op->err.cls ? op->err.cls : "GenericError", op->why);
+	struct sv_backup_op *op = arg;
+	answer_err(op, op->work.err.cls ? op->work.err.cls : "GenericError", op->why);
 	op_end(op);
 }
 
@@ -925,7 +843,7 @@ static void setup_fail(struct sv_backup_op *op, const char *cls, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(op->why, sizeof(op->why), fmt, ap);
 	va_end(ap);
-	op->err.cls = cls;
+	op->work.err.cls = cls;
 	if (op->bitems)
 		sv_blockadd_drop(op->g, op->bitems, op->n);
 	for (size_t i = 0; i < op->n; i++)
@@ -933,13 +851,13 @@ static void setup_fail(struct sv_backup_op *op, const char *cls, const char *fmt
 			free(op->d[i].part);   /* not ours: another backup's, or none */
 			op->d[i].part = NULL;
 		}
-	run(op, setup_fail_work, setup_fail_done);
+	sv_opwork_run(&op->work, finish_fail_work, fail_done);
 }
 
 static void on_transaction(void *ctx, const struct qmp_result *r)
 {
 	struct sv_backup_op *op = ctx;
-	thaw(op);
+	sv_freeze_end(op->g, &op->fz);
 	op->in_txn = false;
 	if (r->status != 0) {
 		op->started = false;
@@ -965,10 +883,12 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 	maybe_finish(op);   /* jobs may be over already (events come before the answer) */
 }
 
-static void do_transaction(struct sv_backup_op *op)
+/* In the agent's freeze (sv_freeze_begin), if it answers. */
+static void do_transaction(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	if (!up(op->g)) {
-		thaw(op);
+		sv_freeze_end(op->g, &op->fz);
 		setup_fail(op, "InvalidState", "QEMU ended before the backup started");
 		return;
 	}
@@ -1005,7 +925,7 @@ static void on_all_added(void *arg, const char *err)
 		setup_fail(op, op->ba.gone ? "InvalidState" : "GenericError", "%s", op->ba.gone
 		           ? "QEMU ended before the backup started" : err);
 	else
-		freeze_then_start(op);
+		sv_freeze_begin(op->g, &op->fz, false, "backup", do_transaction, op);
 }
 
 static void add_next(struct sv_backup_op *op)
@@ -1029,23 +949,25 @@ static void add_next(struct sv_backup_op *op)
 
 /* Off the loop: the targets opened for QEMU, the record of the backup in
  * flight written (before the jobs: a restarted qsupd finds them). */
-static void open_work(struct sv_backup_op *op)
+static void open_work(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	for (size_t i = 0; i < op->n; i++)
-		if ((op->d[i].fd = sv_fdpass_file(op->d[i].part, O_RDWR, &op->err)) < 0) {
-			op->rc = op->d[i].fd;
+		if ((op->d[i].fd = sv_fdpass_file(op->d[i].part, O_RDWR, &op->work.err)) < 0) {
+			op->work.rc = op->d[i].fd;
 			op->d[i].fd = -1;
 			return;
 		}
 	json_t *s = state_json(op);
-	op->rc = write_json_atomic(op->statepath, s, &op->err);
+	op->work.rc = write_json_atomic(op->statepath, s, &op->work.err);
 	json_decref(s);
 }
 
-static void open_done(struct sv_backup_op *op)
+static void open_done(void *arg)
 {
-	if (op->rc < 0) {
-		setup_fail(op, "GenericError", "%s", op->err.msg);
+	struct sv_backup_op *op = arg;
+	if (op->work.rc < 0) {
+		setup_fail(op, "GenericError", "%s", op->work.err.msg);
 		return;
 	}
 	op->i = 0;
@@ -1054,13 +976,14 @@ static void open_done(struct sv_backup_op *op)
 
 static void create_next(struct sv_backup_op *op);
 
-static void on_created(struct sv_backup_op *op, bool ok)
+static void on_created(void *arg, bool ok)
 {
+	struct sv_backup_op *op = arg;
 	struct bdisk *d = &op->d[op->i];
 	d->made = true;
 	if (!ok) {
 		char tail[600];
-		img_tail(op, tail, sizeof(tail));
+		sv_opwork_img_tail(&op->work, tail, sizeof(tail));
 		setup_fail(op, "GenericError", "disk %s: qemu-img create %s: %s", d->id, d->part,
 		           tail);
 		return;
@@ -1072,7 +995,7 @@ static void on_created(struct sv_backup_op *op, bool ok)
 static void create_next(struct sv_backup_op *op)
 {
 	if (op->i == op->n) {
-		run(op, open_work, open_done);
+		sv_opwork_run(&op->work, open_work, open_done);
 		return;
 	}
 	struct bdisk *d = &op->d[op->i];
@@ -1081,28 +1004,30 @@ static void create_next(struct sv_backup_op *op)
 	const char *full[] = { "create", "-q", "-f", "qcow2", "--", d->part, size, NULL };
 	const char *inc[] = { "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", d->backing,
 	                      "-u", "--", d->part, size, NULL };
-	int rc = img(op, op->full ? full : inc, on_created);
+	int rc = sv_opwork_img(&op->work, op->full ? full : inc, on_created);
 	if (rc < 0)
 		setup_fail(op, "GenericError", "cannot run qemu-img: %s", uv_strerror(rc));
 }
 
 /* Off the loop: the target directory, its manifests, the kind, the names. */
-static void prepare_work(struct sv_backup_op *op)
+static void prepare_work(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	struct stat st;
 	if (stat(op->dir, &st) < 0) {
-		op->rc = sv_error_setc(&op->err, -errno, "InvalidArgument", "the target directory "
-		                       "%s: %s", op->dir, strerror(errno));
+		op->work.rc = sv_error_setc(&op->work.err, -errno, "InvalidArgument", "the target "
+		                            "directory %s: %s", op->dir, strerror(errno));
 		return;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		op->rc = sv_error_setc(&op->err, -ENOTDIR, "InvalidArgument", "%s is not a "
-		                       "directory", op->dir);
+		op->work.rc = sv_error_setc(&op->work.err, -ENOTDIR, "InvalidArgument", "%s is not "
+		                            "a directory", op->dir);
 		return;
 	}
 	if (access(op->dir, W_OK) < 0) {
-		op->rc = sv_error_setc(&op->err, -errno, "InvalidArgument", "the target directory "
-		                       "%s is not writable: %s", op->dir, strerror(errno));
+		op->work.rc = sv_error_setc(&op->work.err, -errno, "InvalidArgument", "the target "
+		                            "directory %s is not writable: %s", op->dir,
+		                            strerror(errno));
 		return;
 	}
 	json_t *all = read_manifests(op->dir, op->g->name);
@@ -1111,9 +1036,9 @@ static void prepare_work(struct sv_backup_op *op)
 		op->full = !last;
 	if (!op->full && !last) {
 		json_decref(all);
-		op->rc = sv_error_setc(&op->err, -ENOENT, "InvalidState", "%s holds no backup of "
-		                       "%s to be incremental to: take a full one first", op->dir,
-		                       op->g->name);
+		op->work.rc = sv_error_setc(&op->work.err, -ENOENT, "InvalidState", "%s holds no "
+		                            "backup of %s to be incremental to: take a full one "
+		                            "first", op->dir, op->g->name);
 		return;
 	}
 	/* The ID: the time, unique among the dir's names. */
@@ -1139,7 +1064,7 @@ static void prepare_work(struct sv_backup_op *op)
 			break;
 		snprintf(op->id, sizeof(op->id), "%s-%d", stamp, k);
 	}
-	now_iso(op->created, sizeof(op->created));
+	sv_opwork_now(op->created, sizeof(op->created));
 	if (op->full) {
 		snprintf(op->chain, sizeof(op->chain), "%s", op->id);
 	} else {
@@ -1154,7 +1079,7 @@ static void prepare_work(struct sv_backup_op *op)
 		if (asprintf(&d->final, "%s/%s-%s.%s.qcow2", op->dir, op->g->name, op->id, d->id) < 0 ||
 		    asprintf(&d->part, "%s.part", d->final) < 0) {
 			d->final = d->part = NULL;
-			op->rc = sv_error_set(&op->err, -ENOMEM, "out of memory");
+			op->work.rc = sv_error_set(&op->work.err, -ENOMEM, "out of memory");
 			return;
 		}
 	}
@@ -1170,10 +1095,11 @@ static bool has_bitmap(struct bdisk *d, const char *name)
 	return false;
 }
 
-static void prepare_done(struct sv_backup_op *op)
+static void prepare_done(void *arg)
 {
-	if (op->rc < 0) {
-		op_fail(op, op->err.cls ? op->err.cls : "GenericError", "%s", op->err.msg);
+	struct sv_backup_op *op = arg;
+	if (op->work.rc < 0) {
+		work_failed(op);
 		return;
 	}
 	for (size_t i = 0; !op->full && i < op->n; i++) {
@@ -1230,23 +1156,43 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 			return;
 		}
 	}
-	run(op, prepare_work, prepare_done);
+	sv_opwork_run(&op->work, prepare_work, prepare_done);
 }
 
-static struct sv_backup_op *op_new(struct sv_guest *g, struct sv_request *req, size_t ndisks)
+/* An operation on p's writable disks: the profile's, then those hot-plugged
+ * with --persist. NULL: req is answered. */
+static struct sv_backup_op *op_new(struct sv_guest *g, struct sv_request *req,
+                                   const struct sv_profile *p)
 {
+	json_t *hp = sv_snapshot_hp_disks(p), *v;
+	const char *id;
 	struct sv_backup_op *op = calloc(1, sizeof(*op));
 	if (op)
-		op->d = calloc(ndisks + 1, sizeof(*op->d));
+		op->d = calloc(p->ndrives + json_object_size(hp) + 1, sizeof(*op->d));
 	if (!op || !op->d) {
 		free(op);
+		json_decref(hp);
 		sv_reply_err(req, "GenericError", "out of memory");
 		return NULL;
 	}
 	op->g = g;
+	sv_opwork_init(&op->work, g, op, IMG_LOG);
 	op->req = req;
 	op->t0 = uv_now(g->env->loop);
 	record_path(g, op->statepath, sizeof(op->statepath));
+	for (size_t i = 0; i < p->ndrives; i++)
+		if (sv_snap_disk(&p->drives[i])) {
+			struct bdisk *d = disk_new(op, p->drives[i].id);
+			d->dst = strdup(p->drives[i].file);
+			d->dstfmt = strdup(p->drives[i].format);
+		}
+	json_object_foreach(hp, id, v)
+		if (sv_profile_find_device(p, id) < 0) {
+			struct bdisk *d = disk_new(op, id);
+			d->dst = strdup(sv_jstr(v, "file", ""));
+			d->dstfmt = strdup(sv_jstr(v, "format", "raw"));
+		}
+	json_decref(hp);
 	return op;
 }
 
@@ -1260,6 +1206,18 @@ static const char *busy(struct sv_guest *g)
 	       ? "a migration, save or restore is under way"
 	     : g->busy_op ? g->busy_op
 	     : g->adopting ? "it is being re-adopted; try again" : NULL;
+}
+
+/* Answers req when g has no profile or is busy (verb: the message's). */
+static bool refused(struct sv_guest *g, struct sv_request *req, const struct sv_profile *p,
+                    const char *verb)
+{
+	const char *refuse = busy(g);
+	if (!p)
+		sv_reply_err(req, "NotFound", "%s has no profile", g->name);
+	else if (refuse)
+		sv_reply_err(req, "InvalidState", "%s: %s: %s", g->name, verb, refuse);
+	return !p || refuse;
 }
 
 int sv_backup_check(json_t *args, struct sv_error *err)
@@ -1285,35 +1243,17 @@ int sv_backup_check(json_t *args, struct sv_error *err)
 void sv_backup_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const struct sv_profile *p = prof(g);
-	const char *refuse = busy(g);
-	if (!p) {
-		sv_reply_err(req, "NotFound", "%s has no profile", g->name);
+	if (refused(g, req, p, "backup"))
 		return;
-	}
-	if (refuse) {
-		sv_reply_err(req, "InvalidState", "%s: backup: %s", g->name, refuse);
-		return;
-	}
 	if (!up(g)) {
 		sv_reply_err(req, "InvalidState", "%s is %s: a backup needs the guest running (or "
 		             "paused); a stopped guest's images can be copied as they are",
 		             g->name, sv_state_name(g->state));
 		return;
 	}
-	json_t *hp = sv_snapshot_hp_disks(p), *v;
-	const char *id;
-	struct sv_backup_op *op = op_new(g, req, p->ndrives + json_object_size(hp));
-	if (!op) {
-		json_decref(hp);
+	struct sv_backup_op *op = op_new(g, req, p);
+	if (!op)
 		return;
-	}
-	for (size_t i = 0; i < p->ndrives; i++)
-		if (sv_snap_disk(&p->drives[i]))
-			disk_new(op, p->drives[i].id);
-	json_object_foreach(hp, id, v)
-		if (sv_profile_find_device(p, id) < 0)
-			disk_new(op, id);
-	json_decref(hp);
 	if (!op->n) {
 		sv_reply_err(req, "InvalidArgument", "%s has no writable disk to back up", g->name);
 		op_free(op);
@@ -1373,17 +1313,12 @@ int sv_backup_restore_check(json_t *args, struct sv_error *err)
 
 static void restore_next(struct sv_backup_op *op);
 
-static void restore_fail_work(struct sv_backup_op *op)
+static void restore_fail_work(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	for (size_t i = 0; i < op->n; i++)
 		if (op->d[i].part)
 			unlink(op->d[i].part);
-}
-
-static void restore_fail_done(struct sv_backup_op *op)
-{
-	answer_err(op, op->err.cls ? op->err.cls : "GenericError", op->why);
-	op_end(op);
 }
 
 static void restore_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
@@ -1395,17 +1330,19 @@ static void restore_fail(struct sv_backup_op *op, const char *cls, const char *f
 	va_start(ap, fmt);
 	vsnprintf(op->why, sizeof(op->why), fmt, ap);
 	va_end(ap);
-	op->err.cls = cls;
-	run(op, restore_fail_work, restore_fail_done);
+	op->work.err.cls = cls;
+	sv_opwork_run(&op->work, restore_fail_work, fail_done);
 }
 
-static void rename_work(struct sv_backup_op *op)
+static void rename_work(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	for (size_t i = 0; i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
 		if (rename(d->part, d->dst) < 0) {
-			op->rc = sv_error_set(&op->err, -errno, "disk %s: cannot rename %s: %s (disks "
-			                      "before it are restored)", d->id, d->part, strerror(errno));
+			op->work.rc = sv_error_set(&op->work.err, -errno, "disk %s: cannot rename "
+			                           "%s: %s (disks before it are restored)", d->id,
+			                           d->part, strerror(errno));
 			return;
 		}
 		free(d->part);
@@ -1413,10 +1350,11 @@ static void rename_work(struct sv_backup_op *op)
 	}
 }
 
-static void rename_done(struct sv_backup_op *op)
+static void rename_done(void *arg)
 {
-	if (op->rc < 0) {
-		restore_fail(op, "GenericError", "%s", op->err.msg);
+	struct sv_backup_op *op = arg;
+	if (op->work.rc < 0) {
+		restore_fail(op, "GenericError", "%s", op->work.err.msg);
 		return;
 	}
 	json_t *disks = json_object();
@@ -1429,12 +1367,13 @@ static void rename_done(struct sv_backup_op *op)
 	op_end(op);
 }
 
-static void on_converted(struct sv_backup_op *op, bool ok)
+static void on_converted(void *arg, bool ok)
 {
+	struct sv_backup_op *op = arg;
 	struct bdisk *d = &op->d[op->i];
 	if (!ok) {
 		char tail[600];
-		img_tail(op, tail, sizeof(tail));
+		sv_opwork_img_tail(&op->work, tail, sizeof(tail));
 		restore_fail(op, "GenericError", "disk %s: qemu-img convert %s: %s (the disk's "
 		             "image is unchanged)", d->id, d->src, tail);
 		return;
@@ -1446,29 +1385,30 @@ static void on_converted(struct sv_backup_op *op, bool ok)
 static void restore_next(struct sv_backup_op *op)
 {
 	if (op->i == op->n) {
-		run(op, rename_work, rename_done);
+		sv_opwork_run(&op->work, rename_work, rename_done);
 		return;
 	}
 	struct bdisk *d = &op->d[op->i];
 	const char *args[] = { "convert", "-q", "-f", "qcow2", "-O", d->dstfmt, "--", d->src,
 	                       d->part, NULL };
-	int rc = img(op, args, on_converted);
+	int rc = sv_opwork_img(&op->work, args, on_converted);
 	if (rc < 0)
 		restore_fail(op, "GenericError", "cannot run qemu-img: %s", uv_strerror(rc));
 }
 
 /* Off the loop: the manifest of the backup asked for (or the newest), each
  * disk's file checked along its chain. */
-static void restore_read(struct sv_backup_op *op)
+static void restore_read(void *arg)
 {
+	struct sv_backup_op *op = arg;
 	json_t *all = read_manifests(op->dir, op->g->name);
 	json_t *m = op->id[0] ? find_manifest(all, op->id)
 	          : json_array_get(all, json_array_size(all) - 1);
 	if (!m) {
-		op->rc = sv_error_setc(&op->err, -ENOENT, "NotFound", op->id[0] ? "%s holds no "
-		                       "backup %s of %s" : "%s holds no backup of %s%s", op->dir,
-		                       op->id[0] ? op->id : op->g->name, op->id[0] ? op->g->name
-		                       : "");
+		op->work.rc = sv_error_setc(&op->work.err, -ENOENT, "NotFound", op->id[0]
+		                            ? "%s holds no backup %s of %s"
+		                            : "%s holds no backup of %s%s", op->dir, op->id[0]
+		                            ? op->id : op->g->name, op->id[0] ? op->g->name : "");
 		json_decref(all);
 		return;
 	}
@@ -1489,22 +1429,23 @@ static void restore_read(struct sv_backup_op *op)
 		const char *file = sv_jstr(dd, "file", "");
 		if (asprintf(&d->src, "%s/%s", op->dir, file) < 0) {
 			d->src = NULL;
-			op->rc = sv_error_set(&op->err, -ENOMEM, "out of memory");
+			op->work.rc = sv_error_set(&op->work.err, -ENOMEM, "out of memory");
 			return;
 		}
 		snprintf(path, sizeof(path), "%s", d->src);
 		if (access(path, R_OK) < 0) {
-			op->rc = sv_error_setc(&op->err, -errno, "NotFound", "disk %s: %s: %s", id, path,
-			                       strerror(errno));
+			op->work.rc = sv_error_setc(&op->work.err, -errno, "NotFound", "disk %s: "
+			                            "%s: %s", id, path, strerror(errno));
 			return;
 		}
 	}
 }
 
-static void restore_read_done(struct sv_backup_op *op)
+static void restore_read_done(void *arg)
 {
-	if (op->rc < 0) {
-		op_fail(op, op->err.cls ? op->err.cls : "GenericError", "%s", op->err.msg);
+	struct sv_backup_op *op = arg;
+	if (op->work.rc < 0) {
+		work_failed(op);
 		return;
 	}
 	/* only the disks the backup has */
@@ -1542,17 +1483,10 @@ static void restore_read_done(struct sv_backup_op *op)
 void sv_backup_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const struct sv_profile *p = prof(g);
-	const char *refuse = busy(g);
 	struct sv_error e = { 0 };
 	json_t *rec = NULL;
-	if (!p) {
-		sv_reply_err(req, "NotFound", "%s has no profile", g->name);
+	if (refused(g, req, p, "backup-restore"))
 		return;
-	}
-	if (refuse) {
-		sv_reply_err(req, "InvalidState", "%s: backup-restore: %s", g->name, refuse);
-		return;
-	}
 	if (sv_guest_active(g)) {
 		sv_reply_err(req, "InvalidState", "%s is %s: backup-restore needs the guest "
 		             "stopped (qsupctl stop %s)", g->name, sv_state_name(g->state), g->name);
@@ -1567,31 +1501,14 @@ void sv_backup_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return;
 	}
 	json_decref(rec);
-	json_t *hp = sv_snapshot_hp_disks(p), *v;
-	const char *id;
-	struct sv_backup_op *op = op_new(g, req, p->ndrives + json_object_size(hp));
-	if (!op) {
-		json_decref(hp);
+	struct sv_backup_op *op = op_new(g, req, p);
+	if (!op)
 		return;
-	}
 	op->restore = true;
-	for (size_t i = 0; i < p->ndrives; i++)
-		if (sv_snap_disk(&p->drives[i])) {
-			struct bdisk *d = disk_new(op, p->drives[i].id);
-			d->dst = strdup(p->drives[i].file);
-			d->dstfmt = strdup(p->drives[i].format);
-		}
-	json_object_foreach(hp, id, v)
-		if (sv_profile_find_device(p, id) < 0) {
-			struct bdisk *d = disk_new(op, id);
-			d->dst = strdup(sv_jstr(v, "file", ""));
-			d->dstfmt = strdup(sv_jstr(v, "format", "raw"));
-		}
-	json_decref(hp);
 	snprintf(op->dir, sizeof(op->dir), "%s", sv_jstr(args, "dir", ""));
 	snprintf(op->id, sizeof(op->id), "%s", sv_jstr(args, "backup", ""));
 	g->backup = op;
 	g->busy_op = restore_busy;
 	sv_guest_hold(g);
-	run(op, restore_read, restore_read_done);
+	sv_opwork_run(&op->work, restore_read, restore_read_done);
 }

@@ -16,6 +16,7 @@
 #include "image.h"
 #include "log.h"
 #include "migrate.h"
+#include "opwork.h"
 #include "overlay.h"
 #include "request.h"
 #include "snapshot.h"
@@ -44,8 +45,7 @@ struct sdisk {
 };
 
 struct sv_snap_op {
-	uv_work_t work;
-	uv_process_t *proc;
+	struct sv_opwork work;          /* off the loop: rc, err */
 	struct sv_guest *g;
 	struct sv_request *req;
 	int action;
@@ -61,15 +61,10 @@ struct sv_snap_op {
 	bool had_rec;
 	struct sdisk *d;
 	size_t n, i;
-	struct sv_error err;
-	int rc;
 	struct sv_freeze fz;            /* the agent's freeze around the switch */
 	struct sv_blockadd ba;          /* the new overlays into QEMU */
 	struct sv_blockadd_item *bitems;
 	struct sv_route route;          /* the internal stop of revert --force */
-	void (*work_fn)(struct sv_snap_op *);
-	void (*after)(struct sv_snap_op *);
-	void (*img_next)(struct sv_snap_op *, bool);
 	json_t *nodes;
 	json_t *result;
 	json_t *hp;                     /* the hot-plug overlay's disks (sv_snapshot_hp_disks) */
@@ -156,36 +151,6 @@ static void op_fail(struct sv_snap_op *op, const char *cls, const char *fmt, ...
 	op_end(op);
 }
 
-/* ---- work on the thread pool ---- */
-
-static void work_cb(uv_work_t *w)
-{
-	struct sv_snap_op *op = w->data;
-	op->rc = 0;
-	op->work_fn(op);
-}
-
-static void after_cb(uv_work_t *w, int status)
-{
-	struct sv_snap_op *op = w->data;
-	if (status < 0)
-		op->rc = sv_error_set(&op->err, status, "%s", uv_strerror(status));
-	op->after(op);
-}
-
-static void run(struct sv_snap_op *op, void (*fn)(struct sv_snap_op *),
-                void (*after)(struct sv_snap_op *))
-{
-	op->work.data = op;
-	op->work_fn = fn;
-	op->after = after;
-	int rc = uv_queue_work(op->g->env->loop, &op->work, work_cb, after_cb);
-	if (rc < 0) {
-		op->rc = sv_error_set(&op->err, rc, "cannot queue work");
-		after(op);
-	}
-}
-
 /* ---- internal requests: verbs qsupd runs for itself ---- */
 
 static void on_internal(void *arg, uint64_t peer, json_t *msg)
@@ -211,43 +176,7 @@ static const char *answer_err(json_t *msg)
 	return e ? sv_jstr(e, "desc", "failed") : NULL;
 }
 
-/* ---- qemu-img, spawned ---- */
-
-static void on_img_done(void *data, bool ok)
-{
-	struct sv_snap_op *op = data;
-	op->img_next(op, ok);
-}
-
-/* Spawn qemu-img with args (NULL-terminated, after "qemu-img"); its output
- * goes to RUNDIR/NAME/qemu-img-snapshot.log; next(op, ok) when it ends. */
-static int img(struct sv_snap_op *op, const char *const *args,
-               void (*next)(struct sv_snap_op *, bool))
-{
-	char log[4300];
-	mkdir(op->g->rundir, 0755);
-	snprintf(log, sizeof(log), "%s/qemu-img-snapshot.log", op->g->rundir);
-	op->img_next = next;
-	return sv_qemu_img(op->g->env->loop, log, args, on_img_done, op, &op->proc);
-}
-
-static void img_tail(struct sv_snap_op *op, char *buf, size_t size)
-{
-	sv_guest_log_tail(op->g, "qemu-img-snapshot.log", buf, size);
-	if (!buf[0])
-		snprintf(buf, size, "failed");
-}
-
 /* ---- the record ---- */
-
-static char *now_iso(char *buf, size_t size)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
 
 static json_t *layer_obj(const char *file, const char *fmt)
 {
@@ -267,21 +196,23 @@ static bool is_layer(json_t *rec, const char *file)
 	return false;
 }
 
-static void write_new(struct sv_snap_op *op)
+static void write_new(void *arg)
 {
+	struct sv_snap_op *op = arg;
 	if (!json_array_size(json_object_get(op->newrec, "snapshots")) &&
 	    !json_object_size(json_object_get(op->newrec, "active"))) {
 		if (unlink(op->recpath) < 0 && errno != ENOENT)
-			op->rc = sv_error_set(&op->err, -errno, "cannot remove %s: %s", op->recpath,
-			                      strerror(errno));
+			op->work.rc = sv_error_set(&op->work.err, -errno, "cannot remove %s: %s",
+			                           op->recpath, strerror(errno));
 		return;
 	}
-	op->rc = sv_snaprec_write_at(op->recpath, op->newrec, &op->err);
+	op->work.rc = sv_snaprec_write_at(op->recpath, op->newrec, &op->work.err);
 }
 
 /* The old record back (a failed switch), and the new overlays gone. */
-static void undo_work(struct sv_snap_op *op)
+static void undo_work(void *arg)
 {
+	struct sv_snap_op *op = arg;
 	struct sv_error e = { 0 };
 	if (op->had_rec)
 		sv_snaprec_write_at(op->recpath, op->rec, &e);
@@ -292,40 +223,56 @@ static void undo_work(struct sv_snap_op *op)
 			unlink(op->d[i].over);
 }
 
-static void undo_done(struct sv_snap_op *op)
+static void undo_done(void *arg)
 {
-	op_fail(op, "GenericError", "%s", op->err.msg);
+	struct sv_snap_op *op = arg;
+	op_fail(op, "GenericError", "%s", op->work.err.msg);
 }
 
 /* Fail with err's message after undoing. */
 static void undo(struct sv_snap_op *op)
 {
-	run(op, undo_work, undo_done);   /* undo_work leaves op->err as it is */
+	sv_opwork_run(&op->work, undo_work, undo_done);   /* undo_work leaves err as it is */
 }
 
-/* ---- the filesystem freeze: the guest agent's ---- */
+/* ---- the new overlays: create, revert ---- */
 
-/* The guest's file systems are frozen through its agent (agent.h) around
- * the switch, when it answers; the reply's "freeze" says what happened. A
- * freeze is thawed on every path after the switch, and by the agent code
- * itself at the latest SV_AGENT_FREEZE_MAX_MS later. */
-static void thaw(struct sv_snap_op *op)
+/* qemu-img makes disk op->i's overlay (args); next(op, ok) when it ends. */
+static void make_overlay(struct sv_snap_op *op, const char *const *args,
+                         void (*next)(void *op, bool ok))
 {
-	sv_freeze_end(op->g, &op->fz);
+	int rc = sv_opwork_img(&op->work, args, next);
+	if (rc < 0) {
+		sv_error_set(&op->work.err, rc, "cannot run qemu-img: %s", uv_strerror(rc));
+		undo(op);
+	}
 }
 
-static void do_switch(struct sv_snap_op *op);
-
-/* Freeze if the agent answers, then switch. With --memory the guest is
- * paused: its RAM and disks are of one moment anyway. */
-static void switch_go(void *arg)
+/* qemu-img has ended for disk op->i's overlay, which is ours now (a partial
+ * file too: undo removes it). True: on to the next disk; false: undone. */
+static bool overlay_made(struct sv_snap_op *op, bool ok)
 {
-	do_switch(arg);
+	struct sdisk *d = &op->d[op->i];
+	d->made = true;
+	if (!ok) {
+		char tail[600];
+		sv_opwork_img_tail(&op->work, tail, sizeof(tail));
+		sv_error_set(&op->work.err, -EIO, "disk %s: qemu-img create %s: %s", d->id,
+		             d->over, tail);
+		undo(op);
+		return false;
+	}
+	op->i++;
+	return true;
 }
 
-static void freeze_then_switch(struct sv_snap_op *op)
+/* The reply's "disks": each disk's new overlay. */
+static json_t *overlays(struct sv_snap_op *op)
 {
-	sv_freeze_begin(op->g, &op->fz, op->paused_by_us, "snapshot", switch_go, op);
+	json_t *disks = json_object();
+	for (size_t i = 0; i < op->n; i++)
+		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].over));
+	return disks;
 }
 
 /* ---- create ---- */
@@ -337,14 +284,11 @@ static void restore_memory(struct sv_snap_op *op);
 
 static void create_reply(struct sv_snap_op *op)
 {
-	json_t *disks = json_object();
-	for (size_t i = 0; i < op->n; i++)
-		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].over));
 	sv_log(SV_LOG_INFO, op->g->name, "snapshot %s taken (%zu disk%s, %s)", op->snap, op->n,
 	       op->n == 1 ? "" : "s", op->live ? "live" : "guest stopped");
 	json_t *ret = json_pack("{s:s, s:s, s:o, s:b, s:s}", "snapshot", op->snap,
-	                        "action", "create", "disks", disks, "live", op->live, "freeze",
-	                        op->live ? op->fz.how : "guest stopped: not needed");
+	                        "action", "create", "disks", overlays(op), "live", op->live,
+	                        "freeze", op->live ? op->fz.how : "guest stopped: not needed");
 	if (op->mem)
 		json_object_set_new(ret, "memory", json_string(op->mem));
 	json_object_set_new(ret, "state", json_string(sv_state_name(op->g->state)));
@@ -362,10 +306,10 @@ static void drop_added(struct sv_snap_op *op)
 static void on_transaction(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
-	thaw(op);
+	sv_freeze_end(op->g, &op->fz);
 	if (r->status != 0) {
 		drop_added(op);
-		sv_error_set(&op->err, -EIO, "QEMU refused the switch to the overlays: %s",
+		sv_error_set(&op->work.err, -EIO, "QEMU refused the switch to the overlays: %s",
 		             r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		undo(op);
 		return;
@@ -376,13 +320,13 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 		create_reply(op);
 }
 
-static void switch_all(struct sv_snap_op *op)
+/* The guest's file systems are frozen through its agent (agent.h) around
+ * the switch, when it answers; the reply's "freeze" says what happened. A
+ * freeze is thawed on every path after the switch, and by the agent code
+ * itself at the latest SV_AGENT_FREEZE_MAX_MS later. */
+static void do_switch(void *arg)
 {
-	freeze_then_switch(op);
-}
-
-static void do_switch(struct sv_snap_op *op)
-{
+	struct sv_snap_op *op = arg;
 	json_t *acts = json_array();
 	for (size_t i = 0; i < op->n; i++)
 		json_array_append_new(acts, json_pack("{s:s, s:{s:s, s:s}}", "type",
@@ -399,19 +343,21 @@ static void on_all_added(void *arg, const char *err)
 	struct sv_snap_op *op = arg;
 	if (err) {
 		drop_added(op);
-		sv_error_set(&op->err, op->ba.gone ? -ESRCH : -EIO, "%s", op->ba.gone
+		sv_error_set(&op->work.err, op->ba.gone ? -ESRCH : -EIO, "%s", op->ba.gone
 		             ? "QEMU ended during the snapshot" : err);
 		undo(op);
 		return;
 	}
-	switch_all(op);
+	/* Freeze if the agent answers, then switch. With --memory the guest
+	 * is paused: its RAM and disks are of one moment anyway. */
+	sv_freeze_begin(op->g, &op->fz, op->paused_by_us, "snapshot", do_switch, op);
 }
 
 static void add_next(struct sv_snap_op *op)
 {
 	op->bitems = calloc(op->n ? op->n : 1, sizeof(*op->bitems));
 	if (!op->bitems) {
-		sv_error_set(&op->err, -ENOMEM, "out of memory");
+		sv_error_set(&op->work.err, -ENOMEM, "out of memory");
 		undo(op);
 		return;
 	}
@@ -429,20 +375,22 @@ static void add_next(struct sv_snap_op *op)
 
 /* Off the loop: the record with the new chain (before the switch: see
  * snapshot.h), and the overlays opened for QEMU. */
-static void create_work(struct sv_snap_op *op)
+static void create_work(void *arg)
 {
+	struct sv_snap_op *op = arg;
 	for (size_t i = 0; op->live && i < op->n; i++)
-		if ((op->d[i].fd = sv_fdpass_file(op->d[i].over, O_RDWR, &op->err)) < 0) {
-			op->rc = op->d[i].fd;
+		if ((op->d[i].fd = sv_fdpass_file(op->d[i].over, O_RDWR, &op->work.err)) < 0) {
+			op->work.rc = op->d[i].fd;
 			op->d[i].fd = -1;
 			return;
 		}
 	write_new(op);
 }
 
-static void create_written(struct sv_snap_op *op)
+static void create_written(void *arg)
 {
-	if (op->rc < 0) {
+	struct sv_snap_op *op = arg;
+	if (op->work.rc < 0) {
 		undo(op);
 		return;
 	}
@@ -456,26 +404,16 @@ static void create_written(struct sv_snap_op *op)
 
 static void create_img(struct sv_snap_op *op);
 
-static void on_created(struct sv_snap_op *op, bool ok)
+static void on_created(void *arg, bool ok)
 {
-	struct sdisk *d = &op->d[op->i];
-	if (!ok) {
-		char tail[600];
-		img_tail(op, tail, sizeof(tail));
-		sv_error_set(&op->err, -EIO, "disk %s: qemu-img create %s: %s", d->id, d->over, tail);
-		d->made = true;   /* a partial file: removed */
-		undo(op);
-		return;
-	}
-	d->made = true;
-	op->i++;
-	create_img(op);
+	if (overlay_made(arg, ok))
+		create_img(arg);
 }
 
 static void create_img(struct sv_snap_op *op)
 {
 	if (op->i == op->n) {
-		run(op, create_work, create_written);
+		sv_opwork_run(&op->work, create_work, create_written);
 		return;
 	}
 	struct sdisk *d = &op->d[op->i];
@@ -487,13 +425,8 @@ static void create_img(struct sv_snap_op *op)
 	                       "--", d->over, size, NULL };
 	const char *off[] = { "create", "-q", "-f", "qcow2", "-F", d->topfmt, "-b", d->top, "--",
 	                      d->over, NULL };
-	int rc = img(op, op->live ? live : off, on_created);
-	if (rc < 0) {
-		sv_error_set(&op->err, rc, "cannot run qemu-img: %s", uv_strerror(rc));
-		undo(op);
-	}
+	make_overlay(op, op->live ? live : off, on_created);
 }
-
 
 static void on_blocks(void *ctx, const struct qmp_result *r)
 {
@@ -530,6 +463,31 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
  * overlays switch, then `save` writes its state (QEMU then ends), then
  * `restore` brings it back from that file at once, on the new overlays,
  * and `resume` (the file holds a paused guest). */
+static void reply(struct sv_snap_op *op)
+{
+	if (op->action == CREATE)
+		create_reply(op);
+	else
+		revert_reply(op);
+}
+
+/* verb ("save", "restore") of the guest's state in op->mem, as a request of
+ * qsupd's own: run(g, request, args); its answer to next. */
+static void memory_verb(struct sv_snap_op *op, const char *verb,
+                        void (*run)(struct sv_guest *, struct sv_request *, json_t *),
+                        void (*next)(struct sv_snap_op *, json_t *))
+{
+	json_t *args = json_pack("{s:s, s:s}", "name", op->g->name, "file", op->mem);
+	struct sv_request *r = ireq(op, verb, next);
+	if (!r) {
+		json_decref(args);
+		op_fail(op, "GenericError", "out of memory");
+		return;
+	}
+	run(op->g, r, args);
+	json_decref(args);
+}
+
 static void on_resumed(struct sv_snap_op *op, json_t *msg)
 {
 	const char *e = answer_err(msg);
@@ -538,10 +496,7 @@ static void on_resumed(struct sv_snap_op *op, json_t *msg)
 		        "resume: %s", e);
 		return;
 	}
-	if (op->action == CREATE)
-		create_reply(op);
-	else
-		revert_reply(op);
+	reply(op);
 }
 
 static void resume(struct sv_snap_op *op)
@@ -549,10 +504,7 @@ static void resume(struct sv_snap_op *op)
 	struct sv_error e = { 0 };
 	struct sv_request *r = op->was_paused ? NULL : ireq(op, "resume", on_resumed);
 	if (op->was_paused) {
-		if (op->action == CREATE)
-			create_reply(op);
-		else
-			revert_reply(op);
+		reply(op);
 		return;
 	}
 	if (!r || sv_guest_simple(op->g, "resume", r, &e) < 0)
@@ -575,21 +527,14 @@ static void on_restored(struct sv_snap_op *op, json_t *msg)
 static void restore_memory(struct sv_snap_op *op)
 {
 	op->paused_by_us = false;   /* a new QEMU: resume() resumes it */
-	json_t *args = json_pack("{s:s, s:s}", "name", op->g->name, "file", op->mem);
-	struct sv_request *r = ireq(op, "restore", on_restored);
-	if (!r) {
-		json_decref(args);
-		op_fail(op, "GenericError", "out of memory");
-		return;
-	}
-	sv_migrate_restore(op->g, r, args);
-	json_decref(args);
+	memory_verb(op, "restore", sv_migrate_restore, on_restored);
 }
 
-static void memory_failed(struct sv_snap_op *op)
+static void memory_failed(void *arg)
 {
-	if (op->rc < 0)
-		sv_log(SV_LOG_WARN, op->g->name, "%s", op->err.msg);
+	struct sv_snap_op *op = arg;
+	if (op->work.rc < 0)
+		sv_log(SV_LOG_WARN, op->g->name, "%s", op->work.err.msg);
 	op_fail(op, "GenericError", "the disks are snapshotted, but the memory could not be "
 	        "saved (the snapshot has none): %s", op->why);
 }
@@ -602,7 +547,7 @@ static void on_saved(struct sv_snap_op *op, json_t *msg)
 		 * its memory, and the guest goes on (op_fail resumes it). */
 		snprintf(op->why, sizeof(op->why), "%s", e);
 		json_object_set_new(sv_snaprec_find(op->newrec, op->snap), "memory", json_null());
-		run(op, write_new, memory_failed);
+		sv_opwork_run(&op->work, write_new, memory_failed);
 		return;
 	}
 	restore_memory(op);
@@ -610,15 +555,7 @@ static void on_saved(struct sv_snap_op *op, json_t *msg)
 
 static void save_memory(struct sv_snap_op *op)
 {
-	json_t *args = json_pack("{s:s, s:s}", "name", op->g->name, "file", op->mem);
-	struct sv_request *r = ireq(op, "save", on_saved);
-	if (!r) {
-		json_decref(args);
-		op_fail(op, "GenericError", "out of memory");
-		return;
-	}
-	sv_migrate_save(op->g, r, args);
-	json_decref(args);
+	memory_verb(op, "save", sv_migrate_save, on_saved);
 }
 
 /* --memory: the guest is paused before the disks switch, so that its RAM
@@ -640,10 +577,11 @@ static void on_paused(struct sv_snap_op *op, json_t *msg)
 
 /* ---- revert ---- */
 
-static void revert_work(struct sv_snap_op *op)
+static void revert_work(void *arg)
 {
+	struct sv_snap_op *op = arg;
 	write_new(op);
-	if (op->rc < 0)
+	if (op->work.rc < 0)
 		return;
 	for (size_t i = 0; i < op->n; i++) {
 		struct sdisk *d = &op->d[i];
@@ -654,13 +592,11 @@ static void revert_work(struct sv_snap_op *op)
 
 static void revert_reply(struct sv_snap_op *op)
 {
-	json_t *disks = json_object();
-	for (size_t i = 0; i < op->n; i++)
-		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].over));
 	sv_log(SV_LOG_INFO, op->g->name, "reverted to snapshot %s%s", op->snap,
 	       op->mem ? " (with its memory)" : "");
 	json_t *ret = json_pack("{s:s, s:s, s:o, s:s}", "snapshot", op->snap, "action",
-	                        "revert", "disks", disks, "state", sv_state_name(op->g->state));
+	                        "revert", "disks", overlays(op), "state",
+	                        sv_state_name(op->g->state));
 	if (op->mem)
 		json_object_set_new(ret, "memory", json_string(op->mem));
 	sv_reply_ok(op->req, ret);
@@ -668,9 +604,10 @@ static void revert_reply(struct sv_snap_op *op)
 	op_end(op);
 }
 
-static void revert_done(struct sv_snap_op *op)
+static void revert_done(void *arg)
 {
-	if (op->rc < 0) {
+	struct sv_snap_op *op = arg;
+	if (op->work.rc < 0) {
 		undo(op);
 		return;
 	}
@@ -682,40 +619,28 @@ static void revert_done(struct sv_snap_op *op)
 
 static void revert_img(struct sv_snap_op *op);
 
-static void on_reverted_img(struct sv_snap_op *op, bool ok)
+static void on_reverted_img(void *arg, bool ok)
 {
-	struct sdisk *d = &op->d[op->i];
-	d->made = true;
-	if (!ok) {
-		char tail[600];
-		img_tail(op, tail, sizeof(tail));
-		sv_error_set(&op->err, -EIO, "disk %s: qemu-img create %s: %s", d->id, d->over, tail);
-		undo(op);
-		return;
-	}
-	op->i++;
-	revert_img(op);
+	if (overlay_made(arg, ok))
+		revert_img(arg);
 }
 
 static void revert_img(struct sv_snap_op *op)
 {
 	if (sv_guest_active(op->g)) {
-		sv_error_set(&op->err, -EBUSY, "the guest was started meanwhile; nothing reverted");
+		sv_error_set(&op->work.err, -EBUSY, "the guest was started meanwhile; nothing "
+		             "reverted");
 		undo(op);
 		return;
 	}
 	if (op->i == op->n) {
-		run(op, revert_work, revert_done);
+		sv_opwork_run(&op->work, revert_work, revert_done);
 		return;
 	}
 	struct sdisk *d = &op->d[op->i];
 	const char *args[] = { "create", "-q", "-f", "qcow2", "-F", d->layerfmt, "-b", d->layer,
 	                       "--", d->over, NULL };
-	int rc = img(op, args, on_reverted_img);
-	if (rc < 0) {
-		sv_error_set(&op->err, rc, "cannot run qemu-img: %s", uv_strerror(rc));
-		undo(op);
-	}
+	make_overlay(op, args, on_reverted_img);
 }
 
 /* The internal stop of revert --force has ended. */
@@ -738,26 +663,27 @@ static void on_stopped(void *arg, uint64_t peer, json_t *msg)
 /* ---- delete ---- */
 
 static void delete_merge(struct sv_snap_op *op);
-static void delete_finished(struct sv_snap_op *op);
+static void delete_finished(void *arg);
 
 /* Off the loop: each layer's backing file, and where it and the image
  * above sit in the running chain. */
-static void delete_read(struct sv_snap_op *op)
+static void delete_read(void *arg)
 {
+	struct sv_snap_op *op = arg;
 	for (size_t i = 0; i < op->n; i++) {
 		struct sdisk *d = &op->d[i];
 		struct sv_chain ch;
 		d->poschild = d->posbelow = -1;
 		if (d->skip)
 			continue;
-		if (sv_image_chain(d->layer, d->layerfmt, &ch, &op->err) < 0) {
-			op->rc = -EIO;
+		if (sv_image_chain(d->layer, d->layerfmt, &ch, &op->work.err) < 0) {
+			op->work.rc = -EIO;
 			return;
 		}
 		if (ch.n == 0) {
 			sv_chain_free(&ch);
-			op->rc = sv_error_set(&op->err, -EINVAL, "disk %s: %s has no backing file",
-			                      d->id, d->layer);
+			op->work.rc = sv_error_set(&op->work.err, -EINVAL, "disk %s: %s has no "
+			                           "backing file", d->id, d->layer);
 			return;
 		}
 		d->below = strdup(ch.layers[0].path);
@@ -765,8 +691,8 @@ static void delete_read(struct sv_snap_op *op)
 		sv_chain_free(&ch);
 		if (!d->child || !op->live || !d->top)
 			continue;
-		if (sv_image_chain(d->top, d->topfmt, &ch, &op->err) < 0) {
-			op->rc = -EIO;
+		if (sv_image_chain(d->top, d->topfmt, &ch, &op->work.err) < 0) {
+			op->work.rc = -EIO;
 			return;
 		}
 		for (size_t k = 0; k <= ch.n; k++) {
@@ -778,18 +704,19 @@ static void delete_read(struct sv_snap_op *op)
 		}
 		sv_chain_free(&ch);
 		if (d->poschild > 0 && d->posbelow > d->poschild &&
-		    (d->fd = sv_fdpass_file(d->child, O_RDWR, &op->err)) < 0) {
-			op->rc = d->fd;
+		    (d->fd = sv_fdpass_file(d->child, O_RDWR, &op->work.err)) < 0) {
+			op->work.rc = d->fd;
 			d->fd = -1;
 			return;
 		}
 	}
 }
 
-static void delete_finish_work(struct sv_snap_op *op)
+static void delete_finish_work(void *arg)
 {
+	struct sv_snap_op *op = arg;
 	write_new(op);
-	if (op->rc < 0)
+	if (op->work.rc < 0)
 		return;
 	for (size_t i = 0; i < op->n; i++)
 		if (!op->d[i].skip && strcmp(op->d[i].layer, op->d[i].base))
@@ -805,11 +732,12 @@ static void on_flat(void *arg, json_t *result)
 	delete_finished(op);
 }
 
-static void delete_finished(struct sv_snap_op *op)
+static void delete_finished(void *arg)
 {
-	if (op->rc < 0) {
+	struct sv_snap_op *op = arg;
+	if (op->work.rc < 0) {
 		op_fail(op, "GenericError", "the layers were merged, but the record could not "
-		        "be written (qsupd --check shows the state): %s", op->err.msg);
+		        "be written (qsupd --check shows the state): %s", op->work.err.msg);
 		return;
 	}
 	/* The last one: the disks go back on their files (sv_snapflat). */
@@ -852,12 +780,13 @@ static void next_disk(struct sv_snap_op *op)
 	delete_merge(op);
 }
 
-static void on_rebased(struct sv_snap_op *op, bool ok)
+static void on_rebased(void *arg, bool ok)
 {
+	struct sv_snap_op *op = arg;
 	struct sdisk *d = &op->d[op->i];
 	if (!ok) {
 		char tail[600];
-		img_tail(op, tail, sizeof(tail));
+		sv_opwork_img_tail(&op->work, tail, sizeof(tail));
 		op_fail(op, "GenericError", "disk %s: qemu-img rebase %s: %s (nothing changed "
 		        "in the record)", d->id, d->child, tail);
 		return;
@@ -1023,7 +952,7 @@ static void on_top(void *ctx, const struct qmp_result *r)
 static void delete_merge(struct sv_snap_op *op)
 {
 	if (op->i == op->n) {
-		run(op, delete_finish_work, delete_finished);
+		sv_opwork_run(&op->work, delete_finish_work, delete_finished);
 		return;
 	}
 	struct sdisk *d = &op->d[op->i];
@@ -1049,15 +978,16 @@ static void delete_merge(struct sv_snap_op *op)
 	const char *args[] = { "rebase", "-q", "-f", "qcow2", "-F", d->belowfmt, "-b", d->below,
 	                       "--", d->child, NULL };
 	progress(op, "merging", NULL);
-	int rc = img(op, args, on_rebased);
+	int rc = sv_opwork_img(&op->work, args, on_rebased);
 	if (rc < 0)
 		op_fail(op, "GenericError", "cannot run qemu-img: %s", uv_strerror(rc));
 }
 
-static void delete_read_done(struct sv_snap_op *op)
+static void delete_read_done(void *arg)
 {
-	if (op->rc < 0) {
-		op_fail(op, "GenericError", "%s", op->err.msg);
+	struct sv_snap_op *op = arg;
+	if (op->work.rc < 0) {
+		op_fail(op, "GenericError", "%s", op->work.err.msg);
 		return;
 	}
 	op->i = 0;
@@ -1298,7 +1228,7 @@ static bool setup_create(struct sv_snap_op *op, const struct sv_profile *p)
 	json_array_append_new(json_object_get(op->newrec, "snapshots"),
 	                      json_pack("{s:s, s:O, s:s, s:o, s:o}", "name", op->snap, "parent",
 	                      json_object_get(op->rec, "current"), "created",
-	                      now_iso(t, sizeof(t)), "layers", layers, "memory",
+	                      sv_opwork_now(t, sizeof(t)), "layers", layers, "memory",
 	                      op->mem ? json_string(op->mem) : json_null()));
 	json_object_set_new(op->newrec, "current", json_string(op->snap));
 	return true;
@@ -1460,6 +1390,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 		return;
 	}
 	op->g = g;
+	sv_opwork_init(&op->work, g, op, "qemu-img-snapshot.log");   /* in RUNDIR/NAME */
 	op->req = req;
 	op->action = act;
 	op->force = force;
@@ -1502,7 +1433,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 	if (!setup_delete(op, p, s))
 		return;
-	run(op, delete_read, delete_read_done);
+	sv_opwork_run(&op->work, delete_read, delete_read_done);
 }
 
 const char *sv_snapshot_running(struct sv_guest *g)
