@@ -92,6 +92,53 @@ void mc_boot_id(char *buf, size_t size)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
+/* "HOST:PORT" (s, cut in place): HOST, without an IPv6 address's
+ * brackets; *port after the last colon, NULL without one. */
+char *mc_host_port(char *s, char **port)
+{
+	char *colon = strrchr(s, ':');
+	*port = colon ? colon + 1 : NULL;
+	if (colon)
+		*colon = '\0';
+	size_t n = strlen(s);
+	if (s[0] == '[' && n > 1 && s[n - 1] == ']') {
+		s[n - 1] = '\0';
+		s++;
+	}
+	return s;
+}
+
+/* A snapshot layer's file (path) opened once more and handed to QEMU as
+ * an fd set (add-fd: fn gets the set), for a node of its own; -errno
+ * when it cannot be opened. */
+int mc_layer_fd(struct sv_guest *g, const char *path, int flags, sv_step_fn fn)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	mc_step(g, "add-fd", json_pack("{s:s}", "opaque", path), fd, fn);
+	close(fd);
+	return 0;
+}
+
+/* The layer l's own node over the fd set of add-fd's answer r: l's own
+ * clusters only (backing: null), read-only unless writable; then fn. */
+void mc_layer_node(struct sv_guest *g, json_t *l, const char *node, bool writable,
+                   const struct qmp_result *r, sv_step_fn fn)
+{
+	char fname[32];
+	json_int_t set = json_integer_value(json_object_get(r->ret, "fdset-id"));
+	snprintf(fname, sizeof(fname), "/dev/fdset/%lld", (long long)set);
+	json_t *a = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:s}}", "driver", sv_jstr(l, "format",
+	                      "raw"), "node-name", node, "read-only", !writable, "file", "driver",
+	                      "file", "filename", fname, "locking", "off");
+	if (!strcmp(sv_jstr(l, "format", ""), "qcow2"))
+		json_object_set_new(a, "backing", json_null());
+	mc_step(g, "blockdev-add", a, -1, fn);
+	/* the node holds its own fd: the set goes once it is closed */
+	sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:I}", "fdset-id", set));
+}
+
 /* ---- the record a source qsupd leaves while the mirrors run ---- */
 
 struct rec_job {
@@ -468,7 +515,7 @@ bool mc_in_tls(struct sv_guest *g, json_t *args)
 	}
 	if (p && p->migrate_tls == 1)
 		return mc_refuse(g, "%s: the profile here asks for TLS ([migration] tls = psk) but the "
-		              "source sent no key: set it in the source's profile too", g->name);
+		                 "source sent no key: set it in the source's profile too", g->name);
 	return false;
 }
 

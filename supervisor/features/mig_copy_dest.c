@@ -73,6 +73,12 @@ static void record_created(struct sv_guest *g)
 
 static void create_next(struct sv_guest *g);
 
+/* Where qemu-img says why it failed. */
+static void img_log(struct sv_guest *g, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.copy-storage.log", g->env->state_dir, g->name);
+}
+
 static void on_created(void *data, bool ok)
 {
 	struct sv_guest *g = data;
@@ -84,7 +90,7 @@ static void on_created(void *data, bool ok)
 	json_t *d = json_array_get(m->layers, m->li);
 	if (!ok) {
 		char log[4200], tail[600] = "";
-		snprintf(log, sizeof(log), "%s/%s.copy-storage.log", g->env->state_dir, g->name);
+		img_log(g, log, sizeof(log));
 		FILE *f = fopen(log, "r");
 		if (f) {
 			size_t n = fread(tail, 1, sizeof(tail) - 1, f);
@@ -93,7 +99,7 @@ static void on_created(void *data, bool ok)
 			fclose(f);
 		}
 		mc_refuse(g, "%s: copy-storage: qemu-img create %s: %s", g->name,
-		       sv_jstr(d, "path", "?"), tail[0] ? tail : "failed");
+		          sv_jstr(d, "path", "?"), tail[0] ? tail : "failed");
 		return;
 	}
 	sv_log(SV_LOG_INFO, g->name, "copy-storage: created %s (%s, %lld bytes)",
@@ -112,7 +118,7 @@ static void create_next(struct sv_guest *g)
 	}
 	json_t *d = json_array_get(m->layers, m->li);
 	char log[4200], size[32];
-	snprintf(log, sizeof(log), "%s/%s.copy-storage.log", g->env->state_dir, g->name);
+	img_log(g, log, sizeof(log));
 	snprintf(size, sizeof(size), "%lld", (long long)json_integer_value(json_object_get(d,
 	         "size")));
 	const char *args[] = { "create", "-q", "-f", sv_jstr(d, "format", "raw"), "--",
@@ -287,7 +293,7 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 	char boot[64], have[600] = "", lack[600] = "";
 	if (!json_is_array(src) || !json_array_size(src))
 		return asked ? mc_refuse(g, "%s: copy-storage: the source sent no disk to copy",
-		                      g->name) : false;
+		                         g->name) : false;
 	mc_boot_id(boot, sizeof(boot));
 	json_t *disks = json_deep_copy(src);
 	json_decref(m->disks);
@@ -300,8 +306,8 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 			/* A hot-plugged disk: under this host's state dir (its profile
 			 * names no path for it), and the device replayed on it. */
 			if (!copy_path(g, d, hp, sizeof(hp)))
-				return mc_refuse(g, "%s: copy-storage: hot-plugged disk %s: bad id", g->name,
-				              id);
+				return mc_refuse(g, "%s: copy-storage: hot-plugged disk %s: bad id",
+				                 g->name, id);
 			path = hp;
 		} else {
 			const struct sv_drive *dr = profile_drive(g, id);
@@ -336,22 +342,22 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 			                   missing */
 	if (!asked && missing < json_array_size(disks))
 		return mc_refuse(g, "%s: this host lacks %s but has %s: give --copy-storage (and "
-		              "--force to overwrite what is here), or make both present", g->name,
-		              lack, have);
+		                 "--force to overwrite what is here), or make both present", g->name,
+		                 lack, have);
 	json_array_foreach(disks, i, d) {
 		const char *path = sv_jstr(d, "path", "");
 		if (json_is_true(json_object_get(d, "same")))
 			return mc_refuse(g, "%s: copy-storage: %s is the source's own image (shared "
-			              "storage): migrate without --copy-storage", g->name, path);
+			                 "storage): migrate without --copy-storage", g->name, path);
 		if (json_is_true(json_object_get(d, "exists")) && !force)
 			return mc_refuse(g, "%s: copy-storage: %s already exists here and would be "
-			              "overwritten (disk %s); --force to overwrite it", g->name, path,
-			              mc_disk_id(d));
+			                 "overwritten (disk %s); --force to overwrite it", g->name, path,
+			                 mc_disk_id(d));
 		if (json_is_true(json_object_get(d, "backing")) &&
 		    json_array_size(json_object_get(d, "layers")) < 2)
 			return mc_refuse(g, "%s: copy-storage: disk %s has a backing chain (snapshots "
-			              "or a backing file) the source did not describe: flatten it "
-			              "first, or use shared storage", g->name, mc_disk_id(d));
+			                 "or a backing file) the source did not describe: flatten it "
+			                 "first, or use shared storage", g->name, mc_disk_id(d));
 	}
 	/* Snapshot chains: every layer here, and the record naming them. */
 	json_t *map = json_object();
@@ -372,7 +378,7 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 		snprintf(dir, sizeof(dir), "%s/%s.copied", g->env->state_dir, g->name);
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 			return mc_refuse(g, "%s: copy-storage: cannot create %s: %s", g->name, dir,
-			              strerror(errno));
+			                 strerror(errno));
 		repoint_device(args, mc_disk_id(d), sv_jstr(d, "path", ""));
 	}
 	m->copy = true;
@@ -389,6 +395,25 @@ bool mc_in_prepare(struct sv_guest *g, json_t *args)
 
 /* The exports, one disk after the other, then the migration's setup. */
 static void export_next(struct sv_guest *g);
+
+/* An NBD export of node (its id after what), writable, as name; then fn. */
+static void export_add(struct sv_guest *g, const char *what, const char *node,
+                       const char *name, sv_step_fn fn)
+{
+	char id[128];
+	snprintf(id, sizeof(id), "qsup-export.%s", what);
+	mc_step(g, "block-export-add", json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "nbd", "id",
+	        id, "node-name", node, "name", name, "writable", 1), -1, fn);
+}
+
+/* The next layer with a node of its own (m->li on it), or NULL. */
+static json_t *layer_with_node(struct sv_mig *m)
+{
+	json_t *l;
+	while ((l = json_array_get(m->layers, m->li)) && !json_object_get(l, "node"))
+		m->li++;
+	return l;
+}
 
 static void on_exported(void *ctx, const struct qmp_result *r)
 {
@@ -421,59 +446,42 @@ static void on_layer_node(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
 	json_t *l = json_array_get(g->mig->layers, g->mig->li);
-	char id[128];
 	if (r->status != 0) {
 		in_failf(g, "blockdev-add (a snapshot layer)", r);
 		return;
 	}
-	snprintf(id, sizeof(id), "qsup-export.%s", sv_jstr(l, "node", ""));
-	mc_step(g, "block-export-add", json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "nbd", "id", id,
-	     "node-name", sv_jstr(l, "node", ""), "name", sv_jstr(l, "export", ""), "writable", 1),
-	     -1, on_layer_exported);
+	export_add(g, sv_jstr(l, "node", ""), sv_jstr(l, "node", ""), sv_jstr(l, "export", ""),
+	           on_layer_exported);
 }
 
 static void on_layer_fd_in(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
 	json_t *l = json_array_get(g->mig->layers, g->mig->li);
-	char fname[32];
 	if (r->status != 0) {
 		in_failf(g, "add-fd (a snapshot layer)", r);
 		return;
 	}
-	json_int_t set = json_integer_value(json_object_get(r->ret, "fdset-id"));
-	snprintf(fname, sizeof(fname), "/dev/fdset/%lld", (long long)set);
-	json_t *a = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:s}}", "driver", sv_jstr(l, "format",
-	                      "raw"), "node-name", sv_jstr(l, "node", ""), "read-only", 0, "file",
-	                      "driver", "file", "filename", fname, "locking", "off");
-	if (!strcmp(sv_jstr(l, "format", ""), "qcow2"))
-		json_object_set_new(a, "backing", json_null());
-	mc_step(g, "blockdev-add", a, -1, on_layer_node);
-	sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:I}", "fdset-id", set));
+	mc_layer_node(g, l, sv_jstr(l, "node", ""), true, r, on_layer_node);
 }
 
 static void export_layer(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	json_t *l;
-	while ((l = json_array_get(m->layers, m->li)) && !json_object_get(l, "node"))
-		m->li++;
+	json_t *l = layer_with_node(m);
 	if (!l) {
 		sv_log(SV_LOG_INFO, g->name, "copy-storage: %zu disk%s exported on %s",
 		       json_array_size(m->disks), json_array_size(m->disks) == 1 ? "" : "s", m->nbd);
 		mig_in_setup_caps(g);
 		return;
 	}
-	int fd = open(sv_jstr(l, "path", ""), O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
+	int rc = mc_layer_fd(g, sv_jstr(l, "path", ""), O_RDWR, on_layer_fd_in);
+	if (rc < 0) {
 		char why[1400];
 		snprintf(why, sizeof(why), "copy-storage: %.600s: %s", sv_jstr(l, "path", ""),
-		         strerror(errno));
+		         strerror(-rc));
 		mig_in_abort(g, "GenericError", why);
-		return;
 	}
-	mc_step(g, "add-fd", json_pack("{s:s}", "opaque", sv_jstr(l, "path", "")), fd, on_layer_fd_in);
-	close(fd);
 }
 
 static void export_next(struct sv_guest *g)
@@ -488,11 +496,7 @@ static void export_next(struct sv_guest *g)
 		return;
 	}
 	json_t *d = json_array_get(m->disks, m->ci);
-	char id[96];
-	snprintf(id, sizeof(id), "qsup-export.%s", mc_disk_id(d));
-	mc_step(g, "block-export-add", json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "nbd", "id", id,
-	     "node-name", sv_jstr(d, "node", ""), "name", mc_disk_id(d), "writable", 1), -1,
-	     on_exported);
+	export_add(g, mc_disk_id(d), sv_jstr(d, "node", ""), mc_disk_id(d), on_exported);
 }
 
 static void on_dest_blocks(void *ctx, const struct qmp_result *r)
@@ -549,51 +553,50 @@ static void on_listen_fd(void *ctx, const struct qmp_result *r)
 	mc_step(g, "nbd-server-start", a, -1, on_nbd_started);
 }
 
+/* The NBD server's listening socket on the tcp stream's host (uri:
+ * tcp:HOST:PORT, HOST numeric), on a port the kernel picks. */
+static int nbd_listen_tcp(struct sv_guest *g, const char *uri, char *err, size_t size)
+{
+	struct sv_mig *m = g->mig;
+	char host[600], *port;
+	snprintf(host, sizeof(host), "%s", uri);
+	char *h = mc_host_port(host, &port);
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		len = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		len = sizeof(*s6);
+	} else {
+		snprintf(err, size, "copy-storage needs a numeric address in the tcp URI, "
+		         "not '%.200s'", h);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		snprintf(err, size, "NBD socket on %s: %s", h, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int bound = ntohs(ss.ss_family == AF_INET ? s4->sin_port : s6->sin6_port);
+	snprintf(m->nbd, sizeof(m->nbd), ss.ss_family == AF_INET6 ? "tcp:[%s]:%d"
+	         : "tcp:%s:%d", h, bound);
+	return fd;
+}
+
 /* A listening socket for the NBD server, on the stream's address: a unix
  * socket in QEMU's dir, or the tcp host on a port the kernel picks. */
 static int nbd_listen(struct sv_guest *g, char *err, size_t size)
 {
 	struct sv_mig *m = g->mig;
-	int fd = -1;
-	if (!strncmp(m->uri, "tcp:", 4)) {
-		char host[600];
-		snprintf(host, sizeof(host), "%s", m->uri + 4);
-		char *colon = strrchr(host, ':');
-		if (colon)
-			*colon = '\0';
-		char *h = host;
-		if (h[0] == '[' && strlen(h) > 1 && h[strlen(h) - 1] == ']') {
-			h[strlen(h) - 1] = '\0';
-			h++;
-		}
-		struct sockaddr_storage ss = { 0 };
-		socklen_t len;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
-			s4->sin_family = AF_INET;
-			len = sizeof(*s4);
-		} else if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
-			s6->sin6_family = AF_INET6;
-			len = sizeof(*s6);
-		} else {
-			snprintf(err, size, "copy-storage needs a numeric address in the tcp URI, "
-			         "not '%.200s'", h);
-			return -1;
-		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0 ||
-		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-			snprintf(err, size, "NBD socket on %s: %s", h, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		int port = ntohs(ss.ss_family == AF_INET ? s4->sin_port : s6->sin6_port);
-		snprintf(m->nbd, sizeof(m->nbd), ss.ss_family == AF_INET6 ? "tcp:[%s]:%d"
-		         : "tcp:%s:%d", h, port);
-		return fd;
-	}
+	if (!strncmp(m->uri, "tcp:", 4))
+		return nbd_listen_tcp(g, m->uri + 4, err, size);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/qemu/nbd.sock", g->rundir);
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
@@ -601,7 +604,7 @@ static int nbd_listen(struct sv_guest *g, char *err, size_t size)
 		return -1;
 	}
 	unlink(sa.sun_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
 		snprintf(err, size, "NBD socket %s: %s", sa.sun_path, strerror(errno));
 		if (fd >= 0)
@@ -633,9 +636,7 @@ static void del_layer_node(struct sv_guest *g);
 static void on_layer_node_gone(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
-	if (r->status != 0)
-		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
-		       ? r->err_desc : qmp_strerror(r->status));
+	mig_step_warn(g, "blockdev-del", r);
 	g->mig->li++;
 	del_layer_node(g);
 }
@@ -643,23 +644,19 @@ static void on_layer_node_gone(void *ctx, const struct qmp_result *r)
 static void del_layer_node(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
-	json_t *l;
-	while ((l = json_array_get(m->layers, m->li)) && !json_object_get(l, "node"))
-		m->li++;
+	json_t *l = layer_with_node(m);
 	if (!l) {
 		mig_in_resume(g);
 		return;
 	}
 	mc_step(g, "blockdev-del", json_pack("{s:s}", "node-name", sv_jstr(l, "node", "")), -1,
-	     on_layer_node_gone);
+	        on_layer_node_gone);
 }
 
 static void on_nbd_stopped(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
-	if (r->status != 0)
-		sv_log(SV_LOG_WARN, g->name, "nbd-server-stop: %s", r->status == QMP_EREPLY
-		       ? r->err_desc : qmp_strerror(r->status));
+	mig_step_warn(g, "nbd-server-stop", r);
 	g->mig->li = 0;
 	del_layer_node(g);
 }

@@ -26,6 +26,16 @@ const char *mc_disk_id(json_t *d);
 /* This host's boot id (empty when unknown): the same file on both ends
  * only if they are one host. */
 void mc_boot_id(char *buf, size_t size);
+/* The host of "HOST:PORT" (s, cut in place; brackets of IPv6 gone), the
+ * port in *port (NULL without a colon). */
+char *mc_host_port(char *s, char **port);
+/* A snapshot layer on its own node: its file (path, opened with flags)
+ * into an fd set (add-fd, then fn; -errno when it cannot be opened);
+ * then, given add-fd's answer r, the node over it (blockdev-add of l's
+ * format, backing: null, then fn). */
+int mc_layer_fd(struct sv_guest *g, const char *path, int flags, sv_step_fn fn);
+void mc_layer_node(struct sv_guest *g, json_t *l, const char *node, bool writable,
+                   const struct qmp_result *r, sv_step_fn fn);
 /* The ids of what is copied: each disk's, and each backing layer's. */
 json_t *mc_disk_ids(json_t *disks, json_t *layers);
 /* Write (text, freed) or remove (NULL) the source's record (in: false)

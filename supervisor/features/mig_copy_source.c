@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,13 +275,26 @@ void mc_out_fail(struct sv_guest *g, const char *why)
 	mig_out_abort(g, "MigrationFailed", why);
 }
 
+/* The source gives up, saying so: "migration to TO: copy-storage: " and
+ * what fmt says. */
+static void out_failm(struct sv_guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_failm(struct sv_guest *g, const char *fmt, ...)
+{
+	char why[1400];
+	va_list ap;
+	int n = snprintf(why, sizeof(why), "migration to %.300s: copy-storage: ", g->mig->to
+	                 ? g->mig->to : g->mig->uri);
+	va_start(ap, fmt);
+	vsnprintf(why + n, sizeof(why) - (size_t)n, fmt, ap);
+	va_end(ap);
+	mc_out_fail(g, why);
+}
+
 static void out_failf(struct sv_guest *g, const char *what, const struct qmp_result *r)
 {
-	char why[1400], s[700];
+	char s[700];
 	mig_step_error(r, what, s, sizeof(s));
-	snprintf(why, sizeof(why), "migration to %.300s: copy-storage: %s", g->mig->to ? g->mig->to
-	         : g->mig->uri, s);
-	mc_out_fail(g, why);
+	out_failm(g, "%s", s);
 }
 
 static void next_mirror(struct sv_guest *g);
@@ -376,20 +390,24 @@ static void on_nbd_fd(void *ctx, const struct qmp_result *r)
 	add_target(g, json_pack("{s:s, s:s}", "type", "fd", "str", name));
 }
 
+/* The NBD connection (fd) of the export cur_id names, to QEMU (getfd). */
+static void pass_nbd_fd(struct sv_guest *g, int fd)
+{
+	char name[96];
+	snprintf(name, sizeof(name), "qsup-nbd-%s", cur_id(g->mig));
+	mc_step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
+}
+
 static void on_nbd_connected(struct sv_guest *g, int fd, int status)
 {
 	struct sv_mig *m = g->mig;
-	char why[1400], name[96];
 	if (!m->copy)
 		return;
 	if (status < 0) {
-		snprintf(why, sizeof(why), "migration to %.300s: copy-storage: the destination's "
-		         "NBD socket %s: %s", m->to, m->nbd + 5, uv_strerror(status));
-		mc_out_fail(g, why);
+		out_failm(g, "the destination's NBD socket %s: %s", m->nbd + 5, uv_strerror(status));
 		return;
 	}
-	snprintf(name, sizeof(name), "qsup-nbd-%s", cur_id(m));
-	mc_step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
+	pass_nbd_fd(g, fd);
 }
 
 /* The destination is an ssh:// host and its NBD export a unix socket
@@ -399,23 +417,18 @@ static void on_nbd_link(int fd, const char *why, void *arg)
 {
 	struct sv_guest *g = arg;
 	struct sv_mig *m = g->mig;
-	char msg[1400], name[96];
 	if (g->freeing || !m || !m->copy || m->ending) {
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
 	if (fd < 0) {
-		snprintf(msg, sizeof(msg), "migration to %.300s: copy-storage: the destination's "
-		         "NBD socket %.300s, through ssh: %s", m->to, m->nbd + 5, why);
-		mc_out_fail(g, msg);
+		out_failm(g, "the destination's NBD socket %.300s, through ssh: %s", m->nbd + 5, why);
 		return;
 	}
-	const char *id = cur_id(m);
-	sv_log(SV_LOG_INFO, g->name, "copy-storage: disk %s: NBD through ssh to %s", id,
+	sv_log(SV_LOG_INFO, g->name, "copy-storage: disk %s: NBD through ssh to %s", cur_id(m),
 	       m->nbd + 5);
-	snprintf(name, sizeof(name), "qsup-nbd-%s", id);
-	mc_step(g, "getfd", json_pack("{s:s}", "fdname", name), fd, on_nbd_fd);
+	pass_nbd_fd(g, fd);
 	close(fd);   /* QEMU has its copy; the link stays until the migration ends */
 }
 
@@ -444,21 +457,14 @@ static void connect_target(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
 	if (!strncmp(m->nbd, "tcp:", 4)) {   /* QEMU connects itself, as for the stream */
-		char host[600];
+		char host[600], *port;
 		snprintf(host, sizeof(host), "%s", m->nbd + 4);
-		char *colon = strrchr(host, ':');
-		if (!colon) {
+		char *h = mc_host_port(host, &port);
+		if (!port) {
 			mc_out_fail(g, "copy-storage: the destination gave no NBD port");
 			return;
 		}
-		*colon = '\0';
-		char *h = host;
-		if (h[0] == '[' && colon[-1] == ']') {
-			h++;
-			colon[-1] = '\0';
-		}
-		add_target(g, json_pack("{s:s, s:s, s:s}", "type", "inet", "host", h, "port",
-		                        colon + 1));
+		add_target(g, json_pack("{s:s, s:s, s:s}", "type", "inet", "host", h, "port", port));
 		return;
 	}
 	if (m->to && sv_ssh_uri_is(m->to)) {
@@ -488,6 +494,14 @@ static void next_mirror(struct sv_guest *g)
  * the mirrors of the active images (sync=top) as for any disk. */
 static void next_layer(struct sv_guest *g);
 
+/* The node prefix+id goes (blockdev-del); then fn. */
+static void del_node(struct sv_guest *g, const char *prefix, const char *id, sv_step_fn fn)
+{
+	char node[96];
+	snprintf(node, sizeof(node), "%s%s", prefix, id);
+	mc_step(g, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, fn);
+}
+
 static void on_layer_added(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
@@ -503,22 +517,13 @@ static void on_layer_fd(void *ctx, const struct qmp_result *r)
 	struct sv_guest *g = ctx;
 	struct sv_mig *m = g->mig;
 	json_t *l = json_array_get(m->layers, m->li);
-	char node[96], fname[32];
+	char node[96];
 	if (r->status != 0) {
 		out_failf(g, "add-fd (a backing layer)", r);
 		return;
 	}
-	json_int_t set = json_integer_value(json_object_get(r->ret, "fdset-id"));
 	snprintf(node, sizeof(node), "%s%s", MC_LAYER_PREFIX, sv_jstr(l, "id", ""));
-	snprintf(fname, sizeof(fname), "/dev/fdset/%lld", (long long)set);
-	json_t *a = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:s}}", "driver", sv_jstr(l, "format",
-	                      "raw"), "node-name", node, "read-only", 1, "file", "driver", "file",
-	                      "filename", fname, "locking", "off");
-	if (!strcmp(sv_jstr(l, "format", ""), "qcow2"))
-		json_object_set_new(a, "backing", json_null());
-	mc_step(g, "blockdev-add", a, -1, on_layer_added);
-	/* the node holds its own fd: the set goes once it is closed */
-	sv_qmp_fire(g->qmp, "remove-fd", json_pack("{s:I}", "fdset-id", set));
+	mc_layer_node(g, l, node, false, r, on_layer_added);
 }
 
 static void next_layer(struct sv_guest *g)
@@ -533,25 +538,16 @@ static void next_layer(struct sv_guest *g)
 	json_t *l = json_array_get(m->layers, m->li);
 	sv_log(SV_LOG_INFO, g->name, "copy-storage: backing layer %s (%s)", sv_jstr(l, "id", ""),
 	       sv_jstr(l, "file", ""));
-	int fd = open(sv_jstr(l, "file", ""), O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		char why[1400];
-		snprintf(why, sizeof(why), "migration to %.300s: copy-storage: backing layer "
-		         "%.600s: %s", m->to, sv_jstr(l, "file", ""), strerror(errno));
-		mc_out_fail(g, why);
-		return;
-	}
-	mc_step(g, "add-fd", json_pack("{s:s}", "opaque", sv_jstr(l, "file", "")), fd, on_layer_fd);
-	close(fd);
+	int rc = mc_layer_fd(g, sv_jstr(l, "file", ""), O_RDONLY, on_layer_fd);
+	if (rc < 0)
+		out_failm(g, "backing layer %.600s: %s", sv_jstr(l, "file", ""), strerror(-rc));
 }
 
 static void on_layer_gone(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
 	struct sv_mig *m = g->mig;
-	if (r->status != 0)
-		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
-		       ? r->err_desc : qmp_strerror(r->status));
+	mig_step_warn(g, "blockdev-del", r);
 	m->li++;
 	next_layer(g);
 }
@@ -559,23 +555,15 @@ static void on_layer_gone(void *ctx, const struct qmp_result *r)
 static void on_layer_target_gone(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
-	struct sv_mig *m = g->mig;
-	char node[96];
-	if (r->status != 0)
-		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
-		       ? r->err_desc : qmp_strerror(r->status));
-	snprintf(node, sizeof(node), "%s%s", MC_LAYER_PREFIX, cur_id(m));
-	mc_step(g, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, on_layer_gone);
+	mig_step_warn(g, "blockdev-del", r);
+	del_node(g, MC_LAYER_PREFIX, cur_id(g->mig), on_layer_gone);
 }
 
 /* The backup of the current layer completed: its target goes (which
  * flushes it there), then its node here, then the next layer. */
 static void layer_done(struct sv_guest *g)
 {
-	struct sv_mig *m = g->mig;
-	char node[96];
-	snprintf(node, sizeof(node), "%s%s", MC_NODE_PREFIX, cur_id(m));
-	mc_step(g, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, on_layer_target_gone);
+	del_node(g, MC_NODE_PREFIX, cur_id(g->mig), on_layer_target_gone);
 }
 
 /* The destination answered copy-storage (ret: its reply). */
@@ -634,14 +622,10 @@ static void on_target_gone(void *ctx, const struct qmp_result *r)
 {
 	struct sv_guest *g = ctx;
 	struct sv_mig *m = g->mig;
-	if (r->status != 0)
-		sv_log(SV_LOG_WARN, g->name, "blockdev-del: %s", r->status == QMP_EREPLY
-		       ? r->err_desc : qmp_strerror(r->status));
+	mig_step_warn(g, "blockdev-del", r);
 	if (++m->ci < json_array_size(m->disks)) {
-		char node[96];
-		snprintf(node, sizeof(node), "%s%s", MC_NODE_PREFIX,
-		         mc_disk_id(json_array_get(m->disks, m->ci)));
-		mc_step(g, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, on_target_gone);
+		del_node(g, MC_NODE_PREFIX, mc_disk_id(json_array_get(m->disks, m->ci)),
+		         on_target_gone);
 		return;
 	}
 	m->mirroring = false;
@@ -695,7 +679,6 @@ void mc_job_event(struct sv_guest *g, const char *name, json_t *data)
 	    strncmp(job, MC_JOB_PREFIX, strlen(MC_JOB_PREFIX)))
 		return;
 	const char *err = json_string_value(json_object_get(data, "error"));
-	char why[1400];
 	if (m->layering) {   /* a backing layer's backup (no other job runs) */
 		if (!strcmp(name, "BLOCK_JOB_COMPLETED") && !err &&
 		    !strcmp(job + strlen(MC_JOB_PREFIX), cur_id(m))) {
@@ -704,10 +687,9 @@ void mc_job_event(struct sv_guest *g, const char *name, json_t *data)
 		}
 		if (!strcmp(name, "BLOCK_JOB_COMPLETED") || !strcmp(name, "BLOCK_JOB_CANCELLED") ||
 		    !strcmp(name, "BLOCK_JOB_ERROR")) {
-			snprintf(why, sizeof(why), "migration to %.300s: copy-storage: the copy of "
-			         "backing layer %s failed: %s", m->to, job + strlen(MC_JOB_PREFIX), err
-			         ? err : !strcmp(name, "BLOCK_JOB_ERROR") ? "I/O error" : "cancelled");
-			mc_out_fail(g, why);
+			out_failm(g, "the copy of backing layer %s failed: %s", job +
+			          strlen(MC_JOB_PREFIX), err ? err : !strcmp(name, "BLOCK_JOB_ERROR")
+			          ? "I/O error" : "cancelled");
 		}
 		return;
 	}
@@ -731,12 +713,10 @@ void mc_job_event(struct sv_guest *g, const char *name, json_t *data)
 	}
 	if (!strcmp(name, "BLOCK_JOB_COMPLETED") || !strcmp(name, "BLOCK_JOB_CANCELLED") ||
 	    (!strcmp(name, "BLOCK_JOB_ERROR"))) {
-		snprintf(why, sizeof(why), "migration to %.300s: copy-storage: the mirror of disk %s "
-		         "%s%s", m->to, job + strlen(MC_JOB_PREFIX), err ? "failed: " :
-		         !strcmp(name, "BLOCK_JOB_ERROR") ? "failed: I/O error on " :
-		         "ended early", err ? err : !strcmp(name, "BLOCK_JOB_ERROR")
-		         ? sv_jstr(data, "operation", "?") : "");
-		mc_out_fail(g, why);
+		out_failm(g, "the mirror of disk %s %s%s", job + strlen(MC_JOB_PREFIX), err
+		          ? "failed: " : !strcmp(name, "BLOCK_JOB_ERROR") ? "failed: I/O error on "
+		          : "ended early", err ? err : !strcmp(name, "BLOCK_JOB_ERROR")
+		          ? sv_jstr(data, "operation", "?") : "");
 	}
 }
 

@@ -39,7 +39,7 @@ static void in_port_known(void *ctx, const struct qmp_result *r)
 	const char *port = mig_str(sa, "port");
 	if (r->status != 0 || !port || !strcmp(port, "0")) {
 		mig_in_abort(g, "GenericError", "migrate-incoming on port 0: QEMU did not say "
-		         "which port it listens on");
+		             "which port it listens on");
 		return;
 	}
 	size_t n = strlen(m->uri);

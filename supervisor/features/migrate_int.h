@@ -115,6 +115,9 @@ json_t *mig_params_json(struct sv_guest *g, json_t *args);
 void mig_mstep_fd(struct sv_guest *g, const char *cmd, json_t *args, int fd, sv_step_fn fn);
 void mig_mstep(struct sv_guest *g, const char *cmd, json_t *args, sv_step_fn fn);
 void mig_step_error(const struct qmp_result *r, const char *what, char *buf, size_t size);
+/* A failed step that ends nothing, logged as a warning (nothing when it
+ * went well). */
+void mig_step_warn(struct sv_guest *g, const char *what, const struct qmp_result *r);
 /* Source and save: before QEMU is asked for anything of it, state.json
  * says that a migration may run (sv_guest.mig_out), so that a qsupd that
  * re-adopts the guest asks QEMU (adopt.c); then go(g). A record that
