@@ -14,7 +14,7 @@
 
 /* The destination's setup failed: say why, and end its QEMU (the guest
  * ends stopped, never restarted). */
-static void in_abort(struct sv_guest *g, const char *cls, const char *why)
+void mig_in_abort(struct sv_guest *g, const char *cls, const char *why)
 {
 	mig_answer_err(g, cls, why);
 	g->force_kill = true;
@@ -38,8 +38,8 @@ static void in_port_known(void *ctx, const struct qmp_result *r)
 	json_t *sa = json_array_get(json_object_get(r->ret, "socket-address"), 0);
 	const char *port = mig_str(sa, "port");
 	if (r->status != 0 || !port || !strcmp(port, "0")) {
-		in_abort(g, "GenericError", "migrate-incoming on port 0: QEMU did not say "
-		         "which port it listens on");
+		mig_in_abort(g, "GenericError", "migrate-incoming on port 0: QEMU did not say "
+		             "which port it listens on");
 		return;
 	}
 	size_t n = strlen(m->uri);
@@ -54,7 +54,7 @@ static void in_listening(void *ctx, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		mig_step_error(r, "migrate-incoming", why, sizeof(why));
-		in_abort(g, "GenericError", why);
+		mig_in_abort(g, "GenericError", why);
 		return;
 	}
 	if (port_zero(m->uri) && !m->qemu_uri[0]) {
@@ -83,7 +83,7 @@ static void in_params_set(void *ctx, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		mig_step_error(r, "migrate-set-parameters", why, sizeof(why));
-		in_abort(g, "InvalidArgument", why);
+		mig_in_abort(g, "InvalidArgument", why);
 		return;
 	}
 	mig_mstep(g, "migrate-incoming", json_pack("{s:s}", "uri", g->mig->qemu_uri[0]
@@ -96,7 +96,7 @@ static void in_caps_set(void *ctx, const struct qmp_result *r)
 	char why[700];
 	if (r->status != 0) {
 		mig_step_error(r, "migrate-set-capabilities", why, sizeof(why));
-		in_abort(g, "InvalidArgument", why);
+		mig_in_abort(g, "InvalidArgument", why);
 		return;
 	}
 	mig_mstep(g, "migrate-set-parameters", mig_params_json(g, g->mig->args), in_params_set);
@@ -111,7 +111,7 @@ static void in_fd_passed(void *ctx, const struct qmp_result *r)
 	m->fd = -1;
 	if (r->status != 0) {
 		mig_step_error(r, "getfd", why, sizeof(why));
-		in_abort(g, "GenericError", why);
+		mig_in_abort(g, "GenericError", why);
 		return;
 	}
 	mig_mstep(g, "migrate-set-capabilities", mig_caps_json(g, m->args, true), in_caps_set);

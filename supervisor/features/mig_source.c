@@ -46,9 +46,7 @@ json_t *mig_figures(struct sv_guest *g, json_t *info)
 static void on_postcopy(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
-	if (r->status != 0)
-		sv_log(SV_LOG_WARN, g->name, "migrate-start-postcopy: %s", r->status == QMP_EREPLY
-		       ? r->err_desc : qmp_strerror(r->status));
+	mig_step_warn(g, "migrate-start-postcopy", r);
 }
 
 /* Switch to postcopy: the destination runs the guest from now on, and

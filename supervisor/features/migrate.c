@@ -297,6 +297,14 @@ void mig_step_error(const struct qmp_result *r, const char *what, char *buf, siz
 	         : qmp_strerror(r->status));
 }
 
+/* A step that may fail without ending anything (a clean-up): logged. */
+void mig_step_warn(struct sv_guest *g, const char *what, const struct qmp_result *r)
+{
+	if (r->status != 0)
+		sv_log(SV_LOG_WARN, g->name, "%s: %s", what, r->status == QMP_EREPLY
+		       ? r->err_desc : qmp_strerror(r->status));
+}
+
 /* ---- events, re-adoption, the end ---- */
 
 void sv_migrate_event(struct sv_guest *g, json_t *data)

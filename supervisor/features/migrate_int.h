@@ -1,5 +1,6 @@
 /*
- * Internal to migration (migrate.c, mig_source.c, mig_dest.c, mig_save.c):
+ * Internal to migration (migrate.c, mig_source.c, mig_dest.c, mig_save.c,
+ * mig_copy*.c):
  * the record of a migration, save or restore in progress, and what the
  * files share.
  *
@@ -11,6 +12,7 @@
  * mig_save.c   save to a file and restore from one
  * mig_copy.c   without shared storage (copy-storage): the destination's
  *              new images and NBD exports, the source's mirrors into them
+ *              (with mig_copy_source.c, mig_copy_dest.c: mig_copy_int.h)
  */
 #ifndef SV_MIGRATE_INT_H
 #define SV_MIGRATE_INT_H
@@ -71,7 +73,7 @@ struct sv_mig {
 	uint64_t started_ms, timeout_ms;
 	json_t *last;                   /* the last query-migrate */
 	json_t *fig;                    /* completed: the reply, once QEMU is gone */
-	/* copy-storage (mig_copy.c) */
+	/* copy-storage (mig_copy*.c) */
 	json_t *handover;               /* source: what `incoming` gets, until sent */
 	bool copy;                      /* the disks travel too */
 	bool mirroring;                 /* source: the mirrors run (before RAM, or with it) */
@@ -113,6 +115,9 @@ json_t *mig_params_json(struct sv_guest *g, json_t *args);
 void mig_mstep_fd(struct sv_guest *g, const char *cmd, json_t *args, int fd, sv_step_fn fn);
 void mig_mstep(struct sv_guest *g, const char *cmd, json_t *args, sv_step_fn fn);
 void mig_step_error(const struct qmp_result *r, const char *what, char *buf, size_t size);
+/* A failed step that ends nothing, logged as a warning (nothing when it
+ * went well). */
+void mig_step_warn(struct sv_guest *g, const char *what, const struct qmp_result *r);
 /* Source and save: before QEMU is asked for anything of it, state.json
  * says that a migration may run (sv_guest.mig_out), so that a qsupd that
  * re-adopts the guest asks QEMU (adopt.c); then go(g). A record that
@@ -137,16 +142,18 @@ void mig_out_begin(struct sv_guest *g);
 json_t *mig_handover(struct sv_guest *g, json_t *argv);
 bool mig_snaprec_ok(struct sv_guest *g, struct sv_request *req);
 bool mig_source_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
-/* mig_dest.c: the incoming stream is complete; the destination's checks;
+/* mig_dest.c: the incoming stream is complete; the destination's setup
+ * failed (answered with why, its QEMU ended); the destination's checks;
  * start QEMU to wait for the stream. */
 void mig_in_completed(struct sv_guest *g);
+void mig_in_abort(struct sv_guest *g, const char *cls, const char *why);
 bool mig_dest_ready(struct sv_guest *g, struct sv_request *req, json_t *args);
 void mig_dest_start(struct sv_guest *g, json_t *args);
 void mig_in_setup_caps(struct sv_guest *g);
 void mig_in_resume(struct sv_guest *g);
 /* mig_source.c: send the handover to the destination (m->handover). */
 void mig_ask_destination(struct sv_guest *g);
-/* mig_copy.c. Source: the disks into m->handover (query-block first),
+/* mig_copy*.c. Source: the disks into m->handover (query-block first),
  * then mig_ask_destination; the mirrors once the destination answered
  * copy-storage; the MIGRATION pre-switchover status; block job events;
  * the disk figures. Destination: decide (true: answered, or underway),
