@@ -72,16 +72,6 @@ struct sv_snap_op {
 	char why[600];
 };
 
-static const struct sv_profile *prof(struct sv_guest *g)
-{
-	return sv_guest_active(g) && g->run_profile ? g->run_profile : g->profile;
-}
-
-static bool up(struct sv_guest *g)
-{
-	return sv_state_is_up(g->state) && g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting;
-}
-
 static void op_free(struct sv_snap_op *op)
 {
 	for (size_t i = 0; i < op->n; i++) {
@@ -139,7 +129,7 @@ static void op_fail(struct sv_snap_op *op, const char *cls, const char *fmt, ...
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	sv_log(SV_LOG_WARN, op->g->name, "snapshot %s: %s", op->snap, msg);
-	if (op->paused_by_us && op->g->state == SV_PAUSED && up(op->g)) {
+	if (op->paused_by_us && op->g->state == SV_PAUSED && sv_guest_qmp_up(op->g)) {
 		struct sv_error e = { 0 };
 		struct sv_request *r = sv_request_new(&drop_route, 0, 0, NULL, "resume");
 		if (r && sv_guest_simple(op->g, "resume", r, &e) < 0)
@@ -568,7 +558,7 @@ static void on_paused(struct sv_snap_op *op, json_t *msg)
 		return;
 	}
 	op->paused_by_us = true;
-	if (!up(op->g)) {
+	if (!sv_guest_qmp_up(op->g)) {
 		op_fail(op, "InvalidState", "QEMU ended before the snapshot");
 		return;
 	}
@@ -961,7 +951,7 @@ static void delete_merge(struct sv_snap_op *op)
 		return;
 	}
 	if (op->live && d->poschild >= 0 && d->posbelow > d->poschild) {
-		if (!up(op->g)) {
+		if (!sv_guest_qmp_up(op->g)) {
 			op_fail(op, "InvalidState", "QEMU ended during the delete");
 			return;
 		}
@@ -1313,7 +1303,7 @@ static bool setup_delete(struct sv_snap_op *op, const struct sv_profile *p, json
 
 void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	const struct sv_profile *p = prof(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	const char *action = sv_jstr(args, "action", "");
 	const char *name = sv_jstr(args, "snapshot", "");
 	struct sv_error e = { 0 };
@@ -1348,7 +1338,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	                   : act != CREATE && !s ? "no snapshot of that name (snapshot NAME "
 	                                           "list shows them)"
 	                   : NULL;
-	if (!refuse && sv_guest_active(g) && !up(g) && act != REVERT)
+	if (!refuse && sv_guest_active(g) && !sv_guest_qmp_up(g) && act != REVERT)
 		refuse = "QEMU is not running yet; try again once it runs";
 	if (refuse) {
 		json_decref(rec);
@@ -1359,7 +1349,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 	bool force = json_is_true(json_object_get(args, "force"));
 	bool memory = json_is_true(json_object_get(args, "memory"));
-	if (memory && !up(g)) {
+	if (memory && !sv_guest_qmp_up(g)) {
 		json_decref(rec);
 		sv_reply_err(req, "InvalidState", "%s is %s: a snapshot with memory needs the guest "
 		             "running (or paused)", g->name, sv_state_name(g->state));
@@ -1399,7 +1389,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->rec = rec;
 	op->had_rec = access(op->recpath, F_OK) == 0;
 	op->newrec = json_deep_copy(rec);
-	op->live = up(g);
+	op->live = sv_guest_qmp_up(g);
 	snprintf(op->snap, sizeof(op->snap), "%s", name);
 	g->snap = op;
 	sv_guest_hold(g);
