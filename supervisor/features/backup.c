@@ -1120,8 +1120,8 @@ static void prepare_done(void *arg)
 static void on_blocks(void *ctx, const struct qmp_result *r)
 {
 	struct sv_backup_op *op = ctx;
-	json_t *b, *bm;
-	size_t k, m;
+	json_t *bm;
+	size_t m;
 	if (r->status != 0) {
 		op_fail(op, "GenericError", "query-block: %s", r->err_desc ? r->err_desc
 		        : qmp_strerror(r->status));
@@ -1129,10 +1129,8 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 	}
 	for (size_t i = 0; i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
-		json_array_foreach(r->ret, k, b) {
-			json_t *in = json_object_get(b, "inserted");
-			if (!sv_block_of(b, d->id) || !in)
-				continue;
+		json_t *in = sv_block_inserted(r->ret, d->id);
+		if (in) {
 			snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 			snprintf(d->drv, sizeof(d->drv), "%s", sv_jstr(in, "drv", ""));
 			d->size = (uint64_t)json_integer_value(json_object_get(json_object_get(in,

@@ -430,13 +430,8 @@ static void on_block(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snapflat *f = ctx;
 	struct fdisk *d = &f->d[f->i];
-	json_t *b;
-	size_t k;
-	d->node[0] = '\0';
-	json_array_foreach(r->status == 0 ? r->ret : NULL, k, b)
-		if (sv_block_of(b, d->id) && json_object_get(b, "inserted"))
-			snprintf(d->node, sizeof(d->node), "%s",
-			         sv_jstr(json_object_get(b, "inserted"), "node-name", ""));
+	json_t *in = sv_block_inserted(r->status == 0 ? r->ret : NULL, d->id);
+	snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 	if (!d->node[0]) {
 		disk_failed(f, "%s", "the disk is not in QEMU's block devices");
 		return;

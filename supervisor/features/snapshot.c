@@ -421,8 +421,6 @@ static void create_img(struct sv_snap_op *op)
 static void on_blocks(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
-	json_t *b;
-	size_t k;
 	if (r->status != 0) {
 		op_fail(op, "GenericError", "query-block: %s", r->err_desc ? r->err_desc
 		        : qmp_strerror(r->status));
@@ -430,10 +428,8 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 	}
 	for (size_t i = 0; i < op->n; i++) {
 		struct sdisk *d = &op->d[i];
-		json_array_foreach(r->ret, k, b) {
-			json_t *in = json_object_get(b, "inserted");
-			if (!sv_block_of(b, d->id) || !in)
-				continue;
+		json_t *in = sv_block_inserted(r->ret, d->id);
+		if (in) {
 			snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 			d->size = (uint64_t)json_integer_value(json_object_get(json_object_get(in,
 			          "image"), "virtual-size"));
@@ -925,13 +921,8 @@ static void on_top(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
 	struct sdisk *d = &op->d[op->i];
-	json_t *b;
-	size_t k;
-	d->node[0] = '\0';
-	json_array_foreach(r->status == 0 ? r->ret : NULL, k, b)
-		if (sv_block_of(b, d->id) && json_object_get(b, "inserted"))
-			snprintf(d->node, sizeof(d->node), "%s",
-			         sv_jstr(json_object_get(b, "inserted"), "node-name", ""));
+	json_t *in = sv_block_inserted(r->status == 0 ? r->ret : NULL, d->id);
+	snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 	if (!d->node[0]) {
 		op_fail(op, "GenericError", "disk %s is not in QEMU's block devices", d->id);
 		return;
