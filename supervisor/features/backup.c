@@ -82,16 +82,6 @@ struct sv_backup_op {
 
 static const char restore_busy[] = "a backup-restore writes its disks";
 
-static bool up(struct sv_guest *g)
-{
-	return sv_state_is_up(g->state) && g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting;
-}
-
-static const struct sv_profile *prof(struct sv_guest *g)
-{
-	return sv_guest_active(g) && g->run_profile ? g->run_profile : g->profile;
-}
-
 bool sv_backup_busy(const struct sv_guest *g)
 {
 	return g->backup != NULL;
@@ -373,7 +363,7 @@ static void finish_fail_done(void *arg)
 static void qemu_cleanup(struct sv_backup_op *op, bool ok)
 {
 	struct qmp_client *q = op->g->qmp;
-	for (size_t i = 0; q && up(op->g) && i < op->n; i++) {
+	for (size_t i = 0; q && sv_guest_qmp_up(op->g) && i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
 		sv_qmp_fire(q, "job-dismiss", json_pack("{s:s}", "id", d->job));
 		sv_qmp_fire(q, "blockdev-del", json_pack("{s:s}", "node-name", d->tnode));
@@ -616,7 +606,7 @@ static void on_jobs(void *ctx, const struct qmp_result *r)
 static void on_tick(uv_timer_t *t)
 {
 	struct sv_backup_op *op = t->data;
-	if (op->started && !op->ending && !op->inflight && up(op->g)) {
+	if (op->started && !op->ending && !op->inflight && sv_guest_qmp_up(op->g)) {
 		op->inflight++;
 		sv_step(op->g->qmp, NULL, "query-jobs", NULL, -1, on_jobs, op);
 	}
@@ -765,7 +755,7 @@ static void on_adopt_jobs(void *ctx, const struct qmp_result *r)
 static void bk_adopted(struct sv_guest *g)
 {
 	char path[4200];
-	if (g->backup || !up(g))
+	if (g->backup || !sv_guest_qmp_up(g))
 		return;
 	record_path(g, path, sizeof(path));
 	json_t *s = json_load_file(path, 0, NULL);   /* small */
@@ -887,7 +877,7 @@ static void on_transaction(void *ctx, const struct qmp_result *r)
 static void do_transaction(void *arg)
 {
 	struct sv_backup_op *op = arg;
-	if (!up(op->g)) {
+	if (!sv_guest_qmp_up(op->g)) {
 		sv_freeze_end(op->g, &op->fz);
 		setup_fail(op, "InvalidState", "QEMU ended before the backup started");
 		return;
@@ -1130,8 +1120,8 @@ static void prepare_done(void *arg)
 static void on_blocks(void *ctx, const struct qmp_result *r)
 {
 	struct sv_backup_op *op = ctx;
-	json_t *b, *bm;
-	size_t k, m;
+	json_t *bm;
+	size_t m;
 	if (r->status != 0) {
 		op_fail(op, "GenericError", "query-block: %s", r->err_desc ? r->err_desc
 		        : qmp_strerror(r->status));
@@ -1139,10 +1129,8 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 	}
 	for (size_t i = 0; i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
-		json_array_foreach(r->ret, k, b) {
-			json_t *in = json_object_get(b, "inserted");
-			if (!sv_block_of(b, d->id) || !in)
-				continue;
+		json_t *in = sv_block_inserted(r->ret, d->id);
+		if (in) {
 			snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 			snprintf(d->drv, sizeof(d->drv), "%s", sv_jstr(in, "drv", ""));
 			d->size = (uint64_t)json_integer_value(json_object_get(json_object_get(in,
@@ -1242,10 +1230,10 @@ int sv_backup_check(json_t *args, struct sv_error *err)
 
 void sv_backup_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	const struct sv_profile *p = prof(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	if (refused(g, req, p, "backup"))
 		return;
-	if (!up(g)) {
+	if (!sv_guest_qmp_up(g)) {
 		sv_reply_err(req, "InvalidState", "%s is %s: a backup needs the guest running (or "
 		             "paused); a stopped guest's images can be copied as they are",
 		             g->name, sv_state_name(g->state));
@@ -1482,7 +1470,7 @@ static void restore_read_done(void *arg)
 
 void sv_backup_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	const struct sv_profile *p = prof(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	struct sv_error e = { 0 };
 	json_t *rec = NULL;
 	if (refused(g, req, p, "backup-restore"))

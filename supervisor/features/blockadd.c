@@ -7,11 +7,6 @@
 #include "qmp.h"
 #include "step.h"
 
-static bool qemu_up(struct sv_guest *g)
-{
-	return sv_state_is_up(g->state) && g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting;
-}
-
 static void next(struct sv_blockadd *b);
 
 static void fail(struct sv_blockadd *b, const char *what, const struct qmp_result *r)
@@ -54,7 +49,7 @@ static void on_fd_added(void *ctx, const struct qmp_result *r)
 
 static void next(struct sv_blockadd *b)
 {
-	if (!qemu_up(b->g)) {
+	if (!sv_guest_qmp_up(b->g)) {
 		b->gone = true;
 		snprintf(b->err, sizeof(b->err), "%s", b->ended ? b->ended : "QEMU ended");
 		b->done(b->arg, b->err);

@@ -96,4 +96,9 @@ extern const struct sv_guest_observer sv_hotplug_observer;
  * the id, or a QOM path under /machine/peripheral/ID. */
 bool sv_block_of(json_t *b, const char *id);
 
+/* The "inserted" object (node-name, drv, image...) of the device id's
+ * block device in blocks (query-block's answer, or NULL), or NULL where it
+ * has none or no medium in it. QEMU lists one a device; of more, the last. */
+json_t *sv_block_inserted(json_t *blocks, const char *id);
+
 #endif

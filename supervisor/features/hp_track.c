@@ -63,6 +63,16 @@ bool sv_block_of(json_t *b, const char *id)
 	       (q[20 + n] == '\0' || q[20 + n] == '/');
 }
 
+json_t *sv_block_inserted(json_t *blocks, const char *id)
+{
+	json_t *b, *in, *found = NULL;
+	size_t i;
+	json_array_foreach(blocks, i, b)
+		if (sv_block_of(b, id) && (in = json_object_get(b, "inserted")))
+			found = in;
+	return found;
+}
+
 /* A CD-ROM's medium as QEMU reports it: none ("backend" null, "empty"),
  * the profile's own (its node "drive.ID": left as it is), or another one
  * inserted since (its file, as QEMU opened it). */

@@ -48,11 +48,6 @@ static struct sv_snapflat *flats;
 
 static void next_disk(struct sv_snapflat *f);
 
-static bool up(struct sv_guest *g)
-{
-	return sv_state_is_up(g->state) && g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting;
-}
-
 /* ---- the end ---- */
 
 /* Off the loop: the record without the disks now on their files (none
@@ -435,13 +430,8 @@ static void on_block(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snapflat *f = ctx;
 	struct fdisk *d = &f->d[f->i];
-	json_t *b;
-	size_t k;
-	d->node[0] = '\0';
-	json_array_foreach(r->status == 0 ? r->ret : NULL, k, b)
-		if (sv_block_of(b, d->id) && json_object_get(b, "inserted"))
-			snprintf(d->node, sizeof(d->node), "%s",
-			         sv_jstr(json_object_get(b, "inserted"), "node-name", ""));
+	json_t *in = sv_block_inserted(r->status == 0 ? r->ret : NULL, d->id);
+	snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 	if (!d->node[0]) {
 		disk_failed(f, "%s", "the disk is not in QEMU's block devices");
 		return;
@@ -509,7 +499,7 @@ static void next_disk(struct sv_snapflat *f)
 		return;
 	}
 	if (f->live) {
-		if (!up(f->g)) {
+		if (!sv_guest_qmp_up(f->g)) {
 			disk_failed(f, "%s", "QEMU is not running");
 			return;
 		}
@@ -575,8 +565,7 @@ static void checked(uv_work_t *w, int status)
 void sv_snapflat(struct sv_guest *g, const char *recpath, json_t *rec,
                  void (*done)(void *arg, json_t *result), void *arg)
 {
-	const struct sv_profile *p = sv_guest_active(g) && g->run_profile ? g->run_profile
-	                           : g->profile;
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	json_t *active = json_object_get(rec, "active"), *l;
 	json_t *disks = p ? sv_snapshot_disks(p, NULL) : json_object();
 	struct sv_snapflat *f = calloc(1, sizeof(*f));
@@ -592,7 +581,7 @@ void sv_snapflat(struct sv_guest *g, const char *recpath, json_t *rec,
 		return;
 	}
 	f->g = g;
-	f->live = up(g);
+	f->live = sv_guest_qmp_up(g);
 	f->done = done;
 	f->arg = arg;
 	f->rec = json_deep_copy(rec);

@@ -42,14 +42,9 @@ bool sv_snapmig_busy(struct sv_guest *g)
 	       (g->mig && !g->mig->started);
 }
 
-static const struct sv_profile *prof_of(struct sv_guest *g)
-{
-	return sv_guest_active(g) && g->run_profile ? g->run_profile : g->profile;
-}
-
 json_t *sv_snapmig_export(struct sv_guest *g, struct sv_error *err)
 {
-	const struct sv_profile *p = prof_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	json_t *rec = NULL;
 	if (p && sv_snaprec_read(p, &rec, err) < 0)
 		return NULL;

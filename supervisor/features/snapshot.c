@@ -72,16 +72,6 @@ struct sv_snap_op {
 	char why[600];
 };
 
-static const struct sv_profile *prof(struct sv_guest *g)
-{
-	return sv_guest_active(g) && g->run_profile ? g->run_profile : g->profile;
-}
-
-static bool up(struct sv_guest *g)
-{
-	return sv_state_is_up(g->state) && g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting;
-}
-
 static void op_free(struct sv_snap_op *op)
 {
 	for (size_t i = 0; i < op->n; i++) {
@@ -139,7 +129,7 @@ static void op_fail(struct sv_snap_op *op, const char *cls, const char *fmt, ...
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	sv_log(SV_LOG_WARN, op->g->name, "snapshot %s: %s", op->snap, msg);
-	if (op->paused_by_us && op->g->state == SV_PAUSED && up(op->g)) {
+	if (op->paused_by_us && op->g->state == SV_PAUSED && sv_guest_qmp_up(op->g)) {
 		struct sv_error e = { 0 };
 		struct sv_request *r = sv_request_new(&drop_route, 0, 0, NULL, "resume");
 		if (r && sv_guest_simple(op->g, "resume", r, &e) < 0)
@@ -431,8 +421,6 @@ static void create_img(struct sv_snap_op *op)
 static void on_blocks(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
-	json_t *b;
-	size_t k;
 	if (r->status != 0) {
 		op_fail(op, "GenericError", "query-block: %s", r->err_desc ? r->err_desc
 		        : qmp_strerror(r->status));
@@ -440,10 +428,8 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 	}
 	for (size_t i = 0; i < op->n; i++) {
 		struct sdisk *d = &op->d[i];
-		json_array_foreach(r->ret, k, b) {
-			json_t *in = json_object_get(b, "inserted");
-			if (!sv_block_of(b, d->id) || !in)
-				continue;
+		json_t *in = sv_block_inserted(r->ret, d->id);
+		if (in) {
 			snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 			d->size = (uint64_t)json_integer_value(json_object_get(json_object_get(in,
 			          "image"), "virtual-size"));
@@ -568,7 +554,7 @@ static void on_paused(struct sv_snap_op *op, json_t *msg)
 		return;
 	}
 	op->paused_by_us = true;
-	if (!up(op->g)) {
+	if (!sv_guest_qmp_up(op->g)) {
 		op_fail(op, "InvalidState", "QEMU ended before the snapshot");
 		return;
 	}
@@ -935,13 +921,8 @@ static void on_top(void *ctx, const struct qmp_result *r)
 {
 	struct sv_snap_op *op = ctx;
 	struct sdisk *d = &op->d[op->i];
-	json_t *b;
-	size_t k;
-	d->node[0] = '\0';
-	json_array_foreach(r->status == 0 ? r->ret : NULL, k, b)
-		if (sv_block_of(b, d->id) && json_object_get(b, "inserted"))
-			snprintf(d->node, sizeof(d->node), "%s",
-			         sv_jstr(json_object_get(b, "inserted"), "node-name", ""));
+	json_t *in = sv_block_inserted(r->status == 0 ? r->ret : NULL, d->id);
+	snprintf(d->node, sizeof(d->node), "%s", sv_jstr(in, "node-name", ""));
 	if (!d->node[0]) {
 		op_fail(op, "GenericError", "disk %s is not in QEMU's block devices", d->id);
 		return;
@@ -961,7 +942,7 @@ static void delete_merge(struct sv_snap_op *op)
 		return;
 	}
 	if (op->live && d->poschild >= 0 && d->posbelow > d->poschild) {
-		if (!up(op->g)) {
+		if (!sv_guest_qmp_up(op->g)) {
 			op_fail(op, "InvalidState", "QEMU ended during the delete");
 			return;
 		}
@@ -1313,7 +1294,7 @@ static bool setup_delete(struct sv_snap_op *op, const struct sv_profile *p, json
 
 void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
-	const struct sv_profile *p = prof(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	const char *action = sv_jstr(args, "action", "");
 	const char *name = sv_jstr(args, "snapshot", "");
 	struct sv_error e = { 0 };
@@ -1348,7 +1329,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	                   : act != CREATE && !s ? "no snapshot of that name (snapshot NAME "
 	                                           "list shows them)"
 	                   : NULL;
-	if (!refuse && sv_guest_active(g) && !up(g) && act != REVERT)
+	if (!refuse && sv_guest_active(g) && !sv_guest_qmp_up(g) && act != REVERT)
 		refuse = "QEMU is not running yet; try again once it runs";
 	if (refuse) {
 		json_decref(rec);
@@ -1359,7 +1340,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	}
 	bool force = json_is_true(json_object_get(args, "force"));
 	bool memory = json_is_true(json_object_get(args, "memory"));
-	if (memory && !up(g)) {
+	if (memory && !sv_guest_qmp_up(g)) {
 		json_decref(rec);
 		sv_reply_err(req, "InvalidState", "%s is %s: a snapshot with memory needs the guest "
 		             "running (or paused)", g->name, sv_state_name(g->state));
@@ -1399,7 +1380,7 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->rec = rec;
 	op->had_rec = access(op->recpath, F_OK) == 0;
 	op->newrec = json_deep_copy(rec);
-	op->live = up(g);
+	op->live = sv_guest_qmp_up(g);
 	snprintf(op->snap, sizeof(op->snap), "%s", name);
 	g->snap = op;
 	sv_guest_hold(g);

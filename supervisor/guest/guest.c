@@ -37,6 +37,16 @@ bool sv_guest_active(const struct sv_guest *g)
 	return g->pid > 0;
 }
 
+bool sv_guest_qmp_up(const struct sv_guest *g)
+{
+	return sv_state_is_up(g->state) && g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting;
+}
+
+const struct sv_profile *sv_guest_profile_now(const struct sv_guest *g)
+{
+	return sv_guest_active(g) && g->run_profile ? g->run_profile : g->profile;
+}
+
 /* The one transition function: every state change is checked against the
  * table (machine.c), logged and emitted. */
 bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reason)

@@ -371,6 +371,15 @@ json_t *sv_guest_status(struct sv_guest *g);
 /* True while a QEMU process exists for the guest. */
 bool sv_guest_active(const struct sv_guest *g);
 
+/* True while g's QEMU is up and its QMP takes commands: not while a
+ * re-adoption still waits for its answers (g->adopting). */
+bool sv_guest_qmp_up(const struct sv_guest *g);
+
+/* The profile g's QEMU runs with while there is one, else the current one
+ * (what a start would use). Not the started one during preparation:
+ * g->run_profile is set from then on. */
+const struct sv_profile *sv_guest_profile_now(const struct sv_guest *g);
+
 /* For prepare.c: preparation finished (status 0) or failed (msg says why). */
 void sv_guest_prepared(struct sv_guest *g, int status, const char *msg);
 
