@@ -102,16 +102,11 @@ static void cmd_status(struct sv_daemon *d, struct sv_request *req, json_t *args
 
 /* ---- managed networks (netmgr.h) ---- */
 
-/* The profile g runs with (or would start with). */
-static const struct sv_profile *profile_of(const struct sv_guest *g)
-{
-	return g->run_profile && sv_guest_active(g) ? g->run_profile : g->profile;
-}
 
 /* Does g (running, or on its way) use network name? */
 static bool uses_network(const struct sv_guest *g, const char *name)
 {
-	const struct sv_profile *p = profile_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	if (!p || !(sv_guest_active(g) || g->prepping))
 		return false;
 	for (size_t i = 0; i < p->nnics; i++)
@@ -145,7 +140,7 @@ static json_t *guest_by_mac(struct sv_daemon *d, const char *mac)
 	if (sv_mac_parse(mac, m) < 0)
 		return json_null();
 	for (size_t i = 0; i < d->nguests; i++) {
-		const struct sv_profile *p = profile_of(d->guests[i]);
+		const struct sv_profile *p = sv_guest_profile_now(d->guests[i]);
 		for (size_t j = 0; p && j < p->nnics; j++)
 			if (!memcmp(p->nics[j].mac, m, 6))
 				return json_string(d->guests[i]->name);
@@ -156,7 +151,7 @@ static json_t *guest_by_mac(struct sv_daemon *d, const char *mac)
 /* The addresses of g's type = network NICs, from the networks' leases. */
 static json_t *guest_addresses(struct sv_daemon *d, struct sv_guest *g)
 {
-	const struct sv_profile *p = profile_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	json_t *a = json_array();
 	for (size_t i = 0; p && i < p->nnics; i++) {
 		const struct sv_nic *n = &p->nics[i];

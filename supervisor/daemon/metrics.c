@@ -249,12 +249,6 @@ static bool tap_of(struct gslot *s, const struct sv_nic *n, char out[SV_IFNAMSIZ
 	return found;
 }
 
-/* The profile g's QEMU runs with, or would start with. */
-static const struct sv_profile *profile_of(const struct sv_guest *g)
-{
-	return g->run_profile && sv_guest_active(g) ? g->run_profile : g->profile;
-}
-
 /* NIC id's counters, from its tap, onto nics. The tap's receive is the
  * guest's transmit: counted as the guest sees them (as virsh domifstat
  * does). */
@@ -306,7 +300,7 @@ static void collect_host(struct gslot *s, struct sv_guest *g)
 		s->time = mono_s();
 		s->have_proc = proc_usage(g->pid, &s->cpu_user, &s->cpu_system, &s->rss);
 	}
-	const struct sv_profile *p = profile_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	for (size_t i = 0; s->have_proc && p && i < p->nnics; i++) {
 		const struct sv_nic *n = &p->nics[i];
 		char tap[SV_IFNAMSIZ];
@@ -425,9 +419,7 @@ static int send_query(struct sv_daemon *d, struct gslot *s, struct sv_guest *g,
 
 static void collect_qmp(struct sv_daemon *d, struct gslot *s, struct sv_guest *g)
 {
-	bool up = g->qmp && qmp_client_is_ready(g->qmp) && !g->adopting &&
-	          sv_state_is_up(g->state);
-	if (!up) {
+	if (!sv_guest_qmp_up(g)) {
 		s->stale = false;
 		json_decref(s->disks);
 		s->disks = json_array();
@@ -481,7 +473,7 @@ static void start_round(struct sv_daemon *d)
 static json_t *guest_stats(struct sv_daemon *d, struct sv_guest *g)
 {
 	struct gslot *s = slot_find(d->metrics, g->name);
-	const struct sv_profile *p = profile_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	bool up = sv_state_is_up(g->state);
 	double uptime = sv_guest_active(g) && g->started_ms
 	              ? (double)(uv_now(d->loop) - g->started_ms) / 1000.0 : 0;
@@ -575,7 +567,7 @@ static bool v_uptime(struct sv_daemon *d, struct sv_guest *g, struct gslot *s, d
 static bool v_cpus(struct sv_daemon *d, struct sv_guest *g, struct gslot *s, double *v)
 {
 	(void)d, (void)s;
-	const struct sv_profile *p = profile_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	*v = p ? p->cpus : 0;
 	return p != NULL;
 }
@@ -583,7 +575,7 @@ static bool v_cpus(struct sv_daemon *d, struct sv_guest *g, struct gslot *s, dou
 static bool v_memory(struct sv_daemon *d, struct sv_guest *g, struct gslot *s, double *v)
 {
 	(void)d, (void)s;
-	const struct sv_profile *p = profile_of(g);
+	const struct sv_profile *p = sv_guest_profile_now(g);
 	*v = p ? (double)p->memory : 0;
 	return p != NULL;
 }
