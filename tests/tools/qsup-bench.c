@@ -18,6 +18,9 @@
  *                             and status p99, event fan-out to 10 clients
  *   qsup-bench hotplug [RUNS] attach until device_add returned; detach until
  *                             DEVICE_DELETED (the tiny guest, TCG)
+ *   qsup-bench attach [RUNS]  attach into a halting guest (KVM when usable):
+ *                             QMP only, so steady; against raw QEMU sending
+ *                             qsupd's own add-fd, blockdev-add and device_add
  *
  * Guests are firmware-only (-m 16), under KVM when usable, else TCG; all
  * but bench/start's boot the cli; hlt ROM of bench/halt-rom.sh, so running
@@ -829,6 +832,8 @@ static void use_path(json_t *v, const char *img)
 	}
 }
 
+#define SETTLE_US 200000
+
 struct raw_hp { struct raw w; int done, status, deleted; char dev[64], why[300]; };
 
 static void raw_hp_reply(struct qmp_client *c, const struct qmp_result *r, void *arg)
@@ -898,6 +903,7 @@ static void bench_hotplug(int runs)
 	char rimg[700];
 	json_t *bd = json_array_get(cmds, 0), *dv = json_array_get(cmds, 1);
 	json_t *bargs = json_deep_copy(json_object_get(bd, "arguments"));
+	json_t *fargs = json_object_get(bd, "arguments");   /* with qsupd's fd set path */
 	json_t *dargs = json_object_get(dv, "arguments");
 	snprintf(rimg, sizeof(rimg), "%s.raw", img);
 	use_path(bargs, rimg);
@@ -914,22 +920,51 @@ static void bench_hotplug(int runs)
 	    t_serial_wait(&ser, "QSUP-GUEST-READY", &seen, 60000) < 0)
 		fail("raw QEMU: the guest did not boot", NULL);
 	for (int i = 0; i < runs; i++) {
+		/* Each attach once both guests are quiet again: a guest's own
+		 * handling of the last unplug (ACPI, its driver) under TCG takes
+		 * the CPU from the other's QEMU for a while after DEVICE_DELETED. */
+		usleep(SETTLE_US);
 		at[i] = qsupd_attach(&d, &c, img, &de[i]);
-		/* Both ways a script could go: waiting for each reply, or
-		 * sending both at once (as qsupd does); even runs one, odd the
-		 * other, each against the qsupd run next to it. */
+		usleep(SETTLE_US);
+		/* Three ways, in turn, each against the qsupd run next to it:
+		 * waiting for each reply; both commands at once (a QEMU that may
+		 * open the image itself); and the very QMP qsupd sends, in one
+		 * write (the image opened here and handed over with add-fd into
+		 * an fd set, as qsupd's unprivileged QEMU needs it). */
 		double t0 = t_now();
-		if (i % 2) {
-			struct raw_hp first = { 0 };
-			if (qmp_client_execute(h.w.c, "blockdev-add", json_incref(bargs), 30000,
-			                       raw_hp_reply, &first) < 0)
-				fail("raw QEMU: cannot send", NULL);
-			raw_cmd(&loop, &h, "device_add", json_incref(dargs));
-			if (!first.done || first.status != 0)
-				fail("raw QEMU: blockdev-add failed", NULL);
-		} else {
+		int mode = i % 3, fdset = 100 + i;
+		if (mode == 0) {
 			raw_cmd(&loop, &h, "blockdev-add", json_incref(bargs));
 			raw_cmd(&loop, &h, "device_add", json_incref(dargs));
+		} else {
+			struct raw_hp first = { 0 }, fdh = { 0 };
+			json_t *b = json_deep_copy(mode == 2 ? fargs : bargs);
+			int fd = -1;
+			qmp_client_cork(h.w.c);
+			if (mode == 2) {
+				char set[64];
+				snprintf(set, sizeof(set), "/dev/fdset/%d", fdset);
+				use_path(b, set);
+				if ((fd = open(rimg, O_RDWR | O_CLOEXEC)) < 0 ||
+				    qmp_client_execute_fd(h.w.c, "add-fd", json_pack("{s:i}", "fdset-id",
+				                          fdset), fd, 30000, raw_hp_reply, &fdh) < 0)
+					fail("raw QEMU: cannot pass the image", NULL);
+			}
+			if (qmp_client_execute(h.w.c, "blockdev-add", b, 30000, raw_hp_reply,
+			                       &first) < 0)
+				fail("raw QEMU: cannot send", NULL);
+			json_decref(b);
+			h.done = 0;
+			if (qmp_client_execute(h.w.c, "device_add", json_incref(dargs), 30000,
+			                       raw_hp_reply, &h) < 0)
+				fail("raw QEMU: cannot send", NULL);
+			qmp_client_uncork(h.w.c);
+			t_run_until_flag(&loop, &h.done, 30000);
+			if (fd >= 0)
+				close(fd);
+			if (!first.done || first.status != 0 || !h.done || h.status != 0 ||
+			    (mode == 2 && (!fdh.done || fdh.status != 0)))
+				fail("raw QEMU: the attach failed", NULL);
 		}
 		ra[i] = t_now() - t0;
 		h.deleted = 0;
@@ -937,40 +972,35 @@ static void bench_hotplug(int runs)
 		t_run_until_flag(&loop, &h.deleted, 60000);
 		raw_cmd(&loop, &h, "blockdev-del", json_pack("{s:s}", "node-name",
 		        t_str(bargs, "node-name")));
+		if (mode == 2)
+			raw_cmd(&loop, &h, "remove-fd", json_pack("{s:i}", "fdset-id", fdset));
 	}
 	t_serial_close(&ser);
 	raw_reap(&loop, &h.w);
 	t_ctl_close(&c);
-	int half = runs / 2;   /* odd runs: pipelined; even: one by one */
-	double *qs = calloc((size_t)runs, sizeof(double)), *rs = calloc((size_t)runs, sizeof(double));
-	double *qp = calloc((size_t)runs, sizeof(double)), *rp = calloc((size_t)runs, sizeof(double));
-	int ns = 0, np = 0;
-	for (int i = 0; i < runs; i++) {
-		if (i % 2) {
-			qp[np] = at[i];
-			rp[np++] = ra[i];
-		} else {
-			qs[ns] = at[i];
-			rs[ns++] = ra[i];
-		}
-	}
-	double pps = paired(qs, rs, ns), ppp = paired(qp, rp, np);   /* before the sorts */
-	double mq = median_of(at, runs), mrs = median_of(rs, ns);
+	const char *how[3] = { "blockdev-add, then device_add",
+	                       "both sent at once",
+	                       "add-fd with both, at once" };
+	double *q = calloc((size_t)runs, sizeof(double)), *r = calloc((size_t)runs, sizeof(double));
 	printf("hot-plug of a virtio disk into the tiny guest (TCG), median of %d; ratio: paired\n"
 	       "(the median of each run against the raw run next to it), then of the medians:\n",
 	       runs);
-	printf("  qsupd attach, until device_add returned     %8.1f ms\n", mq * 1e3);
-	printf("  raw QEMU: blockdev-add, then device_add     %8.1f ms  ratio %6.3f (%5.3f)  (%d runs)\n",
-	       mrs * 1e3, pps, median_of(qs, ns) / mrs, ns);
-	if (half > 0) {
-		double mrp = median_of(rp, np);
-		printf("  raw QEMU: both sent at once                 %8.1f ms  ratio %6.3f (%5.3f)  (%d runs;"
-		       " goal <= 1.05)\n", mrp * 1e3, ppp, median_of(qp, np) / mrp, np);
+	printf("  qsupd attach, until device_add returned     %8.1f ms\n",
+	       median_of(memcpy(q, at, (size_t)runs * sizeof(double)), runs) * 1e3);
+	for (int m = 0; m < 3; m++) {
+		int n = 0;
+		for (int i = m; i < runs; i += 3) {
+			q[n] = at[i];
+			r[n++] = ra[i];
+		}
+		if (!n)
+			continue;
+		double pr = paired(q, r, n), mq = median_of(q, n), mr = median_of(r, n);
+		printf("  raw QEMU: %-33s %8.1f ms  ratio %6.3f (%5.3f)  (%d runs)\n", how[m],
+		       mr * 1e3, pr, mq / mr, n);
 	}
-	free(qs);
-	free(rs);
-	free(qp);
-	free(rp);
+	free(q);
+	free(r);
 	printf("  qsupd detach, until DEVICE_DELETED          %8.1f ms\n",
 	       median_of(de, runs) * 1e3);
 	json_decref(bargs);
@@ -980,6 +1010,185 @@ static void bench_hotplug(int runs)
 	free(de);
 	free(ra);
 	t_loop_finish(&loop);
+	t_daemon_cleanup(&d);
+}
+
+/* ---- attach without a guest OS ---- */
+
+/* v with the names of attach 0 (id a0, node *.a0, port hotplug.0, fd set
+ * path) made those of attach k (fd set fdset). */
+static void attach_names(json_t *v, int k, int fdset)
+{
+	const char *key;
+	json_t *e;
+	json_object_foreach(v, key, e) {
+		const char *str = json_string_value(e);
+		char buf[300];
+		size_t n = str ? strlen(str) : 0;
+		if (json_is_object(e)) {
+			attach_names(e, k, fdset);
+			continue;
+		}
+		if (!str)
+			continue;
+		if (!strcmp(str, "a0"))
+			snprintf(buf, sizeof(buf), "a%d", k);
+		else if (n > 3 && !strcmp(str + n - 3, ".a0"))
+			snprintf(buf, sizeof(buf), "%.*s.a%d", (int)(n - 3), str, k);
+		else if (!strcmp(str, "hotplug.0"))
+			snprintf(buf, sizeof(buf), "hotplug.%d", k);
+		else if (!strncmp(str, "/dev/fdset/", 11))
+			snprintf(buf, sizeof(buf), "/dev/fdset/%d", fdset);
+		else
+			continue;
+		json_object_set_new(v, key, json_string(buf));
+	}
+}
+
+#define ATTACH_SLOTS 27
+
+/* The image of attach k, on side ("q" for qsupd's, "r" for raw QEMU's):
+ * one each, as QEMU locks an image it has open for writing. */
+static void attach_img(struct t_daemon *d, const char *side, int k, char *out, size_t size)
+{
+	snprintf(out, size, "%s/att-%s%d.img", d->dir, side, k);
+}
+
+static double qsupd_attach_id(struct t_daemon *d, struct t_ctl *c, int k)
+{
+	char img[700], id[16];
+	attach_img(d, "q", k, img, sizeof(img));
+	snprintf(id, sizeof(id), "a%d", k);
+	double t0 = t_now();
+	json_t *r = t_ctl_call(c, "attach", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "h",
+	                       "kind", "disk", "id", id, "file", img, "format", "raw"), 30000);
+	double dt = t_now() - t0;
+	if (!json_object_get(r, "return"))
+		fail("attach failed", d);
+	json_decref(r);
+	return dt;
+}
+
+/* qsupd's very QMP for attach k, from raw QEMU: add-fd (the image opened
+ * here), blockdev-add and device_add in one write; seconds until
+ * device_add returned. */
+static double raw_attach_id(struct t_daemon *d, uv_loop_t *loop, struct raw_hp *h,
+                            json_t *cmds, int k, int fdset)
+{
+	char img[700];
+	struct raw_hp fdh = { 0 }, bd = { 0 };
+	json_t *b = json_deep_copy(json_object_get(json_array_get(cmds, 0), "arguments"));
+	json_t *dv = json_deep_copy(json_object_get(json_array_get(cmds, 1), "arguments"));
+	attach_names(b, k, fdset);
+	attach_names(dv, k, fdset);
+	attach_img(d, "r", k, img, sizeof(img));
+	double t0 = t_now();
+	int fd = open(img, O_RDWR | O_CLOEXEC);
+	h->done = 0;
+	qmp_client_cork(h->w.c);
+	if (fd < 0 ||
+	    qmp_client_execute_fd(h->w.c, "add-fd", json_pack("{s:i}", "fdset-id", fdset), fd,
+	                          30000, raw_hp_reply, &fdh) < 0 ||
+	    qmp_client_execute(h->w.c, "blockdev-add", b, 30000, raw_hp_reply, &bd) < 0 ||
+	    qmp_client_execute(h->w.c, "device_add", dv, 30000, raw_hp_reply, h) < 0)
+		fail("raw QEMU: cannot send the attach", NULL);
+	qmp_client_uncork(h->w.c);
+	if (fd >= 0)
+		close(fd);
+	t_run_until_flag(loop, &h->done, 30000);
+	double dt = t_now() - t0;
+	if (!fdh.done || fdh.status || !bd.done || bd.status || !h->done || h->status) {
+		fprintf(stderr, "qsup-bench: raw QEMU: attach %d: %s / %s / %s\n", k, fdh.why, bd.why,
+		        h->why);
+		exit(1);
+	}
+	json_decref(b);
+	json_decref(dv);
+	return dt;
+}
+
+/* Attach into a halting guest under KVM (no guest OS: nothing but QMP and
+ * QEMU's own work, so the figure is steady): rounds of ATTACH_SLOTS
+ * attaches into fresh guests, qsupd's and raw QEMU's in turn, each first
+ * every other time. */
+static void bench_attach(int runs)
+{
+	struct t_daemon d, dbg;
+	struct t_ctl c, dc;
+	char rom[600], text[1024], img[700];
+	static const char *const debug[] = { "--log-level", "debug", NULL };
+	struct t_daemon *both[2] = { &dbg, &d };
+	for (int i = 0; i < 2; i++) {
+		if (t_daemon_init(both[i]) < 0)
+			fail("temp dir", NULL);
+		halt_rom(both[i], rom, sizeof(rom));
+		snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\n"
+		         "hotplug-slots = %d\nbios = %s\n", ATTACH_SLOTS, rom);
+		t_daemon_profile(both[i], "h", text);
+		for (int k = 0; k < ATTACH_SLOTS; k++)
+			for (int side = 0; side < 2; side++) {
+				attach_img(both[i], side ? "r" : "q", k, img, sizeof(img));
+				FILE *f = fopen(img, "w");
+				if (!f || ftruncate(fileno(f), 1 << 20) < 0)
+					fail("image", NULL);
+				fclose(f);
+			}
+	}
+	/* What qsupd sends: once, from a debug qsupd. */
+	if (t_daemon_start(&dbg, debug) < 0 || t_ctl_open(&dc, dbg.sock) < 0)
+		fail("qsupd did not start", &dbg);
+	json_decref(t_ctl_do(&dc, "start", "h", 20000, NULL));
+	qsupd_attach_id(&dbg, &dc, 0);
+	json_t *cmds = attach_commands(&dbg);
+	t_ctl_close(&dc);
+	t_daemon_cleanup(&dbg);
+
+	if (t_daemon_start(&d, NULL) < 0 || t_ctl_open(&c, d.sock) < 0)
+		fail("qsupd did not start", &d);
+	struct cmd cmd = guest_cmd(&c, "h");
+	double *q = calloc((size_t)runs, sizeof(double)), *r = calloc((size_t)runs, sizeof(double));
+	int n = 0;
+	for (int round = 0; n < runs; round++) {
+		uv_loop_t loop;
+		struct raw_hp h = { 0 };
+		uv_loop_init(&loop);
+		json_t *s = t_ctl_do(&c, "start", "h", 20000, NULL);
+		if (!s)
+			fail("start failed", &d);
+		learn_identity(s);
+		if (round == 0)
+			printf("# the guest under %s\n",
+			       json_string_value(json_object_get(s, "accel")));
+		json_decref(s);
+		raw_spawn(&loop, &h.w, &cmd, d.dir, 0, &raw_hp_cbs);
+		t_run_until_flag(&loop, &h.w.cont_done, 10000);
+		if (!h.w.cont_done)
+			fail("raw QEMU did not start", NULL);
+		for (int k = 0; k < ATTACH_SLOTS && n < runs; k++, n++) {
+			if (k % 2) {
+				r[n] = raw_attach_id(&d, &loop, &h, cmds, k, 1000 + k);
+				q[n] = qsupd_attach_id(&d, &c, k);
+			} else {
+				q[n] = qsupd_attach_id(&d, &c, k);
+				r[n] = raw_attach_id(&d, &loop, &h, cmds, k, 1000 + k);
+			}
+		}
+		json_decref(t_ctl_do(&c, "kill", "h", 20000, NULL));
+		raw_reap(&loop, &h.w);
+		t_loop_finish(&loop);
+	}
+	double pr = paired(q, r, runs), mq = median_of(q, runs), mr = median_of(r, runs);
+	printf("attach of a virtio disk into a halting guest (no OS: QMP and QEMU's own work), "
+	       "median of %d,\nin rounds of %d into fresh guests, each side first every other "
+	       "time; ratio: paired, then of the medians:\n", runs, ATTACH_SLOTS);
+	printf("  qsupd attach, until device_add returned     %8.2f ms\n", mq * 1e3);
+	printf("  raw QEMU: add-fd with both, at once         %8.2f ms  ratio %6.3f (%5.3f)"
+	       "  (goal <= 1.05)\n", mr * 1e3, pr, mq / mr);
+	json_decref(cmds);
+	cmd_free(&cmd);
+	free(q);
+	free(r);
+	t_ctl_close(&c);
 	t_daemon_cleanup(&d);
 }
 
@@ -1245,11 +1454,14 @@ int main(int argc, char **argv)
 		return reconnect_floor(argv[3], n) > 0 ? 0 : 1;
 	else if (strcmp(what, "scale") == 0)
 		bench_scale(n > 0 ? n : 200, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 3);
+	else if (strcmp(what, "attach") == 0)
+		bench_attach(n > 0 ? n : 108);
 	else if (strcmp(what, "hotplug") == 0)
-		bench_hotplug(n > 0 ? n : 40);
+		bench_hotplug(n > 0 ? n : 60);
 	else {
 		fprintf(stderr, "usage: qsup-bench start [RUNS] | rpc [GUESTS] | rss | "
-		        "restart [RUNS] | readopt [GUESTS [RUNS]] | hotplug [RUNS] | scale [GUESTS [RUNS]]\n");
+		        "restart [RUNS] | readopt [GUESTS [RUNS]] | hotplug [RUNS] | attach [RUNS] | "
+		        "scale [GUESTS [RUNS]]\n");
 		return 2;
 	}
 	return 0;
