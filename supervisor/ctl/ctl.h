@@ -138,7 +138,8 @@ int ctl_console(const char *name, const char *path, struct ctl_conn *ctl, int in
 int ctl_console_fd(const char *name, int sock, struct ctl_conn *ctl, int in, int out,
                    struct sv_error *err);
 
-/* ---- qsupctl's verbs (qsupctl.c; the migration verbs: ctl_migrate.c) ---- */
+/* ---- qsupctl's verbs (the table, the options and the replies: qsupctl.c;
+ * the verbs themselves in ctl_*.c, by group) ---- */
 
 struct ctl;
 
@@ -212,7 +213,9 @@ void ctl_print_json(json_t *v, size_t flags);
 int ctl_lost(struct ctl *c, const char *what, const struct sv_error *err);
 int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
                 json_t **reply);
-int ctl_kv_args(json_t *args, char **words, int n);
+int ctl_kv_args(json_t *args, char **words, int n);   /* ctl_device.c */
+/* One request named after the verb, without arguments, its reply shown. */
+int ctl_call_simple(struct ctl *c, void (*show)(struct ctl *, const char *, json_t *));
 /* Subscribe, send verb with req (taken), draw the guest's event progress
  * events with progress (data, stderr is a tty) until the reply, which show
  * shows; the exit code (ctl_migrate.c: migrate --wait, backup -w). */
@@ -245,6 +248,38 @@ int ctl_stdio_bridge(const char *path, bool control);
  * ("stop: 3 guests: 3 done, 0 failed"). ctl_bulk.c. */
 int ctl_bulk(struct ctl *c, char **names, int n,
              void (*show)(struct ctl *, const char *, json_t *));
+
+/* list, status, start/stop/kill/pause/resume/reset/restart/reset-failed,
+ * reload, events (ctl_lifecycle.c). */
+int ctl_list(struct ctl *c, char **args, int nargs);
+int ctl_status(struct ctl *c, char **args, int nargs);
+int ctl_lifecycle(struct ctl *c, char **args, int nargs);
+int ctl_reload(struct ctl *c, char **args, int nargs);
+int ctl_events(struct ctl *c, char **args, int nargs);
+
+/* qmp, agent, argv (ctl_qmp.c). */
+int ctl_qmp(struct ctl *c, char **args, int nargs);
+int ctl_agent(struct ctl *c, char **args, int nargs);
+int ctl_argv(struct ctl *c, char **args, int nargs);
+
+/* clone, disk-resize, set, snapshot (ctl_guest.c). */
+int ctl_clone(struct ctl *c, char **args, int nargs);
+int ctl_disk_resize(struct ctl *c, char **args, int nargs);
+int ctl_set(struct ctl *c, char **args, int nargs);
+int ctl_snapshot(struct ctl *c, char **args, int nargs);
+
+/* attach, detach, devices, cdrom, display, console (ctl_device.c). */
+int ctl_attach(struct ctl *c, char **args, int nargs);
+int ctl_detach(struct ctl *c, char **args, int nargs);
+int ctl_devices(struct ctl *c, char **args, int nargs);
+int ctl_cdrom(struct ctl *c, char **args, int nargs);
+int ctl_display(struct ctl *c, char **args, int nargs);
+int ctl_console_cmd(struct ctl *c, char **args, int nargs);
+
+/* net-list, net-status, net-start, net-stop (ctl_net.c). */
+int ctl_net_list(struct ctl *c, char **args, int nargs);
+int ctl_net_status(struct ctl *c, char **args, int nargs);
+int ctl_net_startstop(struct ctl *c, char **args, int nargs);
 
 /* log NAME [-n LINES] [-f] (ctl_log.c). */
 int ctl_log(struct ctl *c, char **args, int nargs);
