@@ -214,8 +214,9 @@ int ctl_lost(struct ctl *c, const char *what, const struct sv_error *err);
 int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
                 json_t **reply);
 int ctl_kv_args(json_t *args, char **words, int n);   /* ctl_device.c */
-/* One request named after the verb, without arguments, its reply shown. */
-int ctl_call_simple(struct ctl *c, void (*show)(struct ctl *, const char *, json_t *));
+/* ctl_call, then ctl_handle_reply with show; the exit status. */
+int ctl_request(struct ctl *c, const char *execute, json_t *args, const char *what,
+                void (*show)(struct ctl *, const char *, json_t *));
 /* Subscribe, send verb with req (taken), draw the guest's event progress
  * events with progress (data, stderr is a tty) until the reply, which show
  * shows; the exit code (ctl_migrate.c: migrate --wait, backup -w). */

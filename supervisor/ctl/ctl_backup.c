@@ -79,7 +79,6 @@ static void show_backup(struct ctl *c, const char *what, json_t *ret)
  * reply comes. */
 int ctl_backup(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
 	if (c->kind_full && c->kind_incremental) {
 		fprintf(stderr, "qsupctl: backup: give --full or --incremental, not both\n");
 		return CTL_EXIT_USAGE;
@@ -105,11 +104,7 @@ int ctl_backup(struct ctl *c, char **args, int nargs)
 	if (c->kind_full || c->kind_incremental)
 		json_object_set_new(req, "kind", json_string(c->kind_full ? "full" : "incremental"));
 	if (!c->wait) {
-		int r = ctl_call(c, "backup", req, args[0], &reply);
-		if (r == CTL_EXIT_OK)
-			r = ctl_handle_reply(c, args[0], reply, show_backup);
-		json_decref(reply);
-		return r;
+		return ctl_request(c, "backup", req, args[0], show_backup);
 	}
 	json_object_set_new(req, "wait", json_true());
 	return ctl_call_progress(c, "backup", req, args[0], args[0], "BACKUP_PROGRESS",
@@ -124,7 +119,6 @@ int ctl_backup_cancel(struct ctl *c, char **args, int nargs)
 /* backup-restore NAME DIR [ID] */
 int ctl_backup_restore(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
 	char *dir = abs_dir(args[1]);
 	if (!dir) {
 		fprintf(stderr, "qsupctl: backup-restore: %s\n", strerror(errno ? errno : ENOMEM));
@@ -134,9 +128,5 @@ int ctl_backup_restore(struct ctl *c, char **args, int nargs)
 	free(dir);
 	if (nargs > 2)
 		json_object_set_new(req, "backup", json_string(args[2]));
-	int r = ctl_call(c, "backup-restore", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_backup);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "backup-restore", req, args[0], show_backup);
 }

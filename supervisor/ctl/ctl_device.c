@@ -51,7 +51,6 @@ static void show_device(struct ctl *c, const char *what, json_t *ret)
 static int device_verb(struct ctl *c, const char *verb, json_t *req, char **words, int n,
                        const char *name)
 {
-	json_t *reply = NULL;
 	char what[160];
 	if (ctl_kv_args(req, words, n) < 0) {
 		json_decref(req);
@@ -60,11 +59,7 @@ static int device_verb(struct ctl *c, const char *verb, json_t *req, char **word
 	if (c->persist)
 		json_object_set_new(req, "persist", json_true());
 	snprintf(what, sizeof(what), "%s", name);   /* qsupctl: attach web1: ... */
-	int r = ctl_call(c, verb, req, what, &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, what, reply, show_device);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, verb, req, what, show_device);
 }
 
 int ctl_attach(struct ctl *c, char **args, int nargs)
@@ -111,7 +106,6 @@ static void show_cdrom(struct ctl *c, const char *what, json_t *ret)
 int ctl_cdrom(struct ctl *c, char **args, int nargs)
 {
 	bool insert = !strcmp(args[2], "insert");
-	json_t *reply = NULL;
 	char *abs = NULL;
 	if ((!insert && strcmp(args[2], "eject")) || (insert && nargs != 4) ||
 	    (!insert && nargs != 3) || (insert && c->force) || (!insert && c->format)) {
@@ -134,11 +128,7 @@ int ctl_cdrom(struct ctl *c, char **args, int nargs)
 		json_object_set_new(req, "force", json_true());
 	}
 	free(abs);
-	int r = ctl_call(c, "cdrom", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_cdrom);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "cdrom", req, args[0], show_cdrom);
 }
 
 /* display [--password] NAME: the address (and the password) alone, for a
@@ -153,15 +143,11 @@ static void show_display(struct ctl *c, const char *what, json_t *ret)
 
 int ctl_display(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL, *req = json_pack("{s:s}", "name", args[0]);
+	json_t *req = json_pack("{s:s}", "name", args[0]);
 	(void)nargs;
 	if (c->password)
 		json_object_set_new(req, "password", json_true());
-	int r = ctl_call(c, "display", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_display);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "display", req, args[0], show_display);
 }
 
 /* Asks for the console (qsupd lends it to this connection, which stays

@@ -41,29 +41,19 @@ static void show_clone(struct ctl *c, const char *what, json_t *ret)
 /* clone [--linked] NAME NEW */
 int ctl_clone(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
 	(void)nargs;
 	json_t *req = json_pack("{s:s, s:s, s:b}", "name", args[0], "new", args[1], "linked",
 	                        c->linked);
-	int r = ctl_call(c, "clone", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_clone);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "clone", req, args[0], show_clone);
 }
 
 /* disk-resize NAME ID SIZE */
 int ctl_disk_resize(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
 	(void)nargs;
 	json_t *req = json_pack("{s:s, s:s, s:s}", "name", args[0], "id", args[1], "size",
 	                        args[2]);
-	int r = ctl_call(c, "disk-resize", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_resize);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "disk-resize", req, args[0], show_resize);
 }
 
 static void show_set(struct ctl *c, const char *what, json_t *ret)
@@ -82,7 +72,7 @@ static void show_set(struct ctl *c, const char *what, json_t *ret)
 /* set [-p] NAME KEY=VALUE... */
 int ctl_set(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL, *list = json_array();
+	json_t *list = json_array();
 	for (int i = 1; i < nargs; i++) {
 		if (!strchr(args[i], '=')) {
 			fprintf(stderr, "qsupctl: set: \"%s\": use KEY=VALUE, such as "
@@ -94,11 +84,7 @@ int ctl_set(struct ctl *c, char **args, int nargs)
 	}
 	json_t *req = json_pack("{s:s, s:o, s:b}", "name", args[0], "set", list, "persist",
 	                        c->persist);
-	int r = ctl_call(c, "set", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_set);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "set", req, args[0], show_set);
 }
 
 /* snapshot NAME create|list|revert|delete [SNAP] */
@@ -138,7 +124,6 @@ int ctl_snapshot(struct ctl *c, char **args, int nargs)
 {
 	const char *a = args[1];
 	bool list = !strcmp(a, "list");
-	json_t *reply = NULL;
 	if ((strcmp(a, "create") && !list && strcmp(a, "revert") && strcmp(a, "delete")) ||
 	    (list && nargs != 2) || (!list && nargs != 3) || (c->force && strcmp(a, "revert")) ||
 	    (c->memory && strcmp(a, "create"))) {
@@ -153,9 +138,5 @@ int ctl_snapshot(struct ctl *c, char **args, int nargs)
 		json_object_set_new(req, "force", json_true());
 	if (c->memory)
 		json_object_set_new(req, "memory", json_true());
-	int r = ctl_call(c, "snapshot", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_snapshot);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "snapshot", req, args[0], show_snapshot);
 }

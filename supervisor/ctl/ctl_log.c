@@ -57,7 +57,7 @@ static int follow(struct ctl *c, const char *name)
 int ctl_log(struct ctl *c, char **args, int nargs)
 {
 	uint64_t n = 0;
-	json_t *req, *reply = NULL;
+	json_t *req;
 	int r;
 
 	(void)nargs;
@@ -71,10 +71,7 @@ int ctl_log(struct ctl *c, char **args, int nargs)
 		json_object_set_new(req, "lines", json_integer((json_int_t)n));
 	if (c->follow)
 		json_object_set_new(req, "follow", json_true());
-	r = ctl_call(c, "log", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_lines);
-	json_decref(reply);
+	r = ctl_request(c, "log", req, args[0], show_lines);
 	if (r != CTL_EXIT_OK || !c->follow)
 		return r;
 	return follow(c, args[0]);

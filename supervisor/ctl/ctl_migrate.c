@@ -84,7 +84,7 @@ static void show_migrated(struct ctl *c, const char *what, json_t *ret)
 /* migrate: with --wait, the progress (events) until the reply comes. */
 int ctl_migrate(struct ctl *c, char **args, int nargs)
 {
-	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL;
+	json_t *req = json_pack("{s:s}", "name", args[0]);
 	int first = 1;
 	char what[160];
 	if (nargs > 1 && !strchr(args[1], '=')) {
@@ -124,11 +124,7 @@ int ctl_migrate(struct ctl *c, char **args, int nargs)
 		json_object_set_new(req, "wait", json_true());
 	snprintf(what, sizeof(what), "%s", args[0]);
 	if (!c->wait) {
-		int r = ctl_call(c, "migrate", req, what, &reply);
-		if (r == CTL_EXIT_OK)
-			r = ctl_handle_reply(c, what, reply, show_migrated);
-		json_decref(reply);
-		return r;
+		return ctl_request(c, "migrate", req, what, show_migrated);
 	}
 	return ctl_call_progress(c, "migrate", req, what, args[0], "MIGRATION_PROGRESS",
 	                         show_progress, show_migrated);
@@ -136,7 +132,7 @@ int ctl_migrate(struct ctl *c, char **args, int nargs)
 
 int ctl_incoming(struct ctl *c, char **args, int nargs)
 {
-	json_t *req = json_pack("{s:s}", "name", args[0]), *reply = NULL;
+	json_t *req = json_pack("{s:s}", "name", args[0]);
 	int first = 1;
 	if (nargs > 1 && !strchr(args[1], '=')) {
 		json_object_set_new(req, "uri", json_string(args[1]));
@@ -146,11 +142,7 @@ int ctl_incoming(struct ctl *c, char **args, int nargs)
 		json_decref(req);
 		return CTL_EXIT_USAGE;
 	}
-	int r = ctl_call(c, "incoming", req, args[0], &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_migrated);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "incoming", req, args[0], show_migrated);
 }
 
 int ctl_migrate_cancel(struct ctl *c, char **args, int nargs)
@@ -161,17 +153,11 @@ int ctl_migrate_cancel(struct ctl *c, char **args, int nargs)
 /* save and restore: FILE is made absolute here (qsupd has its own cwd). */
 int ctl_save(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
 	if (c->all)
 		return ctl_bulk(c, args, nargs, show_migrated);
-	if (nargs == 1) {   /* the guest's managed save (qsupd keeps the file) */
-		int r = ctl_call(c, c->cmd->name, json_pack("{s:s}", "name", args[0]), args[0],
-		                 &reply);
-		if (r == CTL_EXIT_OK)
-			r = ctl_handle_reply(c, args[0], reply, show_migrated);
-		json_decref(reply);
-		return r;
-	}
+	if (nargs == 1)   /* the guest's managed save (qsupd keeps the file) */
+		return ctl_request(c, c->cmd->name, json_pack("{s:s}", "name", args[0]), args[0],
+		                   show_migrated);
 	char *file = args[1][0] == '/' ? strdup(args[1]) : NULL;
 	if (!file) {
 		char cwd[4096];
@@ -180,12 +166,9 @@ int ctl_save(struct ctl *c, char **args, int nargs)
 			return CTL_EXIT_ERROR;
 		}
 	}
-	int r = ctl_call(c, c->cmd->name, json_pack("{s:s, s:s}", "name", args[0], "file", file),
-	             args[0], &reply);
+	int r = ctl_request(c, c->cmd->name, json_pack("{s:s, s:s}", "name", args[0], "file",
+	                                               file), args[0], show_migrated);
 	free(file);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, args[0], reply, show_migrated);
-	json_decref(reply);
 	return r;
 }
 

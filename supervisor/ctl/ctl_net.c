@@ -42,7 +42,7 @@ static void show_net_list(struct ctl *c, const char *what, json_t *ret)
 int ctl_net_list(struct ctl *c, char **args, int nargs)
 {
 	(void)args, (void)nargs;
-	return ctl_call_simple(c, show_net_list);
+	return ctl_request(c, c->cmd->name, NULL, NULL, show_net_list);
 }
 
 static void show_net_status(struct ctl *c, const char *name, json_t *n)

@@ -45,37 +45,27 @@ static json_t *command_request(const char *verb, char **args, int nargs)
 
 int ctl_qmp(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL, *req = command_request("qmp", args, nargs);
+	json_t *req = command_request("qmp", args, nargs);
 	char what[160];
-	int r;
 
 	if (!req)
 		return CTL_EXIT_USAGE;
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
-	r = ctl_call(c, "qmp", req, what, &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, what, reply, show_qmp);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "qmp", req, what, show_qmp);
 }
 
 /* agent NAME COMMAND [JSON-ARGS]: the agent's reply as indented JSON. */
 int ctl_agent(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL, *req = command_request("agent", args, nargs);
+	json_t *req = command_request("agent", args, nargs);
 	char what[160];
-	int r;
 
 	if (!req)
 		return CTL_EXIT_USAGE;
 	if (c->timeout > 0)
 		json_object_set_new(req, "timeout", json_integer((json_int_t)c->timeout * 1000));
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
-	r = ctl_call(c, "agent", req, what, &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, what, reply, show_qmp);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "agent", req, what, show_qmp);
 }
 
 static void show_argv(struct ctl *c, const char *what, json_t *ret)

@@ -66,12 +66,7 @@ static void show_stats(struct ctl *c, const char *what, json_t *ret)
 
 int ctl_stats(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
-	int r = ctl_call(c, "stats", stats_args(args, nargs), NULL, &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, NULL, reply, show_stats);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "stats", stats_args(args, nargs), NULL, show_stats);
 }
 
 static void show_metrics(struct ctl *c, const char *what, json_t *ret)
@@ -82,13 +77,8 @@ static void show_metrics(struct ctl *c, const char *what, json_t *ret)
 
 int ctl_metrics(struct ctl *c, char **args, int nargs)
 {
-	json_t *reply = NULL;
 	(void)args, (void)nargs;
-	int r = ctl_call(c, "metrics", NULL, NULL, &reply);
-	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, NULL, reply, show_metrics);
-	json_decref(reply);
-	return r;
+	return ctl_request(c, "metrics", NULL, NULL, show_metrics);
 }
 
 /* ---- top ---- */

@@ -369,14 +369,15 @@ int ctl_call(struct ctl *c, const char *execute, json_t *args, const char *what,
 	return CTL_EXIT_OK;
 }
 
-/* One request without arguments, its reply handled by show. */
-int ctl_call_simple(struct ctl *c, void (*show)(struct ctl *, const char *, json_t *))
+/* ctl_call, then ctl_handle_reply with show: the exit status. Takes args. */
+int ctl_request(struct ctl *c, const char *execute, json_t *args, const char *what,
+                void (*show)(struct ctl *, const char *, json_t *))
 {
 	json_t *reply = NULL;
-	int r = ctl_call(c, c->cmd->name, NULL, NULL, &reply);
+	int r = ctl_call(c, execute, args, what, &reply);
 
 	if (r == CTL_EXIT_OK)
-		r = ctl_handle_reply(c, NULL, reply, show);
+		r = ctl_handle_reply(c, what, reply, show);
 	json_decref(reply);
 	return r;
 }
