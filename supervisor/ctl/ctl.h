@@ -120,6 +120,17 @@ bool ctl_event_match(json_t *event, char *const *names, int n);
  * profile errors. */
 size_t ctl_fmt_reload(FILE *out, FILE *err, json_t *ret);
 
+/* Each string of the array on a line of its own on out (anything else: an
+ * empty line): log's lines, argv's words. */
+void ctl_fmt_lines(FILE *out, json_t *arr);
+
+/* Member key of o, a count of bytes, in MiB (0 when not an integer). */
+double ctl_mib(json_t *o, const char *key);
+
+/* A progress bar of 20 cells, a '#' for every 5 % of pct, the rest '.'
+ * (the --wait progress of migrate and backup). */
+void ctl_fmt_bar(int pct, char bar[21]);
+
 /* Attach the terminal (in, out) to the serial console of guest name, the
  * unix stream socket at path. Once connected, print a hint line on stderr,
  * then copy bytes both ways until Ctrl-] (0x1d) is read from in, the socket
@@ -217,6 +228,8 @@ int ctl_kv_args(json_t *args, char **words, int n);   /* ctl_device.c */
 /* ctl_call, then ctl_handle_reply with show; the exit status. */
 int ctl_request(struct ctl *c, const char *execute, json_t *args, const char *what,
                 void (*show)(struct ctl *, const char *, json_t *));
+/* Subscribe to qsupd's events (an error reply said as the verb's). */
+int ctl_subscribe(struct ctl *c, const char *what);
 /* Subscribe, send verb with req (taken), draw the guest's event progress
  * events with progress (data, stderr is a tty) until the reply, which show
  * shows; the exit code (ctl_migrate.c: migrate --wait, backup -w). */

@@ -19,6 +19,20 @@ static char *abs_dir(const char *dir)
 	return out;
 }
 
+/* {"name": NAME, "dir": DIR made absolute} of backup and backup-restore,
+ * or NULL after saying why not. */
+static json_t *dir_request(struct ctl *c, char **args)
+{
+	char *dir = abs_dir(args[1]);
+	if (!dir) {
+		fprintf(stderr, "qsupctl: %s: %s\n", c->cmd->name, strerror(errno ? errno : ENOMEM));
+		return NULL;
+	}
+	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "dir", dir);
+	free(dir);
+	return req;
+}
+
 /* speed=N[K|M|G] (bytes per second per disk). -1: not a size. */
 static long long parse_speed(const char *v)
 {
@@ -34,22 +48,15 @@ static long long parse_speed(const char *v)
 	return n << shift;
 }
 
-static double mib(json_t *o, const char *key)
-{
-	return (double)json_integer_value(json_object_get(o, key)) / (1024.0 * 1024.0);
-}
-
 static void show_progress(json_t *d, bool tty)
 {
 	json_int_t total = json_integer_value(json_object_get(d, "total"));
 	json_int_t done = json_integer_value(json_object_get(d, "done"));
 	int pct = total > 0 ? (int)(100 * done / total) : 0;
 	char bar[21];
-	for (int i = 0; i < 20; i++)
-		bar[i] = i < pct / 5 ? '#' : '.';
-	bar[20] = '\0';
+	ctl_fmt_bar(pct, bar);
 	fprintf(stderr, "%s%-11s [%s] %3d%%  %.0f of %.0f MiB%s", tty ? "\r" : "",
-	        sv_jstr(d, "kind", "?"), bar, pct, mib(d, "done"), mib(d, "total"),
+	        sv_jstr(d, "kind", "?"), bar, pct, ctl_mib(d, "done"), ctl_mib(d, "total"),
 	        tty ? "\033[K" : "\n");
 }
 
@@ -62,8 +69,8 @@ static void show_backup(struct ctl *c, const char *what, json_t *ret)
 	if (!strcmp(st, "completed"))
 		printf("%s: backup %s (%s) completed in %.1f s, %.1f MiB copied\n  manifest: %s\n",
 		       what, sv_jstr(ret, "backup", "?"), sv_jstr(ret, "kind", "?"),
-		       json_number_value(json_object_get(ret, "seconds")), mib(ret, "bytes"),
-		       sv_jstr(ret, "manifest", "?"));
+		       json_number_value(json_object_get(ret, "seconds")),
+		       ctl_mib(ret, "bytes"), sv_jstr(ret, "manifest", "?"));
 	else if (!strcmp(st, "cancelled"))
 		printf("%s: backup %s cancelled\n", what, sv_jstr(ret, "backup", "?"));
 	else
@@ -83,13 +90,9 @@ int ctl_backup(struct ctl *c, char **args, int nargs)
 		fprintf(stderr, "qsupctl: backup: give --full or --incremental, not both\n");
 		return CTL_EXIT_USAGE;
 	}
-	char *dir = abs_dir(args[1]);
-	if (!dir) {
-		fprintf(stderr, "qsupctl: backup: %s\n", strerror(errno ? errno : ENOMEM));
+	json_t *req = dir_request(c, args);
+	if (!req)
 		return CTL_EXIT_ERROR;
-	}
-	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "dir", dir);
-	free(dir);
 	for (int i = 2; i < nargs; i++) {
 		long long sp = strncmp(args[i], "speed=", 6) ? -2 : parse_speed(args[i] + 6);
 		if (sp < 0) {
@@ -103,9 +106,8 @@ int ctl_backup(struct ctl *c, char **args, int nargs)
 	}
 	if (c->kind_full || c->kind_incremental)
 		json_object_set_new(req, "kind", json_string(c->kind_full ? "full" : "incremental"));
-	if (!c->wait) {
+	if (!c->wait)
 		return ctl_request(c, "backup", req, args[0], show_backup);
-	}
 	json_object_set_new(req, "wait", json_true());
 	return ctl_call_progress(c, "backup", req, args[0], args[0], "BACKUP_PROGRESS",
 	                         show_progress, show_backup);
@@ -119,13 +121,9 @@ int ctl_backup_cancel(struct ctl *c, char **args, int nargs)
 /* backup-restore NAME DIR [ID] */
 int ctl_backup_restore(struct ctl *c, char **args, int nargs)
 {
-	char *dir = abs_dir(args[1]);
-	if (!dir) {
-		fprintf(stderr, "qsupctl: backup-restore: %s\n", strerror(errno ? errno : ENOMEM));
+	json_t *req = dir_request(c, args);
+	if (!req)
 		return CTL_EXIT_ERROR;
-	}
-	json_t *req = json_pack("{s:s, s:s}", "name", args[0], "dir", dir);
-	free(dir);
 	if (nargs > 2)
 		json_object_set_new(req, "backup", json_string(args[2]));
 	return ctl_request(c, "backup-restore", req, args[0], show_backup);

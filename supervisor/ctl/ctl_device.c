@@ -158,7 +158,7 @@ int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 	struct sv_error err = { 0 };
 	json_t *reply = NULL, *req = json_pack("{s:s}", "name", args[0]);
 	const char *path;
-	int r;
+	int r, s = 0;
 
 	(void)nargs;
 	if (c->force)
@@ -180,24 +180,17 @@ int ctl_console_cmd(struct ctl *c, char **args, int nargs)
 		int fd = -1;
 
 		r = ctl_ssh_connect(c->uri, path, &fd);
-		if (r == CTL_EXIT_OK) {
-			int s = ctl_console_fd(args[0], fd, &c->conn, STDIN_FILENO, STDOUT_FILENO,
-			                       &err);
-			if (s < 0) {
-				fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);
-				r = CTL_EXIT_ERROR;
-			}
-			c->signal = s > 0 ? s : 0;
-		}
+		if (r == CTL_EXIT_OK)
+			s = ctl_console_fd(args[0], fd, &c->conn, STDIN_FILENO, STDOUT_FILENO,
+			                   &err);
 	} else if (r == CTL_EXIT_OK) {
-		int s = ctl_console(args[0], path, &c->conn, STDIN_FILENO, STDOUT_FILENO, &err);
-
-		if (s < 0) {
-			fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);
-			r = CTL_EXIT_ERROR;
-		}
-		c->signal = s > 0 ? s : 0;
+		s = ctl_console(args[0], path, &c->conn, STDIN_FILENO, STDOUT_FILENO, &err);
 	}
+	if (r == CTL_EXIT_OK && s < 0) {
+		fprintf(stderr, "qsupctl: console %s: %s\n", args[0], err.msg);
+		r = CTL_EXIT_ERROR;
+	}
+	c->signal = s > 0 ? s : 0;
 	json_decref(reply);
 	return r;
 }

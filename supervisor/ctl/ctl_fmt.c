@@ -1,6 +1,6 @@
 /*
  * qsupctl's human-readable output: the list table, status lines, lifecycle
- * outcomes, event lines and the reload summary. Pure: JSON in, text out on a
+ * outcomes, event lines, the reload summary, and pieces the verbs share. Pure: JSON in, text out on a
  * FILE (the tests use memory streams). Values a reply lacks print as "-",
  * so a newer qsupd with more or fewer fields never breaks the client.
  */
@@ -435,4 +435,25 @@ size_t ctl_fmt_reload(FILE *out, FILE *err, json_t *ret)
 	json_array_foreach(errors, i, v)
 		fprintf(err, "qsupctl: reload: %s\n", json_is_string(v) ? json_string_value(v) : "?");
 	return json_array_size(errors);
+}
+
+void ctl_fmt_lines(FILE *out, json_t *arr)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+		fprintf(out, "%s\n", sv_or(json_string_value(v), ""));
+}
+
+double ctl_mib(json_t *o, const char *key)
+{
+	return (double)json_integer_value(json_object_get(o, key)) / (1024.0 * 1024.0);
+}
+
+void ctl_fmt_bar(int pct, char bar[21])
+{
+	for (int i = 0; i < 20; i++)
+		bar[i] = i < pct / 5 ? '#' : '.';
+	bar[20] = '\0';
 }

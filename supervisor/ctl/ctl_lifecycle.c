@@ -67,12 +67,9 @@ int ctl_reload(struct ctl *c, char **args, int nargs)
 int ctl_events(struct ctl *c, char **args, int nargs)
 {
 	struct sv_error err = { 0 };
-	json_t *reply = NULL, *ev;
-	int r = ctl_call(c, "subscribe", NULL, NULL, &reply);
+	json_t *ev;
+	int r = ctl_subscribe(c, NULL);
 
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = ctl_handle_reply(c, NULL, reply, NULL);
-	json_decref(reply);
 	if (r != CTL_EXIT_OK)
 		return r;
 	while (ctl_conn_next(&c->conn, &ev, &err) == 0) {

@@ -12,12 +12,8 @@
 
 static void show_lines(struct ctl *c, const char *what, json_t *ret)
 {
-	json_t *v;
-	size_t i;
-
 	(void)c, (void)what;
-	json_array_foreach(json_object_get(ret, "lines"), i, v)
-		printf("%s\n", sv_or(json_string_value(v), ""));
+	ctl_fmt_lines(stdout, json_object_get(ret, "lines"));
 }
 
 /* Every line is flushed as it is printed, so ending here loses none. */

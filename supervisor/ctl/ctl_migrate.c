@@ -26,11 +26,6 @@ static int migrate_args(json_t *req, char **words, int n)
 	return 0;
 }
 
-static double mib(json_t *o, const char *key)
-{
-	return (double)json_integer_value(json_object_get(o, key)) / (1024.0 * 1024.0);
-}
-
 /* One MIGRATION_PROGRESS line: a bar on a terminal, else plain lines. */
 static void show_progress(json_t *d, bool tty)
 {
@@ -38,16 +33,14 @@ static void show_progress(json_t *d, bool tty)
 	json_int_t left = json_integer_value(json_object_get(d, "remaining"));
 	int pct = total > 0 ? (int)(100 * (total - left) / total) : 0;
 	char bar[21];
-	for (int i = 0; i < 20; i++)
-		bar[i] = i < pct / 5 ? '#' : '.';
-	bar[20] = '\0';
+	ctl_fmt_bar(pct, bar);
 	bool lead = tty;
 	if (json_object_get(d, "disk-total")) {   /* copy-storage: the disks too */
 		json_int_t dt = json_integer_value(json_object_get(d, "disk-total"));
 		json_int_t dd = json_integer_value(json_object_get(d, "disk-transferred"));
 		fprintf(stderr, "%sdisks %3d%% (%.0f of %.0f MiB)  ", tty ? "\r" : "",
-		        dt > 0 ? (int)(100 * dd / dt) : 0, mib(d, "disk-transferred"),
-		        mib(d, "disk-total"));
+		        dt > 0 ? (int)(100 * dd / dt) : 0, ctl_mib(d, "disk-transferred"),
+		        ctl_mib(d, "disk-total"));
 		if (!strcmp(sv_jstr(d, "status", ""), "mirroring")) {
 			fprintf(stderr, "mirroring%s", tty ? "\033[K" : "\n");
 			return;
@@ -57,7 +50,7 @@ static void show_progress(json_t *d, bool tty)
 	fprintf(stderr, "%s%-9s [%s] %3d%%  sent %.0f MiB  left %.0f MiB  dirty %lld pages/s  "
 	        "expected downtime %lld ms  pass %lld%s",
 	        lead ? "\r" : "", sv_jstr(d, "status", "?"), bar, pct,
-	        mib(d, "transferred"), mib(d, "remaining"),
+	        ctl_mib(d, "transferred"), ctl_mib(d, "remaining"),
 	        (long long)json_integer_value(json_object_get(d, "dirty-pages-rate")),
 	        (long long)json_integer_value(json_object_get(d, "expected-downtime")),
 	        (long long)json_integer_value(json_object_get(d, "passes")), tty ? "\033[K" : "\n");
@@ -71,7 +64,7 @@ static void show_migrated(struct ctl *c, const char *what, json_t *ret)
 		printf("%s: done in %lld ms, downtime %lld ms, %.1f MiB sent\n", what,
 		       (long long)json_integer_value(json_object_get(ret, "total-time")),
 		       (long long)json_integer_value(json_object_get(ret, "downtime")),
-		       mib(ret, "transferred"));
+		       ctl_mib(ret, "transferred"));
 	else if (st && !strcmp(st, "listening"))
 		printf("%s: waiting on %s\n", what,
 		       sv_jstr(ret, "uri", "?"));
@@ -123,9 +116,8 @@ int ctl_migrate(struct ctl *c, char **args, int nargs)
 	if (c->wait)
 		json_object_set_new(req, "wait", json_true());
 	snprintf(what, sizeof(what), "%s", args[0]);
-	if (!c->wait) {
+	if (!c->wait)
 		return ctl_request(c, "migrate", req, what, show_migrated);
-	}
 	return ctl_call_progress(c, "migrate", req, what, args[0], "MIGRATION_PROGRESS",
 	                         show_progress, show_migrated);
 }
@@ -178,11 +170,7 @@ int ctl_call_progress(struct ctl *c, const char *verb, json_t *req, const char *
 {
 	struct sv_error err = { 0 };
 	json_t *reply = NULL, *msg;
-	int r = ctl_call(c, "subscribe", NULL, what, &reply);
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = ctl_handle_reply(c, what, reply, NULL);
-	json_decref(reply);
-	reply = NULL;
+	int r = ctl_subscribe(c, what);
 	int64_t id;
 	if (r != CTL_EXIT_OK || ctl_conn_send(&c->conn, verb, req, &id, &err) < 0) {
 		if (r != CTL_EXIT_OK)

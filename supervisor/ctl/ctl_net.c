@@ -5,12 +5,6 @@
 
 #include "ctl.h"
 
-static const char *jstr_or(json_t *o, const char *key, const char *dflt)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : dflt;
-}
-
 static void guests_str(json_t *o, char *buf, size_t size)
 {
 	size_t i, len = 0;
@@ -33,9 +27,9 @@ static void show_net_list(struct ctl *c, const char *what, json_t *ret)
 	       "STATE", "GUESTS");
 	json_array_foreach(ret, i, n) {
 		guests_str(n, g, sizeof(g));
-		printf("%-16s %-9s %-15s %-18s %-9s %s\n", jstr_or(n, "name", "?"),
-		       jstr_or(n, "mode", "?"), jstr_or(n, "bridge", "-"),
-		       jstr_or(n, "subnet", "-"), jstr_or(n, "state", "?"), g);
+		printf("%-16s %-9s %-15s %-18s %-9s %s\n", sv_jstr(n, "name", "?"),
+		       sv_jstr(n, "mode", "?"), sv_jstr(n, "bridge", "-"),
+		       sv_jstr(n, "subnet", "-"), sv_jstr(n, "state", "?"), g);
 	}
 }
 
@@ -55,14 +49,14 @@ static void show_net_status(struct ctl *c, const char *name, json_t *n)
 		putchar('\n');
 	guests_str(n, g, sizeof(g));
 	printf("Name:       %s\nMode:       %s\nState:      %s\nBridge:     %s\n",
-	       jstr_or(n, "name", "?"), jstr_or(n, "mode", "?"), jstr_or(n, "state", "?"),
-	       jstr_or(n, "bridge", "-"));
+	       sv_jstr(n, "name", "?"), sv_jstr(n, "mode", "?"), sv_jstr(n, "state", "?"),
+	       sv_jstr(n, "bridge", "-"));
 	if (json_object_get(n, "address")) {
 		printf("Subnet:     %s\nAddress:    %s\nDHCP:       %s\nDNS:        %s\n"
-		       "Uplink:     %s\nTable:      %s\n", jstr_or(n, "subnet", "-"),
-		       jstr_or(n, "address", "-"), jstr_or(n, "dhcp_range", "-"),
+		       "Uplink:     %s\nTable:      %s\n", sv_jstr(n, "subnet", "-"),
+		       sv_jstr(n, "address", "-"), sv_jstr(n, "dhcp_range", "-"),
 		       json_is_true(json_object_get(n, "dns")) ? "yes" : "no",
-		       jstr_or(n, "uplink", "any"), jstr_or(n, "table", "-"));
+		       sv_jstr(n, "uplink", "any"), sv_jstr(n, "table", "-"));
 		if (json_is_integer(pid))
 			printf("dnsmasq:    pid %lld\n", (long long)json_integer_value(pid));
 		else
@@ -70,7 +64,7 @@ static void show_net_status(struct ctl *c, const char *name, json_t *n)
 	}
 	printf("Guests:     %s\n", g);
 	if (json_object_get(n, "error") && !json_is_null(json_object_get(n, "error")))
-		printf("Error:      %s\n", jstr_or(n, "error", ""));
+		printf("Error:      %s\n", sv_jstr(n, "error", ""));
 	l = json_object_get(n, "leases");
 	if (json_array_size(l)) {
 		json_t *e;
@@ -81,8 +75,8 @@ static void show_net_status(struct ctl *c, const char *name, json_t *n)
 			char when[32] = "-";
 			if (t && localtime_r(&t, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-			printf("  %-17s %-15s %-16s %s\n", jstr_or(e, "mac", "?"),
-			       jstr_or(e, "ip", "?"), jstr_or(e, "guest", "-"), when);
+			printf("  %-17s %-15s %-16s %s\n", sv_jstr(e, "mac", "?"),
+			       sv_jstr(e, "ip", "?"), sv_jstr(e, "guest", "-"), when);
 		}
 	}
 }
@@ -95,7 +89,7 @@ int ctl_net_status(struct ctl *c, char **args, int nargs)
 static void show_net_outcome(struct ctl *c, const char *name, json_t *n)
 {
 	(void)c;
-	printf("%s: %s\n", name, jstr_or(n, "state", "done"));
+	printf("%s: %s\n", name, sv_jstr(n, "state", "done"));
 }
 
 int ctl_net_startstop(struct ctl *c, char **args, int nargs)

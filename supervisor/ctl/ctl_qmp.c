@@ -43,21 +43,12 @@ static json_t *command_request(const char *verb, char **args, int nargs)
 	return req;
 }
 
-int ctl_qmp(struct ctl *c, char **args, int nargs)
+/* qmp and agent NAME COMMAND [JSON-ARGS]: QEMU's or the agent's reply.
+ * --timeout (agent only: qmp does not take it, so 0 there) bounds the
+ * wait for the agent. */
+static int command_verb(struct ctl *c, const char *verb, char **args, int nargs)
 {
-	json_t *req = command_request("qmp", args, nargs);
-	char what[160];
-
-	if (!req)
-		return CTL_EXIT_USAGE;
-	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
-	return ctl_request(c, "qmp", req, what, show_qmp);
-}
-
-/* agent NAME COMMAND [JSON-ARGS]: the agent's reply as indented JSON. */
-int ctl_agent(struct ctl *c, char **args, int nargs)
-{
-	json_t *req = command_request("agent", args, nargs);
+	json_t *req = command_request(verb, args, nargs);
 	char what[160];
 
 	if (!req)
@@ -65,17 +56,23 @@ int ctl_agent(struct ctl *c, char **args, int nargs)
 	if (c->timeout > 0)
 		json_object_set_new(req, "timeout", json_integer((json_int_t)c->timeout * 1000));
 	snprintf(what, sizeof(what), "%s %s", args[0], args[1]);
-	return ctl_request(c, "agent", req, what, show_qmp);
+	return ctl_request(c, verb, req, what, show_qmp);
+}
+
+int ctl_qmp(struct ctl *c, char **args, int nargs)
+{
+	return command_verb(c, "qmp", args, nargs);
+}
+
+int ctl_agent(struct ctl *c, char **args, int nargs)
+{
+	return command_verb(c, "agent", args, nargs);
 }
 
 static void show_argv(struct ctl *c, const char *what, json_t *ret)
 {
-	json_t *v;
-	size_t i;
-
 	(void)c, (void)what;
-	json_array_foreach(json_object_get(ret, "argv"), i, v)
-		printf("%s\n", sv_or(json_string_value(v), ""));
+	ctl_fmt_lines(stdout, json_object_get(ret, "argv"));
 }
 
 int ctl_argv(struct ctl *c, char **args, int nargs)

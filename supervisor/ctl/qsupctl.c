@@ -382,6 +382,19 @@ int ctl_request(struct ctl *c, const char *execute, json_t *args, const char *wh
 	return r;
 }
 
+/* Subscribe this connection to qsupd's events; an error reply is said as
+ * the verb's (what: as for ctl_handle_reply). Returns the exit status. */
+int ctl_subscribe(struct ctl *c, const char *what)
+{
+	json_t *reply = NULL;
+	int r = ctl_call(c, "subscribe", NULL, what, &reply);
+
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = ctl_handle_reply(c, what, reply, NULL);
+	json_decref(reply);
+	return r;
+}
+
 static int send_named(struct ctl *c, const char *name, int64_t *id)
 {
 	struct sv_error err = { 0 };
@@ -526,6 +539,16 @@ static int parse_global(struct ctl *c, int argc, char **argv)
 	return -1;
 }
 
+/* s as a whole number from lo (0 or more) to hi, digits only; -1 when it
+ * is not one. */
+static long number_arg(const char *s, long lo, long hi)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	return *s < '0' || *s > '9' || *end || v < lo || v > hi ? -1 : v;
+}
+
 /* The verb's own options (anywhere after it) and its arguments. argv[0] is
  * the verb. Returns -1 to go on, or an exit status. */
 static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
@@ -555,10 +578,8 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 			c->all = true;
 		} else if ((o == 'P' && (cmd->flags & CTL_F_ALL)) ||
 		           (o == 'T' && (cmd->flags & CTL_F_TIMEOUT))) {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*optarg < '0' || *optarg > '9' || *end || v < (o == 'P' ? 0 : 1) ||
-			    v > 86400) {
+			long v = number_arg(optarg, o == 'P' ? 0 : 1, 86400);
+			if (v < 0) {
 				fprintf(stderr, "qsupctl: %s: %s must be a number%s, not '%s'\n",
 				        cmd->name, o == 'P' ? "--parallel" : "--timeout",
 				        o == 'P' ? " (0: no limit)" : " of seconds, 1 to 86400", optarg);
@@ -577,9 +598,8 @@ static int parse_verb(struct ctl *c, int argc, char **argv, int *first)
 		} else if (o == 'b' && (cmd->flags & CTL_F_TOP)) {
 			c->batch = true;
 		} else if (o == 'n' && (cmd->flags & CTL_F_TOP)) {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > 1000000) {
+			long v = number_arg(optarg, 1, 1000000);
+			if (v < 0) {
 				fprintf(stderr, "qsupctl: %s: -n must be a number of frames from 1 to "
 				        "1000000, not '%s'\n", cmd->name, optarg);
 				return CTL_EXIT_USAGE;
