@@ -228,7 +228,8 @@ int ctl_kv_args(json_t *args, char **words, int n);   /* ctl_device.c */
 /* ctl_call, then ctl_handle_reply with show; the exit status. */
 int ctl_request(struct ctl *c, const char *execute, json_t *args, const char *what,
                 void (*show)(struct ctl *, const char *, json_t *));
-/* Subscribe to qsupd's events (an error reply said as the verb's). */
+/* Subscribe to qsupd's events (an error reply said as the verb's;
+ * ctl_lifecycle.c, with events). */
 int ctl_subscribe(struct ctl *c, const char *what);
 /* Subscribe, send verb with req (taken), draw the guest's event progress
  * events with progress (data, stderr is a tty) until the reply, which show

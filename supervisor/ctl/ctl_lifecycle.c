@@ -1,6 +1,7 @@
 /* qsupctl's verbs on guests' state (ctl.h): list, status, the lifecycle
  * verbs (start, stop, kill, pause, resume, reset, restart, reset-failed;
- * --all through ctl_bulk), reload and events. */
+ * --all through ctl_bulk), reload and events (with ctl_subscribe, which
+ * the --wait verbs share). */
 #include <stdio.h>
 
 #include "ctl.h"
@@ -60,6 +61,19 @@ int ctl_reload(struct ctl *c, char **args, int nargs)
 		    ctl_fmt_reload(stdout, stderr, ret) > 0)
 			r = CTL_EXIT_ERROR;
 	}
+	json_decref(reply);
+	return r;
+}
+
+/* Subscribe this connection to qsupd's events; an error reply is said as
+ * the verb's (what: as for ctl_handle_reply). Returns the exit status. */
+int ctl_subscribe(struct ctl *c, const char *what)
+{
+	json_t *reply = NULL;
+	int r = ctl_call(c, "subscribe", NULL, what, &reply);
+
+	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
+		r = ctl_handle_reply(c, what, reply, NULL);
 	json_decref(reply);
 	return r;
 }

@@ -382,19 +382,6 @@ int ctl_request(struct ctl *c, const char *execute, json_t *args, const char *wh
 	return r;
 }
 
-/* Subscribe this connection to qsupd's events; an error reply is said as
- * the verb's (what: as for ctl_handle_reply). Returns the exit status. */
-int ctl_subscribe(struct ctl *c, const char *what)
-{
-	json_t *reply = NULL;
-	int r = ctl_call(c, "subscribe", NULL, what, &reply);
-
-	if (r == CTL_EXIT_OK && json_object_get(reply, "error"))
-		r = ctl_handle_reply(c, what, reply, NULL);
-	json_decref(reply);
-	return r;
-}
-
 static int send_named(struct ctl *c, const char *name, int64_t *id)
 {
 	struct sv_error err = { 0 };
