@@ -22,6 +22,7 @@
 #ifndef SV_METRICS_H
 #define SV_METRICS_H
 
+#include <stdint.h>
 #include <jansson.h>
 
 struct sv_daemon;
