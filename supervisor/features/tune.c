@@ -55,6 +55,23 @@ json_t *tune_throttle_args(const struct tune_disk *d, const uint64_t v[SV_IOTUNE
 	return a;
 }
 
+/* The next thread in QEMU's /proc/PID/task (d) that is not one of its
+ * vCPU threads tids[0..n): the emulator threads, which pinning and
+ * re-adoption both walk. 0 at the end. */
+static pid_t next_other_thread(DIR *d, const pid_t *tids, size_t n)
+{
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		bool vcpu = false;
+		for (size_t i = 0; i < n; i++)
+			vcpu |= tids[i] == tid;
+		if (tid > 0 && !vcpu)
+			return tid;
+	}
+	return 0;
+}
+
 /* Pin g's threads: the vCPU threads of cpus (query-cpus-fast's reply) to
  * cpu-affinity (to every host CPU when only emulator-affinity is given),
  * QEMU's other threads to emulator-affinity. 0, or -errno with why. */
@@ -86,14 +103,8 @@ static int pin_threads(struct sv_guest *g, json_t *cpus, char *why, size_t size)
 		char dir[64];
 		snprintf(dir, sizeof(dir), "/proc/%d/task", g->pid);
 		DIR *d = opendir(dir);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			pid_t tid = (pid_t)atoi(e->d_name);
-			bool vcpu = false;
-			for (i = 0; i < n; i++)
-				vcpu |= tids[i] == tid;
-			if (tid <= 0 || vcpu)
-				continue;
+		pid_t tid;
+		while (d && (tid = next_other_thread(d, tids, n)) > 0) {
 			if (sched_setaffinity(tid, sizeof(t->emu), &t->emu) == 0)
 				threads++;
 			else if (errno != ESRCH && !rc) {
@@ -383,15 +394,9 @@ static void on_adopt_cpus(void *ctx, const struct qmp_result *r)
 	char dir[64];
 	snprintf(dir, sizeof(dir), "/proc/%d/task", g->pid);
 	DIR *d = t->emu_on && tids ? opendir(dir) : NULL;
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		pid_t tid = (pid_t)atoi(e->d_name);
-		bool vcpu = false;
-		for (i = 0; i < n; i++)
-			vcpu |= tids[i] == tid;
-		threads += tid > 0 && !vcpu && sched_getaffinity(tid, sizeof(set), &set) == 0 &&
-		           CPU_EQUAL(&set, &t->emu);
-	}
+	pid_t tid;
+	while (d && (tid = next_other_thread(d, tids, n)) > 0)
+		threads += sched_getaffinity(tid, sizeof(set), &set) == 0 && CPU_EQUAL(&set, &t->emu);
 	if (d)
 		closedir(d);
 	t->vcpus_pinned = t->cpu_on || t->emu_on ? vcpus : 0;
