@@ -41,6 +41,8 @@
 #ifndef SV_BACKUP_H
 #define SV_BACKUP_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <jansson.h>
 
 struct sv_guest;
