@@ -1,6 +1,7 @@
 /* Processes and directories, through /proc and the file system: see
  * sysutil.h. */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +30,16 @@ int sv_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The flags field of /proc/PID/stat (at p) has PF_EXITING: the process
+ * is in its exit. Killed, it is no zombie yet while its threads end, its
+ * memory goes and its files close; a flock it held is released only late
+ * in that (a QEMU's guest lock: the process is gone for every purpose of
+ * qsupd's, and is waited for, not taken for another holder). */
+static bool exiting(const char *p)
+{
+	return (strtoul(p, NULL, 10) & 0x4) != 0;   /* PF_EXITING, linux/sched.h */
+}
+
 unsigned long long sv_proc_starttime(int pid)
 {
 	char path[64], buf[1024];
@@ -45,14 +56,16 @@ unsigned long long sv_proc_starttime(int pid)
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
 		return 0;   /* gone, or a zombie waiting for its reaper */
-	/* field 3 is the state; the start time is field 22, 19 fields on
-	 * (counted by hand: sscanf's skipping costs more than the read) */
+	/* field 3 is the state; the flags are field 9, the start time field
+	 * 22 (counted by hand: sscanf's skipping costs more than the read) */
 	p += 2;
-	for (int field = 3; field < 22; field++)
+	for (int field = 3; field < 22; field++) {
 		if (!(p = strchr(p, ' ')))
 			return 0;
-		else
-			p++;
+		p++;
+		if (field + 1 == 9 && exiting(p))
+			return 0;
+	}
 	char *end;
 	unsigned long long start = strtoull(p, &end, 10);
 	return end != p && (*end == ' ' || *end == '\0' || *end == '\n') ? start : 0;
@@ -142,5 +155,13 @@ bool sv_pid_alive(int pid)
 		return false;
 	buf[n] = '\0';
 	const char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return false;
+	p += 2;   /* field 3, the state; on to the flags, field 9 */
+	for (int field = 3; field < 9; field++)
+		if (!(p = strchr(p, ' ')))
+			return false;
+		else
+			p++;
+	return !exiting(p);
 }

@@ -14,8 +14,9 @@
  * a negative errno. */
 int sv_mkdir_p(const char *path, mode_t mode);
 
-/* /proc/PID/stat's start time (clock ticks since boot), 0 if unknown or a
- * zombie. */
+/* /proc/PID/stat's start time (clock ticks since boot), 0 if unknown, a
+ * zombie, or in its exit (PF_EXITING: a killed process still closing its
+ * files, its locks with them). */
 unsigned long long sv_proc_starttime(int pid);
 
 /* Does live process pid's command line name guest `name`
@@ -26,7 +27,8 @@ bool sv_proc_is_guest(int pid, const char *name);
  * out. Returns false when there is none. */
 bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size);
 
-/* True when pid is a live process (not gone, not a zombie). */
+/* True when pid is a live process (not gone, not a zombie, not in its
+ * exit). */
 bool sv_pid_alive(int pid);
 
 /* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters: a UUID)
