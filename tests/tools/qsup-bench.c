@@ -27,17 +27,25 @@
  * guests cost no CPU. The
  * raw-QEMU baseline starts the identical argv the way qsupd does (sockets
  * bound first and passed as fds 3 and 4, QMP negotiated, cont).
+ * Their files (run dirs, sockets, locks) are on a tmpfs, as /run is on a
+ * host (files_on_tmpfs). Programs timed as processes (qsupctl, the floor)
+ * are started with posix_spawn, as a shell does.
  * Runs interleave qsupd's with the baseline's; a goal's ratio is the
  * median of the runs' own ratios (paired()), the ratio of the medians is
  * printed after it in parentheses.
  */
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -85,6 +93,56 @@ static void fail(const char *what, struct t_daemon *d)
 	if (d)
 		t_daemon_cleanup(d);
 	exit(1);
+}
+
+/* ---- where the bench's files live ---- */
+
+static char tmpfs_dir[64];
+
+static void tmpfs_leave(void)
+{
+	umount2(tmpfs_dir, MNT_DETACH);
+	rmdir(tmpfs_dir);
+}
+
+static bool on_tmpfs(const char *path)
+{
+	struct statfs sf;
+	return statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
+/* The run dirs, sockets and guest locks of every guest the bench starts,
+ * qsupd's and raw QEMU's alike, on a tmpfs, as /run (where qsupd keeps
+ * them by default) and /run/lock are on a host; some machines have them
+ * on disk, where each state.json rename starts the disk. A tmpfs of the
+ * bench's own, in a mount namespace of its own: nothing outside sees it,
+ * and it goes with the bench. QSUP_BENCH_DISK=1 keeps them where they
+ * are. Says which it did. */
+static void files_on_tmpfs(void)
+{
+	const char *why = NULL;
+	bool run_lock = on_tmpfs("/run/lock");
+	snprintf(tmpfs_dir, sizeof(tmpfs_dir), "/tmp/qsup-bench.XXXXXX");
+	if (getenv("QSUP_BENCH_DISK") && *getenv("QSUP_BENCH_DISK"))
+		why = "QSUP_BENCH_DISK is set";
+	else if (!mkdtemp(tmpfs_dir))
+		why = "no directory in /tmp";
+	else if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	         mount("qsup-bench", tmpfs_dir, "tmpfs", 0, "mode=0755") < 0 ||
+	         (!run_lock && mount("qsup-bench", "/run/lock", "tmpfs", 0, "mode=1777") < 0)) {
+		why = "no mount namespace of its own (not root?)";
+		rmdir(tmpfs_dir);
+	}
+	if (why) {
+		printf("# files in %s/run/lock on disk: %s\n",
+		       on_tmpfs(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") ? "" : "TMPDIR and ",
+		       why);
+		return;
+	}
+	setenv("TMPDIR", tmpfs_dir, 1);
+	atexit(tmpfs_leave);
+	printf("# files on a tmpfs, as in /run: run dirs, sockets, locks (QSUP_BENCH_DISK=1: "
+	       "on disk)\n");
 }
 
 /* The halting ROM (bench/halt-rom.sh) in d's dir; its path in rom. */
@@ -304,23 +362,33 @@ static void cmd_free(struct cmd *cmd)
 	json_decref(cmd->fds);
 }
 
-/* `qsupctl -s SOCK VERB NAME` as a process of its own (its output to
- * /dev/null), as a script runs it; seconds, or -1 when it failed. */
-static double qsupctl_run(const char *sock, const char *verb, const char *name)
+/* Run argv as a process of its own (stdin and stdout on /dev/null) and
+ * wait for it; seconds from the spawn to its exit, or -1 when it failed.
+ * posix_spawn, as a shell or a script's runtime starts a program: a fork
+ * of this process (its loops and their thread pool) would cost more than
+ * the program being timed. */
+static double spawn_timed(const char *const *argv)
 {
-	double t0 = t_now();
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		execl(t_qsupctl(), "qsupctl", "-s", sock, verb, name, (char *)NULL);
-		_exit(127);
-	}
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
 	int status = 1;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || status != 0)
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	double t0 = t_now();
+	int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0 || waitpid(pid, &status, 0) < 0 || status != 0)
 		return -1;
 	return t_now() - t0;
+}
+
+/* `qsupctl -s SOCK VERB NAME` as a process of its own, as a script runs
+ * it; seconds, or -1 when it failed. */
+static double qsupctl_run(const char *sock, const char *verb, const char *name)
+{
+	const char *argv[] = { t_qsupctl(), "-s", sock, verb, name, NULL };
+	return spawn_timed(argv);
 }
 
 static void bench_start(int runs)
@@ -630,16 +698,11 @@ static double reconnect_floor_process(const char *run, int n)
 {
 	char count[16];
 	snprintf(count, sizeof(count), "%d", n);
-	double t0 = t_now();
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl("/proc/self/exe", "qsup-bench", "floor", count, run, (char *)NULL);
-		_exit(127);
-	}
-	int status = 1;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || status != 0)
+	const char *argv[] = { "/proc/self/exe", "floor", count, run, NULL };
+	double dt = spawn_timed(argv);
+	if (dt < 0)
 		fail("the floor program failed", NULL);
-	return t_now() - t0;
+	return dt;
 }
 
 static bool is_running_event(json_t *m)
@@ -1439,7 +1502,10 @@ int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
 	int n = argc > 2 ? atoi(argv[2]) : 0;
+	if (strcmp(what, "floor") == 0 && argc > 3)   /* for readopt: nothing else in its time */
+		return reconnect_floor(argv[3], n) > 0 ? 0 : 1;
 	printf("# %s\n", t_accel());
+	files_on_tmpfs();
 	if (strcmp(what, "start") == 0)
 		bench_start(n > 0 ? n : 41);
 	else if (strcmp(what, "rpc") == 0)
@@ -1450,8 +1516,6 @@ int main(int argc, char **argv)
 		bench_restart(n > 0 ? n : 20);
 	else if (strcmp(what, "readopt") == 0)
 		bench_readopt(n, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 31);
-	else if (strcmp(what, "floor") == 0 && argc > 3)   /* for readopt */
-		return reconnect_floor(argv[3], n) > 0 ? 0 : 1;
 	else if (strcmp(what, "scale") == 0)
 		bench_scale(n > 0 ? n : 200, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 3);
 	else if (strcmp(what, "attach") == 0)
