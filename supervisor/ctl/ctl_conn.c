@@ -115,6 +115,7 @@ static int conn_connect(struct ctl_conn *c, const char *path, struct sv_error *e
 static int conn_greeted(struct ctl_conn *c, const char *path, int r, int timeout_ms,
                         struct sv_error *err)
 {
+	const char *desc;
 	json_t *g;
 
 	while (r == 0 && json_array_size(c->queue) == 0)
@@ -128,7 +129,11 @@ static int conn_greeted(struct ctl_conn *c, const char *path, int r, int timeout
 	if (r < 0)
 		return r;
 	g = queue_take(c, 0);
-	r = json_is_object(json_object_get(g, "qsup")) ? 0 :
+	desc = json_string_value(json_object_get(json_object_get(g, "error"), "desc"));
+	r = json_is_object(json_object_get(g, "qsup")) ? 0 : desc ?
+	    /* qsupd's refusal (too many clients) in place of the greeting */
+	    sv_error_set(err, -ECONNREFUSED, "%s: qsupd refused the connection: %s", path,
+	                 desc) :
 	    sv_error_set(err, -EPROTO, "%s: unexpected greeting; not a qsupd control "
 	                 "socket?", path);
 	json_decref(g);

@@ -294,7 +294,8 @@ struct holder {
 };
 
 /* In the child: open 300 connections and keep them. The first PER_UID are
- * greeted, every later one gets one error line and is closed. */
+ * greeted, every later one gets one error line and is closed; so is a
+ * qsupctl run then. */
 static int hold_300(void *arg)
 {
 	struct holder *h = arg;
@@ -316,6 +317,14 @@ static int hold_300(void *arg)
 		if (i == PER_UID)
 			printf("# note: connection %d: %s\n", i + 1,
 			       t_str(json_object_get(c[i].greeting, "error"), "desc"));
+	}
+	/* qsupctl, refused the same way, says why, and exits 3. */
+	char out[2048] = "";
+	const char *list[] = { t_qsupctl(), "-s", h->sock, "list", NULL };
+	int ctl = t_run_capture(list, out, sizeof(out), 10000);
+	if (ctl != 3 || !strstr(out, "qsupd refused the connection: uid ")) {
+		fprintf(stderr, "# qsupctl list as uid %d: exit %d: %s\n", (int)getuid(), ctl, out);
+		bad++;
 	}
 	char b = 'r';
 	if (write(h->ready, &b, 1) != 1 || read(h->go, &b, 1) != 1)

@@ -547,6 +547,22 @@ static void test_closed_mid_request_exits_1(void **state)
 	assert_string_equal(r->err, "qsupctl: start web1: qsupd closed the connection\n");
 }
 
+/* qsupd's refusal (too many clients), sent in place of the greeting, is
+ * said as such, with exit 3. */
+static void test_refusal_said(void **state)
+{
+	struct run *r = *state;
+
+	spawn(r, NULL, 0, "list", NULL);
+	r->cfd = accept_on(r->lfd);
+	send_text(r, "{\"error\": {\"class\": \"TooManyConnections\", \"desc\": "
+	          "\"qsupd serves at most 2 clients at once\"}}\n");
+	close_fd(&r->cfd);
+	assert_int_equal(finish(r), 3);
+	assert_contains(r->err, "qsupd refused the connection: qsupd serves at most 2 clients");
+	assert_contains(r->err, r->sock);
+}
+
 static void test_qsup_socket_env(void **state)
 {
 	struct run *r = *state;
@@ -1523,6 +1539,7 @@ int main(void)
 		T(test_wrong_greeting_exits_3),
 		T(test_closed_before_greeting_exits_3),
 		T(test_closed_mid_request_exits_1),
+		T(test_refusal_said),
 		T(test_qsup_socket_env),
 		T(test_option_beats_env),
 		cmocka_unit_test(test_socket_path_rules),
