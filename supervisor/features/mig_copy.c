@@ -147,8 +147,6 @@ struct rec_job {
 	char *text;             /* NULL: remove */
 	char tmp[4300];
 	struct sv_guest *g;
-	json_t *rec;            /* read: what was there */
-	void (*read_done)(struct sv_guest *g, json_t *rec);
 };
 
 /* The source's record (a copy-storage under way: cancelled by the qsupd
@@ -163,10 +161,6 @@ static void record_path(struct sv_guest *g, bool in, char *buf, size_t size)
 static void rec_work(uv_work_t *w)
 {
 	struct rec_job *j = w->data;
-	if (j->read_done) {
-		j->rec = json_load_file(j->path, 0, NULL);
-		return;
-	}
 	if (!j->text) {
 		unlink(j->path);
 		return;
@@ -186,18 +180,14 @@ static void rec_after(uv_work_t *w, int status)
 {
 	struct rec_job *j = w->data;
 	(void)status;
-	if (j->read_done && !j->g->freeing)
-		j->read_done(j->g, j->rec);
-	json_decref(j->rec);
 	if (j->g)
 		sv_guest_unhold(j->g);
 	free(j->text);
 	free(j);
 }
 
-/* Write (text) or remove (NULL) a record; or read it (read_done). */
-void mc_record(struct sv_guest *g, bool in, char *text,
-               void (*read_done)(struct sv_guest *, json_t *))
+/* Write (text) or remove (NULL) a record. */
+void mc_record(struct sv_guest *g, bool in, char *text)
 {
 	struct rec_job *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -206,7 +196,6 @@ void mc_record(struct sv_guest *g, bool in, char *text,
 	}
 	record_path(g, in, j->path, sizeof(j->path));
 	j->text = text;
-	j->read_done = read_done;
 	j->g = g;
 	j->work.data = j;
 	sv_guest_hold(g);
@@ -546,7 +535,7 @@ void mc_release(struct sv_guest *g, struct sv_mig *m)
 	if (m->role == ROLE_IN && json_array_size(m->created) && !m->in_done)
 		remove_created(g, m->created);
 	if (m->role == ROLE_OUT && m->copy) {
-		mc_record(g, false, NULL, NULL);
+		mc_record(g, false, NULL);
 		if (!m->completed && m->mirroring) {
 			json_t *ids = mc_disk_ids(m->disks, m->layers);
 			clean_start(g, ids);
@@ -585,12 +574,21 @@ static void on_record(struct sv_guest *g, json_t *rec)
 		sv_peer_call(g->env->loop, to, "kill", a, PEER_TIMEOUT_MS, on_peer_killed, NULL, NULL);
 		json_decref(a);
 	}
-	mc_record(g, false, NULL, NULL);
+	mc_record(g, false, NULL);
 }
 
+/* Read on the loop, as state.json is at start-up: a small file in the
+ * state dir, almost always absent. A thread-pool job per re-adopted guest
+ * cost qsupd more than the read (waking a pool thread and being woken
+ * back, and the threads' creation when nothing else needs them). */
 void mc_adopt(struct sv_guest *g)
 {
-	mc_record(g, false, NULL, on_record);
+	char path[4200];
+	record_path(g, false, path, sizeof(path));
+	json_t *rec = json_load_file(path, 0, NULL);
+	if (rec)
+		on_record(g, rec);
+	json_decref(rec);
 }
 
 /* The destination's record, read now (a small file in the state dir, as

@@ -67,7 +67,7 @@ bool mc_refuse(struct sv_guest *g, const char *fmt, ...)
 static void record_created(struct sv_guest *g)
 {
 	json_t *rec = json_pack("{s:O}", "created", g->mig->created);
-	mc_record(g, true, rec ? json_dumps(rec, JSON_COMPACT) : NULL, NULL);
+	mc_record(g, true, rec ? json_dumps(rec, JSON_COMPACT) : NULL);
 	json_decref(rec);
 }
 
@@ -667,7 +667,7 @@ void mc_in_completed(struct sv_guest *g)
 {
 	struct sv_mig *m = g->mig;
 	m->in_done = true;
-	mc_record(g, true, NULL, NULL);   /* the images are the guest's now */
+	mc_record(g, true, NULL);   /* the images are the guest's now */
 	sv_log(SV_LOG_INFO, g->name, "copy-storage: the disks are in; stopping the NBD server");
 	mc_step(g, "nbd-server-stop", NULL, -1, on_nbd_stopped);
 }

@@ -39,10 +39,8 @@ void mc_layer_node(struct sv_guest *g, json_t *l, const char *node, bool writabl
 /* The ids of what is copied: each disk's, and each backing layer's. */
 json_t *mc_disk_ids(json_t *disks, json_t *layers);
 /* Write (text, freed) or remove (NULL) the source's record (in: false)
- * or the destination's (in: true); or read it (read_done, with the
- * record or NULL). */
-void mc_record(struct sv_guest *g, bool in, char *text,
-               void (*read_done)(struct sv_guest *g, json_t *rec));
+ * or the destination's (in: true). */
+void mc_record(struct sv_guest *g, bool in, char *text);
 /* mig_copy_source.c: the source gives up (the guest runs on here). */
 void mc_out_fail(struct sv_guest *g, const char *why);
 /* mig_copy_dest.c: the destination refuses before anything was made

@@ -584,7 +584,7 @@ void mc_out_begin(struct sv_guest *g, json_t *ret)
 	m->layers = backing_layers(m->disks);
 	json_t *rec = json_pack("{s:s, s:o}", "to", m->to, "disks", mc_disk_ids(m->disks,
 	                        m->layers));
-	mc_record(g, false, json_dumps(rec, JSON_COMPACT), NULL);
+	mc_record(g, false, json_dumps(rec, JSON_COMPACT));
 	json_decref(rec);
 	m->mirroring = true;
 	m->started_ms = uv_now(g->env->loop);

@@ -92,12 +92,22 @@ char *sv_log_time(char *buf, size_t size, bool ms)
 	return buf;
 }
 
+/* qsupd's pid, asked once (getpid(2) is a system call per line, and a
+ * re-adoption logs two lines per guest); qsupd never forks but to exec. */
+static long own_pid(void)
+{
+	static long pid;
+	if (!pid)
+		pid = (long)getpid();
+	return pid;
+}
+
 /* One line on stderr with one write(2), so that lines never interleave. */
 static void to_stderr(enum sv_log_level level, const char *guest, const char *msg)
 {
 	char now[40], line[1400];
 	int n = snprintf(line, sizeof(line), "%s qsupd[%ld]: %s: %s%s%s\n",
-	                 sv_log_time(now, sizeof(now), true), (long)getpid(),
+	                 sv_log_time(now, sizeof(now), true), own_pid(),
 	                 level_names[level], guest ? guest : "", guest ? ": " : "", msg);
 	if (n < 0)
 		return;
