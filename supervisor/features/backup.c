@@ -1,4 +1,5 @@
-/* Backups: see backup.h. */
+/* Backups: see backup.h (and backup_int.h for its files): the operation, the
+ * manifests, the backup verb's start, backup-cancel. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "backup.h"
+#include "backup_int.h"
 #include "blockadd.h"
 #include "fdpass.h"
 #include "guest.h"
@@ -24,63 +25,7 @@
 #include "step.h"
 #include "subproc.h"
 
-#define BITMAP_PREFIX "qsup-backup-"
-#define PROGRESS_MS 1000
-#define IMG_LOG "qemu-img-backup.log"   /* in RUNDIR/NAME */
-
-enum { RES_PENDING, RES_OK, RES_FAILED };
-
-struct bdisk {
-	char id[SV_ID_MAX + 1];
-	char node[64];                  /* the disk's top format node */
-	char drv[32];                   /* its driver (qcow2, raw) */
-	uint64_t size;
-	json_t *bitmaps;                /* the node's dirty bitmaps' names (array) */
-	char *part, *final;             /* DIR/NAME-ID.DISK.qcow2(.part) */
-	char *backing;                  /* incremental: the previous file (basename) */
-	char tnode[48], job[48];
-	int fd, fdset;
-	bool made, added;
-	int result;
-	char *err;
-	int64_t cur, total;
-	/* restore */
-	char *src;                      /* the chain's newest file */
-	char *dst, *dstfmt;             /* the disk's image (op_new: a backup's too) */
-};
-
-struct sv_backup_op {
-	struct sv_opwork work;          /* off the loop: rc, err */
-	uv_timer_t *timer;
-	struct sv_guest *g;
-	struct sv_request *req;         /* the backup (restore) request; NULL: answered */
-	struct sv_request *cancel_req;  /* a backup-cancel waiting for the end */
-	bool restore;
-	bool full, autokind, wait, started, cancelling, failed, recovered;
-	bool in_txn;                    /* the transaction's answer is awaited */
-	bool ending;                    /* every job is over: completing or cleaning up */
-	int inflight;                   /* progress queries not answered yet */
-	bool dead;                      /* over: freed once they are answered */
-	int64_t speed;
-	char dir[4096];
-	char id[48];                    /* this backup's */
-	char chain[48];                 /* its chain's full backup's ID */
-	char bitmap[72];                /* the chain's bitmap */
-	char parent[48];                /* the previous backup's ID; "": none */
-	char created[32];
-	char statepath[4200];
-	json_t *pmanifest;              /* the previous backup's manifest (incremental) */
-	json_t *rec;                    /* restore: the manifest of ID */
-	struct bdisk *d;
-	size_t n, i;
-	struct sv_freeze fz;            /* the agent's freeze around the transaction */
-	struct sv_blockadd ba;          /* the targets into QEMU */
-	struct sv_blockadd_item *bitems;
-	char why[900];
-	uint64_t t0;
-};
-
-static const char restore_busy[] = "a backup-restore writes its disks";
+const char bk_restore_busy[] = "a backup-restore writes its disks";
 
 bool sv_backup_busy(const struct sv_guest *g)
 {
@@ -114,7 +59,7 @@ static void op_free(struct sv_backup_op *op)
 	free(op);
 }
 
-static void op_end(struct sv_backup_op *op)
+void bk_op_end(struct sv_backup_op *op)
 {
 	struct sv_guest *g = op->g;
 	if (op->timer) {
@@ -124,7 +69,7 @@ static void op_end(struct sv_backup_op *op)
 	}
 	if (g->backup == op)
 		g->backup = NULL;
-	if (op->restore && g->busy_op == restore_busy)
+	if (op->restore && g->busy_op == bk_restore_busy)
 		g->busy_op = NULL;
 	op->dead = true;
 	if (!op->inflight)
@@ -161,10 +106,7 @@ static void answer_err(struct sv_backup_op *op, const char *cls, const char *msg
 	op->cancel_req = NULL;
 }
 
-static void op_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void op_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
+void bk_op_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
 {
 	char msg[900];
 	va_list ap;
@@ -172,14 +114,14 @@ static void op_fail(struct sv_backup_op *op, const char *cls, const char *fmt, .
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	answer_err(op, cls, msg);
-	op_end(op);
+	bk_op_end(op);
 }
 
 /* The work off the loop failed: its error is the answer. */
-static void work_failed(struct sv_backup_op *op)
+void bk_work_failed(struct sv_backup_op *op)
 {
 	const struct sv_error *e = &op->work.err;
-	op_fail(op, e->cls ? e->cls : "GenericError", "%s", e->msg);
+	bk_op_fail(op, e->cls ? e->cls : "GenericError", "%s", e->msg);
 }
 
 /* ---- manifests ---- */
@@ -188,7 +130,7 @@ static const char *MANIFEST_SUFFIX = ".backup.json";
 
 /* Every complete manifest of guest in dir, oldest first (by "finished",
  * then ID). Off the loop. */
-static json_t *read_manifests(const char *dir, const char *guest)
+json_t *bk_read_manifests(const char *dir, const char *guest)
 {
 	json_t *out = json_array();
 	DIR *dh = opendir(dir);
@@ -227,7 +169,7 @@ static json_t *read_manifests(const char *dir, const char *guest)
 	return out;
 }
 
-static json_t *find_manifest(json_t *all, const char *id)
+json_t *bk_find_manifest(json_t *all, const char *id)
 {
 	json_t *m;
 	size_t i;
@@ -355,7 +297,7 @@ static void finish_fail_done(void *arg)
 	        "guest", op->g->name, "data", "backup", op->id, "status", op->cancelling
 	        ? "cancelled" : "failed", "error", op->why));
 	answer_err(op, op->cancelling ? "Cancelled" : "GenericError", op->why);
-	op_end(op);
+	bk_op_end(op);
 }
 
 /* QEMU lets the targets go (the jobs are dismissed first) and the new
@@ -491,7 +433,7 @@ static void finish_ok_done(void *arg)
 		sv_reply_err(op->cancel_req, "InvalidState", "%s: backup %s completed before it "
 		             "could be cancelled", op->g->name, op->id);
 	op->cancel_req = NULL;
-	op_end(op);
+	bk_op_end(op);
 }
 
 /* The targets' nodes must be gone (closed, so flushed) before the files
@@ -816,11 +758,11 @@ const struct sv_guest_observer sv_backup_observer = {
 
 /* The answer of a failed start or restore, once its files are gone: the
  * class in err.cls, the message in why. */
-static void fail_done(void *arg)
+void bk_fail_done(void *arg)
 {
 	struct sv_backup_op *op = arg;
 	answer_err(op, op->work.err.cls ? op->work.err.cls : "GenericError", op->why);
-	op_end(op);
+	bk_op_end(op);
 }
 
 /* Before the jobs: drop what was made (targets in QEMU, files, the record). */
@@ -841,7 +783,7 @@ static void setup_fail(struct sv_backup_op *op, const char *cls, const char *fmt
 			free(op->d[i].part);   /* not ours: another backup's, or none */
 			op->d[i].part = NULL;
 		}
-	sv_opwork_run(&op->work, finish_fail_work, fail_done);
+	sv_opwork_run(&op->work, finish_fail_work, bk_fail_done);
 }
 
 static void on_transaction(void *ctx, const struct qmp_result *r)
@@ -1020,7 +962,7 @@ static void prepare_work(void *arg)
 		                            strerror(errno));
 		return;
 	}
-	json_t *all = read_manifests(op->dir, op->g->name);
+	json_t *all = bk_read_manifests(op->dir, op->g->name);
 	json_t *last = json_array_get(all, json_array_size(all) - 1);
 	if (op->autokind)
 		op->full = !last;
@@ -1089,26 +1031,26 @@ static void prepare_done(void *arg)
 {
 	struct sv_backup_op *op = arg;
 	if (op->work.rc < 0) {
-		work_failed(op);
+		bk_work_failed(op);
 		return;
 	}
 	for (size_t i = 0; !op->full && i < op->n; i++) {
 		struct bdisk *d = &op->d[i];
 		json_t *pd = json_object_get(json_object_get(op->pmanifest, "disks"), d->id);
 		if (strcmp(d->drv, "qcow2")) {
-			op_fail(op, "InvalidArgument", "disk %s is %s, not qcow2: it has no dirty "
-			        "bitmap, so no incremental backup (take a full one)", d->id, d->drv);
+			bk_op_fail(op, "InvalidArgument", "disk %s is %s, not qcow2: it has no dirty "
+			           "bitmap, so no incremental backup (take a full one)", d->id, d->drv);
 			return;
 		}
 		if (!pd) {
-			op_fail(op, "InvalidState", "disk %s is not in the previous backup %s: take a "
-			        "full one", d->id, op->parent);
+			bk_op_fail(op, "InvalidState", "disk %s is not in the previous backup %s: take a "
+			           "full one", d->id, op->parent);
 			return;
 		}
 		if (!has_bitmap(d, op->bitmap)) {
-			op_fail(op, "InvalidState", "disk %s has no dirty bitmap %s (the chain of %s; "
-			        "a snapshot since, or a newer full backup elsewhere?): take a full "
-			        "one", d->id, op->bitmap, op->chain);
+			bk_op_fail(op, "InvalidState", "disk %s has no dirty bitmap %s (the chain of %s; "
+			           "a snapshot since, or a newer full backup elsewhere?): take a full "
+			           "one", d->id, op->bitmap, op->chain);
 			return;
 		}
 		d->backing = strdup(sv_jstr(pd, "file", ""));
@@ -1123,8 +1065,8 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 	json_t *bm;
 	size_t m;
 	if (r->status != 0) {
-		op_fail(op, "GenericError", "query-block: %s", r->err_desc ? r->err_desc
-		        : qmp_strerror(r->status));
+		bk_op_fail(op, "GenericError", "query-block: %s", r->err_desc ? r->err_desc
+		           : qmp_strerror(r->status));
 		return;
 	}
 	for (size_t i = 0; i < op->n; i++) {
@@ -1140,7 +1082,7 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 				json_array_append_new(d->bitmaps, json_string(sv_jstr(bm, "name", "")));
 		}
 		if (!d->node[0] || !d->size) {
-			op_fail(op, "GenericError", "disk %s is not in QEMU's block devices", d->id);
+			bk_op_fail(op, "GenericError", "disk %s is not in QEMU's block devices", d->id);
 			return;
 		}
 	}
@@ -1149,8 +1091,8 @@ static void on_blocks(void *ctx, const struct qmp_result *r)
 
 /* An operation on p's writable disks: the profile's, then those hot-plugged
  * with --persist. NULL: req is answered. */
-static struct sv_backup_op *op_new(struct sv_guest *g, struct sv_request *req,
-                                   const struct sv_profile *p)
+struct sv_backup_op *bk_op_new(struct sv_guest *g, struct sv_request *req,
+                               const struct sv_profile *p)
 {
 	json_t *hp = sv_snapshot_hp_disks(p), *v;
 	const char *id;
@@ -1197,8 +1139,8 @@ static const char *busy(struct sv_guest *g)
 }
 
 /* Answers req when g has no profile or is busy (verb: the message's). */
-static bool refused(struct sv_guest *g, struct sv_request *req, const struct sv_profile *p,
-                    const char *verb)
+bool bk_refused(struct sv_guest *g, struct sv_request *req, const struct sv_profile *p,
+                const char *verb)
 {
 	const char *refuse = busy(g);
 	if (!p)
@@ -1231,7 +1173,7 @@ int sv_backup_check(json_t *args, struct sv_error *err)
 void sv_backup_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 {
 	const struct sv_profile *p = sv_guest_profile_now(g);
-	if (refused(g, req, p, "backup"))
+	if (bk_refused(g, req, p, "backup"))
 		return;
 	if (!sv_guest_qmp_up(g)) {
 		sv_reply_err(req, "InvalidState", "%s is %s: a backup needs the guest running (or "
@@ -1239,7 +1181,7 @@ void sv_backup_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 		             g->name, sv_state_name(g->state));
 		return;
 	}
-	struct sv_backup_op *op = op_new(g, req, p);
+	struct sv_backup_op *op = bk_op_new(g, req, p);
 	if (!op)
 		return;
 	if (!op->n) {
@@ -1281,222 +1223,4 @@ void sv_backup_cancel(struct sv_guest *g, struct sv_request *req, json_t *args)
 	op->cancel_req = req;
 	op->cancelling = true;
 	cancel_pending(op);
-}
-
-/* ---- backup-restore ---- */
-
-int sv_backup_restore_check(json_t *args, struct sv_error *err)
-{
-	json_t *dir = json_object_get(args, "dir"), *b = json_object_get(args, "backup");
-	if (!json_is_string(dir) || json_string_value(dir)[0] != '/')
-		return sv_error_setc(err, -EINVAL, "InvalidArgument", "backup-restore needs "
-		                     "{\"name\", \"dir\": the backups' directory, an absolute "
-		                     "path, \"backup\": an ID (optional)}");
-	if (b && (!json_is_string(b) || !json_string_length(b) || strchr(json_string_value(b),
-	    '/')))
-		return sv_error_setc(err, -EINVAL, "InvalidArgument", "\"backup\" must be a "
-		                     "backup's ID");
-	return 0;
-}
-
-static void restore_next(struct sv_backup_op *op);
-
-static void restore_fail_work(void *arg)
-{
-	struct sv_backup_op *op = arg;
-	for (size_t i = 0; i < op->n; i++)
-		if (op->d[i].part)
-			unlink(op->d[i].part);
-}
-
-static void restore_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void restore_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(op->why, sizeof(op->why), fmt, ap);
-	va_end(ap);
-	op->work.err.cls = cls;
-	sv_opwork_run(&op->work, restore_fail_work, fail_done);
-}
-
-static void rename_work(void *arg)
-{
-	struct sv_backup_op *op = arg;
-	for (size_t i = 0; i < op->n; i++) {
-		struct bdisk *d = &op->d[i];
-		if (rename(d->part, d->dst) < 0) {
-			op->work.rc = sv_error_set(&op->work.err, -errno, "disk %s: cannot rename "
-			                           "%s: %s (disks before it are restored)", d->id,
-			                           d->part, strerror(errno));
-			return;
-		}
-		free(d->part);
-		d->part = NULL;
-	}
-}
-
-static void rename_done(void *arg)
-{
-	struct sv_backup_op *op = arg;
-	if (op->work.rc < 0) {
-		restore_fail(op, "GenericError", "%s", op->work.err.msg);
-		return;
-	}
-	json_t *disks = json_object();
-	for (size_t i = 0; i < op->n; i++)
-		json_object_set_new(disks, op->d[i].id, json_string(op->d[i].dst));
-	sv_log(SV_LOG_INFO, op->g->name, "restored from backup %s in %s", op->id, op->dir);
-	sv_reply_ok(op->req, json_pack("{s:s, s:s, s:s, s:o}", "name", op->g->name, "backup",
-	            op->id, "status", "restored", "disks", disks));
-	op->req = NULL;
-	op_end(op);
-}
-
-static void on_converted(void *arg, bool ok)
-{
-	struct sv_backup_op *op = arg;
-	struct bdisk *d = &op->d[op->i];
-	if (!ok) {
-		char tail[600];
-		sv_opwork_img_tail(&op->work, tail, sizeof(tail));
-		restore_fail(op, "GenericError", "disk %s: qemu-img convert %s: %s (the disk's "
-		             "image is unchanged)", d->id, d->src, tail);
-		return;
-	}
-	op->i++;
-	restore_next(op);
-}
-
-static void restore_next(struct sv_backup_op *op)
-{
-	if (op->i == op->n) {
-		sv_opwork_run(&op->work, rename_work, rename_done);
-		return;
-	}
-	struct bdisk *d = &op->d[op->i];
-	const char *args[] = { "convert", "-q", "-f", "qcow2", "-O", d->dstfmt, "--", d->src,
-	                       d->part, NULL };
-	int rc = sv_opwork_img(&op->work, args, on_converted);
-	if (rc < 0)
-		restore_fail(op, "GenericError", "cannot run qemu-img: %s", uv_strerror(rc));
-}
-
-/* Off the loop: the manifest of the backup asked for (or the newest), each
- * disk's file checked along its chain. */
-static void restore_read(void *arg)
-{
-	struct sv_backup_op *op = arg;
-	json_t *all = read_manifests(op->dir, op->g->name);
-	json_t *m = op->id[0] ? find_manifest(all, op->id)
-	          : json_array_get(all, json_array_size(all) - 1);
-	if (!m) {
-		op->work.rc = sv_error_setc(&op->work.err, -ENOENT, "NotFound", op->id[0]
-		                            ? "%s holds no backup %s of %s"
-		                            : "%s holds no backup of %s%s", op->dir, op->id[0]
-		                            ? op->id : op->g->name, op->id[0] ? op->g->name : "");
-		json_decref(all);
-		return;
-	}
-	snprintf(op->id, sizeof(op->id), "%s", sv_jstr(m, "backup", ""));
-	op->rec = json_incref(m);
-	json_decref(all);
-	json_t *dd;
-	const char *id;
-	json_object_foreach(json_object_get(m, "disks"), id, dd) {
-		struct bdisk *d = NULL;
-		for (size_t i = 0; i < op->n; i++)
-			if (!strcmp(op->d[i].id, id))
-				d = &op->d[i];
-		if (!d)
-			continue;   /* a disk the guest no longer has */
-		char path[4400];
-		/* the chain: each file's backing, in the same dir */
-		const char *file = sv_jstr(dd, "file", "");
-		if (asprintf(&d->src, "%s/%s", op->dir, file) < 0) {
-			d->src = NULL;
-			op->work.rc = sv_error_set(&op->work.err, -ENOMEM, "out of memory");
-			return;
-		}
-		snprintf(path, sizeof(path), "%s", d->src);
-		if (access(path, R_OK) < 0) {
-			op->work.rc = sv_error_setc(&op->work.err, -errno, "NotFound", "disk %s: "
-			                            "%s: %s", id, path, strerror(errno));
-			return;
-		}
-	}
-}
-
-static void restore_read_done(void *arg)
-{
-	struct sv_backup_op *op = arg;
-	if (op->work.rc < 0) {
-		work_failed(op);
-		return;
-	}
-	/* only the disks the backup has */
-	size_t k = 0;
-	for (size_t i = 0; i < op->n; i++) {
-		if (op->d[i].src) {
-			if (k != i) {
-				op->d[k] = op->d[i];
-				memset(&op->d[i], 0, sizeof(op->d[i]));
-				op->d[i].fd = -1;
-			}
-			k++;
-		} else {
-			free(op->d[i].dst);
-			free(op->d[i].dstfmt);
-			op->d[i].dst = op->d[i].dstfmt = NULL;
-		}
-	}
-	op->n = k;
-	if (!op->n) {
-		op_fail(op, "InvalidArgument", "backup %s holds none of %s's disks", op->id,
-		        op->g->name);
-		return;
-	}
-	for (size_t i = 0; i < op->n; i++)
-		if (asprintf(&op->d[i].part, "%s.restore.part", op->d[i].dst) < 0) {
-			op->d[i].part = NULL;
-			op_fail(op, "GenericError", "out of memory");
-			return;
-		}
-	op->i = 0;
-	restore_next(op);
-}
-
-void sv_backup_restore(struct sv_guest *g, struct sv_request *req, json_t *args)
-{
-	const struct sv_profile *p = sv_guest_profile_now(g);
-	struct sv_error e = { 0 };
-	json_t *rec = NULL;
-	if (refused(g, req, p, "backup-restore"))
-		return;
-	if (sv_guest_active(g)) {
-		sv_reply_err(req, "InvalidState", "%s is %s: backup-restore needs the guest "
-		             "stopped (qsupctl stop %s)", g->name, sv_state_name(g->state), g->name);
-		return;
-	}
-	if (sv_snaprec_read(p, &rec, &e) < 0 || json_object_size(json_object_get(rec,
-	    "active"))) {
-		json_decref(rec);
-		sv_reply_err(req, "InvalidState", "%s has disk snapshots (qsupctl snapshot %s "
-		             "list): its disks boot overlays a restore would not reach; delete "
-		             "the snapshots first", g->name, g->name);
-		return;
-	}
-	json_decref(rec);
-	struct sv_backup_op *op = op_new(g, req, p);
-	if (!op)
-		return;
-	op->restore = true;
-	snprintf(op->dir, sizeof(op->dir), "%s", sv_jstr(args, "dir", ""));
-	snprintf(op->id, sizeof(op->id), "%s", sv_jstr(args, "backup", ""));
-	g->backup = op;
-	g->busy_op = restore_busy;
-	sv_guest_hold(g);
-	sv_opwork_run(&op->work, restore_read, restore_read_done);
 }
