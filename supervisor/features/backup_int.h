@@ -2,8 +2,11 @@
  * Internal to backups (backup.h tells the whole): the operation and what
  * its files share.
  *
- * backup.c          the operation (its end, its errors), the manifests,
+ * backup.c          the operation (made, answered, ended), the manifests,
  *                   the backup verb's start, backup-cancel
+ * backup_jobs.c     a backup in flight: its record, how it ends (complete
+ *                   or failed), its progress, the observer, the pick-up
+ *                   after a qsupd restart
  * backup_restore.c  backup-restore
  */
 #ifndef SV_BACKUP_INT_H
@@ -22,7 +25,6 @@
 #include "opwork.h"
 
 #define BITMAP_PREFIX "qsup-backup-"
-#define PROGRESS_MS 1000
 #define IMG_LOG "qemu-img-backup.log"   /* in RUNDIR/NAME */
 
 enum { RES_PENDING, RES_OK, RES_FAILED };
@@ -79,11 +81,19 @@ struct sv_backup_op {
 
 /* backup.c */
 
+/* The manifest's name: DIR/NAME-ID followed by this. */
+extern const char *BK_MANIFEST_SUFFIX;
 /* g->busy_op while a restore writes g's disks. */
 extern const char bk_restore_busy[];
 /* The operation is over: g let go, op freed (once its progress queries
  * are answered). */
 void bk_op_end(struct sv_backup_op *op);
+/* op freed, with its disks' names and fds and the manifests it holds. */
+void bk_op_free(struct sv_backup_op *op);
+/* The next disk of op (op->d has room), named id. */
+struct bdisk *bk_disk_new(struct sv_backup_op *op, const char *id);
+/* Answer (and log) an error; the operation goes on (the caller ends it). */
+void bk_answer_err(struct sv_backup_op *op, const char *cls, const char *msg);
 /* Answer (and log) an error, then end the operation. */
 void bk_op_fail(struct sv_backup_op *op, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -104,5 +114,22 @@ struct sv_backup_op *bk_op_new(struct sv_guest *g, struct sv_request *req,
 /* Answers req when g has no profile or is busy (verb: the message's). */
 bool bk_refused(struct sv_guest *g, struct sv_request *req, const struct sv_profile *p,
                 const char *verb);
+
+/* backup_jobs.c */
+
+/* The record of g's backup in flight: STATE-DIR/NAME.backup.json. */
+void bk_record_path(struct sv_guest *g, char *buf, size_t size);
+/* The record's content: op's jobs, target nodes and files. */
+json_t *bk_state_json(struct sv_backup_op *op);
+/* v written to path (as path.part, synced, then renamed); 0 or -errno. */
+int bk_write_json_atomic(const char *path, json_t *v, struct sv_error *err);
+/* Off the loop: op's .part files and its record removed. */
+void bk_finish_fail_work(void *arg);
+/* Once every job has its result: the backup completed, or cleaned up. */
+void bk_maybe_finish(struct sv_backup_op *op);
+/* The jobs not over yet cancelled. */
+void bk_cancel_pending(struct sv_backup_op *op);
+/* BACKUP_PROGRESS every second while the jobs run. */
+void bk_start_timer(struct sv_backup_op *op);
 
 #endif
