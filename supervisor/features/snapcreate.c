@@ -223,7 +223,8 @@ void snap_on_blocks(void *ctx, const struct qmp_result *r)
 			          "image"), "virtual-size"));
 		}
 		if (!d->node[0] || !d->size) {
-			snap_op_fail(op, "GenericError", "disk %s is not in QEMU's block devices", d->id);
+			snap_op_fail(op, "GenericError", "disk %s is not in QEMU's block devices",
+			             d->id);
 			return;
 		}
 	}
@@ -266,8 +267,8 @@ static void on_resumed(struct sv_snap_op *op, json_t *msg)
 {
 	const char *e = snap_answer_err(msg);
 	if (e) {
-		snap_op_fail(op, "GenericError", "the snapshot is taken, but the guest stays paused: "
-		             "resume: %s", e);
+		snap_op_fail(op, "GenericError", "the snapshot is taken, but the guest stays "
+		             "paused: resume: %s", e);
 		return;
 	}
 	reply(op);

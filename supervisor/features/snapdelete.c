@@ -202,7 +202,8 @@ static void on_child_rw(void *arg, const char *why)
 {
 	struct sv_snap_op *op = arg;
 	if (why)
-		snap_op_fail(op, "GenericError", "disk %s: %s (nothing changed)", op->d[op->i].id, why);
+		snap_op_fail(op, "GenericError", "disk %s: %s (nothing changed)", op->d[op->i].id,
+		             why);
 	else
 		stream(op);
 }
@@ -245,8 +246,8 @@ static void on_named(void *ctx, const struct qmp_result *r)
 	int cfd = -1;
 	char top[64];
 	if (r->status != 0) {
-		snap_op_fail(op, "GenericError", "query-named-block-nodes: %s", r->err_desc ? r->err_desc
-		             : qmp_strerror(r->status));
+		snap_op_fail(op, "GenericError", "query-named-block-nodes: %s",
+		             r->err_desc ? r->err_desc : qmp_strerror(r->status));
 		return;
 	}
 	json_decref(op->result);
@@ -255,8 +256,8 @@ static void on_named(void *ctx, const struct qmp_result *r)
 	if (!node_at(op, top, d->poschild, d->node, sizeof(d->node), &cfd) ||
 	    !node_at(op, top, d->posbelow, d->bnode, sizeof(d->bnode), NULL) ||
 	    !node_at(op, top, d->posbelow - 1, d->lnode, sizeof(d->lnode), &d->lfdset)) {
-		snap_op_fail(op, "GenericError", "disk %s: QEMU's block graph does not match the chain "
-		             "of %s", d->id, d->top);
+		snap_op_fail(op, "GenericError", "disk %s: QEMU's block graph does not match the "
+		             "chain of %s", d->id, d->top);
 		return;
 	}
 	d->streamed = true;
@@ -319,8 +320,8 @@ static void delete_merge(struct sv_snap_op *op)
 		return;
 	}
 	if (op->live && sv_guest_active(op->g) && d->poschild >= 0) {
-		snap_op_fail(op, "GenericError", "disk %s: the running chain does not hold %s under %s",
-		             d->id, d->below, d->child);
+		snap_op_fail(op, "GenericError", "disk %s: the running chain does not hold %s "
+		             "under %s", d->id, d->below, d->child);
 		return;
 	}
 	/* Not in QEMU's chain (or the guest is stopped): qemu-img rebase copies
@@ -361,8 +362,8 @@ static void snap_event(struct sv_guest *g, const char *name, json_t *data)
 	op->waiting_job = false;
 	const char *err = json_string_value(json_object_get(data, "error"));
 	if (!strcmp(name, "BLOCK_JOB_CANCELLED") || err) {
-		snap_op_fail(op, "GenericError", "disk %s: the merge (block-stream) failed: %s; the "
-		             "chain is as it was", d->id, err ? err : "cancelled");
+		snap_op_fail(op, "GenericError", "disk %s: the merge (block-stream) failed: %s; "
+		             "the chain is as it was", d->id, err ? err : "cancelled");
 		return;
 	}
 	progress(op, "merged", json_pack("{s:I}", "bytes",
@@ -376,8 +377,9 @@ static void snap_gone(struct sv_guest *g)
 	struct sv_snap_op *op = g->snap;
 	if (op && op->waiting_job) {
 		op->waiting_job = false;
-		snap_op_fail(op, "GenericError", "QEMU ended during the merge of disk %s; the record "
-		             "is unchanged (the next start boots the same chain)", op->d[op->i].id);
+		snap_op_fail(op, "GenericError", "QEMU ended during the merge of disk %s; the "
+		             "record is unchanged (the next start boots the same chain)",
+		             op->d[op->i].id);
 	}
 }
 

@@ -309,9 +309,9 @@ static bool setup_create(struct sv_snap_op *op, const struct sv_profile *p)
 	for (size_t i = 0; i < nids; i++) {
 		const char *fmt, *base = base_of(p, op->hp, ids[i], &fmt);
 		if (!strncmp(base, "/dev/", 5)) {
-			snap_op_fail(op, "InvalidArgument", "disk %s is the block device %s: qsup puts "
-			             "overlays next to the disk's file, and cannot next to a device",
-			             ids[i], base);
+			snap_op_fail(op, "InvalidArgument", "disk %s is the block device %s: qsup "
+			             "puts overlays next to the disk's file, and cannot next to a "
+			             "device", ids[i], base);
 			json_decref(layers);
 			free(ids);
 			return false;
@@ -527,7 +527,8 @@ void sv_snapshot_cmd(struct sv_guest *g, struct sv_request *req, json_t *args)
 		if (op->memory && !op->was_paused) {
 			struct sv_request *r = snap_ireq(op, "pause", snap_on_paused);
 			if (!r || sv_guest_simple(g, "pause", r, &e) < 0)
-				snap_op_fail(op, "GenericError", "pause: %s", r ? e.msg : "out of memory");
+				snap_op_fail(op, "GenericError", "pause: %s", r ? e.msg
+				             : "out of memory");
 		} else if (op->live) {
 			sv_step(g->qmp, NULL, "query-block", NULL, -1, snap_on_blocks, op);
 		} else {
