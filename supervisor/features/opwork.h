@@ -1,5 +1,5 @@
 /*
- * The work a storage operation (backup.c, snapshot.c) does off the loop:
+ * The work a storage operation (a backup, a snapshot) does off the loop:
  * steps on libuv's thread pool, each leaving its result (rc, err) to the
  * step after it on the loop, and qemu-img spawned with its output in a log
  * of the guest's. Embedded in the operation; each callback is handed the

@@ -233,7 +233,7 @@ struct sv_guest {
 	const char *busy_op;            /* an offline disk operation runs on the
 	                                   guest's images (clone, disk-resize):
 	                                   starts are refused; NULL: none */
-	struct sv_snap_op *snap;        /* a snapshot operation (snapshot.c); NULL: none */
+	struct sv_snap_op *snap;        /* a snapshot operation (snapshot_int.h); NULL: none */
 	struct sv_tune *tune;           /* limits, pinning, balloon (tune.c); NULL: none yet */
 	struct sv_backup_op *backup;    /* a backup or backup-restore (backup.c); NULL: none */
 	/* VNC: the display QEMU listens on (chosen at start for vnc-display =
