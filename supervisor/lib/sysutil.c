@@ -1,10 +1,10 @@
 /* Processes and directories, through /proc and the file system: see
  * sysutil.h. */
 #include <ctype.h>
-#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,42 +30,52 @@ int sv_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* The flags field of /proc/PID/stat (at p) has PF_EXITING: the process
- * is in its exit. Killed, it is no zombie yet while its threads end, its
- * memory goes and its files close; a flock it held is released only late
- * in that (a QEMU's guest lock: the process is gone for every purpose of
- * qsupd's, and is waited for, not taken for another holder). */
-static bool exiting(const char *p)
+/* Past the next n fields of /proc/PID/stat's text at p; NULL when there
+ * are fewer. */
+static char *skip_fields(char *p, int n)
 {
-	return (strtoul(p, NULL, 10) & 0x4) != 0;   /* PF_EXITING, linux/sched.h */
+	while (n-- > 0 && p)
+		if ((p = strchr(p, ' ')))
+			p++;
+	return p;
 }
 
-unsigned long long sv_proc_starttime(int pid)
+/* pid's /proc/PID/stat read into buf, and its flags field (field 9), when
+ * pid is a live process: NULL when it is gone, a zombie waiting for its
+ * reaper, or in its exit (PF_EXITING). Killed, a process is no zombie yet
+ * while its threads end, its memory goes and its files close; a flock it
+ * held is released only late in that (a QEMU's guest lock: the process
+ * is gone for every purpose of qsupd's, and is waited for, not taken for
+ * another holder). */
+static char *live_stat(int pid, char *buf, size_t size)
 {
-	char path[64], buf[1024];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+	if (fd >= 0)
+		close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = '\0';
 	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;   /* gone, or a zombie waiting for its reaper */
-	/* field 3 is the state; the flags are field 9, the start time field
-	 * 22 (counted by hand: sscanf's skipping costs more than the read) */
-	p += 2;
-	for (int field = 3; field < 22; field++) {
-		if (!(p = strchr(p, ' ')))
-			return 0;
-		p++;
-		if (field + 1 == 9 && exiting(p))
-			return 0;
-	}
+		return NULL;
+	/* field 3 is the state, 6 fields before the flags (counted by hand:
+	 * sscanf's skipping costs more than the read) */
+	p = skip_fields(p + 2, 6);
+	return p && !(strtoul(p, NULL, 10) & 0x4) ? p : NULL;   /* PF_EXITING, linux/sched.h */
+}
+
+unsigned long long sv_proc_starttime(int pid)
+{
+	char buf[1024];
+	char *p = live_stat(pid, buf, sizeof(buf));
+	if (p)
+		p = skip_fields(p, 22 - 9);   /* the start time, field 22 */
+	if (!p)
+		return 0;
 	char *end;
 	unsigned long long start = strtoull(p, &end, 10);
 	return end != p && (*end == ' ' || *end == '\0' || *end == '\n') ? start : 0;
@@ -145,23 +155,6 @@ int sv_boot_id(const char *path, char *buf, size_t size)
 
 bool sv_pid_alive(int pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return false;
-	p += 2;   /* field 3, the state; on to the flags, field 9 */
-	for (int field = 3; field < 9; field++)
-		if (!(p = strchr(p, ' ')))
-			return false;
-		else
-			p++;
-	return !exiting(p);
+	char buf[512];
+	return live_stat(pid, buf, sizeof(buf)) != NULL;
 }
