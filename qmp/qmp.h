@@ -183,7 +183,8 @@ void qmp_client_cork(struct qmp_client *c);
 void qmp_client_uncork(struct qmp_client *c);
 
 /* Set the default command deadline (also used for negotiation) and the line
- * cap. Call before connecting. 0 keeps the current value. */
+ * cap; 0 keeps the current value. The deadline counts for the commands sent
+ * from then on, and the negotiation takes the one set when it begins. */
 void qmp_client_set_limits(struct qmp_client *c, uint64_t timeout_ms, size_t max_line);
 
 /* A readable name for a status given to a reply or closed() callback. */

@@ -32,6 +32,19 @@
 #define SV_REPRESS_MS 5000      /* between two ACPI presses in one stop */
 #define QMP_TIMEOUT_MS 10000   /* negotiation, and each command */
 
+/* QMP's deadline for a command (and the negotiation): QMP_TIMEOUT_MS, but
+ * while a start is under way its start-timeout, which the start's own
+ * deadline timer (launch.c) enforces. A host busy starting many guests at
+ * once can leave a QEMU more than 10 s from its QMP greeting, and such a
+ * start must fail at the start-timeout the profile sets, not earlier. */
+static uint64_t qmp_deadline(const struct sv_guest *g)
+{
+	if (sv_state_is_launching(g->state) && !g->adopting && g->run_profile &&
+	    g->run_profile->start_timeout_ms > QMP_TIMEOUT_MS)
+		return g->run_profile->start_timeout_ms;
+	return QMP_TIMEOUT_MS;
+}
+
 bool sv_guest_active(const struct sv_guest *g)
 {
 	return g->pid > 0;
@@ -58,6 +71,8 @@ bool sv_guest_transition(struct sv_guest *g, enum sv_state to, const char *reaso
 		return false;
 	}
 	g->state = to;
+	if (g->qmp)
+		qmp_client_set_limits(g->qmp, qmp_deadline(g), 0);
 	snprintf(g->reason, sizeof(g->reason), "%s", reason);
 	sv_log(SV_LOG_INFO, g->name, "%s -> %s (%s)", sv_state_name(from),
 	       sv_state_name(to), reason);
@@ -334,7 +349,7 @@ void sv_guest_qmp_connect(struct sv_guest *g, bool cork)
 	if (!g->qmp)
 		return;
 	sv_guest_hold(g);
-	qmp_client_set_limits(g->qmp, QMP_TIMEOUT_MS, 0);
+	qmp_client_set_limits(g->qmp, qmp_deadline(g), 0);
 	qmp_client_set_debug(g->qmp, sv_log_enabled(SV_LOG_DEBUG));
 	/* qmp_capabilities goes out without waiting for the greeting: a round
 	 * trip less per start, and for a re-adoption the query that follows is

@@ -585,6 +585,46 @@ static void test_start_deadline(void **state)
 	json_decref(must(x, "list", "", 5000));
 }
 
+/* A QEMU that greets on QMP only 12 s after its spawn, as on a host busy
+ * starting many guests at once: the start waits for it up to its
+ * start-timeout (60 s here), past the 10 s deadline of a command to a
+ * running guest. Once it runs, that 10 s deadline is back: a command to
+ * its SIGSTOPped QEMU fails long before 60 s. */
+static void test_start_slow_greeting(void **state)
+{
+	struct fx *x = *state;
+	char late[700], text[2048];
+	fake_qemu(x, "fake-qemu-late", late, sizeof(late));
+	snprintf(text, sizeof(text), FW "[restart]\npolicy = never\n[qemu]\nbinary = %s\n"
+	         "start-timeout = 60s\n", late);
+	t_daemon_profile(&x->d, "late", text);
+	start_daemon(x);
+	double t0 = t_now();
+	json_t *r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "late"), 90000);
+	if (!json_object_get(r, "return"))
+		fail_msg("start: %s\n%s", r ? json_dumps(r, 0) : "no reply", t_daemon_log(&x->d));
+	assert_string_equal(str(json_object_get(r, "return"), "state"), "running");
+	double took = t_now() - t0;
+	printf("# note: running %.1f s after the start request (QEMU exec'd after 12 s)\n", took);
+	assert_true(took >= 12.0);   /* the wait really was past the 10 s */
+	json_decref(r);
+	json_t *s = status_of(&x->c, "late");
+	pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+	json_decref(s);
+	assert_true(pid > 0);
+	kill(pid, SIGSTOP);
+	t0 = t_now();
+	r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", "late",
+	               "command", "query-status"), 40000);
+	if (!r || !json_object_get(r, "error"))
+		fail_msg("a command to the stopped QEMU: %s", r ? json_dumps(r, 0) : "no reply in 40 s");
+	printf("# note: a command to the SIGSTOPped QEMU failed after %.1f s: %s\n", t_now() - t0,
+	       str(json_object_get(r, "error"), "desc"));
+	json_decref(r);
+	kill(pid, SIGCONT);
+	json_decref(must(x, "kill", "late", 10000));
+}
+
 /* qsupd going away never kills a QEMU, not even one whose start is in
  * flight (its cont unanswered): closing QMP fails the cont, and that
  * failure must not count as a failed start. The next qsupd finds it in
@@ -1064,6 +1104,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prelaunch_started_afresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_leaves_a_starting_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_slow_greeting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_refused_while_saving, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_and_window_survive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished_disk_not_recreated, setup, teardown),

@@ -6,7 +6,10 @@
  *   fake-qemu-garbage  accepts and writes lines that are not QMP, forever
  *   fake-qemu-nocont   speaks QMP, answers every command but cont, which it
  *                      never answers: a start that stays in flight
- * Either way it stays until killed.
+ *   fake-qemu-late     sleeps 12 s, then becomes the real QEMU with the same
+ *                      arguments and fds: a QEMU on a host too busy to greet
+ *                      on QMP within qsupd's 10 s command deadline
+ * The others stay until killed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +49,13 @@ int main(int argc, char **argv)
 {
 	const char *name = argc > 0 ? strrchr(argv[0], '/') : NULL;
 	name = name ? name + 1 : argc > 0 ? argv[0] : "";
+	if (strcmp(name, "fake-qemu-late") == 0) {
+		sleep(12);
+		argv[0] = (char *)"/usr/bin/qemu-system-x86_64";
+		execv(argv[0], argv);
+		perror(argv[0]);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(name, "fake-qemu-nocont") == 0)
 		nocont(accept(3, NULL, NULL));
