@@ -105,13 +105,33 @@ static void adopt_done(struct sv_guest *g, const char *st, const struct qmp_resu
 
 static void on_query_migrate(void *arg, const struct qmp_result *r);
 
+static void adopted_qmp_lost(struct sv_guest *g, int status);
+
+/* No answer before QMP's deadline (or no greeting: the negotiation timed
+ * out and the connection ends). QEMU lives (its pidfd says so) but is
+ * frozen or starved: what it runs is unknown, so the guest stays in its
+ * re-adoption, and the question goes out again on a new connection once
+ * this one is closed (sv_adopted_qmp_closed). */
+static bool adopt_timed_out(struct sv_guest *g, const struct qmp_result *r)
+{
+	if (r->status != UV_ETIMEDOUT)
+		return false;
+	if (g->adopting && !g->adopt_again && g->qmp) {
+		g->adopt_again = true;
+		qmp_client_close(g->qmp);   /* a no-op where it is closing already */
+	}
+	return true;
+}
+
 static void on_query_status(void *arg, const struct qmp_result *r)
 {
 	struct sv_guest *g = arg;
 	if (r->status == UV_ECANCELED)
-		return;   /* qsupd closed the connection: it is exiting */
+		return;   /* qsupd closed the connection: it is exiting, or asks again */
+	if (adopt_timed_out(g, r))
+		return;
 	if (reply_lost(r)) {
-		sv_adopted_qmp_lost(g, r->status);
+		adopted_qmp_lost(g, r->status);
 		return;
 	}
 	if (!g->adopting)
@@ -139,8 +159,10 @@ static void on_query_migrate(void *arg, const struct qmp_result *r)
 	struct sv_guest *g = arg;
 	if (r->status == UV_ECANCELED)
 		return;
+	if (adopt_timed_out(g, r))
+		return;
 	if (reply_lost(r)) {
-		sv_adopted_qmp_lost(g, r->status);
+		adopted_qmp_lost(g, r->status);
 		return;
 	}
 	if (!g->adopting || !g->adopt_st_seen)
@@ -152,6 +174,7 @@ static void on_query_migrate(void *arg, const struct qmp_result *r)
 
 void sv_adopted_connect(struct sv_guest *g)
 {
+	g->adopt_again = false;
 	sv_guest_qmp_connect(g, true);
 	/* In one write with the negotiation (eager, corked): one wake-up of
 	 * QEMU, which answers them in one go. */
@@ -163,7 +186,26 @@ void sv_adopted_connect(struct sv_guest *g)
 		qmp_client_uncork(g->qmp);
 }
 
-void sv_adopted_qmp_lost(struct sv_guest *g, int status)
+void sv_adopted_qmp_closed(struct sv_guest *g, int status)
+{
+	if (!g->adopting)
+		return;
+	if (!g->adopt_again) {
+		adopted_qmp_lost(g, status);
+		return;
+	}
+	g->adopt_tries++;
+	sv_log(SV_LOG_WARN, g->name, "QEMU pid %d gave no QMP answer in time (frozen, or the "
+	       "host is overloaded; %u attempt%s so far): its state is unknown, so the guest "
+	       "stays in its re-adoption; asking again", g->pid, g->adopt_tries,
+	       g->adopt_tries == 1 ? "" : "s");
+	g->adopt_st_seen = false;
+	sv_adopted_connect(g);
+	if (!g->qmp)
+		adopted_qmp_lost(g, UV_ENOMEM);
+}
+
+static void adopted_qmp_lost(struct sv_guest *g, int status)
 {
 	if (!g->adopting)
 		return;

@@ -316,7 +316,7 @@ static void on_qmp_closed(struct qmp_client *c, int status)
 	if (status != 0 && status != UV_EOF)
 		sv_log(SV_LOG_WARN, g->name, "QMP connection lost: %s", qmp_strerror(status));
 	if (g->adopting && sv_guest_active(g))
-		sv_adopted_qmp_lost(g, status);
+		sv_adopted_qmp_closed(g, status);
 	sv_guest_unhold(g);   /* the client counts as a handle: g outlives it */
 }
 

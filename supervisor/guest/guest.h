@@ -204,6 +204,8 @@ struct sv_guest {
 	char adopt_st[32];              /* what it said ("" when it gave no status) */
 	char adopt_was[16];             /* the state its state.json gave */
 	bool adopt_ask_mig;             /* whether a migration may run: ask QEMU (adopt.c) */
+	bool adopt_again;               /* adopt.c: no answer in time: reconnect, ask again */
+	unsigned adopt_tries;           /* adopt.c: connections that gave no answer */
 	bool mig_out;                   /* an outgoing migration or save may run in QEMU
 	                                   (migrate.c): state.json says so before it starts */
 	/* state.c: persist_then's waits, for the next write, and for the

@@ -122,8 +122,10 @@ void sv_adopted_release(struct sv_guest *g);
  * breath (eager negotiation: written before this returns). */
 void sv_adopted_connect(struct sv_guest *g);
 
-/* guest.c's QMP callbacks hand over while adopting: QMP could not be
- * recovered (kill). */
-void sv_adopted_qmp_lost(struct sv_guest *g, int status);
+/* guest.c's QMP callbacks hand over while adopting: the connection ended
+ * before QEMU's answers. Where they did not come in time (QEMU frozen, or
+ * the host overloaded), connect again and ask again: the guest's state is
+ * unknown, not paused. Otherwise QMP could not be recovered (kill). */
+void sv_adopted_qmp_closed(struct sv_guest *g, int status);
 
 #endif

@@ -319,6 +319,18 @@ const char *t_daemon_log(struct t_daemon *d)
 	return t_file_tail(d->log);
 }
 
+bool t_daemon_log_has(struct t_daemon *d, const char *text)
+{
+	FILE *f = fopen(d->log, "r");
+	char line[4096];
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 /* ---- control connection ---- */
 
 int t_ctl_open(struct t_ctl *c, const char *path)

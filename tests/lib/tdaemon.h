@@ -69,6 +69,9 @@ const char *t_str(json_t *obj, const char *key);
 /* The daemon's log (static buffer, last 4 KiB). */
 const char *t_daemon_log(struct t_daemon *d);
 
+/* Whether the daemon's whole log holds text (on one line). */
+bool t_daemon_log_has(struct t_daemon *d, const char *text);
+
 /* Run argv (a program path and its arguments) with stdout and stderr
  * captured into out (NUL-terminated, truncated to size), up to ms. Returns
  * the exit status, or -1 on a timeout (the program is killed). */

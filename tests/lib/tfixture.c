@@ -48,14 +48,7 @@ json_t *t_fx_must(struct t_fx *x, const char *verb, const char *name, int ms)
 
 bool t_fx_log_has(struct t_fx *x, const char *text)
 {
-	FILE *f = fopen(x->d.log, "r");
-	char line[4096];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
-	if (f)
-		fclose(f);
-	return found;
+	return t_daemon_log_has(&x->d, text);
 }
 
 const char *t_fx_wait_state(struct t_fx *x, struct t_ctl *ev, const char *name,
