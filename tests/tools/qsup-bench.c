@@ -14,8 +14,9 @@
  *                             or SETTLE_MS later (a service manager's
  *                             restart delay, 100 ms under systemd)
  *   qsup-bench scale [N [RUNS]] N (200) halting guests: starts sequential
- *                             and parallel against raw QEMU, qsupd RSS, list
- *                             and status p99, event fan-out to 10 clients
+ *                             and parallel against raw QEMU (RUNS times, 3;
+ *                             0 for none), qsupd RSS, list and status p99,
+ *                             event fan-out to 10 clients
  *   qsup-bench hotplug [RUNS] attach until device_add returned; detach until
  *                             DEVICE_DELETED (the tiny guest, TCG)
  *   qsup-bench attach [RUNS]  attach into a halting guest (KVM when usable):
@@ -1468,15 +1469,17 @@ static void bench_scale(int n, int runs)
 		all_do(&c, "kill", n);
 		rp[r] = raw_many(cmds, n, true, d.dir);
 	}
-	double pqs = paired(qs, rs, runs), pqp = paired(qp, rp, runs);   /* before the sorts */
-	double mqs = pct(qs, runs, 0.5), mrs = pct(rs, runs, 0.5);
-	double mqp = pct(qp, runs, 0.5), mrp = pct(rp, runs, 0.5);
-	printf("  %d sequential starts, median of %d: qsupd %8.1f ms, raw %8.1f ms, ratio %.3f"
-	       " (%.3f)  (goal <= 1.05)\n", n, runs, mqs * 1e3, mrs * 1e3, pqs, mqs / mrs);
-	printf("  %d parallel starts,   median of %d: qsupd %8.1f ms, raw %8.1f ms, ratio %.3f"
-	       " (%.3f)  (goal <= 1.05)\n", n, runs, mqp * 1e3, mrp * 1e3, pqp, mqp / mrp);
-	printf("  (ratio: paired, the median of each run against the raw run next to it; then "
-	       "of the medians)\n");
+	if (runs > 0) {   /* RUNS 0: only the figures of n running guests */
+		double pqs = paired(qs, rs, runs), pqp = paired(qp, rp, runs);   /* before the sorts */
+		double mqs = pct(qs, runs, 0.5), mrs = pct(rs, runs, 0.5);
+		double mqp = pct(qp, runs, 0.5), mrp = pct(rp, runs, 0.5);
+		printf("  %d sequential starts, median of %d: qsupd %8.1f ms, raw %8.1f ms, ratio %.3f"
+		       " (%.3f)  (goal <= 1.05)\n", n, runs, mqs * 1e3, mrs * 1e3, pqs, mqs / mrs);
+		printf("  %d parallel starts,   median of %d: qsupd %8.1f ms, raw %8.1f ms, ratio %.3f"
+		       " (%.3f)  (goal <= 1.05)\n", n, runs, mqp * 1e3, mrp * 1e3, pqp, mqp / mrp);
+		printf("  (ratio: paired, the median of each run against the raw run next to it; then "
+		       "of the medians)\n");
+	}
 	start_all(&c, n);
 	if (!all_running(&c, n))
 		fail("not every guest is running", &d);
@@ -1517,7 +1520,7 @@ int main(int argc, char **argv)
 	else if (strcmp(what, "readopt") == 0)
 		bench_readopt(n, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 31);
 	else if (strcmp(what, "scale") == 0)
-		bench_scale(n > 0 ? n : 200, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 3);
+		bench_scale(n > 0 ? n : 200, argc > 3 && atoi(argv[3]) >= 0 ? atoi(argv[3]) : 3);
 	else if (strcmp(what, "attach") == 0)
 		bench_attach(n > 0 ? n : 108);
 	else if (strcmp(what, "hotplug") == 0)
