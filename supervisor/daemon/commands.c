@@ -517,6 +517,7 @@ struct sv_waiting {
 	struct sv_request *req;
 	json_t *args;
 	char name[256];
+	unsigned tries;                 /* the guest's adopt_tries when it came */
 };
 
 static bool waits(struct sv_daemon *d, const struct sv_command *cmd, json_t *args)
@@ -543,6 +544,7 @@ void sv_command_run(struct sv_daemon *d, const struct sv_command *cmd,
 	w->args = json_incref(args);
 	snprintf(w->name, sizeof(w->name), "%s",
 	         json_string_value(json_object_get(args, "name")));
+	w->tries = sv_daemon_guest(d, w->name)->adopt_tries;
 	sv_log(SV_LOG_DEBUG, w->name, "%s waits for the re-adoption", cmd->name);
 	struct sv_waiting **end = &d->waiting;   /* in the order they came */
 	while (*end)
@@ -558,7 +560,16 @@ static void on_rerun(uv_timer_t *t)
 	while (w) {
 		struct sv_waiting *next = w->next;
 		w->next = NULL;
-		if (waits(d, w->cmd, w->args)) {
+		struct sv_guest *g = sv_daemon_guest(d, w->name);
+		if (waits(d, w->cmd, w->args) && g->adopt_tries > w->tries) {
+			/* An attempt ended without QEMU's answer since it came: a
+			 * frozen QEMU may never answer, so the wait ends here. */
+			sv_reply_err(w->req, "GenericError", "%s is still being re-adopted: QEMU "
+			             "(pid %d) gave no QMP answer in time; try again later, or stop "
+			             "or kill the guest", w->name, g->pid);
+			json_decref(w->args);
+			free(w);
+		} else if (waits(d, w->cmd, w->args)) {
 			*tail = w;
 			tail = &w->next;
 		} else {

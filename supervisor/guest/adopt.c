@@ -200,6 +200,7 @@ void sv_adopted_qmp_closed(struct sv_guest *g, int status)
 	       "stays in its re-adoption; asking again", g->pid, g->adopt_tries,
 	       g->adopt_tries == 1 ? "" : "s");
 	g->adopt_st_seen = false;
+	g->env->activity(g->env->owner);   /* the verbs waiting on it get their answer */
 	sv_adopted_connect(g);
 	if (!g->qmp)
 		adopted_qmp_lost(g, UV_ENOMEM);

@@ -205,7 +205,8 @@ struct sv_guest {
 	char adopt_was[16];             /* the state its state.json gave */
 	bool adopt_ask_mig;             /* whether a migration may run: ask QEMU (adopt.c) */
 	bool adopt_again;               /* adopt.c: no answer in time: reconnect, ask again */
-	unsigned adopt_tries;           /* adopt.c: connections that gave no answer */
+	unsigned adopt_tries;           /* adopt.c: connections that gave no answer
+	                                   (a verb waiting on the re-adoption ends) */
 	bool mig_out;                   /* an outgoing migration or save may run in QEMU
 	                                   (migrate.c): state.json says so before it starts */
 	/* state.c: persist_then's waits, for the next write, and for the

@@ -418,6 +418,17 @@ static void test_readopt_frozen_qemu(void **state)
 	kill(pid, SIGSTOP);
 	double t0 = t_now();
 	start_daemon(x);
+	/* A verb that waits for the re-adoption gets an error once an attempt
+	 * ends without QEMU's answer, not a wait without end. */
+	long long id = t_ctl_send(&x->c, "pause", json_pack("{s:s}", "name", "frz"));
+	json_t *r = t_ctl_reply(&x->c, id, 40000);
+	assert_non_null(r);
+	if (!json_object_get(r, "error") ||
+	    !strstr(str(json_object_get(r, "error"), "desc"), "still being re-adopted"))
+		fail_msg("pause during a frozen re-adoption: %s", json_dumps(r, 0));
+	printf("# note: a pause waiting on the re-adoption got its error %.1f s on\n",
+	       t_now() - t0);
+	json_decref(r);
 	const char *again = "gave no QMP answer in time";
 	for (int waited = 0; !t_daemon_log_has(&x->d, again); waited += 100) {
 		if (waited > 40000) {
