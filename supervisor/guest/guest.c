@@ -482,7 +482,7 @@ void sv_guest_qemu_gone(struct sv_guest *g, int64_t status, int sig)
 	/* No QEMU, no health to watch: the next one starts afresh. */
 	uv_timer_stop(&g->probe);
 	g->unresponsive = false;
-	g->probe_done = g->probe_busy_since = 0;
+	g->probe_done = g->probe_busy_since = g->probe_look = 0;
 	const struct sv_guest_observer *o;
 	for (size_t i = 0; (o = sv_observer(g, i)); i++)
 		if (o->qemu_gone)

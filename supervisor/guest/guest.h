@@ -226,6 +226,7 @@ struct sv_guest {
 	uv_timer_t probe;
 	bool probing, unresponsive;
 	uint64_t probe_done, probe_busy_since;
+	uint64_t probe_look;             /* probe.c: the last look found it idle */
 	uint32_t probe_seed, probe_rnd;
 	struct sv_hp *hp;               /* hot-plug (hotplug.c); NULL: none */
 	struct sv_mig *mig;             /* a migration, save or restore (migrate.c) */

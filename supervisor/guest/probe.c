@@ -1,6 +1,6 @@
 /*
- * The health probe (probe.h): when it is due, and the timer that sends
- * `query-status` then. The timer runs only while the guest has a QMP
+ * The health probe (probe.h): when it is due, and the timer that looks at
+ * QEMU or sends `query-status` then. The timer runs only while the guest has a QMP
  * connection, and wakes once per interval, not more: traffic pushes the
  * next probe back when the timer fires, not when the traffic comes.
  */
@@ -11,6 +11,7 @@
 #include "probe.h"
 #include "qmp.h"
 #include "request.h"
+#include "sysutil.h"
 
 uint64_t sv_probe_idle_ms(uint32_t rnd)
 {
@@ -29,10 +30,18 @@ uint64_t sv_probe_due_in(const struct sv_probe_in *in)
 			anchor = in->busy_since;
 		every = SV_PROBE_BUSY_MS;
 	} else {
+		if (in->last_look > anchor)
+			anchor = in->last_look;
 		every = sv_probe_idle_ms(in->rnd);
 	}
 	uint64_t due = anchor + every;
 	return due > in->now ? due - in->now : 0;
+}
+
+bool sv_probe_may_look(const struct sv_probe_in *in)
+{
+	uint64_t heard = in->last_input > in->last_probe ? in->last_input : in->last_probe;
+	return !in->unresponsive && !in->busy_since && in->now < heard + SV_PROBE_ASK_MS;
 }
 
 uint32_t sv_probe_rand(uint32_t *state)
@@ -81,7 +90,7 @@ static struct sv_probe_in probe_input(struct sv_guest *g)
 	return (struct sv_probe_in){
 		.now = now, .last_input = qmp_client_last_input(g->qmp),
 		.last_probe = g->probe_done, .busy_since = g->probe_busy_since,
-		.unresponsive = g->unresponsive, .rnd = g->probe_rnd,
+		.last_look = g->probe_look, .unresponsive = g->unresponsive, .rnd = g->probe_rnd,
 	};
 }
 
@@ -130,7 +139,12 @@ static void on_probe(uv_timer_t *t)
 		/* The draw the timer was armed with: due now unless QEMU spoke
 		 * (or a wait began) since, which puts the probe off. */
 		struct sv_probe_in in = probe_input(g);
-		if (sv_probe_due_in(&in) == 0) {
+		if (sv_probe_due_in(&in) > 0) {
+			/* put off: schedule() below */
+		} else if (sv_probe_may_look(&in) && sv_proc_waits_for_events(g->pid)) {
+			g->probe_look = in.now;   /* idle in its event loop: it would answer */
+			sv_log(SV_LOG_DEBUG, g->name, "probe: QEMU waits in its event loop (not asked)");
+		} else {
 			if (qmp_client_execute(g->qmp, "query-status", NULL, SV_PROBE_DEADLINE_MS,
 			                       on_probe_reply, g) == 0) {
 				g->probing = true;

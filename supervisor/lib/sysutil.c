@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sysutil.h"
@@ -79,6 +80,42 @@ unsigned long long sv_proc_starttime(int pid)
 	char *end;
 	unsigned long long start = strtoull(p, &end, 10);
 	return end != p && (*end == ' ' || *end == '\0' || *end == '\n') ? start : 0;
+}
+
+bool sv_proc_waits_for_events(int pid)
+{
+	char buf[1024], path[64];
+	if (!live_stat(pid, buf, sizeof(buf)) || strrchr(buf, ')')[2] != 'S')
+		return false;   /* running, stopped, in the disk's wait: not idle */
+	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "NR args... sp pc" while in a syscall; "running", or -1 outside one */
+	char *end;
+	long nr = strtol(buf, &end, 10);
+	if (end == buf || *end != ' ')
+		return false;
+	static const long waits[] = {
+#ifdef SYS_poll
+		SYS_poll,
+#endif
+#ifdef SYS_select
+		SYS_select,
+#endif
+#ifdef SYS_epoll_wait
+		SYS_epoll_wait,
+#endif
+		SYS_ppoll, SYS_pselect6, SYS_epoll_pwait,
+	};
+	for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++)
+		if (nr == waits[i])
+			return true;
+	return false;
 }
 
 /* pid's command line (NUL-separated, NUL-terminated) into buf; its length,

@@ -31,6 +31,13 @@ bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size);
  * exit). */
 bool sv_pid_alive(int pid);
 
+/* Whether pid's main thread sleeps in a wait for events (poll, ppoll,
+ * select, epoll): for QEMU, its main loop idle, so a QMP command would be
+ * answered. False when it runs, is stopped, waits on anything else (a
+ * lock, the disk), or /proc does not say (/proc/PID/syscall needs the
+ * right to ptrace it). */
+bool sv_proc_waits_for_events(int pid);
+
 /* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters: a UUID)
  * into buf (at least 37 bytes). path NULL: that file. Returns 0, or a
  * negative errno (-EBADMSG: not a boot id). */

@@ -46,13 +46,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void start_daemon(struct fx *x)
+static void start_daemon_with(struct fx *x, const char *const *extra)
 {
-	if (t_daemon_start(&x->d, NULL) < 0)
+	if (t_daemon_start(&x->d, extra) < 0)
 		fail_msg("qsupd did not start:\n%s", t_daemon_log(&x->d));
 	assert_int_equal(t_ctl_open(&x->c, x->d.sock), 0);
 	assert_int_equal(t_ctl_open(&x->ev, x->d.sock), 0);
 	json_decref(t_ctl_call(&x->ev, "subscribe", NULL, 5000));
+}
+
+static void start_daemon(struct fx *x)
+{
+	start_daemon_with(x, NULL);
 }
 
 #define str t_str
@@ -511,13 +516,16 @@ static json_t *wait_event(struct fx *x, const char *event, const char *guest, in
 
 /* A SIGSTOPped QEMU of an idle guest (nobody waits on it) becomes
  * unresponsive within the idle bound, without slowing anyone else; it
- * comes back by itself after SIGCONT; kill and stop --force still end it. */
+ * comes back by itself after SIGCONT; kill and stop --force still end it.
+ * Meanwhile the idle guest that is fine is looked at, never asked: its
+ * QEMU is not woken (the debug log shows each QMP command). */
 static void test_hung_qemu(void **state)
 {
 	struct fx *x = *state;
 	t_daemon_profile(&x->d, "hung", FW "[restart]\npolicy = never\n");
 	t_daemon_profile(&x->d, "fine", FW);
-	start_daemon(x);
+	const char *debug[] = { "--log-level", "debug", NULL };
+	start_daemon_with(x, debug);
 	start_guest(x, "hung");
 	start_guest(x, "fine");
 	pid_t pid = pid_of(x, "hung");
@@ -527,6 +535,18 @@ static void test_hung_qemu(void **state)
 	                       SV_PROBE_IDLE_MS + SV_PROBE_DEADLINE_MS + PROBE_MARGIN_MS));
 	printf("# note: idle: unresponsive %.1f s after SIGSTOP (bound %u s)\n", t_now() - t0,
 	       (SV_PROBE_IDLE_MS + SV_PROBE_DEADLINE_MS) / 1000);
+	/* hung was asked (its look found it stopped); fine, as idle all along,
+	 * is only looked at (due at most SV_PROBE_IDLE_MS after it ran): no
+	 * query-status once it ran. */
+	assert_true(t_daemon_log_has(&x->d, "hung: QMP: -> {\"execute\":\"query-status\""));
+	for (int waited = 0; !t_daemon_log_has(&x->d, "fine: probe: QEMU waits in its event "
+	                                       "loop (not asked)"); waited += 100) {
+		if (waited > (int)SV_PROBE_IDLE_MS)
+			fail_msg("the idle guest was never looked at; log:\n%s", t_daemon_log(&x->d));
+		usleep(100000);
+	}
+	if (t_daemon_log_has(&x->d, "fine: QMP: -> {\"execute\":\"query-status\""))
+		fail_msg("the idle guest was asked query-status; log:\n%s", t_daemon_log(&x->d));
 	json_t *s = status(x, "hung");
 	assert_true(json_is_true(json_object_get(s, "unresponsive")));
 	json_decref(s);

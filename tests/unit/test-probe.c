@@ -1,15 +1,28 @@
 /*
  * The health probe's schedule (supervisor/guest/probe.h): when a probe is
  * due, idle, busy and unresponsive; that traffic puts it off; that the
- * jitter spreads guests and stays within its quarter.
+ * jitter spreads guests and stays within its quarter; when a look at /proc
+ * stands for a question, and what that look sees in real processes.
  */
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "probe.h"
+#include "sysutil.h"
 
 #define T0 1000000u   /* uv_now() of some running loop */
 
@@ -122,6 +135,125 @@ static void test_jitter_spreads(void **state)
 	assert_int_not_equal(z, 0);
 }
 
+/* A look that found QEMU waiting in its event loop counts as an answer:
+ * the next idle probe is an interval after it. Busy or unresponsive, only
+ * QEMU's messages count. */
+static void test_look_puts_probe_off(void **state)
+{
+	(void)state;
+	struct sv_probe_in in = { .now = T0 + SV_PROBE_IDLE_MS, .last_input = T0,
+	                          .last_look = T0 + SV_PROBE_IDLE_MS };
+	assert_int_equal(sv_probe_due_in(&in), SV_PROBE_IDLE_MS);
+	in.busy_since = in.now;
+	assert_int_equal(sv_probe_due_in(&in), SV_PROBE_BUSY_MS);
+	in.busy_since = 0;
+	in.unresponsive = true;
+	in.last_probe = in.now;
+	assert_int_equal(sv_probe_due_in(&in), SV_PROBE_BUSY_MS);
+}
+
+/* A look stands for the question only while idle and answering, and for
+ * SV_PROBE_ASK_MS after QEMU last spoke: then it is asked, whatever the
+ * looks say (a main loop that waits but does not serve QMP). */
+static void test_may_look(void **state)
+{
+	(void)state;
+	struct sv_probe_in in = { .now = T0 + SV_PROBE_IDLE_MS, .last_input = T0 };
+	assert_true(sv_probe_may_look(&in));
+	in.busy_since = in.now;
+	assert_false(sv_probe_may_look(&in));
+	in.busy_since = 0;
+	in.unresponsive = true;
+	assert_false(sv_probe_may_look(&in));
+	in.unresponsive = false;
+	in.last_look = T0 + SV_PROBE_ASK_MS - 1;   /* looks do not extend it */
+	in.now = T0 + SV_PROBE_ASK_MS - 1;
+	assert_true(sv_probe_may_look(&in));
+	in.now = T0 + SV_PROBE_ASK_MS;
+	assert_false(sv_probe_may_look(&in));
+	in.last_probe = in.now;                   /* asked and answered: looks again */
+	assert_true(sv_probe_may_look(&in));
+	/* The bound for a QEMU whose loop waits but never answers. */
+	assert_true(SV_PROBE_ASK_MS + SV_PROBE_IDLE_MS + SV_PROBE_DEADLINE_MS <= 633000);
+}
+
+/* A child that does what its mode says until killed. */
+static pid_t child(int mode)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid > 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);   /* a failed assertion leaves none behind */
+	struct timespec ts = { 3600, 0 };
+	volatile unsigned long spin = 0;
+	fd_set none;
+	FD_ZERO(&none);
+	switch (mode) {
+	case 0: ppoll(NULL, 0, NULL, NULL); break;        /* QEMU's main loop waits so */
+	case 1: select(0, &none, NULL, NULL, NULL); break;
+	case 2: nanosleep(&ts, NULL); break;              /* asleep, not in a loop */
+	case 3: for (;;) spin++;                           /* spinning */
+	}
+	_exit(0);
+}
+
+/* Whether the look says so within 2 s (a child needs a moment to get to
+ * its wait; a spinning one must never be taken for idle). */
+static bool seen_waiting(pid_t pid, bool want)
+{
+	for (int i = 0; i < 200; i++) {
+		if (sv_proc_waits_for_events(pid) == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static void end_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void test_look_at_processes(void **state)
+{
+	(void)state;
+	pid_t p = child(0);
+	assert_true(seen_waiting(p, true));
+	kill(p, SIGSTOP);   /* stopped in its wait: not idle, it cannot answer */
+	assert_true(seen_waiting(p, false));
+	for (int i = 0; i < 20; i++) {
+		assert_false(sv_proc_waits_for_events(p));
+		usleep(5000);
+	}
+	kill(p, SIGCONT);
+	assert_true(seen_waiting(p, true));
+	end_child(p);
+	p = child(1);
+	assert_true(seen_waiting(p, true));
+	end_child(p);
+	p = child(2);
+	usleep(100000);
+	for (int i = 0; i < 20; i++) {
+		assert_false(sv_proc_waits_for_events(p));
+		usleep(5000);
+	}
+	end_child(p);
+	p = child(3);
+	for (int i = 0; i < 100; i++) {
+		assert_false(sv_proc_waits_for_events(p));
+		usleep(2000);
+	}
+	kill(p, SIGKILL);
+	usleep(100000);     /* a zombie now: gone for every purpose */
+	assert_false(sv_proc_waits_for_events(p));
+	waitpid(p, NULL, 0);
+	assert_false(sv_proc_waits_for_events(p));   /* no such process */
+	assert_false(sv_proc_waits_for_events(0));
+	assert_false(sv_proc_waits_for_events(-1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +264,9 @@ int main(void)
 		cmocka_unit_test(test_unresponsive_probes_soon),
 		cmocka_unit_test(test_idle_bound),
 		cmocka_unit_test(test_jitter_spreads),
+		cmocka_unit_test(test_look_puts_probe_off),
+		cmocka_unit_test(test_may_look),
+		cmocka_unit_test(test_look_at_processes),
 	};
 	return cmocka_run_group_tests_name("probe", tests, NULL, NULL);
 }
