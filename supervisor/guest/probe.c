@@ -32,7 +32,11 @@ uint64_t sv_probe_due_in(const struct sv_probe_in *in)
 	} else {
 		if (in->last_look > anchor)
 			anchor = in->last_look;
-		every = sv_probe_idle_ms(in->rnd);
+		uint64_t due = anchor + sv_probe_idle_ms(in->rnd);
+		uint64_t slot = due - due % SV_PROBE_SLOT_MS;   /* never later */
+		if (slot > anchor)
+			due = slot;
+		return due > in->now ? due - in->now : 0;
 	}
 	uint64_t due = anchor + every;
 	return due > in->now ? due - in->now : 0;

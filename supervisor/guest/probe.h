@@ -6,7 +6,9 @@
  * any message from QEMU (a reply, a late one, an event) counts as an answer.
  *   idle      a probe at most SV_PROBE_IDLE_MS after QEMU last spoke, less a
  *             random part of up to a quarter (so that guests started
- *             together do not wake together);
+ *             together do not wake together), brought forward to the start
+ *             of its SV_PROBE_SLOT_MS slot of the loop's clock (so that qsupd
+ *             wakes once for all the guests due in a slot);
  *   busy      someone waits on QEMU (a command of qsupd's without its reply
  *             yet, a client waiting for the guest's state): a probe
  *             SV_PROBE_BUSY_MS after the later of QEMU's last message and
@@ -38,6 +40,7 @@
 #define SV_PROBE_BUSY_MS 2000u          /* busy or unresponsive */
 #define SV_PROBE_DEADLINE_MS 3000u      /* a probe's reply deadline */
 #define SV_PROBE_ASK_MS 600000u         /* idle: the longest without a question */
+#define SV_PROBE_SLOT_MS 2000u          /* idle: due at the start of such a slot */
 
 struct sv_probe_in {
 	uint64_t now;           /* uv_now() */

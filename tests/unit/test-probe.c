@@ -51,8 +51,10 @@ static void test_idle_due_after_silence(void **state)
 	/* The jitter draws it nearer, never farther. */
 	in.now = T0;
 	in.rnd = 1234;
-	assert_int_equal(sv_probe_due_in(&in), sv_probe_idle_ms(1234));
+	assert_true(sv_probe_due_in(&in) <= sv_probe_idle_ms(1234));
+	assert_true(sv_probe_due_in(&in) > sv_probe_idle_ms(1234) - SV_PROBE_SLOT_MS);
 	assert_true(sv_probe_due_in(&in) < SV_PROBE_IDLE_MS);
+	assert_int_equal((T0 + sv_probe_due_in(&in)) % SV_PROBE_SLOT_MS, 0);
 }
 
 /* Any message from QEMU puts the probe off: the timer, when it fires,
@@ -67,8 +69,8 @@ static void test_traffic_puts_probe_off(void **state)
 	/* The last probe's end counts like a message (its reply is one; its
 	 * timeout is not, but the next probe waits from then too). */
 	in.last_input = T0;
-	in.last_probe = T0 + 25000;
-	assert_int_equal(sv_probe_due_in(&in), 25000);
+	in.last_probe = T0 + 25000;   /* due at T0 + 55 s, brought to its slot's start */
+	assert_int_equal(sv_probe_due_in(&in), 25000 - (T0 + 55000) % SV_PROBE_SLOT_MS);
 }
 
 /* Someone waits on QEMU: a probe after SV_PROBE_BUSY_MS of silence from
@@ -133,6 +135,33 @@ static void test_jitter_spreads(void **state)
 	uint32_t z = 0;
 	assert_int_not_equal(sv_probe_rand(&z), 0);
 	assert_int_not_equal(z, 0);
+}
+
+/* Idle guests due at scattered times are seen in one wake-up per slot:
+ * 200 guests whose QEMUs last spoke anywhere in a minute, with their own
+ * draws, are due at no more instants than there are slots in that span
+ * (plus the interval), each due no later than its interval says. */
+static void test_idle_slots(void **state)
+{
+	(void)state;
+	uint32_t seed = 7;
+	uint64_t instants[200];
+	size_t n = 0;
+	for (int i = 0; i < 200; i++) {
+		uint64_t spoke = T0 + sv_probe_rand(&seed) % 60000;
+		struct sv_probe_in in = { .now = T0, .last_input = spoke,
+		                          .rnd = sv_probe_rand(&seed) };
+		uint64_t at = T0 + sv_probe_due_in(&in);
+		assert_true(at <= spoke + sv_probe_idle_ms(in.rnd));
+		assert_true(at > spoke + sv_probe_idle_ms(in.rnd) - SV_PROBE_SLOT_MS);
+		assert_int_equal(at % SV_PROBE_SLOT_MS, 0);
+		size_t k = 0;
+		while (k < n && instants[k] != at)
+			k++;
+		if (k == n)
+			instants[n++] = at;
+	}
+	assert_true(n <= (60000 + SV_PROBE_IDLE_MS) / SV_PROBE_SLOT_MS + 1);
 }
 
 /* A look that found QEMU waiting in its event loop counts as an answer:
@@ -264,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_unresponsive_probes_soon),
 		cmocka_unit_test(test_idle_bound),
 		cmocka_unit_test(test_jitter_spreads),
+		cmocka_unit_test(test_idle_slots),
 		cmocka_unit_test(test_look_puts_probe_off),
 		cmocka_unit_test(test_may_look),
 		cmocka_unit_test(test_look_at_processes),
