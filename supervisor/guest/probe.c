@@ -1,8 +1,9 @@
 /*
  * The health probe (probe.h): when it is due, and the timer that looks at
- * QEMU or sends `query-status` then. The timer runs only while the guest has a QMP
- * connection, and wakes once per interval, not more: traffic pushes the
- * next probe back when the timer fires, not when the traffic comes.
+ * QEMU or sends `query-status` then. The timer runs only while the guest
+ * has a QMP connection, and wakes once per interval, not more: traffic
+ * pushes the next probe back when the timer fires, not when the traffic
+ * comes.
  */
 #include <stdio.h>
 
@@ -20,25 +21,23 @@ uint64_t sv_probe_idle_ms(uint32_t rnd)
 
 uint64_t sv_probe_due_in(const struct sv_probe_in *in)
 {
-	uint64_t anchor = in->last_input, every;
+	uint64_t anchor = in->last_input, due;
 	if (in->last_probe > anchor)
 		anchor = in->last_probe;
 	if (in->unresponsive) {
-		every = SV_PROBE_BUSY_MS;
+		due = anchor + SV_PROBE_BUSY_MS;
 	} else if (in->busy_since) {
 		if (in->busy_since > anchor)
 			anchor = in->busy_since;
-		every = SV_PROBE_BUSY_MS;
+		due = anchor + SV_PROBE_BUSY_MS;
 	} else {
 		if (in->last_look > anchor)
 			anchor = in->last_look;
-		uint64_t due = anchor + sv_probe_idle_ms(in->rnd);
+		due = anchor + sv_probe_idle_ms(in->rnd);
 		uint64_t slot = due - due % SV_PROBE_SLOT_MS;   /* never later */
 		if (slot > anchor)
 			due = slot;
-		return due > in->now ? due - in->now : 0;
 	}
-	uint64_t due = anchor + every;
 	return due > in->now ? due - in->now : 0;
 }
 
