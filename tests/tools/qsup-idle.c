@@ -422,8 +422,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	run_qsup(argvs, &uid, &gid, &qsupd_cpu, &qemu_cpu, &wakeups);
 	run_raw(argvs, uid, gid, dir, 2000, &floor_cpu, &probed_cpu);
-	unlink(rom);
-	rmdir(dir);
+	t_rmtree(dir);   /* the ROM and the raw QEMUs' sockets */
 	double per_min = 60.0 / seconds;
 	printf("  (ticks: utime + stime, 10 ms each; sched: the scheduler's ns count)\n");
 	printf("                                          ticks   sched\n");
