@@ -41,6 +41,22 @@ static char *skip_fields(char *p, int n)
 	return p;
 }
 
+/* /proc/PID/FILE read into buf (NUL-terminated, truncated to size); its
+ * length, or -1 (no such process or file, unreadable, empty). */
+static ssize_t proc_read(int pid, const char *file, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+	int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
 /* pid's /proc/PID/stat read into buf, and its flags field (field 9), when
  * pid is a live process: NULL when it is gone, a zombie waiting for its
  * reaper, or in its exit (PF_EXITING). Killed, a process is no zombie yet
@@ -50,15 +66,8 @@ static char *skip_fields(char *p, int n)
  * another holder). */
 static char *live_stat(int pid, char *buf, size_t size)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (proc_read(pid, "stat", buf, size) < 0)
 		return NULL;
-	buf[n] = '\0';
 	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
@@ -84,17 +93,11 @@ unsigned long long sv_proc_starttime(int pid)
 
 bool sv_proc_waits_for_events(int pid)
 {
-	char buf[1024], path[64];
+	char buf[1024];
 	if (!live_stat(pid, buf, sizeof(buf)) || strrchr(buf, ')')[2] != 'S')
 		return false;   /* running, stopped, in the disk's wait: not idle */
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (proc_read(pid, "syscall", buf, sizeof(buf)) < 0)
 		return false;
-	buf[n] = '\0';
 	/* "NR args... sp pc" while in a syscall; "running", or -1 outside one */
 	char *end;
 	long nr = strtol(buf, &end, 10);
@@ -118,27 +121,10 @@ bool sv_proc_waits_for_events(int pid)
 	return false;
 }
 
-/* pid's command line (NUL-separated, NUL-terminated) into buf; its length,
- * or -1. */
-static ssize_t cmdline(int pid, char *buf, size_t size)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, size - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return n;
-}
-
 bool sv_proc_is_guest(int pid, const char *name)
 {
 	char buf[16384], want[96];
-	ssize_t n = cmdline(pid, buf, sizeof(buf));
+	ssize_t n = proc_read(pid, "cmdline", buf, sizeof(buf));
 	snprintf(want, sizeof(want), "guest=%s,", name);
 	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1)
 		if (strncmp(buf + i, want, strlen(want)) == 0)
@@ -149,7 +135,7 @@ bool sv_proc_is_guest(int pid, const char *name)
 bool sv_proc_arg_after(int pid, const char *opt, char *out, size_t size)
 {
 	char buf[16384];
-	ssize_t n = cmdline(pid, buf, sizeof(buf));
+	ssize_t n = proc_read(pid, "cmdline", buf, sizeof(buf));
 	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
 		ssize_t next = i + (ssize_t)strlen(buf + i) + 1;
 		if (!strcmp(buf + i, opt) && next < n) {
