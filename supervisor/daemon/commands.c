@@ -561,7 +561,8 @@ static void on_rerun(uv_timer_t *t)
 		struct sv_waiting *next = w->next;
 		w->next = NULL;
 		struct sv_guest *g = sv_daemon_guest(d, w->name);
-		if (waits(d, w->cmd, w->args) && g->adopt_tries > w->tries) {
+		bool wait = waits(d, w->cmd, w->args);
+		if (wait && g->adopt_tries > w->tries) {
 			/* An attempt ended without QEMU's answer since it came: a
 			 * frozen QEMU may never answer, so the wait ends here. */
 			sv_reply_err(w->req, "GenericError", "%s is still being re-adopted: QEMU "
@@ -569,7 +570,7 @@ static void on_rerun(uv_timer_t *t)
 			             "or kill the guest", w->name, g->pid);
 			json_decref(w->args);
 			free(w);
-		} else if (waits(d, w->cmd, w->args)) {
+		} else if (wait) {
 			*tail = w;
 			tail = &w->next;
 		} else {

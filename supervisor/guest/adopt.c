@@ -199,11 +199,8 @@ void sv_adopted_qmp_closed(struct sv_guest *g, int status)
 	       "host is overloaded; %u attempt%s so far): its state is unknown, so the guest "
 	       "stays in its re-adoption; asking again", g->pid, g->adopt_tries,
 	       g->adopt_tries == 1 ? "" : "s");
-	g->adopt_st_seen = false;
 	g->env->activity(g->env->owner);   /* the verbs waiting on it get their answer */
-	sv_adopted_connect(g);
-	if (!g->qmp)
-		adopted_qmp_lost(g, UV_ENOMEM);
+	sv_adopted_connect(g);   /* no connection: its query-status fails, QEMU is killed */
 }
 
 static void adopted_qmp_lost(struct sv_guest *g, int status)

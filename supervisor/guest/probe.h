@@ -27,8 +27,8 @@
  * SV_PROBE_IDLE_MS + SV_PROBE_DEADLINE_MS (33 s) after its last message
  * when idle (stopped, blocked or spinning; one whose main loop waits for
  * events yet does not answer, at most SV_PROBE_ASK_MS + SV_PROBE_IDLE_MS +
- * SV_PROBE_DEADLINE_MS), and SV_PROBE_BUSY_MS + SV_PROBE_DEADLINE_MS (5 s) after a
- * command sent to it when busy (qsupd.8, SUPERVISION).
+ * SV_PROBE_DEADLINE_MS), and SV_PROBE_BUSY_MS + SV_PROBE_DEADLINE_MS (5 s)
+ * after a command sent to it when busy (qsupd.8, SUPERVISION).
  */
 #ifndef SV_PROBE_H
 #define SV_PROBE_H
