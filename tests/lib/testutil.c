@@ -1,8 +1,10 @@
 /* Test helpers: see testutil.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -522,6 +524,29 @@ long t_status_kib(int pid, const char *field)
 	if (f)
 		fclose(f);
 	return kib;
+}
+
+double t_sched_cpu_s(int pid)
+{
+	char path[320];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	unsigned long long ns = 0, v;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", pid, e->d_name);
+		FILE *f = fopen(path, "re");
+		if (f && fscanf(f, "%llu", &v) == 1)
+			ns += v;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return (double)ns / 1e9;
 }
 
 long t_rss_kib(int pid)

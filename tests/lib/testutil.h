@@ -123,6 +123,12 @@ long t_rss_kib(int pid);
 /* A "kB" field of /proc/PID/status (VmRSS, RssAnon...), or -1. */
 long t_status_kib(int pid, const char *field);
 
+/* CPU seconds pid's live threads have run so far, from the scheduler's
+ * own nanosecond count (/proc/PID/task/TID/schedstat): far finer than the
+ * clock ticks of utime + stime, which charge a whole tick to whichever
+ * task it lands on. Threads that ended are missing from it. -1: gone. */
+double t_sched_cpu_s(int pid);
+
 /* Seconds since an arbitrary start, as a double, for printed figures. */
 double t_now(void);
 

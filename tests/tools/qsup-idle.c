@@ -24,7 +24,6 @@
  * Prints figures; asserts nothing. Machines shared with other work give
  * noisy figures.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,38 +81,11 @@ static double cpu_sum(const pid_t *pids, int n)
 	return s;
 }
 
-/* CPU seconds pid's live threads have run so far, from the scheduler's
- * own nanosecond count (/proc/PID/task/TID/schedstat): far finer than the
- * clock ticks of utime + stime, which charge a whole tick to whichever
- * task it lands on. Threads that ended are missing from it. -1: gone. */
-static double sched_s(pid_t pid)
-{
-	char path[320];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	unsigned long long ns = 0, v;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
-		FILE *f = fopen(path, "re");
-		if (f && fscanf(f, "%llu", &v) == 1)
-			ns += v;
-		if (f)
-			fclose(f);
-	}
-	closedir(d);
-	return (double)ns / 1e9;
-}
-
 static double sched_sum(const pid_t *pids, int n)
 {
 	double s = 0;
 	for (int i = 0; i < n; i++) {
-		double c = sched_s(pids[i]);
+		double c = t_sched_cpu_s(pids[i]);
 		if (c >= 0)
 			s += c;
 	}
