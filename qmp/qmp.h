@@ -6,6 +6,7 @@
  *   qmp_client_new()            allocate, with callbacks and user data
  *   qmp_client_connect()        connect to a unix socket path, or
  *   qmp_client_adopt()          take over an already-connected socket fd
+ *   qmp_client_adopt_sent()     or one on which qmp_presend() wrote
  *   -> ready(c, 0)              greeting read, qmp_capabilities accepted
  *   qmp_client_execute()        commands; replies matched by id
  *   -> event(c, name, ...)      asynchronous events, in stream order
@@ -116,6 +117,30 @@ int qmp_client_connect(struct qmp_client *c, const char *path);
  * (a socketpair end, or a connection accepted elsewhere), then negotiate.
  * Returns 0, or a negative error; on error the caller still owns fd. */
 int qmp_client_adopt(struct qmp_client *c, int fd);
+
+/* At most this many commands for qmp_presend(). */
+#define QMP_PRESEND_MAX 4
+
+/* Write on fd, a connected stream socket that no client has yet, what an
+ * eager client sends first: qmp_capabilities, then each of the n commands
+ * in cmds (without arguments), with the ids the client that adopts fd by
+ * qmp_client_adopt_sent() gives them. For a caller that connects before it
+ * knows whether it will use the connection: the server works on them
+ * meanwhile. Never blocks. Returns 0 once all of it went out, or a negative
+ * error (UV_EAGAIN when the socket took only part, UV_EINVAL for n over
+ * QMP_PRESEND_MAX or an empty name): fd is then unusable, as part of a
+ * line may be on it. */
+int qmp_presend(int fd, const char *const *cmds, size_t n);
+
+/* qmp_client_adopt() of fd, on which qmp_presend() wrote qmp_capabilities
+ * and the n commands of cmds (the same n names, in order): the client is
+ * eager and writes no qmp_capabilities of its own, and the commands
+ * executed first (without arguments or fd) are taken as written already
+ * while they match cmds in order: their replies go to their callbacks.
+ * Execute them before the loop runs again. The first command that does not
+ * match ends the matching, and the replies to the rest of cmds are dropped
+ * quietly. Returns as qmp_client_adopt(). */
+int qmp_client_adopt_sent(struct qmp_client *c, int fd, const char *const *cmds, size_t n);
 
 /* Send command with args (a JSON object, or NULL for none; borrowed: the
  * client takes its own reference). The reply reaches cb(c, result, arg),

@@ -11,6 +11,7 @@
  * it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +92,11 @@ struct qmp_client {
 	struct outmsg *outq, *outq_tail;
 	int writes_in_flight;
 	int corked;             /* qmp_client_cork(): lines wait for the uncork */
+
+	/* qmp_client_adopt_sent(): the commands qmp_presend() wrote, and how
+	 * many of them an execute() has taken as its own so far. */
+	char sent[QMP_PRESEND_MAX][32];
+	size_t nsent, sent_taken;
 };
 
 static void client_teardown(struct qmp_client *c, int status);
@@ -473,6 +479,35 @@ static int may_send(const struct qmp_client *c)
 	       c->state == ST_GREETING || c->state == ST_NEGOTIATING));
 }
 
+static void pending_add(struct qmp_client *c, struct pending *p)
+{
+	p->prev = c->pending_tail;
+	if (c->pending_tail)
+		c->pending_tail->next = p;
+	else
+		c->pending = p;
+	c->pending_tail = p;
+	c->npending++;
+	timer_rearm(c);
+}
+
+/* The commands qmp_presend() wrote that no execute() took: their replies
+ * are awaited with no callback, and nothing matches any more. */
+static int sent_drop_rest(struct qmp_client *c)
+{
+	while (c->sent_taken < c->nsent) {
+		struct pending *p = calloc(1, sizeof(*p));
+		if (!p)
+			return UV_ENOMEM;
+		p->id = c->next_id++;
+		p->deadline = uv_now(c->loop) + c->timeout_ms;
+		p->sent = uv_hrtime();
+		snprintf(p->command, sizeof(p->command), "%s", c->sent[c->sent_taken++]);
+		pending_add(c, p);
+	}
+	return 0;
+}
+
 static int execute(struct qmp_client *c, const char *command, json_t *args, int fd,
                    uint64_t timeout_ms, qmp_reply_cb cb, void *arg)
 {
@@ -480,6 +515,13 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 		return UV_ENOTCONN;
 	if (!command || !*command || (args && !json_is_object(args)))
 		return UV_EINVAL;
+	bool written = false;   /* by qmp_presend() */
+	if (c->sent_taken < c->nsent) {
+		if (!args && fd < 0 && strcmp(command, c->sent[c->sent_taken]) == 0)
+			written = true;
+		else if (sent_drop_rest(c) < 0)
+			return UV_ENOMEM;
+	}
 	struct pending *p = calloc(1, sizeof(*p));
 	if (!p)
 		return UV_ENOMEM;
@@ -489,7 +531,7 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 	p->deadline = uv_now(c->loop) + (timeout_ms ? timeout_ms : c->timeout_ms);
 	p->sent = uv_hrtime();
 	snprintf(p->command, sizeof(p->command), "%s", command);
-	int rc = send_command(c, command, args, p->id, fd);
+	int rc = written ? 0 : send_command(c, command, args, p->id, fd);
 	if (rc < 0) {
 		free(p);
 		return rc;
@@ -500,14 +542,9 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 		free(p);
 		return UV_ENOTCONN;
 	}
-	p->prev = c->pending_tail;
-	if (c->pending_tail)
-		c->pending_tail->next = p;
-	else
-		c->pending = p;
-	c->pending_tail = p;
-	c->npending++;
-	timer_rearm(c);
+	if (written)
+		c->sent_taken++;
+	pending_add(c, p);
 	return 0;
 }
 
@@ -806,6 +843,65 @@ int qmp_client_adopt(struct qmp_client *c, int fd)
 	begin(c);
 	if (c->eager && (rc = send_capabilities(c)) < 0 && c->state != ST_CLOSING)
 		client_teardown(c, rc);
+	return 0;
+}
+
+/* The lines qmp_presend() writes and qmp_client_adopt_sent() expects:
+ * qmp_capabilities with id 1, then cmds with ids 2 on, as a new client
+ * numbers them (next_id starts at 1; send_capabilities takes the first). */
+int qmp_presend(int fd, const char *const *cmds, size_t n)
+{
+	char buf[QMP_PRESEND_MAX * 64 + 64];
+	size_t len = 0;
+	if (n > QMP_PRESEND_MAX)
+		return UV_EINVAL;
+	for (size_t i = 0; i <= n; i++) {
+		const char *name = i ? cmds[i - 1] : "qmp_capabilities";
+		size_t l;
+		if (!name || !*name || strlen(name) >= sizeof(((struct qmp_client *)0)->sent[0]))
+			return UV_EINVAL;
+		char *line = command_line(name, NULL, (uint64_t)i + 1, &l);
+		if (!line)
+			return UV_ENOMEM;
+		if (l > sizeof(buf) - len) {
+			free(line);
+			return UV_EINVAL;
+		}
+		memcpy(buf + len, line, l);
+		len += l;
+		free(line);
+	}
+	ssize_t w;
+	do
+		w = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	return (size_t)w == len ? 0 : UV_EAGAIN;
+}
+
+int qmp_client_adopt_sent(struct qmp_client *c, int fd, const char *const *cmds, size_t n)
+{
+	if (c->state != ST_NEW || fd < 0 || n > QMP_PRESEND_MAX)
+		return UV_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!cmds[i] || snprintf(c->sent[i], sizeof(c->sent[i]), "%s", cmds[i]) >=
+		    (int)sizeof(c->sent[i]))
+			return UV_EINVAL;
+	int rc = pipe_init(c);
+	if (rc < 0)
+		return rc;
+	rc = uv_pipe_open(&c->pipe, fd);
+	if (rc < 0)
+		return rc;   /* the handle never took fd; close() releases it */
+	c->eager = 1;
+	c->nsent = n;
+	start_reading(c);
+	if (c->state != ST_GREETING)
+		return 0;   /* ready() follows with the error */
+	begin(c);
+	c->nego_id = c->next_id++;   /* 1, as qmp_presend() numbered it */
+	c->nego_sent = 1;
 	return 0;
 }
 

@@ -865,11 +865,98 @@ static void test_last_input(void **state)
 	assert_true(qmp_client_last_input(x->c) >= sent);
 }
 
+/* ---- written before the client: qmp_presend, qmp_client_adopt_sent ---- */
+
+static const char *const presend_status[1] = { "query-status" };
+
+/* What qsupd does at start-up: negotiation and a query written on a fresh
+ * connection, the client made later. The query executed first is taken as
+ * written: one of each reaches the server, with ids 1 and 2, and its reply
+ * comes to its callback after ready(); a command after it goes out with
+ * the next id. */
+static void test_presend_adopt(void **state)
+{
+	struct fx *x = *state;
+	struct reply r = { 0 }, n = { 0 };
+	x->f.on_msg = answer_all;
+	fake_qmp_sends(&x->f, FAKEQMP_GREETING);
+	assert_int_equal(qmp_presend(x->f.peer_fd, presend_status, 1), 0);
+	t_run_for(&x->loop, 20);   /* the server answers before the client exists */
+	assert_int_equal(qmp_client_adopt_sent(x->c, x->f.peer_fd, presend_status, 1), 0);
+	x->f.peer_fd = -1;
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r), 0);
+	assert_int_equal(qmp_client_execute(x->c, "query-name", NULL, 0, on_reply, &n), 0);
+	assert_int_equal(t_run_until_flag(&x->loop, &n.calls, 2000), 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(json_string_value(json_object_get(r.val, "status")), "running");
+	assert_int_equal(fake_qmp_count(&x->f, "qmp_capabilities"), 1);
+	assert_int_equal(fake_qmp_count(&x->f, "query-status"), 1);
+	assert_int_equal(json_integer_value(json_object_get(nth_cmd(x, "qmp_capabilities", 0),
+	                                                    "id")), 1);
+	assert_int_equal(json_integer_value(json_object_get(nth_cmd(x, "query-status", 0),
+	                                                    "id")), 2);
+	assert_int_equal(json_integer_value(json_object_get(nth_cmd(x, "query-name", 0),
+	                                                    "id")), 3);
+	char *order = json_dumps(x->order, JSON_COMPACT);
+	assert_string_equal(order, "[\"ready\",\"reply:0\",\"reply:0\"]");
+	free(order);
+	assert_null(strstr(x->log, "unknown id"));
+	json_decref(r.val);
+	json_decref(n.val);
+}
+
+/* The first command is another one: it goes out, and the reply to the
+ * query written before is dropped without a word. Arguments never match. */
+static void test_presend_not_taken(void **state)
+{
+	struct fx *x = *state;
+	struct reply a = { 0 }, b = { 0 };
+	x->f.on_msg = answer_all;
+	fake_qmp_sends(&x->f, FAKEQMP_GREETING);
+	assert_int_equal(qmp_presend(x->f.peer_fd, presend_status, 1), 0);
+	assert_int_equal(qmp_client_adopt_sent(x->c, x->f.peer_fd, presend_status, 1), 0);
+	x->f.peer_fd = -1;
+	assert_int_equal(qmp_client_execute(x->c, "query-status", json_pack("{s:b}", "x", 1),
+	                                    0, on_reply, &a), 0);
+	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &b), 0);
+	assert_int_equal(t_run_until_flag(&x->loop, &b.calls, 2000), 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(fake_qmp_count(&x->f, "query-status"), 3);   /* none taken */
+	assert_int_equal(json_integer_value(json_object_get(nth_cmd(x, "query-status", 1),
+	                                                    "id")), 3);
+	t_run_for(&x->loop, 20);
+	assert_null(strstr(x->log, "unknown id"));
+	char *order = json_dumps(x->order, JSON_COMPACT);
+	assert_string_equal(order, "[\"ready\",\"reply:0\",\"reply:0\"]");
+	free(order);
+	json_decref(a.val);
+	json_decref(b.val);
+}
+
+static void test_presend_bad_arguments(void **state)
+{
+	struct fx *x = *state;
+	const char *const many[QMP_PRESEND_MAX + 1] = { "a", "b", "c", "d", "e" };
+	const char *const empty[1] = { "" };
+	assert_int_equal(qmp_presend(x->f.peer_fd, many, QMP_PRESEND_MAX + 1), UV_EINVAL);
+	assert_int_equal(qmp_presend(x->f.peer_fd, empty, 1), UV_EINVAL);
+	assert_int_equal(qmp_presend(-1, presend_status, 1), UV_EBADF);
+	assert_int_equal(qmp_client_adopt_sent(x->c, x->f.peer_fd, many, QMP_PRESEND_MAX + 1),
+	                 UV_EINVAL);
+	assert_int_equal(qmp_client_adopt_sent(x->c, -1, presend_status, 1), UV_EINVAL);
+	t_run_for(&x->loop, 20);
+	assert_int_equal(json_array_size(x->f.received), 0);   /* nothing written */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_greeting_and_negotiation),
+		T(test_presend_adopt),
+		T(test_presend_not_taken),
+		T(test_presend_bad_arguments),
 		T(test_event_during_negotiation),
 		T(test_events_interleaved_with_replies),
 		T(test_reply_split_across_reads),
