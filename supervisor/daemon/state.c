@@ -480,7 +480,7 @@ static void ended_while_down(struct sv_guest *g, json_t *saved, int pid, const c
 		what = "QEMU ended during an incoming migration while qsupd was down";
 	}
 	sv_log_event(SV_LOG_WARN, g->name, SV_MSGID_EXITED, "pid %d %s: %s", pid, why, what);
-	g->started_ms = 0;
+	g->started_ms = g->up_ms = 0;
 	g->run_pid = pid;
 	char tail[8];
 	sv_guest_run_tail(g, tail, sizeof(tail));   /* what it left, for status */

@@ -183,6 +183,8 @@ struct sv_guest {
 	                                   never reused by the next start */
 	int pid;
 	uint64_t started_ms;            /* uv_now() at spawn */
+	uint64_t up_ms;                 /* uv_now() when its start ended (a re-adopted
+	                                   QEMU: started_ms); 0 until then */
 	struct qmp_client *qmp;
 	bool guest_shutdown;            /* SHUTDOWN with guest: true seen */
 	bool force_kill;                /* kill requested */

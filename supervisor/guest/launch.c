@@ -238,6 +238,9 @@ int sv_guest_argv(struct sv_guest *g, const struct sv_profile *p, const char *ru
 void sv_guest_start_done(struct sv_guest *g)
 {
 	uv_timer_stop(&g->deadline);
+	/* A run counts as stable (restart.h) from here: the time its start took
+	 * (long on a loaded host) is no proof that the guest keeps running. */
+	g->up_ms = g->adopted ? g->started_ms : uv_now(g->env->loop);
 }
 
 /* RUNDIR/NAME: qsupd's own files for the guest (root's; QEMU gets fds). */

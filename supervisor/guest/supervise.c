@@ -148,13 +148,13 @@ void sv_guest_ended(struct sv_guest *g, enum sv_exit_class c, const char *what)
 {
 	struct sv_restart_params pp;
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
-	uint64_t uptime = g->started_ms ? uv_now(g->env->loop) - g->started_ms : 0;
+	uint64_t uptime = g->up_ms ? uv_now(g->env->loop) - g->up_ms : 0;   /* since running */
 	sv_restart_params_from(&pp, p);
 	g->last_exit = c;
 	if (g->run_profile != g->profile)
 		sv_profile_free(g->run_profile);
 	g->run_profile = NULL;
-	g->started_ms = 0;
+	g->started_ms = g->up_ms = 0;
 	bool restart_waiting = false;
 	for (struct sv_waiter *w = g->waiters; w; w = w->next)
 		restart_waiting |= w->kind == SV_WAIT_RESTART;

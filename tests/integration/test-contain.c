@@ -625,6 +625,63 @@ static void test_start_slow_greeting(void **state)
 	json_decref(must(x, "kill", "late", 10000));
 }
 
+/* The reason of name's next backoff, once it is in backoff (static). */
+static const char *backoff_reason(struct fx *x, const char *name)
+{
+	static char why[1024];
+	for (int i = 0; i < 200; i++) {
+		json_t *s = status_of(&x->c, name);
+		bool in = !strcmp(str(s, "state"), "backoff");
+		snprintf(why, sizeof(why), "%s", str(s, "reason"));
+		json_decref(s);
+		if (in)
+			return why;
+		usleep(50000);
+	}
+	fail_msg("%s never went into backoff (%s)\n%s", name, why, t_daemon_log(&x->d));
+	return NULL;
+}
+
+/* A run counts as stable from the end of its start, not from the spawn: a
+ * QEMU that takes 3 s to start (longer than stable = 1s) and crashes as
+ * soon as it runs makes the delay grow (0.2 s, then 0.4 s), where counting
+ * from the spawn would have reset it to 0.2 s. */
+static void test_slow_start_is_not_a_stable_run(void **state)
+{
+	struct fx *x = *state;
+	char slow[700], text[2048];
+	fake_qemu(x, "fake-qemu-slow", slow, sizeof(slow));
+	snprintf(text, sizeof(text), FW "[restart]\npolicy = on-failure\ndelay = 200ms\n"
+	         "max-delay = 10s\nstable = 1s\nburst = 10\n[qemu]\nbinary = %s\n", slow);
+	t_daemon_profile(&x->d, "slowrun", text);
+	start_daemon(x);
+	const char *want[] = { "restarting in 0.2s", "restarting in 0.4s" };
+	json_decref(must(x, "start", "slowrun", 60000));
+	for (int i = 0; i < 2; i++) {
+		json_t *s = status_of(&x->c, "slowrun");
+		pid_t pid = (pid_t)json_integer_value(json_object_get(s, "pid"));
+		assert_string_equal(str(s, "state"), "running");
+		json_decref(s);
+		kill(pid, SIGKILL);
+		const char *why = backoff_reason(x, "slowrun");
+		printf("# note: crash %d: %s\n", i + 1, why);
+		if (!strstr(why, want[i]))
+			fail_msg("crash %d: '%s', expected '%s'", i + 1, why, want[i]);
+		if (i == 0) {   /* the restart takes 3 s again */
+			json_t *e = NULL;
+			for (int k = 0; k < 300; k++) {
+				e = status_of(&x->c, "slowrun");
+				bool up = !strcmp(str(e, "state"), "running");
+				json_decref(e);
+				if (up)
+					break;
+				usleep(50000);
+			}
+		}
+	}
+	json_decref(must(x, "kill", "slowrun", 10000));
+}
+
 /* qsupd going away never kills a QEMU, not even one whose start is in
  * flight (its cont unanswered): closing QMP fails the cont, and that
  * failure must not count as a failed start. The next qsupd finds it in
@@ -1105,6 +1162,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exit_leaves_a_starting_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_slow_greeting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_start_is_not_a_stable_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_refused_while_saving, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_and_window_survive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished_disk_not_recreated, setup, teardown),

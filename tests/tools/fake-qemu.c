@@ -9,6 +9,7 @@
  *   fake-qemu-late     sleeps 12 s, then becomes the real QEMU with the same
  *                      arguments and fds: a QEMU on a host too busy to greet
  *                      on QMP within qsupd's 10 s command deadline
+ *   fake-qemu-slow     the same after 3 s: a start that takes long
  * The others stay until killed.
  */
 #include <signal.h>
@@ -49,8 +50,8 @@ int main(int argc, char **argv)
 {
 	const char *name = argc > 0 ? strrchr(argv[0], '/') : NULL;
 	name = name ? name + 1 : argc > 0 ? argv[0] : "";
-	if (strcmp(name, "fake-qemu-late") == 0) {
-		sleep(12);
+	if (strcmp(name, "fake-qemu-late") == 0 || strcmp(name, "fake-qemu-slow") == 0) {
+		sleep(strcmp(name, "fake-qemu-late") == 0 ? 12 : 3);
 		argv[0] = (char *)"/usr/bin/qemu-system-x86_64";
 		execv(argv[0], argv);
 		perror(argv[0]);
