@@ -37,6 +37,7 @@
 #include "lock.h"
 #include "managed.h"
 #include "metrics.h"
+#include "qmp.h"
 #include "migrate.h"
 #include "passthrough.h"
 #include "profile.h"
@@ -133,9 +134,11 @@ static int connect_unix(const char *path)
 
 /* Start-up, before any profile or state file is read: a connection to the
  * QMP socket of every guest the run dir may hold a QEMU for (fds[i] for
- * ents[i], or -1). Every QEMU left by the qsupd before us then accepts
- * and greets while this one reads and checks; the fd is used only once
- * the guest's QEMU is proven ours (state.c), and closed otherwise. */
+ * ents[i], or -1), with the negotiation and the re-adoption's first query
+ * written on it (sv_guest_presend). Every QEMU left by the qsupd before us
+ * then accepts, greets and answers while this one reads and checks; the fd
+ * is used only once the guest's QEMU is proven ours (state.c), and closed
+ * otherwise. */
 static void preconnect(struct sv_daemon *d, struct dirent **ents, int n, int *fds)
 {
 	for (int i = 0; i < n; i++) {
@@ -149,6 +152,10 @@ static void preconnect(struct sv_daemon *d, struct dirent **ents, int n, int *fd
 		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), f);
 		if (sv_facts_init(&facts, d->env.run_dir, name) == 0)
 			fds[i] = connect_unix(facts.qmp_path);
+		if (fds[i] >= 0 && qmp_presend(fds[i], sv_guest_presend, 1) < 0) {
+			close(fds[i]);   /* part of a line may be on it: connect later */
+			fds[i] = -1;
+		}
 	}
 }
 

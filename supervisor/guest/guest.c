@@ -343,6 +343,8 @@ static const struct qmp_callbacks qmp_cbs = {
 	.log = on_qmp_log, .replied = on_qmp_replied,
 };
 
+const char *const sv_guest_presend[1] = { "query-status" };
+
 void sv_guest_qmp_connect(struct sv_guest *g, bool cork)
 {
 	g->qmp = qmp_client_new(g->env->loop, &qmp_cbs, g);
@@ -360,7 +362,7 @@ void sv_guest_qmp_connect(struct sv_guest *g, bool cork)
 	/* At start-up the daemon may have connected already (sv_daemon_init). */
 	int fd = g->qmp_prefd, rc;
 	g->qmp_prefd = -1;
-	if (fd >= 0 && (rc = qmp_client_adopt(g->qmp, fd)) < 0)
+	if (fd >= 0 && (rc = qmp_client_adopt_sent(g->qmp, fd, sv_guest_presend, 1)) < 0)
 		close(fd);   /* never taken by the handle */
 	else if (fd < 0)
 		rc = qmp_client_connect(g->qmp, g->qmp_path);

@@ -158,6 +158,12 @@ struct sv_guest_env {
 	const struct sv_guest_observer *const *observers;
 };
 
+/* What qsupd writes on a QMP socket it connects to at start-up, before it
+ * knows the QEMU there is ours (qmp_presend): the question a re-adoption
+ * asks first, so that every QEMU answers while qsupd checks the next one.
+ * A query changes nothing in QEMU; a connection not taken is closed. */
+extern const char *const sv_guest_presend[1];
+
 struct sv_guest {
 	const struct sv_guest_env *env;
 	const struct sv_route *route;   /* env->route */
@@ -176,7 +182,8 @@ struct sv_guest {
 	char qmp_path[108], serial_path[108];
 	char *lock_path;                /* the guest lock (lock.h); NULL: none */
 	int lock_fd;                    /* held by us (and our QEMU), or -1 */
-	int qmp_prefd;                  /* start-up: QMP connected before the checks, or -1 */
+	int qmp_prefd;                  /* start-up: QMP connected before the checks, with
+	                                   sv_guest_presend written on it; or -1 */
 	struct sv_identity ident;       /* QEMU's (the running one, or the last) */
 
 	uv_process_t *proc;             /* one per QEMU: a closing handle is
