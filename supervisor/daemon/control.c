@@ -443,6 +443,7 @@ static int on_request(json_t *msg, void *arg)
 		free(s);
 	}
 	dispatch(c, msg);
+	sv_daemon_trim_later(c->d);   /* what its reply used goes back at rest */
 	return c->connected ? 0 : 1;
 }
 
