@@ -827,23 +827,42 @@ int qmp_client_connect(struct qmp_client *c, const char *path)
 	return 0;
 }
 
-int qmp_client_adopt(struct qmp_client *c, int fd)
+/* qmp_client_adopt(), or with sent qmp_client_adopt_sent(): qmp_capabilities
+ * and the n cmds are on the stream already. */
+static int adopt(struct qmp_client *c, int fd, bool sent, const char *const *cmds, size_t n)
 {
-	if (c->state != ST_NEW || fd < 0)
+	if (c->state != ST_NEW || fd < 0 || n > QMP_PRESEND_MAX)
 		return UV_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!cmds[i] || snprintf(c->sent[i], sizeof(c->sent[i]), "%s", cmds[i]) >=
+		    (int)sizeof(c->sent[i]))
+			return UV_EINVAL;
 	int rc = pipe_init(c);
 	if (rc < 0)
 		return rc;
 	rc = uv_pipe_open(&c->pipe, fd);
 	if (rc < 0)
 		return rc;   /* the handle never took fd; close() releases it */
+	if (sent) {
+		c->eager = 1;
+		c->nsent = n;
+	}
 	start_reading(c);
 	if (c->state != ST_GREETING)
 		return 0;   /* ready() follows with the error */
 	begin(c);
-	if (c->eager && (rc = send_capabilities(c)) < 0 && c->state != ST_CLOSING)
+	if (sent) {
+		c->nego_id = c->next_id++;   /* 1, as qmp_presend() numbered it */
+		c->nego_sent = 1;
+	} else if (c->eager && (rc = send_capabilities(c)) < 0 && c->state != ST_CLOSING) {
 		client_teardown(c, rc);
+	}
 	return 0;
+}
+
+int qmp_client_adopt(struct qmp_client *c, int fd)
+{
+	return adopt(c, fd, false, NULL, 0);
 }
 
 /* The lines qmp_presend() writes and qmp_client_adopt_sent() expects:
@@ -882,27 +901,7 @@ int qmp_presend(int fd, const char *const *cmds, size_t n)
 
 int qmp_client_adopt_sent(struct qmp_client *c, int fd, const char *const *cmds, size_t n)
 {
-	if (c->state != ST_NEW || fd < 0 || n > QMP_PRESEND_MAX)
-		return UV_EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (!cmds[i] || snprintf(c->sent[i], sizeof(c->sent[i]), "%s", cmds[i]) >=
-		    (int)sizeof(c->sent[i]))
-			return UV_EINVAL;
-	int rc = pipe_init(c);
-	if (rc < 0)
-		return rc;
-	rc = uv_pipe_open(&c->pipe, fd);
-	if (rc < 0)
-		return rc;   /* the handle never took fd; close() releases it */
-	c->eager = 1;
-	c->nsent = n;
-	start_reading(c);
-	if (c->state != ST_GREETING)
-		return 0;   /* ready() follows with the error */
-	begin(c);
-	c->nego_id = c->next_id++;   /* 1, as qmp_presend() numbered it */
-	c->nego_sent = 1;
-	return 0;
+	return adopt(c, fd, true, cmds, n);
 }
 
 /* ---- teardown ---- */

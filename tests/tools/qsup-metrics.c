@@ -19,7 +19,6 @@
  * noisy figures.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -42,28 +41,12 @@ static void die(const char *what, struct t_daemon *d)
 	exit(1);
 }
 
-/* CPU seconds pid's live threads have run (the scheduler's count). */
+/* CPU seconds pid's live threads have run (the scheduler's count); 0 for
+ * a process that is gone. */
 static double sched_s(pid_t pid)
 {
-	char path[320];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	unsigned long long ns = 0, v;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
-		FILE *f = fopen(path, "re");
-		if (f && fscanf(f, "%llu", &v) == 1)
-			ns += v;
-		if (f)
-			fclose(f);
-	}
-	closedir(d);
-	return (double)ns / 1e9;
+	double c = t_sched_cpu_s(pid);
+	return c > 0 ? c : 0;
 }
 
 static double sched_sum(const pid_t *pids, int n)
