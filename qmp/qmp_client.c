@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "qmp.h"
+#include "qmp_line.h"
 #include "qmp_parse.h"
 
 #define READ_CHUNK 65536
@@ -95,7 +96,7 @@ struct qmp_client {
 
 	/* qmp_client_adopt_sent(): the commands qmp_presend() wrote, and how
 	 * many of them an execute() has taken as its own so far. */
-	char sent[QMP_PRESEND_MAX][32];
+	char sent[QMP_PRESEND_MAX][QMP_PRESEND_NAME_MAX];
 	size_t nsent, sent_taken;
 };
 
@@ -410,39 +411,12 @@ static void outq_flush(struct qmp_client *c)
 	}
 }
 
-/* {"execute": command, "arguments": args, "id": id} and a newline, as
- * sent (malloc'd; its length in *len), or NULL. */
-static char *command_line(const char *command, json_t *args, uint64_t id, size_t *len)
-{
-	json_t *req = json_pack("{s:s, s:I}", "execute", command, "id", (json_int_t)id);
-	if (!req)
-		return NULL;
-	if (args && json_object_set(req, "arguments", args) < 0) {
-		json_decref(req);
-		return NULL;
-	}
-	char *text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (!text)
-		return NULL;
-	size_t n = strlen(text);
-	char *line = realloc(text, n + 2);
-	if (!line) {
-		free(text);
-		return NULL;
-	}
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	*len = n + 1;
-	return line;
-}
-
 /* Serialize {"execute": command, "arguments": args, "id": id} and queue it. */
 static int send_command(struct qmp_client *c, const char *command, json_t *args,
                         uint64_t id, int fd)
 {
 	size_t len;
-	char *line = command_line(command, args, id, &len);
+	char *line = qmp_command_line(command, args, id, &len);
 	if (!line)
 		return UV_ENOMEM;
 	struct outmsg *m = calloc(1, sizeof(*m));
@@ -863,40 +837,6 @@ static int adopt(struct qmp_client *c, int fd, bool sent, const char *const *cmd
 int qmp_client_adopt(struct qmp_client *c, int fd)
 {
 	return adopt(c, fd, false, NULL, 0);
-}
-
-/* The lines qmp_presend() writes and qmp_client_adopt_sent() expects:
- * qmp_capabilities with id 1, then cmds with ids 2 on, as a new client
- * numbers them (next_id starts at 1; send_capabilities takes the first). */
-int qmp_presend(int fd, const char *const *cmds, size_t n)
-{
-	char buf[QMP_PRESEND_MAX * 64 + 64];
-	size_t len = 0;
-	if (n > QMP_PRESEND_MAX)
-		return UV_EINVAL;
-	for (size_t i = 0; i <= n; i++) {
-		const char *name = i ? cmds[i - 1] : "qmp_capabilities";
-		size_t l;
-		if (!name || !*name || strlen(name) >= sizeof(((struct qmp_client *)0)->sent[0]))
-			return UV_EINVAL;
-		char *line = command_line(name, NULL, (uint64_t)i + 1, &l);
-		if (!line)
-			return UV_ENOMEM;
-		if (l > sizeof(buf) - len) {
-			free(line);
-			return UV_EINVAL;
-		}
-		memcpy(buf + len, line, l);
-		len += l;
-		free(line);
-	}
-	ssize_t w;
-	do
-		w = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
-	if (w < 0)
-		return -errno;
-	return (size_t)w == len ? 0 : UV_EAGAIN;
 }
 
 int qmp_client_adopt_sent(struct qmp_client *c, int fd, const char *const *cmds, size_t n)
