@@ -11,9 +11,9 @@
  * it.
  */
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
