@@ -453,6 +453,17 @@ static int may_send(const struct qmp_client *c)
 	       c->state == ST_GREETING || c->state == ST_NEGOTIATING));
 }
 
+/* The trace (qmp_client_set_debug) of a line qmp_presend() wrote: what
+ * went to the peer is in it, however it went. */
+static void log_written(struct qmp_client *c, const char *command, uint64_t id)
+{
+	size_t len;
+	char *line = c->debug ? qmp_command_line(command, NULL, id, &len) : NULL;
+	if (line)
+		client_log(c, QMP_LOG_DEBUG, "-> %.*s (written at connect)", (int)len - 1, line);
+	free(line);
+}
+
 static void pending_add(struct qmp_client *c, struct pending *p)
 {
 	p->prev = c->pending_tail;
@@ -516,8 +527,10 @@ static int execute(struct qmp_client *c, const char *command, json_t *args, int 
 		free(p);
 		return UV_ENOTCONN;
 	}
-	if (written)
+	if (written) {
 		c->sent_taken++;
+		log_written(c, command, p->id);
+	}
 	pending_add(c, p);
 	return 0;
 }
@@ -828,6 +841,7 @@ static int adopt(struct qmp_client *c, int fd, bool sent, const char *const *cmd
 	if (sent) {
 		c->nego_id = c->next_id++;   /* 1, as qmp_presend() numbered it */
 		c->nego_sent = 1;
+		log_written(c, "qmp_capabilities", c->nego_id);
 	} else if (c->eager && (rc = send_capabilities(c)) < 0 && c->state != ST_CLOSING) {
 		client_teardown(c, rc);
 	}

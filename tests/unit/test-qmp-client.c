@@ -882,9 +882,14 @@ static void test_presend_adopt(void **state)
 	fake_qmp_sends(&x->f, FAKEQMP_GREETING);
 	assert_int_equal(qmp_presend(x->f.peer_fd, presend_status, 1), 0);
 	t_run_for(&x->loop, 20);   /* the server answers before the client exists */
+	qmp_client_set_debug(x->c, 1);   /* the trace shows what was written before too */
 	assert_int_equal(qmp_client_adopt_sent(x->c, x->f.peer_fd, presend_status, 1), 0);
 	x->f.peer_fd = -1;
 	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &r), 0);
+	assert_non_null(strstr(x->log, "-> {\"execute\":\"qmp_capabilities\",\"id\":1} "
+	                       "(written at connect)"));
+	assert_non_null(strstr(x->log, "-> {\"execute\":\"query-status\",\"id\":2} "
+	                       "(written at connect)"));
 	assert_int_equal(qmp_client_execute(x->c, "query-name", NULL, 0, on_reply, &n), 0);
 	assert_int_equal(t_run_until_flag(&x->loop, &n.calls, 2000), 0);
 	assert_int_equal(r.calls, 1);
