@@ -311,6 +311,11 @@ static void round_done(struct sv_daemon *d)
 		if (text)
 			sv_http_publish(m->http, text, len);
 	}
+	if (m->waiting_next && !m->closing) {   /* their round, started after them */
+		m->waiting = m->waiting_next;
+		m->waiting_next = NULL;
+		start_round(d);
+	}
 }
 
 static void on_tick(uv_timer_t *t)
@@ -346,8 +351,11 @@ static bool want(struct sv_daemon *d, struct sv_request *req, json_t *names, boo
 	w->req = req;
 	w->names = names ? json_incref(names) : NULL;
 	w->text = text;
-	w->next = m->waiting;
-	m->waiting = w;
+	/* A round already out began before the request: what changed since
+	 * (a NIC just attached) is not in it. The next round answers. */
+	struct swait **list = m->round_out ? &m->waiting_next : &m->waiting;
+	w->next = *list;
+	*list = w;
 	if (!m->round_out)
 		start_round(d);
 	return true;
@@ -507,14 +515,19 @@ void sv_metrics_close(struct sv_daemon *d)
 	}
 	sv_http_stop(m->http);
 	m->http = NULL;
-	struct swait *w = m->waiting;
-	m->waiting = NULL;
-	while (w) {
-		struct swait *next = w->next;
-		sv_reply_err(w->req, "GenericError", "qsupd is exiting");
-		json_decref(w->names);
-		free(w);
-		w = next;
+	for (int k = 0; k < 2; k++) {
+		struct swait *w = k ? m->waiting_next : m->waiting;
+		if (k)
+			m->waiting_next = NULL;
+		else
+			m->waiting = NULL;
+		while (w) {
+			struct swait *next = w->next;
+			sv_reply_err(w->req, "GenericError", "qsupd is exiting");
+			json_decref(w->names);
+			free(w);
+			w = next;
+		}
 	}
 }
 

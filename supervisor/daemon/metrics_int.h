@@ -55,7 +55,8 @@ struct sv_metrics {
 	size_t nslots, cap;
 	uint64_t next_gen;
 	unsigned round_out;             /* a round is out: its commands, plus one while sending */
-	struct swait *waiting;
+	struct swait *waiting;          /* answered when the round out is done */
+	struct swait *waiting_next;     /* came while it was out: the next round's */
 	struct sv_http *http;
 	json_t *requests;               /* {verb: {result: count}} */
 	struct sv_hist req_lat, qmp_rtt, lag, collect;
