@@ -922,8 +922,9 @@ static void test_presend_not_taken(void **state)
 	assert_int_equal(qmp_presend(x->f.peer_fd, presend_status, 1), 0);
 	assert_int_equal(qmp_client_adopt_sent(x->c, x->f.peer_fd, presend_status, 1), 0);
 	x->f.peer_fd = -1;
-	assert_int_equal(qmp_client_execute(x->c, "query-status", json_pack("{s:b}", "x", 1),
-	                                    0, on_reply, &a), 0);
+	json_t *args = json_pack("{s:b}", "x", 1);   /* borrowed by execute */
+	assert_int_equal(qmp_client_execute(x->c, "query-status", args, 0, on_reply, &a), 0);
+	json_decref(args);
 	assert_int_equal(qmp_client_execute(x->c, "query-status", NULL, 0, on_reply, &b), 0);
 	assert_int_equal(t_run_until_flag(&x->loop, &b.calls, 2000), 0);
 	assert_int_equal(a.calls, 1);
