@@ -565,18 +565,27 @@ static void test_restarts_by_class(void **state)
 	json_decref(t_fx_must(x, "kill", "r1", 30000));
 }
 
-/* Without --metrics-listen, rounds run only while somebody reads the
- * figures: an idle host's QEMUs are not woken for them. */
-static void test_rounds_only_for_readers(void **state)
+/* Profiles a and b (b may be NULL) of guests that halt at once (the ROM of
+ * bench/halt-rom.sh): they cost no CPU. */
+static void halting_profiles(struct t_fx *x, const char *a, const char *b)
 {
-	struct t_fx *x = *state;
 	char rom[700], script[700], text[1024];
 	snprintf(rom, sizeof(rom), "%s/halt.rom", x->d.dir);
 	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
 	const char *av[] = { "/bin/sh", script, rom, NULL };
 	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
 	snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n", rom);
-	t_daemon_profile(&x->d, "h1", text);
+	t_daemon_profile(&x->d, a, text);
+	if (b)
+		t_daemon_profile(&x->d, b, text);
+}
+
+/* Without --metrics-listen, rounds run only while somebody reads the
+ * figures: an idle host's QEMUs are not woken for them. */
+static void test_rounds_only_for_readers(void **state)
+{
+	struct t_fx *x = *state;
+	halting_profiles(x, "h1", NULL);
 	const char *opts[] = { "--stats-interval", "1", NULL };
 	t_fx_up(x, opts);
 	json_decref(t_fx_must(x, "start", "h1", 60000));
@@ -612,14 +621,7 @@ static void test_rounds_only_for_readers(void **state)
 static void test_stats_after_request(void **state)
 {
 	struct t_fx *x = *state;
-	char rom[700], script[700], text[1024];
-	snprintf(rom, sizeof(rom), "%s/halt.rom", x->d.dir);
-	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
-	const char *av[] = { "/bin/sh", script, rom, NULL };
-	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
-	snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n", rom);
-	t_daemon_profile(&x->d, "s1", text);
-	t_daemon_profile(&x->d, "s2", text);
+	halting_profiles(x, "s1", "s2");
 	t_fx_up(x, NULL);
 	json_decref(t_fx_must(x, "start", "s1", 60000));
 	pid_t p1 = t_ctl_pid(&x->c, "s1");
