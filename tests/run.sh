@@ -150,6 +150,16 @@ done
 rm -rf "$ordered" "$LOGDIR"/.claim.* "$LOCK"
 
 [ -n "$failed_list" ] && echo "failed:$failed_list"
+# What failed in each, again here at the end, where a CI that keeps only
+# the last lines of the output still shows it: the cases that failed and
+# the lines cmocka gave for them.
+for name in $failed_list; do
+	log=$LOGDIR/$(echo "$name" | tr / _).log
+	[ -f "$log" ] || continue
+	grep '^not ok ' "$log" | grep -v '# [Ss][Kk][Ii][Pp]' | sed "s|^|  $name: |"
+	grep -E '^ERROR: |^# [^ ]+:[0-9]+: error: |^# .* [!=]= ' "$log" | head -n 6 | cut -c1-300 |
+		sed 's/^/    /'
+done
 if [ "$skip" -gt 0 ]; then
 	echo "$pass passed, $fail failed, $skip skipped"
 else
