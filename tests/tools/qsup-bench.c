@@ -34,7 +34,9 @@
  * are started with posix_spawn, as a shell does.
  * Runs interleave qsupd's with the baseline's; a goal's ratio is the
  * median of the runs' own ratios (paired()), the ratio of the medians is
- * printed after it in parentheses.
+ * printed after it in parentheses. start and scale let the machine settle
+ * between runs (50 ms, 2 s), so that no run pays for its predecessor's
+ * teardown.
  */
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -449,6 +451,12 @@ static double qsupctl_run(const char *sock, const char *verb, const char *name)
 	return spawn_timed(argv);
 }
 
+/* Each start of bench_start begins once the one before is over: the
+ * kernel's teardown of the QEMU just killed, and what qsupd does after
+ * its exit (its files, state.json), would otherwise fall on the next
+ * start, which in a rotation of three is mostly the same one. */
+#define START_SETTLE_US 50000
+
 static void bench_start(int runs)
 {
 	struct t_daemon d;
@@ -466,6 +474,7 @@ static void bench_start(int runs)
 		 * each alike. */
 		for (int k = 0; k < 3; k++) {
 			int which = (i + k) % 3;
+			usleep(START_SETTLE_US);
 			if (which == 0) {   /* the qsupctl process: its start also waits until running */
 				if ((qc[i] = qsupctl_run(d.sock, "start", "b00")) < 0)
 					fail("qsupctl start failed", &d);
@@ -1512,6 +1521,11 @@ static void fanout(struct t_daemon *d, struct t_ctl *c, int n)
 	free(ids);
 }
 
+/* Each batch of bench_scale begins once the one before is over: the
+ * kernel's teardown of its QEMUs, and qsupd's work after their exits,
+ * take a while with 200 of them, and would fall on the next batch. */
+#define SCALE_SETTLE_US 2000000
+
 static void bench_scale(int n, int runs)
 {
 	struct t_daemon d;
@@ -1527,6 +1541,7 @@ static void bench_scale(int n, int runs)
 	double *qp = calloc((size_t)runs, sizeof(double)), *rp = calloc((size_t)runs, sizeof(double));
 	printf("%d halting guests (-m 16, cli; hlt ROM):\n", n);
 	for (int r = 0; r < runs; r++) {
+		usleep(SCALE_SETTLE_US);
 		qs[r] = qsup_many(&c, n, false);
 		if (r == 0) {
 			guest_name(name, sizeof(name), 0, n);
@@ -1535,9 +1550,12 @@ static void bench_scale(int n, int runs)
 			json_decref(s);
 		}
 		all_do(&c, "kill", n);
+		usleep(SCALE_SETTLE_US);
 		rs[r] = raw_many(cmds, n, false, d.dir);
+		usleep(SCALE_SETTLE_US);
 		qp[r] = qsup_many(&c, n, true);
 		all_do(&c, "kill", n);
+		usleep(SCALE_SETTLE_US);
 		rp[r] = raw_many(cmds, n, true, d.dir);
 	}
 	if (runs > 0) {   /* RUNS 0: only the figures of n running guests */
