@@ -258,7 +258,14 @@ static void raw_ready(struct qmp_client *c, int status)
 	w->cont_done = 1;
 }
 
-static const struct qmp_callbacks raw_cbs = { .ready = raw_ready };
+/* The connection ended (QEMU killed, say): libqmp has freed the client. */
+static void raw_closed(struct qmp_client *c, int status)
+{
+	(void)status;
+	((struct raw *)qmp_client_data(c))->c = NULL;
+}
+
+static const struct qmp_callbacks raw_cbs = { .ready = raw_ready, .closed = raw_closed };
 
 /* The identity qsupd runs QEMU as (raw QEMU gets the same one, so that
  * both sides pay what an unprivileged QEMU costs). */
@@ -342,7 +349,8 @@ static void raw_reap(uv_loop_t *loop, struct raw *w)
 {
 	if (!w->spawned)
 		return;
-	qmp_client_close(w->c);
+	qmp_client_close(w->c);   /* NULL once it ended by itself (raw_closed) */
+	w->c = NULL;
 	uv_process_kill(&w->proc, SIGKILL);
 	t_run_until_flag(loop, &w->exited, 5000);
 	uv_close((uv_handle_t *)&w->proc, NULL);
@@ -708,7 +716,7 @@ static bool all_running(struct t_ctl *c, int n)
 	return up == n;
 }
 
-struct floor_conn { int ready, done; };
+struct floor_conn { int ready, done, closed; };
 
 static void floor_status(struct qmp_client *c, const struct qmp_result *r, void *arg)
 {
@@ -725,7 +733,15 @@ static void floor_ready(struct qmp_client *c, int status)
 		f->done = 1;
 }
 
-static const struct qmp_callbacks floor_cbs = { .ready = floor_ready };
+/* The connection ended by itself: libqmp has freed the client. */
+static void floor_closed(struct qmp_client *c, int status)
+{
+	(void)status;
+	struct floor_conn *f = qmp_client_data(c);
+	f->closed = f->done = 1;
+}
+
+static const struct qmp_callbacks floor_cbs = { .ready = floor_ready, .closed = floor_closed };
 
 struct floor { struct floor_conn *f; int n; };
 
@@ -761,7 +777,8 @@ static double reconnect_floor(const char *run, int n)
 	t_run_until(&loop, floor_done, &fl, 30000);
 	double dt = t_now() - t0;
 	for (int i = 0; i < n; i++)
-		qmp_client_close(cs[i]);
+		if (!fl.f[i].closed)
+			qmp_client_close(cs[i]);
 	t_loop_finish(&loop);
 	free(cs);
 	free(fl.f);
@@ -994,7 +1011,8 @@ static void raw_hp_event(struct qmp_client *c, const char *name, json_t *data,
 		h->deleted = 1;
 }
 
-static const struct qmp_callbacks raw_hp_cbs = { .ready = raw_ready, .event = raw_hp_event };
+static const struct qmp_callbacks raw_hp_cbs = { .ready = raw_ready, .event = raw_hp_event,
+                                                  .closed = raw_closed };
 
 static void raw_cmd(uv_loop_t *loop, struct raw_hp *h, const char *ex, json_t *args)
 {
