@@ -55,6 +55,10 @@ struct sv_metrics {
 	size_t nslots, cap;
 	uint64_t next_gen;
 	unsigned round_out;             /* a round is out: its commands, plus one while sending */
+	char **round_names;             /* the guests the round out visits, in turns */
+	size_t round_n, round_next;
+	uv_timer_t turn;                /* the round's next turn */
+	bool turn_ready;
 	struct swait *waiting;          /* answered when the round out is done */
 	struct swait *waiting_next;     /* came while it was out: the next round's */
 	struct sv_http *http;

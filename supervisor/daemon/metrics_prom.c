@@ -257,8 +257,9 @@ char *metrics_render(struct sv_daemon *d, size_t *len)
 	                  "to a QEMU: from sending to the reply", &m->qmp_rtt);
 	sv_prom_histogram(&p, "qsup_loop_lag_seconds", "How late the stats timer fired: the "
 	                  "event loop's lag", &m->lag);
-	sv_prom_histogram(&p, "qsup_stats_collect_seconds", "The loop time a stats round "
-	                  "takes to read /proc and /sys and send its queries (the lag it adds)",
+	sv_prom_histogram(&p, "qsup_stats_collect_seconds", "The loop time a turn of a "
+	                  "stats round (8 guests) takes to read /proc and /sys and send its "
+	                  "queries (the lag it adds)",
 	                  &m->collect);
 	sv_prom_family(&p, "qsup_loop_lag_max_seconds", "gauge", "The largest loop lag seen "
 	               "since qsupd started");

@@ -655,6 +655,56 @@ static void test_stats_after_request(void **state)
 	json_decref(t_fx_must(x, "kill", "s2", 30000));
 }
 
+/* A round reads and asks 8 guests per turn of the loop (metrics.c), so that
+ * 200 guests never hold the loop in one go: 20 guests with a disk each take
+ * three turns (the collect histogram counts turns), one round (the rounds
+ * counter), and every guest's disk figures come from its own QMP query. */
+static void test_round_in_turns(void **state)
+{
+	struct t_fx *x = *state;
+	enum { N = 20 };
+	char name[16], img[700], rom[700], script[700], text[2048];
+	snprintf(rom, sizeof(rom), "%s/halt.rom", x->d.dir);
+	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
+	const char *av[] = { "/bin/sh", script, rom, NULL };
+	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "t%02d", i);
+		snprintf(img, sizeof(img), "%s/%s.img", x->d.dir, name);
+		snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n"
+		         "[disk.d%02d]\nfile = %s\nformat = raw\nsize = 1M\n", rom, i, img);
+		t_daemon_profile(&x->d, name, text);
+	}
+	const char *opts[] = { "--stats-interval", "3600", NULL };   /* no round but ours */
+	t_fx_up(x, opts);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "t%02d", i);
+		json_decref(t_fx_must(x, "start", name, 60000));
+	}
+	json_t *st = stats(x, 60000);
+	for (int i = 0; i < N; i++) {
+		char id[8];
+		snprintf(name, sizeof(name), "t%02d", i);
+		snprintf(id, sizeof(id), "d%02d", i);
+		json_t *g = stats_of(st, name), *disks = json_object_get(g, "disks");
+		assert_non_null(g);
+		assert_int_equal(json_array_size(disks), 1);
+		assert_string_equal(str(json_array_get(disks, 0), "id"), id);
+		assert_true(json_integer_value(json_object_get(g, "pid")) > 0);
+	}
+	json_decref(st);
+	assert_int_equal(qsupctl(x, 30000, "metrics", NULL), 0);
+	double rounds = sample(out, "qsup_stats_rounds_total");
+	double turns = sample(out, "qsup_stats_collect_seconds_count");
+	printf("# note: %d guests: %.0f round(s) in %.0f turns of the loop\n", N, rounds, turns);
+	assert_true(rounds == 1);
+	assert_true(turns == 3);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "t%02d", i);
+		json_decref(t_fx_must(x, "kill", name, 30000));
+	}
+}
+
 static void test_bad_options(void **state)
 {
 	struct t_fx *x = *state;
@@ -695,6 +745,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stats_after_request, t_fx_setup,
 		                                t_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, t_fx_setup, t_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_round_in_turns, t_fx_setup, t_fx_teardown),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

@@ -251,10 +251,12 @@ int main(int argc, char **argv)
 	double rs = D("qsup_qmp_roundtrip_seconds_sum"), rn = D("qsup_qmp_roundtrip_seconds_count");
 	double ls = D("qsup_loop_lag_seconds_sum"), ln = D("qsup_loop_lag_seconds_count");
 	double l10 = D("qsup_loop_lag_seconds_bucket{le=\"0.01\"}");
+	double rounds = D("qsup_stats_rounds_total");
 #undef D
-	printf("  in the window: a round's loop time (the lag it adds) mean %.3f ms over %.0f "
-	       "rounds; loop lag mean %.3f ms, %.0f of %.0f ticks within 10 ms; QMP round "
-	       "trip mean %.3f ms over %.0f\n", cn > 0 ? cs / cn * 1000 : -1, cn,
+	printf("  in the window: a turn of a round (8 guests; the lag it adds) mean %.3f ms over "
+	       "%.0f turns, %.3f ms of loop time per round over %.0f rounds; loop lag mean %.3f ms, "
+	       "%.0f of %.0f ticks within 10 ms; QMP round trip mean %.3f ms over %.0f\n",
+	       cn > 0 ? cs / cn * 1000 : -1, cn, rounds > 0 ? cs / rounds * 1000 : -1, rounds,
 	       ln > 0 ? ls / ln * 1000 : -1, l10, ln, rn > 0 ? rs / rn * 1000 : -1, rn);
 	printf("  scrape of /metrics (%zu bytes with headers, %d of %d answered): median "
 	       "%.3f ms, p90 %.3f ms, max %.3f ms\n", loud.scrape_bytes, loud.scrapes_ok,
