@@ -308,6 +308,22 @@ static void route_answer(void *arg, uint64_t peer, json_t *msg)
 		close_when_answered(c);
 }
 
+/* The same for an answer written as a line already (request.h). */
+static void route_answer_line(void *arg, uint64_t peer, char *line, size_t len)
+{
+	struct sv_client *c = client_find(arg, peer);
+	if (!c) {
+		free(line);
+		return;
+	}
+	if (c->connected && !c->deaf && !c->closing)
+		client_queue(c, line, len);
+	free(line);
+	c->open_requests--;
+	if (c->eof)
+		close_when_answered(c);
+}
+
 void sv_control_notify(struct sv_daemon *d, uint64_t peer, json_t *msg)
 {
 	struct sv_client *c = client_find(d, peer);
@@ -685,7 +701,8 @@ static int socket_perms(struct sv_daemon *d, const char *path, mode_t mode,
 
 int sv_control_listen(struct sv_daemon *d, const char *path, struct sv_error *err)
 {
-	d->route = (struct sv_route){ .answer = route_answer, .event = route_event,
+	d->route = (struct sv_route){ .answer = route_answer, .answer_line = route_answer_line,
+	                              .event = route_event,
 	                              .subscribe = route_subscribe, .arg = d,
 	                              .deliver = route_deliver,
 	                              .finished = route_finished };

@@ -7,11 +7,7 @@
 
 #include "jsonout.h"
 
-struct out {
-	char *p;
-	size_t len, cap;
-	bool bad;               /* out of memory, or not UTF-8 */
-};
+#define out sv_jsonbuf
 
 static bool room(struct out *o, size_t n)
 {
@@ -219,17 +215,39 @@ static void put_value(struct out *o, const json_t *v, int depth)
 	}
 }
 
+void sv_jsonbuf_put(struct sv_jsonbuf *b, const char *text, size_t n)
+{
+	put(b, text, n);
+}
+
+void sv_jsonbuf_value(struct sv_jsonbuf *b, const json_t *v)
+{
+	if (!v)
+		b->bad = true;
+	else
+		put_value(b, v, 0);
+}
+
+char *sv_jsonbuf_take(struct sv_jsonbuf *b, size_t *len)
+{
+	char *p = NULL;
+	put(b, "", 1);   /* the NUL */
+	if (!b->bad) {
+		p = b->p;
+		*len = b->len - 1;
+	} else {
+		free(b->p);
+	}
+	*b = (struct sv_jsonbuf){ 0 };
+	return p;
+}
+
 char *sv_json_line(const json_t *v, size_t *len)
 {
 	struct out o = { 0 };
 	if (!v)
 		return NULL;
 	put_value(&o, v, 0);
-	put(&o, "\n", 2);   /* and the NUL */
-	if (o.bad) {
-		free(o.p);
-		return NULL;
-	}
-	*len = o.len - 1;
-	return o.p;
+	put(&o, "\n", 1);
+	return sv_jsonbuf_take(&o, len);
 }

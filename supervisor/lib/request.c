@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "jsonout.h"
 #include "log.h"
 #include "request.h"
 #include "util.h"
@@ -43,6 +44,46 @@ static void finish(struct sv_request *req, json_t *msg)
 void sv_reply_ok(struct sv_request *req, json_t *ret)
 {
 	finish(req, json_pack("{s:o}", "return", ret ? ret : json_object()));
+}
+
+void sv_reply_ok_text(struct sv_request *req, char *text, size_t len)
+{
+	struct sv_jsonbuf b = { 0 };
+	char *line;
+	size_t n;
+	if (!text) {
+		finish(req, NULL);
+		return;
+	}
+	if (!req->route || !req->route->answer_line) {
+		json_t *ret = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+		free(text);
+		if (ret)
+			sv_reply_ok(req, ret);
+		else
+			finish(req, NULL);
+		return;
+	}
+	sv_jsonbuf_put(&b, "{\"return\":", 10);
+	sv_jsonbuf_put(&b, text, len);
+	free(text);
+	if (req->id) {
+		sv_jsonbuf_put(&b, ",\"id\":", 6);
+		sv_jsonbuf_value(&b, req->id);
+	}
+	sv_jsonbuf_put(&b, "}\n", 2);
+	if (!(line = sv_jsonbuf_take(&b, &n))) {
+		finish(req, NULL);
+		return;
+	}
+	if (req->route->finished) {   /* what the metrics count: an answer, no error */
+		json_t *ok = json_pack("{s:b}", "return", 1);
+		req->route->finished(req->route->arg, req, ok);
+		json_decref(ok);
+	}
+	req->route->answer_line(req->route->arg, req->peer, line, n);
+	json_decref(req->id);
+	free(req);
 }
 
 void sv_reply_error_obj(struct sv_request *req, json_t *error)

@@ -24,6 +24,10 @@ struct sv_request;
 struct sv_route {
 	/* Deliver msg (taken) to peer, or drop it when peer has gone. */
 	void (*answer)(void *arg, uint64_t peer, json_t *msg);
+	/* The same for an answer already written as one line of JSON (line
+	 * taken, malloc'd, len bytes with its newline). NULL: answers come as
+	 * msg alone (a line is read back into a msg for this route). */
+	void (*answer_line)(void *arg, uint64_t peer, char *line, size_t len);
 	/* Deliver an event (taken) to every subscriber. */
 	void (*event)(void *arg, json_t *event);
 	/* Make peer a subscriber. */
@@ -56,6 +60,12 @@ struct sv_request *sv_request_new(const struct sv_route *r, uint64_t peer, uid_t
 
 /* Answer req with {"return": ret} (ret is taken; NULL: {}) and free req. */
 void sv_reply_ok(struct sv_request *req, json_t *ret);
+
+/* Answer req with {"return": R}, where text (taken, malloc'd; NULL: out
+ * of memory or not encodable, answered as an error) is R already written
+ * as compact JSON, len bytes (sv_jsonbuf in jsonout.h): for a return
+ * value too large to build as one tree. Frees req. */
+void sv_reply_ok_text(struct sv_request *req, char *text, size_t len);
 
 /* Answer req with {"error": {"class": cls, "desc": ...}} and free req. The
  * text is made valid UTF-8 (a byte that starts no valid sequence becomes

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "jsonout.h"
+#include "request.h"
 #include "testutil.h"
 
 /* v written both ways: the same bytes (jansson's, plus a newline). */
@@ -196,6 +197,116 @@ static void test_random_trees(void **state)
 	}
 }
 
+/* An array written an element at a time (sv_jsonbuf, as the list verb
+ * writes it) is what jansson writes for the whole array; an element that
+ * is not UTF-8 spoils the lot. */
+static void test_piecewise(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		json_t *a = json_array();
+		struct sv_jsonbuf b = { 0 };
+		size_t n;
+		int k = i % 7;
+		sv_jsonbuf_put(&b, "[", 1);
+		for (int e = 0; e < k; e++) {
+			json_t *v = random_value(1);
+			if (e)
+				sv_jsonbuf_put(&b, ",", 1);
+			sv_jsonbuf_value(&b, v);
+			json_array_append_new(a, v);
+		}
+		sv_jsonbuf_put(&b, "]", 1);
+		char *want = json_dumps(a, JSON_COMPACT), *got = sv_jsonbuf_take(&b, &n);
+		assert_non_null(got);
+		assert_int_equal(n, strlen(want));
+		assert_string_equal(got, want);
+		assert_null(b.p);   /* taken: b is empty again */
+		free(want);
+		free(got);
+		json_decref(a);
+	}
+	struct sv_jsonbuf b = { 0 };
+	size_t n = 99;
+	json_t *bad = json_stringn_nocheck("\xc0\xaf", 2);
+	sv_jsonbuf_put(&b, "[", 1);
+	sv_jsonbuf_value(&b, bad);
+	sv_jsonbuf_put(&b, "]", 1);
+	assert_null(sv_jsonbuf_take(&b, &n));
+	sv_jsonbuf_value(&b, NULL);
+	assert_null(sv_jsonbuf_take(&b, &n));
+	json_decref(bad);
+}
+
+/* sv_reply_ok_text: a route that takes lines gets {"return":R,"id":ID}
+ * and a newline, as sv_reply_ok's reply would be written; one that takes
+ * messages only gets R read back; text that is no JSON, or NULL, is
+ * answered with an error. The metrics hook sees an answer without error. */
+struct seen { json_t *msg, *fin; char *line; size_t len; int answers; };
+
+static void seen_answer(void *arg, uint64_t peer, json_t *msg)
+{
+	struct seen *s = arg;
+	(void)peer;
+	s->msg = msg;
+	s->answers++;
+}
+
+static void seen_line(void *arg, uint64_t peer, char *line, size_t len)
+{
+	struct seen *s = arg;
+	(void)peer;
+	s->line = line;
+	s->len = len;
+	s->answers++;
+}
+
+static void seen_finished(void *arg, const struct sv_request *req, json_t *msg)
+{
+	struct seen *s = arg;
+	(void)req;
+	s->fin = json_deep_copy(msg);
+}
+
+static void test_reply_text(void **state)
+{
+	(void)state;
+	struct seen s = { 0 };
+	struct sv_route lines = { .answer = seen_answer, .answer_line = seen_line,
+	                          .finished = seen_finished, .arg = &s };
+	struct sv_route msgs = { .answer = seen_answer, .finished = seen_finished, .arg = &s };
+	json_t *id = json_integer(7);
+	static const char text[] = "[{\"a\":\"\\n\"},2]";
+	sv_reply_ok_text(sv_request_new(&lines, 1, 0, id, "list"), strdup(text), strlen(text));
+	assert_int_equal(s.answers, 1);
+	assert_null(s.msg);
+	json_t *whole = json_pack("{s:[{s:s},i], s:i}", "return", "a", "\n", 2, "id", 7);
+	char *want = json_dumps(whole, JSON_COMPACT);
+	assert_int_equal(s.len, strlen(want) + 1);
+	assert_memory_equal(s.line, want, s.len - 1);
+	assert_int_equal(s.line[s.len - 1], '\n');
+	assert_null(json_object_get(s.fin, "error"));
+	free(s.line);
+	json_decref(s.fin);
+	s = (struct seen){ 0 };
+	sv_reply_ok_text(sv_request_new(&msgs, 1, 0, id, "list"), strdup(text), strlen(text));
+	assert_int_equal(s.answers, 1);
+	assert_true(json_equal(s.msg, whole));
+	json_decref(s.msg);
+	json_decref(s.fin);
+	for (int k = 0; k < 2; k++) {
+		s = (struct seen){ 0 };
+		sv_reply_ok_text(sv_request_new(&msgs, 1, 0, NULL, "list"), k ? strdup("[1,") : NULL, 3);
+		assert_int_equal(s.answers, 1);
+		assert_non_null(json_object_get(s.msg, "error"));
+		json_decref(s.msg);
+		json_decref(s.fin);
+	}
+	free(want);
+	json_decref(whole);
+	json_decref(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +315,8 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8_refused),
 		cmocka_unit_test(test_fuzz_corpora),
 		cmocka_unit_test(test_random_trees),
+		cmocka_unit_test(test_piecewise),
+		cmocka_unit_test(test_reply_text),
 	};
 	return cmocka_run_group_tests_name("jsonout", tests, NULL, NULL);
 }
