@@ -683,7 +683,7 @@ static void test_round_in_turns(void **state)
 	}
 	json_t *st = stats(x, 60000);
 	for (int i = 0; i < N; i++) {
-		char id[8];
+		char id[16];
 		snprintf(name, sizeof(name), "t%02d", i);
 		snprintf(id, sizeof(id), "d%02d", i);
 		json_t *g = stats_of(st, name), *disks = json_object_get(g, "disks");
