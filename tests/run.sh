@@ -156,8 +156,10 @@ rm -rf "$ordered" "$LOGDIR"/.claim.* "$LOCK"
 for name in $failed_list; do
 	log=$LOGDIR/$(echo "$name" | tr / _).log
 	[ -f "$log" ] || continue
-	grep '^not ok ' "$log" | grep -v '# [Ss][Kk][Ii][Pp]' | sed "s|^|  $name: |"
-	grep -E '^ERROR: |^# [^ ]+:[0-9]+: error: |^# .* [!=]= ' "$log" | head -n 6 | cut -c1-300 |
+	# (a case's line may follow a message that did not end in a newline)
+	grep -v '# [Ss][Kk][Ii][Pp]' "$log" | grep -o 'not ok [0-9][0-9]* - [A-Za-z0-9_]*' |
+		sed "s|^|  $name: |"
+	grep -oE 'ERROR: .*|^# [^ ]+:[0-9]+: error: .*|^# .* [!=]= .*' "$log" | head -n 6 | cut -c1-300 |
 		sed 's/^/    /'
 done
 if [ "$skip" -gt 0 ]; then
