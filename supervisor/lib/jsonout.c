@@ -7,9 +7,7 @@
 
 #include "jsonout.h"
 
-#define out sv_jsonbuf
-
-static bool room(struct out *o, size_t n)
+static bool room(struct sv_jsonbuf *o, size_t n)
 {
 	if (o->bad)
 		return false;
@@ -28,7 +26,7 @@ static bool room(struct out *o, size_t n)
 	return true;
 }
 
-static void put(struct out *o, const char *s, size_t n)
+static void put(struct sv_jsonbuf *o, const char *s, size_t n)
 {
 	if (room(o, n)) {
 		memcpy(o->p + o->len, s, n);
@@ -36,7 +34,7 @@ static void put(struct out *o, const char *s, size_t n)
 	}
 }
 
-static void putc1(struct out *o, char c)
+static void putc1(struct sv_jsonbuf *o, char c)
 {
 	if (room(o, 1))
 		o->p[o->len++] = c;
@@ -69,7 +67,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 /* A JSON string: runs of plain bytes copied at once; '"', '\\' and control
  * characters escaped as jansson escapes them. */
-static void put_string(struct out *o, const char *str, size_t n)
+static void put_string(struct sv_jsonbuf *o, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *s = (const unsigned char *)str;
@@ -114,7 +112,7 @@ static void put_string(struct out *o, const char *str, size_t n)
 	putc1(o, '"');
 }
 
-static void put_integer(struct out *o, json_int_t v)
+static void put_integer(struct sv_jsonbuf *o, json_int_t v)
 {
 	char buf[24], *e = buf + sizeof(buf), *p = e;
 	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
@@ -128,7 +126,7 @@ static void put_integer(struct out *o, json_int_t v)
 
 /* As jansson writes a real: 17 significant digits, ".0" when that reads as
  * an integer, the exponent without '+' and leading zeros. */
-static void put_real(struct out *o, double v)
+static void put_real(struct sv_jsonbuf *o, double v)
 {
 	char buf[64];
 	int n = snprintf(buf, sizeof(buf) - 3, "%.17g", v);
@@ -156,7 +154,7 @@ static void put_real(struct out *o, double v)
 	put(o, buf, len);
 }
 
-static void put_value(struct out *o, const json_t *v, int depth)
+static void put_value(struct sv_jsonbuf *o, const json_t *v, int depth)
 {
 	const char *key;
 	json_t *e;
@@ -244,7 +242,7 @@ char *sv_jsonbuf_take(struct sv_jsonbuf *b, size_t *len)
 
 char *sv_json_line(const json_t *v, size_t *len)
 {
-	struct out o = { 0 };
+	struct sv_jsonbuf o = { 0 };
 	if (!v)
 		return NULL;
 	put_value(&o, v, 0);
