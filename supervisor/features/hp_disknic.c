@@ -382,6 +382,7 @@ static void disk_open_done(uv_work_t *w, int status)
 		        : j->err.msg);
 		return;
 	}
+	sv_log(SV_LOG_DEBUG, g->name, "%s: %s opened off the loop", j->id, j->path);
 	disk_send(op);
 }
 
@@ -414,6 +415,16 @@ void hp_disk_start(struct hp_op *op, struct hp_dev *dev)
 	j->op = op;
 	j->work.data = j;
 	op->dopen = j;
+	/* A raw image whose open cannot wait is opened here: a thread-pool
+	 * hop less (a qcow2 image's header is read, a --persist disk's record
+	 * too: those go off the loop). */
+	if (!j->record && strcmp(j->format, "qcow2") &&
+	    (j->fds[0] = sv_fdpass_file_cached(j->path, j->ro ? O_RDONLY : O_RDWR)) >= 0) {
+		j->nfds = 1;
+		sv_log(SV_LOG_DEBUG, op->g->name, "%s: %s opened on the loop", j->id, j->path);
+		disk_send(op);
+		return;
+	}
 	op->opening = true;
 	sv_guest_hold(op->g);
 	if (uv_queue_work(op->g->env->loop, &j->work, disk_open_work, disk_open_done) < 0) {

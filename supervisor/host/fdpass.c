@@ -1,6 +1,8 @@
 /* The fds QEMU inherits: see fdpass.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -8,6 +10,8 @@
 #include <sys/un.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fdpass.h"
@@ -25,6 +29,54 @@ int sv_fdpass_file(const char *path, int flags, struct sv_error *err)
 		return e ? sv_error_set(err, -e, "%s: %s", path, strerror(e))
 		         : sv_error_set(err, -EINVAL, "%s: not a regular file or block device",
 		                        path);
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+static int open_cached(const char *path, int flags)
+{
+	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_CACHED };
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/* File systems whose open of a cached inode does no I/O: not overlayfs
+ * (an open for writing copies the file up), not FUSE or NFS (a server). */
+static bool local_fs(int fd)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case EXT4_SUPER_MAGIC:   /* also ext2 and ext3 */
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int sv_fdpass_file_cached(const char *path, int flags)
+{
+	struct stat st;
+	/* O_PATH first: what the path names is looked at without opening it
+	 * (the open of a device may wait). */
+	int p = open_cached(path, O_PATH | O_CLOEXEC);
+	if (p < 0)
+		return -EAGAIN;
+	bool plain = fstat(p, &st) == 0 && S_ISREG(st.st_mode) && local_fs(p);
+	close(p);
+	if (!plain)
+		return -EAGAIN;
+	int fd = open_cached(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -EAGAIN;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !local_fs(fd)) {   /* replaced meanwhile */
+		close(fd);
+		return -EAGAIN;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	return fd;

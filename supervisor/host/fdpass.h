@@ -38,6 +38,14 @@ int sv_fdpass_open(const struct sv_argv *a, const struct sv_identity *id, int *f
  * Returns the fd or a negative errno with the reason in err. */
 int sv_fdpass_file(const char *path, int flags, struct sv_error *err);
 
+/* sv_fdpass_file, but only where it cannot wait: a regular file on a
+ * local file system (ext2/3/4, xfs, btrfs, tmpfs), every component of
+ * its path already in the kernel's lookup cache (openat2 RESOLVE_CACHED,
+ * as io_uring opens inline). On the loop, this spares a thread-pool hop.
+ * Returns the fd, or -EAGAIN where that is not so (or on any error):
+ * then open with sv_fdpass_file off the loop, which gives the reason. */
+int sv_fdpass_file_cached(const char *path, int flags);
+
 /* Bind a listening unix socket at path (0600; a file there is replaced).
  * Returns the fd or a negative errno with the reason in err. */
 int sv_fdpass_listen(const char *path, struct sv_error *err);
