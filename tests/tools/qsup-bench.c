@@ -509,6 +509,13 @@ static void bench_start(int runs)
 			}
 		}
 	}
+	/* What any client process costs by itself (spawn, exec, exit), run
+	 * as qsupctl is: the floor under the qsupctl row, with the raw start. */
+	double *tr = calloc((size_t)runs, sizeof(double));
+	const char *const true_argv[] = { "/bin/true", NULL };
+	for (int i = 0; i < runs; i++)
+		if ((tr[i] = spawn_timed(true_argv)) < 0)
+			fail("/bin/true failed", &d);
 	double pc = paired(qc, raw, runs), pq = paired(qs, raw, runs);   /* before the sorts */
 	double mq = pct(qs, runs, 0.5), mr = pct(raw, runs, 0.5), mc = pct(qc, runs, 0.5);
 	printf("start until running (SeaBIOS), median of %d, interleaved in turn; ratio: paired\n"
@@ -519,9 +526,14 @@ static void bench_start(int runs)
 	printf("  qsupd start (control socket)  %8.1f ms  ratio %6.3f (%5.3f)\n", mq * 1e3, pq,
 	       mq / mr);
 	printf("  raw QEMU, same argv, to cont  %8.1f ms\n", mr * 1e3);
+	double mt = pct(tr, runs, 0.5);
+	printf("  a client process alone (/bin/true spawned and waited for): %.2f ms, so any\n"
+	       "  client's floor is raw + that = %.1f ms, ratio %.3f; qsupctl start against that"
+	       " floor: %.3f\n", mt * 1e3, (mr + mt) * 1e3, (mr + mt) / mr, mc / (mr + mt));
 	printf("  qsupd's CPU per start and kill (all its threads, the scheduler's count): "
 	       "%.0f us\n", cpu / runs * 1e6);
 	cmd_free(&cmd);
+	free(tr);
 	free(qc);
 	free(qs);
 	free(raw);
@@ -1337,6 +1349,16 @@ static void bench_attach(int runs)
 		raw_reap(&loop, &h.w);
 		t_loop_finish(&loop);
 	}
+	/* One round trip over the control socket (a status of a guest that
+	 * is not running): what any daemon between client and QEMU adds. */
+	double *hop = calloc((size_t)runs, sizeof(double));
+	for (int i = 0; i < runs; i++) {
+		double t0 = t_now();
+		json_decref(t_ctl_call(&c, "status", json_pack("{s:s}", "name", "h"), 5000));
+		hop[i] = t_now() - t0;
+	}
+	double mh = median_of(hop, runs);
+	free(hop);
 	double pr = paired(q, r, runs), mq = median_of(q, runs), mr = median_of(r, runs);
 	printf("attach of a virtio disk into a halting guest (no OS: QMP and QEMU's own work), "
 	       "median of %d,\nin rounds of %d into fresh guests, each side first every other "
@@ -1346,6 +1368,10 @@ static void bench_attach(int runs)
 	       "  (goal <= 1.05)\n", mr * 1e3, pr, mq / mr);
 	printf("  qsupd's CPU per attach (all its threads, the scheduler's count): %.0f us\n",
 	       cpu / runs * 1e6);
+	printf("  one control-socket round trip (status, back to back): %.3f ms, so any\n"
+	       "  daemon's floor is raw + that = %.2f ms, ratio %.3f; qsupd attach against that"
+	       " floor: %.3f\n", mh * 1e3,
+	       (mr + mh) * 1e3, (mr + mh) / mr, mq / (mr + mh));
 	json_decref(cmds);
 	cmd_free(&cmd);
 	free(q);
