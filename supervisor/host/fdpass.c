@@ -23,8 +23,10 @@ int sv_fdpass_file(const char *path, int flags, struct sv_error *err)
 	struct stat st;
 	if (fd < 0)
 		return sv_error_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
-		int e = errno;
+	/* e: fstat's errno, or 0 for a file of the wrong kind (errno left by
+	 * an earlier call is not looked at). */
+	int e = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? -1 : 0;
+	if (e >= 0) {
 		close(fd);
 		return e ? sv_error_set(err, -e, "%s: %s", path, strerror(e))
 		         : sv_error_set(err, -EINVAL, "%s: not a regular file or block device",
