@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "guest_int.h"
 #include "hotplug.h"
+#include "jsonout.h"
 #include "tune.h"
 #include "lock.h"
 #include "log.h"
@@ -216,9 +217,11 @@ void sv_state_own_end(struct sv_guest *g, int err)
 char *sv_state_text(struct sv_guest *g)
 {
 	json_t *js = state_json(g);
-	char *text = js ? json_dumps(js, JSON_COMPACT) : NULL;
+	struct sv_jsonbuf b = { 0 };
+	size_t len;
+	sv_jsonbuf_value(&b, js);   /* json_dumps' bytes, written faster (jsonout.h) */
 	json_decref(js);
-	return text;
+	return sv_jsonbuf_take(&b, &len);
 }
 
 /* Write g's state now, on the thread pool (g is not busy). */
