@@ -453,7 +453,10 @@ static void test_readopt_frozen_qemu(void **state)
 	assert_true(t_pid_alive(pid));
 	kill(pid, SIGCONT);
 	s = poll_state(x, "frz", "running", 20000);
-	assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
+	if (json_integer_value(json_object_get(s, "pid")) != pid)
+		fail_msg("running again, but as pid %lld, not the frozen %d; log:\n%s",
+		         (long long)json_integer_value(json_object_get(s, "pid")), (int)pid,
+		         t_daemon_log(&x->d));
 	assert_false(json_is_true(json_object_get(s, "adopting")));
 	assert_non_null(strstr(str(s, "reason"), "re-adopted"));
 	json_decref(s);
