@@ -521,11 +521,8 @@ static void test_metrics(void **state)
 static void test_restarts_by_class(void **state)
 {
 	struct t_fx *x = *state;
-	char rom[700], script[700], text[1024];
-	snprintf(rom, sizeof(rom), "%s/halt.rom", x->d.dir);
-	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
-	const char *av[] = { "/bin/sh", script, rom, NULL };
-	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
+	char rom[700], text[1024];
+	assert_int_equal(t_daemon_halt_rom(&x->d, rom, sizeof(rom)), 0);
 	snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n"
 	         "[restart]\npolicy = on-failure\ndelay = 100ms\n", rom);
 	t_daemon_profile(&x->d, "r1", text);
@@ -565,22 +562,12 @@ static void test_restarts_by_class(void **state)
 	json_decref(t_fx_must(x, "kill", "r1", 30000));
 }
 
-/* The ROM of bench/halt-rom.sh in the fixture's dir, its path in rom. */
-static void halt_rom(struct t_fx *x, char *rom, size_t size)
-{
-	char script[700];
-	snprintf(rom, size, "%s/halt.rom", x->d.dir);
-	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
-	const char *av[] = { "/bin/sh", script, rom, NULL };
-	assert_int_equal(t_run_capture(av, out, sizeof(out), 10000), 0);
-}
-
 /* Profiles a and b (b may be NULL) of guests that halt at once (the ROM of
  * bench/halt-rom.sh): they cost no CPU. */
 static void halting_profiles(struct t_fx *x, const char *a, const char *b)
 {
 	char rom[700], text[1024];
-	halt_rom(x, rom, sizeof(rom));
+	assert_int_equal(t_daemon_halt_rom(&x->d, rom, sizeof(rom)), 0);
 	snprintf(text, sizeof(text), "[guest]\nmemory = 16M\naccel = kvm:tcg\nbios = %s\n", rom);
 	t_daemon_profile(&x->d, a, text);
 	if (b)
@@ -671,7 +658,7 @@ static void test_round_in_turns(void **state)
 	struct t_fx *x = *state;
 	enum { N = 20 };
 	char name[16], img[700], rom[700], text[2048];
-	halt_rom(x, rom, sizeof(rom));
+	assert_int_equal(t_daemon_halt_rom(&x->d, rom, sizeof(rom)), 0);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "t%02d", i);
 		snprintf(img, sizeof(img), "%s/%s.img", x->d.dir, name);

@@ -409,11 +409,16 @@ static void test_readopt_after_daemon_sigkill(void **state)
  * re-adoption within QMP's deadline (10 s): what it runs is unknown, so
  * the guest stays starting ("adopting": true) and qsupd asks again, never
  * calling it paused or killing it; once thawed it is re-adopted, running,
- * with the same pid. */
+ * with the same pid. The guest halts at once (no guest code runs): what is
+ * tested is QMP, and SeaBIOS thawed under the paravirtual KVM of the test
+ * hosts may stop on an internal error, whose new QEMU is not the point. */
 static void test_readopt_frozen_qemu(void **state)
 {
 	struct fx *x = *state;
-	t_daemon_profile(&x->d, "frz", FW);
+	char rom[700], text[1024];
+	assert_int_equal(t_daemon_halt_rom(&x->d, rom, sizeof(rom)), 0);
+	snprintf(text, sizeof(text), FW "bios = %s\n", rom);
+	t_daemon_profile(&x->d, "frz", text);
 	start_daemon(x);
 	start_guest(x, "frz");
 	pid_t pid = pid_of(x, "frz");

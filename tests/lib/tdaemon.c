@@ -56,6 +56,15 @@ void t_daemon_profile(struct t_daemon *d, const char *name, const char *text)
 	}
 }
 
+int t_daemon_halt_rom(struct t_daemon *d, char *rom, size_t size)
+{
+	char script[700], out[1024];
+	snprintf(rom, size, "%s/halt.rom", d->dir);
+	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
+	const char *av[] = { "/bin/sh", script, rom, NULL };
+	return t_run_capture(av, out, sizeof(out), 10000) == 0 ? 0 : -1;
+}
+
 static int spawn_qsupd(struct t_daemon *d, const char *const *extra)
 {
 	char bin[600];

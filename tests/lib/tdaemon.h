@@ -59,6 +59,11 @@ void t_daemon_cleanup(struct t_daemon *d);
  * QEMUs it left, remove the temp dir. Returns the daemon's exit status. */
 int t_daemon_finish(struct t_daemon *d);
 
+/* Write the 64 KiB ROM of bench/halt-rom.sh (cli; hlt) into d's dir, its
+ * path in rom. A guest booted from it (bios = ROM) halts at once: no guest
+ * code runs, under KVM or TCG. Returns 0, or -1 when the script failed. */
+int t_daemon_halt_rom(struct t_daemon *d, char *rom, size_t size);
+
 /* Write a profile NAME.ini booting the tiny test guest under TCG, with
  * extra appended (more sections or keys; may be ""). */
 void t_daemon_tiny_profile(struct t_daemon *d, const char *name, const char *extra);

@@ -163,11 +163,7 @@ static void files_on_tmpfs(void)
 /* The halting ROM (bench/halt-rom.sh) in d's dir; its path in rom. */
 static void halt_rom(struct t_daemon *d, char *rom, size_t size)
 {
-	char script[600], out[1024];
-	snprintf(script, sizeof(script), "%s/bench/halt-rom.sh", t_srcdir());
-	snprintf(rom, size, "%s/halt.rom", d->dir);
-	const char *argv[] = { "/bin/sh", script, rom, NULL };
-	if (t_run_capture(argv, out, sizeof(out), 10000) != 0)
+	if (t_daemon_halt_rom(d, rom, size) < 0)
 		fail("bench/halt-rom.sh failed", NULL);
 }
 
