@@ -518,22 +518,15 @@ static void test_disk_options_as_opened(void **state)
 	json_decref(seen);
 }
 
-/* The debug line of qsupd's open of attach id: 1 on the loop, 0 off it,
- * -1 none. */
-static int opened_on_loop(struct fx *x, const char *id)
+/* The debug line of qsupd's open of attach id's image (the test dir's
+ * file): 1 on the loop, 0 off it, -1 none. The whole log is searched, as
+ * the QMP traffic logged after the line can be long. */
+static int opened_on_loop(struct fx *x, const char *id, const char *file)
 {
-	char on[700];
-	snprintf(on, sizeof(on), "%s: %s/", id, x->d.dir);
-	const char *log = t_daemon_log(&x->d);
-	for (const char *at = strstr(log, on); at; at = strstr(at + 1, on)) {
-		const char *eol = strchr(at, '\n');
-		size_t n = eol ? (size_t)(eol - at) : strlen(at);
-		if (memmem(at, n, " opened on the loop", 19))
-			return 1;
-		if (memmem(at, n, " opened off the loop", 20))
-			return 0;
-	}
-	return -1;
+	char on[800], off[800];
+	snprintf(on, sizeof(on), "%s: %s opened on the loop", id, file);
+	snprintf(off, sizeof(off), "%s: %s opened off the loop", id, file);
+	return t_daemon_log_has(&x->d, on) ? 1 : t_daemon_log_has(&x->d, off) ? 0 : -1;
 }
 
 /* A raw image whose path is all in the kernel's cache is opened on the
@@ -557,7 +550,7 @@ static void test_disk_opened_where_it_cannot_wait(void **state)
 	json_t *r = attach_disk(x, "fw", "o1", raw1, "raw");
 	expect_ok(r, "attach of a cached raw image");
 	json_decref(r);
-	assert_int_equal(opened_on_loop(x, "o1"), 1);
+	assert_int_equal(opened_on_loop(x, "o1", raw1), 1);
 	assert_int_equal(node_ro(x, "fw", "hpdrive.o1"), 0);
 
 	/* Unused dentries and inodes dropped: o2.img's lookup needs the disk. */
@@ -569,7 +562,7 @@ static void test_disk_opened_where_it_cannot_wait(void **state)
 		r = attach_disk(x, "fw", "o2", raw2, "raw");
 		expect_ok(r, "attach of a raw image out of the cache");
 		json_decref(r);
-		assert_int_equal(opened_on_loop(x, "o2"), 0);
+		assert_int_equal(opened_on_loop(x, "o2", raw2), 0);
 		assert_int_equal(node_ro(x, "fw", "hpdrive.o2"), 0);
 	} else {
 		printf("# not root: the dropped-cache case is not checked (%s)\n", strerror(errno));
@@ -577,7 +570,7 @@ static void test_disk_opened_where_it_cannot_wait(void **state)
 
 	expect_ok(r = attach_disk(x, "fw", "o3", cow, "qcow2"), "attach of a qcow2 image");
 	json_decref(r);
-	assert_int_equal(opened_on_loop(x, "o3"), 0);
+	assert_int_equal(opened_on_loop(x, "o3", cow), 0);
 
 	/* A FIFO and a missing file: the errors of the open off the loop. */
 	snprintf(fifo, sizeof(fifo), "%s/o4.img", x->d.dir);
@@ -586,7 +579,7 @@ static void test_disk_opened_where_it_cannot_wait(void **state)
 	expect_err(r, "InvalidArgument");
 	assert_non_null(strstr(str(json_object_get(r, "error"), "desc"), "not a regular file"));
 	json_decref(r);
-	assert_int_equal(opened_on_loop(x, "o4"), -1);
+	assert_int_equal(opened_on_loop(x, "o4", fifo), -1);
 	strcat(fifo, ".missing");
 	expect_err_take(attach_disk(x, "fw", "o5", fifo, "raw"), "NotFound");
 	assert_int_equal(nodes(x, "fw", "hpdrive.o4"), 0);
