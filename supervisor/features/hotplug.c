@@ -296,6 +296,14 @@ static void persisted(int err, void *arg)
 	sv_guest_unhold(g);
 }
 
+/* op's device attached (op->announce), logged and tuned. */
+static void announce(struct hp_op *op)
+{
+	if (op->announce)
+		hp_dev_announce(op, op->announce);
+	op->announce = NULL;
+}
+
 /* An operation succeeded with reply ret (taken). Without --persist, reply;
  * with it, first bring the overlay in line (add the specs in `add`, or drop
  * device `drop`) and write it; the reply waits for the write. */
@@ -304,10 +312,12 @@ void hp_op_done(struct hp_op *op, json_t *ret, json_t *add, const char *drop)
 	struct sv_guest *g = op->g;
 	const struct sv_profile *p = g->run_profile ? g->run_profile : g->profile;
 	if (op->replay || !json_is_true(json_object_get(op->args, "persist")) || !p) {
-		reply(op, ret);
+		reply(op, ret);   /* first: the rest is not the client's to wait for */
+		announce(op);
 		op_finish(op);
 		return;
 	}
+	announce(op);   /* the reply waits for the overlay's write */
 	json_t *ov = overlay_of(g);
 	if (g->hp->overlay_errs) {
 		char path[1024] = "the overlay";

@@ -58,6 +58,7 @@ struct hp_op {
 	bool orphaned;                  /* ... and QEMU went away meanwhile */
 	json_t *ret;                    /* the reply once the overlay is written */
 	json_t *old_overlay;            /* to put back if the write fails */
+	struct hp_dev *announce;        /* attached: hp_op_done logs and tunes it (hp_dev_announce) */
 };
 
 struct sv_hp {
@@ -113,6 +114,8 @@ unsigned hp_scsi_drives(const struct sv_profile *p);
  * the netdev of a user NIC. */
 json_t *hp_dev_json(const struct hp_dev *d);
 void hp_dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec);
+/* The log line and the tuning (tune.c) of a device op attached. */
+void hp_dev_announce(struct hp_op *op, struct hp_dev *dev);
 void hp_attach_backend_added(void *ctx, const struct qmp_result *r);
 bool hp_bus_used(struct sv_guest *g, const char *bus);
 int hp_free_bus(struct sv_guest *g, bool scsi, char *bus, size_t size);

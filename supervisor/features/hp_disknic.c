@@ -30,7 +30,7 @@ json_t *hp_dev_json(const struct hp_dev *d)
 }
 
 /* dev is in QEMU: record it (spec: the attach arguments, for a replay). */
-void hp_dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
+static void dev_record(struct hp_op *op, struct hp_dev *dev, json_t *spec)
 {
 	struct sv_hp *hp = op->g->hp;
 	dev->state = "attached";
@@ -40,9 +40,19 @@ void hp_dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
 	dev->spec = json_deep_copy(spec);
 	json_object_del(dev->spec, "name");
 	json_object_del(dev->spec, "count");
+}
+
+void hp_dev_announce(struct hp_op *op, struct hp_dev *dev)
+{
 	sv_log(SV_LOG_INFO, op->g->name, "%s %s%s%s", dev->id,
 	       op->replay ? "re-added" : "attached", dev->bus[0] ? " on " : "", dev->bus);
 	sv_tune_hotplugged(op->g, hp_kind_names[dev->kind], dev->id, dev->spec, op->replay);
+}
+
+void hp_dev_add(struct hp_op *op, struct hp_dev *dev, json_t *spec)
+{
+	dev_record(op, dev, spec);
+	hp_dev_announce(op, dev);
 }
 
 static void attach_rolled_back(void *ctx, const struct qmp_result *r)
@@ -67,8 +77,9 @@ static void attach_device_added(void *ctx, const struct qmp_result *r)
 		hp_step(op, cmd, a, attach_rolled_back);
 		return;
 	}
-	hp_dev_add(op, dev, op->args);
+	dev_record(op, dev, op->args);
 	sv_guest_persist(op->g);   /* a later qsupd re-adopts the guest with it */
+	op->announce = dev;   /* logged and tuned once answered: the answer first */
 	json_t *add = json_pack("[O]", dev->spec);
 	hp_op_done(op, hp_dev_json(dev), add, NULL);
 	json_decref(add);
@@ -336,10 +347,14 @@ static void disk_fd_added(void *ctx, const struct qmp_result *r)
 }
 
 /* Hand QEMU every opened file (add-fd, into fd sets named here), the
- * block node over them and the device, in one go: QEMU runs them in order,
- * a failure fails what follows, and the last reply decides (done, or the
- * rollback of what went in). A round trip per command less than waiting
- * for each. */
+ * block node over them and the device, without waiting for a reply in
+ * between: QEMU runs them in order, a failure fails what follows, and the
+ * last reply decides (done, or the rollback of what went in). A round trip
+ * per command less than waiting for each. The files go in a write of
+ * their own, before the rest is even built: QEMU reads QMP a byte at a
+ * time (some 2 us a byte), so it is still reading add-fd when the second
+ * write, blockdev-add and device_add, reaches it; building them no longer
+ * delays the attach. */
 static void disk_send(struct hp_op *op)
 {
 	struct disk_open *j = op->dopen;
@@ -349,11 +364,15 @@ static void disk_send(struct hp_op *op)
 	dev->nfdsets = j->nfds;
 	op->backend_ok = false;
 	struct qmp_client *q = op->g->qmp;
-	if (q)   /* all in one write (the fds with the first): one wake-up of QEMU */
+	if (q)   /* the fds of a chain in one write */
 		qmp_client_cork(q);
 	for (size_t i = 0; i < j->nfds; i++)
 		hp_step_fd(op, "add-fd", json_pack("{s:i}", "fdset-id", dev->fdsets[i]), j->fds[i],
 		           disk_fd_added);
+	if (q == op->g->qmp && q) {
+		qmp_client_uncork(q);
+		qmp_client_cork(q);
+	}
 	hp_step(op, "blockdev-add", layer_json(op, dev, 0), disk_backend_added);
 	hp_step(op, "device_add", device_args(op), disk_device_added);
 	if (q == op->g->qmp && q)
