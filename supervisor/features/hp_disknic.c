@@ -298,10 +298,14 @@ static json_t *layer_json(struct hp_op *op, struct hp_dev *dev, size_t i)
 /* The id of a new fd set for g's hot-plug. QEMU names the fd sets of the
  * command line after their fd numbers, and add-fd without an id takes the
  * lowest free one (other features do): hot-plug names its own, counting up
- * from a random point between 2^24 and 2^30 and above every set its
+ * from a random point between 10^8 and 10^9 and above every set its
  * devices hold, so that it can name them before QEMU answers. (/dev/fdset/N
  * takes N up to INT_MAX.) A set of a device that qsupd lost track of (a
- * damaged state.json) is missed only by that chance. */
+ * damaged state.json) is missed only by that chance. Nine digits, whatever
+ * the draw: QEMU reads QMP a byte at a time (some 2 us a byte on a small
+ * host), so an attach costs the same every time. */
+#define FDSET_LOW 100000000
+
 static int fdset_next(struct sv_guest *g)
 {
 	struct sv_hp *hp = g->hp;
@@ -309,14 +313,14 @@ static int fdset_next(struct sv_guest *g)
 		uint32_t r = 0;
 		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
 			r = (uint32_t)uv_hrtime();
-		hp->next_fdset = (1 << 24) + (int)(r % ((1u << 30) - (1u << 24)));
+		hp->next_fdset = FDSET_LOW + (int)(r % (9 * FDSET_LOW));
 		for (struct hp_dev *d = hp->devs; d; d = d->next)
 			for (size_t i = 0; i < d->nfdsets; i++)
 				if (d->fdsets[i] >= hp->next_fdset && d->fdsets[i] < INT_MAX - 1024)
 					hp->next_fdset = d->fdsets[i] + 1;
 	}
 	if (hp->next_fdset >= INT_MAX - 1)
-		hp->next_fdset = 1 << 24;
+		hp->next_fdset = FDSET_LOW;
 	return hp->next_fdset++;
 }
 

@@ -156,8 +156,9 @@ static int nodes(struct fx *x, const char *name, const char *prefix)
 	return n;
 }
 
-/* How many of QEMU's fd sets are hot-plug's (ids from 2^24 up) and still
- * hold an fd. */
+/* How many of QEMU's fd sets are hot-plug's (ids of nine digits, from
+ * 10^8 up: so a set named otherwise is missed, and the count wrong) and
+ * still hold an fd. */
 static int hp_fdsets(struct fx *x, const char *name)
 {
 	json_t *r = t_ctl_call(&x->c, "qmp", json_pack("{s:s, s:s}", "name", name, "command",
@@ -166,7 +167,8 @@ static int hp_fdsets(struct fx *x, const char *name)
 	size_t i;
 	json_t *set;
 	json_array_foreach(json_object_get(r, "return"), i, set)
-		n += json_integer_value(json_object_get(set, "fdset-id")) >= (1 << 24) &&
+		n += json_integer_value(json_object_get(set, "fdset-id")) >= 100000000 &&
+		     json_integer_value(json_object_get(set, "fdset-id")) < 1000000000 &&
 		     json_array_size(json_object_get(set, "fds")) > 0;
 	json_decref(r);
 	return n;
