@@ -63,24 +63,26 @@ static bool local_fs(int fd)
 
 int sv_fdpass_file_cached(const char *path, int flags)
 {
-	struct stat st;
+	struct stat st, seen;
 	/* O_PATH first: what the path names is looked at without opening it
 	 * (the open of a device may wait). */
 	int p = open_cached(path, O_PATH | O_CLOEXEC);
 	if (p < 0)
 		return -EAGAIN;
-	bool plain = fstat(p, &st) == 0 && S_ISREG(st.st_mode) && local_fs(p);
+	bool plain = fstat(p, &seen) == 0 && S_ISREG(seen.st_mode) && local_fs(p);
 	close(p);
 	if (!plain)
 		return -EAGAIN;
 	int fd = open_cached(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -EAGAIN;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !local_fs(fd)) {   /* replaced meanwhile */
+	/* The very inode looked at (so on that file system), or the path was
+	 * replaced meanwhile: then off the loop after all. */
+	if (fstat(fd, &st) < 0 || st.st_dev != seen.st_dev || st.st_ino != seen.st_ino) {
 		close(fd);
 		return -EAGAIN;
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);   /* the status flags asked for */
 	return fd;
 }
 
