@@ -1344,6 +1344,7 @@ static void bench_attach(int runs)
 		fail("qsupd did not start", &d);
 	struct cmd cmd = guest_cmd(&c, "h");
 	double *q = calloc((size_t)runs, sizeof(double)), *r = calloc((size_t)runs, sizeof(double));
+	bool *qfirst = calloc((size_t)runs, sizeof(bool));
 	double cpu = 0;
 	int n = 0;
 	for (int round = 0; n < runs; round++) {
@@ -1371,6 +1372,7 @@ static void bench_attach(int runs)
 			/* qsupd's CPU over the pair: its attach, and what follows
 			 * it (the state write) while raw QEMU attaches. */
 			double c0 = t_sched_cpu_s(d.pid);
+			qfirst[n] = k % 2 == 0;
 			if (k % 2) {
 				r[n] = raw_attach_id(&d, &loop, &h, cmds, k, fdset0 + k);
 				q[n] = qsupd_attach_id(&d, &c, k);
@@ -1394,6 +1396,23 @@ static void bench_attach(int runs)
 	}
 	double mh = median_of(hop, runs);
 	free(hop);
+	/* The pairs of each order apart (before median_of sorts q and r):
+	 * qsupd first, its attach comes right after its own and raw QEMU's
+	 * after qsupd's (and its state write); raw QEMU first, raw's comes
+	 * after its own and qsupd's after raw's, a qsupd idle meanwhile. */
+	double by_order[2] = { 0, 0 };
+	int n_order[2] = { 0, 0 };
+	for (int first = 0; first < 2; first++) {
+		double *a = calloc((size_t)runs, sizeof(double)), *b = calloc((size_t)runs, sizeof(double));
+		for (int i = 0; i < runs; i++)
+			if (qfirst[i] == (first == 0)) {
+				a[n_order[first]] = q[i];
+				b[n_order[first]++] = r[i];
+			}
+		by_order[first] = paired(a, b, n_order[first]);
+		free(a);
+		free(b);
+	}
 	double pr = paired(q, r, runs), mq = median_of(q, runs), mr = median_of(r, runs);
 	printf("attach of a virtio disk into a halting guest (no OS: QMP and QEMU's own work), "
 	       "median of %d,\nin rounds of %d into fresh guests (each started first every "
@@ -1402,6 +1421,8 @@ static void bench_attach(int runs)
 	printf("  qsupd attach, until device_add returned     %8.2f ms\n", mq * 1e3);
 	printf("  raw QEMU: add-fd with both, at once         %8.2f ms  ratio %6.3f (%5.3f)"
 	       "  (goal <= 1.05)\n", mr * 1e3, pr, mq / mr);
+	printf("  the pairs with qsupd first (%d): ratio %.3f; with raw QEMU first (%d): %.3f\n",
+	       n_order[0], by_order[0], n_order[1], by_order[1]);
 	printf("  qsupd's CPU per attach (all its threads, the scheduler's count): %.0f us\n",
 	       cpu / runs * 1e6);
 	printf("  one control-socket round trip (status, back to back): %.3f ms, so any\n"
@@ -1412,6 +1433,7 @@ static void bench_attach(int runs)
 	cmd_free(&cmd);
 	free(q);
 	free(r);
+	free(qfirst);
 	t_ctl_close(&c);
 	t_daemon_cleanup(&d);
 }
