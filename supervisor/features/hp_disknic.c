@@ -357,8 +357,8 @@ static void disk_fd_added(void *ctx, const struct qmp_result *r)
  * per command less than waiting for each. The files go in a write of
  * their own, before the rest is even built: QEMU reads QMP a byte at a
  * time (some 2 us a byte), so it is still reading add-fd when the second
- * write, blockdev-add and device_add, reaches it; building them no longer
- * delays the attach. */
+ * write, blockdev-add and device_add, reaches it, and building them
+ * overlaps that reading. */
 static void disk_send(struct hp_op *op)
 {
 	struct disk_open *j = op->dopen;
