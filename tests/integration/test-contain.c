@@ -1098,6 +1098,23 @@ static void test_unprivileged_daemon(void **state)
 
 /* ---- a run dir that is full ---- */
 
+/* Fill the file system of path: write until it is full, then again after a
+ * pause, as a state write of qsupd's still in flight may free a page when
+ * its rename replaces the old file. */
+static void fill_up(const char *path)
+{
+	char block[4096] = { 0 };
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	for (int round = 0; round < 3; round++) {
+		if (round)
+			usleep(200 * 1000);
+		while (write(fd, block, sizeof(block)) > 0)
+			;
+	}
+	close(fd);
+}
+
 static void test_full_run_dir(void **state)
 {
 	struct fx *x = *state;
@@ -1110,11 +1127,7 @@ static void test_full_run_dir(void **state)
 	t_daemon_profile(&x->d, "fw", FW "[restart]\npolicy = never\n");
 	start_daemon(x);
 	snprintf(filler, sizeof(filler), "%s/filler", x->d.run);
-	int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	char block[4096] = { 0 };
-	while (write(fd, block, sizeof(block)) > 0)
-		;
-	close(fd);
+	fill_up(filler);
 	json_t *r = t_ctl_call(&x->c, "start", json_pack("{s:s}", "name", "fw"), 20000);
 	snprintf(desc, sizeof(desc), "%s", str(json_object_get(r, "error"), "desc"));
 	json_decref(r);
@@ -1128,10 +1141,7 @@ static void test_full_run_dir(void **state)
 	 * (a re-adopting qsupd asks QEMU then): refused, the guest runs on. */
 	char save[800];
 	snprintf(save, sizeof(save), "%s/fw.save", x->d.dir);
-	fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	while (write(fd, block, sizeof(block)) > 0)
-		;
-	close(fd);
+	fill_up(filler);
 	r = t_ctl_call(&x->c, "save", json_pack("{s:s, s:s}", "name", "fw", "file", save), 20000);
 	snprintf(desc, sizeof(desc), "%s", str(json_object_get(r, "error"), "desc"));
 	json_decref(r);
